@@ -1,0 +1,3 @@
+"""(placeholder: commands registered here)."""
+
+from webhook.cli.app import app  # noqa: F401

@@ -1,0 +1,53 @@
+"""The read-only view of the cluster that the engine is handed.
+
+The engine never lists: a limit asks for the names of the objects that count in one
+namespace, and the backend keeps that answer current (the watch cache indexes each
+registered counter; the in-memory cluster computes it from its few objects).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Set
+from typing import Any, Protocol, runtime_checkable
+
+
+@runtime_checkable
+class ObjectCounter(Protocol):
+    """Decides whether an existing object counts toward a limit (a policy's ``where``)."""
+
+    @property
+    def key(self) -> str:
+        """Stable identity: equal keys count the same objects."""
+        ...
+
+    @property
+    def kind(self) -> str:
+        """The kind counted, e.g. ``Service``."""
+        ...
+
+    def counts(self, obj: Mapping[str, Any]) -> bool:
+        """True when ``obj`` counts; an object the expression cannot judge does not count."""
+        ...
+
+
+@runtime_checkable
+class ClusterView(Protocol):
+    """What the engine may read of the cluster. Implementations must be cheap to call."""
+
+    def get_namespace(self, name: str) -> Mapping[str, Any] | None:
+        """The Namespace object, or None when it is unknown."""
+        ...
+
+    def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
+        """Names of the objects of ``counter.kind`` in ``namespace`` that ``counter`` counts."""
+        ...
+
+
+class EmptyCluster:
+    """A cluster with nothing in it: every namespace is unknown and nothing counts."""
+
+    def get_namespace(self, name: str) -> Mapping[str, Any] | None:
+        return None
+
+    def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
+        return frozenset()

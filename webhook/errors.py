@@ -1,0 +1,47 @@
+"""User-facing errors: each carries a message a person can act on, never a traceback."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class EdgewardenError(Exception):
+    """Base of every error a user can hit; the CLI prints ``str(error)`` and exits non-zero."""
+
+
+@dataclass(frozen=True)
+class PolicyProblem:
+    """One thing wrong in a policy file, located precisely enough to fix it."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.field}: {self.message}"
+
+
+class PolicyLoadError(EdgewardenError):
+    """A policy set did not load; nothing of it is used."""
+
+    def __init__(self, problems: list[PolicyProblem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+class TestSuiteError(EdgewardenError):
+    """A policy test suite file is malformed."""
+
+
+class ManifestError(EdgewardenError):
+    """An input manifest could not be read."""
+
+
+class ClusterStateError(EdgewardenError):
+    """A cluster-state file or the cluster connection is unusable."""
+
+
+class CertificateError(EdgewardenError):
+    """Certificates could not be created, read or rotated."""

@@ -1,0 +1,80 @@
+"""What the engine decides about one admission. Plain data: the edges render it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Mode(str, Enum):
+    ENFORCE = "Enforce"
+    WARN = "Warn"
+    AUDIT = "Audit"
+
+
+class FailurePolicy(str, Enum):
+    FAIL = "Fail"
+    IGNORE = "Ignore"
+
+
+class ViolationSource(str, Enum):
+    VALIDATION = "validation"
+    LIMIT = "limit"
+    ERROR = "error"  # the policy could not be evaluated
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A policy that does not hold for the admission (or could not be evaluated)."""
+
+    policy: str
+    mode: Mode
+    message: str
+    source: ViolationSource = ViolationSource.VALIDATION
+
+    @property
+    def denies(self) -> bool:
+        return self.mode is Mode.ENFORCE
+
+
+@dataclass(frozen=True, slots=True)
+class LimitClaim:
+    """An allowed admission that takes one place under a limit; the edge reserves it."""
+
+    policy: str
+    counter_key: str
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedMutation:
+    """The JSONPatch one policy contributes, for reporting where nothing is patched."""
+
+    policy: str
+    patch: tuple[dict[str, Any], ...]
+
+
+@dataclass(slots=True)
+class Decision:
+    """The engine's verdict. ``allowed`` already folds in the modes of all violations."""
+
+    allowed: bool = True
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    mutations: list[AppliedMutation] = field(default_factory=list)
+    mutated_object: dict[str, Any] | None = None
+    limit_claims: list[LimitClaim] = field(default_factory=list)
+    matched_policies: list[str] = field(default_factory=list)
+
+    @property
+    def denials(self) -> list[Violation]:
+        return [v for v in self.violations if v.denies]
+
+    def deny_message(self) -> str:
+        """One message naming every failing Enforce policy and what to do instead."""
+        return "; ".join(f"[{v.policy}] {v.message}" for v in self.denials)

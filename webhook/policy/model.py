@@ -1,0 +1,176 @@
+"""Typed policy documents: what the loader produces and the engine reads.
+
+Everything here is immutable and compiled: CEL programs are built once at load, so the
+admission path only looks things up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.policy.cel import CelExpression
+from webhook.policy.decision import FailurePolicy, Mode
+from webhook.policy.request import KIND_GROUPS
+from webhook.policy.selectors import LabelSelector
+
+ALL_OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
+SUPPORTED_KINDS = ("Service", "Ingress")
+
+# The internal-load-balancer annotation of each cloud flavour (SPEC: shipped policies).
+INTERNAL_LB_FLAVOURS: dict[str, tuple[str, str]] = {
+    "aws": ("service.beta.kubernetes.io/aws-load-balancer-internal", "true"),
+    "aws-lbc": ("service.beta.kubernetes.io/aws-load-balancer-scheme", "internal"),
+    "gcp": ("networking.gke.io/load-balancer-type", "Internal"),
+    "azure": ("service.beta.kubernetes.io/azure-load-balancer-internal", "true"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    file: str
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}" if self.line is not None else self.file
+
+
+@dataclass(frozen=True, slots=True)
+class Exclude:
+    namespaces: frozenset[str] = frozenset()
+    usernames: frozenset[str] = frozenset()
+    groups: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    kinds: frozenset[str]
+    operations: frozenset[str]
+    namespace_selector: LabelSelector | None = None
+    object_selector: LabelSelector | None = None
+    exclude: Exclude = field(default_factory=Exclude)
+
+
+@dataclass(frozen=True, slots=True)
+class NamedExpression:
+    """A ``matchConditions`` entry or a ``variables`` entry."""
+
+    name: str
+    expression: CelExpression
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    expression: CelExpression
+    message: str | None = None
+    message_expression: CelExpression | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Limit:
+    where: CelExpression | None
+    max: int | None
+    max_expression: CelExpression | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SetAnnotations:
+    """Add annotations that are absent; never overwrite what the user set."""
+
+    annotations: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class InternalLoadBalancer:
+    """Add the flavour's internal-LB annotation unless the Service already has it."""
+
+    flavour: str
+
+    @property
+    def annotation(self) -> tuple[str, str]:
+        return INTERNAL_LB_FLAVOURS[self.flavour]
+
+
+@dataclass(frozen=True, slots=True)
+class RawPatch:
+    operations: tuple[Mapping[str, Any], ...]
+
+
+Mutation = SetAnnotations | InternalLoadBalancer | RawPatch
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    name: str
+    description: str
+    mode: Mode
+    failure_policy: FailurePolicy
+    match: Match
+    match_conditions: tuple[NamedExpression, ...] = ()
+    variables: tuple[NamedExpression, ...] = ()
+    validations: tuple[Validation, ...] = ()
+    limit: Limit | None = None
+    mutations: tuple[Mutation, ...] = ()
+    source: SourceLocation = field(default_factory=lambda: SourceLocation("<memory>"))
+
+    @property
+    def mutates(self) -> bool:
+        return bool(self.mutations)
+
+    @property
+    def validates(self) -> bool:
+        return bool(self.validations) or self.limit is not None
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRule:
+    """What one webhook configuration must send us for one kind."""
+
+    kind: str
+    group: str
+    version: str
+    resource: str
+    operations: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PolicySet:
+    """A loaded, fully valid set of policies, in load order."""
+
+    policies: tuple[Policy, ...]
+    sources: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        by_kind: dict[str, list[Policy]] = {}
+        for policy in self.policies:
+            for kind in policy.match.kinds:
+                by_kind.setdefault(kind, []).append(policy)
+        object.__setattr__(self, "_by_kind", {k: tuple(v) for k, v in by_kind.items()})
+
+    def for_kind(self, kind: str) -> tuple[Policy, ...]:
+        by_kind: dict[str, tuple[Policy, ...]] = self._by_kind  # type: ignore[attr-defined]
+        return by_kind.get(kind, ())
+
+    def get(self, name: str) -> Policy | None:
+        return next((p for p in self.policies if p.name == name), None)
+
+    def __len__(self) -> int:
+        return len(self.policies)
+
+    def webhook_rules(self, *, mutating: bool) -> list[WebhookRule]:
+        """Kinds and operations the validating (or mutating) webhook must receive."""
+        operations: dict[str, set[str]] = {}
+        for policy in self.policies:
+            wanted = policy.mutates if mutating else policy.validates
+            if not wanted:
+                continue
+            for kind in policy.match.kinds:
+                operations.setdefault(kind, set()).update(policy.match.operations)
+        rules = []
+        for kind in sorted(operations):
+            group, version, resource = KIND_GROUPS[kind]
+            ops = tuple(op for op in ALL_OPERATIONS if op in operations[kind])
+            rules.append(WebhookRule(kind, group, version, resource, ops))
+        return rules

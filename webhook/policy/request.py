@@ -1,0 +1,102 @@
+"""The typed admission request the engine judges, independent of how it arrived."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+KIND_GROUPS: dict[str, tuple[str, str, str]] = {
+    # kind -> (group, version, resource)
+    "Service": ("", "v1", "services"),
+    "Ingress": ("networking.k8s.io", "v1", "ingresses"),
+    "Namespace": ("", "v1", "namespaces"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    username: str = ""
+    groups: tuple[str, ...] = ()
+    uid: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class AdmissionRequest:
+    """One admission, as the API server or an offline caller describes it.
+
+    ``raw`` is the AdmissionReview ``request`` mapping (what CEL sees as ``request``);
+    offline callers get one synthesised by :func:`make_request`.
+    """
+
+    uid: str
+    kind: str
+    group: str
+    version: str
+    resource: str
+    namespace: str
+    name: str
+    operation: str
+    object: Mapping[str, Any] | None
+    old_object: Mapping[str, Any] | None
+    user: UserInfo = field(default_factory=UserInfo)
+    dry_run: bool = False
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> Mapping[str, Any] | None:
+        """The object the request is about: the new one, or the old one for DELETE."""
+        return self.object if self.object is not None else self.old_object
+
+
+def make_request(
+    operation: str,
+    obj: Mapping[str, Any] | None,
+    old_object: Mapping[str, Any] | None = None,
+    *,
+    namespace: str | None = None,
+    user: UserInfo | None = None,
+    dry_run: bool = False,
+    uid: str = "offline",
+) -> AdmissionRequest:
+    """Build a request for offline use (tests, ``check``, ``audit``) as the API server would."""
+    subject = obj if obj is not None else old_object
+    if subject is None:
+        raise ValueError("an admission request needs an object or an oldObject")
+    kind = str(subject.get("kind", ""))
+    api_version = str(subject.get("apiVersion", "v1"))
+    group, _, version = api_version.rpartition("/")
+    default_group, _default_version, resource = KIND_GROUPS.get(kind, (group, version, ""))
+    if not resource:
+        resource = kind.lower() + "s"
+    metadata = subject.get("metadata") or {}
+    ns = namespace if namespace is not None else str(metadata.get("namespace") or "default")
+    name = str(metadata.get("name") or "")
+    user = user or UserInfo(username="edgewarden-offline")
+    raw: dict[str, Any] = {
+        "uid": uid,
+        "kind": {"group": group, "version": version, "kind": kind},
+        "resource": {"group": group or default_group, "version": version, "resource": resource},
+        "requestKind": {"group": group, "version": version, "kind": kind},
+        "requestResource": {"group": group, "version": version, "resource": resource},
+        "name": name,
+        "namespace": ns,
+        "operation": operation,
+        "userInfo": {"username": user.username, "groups": list(user.groups)},
+        "dryRun": dry_run,
+    }
+    return AdmissionRequest(
+        uid=uid,
+        kind=kind,
+        group=group,
+        version=version,
+        resource=resource,
+        namespace=ns,
+        name=name,
+        operation=operation,
+        object=obj,
+        old_object=old_object,
+        user=user,
+        dry_run=dry_run,
+        raw=raw,
+    )
