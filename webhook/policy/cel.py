@@ -6,6 +6,7 @@ is the costly step, so a request builds its context once and every program reuse
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -42,14 +43,12 @@ class CelExpression:
     def evaluate_bool(self, context: cel.Context | Mapping[str, Any]) -> bool:
         result = self.evaluate(context)
         if not isinstance(result, bool):
-            raise CelEvaluationError(
-                f"expected a bool, got {type(result).__name__} {result!r}"
-            )
+            raise CelEvaluationError(f"expected a bool, got {type(result).__name__} {result!r}")
         return result
 
 
 def compile_expression(
-    source: str, *, allowed: frozenset[str] = SUPPORTED_VARIABLES, known_variables: frozenset[str] | None = None
+    source: str, *, allowed: frozenset[str] = SUPPORTED_VARIABLES
 ) -> CelExpression:
     """Compile ``source``, checking it refers only to variables admission provides."""
     if not isinstance(source, str) or not source.strip():
@@ -62,7 +61,9 @@ def compile_expression(
     # Comprehension variables (x in `all(x, ...)`) show up as identifiers too; only a
     # top-level name that is neither a binding nor an admission variable is an error.
     bound = _comprehension_bindings(source)
-    unknown = sorted(name for name in referenced - bound - allowed if name not in ADMISSION_VARIABLES)
+    unknown = sorted(
+        name for name in referenced - bound - allowed if name not in ADMISSION_VARIABLES
+    )
     if unknown:
         raise CelCompileError(
             f"undeclared reference to {', '.join(repr(n) for n in unknown)} "
@@ -75,9 +76,11 @@ def compile_expression(
 
 
 def _comprehension_bindings(source: str) -> set[str]:
-    import re
-
-    return set(re.findall(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,", source))
+    return set(
+        re.findall(
+            r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,", source
+        )
+    )
 
 
 def _first_line(text: str) -> str:

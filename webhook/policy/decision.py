@@ -3,22 +3,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 
-class Mode(str, Enum):
+class Mode(StrEnum):
     ENFORCE = "Enforce"
     WARN = "Warn"
     AUDIT = "Audit"
 
 
-class FailurePolicy(str, Enum):
+class FailurePolicy(StrEnum):
     FAIL = "Fail"
     IGNORE = "Ignore"
 
 
-class ViolationSource(str, Enum):
+class ViolationSource(StrEnum):
     VALIDATION = "validation"
     LIMIT = "limit"
     ERROR = "error"  # the policy could not be evaluated
@@ -70,6 +70,7 @@ class Decision:
     mutated_object: dict[str, Any] | None = None
     limit_claims: list[LimitClaim] = field(default_factory=list)
     matched_policies: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # evaluation failures, ignored ones too
 
     @property
     def denials(self) -> list[Violation]:

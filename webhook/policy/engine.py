@@ -1,30 +1,376 @@
 """The decision engine: a pure function of (policies, request, cluster view) -> Decision.
 
-(Being implemented — signature is final.)
+Order of work mirrors the API server: mutating policies run first, in load order, each
+seeing the object as the previous ones left it; then validations and limits judge that
+final object. Cheap checks (kind, operation, exclusions, selectors) run before any CEL, and
+the CEL context for a request is built once, on first need.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import cel
+
 from webhook.cluster.view import ClusterView, ObjectCounter
-from webhook.policy.decision import Decision
-from webhook.policy.model import PolicySet
+from webhook.policy.cel import CelEvaluationError, CelExpression
+from webhook.policy.decision import (
+    AppliedMutation,
+    Decision,
+    FailurePolicy,
+    LimitClaim,
+    Mode,
+    Violation,
+    ViolationSource,
+)
+from webhook.policy.model import (
+    InternalLoadBalancer,
+    Limit,
+    Policy,
+    PolicySet,
+    RawPatch,
+    SetAnnotations,
+)
+from webhook.policy.patches import PatchError, add_absent_annotations, apply_raw_patch
 from webhook.policy.request import AdmissionRequest
+
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+class PolicyEvaluationError(Exception):
+    """A policy could not be evaluated; the message names what failed."""
+
+
+@dataclass(frozen=True, slots=True)
+class LimitCounter:
+    """Counts existing objects for one limit policy (its ``where``) — an ObjectCounter."""
+
+    key: str
+    kind: str
+    where: CelExpression | None
+
+    def counts(self, obj: Mapping[str, Any]) -> bool:
+        if self.where is None:
+            return True
+        try:
+            return self.where.evaluate({"object": obj}) is True
+        except CelEvaluationError:
+            return False
+
+
+class _RequestContext:
+    """Per-request state: the namespace, the working object and the CEL context."""
+
+    __slots__ = ("_cel", "cluster", "namespace_object", "object", "request", "working_copy")
+
+    def __init__(self, request: AdmissionRequest, cluster: ClusterView) -> None:
+        self.request = request
+        self.cluster = cluster
+        self.namespace_object = _namespace_object(request.namespace, cluster)
+        self.object: Mapping[str, Any] | None = request.object
+        self.working_copy = False
+        self._cel: cel.Context | None = None
+
+    @property
+    def namespace_labels(self) -> Mapping[str, str]:
+        return self.namespace_object["metadata"].get("labels") or {}
+
+    def cel_context(self) -> cel.Context:
+        if self._cel is None:
+            raw = self.request.raw
+            request_variable = {k: v for k, v in raw.items() if k not in ("object", "oldObject")}
+            self._cel = cel.Context(
+                {
+                    "object": self.object,
+                    "oldObject": self.request.old_object,
+                    "request": request_variable,
+                    "namespaceObject": self.namespace_object,
+                }
+            )
+        return self._cel
+
+    def mutable_object(self) -> dict[str, Any]:
+        if not self.working_copy:
+            self.object = copy.deepcopy(dict(self.object or {}))
+            self.working_copy = True
+        assert isinstance(self.object, dict)
+        return self.object
+
+    def object_changed(self) -> None:
+        if self._cel is not None:
+            self._cel.add_variable("object", self.object)
+
+
+def _namespace_object(name: str, cluster: ClusterView) -> Mapping[str, Any]:
+    """The Namespace as CEL sees it; an unknown one still has its name label, as in Kubernetes."""
+    found = cluster.get_namespace(name) if name else None
+    if found is not None:
+        labels = (found.get("metadata") or {}).get("labels") or {}
+        if NAMESPACE_NAME_LABEL in labels:
+            return found
+        found = copy.deepcopy(dict(found))
+        found.setdefault("metadata", {})["labels"] = {**labels, NAMESPACE_NAME_LABEL: name}
+        return found
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": name, "labels": {NAMESPACE_NAME_LABEL: name} if name else {}},
+    }
 
 
 class Engine:
     """Judges admissions against one loaded :class:`PolicySet`. Thread-safe, no I/O.
 
     ``force_audit`` turns every Enforce into Audit (the server's ``--dry-run``): nothing is
-    denied and nothing patched, but every violation is still reported.
+    denied, but every violation is still reported.
     """
 
     def __init__(self, policies: PolicySet, *, force_audit: bool = False) -> None:
         self.policies = policies
         self.force_audit = force_audit
+        self._counters: dict[tuple[str, str], LimitCounter] = {}
+        for policy in policies.policies:
+            if policy.limit is not None:
+                where = policy.limit.where
+                for kind in sorted(policy.match.kinds):
+                    key = f"{policy.name}/{kind}:{where.source if where else '*'}"
+                    self._counters[(policy.name, kind)] = LimitCounter(key, kind, where)
 
     def counters(self) -> list[ObjectCounter]:
-        """The limit counters the cluster view must index (one per limit policy)."""
-        raise NotImplementedError
+        """The limit counters the cluster view must index (one per limit policy and kind)."""
+        return list(self._counters.values())
+
+    def counter_for(self, policy: Policy, kind: str) -> LimitCounter | None:
+        return self._counters.get((policy.name, kind))
+
+    def mode_of(self, policy: Policy) -> Mode:
+        if self.force_audit and policy.mode is Mode.ENFORCE:
+            return Mode.AUDIT
+        return policy.mode
+
+    def limit_max(self, policy: Policy, namespace_object: Mapping[str, Any]) -> int | None:
+        """The cap ``policy`` sets in a namespace, or None when it has no limit."""
+        if policy.limit is None:
+            return None
+        return _limit_max(policy.limit, {"namespaceObject": namespace_object})
+
+    # -- evaluation -------------------------------------------------------------------
 
     def evaluate(self, request: AdmissionRequest, cluster: ClusterView) -> Decision:
-        raise NotImplementedError
+        decision = Decision()
+        policies = self.policies.for_kind(request.kind)
+        if not policies:
+            return decision
+        state = _RequestContext(request, cluster)
+        for policy in policies:
+            if policy.mutations and self._applies(policy, state, decision):
+                self._mutate(policy, state, decision)
+        for policy in policies:
+            if policy.validates and self._applies(policy, state, decision):
+                self._validate(policy, state, decision)
+        if state.working_copy:
+            decision.mutated_object = state.object  # type: ignore[assignment]
+        decision.allowed = not any(v.denies for v in decision.violations)
+        return decision
+
+    def _applies(self, policy: Policy, state: _RequestContext, decision: Decision) -> bool:
+        request = state.request
+        match = policy.match
+        if request.operation not in match.operations:
+            return False
+        exclude = match.exclude
+        if request.namespace in exclude.namespaces or request.user.username in exclude.usernames:
+            return False
+        if exclude.groups and not exclude.groups.isdisjoint(request.user.groups):
+            return False
+        if match.namespace_selector is not None and not match.namespace_selector.matches(
+            state.namespace_labels
+        ):
+            return False
+        if match.object_selector is not None and not self._object_selected(policy, state):
+            return False
+        if policy.match_conditions:
+            context = state.cel_context()
+            for condition in policy.match_conditions:
+                try:
+                    if not condition.expression.evaluate_bool(context):
+                        return False
+                except CelEvaluationError as error:
+                    self._failed(
+                        policy, decision, f"matchCondition {condition.name!r} failed: {error}"
+                    )
+                    return False
+        if policy.name not in decision.matched_policies:
+            decision.matched_policies.append(policy.name)
+        return True
+
+    @staticmethod
+    def _object_selected(policy: Policy, state: _RequestContext) -> bool:
+        # As in Kubernetes: an UPDATE matches when either the new or the old object matches.
+        selector = policy.match.object_selector
+        assert selector is not None
+        for candidate in (state.object, state.request.old_object):
+            if candidate is not None:
+                labels = (candidate.get("metadata") or {}).get("labels")
+                if selector.matches(labels):
+                    return True
+        return False
+
+    def _failed(self, policy: Policy, decision: Decision, detail: str) -> None:
+        """An evaluation error: Fail reports it as a violation in the policy's mode."""
+        message = f"policy could not be evaluated: {detail}"
+        if policy.failure_policy is FailurePolicy.IGNORE:
+            decision.errors.append(f"[{policy.name}] {message} (ignored: failurePolicy Ignore)")
+            return
+        decision.errors.append(f"[{policy.name}] {message}")
+        self._record(policy, decision, message, ViolationSource.ERROR)
+
+    def _record(
+        self, policy: Policy, decision: Decision, message: str, source: ViolationSource
+    ) -> None:
+        mode = self.mode_of(policy)
+        decision.violations.append(Violation(policy.name, mode, message, source))
+        if mode is Mode.WARN:
+            decision.warnings.append(f"{policy.name}: {message}")
+        elif mode is Mode.AUDIT:
+            previous = decision.audit_annotations.get(policy.name)
+            decision.audit_annotations[policy.name] = (
+                f"{previous}; {message}" if previous else message
+            )
+
+    # -- mutations -----------------------------------------------------------------------
+
+    def _mutate(self, policy: Policy, state: _RequestContext, decision: Decision) -> None:
+        if state.object is None:
+            return
+        obj = state.mutable_object()
+        snapshot = copy.deepcopy(obj)
+        ops: list[dict[str, Any]] = []
+        try:
+            for mutation in policy.mutations:
+                if isinstance(mutation, SetAnnotations):
+                    ops.extend(add_absent_annotations(obj, mutation.annotations))
+                elif isinstance(mutation, InternalLoadBalancer):
+                    key, value = mutation.annotation
+                    ops.extend(add_absent_annotations(obj, {key: value}))
+                elif isinstance(mutation, RawPatch):
+                    patched = apply_raw_patch(obj, mutation.operations)
+                    if patched is not obj:  # a patch that replaced the whole document
+                        obj.clear()
+                        obj.update(patched)
+                    ops.extend(dict(op) for op in mutation.operations)
+        except PatchError as error:
+            obj.clear()
+            obj.update(snapshot)
+            self._failed(policy, decision, f"mutation failed: {error}")
+            return
+        if ops:
+            decision.patch.extend(ops)
+            decision.mutations.append(AppliedMutation(policy.name, tuple(ops)))
+            state.object_changed()
+
+    # -- validations and limits ------------------------------------------------------------
+
+    def _validate(self, policy: Policy, state: _RequestContext, decision: Decision) -> None:
+        context = state.cel_context()
+        try:
+            if policy.variables:
+                context.add_variable("variables", _evaluate_variables(policy, context))
+            for validation in policy.validations:
+                try:
+                    passed = validation.expression.evaluate_bool(context)
+                except CelEvaluationError as error:
+                    raise PolicyEvaluationError(
+                        f"expression `{validation.expression.source}` failed: {error}"
+                    ) from None
+                if not passed:
+                    self._record(
+                        policy, decision, _message(validation, context), ViolationSource.VALIDATION
+                    )
+                    break  # like ValidatingAdmissionPolicy: the first failing validation speaks
+            if policy.limit is not None:
+                self._check_limit(policy, policy.limit, state, decision)
+        except PolicyEvaluationError as error:
+            self._failed(policy, decision, str(error))
+
+    def _check_limit(
+        self, policy: Policy, limit: Limit, state: _RequestContext, decision: Decision
+    ) -> None:
+        request = state.request
+        if request.operation not in ("CREATE", "UPDATE") or state.object is None:
+            return  # DELETE only frees room; CONNECT has no object
+        counter = self._counters[(policy.name, request.kind)]
+        if not _counts(limit, state.cel_context()):
+            return
+        already_counted = request.operation == "UPDATE" and request.old_object is not None
+        if already_counted and counter.counts(request.old_object):  # type: ignore[arg-type]
+            return  # already counted: lowering a cap must never freeze existing objects
+        maximum = _limit_max(limit, state.cel_context())
+        names = state.cluster.counted_names(request.namespace, counter)
+        current = len(names) - (1 if request.name in names else 0)
+        if current >= maximum:
+            what = limit.message or f"at most {maximum} {request.kind} objects may count here"
+            self._record(
+                policy,
+                decision,
+                f"{what} (namespace {request.namespace} has {current} of {maximum})",
+                ViolationSource.LIMIT,
+            )
+            return
+        decision.limit_claims.append(
+            LimitClaim(policy.name, counter.key, request.kind, request.namespace, request.name)
+        )
+
+
+def _counts(limit: Limit, context: cel.Context) -> bool:
+    if limit.where is None:
+        return True
+    try:
+        return limit.where.evaluate_bool(context)
+    except CelEvaluationError as error:
+        raise PolicyEvaluationError(f"limit.where `{limit.where.source}` failed: {error}") from None
+
+
+def _limit_max(limit: Limit, context: cel.Context | Mapping[str, Any]) -> int:
+    if limit.max_expression is None:
+        assert limit.max is not None
+        return limit.max
+    try:
+        value = limit.max_expression.evaluate(context)
+    except CelEvaluationError as error:
+        raise PolicyEvaluationError(
+            f"limit.maxExpression `{limit.max_expression.source}` failed: {error}"
+        ) from None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyEvaluationError(
+            f"limit.maxExpression `{limit.max_expression.source}` gave {value!r}, "
+            "expected a non-negative int"
+        )
+    return value
+
+
+def _evaluate_variables(policy: Policy, context: cel.Context) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for variable in policy.variables:
+        context.add_variable("variables", values)
+        try:
+            values[variable.name] = variable.expression.evaluate(context)
+        except CelEvaluationError as error:
+            raise PolicyEvaluationError(f"variable {variable.name!r} failed: {error}") from None
+    return values
+
+
+def _message(validation: Any, context: cel.Context) -> str:
+    if validation.message_expression is not None:
+        try:
+            text = validation.message_expression.evaluate(context)
+            if isinstance(text, str) and text.strip():
+                return text.strip()
+        except CelEvaluationError:
+            pass  # as in Kubernetes: fall back to message, then to the expression
+    if validation.message:
+        return str(validation.message)
+    return f"failed expression: {validation.expression.source}"

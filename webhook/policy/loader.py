@@ -1,16 +1,384 @@
-"""Loading policy YAML into a :class:`PolicySet`, with file/line/field errors.
-
-(Being implemented — signature is final.)
-"""
+"""Loading policy YAML into a :class:`PolicySet`, all or nothing, with file/line/field errors."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from webhook.policy.model import PolicySet
+import jsonpatch
+from jsonschema import Draft202012Validator
+from jsonschema.exceptions import ValidationError
+
+from webhook.errors import PolicyLoadError, PolicyProblem
+from webhook.policy.cel import CelCompileError, CelExpression, compile_expression
+from webhook.policy.decision import FailurePolicy, Mode
+from webhook.policy.model import (
+    ALL_OPERATIONS,
+    INTERNAL_LB_FLAVOURS,
+    Exclude,
+    InternalLoadBalancer,
+    Limit,
+    Match,
+    Mutation,
+    NamedExpression,
+    Policy,
+    PolicySet,
+    RawPatch,
+    SetAnnotations,
+    SourceLocation,
+    Validation,
+)
+from webhook.policy.schema import API_VERSION, POLICY_SCHEMA
+from webhook.policy.selectors import LabelSelector, Requirement
+from webhook.policy.yamlsource import LocatedDocument, Path_, YamlSyntaxError, read_documents
+
+DESCRIPTION_ANNOTATION = "edgewarden.dev/description"
+_VALIDATOR = Draft202012Validator(POLICY_SCHEMA)
+
+# What each kind of expression may see (as in ValidatingAdmissionPolicy).
+_MATCH_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject"})
+_BODY_VARIABLES = _MATCH_VARIABLES | {"variables"}
+_WHERE_VARIABLES = frozenset({"object"})
+_MAX_VARIABLES = frozenset({"namespaceObject"})
 
 
-def load_policies(*paths: str | Path) -> PolicySet:
-    """Load every policy document under ``paths`` (files, or folders of ``*.yaml``/``*.yml``
-    excluding ``*.test.yaml`` suites). Raises PolicyLoadError listing every problem."""
-    raise NotImplementedError
+def policy_files(path: Path) -> list[Path]:
+    """The policy files at ``path``: the file itself, or a folder's YAML minus test suites."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise PolicyLoadError([PolicyProblem(str(path), None, "path", "no such file or folder")])
+    return sorted(
+        p
+        for p in (*path.glob("*.yaml"), *path.glob("*.yml"))
+        if not p.name.endswith((".test.yaml", ".test.yml")) and p.is_file()
+    )
+
+
+def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) -> PolicySet:
+    """Load every policy under ``paths``; raise PolicyLoadError listing every problem found.
+
+    ``internal_lb_flavour`` overrides the flavour of every ``internalLoadBalancer`` mutation
+    (the server's setting), so the shipped policy serves any cloud unchanged.
+    """
+    if internal_lb_flavour is not None and internal_lb_flavour not in INTERNAL_LB_FLAVOURS:
+        raise PolicyLoadError(
+            [
+                PolicyProblem(
+                    "<settings>",
+                    None,
+                    "internal-lb-flavour",
+                    f"unknown flavour {internal_lb_flavour!r} "
+                    f"(one of {', '.join(INTERNAL_LB_FLAVOURS)})",
+                )
+            ]
+        )
+    files: list[Path] = []
+    for raw in paths:
+        files.extend(policy_files(Path(raw)))
+    problems: list[PolicyProblem] = []
+    policies: list[Policy] = []
+    seen: dict[str, SourceLocation] = {}
+    for file in files:
+        for policy in _load_file(file, problems, internal_lb_flavour):
+            if policy.name in seen:
+                problems.append(
+                    PolicyProblem(
+                        str(file),
+                        policy.source.line,
+                        "metadata.name",
+                        f"duplicate policy name {policy.name!r} "
+                        f"(first defined at {seen[policy.name]})",
+                    )
+                )
+                continue
+            seen[policy.name] = policy.source
+            policies.append(policy)
+    if problems:
+        raise PolicyLoadError(problems)
+    return PolicySet(policies=tuple(policies), sources=tuple(str(f) for f in files))
+
+
+def load_policy_text(text: str, file: str = "<string>") -> PolicySet:
+    """Load policies from YAML text (tests, stdin)."""
+    problems: list[PolicyProblem] = []
+    policies = list(_load_text(text, file, problems, None))
+    names = [p.name for p in policies]
+    for name in {n for n in names if names.count(n) > 1}:
+        problems.append(
+            PolicyProblem(file, None, "metadata.name", f"duplicate policy name {name!r}")
+        )
+    if problems:
+        raise PolicyLoadError(problems)
+    return PolicySet(policies=tuple(policies), sources=(file,))
+
+
+def _load_file(file: Path, problems: list[PolicyProblem], flavour: str | None) -> list[Policy]:
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        problems.append(PolicyProblem(str(file), None, "file", f"cannot read: {error}"))
+        return []
+    return list(_load_text(text, str(file), problems, flavour))
+
+
+def _load_text(
+    text: str, file: str, problems: list[PolicyProblem], flavour: str | None
+) -> Iterable[Policy]:
+    try:
+        documents = list(read_documents(text))
+    except YamlSyntaxError as error:
+        problems.append(PolicyProblem(file, error.line, "<document>", str(error)))
+        return []
+    loaded = []
+    for document in documents:
+        policy = _load_document(document, file, problems, flavour)
+        if policy is not None:
+            loaded.append(policy)
+    return loaded
+
+
+def _field(path: Iterable[str | int]) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or "<document>"
+
+
+def _schema_problem(error: ValidationError, document: LocatedDocument, file: str) -> PolicyProblem:
+    path: Path_ = tuple(error.absolute_path)
+    message = error.message
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = (
+            sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
+        )
+        if extra:
+            path = (*path, extra[0])
+            message = f"unknown field {extra[0]!r}" + (
+                f" (allowed: {', '.join(allowed)})" if allowed else ""
+            )
+    elif error.validator == "required":
+        missing = error.message.split("'")[1] if "'" in error.message else error.message
+        message = f"missing required field {missing!r}"
+    elif error.validator == "anyOf" and path == ("spec",):
+        message = "a policy needs at least one of validations, limit or mutations"
+    elif error.validator == "oneOf" and path[-1:] == ("limit",):
+        message = "a limit needs exactly one of max or maxExpression"
+    elif error.validator == "enum":
+        message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+    elif error.validator == "const":
+        message = f"must be {error.validator_value!r}, not {error.instance!r}"
+    elif error.validator == "type":
+        message = f"must be of type {error.validator_value}, not {type(error.instance).__name__}"
+    elif error.validator in ("maxProperties", "minProperties") and path[-2:-1] == ("mutations",):
+        message = "a mutation has exactly one of setAnnotations, internalLoadBalancer or patch"
+    elif error.validator == "pattern" and path[-2:] == ("metadata", "name"):
+        message = (
+            f"{error.instance!r} is not a valid name (lowercase DNS label, at most 63 characters)"
+        )
+    return PolicyProblem(file, document.line_of(path), _field(path), message)
+
+
+def _load_document(
+    document: LocatedDocument, file: str, problems: list[PolicyProblem], flavour: str | None
+) -> Policy | None:
+    data = document.data
+    if not isinstance(data, dict):
+        problems.append(
+            PolicyProblem(file, document.line, "<document>", "a policy must be a mapping")
+        )
+        return None
+    if data.get("kind") != "Policy" or data.get("apiVersion") != API_VERSION:
+        kind = data.get("kind")
+        problems.append(
+            PolicyProblem(
+                file,
+                document.line_of(("kind",)),
+                "kind",
+                f"expected apiVersion {API_VERSION} kind Policy, found "
+                f"{data.get('apiVersion')!r} {kind!r}"
+                + (" (test suites must be named *.test.yaml)" if kind == "PolicyTest" else ""),
+            )
+        )
+        return None
+    errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: (len(e.absolute_path), str(e.path)))
+    if errors:
+        reported: set[str] = set()
+        for error in errors:
+            problem = _schema_problem(error, document, file)
+            if problem.field not in reported:
+                reported.add(problem.field)
+                problems.append(problem)
+        return None
+    builder = _PolicyBuilder(document, file)
+    policy = builder.build(flavour)
+    problems.extend(builder.problems)
+    return policy if not builder.problems else None
+
+
+class _PolicyBuilder:
+    """Turns one schema-valid document into a Policy, compiling every CEL expression."""
+
+    def __init__(self, document: LocatedDocument, file: str) -> None:
+        self.document = document
+        self.file = file
+        self.problems: list[PolicyProblem] = []
+
+    def _problem(self, path: Path_, message: str) -> None:
+        self.problems.append(
+            PolicyProblem(self.file, self.document.line_of(path), _field(path), message)
+        )
+
+    def _cel(self, source: str, path: Path_, allowed: frozenset[str]) -> CelExpression | None:
+        try:
+            return compile_expression(source, allowed=allowed)
+        except CelCompileError as error:
+            self._problem(path, f"CEL: {error}")
+            return None
+
+    def build(self, flavour: str | None) -> Policy | None:
+        data = self.document.data
+        spec: Mapping[str, Any] = data["spec"]
+        metadata = data["metadata"]
+        match = self._match(spec["match"])
+        conditions = tuple(
+            NamedExpression(item["name"], expr)
+            for i, item in enumerate(spec.get("matchConditions", []))
+            if (
+                expr := self._cel(
+                    item["expression"],
+                    ("spec", "matchConditions", i, "expression"),
+                    _MATCH_VARIABLES,
+                )
+            )
+        )
+        self._unique_names(spec.get("matchConditions", []), "matchConditions")
+        variables = tuple(
+            NamedExpression(item["name"], expr)
+            for i, item in enumerate(spec.get("variables", []))
+            if (
+                expr := self._cel(
+                    item["expression"], ("spec", "variables", i, "expression"), _BODY_VARIABLES
+                )
+            )
+        )
+        self._unique_names(spec.get("variables", []), "variables")
+        validations = tuple(
+            self._validation(i, item) for i, item in enumerate(spec.get("validations", []))
+        )
+        limit = self._limit(spec["limit"]) if "limit" in spec else None
+        mutations = tuple(
+            m
+            for i, item in enumerate(spec.get("mutations", []))
+            if (m := self._mutation(i, item, flavour)) is not None
+        )
+        if self.problems:
+            return None
+        return Policy(
+            name=metadata["name"],
+            description=(metadata.get("annotations") or {}).get(DESCRIPTION_ANNOTATION, ""),
+            mode=Mode(spec.get("mode", "Enforce")),
+            failure_policy=FailurePolicy(spec.get("failurePolicy", "Fail")),
+            match=match,
+            match_conditions=conditions,
+            variables=variables,
+            validations=tuple(v for v in validations if v is not None),
+            limit=limit,
+            mutations=mutations,
+            source=SourceLocation(self.file, self.document.line_of(("metadata", "name"))),
+        )
+
+    def _unique_names(self, items: list[Mapping[str, Any]], section: str) -> None:
+        seen: set[str] = set()
+        for i, item in enumerate(items):
+            if item["name"] in seen:
+                self._problem(("spec", section, i, "name"), f"duplicate name {item['name']!r}")
+            seen.add(item["name"])
+
+    def _selector(self, raw: Mapping[str, Any] | None, path: Path_) -> LabelSelector | None:
+        if not raw:
+            return None
+        requirements = []
+        for i, item in enumerate(raw.get("matchExpressions", [])):
+            operator, values = item["operator"], item.get("values") or []
+            if operator in ("In", "NotIn") and not values:
+                self._problem(
+                    (*path, "matchExpressions", i, "values"),
+                    f"must be non-empty for operator {operator}",
+                )
+            if operator in ("Exists", "DoesNotExist") and values:
+                self._problem(
+                    (*path, "matchExpressions", i, "values"),
+                    f"must be empty for operator {operator}",
+                )
+            requirements.append(Requirement(item["key"], operator, frozenset(values)))
+        labels = tuple(sorted((raw.get("matchLabels") or {}).items()))
+        selector = LabelSelector(labels, tuple(requirements))
+        return None if selector.is_empty else selector
+
+    def _match(self, raw: Mapping[str, Any]) -> Match:
+        operations = raw.get("operations", ["CREATE", "UPDATE"])
+        if "*" in operations:
+            operations = list(ALL_OPERATIONS)
+        exclude = raw.get("exclude", {})
+        return Match(
+            kinds=frozenset(raw["kinds"]),
+            operations=frozenset(operations),
+            namespace_selector=self._selector(
+                raw.get("namespaceSelector"), ("spec", "match", "namespaceSelector")
+            ),
+            object_selector=self._selector(
+                raw.get("objectSelector"), ("spec", "match", "objectSelector")
+            ),
+            exclude=Exclude(
+                namespaces=frozenset(exclude.get("namespaces", [])),
+                usernames=frozenset(exclude.get("usernames", [])),
+                groups=frozenset(exclude.get("groups", [])),
+            ),
+        )
+
+    def _validation(self, index: int, raw: Mapping[str, Any]) -> Validation | None:
+        path: Path_ = ("spec", "validations", index)
+        expression = self._cel(raw["expression"], (*path, "expression"), _BODY_VARIABLES)
+        message_expression = None
+        if "messageExpression" in raw:
+            message_expression = self._cel(
+                raw["messageExpression"], (*path, "messageExpression"), _BODY_VARIABLES
+            )
+        if expression is None:
+            return None
+        return Validation(expression, raw.get("message"), message_expression)
+
+    def _limit(self, raw: Mapping[str, Any]) -> Limit | None:
+        where = (
+            self._cel(raw["where"], ("spec", "limit", "where"), _WHERE_VARIABLES)
+            if "where" in raw
+            else None
+        )
+        max_expression = None
+        if "maxExpression" in raw:
+            max_expression = self._cel(
+                raw["maxExpression"], ("spec", "limit", "maxExpression"), _MAX_VARIABLES
+            )
+        return Limit(
+            where=where,
+            max=raw.get("max"),
+            max_expression=max_expression,
+            message=raw.get("message"),
+        )
+
+    def _mutation(self, index: int, raw: Mapping[str, Any], flavour: str | None) -> Mutation | None:
+        if "setAnnotations" in raw:
+            return SetAnnotations(dict(raw["setAnnotations"]))
+        if "internalLoadBalancer" in raw:
+            return InternalLoadBalancer(
+                flavour or raw["internalLoadBalancer"].get("flavour", "aws")
+            )
+        try:
+            jsonpatch.JsonPatch(raw["patch"])
+        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as error:
+            self._problem(("spec", "mutations", index, "patch"), f"invalid JSONPatch: {error}")
+            return None
+        return RawPatch(tuple(raw["patch"]))

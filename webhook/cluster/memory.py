@@ -1,0 +1,122 @@
+"""An in-memory cluster loaded from YAML: for ``--dev``, ``--cluster-state``, tests and CI."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Set
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from webhook.cluster.view import ObjectCounter
+from webhook.errors import ClusterStateError
+
+STATE_KINDS = ("Namespace", "Service", "Ingress")
+
+try:
+    from yaml import CSafeLoader as _Loader
+except ImportError:  # pragma: no cover
+    from yaml import SafeLoader as _Loader  # type: ignore[assignment]
+
+
+def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    metadata = obj.get("metadata") or {}
+    namespace = (
+        "" if obj.get("kind") == "Namespace" else str(metadata.get("namespace") or "default")
+    )
+    return str(obj.get("kind")), namespace, str(metadata.get("name") or "")
+
+
+def flatten_documents(documents: Iterable[Any]) -> Iterator[dict[str, Any]]:
+    """Every object in a stream of YAML documents, opening ``kind: List`` wrappers."""
+    for document in documents:
+        if not isinstance(document, dict):
+            continue
+        if document.get("kind") == "List" or str(document.get("kind", "")).endswith("List"):
+            yield from flatten_documents(document.get("items") or [])
+        else:
+            yield document
+
+
+class MemoryCluster:
+    """Namespaces, Services and Ingresses held in memory; a ClusterView.
+
+    Counting walks the objects of one namespace; results are cached per counter until the
+    next change, which is plenty for a laptop, a CI run or an audit of a YAML dump.
+    """
+
+    def __init__(self, objects: Iterable[Mapping[str, Any]] = ()) -> None:
+        self._lock = threading.Lock()
+        self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        self._count_cache: dict[tuple[str, str], frozenset[str]] = {}
+        for obj in objects:
+            self.add(obj)
+
+    @classmethod
+    def from_yaml(cls, *paths: str | Path) -> MemoryCluster:
+        cluster = cls()
+        for path in paths:
+            try:
+                text = Path(path).read_text(encoding="utf-8")
+                documents = list(yaml.load_all(text, Loader=_Loader))
+            except OSError as error:
+                raise ClusterStateError(f"{path}: cannot read cluster state: {error}") from None
+            except yaml.YAMLError as error:
+                raise ClusterStateError(f"{path}: not valid YAML: {error}") from None
+            for obj in flatten_documents(documents):
+                if obj.get("kind") in STATE_KINDS:
+                    if not (obj.get("metadata") or {}).get("name"):
+                        raise ClusterStateError(f"{path}: a {obj.get('kind')} has no metadata.name")
+                    cluster.add(obj)
+        return cluster
+
+    # -- changes -----------------------------------------------------------------------
+
+    def add(self, obj: Mapping[str, Any]) -> None:
+        """Add or replace an object (by kind, namespace and name)."""
+        with self._lock:
+            self._objects[_key(obj)] = dict(obj)
+            self._count_cache.clear()
+
+    def remove(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            self._objects.pop((kind, "" if kind == "Namespace" else namespace, name), None)
+            self._count_cache.clear()
+
+    # -- reads -------------------------------------------------------------------------
+
+    def namespaces(self) -> list[dict[str, Any]]:
+        return [o for (kind, _, _), o in self._objects.items() if kind == "Namespace"]
+
+    def objects(self, kind: str | None = None) -> list[dict[str, Any]]:
+        return [o for (k, _, _), o in self._objects.items() if kind is None or k == kind]
+
+    def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._objects.get((kind, "" if kind == "Namespace" else namespace, name))
+
+    def get_namespace(self, name: str) -> Mapping[str, Any] | None:
+        return self._objects.get(("Namespace", "", name))
+
+    def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
+        cache_key = (counter.key, namespace)
+        cached = self._count_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        with self._lock:
+            names = frozenset(
+                name
+                for (kind, ns, name), obj in self._objects.items()
+                if kind == counter.kind and ns == namespace and counter.counts(obj)
+            )
+            self._count_cache[cache_key] = names
+        return names
+
+    # In-memory state is complete the moment it is built.
+    synced = True
+
+    def state(self) -> dict[str, Any]:
+        kinds: dict[str, int] = {}
+        for kind, _, _ in self._objects:
+            kinds[kind] = kinds.get(kind, 0) + 1
+        return {kind: {"synced": True, "objects": kinds.get(kind, 0)} for kind in STATE_KINDS}
