@@ -64,33 +64,75 @@ class LimitCounter:
 class _RequestContext:
     """Per-request state: the namespace, the working object and the CEL context."""
 
-    __slots__ = ("_cel", "cluster", "namespace_object", "object", "request", "working_copy")
+    __slots__ = (
+        "_cel",
+        "_namespace",
+        "_namespace_object",
+        "_present",
+        "cluster",
+        "object",
+        "request",
+        "working_copy",
+    )
 
     def __init__(self, request: AdmissionRequest, cluster: ClusterView) -> None:
         self.request = request
         self.cluster = cluster
-        self.namespace_object = _namespace_object(request.namespace, cluster)
+        self._namespace = cluster.get_namespace(request.namespace) if request.namespace else None
+        self._namespace_object: Mapping[str, Any] | None = None
         self.object: Mapping[str, Any] | None = request.object
         self.working_copy = False
         self._cel: cel.Context | None = None
+        self._present: frozenset[str] = frozenset()
 
     @property
     def namespace_labels(self) -> Mapping[str, str]:
-        return self.namespace_object["metadata"].get("labels") or {}
+        if self._namespace is None:
+            return {NAMESPACE_NAME_LABEL: self.request.namespace} if self.request.namespace else {}
+        labels = (self._namespace.get("metadata") or {}).get("labels") or {}
+        if NAMESPACE_NAME_LABEL not in labels:
+            return {**labels, NAMESPACE_NAME_LABEL: self.request.namespace}
+        return labels
 
-    def cel_context(self) -> cel.Context:
+    @property
+    def namespace_object(self) -> Mapping[str, Any]:
+        if self._namespace_object is None:
+            self._namespace_object = _namespace_object(self.request.namespace, self._namespace)
+        return self._namespace_object
+
+    def context_for(self, *expressions: CelExpression | None) -> cel.Context:
+        needed: frozenset[str] = frozenset()
+        for expression in expressions:
+            if expression is not None:
+                needed = needed | expression.variables
+        return self.cel_context(needed - {"variables"})
+
+    def cel_context(self, needed: frozenset[str]) -> cel.Context:
+        """The request's CEL context holding at least ``needed``.
+
+        Turning Python values into CEL values is the dominant cost of an evaluation, so a
+        variable is converted only when the first expression that reads it runs.
+        """
         if self._cel is None:
-            raw = self.request.raw
-            request_variable = {k: v for k, v in raw.items() if k not in ("object", "oldObject")}
-            self._cel = cel.Context(
-                {
-                    "object": self.object,
-                    "oldObject": self.request.old_object,
-                    "request": request_variable,
-                    "namespaceObject": self.namespace_object,
-                }
-            )
+            self._cel = cel.Context()
+        missing = needed - self._present
+        if missing:
+            for name in missing:
+                self._cel.add_variable(name, self._value_of(name))
+            self._present = self._present | missing
         return self._cel
+
+    def _value_of(self, name: str) -> Any:
+        if name == "object":
+            return self.object
+        if name == "oldObject":
+            return self.request.old_object
+        if name == "namespaceObject":
+            return self.namespace_object
+        if name == "request":
+            raw = self.request.raw
+            return {k: v for k, v in raw.items() if k not in ("object", "oldObject")}
+        return None
 
     def mutable_object(self) -> dict[str, Any]:
         if not self.working_copy:
@@ -100,20 +142,19 @@ class _RequestContext:
         return self.object
 
     def object_changed(self) -> None:
-        if self._cel is not None:
+        if self._cel is not None and "object" in self._present:
             self._cel.add_variable("object", self.object)
 
 
-def _namespace_object(name: str, cluster: ClusterView) -> Mapping[str, Any]:
+def _namespace_object(name: str, found: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """The Namespace as CEL sees it; an unknown one still has its name label, as in Kubernetes."""
-    found = cluster.get_namespace(name) if name else None
     if found is not None:
-        labels = (found.get("metadata") or {}).get("labels") or {}
+        metadata = found.get("metadata") or {}
+        labels = metadata.get("labels") or {}
         if NAMESPACE_NAME_LABEL in labels:
             return found
-        found = copy.deepcopy(dict(found))
-        found.setdefault("metadata", {})["labels"] = {**labels, NAMESPACE_NAME_LABEL: name}
-        return found
+        labels = {**labels, NAMESPACE_NAME_LABEL: name}
+        return {**found, "metadata": {**metadata, "labels": labels}}
     return {
         "apiVersion": "v1",
         "kind": "Namespace",
@@ -193,8 +234,8 @@ class Engine:
         if match.object_selector is not None and not self._object_selected(policy, state):
             return False
         if policy.match_conditions:
-            context = state.cel_context()
             for condition in policy.match_conditions:
+                context = state.context_for(condition.expression)
                 try:
                     if not condition.expression.evaluate_bool(context):
                         return False
@@ -275,11 +316,12 @@ class Engine:
     # -- validations and limits ------------------------------------------------------------
 
     def _validate(self, policy: Policy, state: _RequestContext, decision: Decision) -> None:
-        context = state.cel_context()
+        context = state.context_for(*(v.expression for v in policy.variables))
         try:
             if policy.variables:
                 context.add_variable("variables", _evaluate_variables(policy, context))
             for validation in policy.validations:
+                context = state.context_for(validation.expression, validation.message_expression)
                 try:
                     passed = validation.expression.evaluate_bool(context)
                 except CelEvaluationError as error:
@@ -303,12 +345,12 @@ class Engine:
         if request.operation not in ("CREATE", "UPDATE") or state.object is None:
             return  # DELETE only frees room; CONNECT has no object
         counter = self._counters[(policy.name, request.kind)]
-        if not _counts(limit, state.cel_context()):
+        if not _counts(limit, state.context_for(limit.where)):
             return
         already_counted = request.operation == "UPDATE" and request.old_object is not None
         if already_counted and counter.counts(request.old_object):  # type: ignore[arg-type]
             return  # already counted: lowering a cap must never freeze existing objects
-        maximum = _limit_max(limit, state.cel_context())
+        maximum = _limit_max(limit, state.context_for(limit.max_expression))
         names = state.cluster.counted_names(request.namespace, counter)
         current = len(names) - (1 if request.name in names else 0)
         if current >= maximum:
