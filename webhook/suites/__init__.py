@@ -1,0 +1,1 @@
+"""Policy test suites (``*.test.yaml``): parse them, run them through the engine, report."""

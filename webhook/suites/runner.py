@@ -1,0 +1,152 @@
+"""Running suites: each case is one admission judged by the engine, compared to ``expect``."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from webhook.cluster.memory import MemoryCluster
+from webhook.errors import EdgewardenError
+from webhook.policy.decision import Decision
+from webhook.policy.engine import Engine
+from webhook.policy.loader import load_policies
+from webhook.policy.request import UserInfo, make_request
+from webhook.suites.model import Expectation, TestCase, TestSuite, discover_suites, load_suite
+
+_MISSING = object()
+
+
+@dataclass
+class CaseResult:
+    suite: str
+    file: Path
+    case: str
+    line: int
+    failures: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+@dataclass
+class SuiteResult:
+    suite: str
+    file: Path
+    cases: list[CaseResult] = field(default_factory=list)
+    error: str | None = None  # the suite could not run at all (bad policies, bad fixtures)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and all(c.passed for c in self.cases)
+
+
+def run_path(path: Path) -> list[SuiteResult]:
+    results = []
+    for file in discover_suites(path):
+        try:
+            suites = load_suite(file)
+        except EdgewardenError as error:
+            results.append(SuiteResult(suite=file.name, file=file, error=str(error)))
+            continue
+        results.extend(run_suite(suite) for suite in suites)
+    return results
+
+
+def run_suite(suite: TestSuite) -> SuiteResult:
+    result = SuiteResult(suite=suite.name, file=suite.file)
+    try:
+        engine = Engine(load_policies(*suite.policy_paths))
+        cluster = MemoryCluster.from_yaml(*suite.cluster_paths)
+    except EdgewardenError as error:
+        result.error = str(error)
+        return result
+    for case in suite.cases:
+        started = time.perf_counter()
+        outcome = CaseResult(suite.name, suite.file, case.name, case.line)
+        try:
+            decision = engine.evaluate(_request(case), cluster)
+            outcome.failures = compare(case.expect, decision, case)
+        except (ValueError, EdgewardenError) as error:
+            outcome.failures = [f"case could not run: {error}"]
+        outcome.seconds = time.perf_counter() - started
+        result.cases.append(outcome)
+    return result
+
+
+def _request(case: TestCase) -> Any:
+    return make_request(
+        case.operation,
+        case.object,
+        case.old_object,
+        namespace=case.namespace,
+        user=UserInfo(username=case.username, groups=case.groups),
+        dry_run=case.dry_run,
+        uid=f"test-{case.line}",
+    )
+
+
+def compare(expect: Expectation, decision: Decision, case: TestCase) -> list[str]:
+    """Human-readable differences between what was expected and what the engine decided."""
+    failures = []
+    if expect.allowed is not None and expect.allowed != decision.allowed:
+        reason = f" ({decision.deny_message()})" if decision.denials else ""
+        failures.append(f"allowed: expected {expect.allowed}, got {decision.allowed}{reason}")
+    got = sorted({v.policy for v in decision.violations})
+    if expect.violations is not None and sorted(set(expect.violations)) != got:
+        detail = "; ".join(f"{v.policy} ({v.mode.value}): {v.message}" for v in decision.violations)
+        failures.append(
+            f"violations: expected {sorted(set(expect.violations))}, got {got}"
+            + (f" — {detail}" if detail else "")
+        )
+    if isinstance(expect.warnings, int) and expect.warnings != len(decision.warnings):
+        failures.append(
+            f"warnings: expected {expect.warnings}, "
+            f"got {len(decision.warnings)} {decision.warnings}"
+        )
+    elif isinstance(expect.warnings, tuple):
+        for wanted in expect.warnings:
+            if not any(wanted in w for w in decision.warnings):
+                failures.append(f"warnings: none contains {wanted!r} (got {decision.warnings})")
+    if expect.patched is not None and expect.patched != bool(decision.patch):
+        failures.append(f"patched: expected {expect.patched}, got {decision.patch or 'no patch'}")
+    if expect.message_contains is not None:
+        messages = " ".join(v.message for v in decision.violations)
+        if expect.message_contains not in messages:
+            failures.append(
+                f"message: expected to contain {expect.message_contains!r}, got {messages!r}"
+            )
+    if expect.audit_annotations is not None:
+        failures += subset_differences(
+            expect.audit_annotations, decision.audit_annotations, "auditAnnotations"
+        )
+    if expect.object is not None:
+        final = decision.mutated_object if decision.mutated_object is not None else case.object
+        failures += subset_differences(expect.object, final or {}, "object")
+    return failures
+
+
+def subset_differences(expected: Any, actual: Any, path: str) -> list[str]:
+    """Where ``expected`` is not contained in ``actual`` (maps by key, other values equal)."""
+    if isinstance(expected, Mapping):
+        if not isinstance(actual, Mapping):
+            return [f"{path}: expected a mapping, got {actual!r}"]
+        differences = []
+        for key, value in expected.items():
+            found = actual.get(key, _MISSING)
+            if found is _MISSING:
+                if value is None:
+                    continue  # `key: null` in an expectation asserts the key is absent
+                differences.append(f"{path}.{key}: expected {value!r}, got <missing>")
+            elif value is None:
+                differences.append(f"{path}.{key}: expected absent, got {found!r}")
+            else:
+                differences += subset_differences(value, found, f"{path}.{key}")
+        return differences
+    if expected != actual:
+        return [f"{path}: expected {expected!r}, got {actual!r}"]
+    return []
