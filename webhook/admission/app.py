@@ -1,0 +1,191 @@
+"""The ASGI application: two raw admission endpoints in front of a FastAPI app.
+
+Why raw endpoints: an admission call is one POST of a JSON body we parse once with orjson
+and answer with bytes. FastAPI's request/response machinery (Request object, routing,
+body re-reading, JSONResponse) costs more than the whole decision on this path (see
+docs/server.md, "Performance"), so ``/validate`` and ``/mutate`` are plain ASGI callables
+chosen by exact path before FastAPI sees the request. Everything else (``/healthz``,
+``/readyz``, ``/metrics``, 404s, lifespan) is the FastAPI app, where convenience is free.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse, Response
+
+from webhook.admission import handlers
+from webhook.admission.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from webhook.admission.review import ReviewError, parse_review
+from webhook.admission.state import ServerState
+
+log = logging.getLogger("edgewarden.server")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_Handler = Callable[[ServerState, Any], tuple[bytes, str]]
+
+
+class _ClientGone(Exception):
+    """The connection closed before the body arrived: nobody to answer."""
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+def create_app(state: ServerState) -> ASGIApp:
+    """The server's ASGI app; every dependency comes in through ``state``."""
+    api = _management_api(state)
+    endpoints: dict[str, ASGIApp] = {
+        "/validate": _AdmissionEndpoint(state, "validate", handlers.validate),
+        "/mutate": _AdmissionEndpoint(state, "mutate", handlers.mutate),
+    }
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            endpoint = endpoints.get(scope["path"])
+            if endpoint is not None:
+                await endpoint(scope, receive, send)
+                return
+        await api(scope, receive, send)
+
+    app.state = state  # type: ignore[attr-defined]  # for tests and tools, not for handlers
+    return app
+
+
+def _management_api(state: ServerState) -> FastAPI:
+    api = FastAPI(title="edgewarden", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @api.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @api.get("/readyz")
+    def readyz() -> JSONResponse:
+        reasons = state.not_ready()
+        if reasons:
+            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
+        return JSONResponse({"status": "ready"})
+
+    @api.get("/metrics")
+    def metrics() -> Response:
+        return Response(state.metrics.render(), media_type=METRICS_CONTENT_TYPE)
+
+    return api
+
+
+class _AdmissionEndpoint:
+    def __init__(self, state: ServerState, name: str, handler: _Handler) -> None:
+        self.state = state
+        self.name = name
+        self.handler = handler
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] != "POST":
+            await _send_status(send, 405, "MethodNotAllowed",
+                               f"{scope['method']} is not allowed on /{self.name}: use POST",
+                               extra_headers=[(b"allow", b"POST")])
+            return
+        content_type, content_length = _content_headers(scope)
+        if content_type != b"application/json":
+            await self._refuse(send, 415, "UnsupportedMediaType",
+                               "Content-Type must be application/json (an AdmissionReview)")
+            return
+        limit = self.state.max_body_bytes
+        if content_length is not None and content_length > limit:
+            await self._refuse(send, 413, "RequestEntityTooLarge",
+                               f"body of {content_length} bytes is over the {limit}-byte limit")
+            return
+        try:
+            body = await _read_body(receive, limit)
+        except _BodyTooLarge:
+            await self._refuse(send, 413, "RequestEntityTooLarge",
+                               f"body is over the {limit}-byte limit")
+            return
+        except _ClientGone:
+            return
+        await self._answer(body, send)
+
+    async def _answer(self, body: bytes, send: Send) -> None:
+        started = time.perf_counter()
+        try:
+            review = parse_review(body)
+        except ReviewError as error:
+            await self._refuse(send, 400, "BadRequest", str(error))
+            return
+        try:
+            answer, result = self.handler(self.state, review)
+        except Exception as error:
+            # Never a 500: the API server would apply the webhook's failurePolicy to an
+            # error blindly; answering ourselves applies the policies' own. The log gets the
+            # stack and the error type, never the body or the error text (it may quote it).
+            log.error("internal error judging uid %s on /%s (%s):\n%s",
+                      review.request.uid, self.name, type(error).__name__,
+                      "".join(traceback.format_tb(error.__traceback__)))
+            answer, result = handlers.failure_response(self.state, review, self.name), "error"
+        self.state.metrics.observe_decision(self.name, time.perf_counter() - started)
+        self.state.metrics.count_request(self.name, result)
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            *_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]})
+        await send({"type": "http.response.body", "body": answer})
+
+    async def _refuse(self, send: Send, code: int, reason: str, message: str) -> None:
+        self.state.metrics.count_request(self.name, "bad_request")
+        await _send_status(send, code, reason, message)
+
+
+def _content_headers(scope: Scope) -> tuple[bytes | None, int | None]:
+    content_type: bytes | None = None
+    content_length: int | None = None
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            # "application/json; charset=utf-8" is JSON too; parameters do not matter.
+            content_type = value.split(b";", 1)[0].strip().lower()
+        elif name == b"content-length":
+            try:
+                content_length = int(value)
+            except ValueError:
+                content_length = None
+    return content_type, content_length
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    """The whole body, counted as it streams: a chunked or lying sender stops at ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise _BodyTooLarge
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _send_status(
+    send: Send, code: int, reason: str, message: str,
+    extra_headers: list[tuple[bytes, bytes]] | None = None,
+) -> None:
+    """An HTTP error answered with a metav1.Status body, which the API server logs as is."""
+    body = orjson.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                         "message": message, "reason": reason, "code": code})
+    headers = [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()),
+               *(extra_headers or [])]
+    await send({"type": "http.response.start", "status": code, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,140 @@
+"""Judging one parsed review: engine decision -> response bytes, plus the side effects
+(audit log, metrics) that belong to answering it. No HTTP here.
+
+/validate gives the verdict and never a patch; /mutate gives the patch and always allows:
+the API server calls /validate after every mutating webhook has run, so that is where
+the final object is judged (SPEC "Responses").
+"""
+
+from __future__ import annotations
+
+import logging
+
+from webhook.admission.auditlog import RECORDED, WOULD_DENY, WOULD_PATCH, AuditEntry
+from webhook.admission.review import Review, render_response
+from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.policy.decision import Decision, Mode, ViolationSource
+from webhook.policy.request import AdmissionRequest
+
+log = logging.getLogger("edgewarden.server")
+
+
+def validate(state: ServerState, review: Review) -> tuple[bytes, str]:
+    """The verdict for one review, and the result label for metrics."""
+    loaded = state.policies
+    request = review.request
+    if loaded is None:
+        return not_ready_response(review), "error"
+    decision = _evaluate_reserving(state, loaded, request)
+    entries: list[AuditEntry] = []
+    annotations = dict(decision.audit_annotations)
+    for violation in decision.violations:
+        state.metrics.violations.labels(violation.policy, violation.mode.value).inc()
+        if violation.source is ViolationSource.ERROR:
+            # Only the policy and the engine's message: never the object.
+            log.warning("policy %s could not be evaluated for %s %s/%s (uid %s): %s",
+                        violation.policy, request.kind, request.namespace, request.name,
+                        request.uid, violation.message)
+        declared = loaded.declared_modes.get(violation.policy, violation.mode)
+        if violation.mode is Mode.AUDIT:
+            annotations.setdefault(violation.policy, violation.message)
+        if state.dry_run:
+            action = WOULD_DENY if declared is Mode.ENFORCE else RECORDED
+        elif violation.mode is Mode.AUDIT:
+            action = RECORDED
+        else:
+            continue
+        entries.append(AuditEntry(violation.policy, declared.value, violation.message, action))
+    state.audit.write(request, entries)
+    body = render_response(
+        review,
+        request.uid,
+        allowed=decision.allowed,
+        message=decision.deny_message() if not decision.allowed else None,
+        warnings=decision.warnings,
+        audit_annotations=annotations,
+    )
+    if not decision.allowed:
+        result = "denied"
+    elif decision.warnings:
+        result = "warned"
+    else:
+        result = "allowed"
+    return body, result
+
+
+def mutate(state: ServerState, review: Review) -> tuple[bytes, str]:
+    """The patch for one review (none in dry-run), always allowed."""
+    loaded = state.policies
+    request = review.request
+    if loaded is None:
+        return not_ready_response(review), "error"
+    decision = loaded.engine.evaluate(request, state.view)
+    # Audit-mode mutation policies (and every policy in dry-run) report what they would
+    # patch and patch nothing.
+    withheld = [
+        m for m in decision.mutations
+        if state.dry_run or loaded.declared_modes.get(m.policy) is Mode.AUDIT
+    ]
+    if not withheld:
+        patch = decision.patch
+    elif state.dry_run:
+        patch = []
+    else:
+        patch = [dict(op) for m in decision.mutations if m not in withheld for op in m.patch]
+    entries = [
+        AuditEntry(m.policy, loaded.declared_modes.get(m.policy, Mode.AUDIT).value,
+                   _describe_patch(m.patch), WOULD_PATCH)
+        for m in withheld
+    ]
+    state.audit.write(request, entries)
+    body = render_response(review, request.uid, allowed=True, patch=patch)
+    return body, "patched" if patch else "allowed"
+
+
+def failure_response(state: ServerState, review: Review, endpoint: str) -> bytes:
+    """Answer after an unexpected error as the policies' failurePolicy says: deny when a
+    policy for this kind is ``Fail``, otherwise allow (the error is in the server log)."""
+    loaded = state.policies
+    request = review.request
+    fail = loaded is None or request.kind in loaded.failing_kinds
+    if fail:
+        return render_response(
+            review, request.uid, allowed=False, code=500, reason="InternalError",
+            message=(f"edgewarden could not judge this request (uid {request.uid}, see the "
+                     f"webhook's log); its policies for {request.kind} say failurePolicy: Fail"),
+        )
+    return render_response(review, request.uid, allowed=True, warnings=[
+        f"edgewarden could not judge this request on /{endpoint} (uid {request.uid}); "
+        "allowed because its policies say failurePolicy: Ignore"
+    ])
+
+
+def not_ready_response(review: Review) -> bytes:
+    return render_response(
+        review, review.request.uid, allowed=False, code=503, reason="ServiceUnavailable",
+        message="edgewarden has no policy set loaded yet",
+    )
+
+
+def _evaluate_reserving(
+    state: ServerState, loaded: LoadedPolicies, request: AdmissionRequest
+) -> Decision:
+    """Evaluate, and reserve the limit places an allowed request takes.
+
+    Evaluation is synchronous on the event loop, so no other admission interleaves between
+    judging and reserving here; the per-namespace lock also covers a reservation book
+    shared with other threads. Dry-run requests are judged but reserve nothing (SPEC).
+    """
+    reservations = state.reservations
+    if reservations is None or request.dry_run:
+        return loaded.engine.evaluate(request, state.view)
+    with reservations.lock(request.namespace):
+        decision = loaded.engine.evaluate(request, state.view)
+        if decision.allowed and decision.limit_claims:
+            reservations.reserve(decision.limit_claims)
+    return decision
+
+
+def _describe_patch(patch: tuple[dict[str, object], ...]) -> str:
+    return "; ".join(f"{op.get('op')} {op.get('path')}" for op in patch)

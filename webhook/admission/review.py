@@ -1,0 +1,166 @@
+"""AdmissionReview v1 in and out: bytes -> AdmissionRequest, Decision -> response bytes.
+
+The body is parsed exactly once, with orjson, into plain dicts; no schema library runs on
+the hot path (the engine reads the object as a mapping anyway). Only the fields the
+API server always sends are checked, each failure naming what is wrong so a 400 can say so.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from webhook.policy.request import AdmissionRequest, UserInfo
+
+API_VERSION = "admission.k8s.io/v1"
+KIND = "AdmissionReview"
+
+# An auditAnnotations key is prefixed by the API server with the webhook's name and a "/",
+# and the whole must be a qualified name; a key that is not a valid name part (<= 63
+# characters of [A-Za-z0-9_.-], alphanumeric at both ends) is dropped with only a log line
+# in the API server. We repair keys here so every annotation arrives.
+_QUALIFIED_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
+_INVALID_KEY_CHARACTERS = re.compile(r"[^-A-Za-z0-9_.]")
+
+
+class ReviewError(ValueError):
+    """The body is not an AdmissionReview we can answer; ``str()`` is the 400 reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A parsed AdmissionReview: the envelope to echo back, and the typed request."""
+
+    api_version: str
+    kind: str
+    request: AdmissionRequest
+
+
+def parse_review(body: bytes) -> Review:
+    """Parse an AdmissionReview v1 body; raise ReviewError with a reason a person can act on."""
+    try:
+        document = orjson.loads(body)
+    except orjson.JSONDecodeError as error:
+        raise ReviewError(f"body is not valid JSON: {error}") from None
+    if not isinstance(document, dict):
+        raise ReviewError("body is not a JSON object (expected an AdmissionReview)")
+    kind = document.get("kind")
+    if kind != KIND:
+        raise ReviewError(f"kind is {kind!r}, expected {KIND!r}")
+    api_version = document.get("apiVersion")
+    if api_version != API_VERSION:
+        raise ReviewError(f"apiVersion is {api_version!r}, expected {API_VERSION!r}")
+    raw = document.get("request")
+    if not isinstance(raw, dict):
+        raise ReviewError("AdmissionReview has no request object")
+    return Review(api_version, kind, request_from_raw(raw))
+
+
+def request_from_raw(raw: dict[str, Any]) -> AdmissionRequest:
+    """Build the engine's typed request from the review's ``request`` mapping."""
+    uid = raw.get("uid")
+    if not isinstance(uid, str) or not uid:
+        raise ReviewError("request.uid is missing or not a string")
+    operation = raw.get("operation")
+    if not isinstance(operation, str) or not operation:
+        raise ReviewError("request.operation is missing or not a string")
+    kind = _mapping(raw, "kind")
+    resource = _mapping(raw, "resource")
+    obj = _optional_object(raw, "object")
+    old_object = _optional_object(raw, "oldObject")
+    user_raw = raw.get("userInfo")
+    user = UserInfo()
+    if isinstance(user_raw, dict):
+        groups = user_raw.get("groups")
+        user = UserInfo(
+            username=str(user_raw.get("username") or ""),
+            groups=tuple(str(g) for g in groups) if isinstance(groups, list) else (),
+            uid=str(user_raw.get("uid") or ""),
+        )
+    return AdmissionRequest(
+        uid=uid,
+        kind=str(kind.get("kind") or ""),
+        group=str(kind.get("group") or ""),
+        version=str(kind.get("version") or ""),
+        resource=str(resource.get("resource") or ""),
+        namespace=str(raw.get("namespace") or ""),
+        name=str(raw.get("name") or ""),
+        operation=operation,
+        object=obj,
+        old_object=old_object,
+        user=user,
+        dry_run=raw.get("dryRun") is True,
+        raw=raw,
+    )
+
+
+def _mapping(raw: Mapping[str, Any], field: str) -> Mapping[str, Any]:
+    value = raw.get(field)
+    if not isinstance(value, dict):
+        raise ReviewError(f"request.{field} is missing or not an object")
+    return value
+
+
+def _optional_object(raw: Mapping[str, Any], field: str) -> dict[str, Any] | None:
+    value = raw.get(field)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ReviewError(f"request.{field} is not an object")
+    return value
+
+
+def audit_annotation_key(name: str) -> str:
+    """A policy name made into a key the API server accepts (see _QUALIFIED_NAME_PART)."""
+    if len(name) <= 63 and _QUALIFIED_NAME_PART.match(name):
+        return name
+    key = _INVALID_KEY_CHARACTERS.sub("-", name)[:63].strip("-_.")
+    return key or "policy"
+
+
+def render_response(
+    review: Review | None,
+    uid: str,
+    *,
+    allowed: bool,
+    message: str | None = None,
+    code: int = 403,
+    reason: str = "Forbidden",
+    warnings: Sequence[str] = (),
+    audit_annotations: Mapping[str, str] | None = None,
+    patch: Sequence[Mapping[str, Any]] | None = None,
+) -> bytes:
+    """The AdmissionReview answer, echoing apiVersion/kind and the request uid."""
+    response: dict[str, Any] = {"uid": uid, "allowed": allowed}
+    if not allowed:
+        response["status"] = {"code": code, "message": message or "denied", "reason": reason}
+    if warnings:
+        response["warnings"] = list(warnings)
+    if audit_annotations:
+        response["auditAnnotations"] = {
+            audit_annotation_key(key): value for key, value in audit_annotations.items()
+        }
+    if patch:
+        response["patchType"] = "JSONPatch"
+        response["patch"] = base64.b64encode(orjson.dumps(list(patch))).decode("ascii")
+    return orjson.dumps(
+        {
+            "apiVersion": review.api_version if review else API_VERSION,
+            "kind": review.kind if review else KIND,
+            "response": response,
+        }
+    )
+
+
+def decode_patch(response_body: bytes) -> list[dict[str, Any]]:
+    """The JSONPatch of a rendered response (empty when there is none); for tests and tools."""
+    response = orjson.loads(response_body)["response"]
+    if "patch" not in response:
+        return []
+    patch: list[dict[str, Any]] = orjson.loads(base64.b64decode(response["patch"]))
+    return patch

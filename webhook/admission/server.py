@@ -1,0 +1,185 @@
+"""Running the webhook: certificates, cluster, policies, and uvicorn over TLS.
+
+``build_runtime`` does everything that can fail on bad input (missing certificate files,
+a broken policy set, an unreadable cluster-state file) before a socket is opened, raising
+EdgewardenError so the CLI prints one message and exits 2. ``serve`` then runs uvicorn and
+the background work (policy and certificate reloads, the cluster watch) on one event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import threading
+from collections.abc import Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from webhook.admission.app import ASGIApp, create_app
+from webhook.admission.auditlog import AuditLog
+from webhook.admission.metrics import Metrics
+from webhook.admission.policies_reload import PolicyReloader
+from webhook.admission.settings import ServerSettings
+from webhook.admission.state import ServerState, certificate_expiry
+from webhook.certs.tls import ServingCertificate, uvicorn_config, watch_certificate
+from webhook.cluster.memory import MemoryCluster
+from webhook.cluster.reservations import Reservations
+from webhook.cluster.view import ClusterView
+from webhook.errors import CertificateError
+
+log = logging.getLogger("edgewarden.server")
+
+
+@dataclass
+class Runtime:
+    """A server ready to listen: its state, app and the pieces the background work drives."""
+
+    settings: ServerSettings
+    state: ServerState
+    app: ASGIApp
+    reloader: PolicyReloader
+    certificate: ServingCertificate
+    cluster: ClusterView
+    reservations: Reservations
+    dev_ca_bundle: str | None = None
+
+
+def build_runtime(settings: ServerSettings) -> Runtime:
+    """Everything the server needs, validated; raises EdgewardenError on bad input."""
+    certificate, ca_bundle = _certificate(settings)
+    cluster = _cluster(settings)
+    reservations = Reservations(ttl_seconds=settings.reservation_ttl_seconds)
+    attach = getattr(cluster, "attach_reservations", None)
+    if attach is not None:
+        attach(reservations)  # the watch releases a reservation when it sees the object
+    metrics = Metrics()
+    read_state = getattr(cluster, "state", None)
+    if read_state is not None:
+        metrics.watch_cluster(read_state)
+    metrics.watch_certificate(lambda: certificate_expiry(certificate))
+    state = ServerState(
+        cluster=cluster,
+        metrics=metrics,
+        audit=AuditLog.open(settings.audit_log),
+        reservations=reservations,
+        dry_run=settings.dry_run,
+        max_body_bytes=settings.max_body_bytes,
+        certificate=certificate,
+    )
+    reloader = PolicyReloader(settings.policies, state)
+    reloader.load_initial()
+    return Runtime(settings, state, create_app(state), reloader, certificate, cluster,
+                   reservations, ca_bundle)
+
+
+def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | None]:
+    if settings.dev:
+        from webhook.certs.files import generate_dev_certificates
+
+        dev = generate_dev_certificates(settings.dev_dir)
+        return ServingCertificate(dev.cert_file, dev.key_file), dev.ca_bundle_b64
+    cert_file, key_file = settings.tls_cert, settings.tls_key
+    if settings.manage_certs and settings.cert_dir is not None:
+        cert_file = cert_file or settings.cert_dir / "tls.crt"
+        key_file = key_file or settings.cert_dir / "tls.key"
+    if cert_file is None or key_file is None:
+        raise CertificateError(
+            "serving needs a certificate: pass --tls-cert FILE and --tls-key FILE "
+            "(see `edgewarden certs generate`), --manage-certs --cert-dir DIR, or --dev"
+        )
+    for flag, path in (("--tls-cert", cert_file), ("--tls-key", key_file)):
+        if not Path(path).is_file():
+            raise CertificateError(f"{flag} {path}: no such file")
+    return ServingCertificate(Path(cert_file), Path(key_file)), None
+
+
+def _cluster(settings: ServerSettings) -> ClusterView:
+    if settings.cluster_state is not None:
+        return MemoryCluster.from_yaml(settings.cluster_state)
+    if settings.dev:
+        return MemoryCluster()
+    from webhook.cluster.kube import KubeCluster  # only a real cluster needs the client
+
+    return KubeCluster.from_environment()
+
+
+def uvicorn_server(runtime: Runtime) -> uvicorn.Server:
+    """uvicorn with the reloading TLS context, one worker, uvloop + httptools."""
+    settings = runtime.settings
+    config = uvicorn_config(
+        runtime.app, settings.host, settings.port, runtime.certificate,
+        loop="uvloop", http="httptools", lifespan="off", access_log=False,
+        log_level=settings.log_level.lower(), server_header=False,
+        # The API server keeps connections open; a short keep-alive only adds handshakes.
+        timeout_keep_alive=30, log_config=None,
+    )
+    return uvicorn.Server(config)
+
+
+async def serve(runtime: Runtime, server: uvicorn.Server,
+                sockets: list[socket.socket] | None = None) -> None:
+    """Run uvicorn and the background work until the server is told to exit."""
+    settings = runtime.settings
+    background: list[Coroutine[Any, Any, None]] = [
+        runtime.reloader.watch(settings.policy_poll_seconds),
+        watch_certificate(runtime.certificate, settings.cert_poll_seconds),
+        _purge_reservations(runtime.reservations, settings.reservation_ttl_seconds),
+    ]
+    if settings.manage_certs:
+        background.append(_certificate_manager(settings))
+    tasks = [asyncio.create_task(coroutine) for coroutine in background]
+    start = getattr(runtime.cluster, "start", None)
+    if start is not None:
+        start()  # watch threads; /readyz says "not synced" until they have listed
+    loop = asyncio.get_running_loop()
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    if in_main_thread:
+        loop.add_signal_handler(signal.SIGHUP, runtime.reloader.on_sighup)
+    try:
+        await server.serve(sockets=sockets)
+    finally:
+        if in_main_thread:
+            loop.remove_signal_handler(signal.SIGHUP)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        stop = getattr(runtime.cluster, "stop", None)
+        if stop is not None:
+            await asyncio.to_thread(stop)
+        runtime.state.audit.close()
+
+
+async def _purge_reservations(reservations: Reservations, ttl: float) -> None:
+    # Reads purge lazily per namespace; this sweep bounds memory for namespaces nobody
+    # asks about again.
+    while True:
+        await asyncio.sleep(max(ttl, 1.0))
+        reservations.purge()
+
+
+async def _certificate_manager(settings: ServerSettings) -> None:
+    # The certs engineer's manager keeps the Secret, files and caBundle current.
+    try:
+        from webhook.certs.bootstrap import CertificateManager  # type: ignore[import-not-found]
+    except ImportError:
+        log.error("--manage-certs: certificate management is not available in this build")
+        return
+    manager = CertificateManager(cert_dir=settings.cert_dir)
+    await manager.run(settings.cert_poll_seconds)
+
+
+def run(runtime: Runtime) -> None:
+    """Serve in the foreground (the CLI), on uvloop, until SIGINT/SIGTERM."""
+    import uvloop
+
+    server = uvicorn_server(runtime)
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(serve(runtime, server))

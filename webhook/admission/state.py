@@ -1,0 +1,121 @@
+"""Everything a running server shares, built once and handed to the app (no globals).
+
+The engine is the one thing that changes while serving: a policy reload builds a new
+engine and swaps the reference in one assignment, so a request in flight finishes on the
+set it started with and the next one sees the new set.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from webhook.admission.auditlog import AuditLog
+from webhook.admission.metrics import Metrics
+from webhook.cluster.view import ClusterView, ObjectCounter
+from webhook.policy.decision import LimitClaim, Mode
+from webhook.policy.engine import Engine
+from webhook.policy.model import PolicySet
+
+log = logging.getLogger("edgewarden.server")
+
+
+class ReservationBook(Protocol):
+    """webhook.cluster.reservations.Reservations, as the server uses it."""
+
+    def view(self, base: ClusterView) -> ClusterView: ...
+
+    def lock(self, namespace: str) -> AbstractContextManager[Any]: ...
+
+    def reserve(self, claims: Iterable[LimitClaim]) -> Any: ...
+
+
+class Certificate(Protocol):
+    """webhook.certs.tls.ServingCertificate, as readiness and metrics use it."""
+
+    @property
+    def not_after(self) -> Any: ...
+
+
+@dataclass(slots=True)
+class LoadedPolicies:
+    """One policy set and what the edges need to know about it, swapped as a unit."""
+
+    engine: Engine
+    declared_modes: dict[str, Mode]
+    names: frozenset[str]
+    failing_kinds: frozenset[str]  # kinds with a failurePolicy: Fail policy
+
+    @classmethod
+    def build(cls, policies: PolicySet, *, dry_run: bool) -> LoadedPolicies:
+        failing = {
+            kind
+            for policy in policies.policies
+            if policy.failure_policy.value == "Fail"
+            for kind in policy.match.kinds
+        }
+        return cls(
+            engine=Engine(policies, force_audit=dry_run),
+            declared_modes={p.name: p.mode for p in policies.policies},
+            names=frozenset(p.name for p in policies.policies),
+            failing_kinds=frozenset(failing),
+        )
+
+
+@dataclass(slots=True)
+class ServerState:
+    cluster: ClusterView
+    metrics: Metrics
+    audit: AuditLog
+    reservations: ReservationBook | None = None
+    dry_run: bool = False
+    max_body_bytes: int = 6 * 1024 * 1024
+    certificate: Certificate | None = None
+    policies: LoadedPolicies | None = None
+    view: ClusterView = field(init=False)
+    # Extra readiness checks: each returns a reason when not ready, else None.
+    readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.view = self.reservations.view(self.cluster) if self.reservations else self.cluster
+
+    def install(self, policies: PolicySet) -> None:
+        """Swap in a loaded policy set (already known to be valid) and tell the cluster."""
+        loaded = LoadedPolicies.build(policies, dry_run=self.dry_run)
+        register = getattr(self.cluster, "register_counters", None)
+        if register is not None:
+            counters: list[ObjectCounter] = loaded.engine.counters()
+            register(counters)
+        self.policies = loaded
+        self.metrics.policies_loaded.set(len(policies))
+        log.info("serving %d policies: %s", len(policies), ", ".join(sorted(loaded.names)))
+
+    def not_ready(self) -> list[str]:
+        """Why the server should not receive admissions yet (empty when ready)."""
+        reasons: list[str] = []
+        if self.policies is None:
+            reasons.append("no policy set loaded")
+        if getattr(self.cluster, "synced", True) is False:
+            reasons.append("cluster cache not synced yet")
+        expiry = certificate_expiry(self.certificate)
+        if expiry is not None and expiry <= time.time():
+            reasons.append("serving certificate has expired")
+        reasons.extend(reason for check in self.readiness_checks if (reason := check()))
+        return reasons
+
+
+def certificate_expiry(certificate: Certificate | None) -> float | None:
+    """``not_after`` as a Unix timestamp, whatever form the certificate object keeps it in."""
+    if certificate is None:
+        return None
+    not_after = certificate.not_after
+    if not_after is None:
+        return None
+    if hasattr(not_after, "timestamp"):
+        return float(not_after.timestamp())
+    return float(not_after)
+
