@@ -37,8 +37,9 @@ def validate(
             )
             if present
         )
+        mode = policy.mode.value if policy.validates else "Mutate"
         console.print(
-            f"[green]✓[/] {policy.name} ({policy.mode.value}; "
+            f"[green]✓[/] {policy.name} ({mode}; "
             f"{'/'.join(sorted(policy.match.kinds))}; {what}) {policy.source}",
             highlight=False,
         )

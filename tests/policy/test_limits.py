@@ -1,0 +1,140 @@
+"""Limit semantics exactly as SPEC states them."""
+
+from __future__ import annotations
+
+import pytest
+
+from webhook.cluster.memory import MemoryCluster
+from webhook.policy.decision import ViolationSource
+
+from .conftest import engine_for, make_request, namespace, service
+
+CAP = """
+apiVersion: edgewarden.dev/v1alpha1
+kind: Policy
+metadata: {name: cap-lbs}
+spec:
+  match: {kinds: [Service], operations: [CREATE, UPDATE, DELETE]}
+  limit:
+    where: "object.spec.type == 'LoadBalancer'"
+    maxExpression: >-
+      has(namespaceObject.metadata.annotations)
+      && 'edgewarden.dev/max-loadbalancers' in namespaceObject.metadata.annotations
+      ? int(namespaceObject.metadata.annotations['edgewarden.dev/max-loadbalancers']) : 2
+    message: "too many load balancers: use an Ingress"
+"""
+
+
+@pytest.fixture
+def engine():
+    return engine_for(CAP)
+
+
+def cluster_with(lbs: int, ns: dict | None = None) -> MemoryCluster:
+    cluster = MemoryCluster([ns or namespace("team")])
+    for i in range(lbs):
+        cluster.add(service(f"lb{i}", "team", "LoadBalancer"))
+    cluster.add(service("internal", "team", "ClusterIP"))
+    return cluster
+
+
+def test_create_under_the_cap_is_allowed_and_claims_a_place(engine) -> None:
+    decision = engine.evaluate(
+        make_request("CREATE", service("new", "team", "LoadBalancer")), cluster_with(1)
+    )
+    assert decision.allowed
+    assert [(c.policy, c.namespace, c.name) for c in decision.limit_claims] == [
+        ("cap-lbs", "team", "new")
+    ]
+
+
+def test_create_at_the_cap_is_denied_with_count_and_advice(engine) -> None:
+    decision = engine.evaluate(
+        make_request("CREATE", service("new", "team", "LoadBalancer")), cluster_with(2)
+    )
+    assert not decision.allowed
+    violation = decision.violations[0]
+    assert violation.source is ViolationSource.LIMIT
+    assert violation.message == (
+        "too many load balancers: use an Ingress (namespace team has 2 of 2)"
+    )
+    assert decision.limit_claims == []
+
+
+def test_objects_that_do_not_count_are_never_limited(engine) -> None:
+    decision = engine.evaluate(make_request("CREATE", service("new", "team")), cluster_with(5))
+    assert decision.allowed and decision.limit_claims == []
+
+
+def test_update_that_makes_an_object_counted_is_denied_at_the_cap(engine) -> None:
+    old = service("internal", "team", "ClusterIP")
+    new = service("internal", "team", "LoadBalancer")
+    decision = engine.evaluate(make_request("UPDATE", new, old), cluster_with(2))
+    assert not decision.allowed
+
+
+def test_update_of_an_already_counted_object_is_never_denied_even_over_a_lowered_cap(
+    engine,
+) -> None:
+    lowered = namespace("team", edgewarden__dev__max_loadbalancers="1")
+    lowered["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "1"}
+    cluster = cluster_with(3, lowered)
+    old = service("lb0", "team", "LoadBalancer")
+    new = service("lb0", "team", "LoadBalancer", metadata={"labels": {"v": "2"}})
+    decision = engine.evaluate(make_request("UPDATE", new, old), cluster)
+    assert decision.allowed and decision.violations == []
+    assert decision.limit_claims == []
+
+
+def test_delete_is_never_judged_by_a_limit(engine) -> None:
+    old = service("lb0", "team", "LoadBalancer")
+    decision = engine.evaluate(make_request("DELETE", None, old), cluster_with(5))
+    assert decision.allowed and decision.violations == []
+
+
+def test_namespace_annotation_raises_and_lowers_the_cap(engine) -> None:
+    raised = namespace("team")
+    raised["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "3"}
+    new = service("new", "team", "LoadBalancer")
+    assert engine.evaluate(make_request("CREATE", new), cluster_with(2, raised)).allowed
+    zero = namespace("team")
+    zero["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "0"}
+    assert not engine.evaluate(make_request("CREATE", new), cluster_with(0, zero)).allowed
+
+
+def test_malformed_cap_annotation_is_an_evaluation_error_naming_the_expression(engine) -> None:
+    broken = namespace("team")
+    broken["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "lots"}
+    decision = engine.evaluate(
+        make_request("CREATE", service("new", "team", "LoadBalancer")), cluster_with(0, broken)
+    )
+    assert not decision.allowed
+    assert decision.violations[0].source is ViolationSource.ERROR
+    assert "maxExpression" in decision.violations[0].message
+
+
+def test_the_object_itself_is_not_counted_twice(engine) -> None:
+    # A retried CREATE (or a watch that already saw it) must not count the object twice.
+    cluster = cluster_with(1)
+    cluster.add(service("new", "team", "LoadBalancer"))
+    decision = engine.evaluate(
+        make_request("CREATE", service("new", "team", "LoadBalancer")), cluster
+    )
+    assert decision.allowed
+
+
+def test_limit_max_reports_the_cap_per_namespace(engine) -> None:
+    policy = engine.policies.policies[0]
+    plain = namespace("a")
+    capped = namespace("b")
+    capped["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "5"}
+    assert engine.limit_max(policy, plain) == 2
+    assert engine.limit_max(policy, capped) == 5
+
+
+def test_counters_are_exposed_for_the_cluster_cache(engine) -> None:
+    (counter,) = engine.counters()
+    assert counter.kind == "Service"
+    assert counter.counts(service("x", "team", "LoadBalancer"))
+    assert not counter.counts(service("x", "team", "NodePort"))
+    assert not counter.counts({"kind": "Service", "metadata": {"name": "no-spec"}})
