@@ -31,7 +31,7 @@ def mutate(policy_yaml: str, obj: dict) -> tuple[dict, list[dict]]:
 
 def test_patch_creates_the_annotations_map_when_the_object_has_none() -> None:
     obj = service("lb", "team", "LoadBalancer")
-    patched, patch = mutate(INTERNAL.replace("FLAVOUR", "aws"), obj)
+    _, patch = mutate(INTERNAL.replace("FLAVOUR", "aws"), obj)
     assert patch == [
         {
             "op": "add",
