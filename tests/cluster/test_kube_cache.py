@@ -1,0 +1,322 @@
+"""The watch cache against a local server that speaks list/watch like the API server."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+
+from webhook.cluster.kube import KubeCluster
+from webhook.cluster.kube_informer import InformerSettings
+from webhook.cluster.view import ClusterView
+
+from .conftest import (
+    FAST,
+    IngressClassCounter,
+    TypeCounter,
+    api_client_for,
+    eventually,
+    ingress,
+    namespace,
+    service,
+)
+from .fake_apiserver import FakeApiServer
+
+LB = TypeCounter("LoadBalancer")
+
+MakeCluster = Callable[..., KubeCluster]
+
+
+def started(make_cluster: MakeCluster, *counters: object, **kwargs: object) -> KubeCluster:
+    cluster = make_cluster(**kwargs)
+    cluster.register_counters(counters or [LB])  # type: ignore[arg-type]
+    cluster.start()
+    assert cluster.wait_synced(timeout=10)
+    return cluster
+
+
+def names(cluster: ClusterView, ns: str, counter: object = LB) -> set[str]:
+    return set(cluster.counted_names(ns, counter))  # type: ignore[arg-type]
+
+
+def test_cache_is_synced_after_the_first_list_of_every_kind(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    apiserver.create("namespaces", namespace("payments", environment="production"))
+    apiserver.create("services", service("payments", "api", "LoadBalancer"))
+    apiserver.create("services", service("payments", "db"))
+    apiserver.create("ingresses", ingress("payments", "web"))
+    cluster = make_cluster()
+    cluster.register_counters([LB])
+    assert not cluster.synced
+
+    cluster.start()
+
+    assert cluster.wait_synced(timeout=10)
+    assert cluster.synced
+    ns = cluster.get_namespace("payments")
+    assert ns is not None and ns["metadata"]["labels"] == {"environment": "production"}
+    assert cluster.get_namespace("nowhere") is None
+    assert names(cluster, "payments") == {"api"}
+    state = cluster.state()
+    assert {k: v["synced"] for k, v in state.items()} == {
+        "Namespace": True,
+        "Service": True,
+        "Ingress": True,
+    }
+    assert {k: v["objects"] for k, v in state.items()} == {
+        "Namespace": 1,
+        "Service": 2,
+        "Ingress": 1,
+    }
+
+
+def test_cache_is_not_synced_while_one_kind_cannot_be_listed(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    apiserver.fail_lists.add("ingresses")
+    cluster = make_cluster()
+    cluster.start()
+    eventually(lambda: cluster.state()["Ingress"]["errors"] >= 2, what="ingress list retries")
+    assert cluster.state()["Service"]["synced"]
+    assert not cluster.synced
+    assert not cluster.wait_synced(timeout=0.05)
+
+    apiserver.fail_lists.clear()
+
+    assert cluster.wait_synced(timeout=10)
+
+
+def test_stored_objects_keep_metadata_and_spec_without_managed_fields(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    apiserver.create("services", service("shop", "api", "LoadBalancer"))
+    seen: list[dict[str, object]] = []
+
+    class Recorder:
+        key, kind = "recorder", "Service"
+
+        def counts(self, obj: dict[str, object]) -> bool:
+            seen.append(obj)
+            return True
+
+    started(make_cluster, Recorder())
+
+    assert seen, "the counter judged the listed Service"
+    obj = seen[-1]
+    assert obj["kind"] == "Service" and obj["apiVersion"] == "v1"
+    assert "managedFields" not in obj["metadata"]  # type: ignore[operator]
+    assert "status" not in obj
+    assert obj["spec"]["type"] == "LoadBalancer"  # type: ignore[index]
+
+
+def test_added_modified_and_deleted_services_update_the_counted_names(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    cluster = started(make_cluster)
+
+    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+    apiserver.create("services", service("shop", "b", "LoadBalancer"))
+    apiserver.create("services", service("other", "c", "LoadBalancer"))
+    eventually(lambda: names(cluster, "shop") == {"a", "b"}, what="two LBs in shop")
+    assert names(cluster, "other") == {"c"}
+
+    apiserver.delete("services", "shop", "a")
+    eventually(lambda: names(cluster, "shop") == {"b"}, what="a deleted")
+    assert cluster.state()["Service"]["objects"] == 2
+
+
+def test_service_switching_to_loadbalancer_and_back_enters_and_leaves_the_count(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    apiserver.create("services", service("shop", "web"))
+    cluster = started(make_cluster)
+    assert names(cluster, "shop") == set()
+
+    apiserver.update("services", service("shop", "web", "LoadBalancer"))
+    eventually(lambda: names(cluster, "shop") == {"web"}, what="web counted")
+
+    apiserver.update("services", service("shop", "web", "ClusterIP"))
+    eventually(lambda: names(cluster, "shop") == set(), what="web no longer counted")
+
+
+def test_ingresses_and_namespaces_follow_the_watch(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    nginx = IngressClassCounter("nginx")
+    cluster = started(make_cluster, LB, nginx)
+
+    apiserver.create("namespaces", namespace("shop", environment="prod"))
+    apiserver.create("ingresses", ingress("shop", "web", "nginx"))
+    apiserver.create("ingresses", ingress("shop", "admin", "traefik"))
+    eventually(lambda: names(cluster, "shop", nginx) == {"web"}, what="nginx ingress counted")
+    eventually(lambda: cluster.get_namespace("shop") is not None, what="namespace seen")
+
+    apiserver.update("namespaces", namespace("shop", environment="dev"))
+    eventually(
+        lambda: (cluster.get_namespace("shop") or {})["metadata"]["labels"]["environment"] == "dev",
+        what="namespace labels updated",
+    )
+    apiserver.delete("namespaces", "", "shop")
+    eventually(lambda: cluster.get_namespace("shop") is None, what="namespace deleted")
+
+
+def test_watch_error_410_relists_and_sees_a_delete_made_while_disconnected(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+    apiserver.create("services", service("shop", "b", "LoadBalancer"))
+    cluster = started(make_cluster)
+    eventually(lambda: apiserver.watches("services"), what="a services watch")
+    assert names(cluster, "shop") == {"a", "b"}
+
+    # The delete never reaches the open watch: history is compacted and the watch expires.
+    with apiserver.atomic():
+        apiserver.delete("services", "shop", "a")
+        apiserver.create("services", service("shop", "c", "LoadBalancer"))
+        apiserver.compact()
+        apiserver.expire_watches()
+
+    eventually(lambda: names(cluster, "shop") == {"b", "c"}, what="state after relist")
+    assert cluster.state()["Service"]["relists"] >= 1
+    assert len(apiserver.lists("services")) >= 2
+    assert cluster.synced
+
+
+def test_http_410_on_reconnect_relists(apiserver: FakeApiServer, make_cluster: MakeCluster) -> None:
+    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+    cluster = started(make_cluster)
+    eventually(lambda: apiserver.watches("services"), what="a services watch")
+    apiserver.gone_as_http = True
+
+    with apiserver.atomic():
+        apiserver.update("services", service("shop", "a", "ClusterIP"))
+        apiserver.compact()
+        apiserver.drop_watches()
+
+    eventually(lambda: names(cluster, "shop") == set(), what="a no longer counted")
+    assert cluster.state()["Service"]["relists"] >= 1
+
+
+def test_dropped_connection_reconnects_from_the_last_resource_version(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    cluster = started(make_cluster)
+    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+    eventually(lambda: names(cluster, "shop") == {"a"}, what="a counted")
+    last_seen = cluster.state()["Service"]["resource_version"]
+    watches_before = len(apiserver.watches("services"))
+
+    apiserver.drop_watches()
+    eventually(
+        lambda: len(apiserver.watches("services")) > watches_before, what="a new services watch"
+    )
+    apiserver.create("services", service("shop", "b", "LoadBalancer"))
+
+    eventually(lambda: names(cluster, "shop") == {"a", "b"}, what="b seen after reconnect")
+    assert apiserver.watches("services")[watches_before].resource_version == last_seen
+    assert len(apiserver.lists("services")) == 1  # resumed, not relisted
+    assert cluster.state()["Service"]["errors"] >= 1
+
+
+def test_bookmarks_advance_the_resource_version_used_to_resume(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    cluster = started(make_cluster)
+    eventually(lambda: apiserver.watches("services"), what="a services watch")
+    assert apiserver.watches("services")[0].params.get("allowWatchBookmarks") == "true"
+
+    bookmark_rv = str(apiserver.bookmark("services"))
+    eventually(
+        lambda: cluster.state()["Service"]["resource_version"] == bookmark_rv,
+        what="resourceVersion from the bookmark",
+    )
+    watches_before = len(apiserver.watches("services"))
+    apiserver.drop_watches()
+
+    eventually(lambda: len(apiserver.watches("services")) > watches_before, what="a re-watch")
+    assert apiserver.watches("services")[watches_before].resource_version == bookmark_rv
+    assert cluster.state()["Service"]["objects"] == 0  # a bookmark is not an object
+
+
+def test_paged_list_reads_every_page(apiserver: FakeApiServer, make_cluster: MakeCluster) -> None:
+    for i in range(7):
+        apiserver.create("services", service("shop", f"lb{i}", "LoadBalancer"))
+    paged = InformerSettings(**{**FAST.__dict__, "page_size": 3})
+    cluster = started(make_cluster, settings=paged)
+
+    assert names(cluster, "shop") == {f"lb{i}" for i in range(7)}
+    assert len(apiserver.lists("services")) == 3
+
+
+def test_reregistered_counters_rebuild_the_indexes_from_the_cache(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    apiserver.create("services", service("shop", "lb", "LoadBalancer"))
+    apiserver.create("services", service("shop", "np", "NodePort"))
+    cluster = started(make_cluster)
+    node_ports = TypeCounter("NodePort")
+
+    cluster.register_counters([node_ports])  # a policy reload
+
+    assert names(cluster, "shop", node_ports) == {"np"}
+    apiserver.create("services", service("shop", "np2", "NodePort"))
+    eventually(lambda: names(cluster, "shop", node_ports) == {"np", "np2"}, what="np2 indexed")
+
+
+def test_an_unregistered_counter_is_answered_from_the_cache(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    apiserver.create("services", service("shop", "np", "NodePort"))
+    cluster = started(make_cluster)
+
+    assert names(cluster, "shop", TypeCounter("NodePort")) == {"np"}
+    apiserver.create("services", service("shop", "np2", "NodePort"))
+    eventually(
+        lambda: names(cluster, "shop", TypeCounter("NodePort")) == {"np", "np2"},
+        what="the on-the-fly counter kept current",
+    )
+
+
+def test_a_counter_that_raises_does_not_count_and_does_not_stop_the_watch(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    class Broken:
+        key, kind = "broken", "Service"
+
+        def counts(self, obj: object) -> bool:
+            raise ValueError("no such field")
+
+    cluster = started(make_cluster, LB, Broken())
+    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+
+    eventually(lambda: names(cluster, "shop") == {"a"}, what="a counted by LB")
+    assert names(cluster, "shop", Broken()) == set()
+
+
+def test_stop_ends_the_watch_threads_without_waiting_for_the_watch_timeout(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    slow = InformerSettings(**{**FAST.__dict__, "watch_timeout_seconds": 300})
+    cluster = started(make_cluster, settings=slow)
+    eventually(lambda: len(apiserver.watches("ingresses")) == 1, what="watches open")
+    threads = list(cluster._threads)
+
+    cluster.stop(timeout=10)
+
+    assert not any(t.is_alive() for t in threads)
+
+
+def test_an_unreachable_api_server_is_retried_and_never_crashes() -> None:
+    with socket.socket() as probe:  # a port nothing listens on once the probe closes
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    cluster = KubeCluster(api_client_for(f"http://127.0.0.1:{port}"), settings=FAST)
+    cluster.start()
+    try:
+        eventually(lambda: cluster.state()["Service"]["errors"] >= 2, what="retries")
+        assert not cluster.synced
+        assert cluster.get_namespace("x") is None
+        assert names(cluster, "shop") == set()
+    finally:
+        cluster.stop()
+    assert not any(t.is_alive() for t in cluster._threads)

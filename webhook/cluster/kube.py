@@ -1,0 +1,179 @@
+"""The cluster as the Kubernetes API shows it: a list+watch cache of Namespaces, Services
+and Ingresses, cluster-wide, with per-namespace counted-name indexes for every limit.
+
+Admissions read it through ``get_namespace``/``counted_names``: dict lookups, no I/O, no
+LIST on the admission path. Three background threads (the ``kubernetes`` client is
+synchronous) keep it current; ``synced`` turns true once each kind was listed once, and
+stays true while a watch reconnects (serving slightly stale state beats refusing every
+admission while the API server is briefly unreachable).
+
+Typical use::
+
+    cluster = KubeCluster.from_environment()
+    cluster.attach_reservations(reservations)
+    cluster.register_counters(engine.counters())
+    cluster.start()
+    cluster.wait_synced(timeout=30)
+    ...
+    cluster.stop()
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Mapping, Set
+from typing import Any, Protocol
+
+from kubernetes import client, config
+
+from webhook.cluster.kube_informer import Informer, InformerSettings, Resource
+from webhook.cluster.kube_store import INGRESS, NAMESPACE, SERVICE, KubeStore
+from webhook.cluster.view import ObjectCounter
+from webhook.errors import ClusterStateError
+
+log = logging.getLogger("edgewarden.cluster")
+
+KINDS = (NAMESPACE, SERVICE, INGRESS)
+
+
+class ObservationSink(Protocol):
+    """What the cache tells when an object shows up (``Reservations`` implements it)."""
+
+    def observed(self, kind: str, namespace: str, name: str) -> None: ...
+
+
+class KubeCluster:
+    """A ``ClusterView`` backed by list+watch caches of the Kubernetes API."""
+
+    def __init__(
+        self,
+        api_client: client.ApiClient,
+        *,
+        settings: InformerSettings | None = None,
+        reservations: ObservationSink | None = None,
+    ) -> None:
+        self._api_client = api_client
+        self._store = KubeStore()
+        self._stop = threading.Event()
+        self._settings = settings or InformerSettings()
+        self._reservations = reservations
+        self._threads: list[threading.Thread] = []
+        core = client.CoreV1Api(api_client)
+        networking = client.NetworkingV1Api(api_client)
+        resources = (
+            Resource(NAMESPACE, "v1", core.list_namespace),
+            Resource(SERVICE, "v1", core.list_service_for_all_namespaces),
+            Resource(INGRESS, "networking.k8s.io/v1", networking.list_ingress_for_all_namespaces),
+        )
+        self._informers = {
+            r.kind: Informer(r, self._store, self._stop, self._settings, self._seen)
+            for r in resources
+        }
+
+    @classmethod
+    def from_environment(
+        cls, *, kubeconfig: str | None = None, context: str | None = None, **kwargs: Any
+    ) -> KubeCluster:
+        """In-cluster service account config, else the kubeconfig (``$KUBECONFIG`` or ~/.kube)."""
+        configuration = client.Configuration()
+        try:
+            if kubeconfig is None and context is None:
+                config.load_incluster_config(client_configuration=configuration)
+                log.info("cluster: using the in-cluster service account")
+                return cls(client.ApiClient(configuration), **kwargs)
+        except config.ConfigException as in_cluster_error:
+            log.debug("not in a cluster: %s", in_cluster_error)
+        try:
+            config.load_kube_config(
+                config_file=kubeconfig,
+                context=context,
+                client_configuration=configuration,
+                persist_config=False,
+            )
+        except (config.ConfigException, OSError, TypeError, ValueError) as error:
+            raise ClusterStateError(
+                "cannot reach the Kubernetes API: not running in a cluster (no service "
+                "account token) and no usable kubeconfig "
+                f"({error}). Set KUBECONFIG, or use --cluster-state FILE or --dev."
+            ) from error
+        log.info("cluster: using kubeconfig at %s", configuration.host)
+        return cls(client.ApiClient(configuration), **kwargs)
+
+    # ---- ClusterView ----
+
+    def get_namespace(self, name: str) -> Mapping[str, Any] | None:
+        return self._store.get_namespace(name)
+
+    def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
+        return self._store.counted_names(namespace, counter)
+
+    # ---- counters and reservations ----
+
+    def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
+        """Index exactly these counters (startup and every policy reload), from the cache."""
+        counters = list(counters)
+        self._store.set_counters(counters)
+        log.info("cluster: indexing %d limit counters", len(counters))
+
+    def attach_reservations(self, reservations: ObservationSink | None) -> None:
+        """Tell ``reservations`` about every object the cache sees appear."""
+        self._reservations = reservations
+
+    def _seen(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
+        sink = self._reservations
+        if sink is None:
+            return
+        metadata = obj["metadata"]
+        namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
+        # A MODIFIED event only settles a reservation once the object counts: an unrelated
+        # update landing before the admitted one must not release the place early.
+        if event_type == "MODIFIED" and not self._store.counts_anywhere(kind, namespace, name):
+            return
+        try:
+            sink.observed(kind, namespace, name)
+        except Exception:  # a faulty sink must not stop the watch
+            log.exception("reservations.observed failed")
+
+    # ---- lifecycle and readiness ----
+
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stop.clear()
+        for kind, informer in self._informers.items():
+            thread = threading.Thread(
+                target=informer.run, name=f"edgewarden-watch-{kind.lower()}", daemon=True
+            )
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """End the watch threads: the stop flag, then cut any open stream so reads return."""
+        self._stop.set()
+        for informer in self._informers.values():
+            informer.shutdown_stream()
+        for thread in self._threads:
+            thread.join(timeout)
+            if thread.is_alive():
+                log.warning("%s did not stop within %.1fs", thread.name, timeout)
+        self._threads = []
+
+    @property
+    def synced(self) -> bool:
+        """True once every kind has been listed once."""
+        return all(i.synced.is_set() for i in self._informers.values())
+
+    def wait_synced(self, timeout: float | None = None) -> bool:
+        """Block until synced or ``timeout`` seconds pass; returns ``synced``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for informer in self._informers.values():
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if not informer.synced.wait(left):
+                return False
+        return True
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """Per kind: synced, objects, last_event_age (s), relists, errors, resource_version."""
+        return {kind: informer.state() for kind, informer in self._informers.items()}

@@ -1,0 +1,281 @@
+"""One list+watch loop per kind, feeding the watch cache (the pattern of client-go's reflector).
+
+LIST (paged) gives the objects and a resourceVersion; WATCH from there applies ADDED,
+MODIFIED, DELETED and BOOKMARK events. A 410 Gone (an HTTP 410, or the ERROR event with
+code 410 the API server sends inside a watch stream) means the history is compacted: LIST
+again. Any other failure reconnects from the last resourceVersion with exponential backoff
+and jitter. Nothing here ever raises out of ``run``: the webhook keeps serving from the
+last known state while the connection is down.
+
+The API functions of the ``kubernetes`` client are called with ``_preload_content=False``
+and the stream is parsed here rather than through ``kubernetes.watch.Watch``: policies need
+plain dicts (Watch deserializes every event into models, which costs time and fails on
+objects a model's client-side validation rejects), and the ERROR/410 and bookmark handling
+must be explicit (Watch retries a 410 once on its own and loses the event otherwise).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes.client.exceptions import ApiException
+from kubernetes.watch.watch import iter_resp_lines
+
+from webhook.cluster.kube_store import KubeStore, slim
+
+log = logging.getLogger("edgewarden.cluster")
+
+HTTP_GONE = 410
+MAX_LIST_PAGES = 10_000  # bounds the paging loop: 5 million objects at the default page size
+
+# (kind, event type "LISTED" | "ADDED" | "MODIFIED", slimmed object), after the store is updated
+SeenHook = Callable[[str, str, dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class Resource:
+    """A watched kind and the client function that lists or watches it cluster-wide."""
+
+    kind: str
+    api_version: str
+    list_func: Callable[..., Any]
+
+
+@dataclass(frozen=True)
+class InformerSettings:
+    watch_timeout_seconds: int = 240  # server-side end of each watch; then re-watch
+    connect_timeout: float = 10.0
+    list_timeout: float = 60.0
+    page_size: int = 500
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+
+
+class WatchExpired(Exception):
+    """The resourceVersion is too old (410 Gone): the cache must LIST again."""
+
+
+class WatchFailed(Exception):
+    """The API server sent an ERROR event other than 410."""
+
+
+def describe(error: BaseException) -> str:
+    """A one-line summary for logs: never a response body or an object."""
+    if isinstance(error, ApiException):
+        return f"HTTP {error.status} {error.reason}"
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text[:200]}"
+
+
+def backoff_delay(failures: int, initial: float, maximum: float) -> float:
+    """Exponential backoff with jitter, so many replicas do not reconnect in lockstep."""
+    ceiling = min(maximum, initial * (2 ** max(0, failures - 1)))
+    return ceiling * random.uniform(0.5, 1.0)
+
+
+class Informer:
+    """Keeps ``store`` current for one kind until ``stop`` is set."""
+
+    def __init__(
+        self,
+        resource: Resource,
+        store: KubeStore,
+        stop: threading.Event,
+        settings: InformerSettings,
+        on_seen: SeenHook | None = None,
+    ) -> None:
+        self.resource = resource
+        self._store = store
+        self._stop = stop
+        self._settings = settings
+        self._on_seen = on_seen
+        self.synced = threading.Event()
+        self.resource_version: str | None = None
+        self.relists = 0
+        self.errors = 0
+        self.last_event: float | None = None  # time.monotonic() of the last applied event
+        self._applied = 0  # watch events applied, to tell a stuck loop from progress
+        self._resp: Any = None
+        self._resp_lock = threading.Lock()
+
+    @property
+    def kind(self) -> str:
+        return self.resource.kind
+
+    def state(self) -> dict[str, Any]:
+        age = None if self.last_event is None else time.monotonic() - self.last_event
+        return {
+            "synced": self.synced.is_set(),
+            "objects": self._store.count(self.kind),
+            "last_event_age": age,
+            "relists": self.relists,
+            "errors": self.errors,
+            "resource_version": self.resource_version,
+        }
+
+    # ---- the loop ----
+
+    def run(self) -> None:
+        failures = 0
+        expired_in_a_row = 0
+        while not self._stop.is_set():
+            applied_before = self._applied
+            try:
+                if self.resource_version is None:
+                    self._relist()
+                quick_empty = self._watch()
+                failures = failures + 1 if quick_empty else 0
+                expired_in_a_row = 0
+            except (WatchExpired, ApiException) as error:
+                if isinstance(error, ApiException) and error.status != HTTP_GONE:
+                    failures = self._failed(error, failures)
+                else:
+                    log.info("%s watch expired (410 Gone); listing again", self.kind)
+                    self.resource_version = None
+                    self.relists += 1
+                    # The first 410 relists at once; 410s with no progress between back off.
+                    progressed = self._applied != applied_before
+                    expired_in_a_row = 1 if progressed else expired_in_a_row + 1
+                    failures = expired_in_a_row - 1
+            except Exception as error:
+                if self._stop.is_set():
+                    break
+                failures = self._failed(error, failures)
+            if failures and not self._stop.is_set():
+                delay = backoff_delay(
+                    failures, self._settings.backoff_initial, self._settings.backoff_max
+                )
+                self._stop.wait(delay)
+        log.debug("%s informer stopped", self.kind)
+
+    def _failed(self, error: BaseException, failures: int) -> int:
+        self.errors += 1
+        failures += 1
+        # A long outage logs its first failure and then every tenth, not every attempt.
+        level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
+        log.log(
+            level,
+            "%s list/watch failed %d time(s) in a row (%s); reconnecting",
+            self.kind,
+            failures,
+            describe(error),
+        )
+        return failures
+
+    def shutdown_stream(self) -> None:
+        """Unblock a watch read from another thread (stop must not wait out a timeout)."""
+        with self._resp_lock:
+            resp = self._resp
+        if resp is not None:
+            try:
+                resp.shutdown()
+            except Exception:  # the stream may already be closing; nothing to do then
+                log.debug("%s watch stream already closed", self.kind)
+
+    # ---- LIST ----
+
+    def _relist(self) -> None:
+        items: list[dict[str, Any]] = []
+        continue_token: str | None = None
+        resource_version: str | None = None
+        for _ in range(MAX_LIST_PAGES):
+            resp = self.resource.list_func(
+                limit=self._settings.page_size,
+                _continue=continue_token,
+                _preload_content=False,
+                _request_timeout=(self._settings.connect_timeout, self._settings.list_timeout),
+            )
+            try:
+                body = json.loads(resp.data)
+            finally:
+                resp.release_conn()
+            metadata = body.get("metadata") or {}
+            resource_version = metadata.get("resourceVersion") or resource_version
+            items.extend(
+                slim(self.kind, self.resource.api_version, item) for item in body.get("items") or []
+            )
+            continue_token = metadata.get("continue") or None
+            if continue_token is None:
+                break
+        if not resource_version:
+            raise WatchFailed(f"{self.kind} list carried no resourceVersion")
+        self._store.replace(self.kind, items)
+        self.resource_version = str(resource_version)
+        self.last_event = time.monotonic()
+        if not self.synced.is_set():
+            log.info("%s cache synced: %d objects", self.kind, len(items))
+        self.synced.set()
+        if self._on_seen is not None:
+            for item in items:
+                self._on_seen(self.kind, "LISTED", item)
+
+    # ---- WATCH ----
+
+    def _watch(self) -> bool:
+        """Follow one watch until it ends; True when it ended at once with nothing in it."""
+        started = time.monotonic()
+        timeout = self._settings.watch_timeout_seconds
+        resp = self.resource.list_func(
+            watch=True,
+            resource_version=self.resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=timeout,
+            _preload_content=False,
+            # The read timeout outlives the server-side timeout so a quiet watch is not an error.
+            _request_timeout=(self._settings.connect_timeout, timeout + 30),
+        )
+        with self._resp_lock:
+            self._resp = resp
+        lines = 0
+        try:
+            if self._stop.is_set():
+                return False
+            for line in iter_resp_lines(resp):
+                if self._stop.is_set():
+                    return False
+                if line:
+                    lines += 1
+                    self._apply(line)
+        finally:
+            with self._resp_lock:
+                self._resp = None
+            resp.close()
+            resp.release_conn()
+        # A server that ends watches at once would otherwise be hammered in a tight loop.
+        return lines == 0 and time.monotonic() - started < 1.0
+
+    def _apply(self, line: str) -> None:
+        try:
+            event = json.loads(line)
+        except ValueError:
+            log.warning("%s watch sent a line that is not JSON; skipped", self.kind)
+            return
+        event_type = event.get("type")
+        obj = event.get("object") or {}
+        if event_type == "ERROR":
+            if obj.get("code") == HTTP_GONE:
+                raise WatchExpired(str(obj.get("message", "")))
+            raise WatchFailed(f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}")
+        metadata = obj.get("metadata") or {}
+        if event_type in ("ADDED", "MODIFIED"):
+            slimmed = slim(self.kind, self.resource.api_version, obj)
+            self._store.upsert(self.kind, slimmed)
+            if self._on_seen is not None:
+                self._on_seen(self.kind, event_type, slimmed)
+        elif event_type == "DELETED":
+            self._store.delete(self.kind, metadata.get("namespace", ""), metadata.get("name", ""))
+        elif event_type != "BOOKMARK":
+            log.warning("%s watch sent an unknown event type %r; skipped", self.kind, event_type)
+            return
+        resource_version = metadata.get("resourceVersion")
+        if resource_version:
+            self.resource_version = str(resource_version)
+        self._applied += 1
+        self.last_event = time.monotonic()

@@ -1,0 +1,181 @@
+"""The watch cache's memory: slimmed objects by kind, and per-counter name indexes.
+
+Writers are the informer threads (one per kind); readers are admissions. Every write
+takes one lock; the indexes hold frozensets that are replaced, never mutated, so a
+reader gets a consistent answer from plain dict lookups without taking the lock.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable, Mapping, Set
+from typing import Any
+
+from webhook.cluster.view import ObjectCounter
+
+log = logging.getLogger("edgewarden.cluster")
+
+NAMESPACE = "Namespace"
+SERVICE = "Service"
+INGRESS = "Ingress"
+
+# Annotations that can be large and that no exposure policy needs to read.
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+_EMPTY: frozenset[str] = frozenset()
+
+
+def slim(kind: str, api_version: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep what policies read (metadata and spec; status for Namespaces) to bound memory.
+
+    LIST items arrive without ``kind``/``apiVersion``; they are set here so a counter's
+    expression sees the same shape as an admitted object.
+    """
+    metadata = dict(obj.get("metadata") or {})
+    metadata.pop("managedFields", None)
+    annotations = metadata.get("annotations")
+    if annotations and any(a in annotations for a in _DROPPED_ANNOTATIONS):
+        metadata["annotations"] = {
+            k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS
+        }
+    slimmed: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
+    if kind == NAMESPACE:
+        if "status" in obj:
+            slimmed["status"] = obj["status"]
+    elif "spec" in obj:
+        slimmed["spec"] = obj["spec"]
+    return slimmed
+
+
+def _safe_counts(counter: ObjectCounter, obj: Mapping[str, Any]) -> bool:
+    # A counter that cannot judge an object must not take the informer down.
+    try:
+        return bool(counter.counts(obj))
+    except Exception:
+        log.debug("counter %s could not judge an object; it does not count", counter.key)
+        return False
+
+
+class KubeStore:
+    """Objects of the three watched kinds and the counted-name index of each counter."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        # Namespaces by name; Services and Ingresses by kind -> namespace -> name.
+        self._namespaces: dict[str, dict[str, Any]] = {}
+        self._objects: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
+            SERVICE: {},
+            INGRESS: {},
+        }
+        self._counters: dict[str, ObjectCounter] = {}
+        # counter key -> namespace -> names counted (frozensets, replaced on change)
+        self._index: dict[str, dict[str, frozenset[str]]] = {}
+
+    # ---- reads (admission path: no lock, no I/O) ----
+
+    def get_namespace(self, name: str) -> Mapping[str, Any] | None:
+        return self._namespaces.get(name)
+
+    def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
+        by_namespace = self._index.get(counter.key)
+        if by_namespace is None:
+            # First use of a counter nobody registered: index it now, then read.
+            self.add_counter(counter)
+            by_namespace = self._index.get(counter.key, {})
+        return by_namespace.get(namespace, _EMPTY)
+
+    def count(self, kind: str) -> int:
+        with self._lock:
+            if kind == NAMESPACE:
+                return len(self._namespaces)
+            return sum(len(names) for names in self._objects[kind].values())
+
+    # ---- counters ----
+
+    def set_counters(self, counters: Iterable[ObjectCounter]) -> None:
+        """Replace the registered counters and rebuild every index from the cache."""
+        with self._lock:
+            self._counters = {c.key: c for c in counters}
+            self._index = {key: self._build_index(c) for key, c in self._counters.items()}
+
+    def add_counter(self, counter: ObjectCounter) -> None:
+        with self._lock:
+            if counter.key in self._counters:
+                return
+            self._counters[counter.key] = counter
+            self._index[counter.key] = self._build_index(counter)
+
+    def _build_index(self, counter: ObjectCounter) -> dict[str, frozenset[str]]:
+        by_namespace = self._objects.get(counter.kind, {})
+        index: dict[str, frozenset[str]] = {}
+        for namespace, objects in by_namespace.items():
+            names = frozenset(n for n, o in objects.items() if _safe_counts(counter, o))
+            if names:
+                index[namespace] = names
+        return index
+
+    def counts_anywhere(self, kind: str, namespace: str, name: str) -> bool:
+        """True when the stored object is counted by at least one registered counter."""
+        for key, counter in list(self._counters.items()):
+            if counter.kind == kind and name in self._index.get(key, {}).get(namespace, _EMPTY):
+                return True
+        return False
+
+    # ---- writes (informer threads) ----
+
+    def upsert(self, kind: str, obj: dict[str, Any]) -> None:
+        metadata = obj["metadata"]
+        name = metadata.get("name", "")
+        with self._lock:
+            if kind == NAMESPACE:
+                self._namespaces[name] = obj
+                return
+            namespace = metadata.get("namespace", "")
+            self._objects[kind].setdefault(namespace, {})[name] = obj
+            self._reindex_one(kind, namespace, name, obj)
+
+    def delete(self, kind: str, namespace: str, name: str) -> None:
+        with self._lock:
+            if kind == NAMESPACE:
+                self._namespaces.pop(name, None)
+                return
+            objects = self._objects[kind].get(namespace)
+            if objects is not None:
+                objects.pop(name, None)
+                if not objects:
+                    del self._objects[kind][namespace]
+            self._reindex_one(kind, namespace, name, None)
+
+    def replace(self, kind: str, objs: Iterable[dict[str, Any]]) -> None:
+        """Swap in a fresh LIST of ``kind``: whatever it lacks was deleted meanwhile."""
+        with self._lock:
+            if kind == NAMESPACE:
+                self._namespaces = {o["metadata"].get("name", ""): o for o in objs}
+                return
+            fresh: dict[str, dict[str, dict[str, Any]]] = {}
+            for o in objs:
+                md = o["metadata"]
+                fresh.setdefault(md.get("namespace", ""), {})[md.get("name", "")] = o
+            self._objects[kind] = fresh
+            for key, counter in self._counters.items():
+                if counter.kind == kind:
+                    self._index[key] = self._build_index(counter)
+
+    def _reindex_one(
+        self, kind: str, namespace: str, name: str, obj: Mapping[str, Any] | None
+    ) -> None:
+        for key, counter in self._counters.items():
+            if counter.kind != kind:
+                continue
+            by_namespace = self._index.setdefault(key, {})
+            before = by_namespace.get(namespace, _EMPTY)
+            counted = obj is not None and _safe_counts(counter, obj)
+            if counted and name not in before:
+                by_namespace[namespace] = before | {name}
+            elif not counted and name in before:
+                after = before - {name}
+                if after:
+                    by_namespace[namespace] = after
+                else:
+                    del by_namespace[namespace]
