@@ -1,0 +1,1 @@
+"""Offline judging and reporting: manifests (``check``), clusters (``audit``), HTML, quotas."""

@@ -1,0 +1,1 @@
+"""Renderers of a :class:`~webhook.audit.results.ScanReport`: one module per format."""

@@ -1,0 +1,86 @@
+"""The machine report (``--output json``); its schema is ``schemas/report.schema.json``.
+
+Stable contract: fields are only ever added. ``findings`` lists every policy that applied
+to an object, passing ones included, so a consumer can tell "checked and fine" from "not
+checked".
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from webhook import __version__
+from webhook.audit.results import Finding, LimitStatus, ObjectResult, ScanReport
+
+API_VERSION = "edgewarden.dev/v1alpha1"
+
+
+def report_dict(report: ScanReport) -> dict[str, Any]:
+    allowed = sum(1 for r in report.objects if r.allowed)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "CheckReport" if report.command == "check" else "AuditReport",
+        "tool": {"name": "edgewarden", "version": __version__},
+        "summary": {
+            "objects": len(report.objects),
+            "allowed": allowed,
+            "denied": len(report.objects) - allowed,
+            "skipped": dict(sorted(report.skipped.items())),
+            "findings": report.counts(),
+            "failed": report.failed,
+        },
+        "results": [_object(r) for r in report.objects],
+        "limits": [_limit(s) for s in report.limits],
+        "namespaceFindings": [_finding(f) for f in report.namespace_findings],
+    }
+
+
+def render_json(report: ScanReport) -> str:
+    return json.dumps(report_dict(report), indent=2, sort_keys=False) + "\n"
+
+
+def _object(result: ObjectResult) -> dict[str, Any]:
+    resource = result.resource
+    location = resource.location
+    return {
+        "resource": {
+            "apiVersion": resource.api_version,
+            "kind": resource.kind,
+            "namespace": resource.namespace,
+            "name": resource.name,
+        },
+        "location": None
+        if location is None
+        else {"file": location.file, "document": location.document, "line": location.line},
+        "allowed": result.allowed,
+        "findings": [_finding(f) for f in result.findings],
+    }
+
+
+def _finding(finding: Finding) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "policy": finding.policy,
+        "mode": finding.mode.value,
+        "result": finding.outcome.value,
+        "source": finding.source,
+        "message": finding.message,
+    }
+    if finding.patch:
+        data["patch"] = [dict(op) for op in finding.patch]
+    if finding.resource.kind == "Namespace":
+        data["namespace"] = finding.resource.name
+    return data
+
+
+def _limit(status: LimitStatus) -> dict[str, Any]:
+    return {
+        "policy": status.policy,
+        "mode": status.mode.value,
+        "namespace": status.namespace,
+        "kind": status.kind,
+        "count": status.count,
+        "max": status.max,
+        "over": status.over,
+        "names": list(status.names),
+    }

@@ -1,0 +1,80 @@
+"""The human report: a rich table of what each policy says, and a one-line summary.
+
+Passing policies are not listed one by one (a Helm chart of thirty Services would drown
+the violations); an object every policy passed gets a single "passed" row.
+"""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from webhook.audit.results import Finding, ObjectResult, Outcome, ScanReport
+
+STYLES = {
+    Outcome.DENY: "bold red",
+    Outcome.WARN: "yellow",
+    Outcome.AUDIT: "cyan",
+    Outcome.PATCH: "blue",
+    Outcome.PASS: "green",
+}
+
+
+def render_text(report: ScanReport, console: Console) -> None:
+    table = Table(show_lines=False, expand=False)
+    for column in ("Resource", "Namespace", "Policy", "Mode", "Result", "Message"):
+        table.add_column(column, overflow="fold")
+    for result in report.objects:
+        for row in _rows(result):
+            table.add_row(*row)
+    for finding in report.namespace_findings:
+        table.add_row(*_finding_row(finding))
+    if table.row_count:
+        console.print(table)
+    console.print(Text(report.summary(), style="bold red" if report.failed else "bold"))
+    if report.failed:
+        console.print("Enforce policies would deny the objects above (exit code 1).")
+    elif report.command == "check":
+        console.print("Nothing Enforce would deny; Warn and Audit findings do not fail a check.")
+
+
+def _rows(result: ObjectResult) -> list[tuple[str | Text, ...]]:
+    shown = [f for f in result.findings if f.outcome is not Outcome.PASS]
+    if not shown:
+        passed = len(result.findings)
+        message = (
+            f"{passed} polic{'y' if passed == 1 else 'ies'} passed"
+            if passed
+            else ("no policy applies")
+        )
+        return [
+            (
+                _resource_cell(result.resource.kind, result.resource.name, result),
+                result.resource.namespace,
+                "-",
+                "-",
+                Text(Outcome.PASS.label, style=STYLES[Outcome.PASS]),
+                message,
+            )
+        ]
+    return [_finding_row(f, result) for f in shown]
+
+
+def _finding_row(finding: Finding, result: ObjectResult | None = None) -> tuple[str | Text, ...]:
+    resource = finding.resource
+    return (
+        _resource_cell(resource.kind, resource.name, result),
+        resource.namespace or resource.name,
+        finding.policy,
+        finding.mode.value,
+        Text(finding.outcome.label, style=STYLES[finding.outcome]),
+        finding.message,
+    )
+
+
+def _resource_cell(kind: str, name: str, result: ObjectResult | None) -> Text:
+    cell = Text(f"{kind}/{name}")
+    if result is not None and result.resource.location is not None:
+        cell.append(f"\n{result.resource.location}", style="dim")
+    return cell

@@ -1,0 +1,267 @@
+"""Judging objects with the engine, offline: ``check`` (manifests) and ``audit`` (a cluster).
+
+``check`` replays the input as the API server would see it: each Service/Ingress is a
+CREATE, in input order, and each allowed object then exists, so the third LoadBalancer of
+one namespace in a Helm render is denied exactly as it would be at ``kubectl apply``.
+
+``audit`` judges what already exists. Validations run per object, as a CREATE. Limits do
+not: every existing object is already in the count, so judging each one as a CREATE would
+deny them all once a namespace is at its cap. Instead a limit is reported once per
+namespace, when the namespace holds more counted objects than the cap allows there
+(lowering a cap, or a cap added after the fact) — see docs/reports.md.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from webhook.audit.manifests import Location, Manifest
+from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, Resource, ScanReport
+from webhook.cluster.memory import MemoryCluster
+from webhook.policy.decision import ViolationSource
+from webhook.policy.engine import Engine, PolicyEvaluationError
+from webhook.policy.model import SUPPORTED_KINDS, Policy, PolicySet
+from webhook.policy.request import make_request
+
+NAMESPACE = "Namespace"
+DEFAULT_NAMESPACE = "default"
+NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+def check_manifests(
+    manifests: Iterable[Manifest],
+    policies: PolicySet,
+    *,
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+    default_namespace: str = DEFAULT_NAMESPACE,
+) -> ScanReport:
+    """Judge every Service/Ingress of ``manifests`` as a CREATE, in order."""
+    manifests = list(manifests)
+    engine = Engine(policies)
+    report = ScanReport("check", policies)
+    report.namespaces = namespace_objects(manifests, namespace_labels or {})
+    cluster = MemoryCluster([copy.deepcopy(dict(ns)) for ns in report.namespaces.values()])
+    for manifest in manifests:
+        if manifest.kind == NAMESPACE:
+            continue
+        if manifest.kind not in SUPPORTED_KINDS:
+            report.skipped[manifest.kind] += 1
+            continue
+        namespace = manifest.namespace or default_namespace
+        if namespace not in report.namespaces:
+            # Unknown namespaces are taken as existing with no labels, as `kubectl apply`
+            # into a namespace created elsewhere would find them.
+            report.namespaces[namespace] = bare_namespace(namespace)
+            cluster.add(copy.deepcopy(dict(report.namespaces[namespace])))
+        result = judge(engine, manifest, namespace, cluster)
+        report.objects.append(result)
+        if result.allowed:
+            cluster.add(copy.deepcopy(dict(result.object)))
+    return report
+
+
+def audit_objects(objects: Iterable[Manifest], policies: PolicySet) -> ScanReport:
+    """Judge what exists: validations per object, limits per namespace (see module doc)."""
+    objects = [
+        Manifest(with_namespace(m.obj, DEFAULT_NAMESPACE), m.location)
+        if m.kind in SUPPORTED_KINDS and m.namespace is None
+        else m
+        for m in objects
+    ]
+    engine = Engine(policies)
+    report = ScanReport("audit", policies)
+    report.namespaces = namespace_objects(objects, {})
+    judged = [m for m in objects if m.kind in SUPPORTED_KINDS]
+    for manifest in objects:
+        if manifest.kind not in (NAMESPACE, *SUPPORTED_KINDS):
+            report.skipped[manifest.kind] += 1
+    for manifest in judged:
+        name = manifest.namespace or DEFAULT_NAMESPACE
+        report.namespaces.setdefault(name, bare_namespace(name))
+    cluster = MemoryCluster(
+        [copy.deepcopy(dict(ns)) for ns in report.namespaces.values()]
+        + [copy.deepcopy(dict(m.obj)) for m in judged]
+    )
+    for manifest in judged:
+        namespace = manifest.namespace or DEFAULT_NAMESPACE
+        report.objects.append(judge(engine, manifest, namespace, cluster, limits=False))
+    report.limits = limit_statuses(engine, policies, cluster, report.namespaces)
+    report.namespace_findings = [
+        over_limit_finding(status, report.namespaces[status.namespace])
+        for status in report.limits
+        if status.over
+    ]
+    return report
+
+
+def judge(
+    engine: Engine,
+    manifest: Manifest,
+    namespace: str,
+    cluster: MemoryCluster,
+    *,
+    limits: bool = True,
+) -> ObjectResult:
+    """One CREATE of ``manifest`` into ``namespace``; ``limits=False`` drops limit verdicts."""
+    obj = with_namespace(manifest.obj, namespace)
+    decision = engine.evaluate(make_request("CREATE", obj, namespace=namespace), cluster)
+    resource = resource_of(obj, manifest.location)
+    findings: list[Finding] = []
+    touched: set[str] = set()
+    for violation in decision.violations:
+        if not limits and violation.source is ViolationSource.LIMIT:
+            continue
+        touched.add(violation.policy)
+        findings.append(
+            Finding(
+                resource,
+                violation.policy,
+                violation.mode,
+                Outcome.for_mode(violation.mode),
+                violation.message,
+                violation.source.value,
+            )
+        )
+    for mutation in decision.mutations:
+        touched.add(mutation.policy)
+        findings.append(
+            Finding(
+                resource,
+                mutation.policy,
+                _policy(engine.policies, mutation.policy).mode,
+                Outcome.PATCH,
+                "would patch: " + describe_patch(mutation.patch),
+                "mutation",
+                mutation.patch,
+            )
+        )
+    for name in decision.matched_policies:
+        if name not in touched:
+            policy = _policy(engine.policies, name)
+            findings.append(Finding(resource, name, policy.mode, Outcome.PASS, "", "match"))
+    allowed = not any(f.outcome is Outcome.DENY for f in findings)
+    mutated = decision.mutated_object if decision.mutated_object is not None else obj
+    return ObjectResult(resource, allowed, findings, mutated)
+
+
+def limit_statuses(
+    engine: Engine,
+    policies: PolicySet,
+    cluster: MemoryCluster,
+    namespaces: Mapping[str, Mapping[str, Any]],
+) -> list[LimitStatus]:
+    """For every limit policy, kind and namespace where it applies: the count and the cap."""
+    statuses: list[LimitStatus] = []
+    for policy in policies.policies:
+        for kind in sorted(policy.match.kinds):
+            counter = engine.counter_for(policy, kind)
+            if counter is None:
+                continue
+            for name in sorted(namespaces):
+                cap = cap_in(engine, policy, namespaces[name])
+                if cap is None:
+                    continue
+                names = tuple(sorted(cluster.counted_names(name, counter)))
+                statuses.append(
+                    LimitStatus(policy.name, policy.mode, name, kind, len(names), cap, names)
+                )
+    return statuses
+
+
+def cap_in(engine: Engine, policy: Policy, namespace: Mapping[str, Any]) -> int | None:
+    """The cap ``policy`` sets in ``namespace``, or None where it does not apply there.
+
+    Applies means what the engine checks before a CREATE: the namespace selector and the
+    excluded namespaces. A ``maxExpression`` that fails on this namespace gives None too:
+    the admission would follow the policy's failurePolicy, there is no cap to report.
+    """
+    if policy.limit is None or "CREATE" not in policy.match.operations:
+        return None
+    metadata = namespace.get("metadata") or {}
+    if str(metadata.get("name") or "") in policy.match.exclude.namespaces:
+        return None
+    selector = policy.match.namespace_selector
+    if selector is not None and not selector.matches(metadata.get("labels") or {}):
+        return None
+    try:
+        return engine.limit_max(policy, namespace)
+    except PolicyEvaluationError:
+        return None
+
+
+def over_limit_finding(status: LimitStatus, namespace: Mapping[str, Any]) -> Finding:
+    resource = resource_of(namespace, None)
+    noun = status.kind + ("s" if status.count != 1 else "")
+    message = (
+        f"namespace {status.namespace} has {status.count} counted {noun} "
+        f"({', '.join(status.names)}), over the cap of {status.max}"
+    )
+    return Finding(
+        resource, status.policy, status.mode, Outcome.for_mode(status.mode), message, "limit"
+    )
+
+
+def namespace_objects(
+    manifests: Iterable[Manifest], labels: Mapping[str, Mapping[str, str]]
+) -> dict[str, Mapping[str, Any]]:
+    """Namespaces from the input, with ``--namespace-labels`` merged over their own labels."""
+    found: dict[str, Mapping[str, Any]] = {}
+    for manifest in manifests:
+        if manifest.kind == NAMESPACE:
+            namespace = copy.deepcopy(dict(manifest.obj))
+            metadata = namespace.setdefault("metadata", {})
+            # The API server sets this label on every namespace; selectors may rely on it.
+            metadata["labels"] = {**(metadata.get("labels") or {}), NAME_LABEL: manifest.name}
+            found[manifest.name] = namespace
+    for name, extra in labels.items():
+        namespace = dict(found.get(name) or bare_namespace(name))
+        metadata = dict(namespace.get("metadata") or {})
+        metadata["labels"] = {**(metadata.get("labels") or {}), **extra}
+        namespace["metadata"] = metadata
+        found[name] = namespace
+    return found
+
+
+def bare_namespace(name: str) -> dict[str, Any]:
+    labels = {NAME_LABEL: name}
+    return {"apiVersion": "v1", "kind": NAMESPACE, "metadata": {"name": name, "labels": labels}}
+
+
+def with_namespace(obj: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """A copy with ``metadata.namespace`` set, as the API server fills it before admission."""
+    copied = copy.deepcopy(dict(obj))
+    metadata = copied.setdefault("metadata", {})
+    metadata["namespace"] = namespace
+    return copied
+
+
+def resource_of(obj: Mapping[str, Any], location: Location | None) -> Resource:
+    metadata = obj.get("metadata") or {}
+    return Resource(
+        kind=str(obj.get("kind") or ""),
+        name=str(metadata.get("name") or metadata.get("generateName") or ""),
+        namespace=str(metadata.get("namespace") or ""),
+        api_version=str(obj.get("apiVersion") or "v1"),
+        uid=str(metadata.get("uid") or ""),
+        location=location,
+    )
+
+
+def describe_patch(patch: Iterable[Mapping[str, Any]]) -> str:
+    parts = []
+    for operation in patch:
+        text = f"{operation.get('op')} {operation.get('path')}"
+        if "value" in operation:
+            text += " = " + json.dumps(operation["value"], sort_keys=True)
+        parts.append(text)
+    return "; ".join(parts)
+
+
+def _policy(policies: PolicySet, name: str) -> Policy:
+    policy = policies.get(name)
+    if policy is None:  # the engine only names policies of its own set
+        raise LookupError(f"engine reported unknown policy {name!r}")
+    return policy
