@@ -21,6 +21,7 @@ Typical use::
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Set
@@ -87,7 +88,8 @@ class KubeCluster:
             log.debug("not in a cluster: %s", in_cluster_error)
         try:
             config.load_kube_config(
-                config_file=kubeconfig,
+                # Read $KUBECONFIG now: the client reads it once, when first imported.
+                config_file=kubeconfig or os.environ.get("KUBECONFIG") or None,
                 context=context,
                 client_configuration=configuration,
                 persist_config=False,
