@@ -1,0 +1,289 @@
+"""Self-managed certificates against the Kubernetes API double: Secret, caBundle, renewal,
+CA roll, and several replicas agreeing on one writer."""
+
+from __future__ import annotations
+
+import base64
+import datetime
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from webhook.certs.bootstrap import GENERATION, CertificateManager, ManagerSettings, parse_secret
+from webhook.certs.issue import fingerprint, is_signed_by, issue_ca, issue_serving, utcnow
+from webhook.certs.store import KubernetesCertStore, StoredSecret
+from webhook.errors import CertificateError
+
+from .fake_kube_api import FakeKubeAPI
+
+NS, SECRET = "edgewarden", "edgewarden-tls"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime.datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> None:
+        self.now += datetime.timedelta(**delta)
+
+
+def manager(store, tmp_path: Path, clock: Clock, name: str = "replica-a") -> CertificateManager:
+    settings = ManagerSettings(namespace=NS, service="edgewarden", out_dir=tmp_path / name)
+    return CertificateManager(store, settings, clock=clock)
+
+
+def secret_state(kube: FakeKubeAPI):
+    raw = kube.secrets[(NS, SECRET)]
+    data = {k: base64.b64decode(v) for k, v in raw["data"].items()}
+    return parse_secret(StoredSecret(data, raw["metadata"].get("annotations") or {}))
+
+
+def published_cas(kube: FakeKubeAPI) -> dict[str, list[x509.Certificate]]:
+    """The CAs each webhook configuration tells the API server to trust."""
+    result = {}
+    for (kind, _name), config in kube.webhooks.items():
+        bundles = {w["clientConfig"].get("caBundle") for w in config["webhooks"]}
+        assert len(bundles) == 1
+        result[kind] = x509.load_pem_x509_certificates(base64.b64decode(bundles.pop()))
+    return result
+
+
+def assert_api_server_trusts_what_is_served(kube: FakeKubeAPI, folder: Path) -> None:
+    served = x509.load_pem_x509_certificate((folder / "tls.crt").read_bytes())
+    for kind, cas in published_cas(kube).items():
+        assert any(is_signed_by(served, ca) for ca in cas), f"{kind} caBundle misses the issuer"
+
+
+def test_first_sync_creates_the_secret_writes_files_and_patches_both_ca_bundles(
+    kube: FakeKubeAPI, store: KubernetesCertStore, tmp_path: Path
+) -> None:
+    clock = Clock()
+    replica = manager(store, tmp_path, clock)
+    assert replica.sync_once() is True
+
+    raw = kube.secrets[(NS, SECRET)]
+    assert raw["type"] == "kubernetes.io/tls"
+    assert set(raw["data"]) == {"tls.crt", "tls.key", "ca.crt", "ca.key"}
+    folder = tmp_path / "replica-a"
+    assert (folder / "tls.key").stat().st_mode & 0o777 == 0o600
+    assert_api_server_trusts_what_is_served(kube, folder)
+    assert set(published_cas(kube)) == {"validating", "mutating"}
+    assert all(ct == "application/merge-patch+json" for ct in kube.patch_content_types)
+    assert replica.not_after == secret_state(kube).serving.not_after
+
+
+def test_a_second_sync_with_nothing_due_writes_nothing(kube, store, tmp_path) -> None:
+    replica = manager(store, tmp_path, Clock())
+    replica.sync_once()
+    before = len(kube.writes())
+    assert replica.sync_once() is False
+    assert len(kube.writes()) == before
+
+
+def test_serving_certificate_is_renewed_when_a_third_of_its_life_is_left(kube, store, tmp_path):
+    clock = Clock()
+    replica = manager(store, tmp_path, clock)
+    replica.sync_once()
+    first = secret_state(kube)
+    clock.advance(days=55)  # 90-day certificate: 35 days left, more than a third
+    assert replica.sync_once() is False
+    clock.advance(days=6)  # 29 days left
+    assert replica.sync_once() is True
+    renewed = secret_state(kube)
+    assert fingerprint(renewed.serving.cert) != fingerprint(first.serving.cert)
+    assert renewed.bundle == first.bundle  # same CA: the caBundle does not move
+    assert renewed.generation == first.generation
+    assert_api_server_trusts_what_is_served(kube, tmp_path / "replica-a")
+
+
+def test_ca_roll_publishes_old_and_new_ca_before_switching_the_serving_certificate(
+    kube, store, tmp_path
+) -> None:
+    clock = Clock()
+    replica = manager(store, tmp_path, clock)
+    folder = tmp_path / "replica-a"
+    replica.sync_once()
+    old_ca = secret_state(kube).signing.cert
+    # Keep the serving certificate young so only the CA is due.
+    for _ in range(30):  # bounded: the 5-year CA is due after ~3.3 years
+        clock.advance(days=60)
+        replica.sync_once()
+        if len(secret_state(kube).bundle) > 1:
+            break
+        assert_api_server_trusts_what_is_served(kube, folder)
+
+    # Step 1 + 2: both CAs are trusted everywhere; the served certificate is still the old CA's.
+    state = secret_state(kube)
+    new_ca = state.signing.cert
+    assert new_ca != old_ca and set(state.bundle) == {old_ca, new_ca}
+    assert all(set(cas) == {old_ca, new_ca} for cas in published_cas(kube).values())
+    assert is_signed_by(state.serving.cert, old_ca)
+    assert_api_server_trusts_what_is_served(kube, folder)
+
+    # Step 3 waits for the bundle to propagate, then re-issues from the new CA.
+    clock.advance(seconds=30)
+    replica.sync_once()
+    assert is_signed_by(secret_state(kube).serving.cert, old_ca)
+    clock.advance(minutes=3)
+    assert replica.sync_once() is True
+    assert is_signed_by(secret_state(kube).serving.cert, new_ca)
+    assert_api_server_trusts_what_is_served(kube, folder)
+    assert len(secret_state(kube).bundle) == 2  # replicas may still serve the old one
+
+    # Step 4: after the grace period the old CA leaves the caBundle.
+    clock.advance(minutes=16)
+    assert replica.sync_once() is True
+    assert secret_state(kube).bundle == (new_ca,)
+    assert all(cas == [new_ca] for cas in published_cas(kube).values())
+    assert_api_server_trusts_what_is_served(kube, folder)
+
+
+class StaleOnce:
+    """Wraps a store so the first read returns what an earlier read saw (a replica that
+    read just before another one wrote)."""
+
+    def __init__(self, store: KubernetesCertStore, stale: StoredSecret | None) -> None:
+        self.store, self.stale, self.used = store, stale, False
+
+    def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        if not self.used:
+            self.used = True
+            return self.stale
+        return self.store.read_secret(namespace, name)
+
+    def __getattr__(self, name: str):
+        return getattr(self.store, name)
+
+
+def test_two_replicas_creating_at_once_agree_on_one_secret(kube, store, tmp_path) -> None:
+    clock = Clock()
+    first = manager(store, tmp_path, clock, "replica-a")
+    second = manager(StaleOnce(store, None), tmp_path, clock, "replica-b")  # saw no Secret
+    first.sync_once()
+    second.sync_once()  # its create meets 409 AlreadyExists, it adopts the stored Secret
+
+    assert ("POST", f"/api/v1/namespaces/{NS}/secrets") in kube.requests[-12:]
+    a, b = tmp_path / "replica-a", tmp_path / "replica-b"
+    for name in ("tls.crt", "tls.key", "ca.crt"):
+        assert (a / name).read_bytes() == (b / name).read_bytes()
+    assert_api_server_trusts_what_is_served(kube, b)
+
+
+def test_a_renewal_race_has_one_writer_and_the_loser_adopts_its_result(
+    kube, store, tmp_path
+) -> None:
+    clock = Clock()
+    first = manager(store, tmp_path, clock, "replica-a")
+    first.sync_once()
+    clock.advance(days=61)
+    stale = store.read_secret(NS, SECRET)  # replica-b reads...
+    first.sync_once()  # ...replica-a renews and writes...
+    second = manager(StaleOnce(store, stale), tmp_path, clock, "replica-b")
+    puts_before = sum(1 for r in kube.requests if r[0] == "PUT")
+    second.sync_once()  # ...replica-b's PUT is a 409 Conflict; it re-reads
+
+    assert sum(1 for r in kube.requests if r[0] == "PUT") == puts_before + 1  # tried once
+    assert (tmp_path / "replica-b" / "tls.crt").read_bytes() == (
+        tmp_path / "replica-a" / "tls.crt"
+    ).read_bytes()
+    assert second.state is not None
+    assert fingerprint(second.state.serving.cert) == fingerprint(secret_state(kube).serving.cert)
+
+
+def test_a_stale_replica_never_rolls_the_ca_bundle_back(kube, store, tmp_path) -> None:
+    clock = Clock()
+    replica = manager(store, tmp_path, clock)
+    replica.sync_once()
+    for config in kube.webhooks.values():  # a newer generation is already published
+        config["metadata"]["annotations"] = {GENERATION: "99"}
+        for webhook in config["webhooks"]:
+            webhook["clientConfig"]["caBundle"] = "bmV3ZXI="
+    patches = sum(1 for r in kube.requests if r[0] == "PATCH")
+    replica.sync_once()
+    assert sum(1 for r in kube.requests if r[0] == "PATCH") == patches
+
+
+def test_a_webhook_configuration_changed_meanwhile_is_patched_next_round(
+    kube, store, tmp_path
+) -> None:
+    class Racing:
+        """Someone edits the configuration between our GET and our PATCH, once."""
+
+        def __init__(self) -> None:
+            self.raced = False
+
+        def read_webhook_configuration(self, kind, name):
+            found = store.read_webhook_configuration(kind, name)
+            if not self.raced and found is not None:
+                self.raced = True
+                kube.add_webhook_configuration({**kube.webhooks[(kind, name)]})  # bumps version
+            return found
+
+        def __getattr__(self, attribute):
+            return getattr(store, attribute)
+
+    replica = manager(Racing(), tmp_path, Clock())
+    replica.sync_once()  # one configuration answers 409 Conflict
+    replica.sync_once()
+    assert_api_server_trusts_what_is_served(kube, tmp_path / "replica-a")
+
+
+def test_missing_webhook_configurations_are_skipped(store, kube, tmp_path) -> None:
+    kube.webhooks.clear()
+    replica = manager(store, tmp_path, Clock())
+    assert replica.sync_once() is True
+    assert (tmp_path / "replica-a" / "tls.crt").exists()
+
+
+def test_a_broken_managed_secret_is_reissued(kube, store, tmp_path) -> None:
+    replica = manager(store, tmp_path, Clock())
+    replica.sync_once()
+    kube.secrets[(NS, SECRET)]["data"]["tls.key"] = base64.b64encode(b"garbage").decode()
+    assert replica.sync_once() is True
+    assert_api_server_trusts_what_is_served(kube, tmp_path / "replica-a")
+
+
+def test_a_secret_managed_elsewhere_is_only_read(kube, store, tmp_path) -> None:
+    ca = issue_ca()
+    pair = issue_serving(ca, service="edgewarden", namespace=NS)
+    enc = {
+        k: base64.b64encode(v).decode()
+        for k, v in {
+            "tls.crt": pair.cert_pem,
+            "tls.key": pair.key_pem,
+            "ca.crt": ca.cert_pem,
+        }.items()
+    }
+    kube.put_secret(NS, {"metadata": {"name": SECRET}, "type": "kubernetes.io/tls", "data": enc})
+    replica = manager(store, tmp_path, Clock())
+    replica.sync_once()
+    assert kube.writes() == []
+    assert (tmp_path / "replica-a" / "tls.crt").read_bytes() == pair.cert_pem
+
+
+def test_an_unusable_foreign_secret_is_left_alone_with_a_clear_error(kube, store, tmp_path):
+    kube.put_secret(
+        NS,
+        {
+            "metadata": {"name": SECRET},
+            "type": "Opaque",
+            "data": {"ca.key": base64.b64encode(b"nope").decode()},
+        },
+    )
+    with pytest.raises(CertificateError, match="not managed by edgewarden"):
+        manager(store, tmp_path, Clock()).sync_once()
+    assert kube.writes() == []
+
+
+def test_an_unreachable_api_server_is_a_clear_error(tmp_path) -> None:
+    from kubernetes import client
+
+    configuration = client.Configuration(host="http://127.0.0.1:9")
+    configuration.retries = 0
+    store = KubernetesCertStore(client.ApiClient(configuration))
+    with pytest.raises(CertificateError, match="cannot reach the Kubernetes API"):
+        manager(store, tmp_path, Clock()).sync_once()

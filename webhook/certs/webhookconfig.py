@@ -1,0 +1,159 @@
+"""Rendering the Validating/MutatingWebhookConfiguration for a policy set.
+
+The rules come from the policies (``PolicySet.webhook_rules``), so the API server only calls
+us for the kinds and operations some policy needs. What is not a setting, on purpose:
+
+* the namespaceSelector always excludes ``kube-system`` and edgewarden's own namespace: with
+  ``failurePolicy: Fail`` a webhook that is down must never block the pods and Services
+  that would bring it back (the classic self-lockout);
+* ``sideEffects: None`` (dry-run requests reserve nothing), ``admissionReviewVersions: [v1]``,
+  ``matchPolicy: Equivalent`` (an Ingress sent through another served version still counts);
+* ``reinvocationPolicy: IfNeeded`` on the mutating webhook: our mutations only add what is
+  absent, so running again is harmless, and when a later mutating webhook rewrites the
+  Service (e.g. makes it a LoadBalancer, or drops annotations) we get to re-apply ours.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from dataclasses import dataclass
+from typing import Any
+
+import yaml
+
+from webhook.certs.issue import load_certificates
+from webhook.errors import CertificateError, EdgewardenError
+from webhook.policy.model import PolicySet, WebhookRule
+
+VALIDATING_NAME = "edgewarden-validating"
+MUTATING_NAME = "edgewarden-mutating"
+VALIDATING_WEBHOOK = "validate.edgewarden.dev"
+MUTATING_WEBHOOK = "mutate.edgewarden.dev"
+ALWAYS_EXCLUDED = ("kube-system",)
+FAILURE_POLICIES = ("Fail", "Ignore")
+CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
+
+
+class WebhookConfigError(EdgewardenError):
+    """A webhook configuration setting is out of range."""
+
+
+@dataclass(frozen=True)
+class WebhookSettings:
+    service: str = "edgewarden"
+    namespace: str = "edgewarden"
+    port: int = 443
+    ca_bundle_b64: str | None = None
+    timeout_seconds: int = 5
+    failure_policy: str = "Fail"
+    mutating_failure_policy: str = "Fail"
+    excluded_namespaces: tuple[str, ...] = ()
+    inject_ca_from: str | None = None  # "namespace/certificate" for cert-manager's cainjector
+
+    def check(self) -> None:
+        if not 1 <= self.timeout_seconds <= 30:
+            raise WebhookConfigError(
+                f"timeout must be between 1 and 30 seconds (the API server's limit), "
+                f"got {self.timeout_seconds}"
+            )
+        for name, value in (
+            ("failure policy", self.failure_policy),
+            ("mutating failure policy", self.mutating_failure_policy),
+        ):
+            if value not in FAILURE_POLICIES:
+                raise WebhookConfigError(f"{name} must be Fail or Ignore, got {value!r}")
+        if not 1 <= self.port <= 65535:
+            raise WebhookConfigError(f"port must be 1..65535, got {self.port}")
+        if self.ca_bundle_b64 is not None:
+            check_ca_bundle(self.ca_bundle_b64)
+        if self.inject_ca_from is not None and self.inject_ca_from.count("/") != 1:
+            raise WebhookConfigError(
+                f"--inject-ca-from takes NAMESPACE/CERTIFICATE, got {self.inject_ca_from!r}"
+            )
+
+
+def check_ca_bundle(ca_bundle_b64: str) -> None:
+    """A caBundle must be base64 of PEM certificates, else the API server trusts nothing."""
+    try:
+        pem = base64.b64decode(ca_bundle_b64, validate=True)
+    except (binascii.Error, ValueError):
+        raise CertificateError("the caBundle is not valid base64") from None
+    load_certificates(pem, "the caBundle")
+
+
+def render(policies: PolicySet, settings: WebhookSettings) -> list[dict[str, Any]]:
+    """The configurations the policies need, validating first; one with no rules is left out."""
+    settings.check()
+    documents = []
+    for mutating in (False, True):
+        rules = policies.webhook_rules(mutating=mutating)
+        if rules:
+            documents.append(_configuration(rules, settings, mutating=mutating))
+    return documents
+
+
+def render_yaml(policies: PolicySet, settings: WebhookSettings) -> str:
+    return yaml.safe_dump_all(render(policies, settings), sort_keys=False, explicit_start=True)
+
+
+def excluded_namespaces(settings: WebhookSettings) -> list[str]:
+    return sorted({*ALWAYS_EXCLUDED, settings.namespace, *settings.excluded_namespaces})
+
+
+def _configuration(
+    rules: list[WebhookRule], settings: WebhookSettings, *, mutating: bool
+) -> dict[str, Any]:
+    client_config: dict[str, Any] = {
+        "service": {
+            "name": settings.service,
+            "namespace": settings.namespace,
+            "path": "/mutate" if mutating else "/validate",
+            "port": settings.port,
+        }
+    }
+    if settings.ca_bundle_b64:
+        client_config["caBundle"] = settings.ca_bundle_b64
+    webhook: dict[str, Any] = {
+        "name": MUTATING_WEBHOOK if mutating else VALIDATING_WEBHOOK,
+        "clientConfig": client_config,
+        "rules": [_rule(rule) for rule in rules],
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "matchPolicy": "Equivalent",
+        "timeoutSeconds": settings.timeout_seconds,
+        "failurePolicy": settings.mutating_failure_policy if mutating else settings.failure_policy,
+        "namespaceSelector": {
+            "matchExpressions": [
+                {
+                    "key": "kubernetes.io/metadata.name",
+                    "operator": "NotIn",
+                    "values": excluded_namespaces(settings),
+                }
+            ]
+        },
+    }
+    if mutating:
+        webhook["reinvocationPolicy"] = "IfNeeded"
+    metadata: dict[str, Any] = {
+        "name": MUTATING_NAME if mutating else VALIDATING_NAME,
+        "labels": {"app.kubernetes.io/name": "edgewarden"},
+    }
+    if settings.inject_ca_from:
+        metadata["annotations"] = {CA_INJECT_ANNOTATION: settings.inject_ca_from}
+    return {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "MutatingWebhookConfiguration" if mutating else "ValidatingWebhookConfiguration",
+        "metadata": metadata,
+        "webhooks": [webhook],
+    }
+
+
+def _rule(rule: WebhookRule) -> dict[str, Any]:
+    return {
+        "apiGroups": [rule.group],
+        "apiVersions": [rule.version],
+        "operations": list(rule.operations),
+        "resources": [rule.resource],
+        "scope": "Namespaced",
+    }
