@@ -186,3 +186,45 @@ def _fixture_objects() -> list[tuple[str, dict[str, Any]]]:
 )
 def test_fixtures_are_valid_kubernetes_objects(where: str, obj: dict[str, Any]) -> None:
     kubernetes_validate.validate(obj, "1.31", strict=True)
+
+
+def test_check_admits_a_production_app_exposed_through_an_ingress_with_tls(
+    tmp_path: Path,
+) -> None:
+    result = _edgewarden(
+        "check", "-f", "policies/fixtures/manifests/production-shop.yaml", tmp_path=tmp_path
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_check_denies_nodeport_external_ips_and_ingress_without_tls_in_production(
+    tmp_path: Path,
+) -> None:
+    result = _edgewarden(
+        "check",
+        "-f",
+        "policies/fixtures/manifests/production-exposed.yaml",
+        "-o",
+        "json",
+        tmp_path=tmp_path,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = yaml.safe_load(result.stdout)
+    denied = {
+        (r["resource"]["name"], f["policy"])
+        for r in report["results"]
+        for f in r["findings"]
+        if f["result"] == "deny"
+    }
+    warned = {
+        (r["resource"]["name"], f["policy"])
+        for r in report["results"]
+        for f in r["findings"]
+        if f["result"] == "warn"
+    }
+    assert denied == {
+        ("web-nodeport", "deny-nodeport-in-production"),
+        ("web-external", "deny-external-ips"),
+        ("web", "require-ingress-tls-in-production"),
+    }
+    assert warned == {("web", "require-ingress-class")}
