@@ -142,6 +142,9 @@ def judge(
         if name not in touched:
             policy = _policy(engine.policies, name)
             findings.append(Finding(resource, name, policy.mode, Outcome.PASS, "", "match"))
+    # Policy load order, so every report lists an object's findings the same way.
+    order = {policy.name: i for i, policy in enumerate(engine.policies.policies)}
+    findings.sort(key=lambda f: order.get(f.policy, len(order)))
     allowed = not any(f.outcome is Outcome.DENY for f in findings)
     mutated = decision.mutated_object if decision.mutated_object is not None else obj
     return ObjectResult(resource, allowed, findings, mutated)

@@ -33,8 +33,10 @@ def render_text(report: ScanReport, console: Console) -> None:
     if table.row_count:
         console.print(table)
     console.print(Text(report.summary(), style="bold red" if report.failed else "bold"))
-    if report.failed:
+    if report.failed and report.command == "check":
         console.print("Enforce policies would deny the objects above (exit code 1).")
+    elif report.failed:
+        console.print("Enforce policies are violated above (exit 1 with --fail-on-violation).")
     elif report.command == "check":
         console.print("Nothing Enforce would deny; Warn and Audit findings do not fail a check.")
 
