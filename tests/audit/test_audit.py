@@ -60,3 +60,27 @@ def test_an_unreadable_cluster_state_is_a_user_error() -> None:
     result = run("audit", "--cluster-state", "missing-state.yaml", "--policies", POLICIES)
     assert result.exit_code == 2
     assert "cluster state: missing-state.yaml: no such file or folder" in result.stderr
+
+
+def test_the_over_cap_finding_points_at_the_namespace_in_the_state_file() -> None:
+    result = run("audit", "--cluster-state", CLUSTER, "--policies", POLICIES, "-o", "sarif")
+    over = next(
+        r
+        for r in json.loads(result.stdout)["runs"][0]["results"]
+        if r["ruleId"] == "limit-loadbalancers-per-namespace"
+    )
+    assert over["locations"][0]["physicalLocation"]["region"]["startLine"] == 6
+    assert over["locations"][0]["logicalLocations"][0]["fullyQualifiedName"] == (
+        "Namespace/production"
+    )
+
+
+def test_without_cluster_state_or_a_reachable_cluster_audit_says_what_to_do(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+    result = run("audit", "--policies", POLICIES)
+    assert result.exit_code == 2
+    assert "--cluster-state" in result.stderr
+    assert "Traceback" not in result.output

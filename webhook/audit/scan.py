@@ -89,8 +89,11 @@ def audit_objects(objects: Iterable[Manifest], policies: PolicySet) -> ScanRepor
         namespace = manifest.namespace or DEFAULT_NAMESPACE
         report.objects.append(judge(engine, manifest, namespace, cluster, limits=False))
     report.limits = limit_statuses(engine, policies, cluster, report.namespaces)
+    located = {m.name: m.location for m in objects if m.kind == NAMESPACE}
     report.namespace_findings = [
-        over_limit_finding(status, report.namespaces[status.namespace])
+        over_limit_finding(
+            status, report.namespaces[status.namespace], located.get(status.namespace)
+        )
         for status in report.limits
         if status.over
     ]
@@ -195,8 +198,10 @@ def cap_in(engine: Engine, policy: Policy, namespace: Mapping[str, Any]) -> int 
         return None
 
 
-def over_limit_finding(status: LimitStatus, namespace: Mapping[str, Any]) -> Finding:
-    resource = resource_of(namespace, None)
+def over_limit_finding(
+    status: LimitStatus, namespace: Mapping[str, Any], location: Location | None = None
+) -> Finding:
+    resource = resource_of(namespace, location)
     noun = status.kind + ("s" if status.count != 1 else "")
     message = (
         f"namespace {status.namespace} has {status.count} counted {noun} "
