@@ -89,6 +89,7 @@ class FakeApiServer:
         self._oldest: dict[str, int] = dict.fromkeys(KINDS, 0)  # watch from rv < this: 410
         self._drop_gen = 0
         self._expire_gen = 0
+        self._error_status = (410, "Expired")
         self._stopped = False
         self.gone_as_http = False
         self.fail_lists: set[str] = set()
@@ -106,7 +107,7 @@ class FakeApiServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
@@ -178,9 +179,10 @@ class FakeApiServer:
                 self._history[plural] = []
                 self._oldest[plural] = self._rv
 
-    def expire_watches(self) -> None:
-        """Open watches end with the ERROR event carrying a 410 Status."""
+    def expire_watches(self, code: int = 410, reason: str = "Expired") -> None:
+        """Open watches end with an ERROR event carrying a Status (410 Gone by default)."""
         with self._cond:
+            self._error_status = (code, reason)
             self._expire_gen += 1
             self._cond.notify_all()
 
@@ -308,7 +310,9 @@ class _Handler(BaseHTTPRequestHandler):
                     self._abort()
                     return
                 if fake._expire_gen != expire_gen:
-                    self._event("ERROR", gone_status(f"too old resource version: {cursor}"))
+                    status = gone_status(f"too old resource version: {cursor}")
+                    status["code"], status["reason"] = fake._error_status
+                    self._event("ERROR", status)
                     break
             for rv, event_type, obj in pending:
                 cursor = rv

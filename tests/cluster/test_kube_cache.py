@@ -238,6 +238,21 @@ def test_bookmarks_advance_the_resource_version_used_to_resume(
     assert cluster.state()["Service"]["objects"] == 0  # a bookmark is not an object
 
 
+def test_a_watch_error_other_than_410_resumes_without_relisting(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    cluster = started(make_cluster)
+    eventually(lambda: apiserver.watches("services"), what="a services watch")
+
+    apiserver.expire_watches(code=500, reason="InternalError")
+    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+
+    eventually(lambda: names(cluster, "shop") == {"a"}, what="a seen after the error")
+    assert cluster.state()["Service"]["errors"] >= 1
+    assert cluster.state()["Service"]["relists"] == 0
+    assert len(apiserver.lists("services")) == 1
+
+
 def test_paged_list_reads_every_page(apiserver: FakeApiServer, make_cluster: MakeCluster) -> None:
     for i in range(7):
         apiserver.create("services", service("shop", f"lb{i}", "LoadBalancer"))
