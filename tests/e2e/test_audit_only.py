@@ -1,0 +1,53 @@
+"""The audit-only overlay (deploy/overlays/audit-only, `serve --dry-run`) in a real cluster:
+the first step of a rollout denies nothing and patches nothing, yet records every decision.
+
+"Nothing denied" alone would also hold for a webhook that is down (the overlay fails
+open), so each test also finds the webhook's audit record of what it let through."""
+
+from __future__ import annotations
+
+import pytest
+
+from .helpers import INTERNAL_LB, Cluster, NamespaceFactory, ingress, service
+
+pytestmark = pytest.mark.deployed("audit-only")
+
+
+def test_nodeport_service_in_production_is_allowed_and_recorded(
+    cluster: Cluster, namespace: NamespaceFactory
+) -> None:
+    ns = namespace()  # environment=production
+    created = cluster.core.create_namespaced_service(ns, service("shop", "NodePort"))
+    assert created.spec.type == "NodePort"
+    record = cluster.wait_for_audit_record(ns, "shop", "deny-nodeport-in-production")
+    assert record["operation"] == "CREATE"
+
+
+def test_third_loadbalancer_is_allowed_and_recorded(
+    cluster: Cluster, namespace: NamespaceFactory
+) -> None:
+    ns = namespace()
+    for name in ("lb-1", "lb-2", "lb-3"):
+        cluster.core.create_namespaced_service(ns, service(name, "LoadBalancer"))
+    names = {s.metadata.name for s in cluster.core.list_namespaced_service(ns).items}
+    assert names == {"lb-1", "lb-2", "lb-3"}
+    cluster.wait_for_audit_record(ns, "lb-3", "limit-loadbalancers-per-namespace")
+
+
+def test_loadbalancer_is_not_patched_but_the_patch_is_recorded(
+    cluster: Cluster, namespace: NamespaceFactory
+) -> None:
+    ns = namespace()
+    created = cluster.core.create_namespaced_service(ns, service("api", "LoadBalancer"))
+    assert INTERNAL_LB not in (created.metadata.annotations or {})
+    cluster.wait_for_audit_record(ns, "api", "internal-loadbalancer")
+
+
+def test_ingress_without_tls_in_production_is_allowed_and_recorded(
+    cluster: Cluster, namespace: NamespaceFactory
+) -> None:
+    ns = namespace()
+    created = cluster.networking.create_namespaced_ingress(
+        ns, ingress("shop", "shop.example.com"))
+    assert created.metadata.name == "shop"
+    cluster.wait_for_audit_record(ns, "shop", "require-ingress-tls-in-production")
