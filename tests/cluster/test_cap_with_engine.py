@@ -1,0 +1,58 @@
+"""The shipped LoadBalancer cap, judged by the engine over the watch cache and reservations."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from webhook.cluster.kube import KubeCluster
+from webhook.cluster.reservations import Reservations
+from webhook.policy.engine import Engine
+from webhook.policy.loader import load_policies
+from webhook.policy.request import make_request
+
+from .conftest import eventually, namespace, service
+from .fake_apiserver import FakeApiServer
+
+POLICY = Path(__file__).parents[2] / "policies" / "limit-loadbalancers-per-namespace.yaml"
+
+
+def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exactly_two_more(
+    apiserver: FakeApiServer, make_cluster: Callable[..., KubeCluster]
+) -> None:
+    apiserver.create("namespaces", namespace("shop"))
+    engine = Engine(load_policies(POLICY))
+    reservations = Reservations(ttl_seconds=600)
+    cluster = make_cluster(reservations=reservations)
+    cluster.register_counters(engine.counters())
+    cluster.start()
+    assert cluster.wait_synced(timeout=10)
+    view = reservations.view(cluster)
+    start = threading.Barrier(50)
+    allowed: list[str] = []
+
+    def admit(i: int) -> None:
+        request = make_request("CREATE", service("shop", f"lb-{i}", "LoadBalancer"))
+        start.wait(timeout=10)
+        with reservations.lock(request.namespace):
+            decision = engine.evaluate(request, view)
+            if decision.allowed:
+                reservations.reserve(decision.limit_claims)
+                allowed.append(request.name)
+
+    threads = [threading.Thread(target=admit, args=(i,)) for i in range(50)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+    assert len(allowed) == 2
+    # The API server stores the two; the watch shows them and settles their reservations.
+    for name in allowed:
+        apiserver.create("services", service("shop", name, "LoadBalancer"))
+    eventually(lambda: len(reservations) == 0, what="reservations settled by the watch")
+    late = make_request("CREATE", service("shop", "late", "LoadBalancer"))
+    decision = engine.evaluate(late, view)
+    assert not decision.allowed
+    assert "2 of 2" in decision.deny_message()
