@@ -30,9 +30,17 @@ class CelEvaluationError(RuntimeError):
 
 @dataclass(frozen=True, slots=True)
 class CelExpression:
+    """A compiled expression.
+
+    ``variables`` are the admission variables it reads; ``policy_variables`` the names of
+    the policy's ``variables`` it reads, each bound in CEL as ``binding_prefix + name``.
+    """
+
     source: str
     program: cel.Program
     variables: frozenset[str]
+    policy_variables: tuple[str, ...] = ()
+    binding_prefix: str = ""
 
     def evaluate(self, context: cel.Context | Mapping[str, Any]) -> Any:
         try:
@@ -48,19 +56,42 @@ class CelExpression:
 
 
 def compile_expression(
-    source: str, *, allowed: frozenset[str] = SUPPORTED_VARIABLES
+    source: str,
+    *,
+    allowed: frozenset[str] = SUPPORTED_VARIABLES,
+    binding_prefix: str = "",
+    known_policy_variables: frozenset[str] | None = None,
 ) -> CelExpression:
-    """Compile ``source``, checking it refers only to variables admission provides."""
+    """Compile ``source``, checking it refers only to variables admission provides.
+
+    ``variables.NAME`` is rewritten to a top-level binding (``binding_prefix + NAME``) so each
+    policy variable is computed and converted to CEL once per request, only when read,
+    instead of re-converting a growing ``variables`` map.
+    """
     if not isinstance(source, str) or not source.strip():
         raise CelCompileError("expression is empty")
+    program_source, used = source, ()
+    if "variables" in allowed:
+        program_source, used = rewrite_variables(source, binding_prefix)
+        if known_policy_variables is not None:
+            undefined = [name for name in used if name not in known_policy_variables]
+            if undefined:
+                raise CelCompileError(
+                    f"variables.{undefined[0]} is not defined "
+                    "(a variable may use only variables declared before it)"
+                )
     try:
-        program = cel.compile(source)
+        program = cel.compile(program_source)
     except Exception as error:
         raise CelCompileError(_first_line(str(error))) from error
-    referenced = set(program.variables())
+    referenced = {
+        name for name in program.variables() if not name.startswith(binding_prefix or "\0")
+    }
     # Comprehension variables (x in `all(x, ...)`) show up as identifiers too; only a
     # top-level name that is neither a binding nor an admission variable is an error.
     bound = _comprehension_bindings(source)
+    if "variables" in referenced - bound:
+        raise CelCompileError("use variables.<name> to read a variable")
     unknown = sorted(
         name for name in referenced - bound - allowed if name not in ADMISSION_VARIABLES
     )
@@ -72,7 +103,57 @@ def compile_expression(
     unsupported = sorted((referenced - bound) & (ADMISSION_VARIABLES - allowed))
     if unsupported:
         raise CelCompileError(f"{', '.join(unsupported)} is not available here")
-    return CelExpression(source=source, program=program, variables=frozenset(referenced & allowed))
+    return CelExpression(
+        source=source,
+        program=program,
+        variables=frozenset(referenced & allowed) - {"variables"},
+        policy_variables=used,
+        binding_prefix=binding_prefix,
+    )
+
+
+_VARIABLE_REFERENCE = re.compile(r"(?<![\w.])variables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def rewrite_variables(source: str, prefix: str) -> tuple[str, tuple[str, ...]]:
+    """Replace ``variables.NAME`` outside string literals by ``prefix + NAME``."""
+    pieces: list[str] = []
+    used: list[str] = []
+
+    def rewrite(code: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            if match.group(1) not in used:
+                used.append(match.group(1))
+            return prefix + match.group(1)
+
+        return _VARIABLE_REFERENCE.sub(replace, code)
+
+    for is_literal, text in _split_literals(source):
+        pieces.append(text if is_literal else rewrite(text))
+    return "".join(pieces), tuple(used)
+
+
+def _split_literals(source: str) -> list[tuple[bool, str]]:
+    """Split CEL source into code and string-literal runs (quotes, triple quotes, escapes)."""
+    parts: list[tuple[bool, str]] = []
+    i = start = 0
+    while i < len(source):
+        char = source[i]
+        if char in "'\"":
+            quote = source[i : i + 3] if source[i : i + 3] in ("'''", '"""') else char
+            if i > start:
+                parts.append((False, source[start:i]))
+            end = i + len(quote)
+            while end < len(source) and not source.startswith(quote, end):
+                end += 2 if source[end] == "\\" else 1
+            end = min(end + len(quote), len(source))
+            parts.append((True, source[i:end]))
+            i = start = end
+            continue
+        i += 1
+    if start < len(source):
+        parts.append((False, source[start:]))
+    return parts
 
 
 def _comprehension_bindings(source: str) -> set[str]:

@@ -33,11 +33,22 @@ from webhook.policy.model import (
     PolicySet,
     RawPatch,
     SetAnnotations,
+    Validation,
 )
 from webhook.policy.patches import PatchError, add_absent_annotations, apply_raw_patch
+from webhook.policy.projection import (
+    PROJECTED_VARIABLES,
+    Projection,
+    merge,
+    project,
+    selected_paths,
+)
 from webhook.policy.request import AdmissionRequest
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+
+
+_NO_VARIABLES: Mapping[str, CelExpression] = {}
 
 
 class PolicyEvaluationError(Exception):
@@ -51,12 +62,13 @@ class LimitCounter:
     key: str
     kind: str
     where: CelExpression | None
+    projection: Projection = None
 
     def counts(self, obj: Mapping[str, Any]) -> bool:
         if self.where is None:
             return True
         try:
-            return self.where.evaluate({"object": obj}) is True
+            return self.where.evaluate({"object": project(obj, self.projection)}) is True
         except CelEvaluationError:
             return False
 
@@ -71,12 +83,19 @@ class _RequestContext:
         "_present",
         "cluster",
         "object",
+        "projections",
         "request",
         "working_copy",
     )
 
-    def __init__(self, request: AdmissionRequest, cluster: ClusterView) -> None:
+    def __init__(
+        self,
+        request: AdmissionRequest,
+        cluster: ClusterView,
+        projections: Mapping[str, Projection],
+    ) -> None:
         self.request = request
+        self.projections = projections
         self.cluster = cluster
         self._namespace = cluster.get_namespace(request.namespace) if request.namespace else None
         self._namespace_object: Mapping[str, Any] | None = None
@@ -100,12 +119,36 @@ class _RequestContext:
             self._namespace_object = _namespace_object(self.request.namespace, self._namespace)
         return self._namespace_object
 
-    def context_for(self, *expressions: CelExpression | None) -> cel.Context:
+    def context_for(
+        self, policy_variables: Mapping[str, CelExpression], *expressions: CelExpression | None
+    ) -> cel.Context:
+        """A context with what ``expressions`` read, computing policy variables on first use."""
         needed: frozenset[str] = frozenset()
         for expression in expressions:
             if expression is not None:
                 needed = needed | expression.variables
-        return self.cel_context(needed - {"variables"})
+        context = self.cel_context(needed)
+        for expression in expressions:
+            if expression is not None and expression.policy_variables:
+                self._bind_variables(policy_variables, expression)
+        return context
+
+    def _bind_variables(
+        self, policy_variables: Mapping[str, CelExpression], expression: CelExpression
+    ) -> None:
+        for name in expression.policy_variables:
+            binding = expression.binding_prefix + name
+            if binding in self._present:
+                continue
+            definition = policy_variables[name]
+            self._bind_variables(policy_variables, definition)  # what it reads comes first
+            context = self.cel_context(definition.variables)
+            try:
+                value = definition.evaluate(context)
+            except CelEvaluationError as error:
+                raise PolicyEvaluationError(f"variable {name!r} failed: {error}") from None
+            context.add_variable(binding, value)
+            self._present = self._present | {binding}
 
     def cel_context(self, needed: frozenset[str]) -> cel.Context:
         """The request's CEL context holding at least ``needed``.
@@ -124,13 +167,16 @@ class _RequestContext:
 
     def _value_of(self, name: str) -> Any:
         if name == "object":
-            return self.object
+            return project(self.object, self.projections.get(name))
         if name == "oldObject":
-            return self.request.old_object
+            return project(self.request.old_object, self.projections.get(name))
         if name == "namespaceObject":
-            return self.namespace_object
+            return project(self.namespace_object, self.projections.get(name))
         if name == "request":
             raw = self.request.raw
+            projection = self.projections.get(name)
+            if projection is not None:
+                return project(raw, projection)
             return {k: v for k, v in raw.items() if k not in ("object", "oldObject")}
         return None
 
@@ -143,7 +189,7 @@ class _RequestContext:
 
     def object_changed(self) -> None:
         if self._cel is not None and "object" in self._present:
-            self._cel.add_variable("object", self.object)
+            self._cel.add_variable("object", project(self.object, self.projections.get("object")))
 
 
 def _namespace_object(name: str, found: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -178,7 +224,16 @@ class Engine:
                 where = policy.limit.where
                 for kind in sorted(policy.match.kinds):
                     key = f"{policy.name}/{kind}:{where.source if where else '*'}"
-                    self._counters[(policy.name, kind)] = LimitCounter(key, kind, where)
+                    projection = _projections([where]).get("object")
+                    self._counters[(policy.name, kind)] = LimitCounter(key, kind, where, projection)
+        self._variables = {
+            policy.name: {v.name: v.expression for v in policy.variables}
+            for policy in policies.policies
+        }
+        self._projections = {
+            kind: _projections(_expressions(policies.for_kind(kind)))
+            for kind in {k for p in policies.policies for k in p.match.kinds}
+        }
 
     def counters(self) -> list[ObjectCounter]:
         """The limit counters the cluster view must index (one per limit policy and kind)."""
@@ -205,7 +260,7 @@ class Engine:
         policies = self.policies.for_kind(request.kind)
         if not policies:
             return decision
-        state = _RequestContext(request, cluster)
+        state = _RequestContext(request, cluster, self._projections[request.kind])
         for policy in policies:
             if policy.mutations and self._applies(policy, state, decision):
                 self._mutate(policy, state, decision)
@@ -235,7 +290,7 @@ class Engine:
             return False
         if policy.match_conditions:
             for condition in policy.match_conditions:
-                context = state.context_for(condition.expression)
+                context = state.context_for(_NO_VARIABLES, condition.expression)
                 try:
                     if not condition.expression.evaluate_bool(context):
                         return False
@@ -316,12 +371,10 @@ class Engine:
     # -- validations and limits ------------------------------------------------------------
 
     def _validate(self, policy: Policy, state: _RequestContext, decision: Decision) -> None:
-        context = state.context_for(*(v.expression for v in policy.variables))
+        variables = self._variables[policy.name]
         try:
-            if policy.variables:
-                context.add_variable("variables", _evaluate_variables(policy, context))
             for validation in policy.validations:
-                context = state.context_for(validation.expression, validation.message_expression)
+                context = state.context_for(variables, validation.expression)
                 try:
                     passed = validation.expression.evaluate_bool(context)
                 except CelEvaluationError as error:
@@ -329,9 +382,8 @@ class Engine:
                         f"expression `{validation.expression.source}` failed: {error}"
                     ) from None
                 if not passed:
-                    self._record(
-                        policy, decision, _message(validation, context), ViolationSource.VALIDATION
-                    )
+                    message = _message(validation, state, variables)
+                    self._record(policy, decision, message, ViolationSource.VALIDATION)
                     break  # like ValidatingAdmissionPolicy: the first failing validation speaks
             if policy.limit is not None:
                 self._check_limit(policy, policy.limit, state, decision)
@@ -345,12 +397,13 @@ class Engine:
         if request.operation not in ("CREATE", "UPDATE") or state.object is None:
             return  # DELETE only frees room; CONNECT has no object
         counter = self._counters[(policy.name, request.kind)]
-        if not _counts(limit, state.context_for(limit.where)):
+        variables = self._variables[policy.name]
+        if not _counts(limit, state.context_for(variables, limit.where)):
             return
         already_counted = request.operation == "UPDATE" and request.old_object is not None
         if already_counted and counter.counts(request.old_object):  # type: ignore[arg-type]
             return  # already counted: lowering a cap must never freeze existing objects
-        maximum = _limit_max(limit, state.context_for(limit.max_expression))
+        maximum = _limit_max(limit, state.context_for(variables, limit.max_expression))
         names = state.cluster.counted_names(request.namespace, counter)
         current = len(names) - (1 if request.name in names else 0)
         if current >= maximum:
@@ -365,6 +418,27 @@ class Engine:
         decision.limit_claims.append(
             LimitClaim(policy.name, counter.key, request.kind, request.namespace, request.name)
         )
+
+
+def _expressions(policies: tuple[Policy, ...]) -> list[CelExpression | None]:
+    expressions: list[CelExpression | None] = []
+    for policy in policies:
+        expressions += [c.expression for c in policy.match_conditions]
+        expressions += [v.expression for v in policy.variables]
+        for validation in policy.validations:
+            expressions += [validation.expression, validation.message_expression]
+        if policy.limit is not None:
+            expressions += [policy.limit.where, policy.limit.max_expression]
+    return expressions
+
+
+def _projections(expressions: list[CelExpression | None]) -> dict[str, Projection]:
+    paths: dict[str, list[tuple[str, ...]]] = {name: [] for name in PROJECTED_VARIABLES}
+    for expression in expressions:
+        if expression is not None:
+            for name, found in selected_paths(expression.source).items():
+                paths[name].extend(found)
+    return {name: merge(found) for name, found in paths.items()}
 
 
 def _counts(limit: Limit, context: cel.Context) -> bool:
@@ -394,25 +468,17 @@ def _limit_max(limit: Limit, context: cel.Context | Mapping[str, Any]) -> int:
     return value
 
 
-def _evaluate_variables(policy: Policy, context: cel.Context) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for variable in policy.variables:
-        context.add_variable("variables", values)
-        try:
-            values[variable.name] = variable.expression.evaluate(context)
-        except CelEvaluationError as error:
-            raise PolicyEvaluationError(f"variable {variable.name!r} failed: {error}") from None
-    return values
-
-
-def _message(validation: Any, context: cel.Context) -> str:
+def _message(
+    validation: Validation, state: _RequestContext, variables: Mapping[str, CelExpression]
+) -> str:
     if validation.message_expression is not None:
         try:
+            context = state.context_for(variables, validation.message_expression)
             text = validation.message_expression.evaluate(context)
             if isinstance(text, str) and text.strip():
-                return text.strip()
-        except CelEvaluationError:
+                return " ".join(text.split())
+        except (CelEvaluationError, PolicyEvaluationError):
             pass  # as in Kubernetes: fall back to message, then to the expression
     if validation.message:
-        return str(validation.message)
+        return " ".join(str(validation.message).split())
     return f"failed expression: {validation.expression.source}"

@@ -225,15 +225,33 @@ class _PolicyBuilder:
         self.document = document
         self.file = file
         self.problems: list[PolicyProblem] = []
+        spec = document.data.get("spec") or {}
+        self.variable_names = frozenset(v["name"] for v in spec.get("variables", []))
+        name = str(document.data["metadata"]["name"])
+        # Policy names are DNS labels, so this CEL identifier prefix is unique per policy.
+        self.binding_prefix = "_v_" + name.replace("-", "_") + "__"
 
     def _problem(self, path: Path_, message: str) -> None:
         self.problems.append(
             PolicyProblem(self.file, self.document.line_of(path), _field(path), message)
         )
 
-    def _cel(self, source: str, path: Path_, allowed: frozenset[str]) -> CelExpression | None:
+    def _cel(
+        self,
+        source: str,
+        path: Path_,
+        allowed: frozenset[str],
+        known_variables: frozenset[str] | None = None,
+    ) -> CelExpression | None:
+        if known_variables is None:
+            known_variables = self.variable_names
         try:
-            return compile_expression(source, allowed=allowed)
+            return compile_expression(
+                source,
+                allowed=allowed,
+                binding_prefix=self.binding_prefix,
+                known_policy_variables=known_variables,
+            )
         except CelCompileError as error:
             self._problem(path, f"CEL: {error}")
             return None
@@ -255,15 +273,14 @@ class _PolicyBuilder:
             )
         )
         self._unique_names(spec.get("matchConditions", []), "matchConditions")
-        variables = tuple(
-            NamedExpression(item["name"], expr)
-            for i, item in enumerate(spec.get("variables", []))
-            if (
-                expr := self._cel(
-                    item["expression"], ("spec", "variables", i, "expression"), _BODY_VARIABLES
-                )
-            )
-        )
+        variables = []
+        declared: list[str] = []
+        for i, item in enumerate(spec.get("variables", [])):
+            path = ("spec", "variables", i, "expression")
+            expr = self._cel(item["expression"], path, _BODY_VARIABLES, frozenset(declared))
+            declared.append(item["name"])
+            if expr is not None:
+                variables.append(NamedExpression(item["name"], expr))
         self._unique_names(spec.get("variables", []), "variables")
         validations = tuple(
             self._validation(i, item) for i, item in enumerate(spec.get("validations", []))
@@ -283,7 +300,7 @@ class _PolicyBuilder:
             failure_policy=FailurePolicy(spec.get("failurePolicy", "Fail")),
             match=match,
             match_conditions=conditions,
-            variables=variables,
+            variables=tuple(variables),
             validations=tuple(v for v in validations if v is not None),
             limit=limit,
             mutations=mutations,
