@@ -191,3 +191,22 @@ def test_fixture_chart_is_valid_kubernetes() -> None:
     for document in yaml.safe_load_all((FIXTURES / "shop-rendered.yaml").read_text()):
         if document:
             kubernetes_validate.validate(document, "1.30", strict=True)
+
+
+REPO = Path(__file__).parents[2]
+
+
+@pytest.mark.skipif(not (REPO / "policies").is_dir(), reason="shipped policies not present")
+def test_shipped_policies_in_dot_policies_are_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)
+    result = run("check", "-f", RENDERED, "-o", "json")
+    assert result.exit_code == 1
+    denied = {
+        (r["resource"]["name"], f["policy"])
+        for r in json.loads(result.stdout)["results"]
+        for f in r["findings"]
+        if f["result"] == "deny"
+    }
+    assert ("shop-admin", "deny-nodeport-in-production") in denied
+    assert ("shop-metrics", "limit-loadbalancers-per-namespace") in denied
+    assert ("shop", "require-ingress-tls-in-production") in denied

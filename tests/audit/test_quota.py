@@ -51,3 +51,19 @@ def test_policies_without_a_loadbalancer_limit_give_no_quota(tmp_path) -> None:
     result = run("quota", "--cluster-state", CLUSTER, "--policies", str(policy))
     assert result.exit_code == 0
     assert result.stdout.startswith("# no limit policy caps LoadBalancer Services")
+
+
+def test_shipped_limit_policy_gives_the_same_caps() -> None:
+    from pathlib import Path
+
+    shipped = Path(__file__).parents[2] / "policies"
+    if not (shipped / "limit-loadbalancers-per-namespace.yaml").is_file():
+        pytest.skip("shipped policies not present")
+    result = run("quota", "--cluster-state", CLUSTER, "--policies", str(shipped))
+    caps = {
+        q["metadata"]["namespace"]: q["spec"]["hard"]["services.loadbalancers"]
+        for q in yaml.safe_load_all(result.stdout)
+        if q
+    }
+    assert caps["production"] == "2"
+    assert caps["team-a"] == "1"
