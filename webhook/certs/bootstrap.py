@@ -60,7 +60,13 @@ from webhook.certs.issue import (
     service_dns_names,
     utcnow,
 )
-from webhook.certs.store import CertStore, StoreConflict, StoredSecret, WebhookKind
+from webhook.certs.store import (
+    CertStore,
+    KubernetesCertStore,
+    StoreConflict,
+    StoredSecret,
+    WebhookKind,
+)
 from webhook.certs.webhookconfig import MUTATING_NAME, VALIDATING_NAME
 from webhook.errors import CertificateError
 
@@ -70,6 +76,7 @@ MANAGED_BY = ("app.kubernetes.io/managed-by", "edgewarden")
 GENERATION = "edgewarden.dev/ca-bundle-generation"
 BUNDLE_SINCE = "edgewarden.dev/ca-bundle-since"
 SERVING_SINCE = "edgewarden.dev/serving-since"
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 @dataclass(frozen=True)
@@ -132,13 +139,21 @@ class CertificateManager:
 
     def __init__(
         self,
-        api: CertStore,
+        api: CertStore | None = None,
         settings: ManagerSettings | None = None,
         *,
+        cert_dir: Path | None = None,
         clock: Callable[[], datetime.datetime] = utcnow,
     ) -> None:
-        self.api = api
-        self.settings = settings or ManagerSettings()
+        """``api`` defaults to the kubernetes client (in-cluster config, else kubeconfig);
+        ``settings`` to this pod's namespace (service account) and the default names;
+        ``cert_dir`` overrides ``settings.out_dir``."""
+        if settings is None:
+            settings = ManagerSettings(namespace=current_namespace())
+        if cert_dir is not None:
+            settings = replace(settings, out_dir=Path(cert_dir))
+        self.api: CertStore = api if api is not None else KubernetesCertStore()
+        self.settings = settings
         self.clock = clock
         self.state: CertState | None = None
 
@@ -207,7 +222,8 @@ class CertificateManager:
         generation = int(stored.annotations.get(GENERATION, "0") or 0)
         wanted = self._fresh(generation + 1) if state is None else self._next_step(state)
         if wanted is None:
-            return state, False  # type: ignore[return-value]  # state is set when no step
+            assert state is not None  # a broken Secret always gets a fresh state
+            return state, False
         try:
             self.api.replace_secret(
                 s.namespace, s.secret_name, wanted.to_secret(stored.resource_version)
@@ -371,6 +387,14 @@ class CertificateManager:
             "Secret %s/%s has no ca.key: managed elsewhere, only read", s.namespace, s.secret_name
         )
         return self._write_files(self.state)
+
+
+def current_namespace(default: str = "edgewarden") -> str:
+    """The pod's namespace (its service account says), for defaults in the cluster."""
+    try:
+        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or default
+    except OSError:
+        return default
 
 
 def parse_secret(stored: StoredSecret) -> CertState:

@@ -133,18 +133,25 @@ class _NotFound(Exception):
 
 
 def _default_api_client() -> Any:
+    import os
+
     from kubernetes import client, config
 
+    configuration = client.Configuration()
     try:
-        config.load_incluster_config()
+        config.load_incluster_config(client_configuration=configuration)
     except config.ConfigException:
         try:
-            config.load_kube_config()
+            # $KUBECONFIG read now: the client reads it once, when first imported.
+            config.load_kube_config(
+                config_file=os.environ.get("KUBECONFIG") or None,
+                client_configuration=configuration,
+            )
         except (config.ConfigException, OSError) as error:
             raise CertificateError(
                 f"no Kubernetes configuration (not in a cluster, and no kubeconfig): {error}"
             ) from None
-    return client.ApiClient()
+    return client.ApiClient(configuration)
 
 
 def _status_message(error: Any) -> str:

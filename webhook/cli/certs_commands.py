@@ -1,3 +1,219 @@
-"""(placeholder: commands registered here)."""
+"""``edgewarden certs generate|bootstrap`` and ``edgewarden webhook-config`` (docs/certs.md)."""
 
-from webhook.cli.app import app  # noqa: F401
+from __future__ import annotations
+
+import base64
+import binascii
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from webhook.cli.app import app, console, err_console, user_errors
+from webhook.errors import CertificateError
+
+certs_app = typer.Typer(
+    name="certs",
+    help="Certificates for the webhook: generate them, or keep them in a cluster Secret.",
+    no_args_is_help=True,
+)
+app.add_typer(certs_app, name="certs")
+
+
+class KeyTypeChoice(StrEnum):
+    ecdsa = "ecdsa"
+    rsa = "rsa"
+
+
+class FailurePolicyChoice(StrEnum):
+    Fail = "Fail"
+    Ignore = "Ignore"
+
+
+@certs_app.command("generate")
+@user_errors
+def generate(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder for ca.crt, ca.key, tls.crt, tls.key.")
+    ],
+    service: Annotated[str, typer.Option(help="The webhook's Service name.")] = "edgewarden",
+    namespace: Annotated[str, typer.Option(help="The Service's namespace.")] = "edgewarden",
+    days: Annotated[int, typer.Option(help="Validity of the serving certificate.")] = 365,
+    ca_days: Annotated[int, typer.Option("--ca-days", help="Validity of the CA.")] = 3650,
+    key_type: Annotated[
+        KeyTypeChoice, typer.Option("--key-type", help="ECDSA P-256, or RSA 2048.")
+    ] = KeyTypeChoice.ecdsa,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host", help="Extra DNS name or IP address in the certificate (repeatable)."
+        ),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
+) -> None:
+    """A CA and a serving certificate for SERVICE.NAMESPACE.svc; prints the caBundle."""
+    from webhook.certs.files import generate_certificates
+
+    made = generate_certificates(
+        out,
+        service=service,
+        namespace=namespace,
+        days=days,
+        ca_days=ca_days,
+        key_type=key_type.value,
+        hosts_extra=tuple(host or ()),
+        force=force,
+    )
+    err_console.print(
+        f"wrote {made.ca_file}, {made.ca_key_file} (CA) and {made.cert_file}, {made.key_file} "
+        f"(serving {service}.{namespace}.svc); the caBundle for the webhook configurations:",
+        highlight=False,
+    )
+    typer.echo(made.ca_bundle_b64)  # alone on stdout: CA_BUNDLE=$(edgewarden certs generate ...)
+
+
+@certs_app.command("bootstrap")
+@user_errors
+def bootstrap(
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder the server reads tls.crt/tls.key from.")
+    ],
+    namespace: Annotated[
+        str, typer.Option(help="edgewarden's namespace (holds the Secret).")
+    ] = "edgewarden",
+    service: Annotated[str, typer.Option(help="The webhook's Service name.")] = "edgewarden",
+    secret: Annotated[
+        str, typer.Option(help="The Secret keeping CA and serving certificate.")
+    ] = "edgewarden-tls",
+    validating_name: Annotated[
+        str,
+        typer.Option(
+            "--validating-name", help="ValidatingWebhookConfiguration whose caBundle is kept."
+        ),
+    ] = "edgewarden-validating",
+    mutating_name: Annotated[
+        str,
+        typer.Option(
+            "--mutating-name", help="MutatingWebhookConfiguration whose caBundle is kept."
+        ),
+    ] = "edgewarden-mutating",
+    serving_days: Annotated[int, typer.Option("--serving-days")] = 90,
+    ca_days: Annotated[int, typer.Option("--ca-days")] = 1825,
+    key_type: Annotated[KeyTypeChoice, typer.Option("--key-type")] = KeyTypeChoice.ecdsa,
+) -> None:
+    """Create or renew the certificate Secret, patch both caBundles, write the files (once)."""
+    from webhook.certs.bootstrap import CertificateManager, ManagerSettings
+
+    settings = ManagerSettings(
+        namespace=namespace,
+        service=service,
+        secret_name=secret,
+        out_dir=out,
+        webhook_configurations=(("validating", validating_name), ("mutating", mutating_name)),
+        serving_days=serving_days,
+        ca_days=ca_days,
+        key_type=key_type.value,
+    )
+    manager = CertificateManager(settings=settings)
+    changed = manager.sync_once()
+    state = manager.state
+    assert state is not None
+    expires = f"{state.serving.not_after:%Y-%m-%d %H:%M} UTC"
+    console.print(
+        f"{'updated' if changed else 'up to date'}: Secret {namespace}/{secret}, "
+        f"files in {out}; serving certificate expires {expires}, "
+        f"caBundle holds {len(state.bundle)} CA",
+        highlight=False,
+    )
+
+
+@app.command("webhook-config")
+@user_errors
+def webhook_config(
+    policies: Annotated[
+        list[Path] | None,
+        typer.Option("--policies", help="Policy file or folder (repeatable). Default: ./policies"),
+    ] = None,
+    ca_bundle: Annotated[
+        Path | None,
+        typer.Option("--ca-bundle", help="PEM file of the CA(s) the API server must trust."),
+    ] = None,
+    ca_bundle_b64: Annotated[
+        str | None,
+        typer.Option(
+            "--ca-bundle-b64", help="The same, already base64 (as `certs generate` prints)."
+        ),
+    ] = None,
+    service: Annotated[str, typer.Option(help="The webhook's Service name.")] = "edgewarden",
+    namespace: Annotated[
+        str, typer.Option(help="edgewarden's namespace (always excluded).")
+    ] = "edgewarden",
+    port: Annotated[int, typer.Option(help="The Service port.")] = 443,
+    timeout: Annotated[int, typer.Option(help="timeoutSeconds, 1..30.")] = 5,
+    failure_policy: Annotated[
+        FailurePolicyChoice, typer.Option("--failure-policy", help="Validating webhook.")
+    ] = FailurePolicyChoice.Fail,
+    mutating_failure_policy: Annotated[
+        FailurePolicyChoice, typer.Option("--mutating-failure-policy", help="Mutating webhook.")
+    ] = FailurePolicyChoice.Fail,
+    exclude_namespace: Annotated[
+        list[str] | None,
+        typer.Option("--exclude-namespace", help="Also never send this namespace (repeatable)."),
+    ] = None,
+    inject_ca_from: Annotated[
+        str | None,
+        typer.Option(
+            "--inject-ca-from", help="NAMESPACE/CERTIFICATE for cert-manager's CA injector."
+        ),
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write here, not stdout.")
+    ] = None,
+) -> None:
+    """The Validating/MutatingWebhookConfiguration for the policies, as multi-document YAML."""
+    from webhook.certs.webhookconfig import WebhookSettings, render_yaml
+    from webhook.policy.loader import load_policies
+
+    if ca_bundle is not None and ca_bundle_b64 is not None:
+        raise CertificateError("give --ca-bundle or --ca-bundle-b64, not both")
+    if ca_bundle is not None:
+        try:
+            ca_bundle_b64 = base64.b64encode(ca_bundle.read_bytes()).decode("ascii")
+        except OSError as error:
+            raise CertificateError(f"--ca-bundle {ca_bundle}: {error.strerror}") from None
+    elif ca_bundle_b64 is not None:
+        try:  # tolerate a bundle pasted with line breaks
+            ca_bundle_b64 = base64.b64encode(
+                base64.b64decode("".join(ca_bundle_b64.split()))
+            ).decode()
+        except (binascii.Error, ValueError):
+            raise CertificateError("--ca-bundle-b64 is not valid base64") from None
+    settings = WebhookSettings(
+        service=service,
+        namespace=namespace,
+        port=port,
+        ca_bundle_b64=ca_bundle_b64,
+        timeout_seconds=timeout,
+        failure_policy=failure_policy.value,
+        mutating_failure_policy=mutating_failure_policy.value,
+        excluded_namespaces=tuple(exclude_namespace or ()),
+        inject_ca_from=inject_ca_from,
+    )
+    settings.check()  # settings errors before policy errors: they are cheaper to fix
+    policy_set = load_policies(*(policies or [Path("policies")]))
+    text = render_yaml(policy_set, settings)
+    if ca_bundle_b64 is None and inject_ca_from is None:
+        err_console.print(
+            "note: no caBundle given; the API server will not trust the webhook until one is "
+            "set (--ca-bundle, `certs bootstrap`, or cert-manager with --inject-ca-from)",
+            highlight=False,
+        )
+    if output is None:
+        typer.echo(text, nl=False)
+    else:
+        try:
+            output.write_text(text)
+        except OSError as error:
+            raise CertificateError(f"cannot write {output}: {error.strerror}") from None
+        err_console.print(f"wrote {output}", highlight=False)

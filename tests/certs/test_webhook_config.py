@@ -1,0 +1,165 @@
+"""`edgewarden webhook-config`: both configurations, valid for the API server, safe defaults."""
+
+from __future__ import annotations
+
+import base64
+from pathlib import Path
+
+import kubernetes_validate
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+import webhook.cli  # noqa: F401  (registers every command on the app)
+from webhook.certs.files import generate_certificates
+from webhook.certs.webhookconfig import WebhookSettings, render
+from webhook.cli.app import app
+from webhook.errors import CertificateError, EdgewardenError
+from webhook.policy.model import PolicySet
+
+FIXTURES = Path(__file__).parent / "fixtures"
+runner = CliRunner()
+
+
+def run(*args: str):
+    return runner.invoke(app, list(args))
+
+
+def by_kind(documents: list[dict]) -> dict[str, dict]:
+    return {d["kind"]: d for d in documents}
+
+
+@pytest.fixture()
+def ca(tmp_path: Path):
+    return generate_certificates(tmp_path / "tls", service="edgewarden", namespace="edgewarden")
+
+
+def test_renders_both_configurations_for_the_loaded_policies(ca) -> None:
+    result = run(
+        "webhook-config",
+        "--policies",
+        str(FIXTURES / "policies.yaml"),
+        "--ca-bundle",
+        str(ca.ca_file),
+    )
+    assert result.exit_code == 0, result.output
+    docs = by_kind(list(yaml.safe_load_all(result.stdout)))
+    validating = docs["ValidatingWebhookConfiguration"]
+    mutating = docs["MutatingWebhookConfiguration"]
+    assert validating["metadata"]["name"] == "edgewarden-validating"
+    assert mutating["metadata"]["name"] == "edgewarden-mutating"
+    hook = validating["webhooks"][0]
+    assert hook["clientConfig"]["service"] == {
+        "name": "edgewarden",
+        "namespace": "edgewarden",
+        "path": "/validate",
+        "port": 443,
+    }
+    assert hook["clientConfig"]["caBundle"] == ca.ca_bundle_b64
+    assert hook["admissionReviewVersions"] == ["v1"]
+    assert hook["sideEffects"] == "None"
+    assert hook["matchPolicy"] == "Equivalent"
+    assert hook["timeoutSeconds"] == 5
+    assert hook["failurePolicy"] == "Fail"
+    rules = {r["resources"][0]: r for r in hook["rules"]}
+    assert rules["services"]["apiGroups"] == [""]
+    assert rules["services"]["operations"] == ["CREATE", "UPDATE"]
+    assert rules["ingresses"]["apiGroups"] == ["networking.k8s.io"]
+    assert rules["ingresses"]["operations"] == ["CREATE"]
+    mutate_hook = mutating["webhooks"][0]
+    assert mutate_hook["clientConfig"]["service"]["path"] == "/mutate"
+    assert [r["resources"] for r in mutate_hook["rules"]] == [["services"]]
+    assert mutate_hook["reinvocationPolicy"] == "IfNeeded"
+
+
+def test_output_is_valid_for_the_kubernetes_api(ca) -> None:
+    result = run(
+        "webhook-config",
+        "--policies",
+        str(FIXTURES / "policies.yaml"),
+        "--ca-bundle",
+        str(ca.ca_file),
+    )
+    for document in yaml.safe_load_all(result.stdout):
+        kubernetes_validate.validate(document, "1.30.0", strict=True)
+
+
+@pytest.mark.parametrize("namespace", ["edgewarden", "platform-admission"])
+def test_kube_system_and_own_namespace_are_always_excluded(namespace: str) -> None:
+    result = run(
+        "webhook-config", "--policies", str(FIXTURES / "policies.yaml"), "--namespace", namespace
+    )
+    assert result.exit_code == 0, result.output
+    for document in yaml.safe_load_all(result.stdout):
+        [expression] = document["webhooks"][0]["namespaceSelector"]["matchExpressions"]
+        assert expression["key"] == "kubernetes.io/metadata.name"
+        assert expression["operator"] == "NotIn"
+        assert {"kube-system", namespace} <= set(expression["values"])
+
+
+def test_settings_reach_the_output(tmp_path: Path) -> None:
+    out = tmp_path / "webhooks.yaml"
+    result = run(
+        "webhook-config",
+        "--policies",
+        str(FIXTURES / "policies.yaml"),
+        "--timeout",
+        "10",
+        "--failure-policy",
+        "Ignore",
+        "--mutating-failure-policy",
+        "Ignore",
+        "--inject-ca-from",
+        "edgewarden/edgewarden",
+        "-o",
+        str(out),
+    )
+    assert result.exit_code == 0, result.output
+    docs = by_kind(list(yaml.safe_load_all(out.read_text())))
+    for document in docs.values():
+        hook = document["webhooks"][0]
+        assert hook["timeoutSeconds"] == 10
+        assert hook["failurePolicy"] == "Ignore"
+        assert "caBundle" not in hook["clientConfig"]
+        assert document["metadata"]["annotations"] == {
+            "cert-manager.io/inject-ca-from": "edgewarden/edgewarden"
+        }
+
+
+@pytest.mark.parametrize("timeout", ["0", "31"])
+def test_timeout_outside_1_to_30_is_refused(timeout: str) -> None:
+    result = run(
+        "webhook-config", "--policies", str(FIXTURES / "policies.yaml"), "--timeout", timeout
+    )
+    assert result.exit_code == 2
+    assert "between 1 and 30" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_a_ca_bundle_that_is_not_certificates_is_refused() -> None:
+    not_pem = base64.b64encode(b"hello").decode()
+    result = run(
+        "webhook-config", "--policies", str(FIXTURES / "policies.yaml"), "--ca-bundle-b64", not_pem
+    )
+    assert result.exit_code == 2
+    assert "caBundle" in result.output
+
+
+def test_a_configuration_without_rules_is_left_out(policies: PolicySet) -> None:
+    validating_only = PolicySet(tuple(p for p in policies.policies if not p.mutates))
+    kinds = [d["kind"] for d in render(validating_only, WebhookSettings())]
+    assert kinds == ["ValidatingWebhookConfiguration"]
+    assert render(PolicySet(()), WebhookSettings()) == []
+
+
+def test_hand_built_policy_set_renders_the_same_rules(policies: PolicySet) -> None:
+    docs = by_kind(render(policies, WebhookSettings()))
+    rules = docs["ValidatingWebhookConfiguration"]["webhooks"][0]["rules"]
+    assert {r["resources"][0] for r in rules} == {"services", "ingresses"}
+
+
+def test_bad_settings_are_user_errors() -> None:
+    with pytest.raises(EdgewardenError, match="Fail or Ignore"):
+        WebhookSettings(failure_policy="Maybe").check()
+    with pytest.raises(CertificateError, match="base64"):
+        WebhookSettings(ca_bundle_b64="***").check()
