@@ -244,17 +244,18 @@ class _Handler(BaseHTTPRequestHandler):
         if kind.plural in fake.fail_lists:
             self._json(500, {"kind": "Status", "code": 500, "reason": "InternalError"})
             return
+        start = int(params.get("continue") or 0)
         with fake._cond:
-            items = [copy.deepcopy(o) for _, o in sorted(fake._objects[kind.plural].items())]
+            objects = fake._objects[kind.plural]
+            keys = sorted(objects)
+            limit = int(params.get("limit") or 0) or len(keys) or 1
+            page = [copy.deepcopy(objects[k]) for k in keys[start : start + limit]]
             rv = fake._rv
-        for item in items:  # the real server leaves these out of list items
+        for item in page:  # the real server leaves these out of list items
             item.pop("kind", None)
             item.pop("apiVersion", None)
-        start = int(params.get("continue") or 0)
-        limit = int(params.get("limit") or 0) or len(items) or 1
-        page = items[start : start + limit]
         metadata: dict[str, Any] = {"resourceVersion": str(rv)}
-        if start + limit < len(items):
+        if start + limit < len(keys):
             metadata["continue"] = str(start + limit)
         body = {
             "kind": f"{kind.kind}List",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -173,11 +174,17 @@ class Informer:
         """Unblock a watch read from another thread (stop must not wait out a timeout)."""
         with self._resp_lock:
             resp = self._resp
-        if resp is not None:
-            try:
+        if resp is None:
+            return
+        try:
+            if hasattr(resp, "shutdown"):  # urllib3 >= 2.3
                 resp.shutdown()
-            except Exception:  # the stream may already be closing; nothing to do then
-                log.debug("%s watch stream already closed", self.kind)
+            else:
+                sock = getattr(getattr(resp, "connection", None), "sock", None)
+                if sock is not None:
+                    sock.shutdown(socket.SHUT_RDWR)
+        except Exception:  # the stream may already be closing; nothing to do then
+            log.debug("%s watch stream already closed", self.kind)
 
     # ---- LIST ----
 
