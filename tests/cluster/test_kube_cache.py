@@ -6,7 +6,7 @@ import socket
 from collections.abc import Callable
 
 from webhook.cluster.kube import KubeCluster
-from webhook.cluster.kube_informer import InformerSettings
+from webhook.cluster.kube_informer import InformerSettings, backoff_delay
 from webhook.cluster.view import ClusterView
 
 from .conftest import (
@@ -251,6 +251,31 @@ def test_a_watch_error_other_than_410_resumes_without_relisting(
     assert cluster.state()["Service"]["errors"] >= 1
     assert cluster.state()["Service"]["relists"] == 0
     assert len(apiserver.lists("services")) == 1
+
+
+def test_a_watch_the_server_ends_at_its_timeout_is_resumed_without_relisting(
+    apiserver: FakeApiServer, make_cluster: MakeCluster
+) -> None:
+    short = InformerSettings(**{**FAST.__dict__, "watch_timeout_seconds": 1})
+    cluster = started(make_cluster, settings=short)
+    eventually(lambda: apiserver.watches("services"), what="a services watch")
+    assert apiserver.watches("services")[0].params["timeoutSeconds"] == "1"
+
+    eventually(lambda: len(apiserver.watches("services")) >= 2, what="a second watch")
+    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+
+    eventually(lambda: names(cluster, "shop") == {"a"}, what="a seen by a later watch")
+    state = cluster.state()["Service"]
+    assert state["errors"] == 0 and state["relists"] == 0
+    assert len(apiserver.lists("services")) == 1
+
+
+def test_backoff_grows_to_its_ceiling_with_jitter() -> None:
+    delays = [backoff_delay(n, 0.5, 30.0) for n in range(1, 12)]
+
+    assert 0.25 <= delays[0] <= 0.5
+    assert 0.5 <= delays[1] <= 1.0
+    assert all(15.0 <= d <= 30.0 for d in delays[7:])
 
 
 def test_paged_list_reads_every_page(apiserver: FakeApiServer, make_cluster: MakeCluster) -> None:
