@@ -36,10 +36,10 @@ class Location:
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
-    """One Kubernetes object from the input and where it came from."""
+    """One Kubernetes object from the input and where it came from (None: a live cluster)."""
 
     obj: Mapping[str, Any]
-    location: Location
+    location: Location | None
 
     @property
     def kind(self) -> str:

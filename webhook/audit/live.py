@@ -1,0 +1,98 @@
+"""A one-shot snapshot of the live cluster's Namespaces, Services and Ingresses.
+
+An audit is a snapshot, so it LISTs (paged) once instead of starting the server's watch
+cache: no threads, no wait for a sync, and the same plain dicts the API server sends
+(``_preload_content=False``: the client's models would rename fields to snake_case and
+reject objects their client-side validation does not know). Configuration as everywhere
+else: the in-cluster service account, else the kubeconfig (``$KUBECONFIG`` or ~/.kube).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from webhook.errors import ClusterStateError
+
+PAGE_SIZE = 500
+MAX_PAGES = 10_000  # bounds the paging loop (5 million objects)
+REQUEST_TIMEOUT_SECONDS = 60
+
+
+def api_client_from_environment(
+    kubeconfig: str | None = None, context: str | None = None
+) -> client.ApiClient:
+    configuration = client.Configuration()
+    if kubeconfig is None and context is None:
+        try:
+            config.load_incluster_config(client_configuration=configuration)
+            return client.ApiClient(configuration)
+        except config.ConfigException:
+            pass  # not in a pod: fall back to the kubeconfig
+    # Read $KUBECONFIG now: the client's own default is frozen when it is first imported.
+    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
+    try:
+        config.load_kube_config(
+            config_file=kubeconfig,
+            context=context,
+            client_configuration=configuration,
+            persist_config=False,
+        )
+    except (config.ConfigException, OSError, TypeError, ValueError) as error:
+        raise ClusterStateError(
+            "cannot reach the Kubernetes API: not running in a cluster and no usable "
+            f"kubeconfig ({error}). Set KUBECONFIG, or pass --cluster-state FILE "
+            "(e.g. from `kubectl get ns,svc,ing -A -o yaml`)."
+        ) from None
+    return client.ApiClient(configuration)
+
+
+def snapshot(api_client: client.ApiClient) -> list[dict[str, Any]]:
+    """Every Namespace, Service and Ingress, each with ``kind`` and ``apiVersion`` set."""
+    core = client.CoreV1Api(api_client)
+    networking = client.NetworkingV1Api(api_client)
+    listings: tuple[tuple[str, str, Callable[..., Any]], ...] = (
+        ("Namespace", "v1", core.list_namespace),
+        ("Service", "v1", core.list_service_for_all_namespaces),
+        ("Ingress", "networking.k8s.io/v1", networking.list_ingress_for_all_namespaces),
+    )
+    objects: list[dict[str, Any]] = []
+    for kind, api_version, list_func in listings:
+        for item in _paged(kind, list_func):
+            # LIST items come without kind/apiVersion; policies expect both.
+            objects.append({"apiVersion": api_version, "kind": kind, **item})
+    return objects
+
+
+def _paged(kind: str, list_func: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        try:
+            response = list_func(
+                limit=PAGE_SIZE,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+            body = json.loads(response.data)
+        except ApiException as error:
+            raise ClusterStateError(
+                f"listing {kind} objects failed: HTTP {error.status} {error.reason}"
+                + (
+                    " (the audit needs list on namespaces, services and ingresses)"
+                    if error.status in (401, 403)
+                    else ""
+                )
+            ) from None
+        except (OSError, ValueError) as error:  # connection refused, TLS, bad JSON
+            raise ClusterStateError(f"listing {kind} objects failed: {error}") from None
+        yield from body.get("items") or []
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return
+    raise ClusterStateError(f"listing {kind} objects did not end after {MAX_PAGES} pages")
