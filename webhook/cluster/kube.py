@@ -129,9 +129,10 @@ class KubeCluster:
             return
         metadata = obj["metadata"]
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
-        # A MODIFIED event only settles a reservation once the object counts: an unrelated
-        # update landing before the admitted one must not release the place early.
-        if event_type == "MODIFIED" and not self._store.counts_anywhere(kind, namespace, name):
+        # ADDED settles a CREATE's reservation. A MODIFIED event or a re-LIST settles one
+        # only once the object counts: an unrelated update, or a LIST taken before the
+        # admitted UPDATE landed, must not release the place early (the TTL still does).
+        if event_type != "ADDED" and not self._store.counts_anywhere(kind, namespace, name):
             return
         try:
             sink.observed(kind, namespace, name)
