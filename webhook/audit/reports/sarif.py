@@ -52,7 +52,6 @@ def sarif_dict(report: ScanReport) -> dict[str, Any]:
                     "driver": {
                         "name": "edgewarden",
                         "version": __version__,
-                        "informationUri": "https://edgewarden.dev/",
                         "rules": rules,
                     }
                 },
