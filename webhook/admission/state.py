@@ -81,7 +81,8 @@ class ServerState:
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self.view = self.reservations.view(self.cluster) if self.reservations else self.cluster
+        self.view = (self.cluster if self.reservations is None
+                     else self.reservations.view(self.cluster))
 
     def install(self, policies: PolicySet) -> None:
         """Swap in a loaded policy set (already known to be valid) and tell the cluster."""

@@ -1,0 +1,28 @@
+"""Fixtures for the server tests; the harness itself is in harness.py."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from webhook.certs.files import GeneratedCertificates, generate_certificates
+
+from .harness import RunningServer, base_settings, start_server
+
+
+@pytest.fixture(scope="session")
+def certificates(tmp_path_factory: pytest.TempPathFactory) -> GeneratedCertificates:
+    """A CA and a serving certificate for edgewarden.edgewarden.svc (and nothing else)."""
+    folder = tmp_path_factory.mktemp("certs")
+    return generate_certificates(folder, service="edgewarden", namespace="edgewarden")
+
+
+@pytest.fixture(scope="module")
+def default_server(certificates: GeneratedCertificates,
+                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The shipped default policies, enforcing, against the fixture cluster."""
+    tmp = tmp_path_factory.mktemp("default-server")
+    running = start_server(base_settings(certificates, tmp), certificates.ca_file)
+    yield running
+    running.stop()

@@ -1,0 +1,113 @@
+"""``edgewarden serve`` as a user runs it: clear errors, dev mode, SIGHUP reload."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from webhook.certs.files import GeneratedCertificates
+
+from .harness import FIXTURES
+
+EDGEWARDEN = [sys.executable, "-c", "from webhook.cli import main; main()"]
+WAIT = 20.0
+
+
+def _serve(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*EDGEWARDEN, "serve", *args], capture_output=True, text=True,
+                          timeout=60, cwd=cwd)
+
+
+def test_missing_certificate_file_is_a_clear_error(tmp_path: Path) -> None:
+    result = _serve("--policies", str(FIXTURES / "policies"), "--cluster-state",
+                    str(FIXTURES / "cluster.yaml"), "--tls-cert", str(tmp_path / "nope.crt"),
+                    "--tls-key", str(tmp_path / "nope.key"))
+    assert result.returncode == 2
+    assert "--tls-cert" in result.stderr and "nope.crt" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_certificate_at_all_says_what_to_pass() -> None:
+    result = _serve("--policies", str(FIXTURES / "policies"), "--cluster-state",
+                    str(FIXTURES / "cluster.yaml"))
+    assert result.returncode == 2
+    assert "--tls-cert" in result.stderr and "--dev" in result.stderr
+
+
+def test_broken_policies_at_start_exit_2_naming_file_line_and_field(
+    certificates: GeneratedCertificates,
+) -> None:
+    result = _serve("--policies", str(FIXTURES / "broken"), "--cluster-state",
+                    str(FIXTURES / "cluster.yaml"), "--tls-cert", str(certificates.cert_file),
+                    "--tls-key", str(certificates.key_file))
+    assert result.returncode == 2
+    assert re.search(r"broken\.yaml:\d+: spec\.mode", result.stderr), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+class _Output:
+    """The server's merged output, read by a thread (a select() on the pipe would miss
+    lines already buffered by the reader)."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.text = ""
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._pump, args=(process,), daemon=True)
+        self._thread.start()
+
+    def _pump(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            with self._lock:
+                self.text += line
+
+    def wait_for(self, pattern: str) -> re.Match[str]:
+        deadline = time.monotonic() + WAIT
+        while time.monotonic() < deadline:
+            with self._lock:
+                match = re.search(pattern, self.text)
+            if match:
+                return match
+            time.sleep(0.05)
+        raise AssertionError(f"{pattern!r} not in server output:\n{self.text}")
+
+
+def test_dev_mode_prints_a_curl_line_that_works_and_sighup_reloads(tmp_path: Path) -> None:
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    shutil.copytree(FIXTURES / "policies", tmp_path / "policies")
+    process = subprocess.Popen(
+        [*EDGEWARDEN, "serve", "--dev", "--port", "0", "--log-level", "info"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    output = _Output(process)
+    try:
+        curl = output.wait_for( r"(curl --cacert .*?/validate)\n").group(1)
+        port = output.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1)
+        command = curl.replace(":0/", f":{port}/")
+        answer = subprocess.run(command, shell=True, cwd=tmp_path, capture_output=True,
+                                text=True, timeout=30)
+        assert '"kind":"AdmissionReview"' in answer.stdout, answer.stderr
+        assert '"allowed":true' in answer.stdout
+
+        shutil.copy(FIXTURES / "reload" / "deny-nodeport-everywhere.yaml", tmp_path / "policies")
+        process.send_signal(signal.SIGHUP)
+        output.wait_for(r"policies reloaded \(SIGHUP\)")
+        context = ssl.create_default_context(cafile=tmp_path / ".edgewarden-dev" / "ca.crt")
+        ready = httpx.get(f"https://localhost:{port}/readyz", verify=context)
+        assert ready.json() == {"status": "ready"}
+    finally:
+        process.terminate()
+        process.wait(timeout=WAIT)
