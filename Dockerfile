@@ -17,8 +17,8 @@ RUN python -m venv /opt/venv
 COPY constraints.txt pyproject.toml ./
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt
-# Then the package itself (pure Python), with no dependency resolution left to do.
-COPY README.md ./
+# Then the package itself (pure Python), with no dependency resolution left to do. (The
+# README, pyproject's long description, is not needed in an image: setuptools only warns.)
 COPY webhook ./webhook
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps -c constraints.txt . \
     && /opt/venv/bin/pip check \
@@ -36,8 +36,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     HOME=/tmp
 COPY --from=build /opt/venv /opt/venv
 # The shipped default policies (test suites and fixtures are kept out by .dockerignore);
-# the Kubernetes manifests mount the policies ConfigMap over this folder.
-COPY policies/ /etc/edgewarden/policies/
+# the Kubernetes manifests mount the policies ConfigMap over this folder. `serve` reads
+# ./policies by default, hence this working directory.
+WORKDIR /etc/edgewarden
+COPY policies/ ./policies/
 # Non-root, numeric (so runAsNonRoot can be verified by the kubelet), owns nothing it runs:
 # the server writes only to mounted emptyDirs (/tmp, the certificate folder).
 USER 65532:65532

@@ -1,0 +1,471 @@
+"""Every overlay builds, every object is valid Kubernetes, and the pieces agree with each
+other: what a platform engineer must be able to trust before `kubectl apply -k`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from kubernetes_validate.utils import all_versions
+
+from .conftest import OVERLAYS, Manifest, find, one, rendered
+
+NAMESPACE = "edgewarden"
+SERVICE = "edgewarden"
+WEBHOOKS = {
+    "ValidatingWebhookConfiguration": ("edgewarden-validating", "/validate"),
+    "MutatingWebhookConfiguration": ("edgewarden-mutating", "/mutate"),
+}
+# Oldest Kubernetes minor we claim to run on, and the newest whose schemas the installed
+# kubernetes-validate ships (it works offline from bundled schemas).
+OLDEST_KUBERNETES = "1.29"
+NEWEST_KUBERNETES = ".".join(all_versions()[-1].split(".")[:2])
+# The endpoints `edgewarden serve` answers (SPEC, and webhook/admission/app.py).
+SERVER_PATHS = {"/validate", "/mutate", "/healthz", "/readyz", "/metrics"}
+CLUSTER_SCOPED = {
+    "Namespace", "ClusterRole", "ClusterRoleBinding",
+    "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
+}
+
+
+def deployment(objects: list[Manifest]) -> Manifest:
+    return one(objects, "Deployment", "edgewarden")
+
+
+def container(objects: list[Manifest]) -> dict[str, Any]:
+    containers = deployment(objects)["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    return containers[0]
+
+
+def webhook_entries(objects: list[Manifest]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (kind, hook)
+        for kind, (name, _path) in WEBHOOKS.items()
+        for hook in one(objects, kind, name)["webhooks"]
+    ]
+
+
+def flag(args: list[str], name: str) -> str | None:
+    """The value of ``--name VALUE`` or ``--name=VALUE`` in a container's args."""
+    for index, arg in enumerate(args):
+        if arg == name and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
+def mounted_volume(objects: list[Manifest], path: str) -> dict[str, Any]:
+    """The pod volume whose mount holds ``path`` (the longest matching mountPath)."""
+    mounts = [
+        m for m in container(objects).get("volumeMounts", [])
+        if path == m["mountPath"] or path.startswith(m["mountPath"].rstrip("/") + "/")
+    ]
+    assert mounts, f"{path} is on no mounted volume"
+    mount = max(mounts, key=lambda m: len(m["mountPath"]))
+    volumes = deployment(objects)["spec"]["template"]["spec"]["volumes"]
+    return next(v for v in volumes if v["name"] == mount["name"])
+
+
+# -- schemas ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [OLDEST_KUBERNETES, NEWEST_KUBERNETES])
+def test_every_object_is_valid_against_the_kubernetes_schemas(overlay: str, version: str) -> None:
+    problems = []
+    for obj in rendered(overlay):
+        if obj["apiVersion"].startswith("cert-manager.io/"):
+            continue  # a CRD: no bundled schema; checked by test_cert_manager_objects_...
+        try:
+            kubernetes_validate.validate(obj, version, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            path = ".".join(str(p) for p in error.path)
+            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {error.message}")
+        except kubernetes_validate.SchemaNotFoundError as error:
+            problems.append(error.message)
+    assert not problems, "\n".join(problems)
+
+
+def test_overlays_are_the_documented_four() -> None:
+    assert set(OVERLAYS) == {"kind", "production", "cert-manager", "audit-only"}
+
+
+def test_every_namespaced_object_lives_in_the_edgewarden_namespace(overlay: str) -> None:
+    objects = rendered(overlay)
+    one(objects, "Namespace", NAMESPACE)
+    for obj in objects:
+        if obj["kind"] not in CLUSTER_SCOPED:
+            assert obj["metadata"].get("namespace") == NAMESPACE, obj["metadata"]["name"]
+
+
+def test_own_namespace_enforces_the_restricted_pod_security_standard(overlay: str) -> None:
+    labels = one(rendered(overlay), "Namespace", NAMESPACE)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# -- webhook configurations ---------------------------------------------------------------
+
+
+def test_webhooks_never_see_kube_system_or_their_own_namespace(overlay: str) -> None:
+    objects = rendered(overlay)
+    own = one(objects, "Service", SERVICE)["metadata"]["namespace"]
+    for kind, hook in webhook_entries(objects):
+        expressions = hook["namespaceSelector"]["matchExpressions"]
+        excluded = {
+            value
+            for e in expressions
+            if e["key"] == "kubernetes.io/metadata.name" and e["operator"] == "NotIn"
+            for value in e["values"]
+        }
+        assert {"kube-system", own} <= excluded, f"{kind} {hook['name']} excludes {excluded}"
+
+
+def test_webhook_settings_are_safe_for_the_api_server(overlay: str) -> None:
+    for kind, hook in webhook_entries(rendered(overlay)):
+        where = f"{kind} {hook['name']}"
+        assert 1 <= hook["timeoutSeconds"] <= 30, where
+        assert hook["admissionReviewVersions"] == ["v1"], where
+        # None: the server reserves nothing for a dry-run request, so it may be called
+        # for `kubectl apply --dry-run=server` (the API server skips other webhooks).
+        assert hook["sideEffects"] == "None", where
+        assert hook["matchPolicy"] == "Equivalent", where
+        assert hook["failurePolicy"] in ("Fail", "Ignore"), where
+        assert "caBundle" not in hook["clientConfig"], f"{where}: caBundle is injected at run time"
+
+
+def test_webhooks_call_the_edgewarden_service_on_its_real_paths(overlay: str) -> None:
+    objects = rendered(overlay)
+    svc = one(objects, "Service", SERVICE)
+    ports = {p["port"]: p for p in svc["spec"]["ports"]}
+    for kind, (name, path) in WEBHOOKS.items():
+        for hook in one(objects, kind, name)["webhooks"]:
+            target = hook["clientConfig"]["service"]
+            assert target["name"] == svc["metadata"]["name"]
+            assert target["namespace"] == svc["metadata"]["namespace"]
+            assert target["path"] == path and path in SERVER_PATHS
+            assert target.get("port", 443) in ports
+
+
+def test_webhook_rules_send_services_and_ingresses_on_create_and_update(overlay: str) -> None:
+    objects = rendered(overlay)
+    for kind, (name, _path) in WEBHOOKS.items():
+        sent = {
+            (group, resource, operation)
+            for hook in one(objects, kind, name)["webhooks"]
+            for rule in hook["rules"]
+            for group in rule["apiGroups"]
+            for resource in rule["resources"]
+            for operation in rule["operations"]
+        }
+        assert {("", "services", "CREATE"), ("", "services", "UPDATE")} <= sent, kind
+        if kind == "ValidatingWebhookConfiguration":
+            assert {("networking.k8s.io", "ingresses", "CREATE"),
+                    ("networking.k8s.io", "ingresses", "UPDATE")} <= sent
+        assert not any("*" in part for entry in sent for part in entry), "no wildcard rules"
+
+
+def test_static_webhook_rules_cover_what_the_shipped_policies_need(overlay: str) -> None:
+    """If a shipped policy starts to match another kind or operation, the static
+    configurations in deploy/base/webhooks.yaml must follow (or no request reaches it)."""
+    loader = pytest.importorskip("webhook.policy.loader")
+    from .test_policies_configmap import POLICIES_DIR
+
+    policy_set = loader.load_policies(POLICIES_DIR)
+    objects = rendered(overlay)
+    for kind, (name, _path) in WEBHOOKS.items():
+        sent = {
+            (group, version, resource, operation)
+            for hook in one(objects, kind, name)["webhooks"]
+            for rule in hook["rules"]
+            for group in rule["apiGroups"]
+            for version in rule["apiVersions"]
+            for resource in rule["resources"]
+            for operation in rule["operations"]
+        }
+        for rule in policy_set.webhook_rules(mutating=kind.startswith("Mutating")):
+            for operation in rule.operations:
+                wanted = (rule.group, rule.version, rule.resource, operation)
+                assert wanted in sent, f"{kind} does not send {wanted}, a shipped policy needs it"
+
+
+@pytest.mark.parametrize("overlay", ["production", "cert-manager"])
+def test_production_fails_closed(overlay: str) -> None:
+    for kind, hook in webhook_entries(rendered(overlay)):
+        assert hook["failurePolicy"] == "Fail", f"{overlay}: {kind}"
+
+
+@pytest.mark.parametrize("overlay", ["kind", "audit-only"])
+def test_kind_and_audit_only_fail_open(overlay: str) -> None:
+    for kind, hook in webhook_entries(rendered(overlay)):
+        assert hook["failurePolicy"] == "Ignore", f"{overlay}: {kind}"
+
+
+# -- the Deployment -----------------------------------------------------------------------
+
+
+def test_audit_only_runs_the_whole_server_in_dry_run_and_nothing_else_does(overlay: str) -> None:
+    args = container(rendered(overlay))["args"]
+    assert ("--dry-run" in args) == (overlay == "audit-only"), args
+
+
+def test_audit_only_is_production_plus_dry_run() -> None:
+    """Switching from audit-only to enforcing changes the server flag and the
+    failurePolicy, nothing else: `kubectl apply -k deploy/overlays/production` finishes it."""
+    audit, production = rendered("audit-only"), rendered("production")
+    assert container(audit)["args"] == [*container(production)["args"], "--dry-run"]
+    for objects in (audit, production):
+        for o in objects:
+            if o["kind"] == "Deployment":
+                o["spec"]["template"]["spec"]["containers"][0]["args"] = []
+            for hook in o.get("webhooks", []):
+                hook["failurePolicy"] = "?"
+    assert audit == production
+
+
+def test_server_flags_match_the_container(overlay: str) -> None:
+    objects = rendered(overlay)
+    c = container(objects)
+    args = c["args"]
+    assert args[0] == "serve"
+    port = flag(args, "--port")
+    assert port is not None and int(port) in {p["containerPort"] for p in c["ports"]}
+    policies = flag(args, "--policies")
+    assert policies is not None
+    volume = mounted_volume(objects, policies)
+    configmap = one(objects, "ConfigMap", volume["configMap"]["name"])
+    assert configmap["metadata"]["name"].startswith("edgewarden-policies")
+
+
+def test_certificate_flags_point_into_the_right_volume(overlay: str) -> None:
+    objects = rendered(overlay)
+    args = container(objects)["args"]
+    if "--manage-certs" in args:
+        cert_dir = flag(args, "--cert-dir")
+        assert cert_dir is not None, "--manage-certs needs a writable --cert-dir"
+        assert "emptyDir" in mounted_volume(objects, cert_dir)
+        assert flag(args, "--tls-cert") is None
+    else:
+        cert, key = flag(args, "--tls-cert"), flag(args, "--tls-key")
+        assert cert is not None and key is not None, "no certificate source"
+        for path in (cert, key):
+            secret = mounted_volume(objects, path)["secret"]["secretName"]
+            certificates = [c for c in find(objects, "Certificate")
+                            if c["spec"]["secretName"] == secret]
+            assert certificates, f"{path}: no Certificate writes Secret {secret}"
+
+
+def test_overlays_choose_the_documented_certificate_source(overlay: str) -> None:
+    args = container(rendered(overlay))["args"]
+    if overlay == "cert-manager":
+        assert "--manage-certs" not in args
+    else:
+        assert "--manage-certs" in args
+
+
+def test_probes_use_the_servers_health_endpoints_over_https(overlay: str) -> None:
+    c = container(rendered(overlay))
+    port_names = {p.get("name") for p in c["ports"]} | {p["containerPort"] for p in c["ports"]}
+    expected = {
+        "livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz",
+    }
+    for probe, path in expected.items():
+        get = c[probe]["httpGet"]
+        assert get["path"] == path and path in SERVER_PATHS, probe
+        assert get["scheme"] == "HTTPS", probe
+        assert get["port"] in port_names, probe
+
+
+def test_container_security_context_is_restricted(overlay: str) -> None:
+    objects = rendered(overlay)
+    pod = deployment(objects)["spec"]["template"]["spec"]
+    c = container(objects)
+    sc = c["securityContext"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    assert sc["runAsNonRoot"] is True
+    assert sc["runAsUser"] != 0
+    assert sc["readOnlyRootFilesystem"] is True
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert "add" not in sc["capabilities"]
+    assert sc.get("privileged", False) is False
+    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
+    assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    assert "emptyDir" in mounted_volume(objects, "/tmp"), "a read-only root needs a /tmp"
+
+
+def test_deployment_is_highly_available_and_bounded(overlay: str) -> None:
+    objects = rendered(overlay)
+    spec = deployment(objects)["spec"]
+    pod_labels = spec["template"]["metadata"]["labels"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"]["rollingUpdate"]["maxUnavailable"] == 0
+    for constraint in spec["template"]["spec"]["topologySpreadConstraints"]:
+        assert constraint["labelSelector"]["matchLabels"].items() <= pod_labels.items()
+    resources = container(objects)["resources"]
+    for part in ("requests", "limits"):
+        assert {"cpu", "memory"} <= resources[part].keys(), part
+    pdb = one(objects, "PodDisruptionBudget", "edgewarden")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    service = one(objects, "Service", SERVICE)
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+    target = service["spec"]["ports"][0]["targetPort"]
+    assert target in {p.get("name") for p in container(objects)["ports"]} | {8443}
+
+
+def test_kind_overlay_uses_the_locally_loaded_image(overlay: str) -> None:
+    c = container(rendered(overlay))
+    if overlay == "kind":
+        assert c["image"] == "edgewarden:dev"
+        assert c["imagePullPolicy"] == "Never"
+    else:
+        assert c["image"].endswith(":0.1.0") and c["imagePullPolicy"] == "IfNotPresent"
+
+
+# -- RBAC ---------------------------------------------------------------------------------
+
+
+def rules_of(objects: list[Manifest]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (f"{o['kind']}/{o['metadata']['name']}", rule)
+        for o in objects
+        if o["kind"] in ("ClusterRole", "Role")
+        for rule in o.get("rules", [])
+    ]
+
+
+def test_rbac_has_no_wildcards_and_reads_only_what_policies_judge(overlay: str) -> None:
+    objects = rendered(overlay)
+    for where, rule in rules_of(objects):
+        for key in ("apiGroups", "resources", "verbs", "resourceNames"):
+            assert "*" not in rule.get(key, []), f"{where}: wildcard {key}"
+    read = one(objects, "ClusterRole", "edgewarden-read")
+    granted = {
+        (group, resource, verb)
+        for rule in read["rules"]
+        for group in rule["apiGroups"]
+        for resource in rule["resources"]
+        for verb in rule["verbs"]
+    }
+    wanted = {
+        (group, resource, verb)
+        for group, resource in (("", "namespaces"), ("", "services"),
+                                ("networking.k8s.io", "ingresses"))
+        for verb in ("get", "list", "watch")
+    }
+    assert granted == wanted
+
+
+def test_cluster_wide_writes_are_only_to_our_two_webhook_configurations(overlay: str) -> None:
+    objects = rendered(overlay)
+    read_only = {"get", "list", "watch"}
+    for obj in find(objects, "ClusterRole"):
+        for rule in obj["rules"]:
+            if set(rule["verbs"]) <= read_only and "secrets" not in rule["resources"]:
+                continue
+            assert rule["apiGroups"] == ["admissionregistration.k8s.io"], rule
+            assert set(rule["verbs"]) <= {"get", "patch"}, rule
+            names = {
+                "validatingwebhookconfigurations": ["edgewarden-validating"],
+                "mutatingwebhookconfigurations": ["edgewarden-mutating"],
+            }
+            assert len(rule["resources"]) == 1, rule
+            assert rule.get("resourceNames") == names[rule["resources"][0]], rule
+
+
+def test_secret_access_is_limited_to_the_own_namespace_and_secret(overlay: str) -> None:
+    objects = rendered(overlay)
+    manages = "--manage-certs" in container(objects)["args"]
+    secret_rules = [(w, r) for w, r in rules_of(objects) if "secrets" in r["resources"]]
+    if not manages:
+        assert not secret_rules, "cert-manager mode needs no Secret access"
+        assert not find(objects, "ClusterRole", "edgewarden-webhook-ca")
+        return
+    for where, rule in secret_rules:
+        assert where.startswith("Role/"), f"{where}: Secret access must be namespaced"
+        if rule.get("resourceNames"):
+            assert rule["resourceNames"] == ["edgewarden-tls"]
+            assert set(rule["verbs"]) <= {"get", "update", "patch"}
+        else:
+            # create cannot be restricted by name (see deploy/components/self-managed-certs).
+            assert rule["verbs"] == ["create"], where
+
+
+def test_bindings_grant_roles_to_the_pods_service_account_only(overlay: str) -> None:
+    objects = rendered(overlay)
+    account = deployment(objects)["spec"]["template"]["spec"]["serviceAccountName"]
+    one(objects, "ServiceAccount", account)
+    roles = {(o["kind"], o["metadata"]["name"]) for o in objects if o["kind"].endswith("Role")}
+    for binding in objects:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        assert (binding["roleRef"]["kind"], binding["roleRef"]["name"]) in roles
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": account, "namespace": NAMESPACE}
+        ]
+
+
+# -- cert-manager -------------------------------------------------------------------------
+
+
+def expected_sans(objects: list[Manifest]) -> set[str]:
+    svc = one(objects, "Service", SERVICE)["metadata"]
+    name, ns = svc["name"], svc["namespace"]
+    return {name, f"{name}.{ns}", f"{name}.{ns}.svc", f"{name}.{ns}.svc.cluster.local"}
+
+
+def test_cert_manager_certificate_covers_every_service_name() -> None:
+    objects = rendered("cert-manager")
+    secret = mounted_volume(objects, flag(container(objects)["args"], "--tls-cert") or "")
+    serving = next(c for c in find(objects, "Certificate")
+                   if c["spec"]["secretName"] == secret["secret"]["secretName"])
+    assert set(serving["spec"]["dnsNames"]) >= expected_sans(objects)
+    assert "server auth" in serving["spec"]["usages"]
+
+
+def test_cert_manager_injects_the_serving_certificates_ca_into_both_webhooks() -> None:
+    objects = rendered("cert-manager")
+    for kind, (name, _path) in WEBHOOKS.items():
+        annotations = one(objects, kind, name)["metadata"]["annotations"]
+        source = annotations["cert-manager.io/inject-ca-from"]
+        namespace, certificate = source.split("/")
+        serving = one(objects, "Certificate", certificate)
+        assert serving["metadata"]["namespace"] == namespace
+        assert expected_sans(objects) <= set(serving["spec"]["dnsNames"])
+
+
+CERTIFICATE_FIELDS = {
+    "secretName", "commonName", "dnsNames", "duration", "renewBefore", "usages", "isCA",
+    "privateKey", "issuerRef", "subject", "secretTemplate",
+}
+ISSUER_KINDS = {"selfSigned", "ca"}
+USAGES = {"server auth", "client auth", "digital signature", "key encipherment",
+          "cert sign", "crl sign"}
+
+
+def test_cert_manager_objects_are_well_formed_and_their_references_resolve() -> None:
+    """No CRD schema ships with kubernetes-validate: check the fields we use by hand."""
+    objects = rendered("cert-manager")
+    issuers = {o["metadata"]["name"]: o for o in find(objects, "Issuer")}
+    certificates = find(objects, "Certificate")
+    assert issuers and certificates
+    for issuer in issuers.values():
+        assert issuer["apiVersion"] == "cert-manager.io/v1"
+        assert len(issuer["spec"]) == 1 and set(issuer["spec"]) <= ISSUER_KINDS, issuer["spec"]
+        if "ca" in issuer["spec"]:
+            secret = issuer["spec"]["ca"]["secretName"]
+            assert any(c["spec"]["secretName"] == secret and c["spec"].get("isCA")
+                       for c in certificates), f"no CA Certificate writes {secret}"
+    for cert in certificates:
+        spec = cert["spec"]
+        assert cert["apiVersion"] == "cert-manager.io/v1"
+        assert set(spec) <= CERTIFICATE_FIELDS, set(spec) - CERTIFICATE_FIELDS
+        assert spec["issuerRef"]["kind"] == "Issuer"
+        assert spec["issuerRef"]["group"] == "cert-manager.io"
+        assert spec["issuerRef"]["name"] in issuers
+        assert set(spec.get("usages", [])) <= USAGES
+        assert spec["privateKey"]["algorithm"] in {"RSA", "ECDSA", "Ed25519"}
+        assert spec["privateKey"].get("rotationPolicy", "Always") in {"Always", "Never"}

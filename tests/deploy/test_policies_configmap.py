@@ -1,0 +1,100 @@
+"""The policies ConfigMap ships exactly the default policies of policies/, never their test
+suites or fixtures, and the committed copy under deploy/base/policies/ is current."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from .conftest import REPO, one, rendered
+
+POLICIES_DIR = REPO / "policies"
+SYNC = REPO / "deploy" / "sync-policies.py"
+
+
+def shipped_policies() -> dict[str, str]:
+    return {
+        p.name: p.read_text()
+        for p in sorted(POLICIES_DIR.glob("*.y*ml"))
+        if p.suffix in (".yaml", ".yml") and not p.name.endswith((".test.yaml", ".test.yml"))
+    }
+
+
+def policies_configmap(overlay: str) -> dict[str, str]:
+    objects = rendered(overlay)
+    configmaps = [o for o in objects if o["kind"] == "ConfigMap"
+                  and o["metadata"]["name"].startswith("edgewarden-policies")]
+    assert len(configmaps) == 1
+    return configmaps[0].get("data") or {}
+
+
+def test_committed_copy_of_the_policies_is_current() -> None:
+    result = subprocess.run([sys.executable, str(SYNC), "--check"],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+
+
+def test_configmap_holds_every_default_policy_and_nothing_else(overlay: str) -> None:
+    shipped = shipped_policies()
+    assert shipped, "policies/ holds no policy"
+    assert policies_configmap(overlay) == shipped
+
+
+def test_configmap_holds_no_test_suite_or_fixture(overlay: str) -> None:
+    for key, text in policies_configmap(overlay).items():
+        assert not key.endswith((".test.yaml", ".test.yml")), key
+        kinds = {doc.get("kind") for doc in yaml.safe_load_all(text) if doc}
+        assert kinds == {"Policy"}, f"{key} holds {kinds}"
+
+
+def test_configmap_policies_load_as_the_server_would_load_them(overlay: str, tmp_path) -> None:
+    loader = pytest.importorskip("webhook.policy.loader")
+    for key, text in policies_configmap(overlay).items():
+        (tmp_path / key).write_text(text)
+    policy_set = loader.load_policies(tmp_path)
+    names = {p.name for p in policy_set.policies}
+    assert {
+        "deny-nodeport-in-production", "limit-loadbalancers-per-namespace",
+        "internal-loadbalancer", "deny-external-ips", "require-ingress-tls-in-production",
+        "require-ingress-class",
+    } <= names
+
+
+def test_sync_script_skips_test_suites_and_fixtures(tmp_path) -> None:
+    """The generator on a scratch tree: suites and fixture folders stay out."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_policies", SYNC)
+    assert spec is not None and spec.loader is not None
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    source = tmp_path / "policies"
+    (source / "fixtures").mkdir(parents=True)
+    (source / "a.yaml").write_text("kind: Policy\n")
+    (source / "b.yml").write_text("kind: Policy\n")
+    (source / "a.test.yaml").write_text("kind: PolicyTest\n")
+    (source / "fixtures" / "cluster.yaml").write_text("kind: Namespace\n")
+    (source / "notes.md").write_text("#\n")
+    tree = sync.wanted_tree(source)
+    assert set(tree) == {"a.yaml", "b.yml", "kustomization.yaml"}
+    kustomization = yaml.safe_load(tree["kustomization.yaml"])
+    assert kustomization["configMapGenerator"][0]["files"] == ["a.yaml", "b.yml"]
+    target = tmp_path / "out"
+    (target).mkdir()
+    (target / "stale.yaml").write_text("old\n")
+    sync.write(tree, target)
+    assert sync.differences(tree, sync.current_tree(target)) == []
+    assert not (target / "stale.yaml").exists()
+
+
+def test_policies_configmap_is_mounted_where_serve_reads_it(overlay: str) -> None:
+    objects = rendered(overlay)
+    pod = one(objects, "Deployment", "edgewarden")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if "configMap" in v)
+    assert volume["configMap"]["name"].startswith("edgewarden-policies-"), "name-hashed"
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
+    args = pod["containers"][0]["args"]
+    assert args[args.index("--policies") + 1] == mount["mountPath"]
