@@ -12,12 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 import cel
+from cel.stdlib import STDLIB_FUNCTIONS
 
 # The names an admission expression may use, as in ValidatingAdmissionPolicy.
 ADMISSION_VARIABLES = frozenset(
     {"object", "oldObject", "request", "namespaceObject", "variables", "params", "authorizer"}
 )
 SUPPORTED_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject", "variables"})
+
+
+# cel-go's extension libraries that Kubernetes enables (strings, lists, sets, math,
+# base64), as Python callbacks. ``contains`` stays the native string function.
+EXTENSION_FUNCTIONS = {k: v for k, v in STDLIB_FUNCTIONS.items() if k != "contains"}
 
 
 class CelCompileError(ValueError):
@@ -41,6 +47,8 @@ class CelExpression:
     variables: frozenset[str]
     policy_variables: tuple[str, ...] = ()
     binding_prefix: str = ""
+    program_source: str = ""  # what was compiled: ``source`` after rewriting
+    functions: tuple[str, ...] = ()  # extension functions (strings, lists...) it calls
 
     def evaluate(self, context: cel.Context | Mapping[str, Any]) -> Any:
         try:
@@ -109,10 +117,21 @@ def compile_expression(
         variables=frozenset(referenced & allowed) - {"variables"},
         policy_variables=used,
         binding_prefix=binding_prefix,
+        program_source=program_source,
+        functions=tuple(f for f in program.functions() if f in EXTENSION_FUNCTIONS),
     )
 
 
 _VARIABLE_REFERENCE = re.compile(r"(?<![\w.])variables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def rewrite_identifier(source: str, identifier: str, replacement: str) -> str:
+    """Replace a top-level identifier outside string literals (not a field named the same)."""
+    pattern = re.compile(r"(?<![\w.?])" + re.escape(identifier) + r"\b")
+    return "".join(
+        text if is_literal else pattern.sub(replacement, text)
+        for is_literal, text in _split_literals(source)
+    )
 
 
 def rewrite_variables(source: str, prefix: str) -> tuple[str, tuple[str, ...]]:

@@ -16,7 +16,8 @@ from typing import Any
 import cel
 
 from webhook.cluster.view import ClusterView, ObjectCounter
-from webhook.policy.cel import CelEvaluationError, CelExpression
+from webhook.policy.bindings import Binding, BindingPlan
+from webhook.policy.cel import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
 from webhook.policy.decision import (
     AppliedMutation,
     Decision,
@@ -36,13 +37,7 @@ from webhook.policy.model import (
     Validation,
 )
 from webhook.policy.patches import PatchError, add_absent_annotations, apply_raw_patch
-from webhook.policy.projection import (
-    PROJECTED_VARIABLES,
-    Projection,
-    merge,
-    project,
-    selected_paths,
-)
+from webhook.policy.projection import Projection, merge, project, selected_paths
 from webhook.policy.request import AdmissionRequest
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -81,9 +76,9 @@ class _RequestContext:
         "_namespace",
         "_namespace_object",
         "_present",
+        "bindings",
         "cluster",
         "object",
-        "projections",
         "request",
         "working_copy",
     )
@@ -92,10 +87,10 @@ class _RequestContext:
         self,
         request: AdmissionRequest,
         cluster: ClusterView,
-        projections: Mapping[str, Projection],
+        bindings: Mapping[str, Binding],
     ) -> None:
         self.request = request
-        self.projections = projections
+        self.bindings = bindings
         self.cluster = cluster
         self._namespace = cluster.get_namespace(request.namespace) if request.namespace else None
         self._namespace_object: Mapping[str, Any] | None = None
@@ -129,9 +124,20 @@ class _RequestContext:
                 needed = needed | expression.variables
         context = self.cel_context(needed)
         for expression in expressions:
-            if expression is not None and expression.policy_variables:
+            if expression is None:
+                continue
+            if expression.functions:
+                self._bind_functions(context, expression)
+            if expression.policy_variables:
                 self._bind_variables(policy_variables, expression)
         return context
+
+    def _bind_functions(self, context: cel.Context, expression: CelExpression) -> None:
+        for function in expression.functions:
+            key = "fn:" + function
+            if key not in self._present:
+                context.add_function(function, EXTENSION_FUNCTIONS[function])
+                self._present = self._present | {key}
 
     def _bind_variables(
         self, policy_variables: Mapping[str, CelExpression], expression: CelExpression
@@ -143,6 +149,8 @@ class _RequestContext:
             definition = policy_variables[name]
             self._bind_variables(policy_variables, definition)  # what it reads comes first
             context = self.cel_context(definition.variables)
+            if definition.functions:
+                self._bind_functions(context, definition)
             try:
                 value = definition.evaluate(context)
             except CelEvaluationError as error:
@@ -166,17 +174,20 @@ class _RequestContext:
         return self._cel
 
     def _value_of(self, name: str) -> Any:
-        if name == "object":
-            return project(self.object, self.projections.get(name))
-        if name == "oldObject":
-            return project(self.request.old_object, self.projections.get(name))
-        if name == "namespaceObject":
-            return project(self.namespace_object, self.projections.get(name))
-        if name == "request":
+        binding = self.bindings.get(name)
+        if binding is None:
+            return self._base_value(name)
+        return project(self._base_value(binding.variable), binding.projection)
+
+    def _base_value(self, variable: str) -> Any:
+        if variable == "object":
+            return self.object
+        if variable == "oldObject":
+            return self.request.old_object
+        if variable == "namespaceObject":
+            return self.namespace_object
+        if variable == "request":
             raw = self.request.raw
-            projection = self.projections.get(name)
-            if projection is not None:
-                return project(raw, projection)
             return {k: v for k, v in raw.items() if k not in ("object", "oldObject")}
         return None
 
@@ -188,8 +199,12 @@ class _RequestContext:
         return self.object
 
     def object_changed(self) -> None:
-        if self._cel is not None and "object" in self._present:
-            self._cel.add_variable("object", project(self.object, self.projections.get("object")))
+        if self._cel is None:
+            return
+        for name in self._present:
+            binding = self.bindings.get(name)
+            if binding is not None and binding.variable == "object":
+                self._cel.add_variable(name, project(self.object, binding.projection))
 
 
 def _namespace_object(name: str, found: Mapping[str, Any] | None) -> Mapping[str, Any]:
@@ -224,15 +239,17 @@ class Engine:
                 where = policy.limit.where
                 for kind in sorted(policy.match.kinds):
                     key = f"{policy.name}/{kind}:{where.source if where else '*'}"
-                    projection = _projections([where]).get("object")
+                    projection = _where_projection(where)
                     self._counters[(policy.name, kind)] = LimitCounter(key, kind, where, projection)
+        self._plan = BindingPlan()
+        rewritten = {policy.name: self._plan.policy(policy) for policy in policies.policies}
+        self._by_kind = {
+            kind: tuple(rewritten[p.name] for p in policies.for_kind(kind))
+            for kind in {k for p in policies.policies for k in p.match.kinds}
+        }
         self._variables = {
             policy.name: {v.name: v.expression for v in policy.variables}
-            for policy in policies.policies
-        }
-        self._projections = {
-            kind: _projections(_expressions(policies.for_kind(kind)))
-            for kind in {k for p in policies.policies for k in p.match.kinds}
+            for policy in rewritten.values()
         }
 
     def counters(self) -> list[ObjectCounter]:
@@ -257,10 +274,10 @@ class Engine:
 
     def evaluate(self, request: AdmissionRequest, cluster: ClusterView) -> Decision:
         decision = Decision()
-        policies = self.policies.for_kind(request.kind)
+        policies = self._by_kind.get(request.kind, ())
         if not policies:
             return decision
-        state = _RequestContext(request, cluster, self._projections[request.kind])
+        state = _RequestContext(request, cluster, self._plan.bindings)
         for policy in policies:
             if policy.mutations and self._applies(policy, state, decision):
                 self._mutate(policy, state, decision)
@@ -420,25 +437,10 @@ class Engine:
         )
 
 
-def _expressions(policies: tuple[Policy, ...]) -> list[CelExpression | None]:
-    expressions: list[CelExpression | None] = []
-    for policy in policies:
-        expressions += [c.expression for c in policy.match_conditions]
-        expressions += [v.expression for v in policy.variables]
-        for validation in policy.validations:
-            expressions += [validation.expression, validation.message_expression]
-        if policy.limit is not None:
-            expressions += [policy.limit.where, policy.limit.max_expression]
-    return expressions
-
-
-def _projections(expressions: list[CelExpression | None]) -> dict[str, Projection]:
-    paths: dict[str, list[tuple[str, ...]]] = {name: [] for name in PROJECTED_VARIABLES}
-    for expression in expressions:
-        if expression is not None:
-            for name, found in selected_paths(expression.source).items():
-                paths[name].extend(found)
-    return {name: merge(found) for name, found in paths.items()}
+def _where_projection(where: CelExpression | None) -> Projection:
+    if where is None:
+        return None
+    return merge(selected_paths(where.program_source or where.source).get("object", [()]))
 
 
 def _counts(limit: Limit, context: cel.Context) -> bool:
