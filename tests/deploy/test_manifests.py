@@ -3,13 +3,18 @@ other: what a platform engineer must be able to trust before `kubectl apply -k`.
 
 from __future__ import annotations
 
+import copy
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
+import yaml
 from kubernetes_validate.utils import all_versions
 
-from .conftest import OVERLAYS, Manifest, find, one, rendered
+from .conftest import OVERLAYS, REPO, Manifest, find, one, rendered
 
 NAMESPACE = "edgewarden"
 SERVICE = "edgewarden"
@@ -469,3 +474,46 @@ def test_cert_manager_objects_are_well_formed_and_their_references_resolve() -> 
         assert set(spec.get("usages", [])) <= USAGES
         assert spec["privateKey"]["algorithm"] in {"RSA", "ECDSA", "Ed25519"}
         assert spec["privateKey"].get("rotationPolicy", "Always") in {"Always", "Never"}
+
+
+# -- agreement with `edgewarden webhook-config` ---------------------------------------------
+
+COMPARED = ("name", "clientConfig", "rules", "admissionReviewVersions", "sideEffects",
+            "matchPolicy", "timeoutSeconds", "failurePolicy", "namespaceSelector")
+
+
+def normalized(hook: dict[str, Any]) -> dict[str, Any]:
+    out = {key: copy.deepcopy(hook.get(key)) for key in COMPARED}
+    out["rules"] = sorted(out["rules"], key=lambda r: (r["apiGroups"], r["resources"]))
+    for rule in out["rules"]:
+        rule["operations"] = sorted(rule["operations"])
+    for expression in out["namespaceSelector"]["matchExpressions"]:
+        expression["values"] = sorted(expression["values"])
+    return out
+
+
+def test_base_webhooks_are_what_edgewarden_webhook_config_renders() -> None:
+    """deploy/base/webhooks.yaml is written by hand; the CLI renders the same from the
+    shipped policies. They must not drift apart."""
+    command = Path(sys.executable).parent / "edgewarden"
+    if not command.exists():
+        pytest.skip("the edgewarden command is not installed in this environment")
+    result = subprocess.run(
+        [str(command), "webhook-config", "--policies", str(REPO / "policies")],
+        capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
+    )
+    if result.returncode != 0 and "No such command" in result.stderr:
+        pytest.skip("`edgewarden webhook-config` is not available in this build")
+    assert result.returncode == 0, result.stderr
+    rendered_by_cli = {d["kind"]: d for d in yaml.safe_load_all(result.stdout) if d}
+    static = {
+        d["kind"]: d
+        for d in yaml.safe_load_all((REPO / "deploy" / "base" / "webhooks.yaml").read_text())
+        if d
+    }
+    assert rendered_by_cli.keys() == static.keys() == WEBHOOKS.keys()
+    for kind, document in static.items():
+        assert document["metadata"]["name"] == rendered_by_cli[kind]["metadata"]["name"]
+        assert [normalized(h) for h in document["webhooks"]] == [
+            normalized(h) for h in rendered_by_cli[kind]["webhooks"]
+        ], kind
