@@ -131,7 +131,10 @@ class Load:
     [("atomic-rename", False), ("kubelet-symlink", False), ("kubelet-symlink", True)],
     ids=["atomic-rename-renewal", "kubelet-symlink-renewal", "kubelet-symlink-new-ca"],
 )
-def test_rotation_under_load_fails_no_request(tmp_path: Path, style: str, new_ca: bool) -> None:
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_rotation_under_load_fails_no_request(
+    tmp_path: Path, style: str, new_ca: bool, loop: str
+) -> None:
     old_ca, old = _pair("old")
     signer = issue_ca(common_name="new") if new_ca else old_ca
     new = issue_serving(signer, service="edgewarden", namespace="edgewarden")
@@ -150,7 +153,7 @@ def test_rotation_under_load_fails_no_request(tmp_path: Path, style: str, new_ca
     trusted = client_context(tmp_path / "old-ca.crt", tmp_path / "new-ca.crt")
     deadline = time.monotonic() + DEADLINE
 
-    with serve_tls(cert) as server:
+    with serve_tls(cert, loop=loop) as server:
         held = PinnedHTTPSConnection(server.port, trusted)  # opened before the swap
         assert get_ok(held) == old_fp
         load = Load(server.port, trusted)
@@ -167,6 +170,11 @@ def test_rotation_under_load_fails_no_request(tmp_path: Path, style: str, new_ca
         held_fp = get_ok(held)  # the connection from before the swap still works
         held.close()
 
+    # Shown with `pytest -s`: the figures behind "zero failed requests".
+    print(
+        f"\n{style} new_ca={new_ca} {loop}: {load.count()} requests, "
+        f"{len(load.failures)} failed, swap seen after {swapped_at}"
+    )
     assert load.failures == []
     assert load.count() >= BEFORE_SWAP + AFTER_SWAP
     assert load.fingerprints == {old_fp, new_fp}  # new connections saw both, nothing else

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+import uvloop
 
 from webhook.certs.tls import ServingCertificate, uvicorn_config, watch_certificate
 
@@ -49,8 +50,11 @@ class RunningServer:
 
 
 @contextlib.contextmanager
-def serve_tls(cert: ServingCertificate, watch_interval: float = 0.02) -> Iterator[RunningServer]:
-    """Serve ``hello_app`` with ``cert`` (and its file watcher) until the block ends."""
+def serve_tls(
+    cert: ServingCertificate, watch_interval: float = 0.02, loop: str = "asyncio"
+) -> Iterator[RunningServer]:
+    """Serve ``hello_app`` with ``cert`` (and its file watcher) until the block ends, on
+    asyncio's loop or on uvloop (what ``edgewarden serve`` runs on)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -73,7 +77,12 @@ def serve_tls(cert: ServingCertificate, watch_interval: float = 0.02) -> Iterato
         finally:
             watcher.cancel()
 
-    thread = threading.Thread(target=asyncio.run, args=(main(),), daemon=True)
+    def run() -> None:
+        factory = uvloop.new_event_loop if loop == "uvloop" else None
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(main())
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     for _ in range(500):  # bounded wait for start-up
         if server.started:
