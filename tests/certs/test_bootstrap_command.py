@@ -59,3 +59,39 @@ def test_bootstrap_without_a_cluster_is_a_clear_error(tmp_path, monkeypatch) -> 
     assert result.exit_code == 2
     assert "Kubernetes" in result.output
     assert "Traceback" not in result.output
+
+
+def test_the_server_can_build_a_manager_from_the_environment(kube, kubeconfig, tmp_path) -> None:
+    """`serve --manage-certs` calls CertificateManager(cert_dir=...) and nothing else."""
+    from webhook.certs.bootstrap import CertificateManager
+
+    manager = CertificateManager(cert_dir=tmp_path / "tls")
+    assert manager.sync_once() is True
+    assert (tmp_path / "tls" / "tls.crt").exists()
+    assert manager.not_after is not None
+
+
+def test_run_keeps_syncing_after_a_failed_round(tmp_path) -> None:
+    import asyncio
+
+    from webhook.certs.bootstrap import CertificateManager
+
+    class Flaky(CertificateManager):
+        calls = 0
+
+        def sync_once(self) -> bool:
+            Flaky.calls += 1
+            if Flaky.calls == 1:
+                raise RuntimeError("API server hiccup")
+            return False
+
+    async def scenario() -> None:
+        task = asyncio.create_task(Flaky(api=object()).run(interval=0.01))  # type: ignore[arg-type]
+        for _ in range(500):
+            if Flaky.calls >= 3:
+                break
+            await asyncio.sleep(0.01)
+        task.cancel()
+
+    asyncio.run(scenario())
+    assert Flaky.calls >= 3
