@@ -32,8 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cryptography import x509
-
 from webhook.certs.files import (
     CA_CERT,
     CA_KEY,
@@ -46,7 +44,6 @@ from webhook.certs.files import (
 from webhook.certs.issue import (
     KeyPair,
     KeyType,
-    ca_bundle_b64,
     dns_names_of,
     is_signed_by,
     issue_ca,
@@ -54,11 +51,15 @@ from webhook.certs.issue import (
     life_left_fraction,
     load_certificates,
     load_key_pair,
-    load_private_key,
-    pem_bundle,
-    public_keys_match,
     service_dns_names,
     utcnow,
+)
+from webhook.certs.secretstate import (
+    GENERATION,
+    MANAGED_BY,
+    CertState,
+    current_namespace,
+    parse_secret,
 )
 from webhook.certs.store import (
     CertStore,
@@ -71,12 +72,6 @@ from webhook.certs.webhookconfig import MUTATING_NAME, VALIDATING_NAME
 from webhook.errors import CertificateError
 
 log = logging.getLogger("edgewarden.certs")
-
-MANAGED_BY = ("app.kubernetes.io/managed-by", "edgewarden")
-GENERATION = "edgewarden.dev/ca-bundle-generation"
-BUNDLE_SINCE = "edgewarden.dev/ca-bundle-since"
-SERVING_SINCE = "edgewarden.dev/serving-since"
-SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
 @dataclass(frozen=True)
@@ -95,43 +90,6 @@ class ManagerSettings:
     renew_fraction: float = 1 / 3
     propagation_delay: datetime.timedelta = datetime.timedelta(minutes=2)
     old_ca_grace: datetime.timedelta = datetime.timedelta(minutes=15)
-
-
-@dataclass(frozen=True)
-class CertState:
-    """A parsed, consistent Secret."""
-
-    bundle: tuple[x509.Certificate, ...]
-    signing: KeyPair
-    serving: KeyPair
-    generation: int
-    bundle_since: datetime.datetime
-    serving_since: datetime.datetime
-
-    @property
-    def bundle_pem(self) -> bytes:
-        return pem_bundle(self.bundle)
-
-    @property
-    def ca_bundle_b64(self) -> str:
-        return ca_bundle_b64(self.bundle_pem)
-
-    def to_secret(self, resource_version: str | None) -> StoredSecret:
-        return StoredSecret(
-            data={
-                TLS_CERT: self.serving.cert_pem,
-                TLS_KEY: self.serving.key_pem,
-                CA_CERT: self.bundle_pem,
-                CA_KEY: self.signing.key_pem,
-            },
-            annotations={
-                GENERATION: str(self.generation),
-                BUNDLE_SINCE: self.bundle_since.isoformat(),
-                SERVING_SINCE: self.serving_since.isoformat(),
-            },
-            labels=dict([MANAGED_BY]),
-            resource_version=resource_version,
-        )
 
 
 class CertificateManager:
@@ -387,46 +345,6 @@ class CertificateManager:
             "Secret %s/%s has no ca.key: managed elsewhere, only read", s.namespace, s.secret_name
         )
         return self._write_files(self.state)
-
-
-def current_namespace(default: str = "edgewarden") -> str:
-    """The pod's namespace (its service account says), for defaults in the cluster."""
-    try:
-        return SERVICE_ACCOUNT_NAMESPACE.read_text().strip() or default
-    except OSError:
-        return default
-
-
-def parse_secret(stored: StoredSecret) -> CertState:
-    """Read a managed Secret; raises CertificateError when it is not a consistent set."""
-    data = stored.data
-    missing = [k for k in (TLS_CERT, TLS_KEY, CA_CERT, CA_KEY) if not data.get(k)]
-    if missing:
-        raise CertificateError(f"the Secret lacks {', '.join(missing)}")
-    bundle = tuple(load_certificates(data[CA_CERT], "ca.crt"))
-    key = load_private_key(data[CA_KEY], "ca.key")
-    signing = next((c for c in bundle if public_keys_match(c, key)), None)
-    if signing is None:
-        raise CertificateError("ca.key belongs to no certificate in ca.crt")
-    serving = load_key_pair(data[TLS_CERT], data[TLS_KEY], "tls.crt")
-    if not any(is_signed_by(serving.cert, ca) for ca in bundle):
-        raise CertificateError("tls.crt is signed by no CA in ca.crt")
-    annotations = stored.annotations
-    return CertState(
-        bundle=bundle,
-        signing=KeyPair(signing, key),
-        serving=serving,
-        generation=int(annotations.get(GENERATION, "1") or 1),
-        bundle_since=_time(annotations.get(BUNDLE_SINCE), signing.not_valid_before_utc),
-        serving_since=_time(annotations.get(SERVING_SINCE), serving.not_before),
-    )
-
-
-def _time(value: str | None, default: datetime.datetime) -> datetime.datetime:
-    try:
-        return datetime.datetime.fromisoformat(value) if value else default
-    except ValueError:
-        return default
 
 
 def _bundles(configuration: dict[str, object]) -> set[str | None]:
