@@ -179,6 +179,9 @@ patches:
       - op: replace
         path: /spec/template/spec/containers/0/imagePullPolicy
         value: Never
+      - op: replace
+        path: /spec/template/spec/initContainers/0/imagePullPolicy
+        value: Never
 EOF
 say "switching to deploy/overlays/audit-only"
 deploy "$WORK/audit-only"

@@ -282,23 +282,47 @@ def test_probes_use_the_servers_health_endpoints_over_https(overlay: str) -> Non
         assert get["port"] in port_names, probe
 
 
+def all_containers(objects: list[Manifest]) -> list[dict[str, Any]]:
+    pod = deployment(objects)["spec"]["template"]["spec"]
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
 def test_container_security_context_is_restricted(overlay: str) -> None:
     objects = rendered(overlay)
     pod = deployment(objects)["spec"]["template"]["spec"]
-    c = container(objects)
-    sc = c["securityContext"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
-    assert sc["runAsNonRoot"] is True
-    assert sc["runAsUser"] != 0
-    assert sc["readOnlyRootFilesystem"] is True
-    assert sc["allowPrivilegeEscalation"] is False
-    assert sc["capabilities"]["drop"] == ["ALL"]
-    assert "add" not in sc["capabilities"]
-    assert sc.get("privileged", False) is False
-    assert sc["seccompProfile"]["type"] == "RuntimeDefault"
     assert not pod.get("hostNetwork") and not pod.get("hostPID") and not pod.get("hostIPC")
+    for c in all_containers(objects):
+        sc = c["securityContext"]
+        where = c["name"]
+        assert sc["runAsNonRoot"] is True, where
+        assert sc["runAsUser"] != 0, where
+        assert sc["readOnlyRootFilesystem"] is True, where
+        assert sc["allowPrivilegeEscalation"] is False, where
+        assert sc["capabilities"]["drop"] == ["ALL"], where
+        assert "add" not in sc["capabilities"], where
+        assert sc.get("privileged", False) is False, where
+        assert sc["seccompProfile"]["type"] == "RuntimeDefault", where
+        assert {"cpu", "memory"} <= c["resources"]["limits"].keys(), where
     assert "emptyDir" in mounted_volume(objects, "/tmp"), "a read-only root needs a /tmp"
+
+
+def test_self_managed_certificates_are_issued_before_the_server_starts(overlay: str) -> None:
+    objects = rendered(overlay)
+    args = container(objects)["args"]
+    init = deployment(objects)["spec"]["template"]["spec"].get("initContainers", [])
+    if "--manage-certs" not in args:
+        assert not init
+        return
+    assert len(init) == 1
+    bootstrap = init[0]
+    assert bootstrap["args"][:2] == ["certs", "bootstrap"]
+    out = flag(bootstrap["args"], "--out")
+    assert out == flag(args, "--cert-dir"), "the init container writes where serve reads"
+    assert bootstrap["image"] == container(objects)["image"]
+    volume = next(m["name"] for m in bootstrap["volumeMounts"] if m["mountPath"] == out)
+    assert volume == mounted_volume(objects, out + "/tls.crt")["name"]
 
 
 def test_deployment_is_highly_available_and_bounded(overlay: str) -> None:
@@ -322,12 +346,12 @@ def test_deployment_is_highly_available_and_bounded(overlay: str) -> None:
 
 
 def test_kind_overlay_uses_the_locally_loaded_image(overlay: str) -> None:
-    c = container(rendered(overlay))
-    if overlay == "kind":
-        assert c["image"] == "edgewarden:dev"
-        assert c["imagePullPolicy"] == "Never"
-    else:
-        assert c["image"].endswith(":0.1.0") and c["imagePullPolicy"] == "IfNotPresent"
+    for c in all_containers(rendered(overlay)):
+        if overlay == "kind":
+            assert c["image"] == "edgewarden:dev"
+            assert c["imagePullPolicy"] == "Never"
+        else:
+            assert c["image"].endswith(":0.1.0") and c["imagePullPolicy"] == "IfNotPresent"
 
 
 # -- RBAC ---------------------------------------------------------------------------------
