@@ -541,3 +541,31 @@ def test_base_webhooks_are_what_edgewarden_webhook_config_renders() -> None:
         assert [normalized(h) for h in document["webhooks"]] == [
             normalized(h) for h in rendered_by_cli[kind]["webhooks"]
         ], kind
+
+
+# -- agreement with the `edgewarden` command line -----------------------------------------
+
+
+def parse_with_the_real_cli(args: list[str]) -> dict[str, Any]:
+    """Parse a container's args with the edgewarden command itself (nothing runs)."""
+    cli = pytest.importorskip("webhook.cli")
+    typer = pytest.importorskip("typer")
+    command: Any = typer.main.get_command(cli.app)
+    path = ["edgewarden"]
+    rest = list(args)
+    while hasattr(command, "get_command"):  # a group: descend into the sub-command
+        name, rest = rest[0], rest[1:]
+        context = command.make_context(" ".join(path), [name], resilient_parsing=True)
+        sub = command.get_command(context, name)
+        assert sub is not None, f"`{' '.join([*path, name])}`: no such command"
+        command, path = sub, [*path, name]
+    return dict(command.make_context(" ".join(path), rest).params)
+
+
+def test_every_container_args_parse_with_the_edgewarden_command(overlay: str) -> None:
+    for c in all_containers(rendered(overlay)):
+        params = parse_with_the_real_cli(c["args"])
+        if c["args"][0] == "serve":
+            assert params["dry_run"] is (overlay == "audit-only")
+            assert params["manage_certs"] is (overlay != "cert-manager")
+            assert params["port"] == 8443
