@@ -8,7 +8,6 @@ the CEL context for a request is built once, on first need.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +31,6 @@ from webhook.policy.model import (
     Limit,
     Policy,
     PolicySet,
-    RawPatch,
     SetAnnotations,
     Validation,
 )
@@ -191,12 +189,11 @@ class _RequestContext:
             return {k: v for k, v in raw.items() if k not in ("object", "oldObject")}
         return None
 
-    def mutable_object(self) -> dict[str, Any]:
-        if not self.working_copy:
-            self.object = copy.deepcopy(dict(self.object or {}))
-            self.working_copy = True
-        assert isinstance(self.object, dict)
-        return self.object
+    def replace_object(self, new: Mapping[str, Any]) -> None:
+        """Mutations build new objects (copy on write); the request's own is never changed."""
+        self.object = new
+        self.working_copy = True
+        self.object_changed()
 
     def object_changed(self) -> None:
         if self._cel is None:
@@ -285,7 +282,7 @@ class Engine:
             if policy.validates and self._applies(policy, state, decision):
                 self._validate(policy, state, decision)
         if state.working_copy:
-            decision.mutated_object = state.object  # type: ignore[assignment]
+            decision.mutated_object = dict(state.object or {})
         decision.allowed = not any(v.denies for v in decision.violations)
         return decision
 
@@ -359,31 +356,27 @@ class Engine:
     def _mutate(self, policy: Policy, state: _RequestContext, decision: Decision) -> None:
         if state.object is None:
             return
-        obj = state.mutable_object()
-        snapshot = copy.deepcopy(obj)
+        obj = state.object
         ops: list[dict[str, Any]] = []
         try:
             for mutation in policy.mutations:
                 if isinstance(mutation, SetAnnotations):
-                    ops.extend(add_absent_annotations(obj, mutation.annotations))
+                    obj, added = add_absent_annotations(obj, mutation.annotations)
                 elif isinstance(mutation, InternalLoadBalancer):
                     key, value = mutation.annotation
-                    ops.extend(add_absent_annotations(obj, {key: value}))
-                elif isinstance(mutation, RawPatch):
-                    patched = apply_raw_patch(obj, mutation.operations)
-                    if patched is not obj:  # a patch that replaced the whole document
-                        obj.clear()
-                        obj.update(patched)
-                    ops.extend(dict(op) for op in mutation.operations)
+                    obj, added = add_absent_annotations(obj, {key: value})
+                else:
+                    obj = apply_raw_patch(obj, mutation.operations)
+                    added = [dict(op) for op in mutation.operations]
+                ops.extend(added)
         except PatchError as error:
-            obj.clear()
-            obj.update(snapshot)
+            # Nothing of this policy's mutations is kept: the object is as it was before.
             self._failed(policy, decision, f"mutation failed: {error}")
             return
         if ops:
             decision.patch.extend(ops)
             decision.mutations.append(AppliedMutation(policy.name, tuple(ops)))
-            state.object_changed()
+            state.replace_object(obj)
 
     # -- validations and limits ------------------------------------------------------------
 

@@ -18,41 +18,41 @@ def escape_pointer_token(token: str) -> str:
 
 
 def add_absent_annotations(
-    obj: dict[str, Any], annotations: Mapping[str, str]
-) -> list[dict[str, Any]]:
-    """Add each annotation that ``obj`` does not have yet; return the JSONPatch, mutating ``obj``.
+    obj: Mapping[str, Any], annotations: Mapping[str, str]
+) -> tuple[Mapping[str, Any], list[dict[str, Any]]]:
+    """Add each annotation ``obj`` lacks: the new object (copied on write) and the JSONPatch.
 
-    When the object has no annotations map at all, one ``add`` creates the whole map: a
-    patch to ``/metadata/annotations/<key>`` would fail against a missing parent.
+    ``obj`` itself is never changed: only the path to the annotations is copied, which keeps
+    a mutation cheap however large the object is. When the object has no annotations map,
+    one ``add`` creates the whole map: a patch to ``/metadata/annotations/<key>`` would fail
+    against a missing parent.
     """
     metadata = obj.get("metadata")
-    if not isinstance(metadata, dict):
+    if not isinstance(metadata, Mapping):
         raise PatchError("the object has no metadata")
     current = metadata.get("annotations")
     missing = {k: v for k, v in annotations.items() if not (current and k in current)}
     if not missing:
-        return []
-    if not isinstance(current, dict):
-        metadata["annotations"] = dict(missing)
-        return [{"op": "add", "path": "/metadata/annotations", "value": dict(missing)}]
-    ops = []
-    for key, value in missing.items():
-        current[key] = value
-        ops.append(
-            {
-                "op": "add",
-                "path": "/metadata/annotations/" + escape_pointer_token(key),
-                "value": value,
-            }
-        )
-    return ops
+        return obj, []
+    if not isinstance(current, Mapping):
+        ops = [{"op": "add", "path": "/metadata/annotations", "value": dict(missing)}]
+        merged = dict(missing)
+    else:
+        ops = [
+            {"op": "add", "path": "/metadata/annotations/" + escape_pointer_token(k), "value": v}
+            for k, v in missing.items()
+        ]
+        merged = {**current, **missing}
+    return {**obj, "metadata": {**metadata, "annotations": merged}}, ops
 
 
-def apply_raw_patch(obj: dict[str, Any], operations: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """Apply a policy's raw JSONPatch; raise PatchError naming the operation that failed."""
+def apply_raw_patch(
+    obj: Mapping[str, Any], operations: Iterable[Mapping[str, Any]]
+) -> Mapping[str, Any]:
+    """Apply a policy's raw JSONPatch to a copy; raise PatchError naming what failed."""
     ops = [dict(op) for op in operations]
     try:
-        return jsonpatch.apply_patch(obj, ops, in_place=True)
+        return jsonpatch.apply_patch(obj, ops, in_place=False)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
         raise PatchError(f"patch does not apply: {error}") from None
     except (KeyError, IndexError, TypeError) as error:
