@@ -178,7 +178,8 @@ spec:
   matchConditions:
     - {{name: labelled, expression: "has(object.metadata.labels)"}}
   validations:
-    - expression: "'app.kubernetes.io/name' in object.metadata.labels || 'app' in object.metadata.labels"
+    - expression: >-
+        'app.kubernetes.io/name' in object.metadata.labels || 'app' in object.metadata.labels
       message: "rule {i}: label your {kind}s"
 """
         )
