@@ -117,7 +117,9 @@ def namespace(cluster: Cluster, mode: Mode) -> Iterator[NamespaceFactory]:
         if final.get("environment") in PRODUCTION:
             raise ValueError("a production namespace carries only environment=production here")
         patch: dict[str, str | None] = {"environment": None, **final}
-        cluster.core.patch_namespace(name, {"metadata": {"labels": patch}})
+        cluster.core.patch_namespace(  # a JSON merge patch: null removes the label
+            name, {"metadata": {"labels": patch}}, _content_type="application/merge-patch+json"
+        )
         cluster.wait_until_webhook_sees_non_production(name, mode)
         return name
 
