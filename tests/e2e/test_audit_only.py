@@ -6,9 +6,12 @@ open), so each test also finds the webhook's audit record of what it let through
 
 from __future__ import annotations
 
+import uuid
+from typing import Any
+
 import pytest
 
-from .helpers import INTERNAL_LB, Cluster, NamespaceFactory, ingress, service
+from .helpers import INTERNAL_LB, Cluster, NamespaceFactory, eventually, ingress, service
 
 pytestmark = pytest.mark.deployed("audit-only")
 
@@ -21,17 +24,32 @@ def test_nodeport_service_in_production_is_allowed_and_recorded(
     assert created.spec.type == "NodePort"
     record = cluster.wait_for_audit_record(ns, "shop", "deny-nodeport-in-production")
     assert record["operation"] == "CREATE"
+    assert record["action"] == "would deny"
 
 
 def test_third_loadbalancer_is_allowed_and_recorded(
     cluster: Cluster, namespace: NamespaceFactory
 ) -> None:
     ns = namespace()
-    for name in ("lb-1", "lb-2", "lb-3"):
+    for name in ("lb-1", "lb-2"):
         cluster.core.create_namespaced_service(ns, service(name, "LoadBalancer"))
+
+    # Each replica counts from its own watch cache: wait (bounded) until a dry-run of a
+    # third is recorded as over the cap, then create it for real.
+    def third_recorded() -> dict[str, Any] | None:
+        probe = f"lb-probe-{uuid.uuid4().hex[:6]}"
+        cluster.core.create_namespaced_service(
+            ns, service(probe, "LoadBalancer"), dry_run="All")
+        records = cluster.audit_records(probe)
+        return next((r for r in records
+                     if r.get("policy") == "limit-loadbalancers-per-namespace"), None)
+
+    eventually(third_recorded, "the audit-only webhook counting two LoadBalancers")
+    cluster.core.create_namespaced_service(ns, service("lb-3", "LoadBalancer"))
     names = {s.metadata.name for s in cluster.core.list_namespaced_service(ns).items}
     assert names == {"lb-1", "lb-2", "lb-3"}
-    cluster.wait_for_audit_record(ns, "lb-3", "limit-loadbalancers-per-namespace")
+    record = cluster.wait_for_audit_record(ns, "lb-3", "limit-loadbalancers-per-namespace")
+    assert record["action"] == "would deny"
 
 
 def test_loadbalancer_is_not_patched_but_the_patch_is_recorded(
@@ -40,7 +58,8 @@ def test_loadbalancer_is_not_patched_but_the_patch_is_recorded(
     ns = namespace()
     created = cluster.core.create_namespaced_service(ns, service("api", "LoadBalancer"))
     assert INTERNAL_LB not in (created.metadata.annotations or {})
-    cluster.wait_for_audit_record(ns, "api", "internal-loadbalancer")
+    record = cluster.wait_for_audit_record(ns, "api", "internal-loadbalancer")
+    assert record["action"] == "would patch"
 
 
 def test_ingress_without_tls_in_production_is_allowed_and_recorded(
