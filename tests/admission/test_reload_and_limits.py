@@ -105,8 +105,8 @@ def test_internal_error_answers_per_failure_policy_not_500(
 ) -> None:
     loaded = default_server.runtime.state.policies
     assert loaded is not None
-    engine = loaded.engine
-    loaded.engine = _ExplodingEngine()  # type: ignore[assignment]
+    engines = loaded.engine, loaded.mutate_engine
+    loaded.engine = loaded.mutate_engine = _ExplodingEngine()  # type: ignore[assignment]
     try:
         service = make_review("CREATE", "dev", load_object("services/clusterip.yaml"))
         response = default_server.review("/validate", service)
@@ -115,6 +115,6 @@ def test_internal_error_answers_per_failure_policy_not_500(
         assert response["status"]["code"] == 500
         assert default_server.review("/mutate", service)["allowed"] is False
     finally:
-        loaded.engine = engine
+        loaded.engine, loaded.mutate_engine = engines
     assert default_server.metric("edgewarden_requests_total",
                                  endpoint="validate", result="error") >= 1

@@ -69,7 +69,7 @@ def mutate(state: ServerState, review: Review) -> tuple[bytes, str]:
     request = review.request
     if loaded is None:
         return not_ready_response(review), "error"
-    decision = loaded.engine.evaluate(request, state.view)
+    decision = loaded.mutate_engine.evaluate(request, state.view)
     # Audit-mode mutation policies (and every policy in dry-run) report what they would
     # patch and patch nothing.
     withheld = [

@@ -11,13 +11,13 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.metrics import Metrics
 from webhook.cluster.view import ClusterView, ObjectCounter
-from webhook.policy.decision import LimitClaim, Mode
+from webhook.policy.decision import FailurePolicy, LimitClaim, Mode
 from webhook.policy.engine import Engine
 from webhook.policy.model import PolicySet
 
@@ -43,9 +43,17 @@ class Certificate(Protocol):
 
 @dataclass(slots=True)
 class LoadedPolicies:
-    """One policy set and what the edges need to know about it, swapped as a unit."""
+    """One policy set and what the edges need to know about it, swapped as a unit.
 
-    engine: Engine
+    Each endpoint gets an engine over its half of the set: /mutate runs only mutations and
+    /validate only validations and limits. The API server sends /validate the object as
+    every mutating webhook left it, so re-running our mutations there would only repeat
+    work (copying the object, which with managedFields dominates a decision); and /mutate
+    never judges (SPEC). Offline callers (test, check, audit) keep the whole-set engine.
+    """
+
+    engine: Engine  # /validate
+    mutate_engine: Engine  # /mutate
     declared_modes: dict[str, Mode]
     names: frozenset[str]
     failing_kinds: frozenset[str]  # kinds with a failurePolicy: Fail policy
@@ -55,11 +63,21 @@ class LoadedPolicies:
         failing = {
             kind
             for policy in policies.policies
-            if policy.failure_policy.value == "Fail"
+            if policy.failure_policy is FailurePolicy.FAIL
             for kind in policy.match.kinds
         }
+        validating = PolicySet(
+            tuple(replace(p, mutations=()) for p in policies.policies if p.validates),
+            policies.sources,
+        )
+        mutating = PolicySet(
+            tuple(replace(p, validations=(), limit=None)
+                  for p in policies.policies if p.mutates),
+            policies.sources,
+        )
         return cls(
-            engine=Engine(policies, force_audit=dry_run),
+            engine=Engine(validating, force_audit=dry_run),
+            mutate_engine=Engine(mutating, force_audit=dry_run),
             declared_modes={p.name: p.mode for p in policies.policies},
             names=frozenset(p.name for p in policies.policies),
             failing_kinds=frozenset(failing),
