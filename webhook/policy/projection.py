@@ -19,10 +19,6 @@ Projection = dict[str, "Projection | None"] | None
 
 PROJECTED_VARIABLES = ("object", "oldObject", "namespaceObject", "request")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_CHAIN = re.compile(
-    r"(?<![\w.])(object|oldObject|namespaceObject|request)\b"
-    r"((?:\s*\.\??\s*" + _IDENT + r"\b(?!\s*\())*)"
-)
 _PRESENCE_TEST = re.compile(r"has\(\s*$")
 _SEGMENT = re.compile(r"\.\??\s*(" + _IDENT + ")")
 
@@ -33,16 +29,92 @@ class Presence(tuple[str, ...]):
     __slots__ = ()
 
 
+ELEMENTS = "[]"  # a path segment meaning "each element of this list"
+_MACRO = re.compile(r"\s*\.\s*(all|exists|exists_one|map|filter)\s*\(\s*(" + _IDENT + r")\s*,")
+_ANY_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*(" + _IDENT + r")\s*,")
+_NULL_TEST = re.compile(r"\s*[!=]=\s*null\b")
+
+
 def selected_paths(source: str) -> dict[str, list[tuple[str, ...]]]:
-    """Every field path each projected variable is selected along in ``source``."""
+    """Every field path each projected variable is selected along in ``source``.
+
+    A comprehension over a selected list (``object.spec.rules.all(r, r.host != '')``)
+    selects, for each element, only the fields its variable selects (``rules[].host``).
+    """
     found: dict[str, list[tuple[str, ...]]] = {}
-    for match in _CHAIN.finditer(source):
-        segments = tuple(_SEGMENT.findall(match.group(2)))
-        closes = source[match.end() :].lstrip().startswith(")")
-        if segments and closes and _PRESENCE_TEST.search(source[: match.start()]):
-            segments = Presence(segments)
-        found.setdefault(match.group(1), []).append(segments)
+    # Where comprehension variables are declared: those names are not uses.
+    declarations = {m.start(1) for m in _ANY_MACRO.finditer(source)}
+    # (name, root variable, path to it, pattern); roots first, aliases as they appear
+    work: list[tuple[str, str, tuple[str, ...], re.Pattern[str]]] = [
+        (root, root, (), _chain_pattern(root)) for root in PROJECTED_VARIABLES
+    ]
+    seen_aliases: set[tuple[str, str, tuple[str, ...]]] = set()
+
+    def alias(name: str, root: str, elements: tuple[str, ...]) -> None:
+        if (name, root, elements) not in seen_aliases:
+            seen_aliases.add((name, root, elements))
+            work.append((name, root, elements, _chain_pattern(name)))
+
+    while work:
+        _, root, prefix, pattern = work.pop(0)
+        for match in pattern.finditer(source):
+            if match.start() in declarations:
+                continue
+            segments = tuple(_SEGMENT.findall(match.group(1)))
+            path = prefix + segments
+            end = match.end()
+            macro = _MACRO.match(source, end)
+            if macro is not None:
+                elements = (*path, ELEMENTS)
+                # The list must keep its length (and a map its keys) even if no field of
+                # an element is read.
+                found.setdefault(root, []).append(Presence(elements))
+                alias(macro.group(2), root, elements)
+                # `.filter(x, ...)` yields the same elements: a comprehension chained
+                # after it ranges over them too.
+                while macro is not None and macro.group(1) == "filter":
+                    after = _closing_paren(source, macro.end() - 1)
+                    macro = _MACRO.match(source, after) if after is not None else None
+                    if macro is not None:
+                        alias(macro.group(2), root, elements)
+                continue
+            rest = source[end:]
+            closes = rest.lstrip().startswith(")")
+            presence = closes and _PRESENCE_TEST.search(source[: match.start()])
+            if segments and (presence or _NULL_TEST.match(rest)):
+                path = Presence(path)
+            found.setdefault(root, []).append(path)
     return found
+
+
+def _closing_paren(source: str, start: int) -> int | None:
+    """Index just past the parenthesis matching the one before ``start``."""
+    depth = 1
+    i = start
+    quote = ""
+    while i < len(source):
+        char = source[i]
+        if quote:
+            if char == "\\":
+                i += 1
+            elif char == quote:
+                quote = ""
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0:
+                return i + 1
+        i += 1
+    return None
+
+
+def _chain_pattern(name: str) -> re.Pattern[str]:
+    return re.compile(
+        r"(?<![\w.])" + re.escape(name) + r"\b((?:\s*\.\??\s*" + _IDENT + r"\b(?!\s*\())*)"
+    )
 
 
 def merge(paths: Iterable[tuple[str, ...]]) -> Projection:
@@ -71,6 +143,13 @@ def merge(paths: Iterable[tuple[str, ...]]) -> Projection:
 
 
 def project(value: Any, projection: Projection) -> Any:
-    if projection is None or not isinstance(value, Mapping):
+    if projection is None:
         return value
-    return {key: project(value[key], sub) for key, sub in projection.items() if key in value}
+    if isinstance(value, Mapping):
+        if ELEMENTS in projection:
+            return value  # a comprehension over a map iterates its keys: keep it whole
+        return {key: project(value[key], sub) for key, sub in projection.items() if key in value}
+    if isinstance(value, list) and ELEMENTS in projection and len(projection) == 1:
+        element = projection[ELEMENTS]
+        return [project(item, element) for item in value]
+    return value
