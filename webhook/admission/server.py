@@ -85,7 +85,11 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
         dev = generate_dev_certificates(settings.dev_dir)
         return ServingCertificate(dev.cert_file, dev.key_file), dev.ca_bundle_b64
     cert_file, key_file = settings.tls_cert, settings.tls_key
-    if settings.manage_certs and settings.cert_dir is not None:
+    if settings.manage_certs:
+        if settings.cert_dir is None:
+            raise CertificateError("--manage-certs needs --cert-dir DIR (where tls.crt/tls.key "
+                                   "are written for the server to read)")
+        _first_certificate_sync(settings.cert_dir)
         cert_file = cert_file or settings.cert_dir / "tls.crt"
         key_file = key_file or settings.cert_dir / "tls.key"
     if cert_file is None or key_file is None:
@@ -97,6 +101,18 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
         if not Path(path).is_file():
             raise CertificateError(f"{flag} {path}: no such file")
     return ServingCertificate(Path(cert_file), Path(key_file)), None
+
+
+def _first_certificate_sync(cert_dir: Path) -> None:
+    """--manage-certs: the Secret and the files must exist before the listener does."""
+    from webhook.certs.bootstrap import CertificateManager
+
+    try:
+        CertificateManager(cert_dir=cert_dir).sync_once()
+    except CertificateError:
+        raise
+    except Exception as error:  # the kubernetes client raises its own types
+        raise CertificateError(f"--manage-certs: first certificate sync failed: {error}") from None
 
 
 def _cluster(settings: ServerSettings) -> ClusterView:
@@ -166,14 +182,11 @@ async def _purge_reservations(reservations: Reservations, ttl: float) -> None:
 
 
 async def _certificate_manager(settings: ServerSettings) -> None:
-    # The certs engineer's manager keeps the Secret, files and caBundle current.
-    try:
-        from webhook.certs.bootstrap import CertificateManager  # type: ignore[import-not-found]
-    except ImportError:
-        log.error("--manage-certs: certificate management is not available in this build")
-        return
+    # Keeps the Secret, the files (picked up by watch_certificate) and the caBundles current.
+    from webhook.certs.bootstrap import CertificateManager
+
     manager = CertificateManager(cert_dir=settings.cert_dir)
-    await manager.run(settings.cert_poll_seconds)
+    await manager.run(settings.cert_manager_seconds)
 
 
 def run(runtime: Runtime) -> None:

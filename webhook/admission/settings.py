@@ -29,4 +29,5 @@ class ServerSettings:
     # How often files are checked; tests shorten these.
     policy_poll_seconds: float = 2.0
     cert_poll_seconds: float = 10.0
+    cert_manager_seconds: float = 60.0
     reservation_ttl_seconds: float = 30.0

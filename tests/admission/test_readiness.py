@@ -1,0 +1,84 @@
+"""/readyz: policies loaded, cluster synced, serving certificate not expired (in-process)."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import io
+from collections.abc import Mapping, Set
+from typing import Any
+
+import httpx
+
+from webhook.admission.app import create_app
+from webhook.admission.auditlog import AuditLog
+from webhook.admission.metrics import Metrics
+from webhook.admission.state import ServerState
+from webhook.cluster.reservations import Reservations
+from webhook.cluster.view import ObjectCounter
+from webhook.policy.loader import load_policies
+
+from .harness import DEFAULT_POLICIES
+
+
+class _UnsyncedCluster:
+    """A watch cache that has not listed yet (KubeCluster before its first sync)."""
+
+    synced = False
+
+    def get_namespace(self, name: str) -> Mapping[str, Any] | None:
+        return None
+
+    def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
+        return frozenset()
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        return {"Service": {"synced": False, "objects": 0, "relists": 1}}
+
+
+class _Certificate:
+    def __init__(self, not_after: datetime.datetime) -> None:
+        self.not_after = not_after
+
+
+def _get(state: ServerState, path: str) -> httpx.Response:
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(state))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.get(path)
+
+    return asyncio.run(call())
+
+
+def _state(**overrides: Any) -> ServerState:
+    metrics = Metrics()
+    cluster = overrides.pop("cluster", _UnsyncedCluster())
+    metrics.watch_cluster(cluster.state)
+    return ServerState(cluster=cluster, metrics=metrics, audit=AuditLog(io.BytesIO()),
+                       reservations=Reservations(), **overrides)
+
+
+def test_not_ready_until_policies_load_and_the_cluster_syncs() -> None:
+    state = _state()
+    response = _get(state, "/readyz")
+    assert response.status_code == 503
+    assert response.json()["reasons"] == ["no policy set loaded", "cluster cache not synced yet"]
+    state.install(load_policies(DEFAULT_POLICIES))
+    state.cluster.synced = True  # type: ignore[attr-defined]
+    assert _get(state, "/readyz").status_code == 200
+
+
+def test_expired_serving_certificate_is_not_ready() -> None:
+    past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
+    state = _state(certificate=_Certificate(past))
+    state.install(load_policies(DEFAULT_POLICIES))
+    state.cluster.synced = True  # type: ignore[attr-defined]
+    response = _get(state, "/readyz")
+    assert response.status_code == 503
+    assert "serving certificate has expired" in response.json()["reasons"]
+
+
+def test_cluster_cache_state_is_exported_as_gauges() -> None:
+    text = _get(_state(), "/metrics").text
+    assert 'edgewarden_cluster_cache_synced{kind="Service"} 0.0' in text
+    assert 'edgewarden_cluster_cache_relists{kind="Service"} 1.0' in text
