@@ -17,8 +17,9 @@ RUN python -m venv /opt/venv
 COPY constraints.txt pyproject.toml ./
 RUN python -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
     && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt
-# Then the package itself (pure Python), with no dependency resolution left to do. (The
-# README, pyproject's long description, is not needed in an image: setuptools only warns.)
+# Then the package itself (pure Python), with no dependency resolution left to do; the
+# README is pyproject's long description.
+COPY README.md ./
 COPY webhook ./webhook
 RUN /opt/venv/bin/pip install --no-cache-dir --no-deps -c constraints.txt . \
     && /opt/venv/bin/pip check \
