@@ -127,3 +127,12 @@ def test_audit_log_goes_to_the_file_given(tmp_path: Path,
     finally:
         server.stop()
     assert (tmp_path / "elsewhere.jsonl").read_bytes().count(b"\n") == 1
+
+
+def test_audit_mode_mutation_is_reported_not_patched(modes_server: RunningServer) -> None:
+    review = make_review("CREATE", "dev", load_object("services/loadbalancer.yaml"))
+    response = modes_server.review("/mutate", review)
+    assert "patch" not in response
+    [line] = _lines_for(modes_server, review["request"]["uid"])
+    assert (line["policy"], line["action"], line["mode"]) == (
+        "audit-owner-annotation", "would patch", "Audit")

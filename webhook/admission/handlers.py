@@ -70,18 +70,12 @@ def mutate(state: ServerState, review: Review) -> tuple[bytes, str]:
     if loaded is None:
         return not_ready_response(review), "error"
     decision = loaded.mutate_engine.evaluate(request, state.view)
-    # Audit-mode mutation policies (and every policy in dry-run) report what they would
-    # patch and patch nothing.
-    withheld = [
-        m for m in decision.mutations
-        if state.dry_run or loaded.declared_modes.get(m.policy) is Mode.AUDIT
-    ]
-    if not withheld:
-        patch = decision.patch
-    elif state.dry_run:
-        patch = []
-    else:
-        patch = [dict(op) for m in decision.mutations if m not in withheld for op in m.patch]
+    # In dry-run every patch is withheld; Audit-mode mutating policies are evaluated
+    # apart and only reported.
+    withheld = list(decision.mutations) if state.dry_run else []
+    patch = [] if state.dry_run else decision.patch
+    if loaded.audit_mutate_engine is not None:
+        withheld += loaded.audit_mutate_engine.evaluate(request, state.view).mutations
     entries = [
         AuditEntry(m.policy, loaded.declared_modes.get(m.policy, Mode.AUDIT).value,
                    _describe_patch(m.patch), WOULD_PATCH)

@@ -19,7 +19,7 @@ from webhook.admission.metrics import Metrics
 from webhook.cluster.view import ClusterView, ObjectCounter
 from webhook.policy.decision import FailurePolicy, LimitClaim, Mode
 from webhook.policy.engine import Engine
-from webhook.policy.model import PolicySet
+from webhook.policy.model import Policy, PolicySet
 
 log = logging.getLogger("edgewarden.server")
 
@@ -53,7 +53,10 @@ class LoadedPolicies:
     """
 
     engine: Engine  # /validate
-    mutate_engine: Engine  # /mutate
+    mutate_engine: Engine  # /mutate: the patch (everything is withheld in dry-run)
+    # Audit-mode mutating policies, run apart so their would-be patch is reported without
+    # entering the real one (whose later operations may build on earlier ones).
+    audit_mutate_engine: Engine | None
     declared_modes: dict[str, Mode]
     names: frozenset[str]
     failing_kinds: frozenset[str]  # kinds with a failurePolicy: Fail policy
@@ -70,14 +73,19 @@ class LoadedPolicies:
             tuple(replace(p, mutations=()) for p in policies.policies if p.validates),
             policies.sources,
         )
-        mutating = PolicySet(
-            tuple(replace(p, validations=(), limit=None)
-                  for p in policies.policies if p.mutates),
-            policies.sources,
-        )
+        def mutating(keep: Callable[[Policy], bool]) -> PolicySet:
+            return PolicySet(
+                tuple(replace(p, validations=(), limit=None)
+                      for p in policies.policies if p.mutates and keep(p)),
+                policies.sources,
+            )
+
+        audit_only = mutating(lambda p: p.mode is Mode.AUDIT and not dry_run)
         return cls(
             engine=Engine(validating, force_audit=dry_run),
-            mutate_engine=Engine(mutating, force_audit=dry_run),
+            mutate_engine=Engine(mutating(lambda p: dry_run or p.mode is not Mode.AUDIT),
+                                 force_audit=dry_run),
+            audit_mutate_engine=Engine(audit_only) if len(audit_only) else None,
             declared_modes={p.name: p.mode for p in policies.policies},
             names=frozenset(p.name for p in policies.policies),
             failing_kinds=frozenset(failing),
