@@ -29,7 +29,7 @@ def validate(state: ServerState, review: Review) -> tuple[bytes, str]:
     entries: list[AuditEntry] = []
     annotations = dict(decision.audit_annotations)
     for violation in decision.violations:
-        state.metrics.violations.labels(violation.policy, violation.mode.value).inc()
+        state.metrics.count_violation(violation.policy, violation.mode.value)
         if violation.source is ViolationSource.ERROR:
             # Only the policy and the engine's message: never the object.
             log.warning("policy %s could not be evaluated for %s %s/%s (uid %s): %s",

@@ -105,11 +105,19 @@ class Metrics:
             for endpoint in ENDPOINTS for result in RESULTS[endpoint]
         }
         self._duration_children = {e: self.decision_seconds.labels(e) for e in ENDPOINTS}
+        self._violation_children: dict[tuple[str, str], Any] = {}
 
     def count_request(self, endpoint: str, result: str) -> None:
         child = self._request_children.get((endpoint, result))
         if child is None:
             child = self.requests.labels(endpoint, result)
+        child.inc()
+
+    def count_violation(self, policy: str, mode: str) -> None:
+        child = self._violation_children.get((policy, mode))
+        if child is None:  # policies come and go with reloads; the first use binds them
+            child = self._violation_children[(policy, mode)] = self.violations.labels(
+                policy, mode)
         child.inc()
 
     def observe_decision(self, endpoint: str, seconds: float) -> None:
