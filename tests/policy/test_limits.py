@@ -138,3 +138,31 @@ def test_counters_are_exposed_for_the_cluster_cache(engine) -> None:
     assert counter.counts(service("x", "team", "LoadBalancer"))
     assert not counter.counts(service("x", "team", "NodePort"))
     assert not counter.counts({"kind": "Service", "metadata": {"name": "no-spec"}})
+
+
+def test_a_changed_namespace_annotation_takes_effect_at_once(engine) -> None:
+    # The cap is remembered per Namespace object; a new object (an update) is re-read.
+    cluster = cluster_with(2)
+    new = service("new", "team", "LoadBalancer")
+    assert not engine.evaluate(make_request("CREATE", new), cluster).allowed
+    raised = namespace("team")
+    raised["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "3"}
+    cluster.add(raised)
+    assert engine.evaluate(make_request("CREATE", new), cluster).allowed
+    lowered = namespace("team")
+    lowered["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "2"}
+    cluster.add(lowered)
+    assert not engine.evaluate(make_request("CREATE", new), cluster).allowed
+
+
+def test_unknown_namespaces_get_the_default_cap_each(engine) -> None:
+    cluster = MemoryCluster()
+    for ns in ("a", "b"):
+        cluster.add(service("lb0", ns, "LoadBalancer"))
+        cluster.add(service("lb1", ns, "LoadBalancer"))
+        assert not engine.evaluate(
+            make_request("CREATE", service("new", ns, "LoadBalancer")), cluster
+        ).allowed
+    assert engine.evaluate(
+        make_request("CREATE", service("new", "c", "LoadBalancer")), cluster
+    ).allowed

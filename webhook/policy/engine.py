@@ -8,7 +8,7 @@ the CEL context for a request is built once, on first need.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,6 +66,38 @@ class LimitCounter:
             return False
 
 
+class NamespaceMemo:
+    """Results of expressions that read only the Namespace, kept per Namespace object.
+
+    A cap read from a namespace annotation (``maxExpression``, a variable) is the same for
+    every admission in that namespace until the Namespace changes; the cluster view hands out
+    a new object when it does, so the object's identity is the key (and is held, so an id is
+    never reused while its entry lives).
+    """
+
+    _MISSING = object()
+
+    def __init__(self, expressions: set[int], capacity: int = 8192) -> None:
+        self.expressions = expressions
+        self.capacity = capacity
+        self._entries: dict[tuple[int, object], tuple[object, Any]] = {}
+
+    def get(self, expression: CelExpression, namespace: object) -> Any:
+        entry = self._entries.get((id(expression), _identity(namespace)))
+        if entry is not None and entry[0] is namespace:
+            return entry[1]
+        return self._MISSING
+
+    def put(self, expression: CelExpression, namespace: object, value: Any) -> None:
+        if len(self._entries) >= self.capacity:
+            self._entries.clear()
+        self._entries[(id(expression), _identity(namespace))] = (namespace, value)
+
+
+def _identity(namespace: object) -> object:
+    return namespace if isinstance(namespace, str) else id(namespace)
+
+
 class _RequestContext:
     """Per-request state: the namespace, the working object and the CEL context."""
 
@@ -76,6 +108,7 @@ class _RequestContext:
         "_present",
         "bindings",
         "cluster",
+        "memo",
         "object",
         "request",
         "working_copy",
@@ -86,7 +119,9 @@ class _RequestContext:
         request: AdmissionRequest,
         cluster: ClusterView,
         bindings: Mapping[str, Binding],
+        memo: NamespaceMemo,
     ) -> None:
+        self.memo = memo
         self.request = request
         self.bindings = bindings
         self.cluster = cluster
@@ -130,6 +165,20 @@ class _RequestContext:
                 self._bind_variables(policy_variables, expression)
         return context
 
+    def evaluate(self, expression: CelExpression, variables: Mapping[str, CelExpression]) -> Any:
+        """Evaluate ``expression``, from the namespace memo when it reads only the Namespace."""
+        if id(expression) not in self.memo.expressions:
+            return expression.evaluate(self.context_for(variables, expression))
+        # An unknown namespace is synthesised from its name, so the name is its identity.
+        namespace: object = (
+            self._namespace if self._namespace is not None else self.request.namespace
+        )
+        value = self.memo.get(expression, namespace)
+        if value is NamespaceMemo._MISSING:
+            value = expression.evaluate(self.context_for(variables, expression))
+            self.memo.put(expression, namespace, value)
+        return value
+
     def _bind_functions(self, context: cel.Context, expression: CelExpression) -> None:
         for function in expression.functions:
             key = "fn:" + function
@@ -145,15 +194,11 @@ class _RequestContext:
             if binding in self._present:
                 continue
             definition = policy_variables[name]
-            self._bind_variables(policy_variables, definition)  # what it reads comes first
-            context = self.cel_context(definition.variables)
-            if definition.functions:
-                self._bind_functions(context, definition)
             try:
-                value = definition.evaluate(context)
+                value = self.evaluate(definition, policy_variables)
             except CelEvaluationError as error:
                 raise PolicyEvaluationError(f"variable {name!r} failed: {error}") from None
-            context.add_variable(binding, value)
+            self.cel_context(frozenset()).add_variable(binding, value)
             self._present = self._present | {binding}
 
     def cel_context(self, needed: frozenset[str]) -> cel.Context:
@@ -248,6 +293,25 @@ class Engine:
             policy.name: {v.name: v.expression for v in policy.variables}
             for policy in rewritten.values()
         }
+        self._memo = NamespaceMemo(self._namespace_only(rewritten.values()))
+
+    def _namespace_only(self, policies: Iterable[Policy]) -> set[int]:
+        """Variables and caps whose value depends on the Namespace alone."""
+        found: set[int] = set()
+        for policy in policies:
+            candidates = [v.expression for v in policy.variables]
+            if policy.limit is not None and policy.limit.max_expression is not None:
+                candidates.append(policy.limit.max_expression)
+            for expression in candidates:
+                reads = {
+                    self._plan.bindings[v].variable
+                    for v in expression.variables
+                    if v in self._plan.bindings
+                }
+                plain = expression.variables - set(self._plan.bindings)
+                if reads == {"namespaceObject"} and not plain and not expression.policy_variables:
+                    found.add(id(expression))
+        return found
 
     def counters(self) -> list[ObjectCounter]:
         """The limit counters the cluster view must index (one per limit policy and kind)."""
@@ -265,7 +329,14 @@ class Engine:
         """The cap ``policy`` sets in a namespace, or None when it has no limit."""
         if policy.limit is None:
             return None
-        return _limit_max(policy.limit, {"namespaceObject": namespace_object})
+        limit = policy.limit
+        if limit.max_expression is None:
+            return limit.max
+        try:
+            value = limit.max_expression.evaluate({"namespaceObject": namespace_object})
+        except CelEvaluationError as error:
+            raise PolicyEvaluationError(f"limit.maxExpression failed: {error}") from None
+        return _checked_max(limit, value)
 
     # -- evaluation -------------------------------------------------------------------
 
@@ -274,7 +345,7 @@ class Engine:
         policies = self._by_kind.get(request.kind, ())
         if not policies:
             return decision
-        state = _RequestContext(request, cluster, self._plan.bindings)
+        state = _RequestContext(request, cluster, self._plan.bindings, self._memo)
         for policy in policies:
             if policy.mutations and self._applies(policy, state, decision):
                 self._mutate(policy, state, decision)
@@ -413,7 +484,7 @@ class Engine:
         already_counted = request.operation == "UPDATE" and request.old_object is not None
         if already_counted and counter.counts(request.old_object):  # type: ignore[arg-type]
             return  # already counted: lowering a cap must never freeze existing objects
-        maximum = _limit_max(limit, state.context_for(variables, limit.max_expression))
+        maximum = _limit_max(limit, state, variables)
         names = state.cluster.counted_names(request.namespace, counter)
         current = len(names) - (1 if request.name in names else 0)
         if current >= maximum:
@@ -445,16 +516,21 @@ def _counts(limit: Limit, context: cel.Context) -> bool:
         raise PolicyEvaluationError(f"limit.where `{limit.where.source}` failed: {error}") from None
 
 
-def _limit_max(limit: Limit, context: cel.Context | Mapping[str, Any]) -> int:
+def _limit_max(limit: Limit, state: _RequestContext, variables: Mapping[str, CelExpression]) -> int:
     if limit.max_expression is None:
         assert limit.max is not None
         return limit.max
     try:
-        value = limit.max_expression.evaluate(context)
+        value = state.evaluate(limit.max_expression, variables)
     except CelEvaluationError as error:
         raise PolicyEvaluationError(
             f"limit.maxExpression `{limit.max_expression.source}` failed: {error}"
         ) from None
+    return _checked_max(limit, value)
+
+
+def _checked_max(limit: Limit, value: Any) -> int:
+    assert limit.max_expression is not None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PolicyEvaluationError(
             f"limit.maxExpression `{limit.max_expression.source}` gave {value!r}, "
