@@ -209,6 +209,8 @@ class _RequestContext:
         """
         if self._cel is None:
             self._cel = cel.Context()
+        if needed <= self._present:
+            return self._cel
         missing = needed - self._present
         if missing:
             for name in missing:

@@ -145,11 +145,11 @@ def merge(paths: Iterable[tuple[str, ...]]) -> Projection:
 def project(value: Any, projection: Projection) -> Any:
     if projection is None:
         return value
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):  # the exact check is the fast path
         if ELEMENTS in projection:
             return value  # a comprehension over a map iterates its keys: keep it whole
         return {key: project(value[key], sub) for key, sub in projection.items() if key in value}
-    if isinstance(value, list) and ELEMENTS in projection and len(projection) == 1:
+    if type(value) is list and ELEMENTS in projection and len(projection) == 1:
         element = projection[ELEMENTS]
         return [project(item, element) for item in value]
     return value
