@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -10,6 +11,8 @@ import typer
 
 from webhook.cli.app import app, console, user_errors
 from webhook.errors import EdgewardenError
+from webhook.policy.loader import FLAVOUR_ENVIRONMENT
+from webhook.policy.model import INTERNAL_LB_FLAVOURS
 
 MAX_BODY = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
 DEV_DIR = Path(".edgewarden-dev")
@@ -45,6 +48,10 @@ def serve(
         "--max-body-bytes", help="Largest request body accepted (413 above).")] = MAX_BODY,
     log_level: Annotated[str, typer.Option(
         "--log-level", help="debug, info, warning or error.")] = "info",
+    internal_lb_flavour: Annotated[str | None, typer.Option(
+        "--internal-lb-flavour", envvar=FLAVOUR_ENVIRONMENT,
+        help="Cloud of every internalLoadBalancer mutation: aws, aws-lbc, gcp or azure "
+             "(default: as each policy says).")] = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -53,6 +60,13 @@ def serve(
     from webhook.admission.server import build_runtime, run
     from webhook.admission.settings import ServerSettings
 
+    if internal_lb_flavour:
+        if internal_lb_flavour not in INTERNAL_LB_FLAVOURS:
+            raise typer.BadParameter(
+                f"one of {', '.join(INTERNAL_LB_FLAVOURS)}", param_hint="--internal-lb-flavour"
+            )
+        # Every load, reloads included, reads the setting from here.
+        os.environ[FLAVOUR_ENVIRONMENT] = internal_lb_flavour
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")
     settings = ServerSettings(
