@@ -11,12 +11,13 @@ that select the same fields share it.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cel
 
-from webhook.policy.cel import CelExpression, rewrite_identifier
+from webhook.policy.cel import CelExpression, _split_literals, rewrite_identifier
 from webhook.policy.model import Limit, NamedExpression, Policy, Validation
 from webhook.policy.projection import PROJECTED_VARIABLES, Projection, merge, selected_paths
 
@@ -25,46 +26,111 @@ BINDING_PREFIX = "ew__"
 
 @dataclass(frozen=True, slots=True)
 class Binding:
+    """One CEL name a request binds: a projected variable, a field's value, or a has() test.
+
+    ``path`` None: the whole (projected) variable. Otherwise the value at ``path`` (projected
+    below it), or with ``presence`` whether the last key of ``path`` exists. A path that
+    cannot be walked is left unbound, so reading it fails exactly where CEL would fail.
+    """
+
     name: str
     variable: str
     projection: Projection
+    path: tuple[str, ...] | None = None
+    presence: bool = False
+
+
+_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+
+def _field_chain(variable: str) -> re.Pattern[str]:
+    """``has(variable.a.b)`` or ``variable.a.b`` (plain selections only, not calls)."""
+    return re.compile(
+        r"(?P<has>(?<![\w.])has\(\s*)?(?<![\w.?])"
+        + variable
+        + r"(?P<path>(?:\s*\.\s*"
+        + _IDENT
+        + r"\b(?!\s*\())+)(?P<close>\s*\))?"
+    )
 
 
 class BindingPlan:
-    """Rewrites policies so their expressions read projected bindings."""
+    """Rewrites policies so their expressions read flat, projected bindings."""
 
     def __init__(self) -> None:
         self.bindings: dict[str, Binding] = {}
-        self._names: dict[tuple[str, str], str] = {}
+        self._names: dict[tuple[object, ...], str] = {}
 
-    def _binding(self, variable: str, projection: Projection) -> str:
-        key = (variable, repr(projection))
+    def _binding(
+        self,
+        variable: str,
+        projection: Projection,
+        path: tuple[str, ...] | None = None,
+        presence: bool = False,
+    ) -> str:
+        key = (variable, repr(projection), path, presence)
         name = self._names.get(key)
         if name is None:
             name = f"{BINDING_PREFIX}{variable}_{len(self._names)}"
             self._names[key] = name
-            self.bindings[name] = Binding(name, variable, projection)
+            self.bindings[name] = Binding(name, variable, projection, path, presence)
         return name
 
     def expression(self, expression: CelExpression) -> CelExpression:
-        source = expression.program_source or expression.source
-        paths = selected_paths(source)
-        variables = set(expression.variables)
+        original = expression.program_source or expression.source
+        paths = selected_paths(original)
+        names: set[str] = set()
+        display: dict[str, str] = {}
+        source = original
         for variable in PROJECTED_VARIABLES:
             if variable not in expression.variables:
                 continue
-            name = self._binding(variable, merge(paths.get(variable, [()])))
-            source = rewrite_identifier(source, variable, name)
-            variables.discard(variable)
-            variables.add(name)
-        if source == (expression.program_source or expression.source):
+            projection = merge(paths.get(variable, [()]))
+            source = self._flatten(source, variable, projection, names, display)
+            if re.search(r"(?<![\w.?])" + variable + r"\b", _code_only(source)):
+                # Some use is not a plain field selection (the bare variable, an index,
+                # an optional field): bind the projected variable itself for those.
+                name = self._binding(variable, projection)
+                source = rewrite_identifier(source, variable, name)
+                names.add(name)
+                display[name] = variable
+        if source == original:
             return expression
-        program = cel.compile(source)
+        plain = {v for v in expression.variables if v not in PROJECTED_VARIABLES}
         return dataclasses.replace(
             expression,
-            program=program,
-            variables=frozenset(variables),
+            program=cel.compile(source),
+            variables=frozenset(plain | names),
             program_source=source,
+            display=tuple(display.items()),
+        )
+
+    def _flatten(
+        self,
+        source: str,
+        variable: str,
+        projection: Projection,
+        names: set[str],
+        display: dict[str, str],
+    ) -> str:
+        pattern = _field_chain(variable)
+
+        def replace(match: re.Match[str]) -> str:
+            path = tuple(re.findall(_IDENT, match.group("path")))
+            text = variable + "." + ".".join(path)
+            if match.group("has") and match.group("close"):
+                name = self._binding(variable, None, path, presence=True)
+                display[name] = f"has({text})"
+                names.add(name)
+                return name
+            name = self._binding(variable, _below(projection, path), path)
+            display[name] = text
+            names.add(name)
+            return (match.group("has") or "") + name + (match.group("close") or "")
+
+        return "".join(
+            text if is_literal else pattern.sub(replace, text)
+            for is_literal, text in _split_literals(source)
         )
 
     def _maybe(self, expression: CelExpression | None) -> CelExpression | None:
@@ -94,3 +160,18 @@ class BindingPlan:
 
     def _named(self, items: Iterable[NamedExpression]) -> tuple[NamedExpression, ...]:
         return tuple(NamedExpression(i.name, self.expression(i.expression)) for i in items)
+
+
+def _below(projection: Projection, path: tuple[str, ...]) -> Projection:
+    node = projection
+    for segment in path:
+        if node is None:
+            return None
+        node = node.get(segment)
+        if node is None:
+            return None
+    return node
+
+
+def _code_only(source: str) -> str:
+    return "".join(text for is_literal, text in _split_literals(source) if not is_literal)

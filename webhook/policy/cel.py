@@ -49,12 +49,22 @@ class CelExpression:
     binding_prefix: str = ""
     program_source: str = ""  # what was compiled: ``source`` after rewriting
     functions: tuple[str, ...] = ()  # extension functions (strings, lists...) it calls
+    display: tuple[tuple[str, str], ...] = ()  # internal binding name -> what the user wrote
 
     def evaluate(self, context: cel.Context | Mapping[str, Any]) -> Any:
         try:
             return self.program.execute(context)
         except Exception as error:  # the binding raises assorted builtin types
-            raise CelEvaluationError(_describe_failure(error)) from error
+            message = _describe_failure(error)
+            for name, text in self.display:
+                if name in message:
+                    # An unbound flat name is a field CEL could not select: say so plainly.
+                    message = (
+                        f"no such key: {text}"
+                        if "Undefined" in message
+                        else message.replace(name, text)
+                    )
+            raise CelEvaluationError(message) from error
 
     def evaluate_bool(self, context: cel.Context | Mapping[str, Any]) -> bool:
         result = self.evaluate(context)

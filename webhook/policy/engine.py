@@ -42,6 +42,7 @@ NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 _NO_VARIABLES: Mapping[str, CelExpression] = {}
+_UNBOUND = object()  # a field path that does not exist in this object
 
 
 class PolicyEvaluationError(Exception):
@@ -214,7 +215,9 @@ class _RequestContext:
         missing = needed - self._present
         if missing:
             for name in missing:
-                self._cel.add_variable(name, self._value_of(name))
+                value = self._value_of(name)
+                if value is not _UNBOUND:  # left out, so reading it fails as in CEL
+                    self._cel.add_variable(name, value)
             self._present = self._present | missing
         return self._cel
 
@@ -222,7 +225,21 @@ class _RequestContext:
         binding = self.bindings.get(name)
         if binding is None:
             return self._base_value(name)
-        return project(self._base_value(binding.variable), binding.projection)
+        value = self._base_value(binding.variable)
+        if binding.path is None:
+            return project(value, binding.projection)
+        walk = binding.path[:-1] if binding.presence else binding.path
+        for segment in walk:
+            if type(value) is not dict and not isinstance(value, Mapping):
+                return _UNBOUND
+            if segment not in value:
+                return _UNBOUND
+            value = value[segment]
+        if binding.presence:
+            if type(value) is not dict and not isinstance(value, Mapping):
+                return _UNBOUND
+            return binding.path[-1] in value
+        return project(value, binding.projection)
 
     def _base_value(self, variable: str) -> Any:
         if variable == "object":
@@ -243,12 +260,9 @@ class _RequestContext:
         self.object_changed()
 
     def object_changed(self) -> None:
-        if self._cel is None:
-            return
-        for name in self._present:
-            binding = self.bindings.get(name)
-            if binding is not None and binding.variable == "object":
-                self._cel.add_variable(name, project(self.object, binding.projection))
+        """After a mutation every binding may read something else: start a fresh context."""
+        self._cel = None
+        self._present = frozenset()
 
 
 def _namespace_object(name: str, found: Mapping[str, Any] | None) -> Mapping[str, Any]:
