@@ -45,6 +45,13 @@ _NO_VARIABLES: Mapping[str, CelExpression] = {}
 _UNBOUND = object()  # a field path that does not exist in this object
 
 
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or (type(value) not in _SCALARS and isinstance(value, Mapping))
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None), list})
+
+
 class PolicyEvaluationError(Exception):
     """A policy could not be evaluated; the message names what failed."""
 
@@ -227,18 +234,17 @@ class _RequestContext:
             return self._base_value(name)
         value = self._base_value(binding.variable)
         if binding.path is None:
+            if binding.variable == "request" and binding.projection is None:
+                # As in ValidatingAdmissionPolicy, `request` does not carry the objects.
+                return {k: v for k, v in value.items() if k not in ("object", "oldObject")}
             return project(value, binding.projection)
         walk = binding.path[:-1] if binding.presence else binding.path
         for segment in walk:
-            if type(value) is not dict and not isinstance(value, Mapping):
-                return _UNBOUND
-            if segment not in value:
+            if not _is_mapping(value) or segment not in value:
                 return _UNBOUND
             value = value[segment]
         if binding.presence:
-            if type(value) is not dict and not isinstance(value, Mapping):
-                return _UNBOUND
-            return binding.path[-1] in value
+            return binding.path[-1] in value if _is_mapping(value) else _UNBOUND
         return project(value, binding.projection)
 
     def _base_value(self, variable: str) -> Any:
@@ -249,8 +255,8 @@ class _RequestContext:
         if variable == "namespaceObject":
             return self.namespace_object
         if variable == "request":
-            raw = self.request.raw
-            return {k: v for k, v in raw.items() if k not in ("object", "oldObject")}
+            # Bindings select fields of the request; they never need the objects in it.
+            return self.request.raw
         return None
 
     def replace_object(self, new: Mapping[str, Any]) -> None:

@@ -142,8 +142,11 @@ def merge(paths: Iterable[tuple[str, ...]]) -> Projection:
     return tree
 
 
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def project(value: Any, projection: Projection) -> Any:
-    if projection is None:
+    if projection is None or type(value) in _SCALARS:
         return value
     if type(value) is dict or isinstance(value, Mapping):  # the exact check is the fast path
         if ELEMENTS in projection:
