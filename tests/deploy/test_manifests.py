@@ -503,7 +503,8 @@ def test_cert_manager_objects_are_well_formed_and_their_references_resolve() -> 
 # -- agreement with `edgewarden webhook-config` ---------------------------------------------
 
 COMPARED = ("name", "clientConfig", "rules", "admissionReviewVersions", "sideEffects",
-            "matchPolicy", "timeoutSeconds", "failurePolicy", "namespaceSelector")
+            "matchPolicy", "timeoutSeconds", "failurePolicy", "namespaceSelector",
+            "reinvocationPolicy")
 
 
 def normalized(hook: dict[str, Any]) -> dict[str, Any]:
