@@ -10,11 +10,10 @@ else: the in-cluster service account, else the kubeconfig (``$KUBECONFIG`` or ~/
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.errors import ClusterStateError
@@ -22,34 +21,6 @@ from webhook.errors import ClusterStateError
 PAGE_SIZE = 500
 MAX_PAGES = 10_000  # bounds the paging loop (5 million objects)
 REQUEST_TIMEOUT_SECONDS = 60
-
-
-def api_client_from_environment(
-    kubeconfig: str | None = None, context: str | None = None
-) -> client.ApiClient:
-    configuration = client.Configuration()
-    if kubeconfig is None and context is None:
-        try:
-            config.load_incluster_config(client_configuration=configuration)
-            return client.ApiClient(configuration)
-        except config.ConfigException:
-            pass  # not in a pod: fall back to the kubeconfig
-    # Read $KUBECONFIG now: the client's own default is frozen when it is first imported.
-    kubeconfig = kubeconfig or os.environ.get("KUBECONFIG") or None
-    try:
-        config.load_kube_config(
-            config_file=kubeconfig,
-            context=context,
-            client_configuration=configuration,
-            persist_config=False,
-        )
-    except (config.ConfigException, OSError, TypeError, ValueError) as error:
-        raise ClusterStateError(
-            "cannot reach the Kubernetes API: not running in a cluster and no usable "
-            f"kubeconfig ({error}). Set KUBECONFIG, or pass --cluster-state FILE "
-            "(e.g. from `kubectl get ns,svc,ing -A -o yaml`)."
-        ) from None
-    return client.ApiClient(configuration)
 
 
 def snapshot(api_client: client.ApiClient) -> list[dict[str, Any]]:

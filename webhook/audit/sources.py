@@ -47,7 +47,8 @@ def cluster_objects(cluster_state: Path | None) -> list[Manifest]:
 
 def live_objects(kubeconfig: str | None = None, context: str | None = None) -> list[Manifest]:
     """A snapshot of the live cluster; imported lazily so offline use never needs it."""
-    from webhook.audit.live import api_client_from_environment, snapshot
+    from webhook.audit.live import snapshot
+    from webhook.cluster.connection import api_client_from_environment
 
     api_client = api_client_from_environment(kubeconfig, context)
     try:

@@ -133,25 +133,13 @@ class _NotFound(Exception):
 
 
 def _default_api_client() -> Any:
-    import os
+    from webhook.cluster.connection import api_client_from_environment
+    from webhook.errors import ClusterStateError
 
-    from kubernetes import client, config
-
-    configuration = client.Configuration()
     try:
-        config.load_incluster_config(client_configuration=configuration)
-    except config.ConfigException:
-        try:
-            # $KUBECONFIG read now: the client reads it once, when first imported.
-            config.load_kube_config(
-                config_file=os.environ.get("KUBECONFIG") or None,
-                client_configuration=configuration,
-            )
-        except (config.ConfigException, OSError) as error:
-            raise CertificateError(
-                f"no Kubernetes configuration (not in a cluster, and no kubeconfig): {error}"
-            ) from None
-    return client.ApiClient(configuration)
+        return api_client_from_environment()
+    except ClusterStateError as error:
+        raise CertificateError(str(error)) from None
 
 
 def _status_message(error: Any) -> str:

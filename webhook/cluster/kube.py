@@ -21,18 +21,17 @@ Typical use::
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from collections.abc import Iterable, Mapping, Set
 from typing import Any, Protocol
 
-from kubernetes import client, config
+from kubernetes import client
 
+from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import Informer, InformerSettings, Resource
 from webhook.cluster.kube_store import INGRESS, NAMESPACE, SERVICE, KubeStore
 from webhook.cluster.view import ObjectCounter
-from webhook.errors import ClusterStateError
 
 log = logging.getLogger("edgewarden.cluster")
 
@@ -78,30 +77,7 @@ class KubeCluster:
         cls, *, kubeconfig: str | None = None, context: str | None = None, **kwargs: Any
     ) -> KubeCluster:
         """In-cluster service account config, else the kubeconfig (``$KUBECONFIG`` or ~/.kube)."""
-        configuration = client.Configuration()
-        try:
-            if kubeconfig is None and context is None:
-                config.load_incluster_config(client_configuration=configuration)
-                log.info("cluster: using the in-cluster service account")
-                return cls(client.ApiClient(configuration), **kwargs)
-        except config.ConfigException as in_cluster_error:
-            log.debug("not in a cluster: %s", in_cluster_error)
-        try:
-            config.load_kube_config(
-                # Read $KUBECONFIG now: the client reads it once, when first imported.
-                config_file=kubeconfig or os.environ.get("KUBECONFIG") or None,
-                context=context,
-                client_configuration=configuration,
-                persist_config=False,
-            )
-        except (config.ConfigException, OSError, TypeError, ValueError) as error:
-            raise ClusterStateError(
-                "cannot reach the Kubernetes API: not running in a cluster (no service "
-                "account token) and no usable kubeconfig "
-                f"({error}). Set KUBECONFIG, or use --cluster-state FILE or --dev."
-            ) from error
-        log.info("cluster: using kubeconfig at %s", configuration.host)
-        return cls(client.ApiClient(configuration), **kwargs)
+        return cls(api_client_from_environment(kubeconfig, context), **kwargs)
 
     # ---- ClusterView ----
 
