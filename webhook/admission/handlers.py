@@ -27,7 +27,6 @@ def validate(state: ServerState, review: Review) -> tuple[bytes, str]:
         return not_ready_response(review), "error"
     decision = _evaluate_reserving(state, loaded, request)
     entries: list[AuditEntry] = []
-    annotations = dict(decision.audit_annotations)
     for violation in decision.violations:
         state.metrics.count_violation(violation.policy, violation.mode.value)
         if violation.source is ViolationSource.ERROR:
@@ -36,8 +35,6 @@ def validate(state: ServerState, review: Review) -> tuple[bytes, str]:
                         violation.policy, request.kind, request.namespace, request.name,
                         request.uid, violation.message)
         declared = loaded.declared_modes.get(violation.policy, violation.mode)
-        if violation.mode is Mode.AUDIT:
-            annotations.setdefault(violation.policy, violation.message)
         if state.dry_run:
             action = WOULD_DENY if declared is Mode.ENFORCE else RECORDED
         elif violation.mode is Mode.AUDIT:
@@ -52,7 +49,7 @@ def validate(state: ServerState, review: Review) -> tuple[bytes, str]:
         allowed=decision.allowed,
         message=decision.deny_message() if not decision.allowed else None,
         warnings=decision.warnings,
-        audit_annotations=annotations,
+        audit_annotations=decision.audit_annotations,  # the engine's, one per Audit policy
     )
     if not decision.allowed:
         result = "denied"

@@ -374,6 +374,8 @@ class Engine:
         for policy in policies:
             if policy.validates and self._applies(policy, state, decision):
                 self._validate(policy, state, decision)
+        # A policy that both mutates and validates matched in both phases: name it once.
+        decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
         if state.working_copy:
             decision.mutated_object = dict(state.object or {})
         decision.allowed = not any(v.denies for v in decision.violations)
@@ -406,8 +408,7 @@ class Engine:
                         policy, decision, f"matchCondition {condition.name!r} failed: {error}"
                     )
                     return False
-        if policy.name not in decision.matched_policies:
-            decision.matched_policies.append(policy.name)
+        decision.matched_policies.append(policy.name)
         return True
 
     @staticmethod
