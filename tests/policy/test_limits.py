@@ -166,3 +166,29 @@ def test_unknown_namespaces_get_the_default_cap_each(engine) -> None:
     assert engine.evaluate(
         make_request("CREATE", service("new", "c", "LoadBalancer")), cluster
     ).allowed
+
+
+def test_limit_in_namespace_decides_applicability_as_admission_does() -> None:
+    engine = engine_for(
+        """
+        apiVersion: edgewarden.dev/v1alpha1
+        kind: Policy
+        metadata: {name: cap-payments}
+        spec:
+          match:
+            kinds: [Service]
+            namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: payments}}
+            exclude: {namespaces: [kube-system]}
+          limit: {max: 3}
+        """
+    )
+    (policy,) = engine.policies.policies
+    # The automatic name label counts here too, though the object does not carry it.
+    assert engine.limit_in_namespace(policy, namespace("payments")) == 3
+    assert engine.limit_in_namespace(policy, namespace("shop")) is None
+    assert engine.limit_in_namespace(policy, namespace("kube-system")) is None
+    # A CREATE in payments is denied at that very cap.
+    cluster = MemoryCluster([namespace("payments")])
+    for i in range(3):
+        cluster.add(service(f"s{i}", "payments"))
+    assert not engine.evaluate(make_request("CREATE", service("new", "payments")), cluster).allowed

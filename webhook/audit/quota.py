@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 
 from webhook.audit.manifests import Manifest
-from webhook.audit.scan import NAMESPACE, bare_namespace, cap_in, namespace_objects
+from webhook.audit.scan import NAMESPACE, bare_namespace, namespace_objects
 from webhook.policy.engine import Engine
 from webhook.policy.model import Policy, PolicySet
 
@@ -46,7 +46,7 @@ def loadbalancer_caps(
     for name in sorted(namespaces):
         if wanted is not None and name not in wanted:
             continue
-        found = [cap_in(engine, p, namespaces[name]) for p in limits]
+        found = [engine.limit_in_namespace(p, namespaces[name]) for p in limits]
         values = [cap for cap in found if cap is not None]
         if values:
             caps[name] = min(values)

@@ -22,7 +22,7 @@ from webhook.audit.manifests import Location, Manifest
 from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, Resource, ScanReport
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import ViolationSource
-from webhook.policy.engine import Engine, PolicyEvaluationError
+from webhook.policy.engine import Engine
 from webhook.policy.model import SUPPORTED_KINDS, Policy, PolicySet
 from webhook.policy.request import make_request
 
@@ -167,7 +167,7 @@ def limit_statuses(
             if counter is None:
                 continue
             for name in sorted(namespaces):
-                cap = cap_in(engine, policy, namespaces[name])
+                cap = engine.limit_in_namespace(policy, namespaces[name])
                 if cap is None:
                     continue
                 names = tuple(sorted(cluster.counted_names(name, counter)))
@@ -175,27 +175,6 @@ def limit_statuses(
                     LimitStatus(policy.name, policy.mode, name, kind, len(names), cap, names)
                 )
     return statuses
-
-
-def cap_in(engine: Engine, policy: Policy, namespace: Mapping[str, Any]) -> int | None:
-    """The cap ``policy`` sets in ``namespace``, or None where it does not apply there.
-
-    Applies means what the engine checks before a CREATE: the namespace selector and the
-    excluded namespaces. A ``maxExpression`` that fails on this namespace gives None too:
-    the admission would follow the policy's failurePolicy, there is no cap to report.
-    """
-    if policy.limit is None or "CREATE" not in policy.match.operations:
-        return None
-    metadata = namespace.get("metadata") or {}
-    if str(metadata.get("name") or "") in policy.match.exclude.namespaces:
-        return None
-    selector = policy.match.namespace_selector
-    if selector is not None and not selector.matches(metadata.get("labels") or {}):
-        return None
-    try:
-        return engine.limit_max(policy, namespace)
-    except PolicyEvaluationError:
-        return None
 
 
 def over_limit_finding(

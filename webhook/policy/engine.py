@@ -347,6 +347,29 @@ class Engine:
             return Mode.AUDIT
         return policy.mode
 
+    def limit_in_namespace(self, policy: Policy, namespace: Mapping[str, Any]) -> int | None:
+        """The cap ``policy`` sets for a CREATE in ``namespace``; None where it does not apply.
+
+        "Applies" is decided as an admission decides it: the excluded namespaces and the
+        namespace selector (with the automatic name label). A ``maxExpression`` that fails
+        for this namespace gives None too: admission would follow the policy's failurePolicy,
+        and there is no cap to report.
+        """
+        if policy.limit is None or "CREATE" not in policy.match.operations:
+            return None
+        name = str((namespace.get("metadata") or {}).get("name") or "")
+        if name in policy.match.exclude.namespaces:
+            return None
+        namespace_object = _namespace_object(name, namespace)
+        selector = policy.match.namespace_selector
+        labels = namespace_object["metadata"].get("labels") or {}
+        if selector is not None and not selector.matches(labels):
+            return None
+        try:
+            return self.limit_max(policy, namespace_object)
+        except PolicyEvaluationError:
+            return None
+
     def limit_max(self, policy: Policy, namespace_object: Mapping[str, Any]) -> int | None:
         """The cap ``policy`` sets in a namespace, or None when it has no limit."""
         if policy.limit is None:
