@@ -194,18 +194,13 @@ def _comprehension_bindings(source: str) -> set[str]:
 
 
 def _first_line(text: str) -> str:
+    """The parser's headline and position, without its multi-line source excerpt."""
     text = text.replace("Failed to parse expression", "does not parse").strip()
     lines = [line for line in text.splitlines() if line.strip()]
-    if len(lines) > 1 and lines[0].endswith("ERROR: <input>:"):
-        return " ".join(lines[:2])
-    return " ".join(lines[:1]) + ("" if len(lines) <= 1 else " " + " ".join(lines[1:2]))
+    return " ".join(lines[:2])
 
 
 def _describe_failure(error: Exception) -> str:
     if isinstance(error, KeyError):
         return f"no such key: {error.args[0]!r}"
     return str(error) or type(error).__name__
-
-
-def make_context(variables: Mapping[str, Any]) -> cel.Context:
-    return cel.Context(dict(variables))
