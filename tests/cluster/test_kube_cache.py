@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_informer import InformerSettings, backoff_delay
-from webhook.cluster.view import ClusterView
+from webhook.policy.ports import ClusterView
 
 from .conftest import (
     FAST,

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from webhook.cluster.reservations import Reservations
-from webhook.cluster.view import ObjectCounter
+from webhook.policy.ports import ObjectCounter
 from webhook.policy.decision import LimitClaim
 
 from .conftest import TypeCounter

@@ -30,7 +30,7 @@ from webhook.admission.state import ServerState, certificate_expiry
 from webhook.certs.tls import ServingCertificate, uvicorn_config, watch_certificate
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
-from webhook.cluster.view import ClusterView
+from webhook.policy.ports import ClusterView
 from webhook.errors import CertificateError
 
 log = logging.getLogger("edgewarden.server")

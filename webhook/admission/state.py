@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.metrics import Metrics
-from webhook.cluster.view import ClusterView, ObjectCounter
+from webhook.policy.ports import ClusterView, ObjectCounter
 from webhook.policy.decision import FailurePolicy, LimitClaim, Mode
 from webhook.policy.engine import Engine
 from webhook.policy.model import Policy, PolicySet

@@ -31,7 +31,7 @@ from kubernetes import client
 from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import Informer, InformerSettings, Resource
 from webhook.cluster.kube_store import INGRESS, NAMESPACE, SERVICE, KubeStore
-from webhook.cluster.view import ObjectCounter
+from webhook.policy.ports import ObjectCounter
 
 log = logging.getLogger("edgewarden.cluster")
 

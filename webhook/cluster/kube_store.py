@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Mapping, Set
 from typing import Any
 
-from webhook.cluster.view import ObjectCounter
+from webhook.policy.ports import ObjectCounter
 
 log = logging.getLogger("edgewarden.cluster")
 

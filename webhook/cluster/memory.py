@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from webhook.cluster.view import ObjectCounter
+from webhook.policy.ports import ObjectCounter
 from webhook.errors import ClusterStateError
 
 STATE_KINDS = ("Namespace", "Service", "Ingress")

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.cluster.view import ClusterView, ObjectCounter
+from webhook.policy.ports import ClusterView, ObjectCounter
 from webhook.policy.decision import LimitClaim
 
 _Slot = tuple[str, str]  # (namespace, counter key)

@@ -14,7 +14,7 @@ from typing import Any
 
 import cel
 
-from webhook.cluster.view import ClusterView, ObjectCounter
+from webhook.policy.ports import ClusterView, ObjectCounter
 from webhook.policy.bindings import Binding, BindingPlan
 from webhook.policy.cel import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
 from webhook.policy.decision import (

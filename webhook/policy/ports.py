@@ -1,8 +1,9 @@
-"""The read-only view of the cluster that the engine is handed.
+"""The ports the engine reads the cluster through; webhook.cluster implements them.
 
-The engine never lists: a limit asks for the names of the objects that count in one
-namespace, and the backend keeps that answer current (the watch cache indexes each
-registered counter; the in-memory cluster computes it from its few objects).
+The engine owns these protocols, so it depends on no backend. It never lists: a limit asks
+for the names of the objects that count in one namespace, and the backend keeps that answer
+current (the watch cache indexes each registered counter; the in-memory cluster computes it
+from its few objects).
 """
 
 from __future__ import annotations
