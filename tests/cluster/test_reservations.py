@@ -7,8 +7,8 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from webhook.cluster.reservations import Reservations
-from webhook.policy.ports import ObjectCounter
 from webhook.policy.decision import LimitClaim
+from webhook.policy.ports import ObjectCounter
 
 from .conftest import TypeCounter
 

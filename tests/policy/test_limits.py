@@ -6,6 +6,7 @@ import pytest
 
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import ViolationSource
+from webhook.policy.limits import cap_for_namespace_object, cap_in_namespace
 
 from .conftest import engine_for, make_request, namespace, service
 
@@ -128,8 +129,8 @@ def test_limit_max_reports_the_cap_per_namespace(engine) -> None:
     plain = namespace("a")
     capped = namespace("b")
     capped["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "5"}
-    assert engine.limit_max(policy, plain) == 2
-    assert engine.limit_max(policy, capped) == 5
+    assert cap_for_namespace_object(policy.limit, plain) == 2
+    assert cap_for_namespace_object(policy.limit, capped) == 5
 
 
 def test_counters_are_exposed_for_the_cluster_cache(engine) -> None:
@@ -184,9 +185,9 @@ def test_limit_in_namespace_decides_applicability_as_admission_does() -> None:
     )
     (policy,) = engine.policies.policies
     # The automatic name label counts here too, though the object does not carry it.
-    assert engine.limit_in_namespace(policy, namespace("payments")) == 3
-    assert engine.limit_in_namespace(policy, namespace("shop")) is None
-    assert engine.limit_in_namespace(policy, namespace("kube-system")) is None
+    assert cap_in_namespace(policy, namespace("payments")) == 3
+    assert cap_in_namespace(policy, namespace("shop")) is None
+    assert cap_in_namespace(policy, namespace("kube-system")) is None
     # A CREATE in payments is denied at that very cap.
     cluster = MemoryCluster([namespace("payments")])
     for i in range(3):

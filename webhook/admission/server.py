@@ -30,8 +30,8 @@ from webhook.admission.state import ServerState, certificate_expiry
 from webhook.certs.tls import ServingCertificate, uvicorn_config, watch_certificate
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
-from webhook.policy.ports import ClusterView
 from webhook.errors import CertificateError
+from webhook.policy.ports import ClusterView
 
 log = logging.getLogger("edgewarden.server")
 

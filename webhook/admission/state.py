@@ -11,15 +11,16 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.metrics import Metrics
-from webhook.policy.ports import ClusterView, ObjectCounter
+from webhook.policy.compiled import CompiledPolicies
 from webhook.policy.decision import FailurePolicy, LimitClaim, Mode
 from webhook.policy.engine import Engine
 from webhook.policy.model import Policy, PolicySet
+from webhook.policy.ports import ClusterView, ObjectCounter
 
 log = logging.getLogger("edgewarden.server")
 
@@ -63,33 +64,34 @@ class LoadedPolicies:
 
     @classmethod
     def build(cls, policies: PolicySet, *, dry_run: bool) -> LoadedPolicies:
-        failing = {
-            kind
-            for policy in policies.policies
-            if policy.failure_policy is FailurePolicy.FAIL
-            for kind in policy.match.kinds
-        }
-        validating = PolicySet(
-            tuple(replace(p, mutations=()) for p in policies.policies if p.validates),
-            policies.sources,
-        )
-        def mutating(keep: Callable[[Policy], bool]) -> PolicySet:
-            return PolicySet(
-                tuple(replace(p, validations=(), limit=None)
-                      for p in policies.policies if p.mutates and keep(p)),
-                policies.sources,
-            )
-
-        audit_only = mutating(lambda p: p.mode is Mode.AUDIT and not dry_run)
+        compiled = CompiledPolicies.compile(policies)  # once, shared by the three engines
+        audit_only = [p for p in policies.policies if p.mutates and p.mode is Mode.AUDIT]
         return cls(
-            engine=Engine(validating, force_audit=dry_run),
-            mutate_engine=Engine(mutating(lambda p: dry_run or p.mode is not Mode.AUDIT),
-                                 force_audit=dry_run),
-            audit_mutate_engine=Engine(audit_only) if len(audit_only) else None,
+            engine=Engine(compiled, force_audit=dry_run, mutations=None),
+            mutate_engine=Engine(
+                compiled,
+                force_audit=dry_run,
+                mutations=lambda p: dry_run or p.mode is not Mode.AUDIT,
+                validations=False,
+            ),
+            audit_mutate_engine=(
+                Engine(compiled, mutations=_is_audit, validations=False)
+                if audit_only and not dry_run
+                else None
+            ),
             declared_modes={p.name: p.mode for p in policies.policies},
             names=frozenset(p.name for p in policies.policies),
-            failing_kinds=frozenset(failing),
+            failing_kinds=frozenset(
+                kind
+                for policy in policies.policies
+                if policy.failure_policy is FailurePolicy.FAIL
+                for kind in policy.match.kinds
+            ),
         )
+
+
+def _is_audit(policy: Policy) -> bool:
+    return policy.mode is Mode.AUDIT
 
 
 @dataclass(slots=True)

@@ -17,6 +17,7 @@ import yaml
 from webhook.audit.manifests import Manifest
 from webhook.audit.scan import NAMESPACE, bare_namespace, namespace_objects
 from webhook.policy.engine import Engine
+from webhook.policy.limits import cap_in_namespace
 from webhook.policy.model import Policy, PolicySet
 
 QUOTA_NAME = "edgewarden-loadbalancers"
@@ -46,7 +47,7 @@ def loadbalancer_caps(
     for name in sorted(namespaces):
         if wanted is not None and name not in wanted:
             continue
-        found = [engine.limit_in_namespace(p, namespaces[name]) for p in limits]
+        found = [cap_in_namespace(p, namespaces[name]) for p in limits]
         values = [cap for cap in found if cap is not None]
         if values:
             caps[name] = min(values)

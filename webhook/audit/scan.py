@@ -23,12 +23,13 @@ from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, R
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import ViolationSource
 from webhook.policy.engine import Engine
+from webhook.policy.limits import cap_in_namespace
 from webhook.policy.model import SUPPORTED_KINDS, Policy, PolicySet
+from webhook.policy.namespaces import namespace_object
 from webhook.policy.request import make_request
 
 NAMESPACE = "Namespace"
 DEFAULT_NAMESPACE = "default"
-NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 def check_manifests(
@@ -167,7 +168,7 @@ def limit_statuses(
             if counter is None:
                 continue
             for name in sorted(namespaces):
-                cap = engine.limit_in_namespace(policy, namespaces[name])
+                cap = cap_in_namespace(policy, namespaces[name])
                 if cap is None:
                     continue
                 names = tuple(sorted(cluster.counted_names(name, counter)))
@@ -198,11 +199,10 @@ def namespace_objects(
     found: dict[str, Mapping[str, Any]] = {}
     for manifest in manifests:
         if manifest.kind == NAMESPACE:
-            namespace = copy.deepcopy(dict(manifest.obj))
-            metadata = namespace.setdefault("metadata", {})
-            # The API server sets this label on every namespace; selectors may rely on it.
-            metadata["labels"] = {**(metadata.get("labels") or {}), NAME_LABEL: manifest.name}
-            found[manifest.name] = namespace
+            # The API server sets the name label on every namespace; selectors may rely on it.
+            found[manifest.name] = namespace_object(
+                manifest.name, copy.deepcopy(dict(manifest.obj))
+            )
     for name, extra in labels.items():
         namespace = dict(found.get(name) or bare_namespace(name))
         metadata = dict(namespace.get("metadata") or {})
@@ -213,8 +213,8 @@ def namespace_objects(
 
 
 def bare_namespace(name: str) -> dict[str, Any]:
-    labels = {NAME_LABEL: name}
-    return {"apiVersion": "v1", "kind": NAMESPACE, "metadata": {"name": name, "labels": labels}}
+    """A namespace known only by its name, labelled as the API server labels it."""
+    return dict(namespace_object(name, None))
 
 
 def with_namespace(obj: Mapping[str, Any], namespace: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import yaml
 from webhook.certs.issue import load_certificates
 from webhook.errors import CertificateError, EdgewardenError
 from webhook.policy.model import PolicySet, WebhookRule
+from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
 
 VALIDATING_NAME = "edgewarden-validating"
 MUTATING_NAME = "edgewarden-mutating"
@@ -126,7 +127,7 @@ def _configuration(
         "namespaceSelector": {
             "matchExpressions": [
                 {
-                    "key": "kubernetes.io/metadata.name",
+                    "key": NAMESPACE_NAME_LABEL,
                     "operator": "NotIn",
                     "values": excluded_namespaces(settings),
                 }

@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from webhook.policy.ports import ObjectCounter
 from webhook.errors import ClusterStateError
+from webhook.policy.ports import ObjectCounter
 
 STATE_KINDS = ("Namespace", "Service", "Ingress")
 

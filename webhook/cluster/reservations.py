@@ -26,8 +26,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.policy.ports import ClusterView, ObjectCounter
 from webhook.policy.decision import LimitClaim
+from webhook.policy.ports import ClusterView, ObjectCounter
 
 _Slot = tuple[str, str]  # (namespace, counter key)
 _Object = tuple[str, str, str]  # (kind, namespace, name)

@@ -20,6 +20,7 @@ from webhook.audit.exposure import (
     exposure,
 )
 from webhook.audit.results import Finding, Outcome, ScanReport
+from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
 
 __all__ = ["DEFAULT_COST_PER_LB", "render_html"]
 
@@ -217,7 +218,7 @@ def _ingress_row(ingress: IngressExposure) -> str:
 
 
 def _labels(labels: Mapping[str, str]) -> str:
-    shown = {k: v for k, v in labels.items() if k != "kubernetes.io/metadata.name"}
+    shown = {k: v for k, v in labels.items() if k != NAMESPACE_NAME_LABEL}
     if not shown:
         return ""
     text = ", ".join(f"{k}={v}" for k, v in sorted(shown.items()))

@@ -1,0 +1,181 @@
+"""Per-request evaluation state: the namespace, the working object and the CEL context.
+
+Turning Python values into CEL values is the dominant cost of an evaluation, so each
+binding (a projected variable, a field's value, a has() test) is converted only when the
+first expression that reads it runs, and at most once per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import cel
+
+from webhook.policy.bindings import Binding
+from webhook.policy.cel import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
+from webhook.policy.compiled import NamespaceMemo
+from webhook.policy.limits import PolicyEvaluationError
+from webhook.policy.namespaces import namespace_labels, namespace_object
+from webhook.policy.ports import ClusterView
+from webhook.policy.projection import project
+from webhook.policy.request import AdmissionRequest
+
+_UNBOUND = object()  # a field path that does not exist in this object
+_SCALARS = frozenset({str, int, float, bool, type(None), list})
+
+
+def _is_mapping(value: Any) -> bool:
+    return type(value) is dict or (type(value) not in _SCALARS and isinstance(value, Mapping))
+
+
+class RequestContext:
+    """What one request's evaluation reads; the engine makes one per request."""
+
+    __slots__ = (
+        "_cel",
+        "_namespace",
+        "_namespace_object",
+        "_present",
+        "bindings",
+        "cluster",
+        "memo",
+        "object",
+        "request",
+        "working_copy",
+    )
+
+    def __init__(
+        self,
+        request: AdmissionRequest,
+        cluster: ClusterView,
+        bindings: Mapping[str, Binding],
+        memo: NamespaceMemo,
+    ) -> None:
+        self.memo = memo
+        self.request = request
+        self.bindings = bindings
+        self.cluster = cluster
+        self._namespace = cluster.get_namespace(request.namespace) if request.namespace else None
+        self._namespace_object: Mapping[str, Any] | None = None
+        self.object: Mapping[str, Any] | None = request.object
+        self.working_copy = False
+        self._cel: cel.Context | None = None
+        self._present: frozenset[str] = frozenset()
+
+    @property
+    def namespace_labels(self) -> Mapping[str, str]:
+        return namespace_labels(self.request.namespace, self._namespace)
+
+    @property
+    def namespace_object(self) -> Mapping[str, Any]:
+        if self._namespace_object is None:
+            self._namespace_object = namespace_object(self.request.namespace, self._namespace)
+        return self._namespace_object
+
+    def context_for(
+        self, policy_variables: Mapping[str, CelExpression], *expressions: CelExpression | None
+    ) -> cel.Context:
+        """A context with what ``expressions`` read, computing policy variables on first use."""
+        needed: frozenset[str] = frozenset()
+        for expression in expressions:
+            if expression is not None:
+                needed = needed | expression.variables
+        context = self.cel_context(needed)
+        for expression in expressions:
+            if expression is None:
+                continue
+            if expression.functions:
+                self._bind_functions(context, expression)
+            if expression.policy_variables:
+                self._bind_variables(policy_variables, expression)
+        return context
+
+    def evaluate(self, expression: CelExpression, variables: Mapping[str, CelExpression]) -> Any:
+        """Evaluate ``expression``, from the namespace memo when it reads only the Namespace."""
+        if id(expression) not in self.memo.expressions:
+            return expression.evaluate(self.context_for(variables, expression))
+        # An unknown namespace is synthesised from its name, so the name is its identity.
+        namespace: object = (
+            self._namespace if self._namespace is not None else self.request.namespace
+        )
+        value = self.memo.get(expression, namespace)
+        if value is NamespaceMemo.MISSING:
+            value = expression.evaluate(self.context_for(variables, expression))
+            self.memo.put(expression, namespace, value)
+        return value
+
+    def _bind_functions(self, context: cel.Context, expression: CelExpression) -> None:
+        for function in expression.functions:
+            key = "fn:" + function
+            if key not in self._present:
+                context.add_function(function, EXTENSION_FUNCTIONS[function])
+                self._present = self._present | {key}
+
+    def _bind_variables(
+        self, policy_variables: Mapping[str, CelExpression], expression: CelExpression
+    ) -> None:
+        for name in expression.policy_variables:
+            binding = expression.binding_prefix + name
+            if binding in self._present:
+                continue
+            definition = policy_variables[name]
+            try:
+                value = self.evaluate(definition, policy_variables)
+            except CelEvaluationError as error:
+                raise PolicyEvaluationError(f"variable {name!r} failed: {error}") from None
+            self.cel_context(frozenset()).add_variable(binding, value)
+            self._present = self._present | {binding}
+
+    def cel_context(self, needed: frozenset[str]) -> cel.Context:
+        """The request's CEL context holding at least ``needed``."""
+        if self._cel is None:
+            self._cel = cel.Context()
+        if needed <= self._present:
+            return self._cel
+        missing = needed - self._present
+        for name in missing:
+            value = self._value_of(name)
+            if value is not _UNBOUND:  # left out, so reading it fails as in CEL
+                self._cel.add_variable(name, value)
+        self._present = self._present | missing
+        return self._cel
+
+    def _value_of(self, name: str) -> Any:
+        binding = self.bindings.get(name)
+        if binding is None:
+            return self._base_value(name)
+        value = self._base_value(binding.variable)
+        if binding.path is None:
+            if binding.variable == "request" and binding.projection is None:
+                # As in ValidatingAdmissionPolicy, `request` does not carry the objects.
+                return {k: v for k, v in value.items() if k not in ("object", "oldObject")}
+            return project(value, binding.projection)
+        walk = binding.path[:-1] if binding.presence else binding.path
+        for segment in walk:
+            if not _is_mapping(value) or segment not in value:
+                return _UNBOUND
+            value = value[segment]
+        if binding.presence:
+            return binding.path[-1] in value if _is_mapping(value) else _UNBOUND
+        return project(value, binding.projection)
+
+    def _base_value(self, variable: str) -> Any:
+        if variable == "object":
+            return self.object
+        if variable == "oldObject":
+            return self.request.old_object
+        if variable == "namespaceObject":
+            return self.namespace_object
+        if variable == "request":
+            # Bindings select fields of the request; they never need the objects in it.
+            return self.request.raw
+        return None
+
+    def replace_object(self, new: Mapping[str, Any]) -> None:
+        """Mutations build new objects (copy on write); the request's own is never changed."""
+        self.object = new
+        self.working_copy = True
+        # Every binding may read something else now: start a fresh context.
+        self._cel = None
+        self._present = frozenset()
