@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import shutil
@@ -108,6 +110,35 @@ def test_dev_mode_prints_a_curl_line_that_works_and_sighup_reloads(tmp_path: Pat
         context = ssl.create_default_context(cafile=tmp_path / ".edgewarden-dev" / "ca.crt")
         ready = httpx.get(f"https://localhost:{port}/readyz", verify=context)
         assert ready.json() == {"status": "ready"}
+    finally:
+        process.terminate()
+        process.wait(timeout=WAIT)
+
+
+def test_serve_applies_the_flavour_flag_and_serves_metrics_on_their_own_port(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(Path(__file__).parents[2] / "policies", tmp_path / "policies")
+    process = subprocess.Popen(
+        [*EDGEWARDEN, "serve", "--dev", "--port", "0", "--metrics-port", "0",
+         "--internal-lb-flavour", "gcp"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    output = _Output(process)
+    try:
+        port = output.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1)
+        metrics_port = output.wait_for(r"metrics on http://127\.0\.0\.1:(\d+)/metrics").group(1)
+        dev = tmp_path / ".edgewarden-dev"
+        context = ssl.create_default_context(cafile=dev / "ca.crt")
+        answer = httpx.post(f"https://localhost:{port}/mutate", verify=context,
+                            content=(dev / "review.json").read_bytes(),
+                            headers={"Content-Type": "application/json"}).json()
+        patch = json.loads(base64.b64decode(answer["response"]["patch"]))
+        assert patch == [{"op": "add", "path": "/metadata/annotations",
+                          "value": {"networking.gke.io/load-balancer-type": "Internal"}}]
+        scraped = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics").text
+        assert 'edgewarden_requests_total{endpoint="mutate",result="patched"} 1.0' in scraped
     finally:
         process.terminate()
         process.wait(timeout=WAIT)

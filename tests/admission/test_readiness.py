@@ -35,6 +35,18 @@ class _UnsyncedCluster:
     def state(self) -> dict[str, dict[str, Any]]:
         return {"Service": {"synced": False, "objects": 0, "relists": 1}}
 
+    def register_counters(self, counters: Any) -> None:
+        pass
+
+    def attach_reservations(self, sink: Any) -> None:
+        pass
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
 
 class _Certificate:
     def __init__(self, not_after: datetime.datetime) -> None:

@@ -6,6 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from webhook.cli.app import app
 
 from .helpers import FIXTURES, POLICIES, RENDERED, run
 
@@ -210,3 +213,62 @@ def test_shipped_policies_in_dot_policies_are_the_default(monkeypatch: pytest.Mo
     assert ("shop-admin", "deny-nodeport-in-production") in denied
     assert ("shop-metrics", "limit-loadbalancers-per-namespace") in denied
     assert ("shop", "require-ingress-tls-in-production") in denied
+
+
+LOADBALANCER = """\
+apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: team}
+spec:
+  type: LoadBalancer
+  ports: [{port: 443}]
+"""
+SHIPPED = str(Path(__file__).parents[2] / "policies")
+
+
+def _annotations_after_check(*args: str, env: dict[str, str] | None = None) -> dict[str, str]:
+    result = CliRunner().invoke(
+        app, ["check", "-p", SHIPPED, "-o", "json", "-f", "-", *args],
+        input=LOADBALANCER, env=env, catch_exceptions=False,
+    )
+    (obj,) = json.loads(result.stdout)["results"]
+    (patched,) = [f for f in obj["findings"] if f["result"] == "patch"]
+    (operation,) = patched["patch"]
+    assert operation["path"] == "/metadata/annotations"
+    return operation["value"]
+
+
+def test_the_internal_lb_flavour_flag_and_its_environment_variable_reach_check() -> None:
+    assert _annotations_after_check() == {
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true"
+    }
+    assert _annotations_after_check("--internal-lb-flavour", "gcp") == {
+        "networking.gke.io/load-balancer-type": "Internal"
+    }
+    assert _annotations_after_check(env={"EDGEWARDEN_INTERNAL_LB_FLAVOUR": "azure"}) == {
+        "service.beta.kubernetes.io/azure-load-balancer-internal": "true"
+    }
+
+
+def test_an_unknown_flavour_is_refused_with_exit_2() -> None:
+    result = run("check", "-p", SHIPPED, "-f", "-", "--internal-lb-flavour", "oracle",
+                 stdin=LOADBALANCER)
+    assert result.exit_code == 2
+    assert "'oracle' is not one of aws" in result.output
+
+
+def test_repeated_policies_options_load_every_path(tmp_path: Path) -> None:
+    # -p A -p B means both, not only B.
+    nodeport = Path(SHIPPED) / "deny-nodeport-in-production.yaml"
+    external = Path(SHIPPED) / "deny-external-ips.yaml"
+    manifest = (
+        "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop, labels: {environment: prod}}\n"
+        "---\napiVersion: v1\nkind: Service\nmetadata: {name: debug, namespace: shop}\n"
+        "spec: {type: NodePort, externalIPs: [10.0.0.1], ports: [{port: 80}]}\n"
+    )
+    result = run("check", "-p", str(nodeport), "-p", str(external), "-o", "json", "-f", "-",
+                 stdin=manifest)
+    assert result.exit_code == 1
+    (obj,) = json.loads(result.stdout)["results"]
+    denied = {f["policy"] for f in obj["findings"] if f["result"] == "deny"}
+    assert denied == {"deny-nodeport-in-production", "deny-external-ips"}

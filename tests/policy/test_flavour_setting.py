@@ -1,4 +1,4 @@
-"""The internal-LB flavour is one setting for a whole installation."""
+"""The internal-LB flavour is one setting for a whole installation, passed in by the caller."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
 from webhook.policy.engine import Engine
-from webhook.policy.loader import AS_WRITTEN, FLAVOUR_ENVIRONMENT, load_policies
+from webhook.policy.loader import load_policies
 from webhook.policy.model import InternalLoadBalancer
 
 from .conftest import make_request, service
@@ -23,14 +23,12 @@ def flavour_of(policies) -> str:
     return mutation.flavour
 
 
-def test_the_shipped_policy_is_aws_as_written(monkeypatch) -> None:
-    monkeypatch.delenv(FLAVOUR_ENVIRONMENT, raising=False)
+def test_the_shipped_policy_is_aws_as_written() -> None:
     assert flavour_of(load_policies(POLICIES)) == "aws"
 
 
-def test_the_setting_overrides_the_flavour_of_every_policy(monkeypatch) -> None:
-    monkeypatch.setenv(FLAVOUR_ENVIRONMENT, "gcp")
-    policies = load_policies(POLICIES)
+def test_the_setting_overrides_the_flavour_of_every_policy() -> None:
+    policies = load_policies(POLICIES, internal_lb_flavour="gcp")
     assert flavour_of(policies) == "gcp"
     decision = Engine(policies).evaluate(
         make_request("CREATE", service("lb", "team", "LoadBalancer")), MemoryCluster()
@@ -39,10 +37,14 @@ def test_the_setting_overrides_the_flavour_of_every_policy(monkeypatch) -> None:
         "networking.gke.io/load-balancer-type": "Internal"
     }
     assert flavour_of(load_policies(POLICIES, internal_lb_flavour="azure")) == "azure"
-    assert flavour_of(load_policies(POLICIES, internal_lb_flavour=AS_WRITTEN)) == "aws"
 
 
-def test_an_unknown_flavour_is_a_clear_error(monkeypatch) -> None:
-    monkeypatch.setenv(FLAVOUR_ENVIRONMENT, "oracle")
+def test_the_environment_does_not_reach_the_loader(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The CLI reads EDGEWARDEN_INTERNAL_LB_FLAVOUR at its edge; the loader takes arguments.
+    monkeypatch.setenv("EDGEWARDEN_INTERNAL_LB_FLAVOUR", "gcp")
+    assert flavour_of(load_policies(POLICIES)) == "aws"
+
+
+def test_an_unknown_flavour_is_a_clear_error() -> None:
     with pytest.raises(PolicyLoadError, match="unknown flavour 'oracle'"):
-        load_policies(POLICIES)
+        load_policies(POLICIES, internal_lb_flavour="oracle")

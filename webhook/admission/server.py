@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -18,8 +19,10 @@ from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from wsgiref.simple_server import WSGIServer
 
 import uvicorn
+from prometheus_client import start_http_server
 
 from webhook.admission.app import ASGIApp, create_app
 from webhook.admission.auditlog import AuditLog
@@ -28,10 +31,11 @@ from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.settings import ServerSettings
 from webhook.admission.state import ServerState, certificate_expiry
 from webhook.certs.tls import ServingCertificate, uvicorn_config, watch_certificate
+from webhook.cluster.backend import ClusterBackend
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import CertificateError
-from webhook.policy.ports import ClusterView
+from webhook.policy.loader import load_policies
 
 log = logging.getLogger("edgewarden.server")
 
@@ -45,7 +49,7 @@ class Runtime:
     app: ASGIApp
     reloader: PolicyReloader
     certificate: ServingCertificate
-    cluster: ClusterView
+    cluster: ClusterBackend
     reservations: Reservations
     dev_ca_bundle: str | None = None
 
@@ -55,13 +59,9 @@ def build_runtime(settings: ServerSettings) -> Runtime:
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
     reservations = Reservations(ttl_seconds=settings.reservation_ttl_seconds)
-    attach = getattr(cluster, "attach_reservations", None)
-    if attach is not None:
-        attach(reservations)  # the watch releases a reservation when it sees the object
+    cluster.attach_reservations(reservations)  # the watch releases what it sees appear
     metrics = Metrics()
-    read_state = getattr(cluster, "state", None)
-    if read_state is not None:
-        metrics.watch_cluster(read_state)
+    metrics.watch_cluster(cluster.state)
     metrics.watch_certificate(lambda: certificate_expiry(certificate))
     state = ServerState(
         cluster=cluster,
@@ -72,7 +72,11 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         max_body_bytes=settings.max_body_bytes,
         certificate=certificate,
     )
-    reloader = PolicyReloader(settings.policies, state)
+    reloader = PolicyReloader(
+        settings.policies,
+        state,
+        loader=functools.partial(load_policies, internal_lb_flavour=settings.internal_lb_flavour),
+    )
     reloader.load_initial()
     return Runtime(settings, state, create_app(state), reloader, certificate, cluster,
                    reservations, ca_bundle)
@@ -115,7 +119,7 @@ def _first_certificate_sync(cert_dir: Path) -> None:
         raise CertificateError(f"--manage-certs: first certificate sync failed: {error}") from None
 
 
-def _cluster(settings: ServerSettings) -> ClusterView:
+def _cluster(settings: ServerSettings) -> ClusterBackend:
     if settings.cluster_state is not None:
         return MemoryCluster.from_yaml(settings.cluster_state)
     if settings.dev:
@@ -150,9 +154,8 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
     if settings.manage_certs:
         background.append(_certificate_manager(settings))
     tasks = [asyncio.create_task(coroutine) for coroutine in background]
-    start = getattr(runtime.cluster, "start", None)
-    if start is not None:
-        start()  # watch threads; /readyz says "not synced" until they have listed
+    runtime.cluster.start()  # watch threads; /readyz says "not synced" until they have listed
+    metrics_server = _metrics_server(runtime)
     loop = asyncio.get_running_loop()
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
@@ -167,10 +170,22 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        stop = getattr(runtime.cluster, "stop", None)
-        if stop is not None:
-            await asyncio.to_thread(stop)
+        await asyncio.to_thread(runtime.cluster.stop)
+        if metrics_server is not None:
+            metrics_server.shutdown()
         runtime.state.audit.close()
+
+
+def _metrics_server(runtime: Runtime) -> WSGIServer | None:
+    """``--metrics-port``: /metrics over plain HTTP for Prometheus, on its own thread."""
+    port = runtime.settings.metrics_port
+    if port is None:
+        return None
+    server, _thread = start_http_server(
+        port, addr=runtime.settings.host, registry=runtime.state.metrics.registry
+    )
+    log.info("metrics on http://%s:%d/metrics", runtime.settings.host, server.server_port)
+    return server
 
 
 async def _purge_reservations(reservations: Reservations, ttl: float) -> None:

@@ -26,6 +26,8 @@ class ServerSettings:
     cert_dir: Path | None = None
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
+    internal_lb_flavour: str | None = None  # None: each policy's own
+    metrics_port: int | None = None  # plain-HTTP /metrics beside the HTTPS port
     # How often files are checked; tests shorten these.
     policy_poll_seconds: float = 2.0
     cert_poll_seconds: float = 10.0

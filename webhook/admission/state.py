@@ -7,6 +7,7 @@ set it started with and the next one sees the new set.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -16,11 +17,13 @@ from typing import Any, Protocol
 
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.metrics import Metrics
+from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
+from webhook.cluster.backend import ClusterBackend
 from webhook.policy.compiled import CompiledPolicies
 from webhook.policy.decision import FailurePolicy, LimitClaim, Mode
 from webhook.policy.engine import Engine
 from webhook.policy.model import Policy, PolicySet
-from webhook.policy.ports import ClusterView, ObjectCounter
+from webhook.policy.ports import ClusterView
 
 log = logging.getLogger("edgewarden.server")
 
@@ -39,7 +42,7 @@ class Certificate(Protocol):
     """webhook.certs.tls.ServingCertificate, as readiness and metrics use it."""
 
     @property
-    def not_after(self) -> Any: ...
+    def not_after(self) -> datetime.datetime: ...
 
 
 @dataclass(slots=True)
@@ -96,12 +99,12 @@ def _is_audit(policy: Policy) -> bool:
 
 @dataclass(slots=True)
 class ServerState:
-    cluster: ClusterView
+    cluster: ClusterBackend
     metrics: Metrics
     audit: AuditLog
     reservations: ReservationBook | None = None
     dry_run: bool = False
-    max_body_bytes: int = 6 * 1024 * 1024
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     certificate: Certificate | None = None
     policies: LoadedPolicies | None = None
     view: ClusterView = field(init=False)
@@ -115,10 +118,7 @@ class ServerState:
     def install(self, policies: PolicySet) -> None:
         """Swap in a loaded policy set (already known to be valid) and tell the cluster."""
         loaded = LoadedPolicies.build(policies, dry_run=self.dry_run)
-        register = getattr(self.cluster, "register_counters", None)
-        if register is not None:
-            counters: list[ObjectCounter] = loaded.engine.counters()
-            register(counters)
+        self.cluster.register_counters(loaded.engine.counters())
         self.policies = loaded
         self.metrics.policies_loaded.set(len(policies))
         log.info("serving %d policies: %s", len(policies), ", ".join(sorted(loaded.names)))
@@ -128,7 +128,7 @@ class ServerState:
         reasons: list[str] = []
         if self.policies is None:
             reasons.append("no policy set loaded")
-        if getattr(self.cluster, "synced", True) is False:
+        if not self.cluster.synced:
             reasons.append("cluster cache not synced yet")
         expiry = certificate_expiry(self.certificate)
         if expiry is not None and expiry <= time.time():
@@ -138,13 +138,8 @@ class ServerState:
 
 
 def certificate_expiry(certificate: Certificate | None) -> float | None:
-    """``not_after`` as a Unix timestamp, whatever form the certificate object keeps it in."""
+    """When ``certificate`` expires, as a Unix timestamp (None: no certificate)."""
     if certificate is None:
         return None
-    not_after = certificate.not_after
-    if not_after is None:
-        return None
-    if hasattr(not_after, "timestamp"):
-        return float(not_after.timestamp())
-    return float(not_after)
+    return certificate.not_after.timestamp()
 

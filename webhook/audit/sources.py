@@ -7,6 +7,7 @@ of objects, judged by the same code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from webhook.audit.manifests import Manifest, load_manifests
@@ -17,9 +18,11 @@ from webhook.policy.model import PolicySet
 DEFAULT_POLICIES = Path("policies")
 
 
-def resolve_policies(path: Path | None) -> PolicySet:
-    """``--policies`` or, without it, ./policies when it exists; PolicyLoadError otherwise."""
-    if path is None:
+def resolve_policies(
+    paths: Sequence[Path] | None, *, internal_lb_flavour: str | None = None
+) -> PolicySet:
+    """Every ``--policies`` path or, without any, ./policies when it exists."""
+    if not paths:
         if not DEFAULT_POLICIES.exists():
             raise PolicyLoadError(
                 [
@@ -31,8 +34,8 @@ def resolve_policies(path: Path | None) -> PolicySet:
                     )
                 ]
             )
-        path = DEFAULT_POLICIES
-    return load_policies(path)
+        paths = [DEFAULT_POLICIES]
+    return load_policies(*paths, internal_lb_flavour=internal_lb_flavour)
 
 
 def cluster_objects(cluster_state: Path | None) -> list[Manifest]:

@@ -27,6 +27,7 @@ from webhook.audit.results import ScanReport
 from webhook.audit.scan import DEFAULT_NAMESPACE, audit_objects, check_manifests
 from webhook.audit.sources import cluster_objects, resolve_policies
 from webhook.cli.app import app, console, err_console, user_errors
+from webhook.cli.options import FlavourOption, PoliciesOption
 from webhook.errors import EdgewardenError, ManifestError
 
 
@@ -45,12 +46,6 @@ class AuditFormat(StrEnum):
     POLICYREPORT = "policyreport"
 
 
-PoliciesOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--policies", "-p", help="Policy file or folder (default: ./policies when it exists)."
-    ),
-]
 OutOption = Annotated[
     Path | None, typer.Option("--out", help="Write the report here instead of stdout.")
 ]
@@ -71,6 +66,7 @@ def check(
         typer.Option("--filename", "-f", help="Manifest file, folder (recursive) or - for stdin."),
     ],
     policies: PoliciesOption = None,
+    internal_lb_flavour: FlavourOption = None,
     namespace_labels: Annotated[
         list[str] | None,
         typer.Option(
@@ -89,7 +85,7 @@ def check(
 
     Exit 1 when anything Enforce would deny; Warn and Audit findings do not fail.
     """
-    policy_set = resolve_policies(policies)
+    policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
     manifests = load_manifests(filenames)
     scan = check_manifests(
         manifests,
@@ -107,6 +103,7 @@ def check(
 def audit(
     cluster_state: ClusterStateOption = None,
     policies: PoliciesOption = None,
+    internal_lb_flavour: FlavourOption = None,
     output: Annotated[AuditFormat, typer.Option("--output", "-o")] = AuditFormat.TEXT,
     out: OutOption = None,
     fail_on_violation: Annotated[
@@ -115,7 +112,7 @@ def audit(
     ] = False,
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
-    policy_set = resolve_policies(policies)
+    policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
     scan = audit_objects(cluster_objects(cluster_state), policy_set)
     emit(scan, output.value, out)
     if fail_on_violation and scan.failed:
@@ -128,6 +125,7 @@ def report_command(
     html: Annotated[Path, typer.Option("--html", help="Write the HTML page here.")],
     cluster_state: ClusterStateOption = None,
     policies: PoliciesOption = None,
+    internal_lb_flavour: FlavourOption = None,
     cost_per_lb: Annotated[
         float,
         typer.Option(
@@ -138,7 +136,7 @@ def report_command(
     ] = DEFAULT_COST_PER_LB,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
-    policy_set = resolve_policies(policies)
+    policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
     objects = cluster_objects(cluster_state)
     scan = audit_objects(objects, policy_set)
     write(html, render_html(scan, [m.obj for m in objects], cost_per_lb=cost_per_lb))
@@ -150,6 +148,7 @@ def report_command(
 def quota(
     cluster_state: ClusterStateOption = None,
     policies: PoliciesOption = None,
+    internal_lb_flavour: FlavourOption = None,
     namespaces: Annotated[
         list[str] | None,
         typer.Option("--namespace", "-n", help="Only these namespaces (repeatable)."),
@@ -157,7 +156,7 @@ def quota(
     out: OutOption = None,
 ) -> None:
     """ResourceQuota objects that back each LoadBalancer cap at the API server."""
-    policy_set = resolve_policies(policies)
+    policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
     objects = cluster_objects(cluster_state)
     text = render_quotas(objects, policy_set, only=namespaces or None)
     if out is None:

@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from webhook.admission.settings import (
+    DEFAULT_DEV_DIR,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_PORT,
+    ServerSettings,
+)
 from webhook.cli.app import app, console, user_errors
+from webhook.cli.options import FlavourOption, PoliciesOption
 from webhook.errors import EdgewardenError
-from webhook.policy.loader import FLAVOUR_ENVIRONMENT
-from webhook.policy.model import INTERNAL_LB_FLAVOURS
-
-MAX_BODY = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
-DEV_DIR = Path(".edgewarden-dev")
 
 
 @app.command()
 @user_errors
 def serve(
-    policies: Annotated[list[Path] | None, typer.Option(
-        "--policies", help="Policy file or folder (repeatable). Default: ./policies")] = None,
+    policies: PoliciesOption = None,
     host: Annotated[str | None, typer.Option(
         help="Address to bind. Default 0.0.0.0, or 127.0.0.1 with --dev.")] = None,
-    port: Annotated[int, typer.Option(help="HTTPS port.")] = 8443,
+    port: Annotated[int, typer.Option(help="HTTPS port.")] = DEFAULT_PORT,
+    metrics_port: Annotated[int | None, typer.Option(
+        "--metrics-port", help="Also serve GET /metrics over plain HTTP on this port "
+        "(for Prometheus; default: /metrics only on the HTTPS port).")] = None,
     tls_cert: Annotated[Path | None, typer.Option(
         "--tls-cert", help="Serving certificate (PEM).")] = None,
     tls_key: Annotated[Path | None, typer.Option(
@@ -39,34 +42,24 @@ def serve(
     dev: Annotated[bool, typer.Option(
         "--dev", help="Self-signed certificates, in-memory cluster: try it on a laptop.")] = False,
     dev_dir: Annotated[Path, typer.Option(
-        "--dev-dir", help="Where --dev keeps certificates and a sample review.")] = DEV_DIR,
+        "--dev-dir", help="Where --dev keeps certificates and a sample review.")] = DEFAULT_DEV_DIR,
     manage_certs: Annotated[bool, typer.Option(
         "--manage-certs", help="Issue and rotate the serving certificate.")] = False,
     cert_dir: Annotated[Path | None, typer.Option(
         "--cert-dir", help="Where --manage-certs writes tls.crt/tls.key.")] = None,
     max_body_bytes: Annotated[int, typer.Option(
-        "--max-body-bytes", help="Largest request body accepted (413 above).")] = MAX_BODY,
+        "--max-body-bytes", help="Largest request body accepted (413 above).")
+    ] = DEFAULT_MAX_BODY_BYTES,
     log_level: Annotated[str, typer.Option(
         "--log-level", help="debug, info, warning or error.")] = "info",
-    internal_lb_flavour: Annotated[str | None, typer.Option(
-        "--internal-lb-flavour", envvar=FLAVOUR_ENVIRONMENT,
-        help="Cloud of every internalLoadBalancer mutation: aws, aws-lbc, gcp or azure "
-             "(default: as each policy says).")] = None,
+    internal_lb_flavour: FlavourOption = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Imported here so the other commands start without the server stack.
     from webhook.admission.server import build_runtime, run
-    from webhook.admission.settings import ServerSettings
 
-    if internal_lb_flavour:
-        if internal_lb_flavour not in INTERNAL_LB_FLAVOURS:
-            raise typer.BadParameter(
-                f"one of {', '.join(INTERNAL_LB_FLAVOURS)}", param_hint="--internal-lb-flavour"
-            )
-        # Every load, reloads included, reads the setting from here.
-        os.environ[FLAVOUR_ENVIRONMENT] = internal_lb_flavour
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")
     settings = ServerSettings(
@@ -75,6 +68,7 @@ def serve(
         port=port, tls_cert=tls_cert, tls_key=tls_key, dry_run=dry_run, audit_log=audit_log,
         cluster_state=cluster_state, dev=dev, dev_dir=dev_dir, manage_certs=manage_certs,
         cert_dir=cert_dir, max_body_bytes=max_body_bytes, log_level=log_level,
+        internal_lb_flavour=internal_lb_flavour, metrics_port=metrics_port,
     )
     for path in settings.policies:
         if not path.exists():

@@ -24,10 +24,11 @@ import logging
 import threading
 import time
 from collections.abc import Iterable, Mapping, Set
-from typing import Any, Protocol
+from typing import Any
 
 from kubernetes import client
 
+from webhook.cluster.backend import ObservationSink
 from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import Informer, InformerSettings, Resource
 from webhook.cluster.kube_store import INGRESS, NAMESPACE, SERVICE, KubeStore
@@ -36,12 +37,6 @@ from webhook.policy.ports import ObjectCounter
 log = logging.getLogger("edgewarden.cluster")
 
 KINDS = (NAMESPACE, SERVICE, INGRESS)
-
-
-class ObservationSink(Protocol):
-    """What the cache tells when an object shows up (``Reservations`` implements it)."""
-
-    def observed(self, kind: str, namespace: str, name: str) -> None: ...
 
 
 class KubeCluster:

@@ -9,6 +9,7 @@ from typing import Any
 
 import yaml
 
+from webhook.cluster.backend import ObservationSink
 from webhook.errors import ClusterStateError
 from webhook.policy.ports import ObjectCounter
 
@@ -112,10 +113,25 @@ class MemoryCluster:
             self._count_cache[cache_key] = names
         return names
 
-    # In-memory state is complete the moment it is built.
-    synced = True
+    # ---- ClusterBackend: a static cluster is complete the moment it is built ----
 
-    def state(self) -> dict[str, Any]:
+    @property
+    def synced(self) -> bool:
+        return True
+
+    def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
+        """Nothing to index: counting walks one namespace's objects, cached per change."""
+
+    def attach_reservations(self, sink: ObservationSink | None) -> None:
+        """Nothing appears here on its own; reservations simply expire."""
+
+    def start(self) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def state(self) -> dict[str, dict[str, Any]]:
         kinds: dict[str, int] = {}
         for kind, _, _ in self._objects:
             kinds[kind] = kinds.get(kind, 0) + 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,6 @@ from webhook.policy.selectors import LabelSelector, Requirement
 from webhook.policy.yamlsource import LocatedDocument, Path_, YamlSyntaxError, read_documents
 
 DESCRIPTION_ANNOTATION = "edgewarden.dev/description"
-# The cloud flavour of every internalLoadBalancer mutation, for a whole installation.
-FLAVOUR_ENVIRONMENT = "EDGEWARDEN_INTERNAL_LB_FLAVOUR"
-AS_WRITTEN = "as-written"  # keep each policy's own flavour (test suites assert it)
 _VALIDATOR = Draft202012Validator(POLICY_SCHEMA)
 
 # What each kind of expression may see (as in ValidatingAdmissionPolicy).
@@ -63,22 +59,17 @@ def policy_files(path: Path) -> list[Path]:
 def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) -> PolicySet:
     """Load every policy under ``paths``; raise PolicyLoadError listing every problem found.
 
-    ``internal_lb_flavour`` overrides the flavour of every ``internalLoadBalancer`` mutation,
-    so the shipped policy serves any cloud unchanged; without it, the environment variable
-    EDGEWARDEN_INTERNAL_LB_FLAVOUR does (``serve --internal-lb-flavour`` sets it), and
-    ``as-written`` keeps each policy's own.
+    ``internal_lb_flavour`` (an installation setting, passed in by the caller) overrides the
+    flavour of every ``internalLoadBalancer`` mutation, so the shipped policy serves any
+    cloud unchanged; None keeps each policy's own.
     """
-    if internal_lb_flavour is None:
-        internal_lb_flavour = os.environ.get(FLAVOUR_ENVIRONMENT) or None
-    if internal_lb_flavour == AS_WRITTEN:
-        internal_lb_flavour = None
     if internal_lb_flavour is not None and internal_lb_flavour not in INTERNAL_LB_FLAVOURS:
         raise PolicyLoadError(
             [
                 PolicyProblem(
                     "<settings>",
                     None,
-                    FLAVOUR_ENVIRONMENT,
+                    "internal-lb-flavour",
                     f"unknown flavour {internal_lb_flavour!r} "
                     f"(one of {', '.join(INTERNAL_LB_FLAVOURS)})",
                 )

@@ -12,7 +12,7 @@ from webhook.cluster.memory import MemoryCluster
 from webhook.errors import EdgewardenError
 from webhook.policy.decision import Decision
 from webhook.policy.engine import Engine
-from webhook.policy.loader import AS_WRITTEN, load_policies
+from webhook.policy.loader import load_policies
 from webhook.policy.request import UserInfo, make_request
 from webhook.suites.model import Expectation, TestCase, TestSuite, discover_suites, load_suite
 
@@ -61,7 +61,7 @@ def run_suite(suite: TestSuite) -> SuiteResult:
     result = SuiteResult(suite=suite.name, file=suite.file)
     try:
         # A suite asserts the flavour its policies are written with, whatever the setting.
-        engine = Engine(load_policies(*suite.policy_paths, internal_lb_flavour=AS_WRITTEN))
+        engine = Engine(load_policies(*suite.policy_paths))
         cluster = MemoryCluster.from_yaml(*suite.cluster_paths)
     except EdgewardenError as error:
         result.error = str(error)

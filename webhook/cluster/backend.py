@@ -1,0 +1,47 @@
+"""What the server needs of a cluster backend beyond the engine's view, as one protocol.
+
+Both backends (the in-memory cluster and the Kubernetes watch cache) implement all of it,
+so the server calls these methods directly instead of probing for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Protocol
+
+from webhook.policy.ports import ClusterView, ObjectCounter
+
+
+class ObservationSink(Protocol):
+    """Told when the cache sees an object appear (``Reservations`` implements it)."""
+
+    def observed(self, kind: str, namespace: str, name: str) -> None: ...
+
+
+class ClusterBackend(ClusterView, Protocol):
+    """A cluster the server runs on: the engine's view plus its lifecycle and readiness."""
+
+    @property
+    def synced(self) -> bool:
+        """True once the backend holds the whole cluster (always, for a YAML file)."""
+        ...
+
+    def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
+        """Index exactly these limit counters (start-up and every policy reload)."""
+        ...
+
+    def attach_reservations(self, sink: ObservationSink | None) -> None:
+        """Tell ``sink`` about every object that appears."""
+        ...
+
+    def state(self) -> Mapping[str, Mapping[str, Any]]:
+        """Per kind: ``synced``, ``objects`` and backend-specific numbers (metrics)."""
+        ...
+
+    def start(self) -> None:
+        """Begin following the cluster (no-op for a static one)."""
+        ...
+
+    def stop(self) -> None:
+        """Stop following it and release threads and connections."""
+        ...
