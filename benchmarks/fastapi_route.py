@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import FastAPI, Request, Response
 
 from webhook.admission import handlers
-from webhook.admission.review import ReviewError, parse_review
+from webhook.admission.review import ReviewError, encode_review, parse_review
 from webhook.admission.server import build_runtime
 from webhook.admission.settings import ServerSettings
 
@@ -30,5 +30,5 @@ async def validate(request: Request) -> Response:
         review = parse_review(await request.body())
     except ReviewError as error:
         return Response(str(error), status_code=400)
-    body, _ = handlers.validate(_state, review)
-    return Response(body, media_type="application/json")
+    answer = handlers.validate(_state, review)
+    return Response(encode_review(review, answer.response), media_type="application/json")

@@ -10,9 +10,10 @@ import pytest
 from webhook.admission.review import (
     ReviewError,
     audit_annotation_key,
+    build_response,
     decode_patch,
+    encode_review,
     parse_review,
-    render_response,
 )
 
 from .harness import load_review
@@ -56,7 +57,9 @@ def test_parse_refuses_with_a_reason(body: bytes, reason: str) -> None:
 
 def test_render_deny_has_status_403_and_echoes_envelope_and_uid() -> None:
     review = parse_review(orjson.dumps(load_review("nodeport-create-payments.json")))
-    body = orjson.loads(render_response(review, "u-1", allowed=False, message="no"))
+    body = orjson.loads(
+        encode_review(review, build_response("u-1", allowed=False, message="no"))
+    )
     assert body["apiVersion"] == "admission.k8s.io/v1"
     assert body["kind"] == "AdmissionReview"
     assert body["response"] == {"uid": "u-1", "allowed": False,
@@ -65,7 +68,7 @@ def test_render_deny_has_status_403_and_echoes_envelope_and_uid() -> None:
 
 def test_render_patch_is_base64_json_patch() -> None:
     patch = [{"op": "add", "path": "/metadata/annotations/a~1b", "value": "c"}]
-    body = render_response(None, "u-2", allowed=True, patch=patch)
+    body = encode_review(None, build_response("u-2", allowed=True, patch=patch))
     response = orjson.loads(body)["response"]
     assert response["patchType"] == "JSONPatch"
     assert orjson.loads(base64.b64decode(response["patch"])) == patch
@@ -73,7 +76,7 @@ def test_render_patch_is_base64_json_patch() -> None:
 
 
 def test_render_allow_is_minimal() -> None:
-    response = orjson.loads(render_response(None, "u-3", allowed=True))["response"]
+    response = orjson.loads(encode_review(None, build_response("u-3", allowed=True)))["response"]
     assert response == {"uid": "u-3", "allowed": True}
 
 

@@ -13,28 +13,22 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from collections.abc import Callable
 
 import orjson
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook.admission import handlers
 from webhook.admission.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from webhook.admission.review import ReviewError, parse_review
+from webhook.admission.review import Review, ReviewError, encode_review, parse_review
 from webhook.admission.state import ServerState
 
 log = logging.getLogger("edgewarden.server")
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 _JSON_HEADERS = [(b"content-type", b"application/json")]
-_Handler = Callable[[ServerState, Any], tuple[bytes, str]]
+_Handler = Callable[[ServerState, Review], handlers.Answer]
 
 
 class _ClientGone(Exception):
@@ -126,7 +120,7 @@ class _AdmissionEndpoint:
             await self._refuse(send, 400, "BadRequest", str(error))
             return
         try:
-            answer, result = self.handler(self.state, review)
+            answer = self.handler(self.state, review)
         except Exception as error:
             # Never a 500: the API server would apply the webhook's failurePolicy to an
             # error blindly; answering ourselves applies the policies' own. The log gets the
@@ -134,12 +128,15 @@ class _AdmissionEndpoint:
             log.error("internal error judging uid %s on /%s (%s):\n%s",
                       review.request.uid, self.name, type(error).__name__,
                       "".join(traceback.format_tb(error.__traceback__)))
-            answer, result = handlers.failure_response(self.state, review, self.name), "error"
+            answer = handlers.Answer(
+                handlers.failure_response(self.state, review, self.name), "error"
+            )
+        body = encode_review(review, answer.response)
         self.state.metrics.observe_decision(self.name, time.perf_counter() - started)
-        self.state.metrics.count_request(self.name, result)
+        self.state.metrics.count_request(self.name, answer.result)
         await send({"type": "http.response.start", "status": 200, "headers": [
-            *_JSON_HEADERS, (b"content-length", str(len(answer)).encode())]})
-        await send({"type": "http.response.body", "body": answer})
+            *_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
+        await send({"type": "http.response.body", "body": body})
 
     async def _refuse(self, send: Send, code: int, reason: str, message: str) -> None:
         self.state.metrics.count_request(self.name, "bad_request")

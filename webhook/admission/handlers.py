@@ -9,9 +9,11 @@ the final object is judged (SPEC "Responses").
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
+from webhook.admission import wire
 from webhook.admission.auditlog import RECORDED, WOULD_DENY, WOULD_PATCH, AuditEntry
-from webhook.admission.review import Review, render_response
+from webhook.admission.review import Review, build_response
 from webhook.admission.state import LoadedPolicies, ServerState
 from webhook.policy.decision import Decision, Mode, ViolationSource
 from webhook.policy.request import AdmissionRequest
@@ -19,12 +21,20 @@ from webhook.policy.request import AdmissionRequest
 log = logging.getLogger("edgewarden.server")
 
 
-def validate(state: ServerState, review: Review) -> tuple[bytes, str]:
-    """The verdict for one review, and the result label for metrics."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What an endpoint answers, and the result label its metrics count it under."""
+
+    response: wire.AdmissionResponse
+    result: str
+
+
+def validate(state: ServerState, review: Review) -> Answer:
+    """The verdict for one review."""
     loaded = state.policies
     request = review.request
     if loaded is None:
-        return not_ready_response(review), "error"
+        return Answer(not_ready_response(review), "error")
     decision = _evaluate_reserving(state, loaded, request)
     entries: list[AuditEntry] = []
     for violation in decision.violations:
@@ -43,8 +53,7 @@ def validate(state: ServerState, review: Review) -> tuple[bytes, str]:
             continue
         entries.append(AuditEntry(violation.policy, declared.value, violation.message, action))
     state.audit.write(request, entries)
-    body = render_response(
-        review,
+    response = build_response(
         request.uid,
         allowed=decision.allowed,
         message=decision.deny_message() if not decision.allowed else None,
@@ -57,15 +66,15 @@ def validate(state: ServerState, review: Review) -> tuple[bytes, str]:
         result = "warned"
     else:
         result = "allowed"
-    return body, result
+    return Answer(response, result)
 
 
-def mutate(state: ServerState, review: Review) -> tuple[bytes, str]:
+def mutate(state: ServerState, review: Review) -> Answer:
     """The patch for one review (none in dry-run), always allowed."""
     loaded = state.policies
     request = review.request
     if loaded is None:
-        return not_ready_response(review), "error"
+        return Answer(not_ready_response(review), "error")
     decision = loaded.mutate_engine.evaluate(request, state.view)
     # In dry-run every patch is withheld; Audit-mode mutating policies are evaluated
     # apart and only reported.
@@ -79,31 +88,31 @@ def mutate(state: ServerState, review: Review) -> tuple[bytes, str]:
         for m in withheld
     ]
     state.audit.write(request, entries)
-    body = render_response(review, request.uid, allowed=True, patch=patch)
-    return body, "patched" if patch else "allowed"
+    response = build_response(request.uid, allowed=True, patch=patch)
+    return Answer(response, "patched" if patch else "allowed")
 
 
-def failure_response(state: ServerState, review: Review, endpoint: str) -> bytes:
+def failure_response(state: ServerState, review: Review, endpoint: str) -> wire.AdmissionResponse:
     """Answer after an unexpected error as the policies' failurePolicy says: deny when a
     policy for this kind is ``Fail``, otherwise allow (the error is in the server log)."""
     loaded = state.policies
     request = review.request
     fail = loaded is None or request.kind in loaded.failing_kinds
     if fail:
-        return render_response(
-            review, request.uid, allowed=False, code=500, reason="InternalError",
+        return build_response(
+            request.uid, allowed=False, code=500, reason="InternalError",
             message=(f"edgewarden could not judge this request (uid {request.uid}, see the "
                      f"webhook's log); its policies for {request.kind} say failurePolicy: Fail"),
         )
-    return render_response(review, request.uid, allowed=True, warnings=[
+    return build_response(request.uid, allowed=True, warnings=[
         f"edgewarden could not judge this request on /{endpoint} (uid {request.uid}); "
         "allowed because its policies say failurePolicy: Ignore"
     ])
 
 
-def not_ready_response(review: Review) -> bytes:
-    return render_response(
-        review, review.request.uid, allowed=False, code=503, reason="ServiceUnavailable",
+def not_ready_response(review: Review) -> wire.AdmissionResponse:
+    return build_response(
+        review.request.uid, allowed=False, code=503, reason="ServiceUnavailable",
         message="edgewarden has no policy set loaded yet",
     )
 

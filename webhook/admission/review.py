@@ -15,10 +15,8 @@ from typing import Any
 
 import orjson
 
+from webhook.admission import wire
 from webhook.policy.request import AdmissionRequest, UserInfo
-
-API_VERSION = "admission.k8s.io/v1"
-KIND = "AdmissionReview"
 
 # An auditAnnotations key is prefixed by the API server with the webhook's name and a "/",
 # and the whole must be a qualified name; a key that is not a valid name part (<= 63
@@ -50,11 +48,11 @@ def parse_review(body: bytes) -> Review:
     if not isinstance(document, dict):
         raise ReviewError("body is not a JSON object (expected an AdmissionReview)")
     kind = document.get("kind")
-    if kind != KIND:
-        raise ReviewError(f"kind is {kind!r}, expected {KIND!r}")
+    if kind != wire.KIND:
+        raise ReviewError(f"kind is {kind!r}, expected {wire.KIND!r}")
     api_version = document.get("apiVersion")
-    if api_version != API_VERSION:
-        raise ReviewError(f"apiVersion is {api_version!r}, expected {API_VERSION!r}")
+    if api_version != wire.API_VERSION:
+        raise ReviewError(f"apiVersion is {api_version!r}, expected {wire.API_VERSION!r}")
     raw = document.get("request")
     if not isinstance(raw, dict):
         raise ReviewError("AdmissionReview has no request object")
@@ -123,8 +121,7 @@ def audit_annotation_key(name: str) -> str:
     return key or "policy"
 
 
-def render_response(
-    review: Review | None,
+def build_response(
     uid: str,
     *,
     allowed: bool,
@@ -134,9 +131,9 @@ def render_response(
     warnings: Sequence[str] = (),
     audit_annotations: Mapping[str, str] | None = None,
     patch: Sequence[Mapping[str, Any]] | None = None,
-) -> bytes:
-    """The AdmissionReview answer, echoing apiVersion/kind and the request uid."""
-    response: dict[str, Any] = {"uid": uid, "allowed": allowed}
+) -> wire.AdmissionResponse:
+    """The ``response`` of an AdmissionReview answer."""
+    response: wire.AdmissionResponse = {"uid": uid, "allowed": allowed}
     if not allowed:
         response["status"] = {"code": code, "message": message or "denied", "reason": reason}
     if warnings:
@@ -148,13 +145,17 @@ def render_response(
     if patch:
         response["patchType"] = "JSONPatch"
         response["patch"] = base64.b64encode(orjson.dumps(list(patch))).decode("ascii")
-    return orjson.dumps(
-        {
-            "apiVersion": review.api_version if review else API_VERSION,
-            "kind": review.kind if review else KIND,
-            "response": response,
-        }
-    )
+    return response
+
+
+def encode_review(review: Review | None, response: wire.AdmissionResponse) -> bytes:
+    """The answer's bytes, echoing the review's apiVersion and kind."""
+    answer: wire.AdmissionReview = {
+        "apiVersion": review.api_version if review else wire.API_VERSION,
+        "kind": review.kind if review else wire.KIND,
+        "response": response,
+    }
+    return orjson.dumps(answer)
 
 
 def decode_patch(response_body: bytes) -> list[dict[str, Any]]:

@@ -23,8 +23,9 @@ from wsgiref.simple_server import WSGIServer
 
 import uvicorn
 from prometheus_client import start_http_server
+from starlette.types import ASGIApp
 
-from webhook.admission.app import ASGIApp, create_app
+from webhook.admission.app import create_app
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
