@@ -56,6 +56,24 @@ def test_rewriting_the_same_content_is_not_a_reload(folder: Path) -> None:
     assert cert.reload_if_changed() is False
 
 
+def test_a_key_file_unreadable_mid_rotation_keeps_serving_and_is_read_again(
+    folder: Path, ca
+) -> None:
+    # The stat succeeds but the read fails (here: the key path is briefly a directory).
+    # This used to raise UnboundLocalError out of reload_if_changed.
+    cert = ServingCertificate(folder / "tls.crt", folder / "tls.key")
+    before = cert.fingerprint
+    new = served(ca)
+    (folder / "tls.key").unlink()
+    (folder / "tls.key").mkdir()
+    assert cert.reload_if_changed() is False
+    assert cert.fingerprint == before
+    (folder / "tls.key").rmdir()
+    write_pair(folder / "tls.crt", folder / "tls.key", new)
+    assert cert.reload_if_changed() is True
+    assert cert.fingerprint == fingerprint(new.cert)
+
+
 def test_a_mismatched_pair_is_refused_and_the_old_one_kept(folder: Path, ca, caplog) -> None:
     cert = ServingCertificate(folder / "tls.crt", folder / "tls.key")
     before = cert.fingerprint

@@ -193,7 +193,7 @@ def issue_serving(
         )
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName(n) for n in dns_names] + ips),
+            x509.SubjectAlternativeName([*(x509.DNSName(n) for n in dns_names), *ips]),
             critical=False,
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)

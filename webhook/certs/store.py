@@ -173,5 +173,7 @@ def _to_api(name: str, namespace: str, secret: StoredSecret, *, with_version: bo
         labels=secret.labels or None,
         resource_version=secret.resource_version if with_version else None,
     )
-    data = {k: base64.b64encode(v).decode("ascii") for k, v in secret.data.items()}
+    data: dict[str, bytes | str] = {
+        k: base64.b64encode(v).decode("ascii") for k, v in secret.data.items()
+    }
     return client.V1Secret(metadata=metadata, type=secret.type, data=data)

@@ -102,8 +102,14 @@ class ServingCertificate:
             return False
         try:
             snapshot = self._snapshot()
-            if snapshot is None:  # changed under our feet: read it at the next poll
-                return False
+        except CertificateError as error:
+            # A file vanished or turned unreadable between the stat and the read (a rotation
+            # in progress): keep serving, and read it again at the next poll.
+            log.warning("serving certificate files unreadable, keeping current: %s", error)
+            return False
+        if snapshot is None:  # changed under our feet: read it at the next poll
+            return False
+        try:
             loaded = self._load(*snapshot)
         except CertificateError as error:
             self._refused = snapshot[2]

@@ -77,7 +77,7 @@ def describe(error: BaseException) -> str:
 
 def backoff_delay(failures: int, initial: float, maximum: float) -> float:
     """Exponential backoff with jitter, so many replicas do not reconnect in lockstep."""
-    ceiling = min(maximum, initial * (2 ** max(0, failures - 1)))
+    ceiling = min(maximum, initial * (2.0 ** max(0, failures - 1)))
     return ceiling * random.uniform(0.5, 1.0)
 
 

@@ -51,7 +51,7 @@ class CelExpression:
     functions: tuple[str, ...] = ()  # extension functions (strings, lists...) it calls
     display: tuple[tuple[str, str], ...] = ()  # internal binding name -> what the user wrote
 
-    def evaluate(self, context: cel.Context | Mapping[str, Any]) -> Any:
+    def evaluate(self, context: cel.Context | dict[str, Any]) -> Any:
         try:
             return self.program.execute(context)
         except Exception as error:  # the binding raises assorted builtin types
@@ -66,7 +66,7 @@ class CelExpression:
                     )
             raise CelEvaluationError(message) from error
 
-    def evaluate_bool(self, context: cel.Context | Mapping[str, Any]) -> bool:
+    def evaluate_bool(self, context: cel.Context | dict[str, Any]) -> bool:
         result = self.evaluate(context)
         if not isinstance(result, bool):
             raise CelEvaluationError(f"expected a bool, got {type(result).__name__} {result!r}")
@@ -88,7 +88,7 @@ def compile_expression(
     """
     if not isinstance(source, str) or not source.strip():
         raise CelCompileError("expression is empty")
-    program_source, used = source, ()
+    program_source, used = source, tuple[str, ...]()
     if "variables" in allowed:
         program_source, used = rewrite_variables(source, binding_prefix)
         if known_policy_variables is not None:

@@ -150,8 +150,10 @@ def _field(path: Iterable[str | int]) -> str:
 def _schema_problem(error: ValidationError, document: LocatedDocument, file: str) -> PolicyProblem:
     path: Path_ = tuple(error.absolute_path)
     message = error.message
+    schema = error.schema if isinstance(error.schema, Mapping) else {}
+    expected: Any = error.validator_value
     if error.validator == "additionalProperties":
-        allowed = sorted(error.schema.get("properties", {}))
+        allowed = sorted(schema.get("properties", {}))
         extra = (
             sorted(set(error.instance) - set(allowed)) if isinstance(error.instance, dict) else []
         )
@@ -168,11 +170,11 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
     elif error.validator == "oneOf" and path[-1:] == ("limit",):
         message = "a limit needs exactly one of max or maxExpression"
     elif error.validator == "enum":
-        message = f"{error.instance!r} is not one of {', '.join(map(str, error.validator_value))}"
+        message = f"{error.instance!r} is not one of {', '.join(map(str, expected))}"
     elif error.validator == "const":
-        message = f"must be {error.validator_value!r}, not {error.instance!r}"
+        message = f"must be {expected!r}, not {error.instance!r}"
     elif error.validator == "type":
-        message = f"must be of type {error.validator_value}, not {type(error.instance).__name__}"
+        message = f"must be of type {expected}, not {type(error.instance).__name__}"
     elif error.validator in ("maxProperties", "minProperties") and path[-2:-1] == ("mutations",):
         message = "a mutation has exactly one of setAnnotations, internalLoadBalancer or patch"
     elif error.validator == "pattern" and path[-2:] == ("metadata", "name"):

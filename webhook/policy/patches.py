@@ -52,7 +52,8 @@ def apply_raw_patch(
     """Apply a policy's raw JSONPatch to a copy; raise PatchError naming what failed."""
     ops = [dict(op) for op in operations]
     try:
-        return jsonpatch.apply_patch(obj, ops, in_place=False)
+        patched: Mapping[str, Any] = jsonpatch.apply_patch(obj, ops, in_place=False)
+        return patched
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
         raise PatchError(f"patch does not apply: {error}") from None
     except (KeyError, IndexError, TypeError) as error:

@@ -148,10 +148,10 @@ def load_suite(file: Path) -> list[TestSuite]:
     for document in documents:
         errors = sorted(_VALIDATOR.iter_errors(document.data), key=lambda e: len(e.absolute_path))
         if errors:
-            error = errors[0]
-            path = tuple(error.absolute_path)
+            first = errors[0]
+            path = tuple(first.absolute_path)
             field_name = ".".join(str(p) for p in path) or "<document>"
-            raise TestSuiteError(f"{file}:{document.line_of(path)}: {field_name}: {error.message}")
+            raise TestSuiteError(f"{file}:{document.line_of(path)}: {field_name}: {first.message}")
         suites.append(_build_suite(file, document.data, document.line_of))
     return suites
 
