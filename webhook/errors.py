@@ -5,6 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def file_line(file: str, line: int | None) -> str:
+    """``file:line`` as editors and CI annotations read it, or just ``file`` without a line."""
+    return f"{file}:{line}" if line is not None else file
+
+
 class EdgewardenError(Exception):
     """Base of every error a user can hit; the CLI prints ``str(error)`` and exits non-zero."""
 
@@ -19,8 +24,7 @@ class PolicyProblem:
     message: str
 
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line is not None else self.file
-        return f"{where}: {self.field}: {self.message}"
+        return f"{file_line(self.file, self.line)}: {self.field}: {self.message}"
 
 
 class PolicyLoadError(EdgewardenError):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from webhook.errors import ManifestError
+from webhook.errors import ManifestError, file_line
 from webhook.policy.yamlsource import YamlSyntaxError, read_documents
 
 STDIN = "-"
@@ -31,7 +31,7 @@ class Location:
     line: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}" if self.line is not None else self.file
+        return file_line(self.file, self.line)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +94,7 @@ def parse_manifests(text: str, file: str) -> list[Manifest]:
     try:
         for index, document in enumerate(read_documents(text)):
             data = document.data
-            where = f"{file}:{document.line}"
+            where = file_line(file, document.line)
             if not isinstance(data, dict):
                 raise ManifestError(
                     f"{where}: document {index} is a {_type_name(data)}, not a Kubernetes object"
@@ -109,8 +109,7 @@ def parse_manifests(text: str, file: str) -> list[Manifest]:
             else:
                 manifests.append(_checked(data, Location(file, index, document.line)))
     except YamlSyntaxError as error:
-        where = f"{file}:{error.line}" if error.line is not None else file
-        raise ManifestError(f"{where}: {error}") from None
+        raise ManifestError(f"{file_line(file, error.line)}: {error}") from None
     return manifests
 
 

@@ -7,7 +7,6 @@ is the costly step, so a request builds its context once and every program reuse
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 

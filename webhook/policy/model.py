@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.errors import file_line
 from webhook.policy.cel import CelExpression
 from webhook.policy.decision import FailurePolicy, Mode
 from webhook.policy.request import KIND_GROUPS
@@ -33,7 +34,7 @@ class SourceLocation:
     line: int | None = None
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}" if self.line is not None else self.file
+        return file_line(self.file, self.line)
 
 
 @dataclass(frozen=True, slots=True)

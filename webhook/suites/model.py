@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 from jsonschema import Draft202012Validator
 
-from webhook.errors import TestSuiteError
+from webhook.errors import TestSuiteError, file_line
 from webhook.policy.schema import API_VERSION
 from webhook.policy.yamlsource import YamlSyntaxError, read_documents
 
@@ -143,7 +143,7 @@ def load_suite(file: Path) -> list[TestSuite]:
     except OSError as error:
         raise TestSuiteError(f"{file}: cannot read: {error}") from None
     except YamlSyntaxError as error:
-        raise TestSuiteError(f"{file}:{error.line}: {error}") from None
+        raise TestSuiteError(f"{file_line(str(file), error.line)}: {error}") from None
     suites = []
     for document in documents:
         errors = sorted(_VALIDATOR.iter_errors(document.data), key=lambda e: len(e.absolute_path))
@@ -151,7 +151,8 @@ def load_suite(file: Path) -> list[TestSuite]:
             first = errors[0]
             path = tuple(first.absolute_path)
             field_name = ".".join(str(p) for p in path) or "<document>"
-            raise TestSuiteError(f"{file}:{document.line_of(path)}: {field_name}: {first.message}")
+            where = file_line(str(file), document.line_of(path))
+            raise TestSuiteError(f"{where}: {field_name}: {first.message}")
         suites.append(_build_suite(file, document.data, document.line_of))
     return suites
 
@@ -165,7 +166,7 @@ def _build_suite(file: Path, data: Mapping[str, Any], line_of: Any) -> TestSuite
     cases = []
     for index, raw in enumerate(spec["cases"]):
         line = line_of(("spec", "cases", index))
-        where = f"{file}:{line}"
+        where = file_line(str(file), line)
         obj = raw.get("object")
         if "objectFile" in raw:
             obj = _load_object_file(base, raw["objectFile"], where)
