@@ -147,7 +147,8 @@ def test_evaluation_error_with_ignore_allows_and_records_the_error() -> None:
     engine = engine_for(MISSING_FIELD.replace("{failure}", "Ignore"))
     decision = engine.evaluate(make_request("CREATE", service("a", "x")), MemoryCluster())
     assert decision.allowed and decision.violations == []
-    assert decision.errors and "reads-annotations" in decision.errors[0]
+    assert decision.errors and decision.errors[0].policy == "reads-annotations"
+    assert decision.errors[0].ignored
 
 
 def test_match_conditions_gate_the_policy() -> None:
@@ -235,3 +236,39 @@ def test_policies_for_other_kinds_are_not_consulted(production_cluster) -> None:
     }
     decision = nodeport_engine().evaluate(make_request("CREATE", ingress), production_cluster)
     assert decision.allowed and decision.matched_policies == []
+
+
+LAZY = """
+apiVersion: edgewarden.dev/v1alpha1
+kind: Policy
+metadata: {name: lazy}
+spec:
+  match: {kinds: [Service]}
+  variables:
+    - name: weight
+      expression: "int(object.metadata.annotations['weight'])"
+  validations:
+    - expression: "{guard} || variables.weight < 10"
+"""
+
+
+def _weighted(weight: str) -> dict:
+    obj = service("a", "x")
+    obj["metadata"]["annotations"] = {"weight": weight}
+    return obj
+
+
+def test_variables_are_lazy_a_short_circuit_never_reads_a_failing_one() -> None:
+    engine = engine_for(LAZY.replace("{guard}", "true"))
+    decision = engine.evaluate(make_request("CREATE", _weighted("heavy")), MemoryCluster())
+    assert decision.allowed and decision.errors == []
+
+
+def test_a_failing_variable_that_is_read_is_the_error_reported() -> None:
+    engine = engine_for(LAZY.replace("{guard}", "false"))
+    decision = engine.evaluate(make_request("CREATE", _weighted("heavy")), MemoryCluster())
+    assert not decision.allowed
+    (violation,) = decision.violations
+    assert violation.source is ViolationSource.ERROR
+    assert "variable 'weight' failed" in violation.message
+    assert engine.evaluate(make_request("CREATE", _weighted("3")), MemoryCluster()).allowed

@@ -157,7 +157,7 @@ spec:
     assert decision.patch == []
     assert not decision.allowed
     assert decision.violations[0].source is ViolationSource.ERROR
-    assert "bad-patch" in decision.errors[0]
+    assert decision.errors[0].policy == "bad-patch"
     assert (
         "/metadata/labels/team" in decision.violations[0].message
         or "labels" in decision.violations[0].message

@@ -1,9 +1,9 @@
-"""Judging one parsed review: engine decision -> response bytes, plus the side effects
-(audit log, metrics) that belong to answering it. No HTTP here.
+"""Judging one parsed review: engine decision -> typed answer, plus the side effects
+(audit log, decision log, metrics) that belong to answering it. No HTTP here.
 
-/validate gives the verdict and never a patch; /mutate gives the patch and always allows:
-the API server calls /validate after every mutating webhook has run, so that is where
-the final object is judged (SPEC "Responses").
+/validate gives the verdict and never a patch; /mutate gives the patch and denies only when
+a mutation fails under failurePolicy Fail: the API server calls /validate after every
+mutating webhook has run, so that is where the final object is judged (SPEC "Responses").
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from dataclasses import dataclass
 
 from webhook.admission import wire
 from webhook.admission.auditlog import RECORDED, WOULD_DENY, WOULD_PATCH, AuditEntry
+from webhook.admission.decisionlog import log_decision
 from webhook.admission.review import Review, build_response
 from webhook.admission.state import LoadedPolicies, ServerState
-from webhook.policy.decision import Decision, Mode, ViolationSource
+from webhook.policy.decision import Decision, Mode
 from webhook.policy.request import AdmissionRequest
 
 log = logging.getLogger("edgewarden.server")
@@ -36,14 +37,47 @@ def validate(state: ServerState, review: Review) -> Answer:
     if loaded is None:
         return Answer(not_ready_response(review), "error")
     decision = _evaluate_reserving(state, loaded, request)
+    state.audit.write(request, _record(state, loaded, "validate", request, decision))
+    return _answer(request, decision, patch=None)
+
+
+def mutate(state: ServerState, review: Review) -> Answer:
+    """The patch for one review (none in dry-run).
+
+    /mutate never denies for a validation or a limit (SPEC): its engine runs mutations only.
+    A mutation that cannot be evaluated follows its failurePolicy here as everywhere: Fail
+    denies with the policy's error, as MutatingAdmissionPolicy does; Ignore admits and logs.
+    """
+    loaded = state.policies
+    request = review.request
+    if loaded is None:
+        return Answer(not_ready_response(review), "error")
+    decision = loaded.mutate_engine.evaluate(request, state.view)
+    entries = _record(state, loaded, "mutate", request, decision)
+    # In dry-run every patch is withheld; Audit-mode mutating policies are evaluated
+    # apart and only reported.
+    withheld = list(decision.mutations) if state.dry_run else []
+    if loaded.audit_mutate_engine is not None:
+        withheld += loaded.audit_mutate_engine.evaluate(request, state.view).mutations
+    entries += [
+        AuditEntry(m.policy, loaded.declared_modes.get(m.policy, Mode.AUDIT).value,
+                   _describe_patch(m.patch), WOULD_PATCH)
+        for m in withheld
+    ]
+    state.audit.write(request, entries)
+    patch = None if state.dry_run or not decision.allowed else decision.patch
+    return _answer(request, decision, patch=patch)
+
+
+def _record(
+    state: ServerState, loaded: LoadedPolicies, endpoint: str, request: AdmissionRequest,
+    decision: Decision,
+) -> list[AuditEntry]:
+    """Metrics and log lines for the decision; the audit-log entries it calls for."""
+    log_decision(endpoint, request, decision)
     entries: list[AuditEntry] = []
     for violation in decision.violations:
         state.metrics.count_violation(violation.policy, violation.mode.value)
-        if violation.source is ViolationSource.ERROR:
-            # Only the policy and the engine's message: never the object.
-            log.warning("policy %s could not be evaluated for %s %s/%s (uid %s): %s",
-                        violation.policy, request.kind, request.namespace, request.name,
-                        request.uid, violation.message)
         declared = loaded.declared_modes.get(violation.policy, violation.mode)
         if state.dry_run:
             action = WOULD_DENY if declared is Mode.ENFORCE else RECORDED
@@ -52,44 +86,29 @@ def validate(state: ServerState, review: Review) -> Answer:
         else:
             continue
         entries.append(AuditEntry(violation.policy, declared.value, violation.message, action))
-    state.audit.write(request, entries)
+    return entries
+
+
+def _answer(
+    request: AdmissionRequest, decision: Decision, patch: list[dict[str, object]] | None
+) -> Answer:
     response = build_response(
         request.uid,
         allowed=decision.allowed,
         message=decision.deny_message() if not decision.allowed else None,
         warnings=decision.warnings,
         audit_annotations=decision.audit_annotations,  # the engine's, one per Audit policy
+        patch=patch,
     )
     if not decision.allowed:
         result = "denied"
+    elif patch:
+        result = "patched"
     elif decision.warnings:
         result = "warned"
     else:
         result = "allowed"
     return Answer(response, result)
-
-
-def mutate(state: ServerState, review: Review) -> Answer:
-    """The patch for one review (none in dry-run), always allowed."""
-    loaded = state.policies
-    request = review.request
-    if loaded is None:
-        return Answer(not_ready_response(review), "error")
-    decision = loaded.mutate_engine.evaluate(request, state.view)
-    # In dry-run every patch is withheld; Audit-mode mutating policies are evaluated
-    # apart and only reported.
-    withheld = list(decision.mutations) if state.dry_run else []
-    patch = [] if state.dry_run else decision.patch
-    if loaded.audit_mutate_engine is not None:
-        withheld += loaded.audit_mutate_engine.evaluate(request, state.view).mutations
-    entries = [
-        AuditEntry(m.policy, loaded.declared_modes.get(m.policy, Mode.AUDIT).value,
-                   _describe_patch(m.patch), WOULD_PATCH)
-        for m in withheld
-    ]
-    state.audit.write(request, entries)
-    response = build_response(request.uid, allowed=True, patch=patch)
-    return Answer(response, "patched" if patch else "allowed")
 
 
 def failure_response(state: ServerState, review: Review, endpoint: str) -> wire.AdmissionResponse:

@@ -22,10 +22,10 @@ DECISION_BUCKETS = (
 )
 
 ENDPOINTS = ("validate", "mutate")
-# /validate never patches and /mutate never denies or warns.
+# /validate never patches; /mutate denies or warns only when a mutation cannot be evaluated.
 RESULTS = {
     "validate": ("allowed", "denied", "warned", "bad_request", "error"),
-    "mutate": ("allowed", "patched", "bad_request", "error"),
+    "mutate": ("allowed", "patched", "denied", "warned", "bad_request", "error"),
 }
 
 

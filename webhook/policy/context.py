@@ -17,6 +17,7 @@ from webhook.policy.cel import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpre
 from webhook.policy.compiled import NamespaceMemo
 from webhook.policy.limits import PolicyEvaluationError
 from webhook.policy.namespaces import namespace_labels, namespace_object
+from webhook.policy.nulls import without_nulls
 from webhook.policy.ports import ClusterView
 from webhook.policy.projection import project
 from webhook.policy.request import AdmissionRequest
@@ -34,6 +35,7 @@ class RequestContext:
 
     __slots__ = (
         "_cel",
+        "_failed_variables",
         "_namespace",
         "_namespace_object",
         "_present",
@@ -62,6 +64,8 @@ class RequestContext:
         self.working_copy = False
         self._cel: cel.Context | None = None
         self._present: frozenset[str] = frozenset()
+        # binding name -> why the policy variable failed; it stays unbound (see below)
+        self._failed_variables: dict[str, str] = {}
 
     @property
     def namespace_labels(self) -> Mapping[str, str]:
@@ -120,12 +124,25 @@ class RequestContext:
             if binding in self._present:
                 continue
             definition = policy_variables[name]
+            self._present = self._present | {binding}
             try:
                 value = self.evaluate(definition, policy_variables)
-            except CelEvaluationError as error:
-                raise PolicyEvaluationError(f"variable {name!r} failed: {error}") from None
+            except (CelEvaluationError, PolicyEvaluationError) as error:
+                # Variables are lazy, as in ValidatingAdmissionPolicy: a failure matters only
+                # where the expression reads the value. Left unbound, a read fails (and is
+                # explained by `explain`), while `true || variables.x` still holds.
+                self._failed_variables[binding] = self.explain(
+                    f"variable {name!r} failed: {error}"
+                )
+                continue
             self.cel_context(frozenset()).add_variable(binding, value)
-            self._present = self._present | {binding}
+
+    def explain(self, message: str) -> str:
+        """An evaluation error, told as the failure of the variable it reached, if any."""
+        for binding, failure in self._failed_variables.items():
+            if f"'{binding}'" in message:
+                return failure
+        return message
 
     def cel_context(self, needed: frozenset[str]) -> cel.Context:
         """The request's CEL context holding at least ``needed``."""
@@ -142,23 +159,27 @@ class RequestContext:
         return self._cel
 
     def _value_of(self, name: str) -> Any:
+        # A null field reads as an absent one (see nulls.py): walks stop at None, presence
+        # tests say False, and the values handed to CEL carry no nulls.
         binding = self.bindings.get(name)
         if binding is None:
-            return self._base_value(name)
+            return without_nulls(self._base_value(name))
         value = self._base_value(binding.variable)
         if binding.path is None:
             if binding.variable == "request" and binding.projection is None:
                 # As in ValidatingAdmissionPolicy, `request` does not carry the objects.
-                return {k: v for k, v in value.items() if k not in ("object", "oldObject")}
-            return project(value, binding.projection)
+                value = {k: v for k, v in value.items() if k not in ("object", "oldObject")}
+            return without_nulls(project(value, binding.projection))
         walk = binding.path[:-1] if binding.presence else binding.path
         for segment in walk:
-            if not _is_mapping(value) or segment not in value:
+            if not _is_mapping(value):
                 return _UNBOUND
-            value = value[segment]
+            value = value.get(segment)
+            if value is None:
+                return _UNBOUND
         if binding.presence:
-            return binding.path[-1] in value if _is_mapping(value) else _UNBOUND
-        return project(value, binding.projection)
+            return value.get(binding.path[-1]) is not None if _is_mapping(value) else _UNBOUND
+        return without_nulls(project(value, binding.projection))
 
     def _base_value(self, variable: str) -> Any:
         if variable == "object":

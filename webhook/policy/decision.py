@@ -39,6 +39,15 @@ class Violation:
 
 
 @dataclass(frozen=True, slots=True)
+class EvaluationFailure:
+    """A policy that could not be evaluated: the error, and whether failurePolicy ignored it."""
+
+    policy: str
+    message: str
+    ignored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class LimitClaim:
     """An allowed admission that takes one place under a limit; the edge reserves it."""
 
@@ -70,7 +79,7 @@ class Decision:
     mutated_object: dict[str, Any] | None = None
     limit_claims: list[LimitClaim] = field(default_factory=list)
     matched_policies: list[str] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # evaluation failures, ignored ones too
+    errors: list[EvaluationFailure] = field(default_factory=list)  # ignored ones too
 
     @property
     def denials(self) -> list[Violation]:

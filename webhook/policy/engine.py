@@ -19,6 +19,7 @@ from webhook.policy.context import RequestContext
 from webhook.policy.decision import (
     AppliedMutation,
     Decision,
+    EvaluationFailure,
     FailurePolicy,
     LimitClaim,
     Mode,
@@ -159,11 +160,10 @@ class Engine:
     def _failed(self, policy: Policy, decision: Decision, detail: str) -> None:
         """An evaluation error: Fail reports it as a violation in the policy's mode."""
         message = f"policy could not be evaluated: {detail}"
-        if policy.failure_policy is FailurePolicy.IGNORE:
-            decision.errors.append(f"[{policy.name}] {message} (ignored: failurePolicy Ignore)")
-            return
-        decision.errors.append(f"[{policy.name}] {message}")
-        self._record(policy, decision, message, ViolationSource.ERROR)
+        ignored = policy.failure_policy is FailurePolicy.IGNORE
+        decision.errors.append(EvaluationFailure(policy.name, message, ignored))
+        if not ignored:
+            self._record(policy, decision, message, ViolationSource.ERROR)
 
     def _record(
         self, policy: Policy, decision: Decision, message: str, source: ViolationSource
@@ -216,7 +216,8 @@ class Engine:
                     passed = validation.expression.evaluate_bool(context)
                 except CelEvaluationError as error:
                     raise PolicyEvaluationError(
-                        f"expression `{validation.expression.source}` failed: {error}"
+                        f"expression `{validation.expression.source}` failed: "
+                        + state.explain(str(error))
                     ) from None
                 if not passed:
                     message = _message(validation, state, variables)
@@ -235,7 +236,7 @@ class Engine:
             return  # DELETE only frees room; CONNECT has no object
         counter = self.compiled.counters[(policy.name, request.kind)]
         variables = self.compiled.variables[policy.name]
-        if not _counts(limit, state.context_for(variables, limit.where)):
+        if not _counts(limit, state.context_for(variables, limit.where), state):
             return
         old = request.old_object if request.operation == "UPDATE" else None
         if old is not None and counter.counts(old):
@@ -257,13 +258,15 @@ class Engine:
         )
 
 
-def _counts(limit: Limit, context: cel.Context) -> bool:
+def _counts(limit: Limit, context: cel.Context, state: RequestContext) -> bool:
     if limit.where is None:
         return True
     try:
         return limit.where.evaluate_bool(context)
     except CelEvaluationError as error:
-        raise PolicyEvaluationError(f"limit.where `{limit.where.source}` failed: {error}") from None
+        raise PolicyEvaluationError(
+            f"limit.where `{limit.where.source}` failed: {state.explain(str(error))}"
+        ) from None
 
 
 def _limit_max(limit: Limit, state: RequestContext, variables: Mapping[str, CelExpression]) -> int:
@@ -273,7 +276,7 @@ def _limit_max(limit: Limit, state: RequestContext, variables: Mapping[str, CelE
     try:
         value = state.evaluate(limit.max_expression, variables)
     except CelEvaluationError as error:
-        raise max_expression_failed(limit, error) from None
+        raise max_expression_failed(limit, state.explain(str(error))) from None
     return checked_max(limit, value)
 
 

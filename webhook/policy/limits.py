@@ -13,6 +13,7 @@ from typing import Any
 from webhook.policy.cel import CelEvaluationError, CelExpression
 from webhook.policy.model import Limit, Policy
 from webhook.policy.namespaces import namespace_labels, namespace_name, namespace_object
+from webhook.policy.nulls import without_nulls
 from webhook.policy.projection import Projection, merge, project, selected_paths
 
 
@@ -40,7 +41,8 @@ class LimitCounter:
         if self.where is None:
             return True
         try:
-            return self.where.evaluate({"object": project(obj, self.projection)}) is True
+            value = without_nulls(project(obj, self.projection))
+            return self.where.evaluate({"object": value}) is True
         except CelEvaluationError:
             return False
 
@@ -81,11 +83,11 @@ def cap_for_namespace_object(limit: Limit, namespace_object: Mapping[str, Any]) 
     try:
         value = limit.max_expression.evaluate({"namespaceObject": namespace_object})
     except CelEvaluationError as error:
-        raise max_expression_failed(limit, error) from None
+        raise max_expression_failed(limit, str(error)) from None
     return checked_max(limit, value)
 
 
-def max_expression_failed(limit: Limit, error: CelEvaluationError) -> PolicyEvaluationError:
+def max_expression_failed(limit: Limit, error: str) -> PolicyEvaluationError:
     assert limit.max_expression is not None
     return PolicyEvaluationError(
         f"limit.maxExpression `{limit.max_expression.source}` failed: {error}"
