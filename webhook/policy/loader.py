@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -43,9 +44,12 @@ _WHERE_VARIABLES = frozenset({"object"})
 _MAX_VARIABLES = frozenset({"namespaceObject"})
 
 
+STDIN = Path("-")  # a path argument that means "read the policies from standard input"
+
+
 def policy_files(path: Path) -> list[Path]:
     """The policy files at ``path``: the file itself, or a folder's YAML minus test suites."""
-    if path.is_file():
+    if path == STDIN or path.is_file():
         return [path]
     if not path.is_dir():
         raise PolicyLoadError([PolicyProblem(str(path), None, "path", "no such file or folder")])
@@ -116,12 +120,13 @@ def load_policy_text(text: str, file: str = "<string>") -> PolicySet:
 
 
 def _load_file(file: Path, problems: list[PolicyProblem], flavour: str | None) -> list[Policy]:
+    name = "<stdin>" if file == STDIN else str(file)
     try:
-        text = file.read_text(encoding="utf-8")
+        text = sys.stdin.read() if file == STDIN else file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
-        problems.append(PolicyProblem(str(file), None, "file", f"cannot read: {error}"))
+        problems.append(PolicyProblem(name, None, "file", f"cannot read: {error}"))
         return []
-    return list(_load_text(text, str(file), problems, flavour))
+    return list(_load_text(text, name, problems, flavour))
 
 
 def _load_text(

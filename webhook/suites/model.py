@@ -46,6 +46,7 @@ SUITE_SCHEMA: dict[str, Any] = {
                             "oldObject": _OBJECT,
                             "oldObjectFile": {"type": "string"},
                             "dryRun": {"type": "boolean"},
+                            "unknownNamespace": {"type": "boolean"},
                             "userInfo": {
                                 "type": "object",
                                 "additionalProperties": False,
@@ -71,6 +72,7 @@ SUITE_SCHEMA: dict[str, Any] = {
                                     "patched": {"type": "boolean"},
                                     "messageContains": {"type": "string"},
                                     "auditAnnotations": {"type": "object"},
+                                    "matched": {"type": "array", "items": {"type": "string"}},
                                 },
                             },
                         },
@@ -92,6 +94,7 @@ class Expectation:
     patched: bool | None = None
     message_contains: str | None = None
     audit_annotations: Mapping[str, Any] | None = None
+    matched: tuple[str, ...] | None = None  # exactly the policies that apply; [] for none
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ class TestCase:
     username: str
     groups: tuple[str, ...]
     expect: Expectation
+    unknown_namespace: bool = False  # the case is about a namespace the cluster lacks
 
 
 @dataclass(frozen=True)
@@ -202,7 +206,9 @@ def _build_suite(file: Path, data: Mapping[str, Any], line_of: Any) -> TestSuite
                     patched=expect.get("patched"),
                     message_contains=expect.get("messageContains"),
                     audit_annotations=expect.get("auditAnnotations"),
+                    matched=tuple(expect["matched"]) if "matched" in expect else None,
                 ),
+                unknown_namespace=raw.get("unknownNamespace", False),
             )
         )
     return TestSuite(

@@ -70,8 +70,10 @@ def run_suite(suite: TestSuite) -> SuiteResult:
         started = time.perf_counter()
         outcome = CaseResult(suite.name, suite.file, case.name, case.line)
         try:
-            decision = engine.evaluate(_request(case), cluster)
-            outcome.failures = compare(case.expect, decision, case)
+            request = _request(case)
+            decision = engine.evaluate(request, cluster)
+            outcome.failures = _namespace_problems(suite, case, request.namespace, cluster)
+            outcome.failures += compare(case.expect, decision, case)
         except (ValueError, EdgewardenError) as error:
             outcome.failures = [f"case could not run: {error}"]
         outcome.seconds = time.perf_counter() - started
@@ -91,9 +93,38 @@ def _request(case: TestCase) -> Any:
     )
 
 
+def _namespace_problems(
+    suite: TestSuite, case: TestCase, namespace: str, cluster: MemoryCluster
+) -> list[str]:
+    """A namespace the cluster fixtures lack is a typo unless the case says it is the point."""
+    if not suite.cluster_paths or not namespace:
+        return []
+    known = cluster.get_namespace(namespace) is not None
+    if not known and not case.unknown_namespace:
+        return [
+            f"namespace {namespace!r} is not in the suite's cluster fixtures "
+            f"({', '.join(str(p.name) for p in suite.cluster_paths)}): add it there, or set "
+            "`unknownNamespace: true` on a case about a namespace the cluster does not know"
+        ]
+    if known and case.unknown_namespace:
+        return [f"unknownNamespace: true, but namespace {namespace!r} is in the cluster fixtures"]
+    return []
+
+
 def compare(expect: Expectation, decision: Decision, case: TestCase) -> list[str]:
     """Human-readable differences between what was expected and what the engine decided."""
     failures = []
+    if expect.matched is not None:
+        matched = sorted(set(expect.matched))
+        if matched != sorted(decision.matched_policies):
+            failures.append(
+                f"matched: expected {matched}, got {sorted(decision.matched_policies)}"
+            )
+    elif not decision.matched_policies:
+        failures.append(
+            "the case matched no policy, so it tests nothing (a typo in a kind, a namespace or "
+            "a label?); when no policy should apply, say so with `expect: {matched: []}`"
+        )
     if expect.allowed is not None and expect.allowed != decision.allowed:
         reason = f" ({decision.deny_message()})" if decision.denials else ""
         failures.append(f"allowed: expected {expect.allowed}, got {decision.allowed}{reason}")
