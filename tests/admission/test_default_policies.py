@@ -134,4 +134,6 @@ def test_metrics_count_requests_and_violations(default_server: RunningServer) ->
 
 def test_health_and_readiness(default_server: RunningServer) -> None:
     assert default_server.get("/healthz").json() == {"status": "ok"}
-    assert default_server.get("/readyz").json() == {"status": "ready"}
+    ready = default_server.get("/readyz").json()
+    assert ready["status"] == "ready"
+    assert "deny-nodeport-in-production" in ready["policies"]["serving"]

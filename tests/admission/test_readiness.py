@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime
 import io
-from collections.abc import Mapping, Set
+from collections.abc import Mapping, Sequence, Set
 from typing import Any
 
 import httpx
@@ -13,7 +13,7 @@ import httpx
 from webhook.admission.app import create_app
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import ServerState
+from webhook.admission.state import LoadedPolicies, ServerState
 from webhook.cluster.reservations import Reservations
 from webhook.policy.loader import load_policies
 from webhook.policy.ports import ObjectCounter
@@ -37,6 +37,9 @@ class _UnsyncedCluster:
 
     def register_counters(self, counters: Any) -> None:
         pass
+
+    def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
+        return []
 
     def attach_reservations(self, sink: Any) -> None:
         pass
@@ -75,7 +78,7 @@ def test_not_ready_until_policies_load_and_the_cluster_syncs() -> None:
     response = _get(state, "/readyz")
     assert response.status_code == 503
     assert response.json()["reasons"] == ["no policy set loaded", "cluster cache not synced yet"]
-    state.install(load_policies(DEFAULT_POLICIES))
+    state.install(LoadedPolicies.build(load_policies(DEFAULT_POLICIES), dry_run=False))
     state.cluster.synced = True  # type: ignore[attr-defined]
     assert _get(state, "/readyz").status_code == 200
 
@@ -83,7 +86,7 @@ def test_not_ready_until_policies_load_and_the_cluster_syncs() -> None:
 def test_expired_serving_certificate_is_not_ready() -> None:
     past = datetime.datetime(2020, 1, 1, tzinfo=datetime.UTC)
     state = _state(certificate=_Certificate(past))
-    state.install(load_policies(DEFAULT_POLICIES))
+    state.install(LoadedPolicies.build(load_policies(DEFAULT_POLICIES), dry_run=False))
     state.cluster.synced = True  # type: ignore[attr-defined]
     response = _get(state, "/readyz")
     assert response.status_code == 503

@@ -69,9 +69,13 @@ def _management_api(state: ServerState) -> FastAPI:
     @api.get("/readyz")
     def readyz() -> JSONResponse:
         reasons = state.not_ready()
+        policies = state.policy_status()
         if reasons:
-            return JSONResponse({"status": "not ready", "reasons": reasons}, status_code=503)
-        return JSONResponse({"status": "ready"})
+            return JSONResponse(
+                {"status": "not ready", "reasons": reasons, "policies": policies},
+                status_code=503,
+            )
+        return JSONResponse({"status": "ready", "policies": policies})
 
     @api.get("/metrics")
     def metrics() -> Response:

@@ -89,7 +89,18 @@ class Metrics:
         )
         self.policy_load_errors = Counter(
             "edgewarden_policy_load_errors",
-            "Policy sets refused because they did not load (the previous set kept serving).",
+            "Policy reloads refused, for any reason (the previous set kept serving).",
+            registry=self.registry,
+        )
+        self.policy_reloads_refused = Counter(
+            "edgewarden_policy_reloads_refused",
+            "Policy reloads refused, by reason: invalid (did not load), empty, shrink (drops "
+            "too many policies), canary (errors on existing objects), suites (tests fail).",
+            ["reason"], registry=self.registry,
+        )
+        self.policy_reload_refused = Gauge(
+            "edgewarden_policy_reload_refused",
+            "1 while the latest policy reload was refused and an older set serves, else 0.",
             registry=self.registry,
         )
         self.policy_reloads = Counter(

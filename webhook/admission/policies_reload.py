@@ -14,7 +14,9 @@ import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from webhook.admission.state import ServerState
+from webhook.admission.reload_guards import ReloadRefused, canary, check_size, suites
+from webhook.admission.settings import ReloadSettings
+from webhook.admission.state import LoadedPolicies, ServerState
 from webhook.errors import EdgewardenError
 from webhook.policy.loader import load_policies
 from webhook.policy.model import PolicySet
@@ -43,18 +45,35 @@ def policy_fingerprint(paths: Sequence[Path]) -> Fingerprint:
 
 class PolicyReloader:
     def __init__(self, paths: Sequence[str | Path], state: ServerState,
-                 loader: Loader = load_policies) -> None:
+                 loader: Loader = load_policies,
+                 settings: ReloadSettings | None = None) -> None:
         self.paths = [Path(p) for p in paths]
         self.state = state
         self.loader = loader
+        self.settings = settings or ReloadSettings()
         self._fingerprint = policy_fingerprint(self.paths)
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[bool]] = set()
 
     def load_initial(self) -> None:
-        """Load at start-up; a broken set raises (the CLI prints it and exits 2)."""
+        """Load at start-up; a broken or empty set raises (the CLI prints it and exits 2)."""
         self._fingerprint = policy_fingerprint(self.paths)
-        self.state.install(self.loader(*self.paths))
+        policies = self.loader(*self.paths)
+        check_size(None, frozenset(p.name for p in policies.policies), self.settings)
+        self.state.install(LoadedPolicies.build(policies, dry_run=self.state.dry_run))
+
+    def vet(self, policies: PolicySet) -> LoadedPolicies:
+        """Build the new set and put it through every guard; ReloadRefused when it fails one."""
+        serving = self.state.policies
+        check_size(serving.names if serving is not None else None,
+                   frozenset(p.name for p in policies.policies), self.settings)
+        loaded = LoadedPolicies.build(policies, dry_run=self.state.dry_run)
+        if self.settings.canary:
+            sample = self.state.cluster.sample(self.settings.canary_sample)
+            canary(loaded, serving, sample, self.state.cluster)
+        if self.settings.run_suites:
+            suites(self.paths)
+        return loaded
 
     async def reload(self, why: str) -> bool:
         """Load the files again; True when a new set now serves."""
@@ -62,22 +81,26 @@ class PolicyReloader:
             self._fingerprint = policy_fingerprint(self.paths)
             try:
                 policies = await asyncio.to_thread(self.loader, *self.paths)
-                self.state.install(policies)
+                loaded = await asyncio.to_thread(self.vet, policies)
+            except ReloadRefused as error:
+                self._refuse(why, error.reason, str(error))
+                return False
             except EdgewardenError as error:
-                self._refuse(why, str(error))
+                self._refuse(why, "invalid", str(error))
                 return False
             except Exception as error:  # a loader bug must not take the server down
-                self._refuse(why, f"{type(error).__name__}: {error}")
+                self._refuse(why, "invalid", f"{type(error).__name__}: {error}")
                 return False
+            self.state.install(loaded)
             self.state.metrics.policy_reloads.inc()
             log.info("policies reloaded (%s)", why)
             return True
 
-    def _refuse(self, why: str, message: str) -> None:
-        self.state.metrics.policy_load_errors.inc()
+    def _refuse(self, why: str, reason: str, message: str) -> None:
+        self.state.refused(reason, message)
         serving = len(self.state.policies.names) if self.state.policies else 0
-        log.error("policy reload (%s) refused, the previous %d policies keep serving:\n%s",
-                  why, serving, message)
+        log.error("policy reload (%s) refused (%s), the previous %d policies keep serving:\n%s",
+                  why, reason, serving, message)
 
     async def watch(self, interval: float = 2.0) -> None:
         """Poll for changes forever; cancel the task to stop."""

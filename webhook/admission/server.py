@@ -77,6 +77,7 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         settings.policies,
         state,
         loader=functools.partial(load_policies, internal_lb_flavour=settings.internal_lb_flavour),
+        settings=settings.reload,
     )
     reloader.load_initial()
     return Runtime(settings, state, create_app(state), reloader, certificate, cluster,

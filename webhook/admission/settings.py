@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
 DEFAULT_PORT = 8443
 DEFAULT_DEV_DIR = Path(".edgewarden-dev")
+
+
+@dataclass(frozen=True)
+class ReloadSettings:
+    """How careful a reload is; the defaults refuse what looks like a mistake."""
+
+    canary: bool = True  # judge a sample of existing objects with the new set first
+    canary_sample: int = 1000
+    run_suites: bool = True  # run the *.test.yaml suites found beside the policies
+    allow_empty: bool = False
+    max_drop_share: float = 0.5  # refuse a set that drops more than half the serving policies
 
 
 @dataclass(frozen=True)
@@ -28,6 +39,7 @@ class ServerSettings:
     log_level: str = "info"
     internal_lb_flavour: str | None = None  # None: each policy's own
     metrics_port: int | None = None  # plain-HTTP /metrics beside the HTTPS port
+    reload: ReloadSettings = field(default_factory=ReloadSettings)
     # How often files are checked; tests shorten these.
     policy_poll_seconds: float = 2.0
     cert_poll_seconds: float = 10.0

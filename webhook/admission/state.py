@@ -45,6 +45,13 @@ class Certificate(Protocol):
     def not_after(self) -> datetime.datetime: ...
 
 
+@dataclass(frozen=True, slots=True)
+class ReloadRefusal:
+    reason: str
+    message: str
+    at: float  # Unix time
+
+
 @dataclass(slots=True)
 class LoadedPolicies:
     """One policy set and what the edges need to know about it, swapped as a unit.
@@ -110,18 +117,42 @@ class ServerState:
     view: ClusterView = field(init=False)
     # Extra readiness checks: each returns a reason when not ready, else None.
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
+    last_refusal: ReloadRefusal | None = None  # the latest reload, when it was refused
 
     def __post_init__(self) -> None:
         self.view = (self.cluster if self.reservations is None
                      else self.reservations.view(self.cluster))
 
-    def install(self, policies: PolicySet) -> None:
-        """Swap in a loaded policy set (already known to be valid) and tell the cluster."""
-        loaded = LoadedPolicies.build(policies, dry_run=self.dry_run)
+    def install(self, loaded: LoadedPolicies) -> None:
+        """Swap in a built policy set (already vetted) and tell the cluster what to count."""
         self.cluster.register_counters(loaded.engine.counters())
         self.policies = loaded
-        self.metrics.policies_loaded.set(len(policies))
-        log.info("serving %d policies: %s", len(policies), ", ".join(sorted(loaded.names)))
+        self.last_refusal = None
+        self.metrics.policies_loaded.set(len(loaded.names))
+        self.metrics.policy_reload_refused.set(0)
+        log.info("serving %d policies: %s", len(loaded.names), ", ".join(sorted(loaded.names)))
+
+    def refused(self, reason: str, message: str) -> None:
+        """A reload was refused: the serving set stays; say so in metrics and /readyz."""
+        self.last_refusal = ReloadRefusal(reason, message, time.time())
+        self.metrics.policy_load_errors.inc()
+        self.metrics.policy_reloads_refused.labels(reason).inc()
+        self.metrics.policy_reload_refused.set(1)
+
+    def policy_status(self) -> dict[str, Any]:
+        """What /readyz tells an operator about the policies, beside ready or not."""
+        status: dict[str, Any] = {
+            "serving": sorted(self.policies.names) if self.policies is not None else [],
+        }
+        if self.last_refusal is not None:
+            refusal = self.last_refusal
+            status["lastReload"] = {
+                "result": "refused",
+                "reason": refusal.reason,
+                "message": refusal.message,
+                "time": datetime.datetime.fromtimestamp(refusal.at, datetime.UTC).isoformat(),
+            }
+        return status
 
     def not_ready(self) -> list[str]:
         """Why the server should not receive admissions yet (empty when ready)."""

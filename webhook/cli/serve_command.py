@@ -12,6 +12,7 @@ from webhook.admission.settings import (
     DEFAULT_DEV_DIR,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORT,
+    ReloadSettings,
     ServerSettings,
 )
 from webhook.cli.app import app, console, user_errors
@@ -53,6 +54,23 @@ def serve(
     log_level: Annotated[str, typer.Option(
         "--log-level", help="debug, info, warning or error.")] = "info",
     internal_lb_flavour: FlavourOption = None,
+    reload_canary: Annotated[bool, typer.Option(
+        "--reload-canary/--no-reload-canary",
+        help="Before a reloaded set serves, judge existing objects with it and refuse it if "
+        "its policies fail to evaluate on them.")] = True,
+    canary_sample: Annotated[int, typer.Option(
+        "--canary-sample", min=1, help="How many cached objects the canary judges.")] = 1000,
+    reload_suites: Annotated[bool, typer.Option(
+        "--reload-suites/--no-reload-suites",
+        help="Run the *.test.yaml suites beside the policies before a reloaded set serves.")
+    ] = True,
+    allow_empty_policies: Annotated[bool, typer.Option(
+        "--allow-empty-policies",
+        help="Serve (and reload to) a set with no policies; refused by default.")] = False,
+    max_policy_drop: Annotated[float, typer.Option(
+        "--max-policy-drop", min=0.0, max=1.0,
+        help="Refuse a reload that drops more than this share of the serving policies.")
+    ] = 0.5,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -69,6 +87,10 @@ def serve(
         cluster_state=cluster_state, dev=dev, dev_dir=dev_dir, manage_certs=manage_certs,
         cert_dir=cert_dir, max_body_bytes=max_body_bytes, log_level=log_level,
         internal_lb_flavour=internal_lb_flavour, metrics_port=metrics_port,
+        reload=ReloadSettings(
+            canary=reload_canary, canary_sample=canary_sample, run_suites=reload_suites,
+            allow_empty=allow_empty_policies, max_drop_share=max_policy_drop,
+        ),
     )
     for path in settings.policies:
         if not path.exists():

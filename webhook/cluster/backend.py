@@ -6,7 +6,7 @@ so the server calls these methods directly instead of probing for them.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from webhook.policy.ports import ClusterView, ObjectCounter
@@ -32,6 +32,10 @@ class ClusterBackend(ClusterView, Protocol):
 
     def attach_reservations(self, sink: ObservationSink | None) -> None:
         """Tell ``sink`` about every object that appears."""
+        ...
+
+    def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
+        """Up to ``limit`` objects the backend holds, Namespaces aside (the reload canary)."""
         ...
 
     def state(self) -> Mapping[str, Mapping[str, Any]]:

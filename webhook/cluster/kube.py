@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from kubernetes import client
@@ -81,6 +81,9 @@ class KubeCluster:
 
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         return self._store.counted_names(namespace, counter)
+
+    def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
+        return self._store.sample(limit)
 
     # ---- counters and reservations ----
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Mapping, Set
+from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from webhook.policy.ports import ObjectCounter
@@ -48,6 +48,18 @@ def slim(kind: str, api_version: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     return slimmed
 
 
+def _interleave(
+    groups: Sequence[Sequence[Mapping[str, Any]]], limit: int
+) -> list[Mapping[str, Any]]:
+    """Round-robin over ``groups`` so a sample holds every kind, not only the largest."""
+    taken: list[Mapping[str, Any]] = []
+    position = 0
+    while len(taken) < limit and any(position < len(g) for g in groups):
+        taken.extend(g[position] for g in groups if position < len(g))
+        position += 1
+    return taken[:limit]
+
+
 def _safe_counts(counter: ObjectCounter, obj: Mapping[str, Any]) -> bool:
     # A counter that cannot judge an object must not take the informer down.
     try:
@@ -84,6 +96,15 @@ class KubeStore:
             self.add_counter(counter)
             by_namespace = self._index.get(counter.key, {})
         return by_namespace.get(namespace, _EMPTY)
+
+    def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
+        """Up to ``limit`` stored objects (not Namespaces), taken from every kind in turn."""
+        with self._lock:
+            per_kind = [
+                [o for objects in by_namespace.values() for o in objects.values()]
+                for by_namespace in self._objects.values()
+            ]
+        return _interleave(per_kind, limit)
 
     def count(self, kind: str) -> int:
         with self._lock:

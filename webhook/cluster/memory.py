@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Set
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,10 @@ class MemoryCluster:
 
     def get_namespace(self, name: str) -> Mapping[str, Any] | None:
         return self._objects.get(("Namespace", "", name))
+
+    def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
+        """Up to ``limit`` objects that are not Namespaces, in the order they were added."""
+        return [o for (kind, _, _), o in self._objects.items() if kind != "Namespace"][:limit]
 
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         cache_key = (counter.key, namespace)
