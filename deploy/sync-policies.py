@@ -28,8 +28,8 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 REPO = Path(__file__).resolve().parent.parent
 SOURCE = REPO / "policies"
@@ -98,9 +98,11 @@ def chart_monitoring_tree(source: Path = MONITORING) -> dict[str, bytes]:
             if (source / name).is_file()}
 
 
-@dataclass(frozen=True)
-class Copy:
-    """A folder this script writes whole, and what it must hold."""
+class Copy(NamedTuple):
+    """A folder this script writes whole, and what it must hold.
+
+    (A NamedTuple, not a dataclass: the tests load this file without registering it as a
+    module, and dataclasses look their module up.)"""
 
     target: Path
     source: Path
