@@ -517,3 +517,17 @@ def test_release_name_does_not_change_object_names() -> None:
              for d in yaml.safe_load_all(result.stdout) if d}
     assert names == {(o["kind"], o["metadata"]["name"]) for o in render()}
     assert RELEASE != "something-else"
+
+
+def test_the_packaged_chart_renders_what_the_folder_renders(tmp_path: Path) -> None:
+    """`helm package` keeps the policies and monitoring copies (nothing the templates read
+    is left out by .helmignore), so a chart from a repository installs the same."""
+    result = run_helm("package", str(CHART), "--destination", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    [archive] = tmp_path.glob("edgewarden-*.tgz")
+    values = {"prometheusRule": {"enabled": True}, "grafanaDashboard": {"enabled": True}}
+    rendered = run_helm("template", RELEASE, str(archive), "--namespace", NAMESPACE,
+                        "--kube-version", KUBE_VERSION, values=values)
+    assert rendered.returncode == 0, rendered.stderr
+    packaged = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+    assert packaged == render(values)
