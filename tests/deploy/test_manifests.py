@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
+from .checks import parse_with_the_real_cli, schema_problems
 from .conftest import OVERLAYS, REPO, Manifest, find, one, rendered
 
 NAMESPACE = "edgewarden"
@@ -82,17 +82,9 @@ def mounted_volume(objects: list[Manifest], path: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("version", [OLDEST_KUBERNETES, NEWEST_KUBERNETES])
 def test_every_object_is_valid_against_the_kubernetes_schemas(overlay: str, version: str) -> None:
-    problems = []
-    for obj in rendered(overlay):
-        if obj["apiVersion"].startswith("cert-manager.io/"):
-            continue  # a CRD: no bundled schema; checked by test_cert_manager_objects_...
-        try:
-            kubernetes_validate.validate(obj, version, strict=True)
-        except kubernetes_validate.ValidationError as error:
-            path = ".".join(str(p) for p in error.path)
-            problems.append(f"{obj['kind']}/{obj['metadata']['name']}: {path}: {error.message}")
-        except kubernetes_validate.SchemaNotFoundError as error:
-            problems.append(error.message)
+    # cert-manager objects are CRDs with no bundled schema: checked by
+    # test_cert_manager_objects_are_well_formed_and_their_references_resolve.
+    problems = schema_problems(rendered(overlay), version)
     assert not problems, "\n".join(problems)
 
 
@@ -548,22 +540,6 @@ def test_base_webhooks_are_what_edgewarden_webhook_config_renders() -> None:
 
 
 # -- agreement with the `edgewarden` command line -----------------------------------------
-
-
-def parse_with_the_real_cli(args: list[str]) -> dict[str, Any]:
-    """Parse a container's args with the edgewarden command itself (nothing runs)."""
-    cli = pytest.importorskip("webhook.cli")
-    typer = pytest.importorskip("typer")
-    command: Any = typer.main.get_command(cli.app)
-    path = ["edgewarden"]
-    rest = list(args)
-    while hasattr(command, "get_command"):  # a group: descend into the sub-command
-        name, rest = rest[0], rest[1:]
-        context = command.make_context(" ".join(path), [name], resilient_parsing=True)
-        sub = command.get_command(context, name)
-        assert sub is not None, f"`{' '.join([*path, name])}`: no such command"
-        command, path = sub, [*path, name]
-    return dict(command.make_context(" ".join(path), rest).params)
 
 
 def test_every_container_args_parse_with_the_edgewarden_command(overlay: str) -> None:

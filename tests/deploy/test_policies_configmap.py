@@ -98,3 +98,34 @@ def test_policies_configmap_is_mounted_where_serve_reads_it(overlay: str) -> Non
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == volume["name"])
     args = pod["containers"][0]["args"]
     assert args[args.index("--policies") + 1] == mount["mountPath"]
+
+
+def test_sync_script_owns_the_chart_copies_too(tmp_path) -> None:
+    """The chart's policies/ gets the policies without a kustomization; its monitoring/ gets
+    the rules and the dashboard, nothing else of deploy/monitoring; --check covers both."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_policies", SYNC)
+    assert spec is not None and spec.loader is not None
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    source = tmp_path / "policies"
+    source.mkdir()
+    (source / "a.yaml").write_text("kind: Policy\n")
+    (source / "a.test.yaml").write_text("kind: PolicyTest\n")
+    assert set(sync.chart_policies_tree(source)) == {"a.yaml"}
+    monitoring = tmp_path / "monitoring"
+    monitoring.mkdir()
+    for name in ("prometheus-rules.yaml", "dashboard.json", "kustomization.yaml",
+                 "servicemonitor.yaml"):
+        (monitoring / name).write_text(name)
+    assert set(sync.chart_monitoring_tree(monitoring)) == {"prometheus-rules.yaml",
+                                                           "dashboard.json"}
+    targets = {copy.target for copy in sync.COPIES}
+    assert targets == {sync.TARGET, sync.CHART_POLICIES, sync.CHART_MONITORING}
+    # A hand edit of a chart copy is drift.
+    target = tmp_path / "chart-policies"
+    sync.write(sync.chart_policies_tree(source), target)
+    (target / "a.yaml").write_text("kind: Policy # edited\n")
+    assert sync.differences(sync.chart_policies_tree(source), sync.current_tree(target)) == [
+        "out of date a.yaml"]

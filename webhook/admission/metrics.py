@@ -16,9 +16,12 @@ from prometheus_client.registry import Collector
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 # Decisions take tens of microseconds; the default buckets start at 5 ms and would put
-# every observation in the first one.
+# every observation in the first one. The buckets go on up to the API server's largest
+# webhook timeout (30 s), so a p99 near the configured timeout can be seen (and alerted on:
+# deploy/monitoring) rather than lumped into +Inf.
 DECISION_BUCKETS = (
     0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+    0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
 
 ENDPOINTS = ("validate", "mutate")
