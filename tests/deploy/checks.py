@@ -132,8 +132,3 @@ def parse_with_the_real_cli(args: list[str]) -> dict[str, Any]:
     command, path, rest = _command(args)
     return dict(command.make_context(" ".join(path), rest).params)
 
-
-def cli_has_option(command: list[str], option: str) -> bool:
-    """Whether ``edgewarden COMMAND...`` accepts ``option`` (e.g. ``["serve"], "--dry-run"``)."""
-    found, _path, _rest = _command(command)
-    return any(option in param.opts for param in found.params)

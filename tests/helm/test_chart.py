@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy.checks import Manifest, cli_has_option, parse_with_the_real_cli, schema_problems
+from deploy.checks import Manifest, parse_with_the_real_cli, schema_problems
 from deploy.test_manifests import NEWEST_KUBERNETES, OLDEST_KUBERNETES
 
 from .chart import (
@@ -81,13 +81,8 @@ def webhooks(objects: list[Manifest]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def serve_params(args: list[str]) -> dict[str, Any]:
-    """``serve`` args parsed by the real CLI. `--metrics-port` is the lead's pending flag:
-    until `serve` has it, it is taken out here and checked by its own (skipping) test."""
-    args = list(args)
-    if "--metrics-port" in args and not cli_has_option(["serve"], "--metrics-port"):
-        index = args.index("--metrics-port")
-        del args[index:index + 2]
-    return parse_with_the_real_cli(args)
+    """``serve`` args parsed by the real CLI."""
+    return parse_with_the_real_cli(list(args))
 
 
 # -- helm lint and the values schema ------------------------------------------------------
@@ -232,11 +227,7 @@ def test_container_args_parse_with_the_edgewarden_command(value_set: str) -> Non
             assert params["namespace"] == namespace
 
 
-def test_metrics_port_flag_is_a_serve_option() -> None:
-    """`serve --metrics-port` is the lead's change; this checks the chart's use of it once it
-    is there."""
-    if not cli_has_option(["serve"], "--metrics-port"):
-        pytest.skip("`edgewarden serve` has no --metrics-port yet (the lead's pending change)")
+def test_the_chart_serves_metrics_on_their_own_port() -> None:
     _namespace, objects = render_value_set("defaults")
     params = parse_with_the_real_cli(server(objects)["args"])
     assert params["metrics_port"] == 8080

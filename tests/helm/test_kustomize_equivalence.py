@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy.checks import Manifest, cli_has_option, parse_with_the_real_cli
+from deploy.checks import Manifest, parse_with_the_real_cli
 from deploy.conftest import REPO, kubectl, rendered
 from deploy.test_manifests import COMPARED, normalized
 
@@ -38,15 +38,8 @@ def key(obj: Manifest) -> tuple[str, str]:
 
 def params(args: list[str]) -> dict[str, Any]:
     """What the real CLI makes of ``args`` (so `--namespace edgewarden`, the default, equals
-    leaving it out). `--metrics-port`, the lead's pending flag, is compared as text until
-    `serve` knows it."""
-    args = list(args)
-    pending: dict[str, Any] = {}
-    if "--metrics-port" in args and not cli_has_option(["serve"], "--metrics-port"):
-        index = args.index("--metrics-port")
-        pending["--metrics-port"] = args[index + 1]
-        del args[index:index + 2]
-    return {**parse_with_the_real_cli(args), **pending}
+    leaving it out)."""
+    return parse_with_the_real_cli(list(args))
 
 
 def comparable(objects: list[Manifest]) -> dict[tuple[str, str], Manifest]:

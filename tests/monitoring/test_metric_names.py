@@ -73,7 +73,7 @@ def test_alerts_cover_what_the_issue_asks() -> None:
     assert read >= {
         "edgewarden_requests_total", "edgewarden_decision_duration_seconds_bucket",
         "edgewarden_serving_certificate_expiry_timestamp_seconds",
-        "edgewarden_cluster_cache_synced", "edgewarden_policy_load_errors_total",
+        "edgewarden_cluster_cache_synced", "edgewarden_policy_reload_refused",
         EXCEPTION_METRIC,
     }
     results = {rule["alert"]: rule["expr"] for rule in rules() if "alert" in rule}
