@@ -1,0 +1,79 @@
+"""``eventually``: poll a check until it holds, instead of sleeping for a guessed time.
+
+The check is called at once and then every ``interval`` seconds; the first truthy value it
+returns is returned. An exception the check raises (an ``assert`` inside it, say) ends the
+wait at once: that is how a check reports a failure that no amount of waiting will fix.
+``timeout`` only bounds a test that would otherwise hang; it is never an expectation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+T = TypeVar("T")
+Description = str | Callable[[], str]
+
+TIMEOUT = 10.0
+INTERVAL = 0.01
+
+
+class TimedOut(AssertionError):
+    """The check did not hold within the timeout."""
+
+
+class _Poll:
+    """One wait: the deadline, the attempts, and the message when it runs out."""
+
+    def __init__(self, check: Callable[[], T], timeout: float, what: Description) -> None:
+        self._check = check
+        self._timeout = timeout
+        self._what = what
+        self._deadline = time.monotonic() + timeout
+
+    def attempt(self) -> tuple[bool, T]:
+        """``(True, value)`` when the check holds; raises :class:`TimedOut` once it is late."""
+        value = self._check()
+        if value:
+            return True, value
+        if time.monotonic() >= self._deadline:
+            what = self._what() if callable(self._what) else self._what
+            raise TimedOut(
+                f"timed out after {self._timeout:g}s waiting for {what or self._check}"
+                f" (last value: {value!r})"
+            )
+        return False, value
+
+
+def eventually(
+    check: Callable[[], T],
+    *,
+    timeout: float = TIMEOUT,
+    interval: float = INTERVAL,
+    what: Description = "",
+) -> T:
+    """The first truthy value of ``check()``; :class:`TimedOut` after ``timeout`` seconds."""
+    poll = _Poll(check, timeout, what)
+    while True:
+        done, value = poll.attempt()
+        if done:
+            return value
+        time.sleep(interval)
+
+
+async def eventually_async(
+    check: Callable[[], T],
+    *,
+    timeout: float = TIMEOUT,
+    interval: float = INTERVAL,
+    what: Description = "",
+) -> T:
+    """:func:`eventually` inside an event loop: the loop keeps running between attempts."""
+    poll = _Poll(check, timeout, what)
+    while True:
+        done, value = poll.attempt()
+        if done:
+            return value
+        await asyncio.sleep(interval)
