@@ -6,22 +6,21 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.kubeapi import KubeApi
+from tests.support import eventually, namespace, service
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
 from webhook.policy.engine import Engine
 from webhook.policy.loader import load_policies
 from webhook.policy.request import make_request
 
-from .conftest import eventually, namespace, service
-from .fake_apiserver import FakeApiServer
-
 POLICY = Path(__file__).parents[2] / "policies" / "limit-loadbalancers-per-namespace.yaml"
 
 
 def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exactly_two_more(
-    apiserver: FakeApiServer, make_cluster: Callable[..., KubeCluster]
+    kube_api: KubeApi, make_cluster: Callable[..., KubeCluster]
 ) -> None:
-    apiserver.create("namespaces", namespace("shop"))
+    kube_api.create(namespace(name="shop"))
     engine = Engine(load_policies(POLICY))
     reservations = Reservations(ttl_seconds=600)
     cluster = make_cluster(reservations=reservations)
@@ -33,7 +32,8 @@ def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exact
     allowed: list[str] = []
 
     def admit(i: int) -> None:
-        request = make_request("CREATE", service("shop", f"lb-{i}", "LoadBalancer"))
+        obj = service(name=f"lb-{i}", namespace="shop", type="LoadBalancer")
+        request = make_request("CREATE", obj)
         start.wait(timeout=10)
         with reservations.lock(request.namespace):
             decision = engine.evaluate(request, view)
@@ -50,9 +50,9 @@ def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exact
     assert len(allowed) == 2
     # The API server stores the two; the watch shows them and settles their reservations.
     for name in allowed:
-        apiserver.create("services", service("shop", name, "LoadBalancer"))
+        kube_api.create(service(name=name, namespace="shop", type="LoadBalancer"))
     eventually(lambda: len(reservations) == 0, what="reservations settled by the watch")
-    late = make_request("CREATE", service("shop", "late", "LoadBalancer"))
+    late = make_request("CREATE", service(name="late", namespace="shop", type="LoadBalancer"))
     decision = engine.evaluate(late, view)
     assert not decision.allowed
     assert "2 of 2" in decision.deny_message()
