@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import jsonpatch
-import orjson
 
-from webhook.admission.review import decode_patch
+from tests.support import patch_of
 
 from .harness import RunningServer, load_object, load_review, make_review
 
@@ -13,8 +12,7 @@ from .harness import RunningServer, load_object, load_review, make_review
 def _patched(server: RunningServer, review: dict) -> dict:
     response = server.review("/mutate", review)
     assert response["allowed"] is True
-    body = orjson.dumps({"response": response})
-    return jsonpatch.apply_patch(review["request"]["object"], decode_patch(body))
+    return jsonpatch.apply_patch(review["request"]["object"], patch_of(response))
 
 
 def test_nodeport_in_production_is_denied_with_403_naming_the_policy(
@@ -75,7 +73,7 @@ def test_patch_into_existing_annotations_escapes_slash(default_server: RunningSe
     review = make_review("CREATE", "dev", load_object("services/loadbalancer-annotated.yaml"))
     response = default_server.review("/mutate", review)
     assert response["patchType"] == "JSONPatch"
-    patch = decode_patch(orjson.dumps({"response": response}))
+    patch = patch_of(response)
     paths = [op["path"] for op in patch]
     assert "/metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-internal" in paths
     patched = jsonpatch.apply_patch(review["request"]["object"], patch)

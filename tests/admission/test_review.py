@@ -7,10 +7,10 @@ import base64
 import orjson
 import pytest
 
+from tests.support import patch_of
 from webhook.admission.review import (
     ReviewError,
     audit_annotation_key,
-    decode_patch,
     parse_review,
     render_response,
 )
@@ -69,7 +69,7 @@ def test_render_patch_is_base64_json_patch() -> None:
     response = orjson.loads(body)["response"]
     assert response["patchType"] == "JSONPatch"
     assert orjson.loads(base64.b64decode(response["patch"])) == patch
-    assert decode_patch(body) == patch
+    assert patch_of(response) == patch
 
 
 def test_render_allow_is_minimal() -> None:

@@ -159,7 +159,7 @@ def test_admissions_in_different_namespaces_do_not_wait_for_each_other() -> None
         with reservations.lock("blog"):
             other_done.set()
 
-    with reservations.guard("shop"):
+    with reservations.lock("shop"):
         thread = threading.Thread(target=in_blog)
         thread.start()
         assert other_done.wait(timeout=10)
