@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,41 +22,28 @@ FAST = InformerSettings(
 )
 
 
-class TypeCounter:
-    """Counts objects of ``kind`` whose ``spec.type`` is ``service_type`` (a policy's where)."""
+@dataclass(frozen=True)
+class SpecCounter:
+    """Counts objects of ``kind`` whose ``spec.<field>`` is ``value`` (a policy's where)."""
 
-    def __init__(self, service_type: str = "LoadBalancer", kind: str = "Service") -> None:
-        self.service_type = service_type
-        self._kind = kind
-
-    @property
-    def key(self) -> str:
-        return f"{self._kind}:spec.type=={self.service_type}"
-
-    @property
-    def kind(self) -> str:
-        return self._kind
-
-    def counts(self, obj: Mapping[str, Any]) -> bool:
-        return (obj.get("spec") or {}).get("type") == self.service_type
-
-
-class IngressClassCounter:
-    """Counts Ingresses of one ingressClassName."""
-
-    def __init__(self, class_name: str) -> None:
-        self.class_name = class_name
+    kind: str
+    field: str
+    value: str
 
     @property
     def key(self) -> str:
-        return f"Ingress:class=={self.class_name}"
-
-    @property
-    def kind(self) -> str:
-        return "Ingress"
+        return f"{self.kind}:spec.{self.field}=={self.value}"
 
     def counts(self, obj: Mapping[str, Any]) -> bool:
-        return (obj.get("spec") or {}).get("ingressClassName") == self.class_name
+        return (obj.get("spec") or {}).get(self.field) == self.value
+
+
+def services_of_type(service_type: str) -> SpecCounter:
+    return SpecCounter("Service", "type", service_type)
+
+
+def ingresses_of_class(class_name: str) -> SpecCounter:
+    return SpecCounter("Ingress", "ingressClassName", class_name)
 
 
 @pytest.fixture

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
 from tests.kubeapi import KubeApi
-from tests.support import eventually, namespace, service
+from tests.support import eventually, namespace, race, service
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
 from webhook.policy.engine import Engine
@@ -28,24 +27,21 @@ def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exact
     cluster.start()
     assert cluster.wait_synced(timeout=10)
     view = reservations.view(cluster)
-    start = threading.Barrier(50)
+    requests = [
+        make_request("CREATE", service(name=f"lb-{i}", namespace="shop", type="LoadBalancer"))
+        for i in range(50)
+    ]
     allowed: list[str] = []
 
     def admit(i: int) -> None:
-        obj = service(name=f"lb-{i}", namespace="shop", type="LoadBalancer")
-        request = make_request("CREATE", obj)
-        start.wait(timeout=10)
+        request = requests[i]
         with reservations.lock(request.namespace):
             decision = engine.evaluate(request, view)
             if decision.allowed:
                 reservations.reserve(decision.limit_claims)
                 allowed.append(request.name)
 
-    threads = [threading.Thread(target=admit, args=(i,)) for i in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    race(admit, 50)
 
     assert len(allowed) == 2
     # The API server stores the two; the watch shows them and settles their reservations.

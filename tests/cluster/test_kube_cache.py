@@ -12,9 +12,9 @@ from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_informer import InformerSettings, backoff_delay
 from webhook.cluster.view import ClusterView
 
-from .conftest import FAST, IngressClassCounter, TypeCounter
+from .conftest import FAST, ingresses_of_class, services_of_type
 
-LB = TypeCounter("LoadBalancer")
+LB = services_of_type("LoadBalancer")
 
 MakeCluster = Callable[..., KubeCluster]
 
@@ -138,7 +138,7 @@ def test_service_switching_to_loadbalancer_and_back_enters_and_leaves_the_count(
 def test_ingresses_and_namespaces_follow_the_watch(
     kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    nginx = IngressClassCounter("nginx")
+    nginx = ingresses_of_class("nginx")
     cluster = started(make_cluster, LB, nginx)
 
     kube_api.create(namespace(name="shop", labels={"environment": "prod"}))
@@ -290,7 +290,7 @@ def test_reregistered_counters_rebuild_the_indexes_from_the_cache(
     kube_api.create(service(name="lb", namespace="shop", type="LoadBalancer"))
     kube_api.create(service(name="np", namespace="shop", type="NodePort"))
     cluster = started(make_cluster)
-    node_ports = TypeCounter("NodePort")
+    node_ports = services_of_type("NodePort")
 
     cluster.register_counters([node_ports])  # a policy reload
 
@@ -305,10 +305,10 @@ def test_an_unregistered_counter_is_answered_from_the_cache(
     kube_api.create(service(name="np", namespace="shop", type="NodePort"))
     cluster = started(make_cluster)
 
-    assert names(cluster, "shop", TypeCounter("NodePort")) == {"np"}
+    assert names(cluster, "shop", services_of_type("NodePort")) == {"np"}
     kube_api.create(service(name="np2", namespace="shop", type="NodePort"))
     eventually(
-        lambda: names(cluster, "shop", TypeCounter("NodePort")) == {"np", "np2"},
+        lambda: names(cluster, "shop", services_of_type("NodePort")) == {"np", "np2"},
         what="the on-the-fly counter kept current",
     )
 

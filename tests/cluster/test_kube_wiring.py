@@ -13,9 +13,9 @@ from webhook.cluster.reservations import Reservations
 from webhook.errors import ClusterStateError
 from webhook.policy.decision import LimitClaim
 
-from .conftest import TypeCounter
+from .conftest import services_of_type
 
-LB = TypeCounter("LoadBalancer")
+LB = services_of_type("LoadBalancer")
 MakeCluster = Callable[..., KubeCluster]
 
 

@@ -1,5 +1,7 @@
-"""Helpers every test folder shares: polling, kubeconfigs, object builders, reviews, policies."""
+"""Helpers every test folder shares: polling, races, kubeconfigs, object builders, reviews and
+policies."""
 
+from .concurrency import race
 from .kubeconfig import api_client, use_kubeconfig, write_kubeconfig
 from .objects import ingress, namespace, service
 from .policies import policies_from_yaml
@@ -15,6 +17,7 @@ __all__ = [
     "namespace",
     "patch_of",
     "policies_from_yaml",
+    "race",
     "service",
     "use_kubeconfig",
     "write_kubeconfig",

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
-from typing import TypeVar
+from collections.abc import Callable, Iterator
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 Description = str | Callable[[], str]
@@ -24,27 +24,26 @@ class TimedOut(AssertionError):
     """The check did not hold within the timeout."""
 
 
-class _Poll:
-    """One wait: the deadline, the attempts, and the message when it runs out."""
+class _Attempts(Generic[T]):
+    """Iterates once per attempt that fails, so the caller can wait in between; raises
+    :class:`TimedOut` once the time is up; afterwards ``value`` holds what the check gave."""
 
     def __init__(self, check: Callable[[], T], timeout: float, what: Description) -> None:
         self._check = check
         self._timeout = timeout
         self._what = what
-        self._deadline = time.monotonic() + timeout
 
-    def attempt(self) -> tuple[bool, T]:
-        """``(True, value)`` when the check holds; raises :class:`TimedOut` once it is late."""
-        value = self._check()
-        if value:
-            return True, value
-        if time.monotonic() >= self._deadline:
-            what = self._what() if callable(self._what) else self._what
-            raise TimedOut(
-                f"timed out after {self._timeout:g}s waiting for {what or self._check}"
-                f" (last value: {value!r})"
-            )
-        return False, value
+    def __iter__(self) -> Iterator[None]:
+        deadline = time.monotonic() + self._timeout
+        while not (value := self._check()):
+            if time.monotonic() >= deadline:
+                what = self._what() if callable(self._what) else self._what
+                raise TimedOut(
+                    f"timed out after {self._timeout:g}s waiting for {what or self._check}"
+                    f" (last value: {value!r})"
+                )
+            yield
+        self.value = value
 
 
 def eventually(
@@ -55,12 +54,9 @@ def eventually(
     what: Description = "",
 ) -> T:
     """The first truthy value of ``check()``; :class:`TimedOut` after ``timeout`` seconds."""
-    poll = _Poll(check, timeout, what)
-    while True:
-        done, value = poll.attempt()
-        if done:
-            return value
+    for _ in (attempts := _Attempts(check, timeout, what)):
         time.sleep(interval)
+    return attempts.value
 
 
 async def eventually_async(
@@ -71,9 +67,6 @@ async def eventually_async(
     what: Description = "",
 ) -> T:
     """:func:`eventually` inside an event loop: the loop keeps running between attempts."""
-    poll = _Poll(check, timeout, what)
-    while True:
-        done, value = poll.attempt()
-        if done:
-            return value
+    for _ in (attempts := _Attempts(check, timeout, what)):
         await asyncio.sleep(interval)
+    return attempts.value
