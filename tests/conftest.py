@@ -13,14 +13,40 @@ from tests.kubeapi import KubeApi
 from tests.support.kubeconfig import use_kubeconfig, write_kubeconfig
 
 SETTINGS_PREFIX = "EDGEWARDEN_"
+# Inputs of the test harness itself, not edgewarden settings: scripts/e2e-kind.sh hands
+# tests/e2e its cluster, scripts/kube-binaries names the cache of the Go-built binaries.
+HARNESS_PREFIXES = ("EDGEWARDEN_E2E_", "EDGEWARDEN_KUBE_")
+
+
+def _settings_in_the_environment() -> list[str]:
+    return [
+        name
+        for name in os.environ
+        if name.startswith(SETTINGS_PREFIX) and not name.startswith(HARNESS_PREFIXES)
+    ]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_edgewarden_settings_from_the_shell() -> Iterator[None]:
+    """The suite runs without the ``EDGEWARDEN_*`` variables the shell exported: cleared for
+    the whole session, so module- and session-scoped servers start without them too, and
+    put back when the session ends."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _settings_in_the_environment():
+            patch.delenv(name)
+        yield
 
 
 @pytest.fixture(autouse=True)
-def _no_edgewarden_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every test starts without ``EDGEWARDEN_*`` variables, whatever the shell exported, and
-    whatever an earlier test wrote. A test that needs one sets it with monkeypatch."""
-    for name in [n for n in os.environ if n.startswith(SETTINGS_PREFIX)]:
-        monkeypatch.delenv(name)
+def _no_edgewarden_settings_between_tests() -> Iterator[None]:
+    """Each test starts without ``EDGEWARDEN_*`` variables and leaves none behind, whoever
+    wrote them: a test's own monkeypatch, or code under test that writes ``os.environ``.
+    (Plain pops, not monkeypatch: monkeypatch would put a leaked value back afterwards.)"""
+    for name in _settings_in_the_environment():
+        del os.environ[name]
+    yield
+    for name in _settings_in_the_environment():
+        del os.environ[name]
 
 
 @pytest.fixture
