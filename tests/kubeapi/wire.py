@@ -50,7 +50,7 @@ class Server(ThreadingHTTPServer):
         with self._open_lock:
             self._open.add(request)
         try:
-            self.RequestHandlerClass(request, client_address, self)
+            Handler(request, client_address, self)
         finally:
             with self._open_lock:
                 self._open.discard(request)

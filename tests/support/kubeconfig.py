@@ -36,7 +36,11 @@ def write_kubeconfig(
 
 def api_client(kubeconfig: Path) -> client.ApiClient:
     """A ``kubernetes`` client configured from ``kubeconfig``, as a user's would be."""
-    return config.new_client_from_config(config_file=str(kubeconfig), persist_config=False)
+    configuration = client.Configuration()
+    config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=str(kubeconfig), client_configuration=configuration, persist_config=False
+    )
+    return client.ApiClient(configuration)
 
 
 def use_kubeconfig(monkeypatch: pytest.MonkeyPatch, kubeconfig: Path) -> None:

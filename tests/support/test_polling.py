@@ -33,6 +33,6 @@ def test_the_async_form_lets_the_loop_run_between_attempts() -> None:
     async def scenario() -> str:
         seen: list[str] = []
         asyncio.get_running_loop().call_soon(seen.append, "callback ran")
-        return await eventually_async(lambda: seen and seen[0])
+        return await eventually_async(lambda: seen[0] if seen else "")
 
     assert asyncio.run(scenario()) == "callback ran"
