@@ -13,6 +13,7 @@ import os
 import random
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 
 from webhook.cluster.memory import MemoryCluster  # noqa: E402
 from webhook.policy.engine import Engine  # noqa: E402
-from webhook.policy.loader import load_policies, load_policy_text  # noqa: E402
+from webhook.policy.loader import load_policies  # noqa: E402
 from webhook.policy.model import PolicySet  # noqa: E402
 from webhook.policy.request import AdmissionRequest, make_request  # noqa: E402
 
@@ -183,7 +184,10 @@ spec:
       message: "rule {i}: label your {kind}s"
 """
         )
-    extra = load_policy_text("---".join(documents), "<generated>")
+    with tempfile.TemporaryDirectory(prefix="edgewarden-bench-") as folder:
+        generated = Path(folder) / "generated.yaml"
+        generated.write_text("---".join(documents))
+        extra = load_policies(generated)
     return PolicySet(policies=defaults.policies + extra.policies)
 
 

@@ -14,7 +14,6 @@ import copy
 import socket
 import ssl
 import threading
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ import orjson
 import uvloop
 import yaml
 
+from tests.support import eventually
 from webhook.admission.server import Runtime, build_runtime, serve, uvicorn_server
 from webhook.admission.settings import ServerSettings
 from webhook.certs.files import GeneratedCertificates
@@ -124,17 +124,20 @@ def start_server(settings: ServerSettings, ca_file: Path) -> RunningServer:
     thread = threading.Thread(target=run, name="edgewarden-test-server", daemon=True)
     thread.start()
     running = RunningServer(runtime, port, ca_file, settings.audit_log, thread, server)
-    deadline = time.monotonic() + START_TIMEOUT
-    while True:  # poll /healthz, bounded
+
+    def healthy() -> bool:
+        assert thread.is_alive(), "the server stopped before it answered /healthz"
         try:
-            if running.get("/healthz").status_code == 200:
-                return running
+            return running.get("/healthz").status_code == 200
         except httpx.TransportError:
-            pass
-        if time.monotonic() > deadline or not thread.is_alive():
-            running.stop()
-            raise RuntimeError("the server did not answer /healthz in time")
-        time.sleep(0.05)
+            return False
+
+    try:
+        eventually(healthy, timeout=START_TIMEOUT, interval=0.05, what="/healthz to answer")
+    except AssertionError:  # TimedOut, or the thread died
+        running.stop()
+        raise
+    return running
 
 
 def base_settings(certificates: GeneratedCertificates, tmp_path: Path,

@@ -12,12 +12,12 @@ import ssl
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.support import eventually
 from webhook.certs.files import GeneratedCertificates
 
 from .harness import FIXTURES
@@ -74,15 +74,17 @@ class _Output:
             with self._lock:
                 self.text += line
 
+    def search(self, pattern: str) -> re.Match[str] | None:
+        with self._lock:
+            return re.search(pattern, self.text)
+
     def wait_for(self, pattern: str) -> re.Match[str]:
-        deadline = time.monotonic() + WAIT
-        while time.monotonic() < deadline:
-            with self._lock:
-                match = re.search(pattern, self.text)
-            if match:
-                return match
-            time.sleep(0.05)
-        raise AssertionError(f"{pattern!r} not in server output:\n{self.text}")
+        return eventually(
+            lambda: self.search(pattern),
+            timeout=WAIT,
+            interval=0.05,
+            what=lambda: f"{pattern!r} in the server output:\n{self.text}",
+        )
 
 
 def test_dev_mode_prints_a_curl_line_that_works_and_sighup_reloads(tmp_path: Path) -> None:

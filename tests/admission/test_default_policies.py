@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import jsonpatch
-import orjson
+import pytest
 
-from webhook.admission.review import decode_patch
+from tests.support import patch_of
 
 from .harness import RunningServer, load_object, load_review, make_review
+
+
+def _validate(server: RunningServer, namespace: str, fixture: str) -> dict:
+    """The /validate response to a CREATE of the fixture object in ``namespace``."""
+    return server.review("/validate", make_review("CREATE", namespace, load_object(fixture)))
 
 
 def _patched(server: RunningServer, review: dict) -> dict:
     response = server.review("/mutate", review)
     assert response["allowed"] is True
-    body = orjson.dumps({"response": response})
-    return jsonpatch.apply_patch(review["request"]["object"], decode_patch(body))
+    return jsonpatch.apply_patch(review["request"]["object"], patch_of(response))
 
 
 def test_nodeport_in_production_is_denied_with_403_naming_the_policy(
@@ -28,8 +32,7 @@ def test_nodeport_in_production_is_denied_with_403_naming_the_policy(
 
 
 def test_nodeport_in_development_is_allowed(default_server: RunningServer) -> None:
-    review = make_review("CREATE", "dev", load_object("services/nodeport.yaml"))
-    assert default_server.review("/validate", review)["allowed"] is True
+    assert _validate(default_server, "dev", "services/nodeport.yaml")["allowed"] is True
 
 
 def test_mutate_never_denies_a_nodeport_in_production(default_server: RunningServer) -> None:
@@ -38,18 +41,23 @@ def test_mutate_never_denies_a_nodeport_in_production(default_server: RunningSer
     assert "status" not in response
 
 
-def test_external_ips_are_denied_everywhere(default_server: RunningServer) -> None:
-    review = make_review("CREATE", "dev", load_object("services/external-ips.yaml"))
-    response = default_server.review("/validate", review)
+@pytest.mark.parametrize(
+    ("namespace", "fixture", "policy"),
+    [
+        pytest.param("dev", "services/external-ips.yaml", "deny-external-ips",
+                     id="external-ips-everywhere"),
+        pytest.param("team-a", "services/loadbalancer.yaml", "limit-loadbalancers-per-namespace",
+                     id="third-loadbalancer-in-a-namespace"),
+        pytest.param("payments", "ingresses/no-tls.yaml", "require-ingress-tls-in-production",
+                     id="ingress-without-tls-in-production"),
+    ],
+)
+def test_is_denied_naming_the_policy(
+    default_server: RunningServer, namespace: str, fixture: str, policy: str
+) -> None:
+    response = _validate(default_server, namespace, fixture)
     assert response["allowed"] is False
-    assert "deny-external-ips" in response["status"]["message"]
-
-
-def test_third_loadbalancer_in_a_namespace_is_denied(default_server: RunningServer) -> None:
-    review = make_review("CREATE", "team-a", load_object("services/loadbalancer.yaml"))
-    response = default_server.review("/validate", review)
-    assert response["allowed"] is False
-    assert "limit-loadbalancers-per-namespace" in response["status"]["message"]
+    assert policy in response["status"]["message"]
 
 
 def test_update_of_an_existing_loadbalancer_over_the_cap_is_allowed(
@@ -75,7 +83,7 @@ def test_patch_into_existing_annotations_escapes_slash(default_server: RunningSe
     review = make_review("CREATE", "dev", load_object("services/loadbalancer-annotated.yaml"))
     response = default_server.review("/mutate", review)
     assert response["patchType"] == "JSONPatch"
-    patch = decode_patch(orjson.dumps({"response": response}))
+    patch = patch_of(response)
     paths = [op["path"] for op in patch]
     assert "/metadata/annotations/service.beta.kubernetes.io~1aws-load-balancer-internal" in paths
     patched = jsonpatch.apply_patch(review["request"]["object"], patch)
@@ -89,28 +97,18 @@ def test_public_namespace_loadbalancer_is_not_patched(default_server: RunningSer
 
 
 def test_validate_never_returns_a_patch(default_server: RunningServer) -> None:
-    review = make_review("CREATE", "dev", load_object("services/loadbalancer.yaml"))
-    response = default_server.review("/validate", review)
+    response = _validate(default_server, "dev", "services/loadbalancer.yaml")
     assert "patch" not in response and "patchType" not in response
 
 
-def test_ingress_without_tls_in_production_is_denied(default_server: RunningServer) -> None:
-    review = make_review("CREATE", "payments", load_object("ingresses/no-tls.yaml"))
-    response = default_server.review("/validate", review)
-    assert response["allowed"] is False
-    assert "require-ingress-tls-in-production" in response["status"]["message"]
-
-
 def test_ingress_with_tls_in_production_is_allowed(default_server: RunningServer) -> None:
-    review = make_review("CREATE", "payments", load_object("ingresses/tls.yaml"))
-    response = default_server.review("/validate", review)
+    response = _validate(default_server, "payments", "ingresses/tls.yaml")
     assert response["allowed"] is True
     assert "warnings" not in response
 
 
 def test_ingress_without_class_is_allowed_with_a_warning(default_server: RunningServer) -> None:
-    review = make_review("CREATE", "payments", load_object("ingresses/no-class.yaml"))
-    response = default_server.review("/validate", review)
+    response = _validate(default_server, "payments", "ingresses/no-class.yaml")
     assert response["allowed"] is True
     assert any("ingressClassName" in w for w in response["warnings"])
 

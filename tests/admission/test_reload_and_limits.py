@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import orjson
 
+from tests.support import eventually
 from webhook.certs.files import GeneratedCertificates
 
 from .harness import (
@@ -24,13 +23,6 @@ from .harness import (
 )
 
 WAIT = 15.0
-
-
-def wait_for(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _nodeport_allowed(server: RunningServer) -> bool:
@@ -49,13 +41,14 @@ def test_reload_swaps_a_good_set_and_refuses_a_broken_one(
     try:
         assert _nodeport_allowed(server)
         shutil.copy(FIXTURES / "reload" / "deny-nodeport-everywhere.yaml", policies)
-        wait_for(lambda: not _nodeport_allowed(server), "the new policy to deny NodePort")
+        eventually(lambda: not _nodeport_allowed(server), timeout=WAIT, interval=0.05,
+                   what="the new policy to deny NodePort")
         assert server.metric("edgewarden_policy_reloads_total") >= 1
         assert server.metric("edgewarden_policies_loaded") == 3
 
         shutil.copy(FIXTURES / "broken" / "broken.yaml", policies)
-        wait_for(lambda: server.metric("edgewarden_policy_load_errors_total") >= 1,
-                 "the broken set to be refused")
+        eventually(lambda: server.metric("edgewarden_policy_load_errors_total") >= 1,
+                   timeout=WAIT, interval=0.05, what="the broken set to be refused")
         assert not _nodeport_allowed(server), "the last good set keeps serving"
         assert server.metric("edgewarden_policies_loaded") == 3
         assert server.get("/readyz").status_code == 200

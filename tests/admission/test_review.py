@@ -7,11 +7,11 @@ import base64
 import orjson
 import pytest
 
+from tests.support import patch_of
 from webhook.admission.review import (
     ReviewError,
     audit_annotation_key,
     build_response,
-    decode_patch,
     encode_review,
     parse_review,
 )
@@ -72,7 +72,7 @@ def test_render_patch_is_base64_json_patch() -> None:
     response = orjson.loads(body)["response"]
     assert response["patchType"] == "JSONPatch"
     assert orjson.loads(base64.b64decode(response["patch"])) == patch
-    assert decode_patch(body) == patch
+    assert patch_of(response) == patch
 
 
 def test_render_allow_is_minimal() -> None:

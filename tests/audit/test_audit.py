@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from .helpers import CLUSTER, POLICIES, run
 
 
@@ -75,11 +77,8 @@ def test_the_over_cap_finding_points_at_the_namespace_in_the_state_file() -> Non
     )
 
 
-def test_without_cluster_state_or_a_reachable_cluster_audit_says_what_to_do(
-    tmp_path, monkeypatch
-) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "no-kubeconfig"))
+@pytest.mark.usefixtures("no_cluster_env")
+def test_without_cluster_state_or_a_reachable_cluster_audit_says_what_to_do() -> None:
     result = run("audit", "--policies", POLICIES)
     assert result.exit_code == 2
     assert "--cluster-state" in result.stderr

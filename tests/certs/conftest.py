@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
-from kubernetes import client
 
+from tests.kubeapi import KubeApi
+from tests.support import api_client
 from webhook.certs.store import KubernetesCertStore
 from webhook.certs.webhookconfig import WebhookSettings, render
 from webhook.policy.decision import FailurePolicy, Mode
 from webhook.policy.model import InternalLoadBalancer, Limit, Match, Policy, PolicySet
-
-from .fake_kube_api import FakeKubeAPI, running
 
 
 def service_and_ingress_policies() -> PolicySet:
@@ -57,20 +57,16 @@ def policies() -> PolicySet:
 
 
 @pytest.fixture()
-def kube() -> Iterator[FakeKubeAPI]:
-    """The API double, holding both webhook configurations as `kubectl apply` left them
-    (no caBundle yet)."""
-    api = FakeKubeAPI()
+def kube_api(kube_api: KubeApi) -> KubeApi:
+    """The API double (of the root conftest), here holding both webhook configurations as
+    `kubectl apply` left them (no caBundle yet)."""
     for document in render(service_and_ingress_policies(), WebhookSettings()):
-        api.add_webhook_configuration(document)
-    with running(api):
-        yield api
+        kube_api.create(document)
+    return kube_api
 
 
 @pytest.fixture()
-def store(kube: FakeKubeAPI) -> Iterator[KubernetesCertStore]:
-    api_client = client.ApiClient(client.Configuration(host=kube.url))
-    try:
-        yield KubernetesCertStore(api_client)
-    finally:
-        api_client.close()
+def store(kubeconfig: Path) -> Iterator[KubernetesCertStore]:
+    """The certificate store of the product, talking to ``kube_api``."""
+    with api_client(kubeconfig) as client:
+        yield KubernetesCertStore(client)

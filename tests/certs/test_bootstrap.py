@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from tests.kubeapi import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, KubeApi
 from webhook.certs.bootstrap import GENERATION, CertificateManager, ManagerSettings, parse_secret
 from webhook.certs.issue import fingerprint, is_signed_by, issue_ca, issue_serving, utcnow
 from webhook.certs.store import KubernetesCertStore, StoredSecret
 from webhook.errors import CertificateError
 
-from .fake_kube_api import FakeKubeAPI
-
 NS, SECRET = "edgewarden", "edgewarden-tls"
+WEBHOOKS = {"validating": VALIDATING_WEBHOOKS, "mutating": MUTATING_WEBHOOKS}
 
 
 class Clock:
@@ -36,110 +36,121 @@ def manager(store, tmp_path: Path, clock: Clock, name: str = "replica-a") -> Cer
     return CertificateManager(store, settings, clock=clock)
 
 
-def secret_state(kube: FakeKubeAPI):
-    raw = kube.secrets[(NS, SECRET)]
+def secret_state(kube_api: KubeApi):
+    raw = kube_api.get("secrets", SECRET, namespace=NS)
     data = {k: base64.b64decode(v) for k, v in raw["data"].items()}
     return parse_secret(StoredSecret(data, raw["metadata"].get("annotations") or {}))
 
 
-def published_cas(kube: FakeKubeAPI) -> dict[str, list[x509.Certificate]]:
+def published_cas(kube_api: KubeApi) -> dict[str, list[x509.Certificate]]:
     """The CAs each webhook configuration tells the API server to trust."""
     result = {}
-    for (kind, _name), config in kube.webhooks.items():
-        bundles = {w["clientConfig"].get("caBundle") for w in config["webhooks"]}
-        assert len(bundles) == 1
-        result[kind] = x509.load_pem_x509_certificates(base64.b64decode(bundles.pop()))
+    for kind, resource in WEBHOOKS.items():
+        for config in kube_api.objects(resource):
+            bundles = {w["clientConfig"].get("caBundle") for w in config["webhooks"]}
+            assert len(bundles) == 1
+            result[kind] = x509.load_pem_x509_certificates(base64.b64decode(bundles.pop()))
     return result
 
 
-def assert_api_server_trusts_what_is_served(kube: FakeKubeAPI, folder: Path) -> None:
+def assert_api_server_trusts_what_is_served(kube_api: KubeApi, folder: Path) -> None:
     served = x509.load_pem_x509_certificate((folder / "tls.crt").read_bytes())
-    for kind, cas in published_cas(kube).items():
+    for kind, cas in published_cas(kube_api).items():
         assert any(is_signed_by(served, ca) for ca in cas), f"{kind} caBundle misses the issuer"
 
 
 def test_first_sync_creates_the_secret_writes_files_and_patches_both_ca_bundles(
-    kube: FakeKubeAPI, store: KubernetesCertStore, tmp_path: Path
+    kube_api: KubeApi, store: KubernetesCertStore, tmp_path: Path
 ) -> None:
     clock = Clock()
     replica = manager(store, tmp_path, clock)
     assert replica.sync_once() is True
 
-    raw = kube.secrets[(NS, SECRET)]
+    raw = kube_api.get("secrets", SECRET, namespace=NS)
     assert raw["type"] == "kubernetes.io/tls"
     assert set(raw["data"]) == {"tls.crt", "tls.key", "ca.crt", "ca.key"}
     folder = tmp_path / "replica-a"
     assert (folder / "tls.key").stat().st_mode & 0o777 == 0o600
-    assert_api_server_trusts_what_is_served(kube, folder)
-    assert set(published_cas(kube)) == {"validating", "mutating"}
-    assert all(ct == "application/merge-patch+json" for ct in kube.patch_content_types)
-    assert replica.not_after == secret_state(kube).serving.not_after
+    assert_api_server_trusts_what_is_served(kube_api, folder)
+    assert set(published_cas(kube_api)) == {"validating", "mutating"}
+    patches = kube_api.requests_for("patch")
+    assert patches and all(r.content_type == "application/merge-patch+json" for r in patches)
+    assert replica.not_after == secret_state(kube_api).serving.not_after
 
 
-def test_a_second_sync_with_nothing_due_writes_nothing(kube, store, tmp_path) -> None:
+def test_a_second_sync_with_nothing_due_writes_nothing(kube_api, store, tmp_path) -> None:
     replica = manager(store, tmp_path, Clock())
     replica.sync_once()
-    before = len(kube.writes())
+    before = len(kube_api.writes())
     assert replica.sync_once() is False
-    assert len(kube.writes()) == before
+    assert len(kube_api.writes()) == before
 
 
-def test_serving_certificate_is_renewed_when_a_third_of_its_life_is_left(kube, store, tmp_path):
+def test_serving_certificate_is_renewed_when_a_third_of_its_life_is_left(
+    kube_api, store, tmp_path
+):
     clock = Clock()
     replica = manager(store, tmp_path, clock)
     replica.sync_once()
-    first = secret_state(kube)
+    first = secret_state(kube_api)
     clock.advance(days=55)  # 90-day certificate: 35 days left, more than a third
     assert replica.sync_once() is False
     clock.advance(days=6)  # 29 days left
     assert replica.sync_once() is True
-    renewed = secret_state(kube)
+    renewed = secret_state(kube_api)
     assert fingerprint(renewed.serving.cert) != fingerprint(first.serving.cert)
     assert renewed.bundle == first.bundle  # same CA: the caBundle does not move
     assert renewed.generation == first.generation
-    assert_api_server_trusts_what_is_served(kube, tmp_path / "replica-a")
+    assert_api_server_trusts_what_is_served(kube_api, tmp_path / "replica-a")
 
 
 def test_ca_roll_publishes_old_and_new_ca_before_switching_the_serving_certificate(
-    kube, store, tmp_path
+    kube_api, store, tmp_path
 ) -> None:
     clock = Clock()
     replica = manager(store, tmp_path, clock)
     folder = tmp_path / "replica-a"
     replica.sync_once()
-    old_ca = secret_state(kube).signing.cert
+    old_ca = secret_state(kube_api).signing.cert
     # Keep the serving certificate young so only the CA is due.
     for _ in range(30):  # bounded: the 5-year CA is due after ~3.3 years
         clock.advance(days=60)
         replica.sync_once()
-        if len(secret_state(kube).bundle) > 1:
+        if len(secret_state(kube_api).bundle) > 1:
             break
-        assert_api_server_trusts_what_is_served(kube, folder)
+        assert_api_server_trusts_what_is_served(kube_api, folder)
 
     # Step 1 + 2: both CAs are trusted everywhere; the served certificate is still the old CA's.
-    state = secret_state(kube)
+    state = secret_state(kube_api)
     new_ca = state.signing.cert
     assert new_ca != old_ca and set(state.bundle) == {old_ca, new_ca}
-    assert all(set(cas) == {old_ca, new_ca} for cas in published_cas(kube).values())
+    assert all(set(cas) == {old_ca, new_ca} for cas in published_cas(kube_api).values())
     assert is_signed_by(state.serving.cert, old_ca)
-    assert_api_server_trusts_what_is_served(kube, folder)
+    assert_api_server_trusts_what_is_served(kube_api, folder)
 
     # Step 3 waits for the bundle to propagate, then re-issues from the new CA.
     clock.advance(seconds=30)
     replica.sync_once()
-    assert is_signed_by(secret_state(kube).serving.cert, old_ca)
+    assert is_signed_by(secret_state(kube_api).serving.cert, old_ca)
     clock.advance(minutes=3)
     assert replica.sync_once() is True
-    assert is_signed_by(secret_state(kube).serving.cert, new_ca)
-    assert_api_server_trusts_what_is_served(kube, folder)
-    assert len(secret_state(kube).bundle) == 2  # replicas may still serve the old one
+    assert is_signed_by(secret_state(kube_api).serving.cert, new_ca)
+    assert_api_server_trusts_what_is_served(kube_api, folder)
+    assert len(secret_state(kube_api).bundle) == 2  # replicas may still serve the old one
 
     # Step 4: after the grace period the old CA leaves the caBundle.
     clock.advance(minutes=16)
     assert replica.sync_once() is True
-    assert secret_state(kube).bundle == (new_ca,)
-    assert all(cas == [new_ca] for cas in published_cas(kube).values())
-    assert_api_server_trusts_what_is_served(kube, folder)
+    assert secret_state(kube_api).bundle == (new_ca,)
+    assert all(cas == [new_ca] for cas in published_cas(kube_api).values())
+    assert_api_server_trusts_what_is_served(kube_api, folder)
+
+
+def secret(secret_type: str, data: dict[str, str]) -> dict[str, object]:
+    """The Secret as another tool wrote it."""
+    metadata = {"name": SECRET, "namespace": NS}
+    return {"apiVersion": "v1", "kind": "Secret", "metadata": metadata, "type": secret_type,
+            "data": data}
 
 
 class StaleOnce:
@@ -159,22 +170,23 @@ class StaleOnce:
         return getattr(self.store, name)
 
 
-def test_two_replicas_creating_at_once_agree_on_one_secret(kube, store, tmp_path) -> None:
+def test_two_replicas_creating_at_once_agree_on_one_secret(kube_api, store, tmp_path) -> None:
     clock = Clock()
     first = manager(store, tmp_path, clock, "replica-a")
     second = manager(StaleOnce(store, None), tmp_path, clock, "replica-b")  # saw no Secret
     first.sync_once()
     second.sync_once()  # its create meets 409 AlreadyExists, it adopts the stored Secret
 
-    assert ("POST", f"/api/v1/namespaces/{NS}/secrets") in kube.requests[-12:]
+    recent = [(r.method, r.path) for r in kube_api.requests[-12:]]
+    assert ("POST", f"/api/v1/namespaces/{NS}/secrets") in recent
     a, b = tmp_path / "replica-a", tmp_path / "replica-b"
     for name in ("tls.crt", "tls.key", "ca.crt"):
         assert (a / name).read_bytes() == (b / name).read_bytes()
-    assert_api_server_trusts_what_is_served(kube, b)
+    assert_api_server_trusts_what_is_served(kube_api, b)
 
 
 def test_a_renewal_race_has_one_writer_and_the_loser_adopts_its_result(
-    kube, store, tmp_path
+    kube_api, store, tmp_path
 ) -> None:
     clock = Clock()
     first = manager(store, tmp_path, clock, "replica-a")
@@ -183,32 +195,35 @@ def test_a_renewal_race_has_one_writer_and_the_loser_adopts_its_result(
     stale = store.read_secret(NS, SECRET)  # replica-b reads...
     first.sync_once()  # ...replica-a renews and writes...
     second = manager(StaleOnce(store, stale), tmp_path, clock, "replica-b")
-    puts_before = sum(1 for r in kube.requests if r[0] == "PUT")
+    puts_before = sum(1 for r in kube_api.requests if r.method == "PUT")
     second.sync_once()  # ...replica-b's PUT is a 409 Conflict; it re-reads
 
-    assert sum(1 for r in kube.requests if r[0] == "PUT") == puts_before + 1  # tried once
+    assert sum(1 for r in kube_api.requests if r.method == "PUT") == puts_before + 1  # tried once
     assert (tmp_path / "replica-b" / "tls.crt").read_bytes() == (
         tmp_path / "replica-a" / "tls.crt"
     ).read_bytes()
     assert second.state is not None
-    assert fingerprint(second.state.serving.cert) == fingerprint(secret_state(kube).serving.cert)
+    stored = secret_state(kube_api).serving.cert
+    assert fingerprint(second.state.serving.cert) == fingerprint(stored)
 
 
-def test_a_stale_replica_never_rolls_the_ca_bundle_back(kube, store, tmp_path) -> None:
+def test_a_stale_replica_never_rolls_the_ca_bundle_back(kube_api, store, tmp_path) -> None:
     clock = Clock()
     replica = manager(store, tmp_path, clock)
     replica.sync_once()
-    for config in kube.webhooks.values():  # a newer generation is already published
-        config["metadata"]["annotations"] = {GENERATION: "99"}
-        for webhook in config["webhooks"]:
-            webhook["clientConfig"]["caBundle"] = "bmV3ZXI="
-    patches = sum(1 for r in kube.requests if r[0] == "PATCH")
+    for resource in WEBHOOKS.values():  # a newer generation is already published
+        for config in kube_api.objects(resource):
+            config["metadata"]["annotations"] = {GENERATION: "99"}
+            for webhook in config["webhooks"]:
+                webhook["clientConfig"]["caBundle"] = "bmV3ZXI="
+            kube_api.update(config)
+    patches = sum(1 for r in kube_api.requests if r.method == "PATCH")
     replica.sync_once()
-    assert sum(1 for r in kube.requests if r[0] == "PATCH") == patches
+    assert sum(1 for r in kube_api.requests if r.method == "PATCH") == patches
 
 
 def test_a_webhook_configuration_changed_meanwhile_is_patched_next_round(
-    kube, store, tmp_path
+    kube_api, store, tmp_path
 ) -> None:
     class Racing:
         """Someone edits the configuration between our GET and our PATCH, once."""
@@ -220,7 +235,7 @@ def test_a_webhook_configuration_changed_meanwhile_is_patched_next_round(
             found = store.read_webhook_configuration(kind, name)
             if not self.raced and found is not None:
                 self.raced = True
-                kube.add_webhook_configuration({**kube.webhooks[(kind, name)]})  # bumps version
+                kube_api.update(kube_api.get(WEBHOOKS[kind], name))  # bumps the version
             return found
 
         def __getattr__(self, attribute):
@@ -229,25 +244,29 @@ def test_a_webhook_configuration_changed_meanwhile_is_patched_next_round(
     replica = manager(Racing(), tmp_path, Clock())
     replica.sync_once()  # one configuration answers 409 Conflict
     replica.sync_once()
-    assert_api_server_trusts_what_is_served(kube, tmp_path / "replica-a")
+    assert_api_server_trusts_what_is_served(kube_api, tmp_path / "replica-a")
 
 
-def test_missing_webhook_configurations_are_skipped(store, kube, tmp_path) -> None:
-    kube.webhooks.clear()
+def test_missing_webhook_configurations_are_skipped(store, kube_api, tmp_path) -> None:
+    for resource in WEBHOOKS.values():
+        for config in kube_api.objects(resource):
+            kube_api.delete(resource, config["metadata"]["name"])
     replica = manager(store, tmp_path, Clock())
     assert replica.sync_once() is True
     assert (tmp_path / "replica-a" / "tls.crt").exists()
 
 
-def test_a_broken_managed_secret_is_reissued(kube, store, tmp_path) -> None:
+def test_a_broken_managed_secret_is_reissued(kube_api, store, tmp_path) -> None:
     replica = manager(store, tmp_path, Clock())
     replica.sync_once()
-    kube.secrets[(NS, SECRET)]["data"]["tls.key"] = base64.b64encode(b"garbage").decode()
+    broken = kube_api.get("secrets", SECRET, namespace=NS)
+    broken["data"]["tls.key"] = base64.b64encode(b"garbage").decode()
+    kube_api.update(broken)
     assert replica.sync_once() is True
-    assert_api_server_trusts_what_is_served(kube, tmp_path / "replica-a")
+    assert_api_server_trusts_what_is_served(kube_api, tmp_path / "replica-a")
 
 
-def test_a_secret_managed_elsewhere_is_only_read(kube, store, tmp_path) -> None:
+def test_a_secret_managed_elsewhere_is_only_read(kube_api, store, tmp_path) -> None:
     ca = issue_ca()
     pair = issue_serving(ca, service="edgewarden", namespace=NS)
     enc = {
@@ -258,25 +277,18 @@ def test_a_secret_managed_elsewhere_is_only_read(kube, store, tmp_path) -> None:
             "ca.crt": ca.cert_pem,
         }.items()
     }
-    kube.put_secret(NS, {"metadata": {"name": SECRET}, "type": "kubernetes.io/tls", "data": enc})
+    kube_api.create(secret("kubernetes.io/tls", enc))
     replica = manager(store, tmp_path, Clock())
     replica.sync_once()
-    assert kube.writes() == []
+    assert kube_api.writes() == []
     assert (tmp_path / "replica-a" / "tls.crt").read_bytes() == pair.cert_pem
 
 
-def test_an_unusable_foreign_secret_is_left_alone_with_a_clear_error(kube, store, tmp_path):
-    kube.put_secret(
-        NS,
-        {
-            "metadata": {"name": SECRET},
-            "type": "Opaque",
-            "data": {"ca.key": base64.b64encode(b"nope").decode()},
-        },
-    )
+def test_an_unusable_foreign_secret_is_left_alone_with_a_clear_error(kube_api, store, tmp_path):
+    kube_api.create(secret("Opaque", {"ca.key": base64.b64encode(b"nope").decode()}))
     with pytest.raises(CertificateError, match="not managed by edgewarden"):
         manager(store, tmp_path, Clock()).sync_once()
-    assert kube.writes() == []
+    assert kube_api.writes() == []
 
 
 def test_an_unreachable_api_server_is_a_clear_error(tmp_path) -> None:

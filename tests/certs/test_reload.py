@@ -5,11 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from pathlib import Path
 
 import pytest
 
+from tests.support import eventually, eventually_async
 from webhook.certs.files import write_atomic, write_pair
 from webhook.certs.issue import fingerprint, issue_ca, issue_serving
 from webhook.certs.tls import ServingCertificate, watch_certificate
@@ -110,10 +110,7 @@ def test_switching_key_type_serves_only_the_new_certificate(folder: Path, ca) ->
     new = served(ca, key_type="rsa")
     with serve_tls(cert) as server:
         write_pair(folder / "tls.crt", folder / "tls.key", new)
-        for _ in range(500):  # bounded: the watcher polls every 20 ms
-            if cert.fingerprint == fingerprint(new.cert):
-                break
-            time.sleep(0.01)
+        eventually(lambda: cert.fingerprint == fingerprint(new.cert), what="the watcher's reload")
         # Whatever signature algorithms the client offers, the old ECDSA pair is gone.
         assert fetch_fingerprint(server.port, client_context(folder / "ca.crt")) == fingerprint(
             new.cert
@@ -129,10 +126,7 @@ def test_watch_certificate_calls_back_on_reload(folder: Path, ca) -> None:
             watch_certificate(cert, 0.01, on_reload=lambda c: seen.append(c.fingerprint))
         )
         write_pair(folder / "tls.crt", folder / "tls.key", served(ca))
-        for _ in range(500):
-            if seen:
-                break
-            await asyncio.sleep(0.01)
+        await eventually_async(lambda: seen, what="the reload callback")
         task.cancel()
 
     asyncio.run(scenario())

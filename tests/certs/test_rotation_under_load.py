@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import eventually
 from webhook.certs.files import write_pair
 from webhook.certs.issue import fingerprint, issue_ca, issue_serving
 from webhook.certs.tls import ServingCertificate
@@ -90,10 +91,14 @@ class Load:
             return self.done
 
     def wait_for(self, predicate: Callable[[], bool], deadline: float) -> None:
-        while not predicate():
-            assert time.monotonic() < deadline, "load did not make progress in time"
+        """Until ``predicate`` holds; a failed request ends the wait at once."""
+
+        def progress() -> bool:
             assert not self.failures, self.failures[:3]
-            time.sleep(0.01)
+            return predicate()
+
+        left = max(deadline - time.monotonic(), 0.0)
+        eventually(progress, timeout=left, what="the load to make progress")
 
     def _record(self, fp: str | None, error: Exception | None = None) -> None:
         with self.lock:

@@ -18,6 +18,8 @@ from webhook.errors import CertificateError, EdgewardenError
 from webhook.policy.model import PolicySet
 
 FIXTURES = Path(__file__).parent / "fixtures"
+POLICIES = str(FIXTURES / "policies.yaml")
+BOTH = {"ValidatingWebhookConfiguration", "MutatingWebhookConfiguration"}
 runner = CliRunner()
 
 
@@ -29,21 +31,28 @@ def by_kind(documents: list[dict]) -> dict[str, dict]:
     return {d["kind"]: d for d in documents}
 
 
+def both_configurations(text: str) -> dict[str, dict]:
+    """The two documents of ``webhook-config`` output, by kind; both must be there, so a
+    test looping over them never passes by looping over nothing."""
+    docs = by_kind([d for d in yaml.safe_load_all(text) if d])
+    assert set(docs) == BOTH, f"expected both configurations, got {sorted(docs)}:\n{text}"
+    return docs
+
+
+def render_cli(*args: str) -> dict[str, dict]:
+    """``edgewarden webhook-config --policies POLICIES ARGS``: exit 0, both documents."""
+    result = run("webhook-config", "--policies", POLICIES, *args)
+    assert result.exit_code == 0, result.output
+    return both_configurations(result.stdout)
+
+
 @pytest.fixture()
 def ca(tmp_path: Path):
     return generate_certificates(tmp_path / "tls", service="edgewarden", namespace="edgewarden")
 
 
 def test_renders_both_configurations_for_the_loaded_policies(ca) -> None:
-    result = run(
-        "webhook-config",
-        "--policies",
-        str(FIXTURES / "policies.yaml"),
-        "--ca-bundle",
-        str(ca.ca_file),
-    )
-    assert result.exit_code == 0, result.output
-    docs = by_kind(list(yaml.safe_load_all(result.stdout)))
+    docs = render_cli("--ca-bundle", str(ca.ca_file))
     validating = docs["ValidatingWebhookConfiguration"]
     mutating = docs["MutatingWebhookConfiguration"]
     assert validating["metadata"]["name"] == "edgewarden-validating"
@@ -73,24 +82,13 @@ def test_renders_both_configurations_for_the_loaded_policies(ca) -> None:
 
 
 def test_output_is_valid_for_the_kubernetes_api(ca) -> None:
-    result = run(
-        "webhook-config",
-        "--policies",
-        str(FIXTURES / "policies.yaml"),
-        "--ca-bundle",
-        str(ca.ca_file),
-    )
-    for document in yaml.safe_load_all(result.stdout):
+    for document in render_cli("--ca-bundle", str(ca.ca_file)).values():
         kubernetes_validate.validate(document, "1.30.0", strict=True)
 
 
 @pytest.mark.parametrize("namespace", ["edgewarden", "platform-admission"])
 def test_kube_system_and_own_namespace_are_always_excluded(namespace: str) -> None:
-    result = run(
-        "webhook-config", "--policies", str(FIXTURES / "policies.yaml"), "--namespace", namespace
-    )
-    assert result.exit_code == 0, result.output
-    for document in yaml.safe_load_all(result.stdout):
+    for document in render_cli("--namespace", namespace).values():
         [expression] = document["webhooks"][0]["namespaceSelector"]["matchExpressions"]
         assert expression["key"] == "kubernetes.io/metadata.name"
         assert expression["operator"] == "NotIn"
@@ -102,7 +100,7 @@ def test_settings_reach_the_output(tmp_path: Path) -> None:
     result = run(
         "webhook-config",
         "--policies",
-        str(FIXTURES / "policies.yaml"),
+        POLICIES,
         "--timeout",
         "10",
         "--failure-policy",
@@ -115,8 +113,7 @@ def test_settings_reach_the_output(tmp_path: Path) -> None:
         str(out),
     )
     assert result.exit_code == 0, result.output
-    docs = by_kind(list(yaml.safe_load_all(out.read_text())))
-    for document in docs.values():
+    for document in both_configurations(out.read_text()).values():
         hook = document["webhooks"][0]
         assert hook["timeoutSeconds"] == 10
         assert hook["failurePolicy"] == "Ignore"
@@ -128,9 +125,7 @@ def test_settings_reach_the_output(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("timeout", ["0", "31"])
 def test_timeout_outside_1_to_30_is_refused(timeout: str) -> None:
-    result = run(
-        "webhook-config", "--policies", str(FIXTURES / "policies.yaml"), "--timeout", timeout
-    )
+    result = run("webhook-config", "--policies", POLICIES, "--timeout", timeout)
     assert result.exit_code == 2
     assert "between 1 and 30" in result.output
     assert "Traceback" not in result.output
@@ -138,9 +133,7 @@ def test_timeout_outside_1_to_30_is_refused(timeout: str) -> None:
 
 def test_a_ca_bundle_that_is_not_certificates_is_refused() -> None:
     not_pem = base64.b64encode(b"hello").decode()
-    result = run(
-        "webhook-config", "--policies", str(FIXTURES / "policies.yaml"), "--ca-bundle-b64", not_pem
-    )
+    result = run("webhook-config", "--policies", POLICIES, "--ca-bundle-b64", not_pem)
     assert result.exit_code == 2
     assert "caBundle" in result.output
 

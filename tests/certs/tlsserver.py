@@ -16,6 +16,7 @@ from typing import Any
 import uvicorn
 import uvloop
 
+from tests.support import eventually
 from webhook.certs.tls import ServingCertificate, uvicorn_config, watch_certificate
 
 HOSTNAME = "edgewarden.edgewarden.svc"
@@ -84,11 +85,12 @@ def serve_tls(
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    for _ in range(500):  # bounded wait for start-up
-        if server.started:
-            break
-        thread.join(0.01)
-    assert server.started, "uvicorn did not start"
+
+    def started() -> bool:
+        assert thread.is_alive() or server.started, "uvicorn stopped before it started"
+        return bool(server.started)
+
+    eventually(started, what="uvicorn to start")
     try:
         yield RunningServer(port, cert, server)
     finally:

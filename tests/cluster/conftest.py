@@ -1,18 +1,17 @@
-"""Fixtures for the watch cache: a fake API server, a KubeCluster wired to it, counters."""
+"""Fixtures for the watch cache: a KubeCluster wired to the API double, counters."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
-from kubernetes import client
 
+from tests.support.kubeconfig import api_client
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_informer import InformerSettings
-
-from .fake_apiserver import FakeApiServer
 
 FAST = InformerSettings(
     watch_timeout_seconds=10,
@@ -23,101 +22,37 @@ FAST = InformerSettings(
 )
 
 
-class TypeCounter:
-    """Counts objects of ``kind`` whose ``spec.type`` is ``service_type`` (a policy's where)."""
+@dataclass(frozen=True)
+class SpecCounter:
+    """Counts objects of ``kind`` whose ``spec.<field>`` is ``value`` (a policy's where)."""
 
-    def __init__(self, service_type: str = "LoadBalancer", kind: str = "Service") -> None:
-        self.service_type = service_type
-        self._kind = kind
-
-    @property
-    def key(self) -> str:
-        return f"{self._kind}:spec.type=={self.service_type}"
-
-    @property
-    def kind(self) -> str:
-        return self._kind
-
-    def counts(self, obj: Mapping[str, Any]) -> bool:
-        return (obj.get("spec") or {}).get("type") == self.service_type
-
-
-class IngressClassCounter:
-    """Counts Ingresses of one ingressClassName."""
-
-    def __init__(self, class_name: str) -> None:
-        self.class_name = class_name
+    kind: str
+    field: str
+    value: str
 
     @property
     def key(self) -> str:
-        return f"Ingress:class=={self.class_name}"
-
-    @property
-    def kind(self) -> str:
-        return "Ingress"
+        return f"{self.kind}:spec.{self.field}=={self.value}"
 
     def counts(self, obj: Mapping[str, Any]) -> bool:
-        return (obj.get("spec") or {}).get("ingressClassName") == self.class_name
+        return (obj.get("spec") or {}).get(self.field) == self.value
 
 
-def namespace(name: str, **labels: str) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+def services_of_type(service_type: str) -> SpecCounter:
+    return SpecCounter("Service", "type", service_type)
 
 
-def service(ns: str, name: str, service_type: str = "ClusterIP") -> dict[str, Any]:
-    return {
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {
-            "name": name,
-            "namespace": ns,
-            "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
-        },
-        "spec": {"type": service_type, "ports": [{"port": 80, "targetPort": 8080}]},
-        "status": {"loadBalancer": {}},
-    }
-
-
-def ingress(ns: str, name: str, class_name: str = "nginx") -> dict[str, Any]:
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": {"name": name, "namespace": ns},
-        "spec": {"ingressClassName": class_name, "rules": [{"host": f"{name}.example.com"}]},
-    }
-
-
-def eventually(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll ``predicate`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or predicate}")
-        time.sleep(0.01)
+def ingresses_of_class(class_name: str) -> SpecCounter:
+    return SpecCounter("Ingress", "ingressClassName", class_name)
 
 
 @pytest.fixture
-def apiserver() -> Iterator[FakeApiServer]:
-    server = FakeApiServer().start()
-    yield server
-    server.stop()
-
-
-def api_client_for(url: str) -> client.ApiClient:
-    configuration = client.Configuration()
-    configuration.host = url
-    return client.ApiClient(configuration)
-
-
-@pytest.fixture
-def make_cluster(apiserver: FakeApiServer) -> Iterator[Callable[..., KubeCluster]]:
+def make_cluster(kubeconfig: Path) -> Iterator[Callable[..., KubeCluster]]:
+    """KubeClusters reading the API double (``kube_api``), stopped after the test."""
     clusters: list[KubeCluster] = []
 
     def make(settings: InformerSettings = FAST, **kwargs: Any) -> KubeCluster:
-        cluster = KubeCluster(api_client_for(apiserver.url), settings=settings, **kwargs)
+        cluster = KubeCluster(api_client(kubeconfig), settings=settings, **kwargs)
         clusters.append(cluster)
         return cluster
 

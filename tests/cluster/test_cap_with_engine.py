@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.kubeapi import KubeApi
+from tests.support import eventually, namespace, race, service
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
 from webhook.policy.engine import Engine
 from webhook.policy.loader import load_policies
 from webhook.policy.request import make_request
 
-from .conftest import eventually, namespace, service
-from .fake_apiserver import FakeApiServer
-
 POLICY = Path(__file__).parents[2] / "policies" / "limit-loadbalancers-per-namespace.yaml"
 
 
 def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exactly_two_more(
-    apiserver: FakeApiServer, make_cluster: Callable[..., KubeCluster]
+    kube_api: KubeApi, make_cluster: Callable[..., KubeCluster]
 ) -> None:
-    apiserver.create("namespaces", namespace("shop"))
+    kube_api.create(namespace(name="shop"))
     engine = Engine(load_policies(POLICY))
     reservations = Reservations(ttl_seconds=600)
     cluster = make_cluster(reservations=reservations)
@@ -29,30 +27,28 @@ def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exact
     cluster.start()
     assert cluster.wait_synced(timeout=10)
     view = reservations.view(cluster)
-    start = threading.Barrier(50)
+    requests = [
+        make_request("CREATE", service(name=f"lb-{i}", namespace="shop", type="LoadBalancer"))
+        for i in range(50)
+    ]
     allowed: list[str] = []
 
     def admit(i: int) -> None:
-        request = make_request("CREATE", service("shop", f"lb-{i}", "LoadBalancer"))
-        start.wait(timeout=10)
+        request = requests[i]
         with reservations.lock(request.namespace):
             decision = engine.evaluate(request, view)
             if decision.allowed:
                 reservations.reserve(decision.limit_claims)
                 allowed.append(request.name)
 
-    threads = [threading.Thread(target=admit, args=(i,)) for i in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
+    race(admit, 50)
 
     assert len(allowed) == 2
     # The API server stores the two; the watch shows them and settles their reservations.
     for name in allowed:
-        apiserver.create("services", service("shop", name, "LoadBalancer"))
+        kube_api.create(service(name=name, namespace="shop", type="LoadBalancer"))
     eventually(lambda: len(reservations) == 0, what="reservations settled by the watch")
-    late = make_request("CREATE", service("shop", "late", "LoadBalancer"))
+    late = make_request("CREATE", service(name="late", namespace="shop", type="LoadBalancer"))
     decision = engine.evaluate(late, view)
     assert not decision.allowed
     assert "2 of 2" in decision.deny_message()

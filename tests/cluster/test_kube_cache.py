@@ -4,24 +4,17 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable
+from pathlib import Path
 
+from tests.kubeapi import KubeApi
+from tests.support import api_client, eventually, ingress, namespace, service, write_kubeconfig
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_informer import InformerSettings, backoff_delay
 from webhook.policy.ports import ClusterView
 
-from .conftest import (
-    FAST,
-    IngressClassCounter,
-    TypeCounter,
-    api_client_for,
-    eventually,
-    ingress,
-    namespace,
-    service,
-)
-from .fake_apiserver import FakeApiServer
+from .conftest import FAST, ingresses_of_class, services_of_type
 
-LB = TypeCounter("LoadBalancer")
+LB = services_of_type("LoadBalancer")
 
 MakeCluster = Callable[..., KubeCluster]
 
@@ -39,12 +32,12 @@ def names(cluster: ClusterView, ns: str, counter: object = LB) -> set[str]:
 
 
 def test_cache_is_synced_after_the_first_list_of_every_kind(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    apiserver.create("namespaces", namespace("payments", environment="production"))
-    apiserver.create("services", service("payments", "api", "LoadBalancer"))
-    apiserver.create("services", service("payments", "db"))
-    apiserver.create("ingresses", ingress("payments", "web"))
+    kube_api.create(namespace(name="payments", labels={"environment": "production"}))
+    kube_api.create(service(name="api", namespace="payments", type="LoadBalancer"))
+    kube_api.create(service(name="db", namespace="payments"))
+    kube_api.create(ingress(name="web", namespace="payments"))
     cluster = make_cluster()
     cluster.register_counters([LB])
     assert not cluster.synced
@@ -71,9 +64,9 @@ def test_cache_is_synced_after_the_first_list_of_every_kind(
 
 
 def test_cache_is_not_synced_while_one_kind_cannot_be_listed(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    apiserver.fail_lists.add("ingresses")
+    kube_api.fail("list", "ingresses")
     cluster = make_cluster()
     cluster.start()
     eventually(lambda: cluster.state()["Ingress"]["errors"] >= 2, what="ingress list retries")
@@ -81,15 +74,18 @@ def test_cache_is_not_synced_while_one_kind_cannot_be_listed(
     assert not cluster.synced
     assert not cluster.wait_synced(timeout=0.05)
 
-    apiserver.fail_lists.clear()
+    kube_api.clear_refusals()
 
     assert cluster.wait_synced(timeout=10)
 
 
 def test_stored_objects_keep_metadata_and_spec_without_managed_fields(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    apiserver.create("services", service("shop", "api", "LoadBalancer"))
+    stored = service(name="api", namespace="shop", type="LoadBalancer")
+    stored["metadata"]["managedFields"] = [{"manager": "kubectl", "operation": "Apply"}]
+    stored["status"] = {"loadBalancer": {}}
+    kube_api.create(stored)
     seen: list[dict[str, object]] = []
 
     class Recorder:
@@ -110,164 +106,164 @@ def test_stored_objects_keep_metadata_and_spec_without_managed_fields(
 
 
 def test_added_modified_and_deleted_services_update_the_counted_names(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     cluster = started(make_cluster)
 
-    apiserver.create("services", service("shop", "a", "LoadBalancer"))
-    apiserver.create("services", service("shop", "b", "LoadBalancer"))
-    apiserver.create("services", service("other", "c", "LoadBalancer"))
+    kube_api.create(service(name="a", namespace="shop", type="LoadBalancer"))
+    kube_api.create(service(name="b", namespace="shop", type="LoadBalancer"))
+    kube_api.create(service(name="c", namespace="other", type="LoadBalancer"))
     eventually(lambda: names(cluster, "shop") == {"a", "b"}, what="two LBs in shop")
     assert names(cluster, "other") == {"c"}
 
-    apiserver.delete("services", "shop", "a")
+    kube_api.delete("services", "a", namespace="shop")
     eventually(lambda: names(cluster, "shop") == {"b"}, what="a deleted")
     assert cluster.state()["Service"]["objects"] == 2
 
 
 def test_service_switching_to_loadbalancer_and_back_enters_and_leaves_the_count(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    apiserver.create("services", service("shop", "web"))
+    kube_api.create(service(name="web", namespace="shop"))
     cluster = started(make_cluster)
     assert names(cluster, "shop") == set()
 
-    apiserver.update("services", service("shop", "web", "LoadBalancer"))
+    kube_api.update(service(name="web", namespace="shop", type="LoadBalancer"))
     eventually(lambda: names(cluster, "shop") == {"web"}, what="web counted")
 
-    apiserver.update("services", service("shop", "web", "ClusterIP"))
+    kube_api.update(service(name="web", namespace="shop", type="ClusterIP"))
     eventually(lambda: names(cluster, "shop") == set(), what="web no longer counted")
 
 
 def test_ingresses_and_namespaces_follow_the_watch(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    nginx = IngressClassCounter("nginx")
+    nginx = ingresses_of_class("nginx")
     cluster = started(make_cluster, LB, nginx)
 
-    apiserver.create("namespaces", namespace("shop", environment="prod"))
-    apiserver.create("ingresses", ingress("shop", "web", "nginx"))
-    apiserver.create("ingresses", ingress("shop", "admin", "traefik"))
+    kube_api.create(namespace(name="shop", labels={"environment": "prod"}))
+    kube_api.create(ingress(name="web", namespace="shop", class_name="nginx"))
+    kube_api.create(ingress(name="admin", namespace="shop", class_name="traefik"))
     eventually(lambda: names(cluster, "shop", nginx) == {"web"}, what="nginx ingress counted")
     eventually(lambda: cluster.get_namespace("shop") is not None, what="namespace seen")
 
-    apiserver.update("namespaces", namespace("shop", environment="dev"))
+    kube_api.update(namespace(name="shop", labels={"environment": "dev"}))
     eventually(
         lambda: (cluster.get_namespace("shop") or {})["metadata"]["labels"]["environment"] == "dev",
         what="namespace labels updated",
     )
-    apiserver.delete("namespaces", "", "shop")
+    kube_api.delete("namespaces", "shop")
     eventually(lambda: cluster.get_namespace("shop") is None, what="namespace deleted")
 
 
 def test_watch_error_410_relists_and_sees_a_delete_made_while_disconnected(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    apiserver.create("services", service("shop", "a", "LoadBalancer"))
-    apiserver.create("services", service("shop", "b", "LoadBalancer"))
+    kube_api.create(service(name="a", namespace="shop", type="LoadBalancer"))
+    kube_api.create(service(name="b", namespace="shop", type="LoadBalancer"))
     cluster = started(make_cluster)
-    eventually(lambda: apiserver.watches("services"), what="a services watch")
+    eventually(lambda: kube_api.watches("services"), what="a services watch")
     assert names(cluster, "shop") == {"a", "b"}
 
     # The delete never reaches the open watch: history is compacted and the watch expires.
-    with apiserver.atomic():
-        apiserver.delete("services", "shop", "a")
-        apiserver.create("services", service("shop", "c", "LoadBalancer"))
-        apiserver.compact()
-        apiserver.expire_watches()
+    with kube_api.atomic():
+        kube_api.delete("services", "a", namespace="shop")
+        kube_api.create(service(name="c", namespace="shop", type="LoadBalancer"))
+        kube_api.compact()
+        kube_api.expire_watches()
 
     eventually(lambda: names(cluster, "shop") == {"b", "c"}, what="state after relist")
     assert cluster.state()["Service"]["relists"] >= 1
-    assert len(apiserver.lists("services")) >= 2
+    assert len(kube_api.lists("services")) >= 2
     assert cluster.synced
 
 
-def test_http_410_on_reconnect_relists(apiserver: FakeApiServer, make_cluster: MakeCluster) -> None:
-    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+def test_http_410_on_reconnect_relists(kube_api: KubeApi, make_cluster: MakeCluster) -> None:
+    kube_api.create(service(name="a", namespace="shop", type="LoadBalancer"))
     cluster = started(make_cluster)
-    eventually(lambda: apiserver.watches("services"), what="a services watch")
-    apiserver.gone_as_http = True
+    eventually(lambda: kube_api.watches("services"), what="a services watch")
+    kube_api.gone_as_http = True
 
-    with apiserver.atomic():
-        apiserver.update("services", service("shop", "a", "ClusterIP"))
-        apiserver.compact()
-        apiserver.drop_watches()
+    with kube_api.atomic():
+        kube_api.update(service(name="a", namespace="shop", type="ClusterIP"))
+        kube_api.compact()
+        kube_api.drop_watches()
 
     eventually(lambda: names(cluster, "shop") == set(), what="a no longer counted")
     assert cluster.state()["Service"]["relists"] >= 1
 
 
 def test_dropped_connection_reconnects_from_the_last_resource_version(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     cluster = started(make_cluster)
-    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+    kube_api.create(service(name="a", namespace="shop", type="LoadBalancer"))
     eventually(lambda: names(cluster, "shop") == {"a"}, what="a counted")
     last_seen = cluster.state()["Service"]["resource_version"]
-    watches_before = len(apiserver.watches("services"))
+    watches_before = len(kube_api.watches("services"))
 
-    apiserver.drop_watches()
+    kube_api.drop_watches()
     eventually(
-        lambda: len(apiserver.watches("services")) > watches_before, what="a new services watch"
+        lambda: len(kube_api.watches("services")) > watches_before, what="a new services watch"
     )
-    apiserver.create("services", service("shop", "b", "LoadBalancer"))
+    kube_api.create(service(name="b", namespace="shop", type="LoadBalancer"))
 
     eventually(lambda: names(cluster, "shop") == {"a", "b"}, what="b seen after reconnect")
-    assert apiserver.watches("services")[watches_before].resource_version == last_seen
-    assert len(apiserver.lists("services")) == 1  # resumed, not relisted
+    assert kube_api.watches("services")[watches_before].resource_version == last_seen
+    assert len(kube_api.lists("services")) == 1  # resumed, not relisted
     assert cluster.state()["Service"]["errors"] >= 1
 
 
 def test_bookmarks_advance_the_resource_version_used_to_resume(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     cluster = started(make_cluster)
-    eventually(lambda: apiserver.watches("services"), what="a services watch")
-    assert apiserver.watches("services")[0].params.get("allowWatchBookmarks") == "true"
+    eventually(lambda: kube_api.watches("services"), what="a services watch")
+    assert kube_api.watches("services")[0].params.get("allowWatchBookmarks") == "true"
 
-    bookmark_rv = str(apiserver.bookmark("services"))
+    bookmark_rv = str(kube_api.bookmark("services"))
     eventually(
         lambda: cluster.state()["Service"]["resource_version"] == bookmark_rv,
         what="resourceVersion from the bookmark",
     )
-    watches_before = len(apiserver.watches("services"))
-    apiserver.drop_watches()
+    watches_before = len(kube_api.watches("services"))
+    kube_api.drop_watches()
 
-    eventually(lambda: len(apiserver.watches("services")) > watches_before, what="a re-watch")
-    assert apiserver.watches("services")[watches_before].resource_version == bookmark_rv
+    eventually(lambda: len(kube_api.watches("services")) > watches_before, what="a re-watch")
+    assert kube_api.watches("services")[watches_before].resource_version == bookmark_rv
     assert cluster.state()["Service"]["objects"] == 0  # a bookmark is not an object
 
 
 def test_a_watch_error_other_than_410_resumes_without_relisting(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     cluster = started(make_cluster)
-    eventually(lambda: apiserver.watches("services"), what="a services watch")
+    eventually(lambda: kube_api.watches("services"), what="a services watch")
 
-    apiserver.expire_watches(code=500, reason="InternalError")
-    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+    kube_api.expire_watches(code=500, reason="InternalError")
+    kube_api.create(service(name="a", namespace="shop", type="LoadBalancer"))
 
     eventually(lambda: names(cluster, "shop") == {"a"}, what="a seen after the error")
     assert cluster.state()["Service"]["errors"] >= 1
     assert cluster.state()["Service"]["relists"] == 0
-    assert len(apiserver.lists("services")) == 1
+    assert len(kube_api.lists("services")) == 1
 
 
 def test_a_watch_the_server_ends_at_its_timeout_is_resumed_without_relisting(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     short = InformerSettings(**{**FAST.__dict__, "watch_timeout_seconds": 1})
     cluster = started(make_cluster, settings=short)
-    eventually(lambda: apiserver.watches("services"), what="a services watch")
-    assert apiserver.watches("services")[0].params["timeoutSeconds"] == "1"
+    eventually(lambda: kube_api.watches("services"), what="a services watch")
+    assert kube_api.watches("services")[0].params["timeoutSeconds"] == "1"
 
-    eventually(lambda: len(apiserver.watches("services")) >= 2, what="a second watch")
-    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+    eventually(lambda: len(kube_api.watches("services")) >= 2, what="a second watch")
+    kube_api.create(service(name="a", namespace="shop", type="LoadBalancer"))
 
     eventually(lambda: names(cluster, "shop") == {"a"}, what="a seen by a later watch")
     state = cluster.state()["Service"]
     assert state["errors"] == 0 and state["relists"] == 0
-    assert len(apiserver.lists("services")) == 1
+    assert len(kube_api.lists("services")) == 1
 
 
 def test_backoff_grows_to_its_ceiling_with_jitter() -> None:
@@ -278,47 +274,47 @@ def test_backoff_grows_to_its_ceiling_with_jitter() -> None:
     assert all(15.0 <= d <= 30.0 for d in delays[7:])
 
 
-def test_paged_list_reads_every_page(apiserver: FakeApiServer, make_cluster: MakeCluster) -> None:
+def test_paged_list_reads_every_page(kube_api: KubeApi, make_cluster: MakeCluster) -> None:
     for i in range(7):
-        apiserver.create("services", service("shop", f"lb{i}", "LoadBalancer"))
+        kube_api.create(service(name=f"lb{i}", namespace="shop", type="LoadBalancer"))
     paged = InformerSettings(**{**FAST.__dict__, "page_size": 3})
     cluster = started(make_cluster, settings=paged)
 
     assert names(cluster, "shop") == {f"lb{i}" for i in range(7)}
-    assert len(apiserver.lists("services")) == 3
+    assert len(kube_api.lists("services")) == 3
 
 
 def test_reregistered_counters_rebuild_the_indexes_from_the_cache(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    apiserver.create("services", service("shop", "lb", "LoadBalancer"))
-    apiserver.create("services", service("shop", "np", "NodePort"))
+    kube_api.create(service(name="lb", namespace="shop", type="LoadBalancer"))
+    kube_api.create(service(name="np", namespace="shop", type="NodePort"))
     cluster = started(make_cluster)
-    node_ports = TypeCounter("NodePort")
+    node_ports = services_of_type("NodePort")
 
     cluster.register_counters([node_ports])  # a policy reload
 
     assert names(cluster, "shop", node_ports) == {"np"}
-    apiserver.create("services", service("shop", "np2", "NodePort"))
+    kube_api.create(service(name="np2", namespace="shop", type="NodePort"))
     eventually(lambda: names(cluster, "shop", node_ports) == {"np", "np2"}, what="np2 indexed")
 
 
 def test_an_unregistered_counter_is_answered_from_the_cache(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    apiserver.create("services", service("shop", "np", "NodePort"))
+    kube_api.create(service(name="np", namespace="shop", type="NodePort"))
     cluster = started(make_cluster)
 
-    assert names(cluster, "shop", TypeCounter("NodePort")) == {"np"}
-    apiserver.create("services", service("shop", "np2", "NodePort"))
+    assert names(cluster, "shop", services_of_type("NodePort")) == {"np"}
+    kube_api.create(service(name="np2", namespace="shop", type="NodePort"))
     eventually(
-        lambda: names(cluster, "shop", TypeCounter("NodePort")) == {"np", "np2"},
+        lambda: names(cluster, "shop", services_of_type("NodePort")) == {"np", "np2"},
         what="the on-the-fly counter kept current",
     )
 
 
 def test_a_counter_that_raises_does_not_count_and_does_not_stop_the_watch(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     class Broken:
         key, kind = "broken", "Service"
@@ -327,18 +323,18 @@ def test_a_counter_that_raises_does_not_count_and_does_not_stop_the_watch(
             raise ValueError("no such field")
 
     cluster = started(make_cluster, LB, Broken())
-    apiserver.create("services", service("shop", "a", "LoadBalancer"))
+    kube_api.create(service(name="a", namespace="shop", type="LoadBalancer"))
 
     eventually(lambda: names(cluster, "shop") == {"a"}, what="a counted by LB")
     assert names(cluster, "shop", Broken()) == set()
 
 
 def test_stop_ends_the_watch_threads_without_waiting_for_the_watch_timeout(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     slow = InformerSettings(**{**FAST.__dict__, "watch_timeout_seconds": 300})
     cluster = started(make_cluster, settings=slow)
-    eventually(lambda: len(apiserver.watches("ingresses")) == 1, what="watches open")
+    eventually(lambda: len(kube_api.watches("ingresses")) == 1, what="watches open")
     threads = list(cluster._threads)
 
     cluster.stop(timeout=10)
@@ -346,11 +342,12 @@ def test_stop_ends_the_watch_threads_without_waiting_for_the_watch_timeout(
     assert not any(t.is_alive() for t in threads)
 
 
-def test_an_unreachable_api_server_is_retried_and_never_crashes() -> None:
+def test_an_unreachable_api_server_is_retried_and_never_crashes(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nothing listens on once the probe closes
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    cluster = KubeCluster(api_client_for(f"http://127.0.0.1:{port}"), settings=FAST)
+    kubeconfig = write_kubeconfig(tmp_path / "kubeconfig", server=f"https://127.0.0.1:{port}")
+    cluster = KubeCluster(api_client(kubeconfig), settings=FAST)
     cluster.start()
     try:
         eventually(lambda: cluster.state()["Service"]["errors"] >= 2, what="retries")

@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 
 import pytest
-import yaml
 
+from tests.kubeapi import KubeApi
+from tests.support import eventually, namespace, service
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import ClusterStateError
 from webhook.policy.decision import LimitClaim
 
-from .conftest import TypeCounter, eventually, namespace, service
-from .fake_apiserver import FakeApiServer
+from .conftest import services_of_type
 
-LB = TypeCounter("LoadBalancer")
+LB = services_of_type("LoadBalancer")
 MakeCluster = Callable[..., KubeCluster]
 
 
@@ -24,34 +23,8 @@ def lb_claim(name: str) -> LimitClaim:
     return LimitClaim("limit-loadbalancers", LB.key, "Service", "shop", name)
 
 
-def write_kubeconfig(path: Path, server: str) -> Path:
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server}}],
-                "users": [{"name": "tester", "user": {"token": "not-a-secret"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return path
-
-
-@pytest.fixture
-def outside_a_cluster(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
-    monkeypatch.delenv("KUBERNETES_SERVICE_PORT", raising=False)
-
-
-@pytest.mark.usefixtures("outside_a_cluster")
-def test_without_a_service_account_or_kubeconfig_the_error_says_what_to_do(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("KUBECONFIG", str(tmp_path / "missing-kubeconfig"))
-
+@pytest.mark.usefixtures("no_cluster_env")
+def test_without_a_service_account_or_kubeconfig_the_error_says_what_to_do() -> None:
     with pytest.raises(ClusterStateError) as error:
         KubeCluster.from_environment()
 
@@ -59,12 +32,9 @@ def test_without_a_service_account_or_kubeconfig_the_error_says_what_to_do(
     assert "--cluster-state" in str(error.value)
 
 
-@pytest.mark.usefixtures("outside_a_cluster")
-def test_from_environment_reads_the_kubeconfig(
-    apiserver: FakeApiServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    apiserver.create("namespaces", namespace("shop", environment="prod"))
-    monkeypatch.setenv("KUBECONFIG", str(write_kubeconfig(tmp_path / "config", apiserver.url)))
+@pytest.mark.usefixtures("kubeconfig_env")
+def test_from_environment_reads_the_kubeconfig(kube_api: KubeApi) -> None:
+    kube_api.create(namespace(name="shop", labels={"environment": "prod"}))
 
     cluster = KubeCluster.from_environment()
     cluster.start()
@@ -76,7 +46,7 @@ def test_from_environment_reads_the_kubeconfig(
 
 
 def test_the_watch_seeing_a_new_object_releases_its_reservation(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     reservations = Reservations(ttl_seconds=600)
     cluster = make_cluster()
@@ -88,16 +58,16 @@ def test_the_watch_seeing_a_new_object_releases_its_reservation(
     reservations.reserve([lb_claim("web")])
     assert view.counted_names("shop", LB) == {"web"}
 
-    apiserver.create("services", service("shop", "web", "LoadBalancer"))
+    kube_api.create(service(name="web", namespace="shop", type="LoadBalancer"))
 
     eventually(lambda: reservations.reserved_names("shop", LB.key) == set(), what="release")
     assert view.counted_names("shop", LB) == {"web"}  # counted once, now by the watch
 
 
 def test_an_unrelated_update_does_not_release_the_reservation_of_an_update(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    apiserver.create("services", service("shop", "web", "ClusterIP"))
+    kube_api.create(service(name="web", namespace="shop", type="ClusterIP"))
     reservations = Reservations(ttl_seconds=600)
     cluster = make_cluster(reservations=reservations)
     cluster.register_counters([LB])
@@ -107,35 +77,35 @@ def test_an_unrelated_update_does_not_release_the_reservation_of_an_update(
     # The admission allowed turning web into a LoadBalancer; the API server has not stored it.
     reservations.reserve([lb_claim("web")])
 
-    relabelled = service("shop", "web", "ClusterIP")
+    relabelled = service(name="web", namespace="shop", type="ClusterIP")
     relabelled["metadata"]["labels"] = {"team": "shop"}
-    apiserver.update("services", relabelled)
+    kube_api.update(relabelled)
     eventually(
-        lambda: cluster.state()["Service"]["resource_version"] == str(apiserver.resource_version),
+        lambda: cluster.state()["Service"]["resource_version"] == str(kube_api.revision),
         what="the unrelated update applied",
     )
     assert view.counted_names("shop", LB) == {"web"}  # still held
 
-    apiserver.update("services", service("shop", "web", "LoadBalancer"))
+    kube_api.update(service(name="web", namespace="shop", type="LoadBalancer"))
     eventually(lambda: reservations.reserved_names("shop", LB.key) == set(), what="release")
     assert view.counted_names("shop", LB) == {"web"}
 
 
 def test_objects_present_at_a_relist_release_their_reservations(
-    apiserver: FakeApiServer, make_cluster: MakeCluster
+    kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     reservations = Reservations(ttl_seconds=600)
     cluster = make_cluster(reservations=reservations)
     cluster.register_counters([LB])
     cluster.start()
     assert cluster.wait_synced(timeout=10)
-    eventually(lambda: apiserver.watches("services"), what="a services watch")
+    eventually(lambda: kube_api.watches("services"), what="a services watch")
     reservations.reserve([lb_claim("web")])
 
-    with apiserver.atomic():  # created while the watch is expiring: only the relist shows it
-        apiserver.create("services", service("shop", "web", "LoadBalancer"))
-        apiserver.compact()
-        apiserver.expire_watches()
+    with kube_api.atomic():  # created while the watch is expiring: only the relist shows it
+        kube_api.create(service(name="web", namespace="shop", type="LoadBalancer"))
+        kube_api.compact()
+        kube_api.expire_watches()
 
     eventually(lambda: reservations.reserved_names("shop", LB.key) == set(), what="release")
     assert set(cluster.counted_names("shop", LB)) == {"web"}

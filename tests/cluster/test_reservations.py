@@ -6,13 +6,14 @@ import threading
 from collections.abc import Mapping, Set
 from typing import Any
 
+from tests.support import race
 from webhook.cluster.reservations import Reservations
 from webhook.policy.decision import LimitClaim
 from webhook.policy.ports import ObjectCounter
 
-from .conftest import TypeCounter
+from .conftest import services_of_type
 
-LB = TypeCounter("LoadBalancer")
+LB = services_of_type("LoadBalancer")
 POLICY = "limit-loadbalancers-per-namespace"
 
 
@@ -83,7 +84,7 @@ def test_an_object_both_reserved_and_seen_by_the_watch_counts_once() -> None:
 def test_reservations_are_kept_apart_by_namespace_and_counter() -> None:
     reservations = Reservations(clock=FakeClock())
     view = reservations.view(StaticCluster())
-    node_ports = TypeCounter("NodePort")
+    node_ports = services_of_type("NodePort")
 
     reservations.reserve([claim("a", "shop"), claim("b", "blog"), claim("c", "shop", node_ports)])
 
@@ -129,22 +130,16 @@ def test_reserving_the_same_object_again_extends_its_reservation() -> None:
 def test_fifty_concurrent_admissions_under_a_cap_of_two_let_exactly_two_through() -> None:
     reservations = Reservations(ttl_seconds=60)
     view = reservations.view(StaticCluster())
-    start = threading.Barrier(50)
     allowed: list[str] = []
 
     def admit(i: int) -> None:
-        start.wait(timeout=10)
         with reservations.lock("shop"):
             names = view.counted_names("shop", LB)
             if len(names) < 2:
                 reservations.reserve([claim(f"lb-{i}")])
                 allowed.append(f"lb-{i}")
 
-    threads = [threading.Thread(target=admit, args=(i,)) for i in range(50)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=10)
+    race(admit, 50)
 
     assert len(allowed) == 2
     assert view.counted_names("shop", LB) == set(allowed)
@@ -159,7 +154,7 @@ def test_admissions_in_different_namespaces_do_not_wait_for_each_other() -> None
         with reservations.lock("blog"):
             other_done.set()
 
-    with reservations.guard("shop"):
+    with reservations.lock("shop"):
         thread = threading.Thread(target=in_blog)
         thread.start()
         assert other_done.wait(timeout=10)

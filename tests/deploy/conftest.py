@@ -33,7 +33,9 @@ def _build(directory: str) -> tuple[Manifest, ...]:
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert result.returncode == 0, f"kubectl kustomize {directory} failed:\n{result.stderr}"
-    return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+    objects = tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
+    assert objects, f"kubectl kustomize {directory} rendered no object"
+    return objects
 
 
 def rendered(overlay: str) -> list[Manifest]:

@@ -163,9 +163,9 @@ def context_files() -> list[str]:
 
 def test_build_context_has_every_copy_source() -> None:
     context = context_files()
-    for instruction in instructions():
-        if instruction.keyword != "COPY" or instruction.value.startswith("--from"):
-            continue
+    copies = [i for i in instructions() if i.keyword == "COPY" and not i.value.startswith("--from")]
+    assert copies, "the image copies nothing from the build context"
+    for instruction in copies:
         *sources, _destination = [w for w in shlex.split(instruction.value)
                                   if not w.startswith("--")]
         for source in sources:

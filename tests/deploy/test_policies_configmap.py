@@ -6,8 +6,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import pytest
 import yaml
+
+from webhook.policy.loader import load_policies
 
 from .conftest import REPO, one, rendered
 
@@ -28,7 +29,9 @@ def policies_configmap(overlay: str) -> dict[str, str]:
     configmaps = [o for o in objects if o["kind"] == "ConfigMap"
                   and o["metadata"]["name"].startswith("edgewarden-policies")]
     assert len(configmaps) == 1
-    return configmaps[0].get("data") or {}
+    data: dict[str, str] = configmaps[0].get("data") or {}
+    assert data, "the policies ConfigMap holds no policy"
+    return data
 
 
 def test_committed_copy_of_the_policies_is_current() -> None:
@@ -51,10 +54,9 @@ def test_configmap_holds_no_test_suite_or_fixture(overlay: str) -> None:
 
 
 def test_configmap_policies_load_as_the_server_would_load_them(overlay: str, tmp_path) -> None:
-    loader = pytest.importorskip("webhook.policy.loader")
     for key, text in policies_configmap(overlay).items():
         (tmp_path / key).write_text(text)
-    policy_set = loader.load_policies(tmp_path)
+    policy_set = load_policies(tmp_path)
     names = {p.name for p in policy_set.policies}
     assert {
         "deny-nodeport-in-production", "limit-loadbalancers-per-namespace",

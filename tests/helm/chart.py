@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deploy.checks import Manifest, cached_tool
-from deploy.conftest import REPO
+
+from tests.deploy.checks import Manifest, cached_tool
+from tests.deploy.conftest import REPO
 
 CHART = REPO / "deploy" / "helm" / "edgewarden"
 RELEASE = "edgewarden"

@@ -12,8 +12,9 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy.checks import Manifest, parse_with_the_real_cli, schema_problems
-from deploy.test_manifests import NEWEST_KUBERNETES, OLDEST_KUBERNETES
+
+from tests.deploy.checks import Manifest, parse_with_the_real_cli, schema_problems
+from tests.deploy.test_manifests import NEWEST_KUBERNETES, OLDEST_KUBERNETES
 
 from .chart import (
     CHART,

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy.checks import Manifest, parse_with_the_real_cli
-from deploy.conftest import REPO, kubectl, rendered
-from deploy.test_manifests import COMPARED, normalized
+
+from tests.deploy.checks import Manifest, parse_with_the_real_cli
+from tests.deploy.conftest import REPO, kubectl, rendered
+from tests.deploy.test_manifests import COMPARED, normalized
 
 from .chart import render
 

@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from deploy.checks import cached_tool
-from deploy.conftest import REPO
+
+from tests.deploy.checks import cached_tool
+from tests.deploy.conftest import REPO
 
 MONITORING = REPO / "deploy" / "monitoring"
 RULES = MONITORING / "prometheus-rules.yaml"

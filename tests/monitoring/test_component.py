@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from deploy.checks import Manifest, schema_problems
-from deploy.conftest import REPO, kubectl, one
-from deploy.test_manifests import NEWEST_KUBERNETES, OLDEST_KUBERNETES
+
+from tests.deploy.checks import Manifest, schema_problems
+from tests.deploy.conftest import REPO, kubectl, one
+from tests.deploy.test_manifests import NEWEST_KUBERNETES, OLDEST_KUBERNETES
 
 
 def build_with_monitoring(directory: Path) -> list[Manifest]:

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy.conftest import REPO
+
+from tests.deploy.conftest import REPO
 
 from .sources import (
     RULES,
@@ -108,7 +109,7 @@ def test_the_latency_threshold_can_be_reached_for_every_allowed_timeout() -> Non
 
 
 def chart_rule_groups(timeout: int) -> list[dict[str, Any]]:
-    from helm.chart import render
+    from tests.helm.chart import render
 
     objects = render({"prometheusRule": {"enabled": True},
                       "webhooks": {"timeoutSeconds": timeout}})

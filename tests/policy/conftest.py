@@ -1,48 +1,29 @@
-from __future__ import annotations
+"""Engines built from policy YAML, and a cluster of labelled namespaces."""
 
-import textwrap
-from typing import Any
+from __future__ import annotations
 
 import pytest
 
+from tests.support import namespace, policies_from_yaml
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policy_text
 from webhook.policy.request import make_request
 
 
 def engine_for(policy_yaml: str, *, force_audit: bool = False) -> Engine:
-    return Engine(load_policy_text(textwrap.dedent(policy_yaml)), force_audit=force_audit)
-
-
-def namespace(name: str, labels: dict[str, str] | None = None, **annotations: str) -> dict:
-    metadata: dict[str, Any] = {"name": name}
-    if labels is not None:
-        metadata["labels"] = labels
-    if annotations:
-        metadata["annotations"] = {
-            k.replace("__", "/").replace("_", "-"): v for k, v in annotations.items()
-        }
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": metadata}
-
-
-def service(name: str, ns: str, svc_type: str = "ClusterIP", **extra: Any) -> dict:
-    metadata: dict[str, Any] = {"name": name, "namespace": ns}
-    metadata.update(extra.pop("metadata", {}))
-    spec = {"type": svc_type, "ports": [{"port": 80, "targetPort": 8080}], **extra}
-    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+    return Engine(policies_from_yaml(policy_yaml), force_audit=force_audit)
 
 
 @pytest.fixture
 def production_cluster() -> MemoryCluster:
     return MemoryCluster(
         [
-            namespace("payments", {"environment": "production"}),
-            namespace("shop", {"environment": "prod"}),
-            namespace("dev", {"environment": "development"}),
-            namespace("bare"),
+            namespace(name="payments", labels={"environment": "production"}),
+            namespace(name="shop", labels={"environment": "prod"}),
+            namespace(name="dev", labels={"environment": "development"}),
+            namespace(name="bare"),
         ]
     )
 
 
-__all__ = ["engine_for", "make_request", "namespace", "service"]
+__all__ = ["engine_for", "make_request"]

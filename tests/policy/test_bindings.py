@@ -6,11 +6,11 @@ import cel
 import pytest
 import yaml
 
+from tests.support import policies_from_yaml
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.cel import compile_expression
 from webhook.policy.decision import ViolationSource
 from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policy_text
 from webhook.policy.nulls import without_nulls
 
 from .conftest import make_request
@@ -56,7 +56,7 @@ def test_engine_agrees_with_cel_on_the_whole_object(expression: str, index: int)
             "validations": [{"expression": expression}],
         },
     }
-    engine = Engine(load_policy_text(yaml.safe_dump(policy)))
+    engine = Engine(policies_from_yaml(yaml.safe_dump(policy)))
     decision = engine.evaluate(make_request("CREATE", obj), MemoryCluster())
     if expected == "error":
         assert decision.violations and decision.violations[0].source is ViolationSource.ERROR

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from tests.support import namespace, service
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import Mode, ViolationSource
 from webhook.policy.request import UserInfo
 
-from .conftest import engine_for, make_request, namespace, service
+from .conftest import engine_for, make_request
 
 NODEPORT = """
 apiVersion: edgewarden.dev/v1alpha1
@@ -32,7 +33,8 @@ def nodeport_engine(mode: str = "Enforce", **kwargs: bool):
 
 def test_nodeport_in_production_is_denied_with_the_policy_message(production_cluster) -> None:
     decision = nodeport_engine().evaluate(
-        make_request("CREATE", service("web", "payments", "NodePort")), production_cluster
+        make_request("CREATE", service(name="web", namespace="payments", type="NodePort")),
+        production_cluster,
     )
     assert not decision.allowed
     assert decision.deny_message() == "[no-nodeport] Service web is NodePort: use an Ingress"
@@ -41,7 +43,8 @@ def test_nodeport_in_production_is_denied_with_the_policy_message(production_clu
 
 def test_label_value_prod_counts_as_production(production_cluster) -> None:
     decision = nodeport_engine().evaluate(
-        make_request("CREATE", service("web", "shop", "NodePort")), production_cluster
+        make_request("CREATE", service(name="web", namespace="shop", type="NodePort")),
+        production_cluster,
     )
     assert not decision.allowed
 
@@ -50,25 +53,26 @@ def test_namespace_without_labels_or_unknown_is_not_production(production_cluste
     engine = nodeport_engine()
     for ns in ("bare", "never-seen", "dev"):
         decision = engine.evaluate(
-            make_request("CREATE", service("web", ns, "NodePort")), production_cluster
+            make_request("CREATE", service(name="web", namespace=ns, type="NodePort")),
+            production_cluster,
         )
         assert decision.allowed, ns
         assert decision.violations == []
 
 
 def test_operation_not_matched_is_ignored(production_cluster) -> None:
-    old = service("web", "payments", "NodePort")
+    old = service(name="web", namespace="payments", type="NodePort")
     decision = nodeport_engine().evaluate(make_request("DELETE", None, old), production_cluster)
     assert decision.allowed and not decision.matched_policies
 
 
 def test_excluded_namespace_user_and_group_are_skipped() -> None:
-    cluster = MemoryCluster([namespace("kube-system", {"environment": "production"})])
-    cluster.add(namespace("payments", {"environment": "production"}))
+    cluster = MemoryCluster([namespace(name="kube-system", labels={"environment": "production"})])
+    cluster.add(namespace(name="payments", labels={"environment": "production"}))
     engine = nodeport_engine()
-    svc = service("web", "kube-system", "NodePort")
+    svc = service(name="web", namespace="kube-system", type="NodePort")
     assert engine.evaluate(make_request("CREATE", svc), cluster).allowed
-    svc = service("web", "payments", "NodePort")
+    svc = service(name="web", namespace="payments", type="NodePort")
     bot = UserInfo("ci-bot", ("system:authenticated",))
     admin = UserInfo("alice", ("system:masters",))
     assert engine.evaluate(make_request("CREATE", svc, user=bot), cluster).allowed
@@ -90,14 +94,19 @@ def test_namespace_selector_can_use_the_automatic_name_label() -> None:
           validations: [{expression: "false", message: "nope"}]
         """
     )
-    cluster = MemoryCluster([namespace("payments", {})])
-    assert not engine.evaluate(make_request("CREATE", service("a", "payments")), cluster).allowed
-    assert engine.evaluate(make_request("CREATE", service("a", "other")), cluster).allowed
+    cluster = MemoryCluster([namespace(name="payments", labels={})])
+    assert not engine.evaluate(
+        make_request("CREATE", service(name="a", namespace="payments")), cluster
+    ).allowed
+    assert engine.evaluate(
+        make_request("CREATE", service(name="a", namespace="other")), cluster
+    ).allowed
 
 
 def test_warn_mode_allows_with_a_warning(production_cluster) -> None:
     decision = nodeport_engine("Warn").evaluate(
-        make_request("CREATE", service("web", "payments", "NodePort")), production_cluster
+        make_request("CREATE", service(name="web", namespace="payments", type="NodePort")),
+        production_cluster,
     )
     assert decision.allowed
     assert decision.warnings == ["no-nodeport: Service web is NodePort: use an Ingress"]
@@ -106,7 +115,8 @@ def test_warn_mode_allows_with_a_warning(production_cluster) -> None:
 
 def test_audit_mode_allows_and_annotates(production_cluster) -> None:
     decision = nodeport_engine("Audit").evaluate(
-        make_request("CREATE", service("web", "payments", "NodePort")), production_cluster
+        make_request("CREATE", service(name="web", namespace="payments", type="NodePort")),
+        production_cluster,
     )
     assert decision.allowed and not decision.warnings
     assert decision.audit_annotations == {"no-nodeport": "Service web is NodePort: use an Ingress"}
@@ -114,7 +124,8 @@ def test_audit_mode_allows_and_annotates(production_cluster) -> None:
 
 def test_force_audit_turns_enforce_into_audit(production_cluster) -> None:
     decision = nodeport_engine(force_audit=True).evaluate(
-        make_request("CREATE", service("web", "payments", "NodePort")), production_cluster
+        make_request("CREATE", service(name="web", namespace="payments", type="NodePort")),
+        production_cluster,
     )
     assert decision.allowed
     assert decision.violations[0].mode is Mode.AUDIT
@@ -135,7 +146,9 @@ spec:
 
 def test_evaluation_error_with_fail_denies_and_names_policy_and_expression() -> None:
     engine = engine_for(MISSING_FIELD.replace("{failure}", "Fail"))
-    decision = engine.evaluate(make_request("CREATE", service("a", "x")), MemoryCluster())
+    decision = engine.evaluate(
+        make_request("CREATE", service(name="a", namespace="x")), MemoryCluster()
+    )
     assert not decision.allowed
     violation = decision.violations[0]
     assert violation.source is ViolationSource.ERROR
@@ -145,7 +158,9 @@ def test_evaluation_error_with_fail_denies_and_names_policy_and_expression() -> 
 
 def test_evaluation_error_with_ignore_allows_and_records_the_error() -> None:
     engine = engine_for(MISSING_FIELD.replace("{failure}", "Ignore"))
-    decision = engine.evaluate(make_request("CREATE", service("a", "x")), MemoryCluster())
+    decision = engine.evaluate(
+        make_request("CREATE", service(name="a", namespace="x")), MemoryCluster()
+    )
     assert decision.allowed and decision.violations == []
     assert decision.errors and decision.errors[0].policy == "reads-annotations"
     assert decision.errors[0].ignored
@@ -165,9 +180,13 @@ def test_match_conditions_gate_the_policy() -> None:
         """
     )
     cluster = MemoryCluster()
-    lb = engine.evaluate(make_request("CREATE", service("a", "x", "LoadBalancer")), cluster)
+    lb = engine.evaluate(
+        make_request("CREATE", service(name="a", namespace="x", type="LoadBalancer")), cluster
+    )
     assert not lb.allowed
-    assert engine.evaluate(make_request("CREATE", service("a", "x")), cluster).allowed
+    assert engine.evaluate(
+        make_request("CREATE", service(name="a", namespace="x")), cluster
+    ).allowed
 
 
 def test_variables_compose_and_are_visible_to_validations_and_messages() -> None:
@@ -186,7 +205,9 @@ def test_variables_compose_and_are_visible_to_validations_and_messages() -> None
               messageExpression: "'port ' + string(variables.ports[0]) + ' is below 1024'"
         """
     )
-    decision = engine.evaluate(make_request("CREATE", service("a", "x")), MemoryCluster())
+    decision = engine.evaluate(
+        make_request("CREATE", service(name="a", namespace="x")), MemoryCluster()
+    )
     assert not decision.allowed
     assert "below 1024" in decision.violations[0].message
 
@@ -203,7 +224,7 @@ def test_message_falls_back_to_the_failed_expression() -> None:
         """
     )
     decision = engine.evaluate(
-        make_request("CREATE", service("a", "x", "NodePort")), MemoryCluster()
+        make_request("CREATE", service(name="a", namespace="x", type="NodePort")), MemoryCluster()
     )
     assert decision.violations[0].message == "failed expression: object.spec.type == 'ClusterIP'"
 
@@ -219,8 +240,8 @@ def test_object_selector_matches_old_or_new_object_on_update() -> None:
           validations: [{expression: "false", message: "edge services are frozen"}]
         """
     )
-    labelled = service("a", "x", metadata={"labels": {"tier": "edge"}})
-    plain = service("a", "x")
+    labelled = service(name="a", namespace="x", labels={"tier": "edge"})
+    plain = service(name="a", namespace="x")
     cluster = MemoryCluster()
     assert not engine.evaluate(make_request("UPDATE", plain, labelled), cluster).allowed
     assert not engine.evaluate(make_request("UPDATE", labelled, plain), cluster).allowed
@@ -253,9 +274,7 @@ spec:
 
 
 def _weighted(weight: str) -> dict:
-    obj = service("a", "x")
-    obj["metadata"]["annotations"] = {"weight": weight}
-    return obj
+    return service(name="a", namespace="x", annotations={"weight": weight})
 
 
 def test_variables_are_lazy_a_short_circuit_never_reads_a_failing_one() -> None:

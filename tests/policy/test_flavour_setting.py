@@ -6,13 +6,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.support import service
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
 from webhook.policy.engine import Engine
 from webhook.policy.loader import load_policies
 from webhook.policy.model import InternalLoadBalancer
 
-from .conftest import make_request, service
+from .conftest import make_request
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -31,7 +32,8 @@ def test_the_setting_overrides_the_flavour_of_every_policy() -> None:
     policies = load_policies(POLICIES, internal_lb_flavour="gcp")
     assert flavour_of(policies) == "gcp"
     decision = Engine(policies).evaluate(
-        make_request("CREATE", service("lb", "team", "LoadBalancer")), MemoryCluster()
+        make_request("CREATE", service(name="lb", namespace="team", type="LoadBalancer")),
+        MemoryCluster(),
     )
     assert decision.mutated_object["metadata"]["annotations"] == {
         "networking.gke.io/load-balancer-type": "Internal"

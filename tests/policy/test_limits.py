@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import namespace, service
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import ViolationSource
 from webhook.policy.limits import cap_for_namespace_object, cap_in_namespace
 
-from .conftest import engine_for, make_request, namespace, service
+from .conftest import engine_for, make_request
 
 CAP = """
 apiVersion: edgewarden.dev/v1alpha1
@@ -32,16 +33,17 @@ def engine():
 
 
 def cluster_with(lbs: int, ns: dict | None = None) -> MemoryCluster:
-    cluster = MemoryCluster([ns or namespace("team")])
+    cluster = MemoryCluster([ns or namespace(name="team")])
     for i in range(lbs):
-        cluster.add(service(f"lb{i}", "team", "LoadBalancer"))
-    cluster.add(service("internal", "team", "ClusterIP"))
+        cluster.add(service(name=f"lb{i}", namespace="team", type="LoadBalancer"))
+    cluster.add(service(name="internal", namespace="team", type="ClusterIP"))
     return cluster
 
 
 def test_create_under_the_cap_is_allowed_and_claims_a_place(engine) -> None:
     decision = engine.evaluate(
-        make_request("CREATE", service("new", "team", "LoadBalancer")), cluster_with(1)
+        make_request("CREATE", service(name="new", namespace="team", type="LoadBalancer")),
+        cluster_with(1),
     )
     assert decision.allowed
     assert [(c.policy, c.namespace, c.name) for c in decision.limit_claims] == [
@@ -51,7 +53,8 @@ def test_create_under_the_cap_is_allowed_and_claims_a_place(engine) -> None:
 
 def test_create_at_the_cap_is_denied_with_count_and_advice(engine) -> None:
     decision = engine.evaluate(
-        make_request("CREATE", service("new", "team", "LoadBalancer")), cluster_with(2)
+        make_request("CREATE", service(name="new", namespace="team", type="LoadBalancer")),
+        cluster_with(2),
     )
     assert not decision.allowed
     violation = decision.violations[0]
@@ -63,13 +66,15 @@ def test_create_at_the_cap_is_denied_with_count_and_advice(engine) -> None:
 
 
 def test_objects_that_do_not_count_are_never_limited(engine) -> None:
-    decision = engine.evaluate(make_request("CREATE", service("new", "team")), cluster_with(5))
+    decision = engine.evaluate(
+        make_request("CREATE", service(name="new", namespace="team")), cluster_with(5)
+    )
     assert decision.allowed and decision.limit_claims == []
 
 
 def test_update_that_makes_an_object_counted_is_denied_at_the_cap(engine) -> None:
-    old = service("internal", "team", "ClusterIP")
-    new = service("internal", "team", "LoadBalancer")
+    old = service(name="internal", namespace="team", type="ClusterIP")
+    new = service(name="internal", namespace="team", type="LoadBalancer")
     decision = engine.evaluate(make_request("UPDATE", new, old), cluster_with(2))
     assert not decision.allowed
 
@@ -77,37 +82,34 @@ def test_update_that_makes_an_object_counted_is_denied_at_the_cap(engine) -> Non
 def test_update_of_an_already_counted_object_is_never_denied_even_over_a_lowered_cap(
     engine,
 ) -> None:
-    lowered = namespace("team", edgewarden__dev__max_loadbalancers="1")
-    lowered["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "1"}
+    lowered = namespace(name="team", annotations={"edgewarden.dev/max-loadbalancers": "1"})
     cluster = cluster_with(3, lowered)
-    old = service("lb0", "team", "LoadBalancer")
-    new = service("lb0", "team", "LoadBalancer", metadata={"labels": {"v": "2"}})
+    old = service(name="lb0", namespace="team", type="LoadBalancer")
+    new = service(name="lb0", namespace="team", type="LoadBalancer", labels={"v": "2"})
     decision = engine.evaluate(make_request("UPDATE", new, old), cluster)
     assert decision.allowed and decision.violations == []
     assert decision.limit_claims == []
 
 
 def test_delete_is_never_judged_by_a_limit(engine) -> None:
-    old = service("lb0", "team", "LoadBalancer")
+    old = service(name="lb0", namespace="team", type="LoadBalancer")
     decision = engine.evaluate(make_request("DELETE", None, old), cluster_with(5))
     assert decision.allowed and decision.violations == []
 
 
 def test_namespace_annotation_raises_and_lowers_the_cap(engine) -> None:
-    raised = namespace("team")
-    raised["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "3"}
-    new = service("new", "team", "LoadBalancer")
+    raised = namespace(name="team", annotations={"edgewarden.dev/max-loadbalancers": "3"})
+    new = service(name="new", namespace="team", type="LoadBalancer")
     assert engine.evaluate(make_request("CREATE", new), cluster_with(2, raised)).allowed
-    zero = namespace("team")
-    zero["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "0"}
+    zero = namespace(name="team", annotations={"edgewarden.dev/max-loadbalancers": "0"})
     assert not engine.evaluate(make_request("CREATE", new), cluster_with(0, zero)).allowed
 
 
 def test_malformed_cap_annotation_is_an_evaluation_error_naming_the_expression(engine) -> None:
-    broken = namespace("team")
-    broken["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "lots"}
+    broken = namespace(name="team", annotations={"edgewarden.dev/max-loadbalancers": "lots"})
     decision = engine.evaluate(
-        make_request("CREATE", service("new", "team", "LoadBalancer")), cluster_with(0, broken)
+        make_request("CREATE", service(name="new", namespace="team", type="LoadBalancer")),
+        cluster_with(0, broken),
     )
     assert not decision.allowed
     assert decision.violations[0].source is ViolationSource.ERROR
@@ -117,18 +119,17 @@ def test_malformed_cap_annotation_is_an_evaluation_error_naming_the_expression(e
 def test_the_object_itself_is_not_counted_twice(engine) -> None:
     # A retried CREATE (or a watch that already saw it) must not count the object twice.
     cluster = cluster_with(1)
-    cluster.add(service("new", "team", "LoadBalancer"))
+    cluster.add(service(name="new", namespace="team", type="LoadBalancer"))
     decision = engine.evaluate(
-        make_request("CREATE", service("new", "team", "LoadBalancer")), cluster
+        make_request("CREATE", service(name="new", namespace="team", type="LoadBalancer")), cluster
     )
     assert decision.allowed
 
 
 def test_limit_max_reports_the_cap_per_namespace(engine) -> None:
     policy = engine.policies.policies[0]
-    plain = namespace("a")
-    capped = namespace("b")
-    capped["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "5"}
+    plain = namespace(name="a")
+    capped = namespace(name="b", annotations={"edgewarden.dev/max-loadbalancers": "5"})
     assert cap_for_namespace_object(policy.limit, plain) == 2
     assert cap_for_namespace_object(policy.limit, capped) == 5
 
@@ -136,22 +137,20 @@ def test_limit_max_reports_the_cap_per_namespace(engine) -> None:
 def test_counters_are_exposed_for_the_cluster_cache(engine) -> None:
     (counter,) = engine.counters()
     assert counter.kind == "Service"
-    assert counter.counts(service("x", "team", "LoadBalancer"))
-    assert not counter.counts(service("x", "team", "NodePort"))
+    assert counter.counts(service(name="x", namespace="team", type="LoadBalancer"))
+    assert not counter.counts(service(name="x", namespace="team", type="NodePort"))
     assert not counter.counts({"kind": "Service", "metadata": {"name": "no-spec"}})
 
 
 def test_a_changed_namespace_annotation_takes_effect_at_once(engine) -> None:
     # The cap is remembered per Namespace object; a new object (an update) is re-read.
     cluster = cluster_with(2)
-    new = service("new", "team", "LoadBalancer")
+    new = service(name="new", namespace="team", type="LoadBalancer")
     assert not engine.evaluate(make_request("CREATE", new), cluster).allowed
-    raised = namespace("team")
-    raised["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "3"}
+    raised = namespace(name="team", annotations={"edgewarden.dev/max-loadbalancers": "3"})
     cluster.add(raised)
     assert engine.evaluate(make_request("CREATE", new), cluster).allowed
-    lowered = namespace("team")
-    lowered["metadata"]["annotations"] = {"edgewarden.dev/max-loadbalancers": "2"}
+    lowered = namespace(name="team", annotations={"edgewarden.dev/max-loadbalancers": "2"})
     cluster.add(lowered)
     assert not engine.evaluate(make_request("CREATE", new), cluster).allowed
 
@@ -159,13 +158,13 @@ def test_a_changed_namespace_annotation_takes_effect_at_once(engine) -> None:
 def test_unknown_namespaces_get_the_default_cap_each(engine) -> None:
     cluster = MemoryCluster()
     for ns in ("a", "b"):
-        cluster.add(service("lb0", ns, "LoadBalancer"))
-        cluster.add(service("lb1", ns, "LoadBalancer"))
+        cluster.add(service(name="lb0", namespace=ns, type="LoadBalancer"))
+        cluster.add(service(name="lb1", namespace=ns, type="LoadBalancer"))
         assert not engine.evaluate(
-            make_request("CREATE", service("new", ns, "LoadBalancer")), cluster
+            make_request("CREATE", service(name="new", namespace=ns, type="LoadBalancer")), cluster
         ).allowed
     assert engine.evaluate(
-        make_request("CREATE", service("new", "c", "LoadBalancer")), cluster
+        make_request("CREATE", service(name="new", namespace="c", type="LoadBalancer")), cluster
     ).allowed
 
 
@@ -185,11 +184,13 @@ def test_limit_in_namespace_decides_applicability_as_admission_does() -> None:
     )
     (policy,) = engine.policies.policies
     # The automatic name label counts here too, though the object does not carry it.
-    assert cap_in_namespace(policy, namespace("payments")) == 3
-    assert cap_in_namespace(policy, namespace("shop")) is None
-    assert cap_in_namespace(policy, namespace("kube-system")) is None
+    assert cap_in_namespace(policy, namespace(name="payments")) == 3
+    assert cap_in_namespace(policy, namespace(name="shop")) is None
+    assert cap_in_namespace(policy, namespace(name="kube-system")) is None
     # A CREATE in payments is denied at that very cap.
-    cluster = MemoryCluster([namespace("payments")])
+    cluster = MemoryCluster([namespace(name="payments")])
     for i in range(3):
-        cluster.add(service(f"s{i}", "payments"))
-    assert not engine.evaluate(make_request("CREATE", service("new", "payments")), cluster).allowed
+        cluster.add(service(name=f"s{i}", namespace="payments"))
+    assert not engine.evaluate(
+        make_request("CREATE", service(name="new", namespace="payments")), cluster
+    ).allowed

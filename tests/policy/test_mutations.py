@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import jsonpatch
 
+from tests.support import service
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import ViolationSource
 from webhook.policy.patches import escape_pointer_token
 
-from .conftest import engine_for, make_request, service
+from .conftest import engine_for, make_request
 
 INTERNAL = """
 apiVersion: edgewarden.dev/v1alpha1
@@ -30,7 +31,7 @@ def mutate(policy_yaml: str, obj: dict) -> tuple[dict, list[dict]]:
 
 
 def test_patch_creates_the_annotations_map_when_the_object_has_none() -> None:
-    obj = service("lb", "team", "LoadBalancer")
+    obj = service(name="lb", namespace="team", type="LoadBalancer")
     _, patch = mutate(INTERNAL.replace("FLAVOUR", "aws"), obj)
     assert patch == [
         {
@@ -43,7 +44,7 @@ def test_patch_creates_the_annotations_map_when_the_object_has_none() -> None:
 
 
 def test_patch_escapes_slash_in_annotation_keys_when_the_map_exists() -> None:
-    obj = service("lb", "team", "LoadBalancer", metadata={"annotations": {"team": "a"}})
+    obj = service(name="lb", namespace="team", type="LoadBalancer", annotations={"team": "a"})
     patched, patch = mutate(INTERNAL.replace("FLAVOUR", "gcp"), obj)
     assert patch == [
         {
@@ -60,12 +61,10 @@ def test_patch_escapes_slash_in_annotation_keys_when_the_map_exists() -> None:
 
 def test_existing_annotation_is_never_overwritten() -> None:
     obj = service(
-        "lb",
-        "team",
-        "LoadBalancer",
-        metadata={
-            "annotations": {"service.beta.kubernetes.io/aws-load-balancer-internal": "false"}
-        },
+        name="lb",
+        namespace="team",
+        type="LoadBalancer",
+        annotations={"service.beta.kubernetes.io/aws-load-balancer-internal": "false"},
     )
     _, patch = mutate(INTERNAL.replace("FLAVOUR", "aws"), obj)
     assert patch == []
@@ -80,7 +79,8 @@ def test_each_flavour_sets_its_annotation() -> None:
     }
     for flavour, (key, value) in expected.items():
         patched, _ = mutate(
-            INTERNAL.replace("FLAVOUR", flavour), service("lb", "t", "LoadBalancer")
+            INTERNAL.replace("FLAVOUR", flavour),
+            service(name="lb", namespace="t", type="LoadBalancer"),
         )
         assert patched["metadata"]["annotations"] == {key: value}, flavour
 
@@ -109,7 +109,7 @@ spec:
     - setAnnotations: {example.com/owner: someone-else, example.com/checked: "yes"}
     - patch: [{op: add, path: /metadata/labels, value: {team: platform}}]
 """
-    obj = service("svc", "team")
+    obj = service(name="svc", namespace="team")
     decision = engine_for(policies).evaluate(make_request("CREATE", obj), MemoryCluster())
     assert [m.policy for m in decision.mutations] == ["first", "second"]
     patched = jsonpatch.apply_patch(obj, decision.patch)
@@ -138,7 +138,7 @@ spec:
   validations: [{expression: "'example.com/owner' in object.metadata.annotations"}]
 """
     decision = engine_for(policies).evaluate(
-        make_request("CREATE", service("s", "t")), MemoryCluster()
+        make_request("CREATE", service(name="s", namespace="t")), MemoryCluster()
     )
     assert decision.allowed
 
@@ -152,7 +152,7 @@ spec:
   match: {kinds: [Service]}
   mutations: [{patch: [{op: add, path: /metadata/labels/team, value: platform}]}]
 """
-    obj = service("s", "t")  # no labels map: the add has no parent
+    obj = service(name="s", namespace="t")  # no labels map: the add has no parent
     decision = engine_for(policy).evaluate(make_request("CREATE", obj), MemoryCluster())
     assert decision.patch == []
     assert not decision.allowed

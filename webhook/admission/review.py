@@ -157,11 +157,3 @@ def encode_review(review: Review | None, response: wire.AdmissionResponse) -> by
     }
     return orjson.dumps(answer)
 
-
-def decode_patch(response_body: bytes) -> list[dict[str, Any]]:
-    """The JSONPatch of a rendered response (empty when there is none); for tests and tools."""
-    response = orjson.loads(response_body)["response"]
-    if "patch" not in response:
-        return []
-    patch: list[dict[str, Any]] = orjson.loads(base64.b64decode(response["patch"]))
-    return patch

@@ -75,8 +75,6 @@ class Reservations:
                 if entry.users == 0:
                     del self._locks[namespace]
 
-    guard = lock
-
     # ---- reservations ----
 
     def reserve(self, claims: Iterable[LimitClaim]) -> None:

@@ -105,20 +105,6 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
     return PolicySet(policies=tuple(policies), sources=tuple(str(f) for f in files))
 
 
-def load_policy_text(text: str, file: str = "<string>") -> PolicySet:
-    """Load policies from YAML text (tests, stdin)."""
-    problems: list[PolicyProblem] = []
-    policies = list(_load_text(text, file, problems, None))
-    names = [p.name for p in policies]
-    for name in {n for n in names if names.count(n) > 1}:
-        problems.append(
-            PolicyProblem(file, None, "metadata.name", f"duplicate policy name {name!r}")
-        )
-    if problems:
-        raise PolicyLoadError(problems)
-    return PolicySet(policies=tuple(policies), sources=(file,))
-
-
 def _load_file(file: Path, problems: list[PolicyProblem], flavour: str | None) -> list[Policy]:
     name = "<stdin>" if file == STDIN else str(file)
     try:
