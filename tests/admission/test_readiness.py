@@ -18,7 +18,7 @@ from webhook.cluster.reservations import Reservations
 from webhook.policy.loader import load_policies
 from webhook.policy.ports import ObjectCounter
 
-from .harness import DEFAULT_POLICIES
+from .harness import DEFAULT_POLICIES, load_object, load_review, make_review
 
 
 class _UnsyncedCluster:
@@ -97,3 +97,37 @@ def test_cluster_cache_state_is_exported_as_gauges() -> None:
     text = _get(_state(), "/metrics").text
     assert 'edgewarden_cluster_cache_synced{kind="Service"} 0.0' in text
     assert 'edgewarden_cluster_cache_relists{kind="Service"} 1.0' in text
+
+
+def _post(state: ServerState, path: str, review: dict[str, Any]) -> dict[str, Any]:
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=create_app(state))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post(path, json=review)
+
+    response = asyncio.run(call())
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()["response"]
+    return answer
+
+
+def test_before_the_first_sync_policies_that_read_the_cluster_follow_their_failure_policy(
+) -> None:
+    # A cache that has not listed yet knows no namespace labels and counts nothing: it must
+    # not admit a production NodePort (Fail: denied, with the reason) ...
+    state = _state()
+    state.install(LoadedPolicies.build(load_policies(DEFAULT_POLICIES), dry_run=False))
+    answer = _post(state, "/validate", load_review("nodeport-create-payments.json"))
+    assert answer["allowed"] is False
+    assert "cluster cache has not synced yet" in answer["status"]["message"]
+    assert "deny-nodeport-in-production" in answer["status"]["message"]
+    # ... while a policy that reads nothing of the cluster still judges normally.
+    external = make_review("CREATE", "dev", load_object("services/external-ips.yaml"))
+    answer = _post(state, "/validate", external)
+    assert "deny-external-ips" in answer["status"]["message"]
+    assert "Service" in answer["status"]["message"]
+    # Synced, the same NodePort is judged on its merits (this cluster has no namespaces, so
+    # payments carries no environment label and nothing denies it).
+    state.cluster.synced = True  # type: ignore[attr-defined]
+    answer = _post(state, "/validate", load_review("nodeport-create-payments.json"))
+    assert answer["allowed"] is True

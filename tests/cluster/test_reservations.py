@@ -38,6 +38,8 @@ class StaticCluster:
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         return frozenset(self.counted.get(namespace, set()))
 
+    synced = True
+
 
 def claim(name: str, namespace: str = "shop", counter: ObjectCounter = LB) -> LimitClaim:
     return LimitClaim(POLICY, counter.key, "Service", namespace, name)

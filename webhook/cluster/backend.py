@@ -21,11 +21,6 @@ class ObservationSink(Protocol):
 class ClusterBackend(ClusterView, Protocol):
     """A cluster the server runs on: the engine's view plus its lifecycle and readiness."""
 
-    @property
-    def synced(self) -> bool:
-        """True once the backend holds the whole cluster (always, for a YAML file)."""
-        ...
-
     def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
         """Index exactly these limit counters (start-up and every policy reload)."""
         ...

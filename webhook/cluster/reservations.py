@@ -158,6 +158,10 @@ class ReservedView:
     def get_namespace(self, name: str) -> Mapping[str, Any] | None:
         return self._base.get_namespace(name)
 
+    @property
+    def synced(self) -> bool:
+        return self._base.synced
+
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         names = self._base.counted_names(namespace, counter)
         reserved = self._reservations.reserved_names(namespace, counter.key)

@@ -60,6 +60,7 @@ class CompiledPolicies:
     variables: Mapping[str, Mapping[str, CelExpression]]  # policy -> variable -> expression
     counters: Mapping[tuple[str, str], LimitCounter]  # (policy, kind) -> its counter
     memo: NamespaceMemo = field(compare=False)
+    reads_cluster: frozenset[str] = frozenset()  # policies whose verdict needs cluster state
 
     @classmethod
     def compile(cls, policies: PolicySet) -> CompiledPolicies:
@@ -83,10 +84,18 @@ class CompiledPolicies:
                 for kind in sorted(policy.match.kinds)
             },
             memo=NamespaceMemo(_namespace_only(rewritten, plan.bindings)),
+            reads_cluster=frozenset(p.name for p in policies.policies if _reads_cluster(p)),
         )
 
     def counter(self, policy: Policy, kind: str) -> LimitCounter | None:
         return self.counters.get((policy.name, kind))
+
+
+def _reads_cluster(policy: Policy) -> bool:
+    """A limit counts objects; a namespace selector or namespaceObject reads the Namespace."""
+    if policy.limit is not None or policy.match.namespace_selector is not None:
+        return True
+    return any("namespaceObject" in e.variables for e in policy.expressions())
 
 
 def _namespace_only(policies: Iterable[Policy], bindings: Mapping[str, Binding]) -> frozenset[int]:

@@ -6,7 +6,7 @@ admission path only looks things up.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,19 @@ class Policy:
     limit: Limit | None = None
     mutations: tuple[Mutation, ...] = ()
     source: SourceLocation = field(default_factory=lambda: SourceLocation("<memory>"))
+
+    def expressions(self) -> Iterator[CelExpression]:
+        """Every compiled expression of the policy."""
+        for named in (*self.match_conditions, *self.variables):
+            yield named.expression
+        for validation in self.validations:
+            yield validation.expression
+            if validation.message_expression is not None:
+                yield validation.message_expression
+        if self.limit is not None:
+            for expression in (self.limit.where, self.limit.max_expression):
+                if expression is not None:
+                    yield expression
 
     @property
     def mutates(self) -> bool:

@@ -43,6 +43,11 @@ class ClusterView(Protocol):
         """Names of the objects of ``counter.kind`` in ``namespace`` that ``counter`` counts."""
         ...
 
+    @property
+    def synced(self) -> bool:
+        """False until the view holds the whole cluster: what it says then is not the truth."""
+        ...
+
 
 class EmptyCluster:
     """A cluster with nothing in it: every namespace is unknown and nothing counts."""
@@ -52,3 +57,7 @@ class EmptyCluster:
 
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         return frozenset()
+
+    @property
+    def synced(self) -> bool:
+        return True
