@@ -38,10 +38,15 @@ def check_manifests(
     *,
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
     default_namespace: str = DEFAULT_NAMESPACE,
+    engine: Engine | None = None,
 ) -> ScanReport:
-    """Judge every Service/Ingress of ``manifests`` as a CREATE, in order."""
+    """Judge every Service/Ingress of ``manifests`` as a CREATE, in order.
+
+    ``engine`` (over ``policies``) saves compiling the set again when one caller checks
+    many manifests.
+    """
     manifests = list(manifests)
-    engine = Engine(policies)
+    engine = engine or Engine(policies)
     report = ScanReport("check", policies)
     report.namespaces = namespace_objects(manifests, namespace_labels or {})
     cluster = MemoryCluster([copy.deepcopy(dict(ns)) for ns in report.namespaces.values()])

@@ -69,9 +69,12 @@ def make_request(
     default_group, _default_version, resource = KIND_GROUPS.get(kind, (group, version, ""))
     if not resource:
         resource = kind.lower() + "s"
-    metadata = subject.get("metadata") or {}
+    metadata = subject.get("metadata")
+    if not isinstance(metadata, Mapping):
+        metadata = {}  # a malformed object still gets judged (its policies fail as they must)
     ns = namespace if namespace is not None else str(metadata.get("namespace") or "default")
-    name = str(metadata.get("name") or "")
+    name = metadata.get("name")
+    name = name if isinstance(name, str) else ""
     user = user or UserInfo(username="edgewarden-offline")
     raw: dict[str, Any] = {
         "uid": uid,

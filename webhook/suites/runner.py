@@ -13,7 +13,7 @@ from webhook.errors import EdgewardenError
 from webhook.policy.decision import Decision
 from webhook.policy.engine import Engine
 from webhook.policy.loader import load_policies
-from webhook.policy.request import UserInfo, make_request
+from webhook.policy.request import AdmissionRequest, UserInfo, make_request
 from webhook.suites.model import Expectation, TestCase, TestSuite, discover_suites, load_suite
 
 _MISSING = object()
@@ -70,7 +70,7 @@ def run_suite(suite: TestSuite) -> SuiteResult:
         started = time.perf_counter()
         outcome = CaseResult(suite.name, suite.file, case.name, case.line)
         try:
-            request = _request(case)
+            request = case_request(case)
             decision = engine.evaluate(request, cluster)
             outcome.failures = _namespace_problems(suite, case, request.namespace, cluster)
             outcome.failures += compare(case.expect, decision, case)
@@ -81,7 +81,8 @@ def run_suite(suite: TestSuite) -> SuiteResult:
     return result
 
 
-def _request(case: TestCase) -> Any:
+def case_request(case: TestCase) -> AdmissionRequest:
+    """The admission a case describes, as the API server would send it."""
     return make_request(
         case.operation,
         case.object,
