@@ -8,6 +8,7 @@ what it references and every rewrite of it come from that tree.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,9 +109,11 @@ def compile_expression(
     if known_policy_variables is not None:
         undefined = [name for name in refs.policy_variables if name not in known_policy_variables]
         if undefined:
+            close = difflib.get_close_matches(undefined[0], known_policy_variables, n=1)
             raise CelCompileError(
                 f"variables.{undefined[0]} is not defined "
-                "(a variable may use only variables declared before it)"
+                + (f"(did you mean variables.{close[0]}?) " if close else "")
+                + "(a variable may use only variables declared before it)"
             )
     names = refs.free - {POLICY_VARIABLES} - TYPE_NAMES
     unknown = sorted(name for name in names - allowed if name not in ADMISSION_VARIABLES)

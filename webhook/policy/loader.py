@@ -13,6 +13,7 @@ from jsonschema.exceptions import ValidationError
 
 from webhook.errors import PolicyLoadError, PolicyProblem
 from webhook.policy.cel import CelCompileError, CelExpression, compile_expression
+from webhook.policy.checks import Schemas, check_policy
 from webhook.policy.decision import FailurePolicy, Mode
 from webhook.policy.model import (
     ALL_OPERATIONS,
@@ -45,6 +46,8 @@ _MATCH_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject
 _BODY_VARIABLES = _MATCH_VARIABLES | {"variables"}
 _WHERE_VARIABLES = frozenset({"object"})
 _MAX_VARIABLES = frozenset({"namespaceObject"})
+# Kind schemas for the static CEL checks (the packaged Kubernetes ones).
+_SCHEMAS = Schemas()
 
 
 def policy_files(path: Path) -> list[Path]:
@@ -303,7 +306,7 @@ class _PolicyBuilder:
         )
         if self.problems:
             return None
-        return Policy(
+        policy = Policy(
             name=metadata["name"],
             description=(metadata.get("annotations") or {}).get(DESCRIPTION_ANNOTATION, ""),
             mode=Mode(spec.get("mode", "Enforce")),
@@ -316,6 +319,11 @@ class _PolicyBuilder:
             mutations=mutations,
             source=SourceLocation(self.file, self.document.line_of(("metadata", "name"))),
         )
+        # Refuse what would fail on every request: unknown functions and fields, results
+        # of the wrong type (see webhook/policy/checks).
+        for finding in check_policy(policy, _SCHEMAS):
+            self._problem(finding.path, finding.message)
+        return None if self.problems else policy
 
     def _unique_names(self, items: list[Mapping[str, Any]], section: str) -> None:
         seen: set[str] = set()
