@@ -91,10 +91,11 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
     for raw in paths:
         files.extend(policy_files(Path(raw)))
     problems: list[PolicyProblem] = []
+    warnings: list[PolicyProblem] = []
     policies: list[Policy] = []
     seen: dict[str, SourceLocation] = {}
     for file in files:
-        for policy in _load_file(file, problems, internal_lb_flavour):
+        for policy in _load_file(file, problems, internal_lb_flavour, warnings):
             if policy.name in seen:
                 problems.append(
                     PolicyProblem(
@@ -110,13 +111,16 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
             policies.append(policy)
     if problems:
         raise PolicyLoadError(problems)
-    return PolicySet(policies=tuple(policies), sources=tuple(str(f) for f in files))
+    return PolicySet(
+        policies=tuple(policies), sources=tuple(str(f) for f in files), warnings=tuple(warnings)
+    )
 
 
 def load_policy_text(text: str, file: str = "<string>") -> PolicySet:
     """Load policies from YAML text (tests, stdin)."""
     problems: list[PolicyProblem] = []
-    policies = list(_load_text(text, file, problems, None))
+    warnings: list[PolicyProblem] = []
+    policies = list(_load_text(text, file, problems, None, warnings))
     names = [p.name for p in policies]
     for name in {n for n in names if names.count(n) > 1}:
         problems.append(
@@ -124,20 +128,26 @@ def load_policy_text(text: str, file: str = "<string>") -> PolicySet:
         )
     if problems:
         raise PolicyLoadError(problems)
-    return PolicySet(policies=tuple(policies), sources=(file,))
+    return PolicySet(policies=tuple(policies), sources=(file,), warnings=tuple(warnings))
 
 
-def _load_file(file: Path, problems: list[PolicyProblem], flavour: str | None) -> list[Policy]:
+def _load_file(
+    file: Path, problems: list[PolicyProblem], flavour: str | None, warnings: list[PolicyProblem]
+) -> list[Policy]:
     try:
         text = file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         problems.append(PolicyProblem(str(file), None, "file", f"cannot read: {error}"))
         return []
-    return list(_load_text(text, str(file), problems, flavour))
+    return list(_load_text(text, str(file), problems, flavour, warnings))
 
 
 def _load_text(
-    text: str, file: str, problems: list[PolicyProblem], flavour: str | None
+    text: str,
+    file: str,
+    problems: list[PolicyProblem],
+    flavour: str | None,
+    warnings: list[PolicyProblem],
 ) -> Iterable[Policy]:
     try:
         documents = list(read_documents(text))
@@ -146,7 +156,7 @@ def _load_text(
         return []
     loaded = []
     for document in documents:
-        policy = _load_document(document, file, problems, flavour)
+        policy = _load_document(document, file, problems, flavour, warnings)
         if policy is not None:
             loaded.append(policy)
     return loaded
@@ -195,7 +205,11 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
 
 
 def _load_document(
-    document: LocatedDocument, file: str, problems: list[PolicyProblem], flavour: str | None
+    document: LocatedDocument,
+    file: str,
+    problems: list[PolicyProblem],
+    flavour: str | None,
+    warnings: list[PolicyProblem],
 ) -> Policy | None:
     data = document.data
     if not isinstance(data, dict):
@@ -228,6 +242,7 @@ def _load_document(
     builder = _PolicyBuilder(document, file)
     policy = builder.build(flavour)
     problems.extend(builder.problems)
+    warnings.extend(builder.warnings)
     return policy if not builder.problems else None
 
 
@@ -238,16 +253,18 @@ class _PolicyBuilder:
         self.document = document
         self.file = file
         self.problems: list[PolicyProblem] = []
+        self.warnings: list[PolicyProblem] = []  # reported; the policy still loads
         spec = document.data.get("spec") or {}
         self.variable_names = frozenset(v["name"] for v in spec.get("variables", []))
         name = str(document.data["metadata"]["name"])
         # Policy names are DNS labels, so this CEL identifier prefix is unique per policy.
         self.binding_prefix = "_v_" + name.replace("-", "_") + "__"
 
+    def _located(self, path: Path_, message: str) -> PolicyProblem:
+        return PolicyProblem(self.file, self.document.line_of(path), _field(path), message)
+
     def _problem(self, path: Path_, message: str) -> None:
-        self.problems.append(
-            PolicyProblem(self.file, self.document.line_of(path), _field(path), message)
-        )
+        self.problems.append(self._located(path, message))
 
     def _cel(
         self,
@@ -321,8 +338,11 @@ class _PolicyBuilder:
         )
         # Refuse what would fail on every request: unknown functions and fields, results
         # of the wrong type (see webhook/policy/checks).
-        for finding in check_policy(policy, _SCHEMAS):
+        checks = check_policy(policy, _SCHEMAS)
+        for finding in checks.errors:
             self._problem(finding.path, finding.message)
+        for finding in checks.warnings:
+            self.warnings.append(self._located(finding.path, finding.message))
         return None if self.problems else policy
 
     def _unique_names(self, items: list[Mapping[str, Any]], section: str) -> None:

@@ -8,11 +8,18 @@ refused by ``validate``, ``test``, ``check`` and ``serve`` alike.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from webhook.policy.cel import CelExpression
 from webhook.policy.cel_syntax import parse
+from webhook.policy.checks.cost import (
+    EXPRESSION_LIMIT,
+    EXPRESSION_WARNING,
+    POLICY_LIMIT,
+    POLICY_WARNING,
+    CostEstimator,
+)
 from webhook.policy.checks.infer import TypeChecker
 from webhook.policy.checks.schemas import ADMISSION_REQUEST, NAMESPACE, Schemas
 from webhook.policy.checks.types import DYN, CelType, from_schema
@@ -56,14 +63,27 @@ def slots(policy: Policy) -> Iterator[Slot]:
             yield Slot(("spec", "limit", "maxExpression"), policy.limit.max_expression, "int")
 
 
-def check_policy(policy: Policy, schemas: Schemas) -> list[PolicyFinding]:
+@dataclass(frozen=True, slots=True)
+class PolicyChecks:
+    """What the checks found: errors refuse the policy, warnings are reported."""
+
+    errors: list[PolicyFinding]
+    warnings: list[PolicyFinding]
+    cost: PolicyCost | None  # None when type errors make an estimate meaningless
+
+
+def check_policy(policy: Policy, schemas: Schemas) -> PolicyChecks:
     """Every finding for ``policy``, once each, in the order of its expressions."""
     findings: list[PolicyFinding] = []
     for kind in sorted(policy.match.kinds):
         for finding in _check_kind(policy, kind, schemas):
             if finding not in findings:
                 findings.append(finding)
-    return findings
+    if findings:
+        return PolicyChecks(findings, [], None)
+    cost = estimate_policy(policy, schemas)
+    errors, warnings = cost_findings(cost)
+    return PolicyChecks(errors, warnings, cost)
 
 
 def root_types(kind: str, schemas: Schemas) -> dict[str, CelType]:
@@ -126,14 +146,60 @@ def _one_line(text: str, limit: int = 160) -> str:
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
-def variable_types(policy: Policy, kind: str, schemas: Schemas) -> Mapping[str, CelType]:
-    """The inferred type of each of ``policy``'s variables for ``kind`` (cost estimation)."""
-    roots = root_types(kind, schemas)
-    variables: dict[str, CelType] = {}
-    for slot in slots(policy):
-        if slot.variable is not None:
-            checker = TypeChecker(roots, variables)
-            variables[slot.variable] = checker.check(
-                slot.expression.syntax or parse(slot.expression.source)
+@dataclass(frozen=True, slots=True)
+class PolicyCost:
+    """A policy's estimated worst-case cost per expression (by YAML path) and in total,
+    over the kinds it matches, and the sizes assumed for unbounded inputs."""
+
+    expressions: tuple[tuple[YamlPath, float], ...]
+    total: float
+    assumed: tuple[tuple[str, int], ...]
+
+
+def estimate_policy(policy: Policy, schemas: Schemas) -> PolicyCost:
+    """The worst case over the matched kinds. Variables count once: they are computed at
+    most once per admission, however many expressions read them."""
+    worst: dict[YamlPath, float] = {}
+    assumed: dict[str, int] = {}
+    for kind in sorted(policy.match.kinds):
+        roots = root_types(kind, schemas)
+        types: dict[str, CelType] = {}
+        sizes: dict[str, float] = {}
+        for slot in slots(policy):
+            tree = slot.expression.syntax or parse(slot.expression.source)
+            estimator = CostEstimator(roots, types, sizes)
+            estimate = estimator.estimate(tree)
+            worst[slot.path] = max(worst.get(slot.path, 0.0), estimate.cost)
+            assumed.update(estimate.assumed)
+            if slot.variable is not None:
+                types[slot.variable] = estimator.types.check(tree)
+                sizes[slot.variable] = estimator.size(tree, {})
+    expressions = tuple(worst.items())
+    return PolicyCost(expressions, sum(worst.values()), tuple(sorted(assumed.items())))
+
+
+def cost_findings(cost: PolicyCost) -> tuple[list[PolicyFinding], list[PolicyFinding]]:
+    """(errors, warnings): expressions and policies over the budgets (checks/cost.py)."""
+    errors: list[PolicyFinding] = []
+    warnings: list[PolicyFinding] = []
+    assumed = ", ".join(f"{n} {v}" for n, v in cost.assumed) or "schema bounds"
+    for path, value in cost.expressions:
+        if value > EXPRESSION_WARNING:
+            over = value > EXPRESSION_LIMIT
+            limit = EXPRESSION_LIMIT if over else EXPRESSION_WARNING
+            message = (
+                f"CEL: estimated worst-case cost {value:,.0f} is over "
+                f"{'the limit' if over else 'the per-evaluation budget'} {limit:,} "
+                f'(assuming at most {assumed}); see docs/policies.md "Cost"'
             )
-    return variables
+            (errors if over else warnings).append(PolicyFinding(path, message))
+    if cost.total > POLICY_WARNING:
+        over = cost.total > POLICY_LIMIT
+        limit = POLICY_LIMIT if over else POLICY_WARNING
+        message = (
+            f"CEL: estimated worst-case cost of the policy {cost.total:,.0f} is over "
+            f"{'the limit' if over else 'the per-admission budget'} {limit:,} "
+            f'(assuming at most {assumed}); see docs/policies.md "Cost"'
+        )
+        (errors if over else warnings).append(PolicyFinding(("metadata", "name"), message))
+    return errors, warnings
