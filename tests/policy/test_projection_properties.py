@@ -136,8 +136,7 @@ def value_expr(draw: st.DrawFn, scope: Scope, depth: int, choice: int | None = N
         if choice == 10:
             return f"{kept}[0].{key}"
         return f"{kept}.map(w, w.{key})"
-    # Parenthesised: cel-python's grammar reads `0.filter` as the float `0.` (see README).
-    return f"({value_expr(draw, scope, smaller)}).filter(x, true)"
+    return f"{value_expr(draw, scope, smaller)}.filter(x, true)"
 
 
 def bool_expr(draw: st.DrawFn, scope: Scope, depth: int) -> str:
@@ -170,7 +169,7 @@ def bool_expr(draw: st.DrawFn, scope: Scope, depth: int) -> str:
     if choice in (14, 15):
         return f"{value_expr(draw, scope, depth, choice=choice - 4)} == {literal(draw(scalars))}"
     if choice == 12:
-        ranged, sample = f"({value_expr(draw, scope, smaller)})", MISSING
+        ranged, sample = value_expr(draw, scope, smaller), MISSING
     else:
         ranged, sample = element_of(draw, scope)
     macro = draw(st.sampled_from(["all", "exists", "exists_one"]))

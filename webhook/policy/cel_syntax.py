@@ -6,17 +6,22 @@ turned into flat bindings) works on this one tree. The grammar is cel-python's L
 grammar (``celpy``); this module only turns Lark's concrete tree into the nodes we reason
 about, each carrying the ``[start, end)`` character span it covers in the source, so a
 rewrite is a span replacement and never a regex over the text.
+
+The grammar and parser settings are cel-python's (``celpy.celparser.CELParser``), with
+three fixes where its grammar lags the CEL specification (``_SPEC_FIXES``).
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 from typing import Any, TypeAlias
 
-from celpy.celparser import CELParser
+from celpy import celparser
 from lark import Lark, Token, Tree
 from lark.exceptions import LarkError, UnexpectedInput
 
@@ -205,33 +210,45 @@ def replace_spans(source: str, replacements: list[tuple[Span, str]]) -> str:
     return "".join(pieces)
 
 
-class _PositionedParser(CELParser):
-    """cel-python's parser, except that ``true``/``false`` keep their source positions.
+# Where cel-python's grammar is narrower than the CEL specification (and the Rust binding):
+# a trailing comma in a list or map literal, and `0.size()` (its float literal accepts
+# "0.", which CEL's does not). Each fix must apply, or the grammar changed under us.
+_SPEC_FIXES = (
+    ('exprlist       : expr ("," expr)*', 'exprlist       : expr ("," expr)* [","]'),
+    (
+        'mapinits       : expr ":" expr ("," expr ":" expr)*',
+        'mapinits       : expr ":" expr ("," expr ":" expr)* [","]',
+    ),
+    ('FLOAT_LIT      : /-?/ DIGIT+ "." DIGIT* EXPONENT? | ', "FLOAT_LIT      : "),
+)
 
-    CELParser re-types boolean identifiers with a fresh Token, which drops the position;
-    span rewrites need every node placed.
-    """
 
-    @staticmethod
-    def ambiguous_literals(t: Token) -> Token:
-        if t.value in ("true", "false"):
-            return Token.new_borrow_pos("BOOL_LIT", t.value, t)
-        return t
+def _positioned_literals(token: Token) -> Token:
+    """CELParser's identifier callback, except that ``true``/``false`` keep their position
+    (it re-types them with a fresh Token, which drops it; span rewrites need it)."""
+    if token.value in ("true", "false"):
+        return Token.new_borrow_pos("BOOL_LIT", token.value, token)
+    return token
 
 
 @lru_cache(maxsize=1)
 def _lark() -> Lark:
-    # CELParser keeps one Lark instance on the class; build ours with the positioned
-    # callback and leave whatever was there for other users of celpy.
-    saved = CELParser.CEL_PARSER
-    CELParser.CEL_PARSER = None
-    try:
-        _PositionedParser()
-        built = CELParser.CEL_PARSER
-    finally:
-        CELParser.CEL_PARSER = saved
-    assert built is not None
-    return built
+    """cel-python's grammar and parser settings (as CELParser builds them), with the fixes."""
+    grammar = (Path(celparser.__file__).parent / "cel.lark").read_text(encoding="utf-8")
+    for old, new in _SPEC_FIXES:
+        if old not in grammar:
+            raise RuntimeError(f"cel-python's grammar changed: {old!r} not found")
+        grammar = grammar.replace(old, new)
+    return Lark(
+        grammar,
+        parser="lalr",
+        start="expr",
+        g_regex_flags=re.M,
+        lexer_callbacks={"IDENT": _positioned_literals},
+        propagate_positions=True,
+        maybe_placeholders=False,
+        priority="invert",
+    )
 
 
 _RELATIONS = {
