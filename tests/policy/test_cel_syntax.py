@@ -5,6 +5,7 @@ from __future__ import annotations
 import cel
 import pytest
 
+from webhook.policy.bindings import BindingPlan
 from webhook.policy.cel import CelCompileError, compile_expression
 from webhook.policy.cel_references import references
 from webhook.policy.cel_syntax import (
@@ -80,3 +81,12 @@ def test_span_rewrites_leave_strings_alone() -> None:
 def test_what_does_not_parse_gets_the_bindings_message() -> None:
     with pytest.raises(CelCompileError, match="parse"):
         compile_expression("object.spec.type != ")
+
+
+def test_a_comprehension_variable_named_like_a_root_is_not_rewritten() -> None:
+    source = "object.spec.rules.all(object, object.host != '')"
+    rewritten = BindingPlan().expression(compile_expression(source))
+    assert rewritten.program_source.endswith(".all(object, object.host != '')")
+    rules = {"spec": {"rules": [{"host": "a", "http": {}}, {"host": ""}]}}
+    context = {name: rules["spec"]["rules"] for name in rewritten.variables}
+    assert rewritten.program.execute(context) is cel.compile(source).execute({"object": rules})
