@@ -43,6 +43,8 @@ def validate(
             f"{'/'.join(sorted(policy.match.kinds))}; {what}) {policy.source}",
             highlight=False,
         )
+    for warning in policies.warnings:
+        err_console.print(f"[yellow]![/] {warning}", highlight=False)
     console.print(f"{len(policies)} policies valid in {len(policies.sources)} file(s).")
 
 

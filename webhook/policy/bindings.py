@@ -2,26 +2,31 @@
 
 Converting Python values to CEL costs about a microsecond per field, so an expression that
 reads ``object.spec.type`` should not pay for the annotations another policy reads. At
-load, every expression is recompiled with ``object`` (and ``oldObject``,
-``namespaceObject``, ``request``) renamed to a binding that stands for exactly the
-subtrees it selects; a request converts each binding once, on first use, and expressions
-that select the same fields share it.
+load, every expression is recompiled with each field chain (``object.spec.type``,
+``has(object.spec.type)``, ``object.metadata.annotations['k']``) replaced by one flat
+binding that stands for exactly that value (projected below it) or presence test, and any
+other use of ``object`` (and ``oldObject``, ``namespaceObject``, ``request``) by a binding
+of the projected variable. A request converts each binding once, on first use, and
+expressions that select the same fields share it. The rewrite replaces spans of the
+syntax tree, so string literals and comprehension variables are never touched.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import cel
 
-from webhook.policy.cel import CelExpression, _split_literals, rewrite_identifier
+from webhook.policy.cel import CelExpression
+from webhook.policy.cel_references import field_chain, is_chain_step, scoped
+from webhook.policy.cel_syntax import Expr, Has, Ident, Span, children, parse, replace_spans
 from webhook.policy.model import Limit, NamedExpression, Policy, Validation
-from webhook.policy.projection import PROJECTED_VARIABLES, Projection, merge, selected_paths
+from webhook.policy.projection import PROJECTED_VARIABLES, Projection, merge, paths_of
 
 BINDING_PREFIX = "ew__"
+_ROOTS = frozenset(PROJECTED_VARIABLES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,20 +43,6 @@ class Binding:
     projection: Projection
     path: tuple[str, ...] | None = None
     presence: bool = False
-
-
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-
-
-def _field_chain(variable: str) -> re.Pattern[str]:
-    """``has(variable.a.b)`` or ``variable.a.b`` (plain selections only, not calls)."""
-    return re.compile(
-        r"(?P<has>(?<![\w.])has\(\s*)?(?<![\w.?])"
-        + variable
-        + r"(?P<path>(?:\s*\.\s*"
-        + _IDENT
-        + r"\b(?!\s*\())+)(?P<close>\s*\))?"
-    )
 
 
 class BindingPlan:
@@ -77,60 +68,31 @@ class BindingPlan:
         return name
 
     def expression(self, expression: CelExpression) -> CelExpression:
-        original = expression.program_source or expression.source
-        paths = selected_paths(original)
+        reads = expression.variables & _ROOTS
+        if not reads:
+            return expression
+        source = expression.source
+        tree = expression.syntax if expression.syntax is not None else parse(source)
+        paths = paths_of(tree)
+        projections = {v: merge(paths.get(v, [()])) for v in reads}
+        replacements: list[tuple[Span, str]] = [
+            (span, expression.binding_prefix + name) for name, span in expression.variable_spans
+        ]
         names: set[str] = set()
         display: dict[str, str] = {}
-        source = original
-        for variable in PROJECTED_VARIABLES:
-            if variable not in expression.variables:
-                continue
-            projection = merge(paths.get(variable, [()]))
-            source = self._flatten(source, variable, projection, names, display)
-            if re.search(r"(?<![\w.?])" + variable + r"\b", _code_only(source)):
-                # Some use is not a plain field selection (the bare variable, an index,
-                # an optional field): bind the projected variable itself for those.
-                name = self._binding(variable, projection)
-                source = rewrite_identifier(source, variable, name)
-                names.add(name)
-                display[name] = variable
-        if source == original:
-            return expression
-        plain = {v for v in expression.variables if v not in PROJECTED_VARIABLES}
+        for span, variable, projection, path, presence in _uses(tree, reads, projections):
+            name = self._binding(variable, projection, path, presence)
+            replacements.append((span, name))
+            names.add(name)
+            display[name] = source[span[0] : span[1]]
+        program_source = replace_spans(source, replacements)
+        plain = {v for v in expression.variables if v not in _ROOTS}
         return dataclasses.replace(
             expression,
-            program=cel.compile(source),
+            program=cel.compile(program_source),
             variables=frozenset(plain | names),
-            program_source=source,
+            program_source=program_source,
             display=tuple(display.items()),
-        )
-
-    def _flatten(
-        self,
-        source: str,
-        variable: str,
-        projection: Projection,
-        names: set[str],
-        display: dict[str, str],
-    ) -> str:
-        pattern = _field_chain(variable)
-
-        def replace(match: re.Match[str]) -> str:
-            path = tuple(re.findall(_IDENT, match.group("path")))
-            text = variable + "." + ".".join(path)
-            if match.group("has") and match.group("close"):
-                name = self._binding(variable, None, path, presence=True)
-                display[name] = f"has({text})"
-                names.add(name)
-                return name
-            name = self._binding(variable, _below(projection, path), path)
-            display[name] = text
-            names.add(name)
-            return (match.group("has") or "") + name + (match.group("close") or "")
-
-        return "".join(
-            text if is_literal else pattern.sub(replace, text)
-            for is_literal, text in _split_literals(source)
         )
 
     def _maybe(self, expression: CelExpression | None) -> CelExpression | None:
@@ -162,6 +124,37 @@ class BindingPlan:
         return tuple(NamedExpression(i.name, self.expression(i.expression)) for i in items)
 
 
+_Use = tuple[Span, str, Projection, tuple[str, ...] | None, bool]
+
+
+def _uses(tree: Expr, roots: frozenset[str], projections: dict[str, Projection]) -> list[_Use]:
+    """Each span to replace: a has() of a chain, a maximal chain, or a bare variable."""
+    found: list[_Use] = []
+    covered: set[int] = set()  # nodes inside a span already replaced
+    extended: set[int] = set()  # chain nodes a longer chain continues
+    for node, bound in scoped(tree):
+        if id(node) in covered:
+            continue
+        if is_chain_step(node):
+            extended.add(id(children(node)[0]))  # `object.spec` in `object.spec.type`
+        if isinstance(node, Has):
+            chain = field_chain(node.target, roots, bound)
+            if chain is not None:
+                variable, path = chain
+                found.append((node.span, variable, None, path, True))
+                covered.update(id(n) for n, _ in scoped(node))
+            continue
+        chain = field_chain(node, roots, bound) if id(node) not in extended else None
+        if chain is not None:
+            variable, path = chain
+            below = _below(projections[variable], path)
+            found.append((node.span, variable, below, path, False))
+            covered.update(id(n) for n, _ in scoped(node))
+        elif isinstance(node, Ident) and node.name in roots and node.name not in bound:
+            found.append((node.span, node.name, projections[node.name], None, False))
+    return found
+
+
 def _below(projection: Projection, path: tuple[str, ...]) -> Projection:
     node = projection
     for segment in path:
@@ -171,7 +164,3 @@ def _below(projection: Projection, path: tuple[str, ...]) -> Projection:
         if node is None:
             return None
     return node
-
-
-def _code_only(source: str) -> str:
-    return "".join(text for is_literal, text in _split_literals(source) if not is_literal)

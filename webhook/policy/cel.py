@@ -2,26 +2,36 @@
 
 Evaluation takes a prepared :class:`cel.Context`: converting Python objects into CEL values
 is the costly step, so a request builds its context once and every program reuses it.
+Each expression is parsed once into our syntax tree (:mod:`webhook.policy.cel_syntax`);
+what it references and every rewrite of it come from that tree.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
+import difflib
+from dataclasses import dataclass, field
 from typing import Any
 
 import cel
 from cel.stdlib import STDLIB_FUNCTIONS
+
+from webhook.policy.cel_references import POLICY_VARIABLES, references
+from webhook.policy.cel_syntax import CelSyntaxError, Expr, Span, parse, replace_spans
 
 # The names an admission expression may use, as in ValidatingAdmissionPolicy.
 ADMISSION_VARIABLES = frozenset(
     {"object", "oldObject", "request", "namespaceObject", "variables", "params", "authorizer"}
 )
 SUPPORTED_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject", "variables"})
+# Type names are values in CEL (`type(x) == string`); the Rust binding resolves these.
+TYPE_NAMES = frozenset(
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
+)
 
 
-# cel-go's extension libraries that Kubernetes enables (strings, lists, sets, math,
-# base64), as Python callbacks. ``contains`` stays the native string function.
+# The functions the Rust binding lacks and we bind as Python callbacks (cel.stdlib: strings,
+# lists, math, sets, base64...), by the name CEL calls them (`math.greatest` included).
+# ``contains`` stays the native string function. See docs/policies.md "CEL functions".
 EXTENSION_FUNCTIONS = {k: v for k, v in STDLIB_FUNCTIONS.items() if k != "contains"}
 
 
@@ -49,6 +59,9 @@ class CelExpression:
     program_source: str = ""  # what was compiled: ``source`` after rewriting
     functions: tuple[str, ...] = ()  # extension functions (strings, lists...) it calls
     display: tuple[tuple[str, str], ...] = ()  # internal binding name -> what the user wrote
+    # The syntax tree of ``source``, and where in it each ``variables.NAME`` is.
+    syntax: Expr | None = field(default=None, compare=False, repr=False)
+    variable_spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
 
     def evaluate(self, context: cel.Context | dict[str, Any]) -> Any:
         try:
@@ -87,109 +100,62 @@ def compile_expression(
     """
     if not isinstance(source, str) or not source.strip():
         raise CelCompileError("expression is empty")
-    program_source, used = source, tuple[str, ...]()
-    if "variables" in allowed:
-        program_source, used = rewrite_variables(source, binding_prefix)
-        if known_policy_variables is not None:
-            undefined = [name for name in used if name not in known_policy_variables]
-            if undefined:
-                raise CelCompileError(
-                    f"variables.{undefined[0]} is not defined "
-                    "(a variable may use only variables declared before it)"
-                )
-    try:
-        program = cel.compile(program_source)
-    except Exception as error:
-        raise CelCompileError(_first_line(str(error))) from error
-    referenced = {
-        name for name in program.variables() if not name.startswith(binding_prefix or "\0")
-    }
-    # Comprehension variables (x in `all(x, ...)`) show up as identifiers too; only a
-    # top-level name that is neither a binding nor an admission variable is an error.
-    bound = _comprehension_bindings(source)
-    if "variables" in referenced - bound:
+    tree = _parse(source)
+    refs = references(tree)
+    if POLICY_VARIABLES in refs.free and POLICY_VARIABLES not in allowed:
+        raise CelCompileError(f"{POLICY_VARIABLES} is not available here")
+    if refs.bare_variables:
         raise CelCompileError("use variables.<name> to read a variable")
-    unknown = sorted(
-        name for name in referenced - bound - allowed if name not in ADMISSION_VARIABLES
-    )
+    if known_policy_variables is not None:
+        undefined = [name for name in refs.policy_variables if name not in known_policy_variables]
+        if undefined:
+            close = difflib.get_close_matches(undefined[0], known_policy_variables, n=1)
+            raise CelCompileError(
+                f"variables.{undefined[0]} is not defined "
+                + (f"(did you mean variables.{close[0]}?) " if close else "")
+                + "(a variable may use only variables declared before it)"
+            )
+    names = refs.free - {POLICY_VARIABLES} - TYPE_NAMES
+    unknown = sorted(name for name in names - allowed if name not in ADMISSION_VARIABLES)
     if unknown:
         raise CelCompileError(
             f"undeclared reference to {', '.join(repr(n) for n in unknown)} "
             f"(available: {', '.join(sorted(allowed))})"
         )
-    unsupported = sorted((referenced - bound) & (ADMISSION_VARIABLES - allowed))
+    unsupported = sorted(names & (ADMISSION_VARIABLES - allowed))
     if unsupported:
         raise CelCompileError(f"{', '.join(unsupported)} is not available here")
+    program_source = replace_spans(
+        source, [(span, binding_prefix + name) for name, span in refs.variable_spans]
+    )
+    try:
+        program = cel.compile(program_source)
+    except Exception as error:
+        raise CelCompileError(_first_line(str(error))) from error
     return CelExpression(
         source=source,
         program=program,
-        variables=frozenset(referenced & allowed) - {"variables"},
-        policy_variables=used,
+        variables=frozenset(names & allowed),
+        policy_variables=refs.policy_variables,
         binding_prefix=binding_prefix,
         program_source=program_source,
-        functions=tuple(f for f in program.functions() if f in EXTENSION_FUNCTIONS),
+        functions=tuple(f for f in refs.functions if f in EXTENSION_FUNCTIONS),
+        syntax=tree,
+        variable_spans=refs.variable_spans,
     )
 
 
-_VARIABLE_REFERENCE = re.compile(r"(?<![\w.])variables\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-
-
-def rewrite_identifier(source: str, identifier: str, replacement: str) -> str:
-    """Replace a top-level identifier outside string literals (not a field named the same)."""
-    pattern = re.compile(r"(?<![\w.?])" + re.escape(identifier) + r"\b")
-    return "".join(
-        text if is_literal else pattern.sub(replacement, text)
-        for is_literal, text in _split_literals(source)
-    )
-
-
-def rewrite_variables(source: str, prefix: str) -> tuple[str, tuple[str, ...]]:
-    """Replace ``variables.NAME`` outside string literals by ``prefix + NAME``."""
-    pieces: list[str] = []
-    used: list[str] = []
-
-    def rewrite(code: str) -> str:
-        def replace(match: re.Match[str]) -> str:
-            if match.group(1) not in used:
-                used.append(match.group(1))
-            return prefix + match.group(1)
-
-        return _VARIABLE_REFERENCE.sub(replace, code)
-
-    for is_literal, text in _split_literals(source):
-        pieces.append(text if is_literal else rewrite(text))
-    return "".join(pieces), tuple(used)
-
-
-def _split_literals(source: str) -> list[tuple[bool, str]]:
-    """Split CEL source into code and string-literal runs (quotes, triple quotes, escapes)."""
-    parts: list[tuple[bool, str]] = []
-    i = start = 0
-    while i < len(source):
-        char = source[i]
-        if char in "'\"":
-            quote = source[i : i + 3] if source[i : i + 3] in ("'''", '"""') else char
-            if i > start:
-                parts.append((False, source[start:i]))
-            end = i + len(quote)
-            while end < len(source) and not source.startswith(quote, end):
-                end += 2 if source[end] == "\\" else 1
-            end = min(end + len(quote), len(source))
-            parts.append((True, source[i:end]))
-            i = start = end
-            continue
-        i += 1
-    if start < len(source):
-        parts.append((False, source[start:]))
-    return parts
-
-
-def _comprehension_bindings(source: str) -> set[str]:
-    return set(
-        re.findall(
-            r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*([A-Za-z_][A-Za-z0-9_]*)\s*,", source
-        )
-    )
+def _parse(source: str) -> Expr:
+    try:
+        return parse(source)
+    except CelSyntaxError as error:
+        syntax_error = error
+    # The Rust compiler's wording is what users see for every other compile error.
+    try:
+        cel.compile(source)
+    except Exception as compile_error:
+        raise CelCompileError(_first_line(str(compile_error))) from None
+    raise CelCompileError(str(syntax_error))
 
 
 def _first_line(text: str) -> str:

@@ -13,6 +13,7 @@ from jsonschema.exceptions import ValidationError
 
 from webhook.errors import PolicyLoadError, PolicyProblem
 from webhook.policy.cel import CelCompileError, CelExpression, compile_expression
+from webhook.policy.checks import Schemas, check_policy
 from webhook.policy.decision import FailurePolicy, Mode
 from webhook.policy.model import (
     ALL_OPERATIONS,
@@ -42,6 +43,8 @@ _MATCH_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject
 _BODY_VARIABLES = _MATCH_VARIABLES | {"variables"}
 _WHERE_VARIABLES = frozenset({"object"})
 _MAX_VARIABLES = frozenset({"namespaceObject"})
+# Kind schemas for the static CEL checks (the packaged Kubernetes ones).
+_SCHEMAS = Schemas()
 
 
 STDIN = Path("-")  # a path argument that means "read the policies from standard input"
@@ -83,10 +86,11 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
     for raw in paths:
         files.extend(policy_files(Path(raw)))
     problems: list[PolicyProblem] = []
+    warnings: list[PolicyProblem] = []
     policies: list[Policy] = []
     seen: dict[str, SourceLocation] = {}
     for file in files:
-        for policy in _load_file(file, problems, internal_lb_flavour):
+        for policy in _load_file(file, problems, internal_lb_flavour, warnings):
             if policy.name in seen:
                 problems.append(
                     PolicyProblem(
@@ -102,21 +106,29 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
             policies.append(policy)
     if problems:
         raise PolicyLoadError(problems)
-    return PolicySet(policies=tuple(policies), sources=tuple(str(f) for f in files))
+    return PolicySet(
+        policies=tuple(policies), sources=tuple(str(f) for f in files), warnings=tuple(warnings)
+    )
 
 
-def _load_file(file: Path, problems: list[PolicyProblem], flavour: str | None) -> list[Policy]:
+def _load_file(
+    file: Path, problems: list[PolicyProblem], flavour: str | None, warnings: list[PolicyProblem]
+) -> list[Policy]:
     name = "<stdin>" if file == STDIN else str(file)
     try:
         text = sys.stdin.read() if file == STDIN else file.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as error:
         problems.append(PolicyProblem(name, None, "file", f"cannot read: {error}"))
         return []
-    return list(_load_text(text, name, problems, flavour))
+    return list(_load_text(text, name, problems, flavour, warnings))
 
 
 def _load_text(
-    text: str, file: str, problems: list[PolicyProblem], flavour: str | None
+    text: str,
+    file: str,
+    problems: list[PolicyProblem],
+    flavour: str | None,
+    warnings: list[PolicyProblem],
 ) -> Iterable[Policy]:
     try:
         documents = list(read_documents(text))
@@ -125,7 +137,7 @@ def _load_text(
         return []
     loaded = []
     for document in documents:
-        policy = _load_document(document, file, problems, flavour)
+        policy = _load_document(document, file, problems, flavour, warnings)
         if policy is not None:
             loaded.append(policy)
     return loaded
@@ -176,7 +188,11 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
 
 
 def _load_document(
-    document: LocatedDocument, file: str, problems: list[PolicyProblem], flavour: str | None
+    document: LocatedDocument,
+    file: str,
+    problems: list[PolicyProblem],
+    flavour: str | None,
+    warnings: list[PolicyProblem],
 ) -> Policy | None:
     data = document.data
     if not isinstance(data, dict):
@@ -209,6 +225,7 @@ def _load_document(
     builder = _PolicyBuilder(document, file)
     policy = builder.build(flavour)
     problems.extend(builder.problems)
+    warnings.extend(builder.warnings)
     return policy if not builder.problems else None
 
 
@@ -219,16 +236,18 @@ class _PolicyBuilder:
         self.document = document
         self.file = file
         self.problems: list[PolicyProblem] = []
+        self.warnings: list[PolicyProblem] = []  # reported; the policy still loads
         spec = document.data.get("spec") or {}
         self.variable_names = frozenset(v["name"] for v in spec.get("variables", []))
         name = str(document.data["metadata"]["name"])
         # Policy names are DNS labels, so this CEL identifier prefix is unique per policy.
         self.binding_prefix = "_v_" + name.replace("-", "_") + "__"
 
+    def _located(self, path: Path_, message: str) -> PolicyProblem:
+        return PolicyProblem(self.file, self.document.line_of(path), _field(path), message)
+
     def _problem(self, path: Path_, message: str) -> None:
-        self.problems.append(
-            PolicyProblem(self.file, self.document.line_of(path), _field(path), message)
-        )
+        self.problems.append(self._located(path, message))
 
     def _cel(
         self,
@@ -287,7 +306,7 @@ class _PolicyBuilder:
         )
         if self.problems:
             return None
-        return Policy(
+        policy = Policy(
             name=metadata["name"],
             description=(metadata.get("annotations") or {}).get(DESCRIPTION_ANNOTATION, ""),
             mode=Mode(spec.get("mode", "Enforce")),
@@ -300,6 +319,14 @@ class _PolicyBuilder:
             mutations=mutations,
             source=SourceLocation(self.file, self.document.line_of(("metadata", "name"))),
         )
+        # Refuse what would fail on every request: unknown functions and fields, results
+        # of the wrong type (see webhook/policy/checks).
+        checks = check_policy(policy, _SCHEMAS)
+        for finding in checks.errors:
+            self._problem(finding.path, finding.message)
+        for finding in checks.warnings:
+            self.warnings.append(self._located(finding.path, finding.message))
+        return None if self.problems else policy
 
     def _unique_names(self, items: list[Mapping[str, Any]], section: str) -> None:
         seen: set[str] = set()

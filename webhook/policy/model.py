@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.errors import file_line
+from webhook.errors import PolicyProblem, file_line
 from webhook.policy.cel import CelExpression
 from webhook.policy.decision import FailurePolicy, Mode
 from webhook.policy.request import KIND_GROUPS
@@ -155,6 +155,8 @@ class PolicySet:
 
     policies: tuple[Policy, ...]
     sources: tuple[str, ...] = ()
+    # Load-time findings that do not refuse a policy (an estimated cost over budget).
+    warnings: tuple[PolicyProblem, ...] = ()
 
     def __post_init__(self) -> None:
         by_kind: dict[str, list[Policy]] = {}

@@ -10,17 +10,28 @@ exactly the values they would see on the full object.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from webhook.policy.cel_references import literal_key
+from webhook.policy.cel_syntax import (
+    Call,
+    Comprehension,
+    Expr,
+    Has,
+    Ident,
+    Index,
+    Literal,
+    Operator,
+    Select,
+    children,
+    parse,
+)
 
 # A projection: None keeps everything below; a dict keeps only the named children.
 Projection = dict[str, "Projection | None"] | None
 
 PROJECTED_VARIABLES = ("object", "oldObject", "namespaceObject", "request")
-_IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
-_PRESENCE_TEST = re.compile(r"has\(\s*$")
-_SEGMENT = re.compile(r"\.\??\s*(" + _IDENT + ")")
 
 
 class Presence(tuple[str, ...]):
@@ -30,9 +41,9 @@ class Presence(tuple[str, ...]):
 
 
 ELEMENTS = "[]"  # a path segment meaning "each element of this list"
-_MACRO = re.compile(r"\s*\.\s*(all|exists|exists_one|map|filter)\s*\(\s*(" + _IDENT + r")\s*,")
-_ANY_MACRO = re.compile(r"\.\s*(?:all|exists|exists_one|map|filter)\s*\(\s*(" + _IDENT + r")\s*,")
-_NULL_TEST = re.compile(r"\s*[!=]=\s*null\b")
+
+# Where a value comes from: (root variable, path below it), or None for a computed value.
+_Origin = tuple[str, tuple[str, ...]] | None
 
 
 def selected_paths(source: str) -> dict[str, list[tuple[str, ...]]]:
@@ -41,80 +52,95 @@ def selected_paths(source: str) -> dict[str, list[tuple[str, ...]]]:
     A comprehension over a selected list (``object.spec.rules.all(r, r.host != '')``)
     selects, for each element, only the fields its variable selects (``rules[].host``).
     """
-    found: dict[str, list[tuple[str, ...]]] = {}
-    # Where comprehension variables are declared: those names are not uses.
-    declarations = {m.start(1) for m in _ANY_MACRO.finditer(source)}
-    # (name, root variable, path to it, pattern); roots first, aliases as they appear
-    work: list[tuple[str, str, tuple[str, ...], re.Pattern[str]]] = [
-        (root, root, (), _chain_pattern(root)) for root in PROJECTED_VARIABLES
-    ]
-    seen_aliases: set[tuple[str, str, tuple[str, ...]]] = set()
-
-    def alias(name: str, root: str, elements: tuple[str, ...]) -> None:
-        if (name, root, elements) not in seen_aliases:
-            seen_aliases.add((name, root, elements))
-            work.append((name, root, elements, _chain_pattern(name)))
-
-    while work:
-        _, root, prefix, pattern = work.pop(0)
-        for match in pattern.finditer(source):
-            if match.start() in declarations:
-                continue
-            segments = tuple(_SEGMENT.findall(match.group(1)))
-            path = prefix + segments
-            end = match.end()
-            macro = _MACRO.match(source, end)
-            if macro is not None:
-                elements = (*path, ELEMENTS)
-                # The list must keep its length (and a map its keys) even if no field of
-                # an element is read.
-                found.setdefault(root, []).append(Presence(elements))
-                alias(macro.group(2), root, elements)
-                # `.filter(x, ...)` yields the same elements: a comprehension chained
-                # after it ranges over them too.
-                while macro is not None and macro.group(1) == "filter":
-                    after = _closing_paren(source, macro.end() - 1)
-                    macro = _MACRO.match(source, after) if after is not None else None
-                    if macro is not None:
-                        alias(macro.group(2), root, elements)
-                continue
-            rest = source[end:]
-            closes = rest.lstrip().startswith(")")
-            presence = closes and _PRESENCE_TEST.search(source[: match.start()])
-            if segments and (presence or _NULL_TEST.match(rest)):
-                path = Presence(path)
-            found.setdefault(root, []).append(path)
-    return found
+    return paths_of(parse(source))
 
 
-def _closing_paren(source: str, start: int) -> int | None:
-    """Index just past the parenthesis matching the one before ``start``."""
-    depth = 1
-    i = start
-    quote = ""
-    while i < len(source):
-        char = source[i]
-        if quote:
-            if char == "\\":
-                i += 1
-            elif char == quote:
-                quote = ""
-        elif char in "'\"":
-            quote = char
-        elif char == "(":
-            depth += 1
-        elif char == ")":
-            depth -= 1
-            if depth == 0:
-                return i + 1
-        i += 1
-    return None
+def paths_of(tree: Expr) -> dict[str, list[tuple[str, ...]]]:
+    """:func:`selected_paths` of a parsed expression."""
+    finder = _PathFinder()
+    finder.consume(tree, {})
+    return finder.found
 
 
-def _chain_pattern(name: str) -> re.Pattern[str]:
-    return re.compile(
-        r"(?<![\w.])" + re.escape(name) + r"\b((?:\s*\.\??\s*" + _IDENT + r"\b(?!\s*\())*)"
-    )
+class _PathFinder:
+    """Follows values back to the variable paths they come from, recording each use.
+
+    ``value`` says where a node's value comes from without counting it as read; its caller
+    decides how much of that value is needed: all of it (``consume``), only whether the key
+    exists (``has()``, a null test: a :class:`Presence`), or only its size or keys.
+    """
+
+    def __init__(self) -> None:
+        self.found: dict[str, list[tuple[str, ...]]] = {}
+
+    def use(self, origin: _Origin, presence: bool = False) -> None:
+        if origin is not None:
+            root, path = origin
+            self.found.setdefault(root, []).append(Presence(path) if presence else path)
+
+    def consume(self, node: Expr, scope: dict[str, _Origin]) -> None:
+        self.use(self.value(node, scope))
+
+    def value(self, node: Expr, scope: dict[str, _Origin]) -> _Origin:
+        if isinstance(node, Ident):
+            if node.name in scope:
+                return scope[node.name]
+            return (node.name, ()) if node.name in PROJECTED_VARIABLES else None
+        if isinstance(node, Select):
+            return _below(self.value(node.operand, scope), node.field)
+        if isinstance(node, Index):
+            operand = self.value(node.operand, scope)
+            self.consume(node.index, scope)
+            # A literal key selects one entry of a map; any other index keeps every element
+            # (on a map, an ELEMENTS projection keeps all of it).
+            key = literal_key(node.index)
+            return _below(operand, key if key is not None and key != ELEMENTS else ELEMENTS)
+        if isinstance(node, Has):
+            self.use(_below(self.value(node.target.operand, scope), node.target.field), True)
+            return None
+        if isinstance(node, Comprehension):
+            return self.comprehension(node, scope)
+        if isinstance(node, Call) and node.function == "size" and len(children(node)) == 1:
+            # The size of a list needs its length, not its elements' fields (a variable's
+            # own size is a map's: kept whole either way).
+            sized = self.value(children(node)[0], scope)
+            if sized is not None and sized[1]:
+                self.use(_below(sized, ELEMENTS), True)
+            else:
+                self.use(sized)
+            return None
+        if isinstance(node, Operator) and node.op in ("_==_", "_!=_"):
+            left, right = node.args
+            for one, other in ((left, right), (right, left)):
+                if isinstance(other, Literal) and other.kind == "null":
+                    self.use(self.value(one, scope), True)
+                    return None
+        if isinstance(node, Operator) and node.op == "@in":
+            key = literal_key(node.args[0])
+            if key is not None and key != ELEMENTS:
+                # `'k' in m` needs only entry k of a map (a list is kept whole).
+                self.use(_below(self.value(node.args[1], scope), key), True)
+                return None
+        for child in children(node):
+            self.consume(child, scope)
+        return None
+
+    def comprehension(self, node: Comprehension, scope: dict[str, _Origin]) -> _Origin:
+        source = self.value(node.range, scope)
+        elements = _below(source, ELEMENTS)
+        # The list keeps its length (and a map its keys) even if no element field is read.
+        self.use(elements, True)
+        inner = {**scope, node.variable: elements}
+        for part in node.body:
+            self.consume(part, inner)
+        # `filter` yields some of the same elements: what reads its result reads them.
+        return source if node.macro == "filter" else None
+
+
+def _below(origin: _Origin, segment: str) -> _Origin:
+    if origin is None:
+        return None
+    return origin[0], (*origin[1], segment)
 
 
 def merge(paths: Iterable[tuple[str, ...]]) -> Projection:
@@ -124,6 +150,8 @@ def merge(paths: Iterable[tuple[str, ...]]) -> Projection:
     ordered = sorted(paths, key=lambda path: isinstance(path, Presence))
     for path in ordered:
         if not path:
+            if isinstance(path, Presence):
+                continue  # `object != null`: the variable itself, none of its fields
             return None
         node = tree
         for depth, segment in enumerate(path):

@@ -1,0 +1,391 @@
+"""CEL source as a small typed syntax tree with source spans.
+
+Every analysis of an expression (which variables and fields it reads, which functions it
+calls, its type and cost) and every rewrite of it (policy variables and field selections
+turned into flat bindings) works on this one tree. The grammar is cel-python's Lark
+grammar (``celpy``); this module only turns Lark's concrete tree into the nodes we reason
+about, each carrying the ``[start, end)`` character span it covers in the source, so a
+rewrite is a span replacement and never a regex over the text.
+
+The grammar and parser settings are cel-python's (``celpy.celparser.CELParser``), with
+three fixes where its grammar lags the CEL specification (``_SPEC_FIXES``).
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeAlias
+
+from celpy import celparser
+from lark import Lark, Token, Tree
+from lark.exceptions import LarkError, UnexpectedInput
+
+Span: TypeAlias = tuple[int, int]
+
+# The comprehension macros: `range.macro(variable, body...)`.
+MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
+# Functions cel-go (and the Rust binding) spell with a namespace: `math.greatest(x)`.
+NAMESPACES = frozenset({"math", "sets", "base64", "lists", "strings", "optional"})
+
+
+class CelSyntaxError(ValueError):
+    """The source is not CEL; ``position`` is the character offset, when known."""
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+@dataclass(frozen=True, slots=True)
+class Ident:
+    name: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Select:
+    """``operand.field``."""
+
+    operand: Expr
+    field: str
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Index:
+    """``operand[index]``."""
+
+    operand: Expr
+    index: Expr
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Has:
+    """``has(operand.field)``: a presence test, not a read of the value."""
+
+    target: Select
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """``function(args)`` or, with ``target``, ``target.function(args)``.
+
+    A namespaced function (``math.greatest(x)``) is a global call named ``math.greatest``.
+    """
+
+    function: str
+    args: tuple[Expr, ...]
+    target: Expr | None
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Comprehension:
+    """``range.macro(variable, body...)``: all, exists, exists_one, map, filter."""
+
+    macro: str
+    range: Expr
+    variable: str
+    body: tuple[Expr, ...]  # the predicate, or map's (transform) / (filter, transform)
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Operator:
+    """An operator, named as CEL names its overloads: ``_&&_``, ``!_``, ``@in``, ``_?_:_``."""
+
+    op: str
+    args: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class Literal:
+    value: Any
+    kind: str  # int, uint, double, string, bytes, bool, null
+    span: Span
+    text: str  # as written; a string with escapes may read differently in Python
+
+
+@dataclass(frozen=True, slots=True)
+class ListExpr:
+    items: tuple[Expr, ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class MapExpr:
+    entries: tuple[tuple[Expr, Expr], ...]
+    span: Span
+
+
+@dataclass(frozen=True, slots=True)
+class StructExpr:
+    """``Type{field: value}``: message construction (no message types exist here)."""
+
+    type_name: str
+    fields: tuple[tuple[str, Expr], ...]
+    span: Span
+
+
+Expr: TypeAlias = (
+    Ident
+    | Select
+    | Index
+    | Has
+    | Call
+    | Comprehension
+    | Operator
+    | Literal
+    | ListExpr
+    | MapExpr
+    | StructExpr
+)
+
+
+def children(node: Expr) -> tuple[Expr, ...]:
+    """The direct sub-expressions of ``node``, in source order."""
+    if isinstance(node, Select):
+        return (node.operand,)
+    if isinstance(node, Index):
+        return (node.operand, node.index)
+    if isinstance(node, Has):
+        return (node.target,)
+    if isinstance(node, Call):
+        return node.args if node.target is None else (node.target, *node.args)
+    if isinstance(node, Comprehension):
+        return (node.range, *node.body)
+    if isinstance(node, Operator | ListExpr):
+        return node.args if isinstance(node, Operator) else node.items
+    if isinstance(node, MapExpr):
+        return tuple(part for entry in node.entries for part in entry)
+    if isinstance(node, StructExpr):
+        return tuple(value for _, value in node.fields)
+    return ()
+
+
+def walk(node: Expr) -> Iterator[Expr]:
+    """``node`` and every expression below it, parents before children."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        yield current
+        stack.extend(reversed(children(current)))
+
+
+@lru_cache(maxsize=4096)
+def parse(source: str) -> Expr:
+    """The syntax tree of ``source`` (cached: policies are parsed at load, often twice)."""
+    try:
+        tree = _lark().parse(source)
+    except UnexpectedInput as error:
+        position = getattr(error, "pos_in_stream", None)
+        context = error.get_context(source).rstrip()
+        raise CelSyntaxError(
+            f"does not parse at line {error.line} column {error.column}: {context}", position
+        ) from None
+    except LarkError as error:
+        raise CelSyntaxError(f"does not parse: {str(error).splitlines()[0]}") from None
+    return _Builder(source).expr(tree)
+
+
+def replace_spans(source: str, replacements: list[tuple[Span, str]]) -> str:
+    """``source`` with each span replaced; spans must not overlap."""
+    pieces: list[str] = []
+    position = 0
+    for (start, end), text in sorted(replacements):
+        if start < position:
+            raise ValueError(f"overlapping rewrite at {start}")
+        pieces.append(source[position:start])
+        pieces.append(text)
+        position = end
+    pieces.append(source[position:])
+    return "".join(pieces)
+
+
+# Where cel-python's grammar is narrower than the CEL specification (and the Rust binding):
+# a trailing comma in a list or map literal, and `0.size()` (its float literal accepts
+# "0.", which CEL's does not). Each fix must apply, or the grammar changed under us.
+_SPEC_FIXES = (
+    ('exprlist       : expr ("," expr)*', 'exprlist       : expr ("," expr)* [","]'),
+    (
+        'mapinits       : expr ":" expr ("," expr ":" expr)*',
+        'mapinits       : expr ":" expr ("," expr ":" expr)* [","]',
+    ),
+    ('FLOAT_LIT      : /-?/ DIGIT+ "." DIGIT* EXPONENT? | ', "FLOAT_LIT      : "),
+)
+
+
+def _positioned_literals(token: Token) -> Token:
+    """CELParser's identifier callback, except that ``true``/``false`` keep their position
+    (it re-types them with a fresh Token, which drops it; span rewrites need it)."""
+    if token.value in ("true", "false"):
+        return Token.new_borrow_pos("BOOL_LIT", token.value, token)
+    return token
+
+
+@lru_cache(maxsize=1)
+def _lark() -> Lark:
+    """cel-python's grammar and parser settings (as CELParser builds them), with the fixes."""
+    grammar = (Path(celparser.__file__).parent / "cel.lark").read_text(encoding="utf-8")
+    for old, new in _SPEC_FIXES:
+        if old not in grammar:
+            raise RuntimeError(f"cel-python's grammar changed: {old!r} not found")
+        grammar = grammar.replace(old, new)
+    return Lark(
+        grammar,
+        parser="lalr",
+        start="expr",
+        g_regex_flags=re.M,
+        lexer_callbacks={"IDENT": _positioned_literals},
+        propagate_positions=True,
+        maybe_placeholders=False,
+        priority="invert",
+    )
+
+
+_RELATIONS = {
+    "relation_lt": "_<_",
+    "relation_le": "_<=_",
+    "relation_gt": "_>_",
+    "relation_ge": "_>=_",
+    "relation_eq": "_==_",
+    "relation_ne": "_!=_",
+    "relation_in": "@in",
+    "addition_add": "_+_",
+    "addition_sub": "_-_",
+    "multiplication_mul": "_*_",
+    "multiplication_div": "_/_",
+    "multiplication_mod": "_%_",
+}
+
+
+class _Builder:
+    """Lark's concrete tree (one rule per precedence level) to our nodes."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def span(self, tree: Tree[Token] | Token) -> Span:
+        if isinstance(tree, Token):
+            assert tree.start_pos is not None and tree.end_pos is not None
+            return (tree.start_pos, tree.end_pos)
+        return (tree.meta.start_pos, tree.meta.end_pos)
+
+    def expr(self, tree: Tree[Token]) -> Expr:
+        name = tree.data
+        kids: list[Any] = tree.children
+        span = self.span(tree)
+        if name in ("expr", "conditionalor", "conditionaland", "relation", "addition"):
+            if len(kids) == 1:
+                return self.expr(kids[0])
+            if name == "expr":
+                return Operator("_?_:_", tuple(self.expr(k) for k in kids), span)
+            if name in ("conditionalor", "conditionaland"):
+                op = "_||_" if name == "conditionalor" else "_&&_"
+                return Operator(op, (self.expr(kids[0]), self.expr(kids[1])), span)
+            left = kids[0]  # relation_eq(relation), addition_add(addition)...
+            return Operator(
+                _RELATIONS[left.data], (self.expr(left.children[0]), self.expr(kids[1])), span
+            )
+        if name == "multiplication":
+            if len(kids) == 1:
+                return self.expr(kids[0])
+            left = kids[0]
+            return Operator(
+                _RELATIONS[left.data], (self.expr(left.children[0]), self.expr(kids[1])), span
+            )
+        if name == "unary":
+            if len(kids) == 1:
+                return self.expr(kids[0])
+            op = "!_" if kids[0].data == "unary_not" else "-_"
+            return Operator(op, (self.expr(kids[1]),), span)
+        if name in ("member", "primary"):
+            return self.expr(kids[0])
+        if name == "member_dot":
+            return Select(self.expr(kids[0]), str(kids[1]), span)
+        if name == "member_dot_arg":
+            return self.method(self.expr(kids[0]), str(kids[1]), self.args(kids[2:]), span)
+        if name == "member_index":
+            return Index(self.expr(kids[0]), self.expr(kids[1]), span)
+        if name == "member_object":
+            fields = kids[1].children if len(kids) > 1 else []
+            pairs = tuple(
+                (str(fields[i]), self.expr(fields[i + 1])) for i in range(0, len(fields), 2)
+            )
+            return StructExpr(self.source[span[0] : self.span(kids[0])[1]], pairs, span)
+        if name in ("ident_arg", "dot_ident_arg"):
+            function, args = str(kids[0]), self.args(kids[1:])
+            if function == "has" and len(args) == 1 and isinstance(args[0], Select):
+                return Has(args[0], span)
+            return Call(function, args, None, span)
+        if name in ("ident", "dot_ident"):
+            return Ident(str(kids[0]), self.span(kids[0]))
+        if name == "paren_expr":
+            return self.expr(kids[0])
+        if name == "list_lit":
+            return ListExpr(self.args(kids), span)
+        if name == "map_lit":
+            items = self.args(kids[0].children) if kids else ()
+            entries = tuple((items[i], items[i + 1]) for i in range(0, len(items), 2))
+            return MapExpr(entries, span)
+        if name == "literal":
+            return self.literal(kids[0])
+        raise CelSyntaxError(f"unsupported syntax {name!r}", span[0])
+
+    def args(self, kids: list[Any]) -> tuple[Expr, ...]:
+        if not kids:
+            return ()
+        if len(kids) == 1 and isinstance(kids[0], Tree) and kids[0].data == "exprlist":
+            return tuple(self.expr(k) for k in kids[0].children)
+        return tuple(self.expr(k) for k in kids)
+
+    def method(self, target: Expr, function: str, args: tuple[Expr, ...], span: Span) -> Expr:
+        # all/exists/exists_one/filter take (variable, predicate); map may add a filter.
+        arity_fits = len(args) == 2 or (len(args) == 3 and function == "map")
+        if function in MACROS and arity_fits and isinstance(args[0], Ident):
+            return Comprehension(function, target, args[0].name, args[1:], span)
+        if isinstance(target, Ident) and target.name in NAMESPACES:
+            return Call(f"{target.name}.{function}", args, None, span)
+        return Call(function, args, target, span)
+
+    def literal(self, token: Token) -> Literal:
+        span = self.span(token)
+        text = str(token)
+        kind = token.type
+        if kind == "BOOL_LIT":
+            return Literal(text == "true", "bool", span, text)
+        if kind == "NULL_LIT":
+            return Literal(None, "null", span, text)
+        if kind == "UINT_LIT":
+            return Literal(int(text[:-1], 0), "uint", span, text)
+        if kind == "INT_LIT":
+            return Literal(int(text, 0), "int", span, text)
+        if kind == "FLOAT_LIT":
+            return Literal(float(text), "double", span, text)
+        if kind in ("STRING_LIT", "MLSTRING_LIT"):
+            return Literal(_string_value(text), "string", span, text)
+        value = _string_value(text[1:]).encode("utf-8", "surrogatepass")
+        return Literal(value, "bytes", span, text)
+
+
+def _string_value(text: str) -> str:
+    """A CEL string literal's value (escapes as in Python, which CEL's mostly follow).
+
+    Only analyses read the value (a literal map key, a known string); evaluation always
+    compiles the source itself, so an escape Python reads differently never changes a result.
+    """
+    raw = text[:1] in "rR"
+    body = text[1:] if raw else text
+    try:
+        value = ast.literal_eval(("r" if raw else "") + body)
+    except (SyntaxError, ValueError):
+        return body.strip("'\"")
+    return value if isinstance(value, str) else str(value)
