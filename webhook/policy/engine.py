@@ -40,6 +40,7 @@ from webhook.policy.model import (
     SetAnnotations,
     Validation,
 )
+from webhook.policy.objects import labels_of
 from webhook.policy.patches import PatchError, add_absent_annotations, apply_raw_patch
 from webhook.policy.ports import ClusterView, ObjectCounter
 from webhook.policy.request import AdmissionRequest
@@ -106,11 +107,17 @@ class Engine:
             return decision
         state = RequestContext(request, cluster, self.compiled.bindings, self.compiled.memo)
         for policy in mutating:
-            if self._applies(policy, state, decision):
-                self._mutate(policy, state, decision)
+            try:
+                if self._applies(policy, state, decision):
+                    self._mutate(policy, state, decision)
+            except Exception as error:  # see _unexpected
+                self._unexpected(policy, decision, error)
         for policy in validating:
-            if self._applies(policy, state, decision):
-                self._validate(policy, state, decision)
+            try:
+                if self._applies(policy, state, decision):
+                    self._validate(policy, state, decision)
+            except Exception as error:  # see _unexpected
+                self._unexpected(policy, decision, error)
         # A policy that both mutates and validates matched in both phases: name it once.
         decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
         if state.working_copy:
@@ -156,11 +163,14 @@ class Engine:
         selector = policy.match.object_selector
         assert selector is not None
         for candidate in (state.object, state.request.old_object):
-            if candidate is not None:
-                labels = (candidate.get("metadata") or {}).get("labels")
-                if selector.matches(labels):
-                    return True
+            if candidate is not None and selector.matches(labels_of(candidate)):
+                return True
         return False
+
+    def _unexpected(self, policy: Policy, decision: Decision, error: Exception) -> None:
+        """An input no one foresaw (or an engine bug) fails this policy alone, as its
+        failurePolicy says, instead of failing the whole request as an internal error."""
+        self._failed(policy, decision, f"unexpected {type(error).__name__} while evaluating")
 
     def _failed(self, policy: Policy, decision: Decision, detail: str) -> None:
         """An evaluation error: Fail reports it as a violation in the policy's mode."""

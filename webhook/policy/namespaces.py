@@ -11,14 +11,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from webhook.policy.objects import labels_of, metadata_of
+
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
-def namespace_labels(name: str, namespace: Mapping[str, Any] | None) -> Mapping[str, str]:
+def namespace_labels(name: str, namespace: Mapping[str, Any] | None) -> Mapping[str, Any]:
     """The labels a namespaceSelector sees for namespace ``name`` (``namespace`` may be None)."""
     if namespace is None:
         return {NAMESPACE_NAME_LABEL: name} if name else {}
-    labels: Mapping[str, str] = _labels(namespace)
+    labels = _labels(namespace)
     if NAMESPACE_NAME_LABEL in labels or not name:
         return labels
     return {**labels, NAMESPACE_NAME_LABEL: name}
@@ -35,21 +37,14 @@ def namespace_object(name: str, namespace: Mapping[str, Any] | None) -> Mapping[
     labels = _labels(namespace)
     if NAMESPACE_NAME_LABEL in labels or not name:
         return namespace
-    metadata = namespace.get("metadata")
-    metadata = metadata if isinstance(metadata, Mapping) else {}
+    metadata = metadata_of(namespace)
     return {**namespace, "metadata": {**metadata, "labels": {**labels, NAMESPACE_NAME_LABEL: name}}}
 
 
 def namespace_name(namespace: Mapping[str, Any]) -> str:
-    metadata = namespace.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return ""
-    return str(metadata.get("name") or "")
+    name = metadata_of(namespace).get("name")
+    return name if isinstance(name, str) else ""
 
 
-def _labels(namespace: Mapping[str, Any]) -> Mapping[str, str]:
-    metadata = namespace.get("metadata")
-    if not isinstance(metadata, Mapping):
-        return {}
-    labels = metadata.get("labels")
-    return labels if isinstance(labels, Mapping) else {}
+def _labels(namespace: Mapping[str, Any]) -> Mapping[str, Any]:
+    return labels_of(namespace)

@@ -13,37 +13,46 @@ from typing import Any
 
 
 def without_nulls(value: Any) -> Any:
-    """``value`` with every null map entry dropped, at any depth; unchanged values are shared.
+    """``value`` with every null map entry dropped, at any depth.
 
     Nothing is copied when there is no null (the common case), so this costs one walk of
-    what a policy reads, which CEL's conversion walks anyway.
+    what a policy reads, which CEL's conversion walks anyway. Both walks are iterative: an
+    object may be nested as deep as the JSON parser allows, deeper than Python recursion.
     """
     kind = type(value)
-    if kind is dict:
-        cleaned: dict[str, Any] | None = None
-        for key, item in value.items():
-            if item is None:
-                if cleaned is None:
-                    cleaned = dict(value)
-                del cleaned[key]
+    if (kind is not dict and kind is not list) or not _has_null(value):
+        return value
+    return _copy_without_nulls(value)
+
+
+def _has_null(value: dict[str, Any] | list[Any]) -> bool:
+    pending: list[Any] = [value]
+    while pending:
+        current = pending.pop()
+        items = current.values() if type(current) is dict else current
+        for item in items:
+            if item is None and type(current) is dict:
+                return True
+            if type(item) is dict or type(item) is list:
+                pending.append(item)
+    return False
+
+
+def _copy_without_nulls(value: dict[str, Any] | list[Any]) -> Any:
+    root: Any = {} if type(value) is dict else []
+    pending: list[tuple[Any, Any]] = [(value, root)]
+    while pending:
+        source, target = pending.pop()
+        pairs = source.items() if type(source) is dict else enumerate(source)
+        for key, item in pairs:
+            if item is None and type(source) is dict:
                 continue
-            item_kind = type(item)
-            if item_kind is dict or item_kind is list:
-                new = without_nulls(item)
-                if new is not item:
-                    if cleaned is None:
-                        cleaned = dict(value)
-                    cleaned[key] = new
-        return value if cleaned is None else cleaned
-    if kind is list:
-        replaced: list[Any] | None = None
-        for index, item in enumerate(value):
-            item_kind = type(item)
-            if item_kind is dict or item_kind is list:
-                new = without_nulls(item)
-                if new is not item:
-                    if replaced is None:
-                        replaced = list(value)
-                    replaced[index] = new
-        return value if replaced is None else replaced
-    return value
+            if type(item) is dict or type(item) is list:
+                copied: Any = {} if type(item) is dict else []
+                pending.append((item, copied))
+                item = copied
+            if type(target) is dict:
+                target[key] = item
+            else:
+                target.append(item)
+    return root

@@ -31,6 +31,8 @@ def add_absent_annotations(
     if not isinstance(metadata, Mapping):
         raise PatchError("the object has no metadata")
     current = metadata.get("annotations")
+    if not isinstance(current, Mapping):
+        current = None  # absent, null or malformed: the patch sets the whole map
     missing = {k: v for k, v in annotations.items() if not (current and k in current)}
     if not missing:
         return obj, []

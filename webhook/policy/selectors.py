@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 OPERATORS = ("In", "NotIn", "Exists", "DoesNotExist")
 
@@ -14,12 +15,15 @@ class Requirement:
     operator: str
     values: frozenset[str] = frozenset()
 
-    def matches(self, labels: Mapping[str, str]) -> bool:
+    def matches(self, labels: Mapping[str, Any]) -> bool:
+        # A value that is not a string (only a malformed object has one) matches no In.
         if self.operator == "In":
-            return self.key in labels and labels[self.key] in self.values
+            value = labels.get(self.key)
+            return isinstance(value, str) and value in self.values
         if self.operator == "NotIn":
             # As in Kubernetes: a missing label satisfies NotIn.
-            return self.key not in labels or labels[self.key] not in self.values
+            value = labels.get(self.key)
+            return self.key not in labels or not (isinstance(value, str) and value in self.values)
         if self.operator == "Exists":
             return self.key in labels
         return self.key not in labels
@@ -36,8 +40,9 @@ class LabelSelector:
     def is_empty(self) -> bool:
         return not self.match_labels and not self.match_expressions
 
-    def matches(self, labels: Mapping[str, str] | None) -> bool:
-        labels = labels or {}
+    def matches(self, labels: Mapping[str, Any] | None) -> bool:
+        if not isinstance(labels, Mapping):
+            labels = {}
         for key, value in self.match_labels:
             if labels.get(key) != value:
                 return False
