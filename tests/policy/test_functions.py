@@ -82,6 +82,7 @@ SAMPLES = {
     "math.bitShiftLeft": "math.bitShiftLeft(1, 2)",
     "math.bitShiftRight": "math.bitShiftRight(4, 1)",
     "sets.contains": "sets.contains([1, 2], [1])",
+    "sets.of": "'a' in sets.of(['a', 'b'])",
     "sets.equivalent": "sets.equivalent([1, 2], [2, 1])",
     "sets.intersects": "sets.intersects([1], [1, 2])",
     "base64.encode": "base64.encode(b'ab')",

@@ -60,14 +60,17 @@ class PolicyReloader:
         self._fingerprint = policy_fingerprint(self.paths)
         policies = self.loader(*self.paths)
         check_size(None, frozenset(p.name for p in policies.policies), self.settings)
-        self.state.install(LoadedPolicies.build(policies, dry_run=self.state.dry_run))
+        self.state.install(self._build(policies))
+
+    def _build(self, policies: PolicySet) -> LoadedPolicies:
+        return LoadedPolicies.build(policies, dry_run=self.state.dry_run, limits=self.state.limits)
 
     def vet(self, policies: PolicySet) -> LoadedPolicies:
         """Build the new set and put it through every guard; ReloadRefused when it fails one."""
         serving = self.state.policies
         check_size(serving.names if serving is not None else None,
                    frozenset(p.name for p in policies.policies), self.settings)
-        loaded = LoadedPolicies.build(policies, dry_run=self.state.dry_run)
+        loaded = self._build(policies)
         if self.settings.canary:
             sample = self.state.cluster.sample(self.settings.canary_sample)
             canary(loaded, serving, sample, self.state.cluster)

@@ -40,6 +40,10 @@ class ServerSettings:
     internal_lb_flavour: str | None = None  # None: each policy's own
     metrics_port: int | None = None  # plain-HTTP /metrics beside the HTTPS port
     reload: ReloadSettings = field(default_factory=ReloadSettings)
+    # What one admission may cost (docs/policies.md "Cost"): the CEL budget, and a deadline
+    # well under the webhook's timeout past which remaining policies fail by failurePolicy.
+    evaluation_budget_ms: float = 50.0
+    evaluation_deadline_ms: float = 1000.0
     # How often files are checked; tests shorten these.
     policy_poll_seconds: float = 2.0
     cert_poll_seconds: float = 10.0

@@ -19,6 +19,7 @@ from webhook.admission.auditlog import AuditLog
 from webhook.admission.metrics import Metrics
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.cluster.backend import ClusterBackend
+from webhook.policy.budget import DEFAULT_BUDGET
 from webhook.policy.compiled import CompiledPolicies
 from webhook.policy.decision import FailurePolicy, LimitClaim, Mode
 from webhook.policy.engine import Engine
@@ -43,6 +44,22 @@ class Certificate(Protocol):
 
     @property
     def not_after(self) -> datetime.datetime: ...
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationLimits:
+    """What one admission may cost: the CEL budget (webhook/policy/budget.py) and a
+    wall-clock deadline past which the remaining policies fail by their failurePolicy."""
+
+    budget_ms: float = DEFAULT_BUDGET / 1000
+    deadline_ms: float | None = None
+
+    def engine_arguments(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget_ms * 1000,
+            "deadline": self.deadline_ms / 1000 if self.deadline_ms is not None else None,
+            "clock": time.monotonic if self.deadline_ms is not None else None,
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,19 +90,23 @@ class LoadedPolicies:
     failing_kinds: frozenset[str]  # kinds with a failurePolicy: Fail policy
 
     @classmethod
-    def build(cls, policies: PolicySet, *, dry_run: bool) -> LoadedPolicies:
+    def build(
+        cls, policies: PolicySet, *, dry_run: bool, limits: EvaluationLimits | None = None
+    ) -> LoadedPolicies:
         compiled = CompiledPolicies.compile(policies)  # once, shared by the three engines
         audit_only = [p for p in policies.policies if p.mutates and p.mode is Mode.AUDIT]
+        bounds = (limits or EvaluationLimits()).engine_arguments()
         return cls(
-            engine=Engine(compiled, force_audit=dry_run, mutations=None),
+            engine=Engine(compiled, force_audit=dry_run, mutations=None, **bounds),
             mutate_engine=Engine(
                 compiled,
                 force_audit=dry_run,
                 mutations=lambda p: dry_run or p.mode is not Mode.AUDIT,
                 validations=False,
+                **bounds,
             ),
             audit_mutate_engine=(
-                Engine(compiled, mutations=_is_audit, validations=False)
+                Engine(compiled, mutations=_is_audit, validations=False, **bounds)
                 if audit_only and not dry_run
                 else None
             ),
@@ -118,6 +139,7 @@ class ServerState:
     # Extra readiness checks: each returns a reason when not ready, else None.
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
     last_refusal: ReloadRefusal | None = None  # the latest reload, when it was refused
+    limits: EvaluationLimits = field(default_factory=EvaluationLimits)
 
     def __post_init__(self) -> None:
         self.view = (self.cluster if self.reservations is None

@@ -67,6 +67,14 @@ def serve(
     allow_empty_policies: Annotated[bool, typer.Option(
         "--allow-empty-policies",
         help="Serve (and reload to) a set with no policies; refused by default.")] = False,
+    evaluation_budget_ms: Annotated[float, typer.Option(
+        "--evaluation-budget-ms", min=1.0,
+        help="CEL work one admission may cost, estimated before it runs; a policy over it "
+        "fails by its failurePolicy (docs/policies.md, Cost).")] = 50.0,
+    evaluation_deadline_ms: Annotated[float, typer.Option(
+        "--evaluation-deadline-ms", min=1.0,
+        help="Past this, the policies not yet judged fail by their failurePolicy; keep it "
+        "well under the webhook's timeoutSeconds.")] = 1000.0,
     max_policy_drop: Annotated[float, typer.Option(
         "--max-policy-drop", min=0.0, max=1.0,
         help="Refuse a reload that drops more than this share of the serving policies.")
@@ -87,6 +95,8 @@ def serve(
         cluster_state=cluster_state, dev=dev, dev_dir=dev_dir, manage_certs=manage_certs,
         cert_dir=cert_dir, max_body_bytes=max_body_bytes, log_level=log_level,
         internal_lb_flavour=internal_lb_flavour, metrics_port=metrics_port,
+        evaluation_budget_ms=evaluation_budget_ms,
+        evaluation_deadline_ms=evaluation_deadline_ms,
         reload=ReloadSettings(
             canary=reload_canary, canary_sample=canary_sample, run_suites=reload_suites,
             allow_empty=allow_empty_policies, max_drop_share=max_policy_drop,

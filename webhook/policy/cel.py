@@ -17,6 +17,7 @@ from cel.stdlib import STDLIB_FUNCTIONS
 
 from webhook.policy.cel_references import POLICY_VARIABLES, references
 from webhook.policy.cel_syntax import CelSyntaxError, Expr, Span, parse, replace_spans
+from webhook.policy.functions import FUNCTIONS as OUR_FUNCTIONS
 
 # The names an admission expression may use, as in ValidatingAdmissionPolicy.
 ADMISSION_VARIABLES = frozenset(
@@ -32,7 +33,10 @@ TYPE_NAMES = frozenset(
 # The functions the Rust binding lacks and we bind as Python callbacks (cel.stdlib: strings,
 # lists, math, sets, base64...), by the name CEL calls them (`math.greatest` included).
 # ``contains`` stays the native string function. See docs/policies.md "CEL functions".
-EXTENSION_FUNCTIONS = {k: v for k, v in STDLIB_FUNCTIONS.items() if k != "contains"}
+EXTENSION_FUNCTIONS = {
+    **{k: v for k, v in STDLIB_FUNCTIONS.items() if k != "contains"},
+    **OUR_FUNCTIONS,  # hashed sets.*, sets.of, tls.uncoveredHosts (webhook/policy/functions.py)
+}
 
 
 class CelCompileError(ValueError):

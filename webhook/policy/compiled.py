@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.policy.bindings import Binding, BindingPlan
+from webhook.policy.budget import Guard, build_guards
 from webhook.policy.cel import CelExpression
 from webhook.policy.limits import LimitCounter
 from webhook.policy.model import Policy, PolicySet
@@ -61,6 +62,8 @@ class CompiledPolicies:
     counters: Mapping[tuple[str, str], LimitCounter]  # (policy, kind) -> its counter
     memo: NamespaceMemo = field(compare=False)
     reads_cluster: frozenset[str] = frozenset()  # policies whose verdict needs cluster state
+    # policy -> the size check of a policy whose work grows with its input
+    guards: Mapping[str, Guard] = field(default_factory=dict)
 
     @classmethod
     def compile(cls, policies: PolicySet) -> CompiledPolicies:
@@ -85,6 +88,7 @@ class CompiledPolicies:
             },
             memo=NamespaceMemo(_namespace_only(rewritten, plan.bindings)),
             reads_cluster=frozenset(p.name for p in policies.policies if _reads_cluster(p)),
+            guards=build_guards(policies.policies),
         )
 
     def counter(self, policy: Policy, kind: str) -> LimitCounter | None:

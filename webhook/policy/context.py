@@ -44,6 +44,7 @@ class RequestContext:
         "memo",
         "object",
         "request",
+        "spent",
         "working_copy",
     )
 
@@ -66,6 +67,16 @@ class RequestContext:
         self._present: frozenset[str] = frozenset()
         # binding name -> why the policy variable failed; it stays unbound (see below)
         self._failed_variables: dict[str, str] = {}
+        self.spent = 0.0  # evaluation budget used by the policies judged so far
+
+    def root_values(self) -> dict[str, Any]:
+        """What each admission variable holds now (``object`` after the mutations so far)."""
+        return {
+            "object": self.object,
+            "oldObject": self.request.old_object,
+            "namespaceObject": self.namespace_object,
+            "request": self.request.raw,
+        }
 
     @property
     def namespace_labels(self) -> Mapping[str, str]:

@@ -13,6 +13,7 @@ from typing import Any
 
 import cel
 
+from webhook.policy.budget import DEFAULT_BUDGET, Guard
 from webhook.policy.cel import CelEvaluationError, CelExpression
 from webhook.policy.compiled import CompiledPolicies
 from webhook.policy.context import RequestContext
@@ -69,12 +70,21 @@ class Engine:
         force_audit: bool = False,
         mutations: PolicyFilter | None = every_policy,
         validations: bool = True,
+        budget: float = DEFAULT_BUDGET,
+        deadline: float | None = None,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         if not isinstance(policies, CompiledPolicies):
             policies = CompiledPolicies.compile(policies)
         compiled = self.compiled = policies
         self.policies = compiled.source
         self.force_audit = force_audit
+        self.budget = budget
+        # A wall-clock backstop (the server's): past it, the remaining policies fail as
+        # their failurePolicy says. Offline callers leave it off, so their verdicts never
+        # depend on the machine's load.
+        self.deadline = deadline
+        self.clock = clock
         select = mutations
         self._mutating = {
             kind: tuple(p for p in found if p.mutations and select is not None and select(p))
@@ -106,13 +116,18 @@ class Engine:
         if not mutating and not validating:
             return decision
         state = RequestContext(request, cluster, self.compiled.bindings, self.compiled.memo)
+        started = self.clock() if self.clock is not None else 0.0
         for policy in mutating:
+            if self._late(started, policy, decision):
+                continue
             try:
                 if self._applies(policy, state, decision):
                     self._mutate(policy, state, decision)
             except Exception as error:  # see _unexpected
                 self._unexpected(policy, decision, error)
         for policy in validating:
+            if self._late(started, policy, decision):
+                continue
             try:
                 if self._applies(policy, state, decision):
                     self._validate(policy, state, decision)
@@ -146,6 +161,9 @@ class Engine:
             return False
         if match.object_selector is not None and not self._object_selected(policy, state):
             return False
+        guard = self.compiled.guards.get(policy.name)
+        if guard is not None and not self._affordable(policy, guard, state, decision):
+            return False
         for condition in policy.match_conditions:
             context = state.context_for(_NO_VARIABLES, condition.expression)
             try:
@@ -157,6 +175,28 @@ class Engine:
         decision.matched_policies.append(policy.name)
         return True
 
+    def _affordable(
+        self, policy: Policy, guard: Guard, state: RequestContext, decision: Decision
+    ) -> bool:
+        """False (and the policy failed) when judging this input would exceed the budget."""
+        values = state.root_values()
+        oversize = guard.oversize(values)
+        if oversize is None:
+            return True  # within the sizes the load-time estimate already bounded
+        cost = guard.cost(values, limit=self.budget - state.spent)
+        if state.spent + cost <= self.budget:
+            state.spent += cost
+            return True
+        earlier = (f", after {state.spent / 1000:,.0f} ms spent on other policies"
+                   if state.spent else "")
+        self._failed(
+            policy, decision,
+            f"{oversize.where} holds {oversize.size:,} items: judging it would take more "
+            f"than the evaluation budget of {self.budget / 1000:,.0f} ms of CEL work (at "
+            f"least {cost / 1000:,.0f} ms{earlier})",
+        )
+        return False
+
     @staticmethod
     def _object_selected(policy: Policy, state: RequestContext) -> bool:
         # As in Kubernetes: an UPDATE matches when either the new or the old object matches.
@@ -166,6 +206,17 @@ class Engine:
             if candidate is not None and selector.matches(labels_of(candidate)):
                 return True
         return False
+
+    def _late(self, started: float, policy: Policy, decision: Decision) -> bool:
+        if self.deadline is None or self.clock is None:
+            return False
+        elapsed = self.clock() - started
+        if elapsed <= self.deadline:
+            return False
+        self._failed(policy, decision, f"the evaluation deadline of "
+                     f"{self.deadline * 1000:,.0f} ms passed ({elapsed * 1000:,.0f} ms) "
+                     "before this policy was judged")
+        return True
 
     def _unexpected(self, policy: Policy, decision: Decision, error: Exception) -> None:
         """An input no one foresaw (or an engine bug) fails this policy alone, as its
@@ -225,7 +276,7 @@ class Engine:
     def _validate(self, policy: Policy, state: RequestContext, decision: Decision) -> None:
         variables = self.compiled.variables[policy.name]
         try:
-            for validation in policy.validations:
+            for index, validation in enumerate(policy.validations):
                 context = state.context_for(variables, validation.expression)
                 try:
                     passed = validation.expression.evaluate_bool(context)
@@ -235,13 +286,28 @@ class Engine:
                         + state.explain(str(error))
                     ) from None
                 if not passed:
-                    message = _message(validation, state, variables)
+                    expressive = self._message_affordable(policy, index, state)
+                    message = _message(validation, state, variables, expressive)
                     self._record(policy, decision, message, ViolationSource.VALIDATION)
                     break  # like ValidatingAdmissionPolicy: the first failing validation speaks
             if policy.limit is not None:
                 self._check_limit(policy, policy.limit, state, decision)
         except PolicyEvaluationError as error:
             self._failed(policy, decision, str(error))
+
+    def _message_affordable(self, policy: Policy, index: int, state: RequestContext) -> bool:
+        """Whether a messageExpression fits what is left of the budget on this input."""
+        guard = self.compiled.guards.get(policy.name)
+        if guard is None:
+            return True
+        values = state.root_values()
+        if guard.oversize(values) is None:
+            return True
+        cost = guard.message_cost(index, values)
+        if state.spent + cost > self.budget:
+            return False
+        state.spent += cost
+        return True
 
     def _check_limit(
         self, policy: Policy, limit: Limit, state: RequestContext, decision: Decision
@@ -296,9 +362,14 @@ def _limit_max(limit: Limit, state: RequestContext, variables: Mapping[str, CelE
 
 
 def _message(
-    validation: Validation, state: RequestContext, variables: Mapping[str, CelExpression]
+    validation: Validation,
+    state: RequestContext,
+    variables: Mapping[str, CelExpression],
+    expressive: bool = True,
 ) -> str:
-    if validation.message_expression is not None:
+    """The violation's message: messageExpression (when ``expressive``: affordable), else
+    message, else the expression itself."""
+    if validation.message_expression is not None and expressive:
         try:
             context = state.context_for(variables, validation.message_expression)
             text = validation.message_expression.evaluate(context)

@@ -51,9 +51,10 @@ _STRING_FUNCTIONS = frozenset(
 )
 _LINEAR_FUNCTIONS = frozenset(
     {"sum", "min", "max", "math.greatest", "math.least", "flatten", "slice", "join", "first"}
-    | {"last", "lists.range"}
+    | {"last", "lists.range", "sets.of", "sets.contains"}
+    | {"sets.equivalent", "sets.intersects"}
 )
-_PAIRWISE_FUNCTIONS = frozenset({"sets.contains", "sets.equivalent", "sets.intersects"})
+_PAIRWISE_FUNCTIONS: frozenset[str] = frozenset()  # ours are hashed (policy/functions.py)
 # What an unbounded value of a kind is assumed to hold (a dyn may be a list).
 _DEFAULTS = {
     "list": ("list items", DEFAULT_LIST_ITEMS),
@@ -112,6 +113,8 @@ class CostEstimator:
         if isinstance(node, Call) and node.function == "split":
             target = node.target if node.target is not None else node.args[0]
             return self.size(target, scope)
+        if isinstance(node, Call) and node.function == "sets.of" and node.args:
+            return self.size(node.args[0], scope)
         if isinstance(node, Call) and node.function == "flatten":
             target = node.target if node.target is not None else node.args[0]
             return self.size(target, scope) * DEFAULT_LIST_ITEMS

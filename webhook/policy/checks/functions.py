@@ -28,6 +28,7 @@ from webhook.policy.checks.types import (
     UINT,
     CelType,
     list_of,
+    map_of,
 )
 
 # The result type, from the target's type (None for a global call) and the arguments'.
@@ -149,6 +150,7 @@ _RESULTS: dict[str, CelType | Result] = {
     **{f"math.{name}": DOUBLE for name in ("ceil", "floor", "round", "trunc", "sqrt")},
     **{f"math.bit{name}": INT for name in ("Or", "And", "Xor", "Not", "ShiftLeft", "ShiftRight")},
     **{f"sets.{name}": BOOL for name in ("contains", "equivalent", "intersects")},
+    "sets.of": map_of(BOOL),
 }
 
 
