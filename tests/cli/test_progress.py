@@ -109,6 +109,8 @@ def test_a_large_check_shows_a_bar_and_a_small_one_does_not(tmp_path: Path) -> N
             env=environment())
         assert code == 0
         assert ("judging 600 objects" in terminal) is shown, terminal
+        if not shown:
+            assert "\x1b[" not in terminal, "a small check draws nothing at all"
 
 
 class Recorder:

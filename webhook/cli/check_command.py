@@ -26,6 +26,9 @@ from webhook.errors import ManifestError
 
 # Below this many objects a check takes a blink; a bar would only flicker.
 LARGE_CHECK = 500
+# Reading is worth a bar for folders (a whole repository), kustomize renders (kubectl) and
+# files of this size (a thousand objects or so).
+LARGE_FILE_BYTES = 512 * 1024
 
 EXAMPLES = examples(
     ("edgewarden check -f policies/fixtures/manifests/production-shop.yaml",
@@ -99,7 +102,7 @@ def check(
         raise ManifestError("nothing to check: give -f FILE|DIR|- or --kustomize DIR")
     labels = parse_namespace_labels(namespace_labels or [])
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
-    with progress() as bar:
+    with progress(enabled=_slow_to_read(filenames or [], kustomize or [])) as bar:
         inputs = _inputs(filenames or [], kustomize or [], bar)
         existing = cluster_objects(cluster_state, bar) if cluster_state is not None else []
     for skipped in inputs.skipped:
@@ -118,6 +121,19 @@ def check(
     emit(scan, output, out, rendered)
     if scan.failed:
         raise typer.Exit(1)
+
+
+def _slow_to_read(filenames: list[str], folders: list[Path]) -> bool:
+    if folders:
+        return True
+    for name in filenames:
+        path = Path(name)
+        try:
+            if path.is_dir() or path.stat().st_size >= LARGE_FILE_BYTES:
+                return True
+        except OSError:  # "-", or a missing file: reading it reports that
+            continue
+    return False
 
 
 def _inputs(filenames: list[str], folders: list[Path], bar: Progress) -> Inputs:
