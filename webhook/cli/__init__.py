@@ -1,4 +1,9 @@
-"""The ``edgewarden`` command. Thin: each subcommand module calls into the packages."""
+"""The ``edgewarden`` command. Thin: each subcommand module calls into the packages.
+
+The command modules import the engine, the reports and the server inside the commands
+that use them, not at the top: ``--help``, ``--version`` and every shell-completion TAB
+start the program, and would otherwise wait for the CEL runtime to load.
+"""
 
 from __future__ import annotations
 

@@ -7,15 +7,10 @@ file that does not parse, a bad flag, a broken policy).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from webhook.audit.folders import Inputs, read_inputs
-from webhook.audit.kustomize import render_kustomization
-from webhook.audit.progress import Progress
-from webhook.audit.scan import DEFAULT_NAMESPACE, check_manifests
-from webhook.audit.sources import cluster_objects, resolve_policies
 from webhook.cli.app import app, err_console, user_errors
 from webhook.cli.examples import examples
 from webhook.cli.options import FlavourOption, PoliciesOption, out_file, output_format
@@ -23,6 +18,10 @@ from webhook.cli.output import emit, render_report
 from webhook.cli.policy_source import policy_paths
 from webhook.cli.progress import progress
 from webhook.errors import ManifestError
+
+if TYPE_CHECKING:
+    from webhook.audit.folders import Inputs
+    from webhook.audit.progress import Progress
 
 # Below this many objects a check takes a blink; a bar would only flicker.
 LARGE_CHECK = 500
@@ -90,7 +89,7 @@ def check(
     namespace: Annotated[
         str,
         typer.Option("--namespace", "-n", help="Namespace of objects that name none."),
-    ] = DEFAULT_NAMESPACE,
+    ] = "default",
     output: Annotated[str, output_format("text", "json", "yaml", "junit", "sarif")] = "text",
     out: Annotated[Path | None, out_file("the report")] = None,
 ) -> None:
@@ -98,6 +97,10 @@ def check(
 
     Exit 1 when anything Enforce would deny; Warn and Audit findings do not fail.
     """
+    # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
+    from webhook.audit.scan import check_manifests
+    from webhook.audit.sources import cluster_objects, resolve_policies
+
     if not filenames and not kustomize:
         raise ManifestError("nothing to check: give -f FILE|DIR|- or --kustomize DIR")
     labels = parse_namespace_labels(namespace_labels or [])
@@ -137,6 +140,9 @@ def _slow_to_read(filenames: list[str], folders: list[Path]) -> bool:
 
 
 def _inputs(filenames: list[str], folders: list[Path], bar: Progress) -> Inputs:
+    from webhook.audit.folders import read_inputs
+    from webhook.audit.kustomize import render_kustomization
+
     inputs = read_inputs(filenames, progress=bar)
     for folder in folders:
         bar.begin(f"kubectl kustomize {folder}")

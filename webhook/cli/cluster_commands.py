@@ -12,10 +12,6 @@ from typing import Annotated
 
 import typer
 
-from webhook.audit.quota import loadbalancer_caps, quota_object
-from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
-from webhook.audit.scan import audit_objects
-from webhook.audit.sources import cluster_objects, resolve_policies
 from webhook.cli.app import app, console, user_errors
 from webhook.cli.examples import examples
 from webhook.cli.options import FlavourOption, PoliciesOption, out_file, output_format
@@ -60,6 +56,10 @@ def audit(
     ] = False,
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
+    # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
+    from webhook.audit.scan import audit_objects
+    from webhook.audit.sources import cluster_objects, resolve_policies
+
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         scan = audit_objects(cluster_objects(cluster_state, bar), policy_set, bar)
@@ -86,15 +86,23 @@ def report_command(
     policies: PoliciesOption = None,
     internal_lb_flavour: FlavourOption = None,
     cost_per_lb: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--cost-per-lb",
             min=0.0,
-            help="USD per load balancer per month (default: AWS NLB/ALB, $0.0225/h x 730 h).",
+            show_default=False,
+            help="USD per load balancer per month (default: 18.25, AWS NLB/ALB, "
+            "$0.0225/h x 730 h).",
         ),
-    ] = DEFAULT_COST_PER_LB,
+    ] = None,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
+    from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
+    from webhook.audit.scan import audit_objects
+    from webhook.audit.sources import cluster_objects, resolve_policies
+
+    if cost_per_lb is None:
+        cost_per_lb = DEFAULT_COST_PER_LB
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         objects = cluster_objects(cluster_state, bar)
@@ -126,6 +134,9 @@ def quota(
     out: Annotated[Path | None, out_file("the ResourceQuota objects")] = None,
 ) -> None:
     """ResourceQuota objects that back each LoadBalancer cap at the API server."""
+    from webhook.audit.quota import loadbalancer_caps, quota_object
+    from webhook.audit.sources import cluster_objects, resolve_policies
+
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         objects = cluster_objects(cluster_state, bar)

@@ -9,9 +9,10 @@ from typing import Annotated
 import typer
 from typer.models import OptionInfo
 
-from webhook.policy.model import INTERNAL_LB_FLAVOURS
-
 FLAVOUR_ENVIRONMENT = "EDGEWARDEN_INTERNAL_LB_FLAVOUR"
+# The keys of webhook.policy.model.INTERNAL_LB_FLAVOURS (tests/cli/test_manners.py keeps
+# them equal), written out so that --help and shell completion need not import the engine.
+INTERNAL_LB_FLAVOURS = ("aws", "aws-lbc", "gcp", "azure")
 
 
 def _known_flavour(value: str | None) -> str | None:

@@ -6,33 +6,32 @@ One set of rules for every command: ``-o`` picks the format, ``--out`` the file;
 
 from __future__ import annotations
 
+import importlib
 import io
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 import yaml
 
-from webhook.audit.reports.json import render_json, render_yaml
-from webhook.audit.reports.junit import render_junit
-from webhook.audit.reports.policyreport import render_policyreport
-from webhook.audit.reports.sarif import render_sarif
-from webhook.audit.reports.text import render_text
-from webhook.audit.results import ScanReport
 from webhook.cli.app import console, err_console, make_console
 from webhook.errors import EdgewardenError
+
+if TYPE_CHECKING:
+    from webhook.audit.results import ScanReport
 
 # Piped or captured text gets a wide table rather than the 80-column default.
 PLAIN_WIDTH = 160
 
-REPORT_RENDERERS: dict[str, Callable[[ScanReport], str]] = {
-    "json": render_json,
-    "yaml": render_yaml,
-    "junit": render_junit,
-    "sarif": render_sarif,
-    "policyreport": render_policyreport,
+# Format -> (module, function) of webhook.audit.reports, imported when that format is asked.
+REPORT_RENDERERS = {
+    "json": ("json", "render_json"),
+    "yaml": ("json", "render_yaml"),
+    "junit": ("junit", "render_junit"),
+    "sarif": ("sarif", "render_sarif"),
+    "policyreport": ("policyreport", "render_policyreport"),
 }
 
 
@@ -69,12 +68,18 @@ def documents(objects: Sequence[dict[str, Any]], output: str) -> str:
 
 def render_report(report: ScanReport, output: str) -> str | None:
     """A machine format rendered to text; None for ``text`` (printed by :func:`emit`)."""
-    renderer = REPORT_RENDERERS.get(output)
-    return None if renderer is None else renderer(report)
+    if output not in REPORT_RENDERERS:
+        return None
+    module, function = REPORT_RENDERERS[output]
+    render = getattr(importlib.import_module(f"webhook.audit.reports.{module}"), function)
+    text: str = render(report)
+    return text
 
 
 def emit(report: ScanReport, output: str, out: Path | None, rendered: str | None) -> None:
     """Print or write a scan report; ``rendered`` is :func:`render_report`'s result."""
+    from webhook.audit.reports.text import render_text
+
     if rendered is not None:
         deliver(rendered, out, report.summary())
         return

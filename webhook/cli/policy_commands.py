@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -12,9 +12,9 @@ from webhook.cli.app import app, console, err_console, user_errors
 from webhook.cli.examples import examples
 from webhook.cli.policy_source import packaged_policies, policy_paths
 from webhook.errors import EdgewardenError, PolicyLoadError
-from webhook.policy.loader import load_policies
-from webhook.suites.junit import render_junit
-from webhook.suites.runner import SuiteResult, run_path
+
+if TYPE_CHECKING:
+    from webhook.suites.runner import SuiteResult
 
 
 @app.command(
@@ -33,6 +33,8 @@ def validate(
     ] = None,
 ) -> None:
     """Check policy files; every problem is reported with file, line and field."""
+    from webhook.policy.loader import load_policies  # see webhook/cli/__init__.py: lazy
+
     try:
         policies = load_policies(*policy_paths(paths))
     except PolicyLoadError as error:
@@ -80,6 +82,9 @@ def test_suites(
     ] = False,
 ) -> None:
     """Run policy test suites; exit 1 when any case fails."""
+    from webhook.suites.junit import render_junit
+    from webhook.suites.runner import run_path
+
     if path is None:
         [path] = policy_paths(None)
     results = run_path(path)
