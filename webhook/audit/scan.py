@@ -88,6 +88,7 @@ def audit_objects(
     objects: Iterable[Manifest], policies: PolicySet, progress: Progress = NO_PROGRESS
 ) -> ScanReport:
     """Judge what exists: validations per object, limits per namespace (see module doc)."""
+    progress.begin("indexing the cluster")
     objects = [
         Manifest(with_namespace(m.obj, DEFAULT_NAMESPACE), m.location)
         if m.kind in SUPPORTED_KINDS and m.namespace is None
