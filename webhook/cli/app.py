@@ -13,6 +13,7 @@ from typer import _click
 from typer.core import TyperGroup
 
 from webhook import __version__
+from webhook.cli.examples import examples
 from webhook.errors import EdgewardenError
 
 # How --help lists the commands: what a newcomer reaches for first comes first.
@@ -40,6 +41,13 @@ app = typer.Typer(
     add_completion=True,
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        ("edgewarden serve --dev", "try the webhook on a laptop (serves until Ctrl-C)"),
+        ("edgewarden check -f policies/fixtures/manifests/production-exposed.yaml",
+         "exit 1: judge manifests as kubectl apply would send them"),
+        ("edgewarden audit --cluster-state examples/cluster-state.yaml", "judge what runs"),
+        ("edgewarden check --help", "every command's help ends with examples"),
+    ),
 )
 
 

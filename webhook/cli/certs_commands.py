@@ -21,6 +21,11 @@ certs_app = typer.Typer(
     name="certs",
     help="Certificates for the webhook: generate them, or keep them in a cluster Secret.",
     no_args_is_help=True,
+    epilog=examples(
+        ("edgewarden certs generate --out tls", "a CA and a serving certificate, once"),
+        ("edgewarden certs bootstrap --out /etc/edgewarden/tls",
+         "kept in a Secret and rotated (needs a cluster)"),
+    ),
 )
 app.add_typer(certs_app, name="certs")
 

@@ -124,6 +124,7 @@ policies_app = typer.Typer(
     name="policies",
     help="The default policies packaged with edgewarden.",
     no_args_is_help=True,
+    epilog=examples("edgewarden policies export my-policies"),
 )
 app.add_typer(policies_app, name="policies")
 
