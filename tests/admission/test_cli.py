@@ -117,6 +117,39 @@ def test_dev_mode_prints_a_curl_line_that_works_and_sighup_reloads(tmp_path: Pat
         process.wait(timeout=WAIT)
 
 
+def test_dev_mode_prints_curl_lines_for_an_allowed_and_a_denied_review(tmp_path: Path) -> None:
+    """In a folder without ./policies (the packaged defaults serve) both printed /validate
+    lines work as printed: the sample LoadBalancer is allowed, the sample NodePort in the
+    dev cluster's production namespace is denied by deny-nodeport-in-production."""
+    if shutil.which("curl") is None:
+        pytest.skip("curl is not installed")
+    process = subprocess.Popen(
+        [*EDGEWARDEN, "serve", "--dev", "--port", "0"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    output = _Output(process)
+    try:
+        allow = output.wait_for(r"(curl --cacert \S+ .*?@\S+/review\.json \S+/validate)\n")
+        deny = output.wait_for(r"(curl --cacert \S+ .*?@\S+/review-deny\.json \S+/validate)\n")
+        port = output.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1)
+        assert output.search("using the packaged default policies")
+        answers = {}
+        for name, line in (("allow", allow.group(1)), ("deny", deny.group(1))):
+            answer = subprocess.run(line.replace(":0/", f":{port}/"), shell=True, cwd=tmp_path,
+                                    capture_output=True, text=True, timeout=30)
+            answers[name] = json.loads(answer.stdout)["response"]
+        assert answers["allow"]["allowed"] is True
+        assert answers["deny"]["allowed"] is False
+        assert answers["deny"]["status"]["code"] == 403
+        assert "deny-nodeport-in-production" in answers["deny"]["status"]["message"]
+        cluster = tmp_path / ".edgewarden-dev" / "cluster.yaml"
+        assert "environment: production" in cluster.read_text()
+    finally:
+        process.terminate()
+        process.wait(timeout=WAIT)
+
+
 def test_serve_applies_the_flavour_flag_and_serves_metrics_on_their_own_port(
     tmp_path: Path,
 ) -> None:

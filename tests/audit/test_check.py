@@ -165,13 +165,16 @@ def test_a_missing_file_is_a_user_error() -> None:
     assert "nope/missing.yaml: no such file or folder" in result.stderr
 
 
-def test_without_policies_flag_or_folder_check_says_what_to_pass(
+def test_without_policies_flag_or_folder_check_uses_the_packaged_defaults_and_says_so(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    result = run("check", "-f", RENDERED)
-    assert result.exit_code == 2
-    assert "--policies" in result.stderr
+    result = run("check", "-f", RENDERED, "-o", "json")
+    assert "using the packaged default policies" in result.stderr
+    report = json.loads(result.stdout)
+    applied = {f["policy"] for r in report["results"] for f in r["findings"]}
+    assert {"deny-nodeport-in-production", "limit-loadbalancers-per-namespace"} <= applied
+    assert result.exit_code == 1, "the default policies deny the chart's NodePort"
 
 
 def test_a_malformed_namespace_labels_flag_is_a_user_error() -> None:

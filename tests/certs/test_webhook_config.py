@@ -109,7 +109,7 @@ def test_settings_reach_the_output(tmp_path: Path) -> None:
         "Ignore",
         "--inject-ca-from",
         "edgewarden/edgewarden",
-        "-o",
+        "--out",
         str(out),
     )
     assert result.exit_code == 0, result.output
@@ -156,3 +156,23 @@ def test_bad_settings_are_user_errors() -> None:
         WebhookSettings(failure_policy="Maybe").check()
     with pytest.raises(CertificateError, match="base64"):
         WebhookSettings(ca_bundle_b64="***").check()
+
+
+def test_o_is_the_format_and_a_file_name_there_says_to_use_out(tmp_path: Path) -> None:
+    """-o was once the output file; a file name given by habit is told where it goes now."""
+    result = run("webhook-config", "--policies", POLICIES, "-o", str(tmp_path / "w.yaml"))
+    assert result.exit_code == 2
+    assert "--out" in result.output
+    assert not (tmp_path / "w.yaml").exists()
+
+
+def test_json_output_is_one_list_of_both_configurations() -> None:
+    import json
+
+    result = run("webhook-config", "--policies", POLICIES, "-o", "json")
+    assert result.exit_code == 0, result.output
+    listed = json.loads(result.stdout)
+    assert listed["kind"] == "List"
+    assert {item["kind"] for item in listed["items"]} == BOTH
+    assert listed["items"] == list(yaml.safe_load_all(run(
+        "webhook-config", "--policies", POLICIES, "-o", "yaml").stdout))

@@ -151,3 +151,9 @@ def test_check_hook_options_reach_check(tmp_path: Path) -> None:
                       args=["-p", policies, "--namespace-labels",
                             "payments=environment=production"])
     assert denied.returncode == 1, denied.stdout + denied.stderr
+    # --cluster-state's file is the option's value, not a manifest to judge.
+    (tmp_path / "state.yaml").write_text(NODEPORT_IN_PRODUCTION.split("---\n")[0])
+    from_state = run_hook("edgewarden-check", ["k8s/debug.yaml"], tmp_path,
+                          args=["-p", policies, "--cluster-state", "state.yaml", "-o", "json"])
+    assert from_state.returncode == 1, from_state.stdout + from_state.stderr
+    assert '"objects": 1' in from_state.stdout

@@ -124,10 +124,41 @@ def test_sync_script_owns_the_chart_copies_too(tmp_path) -> None:
     assert set(sync.chart_monitoring_tree(monitoring)) == {"prometheus-rules.yaml",
                                                            "dashboard.json"}
     targets = {copy.target for copy in sync.COPIES}
-    assert targets == {sync.TARGET, sync.CHART_POLICIES, sync.CHART_MONITORING}
+    assert targets == {sync.TARGET, sync.CHART_POLICIES, sync.CHART_MONITORING,
+                       sync.PACKAGED_POLICIES}
     # A hand edit of a chart copy is drift.
     target = tmp_path / "chart-policies"
     sync.write(sync.chart_policies_tree(source), target)
     (target / "a.yaml").write_text("kind: Policy # edited\n")
     assert sync.differences(sync.chart_policies_tree(source), sync.current_tree(target)) == [
         "out of date a.yaml"]
+
+
+def test_sync_script_copies_the_whole_tree_into_the_package(tmp_path) -> None:
+    """The wheel's copy (webhook/defaults/policies) holds suites and fixtures too, so that
+    `edgewarden policies export` gives a folder `edgewarden test` passes on; a stale nested
+    file is removed with its emptied folder, and --check sees a nested edit."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_policies", SYNC)
+    assert spec is not None and spec.loader is not None
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    source = tmp_path / "policies"
+    (source / "fixtures" / "services").mkdir(parents=True)
+    (source / "a.yaml").write_text("kind: Policy\n")
+    (source / "a.test.yaml").write_text("kind: PolicyTest\n")
+    (source / "fixtures" / "services" / "lb.yaml").write_text("kind: Service\n")
+    (source / "__pycache__").mkdir()
+    (source / "__pycache__" / "x.pyc").write_text("")
+    tree = sync.packaged_policies_tree(source)
+    assert set(tree) == {"a.yaml", "a.test.yaml", "fixtures/services/lb.yaml"}
+    target = tmp_path / "package"
+    (target / "old" / "deep").mkdir(parents=True)
+    (target / "old" / "deep" / "gone.yaml").write_text("old\n")
+    sync.write(tree, target, recursive=True)
+    assert sync.differences(tree, sync.current_tree(target, recursive=True)) == []
+    assert not (target / "old").exists()
+    (target / "fixtures" / "services" / "lb.yaml").write_text("kind: Service # edited\n")
+    assert sync.differences(tree, sync.current_tree(target, recursive=True)) == [
+        "out of date fixtures/services/lb.yaml"]

@@ -16,6 +16,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.errors import ClusterStateError
 
 PAGE_SIZE = 500
@@ -23,7 +24,9 @@ MAX_PAGES = 10_000  # bounds the paging loop (5 million objects)
 REQUEST_TIMEOUT_SECONDS = 60
 
 
-def snapshot(api_client: client.ApiClient) -> list[dict[str, Any]]:
+def snapshot(
+    api_client: client.ApiClient, progress: Progress = NO_PROGRESS
+) -> list[dict[str, Any]]:
     """Every Namespace, Service and Ingress, each with ``kind`` and ``apiVersion`` set."""
     core = client.CoreV1Api(api_client)
     networking = client.NetworkingV1Api(api_client)
@@ -34,9 +37,11 @@ def snapshot(api_client: client.ApiClient) -> list[dict[str, Any]]:
     )
     objects: list[dict[str, Any]] = []
     for kind, api_version, list_func in listings:
+        progress.begin(f"listing {kind} objects")
         for item in _paged(kind, list_func):
             # LIST items come without kind/apiVersion; policies expect both.
             objects.append({"apiVersion": api_version, "kind": kind, **item})
+            progress.advance()
     return objects
 
 

@@ -14,12 +14,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.errors import ManifestError, file_line
-from webhook.policy.yamlsource import YamlSyntaxError, read_documents
+from webhook.policy.yamlsource import LocatedDocument, YamlSyntaxError, read_documents
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+def is_synthetic(file: str) -> bool:
+    """True for a source that is no file (``<stdin>``, ``<kustomize DIR>``): no path to link."""
+    return file.startswith("<")
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,29 +61,24 @@ class Manifest:
         return str(namespace) if namespace else None
 
 
-def load_manifests(paths: Iterable[str | Path], stdin: TextIO | None = None) -> list[Manifest]:
-    """Every object under ``paths`` in order; ``-`` reads ``stdin``. Raises ManifestError."""
-    manifests: list[Manifest] = []
-    for raw in paths:
-        if str(raw) == STDIN:
-            stream = stdin if stdin is not None else sys.stdin
-            manifests.extend(parse_manifests(stream.read(), STDIN_NAME))
-            continue
-        path = Path(raw)
-        if path.is_dir():
-            files = sorted(
-                p for p in path.rglob("*") if p.is_file() and p.suffix in MANIFEST_SUFFIXES
-            )
-            if not files:
-                raise ManifestError(f"{path}: folder holds no .yaml, .yml or .json files")
-            for file in files:
-                manifests.extend(parse_manifests(_read(file), str(file)))
-        else:
-            manifests.extend(parse_manifests(_read(path), str(path)))
-    return manifests
+def load_manifests(
+    paths: Iterable[str | Path], stdin: TextIO | None = None, progress: Progress = NO_PROGRESS
+) -> list[Manifest]:
+    """Every object under ``paths`` in order; ``-`` reads ``stdin``. Raises ManifestError.
+
+    Folders are read as :func:`webhook.audit.folders.read_inputs` reads them, files that
+    are not Kubernetes objects skipped; use that function to learn what was skipped."""
+    from webhook.audit.folders import read_inputs  # it builds on this module
+
+    return read_inputs(paths, stdin, progress).manifests
 
 
-def _read(path: Path) -> str:
+def read_stdin(stdin: TextIO | None, progress: Progress = NO_PROGRESS) -> list[Manifest]:
+    stream = stdin if stdin is not None else sys.stdin
+    return parse_manifests(stream.read(), STDIN_NAME, progress)
+
+
+def read_file(path: Path) -> str:
     try:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -88,28 +89,55 @@ def _read(path: Path) -> str:
         raise ManifestError(f"{path}: cannot be read: {error.strerror or error}") from None
 
 
-def parse_manifests(text: str, file: str) -> list[Manifest]:
+def parse_manifests(text: str, file: str, progress: Progress = NO_PROGRESS) -> list[Manifest]:
     """The objects of one multi-document YAML text named ``file`` (for messages)."""
-    manifests: list[Manifest] = []
+    return manifests_of(parse_documents(text, file, progress), file)
+
+
+def parse_documents(
+    text: str, file: str, progress: Progress = NO_PROGRESS
+) -> list[LocatedDocument]:
+    """The non-empty YAML documents of ``text``; a syntax error is a ManifestError."""
+    documents: list[LocatedDocument] = []
     try:
-        for index, document in enumerate(read_documents(text)):
-            data = document.data
-            where = file_line(file, document.line)
-            if not isinstance(data, dict):
-                raise ManifestError(
-                    f"{where}: document {index} is a {_type_name(data)}, not a Kubernetes object"
-                )
-            if _is_list(data):
-                items = data.get("items") or []
-                if not isinstance(items, list):
-                    raise ManifestError(f"{where}: {data.get('kind')}.items must be a list")
-                for position, item in enumerate(items):
-                    line = document.line_of(("items", position))
-                    manifests.append(_checked(item, Location(file, index, line)))
-            else:
-                manifests.append(_checked(data, Location(file, index, document.line)))
+        # Parsing is a third of a large audit: count documents as they come.
+        for document in read_documents(text):
+            documents.append(document)
+            progress.advance()
+        return documents
     except YamlSyntaxError as error:
         raise ManifestError(f"{file_line(file, error.line)}: {error}") from None
+
+
+def is_kubernetes_object(data: object) -> bool:
+    """An API object: ``apiVersion``, ``kind`` and ``metadata`` (or a ``List`` of objects).
+
+    Tool configurations borrow apiVersion and kind but have no metadata: a
+    ``Kustomization``, kind's ``Cluster``, a kubeconfig's ``Config``."""
+    if not isinstance(data, dict) or not data.get("apiVersion") or not data.get("kind"):
+        return False
+    return isinstance(data.get("metadata"), dict) or _is_list(data)
+
+
+def manifests_of(documents: Iterable[LocatedDocument], file: str) -> list[Manifest]:
+    """The objects of parsed documents; anything that is not an object is a ManifestError."""
+    manifests: list[Manifest] = []
+    for index, document in enumerate(documents):
+        data = document.data
+        where = file_line(file, document.line)
+        if not isinstance(data, dict):
+            raise ManifestError(
+                f"{where}: document {index} is a {_type_name(data)}, not a Kubernetes object"
+            )
+        if _is_list(data):
+            items = data.get("items") or []
+            if not isinstance(items, list):
+                raise ManifestError(f"{where}: {data.get('kind')}.items must be a list")
+            for position, item in enumerate(items):
+                line = document.line_of(("items", position))
+                manifests.append(_checked(item, Location(file, index, line)))
+        else:
+            manifests.append(_checked(data, Location(file, index, document.line)))
     return manifests
 
 

@@ -4,6 +4,10 @@
 CREATE, in input order, and each allowed object then exists, so the third LoadBalancer of
 one namespace in a Helm render is denied exactly as it would be at ``kubectl apply``.
 
+With a cluster state (``check --cluster-state``) the state's objects exist before the first
+manifest: they count toward limits, their Namespaces give labels, and a manifest naming an
+object the state holds is judged as the UPDATE ``kubectl apply`` would send.
+
 ``audit`` judges what already exists. Validations run per object, as a CREATE. Limits do
 not: every existing object is already in the count, so judging each one as a CREATE would
 deny them all once a namespace is at its cap. Instead a limit is reported once per
@@ -19,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.audit.manifests import Location, Manifest
+from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, Resource, ScanReport
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import ViolationSource
@@ -38,19 +43,33 @@ def check_manifests(
     *,
     namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
     default_namespace: str = DEFAULT_NAMESPACE,
+    existing: Iterable[Manifest] = (),
+    progress: Progress = NO_PROGRESS,
     engine: Engine | None = None,
 ) -> ScanReport:
-    """Judge every Service/Ingress of ``manifests`` as a CREATE, in order.
+    """Judge every Service/Ingress of ``manifests`` in order, over ``existing`` objects.
 
     ``engine`` (over ``policies``) saves compiling the set again when one caller checks
     many manifests.
     """
     manifests = list(manifests)
+    existing = [
+        Manifest(with_namespace(m.obj, m.namespace or DEFAULT_NAMESPACE), m.location)
+        if m.kind in SUPPORTED_KINDS
+        else m
+        for m in existing
+    ]
     engine = engine or Engine(policies)
     report = ScanReport("check", policies)
-    report.namespaces = namespace_objects(manifests, namespace_labels or {})
-    cluster = MemoryCluster([copy.deepcopy(dict(ns)) for ns in report.namespaces.values()])
+    # The manifests' own Namespaces come last, so they win: applying them updates the state's.
+    report.namespaces = namespace_objects([*existing, *manifests], namespace_labels or {})
+    cluster = MemoryCluster(
+        [copy.deepcopy(dict(ns)) for ns in report.namespaces.values()]
+        + [copy.deepcopy(dict(m.obj)) for m in existing if m.kind in SUPPORTED_KINDS]
+    )
+    progress.begin(f"judging {len(manifests)} objects", len(manifests))
     for manifest in manifests:
+        progress.advance()
         if manifest.kind == NAMESPACE:
             continue
         if manifest.kind not in SUPPORTED_KINDS:
@@ -62,15 +81,19 @@ def check_manifests(
             # into a namespace created elsewhere would find them.
             report.namespaces[namespace] = bare_namespace(namespace)
             cluster.add(copy.deepcopy(dict(report.namespaces[namespace])))
-        result = judge(engine, manifest, namespace, cluster)
+        old = cluster.get(manifest.kind, namespace, manifest.name)
+        result = judge(engine, manifest, namespace, cluster, old=old)
         report.objects.append(result)
         if result.allowed:
             cluster.add(copy.deepcopy(dict(result.object)))
     return report
 
 
-def audit_objects(objects: Iterable[Manifest], policies: PolicySet) -> ScanReport:
+def audit_objects(
+    objects: Iterable[Manifest], policies: PolicySet, progress: Progress = NO_PROGRESS
+) -> ScanReport:
     """Judge what exists: validations per object, limits per namespace (see module doc)."""
+    progress.begin("indexing the cluster")
     objects = [
         Manifest(with_namespace(m.obj, DEFAULT_NAMESPACE), m.location)
         if m.kind in SUPPORTED_KINDS and m.namespace is None
@@ -91,9 +114,12 @@ def audit_objects(objects: Iterable[Manifest], policies: PolicySet) -> ScanRepor
         [copy.deepcopy(dict(ns)) for ns in report.namespaces.values()]
         + [copy.deepcopy(dict(m.obj)) for m in judged]
     )
+    progress.begin(f"judging {len(judged)} objects", len(judged))
     for manifest in judged:
         namespace = manifest.namespace or DEFAULT_NAMESPACE
         report.objects.append(judge(engine, manifest, namespace, cluster, limits=False))
+        progress.advance()
+    progress.begin("counting toward limits")
     report.limits = limit_statuses(engine, policies, cluster, report.namespaces)
     located = {m.name: m.location for m in objects if m.kind == NAMESPACE}
     report.namespace_findings = [
@@ -113,10 +139,17 @@ def judge(
     cluster: MemoryCluster,
     *,
     limits: bool = True,
+    old: Mapping[str, Any] | None = None,
 ) -> ObjectResult:
-    """One CREATE of ``manifest`` into ``namespace``; ``limits=False`` drops limit verdicts."""
+    """One CREATE of ``manifest`` into ``namespace`` (an UPDATE of ``old`` when given);
+    ``limits=False`` drops limit verdicts."""
     obj = with_namespace(manifest.obj, namespace)
-    decision = engine.evaluate(make_request("CREATE", obj, namespace=namespace), cluster)
+    request = (
+        make_request("CREATE", obj, namespace=namespace)
+        if old is None
+        else make_request("UPDATE", obj, with_namespace(old, namespace), namespace=namespace)
+    )
+    decision = engine.evaluate(request, cluster)
     resource = resource_of(obj, manifest.location)
     findings: list[Finding] = []
     touched: set[str] = set()

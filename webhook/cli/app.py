@@ -1,25 +1,76 @@
-"""The Typer application and the one place user-facing errors become exit codes."""
+"""The Typer application, its consoles, and the one place user-facing errors become exit codes."""
 
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from typer import _click
+from typer.core import TyperGroup
 
+from webhook import __version__
+from webhook.cli.examples import examples
 from webhook.errors import EdgewardenError
+
+# How --help lists the commands: what a newcomer reaches for first comes first.
+COMMAND_ORDER = (
+    "serve", "certs", "webhook-config",
+    "check", "audit", "report", "quota",
+    "validate", "test", "policies",
+    "version",
+)
+
+
+class _OrderedGroup(TyperGroup):
+    def list_commands(self, ctx: _click.Context) -> list[str]:
+        names = super().list_commands(ctx)
+        rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
+        return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
 
 app = typer.Typer(
     name="edgewarden",
+    cls=_OrderedGroup,
     help="Policy-as-code admission webhook for Kubernetes Services and Ingresses.",
     no_args_is_help=True,
-    add_completion=False,
+    # Typer's --install-completion / --show-completion (bash, zsh, fish, PowerShell).
+    add_completion=True,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=examples(
+        ("edgewarden serve --dev", "try the webhook on a laptop (serves until Ctrl-C)"),
+        ("edgewarden check -f policies/fixtures/manifests/production-exposed.yaml",
+         "exit 1: judge manifests as kubectl apply would send them"),
+        ("edgewarden audit --cluster-state examples/cluster-state.yaml", "judge what runs"),
+        ("edgewarden check --help", "every command's help ends with examples"),
+    ),
 )
-console = Console(soft_wrap=True)
-err_console = Console(stderr=True, soft_wrap=True)
+
+
+def no_color() -> bool:
+    """NO_COLOR (https://no-color.org): set and not empty means no colour."""
+    return bool(os.environ.get("NO_COLOR"))
+
+
+def make_console(*, stderr: bool = False, **options: Any) -> Console:
+    """A console that honours NO_COLOR fully.
+
+    Rich alone drops colours under NO_COLOR but still writes bold and dim escapes, which a
+    forced terminal (FORCE_COLOR, CI log viewers) would then show as raw ``ESC[1m``;
+    without a colour system it writes no style escapes at all.
+    """
+    if no_color():
+        options["color_system"] = None
+    options.setdefault("soft_wrap", True)
+    return Console(stderr=stderr, **options)
+
+
+console = make_console()
+err_console = make_console(stderr=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -37,3 +88,37 @@ def user_errors(function: Callable[P, R]) -> Callable[P, R]:
             raise typer.Exit(2) from None
 
     return wrapper
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"edgewarden {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit (`edgewarden version -o json` for more).",
+        ),
+    ] = False,
+) -> None:
+    # No docstring on purpose: Typer would show it instead of the application's help.
+    del version
+
+
+def apply_no_color() -> None:
+    """Make Typer's own help and usage-error output honour NO_COLOR too.
+
+    Typer draws them with consoles of its own whose colour system is a module setting; it
+    is read at each drawing, so setting it before the app runs covers every screen.
+    """
+    if no_color():
+        from typer import rich_utils
+
+        rich_utils.COLOR_SYSTEM = None

@@ -11,12 +11,21 @@ from typing import Annotated
 import typer
 
 from webhook.cli.app import app, console, err_console, user_errors
+from webhook.cli.examples import examples
+from webhook.cli.options import out_file, output_format
+from webhook.cli.output import deliver, documents, structured
+from webhook.cli.policy_source import policy_paths
 from webhook.errors import CertificateError
 
 certs_app = typer.Typer(
     name="certs",
     help="Certificates for the webhook: generate them, or keep them in a cluster Secret.",
     no_args_is_help=True,
+    epilog=examples(
+        ("edgewarden certs generate --out tls", "a CA and a serving certificate, once"),
+        ("edgewarden certs bootstrap --out /etc/edgewarden/tls",
+         "kept in a Secret and rotated (needs a cluster)"),
+    ),
 )
 app.add_typer(certs_app, name="certs")
 
@@ -31,7 +40,15 @@ class FailurePolicyChoice(StrEnum):
     Ignore = "Ignore"
 
 
-@certs_app.command("generate")
+@certs_app.command(
+    "generate",
+    epilog=examples(
+        ("edgewarden certs generate --out tls", "the caBundle alone on stdout"),
+        ("CA_BUNDLE=$(edgewarden certs generate --out tls 2>/dev/null)", "for a script"),
+        ("edgewarden certs generate --out tls --service hooks --namespace platform "
+         "--key-type rsa --host 127.0.0.1 -o json", "file names and caBundle as JSON"),
+    ),
+)
 @user_errors
 def generate(
     out: Annotated[
@@ -51,8 +68,13 @@ def generate(
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace existing files.")] = False,
+    output: Annotated[str, output_format("text", "json", "yaml")] = "text",
 ) -> None:
-    """A CA and a serving certificate for SERVICE.NAMESPACE.svc; prints the caBundle."""
+    """A CA and a serving certificate for SERVICE.NAMESPACE.svc; prints the caBundle.
+
+    With -o text (the default) the base64 caBundle is alone on stdout; -o json or yaml
+    prints it with the files written and the name the certificate serves.
+    """
     from webhook.certs.files import generate_certificates
 
     made = generate_certificates(
@@ -70,10 +92,25 @@ def generate(
         f"(serving {service}.{namespace}.svc); the caBundle for the webhook configurations:",
         highlight=False,
     )
-    typer.echo(made.ca_bundle_b64)  # alone on stdout: CA_BUNDLE=$(edgewarden certs generate ...)
+    if output == "text":
+        typer.echo(made.ca_bundle_b64)  # alone on stdout: CA_BUNDLE=$(edgewarden certs generate)
+        return
+    printout = {
+        "service": f"{service}.{namespace}.svc",
+        "files": {"ca.crt": str(made.ca_file), "ca.key": str(made.ca_key_file),
+                  "tls.crt": str(made.cert_file), "tls.key": str(made.key_file)},
+        "caBundle": made.ca_bundle_b64,
+    }
+    typer.echo(structured(printout, output), nl=False)
 
 
-@certs_app.command("bootstrap")
+@certs_app.command(
+    "bootstrap",
+    epilog=examples(
+        ("edgewarden certs bootstrap --namespace edgewarden --out /etc/edgewarden/tls",
+         "an init container's command (needs a cluster)"),
+    ),
+)
 @user_errors
 def bootstrap(
     out: Annotated[
@@ -128,12 +165,26 @@ def bootstrap(
     )
 
 
-@app.command("webhook-config")
+@app.command(
+    "webhook-config",
+    epilog=examples(
+        ("edgewarden webhook-config --inject-ca-from edgewarden/edgewarden-serving "
+         "--out webhooks.yaml", "for cert-manager's CA injector"),
+        ('edgewarden webhook-config --policies policies/ --ca-bundle-b64 '
+         '"$(edgewarden certs generate --out tls)"', "with the caBundle of a new CA"),
+        ("edgewarden webhook-config --policies policies/ -o json --failure-policy Ignore",
+         "JSON, failing open"),
+    ),
+)
 @user_errors
 def webhook_config(
     policies: Annotated[
         list[Path] | None,
-        typer.Option("--policies", help="Policy file or folder (repeatable). Default: ./policies"),
+        typer.Option(
+            "--policies",
+            help="Policy file or folder (repeatable; default: ./policies, else the packaged "
+            "defaults).",
+        ),
     ] = None,
     ca_bundle: Annotated[
         Path | None,
@@ -167,12 +218,11 @@ def webhook_config(
             "--inject-ca-from", help="NAMESPACE/CERTIFICATE for cert-manager's CA injector."
         ),
     ] = None,
-    output: Annotated[
-        Path | None, typer.Option("-o", "--output", help="Write here, not stdout.")
-    ] = None,
+    output: Annotated[str, output_format("yaml", "json")] = "yaml",
+    out: Annotated[Path | None, out_file("the configurations")] = None,
 ) -> None:
-    """The Validating/MutatingWebhookConfiguration for the policies, as multi-document YAML."""
-    from webhook.certs.webhookconfig import WebhookSettings, render_yaml
+    """The Validating/MutatingWebhookConfiguration for the policies, as YAML or a JSON List."""
+    from webhook.certs.webhookconfig import WebhookSettings, render
     from webhook.policy.loader import load_policies
 
     if ca_bundle is not None and ca_bundle_b64 is not None:
@@ -201,19 +251,12 @@ def webhook_config(
         inject_ca_from=inject_ca_from,
     )
     settings.check()  # settings errors before policy errors: they are cheaper to fix
-    policy_set = load_policies(*(policies or [Path("policies")]))
-    text = render_yaml(policy_set, settings)
+    policy_set = load_policies(*policy_paths(policies))
+    text = documents(render(policy_set, settings), output)
     if ca_bundle_b64 is None and inject_ca_from is None:
         err_console.print(
             "note: no caBundle given; the API server will not trust the webhook until one is "
             "set (--ca-bundle, `certs bootstrap`, or cert-manager with --inject-ca-from)",
             highlight=False,
         )
-    if output is None:
-        typer.echo(text, nl=False)
-    else:
-        try:
-            output.write_text(text)
-        except OSError as error:
-            raise CertificateError(f"cannot write {output}: {error.strerror}") from None
-        err_console.print(f"wrote {output}", highlight=False)
+    deliver(text, out)

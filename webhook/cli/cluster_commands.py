@@ -1,54 +1,24 @@
-"""``edgewarden check``, ``audit``, ``report`` and ``quota``: the engine run offline.
+"""``edgewarden audit``, ``report`` and ``quota``: the engine run over what a cluster holds.
 
 Thin: parse flags, call :mod:`webhook.audit`, print or write the chosen format, pick the
-exit code. Exit codes: 0 fine, 1 something Enforce would deny (``check``; ``audit`` only
-with ``--fail-on-violation``), 2 a user error (bad file, bad flag, bad policy).
+exit code. Exit codes: 0 fine, 1 an Enforce policy is violated (``audit`` only with
+``--fail-on-violation``), 2 a user error (bad file, bad flag, bad policy, no cluster).
 """
 
 from __future__ import annotations
 
-import io
-from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
-from webhook.audit.manifests import load_manifests
-from webhook.audit.quota import render_quotas
-from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
-from webhook.audit.reports.json import render_json
-from webhook.audit.reports.junit import render_junit
-from webhook.audit.reports.policyreport import render_policyreport
-from webhook.audit.reports.sarif import render_sarif
-from webhook.audit.reports.text import render_text
-from webhook.audit.results import ScanReport
-from webhook.audit.scan import DEFAULT_NAMESPACE, audit_objects, check_manifests
-from webhook.audit.sources import cluster_objects, resolve_policies
-from webhook.cli.app import app, console, err_console, user_errors
-from webhook.cli.options import FlavourOption, PoliciesOption
-from webhook.errors import EdgewardenError, ManifestError
+from webhook.cli.app import app, console, user_errors
+from webhook.cli.examples import examples
+from webhook.cli.options import FlavourOption, PoliciesOption, out_file, output_format
+from webhook.cli.output import deliver, documents, emit, render_report, write
+from webhook.cli.policy_source import policy_paths
+from webhook.cli.progress import progress
 
-
-class CheckFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-    JUNIT = "junit"
-    SARIF = "sarif"
-
-
-class AuditFormat(StrEnum):
-    TEXT = "text"
-    JSON = "json"
-    JUNIT = "junit"
-    SARIF = "sarif"
-    POLICYREPORT = "policyreport"
-
-
-OutOption = Annotated[
-    Path | None, typer.Option("--out", help="Write the report here instead of stdout.")
-]
 ClusterStateOption = Annotated[
     Path | None,
     typer.Option(
@@ -56,70 +26,59 @@ ClusterStateOption = Annotated[
         help="YAML of Namespaces, Services and Ingresses; default: the live cluster.",
     ),
 ]
+STATE = "examples/cluster-state.yaml"
 
 
-@app.command()
-@user_errors
-def check(
-    filenames: Annotated[
-        list[str],
-        typer.Option("--filename", "-f", help="Manifest file, folder (recursive) or - for stdin."),
-    ],
-    policies: PoliciesOption = None,
-    internal_lb_flavour: FlavourOption = None,
-    namespace_labels: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--namespace-labels",
-            help="Labels of a namespace not in the input: NS=key=value,key2=value2 (repeatable).",
-        ),
-    ] = None,
-    namespace: Annotated[
-        str,
-        typer.Option("--namespace", "-n", help="Namespace of objects that name none."),
-    ] = DEFAULT_NAMESPACE,
-    output: Annotated[CheckFormat, typer.Option("--output", "-o")] = CheckFormat.TEXT,
-    out: OutOption = None,
-) -> None:
-    """Judge manifests (e.g. a rendered Helm chart) as CREATEs, in order.
-
-    Exit 1 when anything Enforce would deny; Warn and Audit findings do not fail.
-    """
-    policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
-    manifests = load_manifests(filenames)
-    scan = check_manifests(
-        manifests,
-        policy_set,
-        namespace_labels=parse_namespace_labels(namespace_labels or []),
-        default_namespace=namespace,
-    )
-    emit(scan, output.value, out)
-    if scan.failed:
-        raise typer.Exit(1)
-
-
-@app.command()
+@app.command(
+    epilog=examples(
+        (f"edgewarden audit --cluster-state {STATE}", "a sample cluster, no cluster needed"),
+        (f"edgewarden audit --cluster-state {STATE} -o yaml --out audit.yaml", ""),
+        (f"edgewarden audit --cluster-state {STATE} --fail-on-violation",
+         "exit 1: the sample breaks Enforce policies"),
+        ("kubectl get ns,svc,ing -A -o yaml > state.yaml && edgewarden audit "
+         "--cluster-state state.yaml", "a snapshot to look at offline (needs a cluster)"),
+        ("edgewarden audit -o policyreport | kubectl apply -f -",
+         "the live cluster, as PolicyReports (needs a cluster)"),
+    ),
+)
 @user_errors
 def audit(
     cluster_state: ClusterStateOption = None,
     policies: PoliciesOption = None,
     internal_lb_flavour: FlavourOption = None,
-    output: Annotated[AuditFormat, typer.Option("--output", "-o")] = AuditFormat.TEXT,
-    out: OutOption = None,
+    output: Annotated[
+        str, output_format("text", "json", "yaml", "junit", "sarif", "policyreport")
+    ] = "text",
+    out: Annotated[Path | None, out_file("the report")] = None,
     fail_on_violation: Annotated[
         bool,
         typer.Option("--fail-on-violation", help="Exit 1 when an Enforce policy is violated."),
     ] = False,
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
-    policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
-    scan = audit_objects(cluster_objects(cluster_state), policy_set)
-    emit(scan, output.value, out)
+    # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
+    from webhook.audit.scan import audit_objects
+    from webhook.audit.sources import cluster_objects, resolve_policies
+
+    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    with progress() as bar:
+        scan = audit_objects(cluster_objects(cluster_state, bar), policy_set, bar)
+        bar.begin(f"writing {output}")
+        rendered = render_report(scan, output)
+    emit(scan, output, out, rendered)
     if fail_on_violation and scan.failed:
         raise typer.Exit(1)
 
 
-@app.command("report")
+@app.command(
+    "report",
+    epilog=examples(
+        f"edgewarden report --html exposure.html --cluster-state {STATE}",
+        (f"edgewarden report --html exposure.html --cluster-state {STATE} --cost-per-lb 16.43",
+         "your own price per load balancer and month"),
+        ("edgewarden report --html exposure.html", "the live cluster (needs a cluster)"),
+    ),
+)
 @user_errors
 def report_command(
     html: Annotated[Path, typer.Option("--html", help="Write the HTML page here.")],
@@ -127,23 +86,41 @@ def report_command(
     policies: PoliciesOption = None,
     internal_lb_flavour: FlavourOption = None,
     cost_per_lb: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--cost-per-lb",
             min=0.0,
-            help="USD per load balancer per month (default: AWS NLB/ALB, $0.0225/h x 730 h).",
+            show_default=False,
+            help="USD per load balancer per month (default: 18.25, AWS NLB/ALB, "
+            "$0.0225/h x 730 h).",
         ),
-    ] = DEFAULT_COST_PER_LB,
+    ] = None,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
-    policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
-    objects = cluster_objects(cluster_state)
-    scan = audit_objects(objects, policy_set)
-    write(html, render_html(scan, [m.obj for m in objects], cost_per_lb=cost_per_lb))
+    from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
+    from webhook.audit.scan import audit_objects
+    from webhook.audit.sources import cluster_objects, resolve_policies
+
+    if cost_per_lb is None:
+        cost_per_lb = DEFAULT_COST_PER_LB
+    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    with progress() as bar:
+        objects = cluster_objects(cluster_state, bar)
+        scan = audit_objects(objects, policy_set, bar)
+        bar.begin("writing the page")
+        page = render_html(scan, [m.obj for m in objects], cost_per_lb=cost_per_lb)
+    write(html, page)
     console.print(f"wrote {html}", highlight=False)
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        f"edgewarden quota --cluster-state {STATE}",
+        (f"edgewarden quota --cluster-state {STATE} -n production -o json --out quota.json", ""),
+        ("edgewarden quota -n payments -n shop | kubectl apply -f -",
+         "the live cluster (needs a cluster)"),
+    ),
+)
 @user_errors
 def quota(
     cluster_state: ClusterStateOption = None,
@@ -153,62 +130,21 @@ def quota(
         list[str] | None,
         typer.Option("--namespace", "-n", help="Only these namespaces (repeatable)."),
     ] = None,
-    out: OutOption = None,
+    output: Annotated[str, output_format("yaml", "json")] = "yaml",
+    out: Annotated[Path | None, out_file("the ResourceQuota objects")] = None,
 ) -> None:
     """ResourceQuota objects that back each LoadBalancer cap at the API server."""
-    policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
-    objects = cluster_objects(cluster_state)
-    text = render_quotas(objects, policy_set, only=namespaces or None)
-    if out is None:
-        typer.echo(text, nl=False)
+    from webhook.audit.quota import loadbalancer_caps, quota_object
+    from webhook.audit.sources import cluster_objects, resolve_policies
+
+    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    with progress() as bar:
+        objects = cluster_objects(cluster_state, bar)
+    caps = loadbalancer_caps(objects, policy_set, only=namespaces or None)
+    quotas = [quota_object(namespace, cap) for namespace, cap in caps.items()]
+    if not quotas and output == "yaml":
+        # Still valid YAML (a comment) for `| kubectl apply -f -`, and says why it is empty.
+        text = "# no limit policy caps LoadBalancer Services in these namespaces\n"
     else:
-        write(out, text)
-
-
-def parse_namespace_labels(values: list[str]) -> dict[str, dict[str, str]]:
-    """``NS=k=v,k2=v2`` (repeatable) into {NS: {k: v, k2: v2}}."""
-    parsed: dict[str, dict[str, str]] = {}
-    for value in values:
-        name, sep, rest = value.partition("=")
-        if not sep or not name:
-            raise ManifestError(
-                f"--namespace-labels {value!r}: expected NAMESPACE=key=value[,key=value...]"
-            )
-        labels = parsed.setdefault(name, {})
-        for pair in filter(None, rest.split(",")):
-            key, sep, label = pair.partition("=")
-            if not sep or not key:
-                raise ManifestError(f"--namespace-labels {value!r}: {pair!r} is not key=value")
-            labels[key] = label
-    return parsed
-
-
-def emit(report: ScanReport, output: str, out: Path | None) -> None:
-    if output == "text":
-        if out is None:
-            # Piped or captured output gets a wide table rather than the 80-column default.
-            render_text(report, console if console.is_terminal else Console(width=160))
-            return
-        buffer = io.StringIO()
-        render_text(report, Console(file=buffer, width=160, color_system=None))
-        write(out, buffer.getvalue())
-        return
-    renderers = {
-        "json": render_json,
-        "junit": render_junit,
-        "sarif": render_sarif,
-        "policyreport": render_policyreport,
-    }
-    text = renderers[output](report)
-    if out is None:
-        typer.echo(text, nl=False)
-    else:
-        write(out, text)
-        err_console.print(f"{report.summary()}\nwrote {out}", highlight=False)
-
-
-def write(path: Path, text: str) -> None:
-    try:
-        path.write_text(text, encoding="utf-8")
-    except OSError as error:
-        raise EdgewardenError(f"{path}: cannot write: {error.strerror or error}") from None
+        text = documents(quotas, output)
+    deliver(text, out, f"{len(quotas)} ResourceQuota object(s)")

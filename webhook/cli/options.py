@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated
 
 import typer
-
-from webhook.policy.model import INTERNAL_LB_FLAVOURS
+from typer.models import OptionInfo
 
 FLAVOUR_ENVIRONMENT = "EDGEWARDEN_INTERNAL_LB_FLAVOUR"
+# The keys of webhook.policy.model.INTERNAL_LB_FLAVOURS (tests/cli/test_manners.py keeps
+# them equal), written out so that --help and shell completion need not import the engine.
+INTERNAL_LB_FLAVOURS = ("aws", "aws-lbc", "gcp", "azure")
 
 
 def _known_flavour(value: str | None) -> str | None:
@@ -36,3 +39,45 @@ FlavourOption = Annotated[
         f"{', '.join(INTERNAL_LB_FLAVOURS)} (default: as each policy says).",
     ),
 ]
+
+
+def output_format(*choices: str) -> OptionInfo:
+    """``-o/--output``: the output format, the same flag in every command.
+
+    A plain string checked by a callback rather than a click Choice, so that the old
+    ``webhook-config -o FILE`` (and any file name given by habit) gets told where the file
+    goes now instead of a bare "invalid choice".
+    """
+
+    def check(value: str) -> str:
+        chosen = value.lower()
+        if chosen in choices:
+            return chosen
+        hint = ""
+        if "." in value or "/" in value:
+            hint = f"; -o is the output format, write a file with --out {value}"
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}{hint}")
+
+    def complete(incomplete: str) -> Sequence[str]:
+        return [choice for choice in choices if choice.startswith(incomplete)]
+
+    option: OptionInfo = typer.Option(
+        "--output",
+        "-o",
+        callback=check,
+        autocompletion=complete,
+        metavar="|".join(choices),
+        show_default=True,
+        help=f"Output format: {', '.join(choices)}.",
+    )
+    return option
+
+
+def out_file(what: str = "the output") -> OptionInfo:
+    """``--out FILE``: where a command writes instead of stdout, the same flag everywhere."""
+    option: OptionInfo = typer.Option(
+        "--out", help=f"Write {what} to this file instead of stdout.", dir_okay=False,
+        metavar="FILE",
+    )
+    return option
+

@@ -16,11 +16,22 @@ from webhook.admission.settings import (
     ServerSettings,
 )
 from webhook.cli.app import app, console, user_errors
+from webhook.cli.examples import examples
 from webhook.cli.options import FlavourOption, PoliciesOption
+from webhook.cli.policy_source import policy_paths
 from webhook.errors import EdgewardenError
 
 
-@app.command()
+@app.command(
+    epilog=examples(
+        ("edgewarden serve --dev", "self-signed certificates, a small in-memory cluster, "
+         "curl lines to try (serves until Ctrl-C)"),
+        ("edgewarden serve --tls-cert tls/tls.crt --tls-key tls/tls.key "
+         "--cluster-state examples/cluster-state.yaml", "serves until Ctrl-C"),
+        ("edgewarden serve --manage-certs --cert-dir /etc/edgewarden/tls --metrics-port 8080",
+         "in a Pod (needs a cluster)"),
+    ),
+)
 @user_errors
 def serve(
     policies: PoliciesOption = None,
@@ -41,9 +52,11 @@ def serve(
     cluster_state: Annotated[Path | None, typer.Option(
         "--cluster-state", help="YAML of Namespaces/Services/Ingresses, not the API.")] = None,
     dev: Annotated[bool, typer.Option(
-        "--dev", help="Self-signed certificates, in-memory cluster: try it on a laptop.")] = False,
+        "--dev", help="Self-signed certificates, in-memory cluster (namespace shop is "
+        "production): try it on a laptop.")] = False,
     dev_dir: Annotated[Path, typer.Option(
-        "--dev-dir", help="Where --dev keeps certificates and a sample review.")] = DEFAULT_DEV_DIR,
+        "--dev-dir", help="Where --dev keeps certificates, its cluster and sample reviews.")
+    ] = DEFAULT_DEV_DIR,
     manage_certs: Annotated[bool, typer.Option(
         "--manage-certs", help="Issue and rotate the serving certificate.")] = False,
     cert_dir: Annotated[Path | None, typer.Option(
@@ -88,8 +101,16 @@ def serve(
 
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")
+    dev_cluster_file: Path | None = None
+    if dev and cluster_state is None:
+        from webhook.admission.devmode import write_dev_cluster
+
+        try:
+            cluster_state = dev_cluster_file = write_dev_cluster(dev_dir)
+        except OSError as error:
+            raise EdgewardenError(f"--dev-dir {dev_dir}: {error.strerror or error}") from None
     settings = ServerSettings(
-        policies=tuple(policies or [Path("policies")]),
+        policies=tuple(policy_paths(policies)),
         host=host or ("127.0.0.1" if dev else "0.0.0.0"),
         port=port, tls_cert=tls_cert, tls_key=tls_key, dry_run=dry_run, audit_log=audit_log,
         cluster_state=cluster_state, dev=dev, dev_dir=dev_dir, manage_certs=manage_certs,
@@ -109,6 +130,7 @@ def serve(
     if dev and runtime.dev_ca_bundle is not None:
         from webhook.admission.devmode import next_steps
 
-        console.print(next_steps(dev_dir, dev_dir / "ca.crt", runtime.dev_ca_bundle, port),
+        console.print(next_steps(dev_dir, dev_dir / "ca.crt", runtime.dev_ca_bundle, port,
+                                 dev_cluster_file),
                       highlight=False, markup=False, soft_wrap=True)
     run(runtime)

@@ -1,4 +1,4 @@
-"""The machine report (``--output json``); its schema is ``schemas/report.schema.json``.
+"""The machine report (``-o json`` or ``-o yaml``); its schema is ``schemas/report.schema.json``.
 
 Stable contract: fields are only ever added. ``findings`` lists every policy that applied
 to an object, passing ones included, so a consumer can tell "checked and fine" from "not
@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+import yaml
 
 from webhook import __version__
 from webhook.audit.results import Finding, LimitStatus, ObjectResult, ScanReport
@@ -38,6 +40,11 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
 
 def render_json(report: ScanReport) -> str:
     return json.dumps(report_dict(report), indent=2, sort_keys=False) + "\n"
+
+
+def render_yaml(report: ScanReport) -> str:
+    """The same document as JSON, for those who read or post-process YAML (``yq``)."""
+    return yaml.safe_dump(report_dict(report), sort_keys=False, default_flow_style=False)
 
 
 def _object(result: ObjectResult) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from webhook import __version__
-from webhook.audit.manifests import STDIN_NAME
+from webhook.audit.manifests import is_synthetic
 from webhook.audit.results import Finding, Outcome, ScanReport
 from webhook.policy.decision import Mode
 
@@ -71,7 +71,7 @@ def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
         "logicalLocations": [{"fullyQualifiedName": finding.resource.ref, "kind": "resource"}]
     }
     where = finding.resource.location
-    if where is not None and where.file != STDIN_NAME:
+    if where is not None and not is_synthetic(where.file):
         physical: dict[str, Any] = {"artifactLocation": {"uri": _uri(where.file)}}
         if where.line is not None:
             physical["region"] = {"startLine": where.line}

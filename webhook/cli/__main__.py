@@ -1,0 +1,5 @@
+"""``python -m webhook.cli``: the same as the ``edgewarden`` script."""
+
+from webhook.cli import main
+
+main()

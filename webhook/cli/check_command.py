@@ -1,0 +1,168 @@
+"""``edgewarden check``: judge manifests offline, as the API server would on ``kubectl apply``.
+
+Exit codes: 0 nothing Enforce would deny, 1 something would be denied, 2 a user error (a
+file that does not parse, a bad flag, a broken policy).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from webhook.cli.app import app, err_console, user_errors
+from webhook.cli.examples import examples
+from webhook.cli.options import FlavourOption, PoliciesOption, out_file, output_format
+from webhook.cli.output import emit, render_report
+from webhook.cli.policy_source import policy_paths
+from webhook.cli.progress import progress
+from webhook.errors import ManifestError
+
+if TYPE_CHECKING:
+    from webhook.audit.folders import Inputs
+    from webhook.audit.progress import Progress
+
+# Below this many objects a check takes a blink; a bar would only flicker.
+LARGE_CHECK = 500
+# Reading is worth a bar for folders (a whole repository), kustomize renders (kubectl) and
+# files of this size (a thousand objects or so).
+LARGE_FILE_BYTES = 512 * 1024
+
+EXAMPLES = examples(
+    ("edgewarden check -f policies/fixtures/manifests/production-shop.yaml",
+     "a Namespace and its Services and Ingress, all allowed"),
+    ("edgewarden check -f policies/fixtures/manifests/production-exposed.yaml",
+     "exit 1: three objects would be denied"),
+    ("edgewarden check -f policies/fixtures/manifests/ -o sarif --out edgewarden.sarif",
+     "exit 1: for GitHub code scanning"),
+    ("edgewarden check -f policies/fixtures/services/nodeport.yaml -n payments "
+     "--namespace-labels payments=environment=production -o json",
+     "exit 1: a namespace the input does not hold"),
+    ("edgewarden check -f policies/fixtures/services/loadbalancer.yaml -n team-a "
+     "--cluster-state policies/fixtures/cluster.yaml",
+     "exit 1: team-a already runs its two LoadBalancers"),
+    ("edgewarden check --kustomize deploy/overlays/production -o yaml",
+     "what kubectl apply -k would send (needs kubectl)"),
+    ("kubectl kustomize deploy/overlays/kind | edgewarden check -f -",
+     "standard input (needs kubectl)"),
+)
+
+
+@app.command(epilog=EXAMPLES)
+@user_errors
+def check(
+    filenames: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--filename",
+            "-f",
+            help="Manifest file, folder (recursive; files that are not Kubernetes objects "
+            "are skipped with a note) or - for stdin. Repeatable.",
+        ),
+    ] = None,
+    kustomize: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--kustomize",
+            "-k",
+            help="A kustomize folder: judge what `kubectl kustomize DIR` renders. Repeatable.",
+        ),
+    ] = None,
+    policies: PoliciesOption = None,
+    internal_lb_flavour: FlavourOption = None,
+    cluster_state: Annotated[
+        Path | None,
+        typer.Option(
+            "--cluster-state",
+            help="YAML of what already runs (Namespaces, Services, Ingresses): it counts "
+            "toward limits, and a manifest naming one of its objects is an UPDATE.",
+        ),
+    ] = None,
+    namespace_labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--namespace-labels",
+            help="Labels of a namespace not in the input: NS=key=value,key2=value2 (repeatable).",
+        ),
+    ] = None,
+    namespace: Annotated[
+        str,
+        typer.Option("--namespace", "-n", help="Namespace of objects that name none."),
+    ] = "default",
+    output: Annotated[str, output_format("text", "json", "yaml", "junit", "sarif")] = "text",
+    out: Annotated[Path | None, out_file("the report")] = None,
+) -> None:
+    """Judge manifests (e.g. a rendered Helm chart) as CREATEs, in order.
+
+    Exit 1 when anything Enforce would deny; Warn and Audit findings do not fail.
+    """
+    # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
+    from webhook.audit.scan import check_manifests
+    from webhook.audit.sources import cluster_objects, resolve_policies
+
+    if not filenames and not kustomize:
+        raise ManifestError("nothing to check: give -f FILE|DIR|- or --kustomize DIR")
+    labels = parse_namespace_labels(namespace_labels or [])
+    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    with progress(enabled=_slow_to_read(filenames or [], kustomize or [])) as bar:
+        inputs = _inputs(filenames or [], kustomize or [], bar)
+        existing = cluster_objects(cluster_state, bar) if cluster_state is not None else []
+    for skipped in inputs.skipped:
+        err_console.print(f"note: skipped {skipped}", highlight=False, markup=False)
+    with progress(enabled=len(inputs.manifests) >= LARGE_CHECK) as bar:
+        scan = check_manifests(
+            inputs.manifests,
+            policy_set,
+            namespace_labels=labels,
+            default_namespace=namespace,
+            existing=existing,
+            progress=bar,
+        )
+        bar.begin(f"writing {output}")
+        rendered = render_report(scan, output)
+    emit(scan, output, out, rendered)
+    if scan.failed:
+        raise typer.Exit(1)
+
+
+def _slow_to_read(filenames: list[str], folders: list[Path]) -> bool:
+    if folders:
+        return True
+    for name in filenames:
+        path = Path(name)
+        try:
+            if path.is_dir() or path.stat().st_size >= LARGE_FILE_BYTES:
+                return True
+        except OSError:  # "-", or a missing file: reading it reports that
+            continue
+    return False
+
+
+def _inputs(filenames: list[str], folders: list[Path], bar: Progress) -> Inputs:
+    from webhook.audit.folders import read_inputs
+    from webhook.audit.kustomize import render_kustomization
+
+    inputs = read_inputs(filenames, progress=bar)
+    for folder in folders:
+        bar.begin(f"kubectl kustomize {folder}")
+        inputs.manifests.extend(render_kustomization(folder))
+    return inputs
+
+
+def parse_namespace_labels(values: list[str]) -> dict[str, dict[str, str]]:
+    """``NS=k=v,k2=v2`` (repeatable) into {NS: {k: v, k2: v2}}."""
+    parsed: dict[str, dict[str, str]] = {}
+    for value in values:
+        name, sep, rest = value.partition("=")
+        if not sep or not name:
+            raise ManifestError(
+                f"--namespace-labels {value!r}: expected NAMESPACE=key=value[,key=value...]"
+            )
+        labels = parsed.setdefault(name, {})
+        for pair in filter(None, rest.split(",")):
+            key, sep, label = pair.partition("=")
+            if not sep or not key:
+                raise ManifestError(f"--namespace-labels {value!r}: {pair!r} is not key=value")
+            labels[key] = label
+    return parsed
