@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import signal
 import socket
 import threading
@@ -59,8 +60,12 @@ def build_runtime(settings: ServerSettings) -> Runtime:
     """Everything the server needs, validated; raises EdgewardenError on bad input."""
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
-    reservations = Reservations(ttl_seconds=settings.reservation_ttl_seconds)
-    cluster.attach_reservations(reservations)  # the watch releases what it sees appear
+    reservations = Reservations(
+        grace_seconds=settings.webhook_timeout_seconds + settings.reservation_margin_seconds,
+        max_age_seconds=settings.reservation_max_age_seconds,
+    )
+    # The watch releases what it sees appear, and tells how current it is.
+    cluster.attach_reservations(reservations)
     metrics = Metrics()
     metrics.watch_cluster(cluster.state)
     metrics.watch_certificate(lambda: certificate_expiry(certificate))
@@ -127,8 +132,13 @@ def _cluster(settings: ServerSettings) -> ClusterBackend:
     if settings.dev:
         return MemoryCluster()
     from webhook.cluster.kube import KubeCluster  # only a real cluster needs the client
+    from webhook.cluster.kube_informer import InformerSettings
 
-    return KubeCluster.from_environment()
+    informer_settings = InformerSettings(
+        stall_seconds=settings.watch_stall_seconds,
+        stale_after_seconds=settings.cache_max_age_seconds or math.inf,
+    )
+    return KubeCluster.from_environment(settings=informer_settings)
 
 
 def uvicorn_server(runtime: Runtime) -> uvicorn.Server:
@@ -151,7 +161,7 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
     background: list[Coroutine[Any, Any, None]] = [
         runtime.reloader.watch(settings.policy_poll_seconds),
         watch_certificate(runtime.certificate, settings.cert_poll_seconds),
-        _purge_reservations(runtime.reservations, settings.reservation_ttl_seconds),
+        _purge_reservations(runtime.reservations, runtime.reservations.grace_seconds),
     ]
     if settings.manage_certs:
         background.append(_certificate_manager(settings))
@@ -190,11 +200,11 @@ def _metrics_server(runtime: Runtime) -> WSGIServer | None:
     return server
 
 
-async def _purge_reservations(reservations: Reservations, ttl: float) -> None:
+async def _purge_reservations(reservations: Reservations, interval: float) -> None:
     # Reads purge lazily per namespace; this sweep bounds memory for namespaces nobody
     # asks about again.
     while True:
-        await asyncio.sleep(max(ttl, 1.0))
+        await asyncio.sleep(max(interval, 1.0))
         reservations.purge()
 
 

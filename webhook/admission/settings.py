@@ -44,4 +44,14 @@ class ServerSettings:
     policy_poll_seconds: float = 2.0
     cert_poll_seconds: float = 10.0
     cert_manager_seconds: float = 60.0
-    reservation_ttl_seconds: float = 30.0
+    # The API server's timeout for calling us (the webhook configuration's timeoutSeconds;
+    # the longest of the validating webhooks that run beside ours). A reserved place whose
+    # object the cache has not shown this long plus the margin after it was reserved is
+    # freed once the cache is current past that moment.
+    webhook_timeout_seconds: float = 5.0
+    reservation_margin_seconds: float = 5.0
+    reservation_max_age_seconds: float = 300.0  # the backstop when the cache shows nothing
+    # The watch cache: a watch silent this long is cut and listed again; a cache with no
+    # event, bookmark or list for longer than cache_max_age_seconds makes /readyz fail.
+    watch_stall_seconds: float = 90.0
+    cache_max_age_seconds: float = 180.0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -35,7 +35,7 @@ class ReservationBook(Protocol):
 
     def lock(self, namespace: str) -> AbstractContextManager[Any]: ...
 
-    def reserve(self, claims: Iterable[LimitClaim]) -> Any: ...
+    def reserve(self, claims: Iterable[LimitClaim], uid: str, *, name: str = "") -> Any: ...
 
 
 class Certificate(Protocol):
@@ -161,11 +161,25 @@ class ServerState:
             reasons.append("no policy set loaded")
         if not self.cluster.synced:
             reasons.append("cluster cache not synced yet")
+        reasons.extend(stale_cache_reasons(self.cluster.state()))
         expiry = certificate_expiry(self.certificate)
         if expiry is not None and expiry <= time.time():
             reasons.append("serving certificate has expired")
         reasons.extend(reason for check in self.readiness_checks if (reason := check()))
         return reasons
+
+
+def stale_cache_reasons(cache_state: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One reason per kind whose cache has seen no event, bookmark or list for too long:
+    a cache that silently stopped following the cluster must not look ready."""
+    reasons = []
+    for kind, fields in cache_state.items():
+        if fields.get("stale"):
+            age = fields.get("last_event_age")
+            since = f"{age:.0f} s ago" if isinstance(age, int | float) else "never"
+            reasons.append(f"cluster cache of {kind} is stale: last event, bookmark or "
+                           f"list {since}")
+    return reasons
 
 
 def certificate_expiry(certificate: Certificate | None) -> float | None:
