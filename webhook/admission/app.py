@@ -28,6 +28,7 @@ from webhook.admission.state import ServerState
 log = logging.getLogger("edgewarden.server")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+MAX_STATUS_MESSAGE = 512
 _Handler = Callable[[ServerState, Review], handlers.Answer]
 
 
@@ -144,7 +145,8 @@ class _AdmissionEndpoint:
 
     async def _refuse(self, send: Send, code: int, reason: str, message: str) -> None:
         self.state.metrics.count_request(self.name, "bad_request")
-        await _send_status(send, code, reason, message)
+        # The reasons quote little of the input (review.quote); this bounds what slips by.
+        await _send_status(send, code, reason, message[:MAX_STATUS_MESSAGE])
 
 
 def _content_headers(scope: Scope) -> tuple[bytes | None, int | None]:

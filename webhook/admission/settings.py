@@ -42,7 +42,7 @@ class ServerSettings:
     reload: ReloadSettings = field(default_factory=ReloadSettings)
     # How often files are checked; tests shorten these.
     policy_poll_seconds: float = 2.0
-    cert_poll_seconds: float = 10.0
+    cert_poll_seconds: float = 2.0  # docs/certs.md says so
     cert_manager_seconds: float = 60.0
     # The API server's timeout for calling us (the webhook configuration's timeoutSeconds;
     # the longest of the validating webhooks that run beside ours). A reserved place whose
