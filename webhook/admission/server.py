@@ -28,6 +28,7 @@ from starlette.types import ASGIApp
 
 from webhook.admission.app import create_app
 from webhook.admission.auditlog import AuditLog
+from webhook.admission.listener import EdgeServer, LimitLog, raise_file_limit
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.settings import ServerSettings
@@ -141,17 +142,22 @@ def _cluster(settings: ServerSettings) -> ClusterBackend:
     return KubeCluster.from_environment(settings=informer_settings)
 
 
-def uvicorn_server(runtime: Runtime) -> uvicorn.Server:
-    """uvicorn with the reloading TLS context, one worker, uvloop + httptools."""
+def uvicorn_server(runtime: Runtime) -> EdgeServer:
+    """uvicorn with the reloading TLS context, one worker, uvloop + httptools, behind our
+    own listener and connection limits (webhook/admission/listener.py)."""
     settings = runtime.settings
+    limits = settings.connections
     config = uvicorn_config(
         runtime.app, settings.host, settings.port, runtime.certificate,
-        loop="uvloop", http="httptools", lifespan="off", access_log=False,
+        loop="uvloop", http="httptools", ws="none", lifespan="off", access_log=False,
         log_level=settings.log_level.lower(), server_header=False,
         # The API server keeps connections open; a short keep-alive only adds handshakes.
-        timeout_keep_alive=30, log_config=None,
+        timeout_keep_alive=limits.idle_timeout, log_config=None,
     )
-    return uvicorn.Server(config)
+    metrics = runtime.state.metrics
+    server = EdgeServer(config, limits, LimitLog(metrics.count_limit_hit))
+    metrics.watch_connections(lambda: len(server.listener) if server.listener else 0)
+    return server
 
 
 async def serve(runtime: Runtime, server: uvicorn.Server,
@@ -220,6 +226,7 @@ def run(runtime: Runtime) -> None:
     """Serve in the foreground (the CLI), on uvloop, until SIGINT/SIGTERM."""
     import uvloop
 
+    raise_file_limit()  # before the listener sizes its connection cap from it
     server = uvicorn_server(runtime)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(serve(runtime, server))

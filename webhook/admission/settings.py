@@ -22,6 +22,22 @@ class ReloadSettings:
 
 
 @dataclass(frozen=True)
+class ConnectionSettings:
+    """What one connection may cost before it is answered or cut (docs/server.md)."""
+
+    handshake_timeout: float = 5.0  # accept to the end of the TLS handshake
+    header_timeout: float = 10.0  # connection open, or a request's first byte, to its headers
+    body_timeout: float = 10.0  # headers to the last byte of the body
+    idle_timeout: float = 30.0  # keep-alive: a response to the next request's first byte
+    # At most this many connections (lowered to the file limit, less a reserve): at the
+    # cap, the least recently active idle connection or handshake makes room.
+    max_connections: int = 1000
+    max_concurrent_requests: int = 128  # more in flight: 429 with Retry-After
+    max_header_bytes: int = 32 * 1024  # request line and headers: above, 431
+    max_headers: int = 100
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     policies: tuple[Path, ...] = (Path("policies"),)
     host: str = "0.0.0.0"  # in a Pod the API server reaches us through the Service
@@ -40,6 +56,9 @@ class ServerSettings:
     internal_lb_flavour: str | None = None  # None: each policy's own
     metrics_port: int | None = None  # plain-HTTP /metrics beside the HTTPS port
     reload: ReloadSettings = field(default_factory=ReloadSettings)
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
+    # Require a client certificate signed by this CA on /validate and /mutate.
+    client_ca: Path | None = None
     # How often files are checked; tests shorten these.
     policy_poll_seconds: float = 2.0
     cert_poll_seconds: float = 2.0  # docs/certs.md says so
