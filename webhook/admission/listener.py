@@ -28,15 +28,14 @@ import logging
 import resource
 import socket
 import ssl
-import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
 
 from webhook.admission.http_protocol import GuardedHttpProtocol
+from webhook.admission.limitlog import LimitLog
 from webhook.admission.settings import ConnectionSettings
 
 log = logging.getLogger("edgewarden.server")
@@ -68,36 +67,6 @@ def raise_file_limit(ceiling: int = 65536) -> int:
             resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
             soft = target
     return soft
-
-
-@dataclass
-class _Tally:
-    last_logged: float
-    suppressed: int = 0
-
-
-class LimitLog:
-    """Counts every limit hit (``count(limit)``) and logs at most one line per limit per
-    ``interval``, saying how many went unlogged in between."""
-
-    def __init__(self, count: Callable[[str], None], interval: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self._count = count
-        self._interval = interval
-        self._clock = clock
-        self._tallies: dict[str, _Tally] = {}
-
-    def hit(self, limit: str, peer: str, detail: str = "") -> None:
-        self._count(limit)
-        now = self._clock()
-        tally = self._tallies.get(limit)
-        if tally is not None and now - tally.last_logged < self._interval:
-            tally.suppressed += 1
-            return
-        more = f"; {tally.suppressed} more since the last report" if tally else ""
-        log.warning("connection limit hit: %s (%s%s)%s", limit, peer,
-                    f", {detail}" if detail else "", more)
-        self._tallies[limit] = _Tally(now)
 
 
 class Listener:

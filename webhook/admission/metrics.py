@@ -27,8 +27,9 @@ DECISION_BUCKETS = (
 ENDPOINTS = ("validate", "mutate")
 # /validate never patches; /mutate denies or warns only when a mutation cannot be evaluated.
 RESULTS = {
-    "validate": ("allowed", "denied", "warned", "bad_request", "error"),
-    "mutate": ("allowed", "patched", "denied", "warned", "bad_request", "error"),
+    "validate": ("allowed", "denied", "warned", "bad_request", "error", "unauthenticated"),
+    "mutate": ("allowed", "patched", "denied", "warned", "bad_request", "error",
+               "unauthenticated"),
 }
 
 

@@ -28,7 +28,8 @@ from starlette.types import ASGIApp
 
 from webhook.admission.app import create_app
 from webhook.admission.auditlog import AuditLog
-from webhook.admission.listener import EdgeServer, LimitLog, raise_file_limit
+from webhook.admission.limitlog import LimitLog
+from webhook.admission.listener import EdgeServer, raise_file_limit
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.settings import ServerSettings
@@ -78,6 +79,8 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         dry_run=settings.dry_run,
         max_body_bytes=settings.max_body_bytes,
         certificate=certificate,
+        require_client_certificate=certificate.verifies_clients,
+        limits=LimitLog(metrics.count_limit_hit),
     )
     reloader = PolicyReloader(
         settings.policies,
@@ -95,7 +98,8 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
         from webhook.certs.files import generate_dev_certificates
 
         dev = generate_dev_certificates(settings.dev_dir)
-        return ServingCertificate(dev.cert_file, dev.key_file), dev.ca_bundle_b64
+        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings)),
+                dev.ca_bundle_b64)
     cert_file, key_file = settings.tls_cert, settings.tls_key
     if settings.manage_certs:
         if settings.cert_dir is None:
@@ -112,7 +116,13 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
     for flag, path in (("--tls-cert", cert_file), ("--tls-key", key_file)):
         if not Path(path).is_file():
             raise CertificateError(f"{flag} {path}: no such file")
-    return ServingCertificate(Path(cert_file), Path(key_file)), None
+    return ServingCertificate(Path(cert_file), Path(key_file), _client_ca(settings)), None
+
+
+def _client_ca(settings: ServerSettings) -> Path | None:
+    if settings.client_ca is not None and not settings.client_ca.is_file():
+        raise CertificateError(f"--client-ca {settings.client_ca}: no such file")
+    return settings.client_ca
 
 
 def _first_certificate_sync(cert_dir: Path) -> None:
@@ -155,7 +165,7 @@ def uvicorn_server(runtime: Runtime) -> EdgeServer:
         timeout_keep_alive=limits.idle_timeout, log_config=None,
     )
     metrics = runtime.state.metrics
-    server = EdgeServer(config, limits, LimitLog(metrics.count_limit_hit))
+    server = EdgeServer(config, limits, runtime.state.limits or LimitLog(metrics.count_limit_hit))
     metrics.watch_connections(lambda: len(server.listener) if server.listener else 0)
     return server
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from webhook.admission.auditlog import AuditLog
+from webhook.admission.limitlog import LimitLog
 from webhook.admission.metrics import Metrics
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.cluster.backend import ClusterBackend
@@ -117,6 +118,9 @@ class ServerState:
     view: ClusterView = field(init=False)
     # Extra readiness checks: each returns a reason when not ready, else None.
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
+    # --client-ca: /validate and /mutate answer only callers with a verified certificate.
+    require_client_certificate: bool = False
+    limits: LimitLog | None = None  # counts and logs (rate-limited) refused callers
     last_refusal: ReloadRefusal | None = None  # the latest reload, when it was refused
 
     def __post_init__(self) -> None:
