@@ -5,6 +5,7 @@ cut, never with a 5xx, and the server keeps serving new connections."""
 from __future__ import annotations
 
 import contextlib
+import resource
 import select
 import socket
 import ssl
@@ -16,6 +17,7 @@ import pytest
 
 from tests.support import eventually
 from webhook.admission.limitlog import LimitLog
+from webhook.admission.listener import connection_cap
 from webhook.admission.settings import ConnectionSettings
 from webhook.certs.files import GeneratedCertificates
 
@@ -183,3 +185,10 @@ def test_limit_hits_are_all_counted_but_logged_at_most_once_per_interval(
     lines = [r.getMessage() for r in caplog.records if "connection limit hit" in r.getMessage()]
     assert len(lines) == 3  # at 0 s, 10 s and 20 s
     assert "399 more since the last report" in lines[1]
+
+
+def test_the_connection_cap_leaves_room_under_the_file_limit() -> None:
+    assert connection_cap(1000, soft_file_limit=1024) == 960
+    assert connection_cap(1000, soft_file_limit=1048576) == 1000
+    assert connection_cap(1000, soft_file_limit=resource.RLIM_INFINITY) == 1000
+    assert connection_cap(1000, soft_file_limit=64) == 16  # never none at all
