@@ -165,6 +165,7 @@ class Informer:
             applied_before = self._applied
             self._opened_at = None
             self._lines = 0
+            self._stalled = False  # a cut that raced the end of the last watch is moot
             try:
                 if self.resource_version is None:
                     self._relist()
