@@ -119,6 +119,16 @@ def test_oversized_heads_get_431_and_the_server_keeps_serving(
     still_served(server)
 
 
+def test_an_oversized_head_pipelined_behind_a_request_gets_431(server: RunningServer) -> None:
+    with tls_connection(server) as tls:
+        tls.sendall(b"GET /healthz HTTP/1.1\r\nHost: e\r\n\r\n"
+                    b"GET /healthz HTTP/1.1\r\nHost: e\r\nX-Big: " + b"a" * 9000 + b"\r\n\r\n")
+        answer = read_to_end(tls)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:200]
+    assert b"HTTP/1.1 431 " in answer
+    still_served(server)
+
+
 def test_an_endless_header_is_cut_at_the_limit_not_buffered(server: RunningServer) -> None:
     """httptools buffers a header until it ends: the raw bytes are counted as they come."""
     with tls_connection(server) as tls:

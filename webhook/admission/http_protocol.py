@@ -11,6 +11,13 @@ it likes. This subclass adds, per connection:
 * a body deadline from the headers to the last byte of the body: 408;
 * a size limit on the request line and headers, counted as the bytes arrive (httptools
   would otherwise buffer an endless header), and on their number: 431;
+
+The deadlines are timestamps the listener's once-a-second sweep compares with the clock
+(``check_deadline``), not timers: arming and cancelling a loop timer twice per request
+cost more than the rest of this class together (benchmarks/protocol_overhead.py).
+Likewise the head is measured only when its raw byte count says it might be too long, not
+in a callback per header.
+
 * a limit on requests in flight across the server: 429 with ``Retry-After`` (the API
   server's client retries it), never uvicorn's 503, which counts idle connections too;
 * the ASGI TLS extension in the scope (``client_cert_name``), so /validate and /mutate can
@@ -24,6 +31,7 @@ it and logs it, rate-limited. The idle keep-alive timeout stays uvicorn's
 from __future__ import annotations
 
 import asyncio
+import math
 from typing import Any, Protocol
 
 import httptools
@@ -35,14 +43,13 @@ from uvicorn.server import ServerState
 from webhook.admission.settings import ConnectionSettings
 
 TLS_EXTENSION = "tls"
+_MEASURE = 1 << 62  # a raw count that makes on_headers_complete measure the head
 
 
 class ConnectionTracker(Protocol):
     """The listener, as a connection reports to it."""
 
     def established(self, connection: GuardedHttpProtocol) -> None: ...
-
-    def active(self, connection: GuardedHttpProtocol) -> None: ...
 
     def closed(self, connection: GuardedHttpProtocol) -> None: ...
 
@@ -75,12 +82,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.key = key  # the listener's handle for this connection (its accepted socket)
         self.busy = False  # a request is being answered: never evicted then
         self.last_active = self.loop.time()
-        self._deadline: asyncio.TimerHandle | None = None
+        self.deadline = math.inf  # loop.time() by which the head or the body must be in
+        self._reading_body = False  # which of the two the deadline is for
         self._awaiting_head = True  # between requests, or reading a request's headers
         self._head_started = False  # bytes of the current request's head have arrived
         self._head_bytes = 0  # raw bytes received while the head is incomplete
-        self._head_size = 0  # request line and headers as parsed
-        self._header_count = 0
+        self._deferred: _Refusal | None = None  # sent once the answer before it is out
         self._extensions: dict[str, Any] = {}
 
     @property
@@ -92,11 +99,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._extensions = {TLS_EXTENSION: _tls_extension(transport)}
-        self._arm(self.settings.header_timeout, self._head_timed_out)
+        self.deadline = self.loop.time() + self.settings.header_timeout
         self.tracker.established(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._disarm()
+        self.deadline = math.inf
         self.tracker.closed(self)
         super().connection_lost(exc)
 
@@ -107,8 +114,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._awaiting_head:
             if not self._head_started:
                 self._head_started = True
-                if self._deadline is None:  # the next request after a keep-alive pause
-                    self._arm(self.settings.header_timeout, self._head_timed_out)
+                self._head_bytes = 0
+                if self.deadline == math.inf:  # the next request after a keep-alive pause
+                    self.deadline = self.loop.time() + self.settings.header_timeout
             self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
@@ -124,67 +132,72 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserError:
             self._invalid()
             return
-        if self._awaiting_head and self._head_bytes > self.settings.max_header_bytes:
+        if (self._awaiting_head and self._head_started
+                and self._head_bytes > self.settings.max_header_bytes):
             # Headers still incomplete and already too long: httptools would buffer them
             # without end, so count the raw bytes.
             self._refuse(_too_large(self.settings))
 
     # ---- parser callbacks ----
 
-    def on_message_begin(self) -> None:
-        super().on_message_begin()
-        self.scope["extensions"] = self._extensions
-
-    def on_url(self, url: bytes) -> None:
-        self._head_bytes_parsed(len(url))
-        super().on_url(url)
-
-    def on_header(self, name: bytes, value: bytes) -> None:
-        self._header_count += 1
-        if self._header_count > self.settings.max_headers:
-            raise _Refusal(431, "RequestHeaderFieldsTooLarge",
-                           f"more than {self.settings.max_headers} headers", "header_size")
-        self._head_bytes_parsed(len(name) + len(value))
-        super().on_header(name, value)
-
     def on_headers_complete(self) -> None:
         self._awaiting_head = False
-        self._disarm()
-        if len(self.tasks) >= self.settings.max_concurrent_requests:
+        settings = self.settings
+        # The raw count is never below the head's size (it may include body bytes that
+        # came in the same read): only when it is over the limit is the head measured.
+        if self._head_bytes > settings.max_header_bytes or len(self.headers) > settings.max_headers:
+            self._check_head(settings)
+        if len(self.tasks) >= settings.max_concurrent_requests:
             raise _Refusal(429, "TooManyRequests",
                            f"{len(self.tasks)} requests in flight: retry shortly",
                            "concurrent_requests")
         self.busy = True
+        self.scope["extensions"] = self._extensions
         super().on_headers_complete()
-        if self.cycle is not None and self.cycle.more_body:
-            self._arm(self.settings.body_timeout, self._body_timed_out)
+        # The body's deadline; the next chunk usually completes it before any sweep looks.
+        self.deadline = self.loop.time() + settings.body_timeout
+        self._reading_body = True
 
     def on_message_complete(self) -> None:
-        self._disarm()
+        self.deadline = math.inf
+        self._reading_body = False
         super().on_message_complete()
         self._awaiting_head, self._head_started = True, False
-        self._head_bytes = self._head_size = self._header_count = 0
+        # A next request in the same read starts without a raw count: measure its head.
+        self._head_bytes = _MEASURE
 
     def on_response_complete(self) -> None:
         self.busy = False
-        self.last_active = self.loop.time()
-        self.tracker.active(self)
+        self.last_active = self.loop.time()  # eviction picks the least recently active
+        if self._deferred is not None:
+            self._send_refusal(self._deferred)
+            return
         super().on_response_complete()  # arms uvicorn's keep-alive timer
 
     # ---- limits ----
 
-    def _head_bytes_parsed(self, size: int) -> None:
-        # The precise count (the raw count in data_received also covers any body that
-        # came in the same read as the end of the head).
-        self._head_size += size
-        if self._head_size > self.settings.max_header_bytes:
-            raise _too_large(self.settings)
+    def _check_head(self, settings: ConnectionSettings) -> None:
+        if len(self.headers) > settings.max_headers:
+            raise _Refusal(431, "RequestHeaderFieldsTooLarge",
+                           f"more than {settings.max_headers} headers", "header_size")
+        size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+        if size > settings.max_header_bytes:
+            raise _too_large(settings)
 
-    def _head_timed_out(self) -> None:
-        self._deadline = None
+    def check_deadline(self, now: float) -> None:
+        """Called by the listener's sweep: act on a deadline that has passed."""
+        if now < self.deadline or self.transport.is_closing():
+            return
+        self.deadline = math.inf
+        if self._reading_body:
+            self._body_timed_out()
+        else:
+            self._head_timed_out(now)
+
+    def _head_timed_out(self, now: float) -> None:
         if self.cycle is not None and not self.cycle.response_complete:
             # A pipelined request waits for the one before it: not the client's delay.
-            self._arm(self.settings.header_timeout, self._head_timed_out)
+            self.deadline = now + self.settings.header_timeout
             return
         if not self._head_started:
             self.tracker.hit("idle_connection", self.peer)
@@ -195,23 +208,31 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                               f"{self.settings.header_timeout:g} s", "header_timeout"))
 
     def _body_timed_out(self) -> None:
-        self._deadline = None
         self._refuse(_Refusal(408, "RequestTimeout",
                               f"request body not complete within "
                               f"{self.settings.body_timeout:g} s", "body_timeout"))
 
     def _refuse(self, refusal: _Refusal) -> None:
-        """Answer ``refusal`` with a metav1.Status and close, unless a response started."""
+        """Answer ``refusal`` with a metav1.Status and close (see _send_refusal)."""
         self.tracker.hit(refusal.limit, self.peer)
-        self._disarm()
+        self.deadline = math.inf
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
+            if not self._reading_body:
+                # A pipelined request is refused while the one before it is answered:
+                # that answer goes first, then this one (on_response_complete).
+                self._deferred = refusal
+                self.flow.pause_reading()
+                return
             if cycle.response_started:
                 self.transport.abort()
                 return
             # The application is waiting for the body: it sees the client gone, sends nothing.
             cycle.disconnected = True
             cycle.message_event.set()
+        self._send_refusal(refusal)
+
+    def _send_refusal(self, refusal: _Refusal) -> None:
         if self.transport.is_closing():
             return
         body = orjson.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
@@ -231,18 +252,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _invalid(self) -> None:
         # uvicorn logs every one of these; a flood of them must not flood the log.
         self.tracker.hit("invalid_request", self.peer)
-        self._disarm()
+        self.deadline = math.inf
         if not self.transport.is_closing():
             self.send_400_response("Invalid HTTP request received.")
-
-    def _arm(self, seconds: float, callback: Any) -> None:
-        self._disarm()
-        self._deadline = self.loop.call_later(seconds, callback)
-
-    def _disarm(self) -> None:
-        if self._deadline is not None:
-            self._deadline.cancel()
-            self._deadline = None
 
 
 def _too_large(settings: ConnectionSettings) -> _Refusal:
@@ -259,6 +271,11 @@ def _tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any]:
     name = None
     if peer:
         name = ",".join(
-            f"{key}={value}" for rdn in reversed(peer.get("subject", ())) for key, value in rdn
-        )
+            f"{_SHORT_NAMES.get(key, key)}={value}"
+            for rdn in reversed(peer.get("subject", ())) for key, value in rdn
+        ) or "(empty subject)"  # verified all the same: present, even without a subject
     return {"client_cert_name": name, "client_cert_error": None}
+
+
+_SHORT_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+                "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}

@@ -28,7 +28,6 @@ import logging
 import resource
 import socket
 import ssl
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -89,12 +88,14 @@ class Listener:
         self._limits = limits
         self.max_connections = max_connections
         self._pending: dict[socket.socket, float] = {}  # in the handshake: accepted at
-        # open connections, least recently active first
-        self._open: OrderedDict[GuardedHttpProtocol, None] = OrderedDict()
+        self._open: set[GuardedHttpProtocol] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._accepting = False
         self._closed = False
+        self._sweeper: asyncio.TimerHandle | None = None
+        # Deadlines are checked this often: a timeout fires up to this much late.
+        self._sweep_every = min(1.0, settings.header_timeout / 4, settings.body_timeout / 4)
 
     def __len__(self) -> int:
         return len(self._pending) + len(self._open)
@@ -103,6 +104,16 @@ class Listener:
         self._loop = asyncio.get_running_loop()
         self._sock.setblocking(False)
         self._resume()
+        self._sweep()
+
+    def _sweep(self) -> None:
+        """Act on every header and body deadline that has passed (see http_protocol)."""
+        assert self._loop is not None
+        now = self._loop.time()
+        for connection in list(self._open):
+            connection.check_deadline(now)
+        if not self._closed:
+            self._sweeper = self._loop.call_later(self._sweep_every, self._sweep)
 
     # ---- accepting ----
 
@@ -176,14 +187,10 @@ class Listener:
 
     def established(self, connection: GuardedHttpProtocol) -> None:
         self._pending.pop(connection.key, None)
-        self._open[connection] = None
-
-    def active(self, connection: GuardedHttpProtocol) -> None:
-        if connection in self._open:
-            self._open.move_to_end(connection)
+        self._open.add(connection)
 
     def closed(self, connection: GuardedHttpProtocol) -> None:
-        self._open.pop(connection, None)
+        self._open.discard(connection)
 
     def hit(self, limit: str, peer: str) -> None:
         self._limits.hit(limit, peer)
@@ -191,7 +198,9 @@ class Listener:
     def _evict_one(self) -> bool:
         """Cut the least recently active idle connection or the oldest handshake,
         whichever has waited longer; False when every connection is busy."""
-        idle = next((c for c in self._open if not c.busy), None)
+        # A scan, but only at the cap: nothing per request keeps an order up to date.
+        idle = min((c for c in self._open if not c.busy), key=lambda c: c.last_active,
+                   default=None)
         oldest = min(self._pending.items(), key=lambda item: item[1], default=None)
         if idle is None and oldest is None:
             return False
@@ -203,7 +212,7 @@ class Listener:
                 conn.shutdown(socket.SHUT_RDWR)  # the handshake fails; the loop closes it
             return True
         assert idle is not None
-        del self._open[idle]
+        self._open.discard(idle)
         self._limits.hit("evicted_idle", idle.peer)
         idle.transport.abort()
         return True
@@ -213,6 +222,8 @@ class Listener:
     def close(self) -> None:
         self._pause()
         self._closed = True
+        if self._sweeper is not None:
+            self._sweeper.cancel()
         for task in self._tasks:
             task.cancel()
 
