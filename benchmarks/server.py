@@ -27,6 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,10 @@ class Measurement:
     p50_ms: float
     p99_ms: float
     errors: int
+    requests: int = 0
+    # The server process's CPU time (user + system) per answered request: unlike req/s it
+    # hardly moves when other work shares the machine, so overheads compare across runs.
+    cpu_us_per_request: float | None = None
 
 
 def free_port() -> int:
@@ -146,13 +151,14 @@ def run_wrk(target: Target, duration: int) -> Measurement:
         match = re.search(rf"^\s+{p}%\s+([\d.]+)(us|ms|s)\s*$", output, re.M)
         return float(match.group(1)) * _UNITS[match.group(2)] if match else float("nan")
 
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses:\s+(\d+)", output))
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), "
                               r"timeout (\d+)", output)
     if socket_errors:
         errors += sum(int(n) for n in socket_errors.groups())
     return Measurement(target.name, "wrk -t2 -c64", rps, percentile("50"), percentile("99"),
-                       errors)
+                       errors, total)
 
 
 def run_hey(target: Target, duration: int, rate: int | None, workers: int) -> Measurement:
@@ -175,7 +181,26 @@ def run_hey(target: Target, duration: int, rate: int | None, workers: int) -> Me
     errors += sum(int(n) for n in re.findall(r"^\s+\[(\d+)\]\s+Post", output, re.M))
     tool = f"hey {rate} req/s" if rate else f"hey -c{workers} max"
     return Measurement(target.name, tool, rps, percentile("50"), percentile("99"),
-                       errors)
+                       errors, sum(codes.values()))
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of process ``pid`` so far (Linux /proc; None elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(process: subprocess.Popen[bytes], run: Callable[[], Measurement]) -> Measurement:
+    """``run()``, with the server's CPU time per request it answered."""
+    before = cpu_seconds(process.pid)
+    measurement = run()
+    after = cpu_seconds(process.pid)
+    if before is not None and after is not None and measurement.requests:
+        measurement.cpu_us_per_request = (after - before) / measurement.requests * 1e6
+    return measurement
 
 
 def targets(cert: Path, key: Path, tmp: Path, with_c7n: bool, with_fastapi: bool) -> list[Target]:
@@ -231,9 +256,12 @@ def main() -> int:
             try:
                 print(f"measuring {target.name} ...", file=sys.stderr, flush=True)
                 if target.name != "c7n-kube":  # see run_hey
-                    measurements.append(run_wrk(target, args.duration))
-                measurements.append(run_hey(target, args.duration, None, 64))
-                measurements.append(run_hey(target, args.duration, args.rate, args.hey_workers))
+                    measurements.append(measured(process, lambda t=target: run_wrk(
+                        t, args.duration)))
+                measurements.append(measured(process, lambda t=target: run_hey(
+                    t, args.duration, None, 64)))
+                measurements.append(measured(process, lambda t=target: run_hey(
+                    t, args.duration, args.rate, args.hey_workers)))
             finally:
                 stop(process)
     report(measurements, args)
@@ -251,7 +279,7 @@ def report(measurements: list[Measurement], args: argparse.Namespace) -> None:
     c7n_best = max((m.requests_per_second for m in measurements if m.target == "c7n-kube"),
                    default=None)
     print(f"\n{'target':26} {'tool':16} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'errors':>7} {'vs raw':>7} {'vs c7n':>7}")
+          f"{'errors':>7} {'vs raw':>7} {'vs c7n':>7} {'CPU us/req':>10}")
     rows = []
     for m in measurements:
         fixed_rate = "req/s" in m.tool
@@ -266,7 +294,8 @@ def report(measurements: list[Measurement], args: argparse.Namespace) -> None:
         print(f"{m.target:26} {m.tool:16} {m.requests_per_second:9.0f} {m.p50_ms:8.2f} "
               f"{m.p99_ms:8.2f} {m.errors:7d} "
               f"{'' if vs_raw is None else f'{vs_raw:.0%}':>7} "
-              f"{'' if vs_c7n is None else f'{vs_c7n:.1f}x':>7}")
+              f"{'' if vs_c7n is None else f'{vs_c7n:.1f}x':>7} "
+              f"{'' if m.cpu_us_per_request is None else f'{m.cpu_us_per_request:.0f}':>10}")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"server-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps({

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -71,6 +72,17 @@ def reviews(draw: st.DrawFn) -> dict[str, Any]:
 DEEP = '{"a":' * 1000 + "{}" + "}" * 1000  # deeper than orjson.dumps goes, so as text
 
 
+@pytest.fixture(scope="module", autouse=True)
+def quiet_decisions() -> Iterator[None]:
+    """Thousands of expected evaluation errors would each be a log record: mute them here,
+    and only here."""
+    logger = logging.getLogger("edgewarden.decisions")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(level)
+
+
 @pytest.fixture(scope="module")
 def state() -> ServerState:
     cluster = MemoryCluster.from_yaml(FIXTURES / "cluster.yaml")
@@ -109,7 +121,6 @@ def _answers(state: ServerState, review: dict[str, Any] | bytes) -> list[dict[st
 def test_any_object_shape_is_judged_never_an_internal_error(
     state: ServerState, review: dict[str, Any]
 ) -> None:
-    logging.getLogger("edgewarden.decisions").setLevel(logging.CRITICAL)
     _answers(state, review)
 
 

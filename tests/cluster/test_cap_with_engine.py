@@ -21,14 +21,15 @@ def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exact
 ) -> None:
     kube_api.create(namespace(name="shop"))
     engine = Engine(load_policies(POLICY))
-    reservations = Reservations(ttl_seconds=600)
+    reservations = Reservations(grace_seconds=600)
     cluster = make_cluster(reservations=reservations)
     cluster.register_counters(engine.counters())
     cluster.start()
     assert cluster.wait_synced(timeout=10)
     view = reservations.view(cluster)
     requests = [
-        make_request("CREATE", service(name=f"lb-{i}", namespace="shop", type="LoadBalancer"))
+        make_request("CREATE", service(name=f"lb-{i}", namespace="shop", type="LoadBalancer"),
+                     uid=f"uid-{i}")
         for i in range(50)
     ]
     allowed: list[str] = []
@@ -38,7 +39,7 @@ def test_fifty_concurrent_loadbalancer_creates_under_the_default_cap_allow_exact
         with reservations.lock(request.namespace):
             decision = engine.evaluate(request, view)
             if decision.allowed:
-                reservations.reserve(decision.limit_claims)
+                reservations.reserve(decision.limit_claims, request.uid)
                 allowed.append(request.name)
 
     race(admit, 50)

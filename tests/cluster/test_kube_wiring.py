@@ -48,14 +48,14 @@ def test_from_environment_reads_the_kubeconfig(kube_api: KubeApi) -> None:
 def test_the_watch_seeing_a_new_object_releases_its_reservation(
     kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    reservations = Reservations(ttl_seconds=600)
+    reservations = Reservations(grace_seconds=600)
     cluster = make_cluster()
     cluster.attach_reservations(reservations)
     cluster.register_counters([LB])
     cluster.start()
     assert cluster.wait_synced(timeout=10)
     view = reservations.view(cluster)
-    reservations.reserve([lb_claim("web")])
+    reservations.reserve([lb_claim("web")], "uid-web")
     assert view.counted_names("shop", LB) == {"web"}
 
     kube_api.create(service(name="web", namespace="shop", type="LoadBalancer"))
@@ -68,14 +68,14 @@ def test_an_unrelated_update_does_not_release_the_reservation_of_an_update(
     kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
     kube_api.create(service(name="web", namespace="shop", type="ClusterIP"))
-    reservations = Reservations(ttl_seconds=600)
+    reservations = Reservations(grace_seconds=600)
     cluster = make_cluster(reservations=reservations)
     cluster.register_counters([LB])
     cluster.start()
     assert cluster.wait_synced(timeout=10)
     view = reservations.view(cluster)
     # The admission allowed turning web into a LoadBalancer; the API server has not stored it.
-    reservations.reserve([lb_claim("web")])
+    reservations.reserve([lb_claim("web")], "uid-web")
 
     relabelled = service(name="web", namespace="shop", type="ClusterIP")
     relabelled["metadata"]["labels"] = {"team": "shop"}
@@ -94,13 +94,13 @@ def test_an_unrelated_update_does_not_release_the_reservation_of_an_update(
 def test_objects_present_at_a_relist_release_their_reservations(
     kube_api: KubeApi, make_cluster: MakeCluster
 ) -> None:
-    reservations = Reservations(ttl_seconds=600)
+    reservations = Reservations(grace_seconds=600)
     cluster = make_cluster(reservations=reservations)
     cluster.register_counters([LB])
     cluster.start()
     assert cluster.wait_synced(timeout=10)
     eventually(lambda: kube_api.watches("services"), what="a services watch")
-    reservations.reserve([lb_claim("web")])
+    reservations.reserve([lb_claim("web")], "uid-web")
 
     with kube_api.atomic():  # created while the watch is expiring: only the relist shows it
         kube_api.create(service(name="web", namespace="shop", type="LoadBalancer"))

@@ -28,6 +28,7 @@ from webhook.admission.state import ServerState
 log = logging.getLogger("edgewarden.server")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
+MAX_STATUS_MESSAGE = 512
 _Handler = Callable[[ServerState, Review], handlers.Answer]
 
 
@@ -91,6 +92,16 @@ class _AdmissionEndpoint:
         self.handler = handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.state.require_client_certificate and not _client_certificate(scope):
+            # --client-ca: only a caller whose certificate that CA signed may ask.
+            if self.state.limits is not None:
+                client = scope.get("client") or ("unknown peer", 0)
+                self.state.limits.hit("client_certificate", f"{client[0]}:{client[1]}")
+            self.state.metrics.count_request(self.name, "unauthenticated")
+            await _send_status(send, 403, "Forbidden",
+                               f"/{self.name} needs a client certificate signed by the "
+                               "webhook's client CA (see docs/certs.md)")
+            return
         if scope["method"] != "POST":
             await _send_status(send, 405, "MethodNotAllowed",
                                f"{scope['method']} is not allowed on /{self.name}: use POST",
@@ -144,7 +155,15 @@ class _AdmissionEndpoint:
 
     async def _refuse(self, send: Send, code: int, reason: str, message: str) -> None:
         self.state.metrics.count_request(self.name, "bad_request")
-        await _send_status(send, code, reason, message)
+        # The reasons quote little of the input (review.quote); this bounds what slips by.
+        await _send_status(send, code, reason, message[:MAX_STATUS_MESSAGE])
+
+
+def _client_certificate(scope: Scope) -> str | None:
+    """The verified client certificate's subject (the ASGI TLS extension), if any."""
+    tls = (scope.get("extensions") or {}).get("tls") or {}
+    name = tls.get("client_cert_name")
+    return name if isinstance(name, str) and name else None
 
 
 def _content_headers(scope: Scope) -> tuple[bytes | None, int | None]:

@@ -9,7 +9,9 @@ mutating webhook has run, so that is where the final object is judged (SPEC "Res
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from webhook.admission import wire
 from webhook.admission.auditlog import RECORDED, WOULD_DENY, WOULD_PATCH, AuditEntry
@@ -151,8 +153,16 @@ def _evaluate_reserving(
     with reservations.lock(request.namespace):
         decision = loaded.engine.evaluate(request, state.view)
         if decision.allowed and decision.limit_claims:
-            reservations.reserve(decision.limit_claims)
+            # Keyed by uid: a CREATE with generateName may carry no name in the review.
+            reservations.reserve(decision.limit_claims, request.uid,
+                                 name=_object_name(request.object))
     return decision
+
+
+def _object_name(obj: Mapping[str, Any] | None) -> str:
+    metadata = obj.get("metadata") if obj is not None else None
+    name = metadata.get("name") if isinstance(metadata, dict) else None
+    return name if isinstance(name, str) else ""
 
 
 def _describe_patch(patch: tuple[dict[str, object], ...]) -> str:

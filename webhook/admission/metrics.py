@@ -27,8 +27,9 @@ DECISION_BUCKETS = (
 ENDPOINTS = ("validate", "mutate")
 # /validate never patches; /mutate denies or warns only when a mutation cannot be evaluated.
 RESULTS = {
-    "validate": ("allowed", "denied", "warned", "bad_request", "error"),
-    "mutate": ("allowed", "patched", "denied", "warned", "bad_request", "error"),
+    "validate": ("allowed", "denied", "warned", "bad_request", "error", "unauthenticated"),
+    "mutate": ("allowed", "patched", "denied", "warned", "bad_request", "error",
+               "unauthenticated"),
 }
 
 
@@ -114,6 +115,14 @@ class Metrics:
             "edgewarden_policies_loaded", "Policies in the set now serving.",
             registry=self.registry,
         )
+        self.connection_limit_hits = Counter(
+            "edgewarden_connection_limit_hits",
+            "Connections cut or requests refused by a connection limit, by limit: "
+            "handshake_timeout, idle_connection, header_timeout, body_timeout, header_size, "
+            "concurrent_requests, max_connections, evicted_idle, evicted_handshake, "
+            "file_limit, tls_refused, invalid_request, client_certificate.",
+            ["limit"], registry=self.registry,
+        )
         self._request_children = {
             (endpoint, result): self.requests.labels(endpoint, result)
             for endpoint in ENDPOINTS for result in RESULTS[endpoint]
@@ -140,6 +149,15 @@ class Metrics:
     def watch_cluster(self, read_state: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
         """Expose the cluster cache's state (``ClusterView.state()``) at each scrape."""
         self.registry.register(_ClusterCache(read_state))
+
+    def count_limit_hit(self, limit: str) -> None:
+        self.connection_limit_hits.labels(limit).inc()
+
+    def watch_connections(self, read_open: Callable[[], int]) -> None:
+        """Expose the number of open connections (handshakes included) at each scrape."""
+        gauge = Gauge("edgewarden_connections_open",
+                      "Connections open now, TLS handshakes included.", registry=self.registry)
+        gauge.set_function(lambda: float(read_open()))
 
     def watch_certificate(self, read_not_after: Callable[[], float | None]) -> None:
         """Expose the serving certificate's expiry as a Unix timestamp."""

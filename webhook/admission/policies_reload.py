@@ -63,7 +63,8 @@ class PolicyReloader:
         self.state.install(self._build(policies))
 
     def _build(self, policies: PolicySet) -> LoadedPolicies:
-        return LoadedPolicies.build(policies, dry_run=self.state.dry_run, limits=self.state.limits)
+        state = self.state
+        return LoadedPolicies.build(policies, dry_run=state.dry_run, limits=state.evaluation)
 
     def vet(self, policies: PolicySet) -> LoadedPolicies:
         """Build the new set and put it through every guard; ReloadRefused when it fails one."""

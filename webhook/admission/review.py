@@ -26,8 +26,37 @@ _QUALIFIED_NAME_PART = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
 _INVALID_KEY_CHARACTERS = re.compile(r"[^-A-Za-z0-9_.]")
 
 
+# A 400 says what is wrong, quoting at most this much of what was sent: a reason, not an
+# echo (a 1 MB ``kind`` must not come back, nor land in the API server's log).
+MAX_QUOTED = 64
+# The API server sends a UUID; anything far longer, or with control characters, is not
+# one and would only carry an attacker's text into answers and logs.
+MAX_UID_LENGTH = 128
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
 class ReviewError(ValueError):
     """The body is not an AdmissionReview we can answer; ``str()`` is the 400 reason."""
+
+
+def quote(value: object) -> str:
+    """A short, escaped rendering of untrusted ``value`` for a message: a string's first
+    MAX_QUOTED characters (repr-escaped), or only the type of anything else."""
+    if not isinstance(value, str):
+        return "null" if value is None else f"a JSON {_json_type(value)}"
+    if len(value) <= MAX_QUOTED:
+        return repr(value)
+    return f"{value[:MAX_QUOTED]!r}… ({len(value)} characters)"
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, dict):
+        return "object"
+    return "array" if isinstance(value, list) else type(value).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +73,17 @@ def parse_review(body: bytes) -> Review:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
-        raise ReviewError(f"body is not valid JSON: {error}") from None
+        # orjson says where (line, column), never what: no input is quoted.
+        raise ReviewError(f"body is not valid JSON: {str(error)[:200]}") from None
     if not isinstance(document, dict):
         raise ReviewError("body is not a JSON object (expected an AdmissionReview)")
     kind = document.get("kind")
     if kind != wire.KIND:
-        raise ReviewError(f"kind is {kind!r}, expected {wire.KIND!r}")
+        raise ReviewError(f"kind is {quote(kind)}, expected {wire.KIND!r}")
     api_version = document.get("apiVersion")
     if api_version != wire.API_VERSION:
-        raise ReviewError(f"apiVersion is {api_version!r}, expected {wire.API_VERSION!r}")
+        raise ReviewError(
+            f"apiVersion is {quote(api_version)}, expected {wire.API_VERSION!r}")
     raw = document.get("request")
     if not isinstance(raw, dict):
         raise ReviewError("AdmissionReview has no request object")
@@ -64,6 +95,9 @@ def request_from_raw(raw: dict[str, Any]) -> AdmissionRequest:
     uid = raw.get("uid")
     if not isinstance(uid, str) or not uid:
         raise ReviewError("request.uid is missing or not a string")
+    if len(uid) > MAX_UID_LENGTH or _CONTROL.search(uid):
+        raise ReviewError(f"request.uid {quote(uid)} is not a UID (at most "
+                          f"{MAX_UID_LENGTH} characters, no control characters)")
     operation = raw.get("operation")
     if not isinstance(operation, str) or not operation:
         raise ReviewError("request.operation is missing or not a string")

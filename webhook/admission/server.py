@@ -13,6 +13,7 @@ import contextlib
 import functools
 import gc
 import logging
+import math
 import signal
 import socket
 import threading
@@ -28,6 +29,8 @@ from starlette.types import ASGIApp
 
 from webhook.admission.app import create_app
 from webhook.admission.auditlog import AuditLog
+from webhook.admission.limitlog import LimitLog
+from webhook.admission.listener import EdgeServer, raise_file_limit
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.settings import ServerSettings
@@ -60,8 +63,12 @@ def build_runtime(settings: ServerSettings) -> Runtime:
     """Everything the server needs, validated; raises EdgewardenError on bad input."""
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
-    reservations = Reservations(ttl_seconds=settings.reservation_ttl_seconds)
-    cluster.attach_reservations(reservations)  # the watch releases what it sees appear
+    reservations = Reservations(
+        grace_seconds=settings.webhook_timeout_seconds + settings.reservation_margin_seconds,
+        max_age_seconds=settings.reservation_max_age_seconds,
+    )
+    # The watch releases what it sees appear, and tells how current it is.
+    cluster.attach_reservations(reservations)
     metrics = Metrics()
     metrics.watch_cluster(cluster.state)
     metrics.watch_certificate(lambda: certificate_expiry(certificate))
@@ -73,7 +80,11 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         dry_run=settings.dry_run,
         max_body_bytes=settings.max_body_bytes,
         certificate=certificate,
-        limits=EvaluationLimits(settings.evaluation_budget_ms, settings.evaluation_deadline_ms),
+        require_client_certificate=certificate.verifies_clients,
+        limits=LimitLog(metrics.count_limit_hit),
+        evaluation=EvaluationLimits(
+            settings.evaluation_budget_ms, settings.evaluation_deadline_ms
+        ),
     )
     reloader = PolicyReloader(
         settings.policies,
@@ -91,7 +102,8 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
         from webhook.certs.files import generate_dev_certificates
 
         dev = generate_dev_certificates(settings.dev_dir)
-        return ServingCertificate(dev.cert_file, dev.key_file), dev.ca_bundle_b64
+        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings)),
+                dev.ca_bundle_b64)
     cert_file, key_file = settings.tls_cert, settings.tls_key
     if settings.manage_certs:
         if settings.cert_dir is None:
@@ -108,7 +120,13 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
     for flag, path in (("--tls-cert", cert_file), ("--tls-key", key_file)):
         if not Path(path).is_file():
             raise CertificateError(f"{flag} {path}: no such file")
-    return ServingCertificate(Path(cert_file), Path(key_file)), None
+    return ServingCertificate(Path(cert_file), Path(key_file), _client_ca(settings)), None
+
+
+def _client_ca(settings: ServerSettings) -> Path | None:
+    if settings.client_ca is not None and not settings.client_ca.is_file():
+        raise CertificateError(f"--client-ca {settings.client_ca}: no such file")
+    return settings.client_ca
 
 
 def _first_certificate_sync(cert_dir: Path) -> None:
@@ -129,21 +147,31 @@ def _cluster(settings: ServerSettings) -> ClusterBackend:
     if settings.dev:
         return MemoryCluster()
     from webhook.cluster.kube import KubeCluster  # only a real cluster needs the client
+    from webhook.cluster.kube_informer import InformerSettings
 
-    return KubeCluster.from_environment()
+    informer_settings = InformerSettings(
+        stall_seconds=settings.watch_stall_seconds,
+        stale_after_seconds=settings.cache_max_age_seconds or math.inf,
+    )
+    return KubeCluster.from_environment(settings=informer_settings)
 
 
-def uvicorn_server(runtime: Runtime) -> uvicorn.Server:
-    """uvicorn with the reloading TLS context, one worker, uvloop + httptools."""
+def uvicorn_server(runtime: Runtime) -> EdgeServer:
+    """uvicorn with the reloading TLS context, one worker, uvloop + httptools, behind our
+    own listener and connection limits (webhook/admission/listener.py)."""
     settings = runtime.settings
+    limits = settings.connections
     config = uvicorn_config(
         runtime.app, settings.host, settings.port, runtime.certificate,
-        loop="uvloop", http="httptools", lifespan="off", access_log=False,
+        loop="uvloop", http="httptools", ws="none", lifespan="off", access_log=False,
         log_level=settings.log_level.lower(), server_header=False,
         # The API server keeps connections open; a short keep-alive only adds handshakes.
-        timeout_keep_alive=30, log_config=None,
+        timeout_keep_alive=limits.idle_timeout, log_config=None,
     )
-    return uvicorn.Server(config)
+    metrics = runtime.state.metrics
+    server = EdgeServer(config, limits, runtime.state.limits or LimitLog(metrics.count_limit_hit))
+    metrics.watch_connections(lambda: len(server.listener) if server.listener else 0)
+    return server
 
 
 async def serve(runtime: Runtime, server: uvicorn.Server,
@@ -153,7 +181,7 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
     background: list[Coroutine[Any, Any, None]] = [
         runtime.reloader.watch(settings.policy_poll_seconds),
         watch_certificate(runtime.certificate, settings.cert_poll_seconds),
-        _purge_reservations(runtime.reservations, settings.reservation_ttl_seconds),
+        _purge_reservations(runtime.reservations, runtime.reservations.grace_seconds),
     ]
     if settings.manage_certs:
         background.append(_certificate_manager(settings))
@@ -203,11 +231,11 @@ def _tune_garbage_collector() -> None:
     gc.set_threshold(50_000, 20, 50)
 
 
-async def _purge_reservations(reservations: Reservations, ttl: float) -> None:
+async def _purge_reservations(reservations: Reservations, interval: float) -> None:
     # Reads purge lazily per namespace; this sweep bounds memory for namespaces nobody
     # asks about again.
     while True:
-        await asyncio.sleep(max(ttl, 1.0))
+        await asyncio.sleep(max(interval, 1.0))
         reservations.purge()
 
 
@@ -223,6 +251,7 @@ def run(runtime: Runtime) -> None:
     """Serve in the foreground (the CLI), on uvloop, until SIGINT/SIGTERM."""
     import uvloop
 
+    raise_file_limit()  # before the listener sizes its connection cap from it
     _tune_garbage_collector()
     server = uvicorn_server(runtime)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:

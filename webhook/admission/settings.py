@@ -22,6 +22,22 @@ class ReloadSettings:
 
 
 @dataclass(frozen=True)
+class ConnectionSettings:
+    """What one connection may cost before it is answered or cut (docs/server.md)."""
+
+    handshake_timeout: float = 5.0  # accept to the end of the TLS handshake
+    header_timeout: float = 10.0  # connection open, or a request's first byte, to its headers
+    body_timeout: float = 10.0  # headers to the last byte of the body
+    idle_timeout: float = 30.0  # keep-alive: a response to the next request's first byte
+    # At most this many connections (lowered to the file limit, less a reserve): at the
+    # cap, the least recently active idle connection or handshake makes room.
+    max_connections: int = 1000
+    max_concurrent_requests: int = 128  # more in flight: 429 with Retry-After
+    max_header_bytes: int = 32 * 1024  # request line and headers: above, 431
+    max_headers: int = 100
+
+
+@dataclass(frozen=True)
 class ServerSettings:
     policies: tuple[Path, ...] = (Path("policies"),)
     host: str = "0.0.0.0"  # in a Pod the API server reaches us through the Service
@@ -44,8 +60,21 @@ class ServerSettings:
     # well under the webhook's timeout past which remaining policies fail by failurePolicy.
     evaluation_budget_ms: float = 50.0
     evaluation_deadline_ms: float = 1000.0
+    connections: ConnectionSettings = field(default_factory=ConnectionSettings)
+    # Require a client certificate signed by this CA on /validate and /mutate.
+    client_ca: Path | None = None
     # How often files are checked; tests shorten these.
     policy_poll_seconds: float = 2.0
-    cert_poll_seconds: float = 10.0
+    cert_poll_seconds: float = 2.0  # docs/certs.md says so
     cert_manager_seconds: float = 60.0
-    reservation_ttl_seconds: float = 30.0
+    # The API server's timeout for calling us (the webhook configuration's timeoutSeconds;
+    # the longest of the validating webhooks that run beside ours). A reserved place whose
+    # object the cache has not shown this long plus the margin after it was reserved is
+    # freed once the cache is current past that moment.
+    webhook_timeout_seconds: float = 5.0
+    reservation_margin_seconds: float = 5.0
+    reservation_max_age_seconds: float = 300.0  # the backstop when the cache shows nothing
+    # The watch cache: a watch silent this long is cut and listed again; a cache with no
+    # event, bookmark or list for longer than cache_max_age_seconds makes /readyz fail.
+    watch_stall_seconds: float = 90.0
+    cache_max_age_seconds: float = 180.0

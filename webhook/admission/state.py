@@ -10,12 +10,13 @@ from __future__ import annotations
 import datetime
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from webhook.admission.auditlog import AuditLog
+from webhook.admission.limitlog import LimitLog
 from webhook.admission.metrics import Metrics
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.cluster.backend import ClusterBackend
@@ -36,7 +37,7 @@ class ReservationBook(Protocol):
 
     def lock(self, namespace: str) -> AbstractContextManager[Any]: ...
 
-    def reserve(self, claims: Iterable[LimitClaim]) -> Any: ...
+    def reserve(self, claims: Iterable[LimitClaim], uid: str, *, name: str = "") -> Any: ...
 
 
 class Certificate(Protocol):
@@ -138,8 +139,11 @@ class ServerState:
     view: ClusterView = field(init=False)
     # Extra readiness checks: each returns a reason when not ready, else None.
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
+    # --client-ca: /validate and /mutate answer only callers with a verified certificate.
+    require_client_certificate: bool = False
+    limits: LimitLog | None = None  # counts and logs (rate-limited) refused callers
     last_refusal: ReloadRefusal | None = None  # the latest reload, when it was refused
-    limits: EvaluationLimits = field(default_factory=EvaluationLimits)
+    evaluation: EvaluationLimits = field(default_factory=EvaluationLimits)
 
     def __post_init__(self) -> None:
         self.view = (self.cluster if self.reservations is None
@@ -183,11 +187,25 @@ class ServerState:
             reasons.append("no policy set loaded")
         if not self.cluster.synced:
             reasons.append("cluster cache not synced yet")
+        reasons.extend(stale_cache_reasons(self.cluster.state()))
         expiry = certificate_expiry(self.certificate)
         if expiry is not None and expiry <= time.time():
             reasons.append("serving certificate has expired")
         reasons.extend(reason for check in self.readiness_checks if (reason := check()))
         return reasons
+
+
+def stale_cache_reasons(cache_state: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One reason per kind whose cache has seen no event, bookmark or list for too long:
+    a cache that silently stopped following the cluster must not look ready."""
+    reasons = []
+    for kind, fields in cache_state.items():
+        if fields.get("stale"):
+            age = fields.get("last_event_age")
+            since = f"{age:.0f} s ago" if isinstance(age, int | float) else "never"
+            reasons.append(f"cluster cache of {kind} is stale: last event, bookmark or "
+                           f"list {since}")
+    return reasons
 
 
 def certificate_expiry(certificate: Certificate | None) -> float | None:

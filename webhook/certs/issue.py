@@ -206,6 +206,63 @@ def issue_serving(
     return KeyPair(cert, key)
 
 
+def issue_client(
+    ca: KeyPair,
+    *,
+    common_name: str,
+    organizations: Sequence[str] = (),
+    days: int = DEFAULT_SERVING_DAYS,
+    key_type: KeyType = "ecdsa",
+    now: datetime.datetime | None = None,
+) -> KeyPair:
+    """A client certificate (``clientAuth`` only) signed by ``ca``: what the API server
+    presents to a webhook that verifies its callers (``serve --client-ca``). Kubernetes
+    reads the user name from the CN and groups from O, as for any client certificate."""
+    _check_days(days)
+    if not common_name:
+        raise CertificateError("a client certificate needs a common name")
+    now = now or utcnow()
+    key = generate_private_key(key_type)
+    subject = x509.Name(
+        [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
+        + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
+    )
+    public = key.public_key()
+    ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(ca.cert.subject)
+        .public_key(public)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - BACKDATE)
+        .not_valid_after(min(now + datetime.timedelta(days=days), ca.not_after))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
+            critical=False,
+        )
+        .sign(ca.key, hashes.SHA256())
+    )
+    return KeyPair(cert, key)
+
+
 def _check_days(days: int) -> None:
     if days < 1:
         raise CertificateError(f"validity must be at least one day, got {days}")

@@ -16,6 +16,13 @@ cert+key pair. A reload builds a new inner context off to the side and swaps one
 Change detection handles a mounted Secret: kubelet writes a new timestamped folder and
 renames the ``..data`` symlink, so we compare the *resolved* files (inode, mtime, size)
 and their content hash, and read each pair as one snapshot (stat before and after).
+
+With a client CA (``serve --client-ca``) every context asks the client for a certificate
+and verifies one it presents against that CA; a certificate that does not verify fails the
+handshake. A client may still present none (kubelet's HTTPS probes cannot present one):
+the admission endpoints refuse such a caller, the probes do not. The CA file is watched
+and reloaded with the pair: verification uses the store of the context the SNI callback
+picked, so a rotated CA applies to the next handshake.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from webhook.certs.issue import fingerprint, load_key_pair, utcnow
+from webhook.certs.issue import fingerprint, load_certificates, load_key_pair, utcnow
 from webhook.errors import CertificateError
 
 if TYPE_CHECKING:
@@ -56,9 +63,10 @@ class _Loaded:
 class ServingCertificate:
     """The server's certificate and key, hot-reloadable (see the module docstring)."""
 
-    def __init__(self, cert_file: Path, key_file: Path) -> None:
+    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path | None = None) -> None:
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
+        self.client_ca_file = Path(client_ca_file) if client_ca_file is not None else None
         snapshot = None
         for _ in range(5):  # a rotation may be half-way through: take a consistent read
             snapshot = self._snapshot()
@@ -70,7 +78,9 @@ class ServingCertificate:
             )
         self._current = self._load(*snapshot)
         self._refused: Signature | None = None
-        self._context = _server_context()
+        # The outer context decides whether a certificate is asked for (OpenSSL copies the
+        # verify mode into each connection before the SNI callback switches contexts).
+        self._context = _server_context(snapshot[3])
         _load_chain(self._context, snapshot[0], snapshot[1])
         self._context.sni_callback = self._select_context
 
@@ -81,6 +91,11 @@ class ServingCertificate:
     @property
     def not_after(self) -> datetime.datetime:
         return self._current.not_after
+
+    @property
+    def verifies_clients(self) -> bool:
+        """A client certificate is asked for and verified (``--client-ca``)."""
+        return self.client_ca_file is not None
 
     @property
     def fingerprint(self) -> str:
@@ -94,7 +109,7 @@ class ServingCertificate:
         once per change of the files (a half-written rotation completes at the next poll).
         """
         try:
-            signature = _signature(self.cert_file, self.key_file)
+            signature = _signature(*self._files())
         except OSError as error:
             log.warning("serving certificate files unreadable, keeping current: %s", error)
             return False
@@ -138,32 +153,50 @@ class ServingCertificate:
         # Runs in the handshake of every new connection, with or without SNI.
         connection.context = self._current.context
 
-    def _snapshot(self) -> tuple[bytes, bytes, Signature] | None:
+    def _files(self) -> tuple[Path, ...]:
+        extra = (self.client_ca_file,) if self.client_ca_file is not None else ()
+        return (self.cert_file, self.key_file, *extra)
+
+    def _snapshot(self) -> tuple[bytes, bytes, Signature, bytes | None] | None:
         try:
-            before = _signature(self.cert_file, self.key_file)
+            before = _signature(*self._files())
             cert_pem = self.cert_file.read_bytes()
             key_pem = self.key_file.read_bytes()
-            after = _signature(self.cert_file, self.key_file)
+            ca_pem = self.client_ca_file.read_bytes() if self.client_ca_file else None
+            after = _signature(*self._files())
         except OSError as error:
             raise CertificateError(f"cannot read the serving certificate: {error}") from None
-        return (cert_pem, key_pem, after) if before == after else None
+        return (cert_pem, key_pem, after, ca_pem) if before == after else None
 
-    def _load(self, cert_pem: bytes, key_pem: bytes, signature: Signature) -> _Loaded:
+    def _load(
+        self, cert_pem: bytes, key_pem: bytes, signature: Signature, ca_pem: bytes | None
+    ) -> _Loaded:
         where = f"{self.cert_file} / {self.key_file}"
         pair = load_key_pair(cert_pem, key_pem, f"serving certificate {where}")
-        context = _server_context()
+        if ca_pem is not None:
+            load_certificates(ca_pem, f"client CA {self.client_ca_file}")  # PEM, or refuse
+        context = _server_context(ca_pem)
         try:
             _load_chain(context, cert_pem, key_pem)
         except (ssl.SSLError, OSError) as error:
             raise CertificateError(f"{where}: OpenSSL refused the pair: {error}") from None
-        digest = hashlib.sha256(cert_pem + b"\0" + key_pem).hexdigest()
+        digest = hashlib.sha256(cert_pem + b"\0" + key_pem + b"\0" + (ca_pem or b"")).hexdigest()
         return _Loaded(context, pair.not_after, fingerprint(pair.cert), digest, signature)
 
 
-def _server_context() -> ssl.SSLContext:
+def _server_context(client_ca_pem: bytes | None = None) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.verify_mode = ssl.CERT_NONE  # the API server does not present a client cert
+    if client_ca_pem is None:
+        context.verify_mode = ssl.CERT_NONE  # no --client-ca: callers are not asked
+        return context
+    try:
+        context.load_verify_locations(cadata=client_ca_pem.decode("ascii", "replace"))
+    except (ssl.SSLError, ValueError) as error:
+        raise CertificateError(f"OpenSSL refused the client CA: {error}") from None
+    # OPTIONAL, not REQUIRED: a certificate presented must verify, but probes present
+    # none; the admission endpoints refuse a caller without one (app.py).
+    context.verify_mode = ssl.CERT_OPTIONAL
     return context
 
 

@@ -12,6 +12,7 @@ from webhook.admission.settings import (
     DEFAULT_DEV_DIR,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_PORT,
+    ConnectionSettings,
     ReloadSettings,
     ServerSettings,
 )
@@ -92,6 +93,46 @@ def serve(
         "--max-policy-drop", min=0.0, max=1.0,
         help="Refuse a reload that drops more than this share of the serving policies.")
     ] = 0.5,
+    client_ca: Annotated[Path | None, typer.Option(
+        "--client-ca", help="Answer /validate and /mutate only for callers presenting a "
+        "client certificate this CA (PEM) signed; reloaded when the file changes.")] = None,
+    webhook_timeout: Annotated[float, typer.Option(
+        "--webhook-timeout", min=1.0, max=30.0,
+        help="The webhook configurations' timeoutSeconds (the longest validating webhook's "
+        "beside ours): how long after admission an object may still appear.")] = 5.0,
+    reservation_margin: Annotated[float, typer.Option(
+        "--reservation-margin", min=0.0,
+        help="Seconds added to --webhook-timeout before an unseen reservation is dropped.")
+    ] = 5.0,
+    watch_stall_timeout: Annotated[float, typer.Option(
+        "--watch-stall-timeout", min=1.0,
+        help="A watch with no event or bookmark for this long is cut and listed again.")
+    ] = 90.0,
+    cache_max_age: Annotated[float, typer.Option(
+        "--cache-max-age", min=0.0,
+        help="Not ready while a kind's cache had no event, bookmark or list for this long "
+        "(0: never).")] = 180.0,
+    handshake_timeout: Annotated[float, typer.Option(
+        "--handshake-timeout", min=0.1, help="Seconds for a client's TLS handshake.")] = 5.0,
+    header_timeout: Annotated[float, typer.Option(
+        "--header-timeout", min=0.1,
+        help="Seconds from a connection's start, or a request's first byte, to its headers.")
+    ] = 10.0,
+    body_timeout: Annotated[float, typer.Option(
+        "--body-timeout", min=0.1, help="Seconds from a request's headers to its last byte.")
+    ] = 10.0,
+    idle_timeout: Annotated[float, typer.Option(
+        "--idle-timeout", min=0.1, help="Seconds an idle keep-alive connection stays open.")
+    ] = 30.0,
+    max_connections: Annotated[int, typer.Option(
+        "--max-connections", min=1,
+        help="Open connections at most (lowered to the file limit less 64).")] = 1000,
+    max_concurrent_requests: Annotated[int, typer.Option(
+        "--max-concurrent-requests", min=1,
+        help="Requests in flight at most; more are answered 429 with Retry-After.")] = 128,
+    max_header_bytes: Annotated[int, typer.Option(
+        "--max-header-bytes", min=1024,
+        help="Request line and headers at most (431 above).")] = 32 * 1024,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -121,6 +162,15 @@ def serve(
         reload=ReloadSettings(
             canary=reload_canary, canary_sample=canary_sample, run_suites=reload_suites,
             allow_empty=allow_empty_policies, max_drop_share=max_policy_drop,
+        ),
+        client_ca=client_ca, webhook_timeout_seconds=webhook_timeout,
+        reservation_margin_seconds=reservation_margin, watch_stall_seconds=watch_stall_timeout,
+        cache_max_age_seconds=cache_max_age,
+        connections=ConnectionSettings(
+            handshake_timeout=handshake_timeout, header_timeout=header_timeout,
+            body_timeout=body_timeout, idle_timeout=idle_timeout,
+            max_connections=max_connections, max_concurrent_requests=max_concurrent_requests,
+            max_header_bytes=max_header_bytes,
         ),
     )
     for path in settings.policies:

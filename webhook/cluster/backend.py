@@ -13,9 +13,28 @@ from webhook.policy.ports import ClusterView, ObjectCounter
 
 
 class ObservationSink(Protocol):
-    """Told when the cache sees an object appear (``Reservations`` implements it)."""
+    """Told what the cache sees and how current it is (``Reservations`` implements it)."""
 
-    def observed(self, kind: str, namespace: str, name: str) -> None: ...
+    def observed(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        appeared: bool = False,
+        counted_by: Iterable[str] = (),
+    ) -> None:
+        """The cache shows this object (``appeared``: it did not hold it before), counted
+        by the limit counters whose keys are ``counted_by``."""
+        ...
+
+    def caught_up(self, kind: str) -> None:
+        """The cache of ``kind`` is current as of now (an event, a bookmark or a LIST)."""
+        ...
+
+    def follow_static_cluster(self) -> None:
+        """The cluster never changes on its own: nothing the sink waits for will appear."""
+        ...
 
 
 class ClusterBackend(ClusterView, Protocol):

@@ -3,9 +3,11 @@ and Ingresses, cluster-wide, with per-namespace counted-name indexes for every l
 
 Admissions read it through ``get_namespace``/``counted_names``: dict lookups, no I/O, no
 LIST on the admission path. Three background threads (the ``kubernetes`` client is
-synchronous) keep it current; ``synced`` turns true once each kind was listed once, and
+synchronous) keep it current, and a fourth, the watchdog, cuts a watch that has gone
+silent (see kube_informer). ``synced`` turns true once each kind was listed once, and
 stays true while a watch reconnects (serving slightly stale state beats refusing every
-admission while the API server is briefly unreachable).
+admission while the API server is briefly unreachable); ``state()`` says per kind how old
+the cache is, and ``stale`` once that passes ``InformerSettings.stale_after_seconds``.
 
 Typical use::
 
@@ -63,7 +65,9 @@ class KubeCluster:
             Resource(INGRESS, "networking.k8s.io/v1", networking.list_ingress_for_all_namespaces),
         )
         self._informers = {
-            r.kind: Informer(r, self._store, self._stop, self._settings, self._seen)
+            r.kind: Informer(
+                r, self._store, self._stop, self._settings, self._seen, self._progressed
+            )
             for r in resources
         }
 
@@ -97,21 +101,27 @@ class KubeCluster:
         """Tell ``reservations`` about every object the cache sees appear."""
         self._reservations = reservations
 
-    def _seen(self, kind: str, event_type: str, obj: dict[str, Any]) -> None:
+    def _seen(self, kind: str, event_type: str, obj: dict[str, Any], appeared: bool) -> None:
         sink = self._reservations
         if sink is None:
             return
         metadata = obj["metadata"]
         namespace, name = metadata.get("namespace", ""), metadata.get("name", "")
+        counted_by = self._store.counted_by(kind, namespace, name)
         # ADDED settles a CREATE's reservation. A MODIFIED event or a re-LIST settles one
         # only once the object counts: an unrelated update, or a LIST taken before the
-        # admitted UPDATE landed, must not release the place early (the TTL still does).
-        if event_type != "ADDED" and not self._store.counts_anywhere(kind, namespace, name):
+        # admitted UPDATE landed, must not release the place early (the deadline still does).
+        if event_type != "ADDED" and not counted_by:
             return
         try:
-            sink.observed(kind, namespace, name)
+            sink.observed(kind, namespace, name, appeared=appeared, counted_by=counted_by)
         except Exception:  # a faulty sink must not stop the watch
             log.exception("reservations.observed failed")
+
+    def _progressed(self, kind: str) -> None:
+        sink = self._reservations
+        if sink is not None:
+            sink.caught_up(kind)
 
     # ---- lifecycle and readiness ----
 
@@ -125,6 +135,21 @@ class KubeCluster:
             )
             thread.start()
             self._threads.append(thread)
+        watchdog = threading.Thread(
+            target=self._watchdog, name="edgewarden-watch-watchdog", daemon=True
+        )
+        watchdog.start()
+        self._threads.append(watchdog)
+
+    def _watchdog(self) -> None:
+        # A stalled stream blocks its thread in a read; only another thread can cut it.
+        interval = min(1.0, self._settings.stall_seconds / 4)
+        while not self._stop.wait(interval):
+            for informer in self._informers.values():
+                try:
+                    informer.check_stall()
+                except Exception:  # never let the watchdog die
+                    log.exception("%s stall check failed", informer.kind)
 
     def stop(self, timeout: float = 5.0) -> None:
         """End the watch threads: the stop flag, then cut any open stream so reads return."""
@@ -152,5 +177,6 @@ class KubeCluster:
         return True
 
     def state(self) -> dict[str, dict[str, Any]]:
-        """Per kind: synced, objects, last_event_age (s), relists, errors, resource_version."""
+        """Per kind: synced, objects, last_event_age (s), stale, relists, errors, stalls,
+        retry_delay (s), resource_version."""
         return {kind: informer.state() for kind, informer in self._informers.items()}

@@ -4,8 +4,16 @@ LIST (paged) gives the objects and a resourceVersion; WATCH from there applies A
 MODIFIED, DELETED and BOOKMARK events. A 410 Gone (an HTTP 410, or the ERROR event with
 code 410 the API server sends inside a watch stream) means the history is compacted: LIST
 again. Any other failure reconnects from the last resourceVersion with exponential backoff
-and jitter. Nothing here ever raises out of ``run``: the webhook keeps serving from the
-last known state while the connection is down.
+and jitter; the backoff starts over once a watch has been established, so a connection
+that drops now and then reconnects at once every time, not ever more slowly. Nothing here
+ever raises out of ``run``: the webhook keeps serving from the last known state while the
+connection is down.
+
+Progress is the time of the last event, bookmark or LIST. The API server sends a bookmark
+to every watch that allows them about once a minute (and 2 s before the watch's timeout),
+so a healthy quiet watch still shows progress; a watch with no progress for
+``stall_seconds`` is stalled (a half-open connection, a stuck proxy): the watchdog
+(``check_stall``) cuts it and the loop LISTs again instead of waiting for the read timeout.
 
 The API functions of the ``kubernetes`` client are called with ``_preload_content=False``
 and the stream is parsed here rather than through ``kubernetes.watch.Watch``: policies need
@@ -36,8 +44,11 @@ log = logging.getLogger("edgewarden.cluster")
 HTTP_GONE = 410
 MAX_LIST_PAGES = 10_000  # bounds the paging loop: 5 million objects at the default page size
 
-# (kind, event type "LISTED" | "ADDED" | "MODIFIED", slimmed object), after the store is updated
-SeenHook = Callable[[str, str, dict[str, Any]], None]
+# (kind, event type "LISTED" | "ADDED" | "MODIFIED", slimmed object, appeared), after the store
+# is updated; ``appeared`` is True when the cache did not hold the object before.
+SeenHook = Callable[[str, str, dict[str, Any], bool], None]
+# (kind): the cache of ``kind`` is current as of now (an event, a bookmark or a LIST).
+ProgressHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -57,6 +68,11 @@ class InformerSettings:
     page_size: int = 500
     backoff_initial: float = 0.5
     backoff_max: float = 30.0
+    # No event or bookmark for this long: the watch is stalled, LIST again. Above the API
+    # server's bookmark period (1 min), far below the read timeout (watch timeout + 30 s).
+    stall_seconds: float = 90.0
+    # A cache with no progress for longer than this is stale (state, metrics, /readyz).
+    stale_after_seconds: float = 180.0
 
 
 class WatchExpired(Exception):
@@ -65,6 +81,10 @@ class WatchExpired(Exception):
 
 class WatchFailed(Exception):
     """The API server sent an ERROR event other than 410."""
+
+
+class WatchStalled(Exception):
+    """No event or bookmark arrived within ``stall_seconds``: the stream was cut."""
 
 
 def describe(error: BaseException) -> str:
@@ -91,52 +111,79 @@ class Informer:
         stop: threading.Event,
         settings: InformerSettings,
         on_seen: SeenHook | None = None,
+        on_progress: ProgressHook | None = None,
     ) -> None:
         self.resource = resource
         self._store = store
         self._stop = stop
         self._settings = settings
         self._on_seen = on_seen
+        self._on_progress = on_progress
         self.synced = threading.Event()
         self.resource_version: str | None = None
         self.relists = 0
         self.errors = 0
-        self.last_event: float | None = None  # time.monotonic() of the last applied event
+        self.stalls = 0
+        self.failures = 0  # in a row; the backoff grows with it
+        self.retry_delay = 0.0  # the last backoff waited, in seconds
+        # time.monotonic() of the last event, bookmark or LIST
+        self.last_event: float | None = None
         self._applied = 0  # watch events applied, to tell a stuck loop from progress
         self._resp: Any = None
         self._resp_lock = threading.Lock()
+        self._stalled = False  # set by the watchdog when it cuts a silent stream
+        self._opened_at: float | None = None  # when the current watch was accepted
+        self._lines = 0  # events the current watch carried
 
     @property
     def kind(self) -> str:
         return self.resource.kind
 
+    def age(self) -> float | None:
+        """Seconds since the last event, bookmark or LIST (None before the first LIST)."""
+        return None if self.last_event is None else time.monotonic() - self.last_event
+
     def state(self) -> dict[str, Any]:
-        age = None if self.last_event is None else time.monotonic() - self.last_event
+        age = self.age()
         return {
             "synced": self.synced.is_set(),
             "objects": self._store.count(self.kind),
             "last_event_age": age,
+            "stale": age is not None and age > self._settings.stale_after_seconds,
             "relists": self.relists,
             "errors": self.errors,
+            "stalls": self.stalls,
+            "retry_delay": self.retry_delay,
             "resource_version": self.resource_version,
         }
 
     # ---- the loop ----
 
     def run(self) -> None:
-        failures = 0
         expired_in_a_row = 0
         while not self._stop.is_set():
             applied_before = self._applied
+            self._opened_at = None
+            self._lines = 0
+            self._stalled = False  # a cut that raced the end of the last watch is moot
             try:
                 if self.resource_version is None:
                     self._relist()
+                elif self._progress_overdue():
+                    # No event or bookmark for too long, and the last watch ended without
+                    # one (or the connection was down): what we hold may be stale.
+                    self._note_stall("no event or bookmark")
+                    self._relist()
                 quick_empty = self._watch()
-                failures = failures + 1 if quick_empty else 0
+                self.failures = self.failures + 1 if quick_empty else 0
                 expired_in_a_row = 0
+            except WatchStalled:
+                self._note_stall("the watch went silent")
+                self.resource_version = None
+                self.failures = 0  # LIST again at once
             except (WatchExpired, ApiException) as error:
                 if isinstance(error, ApiException) and error.status != HTTP_GONE:
-                    failures = self._failed(error, failures)
+                    self._failed(error)
                 else:
                     log.info("%s watch expired (410 Gone); listing again", self.kind)
                     self.resource_version = None
@@ -144,21 +191,40 @@ class Informer:
                     # The first 410 relists at once; 410s with no progress between back off.
                     progressed = self._applied != applied_before
                     expired_in_a_row = 1 if progressed else expired_in_a_row + 1
-                    failures = expired_in_a_row - 1
+                    self.failures = expired_in_a_row - 1
             except Exception as error:
                 if self._stop.is_set():
                     break
-                failures = self._failed(error, failures)
-            if failures and not self._stop.is_set():
+                if self._stalled:  # the watchdog cut the stream: not the server's failure
+                    self._stalled = False
+                    self._note_stall("the watch went silent")
+                    self.resource_version = None
+                    self.failures = 0
+                else:
+                    self._failed(error)
+            if self.failures and not self._stop.is_set():
                 delay = backoff_delay(
-                    failures, self._settings.backoff_initial, self._settings.backoff_max
+                    self.failures, self._settings.backoff_initial, self._settings.backoff_max
                 )
+                self.retry_delay = delay
                 self._stop.wait(delay)
         log.debug("%s informer stopped", self.kind)
 
-    def _failed(self, error: BaseException, failures: int) -> int:
+    def _established(self) -> bool:
+        """The watch that just ended had been established: the server accepted it and it
+        carried events or lasted a while (a server that accepts and drops at once has not)."""
+        opened = self._opened_at
+        return opened is not None and (self._lines > 0 or time.monotonic() - opened >= 1.0)
+
+    def _failed(self, error: BaseException) -> None:
         self.errors += 1
-        failures += 1
+        if self._established():
+            # A drop after a working watch is a new incident, not the next attempt of the
+            # last one: without this reset every drop waited longer (0.2 s, then 23 s by
+            # the eighth) while the cache stayed behind.
+            self.failures = 0
+        self.failures += 1
+        failures = self.failures
         # A long outage logs its first failure and then every tenth, not every attempt.
         level = logging.WARNING if failures == 1 or failures % 10 == 0 else logging.DEBUG
         log.log(
@@ -168,7 +234,31 @@ class Informer:
             failures,
             describe(error),
         )
-        return failures
+
+    # ---- stalls ----
+
+    def _progress_overdue(self) -> bool:
+        age = self.age()
+        return age is not None and age > self._settings.stall_seconds
+
+    def _note_stall(self, why: str) -> None:
+        self.stalls += 1
+        self.relists += 1
+        log.warning(
+            "%s cache: %s for %.0f s (stall limit %.0f s); listing again",
+            self.kind, why, self.age() or 0.0, self._settings.stall_seconds,
+        )
+
+    def check_stall(self) -> bool:
+        """Cut the open watch when it has shown no progress for ``stall_seconds`` (called
+        by the watchdog thread); True when it did."""
+        with self._resp_lock:
+            watching = self._resp is not None
+        if not watching or self._stalled or not self._progress_overdue():
+            return False
+        self._stalled = True
+        self.shutdown_stream()
+        return True
 
     def shutdown_stream(self) -> None:
         """Unblock a watch read from another thread (stop must not wait out a timeout)."""
@@ -213,15 +303,26 @@ class Informer:
                 break
         if not resource_version:
             raise WatchFailed(f"{self.kind} list carried no resourceVersion")
-        self._store.replace(self.kind, items)
+        first = not self.synced.is_set()
+        appeared = self._store.replace(self.kind, items)
         self.resource_version = str(resource_version)
-        self.last_event = time.monotonic()
-        if not self.synced.is_set():
+        if first:
             log.info("%s cache synced: %d objects", self.kind, len(items))
         self.synced.set()
         if self._on_seen is not None:
             for item in items:
-                self._on_seen(self.kind, "LISTED", item)
+                metadata = item["metadata"]
+                key = (metadata.get("namespace", ""), metadata.get("name", ""))
+                # At the first LIST everything is new to us; nothing has newly appeared.
+                self._on_seen(self.kind, "LISTED", item, not first and key in appeared)
+        self._progressed()
+
+    def _progressed(self) -> None:
+        # After the objects were handed on: a reservation must see its object appear
+        # before it sees the cache move past its deadline.
+        self.last_event = time.monotonic()
+        if self._on_progress is not None:
+            self._on_progress(self.kind)
 
     # ---- WATCH ----
 
@@ -238,9 +339,9 @@ class Informer:
             # The read timeout outlives the server-side timeout so a quiet watch is not an error.
             _request_timeout=(self._settings.connect_timeout, timeout + 30),
         )
+        self._opened_at = time.monotonic()
         with self._resp_lock:
             self._resp = resp
-        lines = 0
         try:
             if self._stop.is_set():
                 return False
@@ -248,15 +349,18 @@ class Informer:
                 if self._stop.is_set():
                     return False
                 if line:
-                    lines += 1
+                    self._lines += 1
                     self._apply(line)
         finally:
             with self._resp_lock:
                 self._resp = None
             resp.close()
             resp.release_conn()
+        if self._stalled:
+            self._stalled = False
+            raise WatchStalled(self.kind)
         # A server that ends watches at once would otherwise be hammered in a tight loop.
-        return lines == 0 and time.monotonic() - started < 1.0
+        return self._lines == 0 and time.monotonic() - started < 1.0
 
     def _apply(self, line: str) -> None:
         try:
@@ -273,9 +377,9 @@ class Informer:
         metadata = obj.get("metadata") or {}
         if event_type in ("ADDED", "MODIFIED"):
             slimmed = slim(self.kind, self.resource.api_version, obj)
-            self._store.upsert(self.kind, slimmed)
+            appeared = self._store.upsert(self.kind, slimmed)
             if self._on_seen is not None:
-                self._on_seen(self.kind, event_type, slimmed)
+                self._on_seen(self.kind, event_type, slimmed, appeared)
         elif event_type == "DELETED":
             self._store.delete(self.kind, metadata.get("namespace", ""), metadata.get("name", ""))
         elif event_type != "BOOKMARK":
@@ -285,4 +389,4 @@ class Informer:
         if resource_version:
             self.resource_version = str(resource_version)
         self._applied += 1
-        self.last_event = time.monotonic()
+        self._progressed()

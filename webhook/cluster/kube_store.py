@@ -136,25 +136,31 @@ class KubeStore:
                 index[namespace] = names
         return index
 
-    def counts_anywhere(self, kind: str, namespace: str, name: str) -> bool:
-        """True when the stored object is counted by at least one registered counter."""
-        for key, counter in list(self._counters.items()):
-            if counter.kind == kind and name in self._index.get(key, {}).get(namespace, _EMPTY):
-                return True
-        return False
+    def counted_by(self, kind: str, namespace: str, name: str) -> list[str]:
+        """The keys of the registered counters that count the stored object."""
+        return [
+            key
+            for key, counter in list(self._counters.items())
+            if counter.kind == kind and name in self._index.get(key, {}).get(namespace, _EMPTY)
+        ]
 
     # ---- writes (informer threads) ----
 
-    def upsert(self, kind: str, obj: dict[str, Any]) -> None:
+    def upsert(self, kind: str, obj: dict[str, Any]) -> bool:
+        """Store ``obj``; True when the cache did not hold it before (it appeared)."""
         metadata = obj["metadata"]
         name = metadata.get("name", "")
         with self._lock:
             if kind == NAMESPACE:
+                appeared = name not in self._namespaces
                 self._namespaces[name] = obj
-                return
+                return appeared
             namespace = metadata.get("namespace", "")
-            self._objects[kind].setdefault(namespace, {})[name] = obj
+            objects = self._objects[kind].setdefault(namespace, {})
+            appeared = name not in objects
+            objects[name] = obj
             self._reindex_one(kind, namespace, name, obj)
+            return appeared
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
         with self._lock:
@@ -168,20 +174,28 @@ class KubeStore:
                     del self._objects[kind][namespace]
             self._reindex_one(kind, namespace, name, None)
 
-    def replace(self, kind: str, objs: Iterable[dict[str, Any]]) -> None:
-        """Swap in a fresh LIST of ``kind``: whatever it lacks was deleted meanwhile."""
+    def replace(self, kind: str, objs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Swap in a fresh LIST of ``kind``: whatever it lacks was deleted meanwhile.
+        Returns the (namespace, name) of the objects the cache did not hold before."""
         with self._lock:
             if kind == NAMESPACE:
+                before = self._namespaces
                 self._namespaces = {o["metadata"].get("name", ""): o for o in objs}
-                return
+                return {("", name) for name in self._namespaces if name not in before}
+            previous = self._objects[kind]
             fresh: dict[str, dict[str, dict[str, Any]]] = {}
+            appeared: set[tuple[str, str]] = set()
             for o in objs:
                 md = o["metadata"]
-                fresh.setdefault(md.get("namespace", ""), {})[md.get("name", "")] = o
+                namespace, name = md.get("namespace", ""), md.get("name", "")
+                fresh.setdefault(namespace, {})[name] = o
+                if name not in previous.get(namespace, {}):
+                    appeared.add((namespace, name))
             self._objects[kind] = fresh
             for key, counter in self._counters.items():
                 if counter.kind == kind:
                     self._index[key] = self._build_index(counter)
+            return appeared
 
     def _reindex_one(
         self, kind: str, namespace: str, name: str, obj: Mapping[str, Any] | None

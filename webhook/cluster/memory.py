@@ -128,6 +128,8 @@ class MemoryCluster:
 
     def attach_reservations(self, sink: ObservationSink | None) -> None:
         """Nothing appears here on its own; reservations simply expire."""
+        if sink is not None:
+            sink.follow_static_cluster()
 
     def start(self) -> None:
         pass

@@ -7,18 +7,32 @@ admission layer therefore, per namespace::
     with reservations.lock(namespace):
         decision = engine.evaluate(request, reservations.view(cluster))
         if decision.allowed and not request.dry_run:
-            reservations.reserve(decision.limit_claims)
+            reservations.reserve(decision.limit_claims, request.uid)
 
-A reservation counts as an object until the watch shows that object
-(``observed(kind, namespace, name)``) or ``ttl_seconds`` pass (the API server may still
-reject the object after we allowed it, e.g. another webhook denies it). Reservations live
-in this process only: several replicas can each hand out the last place. A ResourceQuota
-``services.loadbalancers`` per namespace (``edgewarden quota``) is the API-server-side
-backstop; see docs/cluster.md.
+A reservation belongs to one admission (its uid), not to the object's name: a CREATE
+with ``generateName`` may carry no name when it is judged (a review sent straight to the
+webhook may carry none at all), and it must hold a place like any other; so must every
+review that repeats a uid. It ends:
+
+* when the watch shows the object: by name, or, for a reservation without a name, when a
+  counted object the cache did not hold appears in that namespace (the oldest unnamed
+  reservation it could be goes; which admission made it cannot be known);
+* when the cache has caught up past the moment the object would have appeared by: an
+  event, bookmark or LIST of that kind later than reservation time + ``grace_seconds``
+  (the API server's timeout for the webhook call plus a margin) and still no object. The
+  API server refused it after us (another webhook, a quota), or nobody meant to create
+  it: a review sent straight to the webhook reserves nothing for long;
+* at the latest after ``max_age_seconds`` (a cache that shows no progress at all).
+
+Reservations live in this process only: several replicas can each hand out the last place.
+A ResourceQuota ``services.loadbalancers`` per namespace (``edgewarden quota``) is the
+API-server-side backstop; see docs/cluster.md.
 """
 
 from __future__ import annotations
 
+import itertools
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Set
@@ -32,6 +46,13 @@ from webhook.policy.ports import ClusterView, ObjectCounter
 _Slot = tuple[str, str]  # (namespace, counter key)
 _Object = tuple[str, str, str]  # (kind, namespace, name)
 
+# Counted "names" of reservations without an object name: never a valid Kubernetes name,
+# so they cannot collide with a real object's, and one per admission.
+UNNAMED_PREFIX = "(unnamed) "
+
+DEFAULT_GRACE_SECONDS = 10.0  # a 5 s webhook timeout plus a 5 s margin
+DEFAULT_MAX_AGE_SECONDS = 300.0
+
 
 @dataclass
 class _NamespaceLock:
@@ -39,19 +60,44 @@ class _NamespaceLock:
     users: int = 0  # holders and waiters; the entry is dropped when it reaches 0
 
 
+@dataclass
+class _Held:
+    """One admission's reservation: the places it holds under one or more counters."""
+
+    seq: int  # one per reserve() call: a repeated uid still takes its own place
+    uid: str
+    kind: str
+    namespace: str
+    name: str  # "" when the object's name is not known yet
+    at: float  # clock() when reserved
+    slots: set[_Slot] = field(default_factory=set)
+
+    @property
+    def token(self) -> str:
+        return self.name or f"{UNNAMED_PREFIX}{self.uid} #{self.seq}"
+
+
 class Reservations:
     """Per-replica reservations of limit places, and the per-namespace admission lock."""
 
     def __init__(
-        self, ttl_seconds: float = 30.0, clock: Callable[[], float] = time.monotonic
+        self,
+        grace_seconds: float = DEFAULT_GRACE_SECONDS,
+        max_age_seconds: float = DEFAULT_MAX_AGE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.ttl_seconds = ttl_seconds
+        self.grace_seconds = grace_seconds
+        self.max_age_seconds = max_age_seconds
         self._clock = clock
         self._guard = threading.Lock()
-        # slot -> name -> (expiry, kind)
-        self._held: dict[_Slot, dict[str, tuple[float, str]]] = {}
-        # object -> slots it holds, so observed() does not scan every reservation
-        self._by_object: dict[_Object, set[_Slot]] = {}
+        self._seq = itertools.count()
+        self._held: dict[int, _Held] = {}
+        # slot -> seq -> reservation, oldest first (dicts keep insertion order)
+        self._by_slot: dict[_Slot, dict[int, _Held]] = {}
+        # named object -> seqs, so observed() does not scan every reservation
+        self._by_object: dict[_Object, set[int]] = {}
+        self._progress: dict[str, float] = {}  # kind -> clock() of the cache's last progress
+        self._static = False
         self._locks: dict[str, _NamespaceLock] = {}
         self._locks_guard = threading.Lock()
 
@@ -77,69 +123,120 @@ class Reservations:
 
     # ---- reservations ----
 
-    def reserve(self, claims: Iterable[LimitClaim]) -> None:
-        """Hold a place for each claim until the watch shows the object or the TTL passes."""
-        expiry = self._clock() + self.ttl_seconds
-        with self._guard:
-            for claim in claims:
-                slot = (claim.namespace, claim.counter_key)
-                self._held.setdefault(slot, {})[claim.name] = (expiry, claim.kind)
-                obj = (claim.kind, claim.namespace, claim.name)
-                self._by_object.setdefault(obj, set()).add(slot)
+    def reserve(self, claims: Iterable[LimitClaim], uid: str, *, name: str = "") -> None:
+        """Hold a place for each claim of the admission ``uid`` (see the module docstring).
 
-    def observed(self, kind: str, namespace: str, name: str) -> None:
-        """The watch shows this object: the cache counts it now, release its places."""
-        obj = (kind, namespace, name)
-        if obj not in self._by_object:  # the common case, decided without the lock
-            return
+        ``name`` stands in for a claim without one (the object's ``metadata.name`` when the
+        review's ``request.name`` is empty).
+        """
+        now = self._clock()
         with self._guard:
-            for slot in self._by_object.pop(obj, ()):
-                self._drop(slot, name)
+            held: _Held | None = None
+            for claim in claims:
+                if held is None:  # the claims of one admission share kind and object
+                    held = _Held(next(self._seq), uid, claim.kind, claim.namespace,
+                                 claim.name or name, now)
+                    self._held[held.seq] = held
+                    if held.name:
+                        key = (held.kind, held.namespace, held.name)
+                        self._by_object.setdefault(key, set()).add(held.seq)
+                slot = (claim.namespace, claim.counter_key)
+                held.slots.add(slot)
+                self._by_slot.setdefault(slot, {})[held.seq] = held
+
+    def observed(
+        self,
+        kind: str,
+        namespace: str,
+        name: str,
+        *,
+        appeared: bool = False,
+        counted_by: Iterable[str] = (),
+    ) -> None:
+        """The watch shows this object, counted by the counters ``counted_by``; ``appeared``
+        when the cache did not hold it before. The cache counts it now: release its places."""
+        obj = (kind, namespace, name)
+        if obj not in self._by_object and not (appeared and self._by_slot):
+            return  # the common case, decided without the lock
+        with self._guard:
+            seqs = self._by_object.get(obj)
+            if seqs:
+                for seq in list(seqs):
+                    self._drop(self._held[seq])
+                return
+            if appeared:
+                unnamed = self._oldest_unnamed(kind, namespace, counted_by)
+                if unnamed is not None:
+                    self._drop(unnamed)
+
+    def caught_up(self, kind: str) -> None:
+        """The cache of ``kind`` is current as of now (an event, a bookmark or a LIST)."""
+        self._progress[kind] = self._clock()
+
+    def follow_static_cluster(self) -> None:
+        """The cluster never changes on its own (a YAML file): nothing will ever appear, so
+        a reservation lasts ``grace_seconds``, as if the cache were always current."""
+        self._static = True
 
     def reserved_names(self, namespace: str, counter_key: str) -> frozenset[str]:
-        """Names with a live reservation in (namespace, counter_key); purges expired ones."""
+        """Names (or unnamed tokens) with a live reservation in (namespace, counter_key)."""
         slot = (namespace, counter_key)
-        if slot not in self._held:
+        if slot not in self._by_slot:
             return frozenset()
         now = self._clock()
         with self._guard:
-            held = self._held.get(slot, {})
-            for name, (expiry, kind) in list(held.items()):
-                if expiry <= now:
-                    self._drop(slot, name)
-                    self._forget_object((kind, namespace, name), slot)
-            return frozenset(self._held.get(slot, {}))
+            held = self._by_slot.get(slot, {})
+            for reservation in [r for r in held.values() if self._expired(r, now)]:
+                self._drop(reservation)
+            return frozenset(r.token for r in self._by_slot.get(slot, {}).values())
 
     def purge(self) -> int:
         """Drop every expired reservation (for a periodic sweep); returns how many."""
         now = self._clock()
-        dropped = 0
         with self._guard:
-            for slot, held in list(self._held.items()):
-                for name, (expiry, kind) in list(held.items()):
-                    if expiry <= now:
-                        self._drop(slot, name)
-                        self._forget_object((kind, slot[0], name), slot)
-                        dropped += 1
-        return dropped
+            expired = [r for r in self._held.values() if self._expired(r, now)]
+            for reservation in expired:
+                self._drop(reservation)
+        return len(expired)
 
     def __len__(self) -> int:
-        """Reservations held, expired ones included until purged (a metric)."""
-        return sum(len(held) for held in list(self._held.values()))
+        """Admissions holding places, expired ones included until purged (a metric)."""
+        return len(self._held)
 
-    def _drop(self, slot: _Slot, name: str) -> None:
-        held = self._held.get(slot)
-        if held is not None:
-            held.pop(name, None)
-            if not held:
-                del self._held[slot]
+    # ---- internals (under the guard) ----
 
-    def _forget_object(self, obj: _Object, slot: _Slot) -> None:
-        slots = self._by_object.get(obj)
-        if slots is not None:
-            slots.discard(slot)
-            if not slots:
-                del self._by_object[obj]
+    def _expired(self, held: _Held, now: float) -> bool:
+        if now - held.at >= self.max_age_seconds:
+            return True
+        caught_up = now if self._static else self._progress.get(held.kind, -math.inf)
+        return caught_up - held.at >= self.grace_seconds
+
+    def _oldest_unnamed(
+        self, kind: str, namespace: str, counter_keys: Iterable[str]
+    ) -> _Held | None:
+        candidates = [
+            held
+            for key in counter_keys
+            for held in self._by_slot.get((namespace, key), {}).values()
+            if not held.name and held.kind == kind
+        ]
+        return min(candidates, key=lambda held: held.at, default=None)
+
+    def _drop(self, held: _Held) -> None:
+        self._held.pop(held.seq, None)
+        for slot in held.slots:
+            in_slot = self._by_slot.get(slot)
+            if in_slot is not None:
+                in_slot.pop(held.seq, None)
+                if not in_slot:
+                    del self._by_slot[slot]
+        if held.name:
+            key = (held.kind, held.namespace, held.name)
+            seqs = self._by_object.get(key)
+            if seqs is not None:
+                seqs.discard(held.seq)
+                if not seqs:
+                    del self._by_object[key]
 
     # ---- the view the engine reads ----
 

@@ -1,0 +1,281 @@
+"""uvicorn's HTTP/1.1 connection (httptools) with the limits it lacks.
+
+uvicorn arms its keep-alive timer only after a response, has no header or body timeout
+and no header size limit: a client that connects and sends nothing, or sends its headers
+a byte at a time, or an endless header, holds a file descriptor and memory for as long as
+it likes. This subclass adds, per connection:
+
+* a header deadline from the connection's start (after the TLS handshake), and from the
+  first byte of each later request, to the end of its headers: a silent client is cut,
+  a slow one gets 408;
+* a body deadline from the headers to the last byte of the body: 408;
+* a size limit on the request line and headers, counted as the bytes arrive (httptools
+  would otherwise buffer an endless header), and on their number: 431;
+
+The deadlines are timestamps the listener's once-a-second sweep compares with the clock
+(``check_deadline``), not timers: arming and cancelling a loop timer twice per request
+cost more than the rest of this class together (benchmarks/protocol_overhead.py).
+Likewise the head is measured only when its raw byte count says it might be too long, not
+in a callback per header.
+
+* a limit on requests in flight across the server: 429 with ``Retry-After`` (the API
+  server's client retries it), never uvicorn's 503, which counts idle connections too;
+* the ASGI TLS extension in the scope (``client_cert_name``), so /validate and /mutate can
+  require a verified client certificate while probes stay open.
+
+Every limit that cuts or refuses is reported to the tracker (the listener), which counts
+it and logs it, rate-limited. The idle keep-alive timeout stays uvicorn's
+(``timeout_keep_alive``); the number of connections is the listener's business.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from typing import Any, Protocol
+
+import httptools
+import orjson
+from uvicorn.config import Config
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.server import ServerState
+
+from webhook.admission.settings import ConnectionSettings
+
+TLS_EXTENSION = "tls"
+_MEASURE = 1 << 62  # a raw count that makes on_headers_complete measure the head
+
+
+class ConnectionTracker(Protocol):
+    """The listener, as a connection reports to it."""
+
+    def established(self, connection: GuardedHttpProtocol) -> None: ...
+
+    def closed(self, connection: GuardedHttpProtocol) -> None: ...
+
+    def hit(self, limit: str, peer: str) -> None: ...
+
+
+class _Refusal(Exception):
+    """Raised from a parser callback to stop parsing; answered by ``data_received``."""
+
+    def __init__(self, code: int, reason: str, message: str, limit: str) -> None:
+        super().__init__(message)
+        self.code, self.reason, self.message, self.limit = code, reason, message, limit
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    def __init__(
+        self,
+        config: Config,
+        server_state: ServerState,
+        app_state: dict[str, Any],
+        _loop: asyncio.AbstractEventLoop | None = None,
+        *,
+        settings: ConnectionSettings,
+        tracker: ConnectionTracker,
+        key: Any = None,
+    ) -> None:
+        super().__init__(config, server_state, app_state, _loop)
+        self.settings = settings
+        self.tracker = tracker
+        self.key = key  # the listener's handle for this connection (its accepted socket)
+        self.busy = False  # a request is being answered: never evicted then
+        self.last_active = self.loop.time()
+        self.deadline = math.inf  # loop.time() by which the head or the body must be in
+        self._reading_body = False  # which of the two the deadline is for
+        self._awaiting_head = True  # between requests, or reading a request's headers
+        self._head_started = False  # bytes of the current request's head have arrived
+        self._head_bytes = 0  # raw bytes received while the head is incomplete
+        self._deferred: _Refusal | None = None  # sent once the answer before it is out
+        self._extensions: dict[str, Any] = {}
+
+    @property
+    def peer(self) -> str:
+        return f"{self.client[0]}:{self.client[1]}" if self.client else "unknown peer"
+
+    # ---- connection ----
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._extensions = {TLS_EXTENSION: _tls_extension(transport)}
+        self.deadline = self.loop.time() + self.settings.header_timeout
+        self.tracker.established(self)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.deadline = math.inf
+        self.tracker.closed(self)
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        # uvicorn's own data_received, with refusals told apart from parse errors: a
+        # callback's exception reaches us wrapped in HttpParserCallbackError.
+        self._unset_keepalive_if_required()
+        if self._awaiting_head:
+            if not self._head_started:
+                self._head_started = True
+                self._head_bytes = 0
+                if self.deadline == math.inf:  # the next request after a keep-alive pause
+                    self.deadline = self.loop.time() + self.settings.header_timeout
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserCallbackError as error:
+            if isinstance(error.__context__, _Refusal):
+                self._refuse(error.__context__)
+                return
+            self._invalid()
+            return
+        except httptools.HttpParserUpgrade:
+            self._invalid()  # no WebSocket here
+            return
+        except httptools.HttpParserError:
+            self._invalid()
+            return
+        if (self._awaiting_head and self._head_started
+                and self._head_bytes > self.settings.max_header_bytes):
+            # Headers still incomplete and already too long: httptools would buffer them
+            # without end, so count the raw bytes.
+            self._refuse(_too_large(self.settings))
+
+    # ---- parser callbacks ----
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_head = False
+        settings = self.settings
+        # The raw count is never below the head's size (it may include body bytes that
+        # came in the same read): only when it is over the limit is the head measured.
+        if self._head_bytes > settings.max_header_bytes or len(self.headers) > settings.max_headers:
+            self._check_head(settings)
+        if len(self.tasks) >= settings.max_concurrent_requests:
+            raise _Refusal(429, "TooManyRequests",
+                           f"{len(self.tasks)} requests in flight: retry shortly",
+                           "concurrent_requests")
+        self.busy = True
+        self.scope["extensions"] = self._extensions
+        super().on_headers_complete()
+        # The body's deadline; the next chunk usually completes it before any sweep looks.
+        self.deadline = self.loop.time() + settings.body_timeout
+        self._reading_body = True
+
+    def on_message_complete(self) -> None:
+        self.deadline = math.inf
+        self._reading_body = False
+        super().on_message_complete()
+        self._awaiting_head, self._head_started = True, False
+        # A next request in the same read starts without a raw count: measure its head.
+        self._head_bytes = _MEASURE
+
+    def on_response_complete(self) -> None:
+        self.busy = False
+        self.last_active = self.loop.time()  # eviction picks the least recently active
+        if self._deferred is not None:
+            self._send_refusal(self._deferred)
+            return
+        super().on_response_complete()  # arms uvicorn's keep-alive timer
+
+    # ---- limits ----
+
+    def _check_head(self, settings: ConnectionSettings) -> None:
+        if len(self.headers) > settings.max_headers:
+            raise _Refusal(431, "RequestHeaderFieldsTooLarge",
+                           f"more than {settings.max_headers} headers", "header_size")
+        size = len(self.url) + sum(len(name) + len(value) for name, value in self.headers)
+        if size > settings.max_header_bytes:
+            raise _too_large(settings)
+
+    def check_deadline(self, now: float) -> None:
+        """Called by the listener's sweep: act on a deadline that has passed."""
+        if now < self.deadline or self.transport.is_closing():
+            return
+        self.deadline = math.inf
+        if self._reading_body:
+            self._body_timed_out()
+        else:
+            self._head_timed_out(now)
+
+    def _head_timed_out(self, now: float) -> None:
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request waits for the one before it: not the client's delay.
+            self.deadline = now + self.settings.header_timeout
+            return
+        if not self._head_started:
+            self.tracker.hit("idle_connection", self.peer)
+            self.transport.abort()  # said nothing: nobody to answer
+            return
+        self._refuse(_Refusal(408, "RequestTimeout",
+                              f"request headers not complete within "
+                              f"{self.settings.header_timeout:g} s", "header_timeout"))
+
+    def _body_timed_out(self) -> None:
+        self._refuse(_Refusal(408, "RequestTimeout",
+                              f"request body not complete within "
+                              f"{self.settings.body_timeout:g} s", "body_timeout"))
+
+    def _refuse(self, refusal: _Refusal) -> None:
+        """Answer ``refusal`` with a metav1.Status and close (see _send_refusal)."""
+        self.tracker.hit(refusal.limit, self.peer)
+        self.deadline = math.inf
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            if not self._reading_body:
+                # A pipelined request is refused while the one before it is answered:
+                # that answer goes first, then this one (on_response_complete).
+                self._deferred = refusal
+                self.flow.pause_reading()
+                return
+            if cycle.response_started:
+                self.transport.abort()
+                return
+            # The application is waiting for the body: it sees the client gone, sends nothing.
+            cycle.disconnected = True
+            cycle.message_event.set()
+        self._send_refusal(refusal)
+
+    def _send_refusal(self, refusal: _Refusal) -> None:
+        if self.transport.is_closing():
+            return
+        body = orjson.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
+                             "message": refusal.message, "reason": refusal.reason,
+                             "code": refusal.code})
+        head = [
+            f"HTTP/1.1 {refusal.code} {refusal.reason}\r\n".encode(),
+            b"content-type: application/json\r\n",
+            b"content-length: %d\r\n" % len(body),
+            b"connection: close\r\n",
+        ]
+        if refusal.code == 429:
+            head.append(b"retry-after: 1\r\n")
+        self.transport.write(b"".join([*head, b"\r\n", body]))
+        self.transport.close()
+
+    def _invalid(self) -> None:
+        # uvicorn logs every one of these; a flood of them must not flood the log.
+        self.tracker.hit("invalid_request", self.peer)
+        self.deadline = math.inf
+        if not self.transport.is_closing():
+            self.send_400_response("Invalid HTTP request received.")
+
+
+def _too_large(settings: ConnectionSettings) -> _Refusal:
+    return _Refusal(431, "RequestHeaderFieldsTooLarge",
+                    f"request line and headers over {settings.max_header_bytes} bytes",
+                    "header_size")
+
+
+def _tls_extension(transport: asyncio.BaseTransport) -> dict[str, Any]:
+    """The ASGI TLS extension's client certificate fields. A certificate is only ever
+    present once verified: the handshake fails on one the client CA did not sign."""
+    ssl_object = transport.get_extra_info("ssl_object")
+    peer = ssl_object.getpeercert() if ssl_object is not None else None
+    name = None
+    if peer:
+        name = ",".join(
+            f"{_SHORT_NAMES.get(key, key)}={value}"
+            for rdn in reversed(peer.get("subject", ())) for key, value in rdn
+        ) or "(empty subject)"  # verified all the same: present, even without a subject
+    return {"client_cert_name": name, "client_cert_error": None}
+
+
+_SHORT_NAMES = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+                "countryName": "C", "localityName": "L", "stateOrProvinceName": "ST"}
