@@ -29,7 +29,7 @@ import pytest
 
 try:  # tests/ is on sys.path as pytest imports these packages (no tests/__init__.py)
     from kube.controlplane import ControlPlane
-    from kube.fixtures import kube_control_plane  # noqa: F401  (the fixture, registered)
+    from kube.fixtures import kube_control_plane
 except ImportError:  # tests/ is itself a package
     from ..kube.controlplane import ControlPlane  # type: ignore[no-redef]
     from ..kube.fixtures import kube_control_plane  # type: ignore[no-redef]  # noqa: F401
