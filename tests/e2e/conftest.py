@@ -27,16 +27,10 @@ from pathlib import Path
 
 import pytest
 
-try:  # tests/ is on sys.path as pytest imports these packages (no tests/__init__.py)
-    from kube.controlplane import ControlPlane
-    from kube.fixtures import kube_control_plane
-except ImportError:  # tests/ is itself a package
-    from ..kube.controlplane import ControlPlane  # type: ignore[no-redef]
-    from ..kube.fixtures import kube_control_plane  # type: ignore[no-redef]  # noqa: F401
-
 from .helpers import PRODUCTION, Cluster, NamespaceFactory
 from .installation import Installation, Mode
 from .kind import KUBECONFIG_ENV, MODE_ENV, KindInstallation
+from .kubeplane import ControlPlane, kube_control_plane  # noqa: F401  (registers the fixture)
 from .local import LocalInstallation
 
 E2E_DIR = Path(__file__).parent

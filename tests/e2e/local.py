@@ -23,12 +23,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from kube.controlplane import ControlPlane
-from kube.net import free_port
-from kube.processes import ManagedProcess
-from kube.wait import until
-
 from .installation import WEBHOOK_NAMESPACE, Mode
+from .kubeplane import ControlPlane, ManagedProcess, free_port, until
 
 REPO = Path(__file__).resolve().parents[2]
 EDGEWARDEN = str(Path(sys.executable).with_name("edgewarden"))

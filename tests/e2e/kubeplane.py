@@ -1,0 +1,23 @@
+"""The local control plane's pieces (tests/kube), imported once for the e2e package.
+
+pytest puts tests/ on sys.path when it imports these test packages (tests/ itself is not
+a package), so tests/kube is the top-level package ``kube``; should tests/ become a
+package, it is ``..kube`` instead."""
+
+from __future__ import annotations
+
+try:
+    from kube.controlplane import ControlPlane, KubectlError
+    from kube.fixtures import kube_control_plane
+    from kube.net import free_port
+    from kube.processes import ManagedProcess
+    from kube.wait import until
+except ImportError:
+    from ..kube.controlplane import ControlPlane, KubectlError  # type: ignore[no-redef]
+    from ..kube.fixtures import kube_control_plane  # type: ignore[no-redef]
+    from ..kube.net import free_port  # type: ignore[no-redef]
+    from ..kube.processes import ManagedProcess  # type: ignore[no-redef]
+    from ..kube.wait import until  # type: ignore[no-redef]
+
+__all__ = ["ControlPlane", "KubectlError", "ManagedProcess", "free_port",
+           "kube_control_plane", "until"]
