@@ -8,8 +8,10 @@ reason (e.g. kind has no API server to restart from here)."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -17,6 +19,8 @@ from typing import Any, Literal, Protocol
 
 Mode = Literal["enforce", "audit-only"]
 FailurePolicy = Literal["Fail", "Ignore"]
+REPO = Path(__file__).resolve().parents[2]
+EDGEWARDEN = str(Path(sys.executable).with_name("edgewarden"))
 VALIDATING = "edgewarden-validating"
 MUTATING = "edgewarden-mutating"
 WEBHOOK_NAMESPACE = "edgewarden"
@@ -24,7 +28,8 @@ WEBHOOK_NAMESPACE = "edgewarden"
 
 class Installation(Protocol):
     backend: str  # "apiserver" or "kind"
-    kubeconfig: Path
+    kubeconfig: Path  # an administrator's
+    replicas: int  # webhook replicas answering (each keeps its own reservations)
 
     def kubectl(self, *args: str, input: str | None = None,
                 check: bool = True) -> subprocess.CompletedProcess[str]: ...
@@ -51,6 +56,17 @@ class Installation(Protocol):
     def start_webhook(self) -> None:
         """Replicas answer again, with their cache synced."""
         ...
+
+
+def edgewarden(installation: Installation, *args: str) -> str:
+    """Run an ``edgewarden`` command against the cluster (as administrator); its stdout."""
+    env = {**os.environ, "KUBECONFIG": str(installation.kubeconfig)}
+    result = subprocess.run([EDGEWARDEN, *args], capture_output=True, text=True, timeout=120,
+                            env=env, cwd=REPO, check=False)
+    if result.returncode != 0:
+        raise AssertionError(f"edgewarden {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stderr}{result.stdout}")
+    return result.stdout
 
 
 def failure_policies(installation: Installation) -> dict[str, str]:

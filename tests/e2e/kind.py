@@ -26,6 +26,7 @@ TIMEOUT = "180s"
 
 class KindInstallation:
     backend = "kind"
+    replicas = REPLICAS  # deploy/base/deployment.yaml
 
     def __init__(self, kubeconfig: Path, mode: Mode) -> None:
         self.kubeconfig = kubeconfig

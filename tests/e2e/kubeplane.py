@@ -9,15 +9,15 @@ from __future__ import annotations
 try:
     from kube.controlplane import ControlPlane, KubectlError
     from kube.fixtures import kube_control_plane
-    from kube.net import free_port
+    from kube.net import free_port, listening
     from kube.processes import ManagedProcess
     from kube.wait import until
 except ImportError:
     from ..kube.controlplane import ControlPlane, KubectlError  # type: ignore[no-redef]
     from ..kube.fixtures import kube_control_plane  # type: ignore[no-redef]
-    from ..kube.net import free_port  # type: ignore[no-redef]
+    from ..kube.net import free_port, listening  # type: ignore[no-redef]
     from ..kube.processes import ManagedProcess  # type: ignore[no-redef]
     from ..kube.wait import until  # type: ignore[no-redef]
 
 __all__ = ["ControlPlane", "KubectlError", "ManagedProcess", "free_port",
-           "kube_control_plane", "until"]
+           "kube_control_plane", "listening", "until"]

@@ -16,18 +16,15 @@ from __future__ import annotations
 import json
 import ssl
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 import uuid
 from pathlib import Path
 from typing import Any
 
-from .installation import WEBHOOK_NAMESPACE, Mode
+from .installation import EDGEWARDEN, REPO, WEBHOOK_NAMESPACE, Mode
 from .kubeplane import ControlPlane, ManagedProcess, free_port, until
 
-REPO = Path(__file__).resolve().parents[2]
-EDGEWARDEN = str(Path(sys.executable).with_name("edgewarden"))
 SHIPPED_RBAC = (
     REPO / "deploy/base/namespace.yaml",
     REPO / "deploy/base/serviceaccount.yaml",
@@ -43,6 +40,7 @@ FAILURE_POLICIES: dict[Mode, str] = {"enforce": "Fail", "audit-only": "Ignore"}
 
 class LocalInstallation:
     backend = "apiserver"
+    replicas = 1
 
     def __init__(self, plane: ControlPlane, workdir: Path) -> None:
         self.plane = plane
