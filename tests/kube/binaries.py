@@ -62,6 +62,12 @@ def locate() -> KubeBinaries:
     )
 
 
+def cert_manager_crds() -> Path | None:
+    """The folder of cert-manager's CRDs copied by scripts/kube-binaries, if it is there."""
+    folder = cache_dir() / "current" / "cert-manager-crds"
+    return folder if folder.is_dir() else None
+
+
 def require() -> KubeBinaries:
     """The tools, else a skip (on a laptop) or a failure (in CI) that says why."""
     try:
