@@ -23,8 +23,16 @@ def loadbalancers_in(cluster: Cluster, namespace: str) -> set[str]:
 
 
 def fill_to_the_cap(cluster: Cluster, namespace: str) -> None:
+    """CAP LoadBalancers, and wait until the webhook counts them.
+
+    With several replicas (kind), each counts from its own watch cache plus what it
+    admitted itself, so the replica that answers next may not know yet: wait (bounded)
+    until a dry-run of one more is refused."""
     for index in range(1, CAP + 1):
         cluster.core.create_namespaced_service(namespace, service(f"lb-{index}", "LoadBalancer"))
+    eventually(lambda: refusal(lambda: cluster.core.create_namespaced_service(
+        namespace, service("lb-probe", "LoadBalancer"), dry_run="All")),
+        "the webhook counting the LoadBalancers")
 
 
 def test_an_update_that_makes_a_service_a_loadbalancer_counts(
@@ -47,8 +55,6 @@ def test_deleting_a_loadbalancer_frees_its_place(
 ) -> None:
     ns = namespace({"team": "payments"})
     fill_to_the_cap(cluster, ns)
-    assert refusal(lambda: cluster.core.create_namespaced_service(
-        ns, service("lb-3", "LoadBalancer"))) is not None
     cluster.core.delete_namespaced_service("lb-1", ns)
 
     # The webhook learns of the delete from its watch, a moment after the API server.
@@ -70,6 +76,8 @@ def test_fifty_concurrent_creates_leave_exactly_the_cap(
         # prints is the documented backstop, enforced by the API server itself.
         installation.kubectl("apply", "-f", "-", input=edgewarden(
             installation, "quota", "--namespace", ns))
+        eventually(lambda: cluster.core.read_namespaced_resource_quota(
+            "edgewarden-loadbalancers", ns).status.hard, "the quota controller")
     api = config.new_client_from_config(config_file=str(installation.kubeconfig))
     api.configuration.connection_pool_maxsize = BURST  # one connection per request
     core = client.CoreV1Api(api)
