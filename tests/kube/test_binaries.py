@@ -4,9 +4,12 @@ say which tool is missing and how to build it."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from .binaries import REPO
 
@@ -38,3 +41,12 @@ def test_in_ci_missing_binaries_fail_the_run(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
     assert "CI=true and the Kubernetes binaries are missing" in result.stdout
     assert "skipped" not in result.stdout.splitlines()[-1], result.stdout
+
+
+def test_the_build_script_is_shellcheck_clean() -> None:
+    if shutil.which("shellcheck") is None:
+        pytest.skip("shellcheck is not installed (Debian package shellcheck)")
+    result = subprocess.run(["shellcheck", str(REPO / "scripts" / "kube-binaries"),
+                             str(REPO / "scripts" / "test")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout
