@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from .installation import WEBHOOK_NAMESPACE, Mode
+from .kubeplane import until
 
 KUBECONFIG_ENV = "EDGEWARDEN_E2E_KUBECONFIG"
 MODE_ENV = "EDGEWARDEN_E2E_MODE"
 WEBHOOK_PODS = "app.kubernetes.io/name=edgewarden,app.kubernetes.io/component=webhook"
 REPLICAS = 2
 TIMEOUT = "180s"
+STOP_SECONDS = 180.0
 
 
 class KindInstallation:
@@ -90,8 +92,12 @@ class KindInstallation:
 
     def stop_webhook(self) -> None:
         self.kubectl("scale", "deployment/edgewarden", "-n", WEBHOOK_NAMESPACE, "--replicas=0")
-        self.kubectl("wait", "--for=delete", "pod", "-l", WEBHOOK_PODS, "-n",
-                     WEBHOOK_NAMESPACE, f"--timeout={TIMEOUT}")
+
+        def no_pods_left() -> bool:
+            return not self.kubectl("get", "pods", "-n", WEBHOOK_NAMESPACE, "-l", WEBHOOK_PODS,
+                                    "-o", "name").stdout.strip()
+
+        until(no_pods_left, "the webhook's pods to be gone", STOP_SECONDS, interval=1.0)
 
     def start_webhook(self) -> None:
         self.kubectl("scale", "deployment/edgewarden", "-n", WEBHOOK_NAMESPACE,

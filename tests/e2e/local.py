@@ -53,7 +53,7 @@ class LocalInstallation:
         self.audit_log.touch()
         self._mode: Mode | None = None
         self._process: ManagedProcess | None = None
-        self.service_account_kubeconfig = workdir / "unset"
+        self._service_account_kubeconfig: Path | None = None
 
     # -- installing ---------------------------------------------------------------------
 
@@ -63,12 +63,18 @@ class LocalInstallation:
         self.plane.kubectl("apply", *files)
         token = self.plane.kubectl("create", "token", "edgewarden", "-n", WEBHOOK_NAMESPACE,
                                    "--duration=24h").stdout.strip()
-        self.service_account_kubeconfig = self.plane.kubeconfig_for(
+        self._service_account_kubeconfig = self.plane.kubeconfig_for(
             SERVICE_ACCOUNT_USER, name="edgewarden-serviceaccount", token=token)
         self.edgewarden("certs", "generate", "--out", str(self.tls_dir),
                         "--host", "127.0.0.1", "--host", "localhost")
         self.plane.kubectl("create", "namespace", PROBE_NAMESPACE)
         self.plane.kubectl("label", "namespace", PROBE_NAMESPACE, "environment=production")
+
+    @property
+    def service_account_kubeconfig(self) -> Path:
+        """Credentials of the ServiceAccount edgewarden/edgewarden (a bound token)."""
+        assert self._service_account_kubeconfig is not None, "install() first"
+        return self._service_account_kubeconfig
 
     def edgewarden(self, *args: str, input: str | None = None, check: bool = True,
                    as_service_account: bool = True) -> subprocess.CompletedProcess[str]:
