@@ -1,8 +1,9 @@
 """Figures through a real API server (the local control plane of tests/kube).
 
 1. Service CREATE latency, one client, one request at a time: p50/p99 without any webhook
-   registered, then with edgewarden's two configurations (``webhook-config --url``,
-   failurePolicy Fail) registered: what the webhook adds to a create.
+   registered and with edgewarden's two configurations (``webhook-config --url``,
+   failurePolicy Fail) registered: what the webhook adds to a create. The two series are
+   measured in alternating blocks, so load from elsewhere on the machine hits both alike.
 2. The watch cache at scale: Namespaces and Services are created (up to 10,000 and
    100,000, within a time budget; the figures say how many were made), then
    ``edgewarden serve`` is started: seconds from its start to ready (every cache synced,
@@ -195,13 +196,17 @@ class Server:
                            "-l", "app.kubernetes.io/name=edgewarden")
 
 
-def wait_until_called(plane: ControlPlane) -> None:
-    """Until the API server calls the webhook: a NodePort in production is refused."""
-    plane.kubectl("create", "namespace", "bench-probe")
-    plane.kubectl("label", "namespace", "bench-probe", "environment=production")
-    until(lambda: plane.kubectl("create", "service", "nodeport", "probe", "--tcp=80:80",
-                                "-n", "bench-probe", "--dry-run=server", check=False)
-          .returncode != 0, "the API server to call edgewarden", 60, interval=0.2)
+def wait_until_called(plane: ControlPlane, expected: bool) -> None:
+    """Until the API server calls the webhook (a NodePort in production is refused), or
+    no longer does (it is admitted)."""
+    if plane.kubectl("get", "namespace", "bench-probe", check=False).returncode != 0:
+        plane.kubectl("create", "namespace", "bench-probe")
+        plane.kubectl("label", "namespace", "bench-probe", "environment=production")
+    until(lambda: (plane.kubectl("create", "service", "nodeport", "probe", "--tcp=80:80",
+                                 "-n", "bench-probe", "--dry-run=server", check=False)
+                   .returncode != 0) == expected,
+          f"the API server {'to call' if expected else 'to stop calling'} edgewarden", 60,
+          interval=0.2)
 
 
 def populate(plane: ControlPlane, namespaces: int, services: int, budget: float,
@@ -246,7 +251,11 @@ def populate(plane: ControlPlane, namespaces: int, services: int, budget: float,
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--creates", type=int, default=2000)
+    parser.add_argument("--creates", type=int, default=2000, help="per series")
+    parser.add_argument("--blocks", type=int, default=4,
+                        help="alternating blocks each series is measured in")
+    parser.add_argument("--skip-population", action="store_true",
+                        help="only the latency figures")
     parser.add_argument("--namespaces", type=int, default=10_000)
     parser.add_argument("--services", type=int, default=100_000)
     parser.add_argument("--budget", type=float, default=600.0,
@@ -267,50 +276,64 @@ def main() -> None:
         figures.rss_mib_empty_cluster = server.rss_mib()
 
         plane.kubectl("create", "namespace", "bench")
-        print(f"creates without a webhook ({args.creates})...", flush=True)
-        figures.without_webhook_ms = percentiles(
-            create_latencies(plane, "bench", args.creates, "plain"))
-        server.register()
-        wait_until_called(plane)
-        print(f"creates with edgewarden registered ({args.creates})...", flush=True)
-        figures.with_webhook_ms = percentiles(
-            create_latencies(plane, "bench", args.creates, "judged"))
-        server.unregister()
+        plain: list[float] = []
+        judged: list[float] = []
+        per_block = max(1, args.creates // args.blocks)
+        for block in range(args.blocks):
+            print(f"block {block + 1}/{args.blocks}: {per_block} creates without a webhook, "
+                  f"{per_block} with edgewarden registered...", flush=True)
+            plain += create_latencies(plane, "bench", per_block, f"plain-{block}")
+            server.register()
+            wait_until_called(plane, expected=True)
+            judged += create_latencies(plane, "bench", per_block, f"judged-{block}")
+            server.unregister()
+            wait_until_called(plane, expected=False)
+        figures.without_webhook_ms = percentiles(plain)
+        figures.with_webhook_ms = percentiles(judged)
         server.process.stop()
-
-        print(f"population: up to {args.namespaces} namespaces, {args.services} services, "
-              f"{args.budget:.0f} s budget...", flush=True)
-        (figures.namespaces, figures.services,
-         figures.population_seconds) = populate(plane, args.namespaces, args.services,
-                                                args.budget, args.workers)
-        figures.population_budget_seconds = args.budget
-        print(f"  made {figures.namespaces} namespaces and {figures.services} services in "
-              f"{figures.population_seconds:.0f} s; starting edgewarden serve...", flush=True)
-        figures.start_to_ready_seconds = round(server.start(), 2)
-        figures.synced_after_seconds = server.sync_times()
-        figures.rss_mib_synced = server.rss_mib()
-        server.process.stop()
+        if not args.skip_population:
+            measure_population(plane, server, figures, args)
     finally:
         plane.stop()
-
     report(figures)
 
 
+def measure_population(plane: ControlPlane, server: Server, figures: Figures,
+                       args: argparse.Namespace) -> None:
+    print(f"population: up to {args.namespaces} namespaces, {args.services} services, "
+          f"{args.budget:.0f} s budget...", flush=True)
+    (figures.namespaces, figures.services,
+     figures.population_seconds) = populate(plane, args.namespaces, args.services,
+                                            args.budget, args.workers)
+    figures.population_budget_seconds = args.budget
+    print(f"  made {figures.namespaces} namespaces and {figures.services} services in "
+          f"{figures.population_seconds:.0f} s; starting edgewarden serve...", flush=True)
+    figures.start_to_ready_seconds = round(server.start(), 2)
+    figures.synced_after_seconds = server.sync_times()
+    figures.rss_mib_synced = server.rss_mib()
+    server.process.stop()
+
+
 def report(figures: Figures) -> None:
+    """A table on stdout, the figures as JSON in benchmarks/results/."""
     rows = [
         ("Service CREATE, no webhook", _latency(figures.without_webhook_ms)),
         ("Service CREATE, edgewarden registered", _latency(figures.with_webhook_ms)),
         ("added by the webhook (p50 / p99)",
          f"{figures.with_webhook_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
          f"{figures.with_webhook_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
-        ("population", f"{figures.namespaces} Namespaces, {figures.services} Services "
-                       f"(made in {figures.population_seconds:.0f} s)"),
-        ("serve: start to ready (synced)", f"{figures.start_to_ready_seconds:.1f} s"),
-        ("serve: cache synced after", ", ".join(
-            f"{kind} {seconds:.1f} s" for kind, seconds in figures.synced_after_seconds.items())),
-        ("serve RSS: empty cluster / synced", f"{figures.rss_mib_empty_cluster:.0f} MiB / "
-                                              f"{figures.rss_mib_synced:.0f} MiB"),
+        ("serve RSS, empty cluster", f"{figures.rss_mib_empty_cluster:.0f} MiB"),
     ]
+    if figures.namespaces:
+        rows += [
+            ("population", f"{figures.namespaces} Namespaces, {figures.services} Services "
+                           f"(made in {figures.population_seconds:.0f} s)"),
+            ("serve: start to ready (synced)", f"{figures.start_to_ready_seconds:.1f} s"),
+            ("serve: cache synced after", ", ".join(
+                f"{kind} {seconds:.1f} s"
+                for kind, seconds in figures.synced_after_seconds.items())),
+            ("serve RSS, synced", f"{figures.rss_mib_synced:.0f} MiB"),
+        ]
     width = max(len(name) for name, _ in rows)
     print(f"\n{figures.kubernetes}, {figures.machine}, {figures.creates} creates per series")
     for name, value in rows:
