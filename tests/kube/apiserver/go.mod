@@ -1,6 +1,6 @@
-// Builds kube-apiserver and kubectl from k8s.io/kubernetes at one pinned release, for the
-// real-API-server tests (scripts/kube-binaries). k8s.io/kubernetes requires its staging
-// modules at v0.0.0, so each is replaced by the matching published v0.x release.
+// Builds kube-apiserver, kube-controller-manager and kubectl from k8s.io/kubernetes at one
+// pinned release, for the real-API-server tests (scripts/kube-binaries). k8s.io/kubernetes
+// requires its staging modules at v0.0.0, so each is replaced by the matching v0.x release.
 module edgewarden.dev/tests/kube/apiserver
 
 go 1.26.0
