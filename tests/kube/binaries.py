@@ -49,8 +49,8 @@ def locate() -> KubeBinaries:
     if missing:
         how = f"run {BUILD_SCRIPT.relative_to(REPO)} (scripts/test does)"
         if shutil.which("go") is None:
-            how = (f"install a Go toolchain, then {how}; the first build takes about 20 "
-                   "minutes on 2 cores (see README)")
+            how = (f"install a Go toolchain, then {how}; the first build takes up to an "
+                   "hour on 2 cores and 9 GB of disk (see README)")
         raise BinariesMissing(f"{', '.join(missing)} not built in {current}: {how}")
     versions = current / "versions"
     return KubeBinaries(
