@@ -12,7 +12,15 @@ from cryptography import x509
 
 from tests.kubeapi import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, KubeApi
 from webhook.certs.bootstrap import GENERATION, CertificateManager, ManagerSettings, parse_secret
-from webhook.certs.issue import fingerprint, is_signed_by, issue_ca, issue_serving, utcnow
+from webhook.certs.issue import (
+    dns_names_of,
+    fingerprint,
+    ip_addresses_of,
+    is_signed_by,
+    issue_ca,
+    issue_serving,
+    utcnow,
+)
 from webhook.certs.store import KubernetesCertStore, StoredSecret
 from webhook.errors import CertificateError
 
@@ -84,6 +92,28 @@ def test_a_second_sync_with_nothing_due_writes_nothing(kube_api, store, tmp_path
     before = len(kube_api.writes())
     assert replica.sync_once() is False
     assert len(kube_api.writes()) == before
+
+
+def test_extra_hosts_are_in_the_serving_certificate_and_added_ones_reissue_it(
+    kube_api, store, tmp_path
+) -> None:
+    """A server the API server calls by URL (outside the cluster) must be named by its
+    certificate; a host added later re-issues the certificate from the same CA."""
+    clock = Clock()
+    plain = manager(store, tmp_path, clock)
+    plain.sync_once()
+    first = secret_state(kube_api)
+    assert ip_addresses_of(first.serving.cert) == []
+    settings = ManagerSettings(namespace=NS, service="edgewarden", out_dir=tmp_path / "by-url",
+                               hosts_extra=("127.0.0.1", "localhost"))
+    by_url = CertificateManager(store, settings, clock=clock)
+    assert by_url.sync_once() is True
+    reissued = secret_state(kube_api)
+    assert ip_addresses_of(reissued.serving.cert) == ["127.0.0.1"]
+    assert {"localhost", "edgewarden.edgewarden.svc"} <= set(dns_names_of(reissued.serving.cert))
+    assert reissued.bundle == first.bundle  # same CA: the caBundle does not move
+    assert by_url.sync_once() is False  # nothing more to do once the names are there
+    assert_api_server_trusts_what_is_served(kube_api, tmp_path / "by-url")
 
 
 def test_serving_certificate_is_renewed_when_a_third_of_its_life_is_left(

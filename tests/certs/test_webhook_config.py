@@ -123,6 +123,53 @@ def test_settings_reach_the_output(tmp_path: Path) -> None:
         }
 
 
+@pytest.mark.parametrize(
+    ("url", "validate", "mutate"),
+    [
+        ("https://127.0.0.1:8443", "https://127.0.0.1:8443/validate",
+         "https://127.0.0.1:8443/mutate"),
+        ("https://webhook.example.com/edgewarden/", "https://webhook.example.com/edgewarden/validate",
+         "https://webhook.example.com/edgewarden/mutate"),
+    ],
+)
+def test_url_mode_points_both_webhooks_at_a_server_outside_the_cluster(
+    ca, url: str, validate: str, mutate: str
+) -> None:
+    result = run(
+        "webhook-config", "--policies", str(FIXTURES / "policies.yaml"),
+        "--ca-bundle", str(ca.ca_file), "--url", url,
+    )
+    assert result.exit_code == 0, result.output
+    docs = by_kind(list(yaml.safe_load_all(result.stdout)))
+    validating = docs["ValidatingWebhookConfiguration"]["webhooks"][0]["clientConfig"]
+    mutating = docs["MutatingWebhookConfiguration"]["webhooks"][0]["clientConfig"]
+    assert validating == {"url": validate, "caBundle": ca.ca_bundle_b64}
+    assert mutating == {"url": mutate, "caBundle": ca.ca_bundle_b64}
+    for document in docs.values():
+        kubernetes_validate.validate(document, "1.30.0", strict=True)
+        # The own namespace is still never sent, wherever the server runs.
+        [expression] = document["webhooks"][0]["namespaceSelector"]["matchExpressions"]
+        assert {"kube-system", "edgewarden"} <= set(expression["values"])
+
+
+@pytest.mark.parametrize(
+    ("url", "complaint"),
+    [
+        ("http://127.0.0.1:8443", "https://"),
+        ("https://", "https://"),
+        ("https://admin:secret@127.0.0.1:8443", "user or password"),
+        ("https://127.0.0.1:8443/?x=1", "query or fragment"),
+        ("https://127.0.0.1:8443/#top", "query or fragment"),
+        ("https://127.0.0.1:99999", "invalid port"),
+    ],
+)
+def test_a_url_the_api_server_would_refuse_is_refused(url: str, complaint: str) -> None:
+    result = run("webhook-config", "--policies", str(FIXTURES / "policies.yaml"), "--url", url)
+    assert result.exit_code == 2
+    assert complaint in result.output
+    assert "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("timeout", ["0", "31"])
 def test_timeout_outside_1_to_30_is_refused(timeout: str) -> None:
     result = run("webhook-config", "--policies", POLICIES, "--timeout", timeout)

@@ -1,6 +1,6 @@
 """The kind harness, checked where it cannot run: the script parses (and is shellcheck
 clean where shellcheck exists), it agrees with the kind overlay, and without a cluster the
-end-to-end suite skips cleanly instead of failing or pretending."""
+end-to-end suite's kind backend skips cleanly instead of failing or pretending."""
 
 from __future__ import annotations
 
@@ -51,12 +51,13 @@ def test_script_builds_and_loads_the_image_the_kind_overlay_runs() -> None:
     for needed in ("deploy/kind/cluster.yaml", "deploy/overlays/kind",
                    "deploy/overlays/audit-only", 'docker build -t "$IMAGE"',
                    'kind load docker-image "$IMAGE"', "trap cleanup EXIT",
-                   "EDGEWARDEN_E2E_KUBECONFIG", "tests/e2e"):
+                   "EDGEWARDEN_E2E_KUBECONFIG", "EDGEWARDEN_E2E_BACKEND=kind", "tests/e2e"):
         assert needed in text, needed
 
 
-def test_e2e_suite_skips_cleanly_without_a_cluster() -> None:
+def test_e2e_suite_on_the_kind_backend_skips_cleanly_without_a_cluster() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("EDGEWARDEN_E2E_")}
+    env["EDGEWARDEN_E2E_BACKEND"] = "kind"
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "tests/e2e"],
         capture_output=True, text=True, timeout=120, cwd=REPO, env=env, check=False,

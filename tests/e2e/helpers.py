@@ -1,5 +1,5 @@
 """The cluster as the end-to-end tests see it: the real API server, through the
-``kubernetes`` client, and the webhook's own audit log read from its pods."""
+``kubernetes`` client, and what the installed webhook recorded (its audit log)."""
 
 from __future__ import annotations
 
@@ -8,25 +8,24 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-Mode = Literal["enforce", "audit-only"]
+from .installation import Installation, Mode
+
 # namespace(labels=None) -> name: the `namespace` fixture (conftest.py).
 NamespaceFactory = Callable[..., str]
 T = TypeVar("T")
 
-WEBHOOK_NAMESPACE = "edgewarden"
-WEBHOOK_PODS = "app.kubernetes.io/name=edgewarden,app.kubernetes.io/component=webhook"
 PRODUCTION = ("production", "prod")
 INTERNAL_LB = "service.beta.kubernetes.io/aws-load-balancer-internal"
 CONVERGE_SECONDS = 60.0
 
 
 def eventually(check: Callable[[], T | None], what: str, timeout: float = CONVERGE_SECONDS,
-               interval: float = 1.0) -> T:
+               interval: float = 0.25) -> T:
     """Poll ``check`` until it returns something other than None; bounded by ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -109,11 +108,14 @@ class Cluster:
     api: client.ApiClient
     core: client.CoreV1Api
     networking: client.NetworkingV1Api
+    admission: client.AdmissionregistrationV1Api
+    installation: Installation
 
     @classmethod
-    def connect(cls, kubeconfig: str) -> Cluster:
-        api = config.new_client_from_config(config_file=kubeconfig)
-        return cls(api, client.CoreV1Api(api), client.NetworkingV1Api(api))
+    def connect(cls, installation: Installation) -> Cluster:
+        api = config.new_client_from_config(config_file=str(installation.kubeconfig))
+        return cls(api, client.CoreV1Api(api), client.NetworkingV1Api(api),
+                   client.AdmissionregistrationV1Api(api), installation)
 
     def server_version(self) -> str:
         info = client.VersionApi(self.api).get_code(_request_timeout=10)
@@ -126,6 +128,9 @@ class Cluster:
             if error.status != 404:
                 raise
 
+    def services_in(self, namespace: str) -> set[str]:
+        return {s.metadata.name for s in self.core.list_namespaced_service(namespace).items}
+
     # -- what the webhook said and recorded -------------------------------------------
 
     def nodeport_dry_run(self, namespace: str, name: str) -> Refusal | None:
@@ -133,28 +138,8 @@ class Cluster:
             namespace, service(name, "NodePort"), dry_run="All"))
 
     def audit_records(self, name: str | None = None) -> list[dict[str, Any]]:
-        """The JSON lines of the webhook pods' audit log (stdout), optionally for one object."""
-        records: list[dict[str, Any]] = []
-        pods = self.core.list_namespaced_pod(WEBHOOK_NAMESPACE, label_selector=WEBHOOK_PODS)
-        for pod in pods.items:
-            if pod.status.phase != "Running":
-                continue
-            # Raw bytes: the client would otherwise json-decode a log that is one JSON line.
-            response = self.core.read_namespaced_pod_log(
-                pod.metadata.name, WEBHOOK_NAMESPACE, container="edgewarden",
-                _preload_content=False)
-            log = response.data.decode("utf-8", "replace")
-            for line in log.splitlines():
-                if not line.startswith("{"):
-                    continue  # the server's own log lines (stderr) are interleaved
-                try:
-                    record = json.loads(line)
-                except ValueError:
-                    continue
-                if (isinstance(record, dict) and "policy" in record
-                        and (name is None or record.get("name") == name)):
-                    records.append(record)
-        return records
+        """The webhook's audit log (JSON lines), optionally for one object."""
+        return self.installation.webhook_records(name)
 
     def wait_for_audit_record(self, namespace: str, name: str, policy: str) -> dict[str, Any]:
         def found() -> dict[str, Any] | None:
@@ -182,6 +167,7 @@ class Cluster:
             name = f"probe-{uuid.uuid4().hex[:8]}"
             answer = self.nodeport_dry_run(namespace, name)
             assert answer is None, f"audit-only refused a dry-run NodePort: {answer}"
+            # Replicas write their log a moment after answering (kind reads it from pods).
             for _ in range(5):
                 for record in self.audit_records(name):
                     if record.get("policy") == "deny-nodeport-in-production":

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from .helpers import INTERNAL_LB, Cluster, NamespaceFactory, eventually, ingress, service
+from .kubeplane import ControlPlane
 
 pytestmark = pytest.mark.deployed("audit-only")
 
@@ -70,3 +71,27 @@ def test_ingress_without_tls_in_production_is_allowed_and_recorded(
         ns, ingress("shop", "shop.example.com"))
     assert created.metadata.name == "shop"
     cluster.wait_for_audit_record(ns, "shop", "require-ingress-tls-in-production")
+
+
+def test_the_api_server_audit_log_carries_the_webhook_s_audit_annotation(
+    control_plane: ControlPlane, cluster: Cluster, namespace: NamespaceFactory
+) -> None:
+    """What an Audit decision leaves in the cluster's own audit trail: the API server
+    writes the webhook's auditAnnotations (key prefixed by the webhook's name) into the
+    event of the request, where a SIEM reading API server audit logs finds it."""
+    ns = namespace()
+    cluster.core.create_namespaced_service(ns, service("shop", "NodePort"))
+
+    def audit_event() -> dict[str, Any] | None:
+        for event in control_plane.audit_events():
+            ref = event.get("objectRef") or {}
+            if (event.get("verb") == "create" and ref.get("resource") == "services"
+                    and ref.get("namespace") == ns and ref.get("name") == "shop"
+                    and event.get("stage") == "ResponseComplete"):
+                return event
+        return None
+
+    event = eventually(audit_event, "the API server's audit event of the create")
+    assert event["responseStatus"]["code"] == 201
+    annotation = event["annotations"]["validate.edgewarden.dev/deny-nodeport-in-production"]
+    assert "Service shop is type NodePort" in annotation

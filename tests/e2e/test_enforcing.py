@@ -19,10 +19,6 @@ from .helpers import (
 pytestmark = pytest.mark.deployed("enforce")
 
 
-def services_in(cluster: Cluster, namespace: str) -> set[str]:
-    return {s.metadata.name for s in cluster.core.list_namespaced_service(namespace).items}
-
-
 def test_nodeport_service_in_production_namespace_is_refused_with_our_message(
     cluster: Cluster, namespace: NamespaceFactory
 ) -> None:
@@ -33,7 +29,7 @@ def test_nodeport_service_in_production_namespace_is_refused_with_our_message(
     assert answer.status == 403
     assert "deny-nodeport-in-production" in answer.message
     assert "shop" in answer.message
-    assert "shop" not in services_in(cluster, ns)
+    assert "shop" not in cluster.services_in(ns)
 
 
 def test_nodeport_service_outside_production_is_allowed(
@@ -63,7 +59,7 @@ def test_third_loadbalancer_in_a_namespace_is_refused(
     assert answer is not None, "a third LoadBalancer Service was created"
     assert answer.status == 403
     assert "limit-loadbalancers-per-namespace" in answer.message
-    assert services_in(cluster, ns) == {"lb-1", "lb-2"}
+    assert cluster.services_in(ns) == {"lb-1", "lb-2"}
 
 
 def test_loadbalancer_gets_the_internal_annotation(
@@ -134,7 +130,7 @@ def test_server_side_dry_run_reserves_nothing(
         judged = cluster.core.create_namespaced_service(
             ns, service(name, "LoadBalancer"), dry_run="All")
         assert (judged.metadata.annotations or {}).get(INTERNAL_LB) == "true"
-    assert services_in(cluster, ns) == set()
+    assert cluster.services_in(ns) == set()
     for name in ("lb-a", "lb-b"):
         cluster.core.create_namespaced_service(ns, service(name, "LoadBalancer"))
-    assert services_in(cluster, ns) == {"lb-a", "lb-b"}
+    assert cluster.services_in(ns) == {"lb-a", "lb-b"}

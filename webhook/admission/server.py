@@ -20,7 +20,7 @@ import threading
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
 import uvicorn
@@ -41,6 +41,9 @@ from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import CertificateError
 from webhook.policy.loader import load_policies
+
+if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs needs it
+    from webhook.certs.bootstrap import CertificateManager
 
 log = logging.getLogger("edgewarden.server")
 
@@ -109,7 +112,7 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
         if settings.cert_dir is None:
             raise CertificateError("--manage-certs needs --cert-dir DIR (where tls.crt/tls.key "
                                    "are written for the server to read)")
-        _first_certificate_sync(settings.cert_dir)
+        _first_certificate_sync(settings)
         cert_file = cert_file or settings.cert_dir / "tls.crt"
         key_file = key_file or settings.cert_dir / "tls.key"
     if cert_file is None or key_file is None:
@@ -129,12 +132,20 @@ def _client_ca(settings: ServerSettings) -> Path | None:
     return settings.client_ca
 
 
-def _first_certificate_sync(cert_dir: Path) -> None:
-    """--manage-certs: the Secret and the files must exist before the listener does."""
-    from webhook.certs.bootstrap import CertificateManager
+def _certificate_manager_for(settings: ServerSettings) -> CertificateManager:
+    from webhook.certs.bootstrap import CertificateManager, ManagerSettings
+    from webhook.certs.secretstate import current_namespace
 
+    manager_settings = ManagerSettings(
+        namespace=current_namespace(), hosts_extra=settings.cert_hosts
+    )
+    return CertificateManager(settings=manager_settings, cert_dir=settings.cert_dir)
+
+
+def _first_certificate_sync(settings: ServerSettings) -> None:
+    """--manage-certs: the Secret and the files must exist before the listener does."""
     try:
-        CertificateManager(cert_dir=cert_dir).sync_once()
+        _certificate_manager_for(settings).sync_once()
     except CertificateError:
         raise
     except Exception as error:  # the kubernetes client raises its own types
@@ -241,9 +252,7 @@ async def _purge_reservations(reservations: Reservations, interval: float) -> No
 
 async def _certificate_manager(settings: ServerSettings) -> None:
     # Keeps the Secret, the files (picked up by watch_certificate) and the caBundles current.
-    from webhook.certs.bootstrap import CertificateManager
-
-    manager = CertificateManager(cert_dir=settings.cert_dir)
+    manager = _certificate_manager_for(settings)
     await manager.run(settings.cert_manager_seconds)
 
 

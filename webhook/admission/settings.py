@@ -51,6 +51,7 @@ class ServerSettings:
     dev_dir: Path = DEFAULT_DEV_DIR
     manage_certs: bool = False
     cert_dir: Path | None = None
+    cert_hosts: tuple[str, ...] = ()  # extra names in a --manage-certs serving certificate
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     log_level: str = "info"
     internal_lb_flavour: str | None = None  # None: each policy's own

@@ -45,6 +45,7 @@ from webhook.certs.issue import (
     KeyPair,
     KeyType,
     dns_names_of,
+    ip_addresses_of,
     is_signed_by,
     issue_ca,
     issue_serving,
@@ -87,6 +88,9 @@ class ManagerSettings:
     ca_days: int = 1825
     serving_days: int = 90
     key_type: KeyType = "ecdsa"
+    # Extra DNS names or IP addresses in the serving certificate, for a server the API
+    # server reaches by URL (outside the cluster) rather than through the Service.
+    hosts_extra: tuple[str, ...] = ()
     renew_fraction: float = 1 / 3
     propagation_delay: datetime.timedelta = datetime.timedelta(minutes=2)
     old_ca_grace: datetime.timedelta = datetime.timedelta(minutes=15)
@@ -211,8 +215,16 @@ class CertificateManager:
             namespace=s.namespace,
             days=s.serving_days,
             key_type=s.key_type,
+            hosts_extra=s.hosts_extra,
             now=now,
         )
+
+    def _names_missing(self, serving: KeyPair) -> bool:
+        """The serving certificate lacks a name it must carry (e.g. a host added since)."""
+        s = self.settings
+        wanted = {*service_dns_names(s.service, s.namespace), *s.hosts_extra}
+        present = {*dns_names_of(serving.cert), *ip_addresses_of(serving.cert)}
+        return not wanted <= present
 
     def _next_step(self, state: CertState) -> CertState | None:
         """The one change the Secret needs now, or None. Deterministic, so replicas agree."""
@@ -243,11 +255,10 @@ class CertificateManager:
             if published or expired:
                 return replace(state, serving=self._issue(state.signing, now), serving_since=now)
             return None
-        names = set(service_dns_names(s.service, s.namespace))
         if (
             expired
             or life_left_fraction(serving.cert, now) < s.renew_fraction
-            or not names <= set(dns_names_of(serving.cert))
+            or self._names_missing(serving)
         ):
             return replace(state, serving=self._issue(state.signing, now), serving_since=now)
         if len(state.bundle) > 1 and now - state.serving_since >= s.old_ca_grace:

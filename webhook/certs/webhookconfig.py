@@ -11,6 +11,10 @@ us for the kinds and operations some policy needs. What is not a setting, on pur
 * ``reinvocationPolicy: IfNeeded`` on the mutating webhook: our mutations only add what is
   absent, so running again is harmless, and when a later mutating webhook rewrites the
   Service (e.g. makes it a LoadBalancer, or drops annotations) we get to re-apply ours.
+
+The API server reaches the webhook through the Service (``clientConfig.service``), or, for a
+server that runs outside the cluster, at a URL (``clientConfig.url``: the paths
+``/validate`` and ``/mutate`` are appended to it).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import base64
 import binascii
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -51,6 +56,7 @@ class WebhookSettings:
     mutating_failure_policy: str = "Fail"
     excluded_namespaces: tuple[str, ...] = ()
     inject_ca_from: str | None = None  # "namespace/certificate" for cert-manager's cainjector
+    url: str | None = None  # "https://host:port[/prefix]": clientConfig.url instead of service
 
     def check(self) -> None:
         if not 1 <= self.timeout_seconds <= 30:
@@ -72,6 +78,30 @@ class WebhookSettings:
             raise WebhookConfigError(
                 f"--inject-ca-from takes NAMESPACE/CERTIFICATE, got {self.inject_ca_from!r}"
             )
+        if self.url is not None:
+            check_url(self.url)
+
+
+def check_url(url: str) -> None:
+    """What the API server accepts in ``clientConfig.url`` (it refuses the rest at create)."""
+    parts = urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise WebhookConfigError(
+            f"--url must be https://HOST:PORT, optionally with a path, got {url!r}"
+        )
+    if parts.username is not None or parts.password is not None:
+        raise WebhookConfigError(f"--url must not carry a user or password, got {url!r}")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise WebhookConfigError(f"--url must not have a query or fragment, got {url!r}")
+    try:
+        parts.port  # noqa: B018  (parsing the port is the check)
+    except ValueError:
+        raise WebhookConfigError(f"--url has an invalid port: {url!r}") from None
+
+
+def endpoint_url(base: str, path: str) -> str:
+    """``base`` with ``path`` (``/validate``, ``/mutate``) appended to whatever path it has."""
+    return base.rstrip("/") + path
 
 
 def check_ca_bundle(ca_bundle_b64: str) -> None:
@@ -105,14 +135,19 @@ def excluded_namespaces(settings: WebhookSettings) -> list[str]:
 def _configuration(
     rules: list[WebhookRule], settings: WebhookSettings, *, mutating: bool
 ) -> dict[str, Any]:
-    client_config: dict[str, Any] = {
-        "service": {
-            "name": settings.service,
-            "namespace": settings.namespace,
-            "path": "/mutate" if mutating else "/validate",
-            "port": settings.port,
+    path = "/mutate" if mutating else "/validate"
+    client_config: dict[str, Any]
+    if settings.url is not None:
+        client_config = {"url": endpoint_url(settings.url, path)}
+    else:
+        client_config = {
+            "service": {
+                "name": settings.service,
+                "namespace": settings.namespace,
+                "path": path,
+                "port": settings.port,
+            }
         }
-    }
     if settings.ca_bundle_b64:
         client_config["caBundle"] = settings.ca_bundle_b64
     webhook: dict[str, Any] = {

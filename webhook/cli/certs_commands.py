@@ -138,6 +138,14 @@ def bootstrap(
     serving_days: Annotated[int, typer.Option("--serving-days")] = 90,
     ca_days: Annotated[int, typer.Option("--ca-days")] = 1825,
     key_type: Annotated[KeyTypeChoice, typer.Option("--key-type")] = KeyTypeChoice.ecdsa,
+    host: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--host",
+            help="Extra DNS name or IP address in the serving certificate, for a server "
+            "reached by URL (repeatable).",
+        ),
+    ] = None,
 ) -> None:
     """Create or renew the certificate Secret, patch both caBundles, write the files (once)."""
     from webhook.certs.bootstrap import CertificateManager, ManagerSettings
@@ -151,6 +159,7 @@ def bootstrap(
         serving_days=serving_days,
         ca_days=ca_days,
         key_type=key_type.value,
+        hosts_extra=tuple(host or ()),
     )
     manager = CertificateManager(settings=settings)
     changed = manager.sync_once()
@@ -201,6 +210,14 @@ def webhook_config(
         str, typer.Option(help="edgewarden's namespace (always excluded).")
     ] = "edgewarden",
     port: Annotated[int, typer.Option(help="The Service port.")] = 443,
+    url: Annotated[
+        str | None,
+        typer.Option(
+            "--url",
+            help="https://HOST:PORT of a server outside the cluster: clientConfig.url "
+            "(+ /validate, /mutate) instead of the Service.",
+        ),
+    ] = None,
     timeout: Annotated[int, typer.Option(help="timeoutSeconds, 1..30.")] = 5,
     failure_policy: Annotated[
         FailurePolicyChoice, typer.Option("--failure-policy", help="Validating webhook.")
@@ -249,6 +266,7 @@ def webhook_config(
         mutating_failure_policy=mutating_failure_policy.value,
         excluded_namespaces=tuple(exclude_namespace or ()),
         inject_ca_from=inject_ca_from,
+        url=url,
     )
     settings.check()  # settings errors before policy errors: they are cheaper to fix
     policy_set = load_policies(*policy_paths(policies))

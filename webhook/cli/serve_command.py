@@ -62,6 +62,9 @@ def serve(
         "--manage-certs", help="Issue and rotate the serving certificate.")] = False,
     cert_dir: Annotated[Path | None, typer.Option(
         "--cert-dir", help="Where --manage-certs writes tls.crt/tls.key.")] = None,
+    cert_host: Annotated[list[str] | None, typer.Option(
+        "--cert-host", help="Extra DNS name or IP address in a --manage-certs serving "
+                            "certificate, for a server reached by URL (repeatable).")] = None,
     max_body_bytes: Annotated[int, typer.Option(
         "--max-body-bytes", help="Largest request body accepted (413 above).")
     ] = DEFAULT_MAX_BODY_BYTES,
@@ -155,7 +158,8 @@ def serve(
         host=host or ("127.0.0.1" if dev else "0.0.0.0"),
         port=port, tls_cert=tls_cert, tls_key=tls_key, dry_run=dry_run, audit_log=audit_log,
         cluster_state=cluster_state, dev=dev, dev_dir=dev_dir, manage_certs=manage_certs,
-        cert_dir=cert_dir, max_body_bytes=max_body_bytes, log_level=log_level,
+        cert_dir=cert_dir, cert_hosts=tuple(cert_host or ()), max_body_bytes=max_body_bytes,
+        log_level=log_level,
         internal_lb_flavour=internal_lb_flavour, metrics_port=metrics_port,
         evaluation_budget_ms=evaluation_budget_ms,
         evaluation_deadline_ms=evaluation_deadline_ms,

@@ -1,0 +1,352 @@
+"""Figures through a real API server (the local control plane of tests/kube).
+
+1. Service CREATE latency, one client, one request at a time: p50/p99 without any webhook
+   registered and with edgewarden's two configurations (``webhook-config --url``,
+   failurePolicy Fail) registered: what the webhook adds to a create. The two series are
+   measured in alternating blocks, so load from elsewhere on the machine hits both alike.
+2. The watch cache at scale: Namespaces and Services are created (up to 10,000 and
+   100,000, within a time budget; the figures say how many were made), then
+   ``edgewarden serve`` is started: seconds from its start to ready (every cache synced,
+   ``/readyz`` 200, including the Python start), per-kind sync times from its log, and its
+   RSS once synced, beside the RSS of an idle server on an empty cluster.
+
+Run from the repository root after scripts/kube-binaries::
+
+    .venv/bin/python benchmarks/apiserver.py                  # full run, ~15 minutes
+    .venv/bin/python benchmarks/apiserver.py --creates 300 --namespaces 200 --services 2000
+
+Figures only: nothing here is asserted by the tests. Results: a table on stdout and JSON in
+benchmarks/results/. The API server writes no audit log here (its cost is not ours), and
+the population's Services are headless (``clusterIP: None``, no address to allocate, so
+100,000 fit in the service range); the webhook's cache keeps the same fields of them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import platform
+import re
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from kube.binaries import locate  # noqa: E402
+from kube.controlplane import ControlPlane  # noqa: E402
+from kube.net import free_port  # noqa: E402
+from kube.processes import ManagedProcess  # noqa: E402
+from kube.wait import until  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results"
+EDGEWARDEN = str(Path(sys.executable).with_name("edgewarden"))
+NO_AUDIT = {"apiVersion": "audit.k8s.io/v1", "kind": "Policy", "rules": [{"level": "None"}]}
+SYNCED = re.compile(r"^(\S+ \S+) INFO edgewarden\.cluster: (\w+) cache synced: (\d+) objects")
+
+
+@dataclass
+class Figures:
+    machine: str
+    kubernetes: str
+    creates: int
+    without_webhook_ms: dict[str, float] = field(default_factory=dict)
+    with_webhook_ms: dict[str, float] = field(default_factory=dict)
+    namespaces: int = 0
+    services: int = 0
+    population_seconds: float = 0.0
+    population_budget_seconds: float = 0.0
+    start_to_ready_seconds: float = 0.0
+    synced_after_seconds: dict[str, float] = field(default_factory=dict)
+    rss_mib_synced: float = 0.0
+    rss_mib_empty_cluster: float = 0.0
+
+
+class Api:
+    """A small JSON client on one keep-alive TLS connection, as admin."""
+
+    def __init__(self, plane: ControlPlane) -> None:
+        context = ssl.create_default_context(cafile=str(plane.ca_file))
+        context.load_cert_chain(plane.workdir / "pki" / "admin.crt",
+                                plane.workdir / "pki" / "admin.key")
+        self._connection = http.client.HTTPSConnection("127.0.0.1", plane.port,
+                                                       context=context, timeout=60)
+
+    def post(self, path: str, body: dict[str, Any]) -> int:
+        self._connection.request("POST", path, json.dumps(body),
+                                 {"Content-Type": "application/json"})
+        response = self._connection.getresponse()
+        response.read()
+        return response.status
+
+
+def service(name: str, headless: bool = False) -> dict[str, Any]:
+    spec: dict[str, Any] = {"selector": {"app": name},
+                            "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+    if headless:
+        spec["clusterIP"] = "None"
+    return {"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": name, "labels": {"app": name}}, "spec": spec}
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+
+    def pick(quantile: float) -> float:
+        return ordered[min(len(ordered) - 1, int(quantile * len(ordered)))]
+
+    return {"p50": round(pick(0.50) * 1000, 2), "p90": round(pick(0.90) * 1000, 2),
+            "p99": round(pick(0.99) * 1000, 2), "mean": round(statistics.mean(ordered) * 1000, 2)}
+
+
+def create_latencies(plane: ControlPlane, namespace: str, count: int, prefix: str) -> list[float]:
+    api = Api(plane)
+    path = f"/api/v1/namespaces/{namespace}/services"
+    for index in range(20):  # warm the connection and the API server's caches
+        api.post(path, service(f"{prefix}-warm-{index}"))
+    samples = []
+    for index in range(count):
+        started = time.perf_counter()
+        status = api.post(path, service(f"{prefix}-{index}"))
+        samples.append(time.perf_counter() - started)
+        if status != 201:
+            raise RuntimeError(f"create {prefix}-{index}: HTTP {status}")
+    return samples
+
+
+class Server:
+    """`edgewarden serve` on loopback, reading the cluster as admin."""
+
+    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
+        self.plane = plane
+        self.workdir = workdir
+        self.port = free_port()
+        self.tls = workdir / "tls"
+        self.log = workdir / "serve.log"
+        env = {"PATH": "/usr/bin:/bin", "KUBECONFIG": str(plane.kubeconfig),
+               "HOME": str(workdir)}
+        subprocess.run([EDGEWARDEN, "certs", "generate", "--out", str(self.tls),
+                        "--host", "127.0.0.1"], check=True, env=env, capture_output=True)
+        self.process = ManagedProcess("edgewarden serve", [
+            EDGEWARDEN, "serve", "--policies", str(ROOT / "policies"), "--host", "127.0.0.1",
+            "--port", str(self.port), "--tls-cert", str(self.tls / "tls.crt"),
+            "--tls-key", str(self.tls / "tls.key"), "--audit-log", str(workdir / "audit.log"),
+            "--log-level", "info"], self.log, env=env, cwd=ROOT)
+
+    def ready(self) -> bool:
+        try:
+            with urllib.request.urlopen(f"https://127.0.0.1:{self.port}/readyz", timeout=5,
+                                        context=ssl._create_unverified_context()) as answer:
+                return bool(answer.status == 200)
+        except OSError:
+            return False
+
+    def start(self, timeout: float = 900) -> float:
+        """Start it; seconds until ready."""
+        self.log.write_text("")
+        started = time.monotonic()
+        self.process.start()
+        until(self.ready, "edgewarden serve to be ready", timeout, interval=0.05,
+              check=self.process.check_alive)
+        return time.monotonic() - started
+
+    def rss_mib(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        match = re.search(r"VmRSS:\s+(\d+) kB", status)
+        assert match is not None
+        return round(int(match.group(1)) / 1024, 1)
+
+    def sync_times(self) -> dict[str, float]:
+        """Seconds from the server's first log line to each kind's 'cache synced' line."""
+        stamps = []
+        for line in self.log.read_text().splitlines():
+            match = re.match(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+) ", line)
+            if match:
+                stamps.append((datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f"), line))
+        first = stamps[0][0]
+        synced = {}
+        for stamp, line in stamps:
+            match = SYNCED.match(line)
+            if match:
+                synced[match.group(2)] = round((stamp - first).total_seconds(), 2)
+        return synced
+
+    def register(self) -> None:
+        rendered = subprocess.run(
+            [EDGEWARDEN, "webhook-config", "--policies", str(ROOT / "policies"),
+             "--url", f"https://127.0.0.1:{self.port}", "--ca-bundle", str(self.tls / "ca.crt")],
+            check=True, capture_output=True, text=True).stdout
+        self.plane.kubectl("apply", "-f", "-", input=rendered)
+
+    def unregister(self) -> None:
+        self.plane.kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+                           "-l", "app.kubernetes.io/name=edgewarden")
+
+
+def wait_until_called(plane: ControlPlane, expected: bool) -> None:
+    """Until the API server calls the webhook (a NodePort in production is refused), or
+    no longer does (it is admitted)."""
+    if plane.kubectl("get", "namespace", "bench-probe", check=False).returncode != 0:
+        plane.kubectl("create", "namespace", "bench-probe")
+        plane.kubectl("label", "namespace", "bench-probe", "environment=production")
+    until(lambda: (plane.kubectl("create", "service", "nodeport", "probe", "--tcp=80:80",
+                                 "-n", "bench-probe", "--dry-run=server", check=False)
+                   .returncode != 0) == expected,
+          f"the API server {'to call' if expected else 'to stop calling'} edgewarden", 60,
+          interval=0.2)
+
+
+def populate(plane: ControlPlane, namespaces: int, services: int, budget: float,
+             workers: int) -> tuple[int, int, float]:
+    """Create namespaces, then services spread over them, until done or out of time."""
+    deadline = time.monotonic() + budget
+    started = time.monotonic()
+    local = threading.local()
+    made = {"namespaces": 0, "services": 0}
+    lock = threading.Lock()
+
+    def api() -> Api:
+        if not hasattr(local, "api"):
+            local.api = Api(plane)
+        return local.api  # type: ignore[no-any-return]
+
+    def make_namespace(index: int) -> None:
+        if time.monotonic() > deadline:
+            return
+        body = {"apiVersion": "v1", "kind": "Namespace",
+                "metadata": {"name": f"pop-{index}", "labels": {"team": f"t{index % 50}"}}}
+        if api().post("/api/v1/namespaces", body) == 201:
+            with lock:
+                made["namespaces"] += 1
+
+    def make_service(index: int) -> None:
+        if time.monotonic() > deadline:
+            return
+        namespace = f"pop-{index % made['namespaces']}"
+        status = api().post(f"/api/v1/namespaces/{namespace}/services",
+                            service(f"svc-{index}", headless=True))
+        if status == 201:
+            with lock:
+                made["services"] += 1
+
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(make_namespace, range(namespaces)))
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(make_service, range(services)))
+    return made["namespaces"], made["services"], time.monotonic() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--creates", type=int, default=2000, help="per series")
+    parser.add_argument("--blocks", type=int, default=4,
+                        help="alternating blocks each series is measured in")
+    parser.add_argument("--skip-population", action="store_true",
+                        help="only the latency figures")
+    parser.add_argument("--namespaces", type=int, default=10_000)
+    parser.add_argument("--services", type=int, default=100_000)
+    parser.add_argument("--budget", type=float, default=600.0,
+                        help="seconds for creating the population")
+    parser.add_argument("--workers", type=int, default=8)
+    args = parser.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="edgewarden-bench-"))
+    binaries = locate()
+    plane = ControlPlane(binaries, workdir / "kube", controller_manager=False,
+                         audit_policy=NO_AUDIT)
+    plane.start()
+    try:
+        figures = Figures(machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
+                          kubernetes=binaries.versions.split("\n")[0], creates=args.creates)
+        server = Server(plane, workdir)
+        server.start()
+        figures.rss_mib_empty_cluster = server.rss_mib()
+
+        plane.kubectl("create", "namespace", "bench")
+        plain: list[float] = []
+        judged: list[float] = []
+        per_block = max(1, args.creates // args.blocks)
+        for block in range(args.blocks):
+            print(f"block {block + 1}/{args.blocks}: {per_block} creates without a webhook, "
+                  f"{per_block} with edgewarden registered...", flush=True)
+            plain += create_latencies(plane, "bench", per_block, f"plain-{block}")
+            server.register()
+            wait_until_called(plane, expected=True)
+            judged += create_latencies(plane, "bench", per_block, f"judged-{block}")
+            server.unregister()
+            wait_until_called(plane, expected=False)
+        figures.without_webhook_ms = percentiles(plain)
+        figures.with_webhook_ms = percentiles(judged)
+        server.process.stop()
+        if not args.skip_population:
+            measure_population(plane, server, figures, args)
+    finally:
+        plane.stop()
+    report(figures)
+
+
+def measure_population(plane: ControlPlane, server: Server, figures: Figures,
+                       args: argparse.Namespace) -> None:
+    print(f"population: up to {args.namespaces} namespaces, {args.services} services, "
+          f"{args.budget:.0f} s budget...", flush=True)
+    (figures.namespaces, figures.services,
+     figures.population_seconds) = populate(plane, args.namespaces, args.services,
+                                            args.budget, args.workers)
+    figures.population_budget_seconds = args.budget
+    print(f"  made {figures.namespaces} namespaces and {figures.services} services in "
+          f"{figures.population_seconds:.0f} s; starting edgewarden serve...", flush=True)
+    figures.start_to_ready_seconds = round(server.start(), 2)
+    figures.synced_after_seconds = server.sync_times()
+    figures.rss_mib_synced = server.rss_mib()
+    server.process.stop()
+
+
+def report(figures: Figures) -> None:
+    """A table on stdout, the figures as JSON in benchmarks/results/."""
+    rows = [
+        ("Service CREATE, no webhook", _latency(figures.without_webhook_ms)),
+        ("Service CREATE, edgewarden registered", _latency(figures.with_webhook_ms)),
+        ("added by the webhook (p50 / p99)",
+         f"{figures.with_webhook_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
+         f"{figures.with_webhook_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
+        ("serve RSS, empty cluster", f"{figures.rss_mib_empty_cluster:.0f} MiB"),
+    ]
+    if figures.namespaces:
+        rows += [
+            ("population", f"{figures.namespaces} Namespaces, {figures.services} Services "
+                           f"(made in {figures.population_seconds:.0f} s)"),
+            ("serve: start to ready (synced)", f"{figures.start_to_ready_seconds:.1f} s"),
+            ("serve: cache synced after", ", ".join(
+                f"{kind} {seconds:.1f} s"
+                for kind, seconds in figures.synced_after_seconds.items())),
+            ("serve RSS, synced", f"{figures.rss_mib_synced:.0f} MiB"),
+        ]
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{figures.kubernetes}, {figures.machine}, {figures.creates} creates per series")
+    for name, value in rows:
+        print(f"  {name:<{width}}  {value}")
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"apiserver-{datetime.now():%Y%m%dT%H%M%S}.json"
+    out.write_text(json.dumps(asdict(figures), indent=2))
+    print(f"\n(JSON: {out.relative_to(ROOT)})")
+
+
+def _latency(ms: dict[str, float]) -> str:
+    return f"p50 {ms['p50']:.2f} ms, p90 {ms['p90']:.2f} ms, p99 {ms['p99']:.2f} ms"
+
+
+if __name__ == "__main__":
+    main()
