@@ -10,6 +10,7 @@ file and line.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -132,7 +133,9 @@ def exception_from_document(
     spec = data.get("spec")
     if isinstance(spec, dict) and "expiresAt" in spec and not isinstance(spec["expiresAt"], str):
         # YAML reads an unquoted timestamp as a datetime; the schema (and the API) want text.
-        data = {**data, "spec": {**spec, "expiresAt": str(spec["expiresAt"])}}
+        value = spec["expiresAt"]
+        text = value.isoformat() if isinstance(value, dt.datetime | dt.date) else str(value)
+        data = {**data, "spec": {**spec, "expiresAt": text}}
         spec = data["spec"]
     errors = sorted(_EXCEPTION_VALIDATOR.iter_errors(data),
                     key=lambda e: (len(e.absolute_path), str(e.path)))
