@@ -8,6 +8,7 @@ with ``--fail-on-violation``), 2 a user error (bad file, bad flag, bad policy).
 from __future__ import annotations
 
 import io
+import time
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -25,9 +26,9 @@ from webhook.audit.reports.sarif import render_sarif
 from webhook.audit.reports.text import render_text
 from webhook.audit.results import ScanReport
 from webhook.audit.scan import DEFAULT_NAMESPACE, audit_objects, check_manifests
-from webhook.audit.sources import cluster_objects, resolve_policies
+from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
 from webhook.cli.app import app, console, err_console, user_errors
-from webhook.cli.options import FlavourOption, PoliciesOption
+from webhook.cli.options import ExceptionsOption, FlavourOption, PoliciesOption
 from webhook.errors import EdgewardenError, ManifestError
 
 
@@ -80,18 +81,21 @@ def check(
     ] = DEFAULT_NAMESPACE,
     output: Annotated[CheckFormat, typer.Option("--output", "-o")] = CheckFormat.TEXT,
     out: OutOption = None,
+    exceptions: ExceptionsOption = None,
 ) -> None:
     """Judge manifests (e.g. a rendered Helm chart) as CREATEs, in order.
 
     Exit 1 when anything Enforce would deny; Warn and Audit findings do not fail.
     """
     policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
-    manifests = load_manifests(filenames)
+    honoured, manifests = split_exceptions(load_manifests(filenames), exceptions)
     scan = check_manifests(
         manifests,
         policy_set,
         namespace_labels=parse_namespace_labels(namespace_labels or []),
         default_namespace=namespace,
+        exceptions=honoured,
+        now=time.time(),
     )
     emit(scan, output.value, out)
     if scan.failed:
@@ -110,10 +114,12 @@ def audit(
         bool,
         typer.Option("--fail-on-violation", help="Exit 1 when an Enforce policy is violated."),
     ] = False,
+    exceptions: ExceptionsOption = None,
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
     policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
-    scan = audit_objects(cluster_objects(cluster_state), policy_set)
+    honoured, objects = split_exceptions(cluster_objects(cluster_state), exceptions)
+    scan = audit_objects(objects, policy_set, exceptions=honoured, now=time.time())
     emit(scan, output.value, out)
     if fail_on_violation and scan.failed:
         raise typer.Exit(1)
@@ -134,11 +140,12 @@ def report_command(
             help="USD per load balancer per month (default: AWS NLB/ALB, $0.0225/h x 730 h).",
         ),
     ] = DEFAULT_COST_PER_LB,
+    exceptions: ExceptionsOption = None,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
     policy_set = resolve_policies(policies, internal_lb_flavour=internal_lb_flavour)
-    objects = cluster_objects(cluster_state)
-    scan = audit_objects(objects, policy_set)
+    honoured, objects = split_exceptions(cluster_objects(cluster_state), exceptions)
+    scan = audit_objects(objects, policy_set, exceptions=honoured, now=time.time())
     write(html, render_html(scan, [m.obj for m in objects], cost_per_lb=cost_per_lb))
     console.print(f"wrote {html}", highlight=False)
 

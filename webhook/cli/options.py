@@ -36,3 +36,12 @@ FlavourOption = Annotated[
         f"{', '.join(INTERNAL_LB_FLAVOURS)} (default: as each policy says).",
     ),
 ]
+ExceptionsOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--exceptions",
+        help="PolicyException file or folder (repeatable); honoured as admission honours "
+        "them, expiry judged at the current time. PolicyException objects in the input "
+        "count too.",
+    ),
+]

@@ -17,6 +17,7 @@ forgot the clock.
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -165,3 +166,25 @@ def parse_rfc3339(value: Any) -> float:
     if stamp.tzinfo is None:
         raise ValueError(f"{value!s} has no UTC offset: add Z (UTC) or +hh:mm")
     return stamp.timestamp()
+
+
+class ExceptionRegistry:
+    """Exceptions from several sources (files, the cluster's objects), served as one
+    ExceptionSet that is rebuilt and swapped whole when a source changes. An ExceptionView:
+    the engine reads ``current`` without a lock."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sources: dict[str, ExceptionSet] = {}
+        self.current: ExceptionSet = NO_EXCEPTIONS
+
+    def set_source(self, name: str, exceptions: ExceptionSet) -> None:
+        with self._lock:
+            self._sources[name] = exceptions
+            self.current = ExceptionSet(e for s in self._sources.values() for e in s)
+
+    def candidates(self, namespace: str, policy: str) -> Sequence[PolicyException]:
+        return self.current.candidates(namespace, policy)
+
+    def __iter__(self) -> Iterator[PolicyException]:
+        return iter(self.current)
