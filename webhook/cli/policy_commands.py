@@ -8,7 +8,10 @@ from typing import Annotated
 import typer
 
 from webhook.cli.app import app, console, err_console, user_errors
+from webhook.cli.options import ExceptionsOption
 from webhook.errors import PolicyLoadError
+from webhook.policy.documents import load_exceptions
+from webhook.policy.exceptions import NO_EXCEPTIONS
 from webhook.policy.loader import load_policies
 from webhook.suites.junit import render_junit
 from webhook.suites.runner import SuiteResult, run_path
@@ -56,9 +59,11 @@ def test_suites(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="List passing cases too.")
     ] = False,
+    exceptions: ExceptionsOption = None,
 ) -> None:
     """Run policy test suites; exit 1 when any case fails."""
-    results = run_path(path)
+    honoured = load_exceptions(*exceptions) if exceptions else NO_EXCEPTIONS
+    results = run_path(path, exceptions=honoured)
     if not results:
         err_console.print(f"no test suites (*.test.yaml) found under {path}")
         raise typer.Exit(1)
