@@ -79,8 +79,9 @@ def _parts(
     max_bytes: int,
 ) -> list[dict[str, Any]]:
     results = sorted((_result(f, stamp) for f in findings), key=_order)
-    # The summary's numbers can grow by a few digits as results are added: leave room.
-    room = max_bytes - document_size(_report(kind, name + "-99999", namespace, [])) - 64
+    # Leave room for what is added to a part after it is cut: the summary's digits, the
+    # writer's digest annotation, the API server's metadata (uid, managedFields...).
+    room = max_bytes - document_size(_report(kind, name + "-99999", namespace, [])) - 4096
     chunks: list[list[dict[str, Any]]] = [[]]
     used = 0
     for result in results:
