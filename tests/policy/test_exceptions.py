@@ -40,8 +40,10 @@ def exceptions_yaml(tmp_path: Path, text: str) -> ExceptionSet:
     return load_exceptions(file)
 
 
-def legacy_exception(tmp_path: Path, *, match: str = "{names: [legacy]}",
-                     expires: str | None = EXPIRES, policies: str = "[deny-nodeport]") -> ExceptionSet:
+def legacy_exception(
+    tmp_path: Path, *, match: str = "{names: [legacy]}", expires: str | None = EXPIRES,
+    policies: str = "[deny-nodeport]",
+) -> ExceptionSet:
     expiry = f"\n  expiresAt: {expires}" if expires else ""
     return exceptions_yaml(tmp_path, f"""
         apiVersion: edgewarden.dev/v1alpha1
