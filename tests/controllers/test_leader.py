@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from tests.kubeapi import KubeApi
-from tests.support import api_client
+from tests.support import api_client, eventually
 from webhook.controllers.api import ObjectApi
 from webhook.controllers.leader import LeaderElector, LeaderSettings
 from webhook.controllers.runner import LEASE
+
+from .conftest import ServeFactory
 
 SETTINGS = LeaderSettings(namespace="edgewarden", lease_duration=15, renew_deadline=10,
                           retry_period=2)
@@ -100,3 +102,11 @@ def test_a_leader_that_leaves_releases_the_lease(kube_api: KubeApi, leases: Obje
     a.release()
     assert not a.leading and holder(kube_api) is None
     assert b.step(), "no need to wait out the lease duration"
+
+
+def test_a_stopping_server_hands_the_lease_over(crd_api: KubeApi, serve: ServeFactory) -> None:
+    served = serve(crd_api)
+    eventually(lambda: served.controllers.elector.leading, what="leading")
+    assert holder(crd_api) == served.controllers.elector.identity
+    served.server.stop()
+    assert holder(crd_api) is None

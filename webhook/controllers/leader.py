@@ -180,13 +180,10 @@ class LeaderElector:
     # ---- the loop ----
 
     async def run(self) -> None:
-        """Elect forever; cancel to stop (the Lease is released then)."""
-        try:
-            while True:
-                await asyncio.to_thread(self.step)
-                await asyncio.sleep(self.settings.retry_period)
-        finally:
-            await asyncio.shield(asyncio.to_thread(self.release))
+        """Elect forever; cancel to stop (then ``release``: the owner does, once stopped)."""
+        while True:
+            await asyncio.to_thread(self.step)
+            await asyncio.sleep(self.settings.retry_period)
 
 
 def _micro_time(at: float) -> str:

@@ -111,6 +111,8 @@ class Controllers:
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+            # Once nothing elects any more: hand the Lease over now, not in lease_duration.
+            await asyncio.to_thread(self.elector.release)
             if self.watch is not None:
                 await asyncio.to_thread(self.watch.stop)
 

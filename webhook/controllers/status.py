@@ -34,7 +34,7 @@ class StatusWriter:
         for name in [n for n in self._written if n not in statuses]:
             del self._written[name]
         for name, status in sorted(statuses.items()):
-            body = status.body(rfc3339)
+            body = status.body(_seconds)
             if self._written.get(name) == body:
                 continue
             try:
@@ -48,3 +48,8 @@ class StatusWriter:
                 continue
             self._written[name] = body
         return failed
+
+
+def _seconds(at: float) -> str:
+    """metav1.Time: RFC 3339 to the second."""
+    return rfc3339(float(int(at)))
