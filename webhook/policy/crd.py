@@ -89,7 +89,7 @@ def _inferred_type(schema: dict[str, Any]) -> str:
 
 def _root(schema: dict[str, Any], *, status: dict[str, Any] | None) -> dict[str, Any]:
     """The object's schema: apiVersion, kind and metadata as Kubernetes handles them."""
-    converted = structural(schema)
+    converted: dict[str, Any] = structural(schema)
     properties = converted["properties"]
     name = properties["metadata"]["properties"]["name"]
     properties["apiVersion"] = {"type": "string"}
