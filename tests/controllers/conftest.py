@@ -13,7 +13,7 @@ import pytest
 
 from tests.admission.harness import RunningServer, base_settings, start_server
 from tests.kubeapi import DEFAULT_RESOURCES, EDGEWARDEN_RESOURCES, KubeApi
-from tests.support import api_client, namespace, use_kubeconfig, write_kubeconfig
+from tests.support import api_client, eventually, namespace, use_kubeconfig, write_kubeconfig
 from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.kube_informer import InformerSettings
@@ -80,7 +80,7 @@ def serve(certificates: GeneratedCertificates, tmp_path: Path,
     running: list[RunningServer] = []
 
     def start(api: KubeApi, *, policies: Path = REPO / "policies", clock: Clock | None = None,
-              **overrides: Any) -> Served:
+              ready: bool = True, **overrides: Any) -> Served:
         kubeconfig = write_kubeconfig(tmp_path / f"kubeconfig-{len(running)}", server=api.url,
                                       ca_pem=api.ca_pem)
         use_kubeconfig(monkeypatch, kubeconfig)
@@ -97,6 +97,8 @@ def serve(certificates: GeneratedCertificates, tmp_path: Path,
                                  policies=(policies,), **overrides)
         server = start_server(settings, certificates.ca_file, prepare)
         running.append(server)
+        if ready:  # what the API server waits for before it calls the webhook
+            eventually(lambda: server.get("/readyz").status_code == 200, what="/readyz")
         return Served(server, attached[0], clock, api)
 
     yield start

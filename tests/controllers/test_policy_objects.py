@@ -136,7 +136,7 @@ def test_a_replica_that_cannot_read_policy_objects_is_not_ready(
     crd_api: KubeApi, serve: ServeFactory
 ) -> None:
     crd_api.forbid("list", "policies")
-    served = serve(crd_api)
+    served = serve(crd_api, ready=False)
 
     def reasons() -> list[str]:
         answer = served.server.get("/readyz")

@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from tests.admission.harness import RunningServer, base_settings, start_server
-from tests.support import api_client, use_kubeconfig
+from tests.support import api_client, eventually, use_kubeconfig
 from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.kube_informer import InformerSettings
@@ -177,6 +177,8 @@ def edgewarden(plane: Any, service_account_kubeconfig: Path,
                           policies=(REPO / "policies",), host="127.0.0.1"),
             leader_election_namespace=WEBHOOK_NAMESPACE, **overrides)
         server = start_server(settings, certificates.ca_file, prepare)
+        eventually(lambda: server.get("/readyz").status_code == 200, timeout=60,
+                   what="/readyz")
         running = Edgewarden(server, attached[0], clock, plane)
         original = running.register
 
