@@ -128,3 +128,17 @@ def test_only_the_leader_writes_reports(crd_api: KubeApi, serve: ServeFactory) -
     second.controllers.audit.trigger()
     assert first.controllers.elector.leading and not second.controllers.elector.leading
     assert second.controllers.audit.runs == 0
+
+
+def test_a_leader_elected_before_the_cache_syncs_audits_once_it_has(
+    crd_api: KubeApi, serve: ServeFactory
+) -> None:
+    crd_api.create(service(name="web", namespace="dev"))
+    crd_api.forbid("list", "services")  # the cache cannot sync yet
+    served = serve(crd_api, audit_interval_seconds=HOUR, ready=False)
+    eventually(lambda: served.controllers.elector.leading, what="leading")
+    assert served.controllers.audit is not None and served.controllers.audit.runs == 0
+    crd_api.clear_refusals()
+    eventually(lambda: served.controllers.audit and served.controllers.audit.runs, timeout=30,
+               what="the first audit, well before the hour-long interval")
+    assert "edgewarden-dev" in reports(crd_api, "dev")

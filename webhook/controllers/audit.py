@@ -28,6 +28,8 @@ from webhook.policy.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
 
+RETRY_SECONDS = 2.0
+
 
 @dataclass(frozen=True)
 class AuditRun:
@@ -108,14 +110,19 @@ class ContinuousAudit:
         was_leading = False
         while True:
             leading = self.leading()
+            done: object = None
             if leading:
                 try:
-                    await asyncio.to_thread(self.run_once)
+                    done = await asyncio.to_thread(self.run_once)
                 except Exception:  # an audit bug must not take the server down
                     log.exception("audit: the run failed; trying again next interval")
+                    done = "failed"
             elif was_leading:
                 self.state.metrics.set_existing_violations({})  # another replica reports now
             was_leading = leading
+            # Not leading, or nothing to judge yet (no policy set, cache not synced): look
+            # again soon rather than a whole interval later.
+            wait = self.interval if done is not None else RETRY_SECONDS
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.interval if leading else 2.0)
+                await asyncio.wait_for(self._wake.wait(), wait)
             self._wake.clear()
