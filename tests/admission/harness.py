@@ -14,6 +14,7 @@ import copy
 import socket
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -108,9 +109,13 @@ class RunningServer:
 SNI = {"sni_hostname": SERVICE_HOST}
 
 
-def start_server(settings: ServerSettings, ca_file: Path) -> RunningServer:
-    """Build and start the server exactly as ``edgewarden serve`` does, on port 0."""
+def start_server(settings: ServerSettings, ca_file: Path,
+                 prepare: Callable[[Runtime], object] | None = None) -> RunningServer:
+    """Build and start the server exactly as ``edgewarden serve`` does, on port 0;
+    ``prepare`` adds to the runtime first (as serve attaches the controllers)."""
     runtime = build_runtime(settings)
+    if prepare is not None:
+        prepare(runtime)
     server = uvicorn_server(runtime)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

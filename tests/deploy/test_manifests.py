@@ -32,7 +32,7 @@ NEWEST_KUBERNETES = ".".join(all_versions()[-1].split(".")[:2])
 # The endpoints `edgewarden serve` answers (SPEC, and webhook/admission/app.py).
 SERVER_PATHS = {"/validate", "/mutate", "/healthz", "/readyz", "/metrics"}
 CLUSTER_SCOPED = {
-    "Namespace", "ClusterRole", "ClusterRoleBinding",
+    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
     "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
 }
 
@@ -390,23 +390,55 @@ def test_rbac_has_no_wildcards_and_reads_only_what_policies_judge(overlay: str) 
     assert granted == wanted
 
 
-def test_cluster_wide_writes_are_only_to_our_two_webhook_configurations(overlay: str) -> None:
+# The writes the server may make cluster-wide, each for a named reason: the caBundle of its
+# own two webhook configurations (--manage-certs), the status of Policy objects (never their
+# spec), and the continuous audit's PolicyReports.
+CLUSTER_WRITES = {
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"),
+    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
+    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
+    ("edgewarden.dev", "policies/status", "patch"),
+    *(("wgpolicyk8s.io", kind, verb) for kind in ("policyreports", "clusterpolicyreports")
+      for verb in ("list", "create", "update", "delete")),
+}
+# What it may read cluster-wide besides what policies judge: its own kinds.
+CLUSTER_READS = {("edgewarden.dev", kind, verb) for kind in ("policies", "policyexceptions")
+                 for verb in ("list", "watch")}
+
+
+def test_cluster_wide_writes_are_only_the_named_ones(overlay: str) -> None:
     objects = rendered(overlay)
     read_only = {"get", "list", "watch"}
     cluster_roles = find(objects, "ClusterRole")
     assert cluster_roles, "the server reads the cluster through a ClusterRole"
     for obj in cluster_roles:
         for rule in obj["rules"]:
-            if set(rule["verbs"]) <= read_only and "secrets" not in rule["resources"]:
+            granted = {(group, resource, verb) for group in rule["apiGroups"]
+                       for resource in rule["resources"] for verb in rule["verbs"]}
+            if obj["metadata"]["name"] == "edgewarden-read":
+                assert set(rule["verbs"]) <= read_only, rule
                 continue
-            assert rule["apiGroups"] == ["admissionregistration.k8s.io"], rule
-            assert set(rule["verbs"]) <= {"get", "patch"}, rule
-            names = {
-                "validatingwebhookconfigurations": ["edgewarden-validating"],
-                "mutatingwebhookconfigurations": ["edgewarden-mutating"],
-            }
-            assert len(rule["resources"]) == 1, rule
-            assert rule.get("resourceNames") == names[rule["resources"][0]], rule
+            assert granted <= CLUSTER_WRITES | CLUSTER_READS, rule
+            if rule["apiGroups"] == ["admissionregistration.k8s.io"]:
+                names = {
+                    "validatingwebhookconfigurations": ["edgewarden-validating"],
+                    "mutatingwebhookconfigurations": ["edgewarden-mutating"],
+                }
+                assert len(rule["resources"]) == 1, rule
+                assert rule.get("resourceNames") == names[rule["resources"][0]], rule
+
+
+def test_leader_election_touches_one_lease_in_the_own_namespace(overlay: str) -> None:
+    objects = rendered(overlay)
+    role = one(objects, "Role", "edgewarden-leader-election")
+    assert role["metadata"]["namespace"] == NAMESPACE
+    named, anonymous = role["rules"]
+    assert named == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                     "resourceNames": ["edgewarden-leader"], "verbs": ["get", "update"]}
+    # create cannot be restricted by name (the name does not exist when it is authorized).
+    assert anonymous == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
+                         "verbs": ["create"]}
 
 
 def test_secret_access_is_limited_to_the_own_namespace_and_secret(overlay: str) -> None:

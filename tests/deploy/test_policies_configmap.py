@@ -125,7 +125,12 @@ def test_sync_script_owns_the_chart_copies_too(tmp_path) -> None:
                                                            "dashboard.json"}
     targets = {copy.target for copy in sync.COPIES}
     assert targets == {sync.TARGET, sync.CHART_POLICIES, sync.CHART_MONITORING,
-                       sync.PACKAGED_POLICIES}
+                       sync.PACKAGED_POLICIES, sync.CHART_CRDS, sync.CHART_REPORT_CRDS}
+    crds = tmp_path / "crds"
+    crds.mkdir()
+    for name in ("a_crd.yaml", "kustomization.yaml"):
+        (crds / name).write_text(name)
+    assert set(sync.yaml_files_tree(crds)) == {"a_crd.yaml"}, "the chart needs no kustomization"
     # A hand edit of a chart copy is drift.
     target = tmp_path / "chart-policies"
     sync.write(sync.chart_policies_tree(source), target)

@@ -30,7 +30,7 @@ from .chart import (
 )
 
 CLUSTER_SCOPED = {
-    "Namespace", "ClusterRole", "ClusterRoleBinding",
+    "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
     "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
 }
 SHIPPED = {
@@ -351,7 +351,9 @@ def test_certificates_come_from_where_the_mode_says(value_set: str) -> None:
         assert not find(objects, "Certificate")
         return
     assert "initContainers" not in spec
-    assert roles == {("ClusterRole", "edgewarden-read")}, "cert-manager mode needs no more"
+    assert roles == {("ClusterRole", "edgewarden-read"), ("ClusterRole", "edgewarden-policies"),
+                     ("ClusterRole", "edgewarden-reports"),
+                     ("Role", "edgewarden-leader-election")}, "cert-manager mode needs no more"
     secret = volumes["tls"]["secret"]["secretName"]
     serving = one(objects, "Certificate", "edgewarden-serving")
     assert serving["spec"]["secretName"] == secret

@@ -9,11 +9,17 @@ for the kinds it serves and how to add one.
 from .api import KubeApi
 from .recording import Request
 from .resources import (
+    CLUSTER_POLICY_REPORTS,
     CONFIGMAPS,
     DEFAULT_RESOURCES,
+    EDGEWARDEN_RESOURCES,
     INGRESSES,
+    LEASES,
     MUTATING_WEBHOOKS,
     NAMESPACES,
+    POLICIES,
+    POLICY_EXCEPTIONS,
+    POLICY_REPORTS,
     SECRETS,
     SERVICES,
     VALIDATING_WEBHOOKS,
@@ -22,11 +28,17 @@ from .resources import (
 from .status import SERVICE_ACCOUNT
 
 __all__ = [
+    "CLUSTER_POLICY_REPORTS",
     "CONFIGMAPS",
     "DEFAULT_RESOURCES",
+    "EDGEWARDEN_RESOURCES",
     "INGRESSES",
+    "LEASES",
     "MUTATING_WEBHOOKS",
     "NAMESPACES",
+    "POLICIES",
+    "POLICY_EXCEPTIONS",
+    "POLICY_REPORTS",
     "SECRETS",
     "SERVICES",
     "SERVICE_ACCOUNT",

@@ -5,6 +5,10 @@ kind it is given, so adding one (a Gateway API kind, a CRD) is adding a line::
 
     GATEWAYS = Resource("gateway.networking.k8s.io", "v1", "Gateway", "gateways")
     KubeApi(resources=(*DEFAULT_RESOURCES, GATEWAYS))
+
+A kind with ``status=True`` behaves as a custom resource with the status subresource
+does: ``metadata.generation`` counts changes to everything but metadata and status, a
+write to the object keeps its status, and ``.../NAME/status`` writes only the status.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ class Resource:
     kind: str
     plural: str
     namespaced: bool = True
+    status: bool = False  # the status subresource, and metadata.generation
 
     @property
     def api_version(self) -> str:
@@ -57,6 +62,17 @@ MUTATING_WEBHOOKS = Resource(
     "mutatingwebhookconfigurations",
     namespaced=False,
 )
+LEASES = Resource("coordination.k8s.io", "v1", "Lease", "leases")
+# edgewarden's own CRDs and the PolicyReport CRDs (wg-policy): not served by default, so a
+# test can also show what happens where they are not installed.
+POLICIES = Resource("edgewarden.dev", "v1alpha1", "Policy", "policies", namespaced=False,
+                    status=True)
+POLICY_EXCEPTIONS = Resource("edgewarden.dev", "v1alpha1", "PolicyException",
+                             "policyexceptions")
+POLICY_REPORTS = Resource("wgpolicyk8s.io", "v1alpha2", "PolicyReport", "policyreports")
+CLUSTER_POLICY_REPORTS = Resource("wgpolicyk8s.io", "v1alpha2", "ClusterPolicyReport",
+                                  "clusterpolicyreports", namespaced=False)
+EDGEWARDEN_RESOURCES = (POLICIES, POLICY_EXCEPTIONS, POLICY_REPORTS, CLUSTER_POLICY_REPORTS)
 DEFAULT_RESOURCES = (
     NAMESPACES,
     SERVICES,
@@ -65,6 +81,7 @@ DEFAULT_RESOURCES = (
     INGRESSES,
     VALIDATING_WEBHOOKS,
     MUTATING_WEBHOOKS,
+    LEASES,
 )
 
 
@@ -78,6 +95,7 @@ class Route:
     resource: Resource
     namespace: str | None
     name: str | None
+    subresource: str | None = None  # "status"
 
 
 class Catalog:
@@ -120,12 +138,19 @@ class Catalog:
 
 
 def _match(resource: Resource, parts: list[str]) -> Route | None:
+    subresource = None
+    if resource.status and parts[-1:] == ["status"] and len(parts) in (3, 5):
+        subresource, parts = "status", parts[:-1]
+        if len(parts) not in (2, 4):
+            return None
     if len(parts) in (3, 4) and parts[0] == "namespaces" and resource.namespaced:
         if parts[2] == resource.plural:
-            return Route(resource, parts[1], parts[3] if len(parts) == 4 else None)
+            return Route(resource, parts[1], parts[3] if len(parts) == 4 else None, subresource)
         return None
     if parts[0] != resource.plural or len(parts) > 2:
         return None
+    if subresource is not None:
+        return Route(resource, None, parts[1], subresource)
     if len(parts) == 2 and resource.namespaced:
         return None  # a namespaced object is only addressed inside its namespace
     return Route(resource, None, parts[1] if len(parts) == 2 else None)

@@ -82,6 +82,8 @@ class Store:
                 metadata.setdefault("uid", str(uuid.uuid4()))
                 metadata.setdefault("creationTimestamp", _now())
             objects = self._kind(resource)
+            if resource.status and event_type != "DELETED":
+                metadata["generation"] = _generation(objects.get(key_of(stored)), stored)
             if event_type == "DELETED":
                 objects.pop(key_of(stored), None)
             else:
@@ -133,6 +135,18 @@ class Store:
 
 def _in_namespace(event: Event, namespace: str | None) -> bool:
     return namespace is None or event.type == "BOOKMARK" or key_of(event.object)[0] == namespace
+
+
+def _generation(previous: Object | None, new: Object) -> int:
+    """As the API server counts a custom resource's generation: 1 when created, one more
+    for every change to anything but metadata and status."""
+    if previous is None:
+        return 1
+    generation = int(previous["metadata"].get("generation") or 1)
+    ignored = ("metadata", "status", "apiVersion", "kind")
+    before = {k: v for k, v in previous.items() if k not in ignored}
+    after = {k: v for k, v in new.items() if k not in ignored}
+    return generation + 1 if before != after else generation
 
 
 def _now() -> str:

@@ -170,3 +170,42 @@ def test_plain_http_serves_the_same_api(tmp_path: Path) -> None:
             items = eventually(lambda: raw(core.list_namespace(_preload_content=False))["items"])
     assert plain.url.startswith("http://127.0.0.1:")
     assert [n["metadata"]["name"] for n in items] == ["shop"]
+
+
+# -- custom resources with the status subresource -----------------------------------------
+
+
+def test_status_is_written_only_through_the_status_subresource(kubeconfig: Path) -> None:
+    from tests.kubeapi import POLICIES
+
+    with KubeApi(resources=(POLICIES,)) as api, api_client(
+        write_kubeconfig(kubeconfig.with_name("crd"), server=api.url, ca_pem=api.ca_pem)
+    ) as connection:
+        custom = client.CustomObjectsApi(connection)
+        group, version, plural = "edgewarden.dev", "v1alpha1", "policies"
+        body = {"apiVersion": "edgewarden.dev/v1alpha1", "kind": "Policy",
+                "metadata": {"name": "p"}, "spec": {"mode": "Warn"}, "status": {"x": 1}}
+        created = raw(custom.create_cluster_custom_object(
+            group, version, plural, body, _preload_content=False))
+        assert created["metadata"]["generation"] == 1 and "status" not in created
+
+        patched = raw(custom.patch_cluster_custom_object_status(
+            group, version, plural, "p", {"status": {"ready": True}, "spec": {"mode": "Audit"}},
+            _content_type="application/merge-patch+json", _preload_content=False))
+        assert patched["status"] == {"ready": True}
+        assert patched["spec"] == {"mode": "Warn"} and patched["metadata"]["generation"] == 1
+
+        changed = raw(custom.patch_cluster_custom_object(
+            group, version, plural, "p", {"spec": {"mode": "Audit"}, "status": {"ready": False}},
+            _content_type="application/merge-patch+json", _preload_content=False))
+        assert changed["metadata"]["generation"] == 2
+        assert changed["status"] == {"ready": True}, "a write to the object keeps its status"
+
+
+def test_a_list_honours_an_equality_label_selector(kube_api: KubeApi,
+                                                    core: client.CoreV1Api) -> None:
+    kube_api.create(service(name="mine", namespace="shop", labels={"owner": "me"}))
+    kube_api.create(service(name="theirs", namespace="shop", labels={"owner": "them"}))
+    listed = raw(core.list_namespaced_service("shop", label_selector="owner=me",
+                                              _preload_content=False))
+    assert [item["metadata"]["name"] for item in listed["items"]] == ["mine"]

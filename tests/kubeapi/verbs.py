@@ -26,11 +26,15 @@ def get(store: Store, route: Route) -> Object:
     return _current(store, route)
 
 
-def list_page(store: Store, route: Route, limit: int, start: int) -> dict[str, Any]:
-    """One page of a list, items without kind/apiVersion (as the real server sends them)."""
+def list_page(
+    store: Store, route: Route, limit: int, start: int, label_selector: str = ""
+) -> dict[str, Any]:
+    """One page of a list, items without kind/apiVersion (as the real server sends them);
+    ``label_selector`` takes equality terms (``a=b,c=d``), the kind edgewarden sends."""
     resource = route.resource
     with store.cond:
-        items = store.items(resource, route.namespace)
+        items = [i for i in store.items(resource, route.namespace)
+                 if _selected(i, label_selector)]
         revision = store.revision
     page = items[start : start + limit] if limit else items[start:]
     for item in page:
@@ -54,6 +58,8 @@ def create(store: Store, route: Route, body: Any) -> Object:
         raise ApiError(422, "Invalid", "metadata.name: Required value: name is required")
     obj = _in_namespace_of(route, obj)
     obj["metadata"].pop("resourceVersion", None)
+    if route.resource.status:
+        obj.pop("status", None)  # set only through /status, as the API server does
     with store.cond:
         if store.get(route.resource, (route.namespace or "", name)) is not None:
             raise already_exists(route.resource, name)
@@ -67,7 +73,7 @@ def update(store: Store, route: Route, body: Any) -> Object:
     with store.cond:
         current = _current(store, route)
         _check_version(route, current, obj["metadata"].get("resourceVersion"))
-        return store.write(route.resource, "MODIFIED", obj)
+        return store.write(route.resource, "MODIFIED", _split_status(route, current, obj))
 
 
 def patch(store: Store, route: Route, body: Any, content_type: str) -> Object:
@@ -87,7 +93,7 @@ def patch(store: Store, route: Route, body: Any, content_type: str) -> Object:
         if not isinstance(patched, dict):
             raise bad_request("the patched object is not an object")
         _check_version(route, current, (patched.get("metadata") or {}).get("resourceVersion"))
-        return store.write(route.resource, "MODIFIED", patched)
+        return store.write(route.resource, "MODIFIED", _split_status(route, current, patched))
 
 
 def delete(store: Store, route: Route, body: Any) -> Object:
@@ -96,6 +102,35 @@ def delete(store: Store, route: Route, body: Any) -> Object:
         current = _current(store, route)
         _check_version(route, current, wanted)
         return store.write(route.resource, "DELETED", current)
+
+
+def _split_status(route: Route, current: Object, new: Object) -> Object:
+    """With the status subresource, a write to the object keeps its status, and a write to
+    ``/status`` changes nothing but the status (what the API server does)."""
+    if not route.resource.status:
+        return new
+    if route.subresource == "status":
+        kept = copy.deepcopy(current)
+        if "status" in new:
+            kept["status"] = new["status"]
+        else:
+            kept.pop("status", None)
+        return kept
+    kept = copy.deepcopy(new)
+    if "status" in current:
+        kept["status"] = current["status"]
+    else:
+        kept.pop("status", None)
+    return kept
+
+
+def _selected(obj: Object, selector: str) -> bool:
+    labels = (obj.get("metadata") or {}).get("labels") or {}
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key.strip()) != value.strip().lstrip("="):
+            return False
+    return True
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

@@ -118,7 +118,8 @@ class Handler(BaseHTTPRequestHandler):
             limit = int(params.get("limit") or 0)
             if api.faults.max_page_size:
                 limit = min(limit or api.faults.max_page_size, api.faults.max_page_size)
-            self._json(200, verbs.list_page(store, route, limit, int(params.get("continue") or 0)))
+            self._json(200, verbs.list_page(store, route, limit, int(params.get("continue") or 0),
+                                            params.get("labelSelector", "")))
         elif verb == "get":
             self._json(200, verbs.get(store, route))
         elif verb == "create":
@@ -178,6 +179,8 @@ class Handler(BaseHTTPRequestHandler):
 def _verb(method: str, route: Route | None, params: dict[str, str]) -> str | None:
     if route is None:
         return None
+    if route.subresource is not None:
+        return {"GET": "get", "PUT": "update", "PATCH": "patch"}.get(method)
     if route.name is None:
         if method == "GET":
             return "watch" if params.get("watch", "").lower() in ("1", "true") else "list"

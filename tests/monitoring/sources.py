@@ -18,7 +18,7 @@ MONITORING = REPO / "deploy" / "monitoring"
 RULES = MONITORING / "prometheus-rules.yaml"
 DASHBOARD = MONITORING / "dashboard.json"
 UNIT_TESTS = Path(__file__).with_name("alerts.test.yaml")
-# Announced, not exported yet (docs/monitoring.md): when an active PolicyException expires.
+# When an active PolicyException expires (docs/monitoring.md).
 EXCEPTION_METRIC = "edgewarden_policy_exception_expiry_timestamp_seconds"
 
 
@@ -104,6 +104,7 @@ def exported_metric_names() -> set[str]:
 
     from webhook.admission.metrics import ENDPOINTS, RESULTS, Metrics
     from webhook.cluster.kube import KubeCluster
+    from webhook.policy.exceptions import PolicyException
 
     metrics = Metrics()
     api = client.ApiClient()
@@ -116,6 +117,11 @@ def exported_metric_names() -> set[str]:
             for result in RESULTS[endpoint]:
                 metrics.count_request(endpoint, result)
         metrics.count_violation("deny-nodeport-in-production", "Enforce")
+        metrics.count_exemption("deny-nodeport-in-production", "deny")
+        metrics.set_existing_violations({("deny-nodeport-in-production", "shop", "Enforce"): 1})
+        exception = PolicyException("legacy", "shop", frozenset({"deny-nodeport-in-production"}),
+                                    names=frozenset({"gateway"}), expires_at=1_900_000_000.0)
+        metrics.watch_exceptions(lambda: [exception], lambda: 1_800_000_000.0)
         text = metrics.render().decode()
     finally:
         api.close()

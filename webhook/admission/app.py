@@ -130,7 +130,7 @@ class _AdmissionEndpoint:
     async def _answer(self, body: bytes, send: Send) -> None:
         started = time.perf_counter()
         try:
-            review = parse_review(body)
+            review = parse_review(body, judged_at=self.state.clock())
         except ReviewError as error:
             await self._refuse(send, 400, "BadRequest", str(error))
             return

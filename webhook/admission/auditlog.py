@@ -20,6 +20,7 @@ from webhook.policy.request import AdmissionRequest
 WOULD_DENY = "would deny"
 WOULD_PATCH = "would patch"
 RECORDED = "recorded"
+EXEMPTED = "exempted"  # a PolicyException admitted what the policy would have done
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.admission import wire
-from webhook.admission.auditlog import RECORDED, WOULD_DENY, WOULD_PATCH, AuditEntry
+from webhook.admission.auditlog import EXEMPTED, RECORDED, WOULD_DENY, WOULD_PATCH, AuditEntry
 from webhook.admission.decisionlog import log_decision
 from webhook.admission.review import Review, build_response
 from webhook.admission.state import LoadedPolicies, ServerState
@@ -54,13 +54,14 @@ def mutate(state: ServerState, review: Review) -> Answer:
     request = review.request
     if loaded is None:
         return Answer(not_ready_response(review), "error")
-    decision = loaded.mutate_engine.evaluate(request, state.view)
+    decision = loaded.mutate_engine.evaluate(request, state.view, state.exceptions)
     entries = _record(state, loaded, "mutate", request, decision)
     # In dry-run every patch is withheld; Audit-mode mutating policies are evaluated
     # apart and only reported.
     withheld = list(decision.mutations) if state.dry_run else []
     if loaded.audit_mutate_engine is not None:
-        withheld += loaded.audit_mutate_engine.evaluate(request, state.view).mutations
+        withheld += loaded.audit_mutate_engine.evaluate(
+            request, state.view, state.exceptions).mutations
     entries += [
         AuditEntry(m.policy, loaded.declared_modes.get(m.policy, Mode.AUDIT).value,
                    _describe_patch(m.patch), WOULD_PATCH)
@@ -88,6 +89,11 @@ def _record(
         else:
             continue
         entries.append(AuditEntry(violation.policy, declared.value, violation.message, action))
+    for exemption in decision.exemptions:
+        # Every exemption is on the record: who was let through, by which exception.
+        state.metrics.count_exemption(exemption.policy, exemption.would)
+        declared = loaded.declared_modes.get(exemption.policy, exemption.mode)
+        entries.append(AuditEntry(exemption.policy, declared.value, exemption.warning(), EXEMPTED))
     return entries
 
 
@@ -149,9 +155,9 @@ def _evaluate_reserving(
     """
     reservations = state.reservations
     if reservations is None or request.dry_run:
-        return loaded.engine.evaluate(request, state.view)
+        return loaded.engine.evaluate(request, state.view, state.exceptions)
     with reservations.lock(request.namespace):
-        decision = loaded.engine.evaluate(request, state.view)
+        decision = loaded.engine.evaluate(request, state.view, state.exceptions)
         if decision.allowed and decision.limit_claims:
             # Keyed by uid: a CREATE with generateName may carry no name in the review.
             reservations.reserve(decision.limit_claims, request.uid,

@@ -6,12 +6,14 @@ fixed, so a request pays a dict lookup and an increment, not a label resolution.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+
+from webhook.policy.exceptions import PolicyException
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -75,6 +77,56 @@ class _ClusterCache(Collector):
         yield from families.values()
 
 
+class _ExceptionExpiry(Collector):
+    """When each active PolicyException expires, read at scrape time: the alert
+    EdgewardenPolicyExceptionExpiring (deploy/monitoring) fires a week before. Every replica
+    exports it (each holds the exceptions); expired ones and those without an expiry are
+    not exported (reports flag the latter)."""
+
+    def __init__(self, read: Callable[[], Iterable[PolicyException]],
+                 clock: Callable[[], float]) -> None:
+        self._read = read
+        self._clock = clock
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "edgewarden_policy_exception_expiry_timestamp_seconds",
+            "When an active PolicyException expires (Unix time), by its namespace, name and "
+            "the policy it exempts from.", labels=["namespace", "exception", "policy"],
+        )
+        now = self._clock()
+        try:
+            exceptions = list(self._read())
+        except Exception:  # a scrape must never fail because the exceptions are mid-update
+            exceptions = []
+        for exception in exceptions:
+            if exception.expires_at is None or not exception.active_at(now):
+                continue
+            for policy in sorted(exception.policies):
+                family.add_metric([exception.namespace, exception.name, policy],
+                                  exception.expires_at)
+        yield family
+
+
+class _ExistingViolations(Collector):
+    """The continuous audit's last count of violations among existing objects; only the
+    replica that leads audits, so the others export nothing (sum or max over replicas)."""
+
+    def __init__(self) -> None:
+        self.counts: Mapping[tuple[str, str, str], int] = {}
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "edgewarden_existing_violations",
+            "Violations among existing objects at the last continuous audit, by policy, "
+            "namespace and mode (exported by the replica that leads the audit).",
+            labels=["policy", "namespace", "mode"],
+        )
+        for (policy, namespace, mode), count in sorted(self.counts.items()):
+            family.add_metric([policy, namespace, mode], count)
+        yield family
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -123,6 +175,13 @@ class Metrics:
             "file_limit, tls_refused, invalid_request, client_certificate.",
             ["limit"], registry=self.registry,
         )
+        self.exemptions = Counter(
+            "edgewarden_exemptions",
+            "Admissions a PolicyException let through, by policy and what the policy would "
+            "have done (deny, warn, audit, patch).", ["policy", "would"], registry=self.registry,
+        )
+        self._existing = _ExistingViolations()
+        self.registry.register(self._existing)
         self._request_children = {
             (endpoint, result): self.requests.labels(endpoint, result)
             for endpoint in ENDPOINTS for result in RESULTS[endpoint]
@@ -142,6 +201,18 @@ class Metrics:
             child = self._violation_children[(policy, mode)] = self.violations.labels(
                 policy, mode)
         child.inc()
+
+    def count_exemption(self, policy: str, would: str) -> None:
+        self.exemptions.labels(policy, would).inc()
+
+    def set_existing_violations(self, counts: Mapping[tuple[str, str, str], int]) -> None:
+        """Replace the (policy, namespace, mode) counts of the last audit, whole."""
+        self._existing.counts = dict(counts)
+
+    def watch_exceptions(self, read: Callable[[], Iterable[PolicyException]],
+                         clock: Callable[[], float]) -> None:
+        """Export the expiry of every active PolicyException ``read`` gives, at each scrape."""
+        self.registry.register(_ExceptionExpiry(read, clock))
 
     def observe_decision(self, endpoint: str, seconds: float) -> None:
         self._duration_children[endpoint].observe(seconds)

@@ -68,8 +68,11 @@ class Review:
     request: AdmissionRequest
 
 
-def parse_review(body: bytes) -> Review:
-    """Parse an AdmissionReview v1 body; raise ReviewError with a reason a person can act on."""
+def parse_review(body: bytes, *, judged_at: float | None = None) -> Review:
+    """Parse an AdmissionReview v1 body; raise ReviewError with a reason a person can act on.
+
+    ``judged_at`` is the server's clock when the review arrived (PolicyException expiry is
+    judged against it)."""
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as error:
@@ -87,10 +90,10 @@ def parse_review(body: bytes) -> Review:
     raw = document.get("request")
     if not isinstance(raw, dict):
         raise ReviewError("AdmissionReview has no request object")
-    return Review(api_version, kind, request_from_raw(raw))
+    return Review(api_version, kind, request_from_raw(raw, judged_at=judged_at))
 
 
-def request_from_raw(raw: dict[str, Any]) -> AdmissionRequest:
+def request_from_raw(raw: dict[str, Any], *, judged_at: float | None = None) -> AdmissionRequest:
     """Build the engine's typed request from the review's ``request`` mapping."""
     uid = raw.get("uid")
     if not isinstance(uid, str) or not uid:
@@ -128,6 +131,7 @@ def request_from_raw(raw: dict[str, Any]) -> AdmissionRequest:
         user=user,
         dry_run=raw.get("dryRun") is True,
         raw=raw,
+        judged_at=judged_at,
     )
 
 

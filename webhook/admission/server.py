@@ -17,8 +17,8 @@ import math
 import signal
 import socket
 import threading
-from collections.abc import Coroutine
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
@@ -60,6 +60,10 @@ class Runtime:
     cluster: ClusterBackend
     reservations: Reservations
     dev_ca_bundle: str | None = None
+    # More work to run beside the server (webhook.controllers adds the watch of Policy and
+    # PolicyException objects and the continuous audit): each is started with the server
+    # and cancelled when it stops.
+    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
 
 
 def build_runtime(settings: ServerSettings) -> Runtime:
@@ -95,7 +99,8 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         loader=functools.partial(load_policies, internal_lb_flavour=settings.internal_lb_flavour),
         settings=settings.reload,
     )
-    reloader.load_initial()
+    # Policy objects of the cluster may be all there is; readiness then waits for them.
+    reloader.load_initial(files_may_be_empty=settings.watches_cluster_objects)
     return Runtime(settings, state, create_app(state), reloader, certificate, cluster,
                    reservations, ca_bundle)
 
@@ -196,6 +201,7 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
     ]
     if settings.manage_certs:
         background.append(_certificate_manager(settings))
+    background += [start() for start in runtime.background]
     tasks = [asyncio.create_task(coroutine) for coroutine in background]
     runtime.cluster.start()  # watch threads; /readyz says "not synced" until they have listed
     metrics_server = _metrics_server(runtime)

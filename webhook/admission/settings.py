@@ -79,3 +79,18 @@ class ServerSettings:
     # event, bookmark or list for longer than cache_max_age_seconds makes /readyz fail.
     watch_stall_seconds: float = 90.0
     cache_max_age_seconds: float = 180.0
+    # Policy and PolicyException objects (CRDs) beside the files, when reading a real cluster.
+    cluster_objects: bool = True
+    # The continuous audit: seconds between runs (0: off; --dev turns it off).
+    audit_interval_seconds: float = 0.0
+    # Where the leader-election Lease lives (None: the pod's own namespace).
+    leader_election_namespace: str | None = None
+
+    @property
+    def reads_the_api(self) -> bool:
+        """The cluster is the Kubernetes API, not a file or the in-memory --dev cluster."""
+        return self.cluster_state is None and not self.dev
+
+    @property
+    def watches_cluster_objects(self) -> bool:
+        return self.cluster_objects and self.reads_the_api

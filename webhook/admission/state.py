@@ -24,8 +24,9 @@ from webhook.policy.budget import DEFAULT_BUDGET
 from webhook.policy.compiled import CompiledPolicies
 from webhook.policy.decision import FailurePolicy, LimitClaim, Mode
 from webhook.policy.engine import Engine
+from webhook.policy.exceptions import NO_EXCEPTIONS
 from webhook.policy.model import Policy, PolicySet
-from webhook.policy.ports import ClusterView
+from webhook.policy.ports import ClusterView, ExceptionView
 
 log = logging.getLogger("edgewarden.server")
 
@@ -135,6 +136,10 @@ class ServerState:
     dry_run: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     certificate: Certificate | None = None
+    # The PolicyExceptions admissions honour (files and cluster objects; see controllers).
+    exceptions: ExceptionView = NO_EXCEPTIONS
+    # The clock a review is judged at (PolicyException expiry); tests inject their own.
+    clock: Callable[[], float] = time.time
     policies: LoadedPolicies | None = None
     view: ClusterView = field(init=False)
     # Extra readiness checks: each returns a reason when not ready, else None.

@@ -9,6 +9,7 @@ else: the in-cluster service account, else the kubeconfig (``$KUBECONFIG`` or ~/
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -27,7 +28,8 @@ REQUEST_TIMEOUT_SECONDS = 60
 def snapshot(
     api_client: client.ApiClient, progress: Progress = NO_PROGRESS
 ) -> list[dict[str, Any]]:
-    """Every Namespace, Service and Ingress, each with ``kind`` and ``apiVersion`` set."""
+    """Every Namespace, Service, Ingress and PolicyException, with ``kind`` and
+    ``apiVersion`` set (no PolicyExceptions where their CRD is not installed)."""
     core = client.CoreV1Api(api_client)
     networking = client.NetworkingV1Api(api_client)
     listings: tuple[tuple[str, str, Callable[..., Any]], ...] = (
@@ -42,10 +44,24 @@ def snapshot(
             # LIST items come without kind/apiVersion; policies expect both.
             objects.append({"apiVersion": api_version, "kind": kind, **item})
             progress.advance()
+    custom = client.CustomObjectsApi(api_client)
+    exceptions = functools.partial(custom.list_custom_object_for_all_namespaces,
+                                   "edgewarden.dev", "v1alpha1", "policyexceptions")
+    try:
+        for item in _paged("PolicyException", exceptions, absent_is_empty=True):
+            objects.append({"apiVersion": "edgewarden.dev/v1alpha1", "kind": "PolicyException",
+                            **item})
+    except _Absent:
+        pass  # the CRD is not installed: there are no PolicyExceptions to honour
     return objects
 
 
-def _paged(kind: str, list_func: Callable[..., Any]) -> Iterator[dict[str, Any]]:
+class _Absent(Exception):
+    pass
+
+
+def _paged(kind: str, list_func: Callable[..., Any],
+           absent_is_empty: bool = False) -> Iterator[dict[str, Any]]:
     token: str | None = None
     for _ in range(MAX_PAGES):
         try:
@@ -57,10 +73,13 @@ def _paged(kind: str, list_func: Callable[..., Any]) -> Iterator[dict[str, Any]]
             )
             body = json.loads(response.data)
         except ApiException as error:
+            if absent_is_empty and error.status == 404:
+                raise _Absent() from None
             raise ClusterStateError(
                 f"listing {kind} objects failed: HTTP {error.status} {error.reason}"
                 + (
-                    " (the audit needs list on namespaces, services and ingresses)"
+                    " (the audit needs list on namespaces, services, ingresses and "
+                    "policyexceptions)"
                     if error.status in (401, 403)
                     else ""
                 )

@@ -1,7 +1,8 @@
 """The neutral result of a scan (``check`` or ``audit``) that every report format renders.
 
 One :class:`Finding` is one (resource, policy) pair: the policy passed, was violated in its
-mode, or would patch the object. Namespace-wide limit results (``audit``) are findings about
+mode, would patch the object, or was kept from acting by a PolicyException (``exempt``).
+Namespace-wide limit results (``audit``) are findings about
 the Namespace, with the counts kept in :class:`LimitStatus` for the HTML page and ``quota``.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from webhook.audit.manifests import Location
 from webhook.policy.decision import Mode
+from webhook.policy.exceptions import ExceptionState, PolicyException
 from webhook.policy.model import PolicySet
 
 
@@ -26,6 +28,7 @@ class Outcome(StrEnum):
     WARN = "warn"  # a Warn violation: allowed, kubectl prints a warning
     AUDIT = "audit"  # an Audit violation: allowed and recorded
     PATCH = "patch"  # a mutation the mutating webhook would apply
+    EXEMPT = "exempt"  # the policy would act, and a PolicyException admits the object
 
     @classmethod
     def for_mode(cls, mode: Mode) -> Outcome:
@@ -40,6 +43,7 @@ class Outcome(StrEnum):
             Outcome.WARN: "warning",
             Outcome.AUDIT: "audited",
             Outcome.PATCH: "would patch",
+            Outcome.EXEMPT: "exempted",
         }[self]
 
     @property
@@ -73,6 +77,8 @@ class Finding:
     message: str
     source: str = "validation"  # validation | limit | error | mutation | match
     patch: tuple[Mapping[str, Any], ...] = ()
+    exception: PolicyException | None = None  # for EXEMPT: which one admits it
+    would: str = ""  # for EXEMPT: what the policy would have done (deny, warn, audit, patch)
 
 
 @dataclass(slots=True)
@@ -96,10 +102,27 @@ class LimitStatus:
     count: int
     max: int
     names: tuple[str, ...] = ()
+    # Counted objects an active PolicyException exempts from this limit: they exist, they
+    # count for the next CREATE, but they do not put the namespace over its cap.
+    exempted: tuple[str, ...] = ()
 
     @property
     def over(self) -> bool:
-        return self.count > self.max
+        return self.count - len(self.exempted) > self.max
+
+    @property
+    def over_but_exempted(self) -> bool:
+        return self.count > self.max and not self.over
+
+
+@dataclass(frozen=True, slots=True)
+class ExceptionStatus:
+    """One PolicyException as the reports show it: its state when judged, and what it admits."""
+
+    exception: PolicyException
+    state: ExceptionState
+    admits: tuple[Finding, ...] = ()
+    unknown_policies: tuple[str, ...] = ()  # named policies the set does not have
 
 
 @dataclass(slots=True)
@@ -113,6 +136,8 @@ class ScanReport:
     limits: list[LimitStatus] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     namespaces: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    exceptions: list[ExceptionStatus] = field(default_factory=list)
+    judged_at: float | None = None  # the clock the objects were judged at (exception expiry)
 
     @property
     def findings(self) -> list[Finding]:
@@ -145,6 +170,8 @@ class ScanReport:
             f"{counts['audit']} audited",
             f"{counts['patch']} would patch",
         ]
+        if counts["exempt"]:
+            parts.append(f"{counts['exempt']} exempted by PolicyExceptions")
         if self.namespace_findings:
             parts.append(f"{len(self.namespace_findings)} namespace limit(s) exceeded")
         if skipped:

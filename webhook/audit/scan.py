@@ -13,6 +13,10 @@ not: every existing object is already in the count, so judging each one as a CRE
 deny them all once a namespace is at its cap. Instead a limit is reported once per
 namespace, when the namespace holds more counted objects than the cap allows there
 (lowering a cap, or a cap added after the fact) — see docs/reports.md.
+
+PolicyExceptions are judged by the engine, at ``now`` (the caller's clock): what an active
+one admits is an ``exempt`` finding naming it, exactly as admission would answer at that
+time; an expired one is ignored.
 """
 
 from __future__ import annotations
@@ -22,15 +26,18 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from webhook.audit.exceptions import exception_statuses
 from webhook.audit.manifests import Location, Manifest
 from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, Resource, ScanReport
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import ViolationSource
 from webhook.policy.engine import Engine
+from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
 from webhook.policy.limits import cap_in_namespace
 from webhook.policy.model import SUPPORTED_KINDS, Policy, PolicySet
 from webhook.policy.namespaces import namespace_object
+from webhook.policy.ports import ExceptionView
 from webhook.policy.request import make_request
 
 NAMESPACE = "Namespace"
@@ -46,8 +53,11 @@ def check_manifests(
     existing: Iterable[Manifest] = (),
     progress: Progress = NO_PROGRESS,
     engine: Engine | None = None,
+    exceptions: ExceptionSet = NO_EXCEPTIONS,
+    now: float | None = None,
 ) -> ScanReport:
-    """Judge every Service/Ingress of ``manifests`` in order, over ``existing`` objects.
+    """Judge every Service/Ingress of ``manifests`` in order, over ``existing`` objects, as
+    they would be admitted at ``now`` (PolicyExceptions expire).
 
     ``engine`` (over ``policies``) saves compiling the set again when one caller checks
     many manifests.
@@ -60,7 +70,7 @@ def check_manifests(
         for m in existing
     ]
     engine = engine or Engine(policies)
-    report = ScanReport("check", policies)
+    report = ScanReport("check", policies, judged_at=now)
     # The manifests' own Namespaces come last, so they win: applying them updates the state's.
     report.namespaces = namespace_objects([*existing, *manifests], namespace_labels or {})
     cluster = MemoryCluster(
@@ -82,17 +92,24 @@ def check_manifests(
             report.namespaces[namespace] = bare_namespace(namespace)
             cluster.add(copy.deepcopy(dict(report.namespaces[namespace])))
         old = cluster.get(manifest.kind, namespace, manifest.name)
-        result = judge(engine, manifest, namespace, cluster, old=old)
+        result = judge(engine, manifest, namespace, cluster, old=old, exceptions=exceptions,
+                       now=now)
         report.objects.append(result)
         if result.allowed:
             cluster.add(copy.deepcopy(dict(result.object)))
+    report.exceptions = exception_statuses(exceptions, report, now)
     return report
 
 
 def audit_objects(
-    objects: Iterable[Manifest], policies: PolicySet, progress: Progress = NO_PROGRESS
+    objects: Iterable[Manifest],
+    policies: PolicySet,
+    progress: Progress = NO_PROGRESS,
+    *,
+    exceptions: ExceptionSet = NO_EXCEPTIONS,
+    now: float | None = None,
 ) -> ScanReport:
-    """Judge what exists: validations per object, limits per namespace (see module doc)."""
+    """Judge what exists at ``now``: validations per object, limits per namespace."""
     progress.begin("indexing the cluster")
     objects = [
         Manifest(with_namespace(m.obj, DEFAULT_NAMESPACE), m.location)
@@ -101,7 +118,7 @@ def audit_objects(
         for m in objects
     ]
     engine = Engine(policies)
-    report = ScanReport("audit", policies)
+    report = ScanReport("audit", policies, judged_at=now)
     report.namespaces = namespace_objects(objects, {})
     judged = [m for m in objects if m.kind in SUPPORTED_KINDS]
     for manifest in objects:
@@ -117,18 +134,22 @@ def audit_objects(
     progress.begin(f"judging {len(judged)} objects", len(judged))
     for manifest in judged:
         namespace = manifest.namespace or DEFAULT_NAMESPACE
-        report.objects.append(judge(engine, manifest, namespace, cluster, limits=False))
+        report.objects.append(judge(engine, manifest, namespace, cluster, limits=False,
+                                    exceptions=exceptions, now=now))
         progress.advance()
     progress.begin("counting toward limits")
-    report.limits = limit_statuses(engine, policies, cluster, report.namespaces)
+    report.limits = limit_statuses(engine, policies, cluster, report.namespaces,
+                                   exceptions=exceptions, now=now)
     located = {m.name: m.location for m in objects if m.kind == NAMESPACE}
     report.namespace_findings = [
         over_limit_finding(
-            status, report.namespaces[status.namespace], located.get(status.namespace)
+            status, report.namespaces[status.namespace], located.get(status.namespace),
+            exceptions=exceptions, now=now,
         )
         for status in report.limits
-        if status.over
+        if status.over or status.over_but_exempted
     ]
+    report.exceptions = exception_statuses(exceptions, report, now)
     return report
 
 
@@ -140,16 +161,19 @@ def judge(
     *,
     limits: bool = True,
     old: Mapping[str, Any] | None = None,
+    exceptions: ExceptionView = NO_EXCEPTIONS,
+    now: float | None = None,
 ) -> ObjectResult:
     """One CREATE of ``manifest`` into ``namespace`` (an UPDATE of ``old`` when given);
     ``limits=False`` drops limit verdicts."""
     obj = with_namespace(manifest.obj, namespace)
     request = (
-        make_request("CREATE", obj, namespace=namespace)
+        make_request("CREATE", obj, namespace=namespace, judged_at=now)
         if old is None
-        else make_request("UPDATE", obj, with_namespace(old, namespace), namespace=namespace)
+        else make_request("UPDATE", obj, with_namespace(old, namespace), namespace=namespace,
+                          judged_at=now)
     )
-    decision = engine.evaluate(request, cluster)
+    decision = engine.evaluate(request, cluster, exceptions)
     resource = resource_of(obj, manifest.location)
     findings: list[Finding] = []
     touched: set[str] = set()
@@ -180,6 +204,15 @@ def judge(
                 mutation.patch,
             )
         )
+    for exemption in decision.exemptions:
+        if not limits and exemption.source is ViolationSource.LIMIT:
+            continue
+        touched.add(exemption.policy)
+        findings.append(
+            Finding(resource, exemption.policy, exemption.mode, Outcome.EXEMPT,
+                    exemption.message, exemption.source.value, exception=exemption.exception,
+                    would=exemption.would)
+        )
     for name in decision.matched_policies:
         if name not in touched:
             policy = _policy(engine.policies, name)
@@ -197,8 +230,12 @@ def limit_statuses(
     policies: PolicySet,
     cluster: MemoryCluster,
     namespaces: Mapping[str, Mapping[str, Any]],
+    *,
+    exceptions: ExceptionView = NO_EXCEPTIONS,
+    now: float | None = None,
 ) -> list[LimitStatus]:
-    """For every limit policy, kind and namespace where it applies: the count and the cap."""
+    """For every limit policy, kind and namespace where it applies: the count, the cap, and
+    the counted objects an active exception exempts from the policy."""
     statuses: list[LimitStatus] = []
     for policy in policies.policies:
         for kind in sorted(policy.match.kinds):
@@ -210,14 +247,32 @@ def limit_statuses(
                 if cap is None:
                     continue
                 names = tuple(sorted(cluster.counted_names(name, counter)))
-                statuses.append(
-                    LimitStatus(policy.name, policy.mode, name, kind, len(names), cap, names)
+                exempted = tuple(
+                    n for n in names
+                    if _exempting(exceptions, policy.name, cluster, kind, name, n, now)
                 )
+                statuses.append(LimitStatus(policy.name, policy.mode, name, kind, len(names),
+                                            cap, names, exempted))
     return statuses
 
 
+def _exempting(exceptions: ExceptionView, policy: str, cluster: MemoryCluster, kind: str,
+               namespace: str, name: str, now: float | None) -> bool:
+    candidates = exceptions.candidates(namespace, policy)
+    if not candidates:
+        return False
+    obj = cluster.get(kind, namespace, name) or {}
+    labels = (obj.get("metadata") or {}).get("labels")
+    return first_covering(candidates, now, kind, name, labels) is not None
+
+
 def over_limit_finding(
-    status: LimitStatus, namespace: Mapping[str, Any], location: Location | None = None
+    status: LimitStatus,
+    namespace: Mapping[str, Any],
+    location: Location | None = None,
+    *,
+    exceptions: ExceptionView = NO_EXCEPTIONS,
+    now: float | None = None,
 ) -> Finding:
     resource = resource_of(namespace, location)
     noun = status.kind + ("s" if status.count != 1 else "")
@@ -225,6 +280,15 @@ def over_limit_finding(
         f"namespace {status.namespace} has {status.count} counted {noun} "
         f"({', '.join(status.names)}), over the cap of {status.max}"
     )
+    if not status.over:
+        # Over only by what exceptions admit: say which, as an exemption of the namespace.
+        found = [e for e in exceptions.candidates(status.namespace, status.policy)
+                 if e.active_at(now)]
+        admitted = ", ".join(status.exempted)
+        return Finding(resource, status.policy, status.mode, Outcome.EXEMPT,
+                       f"{message}; PolicyExceptions admit {admitted}", "limit",
+                       exception=found[0] if found else None,
+                       would=Outcome.for_mode(status.mode).value)
     return Finding(
         resource, status.policy, status.mode, Outcome.for_mode(status.mode), message, "limit"
     )

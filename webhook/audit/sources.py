@@ -3,6 +3,10 @@
 A ``--cluster-state`` file is read with the manifest reader, so findings point at its lines.
 The live cluster is listed once (``webhook.audit.live``). Either way the result is a list
 of objects, judged by the same code.
+
+PolicyExceptions come from ``--exceptions`` files and from PolicyException objects among
+the objects read (a cluster dump, a live cluster, a rendered chart): the same exceptions
+admission would honour there.
 """
 
 from __future__ import annotations
@@ -13,8 +17,13 @@ from pathlib import Path
 from webhook.audit.manifests import Manifest, load_manifests
 from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.errors import ClusterStateError, EdgewardenError, PolicyLoadError, PolicyProblem
+from webhook.policy.documents import exception_from_object, load_exceptions
+from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, PolicyException
 from webhook.policy.loader import load_policies
 from webhook.policy.model import PolicySet
+from webhook.policy.schema import API_VERSION
+
+EXCEPTION_KIND = "PolicyException"
 
 
 def resolve_policies(
@@ -52,3 +61,26 @@ def live_objects(
         return [Manifest(obj, None) for obj in snapshot(api_client, progress)]
     finally:
         api_client.close()
+
+
+def split_exceptions(
+    objects: Sequence[Manifest], paths: Sequence[Path] | None = None
+) -> tuple[ExceptionSet, list[Manifest]]:
+    """The exceptions of ``--exceptions`` files and of PolicyException objects among
+    ``objects``, and the other objects. A malformed one is an error (exit 2) naming it."""
+    found: list[PolicyException] = list(load_exceptions(*paths)) if paths else []
+    problems: list[PolicyProblem] = []
+    rest: list[Manifest] = []
+    for manifest in objects:
+        if manifest.kind != EXCEPTION_KIND or manifest.obj.get("apiVersion") != API_VERSION:
+            rest.append(manifest)
+            continue
+        try:
+            found.append(exception_from_object(manifest.obj))
+        except PolicyLoadError as error:
+            where = str(manifest.location) if manifest.location is not None else None
+            problems += [p if where is None else PolicyProblem(where, None, p.field, p.message)
+                         for p in error.problems]
+    if problems:
+        raise PolicyLoadError(problems)
+    return (ExceptionSet(found) if found else NO_EXCEPTIONS), rest

@@ -6,6 +6,7 @@ file that does not parse, a bad flag, a broken policy).
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -13,7 +14,13 @@ import typer
 
 from webhook.cli.app import app, err_console, user_errors
 from webhook.cli.examples import examples
-from webhook.cli.options import FlavourOption, PoliciesOption, out_file, output_format
+from webhook.cli.options import (
+    ExceptionsOption,
+    FlavourOption,
+    PoliciesOption,
+    out_file,
+    output_format,
+)
 from webhook.cli.output import emit, render_report
 from webhook.cli.policy_source import policy_paths
 from webhook.cli.progress import progress
@@ -92,6 +99,7 @@ def check(
     ] = "default",
     output: Annotated[str, output_format("text", "json", "yaml", "junit", "sarif")] = "text",
     out: Annotated[Path | None, out_file("the report")] = None,
+    exceptions: ExceptionsOption = None,
 ) -> None:
     """Judge manifests (e.g. a rendered Helm chart) as CREATEs, in order.
 
@@ -99,7 +107,7 @@ def check(
     """
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
     from webhook.audit.scan import check_manifests
-    from webhook.audit.sources import cluster_objects, resolve_policies
+    from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
 
     if not filenames and not kustomize:
         raise ManifestError("nothing to check: give -f FILE|DIR|- or --kustomize DIR")
@@ -108,16 +116,23 @@ def check(
     with progress(enabled=_slow_to_read(filenames or [], kustomize or [])) as bar:
         inputs = _inputs(filenames or [], kustomize or [], bar)
         existing = cluster_objects(cluster_state, bar) if cluster_state is not None else []
+        # PolicyExceptions among the inputs or the state count, beside --exceptions files.
+        honoured, kept = split_exceptions([*existing, *inputs.manifests], exceptions)
+        others = {id(manifest) for manifest in kept}
+        existing = [manifest for manifest in existing if id(manifest) in others]
+        judged = [manifest for manifest in inputs.manifests if id(manifest) in others]
     for skipped in inputs.skipped:
         err_console.print(f"note: skipped {skipped}", highlight=False, markup=False)
-    with progress(enabled=len(inputs.manifests) >= LARGE_CHECK) as bar:
+    with progress(enabled=len(judged) >= LARGE_CHECK) as bar:
         scan = check_manifests(
-            inputs.manifests,
+            judged,
             policy_set,
             namespace_labels=labels,
             default_namespace=namespace,
             existing=existing,
             progress=bar,
+            exceptions=honoured,
+            now=time.time(),
         )
         bar.begin(f"writing {output}")
         rendered = render_report(scan, output)

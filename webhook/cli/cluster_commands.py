@@ -7,6 +7,7 @@ exit code. Exit codes: 0 fine, 1 an Enforce policy is violated (``audit`` only w
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated
 
@@ -14,7 +15,13 @@ import typer
 
 from webhook.cli.app import app, console, user_errors
 from webhook.cli.examples import examples
-from webhook.cli.options import FlavourOption, PoliciesOption, out_file, output_format
+from webhook.cli.options import (
+    ExceptionsOption,
+    FlavourOption,
+    PoliciesOption,
+    out_file,
+    output_format,
+)
 from webhook.cli.output import deliver, documents, emit, render_report, write
 from webhook.cli.policy_source import policy_paths
 from webhook.cli.progress import progress
@@ -54,15 +61,17 @@ def audit(
         bool,
         typer.Option("--fail-on-violation", help="Exit 1 when an Enforce policy is violated."),
     ] = False,
+    exceptions: ExceptionsOption = None,
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
     from webhook.audit.scan import audit_objects
-    from webhook.audit.sources import cluster_objects, resolve_policies
+    from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
 
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
-        scan = audit_objects(cluster_objects(cluster_state, bar), policy_set, bar)
+        honoured, objects = split_exceptions(cluster_objects(cluster_state, bar), exceptions)
+        scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=time.time())
         bar.begin(f"writing {output}")
         rendered = render_report(scan, output)
     emit(scan, output, out, rendered)
@@ -95,18 +104,19 @@ def report_command(
             "$0.0225/h x 730 h).",
         ),
     ] = None,
+    exceptions: ExceptionsOption = None,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
     from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
     from webhook.audit.scan import audit_objects
-    from webhook.audit.sources import cluster_objects, resolve_policies
+    from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
 
     if cost_per_lb is None:
         cost_per_lb = DEFAULT_COST_PER_LB
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
-        objects = cluster_objects(cluster_state, bar)
-        scan = audit_objects(objects, policy_set, bar)
+        honoured, objects = split_exceptions(cluster_objects(cluster_state, bar), exceptions)
+        scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=time.time())
         bar.begin("writing the page")
         page = render_html(scan, [m.obj for m in objects], cost_per_lb=cost_per_lb)
     write(html, page)

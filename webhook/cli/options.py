@@ -81,3 +81,12 @@ def out_file(what: str = "the output") -> OptionInfo:
     )
     return option
 
+ExceptionsOption = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--exceptions",
+        help="PolicyException file or folder (repeatable); honoured as admission honours "
+        "them, expiry judged at the current time. PolicyException objects in the input "
+        "count too.",
+    ),
+]

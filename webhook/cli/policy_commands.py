@@ -10,6 +10,7 @@ import typer
 
 from webhook.cli.app import app, console, err_console, user_errors
 from webhook.cli.examples import examples
+from webhook.cli.options import ExceptionsOption
 from webhook.cli.policy_source import packaged_policies, policy_paths
 from webhook.errors import EdgewardenError, PolicyLoadError
 
@@ -82,14 +83,18 @@ def test_suites(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="List passing cases too.")
     ] = False,
+    exceptions: ExceptionsOption = None,
 ) -> None:
     """Run policy test suites; exit 1 when any case fails."""
+    from webhook.policy.documents import load_exceptions
+    from webhook.policy.exceptions import NO_EXCEPTIONS
     from webhook.suites.junit import render_junit
     from webhook.suites.runner import run_path
 
     if path is None:
         [path] = policy_paths(None)
-    results = run_path(path)
+    honoured = load_exceptions(*exceptions) if exceptions else NO_EXCEPTIONS
+    results = run_path(path, exceptions=honoured)
     if not results:
         err_console.print(f"no test suites (*.test.yaml) found under {path}")
         raise typer.Exit(1)

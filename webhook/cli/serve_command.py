@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -136,6 +137,19 @@ def serve(
     max_header_bytes: Annotated[int, typer.Option(
         "--max-header-bytes", min=1024,
         help="Request line and headers at most (431 above).")] = 32 * 1024,
+    cluster_objects: Annotated[bool, typer.Option(
+        "--cluster-objects/--no-cluster-objects",
+        help="Serve the cluster's Policy objects beside the files and honour its "
+        "PolicyException objects (when reading a real cluster).")] = True,
+    audit_interval: Annotated[str, typer.Option(
+        "--audit-interval", metavar="DURATION",
+        help="How often the leading replica audits what exists and rewrites the "
+        "PolicyReports, e.g. 5m, 90s, 1h; 0 turns it off. Off with --dev and --cluster-state.")
+    ] = "5m",
+    leader_election_namespace: Annotated[str | None, typer.Option(
+        "--leader-election-namespace",
+        help="Namespace of the Lease that elects the replica writing statuses and reports "
+        "(default: the pod's own).")] = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -176,11 +190,17 @@ def serve(
             max_connections=max_connections, max_concurrent_requests=max_concurrent_requests,
             max_header_bytes=max_header_bytes,
         ),
+        cluster_objects=cluster_objects,
+        audit_interval_seconds=parse_duration(audit_interval, "--audit-interval"),
+        leader_election_namespace=leader_election_namespace,
     )
     for path in settings.policies:
         if not path.exists():
             raise EdgewardenError(f"--policies {path}: no such file or folder")
     runtime = build_runtime(settings)
+    from webhook.controllers.runner import attach
+
+    attach(runtime)  # cluster objects, leader election, the continuous audit (real clusters)
     if dev and runtime.dev_ca_bundle is not None:
         from webhook.admission.devmode import next_steps
 
@@ -188,3 +208,18 @@ def serve(
                                  dev_cluster_file),
                       highlight=False, markup=False, soft_wrap=True)
     run(runtime)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+
+
+def parse_duration(text: str, flag: str) -> float:
+    """Seconds of a duration as Kubernetes users write them: ``5m``, ``90s``, ``1h30m``, ``0``."""
+    value = text.strip()
+    if value in ("0", ""):
+        return 0.0
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise typer.BadParameter(f"{text!r} is not a duration such as 5m, 90s or 1h",
+                                 param_hint=flag)
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)

@@ -52,6 +52,10 @@ class ClusterBackend(ClusterView, Protocol):
         """Up to ``limit`` objects the backend holds, Namespaces aside (the reload canary)."""
         ...
 
+    def snapshot(self) -> Sequence[Mapping[str, Any]]:
+        """Every Namespace and object the backend holds (what the continuous audit judges)."""
+        ...
+
     def state(self) -> Mapping[str, Mapping[str, Any]]:
         """Per kind: ``synced``, ``objects`` and backend-specific numbers (metrics)."""
         ...

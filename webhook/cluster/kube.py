@@ -89,6 +89,9 @@ class KubeCluster:
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         return self._store.sample(limit)
 
+    def snapshot(self) -> Sequence[Mapping[str, Any]]:
+        return self._store.snapshot()
+
     # ---- counters and reservations ----
 
     def register_counters(self, counters: Iterable[ObjectCounter]) -> None:

@@ -30,14 +30,14 @@ import random
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
-from webhook.cluster.kube_store import KubeStore, slim
+from webhook.cluster.kube_store import slim
 
 log = logging.getLogger("edgewarden.cluster")
 
@@ -49,6 +49,23 @@ MAX_LIST_PAGES = 10_000  # bounds the paging loop: 5 million objects at the defa
 SeenHook = Callable[[str, str, dict[str, Any], bool], None]
 # (kind): the cache of ``kind`` is current as of now (an event, a bookmark or a LIST).
 ProgressHook = Callable[[str], None]
+
+
+class InformerStore(Protocol):
+    """Where an informer keeps its kind: the watch cache (KubeStore), or the store of
+    another kind's consumer (the Policy and PolicyException objects, webhook.controllers)."""
+
+    def replace(self, kind: str, objs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
+        """Swap in a fresh LIST; the (namespace, name) of objects not held before."""
+        ...
+
+    def upsert(self, kind: str, obj: dict[str, Any]) -> bool:
+        """Store ``obj``; True when it was not held before (it appeared)."""
+        ...
+
+    def delete(self, kind: str, namespace: str, name: str) -> None: ...
+
+    def count(self, kind: str) -> int: ...
 
 
 @dataclass(frozen=True)
@@ -107,7 +124,7 @@ class Informer:
     def __init__(
         self,
         resource: Resource,
-        store: KubeStore,
+        store: InformerStore,
         stop: threading.Event,
         settings: InformerSettings,
         on_seen: SeenHook | None = None,

@@ -106,6 +106,15 @@ class KubeStore:
             ]
         return _interleave(per_kind, limit)
 
+    def snapshot(self) -> list[Mapping[str, Any]]:
+        """Every stored Namespace and object (the stored dicts: callers must not change them)."""
+        with self._lock:
+            found: list[Mapping[str, Any]] = list(self._namespaces.values())
+            for by_namespace in self._objects.values():
+                for objects in by_namespace.values():
+                    found.extend(objects.values())
+        return found
+
     def count(self, kind: str) -> int:
         with self._lock:
             if kind == NAMESPACE:

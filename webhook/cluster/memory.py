@@ -103,6 +103,10 @@ class MemoryCluster:
         """Up to ``limit`` objects that are not Namespaces, in the order they were added."""
         return [o for (kind, _, _), o in self._objects.items() if kind != "Namespace"][:limit]
 
+    def snapshot(self) -> Sequence[Mapping[str, Any]]:
+        """Every object held, Namespaces included."""
+        return list(self._objects.values())
+
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         cache_key = (counter.key, namespace)
         cached = self._count_cache.get(cache_key)

@@ -18,7 +18,7 @@ from webhook.policy.compiled import NamespaceMemo
 from webhook.policy.limits import PolicyEvaluationError
 from webhook.policy.namespaces import namespace_labels, namespace_object
 from webhook.policy.nulls import without_nulls
-from webhook.policy.ports import ClusterView
+from webhook.policy.ports import ClusterView, ExceptionView
 from webhook.policy.projection import project
 from webhook.policy.request import AdmissionRequest
 
@@ -41,6 +41,7 @@ class RequestContext:
         "_present",
         "bindings",
         "cluster",
+        "exceptions",
         "memo",
         "object",
         "request",
@@ -54,8 +55,10 @@ class RequestContext:
         cluster: ClusterView,
         bindings: Mapping[str, Binding],
         memo: NamespaceMemo,
+        exceptions: ExceptionView,
     ) -> None:
         self.memo = memo
+        self.exceptions = exceptions
         self.request = request
         self.bindings = bindings
         self.cluster = cluster

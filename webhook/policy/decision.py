@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # exceptions.py reads the model, which reads this module
+    from webhook.policy.exceptions import PolicyException
 
 
 class Mode(StrEnum):
@@ -22,6 +25,7 @@ class ViolationSource(StrEnum):
     VALIDATION = "validation"
     LIMIT = "limit"
     ERROR = "error"  # the policy could not be evaluated
+    MUTATION = "mutation"  # only on an Exemption: the patch a policy would have made
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +70,36 @@ class AppliedMutation:
     patch: tuple[dict[str, Any], ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    """What a policy would have done to the object, and the PolicyException that admits it
+    instead: the policy's would-be violation (or patch) is not applied, and says why."""
+
+    policy: str
+    mode: Mode
+    message: str
+    source: ViolationSource
+    exception: PolicyException
+
+    @property
+    def would(self) -> str:
+        """What the policy would have done: deny, warn, audit or patch."""
+        if self.source is ViolationSource.MUTATION:
+            return "patch"
+        return {Mode.ENFORCE: "deny", Mode.WARN: "warn", Mode.AUDIT: "audit"}[self.mode]
+
+    def warning(self) -> str:
+        """What kubectl prints: the exception, its ticket and expiry, and what it admits."""
+        return (f"{self.exception.describe()} admits what {self.policy} would {self.would}: "
+                f"{self.message}")
+
+    def annotation(self) -> str:
+        """The audit annotation's value (the API server's audit log)."""
+        ticket = f" ticket={self.exception.ticket}" if self.exception.ticket else ""
+        return (f"{self.exception.ref}{ticket} expiresAt={self.exception.expires} "
+                f"would {self.would}: {self.message}")
+
+
 @dataclass(slots=True)
 class Decision:
     """The engine's verdict. ``allowed`` already folds in the modes of all violations."""
@@ -80,6 +114,9 @@ class Decision:
     limit_claims: list[LimitClaim] = field(default_factory=list)
     matched_policies: list[str] = field(default_factory=list)
     errors: list[EvaluationFailure] = field(default_factory=list)  # ignored ones too
+    # Policies a PolicyException kept from acting. A tuple, replaced on the rare exemption,
+    # so a decision without any costs no allocation.
+    exemptions: tuple[Exemption, ...] = ()
 
     @property
     def denials(self) -> list[Violation]:

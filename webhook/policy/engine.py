@@ -21,12 +21,14 @@ from webhook.policy.decision import (
     AppliedMutation,
     Decision,
     EvaluationFailure,
+    Exemption,
     FailurePolicy,
     LimitClaim,
     Mode,
     Violation,
     ViolationSource,
 )
+from webhook.policy.exceptions import NO_EXCEPTIONS, first_covering
 from webhook.policy.limits import (
     LimitCounter,
     PolicyEvaluationError,
@@ -43,7 +45,7 @@ from webhook.policy.model import (
 )
 from webhook.policy.objects import labels_of
 from webhook.policy.patches import PatchError, add_absent_annotations, apply_raw_patch
-from webhook.policy.ports import ClusterView, ObjectCounter
+from webhook.policy.ports import ClusterView, ExceptionView, ObjectCounter
 from webhook.policy.request import AdmissionRequest
 
 PolicyFilter = Callable[[Policy], bool]
@@ -109,30 +111,39 @@ class Engine:
 
     # -- evaluation -------------------------------------------------------------------
 
-    def evaluate(self, request: AdmissionRequest, cluster: ClusterView) -> Decision:
+    def evaluate(
+        self,
+        request: AdmissionRequest,
+        cluster: ClusterView,
+        exceptions: ExceptionView = NO_EXCEPTIONS,
+    ) -> Decision:
+        """Judge ``request``; ``exceptions`` may admit what a policy would act on (asked only
+        then, so a set without exceptions costs nothing)."""
         decision = Decision()
         mutating = self._mutating.get(request.kind, ())
         validating = self._validating.get(request.kind, ())
         if not mutating and not validating:
             return decision
-        state = RequestContext(request, cluster, self.compiled.bindings, self.compiled.memo)
+        state = RequestContext(
+            request, cluster, self.compiled.bindings, self.compiled.memo, exceptions
+        )
         started = self.clock() if self.clock is not None else 0.0
         for policy in mutating:
-            if self._late(started, policy, decision):
+            if self._late(started, policy, state, decision):
                 continue
             try:
                 if self._applies(policy, state, decision):
                     self._mutate(policy, state, decision)
             except Exception as error:  # see _unexpected
-                self._unexpected(policy, decision, error)
+                self._unexpected(policy, state, decision, error)
         for policy in validating:
-            if self._late(started, policy, decision):
+            if self._late(started, policy, state, decision):
                 continue
             try:
                 if self._applies(policy, state, decision):
                     self._validate(policy, state, decision)
             except Exception as error:  # see _unexpected
-                self._unexpected(policy, decision, error)
+                self._unexpected(policy, state, decision, error)
         # A policy that both mutates and validates matched in both phases: name it once.
         decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
         if state.working_copy:
@@ -152,8 +163,8 @@ class Engine:
             return False
         if not state.cluster.synced and policy.name in self.compiled.reads_cluster:
             # Answering from an empty cache would admit what the cluster state forbids.
-            self._failed(policy, decision, "the cluster cache has not synced yet, and this "
-                         "policy reads cluster state (namespaces or counted objects)")
+            self._failed(policy, state, decision, "the cluster cache has not synced yet, and "
+                         "this policy reads cluster state (namespaces or counted objects)")
             return False
         if match.namespace_selector is not None and not match.namespace_selector.matches(
             state.namespace_labels
@@ -170,7 +181,8 @@ class Engine:
                 if not condition.expression.evaluate_bool(context):
                     return False
             except CelEvaluationError as error:
-                self._failed(policy, decision, f"matchCondition {condition.name!r} failed: {error}")
+                self._failed(policy, state, decision,
+                             f"matchCondition {condition.name!r} failed: {error}")
                 return False
         decision.matched_policies.append(policy.name)
         return True
@@ -190,7 +202,7 @@ class Engine:
         earlier = (f", after {state.spent / 1000:,.0f} ms spent on other policies"
                    if state.spent else "")
         self._failed(
-            policy, decision,
+            policy, state, decision,
             f"{oversize.where} holds {oversize.size:,} items: judging it would take more "
             f"than the evaluation budget of {self.budget / 1000:,.0f} ms of CEL work (at "
             f"least {cost / 1000:,.0f} ms{earlier})",
@@ -207,34 +219,49 @@ class Engine:
                 return True
         return False
 
-    def _late(self, started: float, policy: Policy, decision: Decision) -> bool:
+    def _late(
+        self, started: float, policy: Policy, state: RequestContext, decision: Decision
+    ) -> bool:
         if self.deadline is None or self.clock is None:
             return False
         elapsed = self.clock() - started
         if elapsed <= self.deadline:
             return False
-        self._failed(policy, decision, f"the evaluation deadline of "
+        self._failed(policy, state, decision, f"the evaluation deadline of "
                      f"{self.deadline * 1000:,.0f} ms passed ({elapsed * 1000:,.0f} ms) "
                      "before this policy was judged")
         return True
 
-    def _unexpected(self, policy: Policy, decision: Decision, error: Exception) -> None:
+    def _unexpected(
+        self, policy: Policy, state: RequestContext, decision: Decision, error: Exception
+    ) -> None:
         """An input no one foresaw (or an engine bug) fails this policy alone, as its
         failurePolicy says, instead of failing the whole request as an internal error."""
-        self._failed(policy, decision, f"unexpected {type(error).__name__} while evaluating")
+        self._failed(
+            policy, state, decision, f"unexpected {type(error).__name__} while evaluating"
+        )
 
-    def _failed(self, policy: Policy, decision: Decision, detail: str) -> None:
+    def _failed(
+        self, policy: Policy, state: RequestContext, decision: Decision, detail: str
+    ) -> None:
         """An evaluation error: Fail reports it as a violation in the policy's mode."""
         message = f"policy could not be evaluated: {detail}"
         ignored = policy.failure_policy is FailurePolicy.IGNORE
         decision.errors.append(EvaluationFailure(policy.name, message, ignored))
         if not ignored:
-            self._record(policy, decision, message, ViolationSource.ERROR)
+            self._record(policy, state, decision, message, ViolationSource.ERROR)
 
     def _record(
-        self, policy: Policy, decision: Decision, message: str, source: ViolationSource
+        self,
+        policy: Policy,
+        state: RequestContext,
+        decision: Decision,
+        message: str,
+        source: ViolationSource,
     ) -> None:
         mode = self.mode_of(policy)
+        if self._exempted(policy, state, decision, mode, message, source):
+            return
         decision.violations.append(Violation(policy.name, mode, message, source))
         if mode is Mode.WARN:
             decision.warnings.append(f"{policy.name}: {message}")
@@ -243,6 +270,34 @@ class Engine:
             decision.audit_annotations[policy.name] = (
                 f"{previous}; {message}" if previous else message
             )
+
+    @staticmethod
+    def _exempted(
+        policy: Policy,
+        state: RequestContext,
+        decision: Decision,
+        mode: Mode,
+        message: str,
+        source: ViolationSource,
+    ) -> bool:
+        """True when a PolicyException admits what ``policy`` would do; the decision then
+        carries the exemption, a warning naming it, and an audit annotation."""
+        request = state.request
+        candidates = state.exceptions.candidates(request.namespace, policy.name)
+        if not candidates:
+            return False
+        subject = state.object if state.object is not None else request.old_object
+        labels = ((subject or {}).get("metadata") or {}).get("labels")
+        exception = first_covering(
+            candidates, request.judged_at, request.kind, request.name, labels
+        )
+        if exception is None:
+            return False
+        exemption = Exemption(policy.name, mode, message, source, exception)
+        decision.exemptions = (*decision.exemptions, exemption)
+        decision.warnings.append(exemption.warning())
+        decision.audit_annotations[f"{policy.name}.exception"] = exemption.annotation()
+        return True
 
     # -- mutations -----------------------------------------------------------------------
 
@@ -264,8 +319,13 @@ class Engine:
                 ops.extend(added)
         except PatchError as error:
             # Nothing of this policy's mutations is kept: the object is as it was before.
-            self._failed(policy, decision, f"mutation failed: {error}")
+            self._failed(policy, state, decision, f"mutation failed: {error}")
             return
+        if ops and self._exempted(
+            policy, state, decision, self.mode_of(policy),
+            "would patch: " + _describe_patch(ops), ViolationSource.MUTATION,
+        ):
+            return  # as Kyverno's exceptions do: an exempted object is not mutated either
         if ops:
             decision.patch.extend(ops)
             decision.mutations.append(AppliedMutation(policy.name, tuple(ops)))
@@ -288,12 +348,12 @@ class Engine:
                 if not passed:
                     expressive = self._message_affordable(policy, index, state)
                     message = _message(validation, state, variables, expressive)
-                    self._record(policy, decision, message, ViolationSource.VALIDATION)
+                    self._record(policy, state, decision, message, ViolationSource.VALIDATION)
                     break  # like ValidatingAdmissionPolicy: the first failing validation speaks
             if policy.limit is not None:
                 self._check_limit(policy, policy.limit, state, decision)
         except PolicyEvaluationError as error:
-            self._failed(policy, decision, str(error))
+            self._failed(policy, state, decision, str(error))
 
     def _message_affordable(self, policy: Policy, index: int, state: RequestContext) -> bool:
         """Whether a messageExpression fits what is left of the budget on this input."""
@@ -329,6 +389,7 @@ class Engine:
             what = limit.message or f"at most {maximum} {request.kind} objects may count here"
             self._record(
                 policy,
+                state,
                 decision,
                 f"{what} (namespace {request.namespace} has {current} of {maximum})",
                 ViolationSource.LIMIT,
@@ -380,3 +441,7 @@ def _message(
     if validation.message:
         return " ".join(str(validation.message).split())
     return f"failed expression: {validation.expression.source}"
+
+
+def _describe_patch(ops: list[dict[str, Any]]) -> str:
+    return "; ".join(f"{op.get('op')} {op.get('path')}" for op in ops)

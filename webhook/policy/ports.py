@@ -8,8 +8,11 @@ from its few objects).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Set
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence, Set
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from webhook.policy.exceptions import PolicyException
 
 
 @runtime_checkable
@@ -61,3 +64,15 @@ class EmptyCluster:
     @property
     def synced(self) -> bool:
         return True
+
+
+@runtime_checkable
+class ExceptionView(Protocol):
+    """The PolicyExceptions the engine honours; ``ExceptionSet`` (files, suites) and the
+    watch cache (cluster objects) implement it. Must be cheap: the engine asks only when a
+    policy would act on an object, and asks one (namespace, policy) at a time."""
+
+    def candidates(self, namespace: str, policy: str) -> Sequence[PolicyException]:
+        """Exceptions in ``namespace`` naming ``policy``, expired ones included (the engine
+        judges expiry against the request's time)."""
+        ...

@@ -26,7 +26,9 @@ class AdmissionRequest:
     """One admission, as the API server or an offline caller describes it.
 
     ``raw`` is the AdmissionReview ``request`` mapping (what CEL sees as ``request``);
-    offline callers get one synthesised by :func:`make_request`.
+    offline callers get one synthesised by :func:`make_request`. ``judged_at`` (Unix time)
+    is when the request is judged, set by whoever builds it from its own clock: the engine
+    never reads one, and judges PolicyException expiry against this (see exceptions.py).
     """
 
     uid: str
@@ -42,6 +44,7 @@ class AdmissionRequest:
     user: UserInfo = field(default_factory=UserInfo)
     dry_run: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict)
+    judged_at: float | None = None
 
     @property
     def subject(self) -> Mapping[str, Any] | None:
@@ -58,6 +61,7 @@ def make_request(
     user: UserInfo | None = None,
     dry_run: bool = False,
     uid: str = "offline",
+    judged_at: float | None = None,
 ) -> AdmissionRequest:
     """Build a request for offline use (tests, ``check``, ``audit``) as the API server would."""
     subject = obj if obj is not None else old_object
@@ -102,4 +106,5 @@ def make_request(
         user=user,
         dry_run=dry_run,
         raw=raw,
+        judged_at=judged_at,
     )

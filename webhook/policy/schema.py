@@ -1,4 +1,10 @@
-"""JSON Schema of the Policy document. Structural checks live here; CEL is checked on compile."""
+"""JSON Schemas of the Policy and PolicyException documents.
+
+Structural checks live here; CEL is checked on compile. The loader validates files with
+these schemas, and the CustomResourceDefinitions in deploy/crds are generated from them
+(webhook/policy/crd.py), so a document the loader refuses is refused by the API server at
+``kubectl apply`` too.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +14,19 @@ API_VERSION = "edgewarden.dev/v1alpha1"
 
 _STRING_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
 _NAME = {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63}
+# Namespaced objects (a PolicyException) may have DNS-subdomain names, as in Kubernetes.
+_SUBDOMAIN = {
+    "type": "string",
+    "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
+    "maxLength": 253,
+}
+_STRING_MAP: dict[str, Any] = {"type": "object", "additionalProperties": {"type": "string"}}
+_KINDS: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "uniqueItems": True,
+    "items": {"enum": ["Service", "Ingress"]},
+}
 
 _LABEL_SELECTOR: dict[str, Any] = {
     "type": "object",
@@ -65,8 +84,8 @@ POLICY_SCHEMA: dict[str, Any] = {
             "required": ["name"],
             "properties": {
                 "name": _NAME,
-                "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "annotations": _STRING_MAP,
+                "labels": _STRING_MAP,
             },
         },
         "spec": {
@@ -86,12 +105,7 @@ POLICY_SCHEMA: dict[str, Any] = {
                     "additionalProperties": False,
                     "required": ["kinds"],
                     "properties": {
-                        "kinds": {
-                            "type": "array",
-                            "minItems": 1,
-                            "uniqueItems": True,
-                            "items": {"enum": ["Service", "Ingress"]},
-                        },
+                        "kinds": _KINDS,
                         "operations": {
                             "type": "array",
                             "minItems": 1,
@@ -165,5 +179,81 @@ POLICY_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+    },
+}
+
+
+EXCEPTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["apiVersion", "kind", "metadata", "spec"],
+    "properties": {
+        "apiVersion": {"const": API_VERSION},
+        "kind": {"const": "PolicyException"},
+        "metadata": {
+            "type": "object",
+            "additionalProperties": False,
+            # A file names the namespace it exempts in; a cluster object has it anyway.
+            "required": ["name", "namespace"],
+            "properties": {
+                "name": _SUBDOMAIN,
+                "namespace": _NAME,
+                "annotations": _STRING_MAP,
+                "labels": _STRING_MAP,
+            },
+        },
+        "spec": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["policies", "match"],
+            "properties": {
+                "policies": {"type": "array", "minItems": 1, "uniqueItems": True, "items": _NAME},
+                "match": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    # Narrow by construction: names, a selector, or both (an object must then
+                    # satisfy both); a whole namespace is the policy's own exclude.namespaces.
+                    "anyOf": [{"required": ["names"]}, {"required": ["selector"]}],
+                    "properties": {
+                        "kinds": _KINDS,
+                        "names": {
+                            "type": "array",
+                            "minItems": 1,
+                            "uniqueItems": True,
+                            "items": {"type": "string", "minLength": 1, "maxLength": 253},
+                        },
+                        "selector": {**_LABEL_SELECTOR, "minProperties": 1},
+                    },
+                },
+                # RFC 3339 (the loader parses it; the API server checks the format).
+                "expiresAt": {"type": "string", "format": "date-time"},
+                "ticket": {"type": "string", "minLength": 1},
+                "reason": {"type": "string", "minLength": 1},
+                "approvedBy": {"type": "string", "minLength": 1},
+            },
+        },
+    },
+}
+
+# The status a server writes on a Policy object (the CRD's status subresource): conditions
+# as Kubernetes defines metav1.Condition, the generation judged, and when it was loaded.
+CONDITION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "status", "lastTransitionTime", "reason", "message"],
+    "properties": {
+        "type": {"type": "string", "maxLength": 316},
+        "status": {"enum": ["True", "False", "Unknown"]},
+        "observedGeneration": {"type": "integer", "minimum": 0},
+        "lastTransitionTime": {"type": "string", "format": "date-time"},
+        "reason": {"type": "string", "maxLength": 1024, "minLength": 1},
+        "message": {"type": "string", "maxLength": 32768},
+    },
+}
+POLICY_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "conditions": {"type": "array", "items": CONDITION_SCHEMA},
+        "observedGeneration": {"type": "integer", "minimum": 0},
+        "loadedAt": {"type": "string", "format": "date-time"},
     },
 }

@@ -11,10 +11,13 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from webhook.errors import TestSuiteError, file_line
+from webhook.policy.exceptions import parse_rfc3339
 from webhook.policy.schema import API_VERSION
 from webhook.policy.yamlsource import YamlSyntaxError, read_documents
 
 _OBJECT = {"type": ["object", "null"]}
+# When a case is judged (PolicyException expiry): RFC 3339, e.g. 2030-06-01T00:00:00Z.
+_AT = {"type": "string", "minLength": 1}
 SUITE_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -30,6 +33,9 @@ SUITE_SCHEMA: dict[str, Any] = {
             "properties": {
                 "policies": {"type": "array", "items": {"type": "string"}},
                 "cluster": {"type": "array", "items": {"type": "string"}},
+                # PolicyException files (relative to the suite) or inline documents.
+                "exceptions": {"type": "array", "items": {"type": ["string", "object"]}},
+                "at": _AT,
                 "cases": {
                     "type": "array",
                     "minItems": 1,
@@ -47,6 +53,7 @@ SUITE_SCHEMA: dict[str, Any] = {
                             "oldObjectFile": {"type": "string"},
                             "dryRun": {"type": "boolean"},
                             "unknownNamespace": {"type": "boolean"},
+                            "at": _AT,
                             "userInfo": {
                                 "type": "object",
                                 "additionalProperties": False,
@@ -73,6 +80,7 @@ SUITE_SCHEMA: dict[str, Any] = {
                                     "messageContains": {"type": "string"},
                                     "auditAnnotations": {"type": "object"},
                                     "matched": {"type": "array", "items": {"type": "string"}},
+                                    "exempted": {"type": "array", "items": {"type": "string"}},
                                 },
                             },
                         },
@@ -95,6 +103,7 @@ class Expectation:
     message_contains: str | None = None
     audit_annotations: Mapping[str, Any] | None = None
     matched: tuple[str, ...] | None = None  # exactly the policies that apply; [] for none
+    exempted: tuple[str, ...] | None = None  # exactly the policies a PolicyException held back
 
 
 @dataclass(frozen=True)
@@ -110,6 +119,7 @@ class TestCase:
     groups: tuple[str, ...]
     expect: Expectation
     unknown_namespace: bool = False  # the case is about a namespace the cluster lacks
+    at: float | None = None  # when the case is judged (None: the suite's, else the run's clock)
 
 
 @dataclass(frozen=True)
@@ -119,6 +129,9 @@ class TestSuite:
     policy_paths: tuple[Path, ...]
     cluster_paths: tuple[Path, ...]
     cases: tuple[TestCase, ...] = field(default_factory=tuple)
+    exception_paths: tuple[Path, ...] = ()
+    inline_exceptions: tuple[Mapping[str, Any], ...] = ()
+    at: float | None = None
 
 
 def discover_suites(path: Path) -> list[Path]:
@@ -167,6 +180,10 @@ def _build_suite(file: Path, data: Mapping[str, Any], line_of: Any) -> TestSuite
     # Without a list, a suite tests every policy in its folder, as a server would load them.
     policy_paths = tuple(base / p for p in spec["policies"]) if "policies" in spec else (base,)
     cluster_paths = tuple(base / p for p in spec.get("cluster", []))
+    exceptions = spec.get("exceptions", [])
+    exception_paths = tuple(base / e for e in exceptions if isinstance(e, str))
+    inline = tuple(e for e in exceptions if isinstance(e, dict))
+    suite_at = _at(spec.get("at"), file_line(str(file), line_of(("spec", "at"))))
     cases = []
     for index, raw in enumerate(spec["cases"]):
         line = line_of(("spec", "cases", index))
@@ -207,8 +224,10 @@ def _build_suite(file: Path, data: Mapping[str, Any], line_of: Any) -> TestSuite
                     message_contains=expect.get("messageContains"),
                     audit_annotations=expect.get("auditAnnotations"),
                     matched=tuple(expect["matched"]) if "matched" in expect else None,
+                    exempted=tuple(expect["exempted"]) if "exempted" in expect else None,
                 ),
                 unknown_namespace=raw.get("unknownNamespace", False),
+                at=_at(raw.get("at"), where),
             )
         )
     return TestSuite(
@@ -217,4 +236,16 @@ def _build_suite(file: Path, data: Mapping[str, Any], line_of: Any) -> TestSuite
         policy_paths=policy_paths,
         cluster_paths=cluster_paths,
         cases=tuple(cases),
+        exception_paths=exception_paths,
+        inline_exceptions=inline,
+        at=suite_at,
     )
+
+
+def _at(value: str | None, where: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        return parse_rfc3339(value)
+    except ValueError as error:
+        raise TestSuiteError(f"{where}: at: {error}") from None

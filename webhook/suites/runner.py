@@ -9,11 +9,14 @@ from pathlib import Path
 from typing import Any
 
 from webhook.cluster.memory import MemoryCluster
-from webhook.errors import EdgewardenError
+from webhook.errors import EdgewardenError, PolicyLoadError
 from webhook.policy.decision import Decision
+from webhook.policy.documents import exception_from_document, load_exceptions
 from webhook.policy.engine import Engine
+from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet
 from webhook.policy.loader import load_policies
 from webhook.policy.request import AdmissionRequest, UserInfo, make_request
+from webhook.policy.yamlsource import LocatedDocument
 from webhook.suites.model import Expectation, TestCase, TestSuite, discover_suites, load_suite
 
 _MISSING = object()
@@ -45,7 +48,12 @@ class SuiteResult:
         return self.error is None and all(c.passed for c in self.cases)
 
 
-def run_path(path: Path) -> list[SuiteResult]:
+def run_path(
+    path: Path, *, now: float | None = None, exceptions: ExceptionSet = NO_EXCEPTIONS
+) -> list[SuiteResult]:
+    """Run every suite under ``path``; cases are judged at ``now`` (default: the clock)
+    unless they say ``at``, honouring ``exceptions`` beside each suite's own."""
+    now = time.time() if now is None else now
     results = []
     for file in discover_suites(path):
         try:
@@ -53,25 +61,46 @@ def run_path(path: Path) -> list[SuiteResult]:
         except EdgewardenError as error:
             results.append(SuiteResult(suite=file.name, file=file, error=str(error)))
             continue
-        results.extend(run_suite(suite) for suite in suites)
+        results.extend(run_suite(suite, now=now, exceptions=exceptions) for suite in suites)
     return results
 
 
-def run_suite(suite: TestSuite) -> SuiteResult:
+def suite_exceptions(suite: TestSuite) -> ExceptionSet:
+    """The suite's ``exceptions:``: files beside it and inline documents."""
+    found = ExceptionSet(load_exceptions(*suite.exception_paths)) if suite.exception_paths \
+        else NO_EXCEPTIONS
+    problems: list[Any] = []
+    inline = []
+    for index, raw in enumerate(suite.inline_exceptions):
+        document = LocatedDocument(data=raw, line=1, lines={})
+        where = f"{suite.file} (spec.exceptions[{index}])"
+        exception = exception_from_document(document, where, problems)
+        if exception is not None:
+            inline.append(exception)
+    if problems:
+        raise PolicyLoadError(problems)
+    return found.merged(inline)
+
+
+def run_suite(
+    suite: TestSuite, *, now: float | None = None, exceptions: ExceptionSet = NO_EXCEPTIONS
+) -> SuiteResult:
     result = SuiteResult(suite=suite.name, file=suite.file)
     try:
         # A suite asserts the flavour its policies are written with, whatever the setting.
         engine = Engine(load_policies(*suite.policy_paths))
         cluster = MemoryCluster.from_yaml(*suite.cluster_paths)
+        honoured = exceptions.merged(suite_exceptions(suite))
     except EdgewardenError as error:
         result.error = str(error)
         return result
+    default_at = suite.at if suite.at is not None else now
     for case in suite.cases:
         started = time.perf_counter()
         outcome = CaseResult(suite.name, suite.file, case.name, case.line)
         try:
-            request = case_request(case)
-            decision = engine.evaluate(request, cluster)
+            request = case_request(case, case.at if case.at is not None else default_at)
+            decision = engine.evaluate(request, cluster, honoured)
             outcome.failures = _namespace_problems(suite, case, request.namespace, cluster)
             outcome.failures += compare(case.expect, decision, case)
         except (ValueError, EdgewardenError) as error:
@@ -81,8 +110,8 @@ def run_suite(suite: TestSuite) -> SuiteResult:
     return result
 
 
-def case_request(case: TestCase) -> AdmissionRequest:
-    """The admission a case describes, as the API server would send it."""
+def case_request(case: TestCase, at: float | None = None) -> AdmissionRequest:
+    """The admission a case describes, as the API server would send it (judged at ``at``)."""
     return make_request(
         case.operation,
         case.object,
@@ -91,6 +120,7 @@ def case_request(case: TestCase) -> AdmissionRequest:
         user=UserInfo(username=case.username, groups=case.groups),
         dry_run=case.dry_run,
         uid=f"test-{case.line}",
+        judged_at=at,
     )
 
 
@@ -126,6 +156,11 @@ def compare(expect: Expectation, decision: Decision, case: TestCase) -> list[str
             "the case matched no policy, so it tests nothing (a typo in a kind, a namespace or "
             "a label?); when no policy should apply, say so with `expect: {matched: []}`"
         )
+    if expect.exempted is not None:
+        exempted = sorted(set(expect.exempted))
+        held = sorted({e.policy for e in decision.exemptions})
+        if exempted != held:
+            failures.append(f"exempted: expected {exempted}, got {held}")
     if expect.allowed is not None and expect.allowed != decision.allowed:
         reason = f" ({decision.deny_message()})" if decision.denials else ""
         failures.append(f"allowed: expected {expect.allowed}, got {decision.allowed}{reason}")

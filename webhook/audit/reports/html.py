@@ -19,7 +19,8 @@ from webhook.audit.exposure import (
     ServiceExposure,
     exposure,
 )
-from webhook.audit.results import Finding, Outcome, ScanReport
+from webhook.audit.results import ExceptionStatus, Finding, Outcome, ScanReport
+from webhook.policy.exceptions import ExceptionState
 from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
 
 __all__ = ["DEFAULT_COST_PER_LB", "render_html"]
@@ -50,7 +51,15 @@ RESULT_CLASS = {
     Outcome.AUDIT: "info",
     Outcome.PATCH: "info",
     Outcome.PASS: "ok",
+    Outcome.EXEMPT: "info",
 }
+# The exceptions section, in this order: what needs attention first.
+EXCEPTION_GROUPS = (
+    (ExceptionState.EXPIRING, "Expiring within 14 days", "warn"),
+    (ExceptionState.NO_EXPIRY, "Without an expiry (flagged: an exception should end)", "warn"),
+    (ExceptionState.ACTIVE, "Active", "ok"),
+    (ExceptionState.EXPIRED, "Expired (ignored everywhere)", "muted"),
+)
 
 
 def render_html(
@@ -78,6 +87,8 @@ def render_html(
         _namespace_table(spaces, cost_per_lb),
         "<h2>Policy findings</h2>",
         _findings_table(violations),
+        "<h2>Policy exceptions</h2>",
+        _exceptions_section(report.exceptions),
         "<h2>Per namespace</h2>",
         *(_namespace_detail(space) for space in spaces),
         _footer(cost_per_lb),
@@ -95,6 +106,7 @@ def _cards(spaces: list[NamespaceExposure], violations: list[Finding], cost_per_
     cost = sum(s.monthly_cost(cost_per_lb) for s in spaces)
     saving = sum(s.saving(cost_per_lb) for s in spaces)
     denied = sum(1 for f in violations if f.outcome is Outcome.DENY)
+    exempted = sum(1 for f in violations if f.outcome is Outcome.EXEMPT)
     cards = [
         (str(len(spaces)), "namespaces", ""),
         (str(public), "public load balancers", "bad" if public else "ok"),
@@ -108,6 +120,7 @@ def _cards(spaces: list[NamespaceExposure], violations: list[Finding], cost_per_
         (f"${cost:,.2f}", "estimated LB cost / month", ""),
         (f"${saving:,.2f}", "saving by consolidating / month", "ok" if saving else ""),
         (str(denied), "Enforce violations", "bad" if denied else "ok"),
+        (str(exempted), "admitted by PolicyExceptions", "warn" if exempted else ""),
     ]
     body = "".join(
         f'<div class="card"><b class="{cls}">{escape(value)}</b><span>{escape(label)}</span></div>'
@@ -170,11 +183,51 @@ def _findings_table(findings: list[Finding]) -> str:
         f"<td>{escape(f.resource.ref)}</td><td>{escape(f.policy)}</td>"
         f"<td>{escape(f.mode.value)}</td>"
         f'<td class="{RESULT_CLASS[f.outcome]}">{escape(f.outcome.label)}</td>'
-        f"<td>{escape(f.message)}</td>"
+        f"<td>{escape(_message(f))}</td>"
         "</tr>"
         for f in findings
     ]
     return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _message(finding: Finding) -> str:
+    if finding.exception is None:
+        return finding.message
+    return (f"would {finding.would}: {finding.message} (admitted by "
+            f"{finding.exception.describe()})")
+
+
+def _exceptions_section(statuses: list[ExceptionStatus]) -> str:
+    if not statuses:
+        return '<p class="muted">No PolicyExceptions.</p>'
+    head = ("<tr><th>Exception</th><th>Policies</th><th>Expires</th><th>Ticket</th>"
+            "<th>Reason</th><th>Approved by</th><th>Admits</th></tr>")
+    parts = []
+    for state, title, cls in EXCEPTION_GROUPS:
+        group = [s for s in statuses if s.state is state]
+        if not group:
+            continue
+        rows = "".join(_exception_row(status, cls) for status in group)
+        parts.append(f"<h3>{escape(title)} ({len(group)})</h3><table>{head}{rows}</table>")
+    return "\n".join(parts)
+
+
+def _exception_row(status: ExceptionStatus, cls: str) -> str:
+    exception = status.exception
+    policies = escape(", ".join(sorted(exception.policies)))
+    if status.unknown_policies:
+        policies += (' <span class="bad">(no such policy: '
+                     f"{escape(', '.join(status.unknown_policies))})</span>")
+    admits = "<br>".join(
+        f"{escape(f.resource.ref)} <span class=\"muted\">({escape(f.policy)} would "
+        f"{escape(f.would)})</span>" for f in status.admits
+    ) or '<span class="muted">nothing now</span>'
+    return (
+        f'<tr><td class="{cls}">{escape(exception.ref)}</td><td>{policies}</td>'
+        f"<td>{escape(exception.expires)}</td><td>{escape(exception.ticket or '-')}</td>"
+        f"<td>{escape(exception.reason or '-')}</td>"
+        f"<td>{escape(exception.approved_by or '-')}</td><td>{admits}</td></tr>"
+    )
 
 
 def _namespace_detail(space: NamespaceExposure) -> str:

@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 from webhook import __version__
-from webhook.audit.results import Finding, LimitStatus, ObjectResult, ScanReport
+from webhook.audit.results import ExceptionStatus, Finding, LimitStatus, ObjectResult, ScanReport
+from webhook.policy.exceptions import PolicyException, rfc3339
 
 API_VERSION = "edgewarden.dev/v1alpha1"
 
@@ -35,6 +36,8 @@ def report_dict(report: ScanReport) -> dict[str, Any]:
         "results": [_object(r) for r in report.objects],
         "limits": [_limit(s) for s in report.limits],
         "namespaceFindings": [_finding(f) for f in report.namespace_findings],
+        "judgedAt": rfc3339(report.judged_at) if report.judged_at is not None else None,
+        "exceptions": [_exception_status(e) for e in report.exceptions],
     }
 
 
@@ -77,7 +80,37 @@ def _finding(finding: Finding) -> dict[str, Any]:
         data["patch"] = [dict(op) for op in finding.patch]
     if finding.resource.kind == "Namespace":
         data["namespace"] = finding.resource.name
+    if finding.exception is not None:
+        data["would"] = finding.would
+        data["exception"] = _exception_ref(finding.exception)
     return data
+
+
+def _exception_ref(exception: PolicyException) -> dict[str, Any]:
+    return {
+        "namespace": exception.namespace,
+        "name": exception.name,
+        "ticket": exception.ticket or None,
+        "expiresAt": None if exception.expires_at is None else exception.expires,
+    }
+
+
+def _exception_status(status: ExceptionStatus) -> dict[str, Any]:
+    exception = status.exception
+    return {
+        **_exception_ref(exception),
+        "policies": sorted(exception.policies),
+        "state": status.state.value,
+        "reason": exception.reason or None,
+        "approvedBy": exception.approved_by or None,
+        "source": str(exception.source),
+        "unknownPolicies": list(status.unknown_policies),
+        "admits": [
+            {"resource": f.resource.ref, "policy": f.policy, "would": f.would,
+             "message": f.message}
+            for f in status.admits
+        ],
+    }
 
 
 def _limit(status: LimitStatus) -> dict[str, Any]:
@@ -90,4 +123,5 @@ def _limit(status: LimitStatus) -> dict[str, Any]:
         "max": status.max,
         "over": status.over,
         "names": list(status.names),
+        "exempted": list(status.exempted),
     }

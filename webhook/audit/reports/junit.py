@@ -4,7 +4,8 @@ Per policy rather than per file because CI dashboards then answer "which rule br
 charts" at a glance; the object's file and line are in each testcase's ``system-out``.
 An Enforce violation is a ``failure``; Warn and Audit violations and would-be patches pass
 (they do not fail ``check`` either) and say what they found in ``system-out``. Valid against
-the Jenkins/Surefire ``junit-10.xsd`` (``webhook/audit/schemas``).
+the Jenkins/Surefire ``junit-10.xsd`` (``webhook/audit/schemas``). What a PolicyException
+admits is ``skipped``, its message naming the exception, ticket and expiry.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def render_junit(report: ScanReport) -> str:
     for policy_name, findings in by_policy.items():
         policy = report.policies.get(policy_name)
         failed = sum(1 for f in findings if f.outcome is Outcome.DENY)
+        skipped = sum(1 for f in findings if f.outcome is Outcome.EXEMPT)
         suite = ET.SubElement(
             root,
             "testsuite",
@@ -30,7 +32,7 @@ def render_junit(report: ScanReport) -> str:
             tests=str(len(findings)),
             failures=str(failed),
             errors="0",
-            skipped="0",
+            skipped=str(skipped),
             time="0",
         )
         if policy is not None:
@@ -54,6 +56,9 @@ def _testcase(finding: Finding) -> ET.Element:
     if finding.outcome is Outcome.DENY:
         failure = ET.SubElement(case, "failure", type=finding.mode.value, message=finding.message)
         failure.text = f"[{finding.policy}] {finding.message}"
+    elif finding.outcome is Outcome.EXEMPT and finding.exception is not None:
+        ET.SubElement(case, "skipped", message=f"{finding.exception.describe()} admits what "
+                      f"{finding.policy} would {finding.would}: {finding.message}")
     elif finding.outcome is not Outcome.PASS:
         lines.append(f"{finding.outcome.label} ({finding.mode.value}): {finding.message}")
     if lines:

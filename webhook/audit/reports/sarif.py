@@ -4,7 +4,10 @@ Rules are the policies (description from ``edgewarden.dev/description``); result
 violations with level error (Enforce), warning (Warn) or note (Audit), located at the
 object's file and first line. Would-be patches are ``informational`` results (level none).
 Objects read from stdin or a live cluster have no file: they carry a logical location
-(``Kind/namespace/name``) only. Valid against the OASIS schema in ``webhook/audit/schemas``.
+(``Kind/namespace/name``) only. What a PolicyException admits is reported at the level the
+policy would have had, with an accepted external suppression naming the exception, its
+ticket and expiry (code scanning lists it as suppressed). Valid against the OASIS schema in
+``webhook/audit/schemas``.
 """
 
 from __future__ import annotations
@@ -84,12 +87,22 @@ def _result(finding: Finding, index: dict[str, int]) -> dict[str, Any]:
     }
     if finding.policy in index:
         result["ruleIndex"] = index[finding.policy]
-    if finding.outcome is Outcome.PATCH:
+    if finding.outcome is Outcome.PATCH or (
+        finding.outcome is Outcome.EXEMPT and finding.would == "patch"
+    ):
         result["kind"] = "informational"
         result["level"] = "none"
     else:
         result["kind"] = "fail"
         result["level"] = LEVELS[finding.mode]
+    if finding.exception is not None:
+        exception = finding.exception
+        result["suppressions"] = [{
+            "kind": "external",
+            "status": "accepted",
+            "justification": f"{exception.describe()}"
+            + (f": {exception.reason}" if exception.reason else ""),
+        }]
     return result
 
 

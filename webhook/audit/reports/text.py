@@ -1,7 +1,9 @@
 """The human report: a rich table of what each policy says, and a one-line summary.
 
 Passing policies are not listed one by one (a Helm chart of thirty Services would drown
-the violations); an object every policy passed gets a single "passed" row.
+the violations); an object every policy passed gets a single "passed" row. PolicyExceptions
+follow in their own table: each one's state, expiry and ticket, and how many findings it
+turned into exemptions.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from webhook.audit.results import Finding, ObjectResult, Outcome, ScanReport
+from webhook.audit.results import ExceptionStatus, Finding, ObjectResult, Outcome, ScanReport
+from webhook.policy.exceptions import ExceptionState
 
 STYLES = {
     Outcome.DENY: "bold red",
@@ -18,6 +21,13 @@ STYLES = {
     Outcome.AUDIT: "cyan",
     Outcome.PATCH: "blue",
     Outcome.PASS: "green",
+    Outcome.EXEMPT: "magenta",
+}
+EXCEPTION_STYLES = {
+    ExceptionState.ACTIVE: "green",
+    ExceptionState.EXPIRING: "yellow",
+    ExceptionState.EXPIRED: "dim",
+    ExceptionState.NO_EXPIRY: "yellow",
 }
 
 
@@ -32,6 +42,8 @@ def render_text(report: ScanReport, console: Console) -> None:
         table.add_row(*_finding_row(finding))
     if table.row_count:
         console.print(table)
+    if report.exceptions:
+        console.print(_exceptions_table(report.exceptions))
     console.print(Text(report.summary(), style="bold red" if report.failed else "bold"))
     if report.failed and report.command == "check":
         console.print("Enforce policies would deny the objects above (exit code 1).")
@@ -65,14 +77,38 @@ def _rows(result: ObjectResult) -> list[tuple[str | Text, ...]]:
 
 def _finding_row(finding: Finding, result: ObjectResult | None = None) -> tuple[str | Text, ...]:
     resource = finding.resource
+    message = finding.message
+    if finding.exception is not None:
+        message = f"would {finding.would}: {message}; admitted by {finding.exception.describe()}"
     return (
         _resource_cell(resource.kind, resource.name, result),
         resource.namespace or resource.name,
         finding.policy,
         finding.mode.value,
         Text(finding.outcome.label, style=STYLES[finding.outcome]),
-        finding.message,
+        message,
     )
+
+
+def _exceptions_table(statuses: list[ExceptionStatus]) -> Table:
+    table = Table(title="PolicyExceptions", show_lines=False, expand=False)
+    for column in ("Exception", "Policies", "State", "Expires", "Ticket", "Admits"):
+        table.add_column(column, overflow="fold")
+    for status in statuses:
+        exception = status.exception
+        policies = ", ".join(sorted(exception.policies))
+        if status.unknown_policies:
+            policies += f" (no such policy: {', '.join(status.unknown_policies)})"
+        table.add_row(
+            exception.ref,
+            policies,
+            Text(status.state.value, style=EXCEPTION_STYLES[status.state]),
+            exception.expires,
+            exception.ticket or "-",
+            "\n".join(f"{f.resource.ref} ({f.policy} would {f.would})" for f in status.admits)
+            or "-",
+        )
+    return table
 
 
 def _resource_cell(kind: str, name: str, result: ObjectResult | None) -> Text:

@@ -1,0 +1,221 @@
+"""Policy and PolicyException documents that are not policy files: exception files, cluster
+objects and suite-inline exceptions, all checked by the schemas the CRDs are generated from.
+
+A cluster object carries what the API server adds (uid, resourceVersion, managedFields,
+status...); only what a file could hold is judged, so an object and the file it was applied
+from load identically. Problems name the object (``PolicyException/ns/name``) instead of a
+file and line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from webhook.errors import PolicyLoadError, PolicyProblem
+from webhook.policy.exceptions import ExceptionSet, PolicyException, parse_rfc3339
+
+# The loader's document checks, shared so a cluster Policy fails exactly as its file would.
+from webhook.policy.loader import STDIN, _load_document, _schema_problem, policy_files
+from webhook.policy.model import Policy, SourceLocation
+from webhook.policy.schema import API_VERSION, EXCEPTION_SCHEMA
+from webhook.policy.selectors import LabelSelector, Requirement
+from webhook.policy.yamlsource import LocatedDocument, YamlSyntaxError, read_documents
+
+_EXCEPTION_VALIDATOR = Draft202012Validator(EXCEPTION_SCHEMA)
+_FILE_METADATA = ("name", "namespace", "annotations", "labels")
+
+
+def file_document(obj: Mapping[str, Any], *, namespaced: bool) -> dict[str, Any]:
+    """What of a cluster object a file could hold: apiVersion, kind, spec and the metadata
+    a user writes (the API server's own fields, and the status, left out)."""
+    metadata = obj.get("metadata") or {}
+    keep = _FILE_METADATA if namespaced else ("name", "annotations", "labels")
+    document: dict[str, Any] = {
+        "apiVersion": obj.get("apiVersion"),
+        "kind": obj.get("kind"),
+        "metadata": {key: metadata[key] for key in keep if key in metadata},
+    }
+    if "spec" in obj:
+        document["spec"] = obj["spec"]
+    return document
+
+
+def object_ref(obj: Mapping[str, Any]) -> str:
+    """``Kind/name`` or ``Kind/namespace/name``: where a problem of a cluster object is."""
+    metadata = obj.get("metadata") or {}
+    parts = [str(obj.get("kind") or "?"), str(metadata.get("namespace") or ""),
+             str(metadata.get("name") or "?")]
+    return "/".join(p for p in parts if p)
+
+
+def load_policy_object(obj: Mapping[str, Any], *, internal_lb_flavour: str | None = None) -> Policy:
+    """A cluster ``Policy`` object, loaded as its file would be; PolicyLoadError otherwise."""
+    where = object_ref(obj)
+    document = LocatedDocument(data=file_document(obj, namespaced=False), line=1, lines={})
+    problems: list[PolicyProblem] = []
+    warnings: list[PolicyProblem] = []  # cost warnings: only `validate` prints them for files
+    policy = _load_document(document, where, problems, internal_lb_flavour, warnings)
+    if problems or policy is None:
+        raise PolicyLoadError([dataclasses.replace(p, line=None) for p in problems])
+    return dataclasses.replace(policy, source=SourceLocation(where))
+
+
+# -- exceptions ---------------------------------------------------------------------------
+
+
+def load_exceptions(*paths: str | Path) -> ExceptionSet:
+    """Every PolicyException under ``paths`` (files, folders' YAML but test suites, ``-``);
+    raises PolicyLoadError listing every problem, as the policy loader does."""
+    problems: list[PolicyProblem] = []
+    found: list[PolicyException] = []
+    for raw in paths:
+        for file in policy_files(Path(raw)):
+            name = "<stdin>" if file == STDIN else str(file)
+            try:
+                text = sys.stdin.read() if file == STDIN else file.read_text(encoding="utf-8")
+            except (OSError, UnicodeDecodeError) as error:
+                problems.append(PolicyProblem(name, None, "file", f"cannot read: {error}"))
+                continue
+            found += exceptions_from_text(text, name, problems)
+    _no_duplicates(found, problems)
+    if problems:
+        raise PolicyLoadError(problems)
+    return ExceptionSet(found)
+
+
+def exceptions_from_text(
+    text: str, file: str, problems: list[PolicyProblem]
+) -> list[PolicyException]:
+    try:
+        documents = list(read_documents(text))
+    except YamlSyntaxError as error:
+        problems.append(PolicyProblem(file, error.line, "<document>", str(error)))
+        return []
+    loaded = []
+    for document in documents:
+        exception = exception_from_document(document, file, problems)
+        if exception is not None:
+            loaded.append(exception)
+    return loaded
+
+
+def exception_from_object(obj: Mapping[str, Any]) -> PolicyException:
+    """A cluster ``PolicyException`` object; PolicyLoadError naming the object otherwise."""
+    where = object_ref(obj)
+    document = LocatedDocument(data=file_document(obj, namespaced=True), line=1, lines={})
+    problems: list[PolicyProblem] = []
+    exception = exception_from_document(document, where, problems)
+    if problems or exception is None:
+        raise PolicyLoadError([dataclasses.replace(p, line=None) for p in problems])
+    return dataclasses.replace(exception, source=SourceLocation(where))
+
+
+def exception_from_document(
+    document: LocatedDocument, file: str, problems: list[PolicyProblem]
+) -> PolicyException | None:
+    data = document.data
+    if not isinstance(data, dict):
+        problems.append(PolicyProblem(file, document.line, "<document>",
+                                      "a PolicyException must be a mapping"))
+        return None
+    if data.get("kind") != "PolicyException" or data.get("apiVersion") != API_VERSION:
+        problems.append(PolicyProblem(
+            file, document.line_of(("kind",)), "kind",
+            f"expected apiVersion {API_VERSION} kind PolicyException, found "
+            f"{data.get('apiVersion')!r} {data.get('kind')!r}"))
+        return None
+    spec = data.get("spec")
+    if isinstance(spec, dict) and "expiresAt" in spec and not isinstance(spec["expiresAt"], str):
+        # YAML reads an unquoted timestamp as a datetime; the schema (and the API) want text.
+        value = spec["expiresAt"]
+        text = value.isoformat() if isinstance(value, dt.datetime | dt.date) else str(value)
+        data = {**data, "spec": {**spec, "expiresAt": text}}
+        spec = data["spec"]
+    errors = sorted(_EXCEPTION_VALIDATOR.iter_errors(data),
+                    key=lambda e: (len(e.absolute_path), str(e.path)))
+    if errors:
+        reported: set[str] = set()
+        for error in errors:
+            problem = _schema_problem(error, document, file)
+            if error.validator == "anyOf" and tuple(error.absolute_path) == ("spec", "match"):
+                problem = dataclasses.replace(
+                    problem, message="an exception matches objects by names, selector or both")
+            if problem.field not in reported:
+                reported.add(problem.field)
+                problems.append(problem)
+        return None
+    assert isinstance(spec, dict)
+    expires_at = None
+    if "expiresAt" in spec:
+        try:
+            expires_at = parse_rfc3339(spec["expiresAt"])
+        except ValueError as error:
+            problems.append(PolicyProblem(file, document.line_of(("spec", "expiresAt")),
+                                          "spec.expiresAt", str(error)))
+            return None
+    match = spec["match"]
+    valid, selector = _selector(match.get("selector"), document, file, problems)
+    if not valid:
+        return None
+    metadata = data["metadata"]
+    return PolicyException(
+        name=metadata["name"],
+        namespace=metadata["namespace"],
+        policies=frozenset(spec["policies"]),
+        names=frozenset(match.get("names", ())),
+        selector=selector,
+        kinds=frozenset(match.get("kinds", ())),
+        expires_at=expires_at,
+        ticket=spec.get("ticket", ""),
+        reason=spec.get("reason", ""),
+        approved_by=spec.get("approvedBy", ""),
+        source=SourceLocation(file, document.line_of(("metadata", "name"))),
+    )
+
+
+def _selector(
+    raw: Mapping[str, Any] | None, document: LocatedDocument, file: str,
+    problems: list[PolicyProblem],
+) -> tuple[bool, LabelSelector | None]:
+    """(valid, the selector or None without one); a problem is recorded when not valid."""
+    if raw is None:
+        return True, None
+    requirements = []
+    for i, item in enumerate(raw.get("matchExpressions", [])):
+        operator, values = item["operator"], item.get("values") or []
+        if (operator in ("In", "NotIn")) != bool(values):
+            path = ("spec", "match", "selector", "matchExpressions", i, "values")
+            problems.append(PolicyProblem(
+                file, document.line_of(path), "spec.match.selector.matchExpressions"
+                f"[{i}].values", f"must be {'non-empty' if values == [] else 'empty'} "
+                f"for operator {operator}"))
+            return False, None
+        requirements.append(Requirement(item["key"], operator, frozenset(values)))
+    labels = tuple(sorted((raw.get("matchLabels") or {}).items()))
+    selector = LabelSelector(labels, tuple(requirements))
+    if selector.is_empty:
+        problems.append(PolicyProblem(
+            file, document.line_of(("spec", "match", "selector")), "spec.match.selector",
+            "an empty selector would exempt the whole namespace: name the objects, or "
+            "exclude the namespace in the policy (match.exclude.namespaces)"))
+        return False, None
+    return True, selector
+
+
+def _no_duplicates(found: Iterable[PolicyException], problems: list[PolicyProblem]) -> None:
+    seen: dict[tuple[str, str], SourceLocation] = {}
+    for exception in found:
+        key = (exception.namespace, exception.name)
+        if key in seen:
+            problems.append(PolicyProblem(
+                exception.source.file, exception.source.line, "metadata.name",
+                f"duplicate PolicyException {exception.ref} (first defined at {seen[key]})"))
+        else:
+            seen[key] = exception.source
