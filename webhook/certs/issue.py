@@ -164,45 +164,9 @@ def issue_serving(
         except ValueError:
             if host not in dns_names:
                 dns_names.append(host)
-    not_after = min(now + datetime.timedelta(days=days), ca.not_after)
-    public = key.public_key()
-    ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])]))
-        .issuer_name(ca.cert.subject)
-        .public_key(public)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                # RSA key exchange needs keyEncipherment; an ECDSA key cannot encipher.
-                key_encipherment=isinstance(key, rsa.RSAPrivateKey),
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.SubjectAlternativeName([*(x509.DNSName(n) for n in dns_names), *ips]),
-            critical=False,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
-            critical=False,
-        )
-        .sign(ca.key, hashes.SHA256())
-    )
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, dns_names[0])])
+    names = x509.SubjectAlternativeName([*(x509.DNSName(n) for n in dns_names), *ips])
+    cert = _leaf(ca, key, subject, now, days, ExtendedKeyUsageOID.SERVER_AUTH, names)
     return KeyPair(cert, key)
 
 
@@ -227,9 +191,24 @@ def issue_client(
         [x509.NameAttribute(NameOID.ORGANIZATION_NAME, org) for org in organizations]
         + [x509.NameAttribute(NameOID.COMMON_NAME, common_name)]
     )
+    cert = _leaf(ca, key, subject, now, days, ExtendedKeyUsageOID.CLIENT_AUTH)
+    return KeyPair(cert, key)
+
+
+def _leaf(
+    ca: KeyPair,
+    key: PrivateKey,
+    subject: x509.Name,
+    now: datetime.datetime,
+    days: int,
+    usage: x509.ObjectIdentifier,
+    names: x509.SubjectAlternativeName | None = None,
+) -> x509.Certificate:
+    """A leaf certificate for one extended key usage, signed by ``ca``; it never outlives
+    its CA (a leaf valid past its issuer would fail verification early)."""
     public = key.public_key()
     ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    cert = (
+    builder = (
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(ca.cert.subject)
@@ -242,6 +221,7 @@ def issue_client(
             x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
+                # RSA key exchange needs keyEncipherment; an ECDSA key cannot encipher.
                 key_encipherment=isinstance(key, rsa.RSAPrivateKey),
                 data_encipherment=False,
                 key_agreement=False,
@@ -252,15 +232,18 @@ def issue_client(
             ),
             critical=True,
         )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    )
+    if names is not None:
+        builder = builder.add_extension(names, critical=False)
+    return (
+        builder.add_extension(x509.SubjectKeyIdentifier.from_public_key(public), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ca_ski),
             critical=False,
         )
         .sign(ca.key, hashes.SHA256())
     )
-    return KeyPair(cert, key)
 
 
 def _check_days(days: int) -> None:

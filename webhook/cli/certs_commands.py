@@ -16,6 +16,7 @@ from webhook.cli.options import out_file, output_format
 from webhook.cli.output import deliver, documents, structured
 from webhook.cli.policy_source import policy_paths
 from webhook.errors import CertificateError
+from webhook.policy.decision import FailurePolicy
 
 certs_app = typer.Typer(
     name="certs",
@@ -33,11 +34,6 @@ app.add_typer(certs_app, name="certs")
 class KeyTypeChoice(StrEnum):
     ecdsa = "ecdsa"
     rsa = "rsa"
-
-
-class FailurePolicyChoice(StrEnum):
-    Fail = "Fail"
-    Ignore = "Ignore"
 
 
 @certs_app.command(
@@ -220,11 +216,11 @@ def webhook_config(
     ] = None,
     timeout: Annotated[int, typer.Option(help="timeoutSeconds, 1..30.")] = 5,
     failure_policy: Annotated[
-        FailurePolicyChoice, typer.Option("--failure-policy", help="Validating webhook.")
-    ] = FailurePolicyChoice.Fail,
+        FailurePolicy, typer.Option("--failure-policy", help="Validating webhook.")
+    ] = FailurePolicy.FAIL,
     mutating_failure_policy: Annotated[
-        FailurePolicyChoice, typer.Option("--mutating-failure-policy", help="Mutating webhook.")
-    ] = FailurePolicyChoice.Fail,
+        FailurePolicy, typer.Option("--mutating-failure-policy", help="Mutating webhook.")
+    ] = FailurePolicy.FAIL,
     exclude_namespace: Annotated[
         list[str] | None,
         typer.Option("--exclude-namespace", help="Also never send this namespace (repeatable)."),

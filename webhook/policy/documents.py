@@ -26,7 +26,7 @@ from webhook.policy.loader import STDIN, _load_document, _schema_problem, policy
 from webhook.policy.model import Policy, SourceLocation
 from webhook.policy.schema import API_VERSION, EXCEPTION_SCHEMA
 from webhook.policy.selectors import LabelSelector, Requirement
-from webhook.policy.yamlsource import LocatedDocument, YamlSyntaxError, read_documents
+from webhook.policy.yamlsource import LocatedDocument, documents_or_problem
 
 _EXCEPTION_VALIDATOR = Draft202012Validator(EXCEPTION_SCHEMA)
 _FILE_METADATA = ("name", "namespace", "annotations", "labels")
@@ -93,13 +93,8 @@ def load_exceptions(*paths: str | Path) -> ExceptionSet:
 def exceptions_from_text(
     text: str, file: str, problems: list[PolicyProblem]
 ) -> list[PolicyException]:
-    try:
-        documents = list(read_documents(text))
-    except YamlSyntaxError as error:
-        problems.append(PolicyProblem(file, error.line, "<document>", str(error)))
-        return []
     loaded = []
-    for document in documents:
+    for document in documents_or_problem(text, file, problems):
         exception = exception_from_document(document, file, problems)
         if exception is not None:
             loaded.append(exception)

@@ -33,7 +33,7 @@ from webhook.policy.model import (
 )
 from webhook.policy.schema import API_VERSION, POLICY_SCHEMA
 from webhook.policy.selectors import LabelSelector, Requirement
-from webhook.policy.yamlsource import LocatedDocument, Path_, YamlSyntaxError, read_documents
+from webhook.policy.yamlsource import LocatedDocument, Path_, documents_or_problem
 
 DESCRIPTION_ANNOTATION = "edgewarden.dev/description"
 _VALIDATOR = Draft202012Validator(POLICY_SCHEMA)
@@ -130,13 +130,8 @@ def _load_text(
     flavour: str | None,
     warnings: list[PolicyProblem],
 ) -> Iterable[Policy]:
-    try:
-        documents = list(read_documents(text))
-    except YamlSyntaxError as error:
-        problems.append(PolicyProblem(file, error.line, "<document>", str(error)))
-        return []
     loaded = []
-    for document in documents:
+    for document in documents_or_problem(text, file, problems):
         policy = _load_document(document, file, problems, flavour, warnings)
         if policy is not None:
             loaded.append(policy)

@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from webhook.errors import PolicyProblem
+
 try:  # the C loader is several times faster; fall back where libyaml is absent
     from yaml import CSafeLoader as SafeLoader
 except ImportError:  # pragma: no cover
@@ -81,3 +83,14 @@ def _construct(loader: Any, node: yaml.Node, path: Path_, lines: dict[Path_, int
     if isinstance(node, yaml.SequenceNode):
         return [_construct(loader, item, (*path, i), lines) for i, item in enumerate(node.value)]
     return loader.construct_object(node, deep=True)
+
+
+def documents_or_problem(
+    text: str, file: str, problems: list[PolicyProblem]
+) -> list[LocatedDocument]:
+    """The documents of ``text``; a YAML syntax error is a problem of ``file`` (no documents)."""
+    try:
+        return list(read_documents(text))
+    except YamlSyntaxError as error:
+        problems.append(PolicyProblem(file, error.line, "<document>", str(error)))
+        return []
