@@ -7,7 +7,8 @@ measures how long /validate and /mutate take to answer, and, while they run, how
 asserts. Run from the repository root:
 
     .venv/bin/python benchmarks/worst_case.py
-    .venv/bin/python benchmarks/worst_case.py --edgewarden OTHER_CHECKOUT/.venv/bin/edgewarden
+    .venv/bin/python benchmarks/worst_case.py --edgewarden OTHER/.venv/bin/edgewarden \
+        --policies OTHER/policies
 
 The second form measures another build (e.g. an older commit) with the same inputs.
 """
@@ -109,13 +110,15 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _serve(edgewarden: str, folder: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
+def _serve(
+    edgewarden: str, folder: Path, policies: Path
+) -> tuple[subprocess.Popen[bytes], int, Path]:
     subprocess.run([edgewarden, "certs", "generate", "--out", str(folder / "certs")],
                    check=True, capture_output=True)
     (folder / "cluster.yaml").write_text(CLUSTER)
     port = _free_port()
     process = subprocess.Popen(
-        [edgewarden, "serve", "--policies", str(ROOT / "policies"), "--port", str(port),
+        [edgewarden, "serve", "--policies", str(policies), "--port", str(port),
          "--host", "127.0.0.1", "--cluster-state", str(folder / "cluster.yaml"),
          "--tls-cert", str(folder / "certs" / "tls.crt"),
          "--tls-key", str(folder / "certs" / "tls.key"), "--log-level", "error",
@@ -143,15 +146,17 @@ def _wait(client: httpx.Client) -> None:
     raise SystemExit("the server did not start")
 
 
-def measure(edgewarden: str) -> list[dict[str, Any]]:
+def measure(edgewarden: str, policies: Path, only: str = "") -> list[dict[str, Any]]:
     sni = {"sni_hostname": "edgewarden.edgewarden.svc"}
     results = []
     with tempfile.TemporaryDirectory() as scratch:
-        process, port, ca = _serve(edgewarden, Path(scratch))
+        process, port, ca = _serve(edgewarden, Path(scratch), policies)
         try:
             with _client(port, ca) as client, _client(port, ca) as prober:
                 _wait(client)
                 for name, body in cases():
+                    if only not in name:
+                        continue
                     for path in ("/validate", "/mutate"):
                         slowest = [0.0]
                         done = threading.Event()
@@ -193,9 +198,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--edgewarden", default=shutil.which("edgewarden", path=str(
         ROOT / ".venv" / "bin")) or "edgewarden", help="the edgewarden command to measure")
+    parser.add_argument("--policies", type=Path, default=ROOT / "policies",
+                        help="the policies it serves (another build's own, for a comparison)")
+    parser.add_argument("--only", default="", help="only the cases whose name contains this")
     parser.add_argument("--json", type=Path, help="also write the results here")
     arguments = parser.parse_args()
-    results = measure(arguments.edgewarden)
+    results = measure(arguments.edgewarden, arguments.policies, arguments.only)
     if arguments.json:
         arguments.json.write_text(json.dumps(results, indent=2))
 
