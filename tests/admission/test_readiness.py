@@ -38,6 +38,15 @@ class _UnsyncedCluster:
     def register_counters(self, counters: Any) -> None:
         pass
 
+    def watch_kinds(self, kinds: Any) -> None:
+        pass
+
+    def register_key_indexes(self, indexes: Any) -> None:
+        pass
+
+    def key_holders(self, index: Any, key: str) -> Set[tuple[str, str, str]]:
+        return frozenset()
+
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         return []
 

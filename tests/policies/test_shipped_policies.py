@@ -12,11 +12,13 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
 from webhook.policy.decision import Mode
+from webhook.policy.kinds import GATEWAY_GROUP
 from webhook.policy.loader import load_policies
 from webhook.policy.model import INTERNAL_LB_FLAVOURS
 
@@ -25,13 +27,14 @@ POLICIES = ROOT / "policies"
 FLAVOURS = ROOT / "examples" / "flavours"
 
 # SPEC "Shipped default policies": name -> (kind, mode; None for the mutating policy).
-DEFAULTS: dict[str, tuple[str, Mode | None]] = {
-    "deny-nodeport-in-production": ("Service", Mode.ENFORCE),
-    "limit-loadbalancers-per-namespace": ("Service", Mode.ENFORCE),
-    "internal-loadbalancer": ("Service", None),
-    "deny-external-ips": ("Service", Mode.ENFORCE),
-    "require-ingress-tls-in-production": ("Ingress", Mode.ENFORCE),
-    "require-ingress-class": ("Ingress", Mode.WARN),
+DEFAULTS: dict[str, tuple[frozenset[str], Mode | None]] = {
+    "deny-nodeport-in-production": (frozenset({"Service"}), Mode.ENFORCE),
+    "limit-loadbalancers-per-namespace": (frozenset({"Service"}), Mode.ENFORCE),
+    "internal-loadbalancer": (frozenset({"Service"}), None),
+    "deny-external-ips": (frozenset({"Service"}), Mode.ENFORCE),
+    "require-ingress-tls-in-production": (frozenset({"Ingress"}), Mode.ENFORCE),
+    "require-ingress-class": (frozenset({"Ingress"}), Mode.WARN),
+    "unique-ingress-hosts": (frozenset({"Ingress", "HTTPRoute"}), Mode.ENFORCE),
 }
 
 
@@ -84,17 +87,17 @@ def test_internal_lb_flavour_examples_pass_through_the_command(tmp_path: Path) -
 def test_edgewarden_validate_accepts_the_shipped_policies(tmp_path: Path) -> None:
     result = _edgewarden("validate", "policies/", tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "6 policies valid" in result.stdout
+    assert f"{len(DEFAULTS)} policies valid" in result.stdout
 
 
-def test_loading_the_policies_folder_gives_exactly_the_six_defaults() -> None:
+def test_loading_the_policies_folder_gives_exactly_the_defaults() -> None:
     # What `edgewarden serve --policies policies/` loads: no fixtures, no suites, no
     # flavour examples (those live in examples/flavours/).
     policies = load_policies(POLICIES)
     assert sorted(p.name for p in policies.policies) == sorted(DEFAULTS)
     for policy in policies.policies:
-        kind, mode = DEFAULTS[policy.name]
-        assert policy.match.kinds == frozenset({kind})
+        kinds, mode = DEFAULTS[policy.name]
+        assert policy.match.kinds == kinds
         assert "kube-system" in policy.match.exclude.namespaces
         assert policy.description, f"{policy.name} has no edgewarden.dev/description"
         if mode is None:
@@ -185,7 +188,29 @@ def _fixture_objects() -> list[tuple[str, dict[str, Any]]]:
     ("where", "obj"), _fixture_objects(), ids=lambda v: v if isinstance(v, str) else ""
 )
 def test_fixtures_are_valid_kubernetes_objects(where: str, obj: dict[str, Any]) -> None:
+    if str(obj.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/"):
+        validate_gateway_object(obj)
+        return
     kubernetes_validate.validate(obj, "1.31", strict=True)
+
+
+GATEWAY_CRDS = Path.home() / ".cache/edgewarden/kube/current/gateway-api-crds/standard"
+
+
+def validate_gateway_object(obj: dict[str, Any]) -> None:
+    """Against the pinned Gateway API CRD's schema (scripts/kube-binaries copies them)."""
+    if not GATEWAY_CRDS.is_dir():
+        pytest.skip(f"{GATEWAY_CRDS} is missing: run scripts/kube-binaries")
+    version = obj["apiVersion"].rpartition("/")[2]
+    crds = [d for file in sorted(GATEWAY_CRDS.glob("*.yaml"))
+            for d in yaml.safe_load_all(file.read_text(encoding="utf-8"))
+            if d and d.get("kind") == "CustomResourceDefinition"]
+    for crd in crds:
+        if crd["spec"]["names"]["kind"] == obj["kind"]:
+            (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+            jsonschema.validate(obj, served["schema"]["openAPIV3Schema"])
+            return
+    raise AssertionError(f"no Gateway API CRD for {obj['kind']}")
 
 
 def test_check_admits_a_production_app_exposed_through_an_ingress_with_tls(

@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from webhook.policy.ports import ClusterView, ObjectCounter
+from webhook.policy.kinds import KindRef
+from webhook.policy.ports import ClusterView, KeyIndex, ObjectCounter
 
 
 class ObservationSink(Protocol):
@@ -42,6 +43,15 @@ class ClusterBackend(ClusterView, Protocol):
 
     def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
         """Index exactly these limit counters (start-up and every policy reload)."""
+        ...
+
+    def register_key_indexes(self, indexes: Iterable[KeyIndex]) -> None:
+        """Keep key -> holders for exactly these ``unique`` indexes (start-up and reload)."""
+        ...
+
+    def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
+        """Follow exactly these kinds, and Namespaces (start-up and every policy reload):
+        the kinds the loaded policies match."""
         ...
 
     def attach_reservations(self, sink: ObservationSink | None) -> None:
