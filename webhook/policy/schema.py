@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhook.policy.model import INTERNAL_LB_FLAVOURS
+
 API_VERSION = "edgewarden.dev/v1alpha1"
 
 _STRING_LIST: dict[str, Any] = {"type": "array", "items": {"type": "string"}}
@@ -170,7 +172,7 @@ POLICY_SCHEMA: dict[str, Any] = {
                                 "type": "object",
                                 "additionalProperties": False,
                                 "properties": {
-                                    "flavour": {"enum": ["aws", "aws-lbc", "gcp", "azure"]}
+                                    "flavour": {"enum": list(INTERNAL_LB_FLAVOURS)}
                                 },
                             },
                             "patch": {"type": "array", "minItems": 1, "items": _JSON_PATCH_OP},

@@ -289,5 +289,6 @@ def _footer(cost_per_lb: float) -> str:
         "$0.0225/h &times; 730 h, before traffic charges). The saving assumes a namespace's "
         "HTTP(S) LoadBalancer Services move behind one Ingress, keeping one load balancer; "
         "a shared Ingress controller saves more. Public means no internal-LB annotation "
-        "(aws, aws-lbc, gcp, azure).</footer>"
+        "(any flavour's: aws, aws-lbc, gcp, azure, oci, oci-nlb, digitalocean, ibm, alibaba, "
+        "openstack, hetzner; or Tencent's internal subnet, Huawei's inner type).</footer>"
     )
