@@ -86,13 +86,13 @@ def _refused(server: RunningServer, reason: str) -> bool:
     return server.metric("edgewarden_policy_reloads_refused_total", reason=reason) >= 1
 
 
-def _still_serving_the_six(server: RunningServer) -> None:
+def _still_serving_the_defaults(server: RunningServer) -> None:
     assert _nodeport_in_production_denied(server), "the last good set keeps serving"
-    assert server.metric("edgewarden_policies_loaded") == 6
+    assert server.metric("edgewarden_policies_loaded") == 9
     assert server.metric("edgewarden_policy_reload_refused") == 1
     ready = server.get("/readyz")
     assert ready.status_code == 200, "a refused reload leaves the pod ready"
-    assert len(ready.json()["policies"]["serving"]) == 6
+    assert len(ready.json()["policies"]["serving"]) == 9
 
 
 def test_a_set_that_errors_on_existing_objects_is_refused_by_the_canary(
@@ -101,14 +101,14 @@ def test_a_set_that_errors_on_existing_objects_is_refused_by_the_canary(
     caplog.set_level(logging.ERROR, logger="edgewarden.server")
     (extra / "team.yaml").write_text(REQUIRE_TEAM_LABEL)
     wait_for(lambda: _refused(server, "canary"), "the canary to refuse the set")
-    _still_serving_the_six(server)
+    _still_serving_the_defaults(server)
     last = server.get("/readyz").json()["policies"]["lastReload"]
     assert last["result"] == "refused" and last["reason"] == "canary"
     assert "require-team-label on Service team-a/lb-one" in last["message"]
     assert any("refused (canary)" in r.getMessage() for r in caplog.records)
     # Fixed, the set is accepted and the refusal is cleared.
     (extra / "team.yaml").write_text(WARN_TEAM_LABEL)
-    wait_for(lambda: server.metric("edgewarden_policies_loaded") == 7, "the fixed set")
+    wait_for(lambda: server.metric("edgewarden_policies_loaded") == 10, "the fixed set")
     assert server.metric("edgewarden_policy_reload_refused") == 0
     assert "lastReload" not in server.get("/readyz").json()["policies"]
 
@@ -118,30 +118,30 @@ def test_emptying_every_file_is_refused(server: RunningServer, policies: Path) -
         if not file.name.endswith(".test.yaml"):
             file.write_text("")
     wait_for(lambda: _refused(server, "empty"), "the empty set to be refused")
-    _still_serving_the_six(server)
+    _still_serving_the_defaults(server)
 
 
 def test_deleting_every_policy_file_is_refused(server: RunningServer, policies: Path) -> None:
     for file in policies.glob("*.yaml"):
         file.unlink()
     wait_for(lambda: _refused(server, "empty"), "the empty folder to be refused")
-    _still_serving_the_six(server)
+    _still_serving_the_defaults(server)
 
 
 def test_deleting_the_folder_is_refused(server: RunningServer, policies: Path) -> None:
     shutil.rmtree(policies)
     wait_for(lambda: _refused(server, "invalid"), "the missing folder to be refused")
-    _still_serving_the_six(server)
+    _still_serving_the_defaults(server)
 
 
 def test_dropping_most_policies_is_refused(server: RunningServer, policies: Path) -> None:
     for name in ("deny-external-ips", "require-ingress-class", "require-ingress-tls-in-production",
-                 "internal-loadbalancer"):
+                 "internal-loadbalancer", "deny-ingress-nginx-snippets"):
         (policies / f"{name}.yaml").unlink()
         (policies / f"{name}.test.yaml").unlink()
     wait_for(lambda: _refused(server, "shrink"), "the shrunken set to be refused")
-    _still_serving_the_six(server)
-    assert "drops 4 of the 6 serving policies" in (
+    _still_serving_the_defaults(server)
+    assert "drops 5 of the 9 serving policies" in (
         server.get("/readyz").json()["policies"]["lastReload"]["message"]
     )
 
@@ -151,7 +151,7 @@ def test_a_set_whose_own_suites_fail_is_refused(server: RunningServer, policies:
     nodeport = policies / "deny-nodeport-in-production.yaml"
     nodeport.write_text(nodeport.read_text().replace("mode: Enforce", "mode: Warn"))
     wait_for(lambda: _refused(server, "suites"), "the failing suites to refuse the set")
-    _still_serving_the_six(server)
+    _still_serving_the_defaults(server)
 
 
 def test_serve_refuses_to_start_with_no_policies(tmp_path: Path) -> None:

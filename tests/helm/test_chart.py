@@ -36,7 +36,8 @@ CLUSTER_SCOPED = {
 SHIPPED = {
     "deny-external-ips", "deny-nodeport-in-production", "internal-loadbalancer",
     "limit-loadbalancers-per-namespace", "require-ingress-class",
-    "require-ingress-tls-in-production",
+    "require-ingress-tls-in-production", "require-loadbalancer-source-ranges",
+    "deny-ingress-nginx-snippets", "restrict-externalname-services",
 }
 
 
@@ -141,7 +142,7 @@ BAD_VALUES = [
      "/certificates/certManager/issuerRef"),
     ({"certificates": {"certManager": {"duration": "90 days"}}},
      "/certificates/certManager/duration"),
-    ({"internalLoadBalancerFlavour": "ibm"}, "/internalLoadBalancerFlavour"),
+    ({"internalLoadBalancerFlavour": "vultr"}, "/internalLoadBalancerFlavour"),
     ({"policies": {"enabled": "all"}}, "/policies/enabled"),
     # (helm reports a bad property name at a wrong path; the name itself is in the message)
     ({"policies": {"custom": {"no-extension": "kind: Policy"}}}, "'no-extension' does not match"),
