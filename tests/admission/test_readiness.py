@@ -38,6 +38,9 @@ class _UnsyncedCluster:
     def register_counters(self, counters: Any) -> None:
         pass
 
+    def watch_kinds(self, kinds: Any) -> None:
+        pass
+
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         return []
 

@@ -67,4 +67,4 @@ def test_live_audit_without_rights_says_what_rbac_it_needs(live_cluster: KubeApi
     result = run("audit", "--policies", POLICIES)
     assert result.exit_code == 2
     assert "HTTP 403" in result.stderr
-    assert "list on namespaces, services, ingresses and policyexceptions" in result.stderr
+    assert "list on namespaces, ingresses, services and policyexceptions" in result.stderr

@@ -111,12 +111,11 @@ def test_duplicate_yaml_keys_are_an_error_not_silently_merged(tmp_path: Path) ->
 
 
 def test_every_problem_is_reported_and_nothing_is_half_loaded(tmp_path: Path) -> None:
-    second = GOOD.replace("name: good", "name: Bad_Name").replace(
-        "kinds: [Service]", "kinds: [Pod]"
-    )
-    problems = problems_for(tmp_path, GOOD + "---\n" + second)
+    second = GOOD.replace("name: good", "name: Bad_Name")
+    third = GOOD.replace("name: good", "name: third").replace("kinds: [Service]", "kinds: [Pod]")
+    problems = problems_for(tmp_path, GOOD + "---\n" + second + "---\n" + third)
     assert any("metadata.name: 'Bad_Name' is not a valid name" in p for p in problems)
-    assert any("spec.match.kinds[0]: 'Pod' is not one of Service, Ingress" in p for p in problems)
+    assert any("spec.match.kinds[0]: unknown kind 'Pod'" in p for p in problems)
 
 
 def test_a_test_suite_in_a_policy_file_is_explained(tmp_path: Path) -> None:

@@ -124,7 +124,7 @@ def failure_response(state: ServerState, review: Review, endpoint: str) -> wire.
     policy for this kind is ``Fail``, otherwise allow (the error is in the server log)."""
     loaded = state.policies
     request = review.request
-    fail = loaded is None or request.kind in loaded.failing_kinds
+    fail = loaded is None or request.key in loaded.failing_kinds
     if fail:
         return build_response(
             request.uid, allowed=False, code=500, reason="InternalError",

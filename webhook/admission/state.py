@@ -156,6 +156,7 @@ class ServerState:
 
     def install(self, loaded: LoadedPolicies) -> None:
         """Swap in a built policy set (already vetted) and tell the cluster what to count."""
+        self.cluster.watch_kinds(loaded.engine.policies.kinds())
         self.cluster.register_counters(loaded.engine.counters())
         self.policies = loaded
         self.last_refusal = None

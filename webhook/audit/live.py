@@ -1,4 +1,4 @@
-"""A one-shot snapshot of the live cluster's Namespaces, Services and Ingresses.
+"""A one-shot snapshot of the live cluster's Namespaces and the kinds the policies match.
 
 An audit is a snapshot, so it LISTs (paged) once instead of starting the server's watch
 cache: no threads, no wait for a sync, and the same plain dicts the API server sends
@@ -11,14 +11,18 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.audit.progress import NO_PROGRESS, Progress
+from webhook.cluster.kube_kinds import list_function
 from webhook.errors import ClusterStateError
+from webhook.policy.kinds import NAMESPACE, SHORT_NAMES, KindRef, merge
+
+DEFAULT_KINDS = (SHORT_NAMES["Service"], SHORT_NAMES["Ingress"])
 
 PAGE_SIZE = 500
 MAX_PAGES = 10_000  # bounds the paging loop (5 million objects)
@@ -26,29 +30,34 @@ REQUEST_TIMEOUT_SECONDS = 60
 
 
 def snapshot(
-    api_client: client.ApiClient, progress: Progress = NO_PROGRESS
+    api_client: client.ApiClient,
+    progress: Progress = NO_PROGRESS,
+    kinds: Iterable[KindRef] = DEFAULT_KINDS,
 ) -> list[dict[str, Any]]:
-    """Every Namespace, Service, Ingress and PolicyException, with ``kind`` and
-    ``apiVersion`` set (no PolicyExceptions where their CRD is not installed)."""
-    core = client.CoreV1Api(api_client)
-    networking = client.NetworkingV1Api(api_client)
-    listings: tuple[tuple[str, str, Callable[..., Any]], ...] = (
-        ("Namespace", "v1", core.list_namespace),
-        ("Service", "v1", core.list_service_for_all_namespaces),
-        ("Ingress", "networking.k8s.io/v1", networking.list_ingress_for_all_namespaces),
-    )
+    """Every Namespace, every object of ``kinds`` (the kinds the policies match) and every
+    PolicyException, with ``kind`` and ``apiVersion`` set; a kind the API server does not
+    serve (its CRD is not installed) has no objects."""
     objects: list[dict[str, Any]] = []
-    for kind, api_version, list_func in listings:
-        progress.begin(f"listing {kind} objects")
-        for item in _paged(kind, list_func):
-            # LIST items come without kind/apiVersion; policies expect both.
-            objects.append({"apiVersion": api_version, "kind": kind, **item})
-            progress.advance()
+    refs = (NAMESPACE, *merge(kinds))
+    names = [ref.resource for ref in refs] + ["policyexceptions"]
+    needs = ", ".join(names[:-1]) + " and " + names[-1]
+    for ref in refs:
+        progress.begin(f"listing {ref.kind} objects")
+        list_func = list_function(api_client, ref)
+        try:
+            # Built-in kinds are always served; a 404 there is an error worth showing.
+            for item in _paged(ref.kind, list_func, needs, absent_is_empty=bool(ref.group)
+                               and ref.group != "networking.k8s.io"):
+                # LIST items come without kind/apiVersion; policies expect both.
+                objects.append({"apiVersion": ref.api_version, "kind": ref.kind, **item})
+                progress.advance()
+        except _Absent:
+            continue
     custom = client.CustomObjectsApi(api_client)
     exceptions = functools.partial(custom.list_custom_object_for_all_namespaces,
                                    "edgewarden.dev", "v1alpha1", "policyexceptions")
     try:
-        for item in _paged("PolicyException", exceptions, absent_is_empty=True):
+        for item in _paged("PolicyException", exceptions, needs, absent_is_empty=True):
             objects.append({"apiVersion": "edgewarden.dev/v1alpha1", "kind": "PolicyException",
                             **item})
     except _Absent:
@@ -60,7 +69,7 @@ class _Absent(Exception):
     pass
 
 
-def _paged(kind: str, list_func: Callable[..., Any],
+def _paged(kind: str, list_func: Callable[..., Any], needs: str,
            absent_is_empty: bool = False) -> Iterator[dict[str, Any]]:
     token: str | None = None
     for _ in range(MAX_PAGES):
@@ -78,8 +87,7 @@ def _paged(kind: str, list_func: Callable[..., Any],
             raise ClusterStateError(
                 f"listing {kind} objects failed: HTTP {error.status} {error.reason}"
                 + (
-                    " (the audit needs list on namespaces, services, ingresses and "
-                    "policyexceptions)"
+                    f" (the audit needs list on {needs})"
                     if error.status in (401, 403)
                     else ""
                 )

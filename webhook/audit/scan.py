@@ -34,8 +34,9 @@ from webhook.cluster.memory import MemoryCluster
 from webhook.policy.decision import ViolationSource
 from webhook.policy.engine import Engine
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
+from webhook.policy.kinds import key_of_object
 from webhook.policy.limits import cap_in_namespace
-from webhook.policy.model import SUPPORTED_KINDS, Policy, PolicySet
+from webhook.policy.model import Policy, PolicySet
 from webhook.policy.namespaces import namespace_object
 from webhook.policy.ports import ExceptionView
 from webhook.policy.request import make_request
@@ -63,9 +64,10 @@ def check_manifests(
     many manifests.
     """
     manifests = list(manifests)
+    judged_kinds = {ref.key for ref in policies.kinds()}
     existing = [
         Manifest(with_namespace(m.obj, m.namespace or DEFAULT_NAMESPACE), m.location)
-        if m.kind in SUPPORTED_KINDS
+        if key_of_object(m.obj) in judged_kinds
         else m
         for m in existing
     ]
@@ -75,14 +77,15 @@ def check_manifests(
     report.namespaces = namespace_objects([*existing, *manifests], namespace_labels or {})
     cluster = MemoryCluster(
         [copy.deepcopy(dict(ns)) for ns in report.namespaces.values()]
-        + [copy.deepcopy(dict(m.obj)) for m in existing if m.kind in SUPPORTED_KINDS]
+        + [copy.deepcopy(dict(m.obj)) for m in existing if key_of_object(m.obj) in judged_kinds]
     )
     progress.begin(f"judging {len(manifests)} objects", len(manifests))
     for manifest in manifests:
         progress.advance()
         if manifest.kind == NAMESPACE:
             continue
-        if manifest.kind not in SUPPORTED_KINDS:
+        key = key_of_object(manifest.obj)
+        if key not in judged_kinds:
             report.skipped[manifest.kind] += 1
             continue
         namespace = manifest.namespace or default_namespace
@@ -91,7 +94,7 @@ def check_manifests(
             # into a namespace created elsewhere would find them.
             report.namespaces[namespace] = bare_namespace(namespace)
             cluster.add(copy.deepcopy(dict(report.namespaces[namespace])))
-        old = cluster.get(manifest.kind, namespace, manifest.name)
+        old = cluster.get(key, namespace, manifest.name)
         result = judge(engine, manifest, namespace, cluster, old=old, exceptions=exceptions,
                        now=now)
         report.objects.append(result)
@@ -111,18 +114,19 @@ def audit_objects(
 ) -> ScanReport:
     """Judge what exists at ``now``: validations per object, limits per namespace."""
     progress.begin("indexing the cluster")
+    judged_kinds = {ref.key for ref in policies.kinds()}
     objects = [
         Manifest(with_namespace(m.obj, DEFAULT_NAMESPACE), m.location)
-        if m.kind in SUPPORTED_KINDS and m.namespace is None
+        if key_of_object(m.obj) in judged_kinds and m.namespace is None
         else m
         for m in objects
     ]
     engine = Engine(policies)
     report = ScanReport("audit", policies, judged_at=now)
     report.namespaces = namespace_objects(objects, {})
-    judged = [m for m in objects if m.kind in SUPPORTED_KINDS]
+    judged = [m for m in objects if key_of_object(m.obj) in judged_kinds]
     for manifest in objects:
-        if manifest.kind not in (NAMESPACE, *SUPPORTED_KINDS):
+        if manifest.kind != NAMESPACE and key_of_object(manifest.obj) not in judged_kinds:
             report.skipped[manifest.kind] += 1
     for manifest in judged:
         name = manifest.namespace or DEFAULT_NAMESPACE

@@ -11,7 +11,7 @@ admission would honour there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from webhook.audit.manifests import Manifest, load_manifests
@@ -19,6 +19,7 @@ from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.errors import ClusterStateError, EdgewardenError, PolicyLoadError, PolicyProblem
 from webhook.policy.documents import exception_from_object, load_exceptions
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, PolicyException
+from webhook.policy.kinds import SHORT_NAMES, KindRef
 from webhook.policy.loader import load_policies
 from webhook.policy.model import PolicySet
 from webhook.policy.schema import API_VERSION
@@ -37,20 +38,30 @@ def resolve_policies(
     return load_policies(*paths, internal_lb_flavour=internal_lb_flavour)
 
 
+# What the exposure report shows whatever the policies match.
+EXPOSURE_KINDS = tuple(SHORT_NAMES.values())
+
+
 def cluster_objects(
-    cluster_state: Path | None, progress: Progress = NO_PROGRESS
+    cluster_state: Path | None,
+    progress: Progress = NO_PROGRESS,
+    kinds: Iterable[KindRef] = EXPOSURE_KINDS,
 ) -> list[Manifest]:
-    """The Namespaces, Services and Ingresses of ``cluster_state``, or of the live cluster."""
+    """The objects of ``cluster_state``, or the live cluster's Namespaces and objects of
+    ``kinds`` (what the policies match: ``PolicySet.kinds()``)."""
     if cluster_state is not None:
         try:
             return load_manifests([cluster_state], progress=progress)
         except EdgewardenError as error:
             raise ClusterStateError(f"cluster state: {error}") from None
-    return live_objects(progress=progress)
+    return live_objects(progress=progress, kinds=kinds)
 
 
 def live_objects(
-    kubeconfig: str | None = None, context: str | None = None, progress: Progress = NO_PROGRESS
+    kubeconfig: str | None = None,
+    context: str | None = None,
+    progress: Progress = NO_PROGRESS,
+    kinds: Iterable[KindRef] = EXPOSURE_KINDS,
 ) -> list[Manifest]:
     """A snapshot of the live cluster; imported lazily so offline use never needs it."""
     from webhook.audit.live import snapshot
@@ -58,7 +69,7 @@ def live_objects(
 
     api_client = api_client_from_environment(kubeconfig, context)
     try:
-        return [Manifest(obj, None) for obj in snapshot(api_client, progress)]
+        return [Manifest(obj, None) for obj in snapshot(api_client, progress, kinds)]
     finally:
         api_client.close()
 

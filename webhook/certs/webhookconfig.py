@@ -188,8 +188,8 @@ def _configuration(
 def _rule(rule: WebhookRule) -> dict[str, Any]:
     return {
         "apiGroups": [rule.group],
-        "apiVersions": [rule.version],
+        "apiVersions": list(rule.api_versions),
         "operations": list(rule.operations),
         "resources": [rule.resource],
-        "scope": "Namespaced",
+        "scope": "Namespaced" if rule.namespaced else "Cluster",
     }

@@ -70,7 +70,8 @@ def audit(
 
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
-        honoured, objects = split_exceptions(cluster_objects(cluster_state, bar), exceptions)
+        found = cluster_objects(cluster_state, bar, policy_set.kinds())
+        honoured, objects = split_exceptions(found, exceptions)
         scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=time.time())
         bar.begin(f"writing {output}")
         rendered = render_report(scan, output)
@@ -109,13 +110,21 @@ def report_command(
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
     from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
     from webhook.audit.scan import audit_objects
-    from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
+    from webhook.audit.sources import (
+        EXPOSURE_KINDS,
+        cluster_objects,
+        resolve_policies,
+        split_exceptions,
+    )
+    from webhook.policy.kinds import merge
 
     if cost_per_lb is None:
         cost_per_lb = DEFAULT_COST_PER_LB
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
-        honoured, objects = split_exceptions(cluster_objects(cluster_state, bar), exceptions)
+        kinds = merge((*policy_set.kinds(), *EXPOSURE_KINDS))  # the page shows every route
+        found = cluster_objects(cluster_state, bar, kinds)
+        honoured, objects = split_exceptions(found, exceptions)
         scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=time.time())
         bar.begin("writing the page")
         page = render_html(scan, [m.obj for m in objects], cost_per_lb=cost_per_lb)
@@ -149,7 +158,7 @@ def quota(
 
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
-        objects = cluster_objects(cluster_state, bar)
+        objects = cluster_objects(cluster_state, bar, ())  # caps need Namespaces alone
     caps = loadbalancer_caps(objects, policy_set, only=namespaces or None)
     quotas = [quota_object(namespace, cap) for namespace, cap in caps.items()]
     if not quotas and output == "yaml":

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from webhook.policy.kinds import KindRef
 from webhook.policy.ports import ClusterView, ObjectCounter
 
 
@@ -42,6 +43,11 @@ class ClusterBackend(ClusterView, Protocol):
 
     def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
         """Index exactly these limit counters (start-up and every policy reload)."""
+        ...
+
+    def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
+        """Follow exactly these kinds, and Namespaces (start-up and every policy reload):
+        the kinds the loaded policies match."""
         ...
 
     def attach_reservations(self, sink: ObservationSink | None) -> None:

@@ -1,18 +1,22 @@
-"""The cluster as the Kubernetes API shows it: a list+watch cache of Namespaces, Services
-and Ingresses, cluster-wide, with per-namespace counted-name indexes for every limit.
+"""The cluster as the Kubernetes API shows it: a list+watch cache of Namespaces and of the
+kinds the loaded policies match (``watch_kinds``; Services and Ingresses until told),
+cluster-wide, with per-namespace counted-name indexes for every limit.
 
 Admissions read it through ``get_namespace``/``counted_names``: dict lookups, no I/O, no
-LIST on the admission path. Three background threads (the ``kubernetes`` client is
-synchronous) keep it current, and a fourth, the watchdog, cuts a watch that has gone
-silent (see kube_informer). ``synced`` turns true once each kind was listed once, and
-stays true while a watch reconnects (serving slightly stale state beats refusing every
-admission while the API server is briefly unreachable); ``state()`` says per kind how old
-the cache is, and ``stale`` once that passes ``InformerSettings.stale_after_seconds``.
+LIST on the admission path. One background thread per kind (the ``kubernetes`` client is
+synchronous) keeps it current, and another, the watchdog, cuts a watch that has gone
+silent (see kube_informer). A policy reload that names a new kind starts its informer
+(the cache is not synced until it has listed); a kind no policy names any longer is
+dropped. ``synced`` turns true once each kind was listed once, and stays true while a
+watch reconnects (serving slightly stale state beats refusing every admission while the
+API server is briefly unreachable); ``state()`` says per kind how old the cache is, and
+``stale`` once that passes ``InformerSettings.stale_after_seconds``.
 
 Typical use::
 
     cluster = KubeCluster.from_environment()
     cluster.attach_reservations(reservations)
+    cluster.watch_kinds(policies.kinds())
     cluster.register_counters(engine.counters())
     cluster.start()
     cluster.wait_synced(timeout=30)
@@ -32,13 +36,16 @@ from kubernetes import client
 
 from webhook.cluster.backend import ObservationSink
 from webhook.cluster.connection import api_client_from_environment
-from webhook.cluster.kube_informer import Informer, InformerSettings, Resource
-from webhook.cluster.kube_store import INGRESS, NAMESPACE, SERVICE, KubeStore
+from webhook.cluster.kube_informer import Informer, InformerSettings
+from webhook.cluster.kube_kinds import kind_resource
+from webhook.cluster.kube_store import KubeStore
+from webhook.policy.kinds import NAMESPACE, SHORT_NAMES, KindRef
 from webhook.policy.ports import ObjectCounter
 
 log = logging.getLogger("edgewarden.cluster")
 
-KINDS = (NAMESPACE, SERVICE, INGRESS)
+# What the cache follows until the policies say otherwise.
+DEFAULT_KINDS = (SHORT_NAMES["Service"], SHORT_NAMES["Ingress"])
 
 
 class KubeCluster:
@@ -57,19 +64,13 @@ class KubeCluster:
         self._settings = settings or InformerSettings()
         self._reservations = reservations
         self._threads: list[threading.Thread] = []
-        core = client.CoreV1Api(api_client)
-        networking = client.NetworkingV1Api(api_client)
-        resources = (
-            Resource(NAMESPACE, "v1", core.list_namespace),
-            Resource(SERVICE, "v1", core.list_service_for_all_namespaces),
-            Resource(INGRESS, "networking.k8s.io/v1", networking.list_ingress_for_all_namespaces),
-        )
-        self._informers = {
-            r.kind: Informer(
-                r, self._store, self._stop, self._settings, self._seen, self._progressed
-            )
-            for r in resources
-        }
+        self._started = False
+        self._kinds_lock = threading.Lock()
+        # kind key -> (its ref, informer, the informer's own stop flag)
+        self._informers: dict[str, Informer] = {}
+        self._refs: dict[str, KindRef] = {}
+        self._informer_stops: dict[str, threading.Event] = {}
+        self.watch_kinds(DEFAULT_KINDS)
 
     @classmethod
     def from_environment(
@@ -100,6 +101,41 @@ class KubeCluster:
         self._store.set_counters(counters)
         log.info("cluster: indexing %d limit counters", len(counters))
 
+    def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
+        """Follow exactly ``kinds`` and Namespaces: new kinds get an informer (started at
+        once when the cache runs), kinds no longer named are stopped and forgotten."""
+        wanted = {ref.key: ref for ref in (NAMESPACE, *kinds)}
+        with self._kinds_lock:
+            for key in [k for k in self._informers if k not in wanted]:
+                informer = self._informers.pop(key)
+                self._refs.pop(key, None)
+                self._informer_stops.pop(key).set()
+                informer.shutdown_stream()
+                self._store.forget(key)
+                log.info("cluster: no policy matches %s any longer; stopped watching it", key)
+            for key, ref in wanted.items():
+                known = self._refs.get(key)
+                if known is not None and known.version == ref.version:
+                    continue
+                if known is not None:  # another version to watch: start over
+                    self._informer_stops.pop(key).set()
+                    self._informers.pop(key).shutdown_stream()
+                stop = threading.Event()
+                informer = Informer(kind_resource(self._api_client, ref), self._store, stop,
+                                    self._settings, self._seen, self._progressed)
+                self._informers[key], self._refs[key], self._informer_stops[key] = (
+                    informer, ref, stop)
+                if self._started:
+                    self._start_informer(key, informer)
+                    log.info("cluster: watching %s for the policies", key)
+
+    def _start_informer(self, key: str, informer: Informer) -> None:
+        thread = threading.Thread(
+            target=informer.run, name=f"edgewarden-watch-{key.lower()}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
     def attach_reservations(self, reservations: ObservationSink | None) -> None:
         """Tell ``reservations`` about every object the cache sees appear."""
         self._reservations = reservations
@@ -129,15 +165,14 @@ class KubeCluster:
     # ---- lifecycle and readiness ----
 
     def start(self) -> None:
-        if self._threads:
-            return
-        self._stop.clear()
-        for kind, informer in self._informers.items():
-            thread = threading.Thread(
-                target=informer.run, name=f"edgewarden-watch-{kind.lower()}", daemon=True
-            )
-            thread.start()
-            self._threads.append(thread)
+        with self._kinds_lock:
+            if self._started:
+                return
+            self._started = True
+            self._stop.clear()
+            for key, informer in self._informers.items():
+                self._informer_stops[key].clear()
+                self._start_informer(key, informer)
         watchdog = threading.Thread(
             target=self._watchdog, name="edgewarden-watch-watchdog", daemon=True
         )
@@ -148,7 +183,7 @@ class KubeCluster:
         # A stalled stream blocks its thread in a read; only another thread can cut it.
         interval = min(1.0, self._settings.stall_seconds / 4)
         while not self._stop.wait(interval):
-            for informer in self._informers.values():
+            for informer in list(self._informers.values()):
                 try:
                     informer.check_stall()
                 except Exception:  # never let the watchdog die
@@ -157,7 +192,12 @@ class KubeCluster:
     def stop(self, timeout: float = 5.0) -> None:
         """End the watch threads: the stop flag, then cut any open stream so reads return."""
         self._stop.set()
-        for informer in self._informers.values():
+        with self._kinds_lock:
+            self._started = False
+            for stop in self._informer_stops.values():
+                stop.set()
+            informers = list(self._informers.values())
+        for informer in informers:
             informer.shutdown_stream()
         for thread in self._threads:
             thread.join(timeout)
@@ -168,12 +208,12 @@ class KubeCluster:
     @property
     def synced(self) -> bool:
         """True once every kind has been listed once."""
-        return all(i.synced.is_set() for i in self._informers.values())
+        return all(i.synced.is_set() for i in list(self._informers.values()))
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         """Block until synced or ``timeout`` seconds pass; returns ``synced``."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        for informer in self._informers.values():
+        for informer in list(self._informers.values()):
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
             if not informer.synced.wait(left):
                 return False
@@ -182,4 +222,4 @@ class KubeCluster:
     def state(self) -> dict[str, dict[str, Any]]:
         """Per kind: synced, objects, last_event_age (s), stale, relists, errors, stalls,
         retry_delay (s), resource_version."""
-        return {kind: informer.state() for kind, informer in self._informers.items()}
+        return {kind: informer.state() for kind, informer in list(self._informers.items())}

@@ -70,11 +70,20 @@ class InformerStore(Protocol):
 
 @dataclass(frozen=True)
 class Resource:
-    """A watched kind and the client function that lists or watches it cluster-wide."""
+    """A watched kind and the client function that lists or watches it cluster-wide.
+
+    ``kind`` is what the store files objects under (the kind's key, see
+    webhook/policy/kinds.py); ``object_kind`` the ``kind`` its objects carry, when the
+    two differ (``Gateway.networking.istio.io`` holds objects of kind ``Gateway``)."""
 
     kind: str
     api_version: str
     list_func: Callable[..., Any]
+    object_kind: str = ""
+
+    @property
+    def carried_kind(self) -> str:
+        return self.object_kind or self.kind
 
 
 @dataclass(frozen=True)
@@ -312,9 +321,8 @@ class Informer:
                 resp.release_conn()
             metadata = body.get("metadata") or {}
             resource_version = metadata.get("resourceVersion") or resource_version
-            items.extend(
-                slim(self.kind, self.resource.api_version, item) for item in body.get("items") or []
-            )
+            kind, api_version = self.resource.carried_kind, self.resource.api_version
+            items.extend(slim(kind, api_version, item) for item in body.get("items") or [])
             continue_token = metadata.get("continue") or None
             if continue_token is None:
                 break
@@ -393,7 +401,7 @@ class Informer:
             raise WatchFailed(f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}")
         metadata = obj.get("metadata") or {}
         if event_type in ("ADDED", "MODIFIED"):
-            slimmed = slim(self.kind, self.resource.api_version, obj)
+            slimmed = slim(self.resource.carried_kind, self.resource.api_version, obj)
             appeared = self._store.upsert(self.kind, slimmed)
             if self._on_seen is not None:
                 self._on_seen(self.kind, event_type, slimmed, appeared)

@@ -70,16 +70,13 @@ def _safe_counts(counter: ObjectCounter, obj: Mapping[str, Any]) -> bool:
 
 
 class KubeStore:
-    """Objects of the three watched kinds and the counted-name index of each counter."""
+    """Objects of the watched kinds (by kind key) and the counted-name index of each counter."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()
         # Namespaces by name; Services and Ingresses by kind -> namespace -> name.
         self._namespaces: dict[str, dict[str, Any]] = {}
-        self._objects: dict[str, dict[str, dict[str, dict[str, Any]]]] = {
-            SERVICE: {},
-            INGRESS: {},
-        }
+        self._objects: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
         self._counters: dict[str, ObjectCounter] = {}
         # counter key -> namespace -> names counted (frozensets, replaced on change)
         self._index: dict[str, dict[str, frozenset[str]]] = {}
@@ -119,7 +116,15 @@ class KubeStore:
         with self._lock:
             if kind == NAMESPACE:
                 return len(self._namespaces)
-            return sum(len(names) for names in self._objects[kind].values())
+            return sum(len(names) for names in self._objects.get(kind, {}).values())
+
+    def forget(self, kind: str) -> None:
+        """Drop every object of ``kind`` (no longer watched)."""
+        with self._lock:
+            self._objects.pop(kind, None)
+            for key, counter in self._counters.items():
+                if counter.kind == kind:
+                    self._index[key] = {}
 
     # ---- counters ----
 
@@ -165,7 +170,7 @@ class KubeStore:
                 self._namespaces[name] = obj
                 return appeared
             namespace = metadata.get("namespace", "")
-            objects = self._objects[kind].setdefault(namespace, {})
+            objects = self._objects.setdefault(kind, {}).setdefault(namespace, {})
             appeared = name not in objects
             objects[name] = obj
             self._reindex_one(kind, namespace, name, obj)
@@ -176,11 +181,12 @@ class KubeStore:
             if kind == NAMESPACE:
                 self._namespaces.pop(name, None)
                 return
-            objects = self._objects[kind].get(namespace)
+            by_namespace = self._objects.get(kind, {})
+            objects = by_namespace.get(namespace)
             if objects is not None:
                 objects.pop(name, None)
                 if not objects:
-                    del self._objects[kind][namespace]
+                    del by_namespace[namespace]
             self._reindex_one(kind, namespace, name, None)
 
     def replace(self, kind: str, objs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
@@ -191,7 +197,7 @@ class KubeStore:
                 before = self._namespaces
                 self._namespaces = {o["metadata"].get("name", ""): o for o in objs}
                 return {("", name) for name in self._namespaces if name not in before}
-            previous = self._objects[kind]
+            previous = self._objects.get(kind, {})
             fresh: dict[str, dict[str, dict[str, Any]]] = {}
             appeared: set[tuple[str, str]] = set()
             for o in objs:

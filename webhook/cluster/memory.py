@@ -11,9 +11,8 @@ import yaml
 
 from webhook.cluster.backend import ObservationSink
 from webhook.errors import ClusterStateError
+from webhook.policy.kinds import NAMESPACE, KindRef, key_of_object
 from webhook.policy.ports import ObjectCounter
-
-STATE_KINDS = ("Namespace", "Service", "Ingress")
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -22,11 +21,13 @@ except ImportError:  # pragma: no cover
 
 
 def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
+    """(kind key, namespace, name): the kind by its key (kinds.py), so two kinds of one
+    name in two groups never collide."""
     metadata = obj.get("metadata") or {}
     namespace = (
         "" if obj.get("kind") == "Namespace" else str(metadata.get("namespace") or "default")
     )
-    return str(obj.get("kind")), namespace, str(metadata.get("name") or "")
+    return key_of_object(obj), namespace, str(metadata.get("name") or "")
 
 
 def flatten_documents(documents: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -41,16 +42,19 @@ def flatten_documents(documents: Iterable[Any]) -> Iterator[dict[str, Any]]:
 
 
 class MemoryCluster:
-    """Namespaces, Services and Ingresses held in memory; a ClusterView.
+    """Namespaces and objects of any kind held in memory; a ClusterView.
 
     Counting walks the objects of one namespace; results are cached per counter until the
-    next change, which is plenty for a laptop, a CI run or an audit of a YAML dump.
+    next change, which is plenty for a laptop, a CI run or an audit of a YAML dump. A
+    server tells it which kinds its policies follow (``watch_kinds``): its reads (sample,
+    snapshot, state) then show those kinds and Namespaces only, as the watch cache does.
     """
 
     def __init__(self, objects: Iterable[Mapping[str, Any]] = ()) -> None:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._count_cache: dict[tuple[str, str], frozenset[str]] = {}
+        self._kinds: tuple[str, ...] | None = None  # followed kind keys; None: every kind
         for obj in objects:
             self.add(obj)
 
@@ -66,10 +70,11 @@ class MemoryCluster:
             except yaml.YAMLError as error:
                 raise ClusterStateError(f"{path}: not valid YAML: {error}") from None
             for obj in flatten_documents(documents):
-                if obj.get("kind") in STATE_KINDS:
-                    if not (obj.get("metadata") or {}).get("name"):
-                        raise ClusterStateError(f"{path}: a {obj.get('kind')} has no metadata.name")
-                    cluster.add(obj)
+                if not obj.get("kind") or not obj.get("apiVersion"):
+                    continue  # not an API object
+                if not isinstance(obj.get("metadata"), dict) or not obj["metadata"].get("name"):
+                    raise ClusterStateError(f"{path}: a {obj.get('kind')} has no metadata.name")
+                cluster.add(obj)
         return cluster
 
     # -- changes -----------------------------------------------------------------------
@@ -81,9 +86,13 @@ class MemoryCluster:
             self._count_cache.clear()
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
+        """Remove an object (``kind``: the kind's key)."""
         with self._lock:
             self._objects.pop((kind, "" if kind == "Namespace" else namespace, name), None)
             self._count_cache.clear()
+
+    def _followed(self, kind: str) -> bool:
+        return self._kinds is None or kind == NAMESPACE.key or kind in self._kinds
 
     # -- reads -------------------------------------------------------------------------
 
@@ -101,11 +110,15 @@ class MemoryCluster:
 
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         """Up to ``limit`` objects that are not Namespaces, in the order they were added."""
-        return [o for (kind, _, _), o in self._objects.items() if kind != "Namespace"][:limit]
+        return [
+            o
+            for (kind, _, _), o in self._objects.items()
+            if kind != "Namespace" and self._followed(kind)
+        ][:limit]
 
     def snapshot(self) -> Sequence[Mapping[str, Any]]:
-        """Every object held, Namespaces included."""
-        return list(self._objects.values())
+        """Every object held of the kinds followed, Namespaces included."""
+        return [o for (kind, _, _), o in self._objects.items() if self._followed(kind)]
 
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         cache_key = (counter.key, namespace)
@@ -130,6 +143,10 @@ class MemoryCluster:
     def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
         """Nothing to index: counting walks one namespace's objects, cached per change."""
 
+    def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
+        """Show exactly these kinds (and Namespaces) from now on."""
+        self._kinds = tuple(sorted(ref.key for ref in kinds))
+
     def attach_reservations(self, sink: ObservationSink | None) -> None:
         """Nothing appears here on its own; reservations simply expire."""
         if sink is not None:
@@ -145,4 +162,12 @@ class MemoryCluster:
         kinds: dict[str, int] = {}
         for kind, _, _ in self._objects:
             kinds[kind] = kinds.get(kind, 0) + 1
-        return {kind: {"synced": True, "objects": kinds.get(kind, 0)} for kind in STATE_KINDS}
+        followed = (
+            sorted(k for k in kinds if k != NAMESPACE.key)
+            if self._kinds is None
+            else list(self._kinds)
+        )
+        return {
+            kind: {"synced": True, "objects": kinds.get(kind, 0)}
+            for kind in (NAMESPACE.key, *followed)
+        }

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
 from webhook.cluster.kube_informer import Resource
+from webhook.cluster.kube_kinds import AbsentIsEmpty
 from webhook.policy.schema import API_VERSION
 
 log = logging.getLogger("edgewarden.controllers")
@@ -61,45 +60,5 @@ def list_function(api: client.ApiClient, kind: CustomKind) -> Callable[..., Any]
 
 def informer_resource(api: client.ApiClient, kind: CustomKind) -> Resource:
     """An informer Resource for ``kind`` that reads a missing CRD as no objects."""
-    return Resource(kind.kind, kind.api_version, _AbsentIsEmpty(kind, list_function(api, kind)))
-
-
-class _AbsentIsEmpty:
-    def __init__(self, kind: CustomKind, list_func: Callable[..., Any]) -> None:
-        self._kind = kind
-        self._list = list_func
-        self._warned = threading.Event()
-
-    def __call__(self, **kwargs: Any) -> Any:
-        try:
-            response = self._list(**kwargs)
-        except ApiException as error:
-            if error.status != HTTP_NOT_FOUND:
-                raise
-            if not self._warned.is_set():
-                self._warned.set()
-                log.warning("the %s CRD (%s.%s) is not installed: there are no %s objects "
-                            "(looked for again periodically)", self._kind.kind,
-                            self._kind.plural, self._kind.group, self._kind.kind)
-            if kwargs.get("watch"):
-                return _Canned(b'{"type": "ERROR", "object": {"kind": "Status", "code": 410,'
-                               b' "reason": "Expired", "message": "no such kind yet"}}\n')
-            return _Canned(b'{"metadata": {"resourceVersion": "0"}, "items": []}')
-        self._warned.clear()
-        return response
-
-
-class _Canned:
-    """The parts of a urllib3 response the informer reads, for a made-up answer."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def stream(self, amt: int | None = None, decode_content: bool = False) -> Iterator[bytes]:
-        yield self.data
-
-    def release_conn(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
+    label = f"{kind.kind} CRD ({kind.plural}.{kind.group})"
+    return Resource(kind.kind, kind.api_version, AbsentIsEmpty(label, list_function(api, kind)))

@@ -120,8 +120,8 @@ class Engine:
         """Judge ``request``; ``exceptions`` may admit what a policy would act on (asked only
         then, so a set without exceptions costs nothing)."""
         decision = Decision()
-        mutating = self._mutating.get(request.kind, ())
-        validating = self._validating.get(request.kind, ())
+        mutating = self._mutating.get(request.key, ())
+        validating = self._validating.get(request.key, ())
         if not mutating and not validating:
             return decision
         state = RequestContext(
@@ -289,7 +289,7 @@ class Engine:
         subject = state.object if state.object is not None else request.old_object
         labels = ((subject or {}).get("metadata") or {}).get("labels")
         exception = first_covering(
-            candidates, request.judged_at, request.kind, request.name, labels
+            candidates, request.judged_at, request.key, request.name, labels
         )
         if exception is None:
             return False
@@ -375,7 +375,7 @@ class Engine:
         request = state.request
         if request.operation not in ("CREATE", "UPDATE") or state.object is None:
             return  # DELETE only frees room; CONNECT has no object
-        counter = self.compiled.counters[(policy.name, request.kind)]
+        counter = self.compiled.counters[(policy.name, request.key)]
         variables = self.compiled.variables[policy.name]
         if not _counts(limit, state.context_for(variables, limit.where), state):
             return
@@ -396,7 +396,7 @@ class Engine:
             )
             return
         decision.limit_claims.append(
-            LimitClaim(policy.name, counter.key, request.kind, request.namespace, request.name)
+            LimitClaim(policy.name, counter.key, request.key, request.namespace, request.name)
         )
 
 

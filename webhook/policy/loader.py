@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from webhook.errors import PolicyLoadError, PolicyProblem
 from webhook.policy.cel import CelCompileError, CelExpression, compile_expression
 from webhook.policy.checks import Schemas, check_policy
 from webhook.policy.decision import FailurePolicy, Mode
+from webhook.policy.kinds import SHORT_NAMES, KindRef, known_resource, merge, valid_resource_name
 from webhook.policy.model import (
     ALL_OPERATIONS,
     INTERNAL_LB_FLAVOURS,
@@ -145,6 +147,15 @@ def _field(path: Iterable[str | int]) -> str:
     return text or "<document>"
 
 
+def unknown_kind_message(name: object) -> str:
+    close = difflib.get_close_matches(str(name), SHORT_NAMES, n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (
+        f"unknown kind {name!r}: {hint}the short names are {', '.join(SHORT_NAMES)}; name "
+        "any other kind by group, version and resource in match.resourceRules"
+    )
+
+
 def _schema_problem(error: ValidationError, document: LocatedDocument, file: str) -> PolicyProblem:
     path: Path_ = tuple(error.absolute_path)
     message = error.message
@@ -165,8 +176,12 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
         message = f"missing required field {missing!r}"
     elif error.validator == "anyOf" and path == ("spec",):
         message = "a policy needs at least one of validations, limit or mutations"
+    elif error.validator == "anyOf" and path == ("spec", "match"):
+        message = "match needs kinds (short names) or resourceRules (group/version/resource)"
     elif error.validator == "oneOf" and path[-1:] == ("limit",):
         message = "a limit needs exactly one of max or maxExpression"
+    elif error.validator == "enum" and path[-2:-1] == ("kinds",):
+        message = unknown_kind_message(error.instance)
     elif error.validator == "enum":
         message = f"{error.instance!r} is not one of {', '.join(map(str, expected))}"
     elif error.validator == "const":
@@ -356,8 +371,10 @@ class _PolicyBuilder:
         if "*" in operations:
             operations = list(ALL_OPERATIONS)
         exclude = raw.get("exclude", {})
+        refs = merge(self._kinds(raw))
         return Match(
-            kinds=frozenset(raw["kinds"]),
+            kinds=frozenset(ref.key for ref in refs),
+            resources=refs,
             operations=frozenset(operations),
             namespace_selector=self._selector(
                 raw.get("namespaceSelector"), ("spec", "match", "namespaceSelector")
@@ -371,6 +388,45 @@ class _PolicyBuilder:
                 groups=frozenset(exclude.get("groups", [])),
             ),
         )
+
+    def _kinds(self, raw: Mapping[str, Any]) -> Iterator[KindRef]:
+        """The kinds ``match`` names: short names and resourceRules, resolved."""
+        for i, name in enumerate(raw.get("kinds", [])):
+            ref = SHORT_NAMES.get(name)
+            if ref is None:  # the schema refuses it first; kept for documents built in code
+                self._problem(("spec", "match", "kinds", i), unknown_kind_message(name))
+                continue
+            yield ref
+        for i, rule in enumerate(raw.get("resourceRules", [])):
+            path: Path_ = ("spec", "match", "resourceRules", i)
+            kind, namespaced = rule.get("kind"), rule.get("scope", "Namespaced") == "Namespaced"
+            if kind is not None and (len(rule["apiGroups"]) != 1 or len(rule["resources"]) != 1):
+                self._problem((*path, "kind"), "a rule that names its kind names one apiGroup "
+                              "and one resource")
+                continue
+            for group in rule["apiGroups"]:
+                for j, resource in enumerate(rule["resources"]):
+                    where: Path_ = (*path, "resources", j)
+                    if resource == "*" or "/" in resource or not valid_resource_name(resource):
+                        self._problem(where, f"{resource!r}: name each resource (lowercase "
+                                      "plural, no wildcards or subresources)")
+                        continue
+                    known = known_resource(group, resource)
+                    if kind is None and known is None:
+                        self._problem(where, f"edgewarden does not know the kind of {resource!r}"
+                                      f" in group {group!r}: add kind: <Kind> to this rule")
+                        continue
+                    if known is not None and kind is not None and kind != known.kind:
+                        self._problem((*path, "kind"), f"{resource!r} in group {group!r} holds "
+                                      f"{known.kind} objects, not {kind}")
+                        continue
+                    yield KindRef(
+                        group,
+                        known.kind if known is not None else str(kind),
+                        resource,
+                        tuple(rule["apiVersions"]),
+                        known.namespaced if known is not None else namespaced,
+                    )
 
     def _validation(self, index: int, raw: Mapping[str, Any]) -> Validation | None:
         path: Path_ = ("spec", "validations", index)

@@ -13,11 +13,10 @@ from typing import Any
 from webhook.errors import PolicyProblem, file_line
 from webhook.policy.cel import CelExpression
 from webhook.policy.decision import FailurePolicy, Mode
-from webhook.policy.request import KIND_GROUPS
+from webhook.policy.kinds import SHORT_NAMES, KindRef, merge
 from webhook.policy.selectors import LabelSelector
 
 ALL_OPERATIONS = ("CREATE", "UPDATE", "DELETE", "CONNECT")
-SUPPORTED_KINDS = ("Service", "Ingress")
 
 # The internal-load-balancer annotation of each cloud flavour (SPEC: shipped policies).
 INTERNAL_LB_FLAVOURS: dict[str, tuple[str, str]] = {
@@ -54,11 +53,20 @@ class Exclude:
 
 @dataclass(frozen=True, slots=True)
 class Match:
+    """What a policy judges. ``kinds`` holds the keys of the kinds matched (see kinds.py),
+    ``resources`` where the API serves each (resolved from the short names when absent)."""
+
     kinds: frozenset[str]
     operations: frozenset[str]
     namespace_selector: LabelSelector | None = None
     object_selector: LabelSelector | None = None
     exclude: Exclude = field(default_factory=Exclude)
+    resources: tuple[KindRef, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.resources:
+            refs = [SHORT_NAMES[k] for k in self.kinds if k in SHORT_NAMES]
+            object.__setattr__(self, "resources", merge(refs))
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,6 +163,12 @@ class WebhookRule:
     version: str
     resource: str
     operations: tuple[str, ...]
+    versions: tuple[str, ...] = ()  # every version named (default: ``version``)
+    namespaced: bool = True
+
+    @property
+    def api_versions(self) -> tuple[str, ...]:
+        return self.versions or (self.version,)
 
 
 @dataclass(frozen=True)
@@ -183,18 +197,27 @@ class PolicySet:
     def __len__(self) -> int:
         return len(self.policies)
 
+    def kinds(self) -> tuple[KindRef, ...]:
+        """Every kind some policy matches, once each (what the caches hold and commands
+        read), sorted by key."""
+        return merge(ref for policy in self.policies for ref in policy.match.resources)
+
     def webhook_rules(self, *, mutating: bool) -> list[WebhookRule]:
         """Kinds and operations the validating (or mutating) webhook must receive."""
         operations: dict[str, set[str]] = {}
+        refs: list[KindRef] = []
         for policy in self.policies:
             wanted = policy.mutates if mutating else policy.validates
             if not wanted:
                 continue
-            for kind in policy.match.kinds:
-                operations.setdefault(kind, set()).update(policy.match.operations)
+            for ref in policy.match.resources:
+                refs.append(ref)
+                operations.setdefault(ref.key, set()).update(policy.match.operations)
         rules = []
-        for kind in sorted(operations):
-            group, version, resource = KIND_GROUPS[kind]
-            ops = tuple(op for op in ALL_OPERATIONS if op in operations[kind])
-            rules.append(WebhookRule(kind, group, version, resource, ops))
+        for ref in merge(refs):
+            ops = tuple(op for op in ALL_OPERATIONS if op in operations[ref.key])
+            rules.append(
+                WebhookRule(ref.kind, ref.group, ref.version, ref.resource, ops, ref.versions,
+                            ref.namespaced)
+            )
         return rules

@@ -6,12 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-KIND_GROUPS: dict[str, tuple[str, str, str]] = {
-    # kind -> (group, version, resource)
-    "Service": ("", "v1", "services"),
-    "Ingress": ("networking.k8s.io", "v1", "ingresses"),
-    "Namespace": ("", "v1", "namespaces"),
-}
+from webhook.policy.kinds import SHORT_NAMES, key_of
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +42,11 @@ class AdmissionRequest:
     judged_at: float | None = None
 
     @property
+    def key(self) -> str:
+        """The key of the request's kind (see kinds.py): what the engine dispatches on."""
+        return key_of(self.group, self.kind)
+
+    @property
     def subject(self) -> Mapping[str, Any] | None:
         """The object the request is about: the new one, or the old one for DELETE."""
         return self.object if self.object is not None else self.old_object
@@ -70,9 +70,9 @@ def make_request(
     kind = str(subject.get("kind", ""))
     api_version = str(subject.get("apiVersion", "v1"))
     group, _, version = api_version.rpartition("/")
-    default_group, _default_version, resource = KIND_GROUPS.get(kind, (group, version, ""))
-    if not resource:
-        resource = kind.lower() + "s"
+    known = SHORT_NAMES.get(kind)
+    # A kind edgewarden does not know gets the API server's default plural.
+    resource = known.resource if known is not None and known.group == group else kind.lower() + "s"
     metadata = subject.get("metadata")
     if not isinstance(metadata, Mapping):
         metadata = {}  # a malformed object still gets judged (its policies fail as they must)
@@ -83,7 +83,7 @@ def make_request(
     raw: dict[str, Any] = {
         "uid": uid,
         "kind": {"group": group, "version": version, "kind": kind},
-        "resource": {"group": group or default_group, "version": version, "resource": resource},
+        "resource": {"group": group, "version": version, "resource": resource},
         "requestKind": {"group": group, "version": version, "kind": kind},
         "requestResource": {"group": group, "version": version, "resource": resource},
         "name": name,

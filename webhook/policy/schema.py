@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from webhook.policy.kinds import SHORT_NAMES
 from webhook.policy.model import INTERNAL_LB_FLAVOURS
 
 API_VERSION = "edgewarden.dev/v1alpha1"
@@ -27,7 +28,30 @@ _KINDS: dict[str, Any] = {
     "type": "array",
     "minItems": 1,
     "uniqueItems": True,
-    "items": {"enum": ["Service", "Ingress"]},
+    # Short names; any other kind is named in resourceRules.
+    "items": {"enum": list(SHORT_NAMES)},
+}
+# As ValidatingAdmissionPolicy's matchConstraints.resourceRules, without wildcards (a policy
+# names what it can judge); ``kind`` names a resource edgewarden does not know (your CRD).
+_RESOURCE_RULES: dict[str, Any] = {
+    "type": "array",
+    "minItems": 1,
+    "items": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["apiGroups", "apiVersions", "resources"],
+        "properties": {
+            "apiGroups": {**_STRING_LIST, "minItems": 1},
+            "apiVersions": {
+                "type": "array",
+                "minItems": 1,
+                "items": {"type": "string", "pattern": "^v[0-9]+((alpha|beta)[0-9]+)?$"},
+            },
+            "resources": {**_STRING_LIST, "minItems": 1},
+            "kind": {"type": "string", "pattern": "^[A-Z][A-Za-z0-9]*$"},
+            "scope": {"enum": ["Namespaced", "Cluster"]},
+        },
+    },
 }
 
 _LABEL_SELECTOR: dict[str, Any] = {
@@ -105,9 +129,10 @@ POLICY_SCHEMA: dict[str, Any] = {
                 "match": {
                     "type": "object",
                     "additionalProperties": False,
-                    "required": ["kinds"],
+                    "anyOf": [{"required": ["kinds"]}, {"required": ["resourceRules"]}],
                     "properties": {
                         "kinds": _KINDS,
+                        "resourceRules": _RESOURCE_RULES,
                         "operations": {
                             "type": "array",
                             "minItems": 1,

@@ -23,8 +23,8 @@ from webhook.policy.checks.cost import (
 from webhook.policy.checks.infer import TypeChecker
 from webhook.policy.checks.schemas import ADMISSION_REQUEST, NAMESPACE, Schemas
 from webhook.policy.checks.types import DYN, CelType, from_schema
+from webhook.policy.kinds import SHORT_NAMES, KindRef
 from webhook.policy.model import Policy
-from webhook.policy.request import KIND_GROUPS
 
 YamlPath = tuple[str | int, ...]
 
@@ -75,8 +75,8 @@ class PolicyChecks:
 def check_policy(policy: Policy, schemas: Schemas) -> PolicyChecks:
     """Every finding for ``policy``, once each, in the order of its expressions."""
     findings: list[PolicyFinding] = []
-    for kind in sorted(policy.match.kinds):
-        for finding in _check_kind(policy, kind, schemas):
+    for ref in policy.match.resources:
+        for finding in _check_kind(policy, ref, schemas):
             if finding not in findings:
                 findings.append(finding)
     if findings:
@@ -86,11 +86,12 @@ def check_policy(policy: Policy, schemas: Schemas) -> PolicyChecks:
     return PolicyChecks(errors, warnings, cost)
 
 
-def root_types(kind: str, schemas: Schemas) -> dict[str, CelType]:
-    """What ``object``, ``oldObject``, ``namespaceObject`` and ``request`` are for ``kind``."""
-    group, version, _ = KIND_GROUPS.get(kind, ("", "", ""))
-    found = schemas.schema(group, version, kind)
-    obj = from_schema(found, "", kind) if found is not None else DYN
+def root_types(kind: str | KindRef, schemas: Schemas) -> dict[str, CelType]:
+    """What ``object``, ``oldObject``, ``namespaceObject`` and ``request`` are for ``kind``
+    (a short name or a ref); a kind no schema describes is dynamic."""
+    ref = SHORT_NAMES.get(kind) if isinstance(kind, str) else kind
+    found = schemas.schema(ref.group, ref.version, ref.kind) if ref is not None else None
+    obj = from_schema(found, "", ref.kind) if found is not None and ref is not None else DYN
     namespace = schemas.schema(*NAMESPACE)
     request = schemas.schema(*ADMISSION_REQUEST)
     return {
@@ -101,7 +102,7 @@ def root_types(kind: str, schemas: Schemas) -> dict[str, CelType]:
     }
 
 
-def _check_kind(policy: Policy, kind: str, schemas: Schemas) -> Iterator[PolicyFinding]:
+def _check_kind(policy: Policy, kind: KindRef, schemas: Schemas) -> Iterator[PolicyFinding]:
     roots = root_types(kind, schemas)
     variables: dict[str, CelType] = {}
     for slot in slots(policy):
@@ -161,8 +162,8 @@ def estimate_policy(policy: Policy, schemas: Schemas) -> PolicyCost:
     most once per admission, however many expressions read them."""
     worst: dict[YamlPath, float] = {}
     assumed: dict[str, int] = {}
-    for kind in sorted(policy.match.kinds):
-        roots = root_types(kind, schemas)
+    for ref in policy.match.resources:
+        roots = root_types(ref, schemas)
         types: dict[str, CelType] = {}
         sizes: dict[str, float] = {}
         for slot in slots(policy):
