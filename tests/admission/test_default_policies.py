@@ -124,7 +124,7 @@ def test_metrics_count_requests_and_violations(default_server: RunningServer) ->
                                  endpoint="validate", result="denied") >= 1
     assert default_server.metric("edgewarden_violations_total",
                                  policy="deny-nodeport-in-production", mode="Enforce") >= 1
-    assert default_server.metric("edgewarden_policies_loaded") == 9
+    assert default_server.metric("edgewarden_policies_loaded") == 13
     assert default_server.metric("edgewarden_decision_duration_seconds_count",
                                  endpoint="validate") >= 1
     assert default_server.metric("edgewarden_serving_certificate_expiry_timestamp_seconds") > 0

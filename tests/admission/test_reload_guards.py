@@ -88,11 +88,11 @@ def _refused(server: RunningServer, reason: str) -> bool:
 
 def _still_serving_the_defaults(server: RunningServer) -> None:
     assert _nodeport_in_production_denied(server), "the last good set keeps serving"
-    assert server.metric("edgewarden_policies_loaded") == 9
+    assert server.metric("edgewarden_policies_loaded") == 13
     assert server.metric("edgewarden_policy_reload_refused") == 1
     ready = server.get("/readyz")
     assert ready.status_code == 200, "a refused reload leaves the pod ready"
-    assert len(ready.json()["policies"]["serving"]) == 9
+    assert len(ready.json()["policies"]["serving"]) == 13
 
 
 def test_a_set_that_errors_on_existing_objects_is_refused_by_the_canary(
@@ -108,7 +108,7 @@ def test_a_set_that_errors_on_existing_objects_is_refused_by_the_canary(
     assert any("refused (canary)" in r.getMessage() for r in caplog.records)
     # Fixed, the set is accepted and the refusal is cleared.
     (extra / "team.yaml").write_text(WARN_TEAM_LABEL)
-    wait_for(lambda: server.metric("edgewarden_policies_loaded") == 10, "the fixed set")
+    wait_for(lambda: server.metric("edgewarden_policies_loaded") == 14, "the fixed set")
     assert server.metric("edgewarden_policy_reload_refused") == 0
     assert "lastReload" not in server.get("/readyz").json()["policies"]
 
@@ -136,12 +136,13 @@ def test_deleting_the_folder_is_refused(server: RunningServer, policies: Path) -
 
 def test_dropping_most_policies_is_refused(server: RunningServer, policies: Path) -> None:
     for name in ("deny-external-ips", "require-ingress-class", "require-ingress-tls-in-production",
-                 "internal-loadbalancer", "deny-ingress-nginx-snippets"):
+                 "internal-loadbalancer", "deny-ingress-nginx-snippets",
+                 "gateway-https-in-production", "restrict-gateway-route-namespaces"):
         (policies / f"{name}.yaml").unlink()
         (policies / f"{name}.test.yaml").unlink()
     wait_for(lambda: _refused(server, "shrink"), "the shrunken set to be refused")
     _still_serving_the_defaults(server)
-    assert "drops 5 of the 9 serving policies" in (
+    assert "drops 7 of the 13 serving policies" in (
         server.get("/readyz").json()["policies"]["lastReload"]["message"]
     )
 

@@ -38,6 +38,8 @@ SHIPPED = {
     "limit-loadbalancers-per-namespace", "require-ingress-class",
     "require-ingress-tls-in-production", "require-loadbalancer-source-ranges",
     "deny-ingress-nginx-snippets", "restrict-externalname-services",
+    "gateway-https-in-production", "restrict-gateway-route-namespaces",
+    "hostnames-owned-by-namespace", "ingress-hosts-owned-by-namespace",
 }
 
 

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
@@ -23,11 +24,15 @@ from webhook.policy.model import INTERNAL_LB_FLAVOURS
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
 FLAVOURS = ROOT / "examples" / "flavours"
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+GATEWAY_CRDS = (
+    Path.home() / ".cache" / "edgewarden" / "kube" / "current" / "gateway-api-crds" / "standard"
+)
 # Every flavour but the shipped one has an example in examples/flavours/.
 OTHER_FLAVOURS = sorted(set(INTERNAL_LB_FLAVOURS) - {"aws"})
 
-# SPEC "Shipped default policies": name -> (kind, mode; None for the mutating policy).
-DEFAULTS: dict[str, tuple[str, Mode | None]] = {
+# SPEC "Shipped default policies": name -> (kinds, mode; None for the mutating policy).
+DEFAULTS: dict[str, tuple[str | frozenset[str], Mode | None]] = {
     "deny-nodeport-in-production": ("Service", Mode.ENFORCE),
     "limit-loadbalancers-per-namespace": ("Service", Mode.ENFORCE),
     "internal-loadbalancer": ("Service", None),
@@ -37,6 +42,12 @@ DEFAULTS: dict[str, tuple[str, Mode | None]] = {
     "require-loadbalancer-source-ranges": ("Service", Mode.WARN),
     "deny-ingress-nginx-snippets": ("Ingress", Mode.ENFORCE),
     "restrict-externalname-services": ("Service", Mode.WARN),
+    "gateway-https-in-production": ("Gateway", Mode.ENFORCE),
+    "restrict-gateway-route-namespaces": ("Gateway", Mode.ENFORCE),
+    "hostnames-owned-by-namespace": (
+        frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute"}), Mode.ENFORCE
+    ),
+    "ingress-hosts-owned-by-namespace": ("Ingress", Mode.ENFORCE),
 }
 
 
@@ -98,8 +109,8 @@ def test_loading_the_policies_folder_gives_exactly_the_defaults() -> None:
     policies = load_policies(POLICIES)
     assert sorted(p.name for p in policies.policies) == sorted(DEFAULTS)
     for policy in policies.policies:
-        kind, mode = DEFAULTS[policy.name]
-        assert policy.match.kinds == frozenset({kind})
+        kinds, mode = DEFAULTS[policy.name]
+        assert policy.match.kinds == (kinds if isinstance(kinds, frozenset) else {kinds})
         assert "kube-system" in policy.match.exclude.namespaces
         assert policy.description, f"{policy.name} has no edgewarden.dev/description"
         if mode is None:
@@ -199,7 +210,32 @@ def _fixture_objects() -> list[tuple[str, dict[str, Any]]]:
     ("where", "obj"), _fixture_objects(), ids=lambda v: v if isinstance(v, str) else ""
 )
 def test_fixtures_are_valid_kubernetes_objects(where: str, obj: dict[str, Any]) -> None:
-    kubernetes_validate.validate(obj, "1.31", strict=True)
+    if obj["apiVersion"].startswith(GATEWAY_GROUP + "/"):
+        _validate_gateway_object(obj)
+    else:
+        kubernetes_validate.validate(obj, "1.31", strict=True)
+
+
+def _validate_gateway_object(obj: dict[str, Any]) -> None:
+    """Gateway API objects against the pinned CRDs' schemas (scripts/kube-binaries)."""
+    if not GATEWAY_CRDS.is_dir():
+        pytest.skip(f"no Gateway API CRDs at {GATEWAY_CRDS}: run scripts/kube-binaries")
+    group, version = obj["apiVersion"].split("/")
+    crds = [
+        doc
+        for file in sorted(GATEWAY_CRDS.glob(f"{group}_*.yaml"))
+        for doc in yaml.safe_load_all(file.read_text())
+        if doc and doc.get("kind") == "CustomResourceDefinition"
+    ]
+    for crd in crds:
+        if crd["spec"]["names"]["kind"] != obj["kind"]:
+            continue
+        served = {v["name"]: v for v in crd["spec"]["versions"] if v.get("served")}
+        assert version in served, f"{obj['kind']} is not served at {version}"
+        schema = served[version]["schema"]["openAPIV3Schema"]
+        jsonschema.validate(obj, schema)
+        return
+    pytest.fail(f"no CRD for {obj['kind']} in {GATEWAY_CRDS}")
 
 
 def test_check_admits_a_production_app_exposed_through_an_ingress_with_tls(
