@@ -384,7 +384,9 @@ def test_rbac_has_no_wildcards_and_reads_only_what_policies_judge(overlay: str) 
     wanted = {
         (group, resource, verb)
         for group, resource in (("", "namespaces"), ("", "services"),
-                                ("networking.k8s.io", "ingresses"))
+                                ("networking.k8s.io", "ingresses"),
+                                *(("gateway.networking.k8s.io", r) for r in (
+                                    "gateways", "httproutes", "grpcroutes", "tlsroutes")))
         for verb in ("get", "list", "watch")
     }
     assert granted == wanted
