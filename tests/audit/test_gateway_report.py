@@ -58,7 +58,7 @@ def test_a_tls_passthrough_route_is_shown_with_its_backend(page: str) -> None:
 def test_a_cross_namespace_backend_without_reference_grant_is_flagged(page: str) -> None:
     rows = _rows(page, "Gateway API: hostnames to Services")
     cross = next(r for r in rows if r[1] == "HTTPRoute shop/cross")
-    assert cross[6] == "web/api:80 (no ReferenceGrant) infra/ledger:80"
+    assert cross[6] == "web/api:80 (no ReferenceGrant among the objects) infra/ledger:80"
 
 
 def test_routes_that_attach_nowhere_say_why(page: str) -> None:

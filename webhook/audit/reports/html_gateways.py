@@ -80,7 +80,7 @@ def _backends(backends: tuple[Backend, ...]) -> str:
     if not backends:
         return '<span class="muted">(none)</span>'
     return "<br>".join(
-        escape(b.ref) + ("" if b.granted else ' <span class="bad">(no ReferenceGrant)</span>')
+        escape(b.ref) + ("" if b.granted else ' <span class="bad">(no ReferenceGrant among the objects)</span>')
         for b in backends
     )
 
