@@ -148,7 +148,9 @@ def main() -> int:
             for name, text in wanted.items()
             if not (OUT / name).is_file() or (OUT / name).read_text() != text
         ]
-        extra = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted)
+        # The Gateway API schemas are scripts/trim_gateway_schemas.py's.
+        extra = sorted(p.name for p in OUT.glob("*.json") if p.name not in wanted
+                       and not p.name.startswith(("gateway.networking.k8s.io.", "gateway-api-")))
         for name in stale + extra:
             print(f"{OUT / name} is not what {Path(__file__).name} generates", file=sys.stderr)
         return 1 if stale or extra else 0

@@ -41,6 +41,12 @@ class _UnsyncedCluster:
     def watch_kinds(self, kinds: Any) -> None:
         pass
 
+    def register_key_indexes(self, indexes: Any) -> None:
+        pass
+
+    def key_holders(self, index: Any, key: str) -> Set[tuple[str, str, str]]:
+        return frozenset()
+
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         return []
 

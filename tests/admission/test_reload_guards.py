@@ -45,6 +45,8 @@ spec:
     - expression: "has(object.metadata.labels) && 'team' in object.metadata.labels"
 """
 
+SHIPPED = len([p for p in DEFAULT_POLICIES.glob("*.yaml") if not p.name.endswith(".test.yaml")])
+
 
 def wait_for(condition: Callable[[], bool], what: str) -> None:
     deadline = time.monotonic() + WAIT
@@ -86,13 +88,13 @@ def _refused(server: RunningServer, reason: str) -> bool:
     return server.metric("edgewarden_policy_reloads_refused_total", reason=reason) >= 1
 
 
-def _still_serving_the_defaults(server: RunningServer) -> None:
+def _still_serving_the_shipped(server: RunningServer) -> None:
     assert _nodeport_in_production_denied(server), "the last good set keeps serving"
-    assert server.metric("edgewarden_policies_loaded") == 13
+    assert server.metric("edgewarden_policies_loaded") == SHIPPED
     assert server.metric("edgewarden_policy_reload_refused") == 1
     ready = server.get("/readyz")
     assert ready.status_code == 200, "a refused reload leaves the pod ready"
-    assert len(ready.json()["policies"]["serving"]) == 13
+    assert len(ready.json()["policies"]["serving"]) == SHIPPED
 
 
 def test_a_set_that_errors_on_existing_objects_is_refused_by_the_canary(
@@ -101,14 +103,15 @@ def test_a_set_that_errors_on_existing_objects_is_refused_by_the_canary(
     caplog.set_level(logging.ERROR, logger="edgewarden.server")
     (extra / "team.yaml").write_text(REQUIRE_TEAM_LABEL)
     wait_for(lambda: _refused(server, "canary"), "the canary to refuse the set")
-    _still_serving_the_defaults(server)
+    _still_serving_the_shipped(server)
     last = server.get("/readyz").json()["policies"]["lastReload"]
     assert last["result"] == "refused" and last["reason"] == "canary"
     assert "require-team-label on Service team-a/lb-one" in last["message"]
     assert any("refused (canary)" in r.getMessage() for r in caplog.records)
     # Fixed, the set is accepted and the refusal is cleared.
     (extra / "team.yaml").write_text(WARN_TEAM_LABEL)
-    wait_for(lambda: server.metric("edgewarden_policies_loaded") == 14, "the fixed set")
+    wait_for(lambda: server.metric("edgewarden_policies_loaded") == SHIPPED + 1,
+             "the fixed set")
     assert server.metric("edgewarden_policy_reload_refused") == 0
     assert "lastReload" not in server.get("/readyz").json()["policies"]
 
@@ -118,31 +121,32 @@ def test_emptying_every_file_is_refused(server: RunningServer, policies: Path) -
         if not file.name.endswith(".test.yaml"):
             file.write_text("")
     wait_for(lambda: _refused(server, "empty"), "the empty set to be refused")
-    _still_serving_the_defaults(server)
+    _still_serving_the_shipped(server)
 
 
 def test_deleting_every_policy_file_is_refused(server: RunningServer, policies: Path) -> None:
     for file in policies.glob("*.yaml"):
         file.unlink()
     wait_for(lambda: _refused(server, "empty"), "the empty folder to be refused")
-    _still_serving_the_defaults(server)
+    _still_serving_the_shipped(server)
 
 
 def test_deleting_the_folder_is_refused(server: RunningServer, policies: Path) -> None:
     shutil.rmtree(policies)
     wait_for(lambda: _refused(server, "invalid"), "the missing folder to be refused")
-    _still_serving_the_defaults(server)
+    _still_serving_the_shipped(server)
 
 
 def test_dropping_most_policies_is_refused(server: RunningServer, policies: Path) -> None:
-    for name in ("deny-external-ips", "require-ingress-class", "require-ingress-tls-in-production",
-                 "internal-loadbalancer", "deny-ingress-nginx-snippets",
-                 "gateway-https-in-production", "restrict-gateway-route-namespaces"):
-        (policies / f"{name}.yaml").unlink()
-        (policies / f"{name}.test.yaml").unlink()
+    keep = ("deny-nodeport-in-production.yaml", "limit-loadbalancers-per-namespace.yaml")
+    dropped = [p for p in policies.glob("*.yaml")
+               if not p.name.endswith(".test.yaml") and p.name not in keep]
+    for policy in dropped:
+        policy.unlink()
+        policy.with_name(policy.stem + ".test.yaml").unlink()
     wait_for(lambda: _refused(server, "shrink"), "the shrunken set to be refused")
-    _still_serving_the_defaults(server)
-    assert "drops 7 of the 13 serving policies" in (
+    _still_serving_the_shipped(server)
+    assert f"drops {len(dropped)} of the {SHIPPED} serving policies" in (
         server.get("/readyz").json()["policies"]["lastReload"]["message"]
     )
 
@@ -152,7 +156,7 @@ def test_a_set_whose_own_suites_fail_is_refused(server: RunningServer, policies:
     nodeport = policies / "deny-nodeport-in-production.yaml"
     nodeport.write_text(nodeport.read_text().replace("mode: Enforce", "mode: Warn"))
     wait_for(lambda: _refused(server, "suites"), "the failing suites to refuse the set")
-    _still_serving_the_defaults(server)
+    _still_serving_the_shipped(server)
 
 
 def test_serve_refuses_to_start_with_no_policies(tmp_path: Path) -> None:

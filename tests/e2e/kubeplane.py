@@ -7,14 +7,17 @@ package, it is ``..kube`` instead."""
 from __future__ import annotations
 
 try:
-    from kube.binaries import cert_manager_crds
+    from kube.binaries import cert_manager_crds, gateway_api_crds
     from kube.controlplane import ControlPlane, KubectlError
     from kube.fixtures import kube_control_plane
     from kube.net import free_port, listening
     from kube.processes import ManagedProcess
     from kube.wait import until
 except ImportError:
-    from ..kube.binaries import cert_manager_crds  # type: ignore[no-redef]
+    from ..kube.binaries import (  # type: ignore[no-redef]
+        cert_manager_crds,
+        gateway_api_crds,
+    )
     from ..kube.controlplane import ControlPlane, KubectlError  # type: ignore[no-redef]
     from ..kube.fixtures import kube_control_plane  # type: ignore[no-redef]
     from ..kube.net import free_port, listening  # type: ignore[no-redef]
@@ -22,4 +25,4 @@ except ImportError:
     from ..kube.wait import until  # type: ignore[no-redef]
 
 __all__ = ["ControlPlane", "KubectlError", "ManagedProcess", "cert_manager_crds", "free_port",
-           "kube_control_plane", "listening", "until"]
+           "gateway_api_crds", "kube_control_plane", "listening", "until"]

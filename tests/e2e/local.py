@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .installation import EDGEWARDEN, REPO, WEBHOOK_NAMESPACE, Mode
-from .kubeplane import ControlPlane, ManagedProcess, free_port, until
+from .kubeplane import ControlPlane, ManagedProcess, free_port, gateway_api_crds, until
 
 SHIPPED_RBAC = (
     REPO / "deploy/base/namespace.yaml",
@@ -36,6 +36,18 @@ SERVICE_ACCOUNT_USER = f"system:serviceaccount:{WEBHOOK_NAMESPACE}:edgewarden"
 PROBE_NAMESPACE = "e2e-readiness-probe"
 READY_TIMEOUT = 60.0
 FAILURE_POLICIES: dict[Mode, str] = {"enforce": "Fail", "audit-only": "Ignore"}
+
+
+def install_gateway_api(plane: ControlPlane) -> None:
+    """The standard-channel Gateway API CRDs, established before edgewarden starts (so its
+    cache lists HTTPRoutes from the first LIST on)."""
+    crds = gateway_api_crds()
+    if not crds:
+        raise AssertionError("the Gateway API CRDs are missing: run scripts/kube-binaries")
+    plane.kubectl("apply", "--server-side", *[a for p in crds for a in ("-f", str(p))])
+    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                  "crd/gateways.gateway.networking.k8s.io",
+                  "crd/httproutes.gateway.networking.k8s.io")
 
 
 class LocalInstallation:
@@ -58,7 +70,9 @@ class LocalInstallation:
     # -- installing ---------------------------------------------------------------------
 
     def install(self) -> None:
-        """RBAC and ServiceAccount as shipped, a token for it, a CA and serving cert."""
+        """Gateway API's standard CRDs (the pinned release), RBAC and ServiceAccount as
+        shipped, a token for it, a CA and serving cert."""
+        install_gateway_api(self.plane)
         files = [arg for path in SHIPPED_RBAC for arg in ("-f", str(path))]
         self.plane.kubectl("apply", *files)
         token = self.plane.kubectl("create", "token", "edgewarden", "-n", WEBHOOK_NAMESPACE,

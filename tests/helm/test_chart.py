@@ -33,13 +33,10 @@ CLUSTER_SCOPED = {
     "Namespace", "ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition",
     "ValidatingWebhookConfiguration", "MutatingWebhookConfiguration",
 }
+# Every policy of policies/ (deploy/sync-policies.py copies them into the chart).
 SHIPPED = {
-    "deny-external-ips", "deny-nodeport-in-production", "internal-loadbalancer",
-    "limit-loadbalancers-per-namespace", "require-ingress-class",
-    "require-ingress-tls-in-production", "require-loadbalancer-source-ranges",
-    "deny-ingress-nginx-snippets", "restrict-externalname-services",
-    "gateway-https-in-production", "restrict-gateway-route-namespaces",
-    "hostnames-owned-by-namespace", "ingress-hosts-owned-by-namespace",
+    p.stem for p in (Path(__file__).parents[2] / "policies").glob("*.yaml")
+    if not p.name.endswith(".test.yaml")
 }
 
 
@@ -144,7 +141,7 @@ BAD_VALUES = [
      "/certificates/certManager/issuerRef"),
     ({"certificates": {"certManager": {"duration": "90 days"}}},
      "/certificates/certManager/duration"),
-    ({"internalLoadBalancerFlavour": "vultr"}, "/internalLoadBalancerFlavour"),
+    ({"internalLoadBalancerFlavour": "ibm"}, "/internalLoadBalancerFlavour"),
     ({"policies": {"enabled": "all"}}, "/policies/enabled"),
     # (helm reports a bad property name at a wrong path; the name itself is in the message)
     ({"policies": {"custom": {"no-extension": "kind: Policy"}}}, "'no-extension' does not match"),

@@ -163,3 +163,24 @@ def test_the_memory_cluster_shows_the_kinds_it_is_told_to_follow() -> None:
     assert {o["kind"] for o in cluster.snapshot()} == {"Namespace", "HTTPRoute"}
     # Istio's Gateway is filed under its own key, apart from Gateway API's.
     assert cluster.get("Gateway.networking.istio.io", "shop", "istio-gw") is not None
+
+
+ROUTE_LIMIT = """\
+apiVersion: edgewarden.dev/v1alpha1
+kind: Policy
+metadata: {name: few-routes}
+spec:
+  match: {kinds: [HTTPRoute, Service]}
+  limit:
+    where: "true"
+    max: 3
+"""
+
+
+def test_quota_backs_only_loadbalancer_caps_never_a_cap_on_other_kinds(tmp_path: Path) -> None:
+    policy = tmp_path / "few-routes.yaml"
+    policy.write_text(ROUTE_LIMIT)
+    result = run("quota", "--policies", str(policy), "--cluster-state", MIXED)
+    assert result.exit_code == 0, result.output
+    # Counting every Service is not counting LoadBalancers, and HTTPRoutes have no quota.
+    assert "no limit policy caps LoadBalancer Services" in result.stdout

@@ -66,3 +66,30 @@ def test_a_kind_whose_crd_is_not_installed_is_synced_and_empty(
         assert cluster.state()["Gateway"]["objects"] == 0
     finally:
         cluster.stop()
+
+
+def test_a_live_audit_lists_the_kinds_the_policies_name_and_only_those(
+    gateway_api: KubeApi, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    import webhook.cli  # noqa: F401  (registers every command on the app)
+    from tests.support import use_kubeconfig
+    from webhook.cli.app import app
+
+    gateway_api.create(namespace(name="shop"))
+    gateway_api.create(service(name="web", namespace="shop"))
+    gateway_api.create(httproute(name="r1", namespace="shop"))  # no hostnames: a warning
+    use_kubeconfig(monkeypatch, write_kubeconfig(tmp_path / "kubeconfig", server=gateway_api.url,
+                                                 ca_pem=gateway_api.ca_pem))
+    policies = Path(__file__).parent / "fixtures-policies.yaml"
+    result = CliRunner().invoke(app, ["audit", "--policies", str(policies), "-o", "json"],
+                                catch_exceptions=False)
+    report = json.loads(result.stdout)
+    found = {(r["resource"]["kind"], r["resource"]["name"]): [f["result"] for f in r["findings"]]
+             for r in report["results"]}
+    assert found == {("HTTPRoute", "r1"): ["warn"], ("Service", "web"): ["pass"]}
+    assert gateway_api.lists("httproutes") and gateway_api.lists("services")
+    assert gateway_api.lists("ingresses") == []  # no policy names Ingress

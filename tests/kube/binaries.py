@@ -68,6 +68,17 @@ def cert_manager_crds() -> Path | None:
     return folder if folder.is_dir() else None
 
 
+def gateway_api_crds(channel: str = "standard") -> list[Path]:
+    """The Gateway API CRD files of ``channel`` copied by scripts/kube-binaries from the
+    pinned module (tests/kube/gateway-api), CRDs only; empty when they are not there."""
+    folder = cache_dir() / "current" / "gateway-api-crds" / channel
+    if not folder.is_dir():
+        return []
+    # The bundle also ships a ValidatingAdmissionPolicy guarding CRD upgrades: not a CRD.
+    return sorted(p for p in folder.glob("*.yaml")
+                  if p.name != "kustomization.yaml" and "_vap_" not in p.name)
+
+
 def require() -> KubeBinaries:
     """The tools, else a skip (on a laptop) or a failure (in CI) that says why."""
     try:

@@ -18,36 +18,34 @@ import pytest
 import yaml
 
 from webhook.policy.decision import Mode
+from webhook.policy.kinds import GATEWAY_GROUP
 from webhook.policy.loader import load_policies
 from webhook.policy.model import INTERNAL_LB_FLAVOURS
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
 FLAVOURS = ROOT / "examples" / "flavours"
-GATEWAY_GROUP = "gateway.networking.k8s.io"
-GATEWAY_CRDS = (
-    Path.home() / ".cache" / "edgewarden" / "kube" / "current" / "gateway-api-crds" / "standard"
-)
 # Every flavour but the shipped one has an example in examples/flavours/.
 OTHER_FLAVOURS = sorted(set(INTERNAL_LB_FLAVOURS) - {"aws"})
 
-# SPEC "Shipped default policies": name -> (kinds, mode; None for the mutating policy).
-DEFAULTS: dict[str, tuple[str | frozenset[str], Mode | None]] = {
-    "deny-nodeport-in-production": ("Service", Mode.ENFORCE),
-    "limit-loadbalancers-per-namespace": ("Service", Mode.ENFORCE),
-    "internal-loadbalancer": ("Service", None),
-    "deny-external-ips": ("Service", Mode.ENFORCE),
-    "require-ingress-tls-in-production": ("Ingress", Mode.ENFORCE),
-    "require-ingress-class": ("Ingress", Mode.WARN),
-    "require-loadbalancer-source-ranges": ("Service", Mode.WARN),
-    "deny-ingress-nginx-snippets": ("Ingress", Mode.ENFORCE),
-    "restrict-externalname-services": ("Service", Mode.WARN),
-    "gateway-https-in-production": ("Gateway", Mode.ENFORCE),
-    "restrict-gateway-route-namespaces": ("Gateway", Mode.ENFORCE),
+# SPEC "Shipped default policies": name -> (kind, mode; None for the mutating policy).
+DEFAULTS: dict[str, tuple[frozenset[str], Mode | None]] = {
+    "deny-nodeport-in-production": (frozenset({"Service"}), Mode.ENFORCE),
+    "limit-loadbalancers-per-namespace": (frozenset({"Service"}), Mode.ENFORCE),
+    "internal-loadbalancer": (frozenset({"Service"}), None),
+    "deny-external-ips": (frozenset({"Service"}), Mode.ENFORCE),
+    "require-ingress-tls-in-production": (frozenset({"Ingress"}), Mode.ENFORCE),
+    "require-ingress-class": (frozenset({"Ingress"}), Mode.WARN),
+    "unique-ingress-hosts": (frozenset({"Ingress", "HTTPRoute"}), Mode.ENFORCE),
+    "require-loadbalancer-source-ranges": (frozenset({"Service"}), Mode.WARN),
+    "deny-ingress-nginx-snippets": (frozenset({"Ingress"}), Mode.ENFORCE),
+    "restrict-externalname-services": (frozenset({"Service"}), Mode.WARN),
+    "gateway-https-in-production": (frozenset({"Gateway"}), Mode.ENFORCE),
+    "restrict-gateway-route-namespaces": (frozenset({"Gateway"}), Mode.ENFORCE),
     "hostnames-owned-by-namespace": (
         frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute"}), Mode.ENFORCE
     ),
-    "ingress-hosts-owned-by-namespace": ("Ingress", Mode.ENFORCE),
+    "ingress-hosts-owned-by-namespace": (frozenset({"Ingress"}), Mode.ENFORCE),
 }
 
 
@@ -110,7 +108,7 @@ def test_loading_the_policies_folder_gives_exactly_the_defaults() -> None:
     assert sorted(p.name for p in policies.policies) == sorted(DEFAULTS)
     for policy in policies.policies:
         kinds, mode = DEFAULTS[policy.name]
-        assert policy.match.kinds == (kinds if isinstance(kinds, frozenset) else {kinds})
+        assert policy.match.kinds == kinds
         assert "kube-system" in policy.match.exclude.namespaces
         assert policy.description, f"{policy.name} has no edgewarden.dev/description"
         if mode is None:
@@ -210,32 +208,29 @@ def _fixture_objects() -> list[tuple[str, dict[str, Any]]]:
     ("where", "obj"), _fixture_objects(), ids=lambda v: v if isinstance(v, str) else ""
 )
 def test_fixtures_are_valid_kubernetes_objects(where: str, obj: dict[str, Any]) -> None:
-    if obj["apiVersion"].startswith(GATEWAY_GROUP + "/"):
-        _validate_gateway_object(obj)
-    else:
-        kubernetes_validate.validate(obj, "1.31", strict=True)
-
-
-def _validate_gateway_object(obj: dict[str, Any]) -> None:
-    """Gateway API objects against the pinned CRDs' schemas (scripts/kube-binaries)."""
-    if not GATEWAY_CRDS.is_dir():
-        pytest.skip(f"no Gateway API CRDs at {GATEWAY_CRDS}: run scripts/kube-binaries")
-    group, version = obj["apiVersion"].split("/")
-    crds = [
-        doc
-        for file in sorted(GATEWAY_CRDS.glob(f"{group}_*.yaml"))
-        for doc in yaml.safe_load_all(file.read_text())
-        if doc and doc.get("kind") == "CustomResourceDefinition"
-    ]
-    for crd in crds:
-        if crd["spec"]["names"]["kind"] != obj["kind"]:
-            continue
-        served = {v["name"]: v for v in crd["spec"]["versions"] if v.get("served")}
-        assert version in served, f"{obj['kind']} is not served at {version}"
-        schema = served[version]["schema"]["openAPIV3Schema"]
-        jsonschema.validate(obj, schema)
+    if str(obj.get("apiVersion", "")).startswith(GATEWAY_GROUP + "/"):
+        validate_gateway_object(obj)
         return
-    pytest.fail(f"no CRD for {obj['kind']} in {GATEWAY_CRDS}")
+    kubernetes_validate.validate(obj, "1.31", strict=True)
+
+
+GATEWAY_CRDS = Path.home() / ".cache/edgewarden/kube/current/gateway-api-crds/standard"
+
+
+def validate_gateway_object(obj: dict[str, Any]) -> None:
+    """Against the pinned Gateway API CRD's schema (scripts/kube-binaries copies them)."""
+    if not GATEWAY_CRDS.is_dir():
+        pytest.skip(f"{GATEWAY_CRDS} is missing: run scripts/kube-binaries")
+    version = obj["apiVersion"].rpartition("/")[2]
+    crds = [d for file in sorted(GATEWAY_CRDS.glob("*.yaml"))
+            for d in yaml.safe_load_all(file.read_text(encoding="utf-8"))
+            if d and d.get("kind") == "CustomResourceDefinition"]
+    for crd in crds:
+        if crd["spec"]["names"]["kind"] == obj["kind"]:
+            (served,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
+            jsonschema.validate(obj, served["schema"]["openAPIV3Schema"])
+            return
+    raise AssertionError(f"no Gateway API CRD for {obj['kind']}")
 
 
 def test_check_admits_a_production_app_exposed_through_an_ingress_with_tls(

@@ -144,6 +144,10 @@ def not_ready_response(review: Review) -> wire.AdmissionResponse:
     )
 
 
+# Never a namespace's name (those are DNS labels): the lock of every unique-key admission.
+CLUSTER_LOCK = "<cluster>"
+
+
 def _evaluate_reserving(
     state: ServerState, loaded: LoadedPolicies, request: AdmissionRequest
 ) -> Decision:
@@ -156,12 +160,14 @@ def _evaluate_reserving(
     reservations = state.reservations
     if reservations is None or request.dry_run:
         return loaded.engine.evaluate(request, state.view, state.exceptions)
-    with reservations.lock(request.namespace):
+    # A unique key (a host) is contended across namespaces: one lock for the cluster.
+    scope = CLUSTER_LOCK if request.key in loaded.unique_kinds else request.namespace
+    with reservations.lock(scope):
         decision = loaded.engine.evaluate(request, state.view, state.exceptions)
-        if decision.allowed and decision.limit_claims:
+        if decision.allowed and (decision.limit_claims or decision.key_claims):
             # Keyed by uid: a CREATE with generateName may carry no name in the review.
             reservations.reserve(decision.limit_claims, request.uid,
-                                 name=_object_name(request.object))
+                                 name=_object_name(request.object), keys=decision.key_claims)
     return decision
 
 

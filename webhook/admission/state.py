@@ -22,7 +22,7 @@ from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.cluster.backend import ClusterBackend
 from webhook.policy.budget import DEFAULT_BUDGET
 from webhook.policy.compiled import CompiledPolicies
-from webhook.policy.decision import FailurePolicy, LimitClaim, Mode
+from webhook.policy.decision import FailurePolicy, KeyClaim, LimitClaim, Mode
 from webhook.policy.engine import Engine
 from webhook.policy.exceptions import NO_EXCEPTIONS
 from webhook.policy.model import Policy, PolicySet
@@ -38,7 +38,8 @@ class ReservationBook(Protocol):
 
     def lock(self, namespace: str) -> AbstractContextManager[Any]: ...
 
-    def reserve(self, claims: Iterable[LimitClaim], uid: str, *, name: str = "") -> Any: ...
+    def reserve(self, claims: Iterable[LimitClaim], uid: str, *, name: str = "",
+                keys: Iterable[KeyClaim] = ()) -> Any: ...
 
 
 class Certificate(Protocol):
@@ -90,6 +91,7 @@ class LoadedPolicies:
     declared_modes: dict[str, Mode]
     names: frozenset[str]
     failing_kinds: frozenset[str]  # kinds with a failurePolicy: Fail policy
+    unique_kinds: frozenset[str] = frozenset()  # kinds some ``unique`` policy judges
 
     @classmethod
     def build(
@@ -118,6 +120,10 @@ class LoadedPolicies:
                 kind
                 for policy in policies.policies
                 if policy.failure_policy is FailurePolicy.FAIL
+                for kind in policy.match.kinds
+            ),
+            unique_kinds=frozenset(
+                kind for policy in policies.policies if policy.unique is not None
                 for kind in policy.match.kinds
             ),
         )
@@ -158,6 +164,7 @@ class ServerState:
         """Swap in a built policy set (already vetted) and tell the cluster what to count."""
         self.cluster.watch_kinds(loaded.engine.policies.kinds())
         self.cluster.register_counters(loaded.engine.counters())
+        self.cluster.register_key_indexes(loaded.engine.key_indexes())
         self.policies = loaded
         self.last_refusal = None
         self.metrics.policies_loaded.set(len(loaded.names))

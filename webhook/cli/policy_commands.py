@@ -49,6 +49,7 @@ def validate(
             for part, present in (
                 ("validations", bool(policy.validations)),
                 ("limit", policy.limit is not None),
+                ("unique", policy.unique is not None),
                 ("mutations", policy.mutates),
             )
             if present

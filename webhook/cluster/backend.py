@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 from webhook.policy.kinds import KindRef
-from webhook.policy.ports import ClusterView, ObjectCounter
+from webhook.policy.ports import ClusterView, KeyIndex, ObjectCounter
 
 
 class ObservationSink(Protocol):
@@ -43,6 +43,10 @@ class ClusterBackend(ClusterView, Protocol):
 
     def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
         """Index exactly these limit counters (start-up and every policy reload)."""
+        ...
+
+    def register_key_indexes(self, indexes: Iterable[KeyIndex]) -> None:
+        """Keep key -> holders for exactly these ``unique`` indexes (start-up and reload)."""
         ...
 
     def watch_kinds(self, kinds: Iterable[KindRef]) -> None:

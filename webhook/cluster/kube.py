@@ -40,7 +40,7 @@ from webhook.cluster.kube_informer import Informer, InformerSettings
 from webhook.cluster.kube_kinds import kind_resource
 from webhook.cluster.kube_store import KubeStore
 from webhook.policy.kinds import NAMESPACE, SHORT_NAMES, KindRef
-from webhook.policy.ports import ObjectCounter
+from webhook.policy.ports import KeyIndex, ObjectCounter
 
 log = logging.getLogger("edgewarden.cluster")
 
@@ -87,6 +87,9 @@ class KubeCluster:
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         return self._store.counted_names(namespace, counter)
 
+    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
+        return self._store.key_holders(index, key)
+
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         return self._store.sample(limit)
 
@@ -100,6 +103,13 @@ class KubeCluster:
         counters = list(counters)
         self._store.set_counters(counters)
         log.info("cluster: indexing %d limit counters", len(counters))
+
+    def register_key_indexes(self, indexes: Iterable[KeyIndex]) -> None:
+        """Keep key -> holders for exactly these ``unique`` indexes, from the cache."""
+        indexes = list(indexes)
+        self._store.set_key_indexes(indexes)
+        if indexes:
+            log.info("cluster: indexing the keys of %d unique policies", len(indexes))
 
     def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
         """Follow exactly ``kinds`` and Namespaces: new kinds get an informer (started at

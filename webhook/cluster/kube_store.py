@@ -12,7 +12,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
-from webhook.policy.ports import ObjectCounter
+from webhook.policy.ports import KeyIndex, ObjectCounter
 
 log = logging.getLogger("edgewarden.cluster")
 
@@ -24,6 +24,8 @@ INGRESS = "Ingress"
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 _EMPTY: frozenset[str] = frozenset()
+Holder = tuple[str, str, str]  # (kind key, namespace, name)
+_NO_HOLDERS: frozenset[Holder] = frozenset()
 
 
 def slim(kind: str, api_version: str, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -80,6 +82,11 @@ class KubeStore:
         self._counters: dict[str, ObjectCounter] = {}
         # counter key -> namespace -> names counted (frozensets, replaced on change)
         self._index: dict[str, dict[str, frozenset[str]]] = {}
+        # unique index key -> unique key -> holders (frozensets, replaced on change), and
+        # the keys each object holds (to take them back when it changes or goes)
+        self._key_indexes: dict[str, KeyIndex] = {}
+        self._holders: dict[str, dict[str, frozenset[Holder]]] = {}
+        self._held: dict[str, dict[Holder, frozenset[str]]] = {}
 
     # ---- reads (admission path: no lock, no I/O) ----
 
@@ -93,6 +100,13 @@ class KubeStore:
             self.add_counter(counter)
             by_namespace = self._index.get(counter.key, {})
         return by_namespace.get(namespace, _EMPTY)
+
+    def key_holders(self, index: KeyIndex, key: str) -> Set[Holder]:
+        holders = self._holders.get(index.key)
+        if holders is None:
+            self.add_key_index(index)  # first use of an index nobody registered
+            holders = self._holders.get(index.key, {})
+        return holders.get(key, _NO_HOLDERS)
 
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         """Up to ``limit`` stored objects (not Namespaces), taken from every kind in turn."""
@@ -125,6 +139,7 @@ class KubeStore:
             for key, counter in self._counters.items():
                 if counter.kind == kind:
                     self._index[key] = {}
+            self._rekey_kind(kind)
 
     # ---- counters ----
 
@@ -150,6 +165,54 @@ class KubeStore:
                 index[namespace] = names
         return index
 
+    # ---- unique key indexes ----
+
+    def set_key_indexes(self, indexes: Iterable[KeyIndex]) -> None:
+        """Replace the registered key indexes and rebuild each from the cache."""
+        with self._lock:
+            self._key_indexes = {i.key: i for i in indexes}
+            self._holders, self._held = {}, {}
+            for index in self._key_indexes.values():
+                self._build_key_index(index)
+
+    def add_key_index(self, index: KeyIndex) -> None:
+        with self._lock:
+            if index.key not in self._key_indexes:
+                self._key_indexes[index.key] = index
+                self._build_key_index(index)
+
+    def _build_key_index(self, index: KeyIndex) -> None:
+        self._holders[index.key], self._held[index.key] = {}, {}
+        for kind in index.kinds:
+            for namespace, objects in self._objects.get(kind, {}).items():
+                for name, obj in objects.items():
+                    self._rekey_one(index, (kind, namespace, name), obj)
+
+    def _rekey_one(self, index: KeyIndex, holder: Holder, obj: Mapping[str, Any] | None) -> None:
+        held = self._held[index.key]
+        holders = self._holders[index.key]
+        before = held.get(holder, _EMPTY)
+        after = index.keys_of(obj) if obj is not None else _EMPTY
+        if before == after:
+            return
+        for key in before - after:
+            remaining = holders.get(key, _NO_HOLDERS) - {holder}
+            if remaining:
+                holders[key] = remaining
+            else:
+                holders.pop(key, None)
+        for key in after - before:
+            holders[key] = holders.get(key, _NO_HOLDERS) | {holder}
+        if after:
+            held[holder] = after
+        else:
+            held.pop(holder, None)
+
+    def _rekey_kind(self, kind: str) -> None:
+        for index in self._key_indexes.values():
+            if kind in index.kinds:
+                self._build_key_index(index)
+
     def counted_by(self, kind: str, namespace: str, name: str) -> list[str]:
         """The keys of the registered counters that count the stored object."""
         return [
@@ -174,6 +237,9 @@ class KubeStore:
             appeared = name not in objects
             objects[name] = obj
             self._reindex_one(kind, namespace, name, obj)
+            for index in self._key_indexes.values():
+                if kind in index.kinds:
+                    self._rekey_one(index, (kind, namespace, name), obj)
             return appeared
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
@@ -188,6 +254,9 @@ class KubeStore:
                 if not objects:
                     del by_namespace[namespace]
             self._reindex_one(kind, namespace, name, None)
+            for index in self._key_indexes.values():
+                if kind in index.kinds:
+                    self._rekey_one(index, (kind, namespace, name), None)
 
     def replace(self, kind: str, objs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
         """Swap in a fresh LIST of ``kind``: whatever it lacks was deleted meanwhile.
@@ -210,6 +279,7 @@ class KubeStore:
             for key, counter in self._counters.items():
                 if counter.kind == kind:
                     self._index[key] = self._build_index(counter)
+            self._rekey_kind(kind)
             return appeared
 
     def _reindex_one(

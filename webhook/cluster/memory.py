@@ -12,7 +12,7 @@ import yaml
 from webhook.cluster.backend import ObservationSink
 from webhook.errors import ClusterStateError
 from webhook.policy.kinds import NAMESPACE, KindRef, key_of_object
-from webhook.policy.ports import ObjectCounter
+from webhook.policy.ports import KeyIndex, ObjectCounter
 
 try:
     from yaml import CSafeLoader as _Loader
@@ -54,6 +54,8 @@ class MemoryCluster:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._count_cache: dict[tuple[str, str], frozenset[str]] = {}
+        # index key -> unique key -> holders, computed on first use after a change
+        self._key_cache: dict[str, dict[str, frozenset[tuple[str, str, str]]]] = {}
         self._kinds: tuple[str, ...] | None = None  # followed kind keys; None: every kind
         for obj in objects:
             self.add(obj)
@@ -84,12 +86,14 @@ class MemoryCluster:
         with self._lock:
             self._objects[_key(obj)] = dict(obj)
             self._count_cache.clear()
+            self._key_cache.clear()
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
         """Remove an object (``kind``: the kind's key)."""
         with self._lock:
             self._objects.pop((kind, "" if kind == "Namespace" else namespace, name), None)
             self._count_cache.clear()
+            self._key_cache.clear()
 
     def _followed(self, kind: str) -> bool:
         return self._kinds is None or kind == NAMESPACE.key or kind in self._kinds
@@ -134,6 +138,19 @@ class MemoryCluster:
             self._count_cache[cache_key] = names
         return names
 
+    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
+        holders = self._key_cache.get(index.key)
+        if holders is None:
+            built: dict[str, set[tuple[str, str, str]]] = {}
+            with self._lock:
+                for (kind, ns, name), obj in self._objects.items():
+                    if kind in index.kinds:
+                        for held in index.keys_of(obj):
+                            built.setdefault(held, set()).add((kind, ns, name))
+                holders = {k: frozenset(v) for k, v in built.items()}
+                self._key_cache[index.key] = holders
+        return holders.get(key, frozenset())
+
     # ---- ClusterBackend: a static cluster is complete the moment it is built ----
 
     @property
@@ -142,6 +159,9 @@ class MemoryCluster:
 
     def register_counters(self, counters: Iterable[ObjectCounter]) -> None:
         """Nothing to index: counting walks one namespace's objects, cached per change."""
+
+    def register_key_indexes(self, indexes: Iterable[KeyIndex]) -> None:
+        """Nothing to index ahead: holders are computed on first use after a change."""
 
     def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
         """Show exactly these kinds (and Namespaces) from now on."""

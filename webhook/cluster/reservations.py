@@ -7,7 +7,12 @@ admission layer therefore, per namespace::
     with reservations.lock(namespace):
         decision = engine.evaluate(request, reservations.view(cluster))
         if decision.allowed and not request.dry_run:
-            reservations.reserve(decision.limit_claims, request.uid)
+            reservations.reserve(decision.limit_claims, request.uid,
+                                 keys=decision.key_claims)
+
+Unique keys (``unique`` policies: a host one namespace holds alone) are reserved the same
+way, under one cluster-wide lock instead of the namespace's: the conflict they prevent is
+between namespaces.
 
 A reservation belongs to one admission (its uid), not to the object's name: a CREATE
 with ``generateName`` may carry no name when it is judged (a review sent straight to the
@@ -40,11 +45,12 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.policy.decision import LimitClaim
-from webhook.policy.ports import ClusterView, ObjectCounter
+from webhook.policy.decision import KeyClaim, LimitClaim
+from webhook.policy.ports import ClusterView, KeyIndex, ObjectCounter
 
 _Slot = tuple[str, str]  # (namespace, counter key)
 _Object = tuple[str, str, str]  # (kind, namespace, name)
+_Key = tuple[str, str]  # (unique index key, key): a host a ``unique`` policy hands out
 
 # Counted "names" of reservations without an object name: never a valid Kubernetes name,
 # so they cannot collide with a real object's, and one per admission.
@@ -71,6 +77,7 @@ class _Held:
     name: str  # "" when the object's name is not known yet
     at: float  # clock() when reserved
     slots: set[_Slot] = field(default_factory=set)
+    keys: set[_Key] = field(default_factory=set)
 
     @property
     def token(self) -> str:
@@ -94,6 +101,8 @@ class Reservations:
         self._held: dict[int, _Held] = {}
         # slot -> seq -> reservation, oldest first (dicts keep insertion order)
         self._by_slot: dict[_Slot, dict[int, _Held]] = {}
+        # unique key -> seq -> reservation: keys held by admissions the watch has not shown
+        self._by_key: dict[_Key, dict[int, _Held]] = {}
         # named object -> seqs, so observed() does not scan every reservation
         self._by_object: dict[_Object, set[int]] = {}
         self._progress: dict[str, float] = {}  # kind -> clock() of the cache's last progress
@@ -123,8 +132,16 @@ class Reservations:
 
     # ---- reservations ----
 
-    def reserve(self, claims: Iterable[LimitClaim], uid: str, *, name: str = "") -> None:
-        """Hold a place for each claim of the admission ``uid`` (see the module docstring).
+    def reserve(
+        self,
+        claims: Iterable[LimitClaim],
+        uid: str,
+        *,
+        name: str = "",
+        keys: Iterable[KeyClaim] = (),
+    ) -> None:
+        """Hold a place for each claim, and each unique key, of the admission ``uid`` (see
+        the module docstring); keys end as places do.
 
         ``name`` stands in for a claim without one (the object's ``metadata.name`` when the
         review's ``request.name`` is empty).
@@ -132,7 +149,8 @@ class Reservations:
         now = self._clock()
         with self._guard:
             held: _Held | None = None
-            for claim in claims:
+            every: list[LimitClaim | KeyClaim] = [*claims, *keys]
+            for claim in every:
                 if held is None:  # the claims of one admission share kind and object
                     held = _Held(next(self._seq), uid, claim.kind, claim.namespace,
                                  claim.name or name, now)
@@ -140,6 +158,11 @@ class Reservations:
                     if held.name:
                         key = (held.kind, held.namespace, held.name)
                         self._by_object.setdefault(key, set()).add(held.seq)
+                if isinstance(claim, KeyClaim):
+                    taken = (claim.index_key, claim.key)
+                    held.keys.add(taken)
+                    self._by_key.setdefault(taken, {})[held.seq] = held
+                    continue
                 slot = (claim.namespace, claim.counter_key)
                 held.slots.add(slot)
                 self._by_slot.setdefault(slot, {})[held.seq] = held
@@ -190,6 +213,19 @@ class Reservations:
                 self._drop(reservation)
             return frozenset(r.token for r in self._by_slot.get(slot, {}).values())
 
+    def reserved_holders(self, index_key: str, key: str) -> frozenset[_Object]:
+        """(kind, namespace, name or token) of the live reservations of a unique key."""
+        taken = (index_key, key)
+        if taken not in self._by_key:
+            return frozenset()
+        now = self._clock()
+        with self._guard:
+            held = self._by_key.get(taken, {})
+            for reservation in [r for r in held.values() if self._expired(r, now)]:
+                self._drop(reservation)
+            return frozenset((r.kind, r.namespace, r.token)
+                             for r in self._by_key.get(taken, {}).values())
+
     def purge(self) -> int:
         """Drop every expired reservation (for a periodic sweep); returns how many."""
         now = self._clock()
@@ -230,6 +266,12 @@ class Reservations:
                 in_slot.pop(held.seq, None)
                 if not in_slot:
                     del self._by_slot[slot]
+        for taken in held.keys:
+            holding = self._by_key.get(taken)
+            if holding is not None:
+                holding.pop(held.seq, None)
+                if not holding:
+                    del self._by_key[taken]
         if held.name:
             key = (held.kind, held.namespace, held.name)
             seqs = self._by_object.get(key)
@@ -266,3 +308,8 @@ class ReservedView:
             return names
         # A union of names: an object both reserved and already seen counts once.
         return frozenset(names) | reserved
+
+    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
+        holders = self._base.key_holders(index, key)
+        reserved = self._reservations.reserved_holders(index.key, key)
+        return frozenset(holders) | reserved if reserved else holders

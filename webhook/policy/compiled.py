@@ -17,6 +17,7 @@ from webhook.policy.budget import Guard, build_guards
 from webhook.policy.cel import CelExpression
 from webhook.policy.limits import LimitCounter
 from webhook.policy.model import Policy, PolicySet
+from webhook.policy.unique import UniqueIndex
 
 
 class NamespaceMemo:
@@ -64,6 +65,7 @@ class CompiledPolicies:
     reads_cluster: frozenset[str] = frozenset()  # policies whose verdict needs cluster state
     # policy -> the size check of a policy whose work grows with its input
     guards: Mapping[str, Guard] = field(default_factory=dict)
+    unique_indexes: Mapping[str, UniqueIndex] = field(default_factory=dict)  # policy -> index
 
     @classmethod
     def compile(cls, policies: PolicySet) -> CompiledPolicies:
@@ -89,6 +91,11 @@ class CompiledPolicies:
             memo=NamespaceMemo(_namespace_only(rewritten, plan.bindings)),
             reads_cluster=frozenset(p.name for p in policies.policies if _reads_cluster(p)),
             guards=build_guards(policies.policies),
+            unique_indexes={
+                policy.name: UniqueIndex.for_policy(policy)
+                for policy in policies.policies
+                if policy.unique is not None
+            },
         )
 
     def counter(self, policy: Policy, kind: str) -> LimitCounter | None:
@@ -97,7 +104,11 @@ class CompiledPolicies:
 
 def _reads_cluster(policy: Policy) -> bool:
     """A limit counts objects; a namespace selector or namespaceObject reads the Namespace."""
-    if policy.limit is not None or policy.match.namespace_selector is not None:
+    if (
+        policy.limit is not None
+        or policy.unique is not None
+        or policy.match.namespace_selector is not None
+    ):
         return True
     return any("namespaceObject" in e.variables for e in policy.expressions())
 

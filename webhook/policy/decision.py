@@ -24,6 +24,7 @@ class FailurePolicy(StrEnum):
 class ViolationSource(StrEnum):
     VALIDATION = "validation"
     LIMIT = "limit"
+    UNIQUE = "unique"  # a key another namespace already holds
     ERROR = "error"  # the policy could not be evaluated
     MUTATION = "mutation"  # only on an Exemption: the patch a policy would have made
 
@@ -57,6 +58,18 @@ class LimitClaim:
 
     policy: str
     counter_key: str
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """An allowed admission that takes a unique key (a host); the edge reserves it."""
+
+    policy: str
+    index_key: str
+    key: str
     kind: str
     namespace: str
     name: str
@@ -112,6 +125,7 @@ class Decision:
     mutations: list[AppliedMutation] = field(default_factory=list)
     mutated_object: dict[str, Any] | None = None
     limit_claims: list[LimitClaim] = field(default_factory=list)
+    key_claims: list[KeyClaim] = field(default_factory=list)
     matched_policies: list[str] = field(default_factory=list)
     errors: list[EvaluationFailure] = field(default_factory=list)  # ignored ones too
     # Policies a PolicyException kept from acting. A tuple, replaced on the rare exemption,

@@ -23,6 +23,7 @@ from webhook.policy.decision import (
     EvaluationFailure,
     Exemption,
     FailurePolicy,
+    KeyClaim,
     LimitClaim,
     Mode,
     Violation,
@@ -41,12 +42,14 @@ from webhook.policy.model import (
     Policy,
     PolicySet,
     SetAnnotations,
+    Unique,
     Validation,
 )
 from webhook.policy.objects import labels_of
 from webhook.policy.patches import PatchError, add_absent_annotations, apply_raw_patch
 from webhook.policy.ports import ClusterView, ExceptionView, ObjectCounter
 from webhook.policy.request import AdmissionRequest
+from webhook.policy.unique import Holder, UniqueIndex, UniqueKeysError
 
 PolicyFilter = Callable[[Policy], bool]
 _NO_VARIABLES: Mapping[str, CelExpression] = {}
@@ -100,6 +103,10 @@ class Engine:
     def counters(self) -> list[ObjectCounter]:
         """The limit counters the cluster view must index (one per limit policy and kind)."""
         return list(self.compiled.counters.values())
+
+    def key_indexes(self) -> list[UniqueIndex]:
+        """The key indexes the cluster view must keep (one per ``unique`` policy)."""
+        return list(self.compiled.unique_indexes.values())
 
     def counter_for(self, policy: Policy, kind: str) -> LimitCounter | None:
         return self.compiled.counter(policy, kind)
@@ -352,6 +359,8 @@ class Engine:
                     break  # like ValidatingAdmissionPolicy: the first failing validation speaks
             if policy.limit is not None:
                 self._check_limit(policy, policy.limit, state, decision)
+            if policy.unique is not None:
+                self._check_unique(policy, policy.unique, state, decision)
         except PolicyEvaluationError as error:
             self._failed(policy, state, decision, str(error))
 
@@ -397,6 +406,42 @@ class Engine:
             return
         decision.limit_claims.append(
             LimitClaim(policy.name, counter.key, request.key, request.namespace, request.name)
+        )
+
+    def _check_unique(
+        self, policy: Policy, unique: Unique, state: RequestContext, decision: Decision
+    ) -> None:
+        request = state.request
+        if request.operation not in ("CREATE", "UPDATE") or state.object is None:
+            return  # DELETE only frees keys; CONNECT has no object
+        index = self.compiled.unique_indexes[policy.name]
+        try:
+            keys = index.evaluate(state.object)
+        except UniqueKeysError as error:
+            raise PolicyEvaluationError(state.explain(str(error))) from None
+        if request.operation == "UPDATE" and request.old_object is not None:
+            keys -= index.keys_of(request.old_object)  # keeping its own keys is fine
+        conflicts: dict[str, list[Holder]] = {}
+        for key in sorted(keys):
+            others = sorted(
+                Holder(*holder)
+                for holder in state.cluster.key_holders(index, key)
+                if holder[1] != request.namespace
+            )
+            if others:
+                conflicts[key] = others
+        if conflicts:
+            what = unique.message or "already held in another namespace"
+            detail = "; ".join(
+                f"{key} is held by {', '.join(map(str, holders[:3]))}"
+                + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")
+                for key, holders in conflicts.items()
+            )
+            self._record(policy, state, decision, f"{what} ({detail})", ViolationSource.UNIQUE)
+            return
+        decision.key_claims.extend(
+            KeyClaim(policy.name, index.key, key, request.key, request.namespace, request.name)
+            for key in sorted(keys)
         )
 
 

@@ -31,6 +31,7 @@ from webhook.policy.model import (
     RawPatch,
     SetAnnotations,
     SourceLocation,
+    Unique,
     Validation,
 )
 from webhook.policy.schema import API_VERSION, POLICY_SCHEMA
@@ -175,7 +176,7 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         message = f"missing required field {missing!r}"
     elif error.validator == "anyOf" and path == ("spec",):
-        message = "a policy needs at least one of validations, limit or mutations"
+        message = "a policy needs at least one of validations, limit, unique or mutations"
     elif error.validator == "anyOf" and path == ("spec", "match"):
         message = "match needs kinds (short names) or resourceRules (group/version/resource)"
     elif error.validator == "oneOf" and path[-1:] == ("limit",):
@@ -309,6 +310,7 @@ class _PolicyBuilder:
             self._validation(i, item) for i, item in enumerate(spec.get("validations", []))
         )
         limit = self._limit(spec["limit"]) if "limit" in spec else None
+        unique = self._unique(spec["unique"]) if "unique" in spec else None
         mutations = tuple(
             m
             for i, item in enumerate(spec.get("mutations", []))
@@ -327,6 +329,7 @@ class _PolicyBuilder:
             validations=tuple(v for v in validations if v is not None),
             limit=limit,
             mutations=mutations,
+            unique=unique,
             source=SourceLocation(self.file, self.document.line_of(("metadata", "name"))),
         )
         # Refuse what would fail on every request: unknown functions and fields, results
@@ -457,6 +460,13 @@ class _PolicyBuilder:
             max_expression=max_expression,
             message=raw.get("message"),
         )
+
+    def _unique(self, raw: Mapping[str, Any]) -> Unique | None:
+        # Over ``object`` alone: the cache computes every existing object's keys with it.
+        keys = self._cel(raw["keys"], ("spec", "unique", "keys"), _WHERE_VARIABLES)
+        if keys is None:
+            return None
+        return Unique(keys=keys, scope=raw.get("scope", "Cluster"), message=raw.get("message"))
 
     def _mutation(self, index: int, raw: Mapping[str, Any], flavour: str | None) -> Mutation | None:
         if "setAnnotations" in raw:

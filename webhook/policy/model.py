@@ -93,6 +93,16 @@ class Limit:
 
 
 @dataclass(frozen=True, slots=True)
+class Unique:
+    """Keys (hosts, host+path...) an object holds that no object in another namespace may
+    hold too, across every kind the policy matches (see webhook/policy/unique.py)."""
+
+    keys: CelExpression  # over ``object`` alone: a list of strings
+    scope: str = "Cluster"  # keys are unique across namespaces of the whole cluster
+    message: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SetAnnotations:
     """Add annotations that are absent; never overwrite what the user set."""
 
@@ -130,6 +140,7 @@ class Policy:
     validations: tuple[Validation, ...] = ()
     limit: Limit | None = None
     mutations: tuple[Mutation, ...] = ()
+    unique: Unique | None = None
     source: SourceLocation = field(default_factory=lambda: SourceLocation("<memory>"))
 
     def expressions(self) -> Iterator[CelExpression]:
@@ -144,6 +155,8 @@ class Policy:
             for expression in (self.limit.where, self.limit.max_expression):
                 if expression is not None:
                     yield expression
+        if self.unique is not None:
+            yield self.unique.keys
 
     @property
     def mutates(self) -> bool:
@@ -151,7 +164,7 @@ class Policy:
 
     @property
     def validates(self) -> bool:
-        return bool(self.validations) or self.limit is not None
+        return bool(self.validations) or self.limit is not None or self.unique is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,25 @@ class ObjectCounter(Protocol):
 
 
 @runtime_checkable
+class KeyIndex(Protocol):
+    """Which keys an existing object holds, for a ``unique`` policy (see unique.py)."""
+
+    @property
+    def key(self) -> str:
+        """Stable identity: equal keys index the same keys."""
+        ...
+
+    @property
+    def kinds(self) -> frozenset[str]:
+        """The kinds (keys, see kinds.py) whose objects hold keys."""
+        ...
+
+    def keys_of(self, obj: Mapping[str, Any]) -> frozenset[str]:
+        """The keys ``obj`` holds; none when the expression cannot judge it."""
+        ...
+
+
+@runtime_checkable
 class ClusterView(Protocol):
     """What the engine may read of the cluster. Implementations must be cheap to call."""
 
@@ -44,6 +63,10 @@ class ClusterView(Protocol):
 
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         """Names of the objects of ``counter.kind`` in ``namespace`` that ``counter`` counts."""
+        ...
+
+    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
+        """The objects (kind, namespace, name) of ``index.kinds`` that hold ``key``."""
         ...
 
     @property
@@ -59,6 +82,9 @@ class EmptyCluster:
         return None
 
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
+        return frozenset()
+
+    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
         return frozenset()
 
     @property

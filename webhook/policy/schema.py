@@ -122,6 +122,7 @@ POLICY_SCHEMA: dict[str, Any] = {
                 {"required": ["validations"]},
                 {"required": ["limit"]},
                 {"required": ["mutations"]},
+                {"required": ["unique"]},
             ],
             "properties": {
                 "mode": {"enum": ["Enforce", "Warn", "Audit"]},
@@ -176,6 +177,16 @@ POLICY_SCHEMA: dict[str, Any] = {
                         "where": {"type": "string", "minLength": 1},
                         "max": {"type": "integer", "minimum": 0},
                         "maxExpression": {"type": "string", "minLength": 1},
+                        "message": {"type": "string", "minLength": 1},
+                    },
+                },
+                "unique": {
+                    "type": "object",
+                    "additionalProperties": False,
+                    "required": ["keys"],
+                    "properties": {
+                        "keys": {"type": "string", "minLength": 1},
+                        "scope": {"enum": ["Cluster"]},
                         "message": {"type": "string", "minLength": 1},
                     },
                 },

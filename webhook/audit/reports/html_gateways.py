@@ -79,10 +79,8 @@ def _tls(listener: ListenerExposure) -> str:
 def _backends(backends: tuple[Backend, ...]) -> str:
     if not backends:
         return '<span class="muted">(none)</span>'
-    return "<br>".join(
-        escape(b.ref) + ("" if b.granted else ' <span class="bad">(no ReferenceGrant among the objects)</span>')
-        for b in backends
-    )
+    ungranted = ' <span class="bad">(no ReferenceGrant among the objects)</span>'
+    return "<br>".join(escape(b.ref) + ("" if b.granted else ungranted) for b in backends)
 
 
 def migration_section(notes: list[MigrationNote]) -> str:

@@ -82,8 +82,9 @@ class CostEstimator:
         roots: Mapping[str, CelType],
         variables: Mapping[str, CelType],
         sizes: Mapping[str, float],
+        kind: str | None = None,
     ) -> None:
-        self.types = TypeChecker(roots, variables)
+        self.types = TypeChecker(roots, variables, kind)
         self.variable_sizes = sizes  # the estimated size of each policy variable's value
         self.assumed: dict[str, int] = {}
 
@@ -109,6 +110,9 @@ class CostEstimator:
         if isinstance(node, Operator) and node.op == "_+_":
             return sum(self.size(arg, scope) for arg in node.args)
         if isinstance(node, Operator) and node.op == "_?_:_":
+            taken = self.types.kind_test(node.args[0])
+            if taken is not None:  # object.kind == 'K' ? a : b, judged for one kind
+                return self.size(node.args[1] if taken else node.args[2], scope)
             return max(self.size(node.args[1], scope), self.size(node.args[2], scope))
         if isinstance(node, Call) and node.function == "split":
             target = node.target if node.target is not None else node.args[0]
@@ -145,7 +149,11 @@ class CostEstimator:
             own += self.operator(node, scope)
         if isinstance(node, Operator) and node.op == "_?_:_":
             condition, first, second = node.args
-            branches = max(self.cost(first, scope), self.cost(second, scope))
+            taken = self.types.kind_test(condition)
+            if taken is not None:  # object.kind == 'K' ? a : b, judged for one kind
+                branches = self.cost(first if taken else second, scope)
+            else:
+                branches = max(self.cost(first, scope), self.cost(second, scope))
             return own + self.cost(condition, scope) + branches
         return own + sum(self.cost(child, scope) for child in children(node))
 

@@ -67,9 +67,17 @@ class Finding:
 class TypeChecker:
     """Infers types under ``roots`` (admission variables) and ``variables`` (the policy's)."""
 
-    def __init__(self, roots: Mapping[str, CelType], variables: Mapping[str, CelType]) -> None:
+    def __init__(
+        self,
+        roots: Mapping[str, CelType],
+        variables: Mapping[str, CelType],
+        kind: str | None = None,
+    ) -> None:
         self.roots = roots
         self.variables = variables
+        # The kind ``object`` is (a policy over several kinds is checked once per kind):
+        # ``object.kind == 'K' ? a : b`` then checks only the branch that kind takes.
+        self.kind = kind
         self.findings: list[Finding] = []
 
     def check(self, tree: Expr) -> CelType:
@@ -223,7 +231,32 @@ class TypeChecker:
             return ranged if ranged.kind == "list" else list_of(element)
         return BOOL
 
+    def kind_test(self, node: Expr) -> bool | None:
+        """Whether ``node`` (``object.kind == 'K'``, or ``!=``) holds for the kind checked;
+        None when it is no such test or no kind is known."""
+        if self.kind is None or not isinstance(node, Operator) or node.op not in (
+            "_==_", "_!=_"
+        ):
+            return None
+        literal = next((a for a in node.args if isinstance(a, Literal)), None)
+        other = next((a for a in node.args if not isinstance(a, Literal)), None)
+        if (
+            literal is None
+            or literal.kind != "string"
+            or not isinstance(other, Select)
+            or other.field != "kind"
+            or not isinstance(other.operand, Ident)
+            or other.operand.name not in ("object", "oldObject")
+        ):
+            return None
+        return bool(literal.value == self.kind) == (node.op == "_==_")
+
     def operator(self, node: Operator, scope: dict[str, CelType]) -> CelType:
+        if node.op == "_?_:_":
+            taken = self.kind_test(node.args[0])
+            if taken is not None:
+                self.infer(node.args[0], scope)
+                return self.infer(node.args[1] if taken else node.args[2], scope)
         args = [self.infer(arg, scope) for arg in node.args]
         op = node.op
         if op in ("_&&_", "_||_", "!_"):

@@ -61,6 +61,8 @@ def slots(policy: Policy) -> Iterator[Slot]:
             yield Slot(("spec", "limit", "where"), policy.limit.where, "bool")
         if policy.limit.max_expression is not None:
             yield Slot(("spec", "limit", "maxExpression"), policy.limit.max_expression, "int")
+    if policy.unique is not None:
+        yield Slot(("spec", "unique", "keys"), policy.unique.keys, "list")
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +108,7 @@ def _check_kind(policy: Policy, kind: KindRef, schemas: Schemas) -> Iterator[Pol
     roots = root_types(kind, schemas)
     variables: dict[str, CelType] = {}
     for slot in slots(policy):
-        checker = TypeChecker(roots, variables)
+        checker = TypeChecker(roots, variables, kind.kind)
         tree = slot.expression.syntax or parse(slot.expression.source)
         result = checker.check(tree)
         for finding in checker.findings:
@@ -168,7 +170,7 @@ def estimate_policy(policy: Policy, schemas: Schemas) -> PolicyCost:
         sizes: dict[str, float] = {}
         for slot in slots(policy):
             tree = slot.expression.syntax or parse(slot.expression.source)
-            estimator = CostEstimator(roots, types, sizes)
+            estimator = CostEstimator(roots, types, sizes, ref.kind)
             estimate = estimator.estimate(tree)
             worst[slot.path] = max(worst.get(slot.path, 0.0), estimate.cost)
             assumed.update(estimate.assumed)
