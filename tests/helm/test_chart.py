@@ -141,7 +141,7 @@ BAD_VALUES = [
      "/certificates/certManager/issuerRef"),
     ({"certificates": {"certManager": {"duration": "90 days"}}},
      "/certificates/certManager/duration"),
-    ({"internalLoadBalancerFlavour": "ibm"}, "/internalLoadBalancerFlavour"),
+    ({"internalLoadBalancerFlavour": "vultr"}, "/internalLoadBalancerFlavour"),
     ({"policies": {"enabled": "all"}}, "/policies/enabled"),
     # (helm reports a bad property name at a wrong path; the name itself is in the message)
     ({"policies": {"custom": {"no-extension": "kind: Policy"}}}, "'no-extension' does not match"),

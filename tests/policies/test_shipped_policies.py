@@ -25,6 +25,8 @@ from webhook.policy.model import INTERNAL_LB_FLAVOURS
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"
 FLAVOURS = ROOT / "examples" / "flavours"
+# Every flavour but the shipped one has an example in examples/flavours/.
+OTHER_FLAVOURS = sorted(set(INTERNAL_LB_FLAVOURS) - {"aws"})
 
 # SPEC "Shipped default policies": name -> (kind, mode; None for the mutating policy).
 DEFAULTS: dict[str, tuple[frozenset[str], Mode | None]] = {
@@ -35,6 +37,15 @@ DEFAULTS: dict[str, tuple[frozenset[str], Mode | None]] = {
     "require-ingress-tls-in-production": (frozenset({"Ingress"}), Mode.ENFORCE),
     "require-ingress-class": (frozenset({"Ingress"}), Mode.WARN),
     "unique-ingress-hosts": (frozenset({"Ingress", "HTTPRoute"}), Mode.ENFORCE),
+    "require-loadbalancer-source-ranges": (frozenset({"Service"}), Mode.WARN),
+    "deny-ingress-nginx-snippets": (frozenset({"Ingress"}), Mode.ENFORCE),
+    "restrict-externalname-services": (frozenset({"Service"}), Mode.WARN),
+    "gateway-https-in-production": (frozenset({"Gateway"}), Mode.ENFORCE),
+    "restrict-gateway-route-namespaces": (frozenset({"Gateway"}), Mode.ENFORCE),
+    "hostnames-owned-by-namespace": (
+        frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute"}), Mode.ENFORCE
+    ),
+    "ingress-hosts-owned-by-namespace": (frozenset({"Ingress"}), Mode.ENFORCE),
 }
 
 
@@ -80,7 +91,7 @@ def test_shipped_policy_suites_pass_through_the_edgewarden_test_command(tmp_path
 def test_internal_lb_flavour_examples_pass_through_the_command(tmp_path: Path) -> None:
     result = _edgewarden("test", "examples/flavours/", tmp_path=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    for flavour in ("aws-lbc", "gcp", "azure"):
+    for flavour in OTHER_FLAVOURS:
         assert f"PASS internal-loadbalancer-{flavour}" in result.stdout
 
 
@@ -159,7 +170,7 @@ def test_each_suite_covers_allow_judged_update_and_delete_cases(
     assert not missing, f"{suite_file.name} has no {', '.join(missing)} case"
 
 
-@pytest.mark.parametrize("flavour", ["aws-lbc", "gcp", "azure"])
+@pytest.mark.parametrize("flavour", OTHER_FLAVOURS)
 def test_flavour_examples_differ_from_the_shipped_policy_only_in_flavour(flavour: str) -> None:
     shipped = yaml.safe_load((POLICIES / "internal-loadbalancer.yaml").read_text())
     example_file = FLAVOURS / f"internal-loadbalancer-{flavour}.yaml"
@@ -170,6 +181,15 @@ def test_flavour_examples_differ_from_the_shipped_policy_only_in_flavour(flavour
     key, value = INTERNAL_LB_FLAVOURS[flavour]
     suite_text = example_file.with_name(example_file.stem + ".test.yaml").read_text()
     assert f'{key}: "{value}"' in suite_text
+
+
+def test_every_flavours_annotation_counts_as_a_chosen_scheme() -> None:
+    # A Service that already carries any flavour's annotation (whatever its value) is left
+    # alone by the shipped mutation: its owner chose a scheme.
+    shipped = yaml.safe_load((POLICIES / "internal-loadbalancer.yaml").read_text())
+    conditions = {c["name"]: c["expression"] for c in shipped["spec"]["matchConditions"]}
+    for key, _ in INTERNAL_LB_FLAVOURS.values():
+        assert f"'{key}'" in conditions["scheme-not-chosen"], key
 
 
 def _fixture_objects() -> list[tuple[str, dict[str, Any]]]:

@@ -72,8 +72,13 @@ def test_an_ingress_over_the_budget_fails_the_policy_by_its_failure_policy(
 ) -> None:
     decision = verdict(Engine(SHIPPED), ingress(5000), cluster)
     assert not decision.allowed
-    (violation,) = decision.violations
-    assert violation.policy == TLS and violation.source is ViolationSource.ERROR
+    # The policies that read every rule fail (the budget is judged before matchConditions,
+    # so ingress-hosts-owned-by-namespace costs even where it would not apply).
+    assert [(v.policy, v.source) for v in decision.violations] == [
+        ("ingress-hosts-owned-by-namespace", ViolationSource.ERROR),
+        (TLS, ViolationSource.ERROR),
+    ]
+    violation = decision.violations[-1]
     assert "object.spec.rules holds 5,000 items" in violation.message
     assert "evaluation budget of 50 ms" in violation.message
     # The policy that reads nothing large still judged the object.
@@ -139,14 +144,18 @@ def test_the_budget_is_shared_by_the_policies_of_one_admission(cluster: MemoryCl
 
 def test_the_deadline_fails_the_policies_not_yet_judged(cluster: MemoryCluster) -> None:
     # A clock that moves a second per reading: the first Ingress policy (in load order,
-    # require-ingress-class) is judged in time; the second is past a 1.5 s deadline and
-    # fails by its failurePolicy (Fail: the request is denied, saying why).
+    # deny-ingress-nginx-snippets) is judged in time; the later ones are past a 1.5 s
+    # deadline and fail by their failurePolicy (Fail: the request is denied, saying why;
+    # require-ingress-class says Ignore).
     ticks = itertools.count()
     engine = Engine(SHIPPED, deadline=1.5, clock=lambda: float(next(ticks)))
     decision = verdict(engine, ingress(3, covered=False), cluster)
-    assert "require-ingress-class" in decision.matched_policies
+    assert decision.matched_policies == ["deny-ingress-nginx-snippets"]
     late = [f for f in decision.errors if "deadline of 1,500 ms passed" in f.message]
-    assert [(f.policy, f.ignored) for f in late] == [(TLS, False)]
+    assert [(f.policy, f.ignored) for f in late] == [
+        ("ingress-hosts-owned-by-namespace", False), ("require-ingress-class", True),
+        (TLS, False),
+    ]
     assert not decision.allowed
     assert SHIPPED.get(TLS).failure_policy is FailurePolicy.FAIL  # type: ignore[union-attr]
     # Offline engines have no deadline at all.

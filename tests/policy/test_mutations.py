@@ -76,6 +76,15 @@ def test_each_flavour_sets_its_annotation() -> None:
         "aws-lbc": ("service.beta.kubernetes.io/aws-load-balancer-scheme", "internal"),
         "gcp": ("networking.gke.io/load-balancer-type", "Internal"),
         "azure": ("service.beta.kubernetes.io/azure-load-balancer-internal", "true"),
+        "oci": ("service.beta.kubernetes.io/oci-load-balancer-internal", "true"),
+        "oci-nlb": ("oci-network-load-balancer.oraclecloud.com/internal", "true"),
+        "digitalocean": ("service.beta.kubernetes.io/do-loadbalancer-network", "INTERNAL"),
+        "ibm": ("service.kubernetes.io/ibm-load-balancer-cloud-provider-ip-type", "private"),
+        "alibaba": (
+            "service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"
+        ),
+        "openstack": ("service.beta.kubernetes.io/openstack-internal-load-balancer", "true"),
+        "hetzner": ("load-balancer.hetzner.cloud/disable-public-network", "true"),
     }
     for flavour, (key, value) in expected.items():
         patched, _ = mutate(

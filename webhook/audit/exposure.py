@@ -10,6 +10,7 @@ load balancer is usually shared by every namespace.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ DEFAULT_COST_PER_LB = 18.25
 HTTP_PORTS = frozenset({80, 443, 8000, 8080, 8443, 3000, 5000, 9000})
 # Annotations that make a LoadBalancer public on purpose (AWS Load Balancer Controller).
 PUBLIC_SCHEME = ("service.beta.kubernetes.io/aws-load-balancer-scheme", "internet-facing")
+TENCENT_INTERNAL_SUBNET = "service.kubernetes.io/qcloud-loadbalancer-internal-subnetid"
+HUAWEI_AUTOCREATE = "kubernetes.io/elb.autocreate"
+INNER_AUTOCREATE = re.compile(r'"type"\s*:\s*"inner"')
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +118,12 @@ def is_internal(annotations: Mapping[str, Any]) -> bool:
     """True when any cloud's internal-LB annotation asks for a private load balancer."""
     if str(annotations.get(PUBLIC_SCHEME[0], "")).lower() == PUBLIC_SCHEME[1]:
         return False
+    # Tencent (TKE) makes a load balancer internal with the subnet it goes in, Huawei (CCE)
+    # with {"type": "inner"} in its autocreate JSON: per-cluster values, so not flavours.
+    if str(annotations.get(TENCENT_INTERNAL_SUBNET) or "").strip():
+        return True
+    if INNER_AUTOCREATE.search(str(annotations.get(HUAWEI_AUTOCREATE) or "")):
+        return True
     for key, value in INTERNAL_LB_FLAVOURS.values():
         given = annotations.get(key)
         if given is None:

@@ -12,7 +12,10 @@ from typer.models import OptionInfo
 FLAVOUR_ENVIRONMENT = "EDGEWARDEN_INTERNAL_LB_FLAVOUR"
 # The keys of webhook.policy.model.INTERNAL_LB_FLAVOURS (tests/cli/test_manners.py keeps
 # them equal), written out so that --help and shell completion need not import the engine.
-INTERNAL_LB_FLAVOURS = ("aws", "aws-lbc", "gcp", "azure")
+INTERNAL_LB_FLAVOURS = (
+    "aws", "aws-lbc", "gcp", "azure", "oci", "oci-nlb", "digitalocean", "ibm", "alibaba",
+    "openstack", "hetzner",
+)
 
 
 def _known_flavour(value: str | None) -> str | None:

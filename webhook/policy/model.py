@@ -24,6 +24,14 @@ INTERNAL_LB_FLAVOURS: dict[str, tuple[str, str]] = {
     "aws-lbc": ("service.beta.kubernetes.io/aws-load-balancer-scheme", "internal"),
     "gcp": ("networking.gke.io/load-balancer-type", "Internal"),
     "azure": ("service.beta.kubernetes.io/azure-load-balancer-internal", "true"),
+    # Each below as its cloud controller documents it (sources in docs/policies.md).
+    "oci": ("service.beta.kubernetes.io/oci-load-balancer-internal", "true"),
+    "oci-nlb": ("oci-network-load-balancer.oraclecloud.com/internal", "true"),
+    "digitalocean": ("service.beta.kubernetes.io/do-loadbalancer-network", "INTERNAL"),
+    "ibm": ("service.kubernetes.io/ibm-load-balancer-cloud-provider-ip-type", "private"),
+    "alibaba": ("service.beta.kubernetes.io/alibaba-cloud-loadbalancer-address-type", "intranet"),
+    "openstack": ("service.beta.kubernetes.io/openstack-internal-load-balancer", "true"),
+    "hetzner": ("load-balancer.hetzner.cloud/disable-public-network", "true"),
 }
 
 

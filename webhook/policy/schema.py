@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from webhook.policy.kinds import SHORT_NAMES
+from webhook.policy.model import INTERNAL_LB_FLAVOURS
 
 API_VERSION = "edgewarden.dev/v1alpha1"
 
@@ -207,7 +208,7 @@ POLICY_SCHEMA: dict[str, Any] = {
                                 "type": "object",
                                 "additionalProperties": False,
                                 "properties": {
-                                    "flavour": {"enum": ["aws", "aws-lbc", "gcp", "azure"]}
+                                    "flavour": {"enum": list(INTERNAL_LB_FLAVOURS)}
                                 },
                             },
                             "patch": {"type": "array", "minItems": 1, "items": _JSON_PATCH_OP},

@@ -19,6 +19,9 @@ from webhook.audit.exposure import (
     ServiceExposure,
     exposure,
 )
+from webhook.audit.gateways import GatewayReport, gateway_exposure
+from webhook.audit.nginx_migration import NONE, MigrationNote, migration_notes
+from webhook.audit.reports.html_gateways import gateway_sections, migration_section
 from webhook.audit.results import ExceptionStatus, Finding, Outcome, ScanReport
 from webhook.policy.exceptions import ExceptionState
 from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
@@ -69,7 +72,11 @@ def render_html(
     cost_per_lb: float = DEFAULT_COST_PER_LB,
     now: dt.datetime | None = None,
 ) -> str:
+    objects = list(objects)
     spaces = exposure(report, objects)
+    labels = {space.name: space.labels for space in spaces}
+    gateways = gateway_exposure(objects, labels)
+    notes = migration_notes(objects)
     stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y-%m-%d %H:%M UTC")
     violations = [f for f in report.findings if f.outcome is not Outcome.PASS]
     parts = [
@@ -82,9 +89,11 @@ def render_html(
         f'<p class="muted">edgewarden {escape(__version__)} &middot; {escape(stamp)} &middot; '
         f"{len(report.policies)} policies &middot; ${cost_per_lb:,.2f} per load balancer "
         "per month</p>",
-        _cards(spaces, violations, cost_per_lb),
+        _cards(spaces, violations, cost_per_lb, gateways, notes),
         "<h2>Namespaces</h2>",
         _namespace_table(spaces, cost_per_lb),
+        gateway_sections(gateways),
+        migration_section(notes),
         "<h2>Policy findings</h2>",
         _findings_table(violations),
         "<h2>Policy exceptions</h2>",
@@ -97,7 +106,13 @@ def render_html(
     return "\n".join(parts) + "\n"
 
 
-def _cards(spaces: list[NamespaceExposure], violations: list[Finding], cost_per_lb: float) -> str:
+def _cards(
+    spaces: list[NamespaceExposure],
+    violations: list[Finding],
+    cost_per_lb: float,
+    gateways: GatewayReport,
+    notes: list[MigrationNote],
+) -> str:
     public = sum(s.count("LoadBalancer", internal=False) for s in spaces)
     internal = sum(s.count("LoadBalancer", internal=True) for s in spaces)
     nodeports = sum(s.count("NodePort") for s in spaces)
@@ -116,6 +131,16 @@ def _cards(spaces: list[NamespaceExposure], violations: list[Finding], cost_per_
             f"{len(ingresses)} ({without_tls} without TLS)",
             "Ingresses",
             "warn" if without_tls else "",
+        ),
+        (
+            f"{len(gateways.hosts)} ({gateways.plain_hosts} without TLS)",
+            "Gateway route hostnames",
+            "warn" if gateways.plain_hosts else "",
+        ),
+        (
+            str(sum(1 for n in notes if n.carries == NONE)),
+            "ingress-nginx annotations with no Gateway API equivalent",
+            "warn" if any(n.carries == NONE for n in notes) else "",
         ),
         (f"${cost:,.2f}", "estimated LB cost / month", ""),
         (f"${saving:,.2f}", "saving by consolidating / month", "ok" if saving else ""),
@@ -289,5 +314,6 @@ def _footer(cost_per_lb: float) -> str:
         "$0.0225/h &times; 730 h, before traffic charges). The saving assumes a namespace's "
         "HTTP(S) LoadBalancer Services move behind one Ingress, keeping one load balancer; "
         "a shared Ingress controller saves more. Public means no internal-LB annotation "
-        "(aws, aws-lbc, gcp, azure).</footer>"
+        "(any flavour's: aws, aws-lbc, gcp, azure, oci, oci-nlb, digitalocean, ibm, alibaba, "
+        "openstack, hetzner; or Tencent's internal subnet, Huawei's inner type).</footer>"
     )
