@@ -34,7 +34,7 @@ from webhook.policy.cel_syntax import (
     parse,
 )
 from webhook.policy.checks.cost import DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES
-from webhook.policy.checks.policy import slots
+from webhook.policy.checks.policy import Slot, slots
 from webhook.policy.model import Policy
 from webhook.policy.projection import ELEMENTS, selected_paths
 
@@ -130,30 +130,52 @@ class _Shape:
 
 
 def build_guards(policies: Iterable[Policy]) -> dict[str, Guard]:
-    """A guard for every policy whose work grows with the size of its input."""
+    """A guard for every policy whose work past its matchConditions grows with the size of
+    its input."""
+    return _guards(policies, conditions=False)
+
+
+def build_condition_guards(policies: Iterable[Policy]) -> dict[str, Guard]:
+    """A guard for every policy whose matchConditions' work grows with the size of its
+    input. They are costed apart, first: a policy whose conditions leave it out must not
+    fail for what its validations would have cost."""
+    return _guards(policies, conditions=True)
+
+
+def _guards(policies: Iterable[Policy], *, conditions: bool) -> dict[str, Guard]:
     guards: dict[str, Guard] = {}
     for policy in policies:
         found = [(slot, slot.expression.syntax or parse(slot.expression.source))
-                 for slot in slots(policy)]
-        growing = [slot.expression for slot, tree in found if _grows(tree)]
-        if not growing:
-            continue
-        paths = sorted({
-            (root, tuple(path))
-            for expression in growing
-            for root, selected in selected_paths(expression.source).items()
-            if root in _ROOTS
-            for path in selected
-            if path
-        })
-        up_front = tuple((tree, slot.variable) for slot, tree in found
-                         if not _is_message(slot.path))
-        messages = [(slot.path[2], tree) for slot, tree in found if _is_message(slot.path)]
-        guards[policy.name] = Guard(
-            up_front, tuple(paths), tuple(tree for _, tree in messages),
-            tuple(int(index) for index, _ in messages),
-        )
+                 for slot in slots(policy) if _is_condition(slot.path) == conditions]
+        guard = _guard(found)
+        if guard is not None:
+            guards[policy.name] = guard
     return guards
+
+
+def _guard(found: list[tuple[Slot, Expr]]) -> Guard | None:
+    growing = [slot.expression for slot, tree in found if _grows(tree)]
+    if not growing:
+        return None
+    paths = sorted({
+        (root, tuple(path))
+        for expression in growing
+        for root, selected in selected_paths(expression.source).items()
+        if root in _ROOTS
+        for path in selected
+        if path
+    })
+    up_front = tuple((tree, slot.variable) for slot, tree in found
+                     if not _is_message(slot.path))
+    messages = [(slot.path[2], tree) for slot, tree in found if _is_message(slot.path)]
+    return Guard(
+        up_front, tuple(paths), tuple(tree for _, tree in messages),
+        tuple(int(index) for index, _ in messages),
+    )
+
+
+def _is_condition(path: tuple[Any, ...]) -> bool:
+    return path[1:2] == ("matchConditions",)
 
 
 def _is_message(path: tuple[Any, ...]) -> bool:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.policy.bindings import Binding, BindingPlan
-from webhook.policy.budget import Guard, build_guards
+from webhook.policy.budget import Guard, build_condition_guards, build_guards
 from webhook.policy.cel import CelExpression
 from webhook.policy.limits import LimitCounter
 from webhook.policy.model import Policy, PolicySet
@@ -65,6 +65,8 @@ class CompiledPolicies:
     reads_cluster: frozenset[str] = frozenset()  # policies whose verdict needs cluster state
     # policy -> the size check of a policy whose work grows with its input
     guards: Mapping[str, Guard] = field(default_factory=dict)
+    # policy -> the same for its matchConditions, checked before they run
+    condition_guards: Mapping[str, Guard] = field(default_factory=dict)
     unique_indexes: Mapping[str, UniqueIndex] = field(default_factory=dict)  # policy -> index
 
     @classmethod
@@ -91,6 +93,7 @@ class CompiledPolicies:
             memo=NamespaceMemo(_namespace_only(rewritten, plan.bindings)),
             reads_cluster=frozenset(p.name for p in policies.policies if _reads_cluster(p)),
             guards=build_guards(policies.policies),
+            condition_guards=build_condition_guards(policies.policies),
             unique_indexes={
                 policy.name: UniqueIndex.for_policy(policy)
                 for policy in policies.policies

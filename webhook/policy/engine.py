@@ -179,7 +179,7 @@ class Engine:
             return False
         if match.object_selector is not None and not self._object_selected(policy, state):
             return False
-        guard = self.compiled.guards.get(policy.name)
+        guard = self.compiled.condition_guards.get(policy.name)
         if guard is not None and not self._affordable(policy, guard, state, decision):
             return False
         for condition in policy.match_conditions:
@@ -191,6 +191,9 @@ class Engine:
                 self._failed(policy, state, decision,
                              f"matchCondition {condition.name!r} failed: {error}")
                 return False
+        guard = self.compiled.guards.get(policy.name)
+        if guard is not None and not self._affordable(policy, guard, state, decision):
+            return False
         decision.matched_policies.append(policy.name)
         return True
 
