@@ -82,6 +82,22 @@ kind create cluster --name "$CLUSTER" --config deploy/kind/cluster.yaml \
   --kubeconfig "$KUBECONFIG" --wait "${TIMEOUT}s" ${KIND_NODE_IMAGE:+--image "$KIND_NODE_IMAGE"}
 kubectl version
 
+# The Gateway API CRDs of the pinned release (scripts/kube-binaries copies them from the Go
+# module tests/kube/gateway-api), as the local backend installs them: the Gateway and
+# route tests need them, and the webhook's watch cache follows the kinds the policies name.
+GATEWAY_CRDS="${EDGEWARDEN_KUBE_CACHE:-$HOME/.cache/edgewarden/kube}/current/gateway-api-crds/standard"
+if [ -d "$GATEWAY_CRDS" ]; then
+  say "installing the Gateway API CRDs from $GATEWAY_CRDS"
+  for crd in "$GATEWAY_CRDS"/*.yaml; do
+    case "$(basename "$crd")" in kustomization.yaml | *_vap_*) continue ;; esac
+    kubectl apply --server-side -f "$crd"
+  done
+  kubectl wait --for=condition=Established --timeout="${TIMEOUT}s" \
+    crd/gateways.gateway.networking.k8s.io crd/httproutes.gateway.networking.k8s.io
+else
+  say "no Gateway API CRDs in $GATEWAY_CRDS (run scripts/kube-binaries): the Gateway tests will fail"
+fi
+
 say "building $IMAGE"
 docker build -t "$IMAGE" .
 say "loading $IMAGE into the cluster"
