@@ -15,7 +15,7 @@ suites agree.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.policy.cel import EXTENSION_FUNCTIONS
@@ -60,6 +60,8 @@ _ROOTS = ("object", "oldObject", "namespaceObject", "request")
 
 Path = tuple[str, ...]
 Where = tuple[str, Path]  # (root, field path); a path may hold ELEMENTS
+# segment -> what follows it (a path's fields as nested maps; ELEMENTS for a list's items)
+_Trie = dict[str, "_Trie"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,13 +86,17 @@ class Guard:
     messages: tuple[Expr, ...] = ()  # the messageExpressions
     message_of: tuple[int, ...] = ()  # the index of the validation each of them belongs to
 
+    # The paths as one tree per root, walked once per admission: every request pays for
+    # this check, and the paths of one policy share most of their prefixes.
+    walk: Mapping[str, _Trie] = field(default_factory=dict)
+
     def oversize(self, values: Mapping[str, Any]) -> Oversize | None:
         """The largest collection along the guarded paths above the assumed sizes, if any."""
         worst: Oversize | None = None
-        for root, path in self.paths:
-            found = _largest(values.get(root), path, root)
-            if found is not None and (worst is None or found.size > worst.size):
-                worst = found
+        for root, trie in self.walk.items():
+            found = _largest(values.get(root), trie, root)
+            if found is not None:
+                worst = _larger(worst, found)
         return worst
 
     def cost(self, values: Mapping[str, Any], limit: float = float("inf")) -> float:
@@ -170,8 +176,17 @@ def _guard(found: list[tuple[Slot, Expr]]) -> Guard | None:
     messages = [(slot.path[2], tree) for slot, tree in found if _is_message(slot.path)]
     return Guard(
         up_front, tuple(paths), tuple(tree for _, tree in messages),
-        tuple(int(index) for index, _ in messages),
+        tuple(int(index) for index, _ in messages), _tries(paths),
     )
+
+
+def _tries(paths: Iterable[Where]) -> dict[str, _Trie]:
+    tries: dict[str, _Trie] = {}
+    for root, path in paths:
+        node = tries.setdefault(root, {})
+        for segment in path:
+            node = node.setdefault(segment, {})
+    return tries
 
 
 def _is_condition(path: tuple[Any, ...]) -> bool:
@@ -203,28 +218,34 @@ def _grows(node: Expr) -> bool:
     return any(_grows(child) for child in children(node))
 
 
-def _largest(value: Any, path: Path, where: str) -> Oversize | None:
-    """The largest list (or map iterated with ``[]``) along ``path`` over the assumption."""
+def _largest(value: Any, trie: _Trie, where: str) -> Oversize | None:
+    """The largest list (or map iterated with ``[]``) along the paths of ``trie`` over the
+    assumption."""
     worst: Oversize | None = None
-    pending: list[tuple[Any, int, str]] = [(value, 0, where)]
+    pending: list[tuple[Any, _Trie, str]] = [(value, trie, where)]
     while pending:
-        current, depth, location = pending.pop()
+        current, node, location = pending.pop()
         if type(current) is list and len(current) > DEFAULT_LIST_ITEMS:
-            if worst is None or len(current) > worst.size:
-                worst = Oversize(location, len(current))
+            worst = _larger(worst, Oversize(location, len(current)))
             continue  # over the assumption already; its elements need not be walked
-        if depth == len(path):
-            continue
-        segment = path[depth]
-        if segment == ELEMENTS:
-            if type(current) is dict and len(current) > DEFAULT_MAP_ENTRIES:
-                if worst is None or len(current) > worst.size:
-                    worst = Oversize(location, len(current))
-                continue
-            items = current if type(current) is list else []
-            pending.extend((item, depth + 1, location + "[]") for item in items)
-        elif isinstance(current, Mapping) and segment in current:
-            pending.append((current[segment], depth + 1, f"{location}.{segment}"))
+        for segment, rest in node.items():
+            if segment == ELEMENTS:
+                if type(current) is dict and len(current) > DEFAULT_MAP_ENTRIES:
+                    worst = _larger(worst, Oversize(location, len(current)))
+                    continue
+                if type(current) is list:
+                    inside = location + "[]"
+                    pending.extend((item, rest, inside) for item in current)
+            elif isinstance(current, Mapping) and segment in current:
+                pending.append((current[segment], rest, f"{location}.{segment}"))
+    return worst
+
+
+def _larger(worst: Oversize | None, found: Oversize) -> Oversize:
+    """The larger of two; of two as large, the one whose place sorts first (the message
+    must not depend on the order of the walk)."""
+    if worst is None or (found.size, worst.where) > (worst.size, found.where):
+        return found
     return worst
 
 

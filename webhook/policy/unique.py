@@ -27,6 +27,7 @@ import cel
 from webhook.policy.cel import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
 from webhook.policy.model import Policy
 from webhook.policy.nulls import without_nulls
+from webhook.policy.projection import Projection, merge, project, selected_paths
 
 
 class Holder(NamedTuple):
@@ -68,18 +69,21 @@ class UniqueIndex:
     key: str  # stable identity: equal keys index the same keys
     kinds: frozenset[str]
     expression: CelExpression
+    # Only the fields the expression selects are converted to CEL (a microsecond a field).
+    projection: Projection = None
 
     @classmethod
     def for_policy(cls, policy: Policy) -> UniqueIndex:
         assert policy.unique is not None
         kinds = ",".join(sorted(policy.match.kinds))
         key = f"{policy.name}/{kinds}:{policy.unique.keys.source}"
-        return cls(key, policy.match.kinds, policy.unique.keys)
+        selected = selected_paths(policy.unique.keys.source).get("object", [])
+        return cls(key, policy.match.kinds, policy.unique.keys, merge(selected))
 
     def evaluate(self, obj: Mapping[str, Any]) -> frozenset[str]:
         """The keys ``obj`` holds; UniqueKeysError when the expression cannot say."""
         context = cel.Context()
-        context.add_variable("object", without_nulls(obj))
+        context.add_variable("object", without_nulls(project(obj, self.projection)))
         for function in self.expression.functions:  # join, split... (Python callbacks)
             context.add_function(function, EXTENSION_FUNCTIONS[function])
         try:
