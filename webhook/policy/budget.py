@@ -222,23 +222,64 @@ def _largest(value: Any, trie: _Trie, where: str) -> Oversize | None:
     """The largest list (or map iterated with ``[]``) along the paths of ``trie`` over the
     assumption."""
     worst: Oversize | None = None
-    pending: list[tuple[Any, _Trie, str]] = [(value, trie, where)]
+    # Places are (parent place, segment) links, spelled out only for what is found: most
+    # inputs are within the assumptions, and every request walks this.
+    pending: list[tuple[Any, _Trie, _Place]] = [(value, trie, (None, where))]
     while pending:
-        current, node, location = pending.pop()
-        if type(current) is list and len(current) > DEFAULT_LIST_ITEMS:
-            worst = _larger(worst, Oversize(location, len(current)))
+        current, node, place = pending.pop()
+        kind = type(current)
+        if kind is list and len(current) > DEFAULT_LIST_ITEMS:
+            worst = _larger(worst, Oversize(_spelled(place), len(current)))
             continue  # over the assumption already; its elements need not be walked
         for segment, rest in node.items():
             if segment == ELEMENTS:
-                if type(current) is dict and len(current) > DEFAULT_MAP_ENTRIES:
-                    worst = _larger(worst, Oversize(location, len(current)))
+                if kind is dict and len(current) > DEFAULT_MAP_ENTRIES:
+                    worst = _larger(worst, Oversize(_spelled(place), len(current)))
                     continue
-                if type(current) is list:
-                    inside = location + "[]"
+                if kind is list and rest:
+                    inside = (place, "[]")
                     pending.extend((item, rest, inside) for item in current)
-            elif isinstance(current, Mapping) and segment in current:
-                pending.append((current[segment], rest, f"{location}.{segment}"))
+                elif kind is list:
+                    inside = (place, "[]")
+                    for item in current:  # a leaf: only the items' own size matters
+                        if type(item) is list and len(item) > DEFAULT_LIST_ITEMS:
+                            worst = _larger(worst, Oversize(_spelled(inside), len(item)))
+            elif (kind is dict or isinstance(current, Mapping)) and segment in current:
+                pending.append((current[segment], rest, (place, "." + segment)))
     return worst
+
+
+_Place = tuple[Any, str]  # (parent place or None, segment as written)
+
+
+def _spelled(place: _Place) -> str:
+    parts: list[str] = []
+    link: Any = place
+    while link is not None:
+        link, segment = link
+        parts.append(segment)
+    return "".join(reversed(parts))
+
+
+def merged_walk(guards: Iterable[Guard]) -> dict[str, _Trie]:
+    """The paths of all ``guards`` as one tree per root (what one kind's policies read)."""
+    merged: dict[str, _Trie] = {}
+    for guard in guards:
+        for root, trie in guard.walk.items():
+            _merge_trie(merged.setdefault(root, {}), trie)
+    return merged
+
+
+def _merge_trie(into: _Trie, trie: _Trie) -> None:
+    for segment, rest in trie.items():
+        _merge_trie(into.setdefault(segment, {}), rest)
+
+
+def within_assumptions(values: Mapping[str, Any], walk: Mapping[str, _Trie]) -> bool:
+    """Whether nothing along ``walk`` (merged_walk of one kind's guards) is larger than the
+    load-time estimates assume: then no guard of that kind finds anything oversize, and one
+    walk per request spares each policy its own."""
+    return all(_largest(values.get(root), trie, root) is None for root, trie in walk.items())
 
 
 def _larger(worst: Oversize | None, found: Oversize) -> Oversize:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.policy.bindings import Binding, BindingPlan
-from webhook.policy.budget import Guard, build_condition_guards, build_guards
+from webhook.policy.budget import Guard, build_condition_guards, build_guards, merged_walk
 from webhook.policy.cel import CelExpression
 from webhook.policy.limits import LimitCounter
 from webhook.policy.model import Policy, PolicySet
@@ -67,6 +67,8 @@ class CompiledPolicies:
     guards: Mapping[str, Guard] = field(default_factory=dict)
     # policy -> the same for its matchConditions, checked before they run
     condition_guards: Mapping[str, Guard] = field(default_factory=dict)
+    # kind -> the paths of every guard of its policies as one tree (walked once a request)
+    guard_walks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     unique_indexes: Mapping[str, UniqueIndex] = field(default_factory=dict)  # policy -> index
 
     @classmethod
@@ -74,6 +76,8 @@ class CompiledPolicies:
         plan = BindingPlan()
         rewritten = [plan.policy(policy) for policy in policies.policies]
         kinds = {kind for policy in rewritten for kind in policy.match.kinds}
+        guards = build_guards(policies.policies)
+        condition_guards = build_condition_guards(policies.policies)
         return cls(
             source=policies,
             bindings=plan.bindings,
@@ -92,8 +96,17 @@ class CompiledPolicies:
             },
             memo=NamespaceMemo(_namespace_only(rewritten, plan.bindings)),
             reads_cluster=frozenset(p.name for p in policies.policies if _reads_cluster(p)),
-            guards=build_guards(policies.policies),
-            condition_guards=build_condition_guards(policies.policies),
+            guards=guards,
+            condition_guards=condition_guards,
+            guard_walks={
+                kind: merged_walk(
+                    guard
+                    for policy in policies.policies if kind in policy.match.kinds
+                    for guard in (guards.get(policy.name), condition_guards.get(policy.name))
+                    if guard is not None
+                )
+                for kind in kinds
+            },
             unique_indexes={
                 policy.name: UniqueIndex.for_policy(policy)
                 for policy in policies.policies

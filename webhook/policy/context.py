@@ -13,6 +13,7 @@ from typing import Any
 import cel
 
 from webhook.policy.bindings import Binding
+from webhook.policy.budget import within_assumptions
 from webhook.policy.cel import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
 from webhook.policy.compiled import NamespaceMemo
 from webhook.policy.limits import PolicyEvaluationError
@@ -39,6 +40,7 @@ class RequestContext:
         "_namespace",
         "_namespace_object",
         "_present",
+        "_within_assumptions",
         "bindings",
         "cluster",
         "exceptions",
@@ -71,6 +73,7 @@ class RequestContext:
         # binding name -> why the policy variable failed; it stays unbound (see below)
         self._failed_variables: dict[str, str] = {}
         self.spent = 0.0  # evaluation budget used by the policies judged so far
+        self._within_assumptions: bool | None = None
 
     def root_values(self) -> dict[str, Any]:
         """What each admission variable holds now (``object`` after the mutations so far)."""
@@ -80,6 +83,13 @@ class RequestContext:
             "namespaceObject": self.namespace_object,
             "request": self.request.raw,
         }
+
+    def within_assumptions(self, walk: Mapping[str, Any]) -> bool:
+        """Nothing along ``walk`` (every path the request kind's guards read) exceeds the
+        sizes the load-time cost estimates assume; walked once per object."""
+        if self._within_assumptions is None:
+            self._within_assumptions = within_assumptions(self.root_values(), walk)
+        return self._within_assumptions
 
     @property
     def namespace_labels(self) -> Mapping[str, str]:
@@ -211,6 +221,7 @@ class RequestContext:
         """Mutations build new objects (copy on write); the request's own is never changed."""
         self.object = new
         self.working_copy = True
+        self._within_assumptions = None
         # Every binding may read something else now: start a fresh context.
         self._cel = None
         self._present = frozenset()
