@@ -30,7 +30,7 @@ import pytest
 from .helpers import PRODUCTION, Cluster, NamespaceFactory
 from .installation import Installation, Mode
 from .kind import KUBECONFIG_ENV, MODE_ENV, KindInstallation
-from .kubeplane import ControlPlane, kube_control_plane  # noqa: F401  (registers the fixture)
+from .kubeplane import ControlPlane, cert_manager_crds, kube_control_plane  # noqa: F401  (registers the fixture)
 from .local import LocalInstallation
 
 E2E_DIR = Path(__file__).parent
@@ -172,3 +172,16 @@ def namespace(cluster: Cluster, mode: Mode) -> Iterator[NamespaceFactory]:
     yield make
     for name in created:
         cluster.delete_namespace(name)
+
+
+@pytest.fixture(scope="session")
+def cert_manager_crds_installed(installation: Installation) -> None:
+    """cert-manager's CRDs, from the release pinned in tests/kube/cert-manager (what the
+    cert-manager overlay and the chart's cert-manager value sets need)."""
+    crds = cert_manager_crds()
+    if crds is None:
+        pytest.skip("cert-manager's CRDs are not in the tools cache: run scripts/kube-binaries")
+    # (kubectl reads a folder only when given its real path, not a link to it)
+    installation.kubectl("apply", "--server-side", "-f", str(crds.resolve()))
+    installation.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                         "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io")

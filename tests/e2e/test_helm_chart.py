@@ -19,7 +19,6 @@ from tests.deploy.checks import MONITORING_CRDS, PROMETHEUS_OPERATOR_CRDS
 from tests.helm.chart import VALUE_SETS, helm, run_helm
 
 from .installation import REPO, Installation
-from .kubeplane import cert_manager_crds
 
 CHART = REPO / "deploy" / "helm" / "edgewarden"
 NEEDS_CERT_MANAGER = {"cert-manager", "cert-manager-own-issuer"}
@@ -30,16 +29,6 @@ NEEDS_MONITORING = {"monitoring"}
 def server_version(installation: Installation) -> str:
     version = json.loads(installation.kubectl("version", "-o", "json").stdout)["serverVersion"]
     return str(version["gitVersion"]).lstrip("v").split("+")[0]
-
-
-@pytest.fixture(scope="module")
-def cert_manager_installed(installation: Installation) -> None:
-    crds = cert_manager_crds()
-    if crds is None:
-        pytest.skip("cert-manager's CRDs are not in the tools cache: run scripts/kube-binaries")
-    installation.kubectl("apply", "--server-side", "-f", str(crds.resolve()))
-    installation.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                         "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +58,7 @@ def test_the_api_server_accepts_every_object_the_chart_renders(
     value_set: str,
 ) -> None:
     if value_set in NEEDS_CERT_MANAGER:
-        request.getfixturevalue("cert_manager_installed")
+        request.getfixturevalue("cert_manager_crds_installed")
     if value_set in NEEDS_MONITORING:
         request.getfixturevalue("monitoring_installed")
     _, values = VALUE_SETS[value_set]

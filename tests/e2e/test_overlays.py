@@ -1,7 +1,7 @@
 """Every kustomize overlay we ship, applied with `kubectl apply --dry-run=server -k`: the
 API server checks each object against its own schemas (strict field validation) and
-runs admission on it, stores nothing. The cert-manager overlay needs cert-manager's CRDs,
-installed from the release pinned in tests/kube/cert-manager."""
+runs admission on it, stores nothing. The cert-manager overlay needs cert-manager's CRDs
+(the ``cert_manager_crds_installed`` fixture of conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,21 +11,9 @@ import pytest
 import yaml
 
 from .installation import REPO, Installation
-from .kubeplane import cert_manager_crds
 
 OVERLAYS = sorted(path.name for path in (REPO / "deploy" / "overlays").iterdir()
                   if (path / "kustomization.yaml").is_file())
-
-
-@pytest.fixture(scope="module")
-def cert_manager_crds_installed(installation: Installation) -> None:
-    crds = cert_manager_crds()
-    if crds is None:
-        pytest.skip("cert-manager's CRDs are not in the tools cache: run scripts/kube-binaries")
-    # (kubectl reads a folder only when given its real path, not a link to it)
-    installation.kubectl("apply", "--server-side", "-f", str(crds.resolve()))
-    installation.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                         "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io")
 
 
 def test_every_overlay_is_found() -> None:

@@ -236,14 +236,9 @@ def _largest(value: Any, trie: _Trie, where: str) -> Oversize | None:
                 if kind is dict and len(current) > DEFAULT_MAP_ENTRIES:
                     worst = _larger(worst, Oversize(_spelled(place), len(current)))
                     continue
-                if kind is list and rest:
+                if kind is list:
                     inside = (place, "[]")
                     pending.extend((item, rest, inside) for item in current)
-                elif kind is list:
-                    inside = (place, "[]")
-                    for item in current:  # a leaf: only the items' own size matters
-                        if type(item) is list and len(item) > DEFAULT_LIST_ITEMS:
-                            worst = _larger(worst, Oversize(_spelled(inside), len(item)))
             elif (kind is dict or isinstance(current, Mapping)) and segment in current:
                 pending.append((current[segment], rest, (place, "." + segment)))
     return worst
