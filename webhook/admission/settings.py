@@ -76,9 +76,11 @@ class ServerSettings:
     reservation_margin_seconds: float = 5.0
     reservation_max_age_seconds: float = 300.0  # the backstop when the cache shows nothing
     # The watch cache: a watch silent this long is cut and listed again; a cache with no
-    # event, bookmark or list for longer than cache_max_age_seconds makes /readyz fail.
-    watch_stall_seconds: float = 90.0
-    cache_max_age_seconds: float = 180.0
+    # event, bookmark or list for longer than cache_max_age_seconds makes /readyz fail and
+    # is not answered from (the policies reading it fail by their failurePolicy). 30 s is
+    # well under what the API server waits for a webhook (timeoutSeconds x its retries).
+    watch_stall_seconds: float = 25.0
+    cache_max_age_seconds: float = 30.0
     # Policy and PolicyException objects (CRDs) beside the files, when reading a real cluster.
     cluster_objects: bool = True
     # The continuous audit: seconds between runs (0: off; --dev turns it off).

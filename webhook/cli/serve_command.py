@@ -110,12 +110,13 @@ def serve(
     ] = 5.0,
     watch_stall_timeout: Annotated[float, typer.Option(
         "--watch-stall-timeout", min=1.0,
-        help="A watch with no event or bookmark for this long is cut and listed again.")
-    ] = 90.0,
+        help="A watch with no event or bookmark for this long is cut and listed again "
+        "(keep it under --cache-max-age).")
+    ] = 25.0,
     cache_max_age: Annotated[float, typer.Option(
         "--cache-max-age", min=0.0,
-        help="Not ready while a kind's cache had no event, bookmark or list for this long "
-        "(0: never).")] = 180.0,
+        help="Not ready, and no answer from the cache, while a kind's cache had no event, "
+        "bookmark or list for this long (0: never).")] = 30.0,
     handshake_timeout: Annotated[float, typer.Option(
         "--handshake-timeout", min=0.1, help="Seconds for a client's TLS handshake.")] = 5.0,
     header_timeout: Annotated[float, typer.Option(
@@ -155,7 +156,8 @@ def serve(
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Imported here so the other commands start without the server stack.
-    from webhook.admission.server import build_runtime, run
+    from webhook.admission.server import build_runtime
+    from webhook.serve.root import run
 
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")

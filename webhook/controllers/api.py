@@ -13,6 +13,7 @@ from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 from webhook.controllers.kinds import CustomKind
 
@@ -59,8 +60,10 @@ class ObjectApi:
                                 **kwargs)
         except ApiException as error:
             raise ApiFailure(error.status or 0, _message(error)) from None
-        except OSError as error:  # refused, reset, TLS: the API server is not reachable
-            raise ApiFailure(0, f"cannot reach the API server: {error}") from None
+        except (OSError, TransportError) as error:
+            # Refused, reset, TLS, or urllib3's ProtocolError for a connection cut mid-answer
+            # (neither an ApiException nor an OSError): the API server is not reachable.
+            raise ApiFailure(0, f"cannot reach the API server: {_first_line(error)}") from None
         data = response.data
         return json.loads(data) if data else None
 
@@ -110,6 +113,11 @@ class ObjectApi:
 
     def delete(self, name: str, namespace: str | None = None) -> None:
         self._call("delete_{scope}_custom_object", *self._target(namespace), name)
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 def _message(error: ApiException) -> str:
