@@ -12,8 +12,9 @@ Load, all the time:
 Reported: the webhook's failed answers (no HTTP 200 for a direct review; for creates through
 the API server, the ones refused with "failed calling webhook"; target 0 for both), API
 server requests that failed because the API server was down (not ours, shown apart), the
-longest stale window (the largest age of the watch cache seen, polled twice a
-second, from the cache's own age gauge in /metrics), the longest run of /readyz 503, and the server's RSS at start and end.
+longest stale window (the largest age of the watch cache seen, polled twice a second from
+the cache's own age gauge in /metrics), the longest run of /readyz 503, and the server's RSS
+at start and end.
 
     .venv/bin/python benchmarks/soak.py                 # 10 minutes
     .venv/bin/python benchmarks/soak.py --minutes 2     # a quick look
