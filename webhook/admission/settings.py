@@ -87,6 +87,10 @@ class ServerSettings:
     audit_interval_seconds: float = 0.0
     # Where the leader-election Lease lives (None: the pod's own namespace).
     leader_election_namespace: str | None = None
+    # --manage-quotas: the leader keeps a services.loadbalancers ResourceQuota equal to each
+    # namespace's LoadBalancer cap (webhook/controllers/quotas.py).
+    manage_quotas: bool = False
+    quota_interval_seconds: float = 10.0
 
     @property
     def reads_the_api(self) -> bool:

@@ -151,6 +151,11 @@ def serve(
         "--leader-election-namespace",
         help="Namespace of the Lease that elects the replica writing statuses and reports "
         "(default: the pod's own).")] = None,
+    manage_quotas: Annotated[bool, typer.Option(
+        "--manage-quotas",
+        help="Keep a ResourceQuota on services.loadbalancers equal to each namespace's "
+        "LoadBalancer cap, so the API server makes the cap exact for any number of "
+        "replicas (needs a cluster; docs/replicas.md).")] = False,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -195,6 +200,7 @@ def serve(
         cluster_objects=cluster_objects,
         audit_interval_seconds=parse_duration(audit_interval, "--audit-interval"),
         leader_election_namespace=leader_election_namespace,
+        manage_quotas=manage_quotas,
     )
     for path in settings.policies:
         if not path.exists():
