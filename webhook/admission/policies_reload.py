@@ -63,8 +63,11 @@ def policy_fingerprint(paths: Sequence[Path]) -> Fingerprint:
 class PolicyReloader:
     def __init__(self, paths: Sequence[str | Path], state: ServerState,
                  loader: Loader = load_policies,
-                 settings: ReloadSettings | None = None) -> None:
+                 settings: ReloadSettings | None = None,
+                 share: Callable[[PolicySet], PolicySet] | None = None) -> None:
         self.paths = [Path(p) for p in paths]
+        # serve --except-exported: what the webhook judges of a set (webhook/native).
+        self.share = share
         self.state = state
         self.loader = loader
         self.settings = settings or ReloadSettings()
@@ -90,6 +93,8 @@ class PolicyReloader:
 
     def _build(self, policies: PolicySet) -> LoadedPolicies:
         state = self.state
+        if self.share is not None:
+            policies = self.share(policies)
         return LoadedPolicies.build(policies, dry_run=state.dry_run, limits=state.evaluation)
 
     def vet(self, policies: PolicySet, *, run_suites: bool = True) -> LoadedPolicies:

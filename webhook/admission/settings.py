@@ -90,6 +90,10 @@ class ServerSettings:
     # --manage-quotas: the leader keeps a services.loadbalancers ResourceQuota equal to each
     # namespace's LoadBalancer cap (webhook/controllers/quotas.py).
     manage_quotas: bool = False
+    # --except-exported: the exported native objects (`edgewarden export`) judge their
+    # policies; the server judges only the rest (webhook/native/coverage.py).
+    except_exported: bool = False
+    keep_on_webhook: tuple[str, ...] = ()
     quota_interval_seconds: float = 10.0
 
     @property

@@ -156,6 +156,14 @@ def serve(
         help="Keep a ResourceQuota on services.loadbalancers equal to each namespace's "
         "LoadBalancer cap, so the API server makes the cap exact for any number of "
         "replicas (needs a cluster; docs/replicas.md).")] = False,
+    except_exported: Annotated[bool, typer.Option(
+        "--except-exported",
+        help="Hybrid mode: leave to the API server what `edgewarden export` exported "
+        "(applied as native objects) and judge only the rest (docs/native.md).")] = False,
+    keep_on_webhook: Annotated[list[str] | None, typer.Option(
+        "--keep-on-webhook", metavar="POLICY",
+        help="With --except-exported: a policy exported with `export --keep` stays here "
+        "(repeatable).")] = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -201,6 +209,8 @@ def serve(
         audit_interval_seconds=parse_duration(audit_interval, "--audit-interval"),
         leader_election_namespace=leader_election_namespace,
         manage_quotas=manage_quotas,
+        except_exported=except_exported,
+        keep_on_webhook=tuple(keep_on_webhook or ()),
     )
     for path in settings.policies:
         if not path.exists():
