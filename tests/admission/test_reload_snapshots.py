@@ -22,34 +22,9 @@ from webhook.policy.loader import load_policies
 from webhook.policy.model import PolicySet
 from webhook.policy.request import make_request
 
-from .harness import DEFAULT_POLICIES, base_settings
+from .harness import DEFAULT_POLICIES, FIXTURES, base_settings
 
-TEAM = """\
-apiVersion: edgewarden.dev/v1alpha1
-kind: Policy
-metadata:
-  name: deny-nodeport-everywhere
-spec:
-  match:
-    kinds: [Service]
-  validations:
-    - expression: "object.spec.type != 'NodePort'"
-      message: no NodePort anywhere
----
-apiVersion: edgewarden.dev/v1alpha1
-kind: Policy
-metadata:
-  name: deny-loadbalancers-in-development
-spec:
-  match:
-    kinds: [Service]
-    namespaceSelector:
-      matchLabels:
-        environment: development
-  validations:
-    - expression: "object.spec.type != 'LoadBalancer'"
-      message: no LoadBalancer in development
-"""
+TEAM = (FIXTURES / "reload" / "team.yaml").read_text()
 TEAM_NAMES = {"deny-nodeport-everywhere", "deny-loadbalancers-in-development"}
 ALL_NAMES = TEAM_NAMES | {"deny-external-ips"}
 
