@@ -168,7 +168,7 @@ def test_a_fail_policy_that_denies_every_existing_service_is_refused_and_names_t
     last = server.get("/readyz").json()["policies"]["lastReload"]
     assert last["result"] == "refused" and last["reason"] == "denies"
     message = last["message"]
-    assert "denies 2 of the 2 existing objects judged that the serving set admits" in message
+    assert "denies 2 existing object(s) the serving set admits, of 2 judged (100%" in message
     for name in ("lb-one", "lb-two"):
         assert f"Service team-a/{name} (UPDATE, CREATE: services-are-frozen)" in message
     assert "--max-canary-denial-share" in message

@@ -50,8 +50,9 @@ def test_a_policy_object_that_denies_every_existing_service_is_refused_and_names
                            what="a Ready condition")
     assert (condition["status"], condition["reason"]) == ("False", "Refused")
     message = condition["message"]
-    assert message.startswith("refused (denies): the new policy set denies 2 of the 2 "
-                              "existing objects judged that the serving set admits")
+    assert message.startswith("refused (denies): the new policy set denies 2 existing "
+                              "object(s) the serving set admits, of 2 judged (100%, more "
+                              "than --max-canary-denial-share 1%)")
     assert "Service dev/existing (UPDATE, CREATE: freeze-services)" in message
     assert "Service production/other (UPDATE, CREATE: freeze-services)" in message
     assert served.serving() == before

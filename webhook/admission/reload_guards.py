@@ -91,6 +91,9 @@ class _Verdict:
     errors: frozenset[tuple[str, str]]
 
 
+_ADMITTED = _Verdict(frozenset(), frozenset())
+
+
 @dataclass(slots=True)
 class _Denied:
     """An existing object the serving set admits and the new set denies."""
@@ -116,36 +119,35 @@ def canary(
     """Judge existing objects with the new set beside the serving one.
 
     Refused: any evaluation error the serving set did not already have ("canary"), and
-    denials of more than ``max_canary_denial_share`` of the objects the serving set admits
-    ("denies"): a policy whose expression is always false, say, denies every UPDATE of
-    every object it matches. Judged as admission judges them, PolicyExceptions included,
-    so a rollout that excepts its existing violators first passes. With nothing serving
-    yet there is nothing to compare denials with: only errors are judged then."""
+    new denials (the serving set admits, the new set denies) of more than
+    ``max_canary_denial_share`` of the objects judged ("denies"): a policy whose expression
+    is always false, say, denies every UPDATE of every object it matches. Judged as
+    admission judges them, PolicyExceptions included, so a rollout that excepts its
+    existing violators first passes. The serving set is asked only where the new one errors
+    or denies: most objects are admitted cleanly, and judging them once halves the cost.
+    With nothing serving yet there is nothing to compare denials with: only errors count."""
     introduced: list[str] = []
     denied: list[_Denied] = []
-    judged = admitted = 0
+    judged = 0
     for obj in objects:
         judged += 1
         label = _label(obj)
         errors: set[tuple[str, str]] = set()
         denial: _Denied | None = None
-        serving_admits = False
         for operation in _OPERATIONS:
             request = make_request(operation, obj, obj if operation == "UPDATE" else None,
                                    uid="reload-canary", judged_at=judged_at)
             after = _verdict(new, request, view, exceptions)
+            if not after.errors and not after.denied_by:
+                continue  # admitted cleanly: what the serving set says changes nothing
             before = (_verdict(serving, request, view, exceptions) if serving is not None
-                      else _Verdict(frozenset(), frozenset()))
+                      else _ADMITTED)
             errors |= after.errors - before.errors
-            if serving is None or before.denied_by:
-                continue
-            serving_admits = True
-            if after.denied_by:
+            if serving is not None and after.denied_by and not before.denied_by:
                 denial = denial or _Denied(label)
                 denial.operations.append(operation)
                 denial.policies |= after.denied_by
         introduced += [f"{policy} on {label}: {message}" for policy, message in sorted(errors)]
-        admitted += serving_admits
         if denial is not None:
             denied.append(denial)
     if introduced:
@@ -155,11 +157,11 @@ def canary(
             f"out of {judged} judged: {_first(introduced)}",
         )
     share = settings.max_canary_denial_share
-    if denied and len(denied) > share * admitted:
+    if denied and len(denied) > share * judged:
         raise ReloadRefused(
             "denies",
-            f"the new policy set denies {len(denied)} of the {admitted} existing objects "
-            f"judged that the serving set admits ({len(denied) / admitted:.0%}, more than "
+            f"the new policy set denies {len(denied)} existing object(s) the serving set "
+            f"admits, of {judged} judged ({len(denied) / judged:.0%}, more than "
             f"--max-canary-denial-share {share:.0%}): {_first([str(d) for d in denied])}; "
             "roll it out with mode: Warn or Audit first, fix or except those objects, or "
             "raise --max-canary-denial-share",

@@ -21,8 +21,8 @@ class ReloadSettings:
     # Losing a serving policy needs this (files) or a Policy object's deletion: an emptied
     # or half-written file looks like a removal otherwise.
     allow_removal: bool = False
-    # Refuse a set that denies more than this share of the existing objects the serving set
-    # admits (an UPDATE of each to itself, or its CREATE).
+    # Refuse a set that denies existing objects the serving set admits (an UPDATE of each to
+    # itself, or its CREATE), more than this share of the objects the canary judged.
     max_canary_denial_share: float = 0.01
     # Policy files changed this recently, or while being read, are read again this much
     # later (a writer caught mid-write); still changing then, the reload is refused.

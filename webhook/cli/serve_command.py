@@ -153,8 +153,8 @@ def serve(
         "the same. Deleting a Policy object needs no flag.")] = False,
     max_canary_denial_share: Annotated[float, typer.Option(
         "--max-canary-denial-share", min=0.0, max=1.0,
-        help="Refuse a reloaded set that denies more than this share of the existing "
-        "objects the serving set admits (an UPDATE of each to itself, or its CREATE).")
+        help="Refuse a reloaded set that denies existing objects the serving set admits "
+        "(an UPDATE of each to itself, or its CREATE), more than this share of those judged.")
     ] = 0.01,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
