@@ -4,24 +4,28 @@ cut, never with a 5xx, and the server keeps serving new connections."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import resource
 import select
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.support import eventually
 from webhook.admission.limitlog import LimitLog
 from webhook.admission.listener import connection_cap
+from webhook.admission.server import Runtime
 from webhook.admission.settings import ConnectionSettings
 from webhook.certs.files import GeneratedCertificates
 
-from .harness import SERVICE_HOST, RunningServer, base_settings, start_server
+from .harness import SERVICE_HOST, RunningServer, base_settings, load_review, start_server
 
 LIMITS = ConnectionSettings(header_timeout=1.0, body_timeout=1.0, idle_timeout=2.0,
                             max_header_bytes=8192, max_headers=20,
@@ -146,26 +150,128 @@ def test_an_endless_header_is_cut_at_the_limit_not_buffered(server: RunningServe
     still_served(server)
 
 
-def test_requests_over_the_in_flight_limit_get_429_with_retry_after(
+class HeldRequests:
+    """The server's own app behind a door: ``POST /hold`` reads its whole body, then is
+    answered only once the test opens the door. A request the server is still answering,
+    as a slow judgement would be, without slowing the judgement itself."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.door = threading.Event()
+        self.waiting = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != "/hold":
+            await self.app(scope, receive, send)
+            return
+        while (await receive()).get("more_body"):
+            pass
+        self.waiting += 1
+        while not self.door.is_set():
+            await asyncio.sleep(0.01)
+        self.waiting -= 1
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", b"4")]})
+        await send({"type": "http.response.body", "body": b"done"})
+
+
+def hold(tls: ssl.SSLSocket) -> None:
+    tls.sendall(b"POST /hold HTTP/1.1\r\nHost: e\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def send_slow_body(tls: ssl.SSLSocket) -> None:
+    """Headers that announce a body, one byte of it, and then nothing."""
+    tls.sendall(b"POST /validate HTTP/1.1\r\nHost: e\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+
+
+def test_requests_over_the_in_flight_limit_get_429_with_retry_after_but_probes_never(
     certificates: GeneratedCertificates, tmp_path: Path
 ) -> None:
-    limits = replace(LIMITS, body_timeout=60.0)  # the two slow bodies outlast the test
-    server = start_server(base_settings(certificates, tmp_path, connections=limits),
-                          certificates.ca_file)
+    door: list[HeldRequests] = []
+
+    def behind_a_door(runtime: Runtime) -> None:
+        door.append(HeldRequests(runtime.app))
+        runtime.app = door[0]
+
+    server = start_server(base_settings(certificates, tmp_path, connections=LIMITS),
+                          certificates.ca_file, prepare=behind_a_door)
+    review = load_review("nodeport-create-payments.json")
     try:
         with tls_connection(server) as first, tls_connection(server) as second:
-            for slow in (first, second):  # two requests waiting for their bodies
-                slow.sendall(b"POST /validate HTTP/1.1\r\nHost: e\r\n"
-                             b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
-            tasks = server._server.server_state.tasks
-            eventually(lambda: len(tasks) >= 2, what="two requests in flight")
+            for connection in (first, second):  # two requests being answered
+                hold(connection)
+            eventually(lambda: door[0].waiting == 2, what="two requests in flight")
 
-            answer = server.get("/healthz")
+            answer = server.post("/validate", review)
 
             assert answer.status_code == 429
             assert answer.headers["retry-after"] == "1"
             assert answer.json()["reason"] == "TooManyRequests"
-        eventually(lambda: server.get("/healthz").status_code == 200, what="served again")
+            # Probes never count: the kubelet must not see a busy pod as a dead one.
+            for path in ("/healthz", "/livez", "/readyz"):
+                assert server.get(path).status_code == 200, path
+                assert server.probe(path).status_code == 200, path
+
+            door[0].door.set()
+            for connection in (first, second):
+                assert connection.recv(65536).startswith(b"HTTP/1.1 200 ")
+        assert server.post("/validate", review).status_code == 200
+    finally:
+        door[0].door.set()
+        server.stop()
+
+
+def test_a_request_counts_toward_the_limit_only_once_its_body_has_arrived(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    """Before: a request counted from its headers, so two clients withholding their
+    bodies took both places (of 2) until the body timeout, and every review got 429."""
+    limits = replace(LIMITS, body_timeout=60.0)  # the slow bodies outlast the test
+    server = start_server(base_settings(certificates, tmp_path, connections=limits),
+                          certificates.ca_file)
+    review = load_review("nodeport-create-payments.json")
+    try:
+        with contextlib.ExitStack() as stack:
+            slow = [stack.enter_context(tls_connection(server)) for _ in range(5)]
+            for connection in slow:
+                send_slow_body(connection)
+            tasks = server._server.server_state.tasks
+            eventually(lambda: len(tasks) >= 5, what="five requests waiting for their bodies")
+
+            answers = [server.post("/validate", review) for _ in range(5)]
+
+            assert [a.status_code for a in answers] == [200] * 5
+            assert all(a.json()["response"]["allowed"] is False for a in answers)
+            assert len(tasks) >= 5, "the slow senders are still connected and waiting"
+    finally:
+        server.stop()
+
+
+def test_at_the_connection_cap_the_slowest_body_gives_way_to_a_new_caller(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    limits = replace(LIMITS, body_timeout=60.0, max_connections=16)
+    server = start_server(base_settings(certificates, tmp_path, connections=limits),
+                          certificates.ca_file)
+    review = load_review("nodeport-create-payments.json")
+    try:
+        assert server._server.listener.max_connections == 16
+        before = hits(server, "evicted_slow_body")
+        with contextlib.ExitStack() as stack:
+            slow = [stack.enter_context(tls_connection(server)) for _ in range(16)]
+            tasks = server._server.server_state.tasks
+            send_slow_body(slow[0])  # the oldest body, before any other began
+            eventually(lambda: len(tasks) >= 1, what="the first body awaited")
+            for connection in slow[1:]:
+                send_slow_body(connection)
+            eventually(lambda: len(tasks) >= 16, what="every connection waiting for a body")
+
+            answer = server.post("/validate", review)
+
+            assert answer.status_code == 200
+            assert read_to_end(slow[0]) == b"", "the oldest slow sender was cut"
+        assert hits(server, "evicted_slow_body") == before + 1
     finally:
         server.stop()
 

@@ -11,11 +11,17 @@ log. Here the listening socket is read by our own accept loop:
 * at ``max_connections`` (lowered to the file limit less a reserve) the least recently
   active connection that is not answering a request, or the oldest handshake, is cut to
   make room: an idle flood gives way to new callers instead of locking them out;
-* an accept that fails for lack of descriptors evicts one and pauses accepting briefly.
+* an accept that fails for lack of descriptors evicts one and pauses accepting briefly;
+* when every connection is answering a request, the one whose body has been arriving the
+  longest is cut instead: a flood of slow bodies gives way to complete requests too;
+* it keeps the count of requests in flight (``--max-concurrent-requests``), which a
+  request joins once its body has arrived (http_protocol.py).
 
 ``EdgeServer`` is a ``uvicorn.Server`` whose ``startup`` puts this listener and the
 guarded protocol in place of ``create_server``; everything else (serving, graceful
-shutdown, signals) is uvicorn's.
+shutdown, signals) is uvicorn's. ``ProbeServer`` runs a second listener, plain HTTP, for
+the kubelet's probes only (``serve --probe-port``): its own socket, connection table and
+request count, on the same event loop.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import contextlib
 import errno
 import functools
 import logging
+import math
 import resource
 import socket
 import ssl
@@ -32,6 +39,8 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.server import ServerState as UvicornServerState
 
 from webhook.admission.http_protocol import GuardedHttpProtocol
 from webhook.admission.limitlog import LimitLog
@@ -44,6 +53,9 @@ MIN_CONNECTIONS = 16
 ACCEPT_BATCH = 64  # accepts per wake-up, so one burst cannot starve the loop
 ACCEPT_PAUSE = 0.1  # after EMFILE: give closing connections a moment
 SHUTDOWN_TIMEOUT = 5.0  # a TLS close_notify we wait for, at most
+# The kubelet opens a connection per probe and closes it: a few dozen is plenty, and the
+# probe port cannot take descriptors the webhook port needs.
+PROBE_CONNECTIONS = 32
 _OUT_OF_FILES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -94,6 +106,7 @@ class Listener:
         self._accepting = False
         self._closed = False
         self._sweeper: asyncio.TimerHandle | None = None
+        self._in_flight = 0  # requests whose body has arrived, until their app returns
         # Deadlines are checked this often: a timeout fires up to this much late.
         self._sweep_every = min(1.0, settings.header_timeout / 4, settings.body_timeout / 4)
 
@@ -195,15 +208,29 @@ class Listener:
     def hit(self, limit: str, peer: str) -> None:
         self._limits.hit(limit, peer)
 
+    @property
+    def requests_in_flight(self) -> int:
+        return self._in_flight
+
+    def admit_request(self) -> bool:
+        if self._in_flight >= self._settings.max_concurrent_requests:
+            return False
+        self._in_flight += 1
+        return True
+
+    def request_done(self) -> None:
+        self._in_flight -= 1
+
     def _evict_one(self) -> bool:
         """Cut the least recently active idle connection or the oldest handshake,
-        whichever has waited longer; False when every connection is busy."""
+        whichever has waited longer; failing both, the connection whose body has been
+        arriving the longest. False when every connection is answering a request."""
         # A scan, but only at the cap: nothing per request keeps an order up to date.
         idle = min((c for c in self._open if not c.busy), key=lambda c: c.last_active,
                    default=None)
         oldest = min(self._pending.items(), key=lambda item: item[1], default=None)
         if idle is None and oldest is None:
-            return False
+            return self._evict_slowest_body()
         if oldest is not None and (idle is None or oldest[1] <= idle.last_active):
             conn = oldest[0]
             del self._pending[conn]
@@ -215,6 +242,17 @@ class Listener:
         self._open.discard(idle)
         self._limits.hit("evicted_idle", idle.peer)
         idle.transport.abort()
+        return True
+
+    def _evict_slowest_body(self) -> bool:
+        # A complete request arriving behind a crowd of slow senders gets the place of the
+        # one that has kept its body longest; API servers send theirs in milliseconds.
+        slowest = min((c for c in self._open if c.body_since is not None),
+                      key=lambda c: c.body_since or 0.0, default=None)
+        if slowest is None:
+            return False
+        self._open.discard(slowest)
+        slowest.evict_slow_body()
         return True
 
     # ---- what uvicorn.Server.shutdown calls on its servers ----
@@ -279,6 +317,62 @@ class EdgeServer(uvicorn.Server):
         await super().shutdown(sockets)
         if self._own_socket is not None:
             self._own_socket.close()
+
+
+class ProbeServer:
+    """Plain HTTP for the kubelet's probes on its own listener (``serve --probe-port``).
+
+    Its own socket, connection table (``PROBE_CONNECTIONS``) and request count, the same
+    header, body and idle timeouts as the webhook port: however many connections hold the
+    webhook port, the probes are accepted and answered here. It shares the event loop with
+    the webhook port on purpose: a loop too blocked to answer admissions fails liveness.
+    """
+
+    def __init__(self, app: ASGIApp, host: str, port: int, settings: ConnectionSettings,
+                 limits: LimitLog, sock: socket.socket | None = None) -> None:
+        self.config = uvicorn.Config(
+            app, host=host, port=port, http="httptools", ws="none", lifespan="off",
+            access_log=False, log_config=None, server_header=False, proxy_headers=False,
+            date_header=False, timeout_keep_alive=math.ceil(settings.idle_timeout),
+        )
+        self.config.load()
+        self.settings = settings
+        self.limits = limits
+        self._sock = sock
+        self._own_socket = sock is None
+        self._state = UvicornServerState()
+        self.listener: Listener | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._sock is not None, "not started"
+        return int(self._sock.getsockname()[1])
+
+    async def start(self) -> None:
+        if self._sock is None:
+            self._sock = _bind(self.config.host, self.config.port)
+        self._sock.listen(self.config.backlog)
+        factory = functools.partial(
+            GuardedHttpProtocol, config=self.config, server_state=self._state, app_state={},
+            settings=self.settings,
+        )
+        self.listener = Listener(self._sock, None, factory, self.settings, self.limits,
+                                 max_connections=connection_cap(PROBE_CONNECTIONS))
+        self.listener.start()
+        log.info("probes on http://%s:%d/healthz, /livez and /readyz",
+                 self.config.host, self.port)
+
+    async def stop(self) -> None:
+        if self.listener is None:
+            return
+        self.listener.close()
+        await self.listener.wait_closed()
+        # A probe is answered at once: nothing in flight is worth waiting for.
+        for connection in list(self._state.connections):
+            connection.transport.abort()
+        if self._own_socket and self._sock is not None:
+            self._sock.close()
+        self.listener = None
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -30,9 +30,10 @@ from starlette.types import ASGIApp
 from webhook.admission.app import create_app
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.limitlog import LimitLog
-from webhook.admission.listener import EdgeServer, raise_file_limit
+from webhook.admission.listener import EdgeServer, ProbeServer, raise_file_limit
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
+from webhook.admission.probes import ProbeEndpoints
 from webhook.admission.settings import ServerSettings
 from webhook.admission.state import EvaluationLimits, ServerState, certificate_expiry
 from webhook.certs.tls import ServingCertificate, uvicorn_config, watch_certificate
@@ -191,8 +192,10 @@ def uvicorn_server(runtime: Runtime) -> EdgeServer:
 
 
 async def serve(runtime: Runtime, server: uvicorn.Server,
-                sockets: list[socket.socket] | None = None) -> None:
-    """Run uvicorn and the background work until the server is told to exit."""
+                sockets: list[socket.socket] | None = None,
+                probe_socket: socket.socket | None = None) -> None:
+    """Run uvicorn and the background work until the server is told to exit.
+    ``sockets`` and ``probe_socket``: already bound (tests), instead of binding the ports."""
     settings = runtime.settings
     background: list[Coroutine[Any, Any, None]] = [
         runtime.reloader.watch(settings.policy_poll_seconds),
@@ -205,11 +208,14 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
     tasks = [asyncio.create_task(coroutine) for coroutine in background]
     runtime.cluster.start()  # watch threads; /readyz says "not synced" until they have listed
     metrics_server = _metrics_server(runtime)
+    probes = probe_server(runtime, probe_socket)
     loop = asyncio.get_running_loop()
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         loop.add_signal_handler(signal.SIGHUP, runtime.reloader.on_sighup)
     try:
+        if probes is not None:
+            await probes.start()
         await server.serve(sockets=sockets)
     finally:
         if in_main_thread:
@@ -222,6 +228,8 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
         await asyncio.to_thread(runtime.cluster.stop)
         if metrics_server is not None:
             metrics_server.shutdown()
+        if probes is not None:
+            await probes.stop()
         runtime.state.audit.close()
 
 
@@ -235,6 +243,18 @@ def _metrics_server(runtime: Runtime) -> WSGIServer | None:
     )
     log.info("metrics on http://%s:%d/metrics", runtime.settings.host, server.server_port)
     return server
+
+
+def probe_server(runtime: Runtime, sock: socket.socket | None = None) -> ProbeServer | None:
+    """``--probe-port``: /healthz, /livez and /readyz over plain HTTP on their own listener
+    (webhook/admission/listener.py, ProbeServer), answered whatever holds the HTTPS port."""
+    port = runtime.settings.probe_port
+    if port is None and sock is None:
+        return None
+    state = runtime.state
+    return ProbeServer(ProbeEndpoints(state), runtime.settings.host, port or 0,
+                       runtime.settings.connections,
+                       state.limits or LimitLog(state.metrics.count_limit_hit), sock)
 
 
 def _tune_garbage_collector() -> None:

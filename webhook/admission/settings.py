@@ -85,6 +85,9 @@ class ServerSettings:
     audit_interval_seconds: float = 0.0
     # Where the leader-election Lease lives (None: the pod's own namespace).
     leader_election_namespace: str | None = None
+    # Plain-HTTP /healthz, /livez and /readyz on their own listener (None: only on the
+    # HTTPS port, where they are served in any case).
+    probe_port: int | None = None
 
     @property
     def reads_the_api(self) -> bool:

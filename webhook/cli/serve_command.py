@@ -150,6 +150,11 @@ def serve(
         "--leader-election-namespace",
         help="Namespace of the Lease that elects the replica writing statuses and reports "
         "(default: the pod's own).")] = None,
+    probe_port: Annotated[int | None, typer.Option(
+        "--probe-port", min=0, max=65535,
+        help="Also serve GET /healthz, /livez and /readyz over plain HTTP on this port, on "
+        "a listener of their own that a flood on the HTTPS port cannot fill (for the "
+        "kubelet's probes; they stay on the HTTPS port too).")] = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -193,6 +198,7 @@ def serve(
         cluster_objects=cluster_objects,
         audit_interval_seconds=parse_duration(audit_interval, "--audit-interval"),
         leader_election_namespace=leader_election_namespace,
+        probe_port=probe_port,
     )
     for path in settings.policies:
         if not path.exists():
