@@ -45,6 +45,7 @@ from uvicorn.server import ServerState as UvicornServerState
 from webhook.admission.http_protocol import GuardedHttpProtocol
 from webhook.admission.limitlog import LimitLog
 from webhook.admission.settings import ConnectionSettings
+from webhook.errors import EdgewardenError
 
 log = logging.getLogger("edgewarden.server")
 
@@ -379,5 +380,10 @@ def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise EdgewardenError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     return sock
