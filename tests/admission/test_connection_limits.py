@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -151,28 +152,44 @@ def test_an_endless_header_is_cut_at_the_limit_not_buffered(server: RunningServe
 
 
 class HeldRequests:
-    """The server's own app behind a door: ``POST /hold`` reads its whole body, then is
-    answered only once the test opens the door. A request the server is still answering,
-    as a slow judgement would be, without slowing the judgement itself."""
+    """The server's own app behind two doors. ``POST /hold`` reads its whole body, then is
+    answered only once the test opens ``door``: a request the server is still judging, as
+    a slow judgement would be, without slowing the judgement itself. ``POST /stream``
+    starts its answer before its body has come (so it takes no place), and finishes it
+    once ``stream_door`` opens."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.door = threading.Event()
+        self.stream_door = threading.Event()
         self.waiting = 0
+        self.streaming = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != "/hold":
+        if scope["type"] != "http" or scope["path"] not in ("/hold", "/stream"):
             await self.app(scope, receive, send)
             return
+        start = {"type": "http.response.start", "status": 200,
+                 "headers": [(b"content-length", b"4")]}
+        if scope["path"] == "/stream":
+            await send(start)
         while (await receive()).get("more_body"):
             pass
-        self.waiting += 1
-        while not self.door.is_set():
-            await asyncio.sleep(0.01)
-        self.waiting -= 1
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-length", b"4")]})
+        if scope["path"] == "/stream":
+            self.streaming += 1
+            await _opened(self.stream_door)
+            self.streaming -= 1
+        else:
+            self.waiting += 1
+            await _opened(self.door)
+            self.waiting -= 1
+            await send(start)
         await send({"type": "http.response.body", "body": b"done"})
+
+
+async def _opened(door: threading.Event) -> None:
+    while not door.is_set():
+        await asyncio.sleep(0.01)
 
 
 def hold(tls: ssl.SSLSocket) -> None:
@@ -188,20 +205,13 @@ def send_slow_body(tls: ssl.SSLSocket) -> None:
 def test_requests_over_the_in_flight_limit_get_429_with_retry_after_but_probes_never(
     certificates: GeneratedCertificates, tmp_path: Path
 ) -> None:
-    door: list[HeldRequests] = []
-
-    def behind_a_door(runtime: Runtime) -> None:
-        door.append(HeldRequests(runtime.app))
-        runtime.app = door[0]
-
-    server = start_server(base_settings(certificates, tmp_path, connections=LIMITS),
-                          certificates.ca_file, prepare=behind_a_door)
+    server, door = held_server(certificates, tmp_path)
     review = load_review("nodeport-create-payments.json")
     try:
         with tls_connection(server) as first, tls_connection(server) as second:
             for connection in (first, second):  # two requests being answered
                 hold(connection)
-            eventually(lambda: door[0].waiting == 2, what="two requests in flight")
+            eventually(lambda: door.waiting == 2, what="two requests in flight")
 
             answer = server.post("/validate", review)
 
@@ -213,12 +223,99 @@ def test_requests_over_the_in_flight_limit_get_429_with_retry_after_but_probes_n
                 assert server.get(path).status_code == 200, path
                 assert server.probe(path).status_code == 200, path
 
-            door[0].door.set()
+            door.door.set()
             for connection in (first, second):
                 assert connection.recv(65536).startswith(b"HTTP/1.1 200 ")
         assert server.post("/validate", review).status_code == 200
     finally:
-        door[0].door.set()
+        door.door.set()
+        server.stop()
+
+
+def held_server(certificates: GeneratedCertificates, tmp_path: Path
+                ) -> tuple[RunningServer, HeldRequests]:
+    door: list[HeldRequests] = []
+
+    def behind_a_door(runtime: Runtime) -> None:
+        door.append(HeldRequests(runtime.app))
+        runtime.app = door[0]
+
+    server = start_server(base_settings(certificates, tmp_path, connections=LIMITS),
+                          certificates.ca_file, prepare=behind_a_door)
+    return server, door[0]
+
+
+def in_flight(server: RunningServer) -> int:
+    return int(server._server.listener.requests_in_flight)
+
+
+def test_a_pipelined_request_counts_once_its_turn_comes_and_is_refused_in_order(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    server, door = held_server(certificates, tmp_path)
+    body = orjson.dumps(load_review("nodeport-create-payments.json"))
+    try:
+        with tls_connection(server) as pipelined, tls_connection(server) as first, \
+                tls_connection(server) as second:
+            # An answer begun before its body came (it holds no place), and a review
+            # queued behind it.
+            pipelined.sendall(b"POST /stream HTTP/1.1\r\nHost: e\r\nContent-Length: 2\r\n\r\n")
+            assert pipelined.recv(65536).startswith(b"HTTP/1.1 200 ")
+            pipelined.sendall(b"{}POST /validate HTTP/1.1\r\nHost: e\r\n"
+                              b"Content-Type: application/json\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            eventually(lambda: door.streaming == 1, what="the first body in")
+            assert in_flight(server) == 0, "a request waiting for its turn takes no place"
+            for connection in (first, second):  # both places taken meanwhile
+                hold(connection)
+            eventually(lambda: door.waiting == 2, what="two requests in flight")
+
+            door.stream_door.set()  # the review's turn comes: no place for it
+            answers = read_to_end(pipelined)
+
+            assert answers.startswith(b"done"), answers[:200]  # the answer before it first
+            assert answers[4:].startswith(b"HTTP/1.1 429 "), answers[:200]
+            assert b'"reason":"TooManyRequests"' in answers
+            door.door.set()
+        eventually(lambda: in_flight(server) == 0, what="every place free again")
+    finally:
+        door.door.set()
+        door.stream_door.set()
+        server.stop()
+
+
+def test_every_place_is_given_back_however_a_request_ends(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    """A place that leaked would, one by one, lock every review out with 429 for good."""
+    server, door = held_server(certificates, tmp_path)
+    review = load_review("nodeport-create-payments.json")
+    body = orjson.dumps(review)
+    try:
+        # The client goes away while its request is being answered.
+        with tls_connection(server) as gone:
+            hold(gone)
+            eventually(lambda: door.waiting == 1, what="a request in flight")
+            assert in_flight(server) == 1
+        eventually(lambda: in_flight(server) == 0, what="the place of a client gone")
+        # Pipelined reviews, answered in order on one connection.
+        with tls_connection(server) as tls:
+            one = (b"POST /validate HTTP/1.1\r\nHost: e\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            tls.sendall(one * 3 + b"GET /healthz HTTP/1.1\r\nHost: e\r\nConnection: close\r\n\r\n")
+            answers = read_to_end(tls)
+        assert answers.count(b"HTTP/1.1 200 ") == 4, answers[:400]
+        # Refused before the body (415), over the body limit (413), a bad review (400).
+        assert server.post("/validate", b"{}", content_type="text/plain").status_code == 415
+        assert server.post("/validate", b"not json").status_code == 400
+        door.door.set()
+        eventually(lambda: door.waiting == 0, what="the abandoned request to finish")
+        assert in_flight(server) == 0
+        answers = [server.post("/validate", review).status_code for _ in range(3)]
+        assert answers == [200, 200, 200]
+        assert in_flight(server) == 0
+    finally:
+        door.door.set()
         server.stop()
 
 

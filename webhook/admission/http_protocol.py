@@ -20,7 +20,7 @@ in a callback per header.
 
 * a limit on requests in flight across the server: 429 with ``Retry-After`` (the API
   server's client retries it), never uvicorn's 503, which counts idle connections too.
-  A request counts only once its body has fully arrived, until its application returns:
+  A request counts only once its body has fully arrived, until its answer is written:
   a client that sends headers and then trickles (or withholds) its body holds its own
   connection, bounded by the body timeout and the connection cap, but no place that a
   complete request could use. Probes (``/healthz``, ``/livez``, ``/readyz``) never count;
@@ -40,7 +40,7 @@ from typing import Any, Protocol
 
 import httptools
 import orjson
-from uvicorn._types import ASGI3Application, ASGIReceiveCallable, ASGISendCallable, Scope
+from uvicorn._types import ASGI3Application, Scope
 from uvicorn.config import Config
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
@@ -77,7 +77,7 @@ class _Refusal(Exception):
                  *, after_body: bool = False) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.limit = code, reason, message, limit
-        self.after_body = after_body  # the request whose body just arrived is refused
+        self.after_body = after_body  # refused at the end of its body, once started
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -101,6 +101,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.deadline = math.inf  # loop.time() by which the head or the body must be in
         self.body_since: float | None = None  # loop.time() its body began to be awaited
         self._counted: set[RequestResponseCycle] = set()  # requests in flight (see below)
+        self._answering: RequestResponseCycle | None = None  # whose application runs
         self._reading_body = False  # which of the two the deadline is for
         self._awaiting_head = True  # between requests, or reading a request's headers
         self._head_started = False  # bytes of the current request's head have arrived
@@ -123,7 +124,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.deadline = math.inf
         self.body_since = None
-        # Pipelined requests never started now: their places are free.
+        # The request being answered, and pipelined ones never started: their places are
+        # free (the application, if it still runs, finds the client gone at its next send).
         for cycle in list(self._counted):
             self._release(cycle)
         self.tracker.closed(self)
@@ -183,30 +185,38 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.body_since = None
         self._reading_body = False
         cycle = self.cycle
-        # Only now does the request count toward the limit: it is whole and can be judged.
-        # An answer already begun (a 413 or 415 sent before the body) needs no place.
-        if (cycle is not None and not cycle.response_started
-                and not cycle.response_complete and not is_probe(self.scope)):
-            if not self.tracker.admit_request():
-                raise _Refusal(429, "TooManyRequests",
-                               f"{self.tracker.requests_in_flight} requests in flight: "
-                               "retry shortly", "concurrent_requests", after_body=True)
-            self._counted.add(cycle)
+        if cycle is not None and cycle is self._answering:
+            # Only now does the request count toward the limit: it is whole, and its turn
+            # has come. (A pipelined one counts when it starts: _start_asgi_task.)
+            self._count(cycle)
         super().on_message_complete()
         self._awaiting_head, self._head_started = True, False
         # A next request in the same read starts without a raw count: measure its head.
         self._head_bytes = _MEASURE
 
-    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        # A counted request holds its place until its application returns.
-        async def run(scope: Scope, receive: ASGIReceiveCallable,
-                      send: ASGISendCallable) -> None:
-            try:
-                await app(scope, receive, send)
-            finally:
-                self._release(cycle)
+    def _count(self, cycle: RequestResponseCycle) -> None:
+        """Count ``cycle`` in flight, or raise a 429 at the limit. An answer already begun
+        (a 413 or 415 sent before the body) needs no place; probes never take one."""
+        if cycle.response_started or cycle.response_complete or is_probe(cycle.scope):
+            return
+        if not self.tracker.admit_request():
+            raise _Refusal(429, "TooManyRequests",
+                           f"{self.tracker.requests_in_flight} requests in flight: "
+                           "retry shortly", "concurrent_requests", after_body=True)
+        self._counted.add(cycle)
 
-        super()._start_asgi_task(cycle, run)
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # HTTP/1.1 answers in order: the request started last is the one answered next.
+        self._answering = cycle
+        if not cycle.more_body:
+            # Pipelined, and its body came while the request before it was answered.
+            try:
+                self._count(cycle)
+            except _Refusal as refusal:
+                self.tracker.hit(refusal.limit, self.peer)
+                self._send_refusal(refusal)  # the answer before it is out: in order
+                return
+        super()._start_asgi_task(cycle, app)
 
     def _release(self, cycle: RequestResponseCycle) -> None:
         if cycle in self._counted:
@@ -214,6 +224,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.tracker.request_done()
 
     def on_response_complete(self) -> None:
+        # A counted request holds its place until its answer is written (our endpoints
+        # return then); a connection lost first frees it in connection_lost.
+        if self._counted and self._answering is not None:
+            self._release(self._answering)
         self.busy = False
         self.last_active = self.loop.time()  # eviction picks the least recently active
         if self._deferred is not None:
@@ -277,16 +291,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.deadline = math.inf
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            if refusal.after_body:
-                queued = [entry for entry in self.pipeline if entry[0] is cycle]
-                if queued:
-                    # Pipelined behind a request being answered, not started: it never
-                    # starts, and its refusal follows that answer (on_response_complete).
-                    self.pipeline.remove(queued[0])
-                    self._deferred = refusal
-                    self.flow.pause_reading()
-                    return
-            elif not self._reading_body:
+            if not self._reading_body and not refusal.after_body:
                 # A pipelined request is refused while the one before it is answered:
                 # that answer goes first, then this one (on_response_complete).
                 self._deferred = refusal
