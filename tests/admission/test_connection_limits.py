@@ -63,6 +63,23 @@ def read_to_end(tls: ssl.SSLSocket) -> bytes:
     return data
 
 
+def read_response(tls: ssl.SSLSocket) -> bytes:
+    """One whole answer on a keep-alive connection: its head, then Content-Length bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        assert chunk, f"closed after {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = tls.recv(65536)
+        assert chunk, "closed in the body"
+        body += chunk
+    return head + b"\r\n\r\n" + body
+
+
 def still_served(server: RunningServer) -> None:
     assert server.get("/healthz").status_code == 200
 
@@ -225,7 +242,7 @@ def test_requests_over_the_in_flight_limit_get_429_with_retry_after_but_probes_n
 
             door.door.set()
             for connection in (first, second):
-                assert connection.recv(65536).startswith(b"HTTP/1.1 200 ")
+                assert read_response(connection).startswith(b"HTTP/1.1 200 ")
         assert server.post("/validate", review).status_code == 200
     finally:
         door.door.set()
@@ -368,7 +385,39 @@ def test_at_the_connection_cap_the_slowest_body_gives_way_to_a_new_caller(
 
             assert answer.status_code == 200
             assert read_to_end(slow[0]) == b"", "the oldest slow sender was cut"
-        assert hits(server, "evicted_slow_body") == before + 1
+        # (Reading the metric may evict another, if the closes above are not yet seen.)
+        assert hits(server, "evicted_slow_body") >= before + 1
+    finally:
+        server.stop()
+
+
+def test_at_the_connection_cap_a_slow_body_goes_before_a_callers_idle_connection(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    """The API server's keep-alive connection, idle between two reviews, is not the one
+    cut when slow senders crowd the server: they have waited longer."""
+    limits = replace(LIMITS, body_timeout=60.0, idle_timeout=60.0, max_connections=16)
+    server = start_server(base_settings(certificates, tmp_path, connections=limits),
+                          certificates.ca_file)
+    body = orjson.dumps(load_review("nodeport-create-payments.json"))
+    review = (b"POST /validate HTTP/1.1\r\nHost: e\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    try:
+        with contextlib.ExitStack() as stack:
+            slow = [stack.enter_context(tls_connection(server)) for _ in range(15)]
+            tasks = server._server.server_state.tasks
+            for connection in slow:
+                send_slow_body(connection)
+            eventually(lambda: len(tasks) >= 15, what="fifteen bodies awaited")
+            api_server = stack.enter_context(tls_connection(server))
+            api_server.sendall(review)
+            assert read_response(api_server).startswith(b"HTTP/1.1 200 ")
+            # At the cap (16): a newcomer needs a place.
+
+            assert server.post("/validate", body).status_code == 200
+
+            api_server.sendall(review)  # the same connection, still open
+            assert read_response(api_server).startswith(b"HTTP/1.1 200 ")
     finally:
         server.stop()
 

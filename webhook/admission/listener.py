@@ -8,12 +8,12 @@ log. Here the listening socket is read by our own accept loop:
 
 * each accepted socket is counted from the start, through the TLS handshake
   (``connect_accepted_socket`` with a handshake timeout) and for its whole life;
-* at ``max_connections`` (lowered to the file limit less a reserve) the least recently
-  active connection that is not answering a request, or the oldest handshake, is cut to
-  make room: an idle flood gives way to new callers instead of locking them out;
+* at ``max_connections`` (lowered to the file limit less a reserve) whichever has waited
+  longest is cut to make room: the least recently active connection that is not answering
+  a request, the oldest handshake, or the connection whose body has been arriving the
+  longest. An idle flood, or a flood of slow bodies, gives way to new callers instead of
+  locking them out;
 * an accept that fails for lack of descriptors evicts one and pauses accepting briefly;
-* when every connection is answering a request, the one whose body has been arriving the
-  longest is cut instead: a flood of slow bodies gives way to complete requests too;
 * it keeps the count of requests in flight (``--max-concurrent-requests``), which a
   request joins once its body has arrived (http_protocol.py).
 
@@ -223,37 +223,40 @@ class Listener:
         self._in_flight -= 1
 
     def _evict_one(self) -> bool:
-        """Cut the least recently active idle connection or the oldest handshake,
-        whichever has waited longer; failing both, the connection whose body has been
-        arriving the longest. False when every connection is answering a request."""
+        """Cut whichever has waited longest: the least recently active idle connection,
+        the oldest handshake, or the connection whose body has been arriving the longest.
+        False when every connection is answering a complete request."""
         # A scan, but only at the cap: nothing per request keeps an order up to date.
         idle = min((c for c in self._open if not c.busy), key=lambda c: c.last_active,
                    default=None)
         oldest = min(self._pending.items(), key=lambda item: item[1], default=None)
-        if idle is None and oldest is None:
-            return self._evict_slowest_body()
-        if oldest is not None and (idle is None or oldest[1] <= idle.last_active):
+        # API servers send a body in milliseconds, and an idle keep-alive connection of
+        # theirs was active a moment ago: a crowd of slow senders evicts itself first.
+        slowest = min((c for c in self._open if c.body_since is not None),
+                      key=lambda c: c.body_since or 0.0, default=None)
+        waited = [(idle.last_active, 0) if idle is not None else None,
+                  (oldest[1], 1) if oldest is not None else None,
+                  (slowest.body_since or 0.0, 2) if slowest is not None else None]
+        candidates = [entry for entry in waited if entry is not None]
+        if not candidates:
+            return False
+        _since, which = min(candidates)
+        if which == 1:
+            assert oldest is not None
             conn = oldest[0]
             del self._pending[conn]
             self._limits.hit("evicted_handshake", _peer_of(conn))
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # the handshake fails; the loop closes it
-            return True
-        assert idle is not None
-        self._open.discard(idle)
-        self._limits.hit("evicted_idle", idle.peer)
-        idle.transport.abort()
-        return True
-
-    def _evict_slowest_body(self) -> bool:
-        # A complete request arriving behind a crowd of slow senders gets the place of the
-        # one that has kept its body longest; API servers send theirs in milliseconds.
-        slowest = min((c for c in self._open if c.body_since is not None),
-                      key=lambda c: c.body_since or 0.0, default=None)
-        if slowest is None:
-            return False
-        self._open.discard(slowest)
-        slowest.evict_slow_body()
+        elif which == 2:
+            assert slowest is not None
+            self._open.discard(slowest)
+            slowest.evict_slow_body()
+        else:
+            assert idle is not None
+            self._open.discard(idle)
+            self._limits.hit("evicted_idle", idle.peer)
+            idle.transport.abort()
         return True
 
     # ---- what uvicorn.Server.shutdown calls on its servers ----
