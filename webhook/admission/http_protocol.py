@@ -269,8 +269,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                               f"{self.settings.header_timeout:g} s", "header_timeout"))
 
     def evict_slow_body(self) -> None:
-        """Called by the listener at its connection cap: this body has been arriving
-        longer than any other's, and a new caller needs the connection."""
+        """Called by the listener at its connection cap: of all the connections it could
+        cut, this one (its body still arriving) has waited longest, and a new caller
+        needs the place."""
         self.tracker.hit("evicted_slow_body", self.peer)
         self.deadline = math.inf
         self.body_since = None
