@@ -209,3 +209,10 @@ def test_a_probe_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_probe_port_must_be_a_port_of_its_own() -> None:
+    result = _serve("--dev", "--port", "9443", "--probe-port", "9443")
+    assert result.returncode == 2
+    assert "--probe-port" in result.stderr and "must differ from --port" in result.stderr
+    assert "Traceback" not in result.stderr

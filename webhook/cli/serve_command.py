@@ -164,6 +164,9 @@ def serve(
 
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")
+    if probe_port and probe_port in (port, metrics_port):
+        raise typer.BadParameter("must differ from --port and --metrics-port",
+                                 param_hint="--probe-port")
     dev_cluster_file: Path | None = None
     if dev and cluster_state is None:
         from webhook.admission.devmode import write_dev_cluster
