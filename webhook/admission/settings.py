@@ -103,6 +103,9 @@ class ServerSettings:
     except_exported: bool = False
     keep_on_webhook: tuple[str, ...] = ()
     quota_interval_seconds: float = 10.0
+    # Plain-HTTP /healthz, /livez and /readyz on their own listener (None: only on the
+    # HTTPS port, where they are served in any case).
+    probe_port: int | None = None
 
     @property
     def reads_the_api(self) -> bool:

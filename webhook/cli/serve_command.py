@@ -170,6 +170,11 @@ def serve(
         help="Refuse a reloaded set that denies existing objects the serving set admits "
         "(an UPDATE of each to itself, or its CREATE), more than this share of those judged.")
     ] = 0.01,
+    probe_port: Annotated[int | None, typer.Option(
+        "--probe-port", min=0, max=65535,
+        help="Also serve GET /healthz, /livez and /readyz over plain HTTP on this port, on "
+        "a listener of their own that a flood on the HTTPS port cannot fill (for the "
+        "kubelet's probes; they stay on the HTTPS port too).")] = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -180,6 +185,9 @@ def serve(
 
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")
+    if probe_port and probe_port in (port, metrics_port):
+        raise typer.BadParameter("must differ from --port and --metrics-port",
+                                 param_hint="--probe-port")
     dev_cluster_file: Path | None = None
     if dev and cluster_state is None:
         from webhook.admission.devmode import write_dev_cluster
@@ -218,6 +226,7 @@ def serve(
         manage_quotas=manage_quotas,
         except_exported=except_exported,
         keep_on_webhook=tuple(keep_on_webhook or ()),
+        probe_port=probe_port,
     )
     for path in settings.policies:
         if not path.exists():
