@@ -24,12 +24,14 @@ _ALIVE = orjson.dumps({"status": "ok"})
 
 
 def readiness(state: ServerState) -> tuple[int, dict[str, Any]]:
-    """What ``/readyz`` answers: 200 and the policies, or 503 with every reason."""
+    """What ``/readyz`` answers: 200 and the policies, or 503 with every reason; then the
+    details the parts add (the supervised tasks, the Policy objects' source)."""
     reasons = state.not_ready()
     policies = state.policy_status()
+    details = state.details()
     if reasons:
-        return 503, {"status": "not ready", "reasons": reasons, "policies": policies}
-    return 200, {"status": "ready", "policies": policies}
+        return 503, {"status": "not ready", "reasons": reasons, "policies": policies, **details}
+    return 200, {"status": "ready", "policies": policies, **details}
 
 
 class ProbeEndpoints:
