@@ -89,8 +89,33 @@ def match_constraints(match: Match) -> dict[str, Any]:
     return constraints
 
 
+# What the API server lets a matchCondition read (not namespaceObject, not variables).
+MATCH_CONDITION_VARIABLES = frozenset({"object", "oldObject", "request", "authorizer"})
+
+
+def native_condition(condition: NamedExpression) -> bool:
+    """Whether the API server can evaluate ``condition`` as a matchCondition."""
+    expression = condition.expression
+    return (expression.variables <= MATCH_CONDITION_VARIABLES
+            and not expression.policy_variables)
+
+
+def folded_conditions(policy: Policy) -> list[NamedExpression]:
+    """The matchConditions that read namespaceObject or variables: the API server does not
+    offer those to matchConditions, so they guard each validation (or mutation) instead.
+    The meaning is the same: where one is false the policy finds nothing; where one fails
+    the policy's failurePolicy decides."""
+    return [c for c in policy.match_conditions if not native_condition(c)]
+
+
+def _guard(policy: Policy) -> str:
+    """``(c1) && (c2)`` of the folded conditions, or "" when there are none."""
+    return " && ".join(f"({c.expression.source})" for c in folded_conditions(policy))
+
+
 def match_conditions(policy: Policy) -> list[dict[str, str]]:
-    """The policy's matchConditions, after the exclusions of users and groups."""
+    """The policy's matchConditions, after the exclusions of users and groups (those the API
+    server cannot evaluate there are folded into the validations: folded_conditions)."""
     conditions: list[dict[str, str]] = []
     exclude = policy.match.exclude
     if exclude.usernames:
@@ -102,7 +127,8 @@ def match_conditions(policy: Policy) -> list[dict[str, str]]:
                            "expression": "!has(request.userInfo.groups) || "
                                          "!request.userInfo.groups.exists(g, g in "
                                          f"{cel_list(exclude.groups)})"})
-    conditions += [_named(condition) for condition in policy.match_conditions]
+    conditions += [_named(condition) for condition in policy.match_conditions
+                   if native_condition(condition)]
     return conditions
 
 
@@ -110,8 +136,9 @@ def _named(named: NamedExpression) -> dict[str, str]:
     return {"name": named.name, "expression": named.expression.source}
 
 
-def _validation(validation: Validation) -> dict[str, str]:
-    entry = {"expression": validation.expression.source}
+def _validation(validation: Validation, guard: str = "") -> dict[str, str]:
+    source = validation.expression.source
+    entry = {"expression": f"!({guard}) || ({source})" if guard else source}
     if validation.message:
         entry["message"] = " ".join(validation.message.split())
     if validation.message_expression is not None:
@@ -136,7 +163,8 @@ def validating_objects(policy: Policy) -> list[dict[str, Any]]:
     """The ValidatingAdmissionPolicy and its Binding (Deny, Warn or Audit by the mode)."""
     name = native_name(policy)
     spec = _common_spec(policy)
-    spec["validations"] = [_validation(v) for v in policy.validations]
+    guard = _guard(policy)
+    spec["validations"] = [_validation(v, guard) for v in policy.validations]
     return [
         {"apiVersion": API_VERSION, "kind": "ValidatingAdmissionPolicy",
          "metadata": _metadata(policy), "spec": spec},
@@ -176,8 +204,11 @@ def mutating_objects(policy: Policy) -> list[dict[str, Any]]:
             annotations = dict(mutation.annotations)
         else:  # coverage.assess keeps policies with other mutations on the webhook
             raise ValueError(f"{policy.name}: only annotation mutations are exported")
-        mutations.append({"patchType": "JSONPatch",
-                          "jsonPatch": {"expression": annotations_patch(annotations)}})
+        patch = annotations_patch(annotations)
+        guard = _guard(policy)
+        if guard:
+            patch = f"!({guard}) ? [] : ({patch})"
+        mutations.append({"patchType": "JSONPatch", "jsonPatch": {"expression": patch}})
     spec = _common_spec(policy)
     spec["mutations"] = mutations
     spec["reinvocationPolicy"] = "Never"
