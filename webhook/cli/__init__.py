@@ -11,7 +11,9 @@ from webhook.cli import (  # noqa: F401  (each module registers its commands on 
     certs_commands,
     check_command,
     cluster_commands,
+    diff_command,
     policy_commands,
+    replay_command,
     serve_command,
     version_command,
 )
