@@ -197,7 +197,7 @@ def test_gzip_logs_event_lists_and_broken_lines_are_read(tmp_path: Path) -> None
 def test_a_file_that_is_no_audit_log_is_a_clear_error(tmp_path: Path) -> None:
     manifest = tmp_path / "service.yaml"
     manifest.write_text("apiVersion: v1\nkind: Service\nmetadata: {name: x}\n")
-    with pytest.raises(ManifestError, match="no audit.k8s.io Event in it"):
+    with pytest.raises(ManifestError, match=r"no audit\.k8s\.io Event in it"):
         read_audit_log(manifest)
     with pytest.raises(ManifestError, match="no such file"):
         read_audit_log(tmp_path / "absent.log")

@@ -286,6 +286,7 @@ def _emit(report: DiffReport, output: str, out: Path | None, max_rows: int) -> N
         render_text(report, console, max_rows)
     else:
         buffer = io.StringIO()
-        render_text(report, make_console(file=buffer, width=TEXT_WIDTH, color_system=None),
-                    max_rows)
+        # soft_wrap off: the summary and notes wrap at 80 columns like the table.
+        render_text(report, make_console(file=buffer, width=TEXT_WIDTH, color_system=None,
+                                         soft_wrap=False), max_rows)
         deliver(buffer.getvalue(), out, report.summary())

@@ -19,6 +19,7 @@ from webhook.audit.diff import Change, DiffReport, PolicyChange
 from webhook.audit.reports.json import API_VERSION
 
 MESSAGE_CHARS = 160
+CONTEXT_CHARS = 40  # what is kept before the first difference of two long decisions
 STYLES = {
     Change.NEWLY_DENIED: "bold red",
     Change.NEWLY_ALLOWED: "green",
@@ -45,15 +46,16 @@ def render_text(report: DiffReport, console: Console, max_rows: int) -> None:
     changes = ordered(report)
     if changes:
         table = Table(expand=False)
-        for column in ("Change", "Object", "Policy", "Before", "After"):
-            table.add_column(column, overflow="fold")
+        table.add_column("Change", overflow="fold", max_width=9)
+        for column in ("Object, policy", "Before", "After"):
+            table.add_column(column, overflow="fold", ratio=1)
         for change in changes[:max_rows]:
             subject = change.subject.ref
             if change.subject.request:
                 subject += f" ({change.subject.request})"
-            table.add_row(Text(change.change.value, style=STYLES[change.change]), subject,
-                          change.policy, _cut(change.before.describe()),
-                          _cut(change.after.describe()))
+            before, after = _sides(change)
+            table.add_row(Text(change.change.value, style=STYLES[change.change]),
+                          f"{subject}\n{change.policy}", before, after)
         console.print(table)
         if len(changes) > max_rows:
             console.print(f"... and {len(changes) - max_rows} more (--max-rows, or -o json for "
@@ -137,10 +139,10 @@ def render_markdown(report: DiffReport, max_rows: int) -> str:
             if detail:
                 subject += f" <br>{_cell(detail)}"
             kind = change.change.value
+            before, after = _sides(change)
             lines.append(
                 f"| {f'**{kind}**' if change.new_denial else kind}"
-                f" | {subject} | {_cell(change.policy)} | {_cell(_cut(change.before.describe()))}"
-                f" | {_cell(_cut(change.after.describe()))} |"
+                f" | {subject} | {_cell(change.policy)} | {_cell(before)} | {_cell(after)} |"
             )
         if len(changes) > max_rows:
             lines += ["", f"…and {len(changes) - max_rows} more change(s) not shown "
@@ -163,6 +165,23 @@ def render_markdown(report: DiffReport, max_rows: int) -> str:
 
 def _cut(text: str) -> str:
     return text if len(text) <= MESSAGE_CHARS else text[: MESSAGE_CHARS - 1] + "…"
+
+
+def _sides(change: PolicyChange) -> tuple[str, str]:
+    """Both decisions, cut to fit; when both are long and start alike (a message whose end
+    changed), each starts shortly before the first difference so that it shows."""
+    before, after = change.before.describe(), change.after.describe()
+    if max(len(before), len(after)) <= MESSAGE_CHARS:
+        return before, after
+    same = 0
+    for old, new in zip(before, after, strict=False):
+        if old != new:
+            break
+        same += 1
+    start = max(0, same - CONTEXT_CHARS)
+    if start < MESSAGE_CHARS // 2:
+        return _cut(before), _cut(after)
+    return _cut("…" + before[start:]), _cut("…" + after[start:])
 
 
 def _cell(text: str) -> str:
