@@ -47,15 +47,16 @@ DEFAULT_MAX_ROWS = 50
 FIXTURES = "policies/fixtures/manifests/"
 
 EXAMPLES = examples(
-    (f"edgewarden diff --base HEAD~1 -f {FIXTURES}",
-     "what the last commit's policy changes do to the fixtures"),
-    (f"edgewarden diff --base origin/main -f {FIXTURES} -o markdown --out diff.md",
-     "a pull-request comment (needs the origin/main ref)"),
     ("edgewarden diff policies/ policies/ --cluster-state examples/cluster-state.yaml",
      "two folders over a cluster dump (the same set: no change)"),
+    ("edgewarden diff policies/ policies/ --audit-log tests/audit/fixtures/apiserver-audit.log "
+     "--cluster-state tests/audit/fixtures/replay-cluster.yaml -o markdown",
+     "over the requests of an API-server audit log"),
+    (f"edgewarden diff --base HEAD~1 -f {FIXTURES}",
+     "what the last commit's policy changes do to the fixtures (needs a git checkout)"),
+    (f"edgewarden diff --base origin/main -f {FIXTURES} -o markdown --out diff.md",
+     "a pull-request comment (needs a git checkout)"),
     ("edgewarden diff --base origin/main --live", "over what runs now (needs a cluster)"),
-    ("edgewarden diff --base origin/main --audit-log audit.log -n payments",
-     "over last week's requests (needs an API-server audit log)"),
 )
 
 
