@@ -207,17 +207,36 @@ def recorded(plane: ControlPlane, server: RunningServer) -> Recorded:
     refused(apply("replace", service(production, "web", "NodePort")),
             "deny-nodeport-in-production")
     # Someone else, through impersonation: the admission request names the impersonated user.
-    ok(plane.kubectl("-n", production, "create", "rolebinding", "alice-edit",
-                     "--clusterrole=edit", "--user=alice", check=False))
+    # (A Role of its own: the aggregated "edit" is empty without the controller manager.)
+    ok(plane.kubectl("-n", production, "create", "role", "service-writer",
+                     "--verb=create,get", "--resource=services", check=False))
+    ok(plane.kubectl("-n", production, "create", "rolebinding", "alice-services",
+                     "--role=service-writer", "--user=alice", check=False))
     refused(plane.kubectl("--as=alice", "--as-group=developers", "-n", production, "create",
                           "service", "nodeport", "alice-debug", "--tcp=80:8080", check=False),
             "deny-nodeport-in-production")
     refused(apply("create", ingress(production, "shop", tls=False)),
             "require-ingress-tls-in-production")
     ok(apply("create", ingress(production, "checkout", tls=True)))
+    # What ends before our webhook: the API server's own validation (422), RBAC (403). And
+    # what no webhook is called for: the status subresource.
+    invalid = service(production, "broken")
+    invalid["spec"]["ports"][0]["port"] = 0
+    assert "Invalid value" in apply("create", invalid).stderr
+    assert "forbidden" in plane.kubectl("--as=bob", "-n", team, "create", "service", "nodeport",
+                                        "sneaky", "--tcp=80:8080", check=False).stderr
+    ok(plane.kubectl("-n", team, "patch", "service", "lb-2", "--subresource=status",
+                     "--type=merge", "-p",
+                     '{"status":{"loadBalancer":{"ingress":[{"ip":"10.30.0.5"}]}}}',
+                     check=False))
+    # An update the webhook admits: web as it is, labelled, replaced whole (PUT).
+    labelled = service(production, "web")
+    labelled["metadata"]["labels"] = {"tier": "frontend", "team": "shop"}
+    ok(apply("replace", labelled))
+    ok(apply("create", ingress(production, "last", tls=True)))
 
     def logged_last() -> bool:
-        return any((e.get("objectRef") or {}).get("name") == "checkout"
+        return any((e.get("objectRef") or {}).get("name") == "last"
                    and e.get("stage") == "ResponseComplete" for e in plane.audit_events())
 
     eventually(logged_last, timeout=30, what="the audit log to hold the last request")
@@ -251,8 +270,14 @@ def test_replay_agrees_with_every_decision_the_api_server_recorded(recorded: Rec
     ]
     agreed = {(r.logged.verb, r.logged.name) for r in report.requests
               if r.agreement is Agreement.AGREE}
-    assert {("create", "web"), ("delete", "lb-1"), ("patch", "web"),
+    assert {("create", "web"), ("delete", "lb-1"), ("patch", "web"), ("update", "web"),
             ("create", "checkout")} <= agreed
+    # Ended before our webhook: not compared; refused by RBAC: no object, not even listed.
+    broken = next(r for r in report.requests if r.logged.name == "broken")
+    assert (broken.logged.recorded.detail, broken.agreement) == ("422 Invalid",
+                                                                 Agreement.NOT_COMPARED)
+    assert "sneaky" not in {r.logged.name for r in report.requests}
+    assert report.skipped["refused before admission (no object in the event)"] >= 1
     # The mutating webhook's recorded patch was computed again, and is the same.
     patched = [r for r in report.requests if r.logged.recorded.patch]
     assert {r.logged.name for r in patched} >= {"lb-1", "lb-2"}

@@ -313,6 +313,8 @@ class Rebuilder:
         if verb in READS:
             return "reads"
         ref = self._kind(event)
+        if ref is None and _resource(event) == NAMESPACE.resource:
+            return "namespaces (followed for their labels)"
         if ref is None:
             return "kinds the policies do not govern"
         subresource = (event.get("objectRef") or {}).get("subresource")

@@ -50,7 +50,7 @@ EXAMPLES = examples(
     ("edgewarden diff policies/ policies/ --cluster-state examples/cluster-state.yaml",
      "two folders over a cluster dump (the same set: no change)"),
     ("edgewarden diff policies/ policies/ --audit-log tests/audit/fixtures/apiserver-audit.log "
-     "--cluster-state tests/audit/fixtures/replay-cluster.yaml -o markdown",
+     "-o markdown",
      "over the requests of an API-server audit log"),
     (f"edgewarden diff --base HEAD~1 -f {FIXTURES}",
      "what the last commit's policy changes do to the fixtures (needs a git checkout)"),

@@ -46,9 +46,11 @@ def webhook_names(given: list[str] | None) -> frozenset[str]:
 
 @app.command(
     epilog=examples(
-        (f"edgewarden replay --audit-log {LOG} --cluster-state {STATE}",
+        (f"edgewarden replay --audit-log {LOG}",
          "a recorded log: every decision agrees"),
-        (f"edgewarden replay --audit-log {LOG} --cluster-state {STATE} -o json", ""),
+        (f"edgewarden replay --audit-log {LOG} -o json", ""),
+        (f"edgewarden replay --audit-log {LOG} --cluster-state {STATE} --fail-on-difference",
+         "exit 1: had team-a run two LoadBalancers already, the log's would be refused"),
         ("edgewarden replay --audit-log /var/log/kubernetes/audit.log -n payments "
          "--fail-on-difference", "on a control-plane node (needs a cluster)"),
     ),
