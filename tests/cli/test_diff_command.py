@@ -263,3 +263,18 @@ def test_base_outside_a_repository_is_a_clear_error(tmp_path: Path,
     result = diff("--base", "HEAD", "-f", str(REPO / "policies" / "fixtures" / "manifests"))
     assert result.exit_code == 2
     assert "--base needs a git repository" in result.output
+
+
+def test_policies_that_do_not_load_at_the_ref_are_named_as_the_commit_has_them(
+    repository: Path,
+) -> None:
+    broken = repository / "policies" / "broken.yaml"
+    broken.write_text("apiVersion: edgewarden.dev/v1alpha1\nkind: Policy\n"
+                      "metadata: {name: broken}\nspec: {match: {kind: [Service]}}\n")
+    git(repository, "add", "-A")
+    git(repository, "commit", "-q", "-m", "a broken policy")
+    broken.unlink()
+    result = diff("--base", "HEAD", "-f", "k8s/")
+    assert result.exit_code == 2, result.output
+    assert "HEAD:policies/broken.yaml:4" in result.output
+    assert "edgewarden-diff-" not in result.output

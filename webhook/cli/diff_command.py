@@ -33,7 +33,7 @@ from webhook.cli.output import deliver
 from webhook.cli.policy_source import LOCAL_POLICIES, policy_paths
 from webhook.cli.progress import progress
 from webhook.cli.replay_command import WebhookOption, webhook_names
-from webhook.errors import ManifestError
+from webhook.errors import ManifestError, PolicyLoadError, PolicyProblem
 
 if TYPE_CHECKING:
     from webhook.audit.diff import DiffReport
@@ -180,8 +180,17 @@ def _policy_sets(
     if not sets:
         new_paths = policy_paths(new_paths)
     # An empty old side (the folder is new at REF) is a set of no policies: all is added.
-    old = (resolve_policies(old_paths, internal_lb_flavour=flavour) if old_paths
-           else load_policies(internal_lb_flavour=flavour))
+    try:
+        old = (resolve_policies(old_paths, internal_lb_flavour=flavour) if old_paths
+               else load_policies(internal_lb_flavour=flavour))
+    except PolicyLoadError as error:
+        if base is None:
+            raise
+        # Name the files as the commit does (REF:policies/x.yaml), not the scratch folder.
+        prefix = str(scratch) + "/"
+        raise PolicyLoadError([
+            PolicyProblem(f"{base}:{p.file.removeprefix(prefix)}", p.line, p.field, p.message)
+            for p in error.problems]) from None
     new = resolve_policies(new_paths, internal_lb_flavour=flavour)
     report = DiffReport(old_label, new_label, "")
     report.policies = policy_delta(old_paths, new_paths)
