@@ -14,6 +14,9 @@ import pytest
 from typer.testing import CliRunner, Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
+from tests.kubeapi import KubeApi
+from tests.support import namespace
+from tests.support import service as service_object
 from webhook.cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -278,3 +281,30 @@ def test_policies_that_do_not_load_at_the_ref_are_named_as_the_commit_has_them(
     assert result.exit_code == 2, result.output
     assert "HEAD:policies/broken.yaml:4" in result.output
     assert "edgewarden-diff-" not in result.output
+
+
+def test_live_snapshot_under_two_sets(kube_api: KubeApi, kubeconfig_env: Path,
+                                      tmp_path: Path) -> None:
+    """--live lists the cluster once (the API double here) and both sets judge it; with
+    manifests, the live objects are what exists (a manifest naming one is an UPDATE)."""
+    kube_api.create(namespace(name="staging", labels={"environment": "staging"}))
+    kube_api.create(service_object(name="debug", namespace="staging", type="NodePort",
+                                   ports=[{"port": 80, "nodePort": 30080}]))
+    old = tmp_path / "old"
+    shutil.copytree(REPO / "policies", old, ignore=shutil.ignore_patterns("fixtures"))
+    new = tmp_path / "new"
+    shutil.copytree(old, new)
+    policy = new / "deny-nodeport-in-production.yaml"
+    policy.write_text(policy.read_text().replace("[production, prod]",
+                                                 "[production, prod, staging]"))
+    result = diff(str(old), str(new), "--live", "-o", "json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["source"] == "cluster"
+    assert [(c["change"], c["resource"]["name"]) for c in report["changes"]] == [
+        ("newly-denied", "debug")]
+    manifest = tmp_path / "debug.yaml"
+    manifest.write_text(service("staging", "debug", "ClusterIP"))  # the same, made ClusterIP
+    fixed = diff(str(old), str(new), "--live", "-f", str(manifest), "-o", "json")
+    assert fixed.exit_code == 0, fixed.output
+    assert json.loads(fixed.stdout)["changes"] == []
