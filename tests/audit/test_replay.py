@@ -14,9 +14,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
-from tests.audit.helpers import FIXTURES, run
+from tests.audit.helpers import FIXTURES, SCHEMAS, run
 from webhook.audit.apiserver_log import (
     DEFAULT_WEBHOOKS,
     Verdict,
@@ -293,6 +294,7 @@ def test_replay_command_json_and_fail_on_difference(tmp_path: Path) -> None:
                  "--fail-on-difference")
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
+    jsonschema.validate(report, json.loads((SCHEMAS / "replay.schema.json").read_text()))
     assert report["kind"] == "ReplayReport"
     differing = [r for r in report["requests"] if r["agreement"] == "differ"]
     assert [r["line"] for r in differing] == [4, 5, 12, 13, 16]

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import jsonschema
 import pytest
 from typer.testing import CliRunner, Result
 
@@ -21,6 +22,7 @@ from webhook.cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "audit" / "fixtures"
+DIFF_SCHEMA = REPO / "webhook" / "audit" / "schemas" / "diff.schema.json"
 
 NAMESPACES = """\
 apiVersion: v1
@@ -149,6 +151,7 @@ def test_allow_new_denials_exits_0_and_the_working_tree_counts(repository: Path)
 
 def test_json_carries_both_decisions_and_the_policy(repository: Path) -> None:
     report = json.loads(diff("--base", "HEAD~1", "-f", "k8s/", "-o", "json").stdout)
+    jsonschema.validate(report, json.loads(DIFF_SCHEMA.read_text()))
     assert report["kind"] == "PolicyDiff"
     assert report["policies"] == {"added": [], "removed": [],
                                   "changed": ["deny-nodeport-in-production"]}
@@ -220,6 +223,7 @@ def test_diff_over_an_audit_log_compares_two_sets_request_by_request(tmp_path: P
                   "--audit-log", str(FIXTURES / "apiserver-audit.log"), "-o", "json")
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
+    jsonschema.validate(report, json.loads(DIFF_SCHEMA.read_text()))
     assert report["source"] == "audit log"
     changes = [(c["change"], c["resource"]["name"], c["where"].rsplit(":", 1)[1])
                for c in report["changes"]]
