@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import verbs
+from .faults import HangUp
 from .recording import Request
 from .resources import Route
-from .faults import HangUp
 from .status import ApiError
 from .watch import Watch
 

@@ -150,8 +150,10 @@ class Metrics:
         )
         self.policy_reloads_refused = Counter(
             "edgewarden_policy_reloads_refused",
-            "Policy reloads refused, by reason: invalid (did not load), empty, shrink (drops "
-            "too many policies), canary (errors on existing objects), suites (tests fail).",
+            "Policy reloads refused, by reason: invalid (did not load), unsettled (files "
+            "kept changing while read), empty, removal (lacks a serving policy), canary "
+            "(errors on existing objects), denies (denies existing objects), suites (tests "
+            "fail).",
             ["reason"], registry=self.registry,
         )
         self.policy_reload_refused = Gauge(

@@ -33,6 +33,7 @@ from webhook.cluster.backend import ClusterBackend
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import CertificateError
+from webhook.native.coverage import webhook_share
 from webhook.policy.loader import load_policies
 
 if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs and clusters need them
@@ -106,6 +107,8 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         state,
         loader=functools.partial(load_policies, internal_lb_flavour=settings.internal_lb_flavour),
         settings=settings.reload,
+        share=(functools.partial(webhook_share, keep=settings.keep_on_webhook)
+               if settings.except_exported else None),
     )
     # Policy objects of the cluster may be all there is; readiness then waits for them.
     reloader.load_initial(files_may_be_empty=settings.watches_cluster_objects)

@@ -12,6 +12,7 @@ from webhook.cli import (  # noqa: F401  (each module registers its commands on 
     check_command,
     cluster_commands,
     diff_command,
+    export_command,
     policy_commands,
     replay_command,
     serve_command,

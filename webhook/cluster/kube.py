@@ -93,6 +93,9 @@ class KubeCluster:
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         return self._store.sample(limit)
 
+    def namespaces(self) -> Sequence[Mapping[str, Any]]:
+        return self._store.namespaces()
+
     def snapshot(self) -> Sequence[Mapping[str, Any]]:
         return self._store.snapshot()
 

@@ -45,6 +45,7 @@ from webhook.controllers.kinds import (
 from webhook.controllers.leader import LeaderElector, LeaderSettings, default_namespace
 from webhook.controllers.objects import ObjectWatch
 from webhook.controllers.policy_objects import PolicyObjects
+from webhook.controllers.quotas import QuotaApi, QuotaManager
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
 from webhook.policy.exceptions import ExceptionRegistry
@@ -95,6 +96,10 @@ class Controllers:
             self.audit = ContinuousAudit(state, self.registry, writer,
                                          interval=settings.audit_interval_seconds,
                                          leading=lambda: self.elector.leading, clock=clock)
+        self.quotas: QuotaManager | None = None
+        if settings.manage_quotas:
+            self.quotas = QuotaManager(state, QuotaApi(api), leading=lambda: self.elector.leading,
+                                       interval=settings.quota_interval_seconds)
         self.read_once = self.watch is None
         self._write_all = False
         self._created = time.monotonic()
@@ -130,7 +135,8 @@ class Controllers:
                         "unreachable or refuses the list (see the log)"}
 
     def _leadership(self, leading: bool) -> None:
-        # From the elector's worker thread: flags only, read by the loops.
+        # From the elector's worker thread: flags only, read by the loops (the quota manager
+        # looks at its next interval).
         self._write_all = leading
 
     def work(self) -> list[BackgroundWork]:
@@ -141,6 +147,10 @@ class Controllers:
                                        unready_after=self._stale_after))
         if self.audit is not None:
             work.append(BackgroundWork("continuous-audit", self.audit.run))
+        if self.quotas is not None:
+            # Never unready: without the quotas the webhook's own count still holds per
+            # replica; the failure is logged, counted and alerted on.
+            work.append(BackgroundWork("quota-manager", self.quotas.run))
         return work
 
     def stop(self) -> None:
@@ -169,8 +179,11 @@ class Controllers:
                 self.exceptions.sync(store.items(POLICY_EXCEPTION.kind))
                 before = self.policies.policies()
                 await self.policies.sync(store.items(POLICY.kind))
-                if self.audit is not None and self.policies.policies() != before:
-                    self.audit.trigger()
+                if self.policies.policies() != before:
+                    if self.audit is not None:
+                        self.audit.trigger()
+                    if self.quotas is not None:
+                        self.quotas.trigger()
                 self.read_once = True
                 pending_writes = True
             if self._write_all and self.elector.leading:
