@@ -414,8 +414,8 @@ class Rebuilder:
                  obj: Mapping[str, Any] | None, old: Mapping[str, Any] | None, namespace: str,
                  notes: list[str], *, before_mutation: bool = True) -> Rebuilt:
         if namespace:
-            obj = with_namespace(obj, namespace) if obj is not None else None
-            old = with_namespace(old, namespace) if old is not None else None
+            obj = _namespaced(obj, namespace) if obj is not None else None
+            old = _namespaced(old, namespace) if old is not None else None
         request = make_request(
             operation, obj, old, namespace=namespace, user=_user(event),
             dry_run=_dry_run(event), uid=str(event.get("auditID") or "replay"),
@@ -455,7 +455,7 @@ class Rebuilder:
         if is_namespace:
             self.cluster.add(namespace_object(_name(stored) or name, copy.deepcopy(stored)))
         else:
-            self.cluster.add(with_namespace(stored, namespace or "default"))
+            self.cluster.add(_namespaced(stored, namespace or "default"))
 
     def _namespace_without_response(self, event: Mapping[str, Any],
                                     name: str) -> Mapping[str, Any] | None:
@@ -489,8 +489,20 @@ def _object_of(data: Any, ref: KindRef) -> dict[str, Any] | None:
     """``data`` when it is an object of ``ref``'s kind (not a Status, not DeleteOptions)."""
     if isinstance(data, dict) and data.get("kind") == ref.kind \
             and isinstance(data.get("metadata"), dict):
-        return copy.deepcopy(data)
+        # Not copied: each event is parsed anew, and neither the engine nor the cluster
+        # changes an object in place (both copy on write).
+        return data
     return None
+
+
+def _namespaced(obj: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """``obj`` with ``metadata.namespace`` set, copying only what changes (the API server
+    fills it before admission; a create's requestObject may lack it)."""
+    metadata = obj.get("metadata")
+    metadata = metadata if isinstance(metadata, Mapping) else {}
+    if metadata.get("namespace") == namespace:
+        return dict(obj)
+    return {**obj, "metadata": {**metadata, "namespace": namespace}}
 
 
 def _name(obj: Any) -> str:
