@@ -18,7 +18,9 @@ import webhook.cli  # noqa: F401  (registers every command on the app)
 from tests.kubeapi import KubeApi
 from tests.support import namespace
 from tests.support import service as service_object
+from webhook.audit.kustomize import find_kubectl
 from webhook.cli.app import app
+from webhook.errors import ManifestError
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "audit" / "fixtures"
@@ -312,3 +314,17 @@ def test_live_snapshot_under_two_sets(kube_api: KubeApi, kubeconfig_env: Path,
     fixed = diff(str(old), str(new), "--live", "-f", str(manifest), "-o", "json")
     assert fixed.exit_code == 0, fixed.output
     assert json.loads(fixed.stdout)["changes"] == []
+
+
+def test_a_kustomization_is_judged_as_kubectl_renders_it(repository: Path) -> None:
+    try:
+        find_kubectl()
+    except ManifestError as missing:
+        pytest.skip(str(missing))
+    (repository / "k8s" / "kustomization.yaml").write_text(
+        "apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\n"
+        "resources: [namespaces.yaml, services.yaml]\nnamePrefix: shop-\n")
+    result = diff("--base", "HEAD~1", "-k", "k8s", "-o", "json")
+    assert result.exit_code == 1, result.output
+    names = {c["resource"]["name"] for c in json.loads(result.stdout)["changes"]}
+    assert names == {"shop-debug", "shop-metrics"}
