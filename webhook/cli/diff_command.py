@@ -65,7 +65,7 @@ EXAMPLES = examples(
 def diff(
     sets: Annotated[
         list[Path] | None,
-        typer.Argument(metavar="[OLD NEW]", help="The old and the new policy file or folder "
+        typer.Argument(metavar="OLD NEW", help="The old and the new policy file or folder "
                        "(or use --base)."),
     ] = None,
     base: Annotated[
