@@ -92,7 +92,7 @@ def test_every_expression_refers_to_something_that_exists() -> None:
 
 def test_every_command_the_action_runs_exists() -> None:
     commands = set().union(*(edgewarden_commands(s.get("run", "")) for s in steps()))
-    assert commands == {"validate", "test", "check"}
+    assert commands == {"validate", "test", "check", "diff"}
     for command in commands:
         result = help_exits_zero(command)
         assert result.returncode == 0, f"edgewarden {command} --help: {result.stderr}"
@@ -240,3 +240,55 @@ def test_no_manifests_means_no_check_and_no_upload(workspace: Path) -> None:
     [upload] = [s for s in steps() if s.get("uses", "").startswith("github/codeql-action/")]
     values = {f"inputs.{k}": str(v.get("default", "")) for k, v in action()["inputs"].items()}
     assert not condition_holds(upload["if"], values)
+
+
+# -- mode: diff -------------------------------------------------------------------------
+
+
+def git(repo: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=ci", "-c", "user.email=ci@example.com",
+                    "-c", "commit.gpgsign=false", *args],
+                   cwd=repo, capture_output=True, text=True, check=True, timeout=60)
+
+
+@pytest.fixture
+def pull_request(workspace: Path) -> Path:
+    """The workspace as a pull request's checkout: main holds the policies and manifests,
+    the branch (checked out) makes deny-nodeport-in-production cover staging too."""
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    (workspace / "rendered" / "staging.yaml").write_text(
+        NODEPORT_IN_PRODUCTION.replace("payments", "staging").replace("production", "staging"))
+    git(workspace, "init", "-q", "-b", "main")
+    git(workspace, "add", "-A")
+    git(workspace, "commit", "-q", "-m", "base")
+    git(workspace, "checkout", "-q", "-b", "tighten")
+    policy = workspace / "policies" / "deny-nodeport-in-production.yaml"
+    policy.write_text(policy.read_text().replace("[production, prod]",
+                                                 "[production, prod, staging]"))
+    git(workspace, "commit", "-q", "-am", "deny NodePort in staging")
+    return workspace
+
+
+def test_diff_mode_writes_the_markdown_and_fails_on_a_new_denial(pull_request: Path) -> None:
+    outcome = run_action({"mode": "diff", "base": "main", "manifests": "rendered/",
+                          "tests": ""}, pull_request)
+    assert outcome["ran"] == ["edgewarden validate", "edgewarden diff", "Fail on new denials"]
+    assert outcome["failed"] == "Fail on new denials", outcome
+    assert outcome["outputs"]["steps.diff.outputs.exit-code"] == "1"
+    report = (pull_request / "edgewarden-diff.md").read_text()
+    assert "Service/staging/checkout-debug" in report and "newly denied" in report
+    assert "steps.check.outputs.exit-code" not in outcome["outputs"], "no check in diff mode"
+
+
+def test_diff_mode_takes_the_pull_request_base_and_can_allow_new_denials(
+    pull_request: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    git(pull_request, "branch", "-q", "-m", "main", "base-branch")
+    git(pull_request, "update-ref", "refs/remotes/origin/base-branch", "base-branch")
+    monkeypatch.setenv("GITHUB_BASE_REF", "base-branch")
+    outcome = run_action({"mode": "diff", "manifests": "rendered/", "tests": "",
+                          "allow-new-denials": "true"}, pull_request)
+    assert outcome["failed"] is None, outcome
+    assert outcome["outputs"]["steps.diff.outputs.exit-code"] == "1"
+    assert "origin/base-branch:policies" in (pull_request / "edgewarden-diff.md").read_text()

@@ -42,7 +42,8 @@ def hooks() -> dict[str, dict[str, Any]]:
 
 def test_hooks_are_the_three_promised_and_well_formed() -> None:
     found = hooks()
-    assert set(found) == {"edgewarden-validate", "edgewarden-test", "edgewarden-check"}
+    assert set(found) == {"edgewarden-validate", "edgewarden-test", "edgewarden-check",
+                          "edgewarden-diff"}
     for hook_id, hook in found.items():
         assert set(hook) <= HOOK_KEYS, f"{hook_id}: unknown keys {set(hook) - HOOK_KEYS}"
         assert {"id", "name", "entry", "language"} <= set(hook), hook_id
@@ -56,7 +57,7 @@ def test_every_command_a_hook_runs_exists() -> None:
     found = hooks()
     commands = {hook_id: edgewarden_commands(hook["entry"]) for hook_id, hook in found.items()}
     assert commands == {"edgewarden-validate": {"validate"}, "edgewarden-test": {"test"},
-                        "edgewarden-check": {"check"}}
+                        "edgewarden-check": {"check"}, "edgewarden-diff": {"diff"}}
     for command in set().union(*commands.values()):
         result = help_exits_zero(command)
         assert result.returncode == 0, f"edgewarden {command} --help: {result.stderr}"
@@ -157,3 +158,32 @@ def test_check_hook_options_reach_check(tmp_path: Path) -> None:
                           args=["-p", policies, "--cluster-state", "state.yaml", "-o", "json"])
     assert from_state.returncode == 1, from_state.stdout + from_state.stderr
     assert '"objects": 1' in from_state.stdout
+
+
+def test_diff_hook_fails_when_a_staged_policy_edit_denies_a_manifest(tmp_path: Path) -> None:
+    if not shutil.which("git"):
+        pytest.skip("git is not installed")
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    (tmp_path / "k8s").mkdir()
+    (tmp_path / "k8s" / "debug.yaml").write_text(
+        NODEPORT_IN_PRODUCTION.replace("production", "staging"))
+    git = ["git", "-c", "user.name=dev", "-c", "user.email=dev@example.com",
+           "-c", "commit.gpgsign=false"]
+    for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "base"]):
+        subprocess.run([*git, *args], cwd=tmp_path, check=True, capture_output=True, timeout=60)
+    hook = hooks()["edgewarden-diff"]
+    assert hook["pass_filenames"] is False
+    files = selected("edgewarden-diff", ["policies/deny-nodeport-in-production.yaml",
+                                         "policies/deny-external-ips.test.yaml", "k8s/x.yaml"])
+    assert files == ["policies/deny-nodeport-in-production.yaml"]
+    unchanged = run_hook("edgewarden-diff", files, tmp_path)
+    assert unchanged.returncode == 0, unchanged.stdout + unchanged.stderr
+    policy = tmp_path / "policies" / "deny-nodeport-in-production.yaml"
+    policy.write_text(policy.read_text().replace("[production, prod]",
+                                                 "[production, prod, staging]"))
+    tightened = run_hook("edgewarden-diff", files, tmp_path)
+    assert tightened.returncode == 1, tightened.stdout + tightened.stderr
+    assert "newly" in tightened.stdout and "checkout-debug" in tightened.stdout
+    allowed = run_hook("edgewarden-diff", files, tmp_path,
+                       args=["-f", "k8s/", "--allow-new-denials"])
+    assert allowed.returncode == 0, allowed.stdout + allowed.stderr

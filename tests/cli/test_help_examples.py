@@ -21,7 +21,7 @@ from webhook.audit.kustomize import cached_kubectl
 from webhook.cli.app import app
 
 EXAMPLE = re.compile(r"^(?:# (?P<comment>.*)\n)?\$ (?P<command>.+)$", re.MULTILINE)
-NEVER_OFFLINE = ("needs a cluster", "until Ctrl-C")
+NEVER_OFFLINE = ("needs a cluster", "until Ctrl-C", "needs a git checkout")
 TOOL = re.compile(r"\(needs (kubectl|helm)\)")
 
 

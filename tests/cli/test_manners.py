@@ -64,7 +64,8 @@ def test_completion_offers_commands_and_output_formats() -> None:
         return result.stdout.split()
 
     assert {"check", "audit", "serve", "webhook-config", "version"} == set(
-        complete("edgewarden ")) - {"certs", "policies", "quota", "report", "test", "validate"}
+        complete("edgewarden ")) - {"certs", "policies", "quota", "report", "test", "validate",
+                                    "diff", "replay", "export"}
     assert set(complete("edgewarden check -o ")) == {"text", "json", "yaml", "junit", "sarif"}
 
 

@@ -31,7 +31,7 @@ from webhook.audit.manifests import Location, Manifest
 from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, Resource, ScanReport
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.decision import ViolationSource
+from webhook.policy.decision import Decision, ViolationSource
 from webhook.policy.engine import Engine
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
 from webhook.policy.kinds import key_of_object
@@ -178,7 +178,20 @@ def judge(
                           judged_at=now)
     )
     decision = engine.evaluate(request, cluster, exceptions)
-    resource = resource_of(obj, manifest.location)
+    return object_result(engine, decision, obj, manifest.location, limits=limits)
+
+
+def object_result(
+    engine: Engine,
+    decision: Decision,
+    obj: Mapping[str, Any],
+    location: Location | None,
+    *,
+    limits: bool = True,
+) -> ObjectResult:
+    """The findings of one decision about ``obj``, in the words of the reports (also what
+    ``replay`` makes of a request rebuilt from an audit log)."""
+    resource = resource_of(obj, location)
     findings: list[Finding] = []
     touched: set[str] = set()
     for violation in decision.violations:

@@ -11,8 +11,10 @@ from webhook.cli import (  # noqa: F401  (each module registers its commands on 
     certs_commands,
     check_command,
     cluster_commands,
+    diff_command,
     export_command,
     policy_commands,
+    replay_command,
     serve_command,
     version_command,
 )

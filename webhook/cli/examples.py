@@ -7,7 +7,8 @@ comment. tests/cli/test_help_examples.py runs every example that can run offline
 The comment line above a command follows a small convention the test reads:
 
 * ``exit N``: the example is meant to exit with N (e.g. a check that finds a denial);
-* ``(needs a cluster)``, ``(serves until Ctrl-C)``: never run by the test;
+* ``(needs a cluster)``, ``(serves until Ctrl-C)``, ``(needs a git checkout)``: never run
+  by the test;
 * ``(needs kubectl)``, ``(needs helm)``: run where that tool is installed.
 """
 

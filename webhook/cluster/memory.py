@@ -53,9 +53,15 @@ class MemoryCluster:
     def __init__(self, objects: Iterable[Mapping[str, Any]] = ()) -> None:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
+        # namespace -> the keys of its objects: a count walks one namespace, not the cluster
+        self._in_namespace: dict[str, set[tuple[str, str, str]]] = {}
+        # (counter key, namespace) -> counted names; a change drops its namespace's entries
         self._count_cache: dict[tuple[str, str], frozenset[str]] = {}
-        # index key -> unique key -> holders, computed on first use after a change
+        # index key -> unique key -> holders, built on first use and kept in step with each
+        # change (a replay adds thousands of objects one by one: rebuilding per change would
+        # make it quadratic); the indexes themselves, to compute a changed object's keys
         self._key_cache: dict[str, dict[str, frozenset[tuple[str, str, str]]]] = {}
+        self._key_indexes: dict[str, KeyIndex] = {}
         self._kinds: tuple[str, ...] | None = None  # followed kind keys; None: every kind
         for obj in objects:
             self.add(obj)
@@ -83,17 +89,39 @@ class MemoryCluster:
 
     def add(self, obj: Mapping[str, Any]) -> None:
         """Add or replace an object (by kind, namespace and name)."""
+        key = _key(obj)
         with self._lock:
-            self._objects[_key(obj)] = dict(obj)
-            self._count_cache.clear()
-            self._key_cache.clear()
+            old = self._objects.get(key)
+            new = self._objects[key] = dict(obj)
+            self._changed(key, old, new)
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
         """Remove an object (``kind``: the kind's key)."""
+        key = (kind, "" if kind == "Namespace" else namespace, name)
         with self._lock:
-            self._objects.pop((kind, "" if kind == "Namespace" else namespace, name), None)
-            self._count_cache.clear()
-            self._key_cache.clear()
+            old = self._objects.pop(key, None)
+            if old is not None:
+                self._changed(key, old, None)
+
+    def _changed(self, key: tuple[str, str, str], old: Mapping[str, Any] | None,
+                 new: Mapping[str, Any] | None) -> None:
+        """Keep the namespace index, the counts and the key indexes in step (lock held)."""
+        kind, namespace, _ = key
+        members = self._in_namespace.setdefault(namespace, set())
+        if new is None:
+            members.discard(key)
+        else:
+            members.add(key)
+        for cached in [c for c in self._count_cache if c[1] == namespace]:
+            del self._count_cache[cached]
+        for index_key, holders in self._key_cache.items():
+            index = self._key_indexes[index_key]
+            if kind not in index.kinds:
+                continue
+            for held in index.keys_of(old) if old is not None else ():
+                holders[held] = holders.get(held, frozenset()) - {key}
+            for held in index.keys_of(new) if new is not None else ():
+                holders[held] = holders.get(held, frozenset()) | {key}
 
     def _followed(self, kind: str) -> bool:
         return self._kinds is None or kind == NAMESPACE.key or kind in self._kinds
@@ -132,8 +160,8 @@ class MemoryCluster:
         with self._lock:
             names = frozenset(
                 name
-                for (kind, ns, name), obj in self._objects.items()
-                if kind == counter.kind and ns == namespace and counter.counts(obj)
+                for kind, _, name in self._in_namespace.get(namespace, ())
+                if kind == counter.kind and counter.counts(self._objects[(kind, namespace, name)])
             )
             self._count_cache[cache_key] = names
         return names
@@ -149,6 +177,7 @@ class MemoryCluster:
                             built.setdefault(held, set()).add((kind, ns, name))
                 holders = {k: frozenset(v) for k, v in built.items()}
                 self._key_cache[index.key] = holders
+                self._key_indexes[index.key] = index
         return holders.get(key, frozenset())
 
     # ---- ClusterBackend: a static cluster is complete the moment it is built ----
