@@ -11,6 +11,7 @@ import yaml
 
 from webhook.cluster.backend import ObservationSink
 from webhook.errors import ClusterStateError
+from webhook.policy.key_table import KeyTable
 from webhook.policy.kinds import NAMESPACE, KindRef, key_of_object
 from webhook.policy.ports import KeyIndex, ObjectCounter
 
@@ -28,6 +29,16 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
         "" if obj.get("kind") == "Namespace" else str(metadata.get("namespace") or "default")
     )
     return key_of_object(obj), namespace, str(metadata.get("name") or "")
+
+
+_Holder = tuple[str, str, str]  # (kind key, namespace, name)
+_NONE: frozenset[str] = frozenset()
+
+
+def _holder(key: tuple[str, str, str]) -> _Holder:
+    """Who holds keys: the object; a Namespace (grants) is its own namespace."""
+    kind, namespace, name = key
+    return (kind, name, name) if kind == NAMESPACE.key else (kind, namespace, name)
 
 
 def flatten_documents(documents: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -54,8 +65,9 @@ class MemoryCluster:
         self._lock = threading.Lock()
         self._objects: dict[tuple[str, str, str], dict[str, Any]] = {}
         self._count_cache: dict[tuple[str, str], frozenset[str]] = {}
-        # index key -> unique key -> holders, computed on first use after a change
-        self._key_cache: dict[str, dict[str, frozenset[tuple[str, str, str]]]] = {}
+        # index key -> (index, its table): built on first use, then kept current by
+        # add() and remove(), so `check` replaying many manifests rekeys one at a time
+        self._key_tables: dict[str, tuple[KeyIndex, KeyTable[_Holder]]] = {}
         self._kinds: tuple[str, ...] | None = None  # followed kind keys; None: every kind
         for obj in objects:
             self.add(obj)
@@ -84,16 +96,23 @@ class MemoryCluster:
     def add(self, obj: Mapping[str, Any]) -> None:
         """Add or replace an object (by kind, namespace and name)."""
         with self._lock:
-            self._objects[_key(obj)] = dict(obj)
+            key, stored = _key(obj), dict(obj)
+            self._objects[key] = stored
             self._count_cache.clear()
-            self._key_cache.clear()
+            self._rekey(key, stored)
 
     def remove(self, kind: str, namespace: str, name: str) -> None:
         """Remove an object (``kind``: the kind's key)."""
         with self._lock:
-            self._objects.pop((kind, "" if kind == "Namespace" else namespace, name), None)
+            key = (kind, "" if kind == "Namespace" else namespace, name)
+            self._objects.pop(key, None)
             self._count_cache.clear()
-            self._key_cache.clear()
+            self._rekey(key, None)
+
+    def _rekey(self, key: tuple[str, str, str], obj: Mapping[str, Any] | None) -> None:
+        for index, table in self._key_tables.values():
+            if key[0] in index.kinds:
+                table.hold(_holder(key), index.keys_of(obj) if obj is not None else _NONE)
 
     def _followed(self, kind: str) -> bool:
         return self._kinds is None or kind == NAMESPACE.key or kind in self._kinds
@@ -138,18 +157,18 @@ class MemoryCluster:
             self._count_cache[cache_key] = names
         return names
 
-    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
-        holders = self._key_cache.get(index.key)
-        if holders is None:
-            built: dict[str, set[tuple[str, str, str]]] = {}
+    def key_holders(
+        self, index: KeyIndex, key: str
+    ) -> Mapping[str, Set[tuple[str, str, str]]]:
+        built = self._key_tables.get(index.key)
+        if built is None:
             with self._lock:
-                for (kind, ns, name), obj in self._objects.items():
-                    if kind in index.kinds:
-                        for held in index.keys_of(obj):
-                            built.setdefault(held, set()).add((kind, ns, name))
-                holders = {k: frozenset(v) for k, v in built.items()}
-                self._key_cache[index.key] = holders
-        return holders.get(key, frozenset())
+                table: KeyTable[_Holder] = KeyTable(index.match)
+                for stored, obj in self._objects.items():
+                    if stored[0] in index.kinds:
+                        table.hold(_holder(stored), index.keys_of(obj))
+                built = self._key_tables[index.key] = (index, table)
+        return built[1].overlapping(key)
 
     # ---- ClusterBackend: a static cluster is complete the moment it is built ----
 
@@ -161,7 +180,11 @@ class MemoryCluster:
         """Nothing to index: counting walks one namespace's objects, cached per change."""
 
     def register_key_indexes(self, indexes: Iterable[KeyIndex]) -> None:
-        """Nothing to index ahead: holders are computed on first use after a change."""
+        """Keep tables for these indexes only (each is built on first use, then kept
+        current by every change)."""
+        wanted = {index.key for index in indexes}
+        with self._lock:
+            self._key_tables = {k: v for k, v in self._key_tables.items() if k in wanted}
 
     def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
         """Show exactly these kinds (and Namespaces) from now on."""
