@@ -72,7 +72,7 @@ def test_the_watch_cache_keeps_who_serves_each_host_and_path(
                                  paths=["/", "/feed"]))
     eventually(lambda: holders(cluster, engine, "blog.example.com PathPrefix /feed")
                == {("HTTPRoute", "blog", "blog")})
-    eventually(lambda: holders(cluster, engine, "shop.example.com Prefix /")
+    eventually(lambda: holders(cluster, engine, "shop.example.com")
                == {("Ingress", "shop", "front")})
     # A route that drops a path gives it up; a deleted route gives up everything.
     gateway_api.update(httproute(name="blog", namespace="blog", hostnames=["blog.example.com"],
@@ -86,12 +86,12 @@ def test_an_httproute_taking_a_host_an_ingress_elsewhere_serves_is_denied(
     gateway_api: KubeApi, cluster: KubeCluster, engine: Engine
 ) -> None:
     gateway_api.create(ingress(name="front", namespace="shop", host="shop.example.com"))
-    eventually(lambda: holders(cluster, engine, "shop.example.com Prefix /"))
+    eventually(lambda: holders(cluster, engine, "shop.example.com"))
     request = make_request("CREATE", httproute(name="steal", namespace="evil",
                                                hostnames=["shop.example.com"]))
     decision = engine.evaluate(request, cluster)
     assert not decision.allowed
-    assert "shop.example.com/ is held by Ingress shop/front" in decision.deny_message()
+    assert "shop.example.com (whole host) is held by Ingress shop/front" in decision.deny_message()
     same_namespace = make_request("CREATE", httproute(name="more", namespace="shop",
                                                       hostnames=["shop.example.com"]))
     assert engine.evaluate(same_namespace, cluster).allowed
