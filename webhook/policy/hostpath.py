@@ -65,7 +65,9 @@ class Place:
     host: str  # lower case, no trailing dot; ``*.example.com`` for a wildcard
     kind: PathKind
     path: str = ""  # as written ("" for the whole host)
-    segments: tuple[str, ...] = ()  # a prefix's (or exact path's) non-empty segments
+    # A prefix's (or exact path's) segments, as "/a/b/" ("/" for the root): one path is
+    # under another when its string starts with the other's
+    segments: str = "/"
     fixed: str | None = None  # a regex's fixed start; None when nothing is proven
 
     @property
@@ -125,8 +127,9 @@ def parse_host(text: str) -> str:
     return host
 
 
-def _segments(path: str) -> tuple[str, ...]:
-    return tuple(segment for segment in path.split("/") if segment)
+def _segments(path: str) -> str:
+    """``/foo//bar/`` -> ``/foo/bar/``: empty segments and a trailing slash change nothing."""
+    return "".join("/" + segment for segment in path.split("/") if segment) + "/"
 
 
 def _fixed_start(pattern: str) -> str | None:
@@ -202,8 +205,8 @@ def covering_hosts(host: str) -> list[str]:
 # ---- paths -----------------------------------------------------------------------------
 
 
-def _under(segments: tuple[str, ...], prefix: tuple[str, ...]) -> bool:
-    return segments[: len(prefix)] == prefix
+def _under(segments: str, prefix: str) -> bool:
+    return segments.startswith(prefix)
 
 
 def paths_overlap(a: Place, b: Place) -> bool:
@@ -231,7 +234,7 @@ def _regex_overlaps(regex: Place, other: Place) -> bool:
     if other.kind is PathKind.EXACT:
         return other.path.startswith(fixed)
     # A prefix covers its own path and everything below its last segment.
-    root = "".join("/" + segment for segment in other.segments) + "/"
+    root = other.segments
     return fixed.startswith(root) or root.startswith(fixed)
 
 
