@@ -429,12 +429,13 @@ class Engine:
         if request.operation == "UPDATE" and request.old_object is not None:
             keys -= index.keys_of(request.old_object)  # keeping its own keys is fine
         verdict = ownership.judge(index, keys, request.namespace, state.cluster)
-        decision.warnings.extend(f"{policy.name}: {warning}" for warning in verdict.warnings)
         if verdict.conflicts:
             what = unique.message or "already held in another namespace"
             self._record(policy, state, decision, f"{what} ({verdict.detail()})",
                          ViolationSource.UNIQUE)
             return
+        # Admitted over a squatter the grant overrides: say who still serves it.
+        decision.warnings.extend(f"{policy.name}: {warning}" for warning in verdict.warnings)
         decision.key_claims.extend(
             KeyClaim(policy.name, index.key, key, request.key, request.namespace, request.name)
             for key in sorted(keys)
