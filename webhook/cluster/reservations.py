@@ -12,7 +12,8 @@ admission layer therefore, per namespace::
 
 Unique keys (``unique`` policies: a host one namespace holds alone) are reserved the same
 way, under one cluster-wide lock instead of the namespace's: the conflict they prevent is
-between namespaces.
+between namespaces. Reserved keys are compared as the cluster's are (one KeyTable type,
+webhook/policy/key_table.py): a reserved ``shop.example.com/`` holds ``/login`` under it too.
 
 A reservation belongs to one admission (its uid), not to the object's name: a CREATE
 with ``generateName`` may carry no name when it is judged (a review sent straight to the

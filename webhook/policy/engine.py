@@ -441,6 +441,7 @@ class Engine:
             for key in sorted(keys)
         )
 
+
 def _covering(policy: Policy, state: RequestContext) -> PolicyException | None:
     """The active PolicyException that covers this request for ``policy``, if any."""
     request = state.request
