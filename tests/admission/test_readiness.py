@@ -44,8 +44,8 @@ class _UnsyncedCluster:
     def register_key_indexes(self, indexes: Any) -> None:
         pass
 
-    def key_holders(self, index: Any, key: str) -> Set[tuple[str, str, str]]:
-        return frozenset()
+    def key_holders(self, index: Any, key: str) -> Mapping[str, Set[tuple[str, str, str]]]:
+        return {}
 
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         return []

@@ -61,7 +61,7 @@ def test_audit_reports_both_sides_of_a_host_two_namespaces_already_serve(
     messages = {r["resource"]["name"]: [f["message"] for f in r["findings"]]
                 for r in report["results"]}
     assert messages["front"] == [
-        "this host and path is already served from another namespace: choose another host "
-        "or path, or ask the namespace that serves it to hand it over (shop.example.com/ is "
+        "this host and path belongs to another namespace: choose another host or path, or "
+        "ask the namespace that holds it to hand it over (shop.example.com (whole host) is "
         "held by HTTPRoute other/copy)"]
     assert "held by Ingress shop/front" in messages["copy"][0]

@@ -59,8 +59,9 @@ def cluster(gateway_api: KubeApi, tmp_path: Path, engine: Engine) -> Iterator[Ku
 
 
 def holders(cluster: KubeCluster, engine: Engine, key: str) -> set[tuple[str, str, str]]:
+    """Who holds exactly ``key`` (a HostPath key: "HOST TYPE PATH")."""
     (index,) = engine.key_indexes()
-    return set(cluster.key_holders(index, key))
+    return set(cluster.key_holders(index, key).get(key, ()))
 
 
 def test_the_watch_cache_keeps_who_serves_each_host_and_path(
@@ -69,28 +70,28 @@ def test_the_watch_cache_keeps_who_serves_each_host_and_path(
     gateway_api.create(ingress(name="front", namespace="shop", host="shop.example.com"))
     gateway_api.create(httproute(name="blog", namespace="blog", hostnames=["blog.example.com"],
                                  paths=["/", "/feed"]))
-    eventually(lambda: holders(cluster, engine, "blog.example.com/feed")
+    eventually(lambda: holders(cluster, engine, "blog.example.com PathPrefix /feed")
                == {("HTTPRoute", "blog", "blog")})
-    eventually(lambda: holders(cluster, engine, "shop.example.com/")
+    eventually(lambda: holders(cluster, engine, "shop.example.com")
                == {("Ingress", "shop", "front")})
     # A route that drops a path gives it up; a deleted route gives up everything.
     gateway_api.update(httproute(name="blog", namespace="blog", hostnames=["blog.example.com"],
                                  paths=["/"]))
-    eventually(lambda: holders(cluster, engine, "blog.example.com/feed") == set())
+    eventually(lambda: holders(cluster, engine, "blog.example.com PathPrefix /feed") == set())
     gateway_api.delete("httproutes", "blog", namespace="blog")
-    eventually(lambda: holders(cluster, engine, "blog.example.com/") == set())
+    eventually(lambda: holders(cluster, engine, "blog.example.com PathPrefix /") == set())
 
 
 def test_an_httproute_taking_a_host_an_ingress_elsewhere_serves_is_denied(
     gateway_api: KubeApi, cluster: KubeCluster, engine: Engine
 ) -> None:
     gateway_api.create(ingress(name="front", namespace="shop", host="shop.example.com"))
-    eventually(lambda: holders(cluster, engine, "shop.example.com/"))
+    eventually(lambda: holders(cluster, engine, "shop.example.com"))
     request = make_request("CREATE", httproute(name="steal", namespace="evil",
                                                hostnames=["shop.example.com"]))
     decision = engine.evaluate(request, cluster)
     assert not decision.allowed
-    assert "shop.example.com/ is held by Ingress shop/front" in decision.deny_message()
+    assert "shop.example.com (whole host) is held by Ingress shop/front" in decision.deny_message()
     same_namespace = make_request("CREATE", httproute(name="more", namespace="shop",
                                                       hostnames=["shop.example.com"]))
     assert engine.evaluate(same_namespace, cluster).allowed
@@ -213,9 +214,10 @@ def test_keys_that_are_not_strings_fail_the_policy_as_its_failure_policy_says(
     assert "must give a list of strings" in decision.deny_message()
 
 
-def test_the_kinds_of_the_shipped_policy_are_ingress_and_httproute() -> None:
+def test_the_kinds_of_the_shipped_policy_are_ingress_and_the_gateway_api_routes() -> None:
     engine = Engine(load_policies(POLICY))
-    assert engine.policies.kinds() == (SHORT_NAMES["HTTPRoute"], SHORT_NAMES["Ingress"])
+    assert set(engine.policies.kinds()) == {
+        SHORT_NAMES[kind] for kind in ("Ingress", "HTTPRoute", "GRPCRoute", "TLSRoute")}
 
 
 def test_an_ingress_of_hundreds_of_hosts_is_over_the_budget_and_fails_closed() -> None:

@@ -36,7 +36,9 @@ DEFAULTS: dict[str, tuple[frozenset[str], Mode | None]] = {
     "deny-external-ips": (frozenset({"Service"}), Mode.ENFORCE),
     "require-ingress-tls-in-production": (frozenset({"Ingress"}), Mode.ENFORCE),
     "require-ingress-class": (frozenset({"Ingress"}), Mode.WARN),
-    "unique-ingress-hosts": (frozenset({"Ingress", "HTTPRoute"}), Mode.ENFORCE),
+    "unique-ingress-hosts": (
+        frozenset({"Ingress", "HTTPRoute", "GRPCRoute", "TLSRoute"}), Mode.ENFORCE
+    ),
     "require-loadbalancer-source-ranges": (frozenset({"Service"}), Mode.WARN),
     "deny-ingress-nginx-snippets": (frozenset({"Ingress"}), Mode.ENFORCE),
     "restrict-externalname-services": (frozenset({"Service"}), Mode.WARN),

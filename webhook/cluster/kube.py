@@ -87,7 +87,9 @@ class KubeCluster:
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         return self._store.counted_names(namespace, counter)
 
-    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
+    def key_holders(
+        self, index: KeyIndex, key: str
+    ) -> Mapping[str, Set[tuple[str, str, str]]]:
         return self._store.key_holders(index, key)
 
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:

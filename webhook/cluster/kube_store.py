@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
+from webhook.policy.key_table import KeyTable
 from webhook.policy.ports import KeyIndex, ObjectCounter
 
 log = logging.getLogger("edgewarden.cluster")
@@ -25,7 +26,6 @@ _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 _EMPTY: frozenset[str] = frozenset()
 Holder = tuple[str, str, str]  # (kind key, namespace, name)
-_NO_HOLDERS: frozenset[Holder] = frozenset()
 
 
 def slim(kind: str, api_version: str, obj: Mapping[str, Any]) -> dict[str, Any]:
@@ -71,6 +71,11 @@ def _safe_counts(counter: ObjectCounter, obj: Mapping[str, Any]) -> bool:
         return False
 
 
+def _namespace_holder(name: str) -> Holder:
+    # A Namespace is its own namespace: grants compare with holders by namespace.
+    return (NAMESPACE, name, name)
+
+
 class KubeStore:
     """Objects of the watched kinds (by kind key) and the counted-name index of each counter."""
 
@@ -82,11 +87,9 @@ class KubeStore:
         self._counters: dict[str, ObjectCounter] = {}
         # counter key -> namespace -> names counted (frozensets, replaced on change)
         self._index: dict[str, dict[str, frozenset[str]]] = {}
-        # unique index key -> unique key -> holders (frozensets, replaced on change), and
-        # the keys each object holds (to take them back when it changes or goes)
+        # unique index key -> the keys each object (and Namespace, for grants) holds
         self._key_indexes: dict[str, KeyIndex] = {}
-        self._holders: dict[str, dict[str, frozenset[Holder]]] = {}
-        self._held: dict[str, dict[Holder, frozenset[str]]] = {}
+        self._key_tables: dict[str, KeyTable[Holder]] = {}
 
     # ---- reads (admission path: no lock, no I/O) ----
 
@@ -101,12 +104,12 @@ class KubeStore:
             by_namespace = self._index.get(counter.key, {})
         return by_namespace.get(namespace, _EMPTY)
 
-    def key_holders(self, index: KeyIndex, key: str) -> Set[Holder]:
-        holders = self._holders.get(index.key)
-        if holders is None:
+    def key_holders(self, index: KeyIndex, key: str) -> Mapping[str, Set[Holder]]:
+        table = self._key_tables.get(index.key)
+        if table is None:
             self.add_key_index(index)  # first use of an index nobody registered
-            holders = self._holders.get(index.key, {})
-        return holders.get(key, _NO_HOLDERS)
+            table = self._key_tables[index.key]
+        return table.overlapping(key)
 
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         """Up to ``limit`` stored objects (not Namespaces), taken from every kind in turn."""
@@ -176,7 +179,7 @@ class KubeStore:
         """Replace the registered key indexes and rebuild each from the cache."""
         with self._lock:
             self._key_indexes = {i.key: i for i in indexes}
-            self._holders, self._held = {}, {}
+            self._key_tables = {}
             for index in self._key_indexes.values():
                 self._build_key_index(index)
 
@@ -187,31 +190,27 @@ class KubeStore:
                 self._build_key_index(index)
 
     def _build_key_index(self, index: KeyIndex) -> None:
-        self._holders[index.key], self._held[index.key] = {}, {}
+        # Built aside and swapped in whole: readers never see a half-built table.
+        table: KeyTable[Holder] = KeyTable(index.match)
         for kind in index.kinds:
+            if kind == NAMESPACE:
+                for name, namespace_object in self._namespaces.items():
+                    table.hold(_namespace_holder(name), index.keys_of(namespace_object))
+                continue
             for namespace, objects in self._objects.get(kind, {}).items():
                 for name, obj in objects.items():
-                    self._rekey_one(index, (kind, namespace, name), obj)
+                    table.hold((kind, namespace, name), index.keys_of(obj))
+        self._key_tables[index.key] = table
 
     def _rekey_one(self, index: KeyIndex, holder: Holder, obj: Mapping[str, Any] | None) -> None:
-        held = self._held[index.key]
-        holders = self._holders[index.key]
-        before = held.get(holder, _EMPTY)
-        after = index.keys_of(obj) if obj is not None else _EMPTY
-        if before == after:
-            return
-        for key in before - after:
-            remaining = holders.get(key, _NO_HOLDERS) - {holder}
-            if remaining:
-                holders[key] = remaining
-            else:
-                holders.pop(key, None)
-        for key in after - before:
-            holders[key] = holders.get(key, _NO_HOLDERS) | {holder}
-        if after:
-            held[holder] = after
-        else:
-            held.pop(holder, None)
+        table = self._key_tables[index.key]
+        table.hold(holder, index.keys_of(obj) if obj is not None else _EMPTY)
+
+    def _rekey_namespace(self, name: str, obj: Mapping[str, Any] | None) -> None:
+        """A Namespace holds the hosts its grant annotation names (unique.py)."""
+        for index in self._key_indexes.values():
+            if NAMESPACE in index.kinds:
+                self._rekey_one(index, _namespace_holder(name), obj)
 
     def _rekey_kind(self, kind: str) -> None:
         for index in self._key_indexes.values():
@@ -236,6 +235,7 @@ class KubeStore:
             if kind == NAMESPACE:
                 appeared = name not in self._namespaces
                 self._namespaces[name] = obj
+                self._rekey_namespace(name, obj)
                 return appeared
             namespace = metadata.get("namespace", "")
             objects = self._objects.setdefault(kind, {}).setdefault(namespace, {})
@@ -251,6 +251,7 @@ class KubeStore:
         with self._lock:
             if kind == NAMESPACE:
                 self._namespaces.pop(name, None)
+                self._rekey_namespace(name, None)
                 return
             by_namespace = self._objects.get(kind, {})
             objects = by_namespace.get(namespace)
@@ -270,6 +271,7 @@ class KubeStore:
             if kind == NAMESPACE:
                 before = self._namespaces
                 self._namespaces = {o["metadata"].get("name", ""): o for o in objs}
+                self._rekey_kind(NAMESPACE)
                 return {("", name) for name in self._namespaces if name not in before}
             previous = self._objects.get(kind, {})
             fresh: dict[str, dict[str, dict[str, Any]]] = {}

@@ -11,6 +11,7 @@ import yaml
 
 from webhook.cluster.backend import ObservationSink
 from webhook.errors import ClusterStateError
+from webhook.policy.key_table import KeyTable
 from webhook.policy.kinds import NAMESPACE, KindRef, key_of_object
 from webhook.policy.ports import KeyIndex, ObjectCounter
 
@@ -28,6 +29,16 @@ def _key(obj: Mapping[str, Any]) -> tuple[str, str, str]:
         "" if obj.get("kind") == "Namespace" else str(metadata.get("namespace") or "default")
     )
     return key_of_object(obj), namespace, str(metadata.get("name") or "")
+
+
+_Holder = tuple[str, str, str]  # (kind key, namespace, name)
+_NONE: frozenset[str] = frozenset()
+
+
+def _holder(key: tuple[str, str, str]) -> _Holder:
+    """Who holds keys: the object; a Namespace (grants) is its own namespace."""
+    kind, namespace, name = key
+    return (kind, name, name) if kind == NAMESPACE.key else (kind, namespace, name)
 
 
 def flatten_documents(documents: Iterable[Any]) -> Iterator[dict[str, Any]]:
@@ -57,11 +68,9 @@ class MemoryCluster:
         self._in_namespace: dict[str, set[tuple[str, str, str]]] = {}
         # (counter key, namespace) -> counted names; a change drops its namespace's entries
         self._count_cache: dict[tuple[str, str], frozenset[str]] = {}
-        # index key -> unique key -> holders, built on first use and kept in step with each
-        # change (a replay adds thousands of objects one by one: rebuilding per change would
-        # make it quadratic); the indexes themselves, to compute a changed object's keys
-        self._key_cache: dict[str, dict[str, frozenset[tuple[str, str, str]]]] = {}
-        self._key_indexes: dict[str, KeyIndex] = {}
+        # index key -> (index, its table): built on first use, then kept current by
+        # add() and remove(), so `check` replaying many manifests rekeys one at a time
+        self._key_tables: dict[str, tuple[KeyIndex, KeyTable[_Holder]]] = {}
         self._kinds: tuple[str, ...] | None = None  # followed kind keys; None: every kind
         for obj in objects:
             self.add(obj)
@@ -106,7 +115,7 @@ class MemoryCluster:
     def _changed(self, key: tuple[str, str, str], old: Mapping[str, Any] | None,
                  new: Mapping[str, Any] | None) -> None:
         """Keep the namespace index, the counts and the key indexes in step (lock held)."""
-        kind, namespace, _ = key
+        _, namespace, _ = key
         members = self._in_namespace.setdefault(namespace, set())
         if new is None:
             members.discard(key)
@@ -114,14 +123,12 @@ class MemoryCluster:
             members.add(key)
         for cached in [c for c in self._count_cache if c[1] == namespace]:
             del self._count_cache[cached]
-        for index_key, holders in self._key_cache.items():
-            index = self._key_indexes[index_key]
-            if kind not in index.kinds:
-                continue
-            for held in index.keys_of(old) if old is not None else ():
-                holders[held] = holders.get(held, frozenset()) - {key}
-            for held in index.keys_of(new) if new is not None else ():
-                holders[held] = holders.get(held, frozenset()) | {key}
+        self._rekey(key, new)
+
+    def _rekey(self, key: tuple[str, str, str], obj: Mapping[str, Any] | None) -> None:
+        for index, table in self._key_tables.values():
+            if key[0] in index.kinds:
+                table.hold(_holder(key), index.keys_of(obj) if obj is not None else _NONE)
 
     def _followed(self, kind: str) -> bool:
         return self._kinds is None or kind == NAMESPACE.key or kind in self._kinds
@@ -166,19 +173,18 @@ class MemoryCluster:
             self._count_cache[cache_key] = names
         return names
 
-    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
-        holders = self._key_cache.get(index.key)
-        if holders is None:
-            built: dict[str, set[tuple[str, str, str]]] = {}
+    def key_holders(
+        self, index: KeyIndex, key: str
+    ) -> Mapping[str, Set[tuple[str, str, str]]]:
+        built = self._key_tables.get(index.key)
+        if built is None:
             with self._lock:
-                for (kind, ns, name), obj in self._objects.items():
-                    if kind in index.kinds:
-                        for held in index.keys_of(obj):
-                            built.setdefault(held, set()).add((kind, ns, name))
-                holders = {k: frozenset(v) for k, v in built.items()}
-                self._key_cache[index.key] = holders
-                self._key_indexes[index.key] = index
-        return holders.get(key, frozenset())
+                table: KeyTable[_Holder] = KeyTable(index.match)
+                for stored, obj in self._objects.items():
+                    if stored[0] in index.kinds:
+                        table.hold(_holder(stored), index.keys_of(obj))
+                built = self._key_tables[index.key] = (index, table)
+        return built[1].overlapping(key)
 
     # ---- ClusterBackend: a static cluster is complete the moment it is built ----
 
@@ -190,7 +196,11 @@ class MemoryCluster:
         """Nothing to index: counting walks one namespace's objects, cached per change."""
 
     def register_key_indexes(self, indexes: Iterable[KeyIndex]) -> None:
-        """Nothing to index ahead: holders are computed on first use after a change."""
+        """Keep tables for these indexes only (each is built on first use, then kept
+        current by every change)."""
+        wanted = {index.key for index in indexes}
+        with self._lock:
+            self._key_tables = {k: v for k, v in self._key_tables.items() if k in wanted}
 
     def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
         """Show exactly these kinds (and Namespaces) from now on."""

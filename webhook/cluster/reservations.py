@@ -12,7 +12,8 @@ admission layer therefore, per namespace::
 
 Unique keys (``unique`` policies: a host one namespace holds alone) are reserved the same
 way, under one cluster-wide lock instead of the namespace's: the conflict they prevent is
-between namespaces.
+between namespaces. Reserved keys are compared as the cluster's are (one KeyTable type,
+webhook/policy/key_table.py): a reserved ``shop.example.com/`` holds ``/login`` under it too.
 
 A reservation belongs to one admission (its uid), not to the object's name: a CREATE
 with ``generateName`` may carry no name when it is judged (a review sent straight to the
@@ -46,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.policy.decision import KeyClaim, LimitClaim
+from webhook.policy.key_table import KeyTable
 from webhook.policy.ports import ClusterView, KeyIndex, ObjectCounter
 
 _Slot = tuple[str, str]  # (namespace, counter key)
@@ -103,6 +105,9 @@ class Reservations:
         self._by_slot: dict[_Slot, dict[int, _Held]] = {}
         # unique key -> seq -> reservation: keys held by admissions the watch has not shown
         self._by_key: dict[_Key, dict[int, _Held]] = {}
+        # unique index key -> the reserved keys by reservation (seq), compared the way the
+        # index compares keys (the same KeyTable as the cluster's); made on first read
+        self._key_tables: dict[str, KeyTable[int]] = {}
         # named object -> seqs, so observed() does not scan every reservation
         self._by_object: dict[_Object, set[int]] = {}
         self._progress: dict[str, float] = {}  # kind -> clock() of the cache's last progress
@@ -166,6 +171,11 @@ class Reservations:
                 slot = (claim.namespace, claim.counter_key)
                 held.slots.add(slot)
                 self._by_slot.setdefault(slot, {})[held.seq] = held
+            if held is not None:
+                for index_key, table in self._key_tables.items():
+                    reserved = _keys_in(held, index_key)
+                    if reserved:
+                        table.hold(held.seq, reserved)
 
     def observed(
         self,
@@ -213,18 +223,32 @@ class Reservations:
                 self._drop(reservation)
             return frozenset(r.token for r in self._by_slot.get(slot, {}).values())
 
-    def reserved_holders(self, index_key: str, key: str) -> frozenset[_Object]:
-        """(kind, namespace, name or token) of the live reservations of a unique key."""
-        taken = (index_key, key)
-        if taken not in self._by_key:
-            return frozenset()
+    def reserved_holders(self, index: KeyIndex, key: str) -> dict[str, frozenset[_Object]]:
+        """The reserved keys ``key`` runs into under ``index``, each with the (kind,
+        namespace, name or token) of its live reservations."""
+        if not self._by_key:
+            return {}  # the common case, decided without the lock
         now = self._clock()
         with self._guard:
-            held = self._by_key.get(taken, {})
-            for reservation in [r for r in held.values() if self._expired(r, now)]:
-                self._drop(reservation)
-            return frozenset((r.kind, r.namespace, r.token)
-                             for r in self._by_key.get(taken, {}).values())
+            table = self._key_tables.get(index.key)
+            if table is None:
+                table = self._key_tables[index.key] = KeyTable(index.match)
+                for reservation in self._held.values():
+                    keys = _keys_in(reservation, index.key)
+                    if keys:
+                        table.hold(reservation.seq, keys)
+            found = table.overlapping(key)
+            expired = {seq for seqs in found.values() for seq in seqs
+                       if self._expired(self._held[seq], now)}
+            for seq in expired:
+                self._drop(self._held[seq])
+            if expired:
+                found = table.overlapping(key)
+            return {
+                held: frozenset((r.kind, r.namespace, r.token)
+                                for r in (self._held[seq] for seq in seqs))
+                for held, seqs in found.items()
+            }
 
     def purge(self) -> int:
         """Drop every expired reservation (for a periodic sweep); returns how many."""
@@ -272,6 +296,9 @@ class Reservations:
                 holding.pop(held.seq, None)
                 if not holding:
                     del self._by_key[taken]
+            table = self._key_tables.get(taken[0])
+            if table is not None:
+                table.hold(held.seq, frozenset())
         if held.name:
             key = (held.kind, held.namespace, held.name)
             seqs = self._by_object.get(key)
@@ -285,6 +312,11 @@ class Reservations:
     def view(self, base: ClusterView) -> ClusterView:
         """``base`` plus the live reservations, each name counted once."""
         return ReservedView(base, self)
+
+
+def _keys_in(held: _Held, index_key: str) -> frozenset[str]:
+    """The keys of one index a reservation holds."""
+    return frozenset(key for taken_index, key in held.keys if taken_index == index_key)
 
 
 class ReservedView:
@@ -309,7 +341,14 @@ class ReservedView:
         # A union of names: an object both reserved and already seen counts once.
         return frozenset(names) | reserved
 
-    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
-        holders = self._base.key_holders(index, key)
-        reserved = self._reservations.reserved_holders(index.key, key)
-        return frozenset(holders) | reserved if reserved else holders
+    def key_holders(
+        self, index: KeyIndex, key: str
+    ) -> Mapping[str, Set[tuple[str, str, str]]]:
+        found = self._base.key_holders(index, key)
+        reserved = self._reservations.reserved_holders(index, key)
+        if not reserved:
+            return found
+        merged = {held: frozenset(holders) for held, holders in found.items()}
+        for held, holders in reserved.items():
+            merged[held] = merged.get(held, frozenset()) | holders
+        return merged

@@ -13,6 +13,7 @@ from typing import Any
 
 import cel
 
+from webhook.policy import ownership
 from webhook.policy.budget import DEFAULT_BUDGET, Guard
 from webhook.policy.cel import CelEvaluationError, CelExpression
 from webhook.policy.compiled import CompiledPolicies
@@ -29,7 +30,7 @@ from webhook.policy.decision import (
     Violation,
     ViolationSource,
 )
-from webhook.policy.exceptions import NO_EXCEPTIONS, first_covering
+from webhook.policy.exceptions import NO_EXCEPTIONS, PolicyException, first_covering
 from webhook.policy.limits import (
     LimitCounter,
     PolicyEvaluationError,
@@ -49,7 +50,7 @@ from webhook.policy.objects import labels_of
 from webhook.policy.patches import PatchError, add_absent_annotations, apply_raw_patch
 from webhook.policy.ports import ClusterView, ExceptionView, ObjectCounter
 from webhook.policy.request import AdmissionRequest
-from webhook.policy.unique import Holder, UniqueIndex, UniqueKeysError
+from webhook.policy.unique import UniqueIndex, UniqueKeysError
 
 PolicyFilter = Callable[[Policy], bool]
 _NO_VARIABLES: Mapping[str, CelExpression] = {}
@@ -273,7 +274,15 @@ class Engine:
         source: ViolationSource,
     ) -> None:
         mode = self.mode_of(policy)
-        if self._exempted(policy, state, decision, mode, message, source):
+        if policy.unique is not None and source in (ViolationSource.UNIQUE,
+                                                    ViolationSource.ERROR):
+            # What another namespace holds is not this namespace's to waive, and a unique
+            # policy that failed did not check ownership at all: no exception applies.
+            exception = _covering(policy, state)
+            if exception is not None:
+                message += (f" ({exception.describe()} does not apply: an exception never "
+                            "settles who owns a key held or reserved in another namespace)")
+        elif self._exempted(policy, state, decision, mode, message, source):
             return
         decision.violations.append(Violation(policy.name, mode, message, source))
         if mode is Mode.WARN:
@@ -295,15 +304,7 @@ class Engine:
     ) -> bool:
         """True when a PolicyException admits what ``policy`` would do; the decision then
         carries the exemption, a warning naming it, and an audit annotation."""
-        request = state.request
-        candidates = state.exceptions.candidates(request.namespace, policy.name)
-        if not candidates:
-            return False
-        subject = state.object if state.object is not None else request.old_object
-        labels = ((subject or {}).get("metadata") or {}).get("labels")
-        exception = first_covering(
-            candidates, request.judged_at, request.key, request.name, labels
-        )
+        exception = _covering(policy, state)
         if exception is None:
             return False
         exemption = Exemption(policy.name, mode, message, source, exception)
@@ -427,28 +428,29 @@ class Engine:
             raise PolicyEvaluationError(state.explain(str(error))) from None
         if request.operation == "UPDATE" and request.old_object is not None:
             keys -= index.keys_of(request.old_object)  # keeping its own keys is fine
-        conflicts: dict[str, list[Holder]] = {}
-        for key in sorted(keys):
-            others = sorted(
-                Holder(*holder)
-                for holder in state.cluster.key_holders(index, key)
-                if holder[1] != request.namespace
-            )
-            if others:
-                conflicts[key] = others
-        if conflicts:
+        verdict = ownership.judge(index, keys, request.namespace, state.cluster)
+        if verdict.conflicts:
             what = unique.message or "already held in another namespace"
-            detail = "; ".join(
-                f"{key} is held by {', '.join(map(str, holders[:3]))}"
-                + (f" and {len(holders) - 3} more" if len(holders) > 3 else "")
-                for key, holders in conflicts.items()
-            )
-            self._record(policy, state, decision, f"{what} ({detail})", ViolationSource.UNIQUE)
+            self._record(policy, state, decision, f"{what} ({verdict.detail()})",
+                         ViolationSource.UNIQUE)
             return
+        # Admitted over a squatter the grant overrides: say who still serves it.
+        decision.warnings.extend(f"{policy.name}: {warning}" for warning in verdict.warnings)
         decision.key_claims.extend(
             KeyClaim(policy.name, index.key, key, request.key, request.namespace, request.name)
             for key in sorted(keys)
         )
+
+
+def _covering(policy: Policy, state: RequestContext) -> PolicyException | None:
+    """The active PolicyException that covers this request for ``policy``, if any."""
+    request = state.request
+    candidates = state.exceptions.candidates(request.namespace, policy.name)
+    if not candidates:
+        return None
+    subject = state.object if state.object is not None else request.old_object
+    labels = ((subject or {}).get("metadata") or {}).get("labels")
+    return first_covering(candidates, request.judged_at, request.key, request.name, labels)
 
 
 def _counts(limit: Limit, context: cel.Context, state: RequestContext) -> bool:

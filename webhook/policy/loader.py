@@ -16,6 +16,7 @@ from webhook.errors import PolicyLoadError, PolicyProblem
 from webhook.policy.cel import CelCompileError, CelExpression, compile_expression
 from webhook.policy.checks import Schemas, check_policy
 from webhook.policy.decision import FailurePolicy, Mode
+from webhook.policy.key_table import KeyMatch
 from webhook.policy.kinds import SHORT_NAMES, KindRef, known_resource, merge, valid_resource_name
 from webhook.policy.model import (
     ALL_OPERATIONS,
@@ -466,7 +467,13 @@ class _PolicyBuilder:
         keys = self._cel(raw["keys"], ("spec", "unique", "keys"), _WHERE_VARIABLES)
         if keys is None:
             return None
-        return Unique(keys=keys, scope=raw.get("scope", "Cluster"), message=raw.get("message"))
+        match = KeyMatch(raw.get("match", KeyMatch.EXACT.value))
+        grants = raw.get("grantAnnotation")
+        if grants is not None and match is not KeyMatch.HOST_PATH:
+            self._problem(("spec", "unique", "grantAnnotation"),
+                          "grantAnnotation reserves hosts, so it needs match: HostPath")
+        return Unique(keys=keys, scope=raw.get("scope", "Cluster"), message=raw.get("message"),
+                      match=match, grant_annotation=grants)
 
     def _mutation(self, index: int, raw: Mapping[str, Any], flavour: str | None) -> Mutation | None:
         if "setAnnotations" in raw:

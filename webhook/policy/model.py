@@ -13,6 +13,7 @@ from typing import Any
 from webhook.errors import PolicyProblem, file_line
 from webhook.policy.cel import CelExpression
 from webhook.policy.decision import FailurePolicy, Mode
+from webhook.policy.key_table import KeyMatch
 from webhook.policy.kinds import SHORT_NAMES, KindRef, merge
 from webhook.policy.selectors import LabelSelector
 
@@ -100,6 +101,10 @@ class Unique:
     keys: CelExpression  # over ``object`` alone: a list of strings
     scope: str = "Cluster"  # keys are unique across namespaces of the whole cluster
     message: str | None = None
+    # How keys compare: as strings, or as hosts and paths that overlap (hostpath.py)
+    match: KeyMatch = KeyMatch.EXACT
+    # HostPath only: the namespace annotation whose hosts are reserved for the namespace
+    grant_annotation: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

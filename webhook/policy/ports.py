@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence, Set
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
+from webhook.policy.key_table import KeyMatch
+
 if TYPE_CHECKING:
     from webhook.policy.exceptions import PolicyException
 
@@ -48,6 +50,11 @@ class KeyIndex(Protocol):
         """The kinds (keys, see kinds.py) whose objects hold keys."""
         ...
 
+    @property
+    def match(self) -> KeyMatch:
+        """How keys compare: which held keys a key runs into (key_table.py)."""
+        ...
+
     def keys_of(self, obj: Mapping[str, Any]) -> frozenset[str]:
         """The keys ``obj`` holds; none when the expression cannot judge it."""
         ...
@@ -65,8 +72,10 @@ class ClusterView(Protocol):
         """Names of the objects of ``counter.kind`` in ``namespace`` that ``counter`` counts."""
         ...
 
-    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
-        """The objects (kind, namespace, name) of ``index.kinds`` that hold ``key``."""
+    def key_holders(self, index: KeyIndex, key: str) -> Mapping[str, Set[tuple[str, str, str]]]:
+        """Every held key that ``key`` runs into under ``index.match`` (``key`` itself
+        when held), each with the objects (kind, namespace, name) of ``index.kinds`` that
+        hold it."""
         ...
 
     @property
@@ -84,8 +93,8 @@ class EmptyCluster:
     def counted_names(self, namespace: str, counter: ObjectCounter) -> Set[str]:
         return frozenset()
 
-    def key_holders(self, index: KeyIndex, key: str) -> Set[tuple[str, str, str]]:
-        return frozenset()
+    def key_holders(self, index: KeyIndex, key: str) -> Mapping[str, Set[tuple[str, str, str]]]:
+        return {}
 
     @property
     def synced(self) -> bool:

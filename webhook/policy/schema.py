@@ -188,6 +188,8 @@ POLICY_SCHEMA: dict[str, Any] = {
                         "keys": {"type": "string", "minLength": 1},
                         "scope": {"enum": ["Cluster"]},
                         "message": {"type": "string", "minLength": 1},
+                        "match": {"enum": ["Exact", "HostPath"]},
+                        "grantAnnotation": {"type": "string", "minLength": 1},
                     },
                 },
                 "mutations": {
