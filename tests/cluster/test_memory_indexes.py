@@ -31,7 +31,10 @@ def service(namespace: str, name: str, kind: str) -> dict[str, Any]:
 
 
 def holders(cluster: MemoryCluster, host: str) -> set[tuple[str, str, str]]:
-    return set(cluster.key_holders(HOSTS, f"{host}/"))
+    """Whoever holds a key overlapping the whole ``host`` (any path on it)."""
+    found = cluster.key_holders(HOSTS, host)
+    assert isinstance(found, dict) or hasattr(found, "values"), found
+    return {holder for held in found.values() for holder in held}
 
 
 def test_keys_follow_adds_replacements_and_removals() -> None:
