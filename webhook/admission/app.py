@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from webhook.admission import handlers
+from webhook.admission import exception_approval, handlers
 from webhook.admission.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.admission.review import Review, ReviewError, encode_review, parse_review
 from webhook.admission.state import ServerState
@@ -46,6 +46,8 @@ def create_app(state: ServerState) -> ASGIApp:
     endpoints: dict[str, ASGIApp] = {
         "/validate": _AdmissionEndpoint(state, "validate", handlers.validate),
         "/mutate": _AdmissionEndpoint(state, "mutate", handlers.mutate),
+        exception_approval.PATH: _AdmissionEndpoint(state, "mutate-policyexception",
+                                                     exception_approval.approve),
     }
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

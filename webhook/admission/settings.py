@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from webhook.policy.exception_rules import ExceptionRules
+
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
 DEFAULT_PORT = 8443
 DEFAULT_DEV_DIR = Path(".edgewarden-dev")
@@ -85,6 +87,9 @@ class ServerSettings:
     audit_interval_seconds: float = 0.0
     # Where the leader-election Lease lives (None: the pod's own namespace).
     leader_election_namespace: str | None = None
+    # PolicyExceptions: off unless --enable-exceptions, then only in the namespaces of
+    # --exception-namespace, each ending at most --max-exception-days after its creation.
+    exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
 
     @property
     def reads_the_api(self) -> bool:

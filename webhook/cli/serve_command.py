@@ -22,6 +22,7 @@ from webhook.cli.examples import examples
 from webhook.cli.options import FlavourOption, PoliciesOption
 from webhook.cli.policy_source import policy_paths
 from webhook.errors import EdgewardenError
+from webhook.policy.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
 
 
 @app.command(
@@ -150,6 +151,18 @@ def serve(
         "--leader-election-namespace",
         help="Namespace of the Lease that elects the replica writing statuses and reports "
         "(default: the pod's own).")] = None,
+    enable_exceptions: Annotated[bool, typer.Option(
+        "--enable-exceptions",
+        help="Honour PolicyException objects (off by default), only in the namespaces of "
+        "--exception-namespace.")] = False,
+    exception_namespace: Annotated[list[str] | None, typer.Option(
+        "--exception-namespace", metavar="NAMESPACE",
+        help="A namespace whose PolicyExceptions are honoured (repeatable; needed with "
+        "--enable-exceptions); exceptions elsewhere are ignored and logged.")] = None,
+    max_exception_days: Annotated[int, typer.Option(
+        "--max-exception-days", min=1,
+        help="Longest lifetime of a PolicyException: expiresAt at most this many days after "
+        "its creation, or it is ignored.")] = DEFAULT_MAX_EXCEPTION_DAYS,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -157,6 +170,8 @@ def serve(
     # Imported here so the other commands start without the server stack.
     from webhook.admission.server import build_runtime, run
 
+    exception_rules = serve_exception_rules(enable_exceptions, exception_namespace or [],
+                                            max_exception_days)
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")
     dev_cluster_file: Path | None = None
@@ -193,6 +208,7 @@ def serve(
         cluster_objects=cluster_objects,
         audit_interval_seconds=parse_duration(audit_interval, "--audit-interval"),
         leader_election_namespace=leader_election_namespace,
+        exception_rules=exception_rules,
     )
     for path in settings.policies:
         if not path.exists():
@@ -223,3 +239,17 @@ def parse_duration(text: str, flag: str) -> float:
         raise typer.BadParameter(f"{text!r} is not a duration such as 5m, 90s or 1h",
                                  param_hint=flag)
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def serve_exception_rules(enabled: bool, namespaces: list[str], max_days: int) -> ExceptionRules:
+    """Closed by default: on only with --enable-exceptions, and then only in the namespaces
+    named (Kyverno's exceptionNamespace); a namespace without the switch is a mistake."""
+    if enabled and not namespaces:
+        raise typer.BadParameter(
+            "name the namespaces PolicyExceptions may live in with --exception-namespace "
+            "(repeatable)", param_hint="--enable-exceptions")
+    if namespaces and not enabled:
+        raise typer.BadParameter(
+            "has no effect while PolicyExceptions are off: add --enable-exceptions",
+            param_hint="--exception-namespace")
+    return ExceptionRules(enabled=enabled, namespaces=frozenset(namespaces), max_days=max_days)

@@ -61,7 +61,7 @@ class Controllers:
         self.registry = ExceptionRegistry()
         state.exceptions = self.registry
         state.metrics.watch_exceptions(lambda: self.registry.current, clock)
-        self.exceptions = ExceptionObjects(self.registry)
+        self.exceptions = ExceptionObjects(self.registry, settings.exception_rules, clock)
         self.watch: ObjectWatch | None = None
         self.policies: PolicyObjects | None = None
         self.statuses: StatusWriter | None = None
