@@ -21,6 +21,7 @@ or an error of its own (fail closed, as the configuration's failurePolicy).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping
 from typing import Any
@@ -60,17 +61,17 @@ def _approve(state: ServerState, review: Review, rules: ExceptionRules) -> Answe
     if (request.group != _GROUP or request.kind != "PolicyException"
             or request.operation not in ("CREATE", "UPDATE") or obj is None):
         # Only PolicyException writes are sent here; anything else passes untouched.
-        return Answer(build_response(request.uid, allowed=True), "allow")
+        return Answer(build_response(request.uid, allowed=True), "allowed")
     username = request.user.username
     if not username:
         return Answer(build_response(
             request.uid, allowed=False, code=403, reason="Forbidden",
             message="a PolicyException needs an authenticated user to record as its approver "
-                    "(request.userInfo.username is empty)"), "deny")
+                    "(request.userInfo.username is empty)"), "denied")
     spec = obj.get("spec")
     if not isinstance(spec, Mapping):
         # Malformed: the CRD's schema refuses it after us; nothing to record on.
-        return Answer(build_response(request.uid, allowed=True), "allow")
+        return Answer(build_response(request.uid, allowed=True), "allowed")
     approver = username
     old_spec = (request.old_object or {}).get("spec") if request.operation == "UPDATE" else None
     if isinstance(old_spec, Mapping) and _terms(old_spec) == _terms(spec):
@@ -83,7 +84,7 @@ def _approve(state: ServerState, review: Review, rules: ExceptionRules) -> Answe
         patch.append({"op": op, "path": f"/spec/{APPROVED_BY}", "value": approver})
     warnings = _warnings(state, request.namespace, obj, approver, rules)
     return Answer(build_response(request.uid, allowed=True, patch=patch or None,
-                                 warnings=warnings), "patch" if patch else "allow")
+                                 warnings=warnings), "patched" if patch else "allowed")
 
 
 def _terms(spec: Mapping[str, Any]) -> dict[str, Any]:
@@ -103,6 +104,9 @@ def _warnings(state: ServerState, namespace: str, obj: Mapping[str, Any], approv
         exception = exception_from_object(document)
     except PolicyLoadError:
         return []  # the CRD's schema, or the server's log once it is stored, says what
-    reason = rules.refusal(exception, state.clock())
+    now = state.clock()
+    if exception.created_at is None:  # a CREATE: the API server stamps it right after us
+        exception = dataclasses.replace(exception, created_at=now)
+    reason = rules.refusal(exception, now)
     return [] if reason is None else [f"PolicyException {exception.ref} will exempt nothing: "
                                       f"{reason}"]
