@@ -25,9 +25,10 @@ import uvloop
 import yaml
 
 from tests.support import eventually
-from webhook.admission.server import Runtime, build_runtime, serve, uvicorn_server
+from webhook.admission.server import Runtime, build_runtime, uvicorn_server
 from webhook.admission.settings import ServerSettings
 from webhook.certs.files import GeneratedCertificates
+from webhook.serve.root import serve
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parents[2]

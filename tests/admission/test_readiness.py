@@ -128,7 +128,7 @@ def test_before_the_first_sync_policies_that_read_the_cluster_follow_their_failu
     state.install(LoadedPolicies.build(load_policies(DEFAULT_POLICIES), dry_run=False))
     answer = _post(state, "/validate", load_review("nodeport-create-payments.json"))
     assert answer["allowed"] is False
-    assert "cluster cache has not synced yet" in answer["status"]["message"]
+    assert "cluster cache is not current (not synced yet" in answer["status"]["message"]
     assert "deny-nodeport-in-production" in answer["status"]["message"]
     # ... while a policy that reads nothing of the cluster still judges normally.
     external = make_review("CREATE", "dev", load_object("services/external-ips.yaml"))

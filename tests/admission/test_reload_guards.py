@@ -1,6 +1,7 @@
-"""A reload cannot fail open: empty or shrunken sets, sets that error on what already runs,
-and sets whose own suites fail are refused; the last good set keeps serving and /readyz,
-/metrics and the log say why."""
+"""A reload can fail neither open nor closed: empty sets, sets that lose a policy nobody
+asked to remove, sets that error on or deny what already runs, and sets whose own suites
+fail are refused; a file caught mid-write is never served; the last good set keeps serving
+and /readyz, /metrics and the log say why."""
 
 from __future__ import annotations
 
@@ -8,19 +9,26 @@ import logging
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from webhook.admission.settings import ReloadSettings
 from webhook.certs.files import GeneratedCertificates
 
 from .harness import (
     DEFAULT_POLICIES,
+    FIXTURES,
+    SNI,
     RunningServer,
     base_settings,
+    load_object,
     load_review,
+    make_review,
     start_server,
 )
 
@@ -44,6 +52,19 @@ spec:
   validations:
     - expression: "has(object.metadata.labels) && 'team' in object.metadata.labels"
 """
+FREEZE_SERVICES = """\
+apiVersion: edgewarden.dev/v1alpha1
+kind: Policy
+metadata: {name: services-are-frozen}
+spec:
+  failurePolicy: Fail
+  match: {kinds: [Service]}
+  validations:
+    - expression: "false"
+      message: Services are frozen
+"""
+TEAM = (FIXTURES / "reload" / "team.yaml").read_text()
+TEAM_NAMES = ("deny-nodeport-everywhere", "deny-loadbalancers-in-development")
 
 SHIPPED = len([p for p in DEFAULT_POLICIES.glob("*.yaml") if not p.name.endswith(".test.yaml")])
 
@@ -137,18 +158,150 @@ def test_deleting_the_folder_is_refused(server: RunningServer, policies: Path) -
     _still_serving_the_shipped(server)
 
 
-def test_dropping_most_policies_is_refused(server: RunningServer, policies: Path) -> None:
-    keep = ("deny-nodeport-in-production.yaml", "limit-loadbalancers-per-namespace.yaml")
-    dropped = [p for p in policies.glob("*.yaml")
-               if not p.name.endswith(".test.yaml") and p.name not in keep]
-    for policy in dropped:
-        policy.unlink()
-        policy.with_name(policy.stem + ".test.yaml").unlink()
-    wait_for(lambda: _refused(server, "shrink"), "the shrunken set to be refused")
+def test_a_fail_policy_that_denies_every_existing_service_is_refused_and_names_them(
+    server: RunningServer, extra: Path, caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.ERROR, logger="edgewarden.server")
+    (extra / "freeze.yaml").write_text(FREEZE_SERVICES)
+    wait_for(lambda: _refused(server, "denies"), "the canary to refuse the set")
     _still_serving_the_shipped(server)
-    assert f"drops {len(dropped)} of the {SHIPPED} serving policies" in (
-        server.get("/readyz").json()["policies"]["lastReload"]["message"]
-    )
+    last = server.get("/readyz").json()["policies"]["lastReload"]
+    assert last["result"] == "refused" and last["reason"] == "denies"
+    message = last["message"]
+    assert "denies 2 existing object(s) the serving set admits, of 2 judged (100%" in message
+    for name in ("lb-one", "lb-two"):
+        assert f"Service team-a/{name} (UPDATE, CREATE: services-are-frozen)" in message
+    assert "--max-canary-denial-share" in message
+    assert any("refused (denies)" in r.getMessage() and "team-a/lb-one" in r.getMessage()
+               for r in caplog.records)
+    # What it would have done: an UPDATE of an existing Service is still admitted.
+    lb_one = load_object("services/loadbalancer.yaml")
+    lb_one["metadata"] = {"name": "lb-one", "namespace": "team-a"}
+    update = server.review("/validate", make_review("UPDATE", "team-a", lb_one, lb_one))
+    assert update["allowed"] is True
+
+
+def test_removing_one_policy_file_is_refused(server: RunningServer, policies: Path) -> None:
+    removed = policies / "deny-external-ips.yaml"
+    removed.unlink()
+    (policies / "deny-external-ips.test.yaml").unlink()
+    wait_for(lambda: _refused(server, "removal"), "the removal to be refused")
+    _still_serving_the_shipped(server)
+    message = server.get("/readyz").json()["policies"]["lastReload"]["message"]
+    assert message.startswith(f"the new policy set lacks 1 of the {SHIPPED} serving "
+                              f"policies: deny-external-ips (was in {removed}, now gone)")
+    assert "--allow-policy-removal" in message
+
+
+@pytest.fixture()
+def team_folder(extra: Path) -> Path:
+    (extra / "team.yaml").write_text(TEAM)
+    return extra
+
+
+def _serve(certificates: GeneratedCertificates, tmp_path: Path, folders: tuple[Path, ...],
+           **reload: Any) -> RunningServer:
+    settings = base_settings(certificates, tmp_path, policies=folders,
+                             reload=ReloadSettings(**reload))
+    return start_server(settings, certificates.ca_file)
+
+
+@pytest.mark.parametrize("allow_policy_removal", [False, True])
+def test_emptying_one_file_needs_allow_policy_removal(
+    allow_policy_removal: bool, policies: Path, team_folder: Path, tmp_path: Path,
+    certificates: GeneratedCertificates,
+) -> None:
+    server = _serve(certificates, tmp_path, (policies, team_folder),
+                    allow_removal=allow_policy_removal)
+    try:
+        assert server.metric("edgewarden_policies_loaded") == SHIPPED + 2
+        (team_folder / "team.yaml").write_text("")
+        if allow_policy_removal:
+            wait_for(lambda: server.metric("edgewarden_policies_loaded") == SHIPPED,
+                     "the set without the team's policies")
+            assert server.metric("edgewarden_policy_reload_refused") == 0
+            return
+        wait_for(lambda: _refused(server, "removal"), "the emptied file to be refused")
+        assert server.metric("edgewarden_policies_loaded") == SHIPPED + 2
+        message = server.get("/readyz").json()["policies"]["lastReload"]["message"]
+        assert "lacks 2 of the" in message
+        for name in TEAM_NAMES:
+            assert f"{name} (was in {team_folder / 'team.yaml'}, now empty)" in message
+    finally:
+        server.stop()
+
+
+class Reviews:
+    """Admission reviews sent over and over from a thread, each answer kept."""
+
+    def __init__(self, server: RunningServer, reviews: list[tuple[str, dict[str, Any]]]):
+        self.server = server
+        self.reviews = reviews
+        self.answers: list[tuple[str, bool, str]] = []  # (what, allowed, message)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reviews", daemon=True)
+
+    def _run(self) -> None:
+        with self.server.client() as client:
+            while not self._stop.is_set():
+                for what, review in self.reviews:
+                    response = client.post("/validate", json=review, extensions=SNI)
+                    answer = response.json()["response"]
+                    self.answers.append((what, answer["allowed"],
+                                         answer.get("status", {}).get("message", "")))
+
+    def __enter__(self) -> Reviews:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=WAIT)
+
+
+@pytest.mark.parametrize("cut", ["half the bytes", "between its policies"])
+def test_a_torn_write_never_serves_a_partial_set(
+    cut: str, policies: Path, team_folder: Path, tmp_path: Path,
+    certificates: GeneratedCertificates,
+) -> None:
+    """Write part of the file, let the server try to reload it, finish the write: every
+    admission answered meanwhile is the full set's. Cut between its policies, the part
+    loads (the first policy alone): only the removal guard keeps it out."""
+    point = len(TEAM) // 2 if cut == "half the bytes" else TEAM.index("---\n") + 4
+    server = _serve(certificates, tmp_path, (policies, team_folder))
+    team = team_folder / "team.yaml"
+    expected = {"NodePort in dev": "deny-nodeport-everywhere",
+                "LoadBalancer in dev": "deny-loadbalancers-in-development"}
+    reviews = [
+        ("NodePort in dev", make_review("CREATE", "dev", load_object("services/nodeport.yaml"))),
+        ("LoadBalancer in dev",
+         make_review("CREATE", "dev", load_object("services/loadbalancer.yaml"))),
+    ]
+    try:
+        with Reviews(server, reviews) as flow:
+            wait_for(lambda: len(flow.answers) >= 10, "reviews to be answered")
+            refused = server.metric("edgewarden_policy_load_errors_total")
+            reloaded = server.metric("edgewarden_policy_reloads_total")
+            with team.open("w") as writer:
+                writer.write(TEAM[:point])
+                writer.flush()
+                wait_for(lambda: server.metric("edgewarden_policy_load_errors_total") > refused,
+                         "the server to refuse the half-written file")
+                during = len(flow.answers)
+                writer.write(TEAM[point:])
+            wait_for(lambda: server.metric("edgewarden_policy_reloads_total") > reloaded,
+                     "the finished file to be reloaded")
+            after = len(flow.answers)
+            wait_for(lambda: len(flow.answers) >= after + 10, "reviews after the reload")
+        assert during > 10
+        assert flow.answers
+        for what, allowed, message in flow.answers:
+            assert not allowed, f"{what} was admitted: a partial set served"
+            assert f"[{expected[what]}]" in message, (what, message)
+        assert server.metric("edgewarden_policies_loaded") == SHIPPED + 2
+        assert server.metric("edgewarden_policy_reload_refused") == 0
+    finally:
+        server.stop()
 
 
 def test_a_set_whose_own_suites_fail_is_refused(server: RunningServer, policies: Path) -> None:

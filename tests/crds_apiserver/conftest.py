@@ -160,7 +160,7 @@ def edgewarden(plane: Any, service_account_kubeconfig: Path,
     started: list[Edgewarden] = []
     registered: list[str] = []
 
-    def start(*, now: float, **overrides: Any) -> Edgewarden:
+    def start(*, now: float, ready: bool = True, **overrides: Any) -> Edgewarden:
         use_kubeconfig(monkeypatch, service_account_kubeconfig)
         clock = Clock(now)
         attached: list[Controllers] = []
@@ -177,8 +177,9 @@ def edgewarden(plane: Any, service_account_kubeconfig: Path,
                           policies=(REPO / "policies",), host="127.0.0.1"),
             leader_election_namespace=WEBHOOK_NAMESPACE, **overrides)
         server = start_server(settings, certificates.ca_file, prepare)
-        eventually(lambda: server.get("/readyz").status_code == 200, timeout=60,
-                   what="/readyz")
+        if ready:
+            eventually(lambda: server.get("/readyz").status_code == 200, timeout=60,
+                       what="/readyz")
         running = Edgewarden(server, attached[0], clock, plane)
         original = running.register
 

@@ -400,8 +400,13 @@ def test_rbac_has_no_wildcards_and_reads_only_what_policies_judge(overlay: str) 
 
 # The writes the server may make cluster-wide, each for a named reason: the caBundle of its
 # own two webhook configurations (--manage-certs), the status of Policy objects (never their
-# spec), and the continuous audit's PolicyReports.
+# spec), the continuous audit's PolicyReports, and the LoadBalancer quotas (--manage-quotas:
+# update and delete only by name).
 CLUSTER_WRITES = {
+    ("", "resourcequotas", "list"),
+    ("", "resourcequotas", "create"),
+    ("", "resourcequotas", "update"),
+    ("", "resourcequotas", "delete"),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"),
     ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
@@ -430,6 +435,9 @@ def test_cluster_wide_writes_are_only_the_named_ones(overlay: str) -> None:
                 assert set(rule["verbs"]) <= read_only, rule
                 continue
             assert granted <= CLUSTER_WRITES | CLUSTER_READS, rule
+            if rule["resources"] == ["resourcequotas"] and not {"list", "create"} >= set(
+                    rule["verbs"]):
+                assert rule.get("resourceNames") == ["edgewarden-loadbalancers"], rule
             if rule["apiGroups"] == ["admissionregistration.k8s.io"]:
                 names = {
                     "validatingwebhookconfigurations": ["edgewarden-validating"],

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from . import verbs
-from .faults import Faults
+from .faults import HANG_UP, Faults
 from .recording import Request
 from .resources import DEFAULT_RESOURCES, Catalog, Resource, Route
 from .store import Object, Store, key_of
@@ -36,8 +36,11 @@ class KubeApi:
     # ---- lifecycle ----
 
     def start(self) -> KubeApi:
+        """Serve; after a ``stop``, on the same port again (an API server restarted)."""
         context = self._tls.server_context() if self._tls else None
-        self._server = Server(self, context)
+        port = self._server.server_address[1] if self._server is not None else 0
+        self.faults.stopped = False
+        self._server = Server(self, context, port)
         self._thread = threading.Thread(
             target=self._server.serve_forever, args=(0.05,), name="kubeapi-double", daemon=True
         )
@@ -142,6 +145,11 @@ class KubeApi:
     ) -> None:
         """Answer ``code`` to ``verb`` on ``resource`` (as forbid)."""
         self.faults.refuse(verb, resource, code, reason)
+
+    def hang_up(self, verb: str | None = None, resource: str | None = None) -> None:
+        """Matching requests get no answer: the connection closes, as when a proxy or the
+        API server dies mid-request (urllib3 raises ProtocolError, not an ApiException)."""
+        self.faults.refuse(verb, resource, HANG_UP, "HangUp")
 
     def clear_refusals(self) -> None:
         self.faults.clear_refusals()

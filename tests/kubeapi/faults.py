@@ -14,6 +14,13 @@ from .status import ApiError, forbidden
 VERBS = frozenset({"get", "list", "watch", "create", "update", "patch", "delete"})
 
 
+HANG_UP = 0  # a refusal with this code closes the connection without an answer
+
+
+class HangUp(Exception):
+    """Close the connection without answering (a proxy or API server dying mid-request)."""
+
+
 @dataclass(frozen=True)
 class Refusal:
     verb: str | None  # None: every verb
@@ -63,6 +70,8 @@ class Faults:
             refusal = next((r for r in self._refusals if r.applies(verb, route)), None)
         if refusal is None:
             return
+        if refusal.code == HANG_UP:
+            raise HangUp(verb)
         if refusal.code == 403:
             raise forbidden(verb, route)
         raise ApiError(

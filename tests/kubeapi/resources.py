@@ -47,6 +47,7 @@ NAMESPACES = Resource("", "v1", "Namespace", "namespaces", namespaced=False)
 SERVICES = Resource("", "v1", "Service", "services")
 SECRETS = Resource("", "v1", "Secret", "secrets")
 CONFIGMAPS = Resource("", "v1", "ConfigMap", "configmaps")
+RESOURCE_QUOTAS = Resource("", "v1", "ResourceQuota", "resourcequotas")
 INGRESSES = Resource("networking.k8s.io", "v1", "Ingress", "ingresses")
 VALIDATING_WEBHOOKS = Resource(
     "admissionregistration.k8s.io",
@@ -78,6 +79,7 @@ DEFAULT_RESOURCES = (
     SERVICES,
     SECRETS,
     CONFIGMAPS,
+    RESOURCE_QUOTAS,
     INGRESSES,
     VALIDATING_WEBHOOKS,
     MUTATING_WEBHOOKS,

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import verbs
+from .faults import HangUp
 from .recording import Request
 from .resources import Route
 from .status import ApiError
@@ -33,8 +34,8 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # stop() cuts the open connections instead of waiting for them
 
-    def __init__(self, api: KubeApi, context: ssl.SSLContext | None) -> None:
-        super().__init__(("127.0.0.1", 0), Handler)
+    def __init__(self, api: KubeApi, context: ssl.SSLContext | None, port: int = 0) -> None:
+        super().__init__(("127.0.0.1", port), Handler)
         self.api = api
         self.context = context
         self._open: set[socket.socket] = set()
@@ -102,6 +103,8 @@ class Handler(BaseHTTPRequestHandler):
             self._answer(verb, route, params, body, content_type)
         except ApiError as error:
             self._json(error.code, error.status)
+        except HangUp:  # a fault: close without a word (the client sees a ProtocolError)
+            self.close_connection = True
         except OSError:  # the client hung up (a broken pipe, a reset, a TLS EOF)
             self.close_connection = True
 

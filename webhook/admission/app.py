@@ -73,12 +73,13 @@ def _management_api(state: ServerState) -> FastAPI:
     def readyz() -> JSONResponse:
         reasons = state.not_ready()
         policies = state.policy_status()
+        details = state.details()
         if reasons:
             return JSONResponse(
-                {"status": "not ready", "reasons": reasons, "policies": policies},
+                {"status": "not ready", "reasons": reasons, "policies": policies, **details},
                 status_code=503,
             )
-        return JSONResponse({"status": "ready", "policies": policies})
+        return JSONResponse({"status": "ready", "policies": policies, **details})
 
     @api.get("/metrics")
     def metrics() -> Response:

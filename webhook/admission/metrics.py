@@ -153,8 +153,10 @@ class Metrics:
         )
         self.policy_reloads_refused = Counter(
             "edgewarden_policy_reloads_refused",
-            "Policy reloads refused, by reason: invalid (did not load), empty, shrink (drops "
-            "too many policies), canary (errors on existing objects), suites (tests fail).",
+            "Policy reloads refused, by reason: invalid (did not load), unsettled (files "
+            "kept changing while read), empty, removal (lacks a serving policy), canary "
+            "(errors on existing objects), denies (denies existing objects), suites (tests "
+            "fail).",
             ["reason"], registry=self.registry,
         )
         self.policy_reload_refused = Gauge(
@@ -183,6 +185,19 @@ class Metrics:
             "Admissions a PolicyException let through, by policy and what the policy would "
             "have done (deny, warn, audit, patch).", ["policy", "would"], registry=self.registry,
         )
+        # prometheus_client appends _total to a Counter's name.
+        self.background_restarts = Counter(
+            "edgewarden_background_restarts",
+            "Background tasks (informers' consumers, leader election, Policy and "
+            "PolicyException objects, the continuous audit, certificate rotation, policy "
+            "file reloads) restarted by the supervisor after a failure, by task.",
+            ["task"], registry=self.registry,
+        )
+        self.background_up = Gauge(
+            "edgewarden_background_task_up",
+            "1 while a supervised background task runs, 0 while it waits to be restarted.",
+            ["task"], registry=self.registry,
+        )
         self._existing = _ExistingViolations()
         self.registry.register(self._existing)
         self._request_children = {
@@ -191,6 +206,12 @@ class Metrics:
         }
         self._duration_children = {e: self.decision_seconds.labels(e) for e in ENDPOINTS}
         self._violation_children: dict[tuple[str, str], Any] = {}
+
+    def count_background_restart(self, task: str) -> None:
+        self.background_restarts.labels(task).inc()
+
+    def set_background_up(self, task: str, up: bool) -> None:
+        self.background_up.labels(task).set(1 if up else 0)
 
     def count_request(self, endpoint: str, result: str) -> None:
         child = self._request_children.get((endpoint, result))

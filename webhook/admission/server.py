@@ -1,51 +1,57 @@
-"""Running the webhook: certificates, cluster, policies, and uvicorn over TLS.
+"""Building the webhook: certificates, cluster, policies, and uvicorn over TLS.
 
 ``build_runtime`` does everything that can fail on bad input (missing certificate files,
 a broken policy set, an unreadable cluster-state file) before a socket is opened, raising
-EdgewardenError so the CLI prints one message and exits 2. ``serve`` then runs uvicorn and
-the background work (policy and certificate reloads, the cluster watch) on one event loop.
+EdgewardenError so the CLI prints one message and exits 2. webhook/serve then runs uvicorn
+and the supervised background work on one event loop.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import gc
 import logging
 import math
-import signal
-import socket
-import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIServer
 
-import uvicorn
 from prometheus_client import start_http_server
 from starlette.types import ASGIApp
 
 from webhook.admission.app import create_app
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.limitlog import LimitLog
-from webhook.admission.listener import EdgeServer, raise_file_limit
+from webhook.admission.listener import EdgeServer
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.settings import ServerSettings
 from webhook.admission.state import EvaluationLimits, ServerState, certificate_expiry
-from webhook.certs.tls import ServingCertificate, uvicorn_config, watch_certificate
+from webhook.certs.tls import ServingCertificate, uvicorn_config
 from webhook.cluster.backend import ClusterBackend
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import CertificateError
+from webhook.native.coverage import webhook_share
 from webhook.policy.loader import load_policies
 
-if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs needs it
+if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs and clusters need them
     from webhook.certs.bootstrap import CertificateManager
+    from webhook.cluster.kube_informer import InformerSettings
 
 log = logging.getLogger("edgewarden.server")
+
+
+@dataclass(frozen=True)
+class BackgroundWork:
+    """A task ``serve`` runs beside the webhook under its supervisor (webhook/serve)."""
+
+    name: str
+    run: Callable[[], Coroutine[Any, Any, None]]
+    # How long it may keep failing before /readyz says not ready; None: its failure never
+    # makes an answer wrong (reports, statuses), so it never makes the pod unready.
+    unready_after: float | None = None
 
 
 @dataclass
@@ -61,9 +67,12 @@ class Runtime:
     reservations: Reservations
     dev_ca_bundle: str | None = None
     # More work to run beside the server (webhook.controllers adds the watch of Policy and
-    # PolicyException objects and the continuous audit): each is started with the server
-    # and cancelled when it stops.
-    background: list[Callable[[], Coroutine[Any, Any, None]]] = field(default_factory=list)
+    # PolicyException objects, leader election and the continuous audit): each is started
+    # with the server, restarted when it fails, and cancelled when it stops.
+    background: list[BackgroundWork] = field(default_factory=list)
+    # Run once the server has stopped and the background work is cancelled (e.g. hand the
+    # leader Lease over, stop watch threads); blocking calls, run in a thread.
+    on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
 def build_runtime(settings: ServerSettings) -> Runtime:
@@ -99,6 +108,8 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         state,
         loader=functools.partial(load_policies, internal_lb_flavour=settings.internal_lb_flavour),
         settings=settings.reload,
+        share=(functools.partial(webhook_share, keep=settings.keep_on_webhook)
+               if settings.except_exported else None),
     )
     # Policy objects of the cluster may be all there is; readiness then waits for them.
     reloader.load_initial(files_may_be_empty=settings.watches_cluster_objects)
@@ -138,7 +149,7 @@ def _client_ca(settings: ServerSettings) -> Path | None:
     return settings.client_ca
 
 
-def _certificate_manager_for(settings: ServerSettings) -> CertificateManager:
+def certificate_manager_for(settings: ServerSettings) -> CertificateManager:
     from webhook.certs.bootstrap import CertificateManager, ManagerSettings
     from webhook.certs.secretstate import current_namespace
 
@@ -151,7 +162,7 @@ def _certificate_manager_for(settings: ServerSettings) -> CertificateManager:
 def _first_certificate_sync(settings: ServerSettings) -> None:
     """--manage-certs: the Secret and the files must exist before the listener does."""
     try:
-        _certificate_manager_for(settings).sync_once()
+        certificate_manager_for(settings).sync_once()
     except CertificateError:
         raise
     except Exception as error:  # the kubernetes client raises its own types
@@ -164,13 +175,22 @@ def _cluster(settings: ServerSettings) -> ClusterBackend:
     if settings.dev:
         return MemoryCluster()
     from webhook.cluster.kube import KubeCluster  # only a real cluster needs the client
+
+    return KubeCluster.from_environment(settings=informer_settings(settings))
+
+
+def informer_settings(settings: ServerSettings) -> InformerSettings:
+    """The watch settings of every informer (the cache and the Policy objects' watch)."""
     from webhook.cluster.kube_informer import InformerSettings
 
-    informer_settings = InformerSettings(
-        stall_seconds=settings.watch_stall_seconds,
+    stall = settings.watch_stall_seconds
+    return InformerSettings(
+        # The API server sends a bookmark 2 s before a watch's timeout, so a quiet healthy
+        # watch shows progress at least this often: well inside the stall limit.
+        watch_timeout_seconds=max(5, min(240, int(stall * 0.7))),
+        stall_seconds=stall,
         stale_after_seconds=settings.cache_max_age_seconds or math.inf,
     )
-    return KubeCluster.from_environment(settings=informer_settings)
 
 
 def uvicorn_server(runtime: Runtime) -> EdgeServer:
@@ -191,42 +211,7 @@ def uvicorn_server(runtime: Runtime) -> EdgeServer:
     return server
 
 
-async def serve(runtime: Runtime, server: uvicorn.Server,
-                sockets: list[socket.socket] | None = None) -> None:
-    """Run uvicorn and the background work until the server is told to exit."""
-    settings = runtime.settings
-    background: list[Coroutine[Any, Any, None]] = [
-        runtime.reloader.watch(settings.policy_poll_seconds),
-        watch_certificate(runtime.certificate, settings.cert_poll_seconds),
-        _purge_reservations(runtime.reservations, runtime.reservations.grace_seconds),
-    ]
-    if settings.manage_certs:
-        background.append(_certificate_manager(settings))
-    background += [start() for start in runtime.background]
-    tasks = [asyncio.create_task(coroutine) for coroutine in background]
-    runtime.cluster.start()  # watch threads; /readyz says "not synced" until they have listed
-    metrics_server = _metrics_server(runtime)
-    loop = asyncio.get_running_loop()
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    if in_main_thread:
-        loop.add_signal_handler(signal.SIGHUP, runtime.reloader.on_sighup)
-    try:
-        await server.serve(sockets=sockets)
-    finally:
-        if in_main_thread:
-            loop.remove_signal_handler(signal.SIGHUP)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-        await asyncio.to_thread(runtime.cluster.stop)
-        if metrics_server is not None:
-            metrics_server.shutdown()
-        runtime.state.audit.close()
-
-
-def _metrics_server(runtime: Runtime) -> WSGIServer | None:
+def metrics_server(runtime: Runtime) -> WSGIServer | None:
     """``--metrics-port``: /metrics over plain HTTP for Prometheus, on its own thread."""
     port = runtime.settings.metrics_port
     if port is None:
@@ -238,37 +223,3 @@ def _metrics_server(runtime: Runtime) -> WSGIServer | None:
     return server
 
 
-def _tune_garbage_collector() -> None:
-    """A review of a few MB is tens of thousands of containers: with the default thresholds
-    the collector runs many times while one is parsed, and a full collection then scans the
-    whole heap, policies included. Everything loaded so far lives as long as the process:
-    freeze it out of the scans, and collect the young generation less often (reference
-    counting frees a review's objects anyway; the collector only finds cycles)."""
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 50)
-
-
-async def _purge_reservations(reservations: Reservations, interval: float) -> None:
-    # Reads purge lazily per namespace; this sweep bounds memory for namespaces nobody
-    # asks about again.
-    while True:
-        await asyncio.sleep(max(interval, 1.0))
-        reservations.purge()
-
-
-async def _certificate_manager(settings: ServerSettings) -> None:
-    # Keeps the Secret, the files (picked up by watch_certificate) and the caBundles current.
-    manager = _certificate_manager_for(settings)
-    await manager.run(settings.cert_manager_seconds)
-
-
-def run(runtime: Runtime) -> None:
-    """Serve in the foreground (the CLI), on uvloop, until SIGINT/SIGTERM."""
-    import uvloop
-
-    raise_file_limit()  # before the listener sizes its connection cap from it
-    _tune_garbage_collector()
-    server = uvicorn_server(runtime)
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(serve(runtime, server))

@@ -20,7 +20,15 @@ class ReloadSettings:
     canary_sample: int = 1000
     run_suites: bool = True  # run the *.test.yaml suites found beside the policies
     allow_empty: bool = False
-    max_drop_share: float = 0.5  # refuse a set that drops more than half the serving policies
+    # Losing a serving policy needs this (files) or a Policy object's deletion: an emptied
+    # or half-written file looks like a removal otherwise.
+    allow_removal: bool = False
+    # Refuse a set that denies existing objects the serving set admits (an UPDATE of each to
+    # itself, or its CREATE), more than this share of the objects the canary judged.
+    max_canary_denial_share: float = 0.01
+    # Policy files changed this recently, or while being read, are read again this much
+    # later (a writer caught mid-write); still changing then, the reload is refused.
+    settle_seconds: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -78,15 +86,25 @@ class ServerSettings:
     reservation_margin_seconds: float = 5.0
     reservation_max_age_seconds: float = 300.0  # the backstop when the cache shows nothing
     # The watch cache: a watch silent this long is cut and listed again; a cache with no
-    # event, bookmark or list for longer than cache_max_age_seconds makes /readyz fail.
-    watch_stall_seconds: float = 90.0
-    cache_max_age_seconds: float = 180.0
+    # event, bookmark or list for longer than cache_max_age_seconds makes /readyz fail and
+    # is not answered from (the policies reading it fail by their failurePolicy). 30 s is
+    # well under what the API server waits for a webhook (timeoutSeconds x its retries).
+    watch_stall_seconds: float = 25.0
+    cache_max_age_seconds: float = 30.0
     # Policy and PolicyException objects (CRDs) beside the files, when reading a real cluster.
     cluster_objects: bool = True
     # The continuous audit: seconds between runs (0: off; --dev turns it off).
     audit_interval_seconds: float = 0.0
     # Where the leader-election Lease lives (None: the pod's own namespace).
     leader_election_namespace: str | None = None
+    # --manage-quotas: the leader keeps a services.loadbalancers ResourceQuota equal to each
+    # namespace's LoadBalancer cap (webhook/controllers/quotas.py).
+    manage_quotas: bool = False
+    # --except-exported: the exported native objects (`edgewarden export`) judge their
+    # policies; the server judges only the rest (webhook/native/coverage.py).
+    except_exported: bool = False
+    keep_on_webhook: tuple[str, ...] = ()
+    quota_interval_seconds: float = 10.0
     # PolicyExceptions: off unless --enable-exceptions, then only in the namespaces of
     # --exception-namespace, each ending at most --max-exception-days after its creation.
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)

@@ -151,6 +151,9 @@ class ServerState:
     view: ClusterView = field(init=False)
     # Extra readiness checks: each returns a reason when not ready, else None.
     readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
+    # More for /readyz to show beside ready or not (the supervised tasks, the source of the
+    # policies): name -> a function giving a JSON-able value, read per request.
+    readiness_details: dict[str, Callable[[], Any]] = field(default_factory=dict)
     # --client-ca: /validate and /mutate answer only callers with a verified certificate.
     require_client_certificate: bool = False
     limits: LimitLog | None = None  # counts and logs (rate-limited) refused callers
@@ -196,6 +199,10 @@ class ServerState:
                 "time": datetime.datetime.fromtimestamp(refusal.at, datetime.UTC).isoformat(),
             }
         return status
+
+    def details(self) -> dict[str, Any]:
+        """The readiness details, each read now."""
+        return {name: read() for name, read in self.readiness_details.items()}
 
     def not_ready(self) -> list[str]:
         """Why the server should not receive admissions yet (empty when ready)."""

@@ -42,11 +42,21 @@ def loadbalancer_caps(
     if wanted is not None:
         for name in wanted:
             namespaces.setdefault(name, bare_namespace(name))
+    chosen = {name: namespaces[name] for name in namespaces
+              if wanted is None or name in wanted}
+    return caps_in_namespaces(chosen, policies, engine)
+
+
+def caps_in_namespaces(namespaces: Mapping[str, Mapping[str, Any]], policies: PolicySet,
+                       engine: Engine | None = None) -> dict[str, int]:
+    """Per Namespace object (by name), the smallest LoadBalancer cap any limit sets there;
+    namespaces no limit caps are left out."""
+    engine = engine or Engine(policies)
     limits = [p for p in policies.policies if counts_loadbalancers(engine, p)]
     caps: dict[str, int] = {}
+    if not limits:
+        return caps
     for name in sorted(namespaces):
-        if wanted is not None and name not in wanted:
-            continue
         found = [cap_in_namespace(p, namespaces[name]) for p in limits]
         values = [cap for cap in found if cap is not None]
         if values:

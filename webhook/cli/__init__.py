@@ -11,6 +11,7 @@ from webhook.cli import (  # noqa: F401  (each module registers its commands on 
     certs_commands,
     check_command,
     cluster_commands,
+    export_command,
     policy_commands,
     serve_command,
     version_command,

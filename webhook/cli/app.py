@@ -19,7 +19,7 @@ from webhook.errors import EdgewardenError
 # How --help lists the commands: what a newcomer reaches for first comes first.
 COMMAND_ORDER = (
     "serve", "certs", "webhook-config",
-    "check", "audit", "report", "quota",
+    "check", "audit", "report", "quota", "export",
     "validate", "test", "policies",
     "version",
 )

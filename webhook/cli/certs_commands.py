@@ -231,6 +231,14 @@ def webhook_config(
             "--inject-ca-from", help="NAMESPACE/CERTIFICATE for cert-manager's CA injector."
         ),
     ] = None,
+    except_exported: Annotated[bool, typer.Option(
+        "--except-exported",
+        help="Leave out what `edgewarden export` runs natively (hybrid mode: nothing is "
+        "judged twice).")] = False,
+    keep: Annotated[list[str] | None, typer.Option(
+        "--keep", metavar="POLICY",
+        help="With --except-exported: a policy exported with `export --keep` (repeatable).")
+    ] = None,
     output: Annotated[str, output_format("yaml", "json")] = "yaml",
     out: Annotated[Path | None, out_file("the configurations")] = None,
 ) -> None:
@@ -266,6 +274,10 @@ def webhook_config(
     )
     settings.check()  # settings errors before policy errors: they are cheaper to fix
     policy_set = load_policies(*policy_paths(policies))
+    if except_exported:
+        from webhook.native.coverage import webhook_share
+
+        policy_set = webhook_share(policy_set, keep or ())
     text = documents(render(policy_set, settings), output)
     if ca_bundle_b64 is None and inject_ca_from is None:
         err_console.print(

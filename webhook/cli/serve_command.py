@@ -94,10 +94,6 @@ def serve(
         "--evaluation-deadline-ms", min=1.0,
         help="Past this, the policies not yet judged fail by their failurePolicy; keep it "
         "well under the webhook's timeoutSeconds.")] = 1000.0,
-    max_policy_drop: Annotated[float, typer.Option(
-        "--max-policy-drop", min=0.0, max=1.0,
-        help="Refuse a reload that drops more than this share of the serving policies.")
-    ] = 0.5,
     client_ca: Annotated[Path | None, typer.Option(
         "--client-ca", help="Answer /validate and /mutate only for callers presenting a "
         "client certificate this CA (PEM) signed; reloaded when the file changes.")] = None,
@@ -111,12 +107,13 @@ def serve(
     ] = 5.0,
     watch_stall_timeout: Annotated[float, typer.Option(
         "--watch-stall-timeout", min=1.0,
-        help="A watch with no event or bookmark for this long is cut and listed again.")
-    ] = 90.0,
+        help="A watch with no event or bookmark for this long is cut and listed again "
+        "(keep it under --cache-max-age).")
+    ] = 25.0,
     cache_max_age: Annotated[float, typer.Option(
         "--cache-max-age", min=0.0,
-        help="Not ready while a kind's cache had no event, bookmark or list for this long "
-        "(0: never).")] = 180.0,
+        help="Not ready, and no answer from the cache, while a kind's cache had no event, "
+        "bookmark or list for this long (0: never).")] = 30.0,
     handshake_timeout: Annotated[float, typer.Option(
         "--handshake-timeout", min=0.1, help="Seconds for a client's TLS handshake.")] = 5.0,
     header_timeout: Annotated[float, typer.Option(
@@ -151,6 +148,29 @@ def serve(
         "--leader-election-namespace",
         help="Namespace of the Lease that elects the replica writing statuses and reports "
         "(default: the pod's own).")] = None,
+    manage_quotas: Annotated[bool, typer.Option(
+        "--manage-quotas",
+        help="Keep a ResourceQuota on services.loadbalancers equal to each namespace's "
+        "LoadBalancer cap, so the API server makes the cap exact for any number of "
+        "replicas (needs a cluster; docs/replicas.md).")] = False,
+    except_exported: Annotated[bool, typer.Option(
+        "--except-exported",
+        help="Hybrid mode: leave to the API server what `edgewarden export` exported "
+        "(applied as native objects) and judge only the rest (docs/native.md).")] = False,
+    keep_on_webhook: Annotated[list[str] | None, typer.Option(
+        "--keep-on-webhook", metavar="POLICY",
+        help="With --except-exported: a policy exported with `export --keep` stays here "
+        "(repeatable).")] = None,
+    allow_policy_removal: Annotated[bool, typer.Option(
+        "--allow-policy-removal",
+        help="Let a reload serve a set that lacks a policy now serving (removed from the "
+        "files on purpose); refused by default, as an emptied or half-written file looks "
+        "the same. Deleting a Policy object needs no flag.")] = False,
+    max_canary_denial_share: Annotated[float, typer.Option(
+        "--max-canary-denial-share", min=0.0, max=1.0,
+        help="Refuse a reloaded set that denies existing objects the serving set admits "
+        "(an UPDATE of each to itself, or its CREATE), more than this share of those judged.")
+    ] = 0.01,
     enable_exceptions: Annotated[bool, typer.Option(
         "--enable-exceptions",
         help="Honour PolicyException objects (off by default), only in the namespaces of "
@@ -168,7 +188,8 @@ def serve(
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Imported here so the other commands start without the server stack.
-    from webhook.admission.server import build_runtime, run
+    from webhook.admission.server import build_runtime
+    from webhook.serve.root import run
 
     exception_rules = serve_exception_rules(enable_exceptions, exception_namespace or [],
                                             max_exception_days)
@@ -194,7 +215,8 @@ def serve(
         evaluation_deadline_ms=evaluation_deadline_ms,
         reload=ReloadSettings(
             canary=reload_canary, canary_sample=canary_sample, run_suites=reload_suites,
-            allow_empty=allow_empty_policies, max_drop_share=max_policy_drop,
+            allow_empty=allow_empty_policies, allow_removal=allow_policy_removal,
+            max_canary_denial_share=max_canary_denial_share,
         ),
         client_ca=client_ca, webhook_timeout_seconds=webhook_timeout,
         reservation_margin_seconds=reservation_margin, watch_stall_seconds=watch_stall_timeout,
@@ -208,6 +230,9 @@ def serve(
         cluster_objects=cluster_objects,
         audit_interval_seconds=parse_duration(audit_interval, "--audit-interval"),
         leader_election_namespace=leader_election_namespace,
+        manage_quotas=manage_quotas,
+        except_exported=except_exported,
+        keep_on_webhook=tuple(keep_on_webhook or ()),
         exception_rules=exception_rules,
     )
     for path in settings.policies:

@@ -62,6 +62,10 @@ class ClusterBackend(ClusterView, Protocol):
         """Up to ``limit`` objects the backend holds, Namespaces aside (the reload canary)."""
         ...
 
+    def namespaces(self) -> Sequence[Mapping[str, Any]]:
+        """Every Namespace held."""
+        ...
+
     def snapshot(self) -> Sequence[Mapping[str, Any]]:
         """Every Namespace and object the backend holds (what the continuous audit judges)."""
         ...

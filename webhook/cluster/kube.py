@@ -93,6 +93,9 @@ class KubeCluster:
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
         return self._store.sample(limit)
 
+    def namespaces(self) -> Sequence[Mapping[str, Any]]:
+        return self._store.namespaces()
+
     def snapshot(self) -> Sequence[Mapping[str, Any]]:
         return self._store.snapshot()
 
@@ -217,8 +220,10 @@ class KubeCluster:
 
     @property
     def synced(self) -> bool:
-        """True once every kind has been listed once."""
-        return all(i.synced.is_set() for i in list(self._informers.values()))
+        """True while every kind has been listed and none is stale: an answer from a cache
+        older than ``stale_after_seconds`` would be a guess, so the policies that read it
+        fail by their failurePolicy meanwhile, and /readyz says not ready."""
+        return all(i.fresh() for i in list(self._informers.values()))
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         """Block until synced or ``timeout`` seconds pass; returns ``synced``."""

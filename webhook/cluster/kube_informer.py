@@ -93,11 +93,15 @@ class InformerSettings:
     list_timeout: float = 60.0
     page_size: int = 500
     backoff_initial: float = 0.5
-    backoff_max: float = 30.0
-    # No event or bookmark for this long: the watch is stalled, LIST again. Above the API
-    # server's bookmark period (1 min), far below the read timeout (watch timeout + 30 s).
+    # Short enough that a cache is current again within seconds of an API-server outage
+    # ending; the jitter keeps many replicas from reconnecting in lockstep.
+    backoff_max: float = 8.0
+    # No event or bookmark for this long: the watch is stalled, LIST again. Above the
+    # watch's own timeout (before which the API server sends a bookmark), far below the
+    # read timeout (watch timeout + 30 s).
     stall_seconds: float = 90.0
-    # A cache with no progress for longer than this is stale (state, metrics, /readyz).
+    # A cache with no progress for longer than this is stale (state, metrics, /readyz) and
+    # is not answered from (webhook/cluster/kube.py: synced is False meanwhile).
     stale_after_seconds: float = 180.0
 
 
@@ -164,6 +168,17 @@ class Informer:
     @property
     def kind(self) -> str:
         return self.resource.kind
+
+    @property
+    def settings(self) -> InformerSettings:
+        return self._settings
+
+    def fresh(self) -> bool:
+        """Listed, and with progress within ``stale_after_seconds``: what it holds may be
+        answered from."""
+        age = self.age()
+        return (self.synced.is_set() and age is not None
+                and age <= self._settings.stale_after_seconds)
 
     def age(self) -> float | None:
         """Seconds since the last event, bookmark or LIST (None before the first LIST)."""
@@ -384,6 +399,10 @@ class Informer:
         if self._stalled:
             self._stalled = False
             raise WatchStalled(self.kind)
+        if time.monotonic() - started >= timeout - 1:
+            # The server ended the watch at its timeout, as asked: the connection was alive
+            # and nothing was missed until now.
+            self._progressed()
         # A server that ends watches at once would otherwise be hammered in a tight loop.
         return self._lines == 0 and time.monotonic() - started < 1.0
 

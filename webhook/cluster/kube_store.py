@@ -117,6 +117,11 @@ class KubeStore:
             ]
         return _interleave(per_kind, limit)
 
+    def namespaces(self) -> list[Mapping[str, Any]]:
+        """Every stored Namespace (the stored dicts: callers must not change them)."""
+        with self._lock:
+            return list(self._namespaces.values())
+
     def snapshot(self) -> list[Mapping[str, Any]]:
         """Every stored Namespace and object (the stored dicts: callers must not change them)."""
         with self._lock:

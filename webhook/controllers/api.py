@@ -8,11 +8,13 @@ what is written is what we built, with no client-side renaming or validation bet
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError as TransportError
 
 from webhook.controllers.kinds import CustomKind
 
@@ -53,16 +55,7 @@ class ObjectApi:
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         scope = "namespaced" if self.kind.namespaced else "cluster"
-        function = getattr(self._custom, method.format(scope=scope))
-        try:
-            response = function(*args, _preload_content=False, _request_timeout=TIMEOUT,
-                                **kwargs)
-        except ApiException as error:
-            raise ApiFailure(error.status or 0, _message(error)) from None
-        except OSError as error:  # refused, reset, TLS: the API server is not reachable
-            raise ApiFailure(0, f"cannot reach the API server: {error}") from None
-        data = response.data
-        return json.loads(data) if data else None
+        return call_api(getattr(self._custom, method.format(scope=scope)), *args, **kwargs)
 
     def get(self, name: str, namespace: str | None = None) -> dict[str, Any]:
         found: dict[str, Any] = self._call("get_{scope}_custom_object",
@@ -110,6 +103,26 @@ class ObjectApi:
 
     def delete(self, name: str, namespace: str | None = None) -> None:
         self._call("delete_{scope}_custom_object", *self._target(namespace), name)
+
+
+def call_api(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call a ``kubernetes`` client API function for its JSON body as plain data; every
+    failure, reaching the API server or refused by it, is an ApiFailure."""
+    try:
+        response = function(*args, _preload_content=False, _request_timeout=TIMEOUT, **kwargs)
+    except ApiException as error:
+        raise ApiFailure(error.status or 0, _message(error)) from None
+    except (OSError, TransportError) as error:
+        # Refused, reset, TLS, or urllib3's ProtocolError for a connection cut mid-answer
+        # (neither an ApiException nor an OSError): the API server is not reachable.
+        raise ApiFailure(0, f"cannot reach the API server: {_first_line(error)}") from None
+    data = response.data
+    return json.loads(data) if data else None
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 def _message(error: ApiException) -> str:

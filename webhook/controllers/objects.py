@@ -104,14 +104,31 @@ class ObjectWatch:
             loop.call_soon_threadsafe(self.changed.set)
 
     def start(self) -> None:
-        """Start the informers; ``changed`` is set on this (running) loop from now on."""
+        """Start the informers (once; later calls only move the wake-ups to this loop);
+        ``changed`` is set on this (running) loop from now on."""
         self._loop = asyncio.get_running_loop()
+        if self._threads:
+            return
         self._stop.clear()
         for informer in self._informers:
             thread = threading.Thread(target=informer.run, daemon=True,
                                       name=f"edgewarden-watch-{informer.kind.lower()}")
             thread.start()
             self._threads.append(thread)
+        watchdog = threading.Thread(target=self._watchdog, daemon=True,
+                                    name="edgewarden-objects-watchdog")
+        watchdog.start()
+        self._threads.append(watchdog)
+
+    def _watchdog(self) -> None:
+        # A stalled stream blocks its thread in a read; only another thread can cut it.
+        interval = min((i.settings.stall_seconds for i in self._informers), default=4.0) / 4
+        while not self._stop.wait(min(1.0, interval)):
+            for informer in self._informers:
+                try:
+                    informer.check_stall()
+                except Exception:  # never let the watchdog die
+                    log.exception("%s stall check failed", informer.kind)
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()

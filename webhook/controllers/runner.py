@@ -2,9 +2,18 @@
 reads a real cluster.
 
 * Policy and PolicyException objects are followed (unless ``--no-cluster-objects``);
-  readiness waits until they have been read once, so a replica never serves without them.
+  readiness waits until they have been read once, so a replica never serves without them,
+  but not forever: when they cannot be read within ``objects_wait`` seconds (the API server
+  is down at start) and the policy files gave a set, the replica serves that and /readyz
+  says so under ``clusterObjects``.
 * A Lease elects the replica that writes: Policy statuses, and the continuous audit's
   PolicyReports (``--audit-interval``; 0 turns it off).
+
+Each loop is a part of the server's supervisor (webhook/serve): restarted with backoff when it
+fails, logged, counted. ``cluster-objects`` makes the pod unready when it has failed for
+longer than the cache's staleness bound, and so does a Policy/PolicyException watch that is
+stale: a deleted PolicyException must not keep exempting. ``leader-election`` and
+``continuous-audit`` never make it unready: they only write statuses and reports.
 """
 
 from __future__ import annotations
@@ -12,13 +21,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from kubernetes import client
 
-from webhook.admission.server import Runtime
+from webhook.admission.server import BackgroundWork, Runtime, informer_settings
+from webhook.admission.state import stale_cache_reasons
 from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.api import ObjectApi
@@ -34,6 +45,7 @@ from webhook.controllers.kinds import (
 from webhook.controllers.leader import LeaderElector, LeaderSettings, default_namespace
 from webhook.controllers.objects import ObjectWatch
 from webhook.controllers.policy_objects import PolicyObjects
+from webhook.controllers.quotas import QuotaApi, QuotaManager
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
 from webhook.policy.exceptions import ExceptionRegistry
@@ -50,6 +62,8 @@ class Timing:
     retry: float = 2.0  # a failed status write, a watch that has not synced
     informer: InformerSettings | None = None
     leader: LeaderSettings | None = None
+    # How long readiness waits for the Policy objects before serving the files alone.
+    objects_wait: float = 60.0
 
 
 class Controllers:
@@ -65,8 +79,10 @@ class Controllers:
         self.watch: ObjectWatch | None = None
         self.policies: PolicyObjects | None = None
         self.statuses: StatusWriter | None = None
+        self._stale_after = settings.cache_max_age_seconds or math.inf
         if settings.watches_cluster_objects:
-            self.watch = ObjectWatch(api, (POLICY, POLICY_EXCEPTION), self.timing.informer)
+            self.watch = ObjectWatch(api, (POLICY, POLICY_EXCEPTION),
+                                     self.timing.informer or informer_settings(settings))
             self.policies = PolicyObjects(runtime.reloader, clock,
                                           internal_lb_flavour=settings.internal_lb_flavour)
             self.statuses = StatusWriter(ObjectApi(api, POLICY))
@@ -80,46 +96,78 @@ class Controllers:
             self.audit = ContinuousAudit(state, self.registry, writer,
                                          interval=settings.audit_interval_seconds,
                                          leading=lambda: self.elector.leading, clock=clock)
+        self.quotas: QuotaManager | None = None
+        if settings.manage_quotas:
+            self.quotas = QuotaManager(state, QuotaApi(api), leading=lambda: self.elector.leading,
+                                       interval=settings.quota_interval_seconds)
         self.read_once = self.watch is None
         self._write_all = False
+        self._created = time.monotonic()
+        self._files_gave_policies = bool(state.policies is not None and state.policies.names)
         state.readiness_checks.append(self.not_ready)
+        state.readiness_details["clusterObjects"] = self.objects_status
+
+    def _waited_out(self) -> bool:
+        """Policy objects unread for ``objects_wait`` s, with file policies to serve."""
+        return (self._files_gave_policies
+                and time.monotonic() - self._created >= self.timing.objects_wait)
 
     def not_ready(self) -> str | None:
-        if self.read_once:
+        if self.watch is None:
             return None
-        errors = sum(s.get("errors", 0) for s in self.watch.state().values()) if self.watch else 0
-        return ("Policy and PolicyException objects not read yet"
-                + (f" ({errors} list/watch failures: RBAC? see the log)" if errors else ""))
+        if not self.read_once:
+            if self._waited_out():
+                return None  # serve the files; objects_status says so
+            errors = sum(s.get("errors", 0) for s in self.watch.state().values())
+            return ("Policy and PolicyException objects not read yet"
+                    + (f" ({errors} list/watch failures: RBAC? see the log)" if errors else ""))
+        stale = stale_cache_reasons(self.watch.state())
+        return "; ".join(stale) or None
+
+    def objects_status(self) -> dict[str, object]:
+        if self.watch is None:
+            return {"followed": False}
+        if self.read_once:
+            return {"followed": True, "read": True}
+        return {"followed": True, "read": False,
+                "serving": "the policy files" if self._waited_out() else "nothing yet",
+                "note": "Policy and PolicyException objects not read yet: the API server is "
+                        "unreachable or refuses the list (see the log)"}
 
     def _leadership(self, leading: bool) -> None:
-        # From the elector's worker thread: flags only, read by the loops.
+        # From the elector's worker thread: flags only, read by the loops (the quota manager
+        # looks at its next interval).
         self._write_all = leading
 
-    async def run(self) -> None:
-        """Everything, until cancelled with the server."""
-        tasks = [asyncio.create_task(self.elector.run(), name="leader-election")]
+    def work(self) -> list[BackgroundWork]:
+        """The loops the server's supervisor runs (see the module's docstring)."""
+        work = [BackgroundWork("leader-election", self.elector.run)]
         if self.watch is not None:
-            self.watch.start()
-            tasks.append(asyncio.create_task(self._follow(), name="cluster-objects"))
+            work.append(BackgroundWork("cluster-objects", self.follow,
+                                       unready_after=self._stale_after))
         if self.audit is not None:
-            tasks.append(asyncio.create_task(self.audit.run(), name="continuous-audit"))
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
-            # Once nothing elects any more: hand the Lease over now, not in lease_duration.
-            await asyncio.to_thread(self.elector.release)
-            if self.watch is not None:
-                await asyncio.to_thread(self.watch.stop)
+            work.append(BackgroundWork("continuous-audit", self.audit.run))
+        if self.quotas is not None:
+            # Never unready: without the quotas the webhook's own count still holds per
+            # replica; the failure is logged, counted and alerted on.
+            work.append(BackgroundWork("quota-manager", self.quotas.run))
+        return work
 
-    async def _follow(self) -> None:
+    def stop(self) -> None:
+        """Once nothing runs any more (blocking): hand the Lease over now, not in
+        lease_duration, and end the watch threads."""
+        self.elector.release()
+        if self.watch is not None:
+            self.watch.stop()
+
+    async def follow(self) -> None:
+        """Apply Policy and PolicyException objects as they change; write statuses."""
         assert self.watch is not None and self.policies is not None and self.statuses is not None
         watch, store = self.watch, self.watch.store
-        pending_writes = False
+        watch.start()  # idempotent: a restart after a failure keeps the running informers
+        # After a restart, apply what is there again, and rewrite every status.
+        pending_writes, self._write_all = True, True
+        watch.changed.set()
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(watch.changed.wait(), self.timing.retry)
@@ -131,8 +179,11 @@ class Controllers:
                 self.exceptions.sync(store.items(POLICY_EXCEPTION.kind))
                 before = self.policies.policies()
                 await self.policies.sync(store.items(POLICY.kind))
-                if self.audit is not None and self.policies.policies() != before:
-                    self.audit.trigger()
+                if self.policies.policies() != before:
+                    if self.audit is not None:
+                        self.audit.trigger()
+                    if self.quotas is not None:
+                        self.quotas.trigger()
                 self.read_once = True
                 pending_writes = True
             if self._write_all and self.elector.leading:
@@ -153,5 +204,6 @@ def attach(
         return None
     controllers = Controllers(runtime, api or api_client_from_environment(), clock=clock,
                               timing=timing)
-    runtime.background.append(controllers.run)
+    runtime.background.extend(controllers.work())
+    runtime.on_stop.append(controllers.stop)
     return controllers

@@ -170,8 +170,9 @@ class Engine:
             return False
         if not state.cluster.synced and policy.name in self.compiled.reads_cluster:
             # Answering from an empty cache would admit what the cluster state forbids.
-            self._failed(policy, state, decision, "the cluster cache has not synced yet, and "
-                         "this policy reads cluster state (namespaces or counted objects)")
+            self._failed(policy, state, decision, "the cluster cache is not current (not "
+                         "synced yet, or stale past its bound), and this policy reads cluster "
+                         "state (namespaces or counted objects)")
             return False
         if match.namespace_selector is not None and not match.namespace_selector.matches(
             state.namespace_labels
