@@ -154,3 +154,46 @@ def test_an_exception_living_longer_than_the_maximum_exempts_nothing(
     kind, why = served.controllers.exceptions.left_out["production/legacy-gateway"]
     assert (kind, why) == ("Ignored", "expiresAt is 45 days after its creation, over the "
                                       "maximum of 30 (--max-exception-days)")
+
+
+def ready(api: KubeApi, namespace: str, name: str) -> tuple[str, str, str] | None:
+    """The Ready condition the leader wrote on a PolicyException: (status, reason, message)."""
+    status = api.get("policyexceptions", name, namespace=namespace).get("status") or {}
+    found = [c for c in status.get("conditions") or [] if c["type"] == "Ready"]
+    return (found[0]["status"], found[0]["reason"], found[0]["message"]) if found else None
+
+
+def test_each_exception_says_in_its_status_whether_it_is_honoured_and_why_not(
+    crd_api: KubeApi, serve: ServeFactory
+) -> None:
+    served = serve(crd_api, exception_rules=IN_PRODUCTION)
+    crd_api.create(legacy_exception(approvedBy="alice@example.com"))
+    crd_api.create(marker_exception("dev"))
+    broken = legacy_exception(match={})
+    broken["metadata"]["name"] = "broken"
+    crd_api.create(broken)
+
+    honoured = eventually(lambda: ready(crd_api, "production", "legacy-gateway"),
+                          what="the honoured exception's status")
+    assert honoured == ("True", "Honoured", "exempts what it matches until "
+                        "2030-03-18T00:00:00Z (approved by alice@example.com)")
+    elsewhere = eventually(lambda: ready(crd_api, "dev", "marker"),
+                           what="the ignored exception's status")
+    assert elsewhere == ("False", "Ignored", "namespace dev is not one PolicyExceptions may "
+                         "live in (--exception-namespace: production)")
+    invalid = eventually(lambda: ready(crd_api, "production", "broken"),
+                         what="the invalid exception's status")
+    assert invalid[:2] == ("False", "Invalid") and "spec.match" in invalid[2]
+    generation = crd_api.get("policyexceptions", "legacy-gateway",
+                             namespace="production")["status"]["observedGeneration"]
+    assert generation == 1
+
+
+def test_with_exceptions_off_every_status_says_so(crd_api: KubeApi,
+                                                  serve: ServeFactory) -> None:
+    serve(crd_api)
+    crd_api.create(legacy_exception())
+    status = eventually(lambda: ready(crd_api, "production", "legacy-gateway"),
+                        what="the status of an exception while they are off")
+    assert status == ("False", "Ignored",
+                      "PolicyExceptions are off (serve --enable-exceptions turns them on)")

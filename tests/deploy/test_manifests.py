@@ -412,6 +412,7 @@ CLUSTER_WRITES = {
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
     ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
     ("edgewarden.dev", "policies/status", "patch"),
+    ("edgewarden.dev", "policyexceptions/status", "patch"),
     *(("wgpolicyk8s.io", kind, verb) for kind in ("policyreports", "clusterpolicyreports")
       for verb in ("list", "create", "update", "delete")),
 }

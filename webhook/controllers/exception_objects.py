@@ -8,24 +8,32 @@ object is left out, and logged once per generation, when
   ``serve --enable-exceptions``), it lives in a namespace ``--exception-namespace`` does not
   name, or its ``expiresAt`` is further from its creation than ``--max-exception-days``.
 
-Either way it exempts nothing. ``left_out`` keeps why, per object, for whoever reports it.
+Either way it exempts nothing. ``left_out`` keeps why, per object, and each object gets a
+status (written by the leader, as Policy statuses are; ``kubectl get ewpolex``):
+
+* ``Ready=True, reason Honoured``: it exempts what it matches until its expiry;
+* ``Ready=False, reason Ignored``: the server's rules turn it away; the message says which;
+* ``Ready=False, reason Invalid``: it does not load; the message names each field.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from webhook.controllers.api import ApiFailure, ObjectApi
+from webhook.controllers.policy_objects import PolicyStatus, generation_of
 from webhook.errors import PolicyLoadError
 from webhook.policy.documents import exception_from_object
 from webhook.policy.exception_rules import ExceptionRules
-from webhook.policy.exceptions import ExceptionRegistry, ExceptionSet, PolicyException
+from webhook.policy.exceptions import ExceptionRegistry, ExceptionSet, PolicyException, rfc3339
 
 log = logging.getLogger("edgewarden.controllers")
 
 SOURCE = "cluster"
-INVALID, IGNORED = "Invalid", "Ignored"
+HONOURED, INVALID, IGNORED = "Honoured", "Invalid", "Ignored"
 
 
 class ExceptionObjects:
@@ -38,6 +46,7 @@ class ExceptionObjects:
         self._logged: set[tuple[str, str, str]] = set()
         self.invalid: dict[str, str] = {}  # namespace/name -> why it does not load
         self.ignored: dict[str, str] = {}  # namespace/name -> why the rules turn it away
+        self.statuses: dict[str, PolicyStatus] = {}  # namespace/name -> its status
         self._said_off = False
 
     @property
@@ -49,9 +58,11 @@ class ExceptionObjects:
     def sync(self, objects: Iterable[Mapping[str, Any]]) -> ExceptionSet:
         loaded: list[tuple[PolicyException, str]] = []
         invalid: dict[str, str] = {}
+        generations: dict[str, int] = {}
         for obj in objects:
             metadata = obj.get("metadata") or {}
             ref = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
+            generations[ref] = generation_of(obj)
             version = str(metadata.get("resourceVersion", ""))
             try:
                 loaded.append((exception_from_object({"apiVersion": obj.get("apiVersion"),
@@ -83,10 +94,70 @@ class ExceptionObjects:
         self.invalid = invalid
         self.ignored = ignored
         self.registry.set_source(SOURCE, exceptions)
+        self._judge(generations, exceptions)
         return exceptions
+
+    def _judge(self, generations: Mapping[str, int], honoured: ExceptionSet) -> None:
+        """Each object's status; a condition's transition time moves only when it flips."""
+        now = self.clock() if self.clock is not None else time.time()
+        statuses: dict[str, PolicyStatus] = {}
+        for exception in honoured:
+            approver = exception.approved_by or "nobody recorded"
+            statuses[exception.ref] = PolicyStatus(
+                generations.get(exception.ref, 1), True, HONOURED,
+                f"exempts what it matches until {exception.expires} (approved by {approver})",
+                now)
+        for ref, (reason, why) in self.left_out.items():
+            statuses[ref] = PolicyStatus(generations.get(ref, 1), False, reason, why, now)
+        for ref, status in statuses.items():
+            before = self.statuses.get(ref)
+            if before is not None and before.ready == status.ready:
+                statuses[ref] = PolicyStatus(status.generation, status.ready, status.reason,
+                                             status.message, before.transition_at)
+        self.statuses = statuses
 
     def _log_once(self, ref: str, version: str, why: str, template: str) -> None:
         marker = (ref, version, why)
         if marker not in self._logged:
             self._logged.add(marker)
             log.error(template, ref, why)
+
+
+class ExceptionStatusWriter:
+    """PolicyException statuses through the status subresource, from the leader only; a
+    status the object already carries (as far as this writer knows) is not written again."""
+
+    def __init__(self, exceptions: ObjectApi) -> None:
+        self.exceptions = exceptions
+        self._written: dict[str, dict[str, Any]] = {}
+
+    def forget(self) -> None:
+        """Write everything on the next round (leadership changed hands)."""
+        self._written.clear()
+
+    def write(self, statuses: Mapping[str, PolicyStatus]) -> int:
+        """Write the statuses that changed; returns how many writes failed (to retry)."""
+        failed = 0
+        for ref in [r for r in self._written if r not in statuses]:
+            del self._written[ref]
+        for ref, status in sorted(statuses.items()):
+            body = status.body(_seconds)
+            if self._written.get(ref) == body:
+                continue
+            namespace, name = ref.split("/", 1)
+            try:
+                self.exceptions.patch_status(name, body, namespace)
+            except ApiFailure as error:
+                if error.not_found:
+                    continue  # deleted meanwhile: nothing to write on
+                failed += 1
+                log.warning("could not write the status of PolicyException %s (%s); trying "
+                            "again", ref, error)
+                continue
+            self._written[ref] = body
+        return failed
+
+
+def _seconds(at: float) -> str:
+    """metav1.Time: RFC 3339 to the second."""
+    return rfc3339(float(int(at)))

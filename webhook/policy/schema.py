@@ -322,3 +322,12 @@ POLICY_STATUS_SCHEMA: dict[str, Any] = {
         "loadedAt": {"type": "string", "format": "date-time"},
     },
 }
+# The status a server writes on a PolicyException object: whether it is honoured, and if
+# not why (off, a namespace not allowed, too long a lifetime, does not load).
+EXCEPTION_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "conditions": {"type": "array", "items": CONDITION_SCHEMA},
+        "observedGeneration": {"type": "integer", "minimum": 0},
+    },
+}
