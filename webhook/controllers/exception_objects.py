@@ -63,7 +63,8 @@ class ExceptionObjects:
             metadata = obj.get("metadata") or {}
             ref = f"{metadata.get('namespace', '')}/{metadata.get('name', '')}"
             generations[ref] = generation_of(obj)
-            version = str(metadata.get("resourceVersion", ""))
+            # Once per object and generation (a status write changes the resourceVersion).
+            version = f"{metadata.get('uid', '')}/{generations[ref]}"
             try:
                 loaded.append((exception_from_object({"apiVersion": obj.get("apiVersion"),
                                                       "kind": "PolicyException", **obj}),
