@@ -166,7 +166,7 @@ def ready(api: KubeApi, namespace: str, name: str) -> tuple[str, str, str] | Non
 def test_each_exception_says_in_its_status_whether_it_is_honoured_and_why_not(
     crd_api: KubeApi, serve: ServeFactory
 ) -> None:
-    served = serve(crd_api, exception_rules=IN_PRODUCTION)
+    serve(crd_api, exception_rules=IN_PRODUCTION)
     crd_api.create(legacy_exception(approvedBy="alice@example.com"))
     crd_api.create(marker_exception("dev"))
     broken = legacy_exception(match={})
