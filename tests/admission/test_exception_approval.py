@@ -136,7 +136,7 @@ def test_kubectl_is_warned_when_this_server_would_ignore_the_exception(
     too_long = exception(expiresAt=days_from_now(200))
     [warning] = server.review(PATH, review("CREATE", too_long))["warnings"]
     assert warning == ("PolicyException policy-exceptions/legacy-gateway will exempt nothing: "
-                       "expiresAt is 200 days after its creation, over the maximum of 90 "
+                       "expiresAt is 200.0 days after its creation, more than the maximum of 90 "
                        "(--max-exception-days)")
 
 

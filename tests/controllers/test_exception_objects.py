@@ -152,8 +152,8 @@ def test_an_exception_living_longer_than_the_maximum_exempts_nothing(
     assert not admit_gateway(served)["allowed"]
     assert [e.ref for e in served.controllers.registry] == ["production/marker"]
     kind, why = served.controllers.exceptions.left_out["production/legacy-gateway"]
-    assert (kind, why) == ("Ignored", "expiresAt is 45 days after its creation, over the "
-                                      "maximum of 30 (--max-exception-days)")
+    assert (kind, why) == ("Ignored", "expiresAt is 45.0 days after its creation, more than "
+                                      "the maximum of 30 (--max-exception-days)")
 
 
 def ready(api: KubeApi, namespace: str, name: str) -> tuple[str, str, str] | None:

@@ -91,7 +91,8 @@ def test_a_lifetime_up_to_the_maximum_is_honoured_and_beyond_it_is_refused() -> 
     assert rules.refusal(exactly, created) is None
     one_second_more = cluster_exception(expires="2030-03-31T00:00:01Z")
     assert rules.refusal(one_second_more, created) == (
-        "expiresAt is 30 days after its creation, over the maximum of 30 (--max-exception-days)")
+        "expiresAt is 30.0 days after its creation, more than the maximum of 30 "
+        "(--max-exception-days)")
     # Counted from creation, not from now: an old exception cannot be stretched by waiting.
     assert rules.refusal(one_second_more, created + 20 * DAY) is not None
 
@@ -103,7 +104,7 @@ def test_a_file_has_no_creation_so_its_lifetime_counts_from_the_instant_judged()
     far = parse_rfc3339("2030-03-01T00:00:00Z")  # 275 days before
     near = parse_rfc3339("2030-10-01T00:00:00Z")  # 61 days before
     assert rules.refusal(file_like, far) == (
-        "expiresAt is 275 days after the instant judged, over the maximum of 90 "
+        "expiresAt is 275.0 days after the instant judged, more than the maximum of 90 "
         "(--max-exception-days)")
     assert rules.refusal(file_like, near) is None
 
@@ -235,7 +236,7 @@ def test_check_ignores_a_file_exception_longer_than_the_maximum(tmp_path: Path) 
     exceptions = admin_exception(tmp_path, stamp(120))
     allowed, said = admin_result("--exceptions", exceptions)
     assert not allowed
-    assert "over the maximum of 90 (--max-exception-days)" in " ".join(said.split())
+    assert "more than the maximum of 90 (--max-exception-days)" in " ".join(said.split())
     allowed, _ = admin_result("--exceptions", exceptions, "--max-exception-days", "180")
     assert allowed
 
@@ -284,7 +285,7 @@ def test_a_suite_judges_the_lifetime_at_each_cases_instant(tmp_path: Path) -> No
     result = run("test", str(tmp_path))
     assert result.exit_code == 0, result.output
     assert "2 passed, 0 failed" in result.output
-    assert ("note: PolicyException payments/legacy is ignored: expiresAt is 151 days after the "
+    assert ("note: PolicyException payments/legacy is ignored: expiresAt is 151.0 days after the "
             "instant judged") in " ".join(result.stderr.split())
     restricted = run("test", str(tmp_path), "--exception-namespace", "platform")
     assert restricted.exit_code == 1

@@ -75,7 +75,7 @@ class ExceptionRules:
         days = (exception.expires_at - start) / _DAY
         if days > self.max_days:
             since = "its creation" if exception.created_at is not None else "the instant judged"
-            return (f"expiresAt is {days:.0f} days after {since}, over the maximum of "
+            return (f"expiresAt is {days:.1f} days after {since}, more than the maximum of "
                     f"{self.max_days} (--max-exception-days)")
         return None
 
