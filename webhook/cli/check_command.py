@@ -18,9 +18,9 @@ from webhook.cli.exception_options import (
     DEFAULT_MAX_EXCEPTION_DAYS,
     ExceptionNamespaceOption,
     MaxExceptionDaysOption,
+    honour,
     offline_rules,
 )
-from webhook.cli.exception_options import honoured as honour
 from webhook.cli.options import (
     ExceptionsOption,
     FlavourOption,

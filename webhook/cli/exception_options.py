@@ -45,7 +45,7 @@ def offline_rules(namespaces: Iterable[str] | None, max_days: int) -> ExceptionR
     return ExceptionRules.offline(namespaces or (), max_days)
 
 
-def honoured(found: ExceptionSet, rules: ExceptionRules, at: float) -> ExceptionSet:
+def honour(found: ExceptionSet, rules: ExceptionRules, at: float) -> ExceptionSet:
     """The exceptions ``rules`` honour at ``at``; a note on stderr for each one left out."""
     from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet
 
@@ -60,4 +60,4 @@ def say_ignored(ignored: Iterable[IgnoredException]) -> None:
 
 
 __all__ = ["DEFAULT_MAX_EXCEPTION_DAYS", "ExceptionNamespaceOption", "MaxExceptionDaysOption",
-           "honoured", "offline_rules", "say_ignored"]
+           "honour", "offline_rules", "say_ignored"]
