@@ -81,6 +81,16 @@ class Tracker:
     def hit(self, limit: str, peer: str) -> None:
         raise AssertionError(f"limit hit: {limit}")
 
+    # The count of requests in flight, as the listener keeps it (one at a time here).
+    requests_in_flight = 0
+
+    def admit_request(self) -> bool:
+        self.requests_in_flight += 1
+        return True
+
+    def request_done(self) -> None:
+        self.requests_in_flight -= 1
+
 
 async def per_request(make: Callable[[], asyncio.Protocol], requests: int) -> float:
     protocol = make()

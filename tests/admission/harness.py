@@ -45,6 +45,7 @@ class RunningServer:
     audit_log: Path | None
     _thread: threading.Thread
     _server: Any
+    probe_port: int = 0  # the plain-HTTP probe listener (serve --probe-port)
 
     @property
     def base_url(self) -> str:
@@ -71,6 +72,10 @@ class RunningServer:
     def get(self, path: str) -> httpx.Response:
         with self.client() as client:
             return client.get(path, extensions=SNI)
+
+    def probe(self, path: str) -> httpx.Response:
+        """GET on the probe port, plain HTTP, as the kubelet probes."""
+        return httpx.get(f"http://127.0.0.1:{self.probe_port}{path}", timeout=10)
 
     def review(self, path: str, review: dict[str, Any]) -> dict[str, Any]:
         """POST a review; assert the HTTP layer accepted it; return ``response``."""
@@ -118,18 +123,17 @@ def start_server(settings: ServerSettings, ca_file: Path,
     if prepare is not None:
         prepare(runtime)
     server = uvicorn_server(runtime)
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
+    sock, probe_sock = _bound_socket(), _bound_socket()
     port = sock.getsockname()[1]
 
     def run() -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            runner.run(serve(runtime, server, sockets=[sock]))
+            runner.run(serve(runtime, server, sockets=[sock], probe_socket=probe_sock))
 
     thread = threading.Thread(target=run, name="edgewarden-test-server", daemon=True)
     thread.start()
-    running = RunningServer(runtime, port, ca_file, settings.audit_log, thread, server)
+    running = RunningServer(runtime, port, ca_file, settings.audit_log, thread, server,
+                            probe_port=probe_sock.getsockname()[1])
 
     def healthy() -> bool:
         assert thread.is_alive(), "the server stopped before it answered /healthz"
@@ -144,6 +148,13 @@ def start_server(settings: ServerSettings, ca_file: Path,
         running.stop()
         raise
     return running
+
+
+def _bound_socket() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 def base_settings(certificates: GeneratedCertificates, tmp_path: Path,

@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -177,3 +178,41 @@ def test_serve_applies_the_flavour_flag_and_serves_metrics_on_their_own_port(
     finally:
         process.terminate()
         process.wait(timeout=WAIT)
+
+
+def test_serve_answers_the_kubelets_probes_on_the_probe_port(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [*EDGEWARDEN, "serve", "--dev", "--port", "0", "--probe-port", "0"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "400"},
+    )
+    output = _Output(process)
+    try:
+        probe_port = output.wait_for(
+            r"probes on http://127\.0\.0\.1:(\d+)/healthz, /livez and /readyz").group(1)
+        ready = httpx.get(f"http://127.0.0.1:{probe_port}/readyz", timeout=10)
+        assert ready.status_code == 200
+        assert ready.json()["status"] == "ready"
+        assert httpx.get(f"http://127.0.0.1:{probe_port}/livez", timeout=10).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=WAIT)
+    assert "Traceback" not in output.text  # the probe listener stops with the server
+
+
+def test_a_probe_port_in_use_is_a_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _serve("--dev", "--port", "0", "--probe-port", str(port), cwd=tmp_path)
+    assert result.returncode == 2
+    assert f"error: cannot listen on 127.0.0.1:{port}: Address already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_the_probe_port_must_be_a_port_of_its_own() -> None:
+    result = _serve("--dev", "--port", "9443", "--probe-port", "9443")
+    assert result.returncode == 2
+    assert "--probe-port" in result.stderr and "must differ from --port" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -4,24 +4,29 @@ cut, never with a 5xx, and the server keeps serving new connections."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import resource
 import select
 import socket
 import ssl
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
+import orjson
 import pytest
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.support import eventually
 from webhook.admission.limitlog import LimitLog
 from webhook.admission.listener import connection_cap
+from webhook.admission.server import Runtime
 from webhook.admission.settings import ConnectionSettings
 from webhook.certs.files import GeneratedCertificates
 
-from .harness import SERVICE_HOST, RunningServer, base_settings, start_server
+from .harness import SERVICE_HOST, RunningServer, base_settings, load_review, start_server
 
 LIMITS = ConnectionSettings(header_timeout=1.0, body_timeout=1.0, idle_timeout=2.0,
                             max_header_bytes=8192, max_headers=20,
@@ -56,6 +61,23 @@ def read_to_end(tls: ssl.SSLSocket) -> bytes:
         while chunk := tls.recv(65536):
             data += chunk
     return data
+
+
+def read_response(tls: ssl.SSLSocket) -> bytes:
+    """One whole answer on a keep-alive connection: its head, then Content-Length bytes."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = tls.recv(65536)
+        assert chunk, f"closed after {data[:200]!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(line.split(b":", 1)[1] for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:")))
+    while len(body) < length:
+        chunk = tls.recv(65536)
+        assert chunk, "closed in the body"
+        body += chunk
+    return head + b"\r\n\r\n" + body
 
 
 def still_served(server: RunningServer) -> None:
@@ -146,26 +168,256 @@ def test_an_endless_header_is_cut_at_the_limit_not_buffered(server: RunningServe
     still_served(server)
 
 
-def test_requests_over_the_in_flight_limit_get_429_with_retry_after(
+class HeldRequests:
+    """The server's own app behind two doors. ``POST /hold`` reads its whole body, then is
+    answered only once the test opens ``door``: a request the server is still judging, as
+    a slow judgement would be, without slowing the judgement itself. ``POST /stream``
+    starts its answer before its body has come (so it takes no place), and finishes it
+    once ``stream_door`` opens."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.door = threading.Event()
+        self.stream_door = threading.Event()
+        self.waiting = 0
+        self.streaming = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] not in ("/hold", "/stream"):
+            await self.app(scope, receive, send)
+            return
+        start = {"type": "http.response.start", "status": 200,
+                 "headers": [(b"content-length", b"4")]}
+        if scope["path"] == "/stream":
+            await send(start)
+        while (await receive()).get("more_body"):
+            pass
+        if scope["path"] == "/stream":
+            self.streaming += 1
+            await _opened(self.stream_door)
+            self.streaming -= 1
+        else:
+            self.waiting += 1
+            await _opened(self.door)
+            self.waiting -= 1
+            await send(start)
+        await send({"type": "http.response.body", "body": b"done"})
+
+
+async def _opened(door: threading.Event) -> None:
+    while not door.is_set():
+        await asyncio.sleep(0.01)
+
+
+def hold(tls: ssl.SSLSocket) -> None:
+    tls.sendall(b"POST /hold HTTP/1.1\r\nHost: e\r\nContent-Length: 2\r\n\r\n{}")
+
+
+def send_slow_body(tls: ssl.SSLSocket) -> None:
+    """Headers that announce a body, one byte of it, and then nothing."""
+    tls.sendall(b"POST /validate HTTP/1.1\r\nHost: e\r\n"
+                b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+
+
+def test_requests_over_the_in_flight_limit_get_429_with_retry_after_but_probes_never(
     certificates: GeneratedCertificates, tmp_path: Path
 ) -> None:
-    limits = replace(LIMITS, body_timeout=60.0)  # the two slow bodies outlast the test
-    server = start_server(base_settings(certificates, tmp_path, connections=limits),
-                          certificates.ca_file)
+    server, door = held_server(certificates, tmp_path)
+    review = load_review("nodeport-create-payments.json")
     try:
         with tls_connection(server) as first, tls_connection(server) as second:
-            for slow in (first, second):  # two requests waiting for their bodies
-                slow.sendall(b"POST /validate HTTP/1.1\r\nHost: e\r\n"
-                             b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
-            tasks = server._server.server_state.tasks
-            eventually(lambda: len(tasks) >= 2, what="two requests in flight")
+            for connection in (first, second):  # two requests being answered
+                hold(connection)
+            eventually(lambda: door.waiting == 2, what="two requests in flight")
 
-            answer = server.get("/healthz")
+            answer = server.post("/validate", review)
 
             assert answer.status_code == 429
             assert answer.headers["retry-after"] == "1"
             assert answer.json()["reason"] == "TooManyRequests"
-        eventually(lambda: server.get("/healthz").status_code == 200, what="served again")
+            # Probes never count: the kubelet must not see a busy pod as a dead one.
+            for path in ("/healthz", "/livez", "/readyz"):
+                assert server.get(path).status_code == 200, path
+                assert server.probe(path).status_code == 200, path
+
+            door.door.set()
+            for connection in (first, second):
+                assert read_response(connection).startswith(b"HTTP/1.1 200 ")
+        assert server.post("/validate", review).status_code == 200
+    finally:
+        door.door.set()
+        server.stop()
+
+
+def held_server(certificates: GeneratedCertificates, tmp_path: Path
+                ) -> tuple[RunningServer, HeldRequests]:
+    door: list[HeldRequests] = []
+
+    def behind_a_door(runtime: Runtime) -> None:
+        door.append(HeldRequests(runtime.app))
+        runtime.app = door[0]
+
+    server = start_server(base_settings(certificates, tmp_path, connections=LIMITS),
+                          certificates.ca_file, prepare=behind_a_door)
+    return server, door[0]
+
+
+def in_flight(server: RunningServer) -> int:
+    return int(server._server.listener.requests_in_flight)
+
+
+def test_a_pipelined_request_counts_once_its_turn_comes_and_is_refused_in_order(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    server, door = held_server(certificates, tmp_path)
+    body = orjson.dumps(load_review("nodeport-create-payments.json"))
+    try:
+        with tls_connection(server) as pipelined, tls_connection(server) as first, \
+                tls_connection(server) as second:
+            # An answer begun before its body came (it holds no place), and a review
+            # queued behind it.
+            pipelined.sendall(b"POST /stream HTTP/1.1\r\nHost: e\r\nContent-Length: 2\r\n\r\n")
+            assert pipelined.recv(65536).startswith(b"HTTP/1.1 200 ")
+            pipelined.sendall(b"{}POST /validate HTTP/1.1\r\nHost: e\r\n"
+                              b"Content-Type: application/json\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            eventually(lambda: door.streaming == 1, what="the first body in")
+            assert in_flight(server) == 0, "a request waiting for its turn takes no place"
+            for connection in (first, second):  # both places taken meanwhile
+                hold(connection)
+            eventually(lambda: door.waiting == 2, what="two requests in flight")
+
+            door.stream_door.set()  # the review's turn comes: no place for it
+            answers = read_to_end(pipelined)
+
+            assert answers.startswith(b"done"), answers[:200]  # the answer before it first
+            assert answers[4:].startswith(b"HTTP/1.1 429 "), answers[:200]
+            assert b'"reason":"TooManyRequests"' in answers
+            door.door.set()
+        eventually(lambda: in_flight(server) == 0, what="every place free again")
+    finally:
+        door.door.set()
+        door.stream_door.set()
+        server.stop()
+
+
+def test_every_place_is_given_back_however_a_request_ends(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    """A place that leaked would, one by one, lock every review out with 429 for good."""
+    server, door = held_server(certificates, tmp_path)
+    review = load_review("nodeport-create-payments.json")
+    body = orjson.dumps(review)
+    try:
+        # The client goes away while its request is being answered.
+        with tls_connection(server) as gone:
+            hold(gone)
+            eventually(lambda: door.waiting == 1, what="a request in flight")
+            assert in_flight(server) == 1
+        eventually(lambda: in_flight(server) == 0, what="the place of a client gone")
+        # Pipelined reviews, answered in order on one connection.
+        with tls_connection(server) as tls:
+            one = (b"POST /validate HTTP/1.1\r\nHost: e\r\nContent-Type: application/json\r\n"
+                   b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            tls.sendall(one * 3 + b"GET /healthz HTTP/1.1\r\nHost: e\r\nConnection: close\r\n\r\n")
+            answers = read_to_end(tls)
+        assert answers.count(b"HTTP/1.1 200 ") == 4, answers[:400]
+        # Refused before the body (415), over the body limit (413), a bad review (400).
+        assert server.post("/validate", b"{}", content_type="text/plain").status_code == 415
+        assert server.post("/validate", b"not json").status_code == 400
+        door.door.set()
+        eventually(lambda: door.waiting == 0, what="the abandoned request to finish")
+        assert in_flight(server) == 0
+        answers = [server.post("/validate", review).status_code for _ in range(3)]
+        assert answers == [200, 200, 200]
+        assert in_flight(server) == 0
+    finally:
+        door.door.set()
+        server.stop()
+
+
+def test_a_request_counts_toward_the_limit_only_once_its_body_has_arrived(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    """Before: a request counted from its headers, so two clients withholding their
+    bodies took both places (of 2) until the body timeout, and every review got 429."""
+    limits = replace(LIMITS, body_timeout=60.0)  # the slow bodies outlast the test
+    server = start_server(base_settings(certificates, tmp_path, connections=limits),
+                          certificates.ca_file)
+    review = load_review("nodeport-create-payments.json")
+    try:
+        with contextlib.ExitStack() as stack:
+            slow = [stack.enter_context(tls_connection(server)) for _ in range(5)]
+            for connection in slow:
+                send_slow_body(connection)
+            tasks = server._server.server_state.tasks
+            eventually(lambda: len(tasks) >= 5, what="five requests waiting for their bodies")
+
+            answers = [server.post("/validate", review) for _ in range(5)]
+
+            assert [a.status_code for a in answers] == [200] * 5
+            assert all(a.json()["response"]["allowed"] is False for a in answers)
+            assert len(tasks) >= 5, "the slow senders are still connected and waiting"
+    finally:
+        server.stop()
+
+
+def test_at_the_connection_cap_the_slowest_body_gives_way_to_a_new_caller(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    limits = replace(LIMITS, body_timeout=60.0, max_connections=16)
+    server = start_server(base_settings(certificates, tmp_path, connections=limits),
+                          certificates.ca_file)
+    review = load_review("nodeport-create-payments.json")
+    try:
+        assert server._server.listener.max_connections == 16
+        before = hits(server, "evicted_slow_body")
+        with contextlib.ExitStack() as stack:
+            slow = [stack.enter_context(tls_connection(server)) for _ in range(16)]
+            tasks = server._server.server_state.tasks
+            send_slow_body(slow[0])  # the oldest body, before any other began
+            eventually(lambda: len(tasks) >= 1, what="the first body awaited")
+            for connection in slow[1:]:
+                send_slow_body(connection)
+            eventually(lambda: len(tasks) >= 16, what="every connection waiting for a body")
+
+            answer = server.post("/validate", review)
+
+            assert answer.status_code == 200
+            assert read_to_end(slow[0]) == b"", "the oldest slow sender was cut"
+        # (Reading the metric may evict another, if the closes above are not yet seen.)
+        assert hits(server, "evicted_slow_body") >= before + 1
+    finally:
+        server.stop()
+
+
+def test_at_the_connection_cap_a_slow_body_goes_before_a_callers_idle_connection(
+    certificates: GeneratedCertificates, tmp_path: Path
+) -> None:
+    """The API server's keep-alive connection, idle between two reviews, is not the one
+    cut when slow senders crowd the server: they have waited longer."""
+    limits = replace(LIMITS, body_timeout=60.0, idle_timeout=60.0, max_connections=16)
+    server = start_server(base_settings(certificates, tmp_path, connections=limits),
+                          certificates.ca_file)
+    body = orjson.dumps(load_review("nodeport-create-payments.json"))
+    review = (b"POST /validate HTTP/1.1\r\nHost: e\r\nContent-Type: application/json\r\n"
+              b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    try:
+        with contextlib.ExitStack() as stack:
+            slow = [stack.enter_context(tls_connection(server)) for _ in range(15)]
+            tasks = server._server.server_state.tasks
+            for connection in slow:
+                send_slow_body(connection)
+            eventually(lambda: len(tasks) >= 15, what="fifteen bodies awaited")
+            api_server = stack.enter_context(tls_connection(server))
+            api_server.sendall(review)
+            assert read_response(api_server).startswith(b"HTTP/1.1 200 ")
+            # At the cap (16): a newcomer needs a place.
+
+            assert server.post("/validate", body).status_code == 200
+
+            api_server.sendall(review)  # the same connection, still open
+            assert read_response(api_server).startswith(b"HTTP/1.1 200 ")
     finally:
         server.stop()
 

@@ -31,8 +31,8 @@ EDGEWARDEN = [sys.executable, "-c", "from webhook.cli import main; main()"]
 OLDEST_KUBERNETES = "1.29"
 NEWEST_KUBERNETES = ".".join(all_versions()[-1].split(".")[:2])
 # The endpoints `edgewarden serve` answers (SPEC, and webhook/admission/app.py).
-SERVER_PATHS = {"/validate", "/mutate", "/mutate-policyexception", "/healthz", "/readyz",
-                "/metrics"}
+SERVER_PATHS = {"/validate", "/mutate", "/mutate-policyexception", "/healthz", "/livez",
+                "/readyz", "/metrics"}
 # The PolicyException approval webhook rides in the mutating configuration; it has its own
 # rules (tests/deploy/test_exception_deploy.py), so the policy webhooks' tests skip it.
 APPROVAL_WEBHOOK = "approve-exception.edgewarden.dev"
@@ -274,17 +274,25 @@ def test_overlays_choose_the_documented_certificate_source(overlay: str) -> None
         assert "--manage-certs" in args
 
 
-def test_probes_use_the_servers_health_endpoints_over_https(overlay: str) -> None:
-    c = container(rendered(overlay))
-    port_names = {p.get("name") for p in c["ports"]} | {p["containerPort"] for p in c["ports"]}
+def test_probes_call_the_servers_own_probe_listener(overlay: str) -> None:
+    """Not the webhook port: a flood there must not make the kubelet restart the pod or
+    take it out of the Service (issue 18)."""
+    objects = rendered(overlay)
+    c = container(objects)
+    named = {p["name"]: p["containerPort"] for p in c["ports"]}
+    probe_port = parse_with_the_real_cli(c["args"])["probe_port"]
+    assert named["probes"] == probe_port != named["https"]
     expected = {
         "livenessProbe": "/healthz", "readinessProbe": "/readyz", "startupProbe": "/healthz",
     }
     for probe, path in expected.items():
         get = c[probe]["httpGet"]
         assert get["path"] == path and path in SERVER_PATHS, probe
-        assert get["scheme"] == "HTTPS", probe
-        assert get["port"] in port_names, probe
+        assert get["scheme"] == "HTTP", probe  # the probe listener is plain HTTP
+        assert get["port"] == "probes", probe
+    service = one(objects, "Service", SERVICE)
+    assert "probes" not in [p["targetPort"] for p in service["spec"]["ports"]]
+    assert probe_port not in [p["targetPort"] for p in service["spec"]["ports"]]
 
 
 def all_containers(objects: list[Manifest]) -> list[dict[str, Any]]:

@@ -28,6 +28,9 @@ def test_only_the_control_plane_ranges_reach_the_webhook_port(overlay: str) -> N
     [webhook_port] = [p["targetPort"] for p in service["spec"]["ports"] if p["name"] == "https"]
     assert [p["port"] for p in rule["ports"]] == [webhook_port]
     assert webhook_port in named
+    # No rule for the probe port: the kubelet calls it from the pod's own node, which a
+    # NetworkPolicy does not block; nobody else needs it.
+    assert "probes" in named and "probes" not in [p["port"] for p in rule["ports"]]
     assert rule["from"], "an empty from would let everyone in"
     for peer in rule["from"]:
         assert set(peer) == {"ipBlock"}, "only address ranges, no pod or namespace selectors"

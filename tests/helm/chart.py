@@ -63,6 +63,7 @@ VALUE_SETS: dict[str, tuple[str, dict[str, Any]]] = {
     "minimal": (NAMESPACE, {
         "replicaCount": 1,
         "metrics": {"port": None},
+        "probes": {"port": None},  # the probes on the HTTPS port, as before --probe-port
         "networkPolicy": {"enabled": False},
         "podDisruptionBudget": {"enabled": False},
         "topologySpreadConstraints": [],

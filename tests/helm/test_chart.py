@@ -161,6 +161,8 @@ BAD_VALUES = [
     ({"networkPolicy": {"controlPlaneCIDRs": []}}, "/networkPolicy/controlPlaneCIDRs"),
     ({"metrics": {"port": 8443}}, "/metrics/port"),
     ({"metrics": {"port": 70000}}, "/metrics/port"),
+    ({"probes": {"port": 8443}}, "/probes/port"),
+    ({"probes": {"port": "8081"}}, "/probes/port"),
     ({"serviceMonitor": {"interval": "soon"}}, "/serviceMonitor/interval"),
     ({"podDisruptionBudget": {"minAvailable": "half"}}, "/podDisruptionBudget/minAvailable"),
     ({"replicas": 3}, "replicas"),  # a misspelt key is refused, not ignored
@@ -186,6 +188,11 @@ def test_an_unknown_policy_name_is_refused_with_the_shipped_names() -> None:
 
 def test_a_chart_with_no_policy_at_all_is_refused() -> None:
     assert "no policy to run" in render_error({"policies": {"enabled": []}})
+
+
+def test_the_probe_and_metrics_ports_must_differ() -> None:
+    error = render_error({"probes": {"port": 9090}, "metrics": {"port": 9090}})
+    assert "probes.port and metrics.port must differ" in error
 
 
 def test_a_service_monitor_needs_the_metrics_port() -> None:
@@ -283,13 +290,24 @@ def test_ports_and_selectors_agree(value_set: str) -> None:
     for port in service_ports.values():
         assert port["targetPort"] in container_ports, port
     metrics_port = VALUE_SETS[value_set][1].get("metrics", {}).get("port", 8080)
+    probe_port = VALUE_SETS[value_set][1].get("probes", {}).get("port", 8081)
     if metrics_port:
         assert container_ports["metrics"] == metrics_port
         assert service_ports["metrics"]["port"] == metrics_port
     else:
-        assert set(container_ports) == set(service_ports) == {"https"}
+        assert set(service_ports) == {"https"}
+    assert "probes" not in service_ports  # only the kubelet calls it
+    if probe_port:
+        assert container_ports["probes"] == probe_port
+        assert parse_with_the_real_cli(server(objects)["args"])["probe_port"] == probe_port
+    else:
+        assert "probes" not in container_ports
+    assert set(container_ports) <= {"https", "metrics", "probes"}
     for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
-        assert server(objects)[probe]["httpGet"]["port"] == "https"
+        get = server(objects)[probe]["httpGet"]
+        # The probe listener when there is one: a flood on the webhook port cannot fail it.
+        assert (get["port"], get["scheme"]) == (
+            ("probes", "HTTP") if probe_port else ("https", "HTTPS")), probe
     for pdb in find(objects, "PodDisruptionBudget"):
         assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
     for policy in find(objects, "NetworkPolicy"):
@@ -401,6 +419,7 @@ def test_network_policy_lets_only_the_control_plane_reach_the_webhook_port(
     [policy] = policies
     assert policy["spec"]["policyTypes"] == ["Ingress"]
     by_port = {port["port"]: rule for rule in policy["spec"]["ingress"] for port in rule["ports"]}
+    assert "probes" not in by_port  # the kubelet calls from the pod's node: never blocked
     webhook_rule = by_port["https"]
     assert [port["port"] for port in webhook_rule["ports"]] == ["https"]
     cidrs = [peer["ipBlock"]["cidr"] for peer in webhook_rule["from"]]

@@ -36,6 +36,7 @@ WANTED_ALERTS = {
     "EdgewardenPolicyReloadRefused",
     "EdgewardenPolicyExceptionExpiring",
     "EdgewardenDown",                     # no replica scraped at all
+    "EdgewardenBackgroundTaskRestarting",  # issue 18: the supervisor keeps restarting a task
 }
 
 

@@ -4,8 +4,10 @@ Why raw endpoints: an admission call is one POST of a JSON body we parse once wi
 and answer with bytes. FastAPI's request/response machinery (Request object, routing,
 body re-reading, JSONResponse) costs more than the whole decision on this path (see
 docs/server.md, "Performance"), so ``/validate`` and ``/mutate`` are plain ASGI callables
-chosen by exact path before FastAPI sees the request. Everything else (``/healthz``,
-``/readyz``, ``/metrics``, 404s, lifespan) is the FastAPI app, where convenience is free.
+chosen by exact path before FastAPI sees the request, and so are the probes
+(``/healthz``, ``/livez``, ``/readyz``: webhook/admission/probes.py, the same callable the
+probe port serves). Everything else (``/metrics``, 404s, lifespan) is the FastAPI app,
+where convenience is free.
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ from collections.abc import Callable
 
 import orjson
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from webhook.admission import exception_approval, handlers
 from webhook.admission.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+from webhook.admission.probes import PROBE_PATHS, ProbeEndpoints
 from webhook.admission.review import Review, ReviewError, encode_review, parse_review
 from webhook.admission.state import ServerState
 
@@ -43,9 +46,11 @@ class _BodyTooLarge(Exception):
 def create_app(state: ServerState) -> ASGIApp:
     """The server's ASGI app; every dependency comes in through ``state``."""
     api = _management_api(state)
+    probes = ProbeEndpoints(state)
     endpoints: dict[str, ASGIApp] = {
         "/validate": _AdmissionEndpoint(state, "validate", handlers.validate),
         "/mutate": _AdmissionEndpoint(state, "mutate", handlers.mutate),
+        **{path: probes for path in PROBE_PATHS},
         exception_approval.PATH: _AdmissionEndpoint(state, "mutate-policyexception",
                                                      exception_approval.approve),
     }
@@ -64,22 +69,6 @@ def create_app(state: ServerState) -> ASGIApp:
 
 def _management_api(state: ServerState) -> FastAPI:
     api = FastAPI(title="edgewarden", docs_url=None, redoc_url=None, openapi_url=None)
-
-    @api.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
-    @api.get("/readyz")
-    def readyz() -> JSONResponse:
-        reasons = state.not_ready()
-        policies = state.policy_status()
-        details = state.details()
-        if reasons:
-            return JSONResponse(
-                {"status": "not ready", "reasons": reasons, "policies": policies, **details},
-                status_code=503,
-            )
-        return JSONResponse({"status": "ready", "policies": policies, **details})
 
     @api.get("/metrics")
     def metrics() -> Response:

@@ -19,7 +19,11 @@ Likewise the head is measured only when its raw byte count says it might be too 
 in a callback per header.
 
 * a limit on requests in flight across the server: 429 with ``Retry-After`` (the API
-  server's client retries it), never uvicorn's 503, which counts idle connections too;
+  server's client retries it), never uvicorn's 503, which counts idle connections too.
+  A request counts only once its body has fully arrived, until its answer is written:
+  a client that sends headers and then trickles (or withholds) its body holds its own
+  connection, bounded by the body timeout and the connection cap, but no place that a
+  complete request could use. Probes (``/healthz``, ``/livez``, ``/readyz``) never count;
 * the ASGI TLS extension in the scope (``client_cert_name``), so /validate and /mutate can
   require a verified client certificate while probes stay open.
 
@@ -36,10 +40,12 @@ from typing import Any, Protocol
 
 import httptools
 import orjson
+from uvicorn._types import ASGI3Application, Scope
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 from uvicorn.server import ServerState
 
+from webhook.admission.probes import PROBE_METHODS, PROBE_PATHS
 from webhook.admission.settings import ConnectionSettings
 
 TLS_EXTENSION = "tls"
@@ -55,13 +61,23 @@ class ConnectionTracker(Protocol):
 
     def hit(self, limit: str, peer: str) -> None: ...
 
+    @property
+    def requests_in_flight(self) -> int: ...
+
+    def admit_request(self) -> bool:
+        """Count one more request in flight; False (nothing counted) at the limit."""
+
+    def request_done(self) -> None: ...
+
 
 class _Refusal(Exception):
     """Raised from a parser callback to stop parsing; answered by ``data_received``."""
 
-    def __init__(self, code: int, reason: str, message: str, limit: str) -> None:
+    def __init__(self, code: int, reason: str, message: str, limit: str,
+                 *, after_body: bool = False) -> None:
         super().__init__(message)
         self.code, self.reason, self.message, self.limit = code, reason, message, limit
+        self.after_body = after_body  # refused at the end of its body, once started
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -83,6 +99,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.busy = False  # a request is being answered: never evicted then
         self.last_active = self.loop.time()
         self.deadline = math.inf  # loop.time() by which the head or the body must be in
+        self.body_since: float | None = None  # loop.time() its body began to be awaited
+        self._counted: set[RequestResponseCycle] = set()  # requests in flight (see below)
+        self._answering: RequestResponseCycle | None = None  # whose application runs
         self._reading_body = False  # which of the two the deadline is for
         self._awaiting_head = True  # between requests, or reading a request's headers
         self._head_started = False  # bytes of the current request's head have arrived
@@ -104,6 +123,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.deadline = math.inf
+        self.body_since = None
+        # The request being answered, and pipelined ones never started: their places are
+        # free (the application, if it still runs, finds the client gone at its next send).
+        for cycle in list(self._counted):
+            self._release(cycle)
         self.tracker.closed(self)
         super().connection_lost(exc)
 
@@ -147,26 +171,63 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # came in the same read): only when it is over the limit is the head measured.
         if self._head_bytes > settings.max_header_bytes or len(self.headers) > settings.max_headers:
             self._check_head(settings)
-        if len(self.tasks) >= settings.max_concurrent_requests:
-            raise _Refusal(429, "TooManyRequests",
-                           f"{len(self.tasks)} requests in flight: retry shortly",
-                           "concurrent_requests")
         self.busy = True
         self.scope["extensions"] = self._extensions
         super().on_headers_complete()
         # The body's deadline; the next chunk usually completes it before any sweep looks.
-        self.deadline = self.loop.time() + settings.body_timeout
+        now = self.loop.time()
+        self.deadline = now + settings.body_timeout
+        self.body_since = now
         self._reading_body = True
 
     def on_message_complete(self) -> None:
         self.deadline = math.inf
+        self.body_since = None
         self._reading_body = False
+        cycle = self.cycle
+        if cycle is not None and cycle is self._answering:
+            # Only now does the request count toward the limit: it is whole, and its turn
+            # has come. (A pipelined one counts when it starts: _start_asgi_task.)
+            self._count(cycle)
         super().on_message_complete()
         self._awaiting_head, self._head_started = True, False
         # A next request in the same read starts without a raw count: measure its head.
         self._head_bytes = _MEASURE
 
+    def _count(self, cycle: RequestResponseCycle) -> None:
+        """Count ``cycle`` in flight, or raise a 429 at the limit. An answer already begun
+        (a 413 or 415 sent before the body) needs no place; probes never take one."""
+        if cycle.response_started or cycle.response_complete or is_probe(cycle.scope):
+            return
+        if not self.tracker.admit_request():
+            raise _Refusal(429, "TooManyRequests",
+                           f"{self.tracker.requests_in_flight} requests in flight: "
+                           "retry shortly", "concurrent_requests", after_body=True)
+        self._counted.add(cycle)
+
+    def _start_asgi_task(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
+        # HTTP/1.1 answers in order: the request started last is the one answered next.
+        self._answering = cycle
+        if not cycle.more_body:
+            # Pipelined, and its body came while the request before it was answered.
+            try:
+                self._count(cycle)
+            except _Refusal as refusal:
+                self.tracker.hit(refusal.limit, self.peer)
+                self._send_refusal(refusal)  # the answer before it is out: in order
+                return
+        super()._start_asgi_task(cycle, app)
+
+    def _release(self, cycle: RequestResponseCycle) -> None:
+        if cycle in self._counted:
+            self._counted.discard(cycle)
+            self.tracker.request_done()
+
     def on_response_complete(self) -> None:
+        # A counted request holds its place until its answer is written (our endpoints
+        # return then); a connection lost first frees it in connection_lost.
+        if self._counted and self._answering is not None:
+            self._release(self._answering)
         self.busy = False
         self.last_active = self.loop.time()  # eviction picks the least recently active
         if self._deferred is not None:
@@ -207,6 +268,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                               f"request headers not complete within "
                               f"{self.settings.header_timeout:g} s", "header_timeout"))
 
+    def evict_slow_body(self) -> None:
+        """Called by the listener at its connection cap: of all the connections it could
+        cut, this one (its body still arriving) has waited longest, and a new caller
+        needs the place."""
+        self.tracker.hit("evicted_slow_body", self.peer)
+        self.deadline = math.inf
+        self.body_since = None
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the application waiting for the body sees it gone
+            cycle.message_event.set()
+        self.transport.abort()  # the place is needed now, not after a TLS goodbye
+
     def _body_timed_out(self) -> None:
         self._refuse(_Refusal(408, "RequestTimeout",
                               f"request body not complete within "
@@ -218,7 +292,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.deadline = math.inf
         cycle = self.cycle
         if cycle is not None and not cycle.response_complete:
-            if not self._reading_body:
+            if not self._reading_body and not refusal.after_body:
                 # A pipelined request is refused while the one before it is answered:
                 # that answer goes first, then this one (on_response_complete).
                 self._deferred = refusal
@@ -255,6 +329,11 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.deadline = math.inf
         if not self.transport.is_closing():
             self.send_400_response("Invalid HTTP request received.")
+
+
+def is_probe(scope: Scope) -> bool:
+    """A kubelet probe: never counted toward the limit, so never answered 429."""
+    return scope.get("path") in PROBE_PATHS and scope.get("method") in PROBE_METHODS
 
 
 def _too_large(settings: ConnectionSettings) -> _Refusal:

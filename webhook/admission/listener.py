@@ -8,14 +8,20 @@ log. Here the listening socket is read by our own accept loop:
 
 * each accepted socket is counted from the start, through the TLS handshake
   (``connect_accepted_socket`` with a handshake timeout) and for its whole life;
-* at ``max_connections`` (lowered to the file limit less a reserve) the least recently
-  active connection that is not answering a request, or the oldest handshake, is cut to
-  make room: an idle flood gives way to new callers instead of locking them out;
-* an accept that fails for lack of descriptors evicts one and pauses accepting briefly.
+* at ``max_connections`` (lowered to the file limit less a reserve) whichever has waited
+  longest is cut to make room: the least recently active connection that is not answering
+  a request, the oldest handshake, or the connection whose body has been arriving the
+  longest. An idle flood, or a flood of slow bodies, gives way to new callers instead of
+  locking them out;
+* an accept that fails for lack of descriptors evicts one and pauses accepting briefly;
+* it keeps the count of requests in flight (``--max-concurrent-requests``), which a
+  request joins once its body has arrived (http_protocol.py).
 
 ``EdgeServer`` is a ``uvicorn.Server`` whose ``startup`` puts this listener and the
 guarded protocol in place of ``create_server``; everything else (serving, graceful
-shutdown, signals) is uvicorn's.
+shutdown, signals) is uvicorn's. ``ProbeServer`` runs a second listener, plain HTTP, for
+the kubelet's probes only (``serve --probe-port``): its own socket, connection table and
+request count, on the same event loop.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import contextlib
 import errno
 import functools
 import logging
+import math
 import resource
 import socket
 import ssl
@@ -32,10 +39,13 @@ from collections.abc import Callable
 from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
+from uvicorn.server import ServerState as UvicornServerState
 
 from webhook.admission.http_protocol import GuardedHttpProtocol
 from webhook.admission.limitlog import LimitLog
 from webhook.admission.settings import ConnectionSettings
+from webhook.errors import EdgewardenError
 
 log = logging.getLogger("edgewarden.server")
 
@@ -44,6 +54,9 @@ MIN_CONNECTIONS = 16
 ACCEPT_BATCH = 64  # accepts per wake-up, so one burst cannot starve the loop
 ACCEPT_PAUSE = 0.1  # after EMFILE: give closing connections a moment
 SHUTDOWN_TIMEOUT = 5.0  # a TLS close_notify we wait for, at most
+# The kubelet opens a connection per probe and closes it: a few dozen is plenty, and the
+# probe port cannot take descriptors the webhook port needs.
+PROBE_CONNECTIONS = 32
 _OUT_OF_FILES = {errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM}
 
 
@@ -94,6 +107,7 @@ class Listener:
         self._accepting = False
         self._closed = False
         self._sweeper: asyncio.TimerHandle | None = None
+        self._in_flight = 0  # requests whose body has arrived, until their app returns
         # Deadlines are checked this often: a timeout fires up to this much late.
         self._sweep_every = min(1.0, settings.header_timeout / 4, settings.body_timeout / 4)
 
@@ -195,26 +209,54 @@ class Listener:
     def hit(self, limit: str, peer: str) -> None:
         self._limits.hit(limit, peer)
 
+    @property
+    def requests_in_flight(self) -> int:
+        return self._in_flight
+
+    def admit_request(self) -> bool:
+        if self._in_flight >= self._settings.max_concurrent_requests:
+            return False
+        self._in_flight += 1
+        return True
+
+    def request_done(self) -> None:
+        self._in_flight -= 1
+
     def _evict_one(self) -> bool:
-        """Cut the least recently active idle connection or the oldest handshake,
-        whichever has waited longer; False when every connection is busy."""
+        """Cut whichever has waited longest: the least recently active idle connection,
+        the oldest handshake, or the connection whose body has been arriving the longest.
+        False when every connection is answering a complete request."""
         # A scan, but only at the cap: nothing per request keeps an order up to date.
         idle = min((c for c in self._open if not c.busy), key=lambda c: c.last_active,
                    default=None)
         oldest = min(self._pending.items(), key=lambda item: item[1], default=None)
-        if idle is None and oldest is None:
+        # API servers send a body in milliseconds, and an idle keep-alive connection of
+        # theirs was active a moment ago: a crowd of slow senders evicts itself first.
+        slowest = min((c for c in self._open if c.body_since is not None),
+                      key=lambda c: c.body_since or 0.0, default=None)
+        waited = [(idle.last_active, 0) if idle is not None else None,
+                  (oldest[1], 1) if oldest is not None else None,
+                  (slowest.body_since or 0.0, 2) if slowest is not None else None]
+        candidates = [entry for entry in waited if entry is not None]
+        if not candidates:
             return False
-        if oldest is not None and (idle is None or oldest[1] <= idle.last_active):
+        _since, which = min(candidates)
+        if which == 1:
+            assert oldest is not None
             conn = oldest[0]
             del self._pending[conn]
             self._limits.hit("evicted_handshake", _peer_of(conn))
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # the handshake fails; the loop closes it
-            return True
-        assert idle is not None
-        self._open.discard(idle)
-        self._limits.hit("evicted_idle", idle.peer)
-        idle.transport.abort()
+        elif which == 2:
+            assert slowest is not None
+            self._open.discard(slowest)
+            slowest.evict_slow_body()
+        else:
+            assert idle is not None
+            self._open.discard(idle)
+            self._limits.hit("evicted_idle", idle.peer)
+            idle.transport.abort()
         return True
 
     # ---- what uvicorn.Server.shutdown calls on its servers ----
@@ -281,9 +323,70 @@ class EdgeServer(uvicorn.Server):
             self._own_socket.close()
 
 
+class ProbeServer:
+    """Plain HTTP for the kubelet's probes on its own listener (``serve --probe-port``).
+
+    Its own socket, connection table (``PROBE_CONNECTIONS``) and request count, the same
+    header, body and idle timeouts as the webhook port: however many connections hold the
+    webhook port, the probes are accepted and answered here. It shares the event loop with
+    the webhook port on purpose: a loop too blocked to answer admissions fails liveness.
+    """
+
+    def __init__(self, app: ASGIApp, host: str, port: int, settings: ConnectionSettings,
+                 limits: LimitLog, sock: socket.socket | None = None) -> None:
+        self.config = uvicorn.Config(
+            app, host=host, port=port, http="httptools", ws="none", lifespan="off",
+            access_log=False, log_config=None, server_header=False, proxy_headers=False,
+            date_header=False, timeout_keep_alive=math.ceil(settings.idle_timeout),
+        )
+        self.config.load()
+        self.settings = settings
+        self.limits = limits
+        self._sock = sock
+        self._own_socket = sock is None
+        self._state = UvicornServerState()
+        self.listener: Listener | None = None
+
+    @property
+    def port(self) -> int:
+        assert self._sock is not None, "not started"
+        return int(self._sock.getsockname()[1])
+
+    async def start(self) -> None:
+        if self._sock is None:
+            self._sock = _bind(self.config.host, self.config.port)
+        self._sock.listen(self.config.backlog)
+        factory = functools.partial(
+            GuardedHttpProtocol, config=self.config, server_state=self._state, app_state={},
+            settings=self.settings,
+        )
+        self.listener = Listener(self._sock, None, factory, self.settings, self.limits,
+                                 max_connections=connection_cap(PROBE_CONNECTIONS))
+        self.listener.start()
+        log.info("probes on http://%s:%d/healthz, /livez and /readyz",
+                 self.config.host, self.port)
+
+    async def stop(self) -> None:
+        if self.listener is None:
+            return
+        self.listener.close()
+        await self.listener.wait_closed()
+        # A probe is answered at once: nothing in flight is worth waiting for.
+        for connection in list(self._state.connections):
+            connection.transport.abort()
+        if self._own_socket and self._sock is not None:
+            self._sock.close()
+        self.listener = None
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as error:
+        sock.close()
+        raise EdgewardenError(
+            f"cannot listen on {host}:{port}: {error.strerror or error}") from None
     return sock

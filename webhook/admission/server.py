@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+import socket
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,10 @@ from starlette.types import ASGIApp
 from webhook.admission.app import create_app
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.limitlog import LimitLog
-from webhook.admission.listener import EdgeServer
+from webhook.admission.listener import EdgeServer, ProbeServer
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
+from webhook.admission.probes import ProbeEndpoints
 from webhook.admission.settings import ServerSettings
 from webhook.admission.state import EvaluationLimits, ServerState, certificate_expiry
 from webhook.certs.tls import ServingCertificate, uvicorn_config
@@ -221,5 +223,17 @@ def metrics_server(runtime: Runtime) -> WSGIServer | None:
     )
     log.info("metrics on http://%s:%d/metrics", runtime.settings.host, server.server_port)
     return server
+
+
+def probe_server(runtime: Runtime, sock: socket.socket | None = None) -> ProbeServer | None:
+    """``--probe-port``: /healthz, /livez and /readyz over plain HTTP on their own listener
+    (webhook/admission/listener.py, ProbeServer), answered whatever holds the HTTPS port."""
+    port = runtime.settings.probe_port
+    if port is None and sock is None:
+        return None
+    state = runtime.state
+    return ProbeServer(ProbeEndpoints(state), runtime.settings.host, port or 0,
+                       runtime.settings.connections,
+                       state.limits or LimitLog(state.metrics.count_limit_hit), sock)
 
 

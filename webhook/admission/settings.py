@@ -105,6 +105,9 @@ class ServerSettings:
     except_exported: bool = False
     keep_on_webhook: tuple[str, ...] = ()
     quota_interval_seconds: float = 10.0
+    # Plain-HTTP /healthz, /livez and /readyz on their own listener (None: only on the
+    # HTTPS port, where they are served in any case).
+    probe_port: int | None = None
     # PolicyExceptions: off unless --enable-exceptions, then only in the namespaces of
     # --exception-namespace, each ending at most --max-exception-days after its creation.
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)

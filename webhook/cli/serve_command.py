@@ -171,6 +171,11 @@ def serve(
         help="Refuse a reloaded set that denies existing objects the serving set admits "
         "(an UPDATE of each to itself, or its CREATE), more than this share of those judged.")
     ] = 0.01,
+    probe_port: Annotated[int | None, typer.Option(
+        "--probe-port", min=0, max=65535,
+        help="Also serve GET /healthz, /livez and /readyz over plain HTTP on this port, on "
+        "a listener of their own that a flood on the HTTPS port cannot fill (for the "
+        "kubelet's probes; they stay on the HTTPS port too).")] = None,
     enable_exceptions: Annotated[bool, typer.Option(
         "--enable-exceptions",
         help="Honour PolicyException objects (off by default), only in the namespaces of "
@@ -195,6 +200,9 @@ def serve(
                                             max_exception_days)
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")
+    if probe_port and probe_port in (port, metrics_port):
+        raise typer.BadParameter("must differ from --port and --metrics-port",
+                                 param_hint="--probe-port")
     dev_cluster_file: Path | None = None
     if dev and cluster_state is None:
         from webhook.admission.devmode import write_dev_cluster
@@ -233,6 +241,7 @@ def serve(
         manage_quotas=manage_quotas,
         except_exported=except_exported,
         keep_on_webhook=tuple(keep_on_webhook or ()),
+        probe_port=probe_port,
         exception_rules=exception_rules,
     )
     for path in settings.policies:

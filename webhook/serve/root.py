@@ -33,6 +33,7 @@ from webhook.admission.server import (
     Runtime,
     certificate_manager_for,
     metrics_server,
+    probe_server,
     uvicorn_server,
 )
 from webhook.certs.tls import watch_certificate
@@ -72,17 +73,22 @@ def supervisor_for(runtime: Runtime) -> Supervisor:
 
 
 async def serve(runtime: Runtime, server: uvicorn.Server,
-                sockets: list[socket.socket] | None = None) -> None:
-    """Run uvicorn and the supervised background work until the server is told to exit."""
+                sockets: list[socket.socket] | None = None,
+                probe_socket: socket.socket | None = None) -> None:
+    """Run uvicorn, the probe listener and the supervised background work until the server
+    is told to exit. ``sockets`` and ``probe_socket``: already bound (tests)."""
     supervisor = supervisor_for(runtime)
     supervised = asyncio.create_task(supervisor.run(), name="supervisor")
     runtime.cluster.start()  # watch threads; /readyz says "not synced" until they have listed
     metrics = metrics_server(runtime)
+    probes = probe_server(runtime, probe_socket)
     loop = asyncio.get_running_loop()
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         loop.add_signal_handler(signal.SIGHUP, runtime.reloader.on_sighup)
     try:
+        if probes is not None:
+            await probes.start()
         await server.serve(sockets=sockets)
     finally:
         if in_main_thread:
@@ -98,6 +104,8 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
         await asyncio.to_thread(runtime.cluster.stop)
         if metrics is not None:
             metrics.shutdown()
+        if probes is not None:
+            await probes.stop()
         runtime.state.audit.close()
 
 
