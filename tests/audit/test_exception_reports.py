@@ -1,5 +1,6 @@
 """PolicyExceptions in `check`, `audit` and every report format: what each admits, which are
-active, expiring within 14 days, expired (ignored), or without an expiry (flagged)."""
+active, expiring within 14 days, or expired (ignored). Every exception has an expiry (the
+loader requires one), at most --max-exception-days (90) from the instant judged."""
 
 from __future__ import annotations
 
@@ -34,12 +35,12 @@ def exception(name: str, namespace: str, policy: str, target: str,
 def exceptions(tmp_path: Path) -> str:
     documents = [
         exception("admin-nodeport", "production", "deny-nodeport-in-production", "shop-admin",
-                  stamp(365)),
+                  stamp(60)),
         exception("grpc-lb", "production", "limit-loadbalancers-per-namespace", "shop-grpc",
                   stamp(3)),
         exception("old-class", "production", "require-ingress-class", "shop", stamp(-30)),
-        exception("api-public", "team-a", "internal-loadbalancer", "api", None),
-        exception("typo", "staging", "no-such-policy", "preview", stamp(365)),
+        exception("api-public", "team-a", "internal-loadbalancer", "api", stamp(45)),
+        exception("typo", "staging", "no-such-policy", "preview", stamp(60)),
     ]
     file = tmp_path / "exceptions.yaml"
     file.write_text(yaml.safe_dump_all(documents))
@@ -58,7 +59,7 @@ def test_json_lists_every_exception_with_its_state_and_what_it_admits(exceptions
     jsonschema.validate(report, json.loads((SCHEMAS / "report.schema.json").read_text()))
     states = {e["name"]: e["state"] for e in report["exceptions"]}
     assert states == {"admin-nodeport": "active", "grpc-lb": "expiring", "old-class": "expired",
-                      "api-public": "no-expiry", "typo": "active"}
+                      "api-public": "active", "typo": "active"}
     listed = {e["name"]: e for e in report["exceptions"]}
     assert listed["typo"]["unknownPolicies"] == ["no-such-policy"]
     assert [(a["resource"], a["would"]) for a in listed["admin-nodeport"]["admits"]] == [
@@ -78,7 +79,7 @@ def test_json_lists_every_exception_with_its_state_and_what_it_admits(exceptions
 def test_text_shows_the_exceptions_table(exceptions: str) -> None:
     text = audit(exceptions, "text")
     assert "PolicyExceptions" in text
-    for word in ("expiring", "expired", "no-expiry", "no-such-policy"):
+    for word in ("expiring", "expired", "no-such-policy"):
         assert word in text
     row = next(line for line in text.splitlines() if "Service/shop-admin" in line)
     assert "exempted" in row
@@ -121,8 +122,7 @@ def test_html_page_groups_the_exceptions(exceptions: str, tmp_path: Path) -> Non
                  "--policies", POLICIES, "--exceptions", exceptions)
     assert result.exit_code == 0, result.output
     html = page.read_text()
-    sections = ["Expiring within 14 days (1)", "Without an expiry", "Active (2)",
-                "Expired (ignored everywhere) (1)"]
+    sections = ["Expiring within 14 days (1)", "Active (3)", "Expired (ignored everywhere) (1)"]
     positions = [html.index(section) for section in sections]
     assert positions == sorted(positions)
     assert "Service/production/shop-admin" in html.split("Policy exceptions")[1]

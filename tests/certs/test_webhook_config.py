@@ -186,10 +186,14 @@ def test_a_ca_bundle_that_is_not_certificates_is_refused() -> None:
 
 
 def test_a_configuration_without_rules_is_left_out(policies: PolicySet) -> None:
+    """...but for the exception approval webhook, which the mutating one always carries."""
     validating_only = PolicySet(tuple(p for p in policies.policies if not p.mutates))
-    kinds = [d["kind"] for d in render(validating_only, WebhookSettings())]
-    assert kinds == ["ValidatingWebhookConfiguration"]
-    assert render(PolicySet(()), WebhookSettings()) == []
+    documents = render(validating_only, WebhookSettings())
+    assert [d["kind"] for d in documents] == ["ValidatingWebhookConfiguration",
+                                              "MutatingWebhookConfiguration"]
+    assert [w["name"] for w in documents[1]["webhooks"]] == ["approve-exception.edgewarden.dev"]
+    [alone] = render(PolicySet(()), WebhookSettings())
+    assert [w["name"] for w in alone["webhooks"]] == ["approve-exception.edgewarden.dev"]
 
 
 def test_hand_built_policy_set_renders_the_same_rules(policies: PolicySet) -> None:

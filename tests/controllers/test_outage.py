@@ -15,7 +15,7 @@ from tests.kubeapi import KubeApi
 from tests.support import eventually, service
 
 from .conftest import Served, ServeFactory
-from .test_exception_objects import admit_gateway, legacy_exception
+from .test_exception_objects import IN_PRODUCTION, admit_gateway, legacy_exception
 
 HOUR = 3600.0
 
@@ -27,7 +27,7 @@ def background(served: Served) -> dict[str, Any]:
 def test_connections_cut_mid_answer_kill_no_controller(
     crd_api: KubeApi, serve: ServeFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
-    served = serve(crd_api, audit_interval_seconds=HOUR)
+    served = serve(crd_api, audit_interval_seconds=HOUR, exception_rules=IN_PRODUCTION)
     eventually(lambda: served.controllers.elector.leading, what="leadership")
     # Every Lease and PolicyException request is cut without an answer, for a while.
     crd_api.hang_up(resource="leases")
@@ -52,7 +52,7 @@ def test_a_deleted_exception_stops_exempting_after_an_api_server_restart(
     crd_api: KubeApi, serve: ServeFactory
 ) -> None:
     crd_api.create(service(name="admin", namespace="production", type="NodePort"))
-    served = serve(crd_api, audit_interval_seconds=HOUR)
+    served = serve(crd_api, audit_interval_seconds=HOUR, exception_rules=IN_PRODUCTION)
     crd_api.create(legacy_exception())
     eventually(lambda: admit_gateway(served)["allowed"], what="the exception to exempt")
     audit = served.controllers.audit

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from tests.support import eventually
+from webhook.policy.exception_rules import ExceptionRules
 
 from .conftest import REPO, Edgewarden
 
@@ -98,8 +99,10 @@ def test_a_policy_object_is_picked_up_and_a_broken_one_gets_an_error_while_the_o
 def test_an_exception_admits_with_a_warning_then_stops_once_expired(
     edgewarden: Callable[..., Edgewarden], test_namespace: Callable[..., str]
 ) -> None:
-    running = edgewarden(now=START)
     namespace = test_namespace(environment="production")
+    # Exceptions are off unless enabled, and then only in the namespaces named.
+    running = edgewarden(now=START, exception_rules=ExceptionRules(
+        enabled=True, namespaces=frozenset({namespace})))
     running.register(namespace)
     expires = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(START + EXPIRES_IN))
     running.kubectl("apply", "-f", "-", input=yaml.safe_dump({

@@ -19,6 +19,7 @@ import yaml
 
 from tests.admission.harness import make_review
 from tests.support import eventually, service
+from webhook.policy.exception_rules import ExceptionRules
 
 from .conftest import Edgewarden
 
@@ -90,8 +91,9 @@ def test_outages_of_5_and_60_seconds_under_load(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     now = time.time()
-    running = edgewarden(now=now, audit_interval_seconds=HOUR)
     namespace = test_namespace(environment="production")
+    running = edgewarden(now=now, audit_interval_seconds=HOUR, exception_rules=ExceptionRules(
+        enabled=True, namespaces=frozenset({namespace})))
     running.kubectl("-n", namespace, "create", "service", "clusterip", "web", "--tcp=80:8080")
     running.kubectl("apply", "-f", "-", input=yaml.safe_dump(exception(namespace, now)))
     eventually(lambda: gateway_admitted(running, namespace), timeout=30,

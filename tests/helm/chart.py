@@ -96,6 +96,8 @@ VALUE_SETS: dict[str, tuple[str, dict[str, Any]]] = {
         "logLevel": "debug",
         "extraArgs": ["--max-body-bytes", "8388608"],
     }),
+    "exceptions": (NAMESPACE, {"exceptions": {
+        "enabled": True, "namespaces": ["policy-exceptions"], "maxDays": 30}}),
     "own-policies": (NAMESPACE, {"policies": {
         "enabled": ["deny-nodeport-in-production", "internal-loadbalancer"],
         "custom": {"deny-public-ingress-class.yaml": CUSTOM_POLICY},

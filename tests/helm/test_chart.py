@@ -72,13 +72,22 @@ def all_containers(objects: list[Manifest]) -> list[dict[str, Any]]:
 
 
 def webhooks(objects: list[Manifest]) -> list[tuple[str, dict[str, Any]]]:
+    """The policy webhooks (/validate, /mutate); the exception approval one apart."""
     found = [
         (kind, hook)
         for kind in ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration")
         for hook in one(objects, kind)["webhooks"]
+        if hook["name"] != "approve-exception.edgewarden.dev"
     ]
     assert len(found) == 2
     return found
+
+
+def approval(objects: list[Manifest]) -> dict[str, Any]:
+    hooks = [h for h in one(objects, "MutatingWebhookConfiguration")["webhooks"]
+             if h["name"] == "approve-exception.edgewarden.dev"]
+    assert len(hooks) == 1
+    return hooks[0]
 
 
 def serve_params(args: list[str]) -> dict[str, Any]:
@@ -157,6 +166,10 @@ BAD_VALUES = [
     ({"serviceMonitor": {"interval": "soon"}}, "/serviceMonitor/interval"),
     ({"podDisruptionBudget": {"minAvailable": "half"}}, "/podDisruptionBudget/minAvailable"),
     ({"replicas": 3}, "replicas"),  # a misspelt key is refused, not ignored
+    # Exceptions on, but nowhere to live: refused, as serve refuses it.
+    ({"exceptions": {"enabled": True}}, "namespaces"),
+    ({"exceptions": {"enabled": True, "namespaces": []}}, "/exceptions/namespaces"),
+    ({"exceptions": {"maxDays": 0}}, "/exceptions/maxDays"),
 ]
 
 
@@ -369,8 +382,11 @@ def test_certificates_come_from_where_the_mode_says(value_set: str) -> None:
         assert not find(objects, "Certificate")
         return
     assert "initContainers" not in spec
+    # (edgewarden-policyexceptions-view is for people, aggregated into view/admin.)
     assert roles == {("ClusterRole", "edgewarden-read"), ("ClusterRole", "edgewarden-policies"),
                      ("ClusterRole", "edgewarden-reports"),
+                     ("ClusterRole", "edgewarden-policyexceptions-view"),
+                     ("ClusterRole", "edgewarden-quotas"),  # manageQuotas (on by default)
                      ("Role", "edgewarden-leader-election")}, "cert-manager mode needs no more"
     secret = volumes["tls"]["secret"]["secretName"]
     serving = one(objects, "Certificate", "edgewarden-serving")
@@ -460,7 +476,9 @@ def test_defaults_spread_softly_and_take_the_app_version_as_image_tag() -> None:
 
 def test_audit_only_differs_from_enforcing_in_dry_run_and_failure_policy_only() -> None:
     enforcing, audit = render(), render({"auditOnly": True})
-    assert server(audit)["args"] == [*server(enforcing)["args"], "--dry-run"]
+    audit_args = server(audit)["args"]
+    assert audit_args.count("--dry-run") == 1
+    assert [a for a in audit_args if a != "--dry-run"] == server(enforcing)["args"]
     for objects in (enforcing, audit):
         server(objects)["args"] = []
         for obj in objects:
@@ -544,3 +562,43 @@ def test_the_packaged_chart_renders_what_the_folder_renders(tmp_path: Path) -> N
     assert rendered.returncode == 0, rendered.stderr
     packaged = [d for d in yaml.safe_load_all(rendered.stdout) if d]
     assert packaged == render(values)
+
+
+# -- PolicyExceptions ------------------------------------------------------------------------
+
+
+def test_exceptions_are_off_by_default_and_the_values_turn_them_on_for_named_namespaces(
+) -> None:
+    params = serve_params(server(render())["args"])
+    assert params["enable_exceptions"] is False and not params["exception_namespace"]
+    assert params["max_exception_days"] == 90
+    args = server(render({"exceptions": {"enabled": True, "maxDays": 30,
+                                         "namespaces": ["policy-exceptions", "platform"]}}))[
+        "args"]
+    params = serve_params(args)
+    assert params["enable_exceptions"] is True
+    assert params["exception_namespace"] == ["policy-exceptions", "platform"]
+    assert params["max_exception_days"] == 30
+
+
+@pytest.mark.parametrize("values", [{}, {"auditOnly": True},
+                                    {"webhooks": {"failurePolicy": "Ignore",
+                                                  "timeoutSeconds": 7}}])
+def test_the_approval_webhook_fails_closed_whatever_the_values(values: dict[str, Any]) -> None:
+    hook = approval(render(values))
+    assert hook["failurePolicy"] == "Fail"
+    assert hook["timeoutSeconds"] == values.get("webhooks", {}).get("timeoutSeconds", 5)
+    assert hook["clientConfig"]["service"]["path"] == "/mutate-policyexception"
+    assert "namespaceSelector" not in hook
+    assert hook["rules"] == [{"apiGroups": ["edgewarden.dev"], "apiVersions": ["v1alpha1"],
+                              "resources": ["policyexceptions"],
+                              "operations": ["CREATE", "UPDATE"], "scope": "Namespaced"}]
+
+
+def test_namespace_admins_read_exceptions_through_an_aggregated_read_only_role() -> None:
+    role = one(render(), "ClusterRole", "edgewarden-policyexceptions-view")
+    labels = role["metadata"]["labels"]
+    assert labels["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert labels["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert role["rules"] == [{"apiGroups": ["edgewarden.dev"], "resources": ["policyexceptions"],
+                              "verbs": ["get", "list", "watch"]}]

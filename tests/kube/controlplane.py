@@ -10,7 +10,9 @@ The controller manager runs only the controllers that the tests need a cluster t
 ``namespace`` (a deleted Namespace's contents go and the Namespace with them) and
 ``resourcequota`` (a ResourceQuota's ``status.hard``/``used`` are filled in; until then the
 ResourceQuota admission plugin enforces nothing), plus ``garbagecollector`` (so owned
-objects go as in a cluster).
+objects go as in a cluster) and ``clusterrole-aggregation`` (the built-in view/edit/admin
+roles take in the ClusterRoles labelled for them, as edgewarden's read-only
+PolicyException role is).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from .wait import until
 
 ADMISSION_PLUGINS = ("MutatingAdmissionWebhook", "ValidatingAdmissionWebhook",
                      "ValidatingAdmissionPolicy", "ResourceQuota")
-CONTROLLERS = ("namespace", "resourcequota", "garbagecollector")
+CONTROLLERS = ("namespace", "resourcequota", "garbagecollector", "clusterrole-aggregation")
 SERVICE_CIDR = "10.0.0.0/16"
 START_TIMEOUT = 90.0
 

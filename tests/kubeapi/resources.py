@@ -69,7 +69,7 @@ LEASES = Resource("coordination.k8s.io", "v1", "Lease", "leases")
 POLICIES = Resource("edgewarden.dev", "v1alpha1", "Policy", "policies", namespaced=False,
                     status=True)
 POLICY_EXCEPTIONS = Resource("edgewarden.dev", "v1alpha1", "PolicyException",
-                             "policyexceptions")
+                             "policyexceptions", status=True)
 POLICY_REPORTS = Resource("wgpolicyk8s.io", "v1alpha2", "PolicyReport", "policyreports")
 CLUSTER_POLICY_REPORTS = Resource("wgpolicyk8s.io", "v1alpha2", "ClusterPolicyReport",
                                   "clusterpolicyreports", namespaced=False)

@@ -100,14 +100,14 @@ def test_an_expired_exception_is_ignored(tmp_path: Path, cluster: MemoryCluster,
     assert [v.policy for v in decision.violations] == ["deny-nodeport"]
 
 
-def test_a_request_without_a_time_honours_only_exceptions_that_never_expire(
+def test_a_request_without_a_time_honours_no_exception(
     tmp_path: Path, cluster: MemoryCluster
 ) -> None:
+    """Every exception expires (the loader requires expiresAt): a caller that forgot the
+    clock cannot stretch one past its date."""
     engine = engine_for(NODEPORT_POLICY.format(mode="Enforce"))
-    expiring = legacy_exception(tmp_path)
-    assert not judge(engine, nodeport(), cluster, expiring, None).allowed
-    forever = legacy_exception(tmp_path, expires=None)
-    assert judge(engine, nodeport(), cluster, forever, None).allowed
+    assert judge(engine, nodeport(), cluster, legacy_exception(tmp_path), BEFORE).allowed
+    assert not judge(engine, nodeport(), cluster, legacy_exception(tmp_path), None).allowed
 
 
 @pytest.mark.parametrize(("obj", "covered"), [
@@ -225,8 +225,6 @@ def test_states_for_reports(tmp_path: Path) -> None:
     assert exception.state_at(EXPIRY - 30 * 86400) is ExceptionState.ACTIVE
     assert exception.state_at(EXPIRY - 14 * 86400) is ExceptionState.EXPIRING
     assert exception.state_at(EXPIRY) is ExceptionState.EXPIRED
-    [forever] = legacy_exception(tmp_path, expires=None)
-    assert forever.state_at(EXPIRY) is ExceptionState.NO_EXPIRY
 
 
 # -- loading ------------------------------------------------------------------------------
@@ -235,7 +233,8 @@ def test_states_for_reports(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("spec", "problem"), [
     ("policies: [deny-nodeport]\n  match: {}",
      "spec.match: an exception matches objects by names, selector or both"),
-    ("policies: [deny-nodeport]\n  match: {selector: {matchLabels: {}}}",
+    (f"policies: [deny-nodeport]\n  match: {{selector: {{matchLabels: {{}}}}}}\n"
+     f"  expiresAt: '{EXPIRES}'",
      "spec.match.selector: an empty selector would exempt the whole namespace"),
     ("policies: [deny-nodeport]\n  match: {names: [a]}\n  expiresAt: '2030-06-01'",
      "spec.expiresAt: '2030-06-01' is a date"),
@@ -282,6 +281,7 @@ def test_a_cluster_object_loads_as_its_file_would() -> None:
     exception = exception_from_object(obj)
     assert (exception.ref, exception.expires_at) == ("payments/legacy", EXPIRY)
     assert str(exception.source) == "PolicyException/payments/legacy"
-    broken = {**obj, "spec": {"policies": ["deny-nodeport"], "match": {}}}
+    broken = {**obj, "spec": {"policies": ["deny-nodeport"], "match": {},
+                              "expiresAt": EXPIRES}}
     with pytest.raises(PolicyLoadError, match=r"^PolicyException/payments/legacy: spec\.match"):
         exception_from_object(broken)

@@ -22,7 +22,7 @@ from fastapi import FastAPI
 from fastapi.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from webhook.admission import handlers
+from webhook.admission import exception_approval, handlers
 from webhook.admission.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from webhook.admission.probes import PROBE_PATHS, ProbeEndpoints
 from webhook.admission.review import Review, ReviewError, encode_review, parse_review
@@ -51,6 +51,8 @@ def create_app(state: ServerState) -> ASGIApp:
         "/validate": _AdmissionEndpoint(state, "validate", handlers.validate),
         "/mutate": _AdmissionEndpoint(state, "mutate", handlers.mutate),
         **{path: probes for path in PROBE_PATHS},
+        exception_approval.PATH: _AdmissionEndpoint(state, "mutate-policyexception",
+                                                     exception_approval.approve),
     }
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:

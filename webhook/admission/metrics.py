@@ -26,12 +26,15 @@ DECISION_BUCKETS = (
     0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 )
 
-ENDPOINTS = ("validate", "mutate")
-# /validate never patches; /mutate denies or warns only when a mutation cannot be evaluated.
+ENDPOINTS = ("validate", "mutate", "mutate-policyexception")
+# /validate never patches; /mutate denies or warns only when a mutation cannot be evaluated;
+# /mutate-policyexception records the approver, and denies only a write without a user.
 RESULTS = {
     "validate": ("allowed", "denied", "warned", "bad_request", "error", "unauthenticated"),
     "mutate": ("allowed", "patched", "denied", "warned", "bad_request", "error",
                "unauthenticated"),
+    "mutate-policyexception": ("allowed", "patched", "denied", "bad_request", "error",
+                               "unauthenticated"),
 }
 
 

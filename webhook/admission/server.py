@@ -103,6 +103,7 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         evaluation=EvaluationLimits(
             settings.evaluation_budget_ms, settings.evaluation_deadline_ms
         ),
+        exception_rules=settings.exception_rules,
     )
     reloader = PolicyReloader(
         settings.policies,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from webhook.policy.exception_rules import ExceptionRules
+
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
 DEFAULT_PORT = 8443
 DEFAULT_DEV_DIR = Path(".edgewarden-dev")
@@ -106,6 +108,9 @@ class ServerSettings:
     # Plain-HTTP /healthz, /livez and /readyz on their own listener (None: only on the
     # HTTPS port, where they are served in any case).
     probe_port: int | None = None
+    # PolicyExceptions: off unless --enable-exceptions, then only in the namespaces of
+    # --exception-namespace, each ending at most --max-exception-days after its creation.
+    exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
 
     @property
     def reads_the_api(self) -> bool:

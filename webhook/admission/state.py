@@ -24,6 +24,7 @@ from webhook.policy.budget import DEFAULT_BUDGET
 from webhook.policy.compiled import CompiledPolicies
 from webhook.policy.decision import FailurePolicy, KeyClaim, LimitClaim, Mode
 from webhook.policy.engine import Engine
+from webhook.policy.exception_rules import ExceptionRules
 from webhook.policy.exceptions import NO_EXCEPTIONS
 from webhook.policy.model import Policy, PolicySet
 from webhook.policy.ports import ClusterView, ExceptionView
@@ -158,6 +159,9 @@ class ServerState:
     limits: LimitLog | None = None  # counts and logs (rate-limited) refused callers
     last_refusal: ReloadRefusal | None = None  # the latest reload, when it was refused
     evaluation: EvaluationLimits = field(default_factory=EvaluationLimits)
+    # Where and how long PolicyExceptions may be honoured (serve --enable-exceptions...): the
+    # approval webhook warns when a new exception would be ignored.
+    exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
 
     def __post_init__(self) -> None:
         self.view = (self.cluster if self.reservations is None

@@ -12,6 +12,13 @@ us for the kinds and operations some policy needs. What is not a setting, on pur
   absent, so running again is harmless, and when a later mutating webhook rewrites the
   Service (e.g. makes it a LoadBalancer, or drops annotations) we get to re-apply ours.
 
+The MutatingWebhookConfiguration also carries ``approve-exception.edgewarden.dev``
+(``/mutate-policyexception``): every CREATE and UPDATE of a PolicyException, in every
+namespace, gets ``spec.approvedBy`` from the requesting user. It always fails closed
+(``failurePolicy: Fail``, whatever the settings say for Services): an exception written while
+the webhook is down would carry a client's word for who approved it. Only PolicyException
+writes depend on it, so it cannot lock the cluster out.
+
 The API server reaches the webhook through the Service (``clientConfig.service``), or, for a
 server that runs outside the cluster, at a URL (``clientConfig.url``: the paths
 ``/validate`` and ``/mutate`` are appended to it).
@@ -31,14 +38,18 @@ from webhook.certs.issue import load_certificates
 from webhook.errors import CertificateError, EdgewardenError
 from webhook.policy.model import PolicySet, WebhookRule
 from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
+from webhook.policy.schema import API_VERSION
 
 VALIDATING_NAME = "edgewarden-validating"
 MUTATING_NAME = "edgewarden-mutating"
 VALIDATING_WEBHOOK = "validate.edgewarden.dev"
 MUTATING_WEBHOOK = "mutate.edgewarden.dev"
+APPROVAL_WEBHOOK = "approve-exception.edgewarden.dev"
+APPROVAL_PATH = "/mutate-policyexception"  # webhook/admission/exception_approval.py
 ALWAYS_EXCLUDED = ("kube-system",)
 FAILURE_POLICIES = ("Fail", "Ignore")
 CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
+_EXCEPTION_GROUP, _EXCEPTION_VERSION = API_VERSION.split("/")
 
 
 class WebhookConfigError(EdgewardenError):
@@ -114,13 +125,19 @@ def check_ca_bundle(ca_bundle_b64: str) -> None:
 
 
 def render(policies: PolicySet, settings: WebhookSettings) -> list[dict[str, Any]]:
-    """The configurations the policies need, validating first; one with no rules is left out."""
+    """The configurations the policies need, validating first; a validating one with no rules
+    is left out (the mutating one always carries the exception approval webhook)."""
     settings.check()
     documents = []
-    for mutating in (False, True):
-        rules = policies.webhook_rules(mutating=mutating)
-        if rules:
-            documents.append(_configuration(rules, settings, mutating=mutating))
+    validating_rules = policies.webhook_rules(mutating=False)
+    if validating_rules:
+        documents.append(_configuration(validating_rules, settings, mutating=False))
+    # The mutating configuration always exists: it carries the exception approval webhook.
+    webhooks = [approval_webhook(settings)]
+    mutating_rules = policies.webhook_rules(mutating=True)
+    if mutating_rules:
+        webhooks.insert(0, _webhook(mutating_rules, settings, mutating=True))
+    documents.append(_document(webhooks, settings, mutating=True))
     return documents
 
 
@@ -135,7 +152,34 @@ def excluded_namespaces(settings: WebhookSettings) -> list[str]:
 def _configuration(
     rules: list[WebhookRule], settings: WebhookSettings, *, mutating: bool
 ) -> dict[str, Any]:
-    path = "/mutate" if mutating else "/validate"
+    return _document([_webhook(rules, settings, mutating=mutating)], settings,
+                     mutating=mutating)
+
+
+def approval_webhook(settings: WebhookSettings) -> dict[str, Any]:
+    """The PolicyException approval webhook: every namespace (an exception may live in
+    edgewarden's own), CREATE and UPDATE, failing closed."""
+    return {
+        "name": APPROVAL_WEBHOOK,
+        "clientConfig": _client_config(settings, APPROVAL_PATH),
+        "rules": [{
+            "apiGroups": [_EXCEPTION_GROUP],
+            "apiVersions": [_EXCEPTION_VERSION],
+            "operations": ["CREATE", "UPDATE"],
+            "resources": ["policyexceptions"],
+            "scope": "Namespaced",
+        }],
+        "admissionReviewVersions": ["v1"],
+        "sideEffects": "None",
+        "matchPolicy": "Equivalent",
+        "timeoutSeconds": settings.timeout_seconds,
+        "failurePolicy": "Fail",
+        # Again after any later mutating webhook: the recorded approver has the last word.
+        "reinvocationPolicy": "IfNeeded",
+    }
+
+
+def _client_config(settings: WebhookSettings, path: str) -> dict[str, Any]:
     client_config: dict[str, Any]
     if settings.url is not None:
         client_config = {"url": endpoint_url(settings.url, path)}
@@ -150,9 +194,15 @@ def _configuration(
         }
     if settings.ca_bundle_b64:
         client_config["caBundle"] = settings.ca_bundle_b64
+    return client_config
+
+
+def _webhook(
+    rules: list[WebhookRule], settings: WebhookSettings, *, mutating: bool
+) -> dict[str, Any]:
     webhook: dict[str, Any] = {
         "name": MUTATING_WEBHOOK if mutating else VALIDATING_WEBHOOK,
-        "clientConfig": client_config,
+        "clientConfig": _client_config(settings, "/mutate" if mutating else "/validate"),
         "rules": [_rule(rule) for rule in rules],
         "admissionReviewVersions": ["v1"],
         "sideEffects": "None",
@@ -171,6 +221,12 @@ def _configuration(
     }
     if mutating:
         webhook["reinvocationPolicy"] = "IfNeeded"
+    return webhook
+
+
+def _document(
+    webhooks: list[dict[str, Any]], settings: WebhookSettings, *, mutating: bool
+) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "name": MUTATING_NAME if mutating else VALIDATING_NAME,
         "labels": {"app.kubernetes.io/name": "edgewarden"},
@@ -181,7 +237,7 @@ def _configuration(
         "apiVersion": "admissionregistration.k8s.io/v1",
         "kind": "MutatingWebhookConfiguration" if mutating else "ValidatingWebhookConfiguration",
         "metadata": metadata,
-        "webhooks": [webhook],
+        "webhooks": webhooks,
     }
 
 

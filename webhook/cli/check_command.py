@@ -14,6 +14,13 @@ import typer
 
 from webhook.cli.app import app, err_console, user_errors
 from webhook.cli.examples import examples
+from webhook.cli.exception_options import (
+    DEFAULT_MAX_EXCEPTION_DAYS,
+    ExceptionNamespaceOption,
+    MaxExceptionDaysOption,
+    honour,
+    offline_rules,
+)
 from webhook.cli.options import (
     ExceptionsOption,
     FlavourOption,
@@ -100,6 +107,8 @@ def check(
     output: Annotated[str, output_format("text", "json", "yaml", "junit", "sarif")] = "text",
     out: Annotated[Path | None, out_file("the report")] = None,
     exceptions: ExceptionsOption = None,
+    exception_namespace: ExceptionNamespaceOption = None,
+    max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
 ) -> None:
     """Judge manifests (e.g. a rendered Helm chart) as CREATEs, in order.
 
@@ -123,6 +132,8 @@ def check(
         judged = [manifest for manifest in inputs.manifests if id(manifest) in others]
     for skipped in inputs.skipped:
         err_console.print(f"note: skipped {skipped}", highlight=False, markup=False)
+    now = time.time()
+    honoured = honour(honoured, offline_rules(exception_namespace, max_exception_days), now)
     with progress(enabled=len(judged) >= LARGE_CHECK) as bar:
         scan = check_manifests(
             judged,
@@ -132,7 +143,7 @@ def check(
             existing=existing,
             progress=bar,
             exceptions=honoured,
-            now=time.time(),
+            now=now,
         )
         bar.begin(f"writing {output}")
         rendered = render_report(scan, output)

@@ -15,6 +15,13 @@ import typer
 
 from webhook.cli.app import app, console, user_errors
 from webhook.cli.examples import examples
+from webhook.cli.exception_options import (
+    DEFAULT_MAX_EXCEPTION_DAYS,
+    ExceptionNamespaceOption,
+    MaxExceptionDaysOption,
+    honour,
+    offline_rules,
+)
 from webhook.cli.options import (
     ExceptionsOption,
     FlavourOption,
@@ -62,6 +69,8 @@ def audit(
         typer.Option("--fail-on-violation", help="Exit 1 when an Enforce policy is violated."),
     ] = False,
     exceptions: ExceptionsOption = None,
+    exception_namespace: ExceptionNamespaceOption = None,
+    max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
@@ -71,8 +80,11 @@ def audit(
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         found = cluster_objects(cluster_state, bar, policy_set.kinds())
-        honoured, objects = split_exceptions(found, exceptions)
-        scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=time.time())
+        found_exceptions, objects = split_exceptions(found, exceptions)
+        now = time.time()
+        honoured = honour(found_exceptions,
+                          offline_rules(exception_namespace, max_exception_days), now)
+        scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=now)
         bar.begin(f"writing {output}")
         rendered = render_report(scan, output)
     emit(scan, output, out, rendered)
@@ -106,6 +118,8 @@ def report_command(
         ),
     ] = None,
     exceptions: ExceptionsOption = None,
+    exception_namespace: ExceptionNamespaceOption = None,
+    max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
     from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
@@ -124,8 +138,11 @@ def report_command(
     with progress() as bar:
         kinds = merge((*policy_set.kinds(), *EXPOSURE_KINDS))  # the page shows every route
         found = cluster_objects(cluster_state, bar, kinds)
-        honoured, objects = split_exceptions(found, exceptions)
-        scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=time.time())
+        found_exceptions, objects = split_exceptions(found, exceptions)
+        now = time.time()
+        honoured = honour(found_exceptions,
+                          offline_rules(exception_namespace, max_exception_days), now)
+        scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=now)
         bar.begin("writing the page")
         page = render_html(scan, [m.obj for m in objects], cost_per_lb=cost_per_lb)
     write(html, page)

@@ -10,6 +10,12 @@ import typer
 
 from webhook.cli.app import app, console, err_console, user_errors
 from webhook.cli.examples import examples
+from webhook.cli.exception_options import (
+    DEFAULT_MAX_EXCEPTION_DAYS,
+    ExceptionNamespaceOption,
+    MaxExceptionDaysOption,
+    offline_rules,
+)
 from webhook.cli.options import ExceptionsOption
 from webhook.cli.policy_source import packaged_policies, policy_paths
 from webhook.errors import EdgewardenError, PolicyLoadError
@@ -85,6 +91,8 @@ def test_suites(
         bool, typer.Option("--verbose", "-v", help="List passing cases too.")
     ] = False,
     exceptions: ExceptionsOption = None,
+    exception_namespace: ExceptionNamespaceOption = None,
+    max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
 ) -> None:
     """Run policy test suites; exit 1 when any case fails."""
     from webhook.policy.documents import load_exceptions
@@ -95,10 +103,14 @@ def test_suites(
     if path is None:
         [path] = policy_paths(None)
     honoured = load_exceptions(*exceptions) if exceptions else NO_EXCEPTIONS
-    results = run_path(path, exceptions=honoured)
+    # Judged per case, at the case's instant: a suite pins time (`at:`).
+    results = run_path(path, exceptions=honoured,
+                       rules=offline_rules(exception_namespace, max_exception_days))
     if not results:
         err_console.print(f"no test suites (*.test.yaml) found under {path}")
         raise typer.Exit(1)
+    for note in sorted({n for r in results for n in r.ignored_exceptions}):
+        err_console.print(f"note: {note}", highlight=False, markup=False)
     _print_results(results, verbose)
     if junit is not None:
         junit.parent.mkdir(parents=True, exist_ok=True)

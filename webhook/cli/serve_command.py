@@ -22,6 +22,7 @@ from webhook.cli.examples import examples
 from webhook.cli.options import FlavourOption, PoliciesOption
 from webhook.cli.policy_source import policy_paths
 from webhook.errors import EdgewardenError
+from webhook.policy.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
 
 
 @app.command(
@@ -175,6 +176,18 @@ def serve(
         help="Also serve GET /healthz, /livez and /readyz over plain HTTP on this port, on "
         "a listener of their own that a flood on the HTTPS port cannot fill (for the "
         "kubelet's probes; they stay on the HTTPS port too).")] = None,
+    enable_exceptions: Annotated[bool, typer.Option(
+        "--enable-exceptions",
+        help="Honour PolicyException objects (off by default), only in the namespaces of "
+        "--exception-namespace.")] = False,
+    exception_namespace: Annotated[list[str] | None, typer.Option(
+        "--exception-namespace", metavar="NAMESPACE",
+        help="A namespace whose PolicyExceptions are honoured (repeatable; needed with "
+        "--enable-exceptions); exceptions elsewhere are ignored and logged.")] = None,
+    max_exception_days: Annotated[int, typer.Option(
+        "--max-exception-days", min=1,
+        help="Longest lifetime of a PolicyException: expiresAt at most this many days after "
+        "its creation, or it is ignored.")] = DEFAULT_MAX_EXCEPTION_DAYS,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -183,6 +196,8 @@ def serve(
     from webhook.admission.server import build_runtime
     from webhook.serve.root import run
 
+    exception_rules = serve_exception_rules(enable_exceptions, exception_namespace or [],
+                                            max_exception_days)
     if max_body_bytes <= 0:
         raise typer.BadParameter("must be positive", param_hint="--max-body-bytes")
     if probe_port and probe_port in (port, metrics_port):
@@ -227,6 +242,7 @@ def serve(
         except_exported=except_exported,
         keep_on_webhook=tuple(keep_on_webhook or ()),
         probe_port=probe_port,
+        exception_rules=exception_rules,
     )
     for path in settings.policies:
         if not path.exists():
@@ -257,3 +273,17 @@ def parse_duration(text: str, flag: str) -> float:
         raise typer.BadParameter(f"{text!r} is not a duration such as 5m, 90s or 1h",
                                  param_hint=flag)
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+
+
+def serve_exception_rules(enabled: bool, namespaces: list[str], max_days: int) -> ExceptionRules:
+    """Closed by default: on only with --enable-exceptions, and then only in the namespaces
+    named (Kyverno's exceptionNamespace); a namespace without the switch is a mistake."""
+    if enabled and not namespaces:
+        raise typer.BadParameter(
+            "name the namespaces PolicyExceptions may live in with --exception-namespace "
+            "(repeatable)", param_hint="--enable-exceptions")
+    if namespaces and not enabled:
+        raise typer.BadParameter(
+            "has no effect while PolicyExceptions are off: add --enable-exceptions",
+            param_hint="--exception-namespace")
+    return ExceptionRules(enabled=enabled, namespaces=frozenset(namespaces), max_days=max_days)

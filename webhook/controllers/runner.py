@@ -34,7 +34,7 @@ from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.api import ObjectApi
 from webhook.controllers.audit import ContinuousAudit
-from webhook.controllers.exception_objects import ExceptionObjects
+from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
 from webhook.controllers.kinds import (
     CLUSTER_POLICY_REPORT,
     POLICY,
@@ -75,7 +75,8 @@ class Controllers:
         self.registry = ExceptionRegistry()
         state.exceptions = self.registry
         state.metrics.watch_exceptions(lambda: self.registry.current, clock)
-        self.exceptions = ExceptionObjects(self.registry)
+        self.exceptions = ExceptionObjects(self.registry, settings.exception_rules, clock)
+        self.exception_statuses = ExceptionStatusWriter(ObjectApi(api, POLICY_EXCEPTION))
         self.watch: ObjectWatch | None = None
         self.policies: PolicyObjects | None = None
         self.statuses: StatusWriter | None = None
@@ -189,9 +190,12 @@ class Controllers:
             if self._write_all and self.elector.leading:
                 self._write_all = False
                 self.statuses.forget()
+                self.exception_statuses.forget()
                 pending_writes = True
             if pending_writes and self.elector.leading:
                 failed = await asyncio.to_thread(self.statuses.write, dict(self.policies.statuses))
+                failed += await asyncio.to_thread(self.exception_statuses.write,
+                                                  dict(self.exceptions.statuses))
                 pending_writes = failed > 0
 
 

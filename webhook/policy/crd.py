@@ -21,6 +21,7 @@ from typing import Any
 from webhook.policy.schema import (
     API_VERSION,
     EXCEPTION_SCHEMA,
+    EXCEPTION_STATUS_SCHEMA,
     POLICY_SCHEMA,
     POLICY_STATUS_SCHEMA,
 )
@@ -148,18 +149,22 @@ def policy_crd() -> dict[str, Any]:
 
 
 def exception_crd() -> dict[str, Any]:
-    schema = _root(EXCEPTION_SCHEMA, status=None)
+    schema = _root(EXCEPTION_SCHEMA, status=EXCEPTION_STATUS_SCHEMA)
     schema["description"] = (
         "Exempts objects of its namespace, by name and/or label selector, from the policies "
-        "it names until expiresAt (see docs/policies.md, PolicyExceptions).")
+        "it names until expiresAt (see docs/cluster-objects.md, PolicyExceptions). status "
+        "says whether the server honours it, and why not.")
     columns = [
         {"name": "Policies", "type": "string", "jsonPath": ".spec.policies"},
         {"name": "Expires", "type": "string", "jsonPath": ".spec.expiresAt"},
         {"name": "Ticket", "type": "string", "jsonPath": ".spec.ticket"},
+        {"name": "Approved-By", "type": "string", "jsonPath": ".spec.approvedBy"},
+        {"name": "Ready", "type": "string", "jsonPath": _READY + ".status"},
+        {"name": "Reason", "type": "string", "jsonPath": _READY + ".reason"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
     ]
     return _crd("PolicyException", "policyexceptions", "ewpolex", "Namespaced", schema,
-                columns, status=False)
+                columns, status=True)
 
 
 CRDS = {"edgewarden.dev_policies.yaml": policy_crd,

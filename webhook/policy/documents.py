@@ -19,6 +19,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from webhook.errors import PolicyLoadError, PolicyProblem
+from webhook.policy.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, match_all_problem
 from webhook.policy.exceptions import ExceptionSet, PolicyException, parse_rfc3339
 
 # The loader's document checks, shared so a cluster Policy fails exactly as its file would.
@@ -109,7 +110,13 @@ def exception_from_object(obj: Mapping[str, Any]) -> PolicyException:
     exception = exception_from_document(document, where, problems)
     if problems or exception is None:
         raise PolicyLoadError([dataclasses.replace(p, line=None) for p in problems])
-    return dataclasses.replace(exception, source=SourceLocation(where))
+    # The API server's creationTimestamp: where an exception's lifetime is counted from.
+    created = (obj.get("metadata") or {}).get("creationTimestamp")
+    try:
+        created_at = parse_rfc3339(created) if created is not None else None
+    except ValueError:
+        created_at = None
+    return dataclasses.replace(exception, source=SourceLocation(where), created_at=created_at)
 
 
 def exception_from_document(
@@ -142,6 +149,13 @@ def exception_from_document(
             if error.validator == "anyOf" and tuple(error.absolute_path) == ("spec", "match"):
                 problem = dataclasses.replace(
                     problem, message="an exception matches objects by names, selector or both")
+            elif (error.validator == "required" and tuple(error.absolute_path) == ("spec",)
+                  and "'expiresAt'" in error.message):
+                problem = dataclasses.replace(
+                    problem, field="spec.expiresAt",
+                    message="required: every exception ends, at most "
+                    f"{DEFAULT_MAX_EXCEPTION_DAYS} days after it is created unless the server "
+                    "says otherwise (--max-exception-days)")
             if problem.field not in reported:
                 reported.add(problem.field)
                 problems.append(problem)
@@ -195,11 +209,11 @@ def _selector(
         requirements.append(Requirement(item["key"], operator, frozenset(values)))
     labels = tuple(sorted((raw.get("matchLabels") or {}).items()))
     selector = LabelSelector(labels, tuple(requirements))
-    if selector.is_empty:
+    match_all = match_all_problem(selector)
+    if match_all is not None:
         problems.append(PolicyProblem(
             file, document.line_of(("spec", "match", "selector")), "spec.match.selector",
-            "an empty selector would exempt the whole namespace: name the objects, or "
-            "exclude the namespace in the policy (match.exclude.namespaces)"))
+            match_all))
         return False, None
     return True, selector
 

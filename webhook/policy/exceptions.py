@@ -12,6 +12,10 @@ from theirs). An exception is active strictly before its ``expiresAt``; at that 
 after it is expired, and ignored everywhere. A request that carries no time honours only
 exceptions without an expiry: an exception is never stretched past its date by a caller that
 forgot the clock.
+
+Exceptions are closed by default: the loader refuses what is wrong with one document (no
+``expiresAt``, a selector that matches everything), and the rules of ``exception_rules``
+decide where and for how long any may be honoured.
 """
 
 from __future__ import annotations
@@ -49,6 +53,9 @@ class PolicyException:
     ticket: str = ""
     reason: str = ""
     approved_by: str = ""
+    # metadata.creationTimestamp of a cluster object (Unix time), set by the API server; a
+    # file has none, and its lifetime is counted from the instant judged instead.
+    created_at: float | None = None
     source: SourceLocation = field(default_factory=lambda: SourceLocation("<memory>"))
 
     @property
@@ -123,7 +130,6 @@ class ExceptionSet:
 
 
 NO_EXCEPTIONS = ExceptionSet()
-
 
 def first_covering(
     candidates: Sequence[PolicyException],

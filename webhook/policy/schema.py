@@ -223,6 +223,28 @@ POLICY_SCHEMA: dict[str, Any] = {
 }
 
 
+# A PolicyException's selector must say what the objects it exempts carry: an empty one, or
+# one of only DoesNotExist/NotIn requirements (met by any object without those labels),
+# exempts practically the whole namespace. The loader says so (exceptions.match_all_problem);
+# the CRD carries the same rule in CEL, on a bounded list so its cost is bounded.
+_EXCEPTION_SELECTOR_RULE = (
+    "(has(self.matchLabels) && size(self.matchLabels) > 0) || (has(self.matchExpressions) "
+    "&& self.matchExpressions.exists(e, e.operator == 'In' || e.operator == 'Exists'))")
+_EXCEPTION_SELECTOR: dict[str, Any] = {
+    **_LABEL_SELECTOR,
+    "minProperties": 1,
+    "properties": {
+        **_LABEL_SELECTOR["properties"],
+        "matchExpressions": {**_LABEL_SELECTOR["properties"]["matchExpressions"],
+                             "maxItems": 32},
+    },
+    "x-kubernetes-validations": [{
+        "rule": _EXCEPTION_SELECTOR_RULE,
+        "message": "a selector needs a matchLabels entry or an In or Exists requirement: "
+                   "one of only DoesNotExist and NotIn exempts practically the whole namespace",
+    }],
+}
+
 EXCEPTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
@@ -245,7 +267,9 @@ EXCEPTION_SCHEMA: dict[str, Any] = {
         "spec": {
             "type": "object",
             "additionalProperties": False,
-            "required": ["policies", "match"],
+            # expiresAt is required: an exception ends (its lifetime is bounded by serve
+            # --max-exception-days, which the loader's rules check).
+            "required": ["policies", "match", "expiresAt"],
             "properties": {
                 "policies": {"type": "array", "minItems": 1, "uniqueItems": True, "items": _NAME},
                 "match": {
@@ -262,13 +286,16 @@ EXCEPTION_SCHEMA: dict[str, Any] = {
                             "uniqueItems": True,
                             "items": {"type": "string", "minLength": 1, "maxLength": 253},
                         },
-                        "selector": {**_LABEL_SELECTOR, "minProperties": 1},
+                        "selector": _EXCEPTION_SELECTOR,
                     },
                 },
                 # RFC 3339 (the loader parses it; the API server checks the format).
                 "expiresAt": {"type": "string", "format": "date-time"},
                 "ticket": {"type": "string", "minLength": 1},
                 "reason": {"type": "string", "minLength": 1},
+                # Written by edgewarden's mutating webhook from the requesting user on every
+                # CREATE and UPDATE (POST /mutate-policyexception); what a client writes
+                # here is overwritten.
                 "approvedBy": {"type": "string", "minLength": 1},
             },
         },
@@ -295,5 +322,14 @@ POLICY_STATUS_SCHEMA: dict[str, Any] = {
         "conditions": {"type": "array", "items": CONDITION_SCHEMA},
         "observedGeneration": {"type": "integer", "minimum": 0},
         "loadedAt": {"type": "string", "format": "date-time"},
+    },
+}
+# The status a server writes on a PolicyException object: whether it is honoured, and if
+# not why (off, a namespace not allowed, too long a lifetime, does not load).
+EXCEPTION_STATUS_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "conditions": {"type": "array", "items": CONDITION_SCHEMA},
+        "observedGeneration": {"type": "integer", "minimum": 0},
     },
 }

@@ -13,6 +13,7 @@ from webhook.errors import EdgewardenError, PolicyLoadError
 from webhook.policy.decision import Decision
 from webhook.policy.documents import exception_from_document, load_exceptions
 from webhook.policy.engine import Engine
+from webhook.policy.exception_rules import OFFLINE_RULES, ExceptionRules
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet
 from webhook.policy.loader import load_policies
 from webhook.policy.request import AdmissionRequest, UserInfo, make_request
@@ -42,6 +43,8 @@ class SuiteResult:
     file: Path
     cases: list[CaseResult] = field(default_factory=list)
     error: str | None = None  # the suite could not run at all (bad policies, bad fixtures)
+    # PolicyExceptions the rules left out at some case's instant, and why (printed as notes).
+    ignored_exceptions: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -49,10 +52,12 @@ class SuiteResult:
 
 
 def run_path(
-    path: Path, *, now: float | None = None, exceptions: ExceptionSet = NO_EXCEPTIONS
+    path: Path, *, now: float | None = None, exceptions: ExceptionSet = NO_EXCEPTIONS,
+    rules: ExceptionRules = OFFLINE_RULES,
 ) -> list[SuiteResult]:
     """Run every suite under ``path``; cases are judged at ``now`` (default: the clock)
-    unless they say ``at``, honouring ``exceptions`` beside each suite's own."""
+    unless they say ``at``, honouring ``exceptions`` beside each suite's own as ``rules``
+    allow at each case's instant."""
     now = time.time() if now is None else now
     results = []
     for file in discover_suites(path):
@@ -61,7 +66,8 @@ def run_path(
         except EdgewardenError as error:
             results.append(SuiteResult(suite=file.name, file=file, error=str(error)))
             continue
-        results.extend(run_suite(suite, now=now, exceptions=exceptions) for suite in suites)
+        results.extend(run_suite(suite, now=now, exceptions=exceptions, rules=rules)
+                       for suite in suites)
     return results
 
 
@@ -83,7 +89,8 @@ def suite_exceptions(suite: TestSuite) -> ExceptionSet:
 
 
 def run_suite(
-    suite: TestSuite, *, now: float | None = None, exceptions: ExceptionSet = NO_EXCEPTIONS
+    suite: TestSuite, *, now: float | None = None, exceptions: ExceptionSet = NO_EXCEPTIONS,
+    rules: ExceptionRules = OFFLINE_RULES,
 ) -> SuiteResult:
     result = SuiteResult(suite=suite.name, file=suite.file)
     try:
@@ -99,8 +106,13 @@ def run_suite(
         started = time.perf_counter()
         outcome = CaseResult(suite.name, suite.file, case.name, case.line)
         try:
-            request = case_request(case, case.at if case.at is not None else default_at)
-            decision = engine.evaluate(request, cluster, honoured)
+            at = case.at if case.at is not None else default_at
+            request = case_request(case, at)
+            # The rules judge lifetimes from the case's instant, as serve from its clock.
+            kept, ignored = rules.honoured(honoured, at)
+            result.ignored_exceptions += [i.describe() for i in ignored
+                                          if i.describe() not in result.ignored_exceptions]
+            decision = engine.evaluate(request, cluster, ExceptionSet(kept))
             outcome.failures = _namespace_problems(suite, case, request.namespace, cluster)
             outcome.failures += compare(case.expect, decision, case)
         except (ValueError, EdgewardenError) as error:
