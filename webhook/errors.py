@@ -43,6 +43,11 @@ class ManifestError(EdgewardenError):
     """An input manifest could not be read."""
 
 
+class MissingContextError(EdgewardenError):
+    """An input cannot be judged fairly as given: it is empty, or it lacks what a verdict
+    depends on (the labels of a namespace). Refused rather than passed."""
+
+
 class ClusterStateError(EdgewardenError):
     """A cluster-state file or the cluster connection is unusable."""
 

@@ -93,3 +93,12 @@ ExceptionsOption = Annotated[
         "count too.",
     ),
 ]
+
+WithDefaultsOption = Annotated[
+    bool,
+    typer.Option(
+        "--with-defaults",
+        help="Load the packaged default policies too, beside --policies or ./policies (a "
+        "policy of the same name there wins).",
+    ),
+]
