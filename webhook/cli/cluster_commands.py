@@ -13,12 +13,13 @@ from typing import Annotated
 
 import typer
 
-from webhook.cli.app import app, console, user_errors
+from webhook.cli.app import app, console, err_console, user_errors
 from webhook.cli.examples import examples
 from webhook.cli.options import (
     ExceptionsOption,
     FlavourOption,
     PoliciesOption,
+    WithDefaultsOption,
     out_file,
     output_format,
 )
@@ -62,19 +63,23 @@ def audit(
         typer.Option("--fail-on-violation", help="Exit 1 when an Enforce policy is violated."),
     ] = False,
     exceptions: ExceptionsOption = None,
+    with_defaults: WithDefaultsOption = False,
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
     from webhook.audit.scan import audit_objects
     from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
 
-    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    policy_set = resolve_policies(policy_paths(policies, with_defaults=with_defaults),
+                                  internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         found = cluster_objects(cluster_state, bar, policy_set.kinds())
         honoured, objects = split_exceptions(found, exceptions)
         scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=time.time())
         bar.begin(f"writing {output}")
         rendered = render_report(scan, output)
+    for note in scan.notes:
+        err_console.print(f"note: {note}", highlight=False, markup=False)
     emit(scan, output, out, rendered)
     if fail_on_violation and scan.failed:
         raise typer.Exit(1)
@@ -106,6 +111,7 @@ def report_command(
         ),
     ] = None,
     exceptions: ExceptionsOption = None,
+    with_defaults: WithDefaultsOption = False,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
     from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
@@ -120,7 +126,8 @@ def report_command(
 
     if cost_per_lb is None:
         cost_per_lb = DEFAULT_COST_PER_LB
-    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    policy_set = resolve_policies(policy_paths(policies, with_defaults=with_defaults),
+                                  internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         kinds = merge((*policy_set.kinds(), *EXPOSURE_KINDS))  # the page shows every route
         found = cluster_objects(cluster_state, bar, kinds)
@@ -151,12 +158,14 @@ def quota(
     ] = None,
     output: Annotated[str, output_format("yaml", "json")] = "yaml",
     out: Annotated[Path | None, out_file("the ResourceQuota objects")] = None,
+    with_defaults: WithDefaultsOption = False,
 ) -> None:
     """ResourceQuota objects that back each LoadBalancer cap at the API server."""
     from webhook.audit.quota import loadbalancer_caps, quota_object
     from webhook.audit.sources import cluster_objects, resolve_policies
 
-    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    policy_set = resolve_policies(policy_paths(policies, with_defaults=with_defaults),
+                                  internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         objects = cluster_objects(cluster_state, bar, ())  # caps need Namespaces alone
     caps = loadbalancer_caps(objects, policy_set, only=namespaces or None)

@@ -69,7 +69,8 @@ def output_format(*choices: str) -> OptionInfo:
         "-o",
         callback=check,
         autocompletion=complete,
-        metavar="|".join(choices),
+        # One word: the help lists the choices, and a long list would crowd 80 columns.
+        metavar="FORMAT",
         show_default=True,
         help=f"Output format: {', '.join(choices)}.",
     )
