@@ -16,7 +16,7 @@ from typer.core import TyperGroup
 from webhook import __version__
 from webhook.cli import help_layout
 from webhook.cli.examples import examples
-from webhook.errors import EdgewardenError
+from webhook.errors import EdgewardenError, ExitCode
 
 # How --help lists the commands: what a newcomer reaches for first comes first.
 COMMAND_ORDER = (
@@ -125,7 +125,8 @@ R = TypeVar("R")
 
 
 def user_errors(function: Callable[P, R]) -> Callable[P, R]:
-    """Print an EdgewardenError as a message (no traceback) and exit 2."""
+    """Print an EdgewardenError as a message (no traceback) and exit 2 (ExitCode.USAGE:
+    the command could not do its job; docs/cli.md has the table)."""
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -133,7 +134,7 @@ def user_errors(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
         except EdgewardenError as error:
             err_console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(ExitCode.USAGE) from None
 
     return wrapper
 

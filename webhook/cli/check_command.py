@@ -26,7 +26,7 @@ from webhook.cli.options import (
 from webhook.cli.output import emit, render_report
 from webhook.cli.policy_source import policy_paths
 from webhook.cli.progress import progress
-from webhook.errors import ManifestError, MissingContextError
+from webhook.errors import ExitCode, ManifestError, MissingContextError
 
 if TYPE_CHECKING:
     from webhook.audit.folders import Inputs
@@ -165,7 +165,7 @@ def check(
         err_console.print(f"note: {note}", highlight=False, markup=False)
     emit(scan, output, out, rendered)
     if scan.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
 
 
 def _nothing_read(filenames: list[str], folders: list[Path]) -> str:

@@ -26,6 +26,7 @@ from webhook.cli.options import (
 from webhook.cli.output import deliver, documents, emit, render_report, write
 from webhook.cli.policy_source import policy_paths
 from webhook.cli.progress import progress
+from webhook.errors import ExitCode
 
 ClusterStateOption = Annotated[
     Path | None,
@@ -82,7 +83,7 @@ def audit(
         err_console.print(f"note: {note}", highlight=False, markup=False)
     emit(scan, output, out, rendered)
     if fail_on_violation and scan.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
 
 
 @app.command(
