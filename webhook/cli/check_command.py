@@ -67,6 +67,7 @@ def check(
         typer.Option(
             "--filename",
             "-f",
+            metavar="FILE|DIR|-",
             help="Manifest file, folder (recursive; files that are not Kubernetes objects "
             "are skipped with a note) or - for stdin. Repeatable.",
         ),
@@ -76,6 +77,7 @@ def check(
         typer.Option(
             "--kustomize",
             "-k",
+            metavar="DIR",
             help="A kustomize folder: judge what `kubectl kustomize DIR` renders. Repeatable.",
         ),
     ] = None,
@@ -93,6 +95,7 @@ def check(
         list[str] | None,
         typer.Option(
             "--namespace-labels",
+            metavar="NS=KEY=VALUE,...",
             help="Labels of a namespace not in the input: NS=key=value,key2=value2 "
             "(repeatable; NS= for a namespace with no labels).",
         ),
@@ -107,7 +110,8 @@ def check(
     ] = False,
     namespace: Annotated[
         str,
-        typer.Option("--namespace", "-n", help="Namespace of objects that name none."),
+        typer.Option("--namespace", "-n", metavar="NAME",
+                     help="Namespace of objects that name none (it must be defined too)."),
     ] = "default",
     output: Annotated[str, output_format("text", "json", "yaml", "junit", "sarif")] = "text",
     out: Annotated[Path | None, out_file("the report")] = None,
@@ -116,9 +120,9 @@ def check(
 ) -> None:
     """Judge manifests (e.g. a rendered Helm chart) as CREATEs, in order.
 
-    Exit 1 when anything Enforce would deny; Warn and Audit findings do not fail. Exit 2
-    when the input is empty or puts an object in a namespace it does not define (give its
-    Namespace, --namespace-labels, --cluster-state or --assume-unlabelled).
+    Exit 1 when anything Enforce would deny; Warn and Audit findings do not fail.
+
+    Exit 2 when the input is empty, or puts an object in a namespace nothing defines.
     """
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
     from webhook.audit.scan import check_manifests, undefined_namespaces
