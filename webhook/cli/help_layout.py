@@ -1,10 +1,10 @@
 """``--help`` that fits a narrow terminal without cutting an option name.
 
 Typer lays options out in six columns (name, short name, ``--no-`` name, its short name,
-type, help). At 80 columns ``serve``'s options do not fit, and Rich cuts the widest cells
-to make room: ``--evaluation-bud…``, which nobody can copy. Below :data:`NARROW` columns
-each option gets two columns instead: its names and value word, one per line and never
-cut, and the help beside them, wrapped. Wider terminals keep Typer's own layout.
+type, help). Below about 120 columns ``serve``'s options do not fit, and Rich cuts the
+widest cells to make room: ``--evaluation-bud…``, which nobody can copy. Each option gets
+two columns instead, at every width: its names and value word, one per line and never
+cut, and the help beside them, wrapped.
 
 Typer has no hook for this; its module-level panel function is replaced once, when the
 command line is imported (Typer is pinned in constraints.txt, and
@@ -20,11 +20,6 @@ from rich.panel import Panel
 from rich.table import Column, Table
 from rich.text import Text
 from typer import _click, rich_utils
-
-# Below this width Typer's six columns no longer fit serve's longest names.
-NARROW = 100
-
-_typer_panel = rich_utils._print_options_panel
 
 
 def _names(param: Any, ctx: _click.Context) -> Text:
@@ -55,16 +50,12 @@ def _names(param: Any, ctx: _click.Context) -> Text:
 def print_options_panel(
     *, name: str, params: list[Any], ctx: _click.Context, markup_mode: Any, console: Console
 ) -> None:
-    """Typer's panel when the terminal is wide; two unbroken columns when it is narrow."""
+    """Typer's options panel as two columns: names never cut, help wrapped beside them."""
     for param in params:
         # A flag takes no value; Typer would show ``<bool>`` (the help option is made late,
         # so webhook.cli.app.values_in_words never sees it).
         if getattr(param, "is_flag", False) and param.metavar is None:
             param.metavar = ""
-    if console.width >= NARROW:
-        _typer_panel(name=name, params=params, ctx=ctx, markup_mode=markup_mode,
-                     console=console)
-        return
     if not params:
         return
     table = Table(
