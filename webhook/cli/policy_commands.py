@@ -12,7 +12,7 @@ from webhook.cli.app import app, console, err_console, user_errors
 from webhook.cli.examples import examples
 from webhook.cli.options import ExceptionsOption, out_file, output_format
 from webhook.cli.output import deliver, structured, write
-from webhook.cli.policy_source import packaged_policies, policy_paths
+from webhook.cli.policy_source import LOCAL_POLICIES, packaged_policies, policy_paths
 from webhook.errors import (
     EdgewardenError,
     ExitCode,
@@ -171,7 +171,9 @@ def test_suites(
     from webhook.suites.junit import render_junit
     from webhook.suites.runner import case_filter, run_paths
 
-    chosen = list(paths) if paths else policy_paths(None)
+    # ./policies as is: its suites test what it holds, so no note on missing defaults.
+    chosen = list(paths) if paths else (
+        [LOCAL_POLICIES] if LOCAL_POLICIES.exists() else policy_paths(None))
     honoured = load_exceptions(*exceptions) if exceptions else NO_EXCEPTIONS
     results = run_paths(chosen, exceptions=honoured, select=case_filter(cases or []))
     where = ", ".join(str(path) for path in chosen)
