@@ -43,14 +43,16 @@ def test_a_second_serve_dev_on_a_busy_port_prints_one_line_and_exits_2(
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
 
 
-def test_a_busy_metrics_port_names_its_own_flag(busy_port: int, tmp_path: Path) -> None:
+# (A busy --probe-port is the listener's own error: tests/admission/test_cli.py.)
+@pytest.mark.parametrize("flag", ["--metrics-port"])
+def test_a_busy_side_port_names_its_own_flag(busy_port: int, tmp_path: Path, flag: str) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as free:
         free.bind(("127.0.0.1", 0))
         https_port = free.getsockname()[1]
     result = CliRunner().invoke(app, [
         "serve", "--dev", "--dev-dir", str(tmp_path / "dev"), "--port", str(https_port),
-        "--metrics-port", str(busy_port), "--policies", str(REPO / "policies"),
+        flag, str(busy_port), "--policies", str(REPO / "policies"),
     ], catch_exceptions=False)
     assert result.exit_code == 2
     assert f"port {busy_port} on 127.0.0.1 is in use" in result.stderr
-    assert "choose another --metrics-port" in result.stderr
+    assert f"choose another {flag}" in result.stderr

@@ -235,7 +235,7 @@ def serve(
             raise EdgewardenError(f"--policies {path}: no such file or folder")
     # Before certificates and caches: a busy port is one line, not a traceback later.
     for flag, number in (("--port", settings.port), ("--metrics-port", settings.metrics_port)):
-        if number is not None:
+        if number:  # None: not served; 0: any free port
             check_port(settings.host, number, flag)
     runtime = build_runtime(settings)
     from webhook.controllers.runner import attach
