@@ -3,6 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """What every ``edgewarden`` command exits with (docs/cli.md has the table)."""
+
+    OK = 0  # done, and nothing that fails was found
+    FOUND = 1  # done, and it found what fails: a denial, a failing case, a broken policy
+    USAGE = 2  # could not do the job: a bad flag, a missing or unreadable input, no context
+    INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
 def file_line(file: str, line: int | None) -> str:
@@ -41,6 +51,11 @@ class TestSuiteError(EdgewardenError):
 
 class ManifestError(EdgewardenError):
     """An input manifest could not be read."""
+
+
+class MissingContextError(EdgewardenError):
+    """An input cannot be judged fairly as given: it is empty, or it lacks what a verdict
+    depends on (the labels of a namespace). Refused rather than passed."""
 
 
 class ClusterStateError(EdgewardenError):

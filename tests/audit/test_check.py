@@ -80,8 +80,9 @@ def test_manifests_are_read_from_stdin() -> None:
 
 
 def test_namespace_labels_flag_gives_a_namespace_its_labels() -> None:
-    code, _ = check_json("-f", "-", stdin=NODEPORT_IN_STAGING)
-    assert code == 0
+    unknown = run("check", "--policies", POLICIES, "-f", "-", stdin=NODEPORT_IN_STAGING)
+    assert unknown.exit_code == 2, "staging's labels are unknown: no verdict without them"
+    assert "namespace staging (Service debug" in unknown.stderr
     code, report = check_json(
         "-f",
         "-",
@@ -123,7 +124,8 @@ spec:
   type: LoadBalancer
   ports: [{port: 443}]
 """
-    code, report = check_json("-f", "-", stdin=ingress_without_class)
+    code, report = check_json("-f", "-", "--namespace-labels", "dev=",
+                              stdin=ingress_without_class)
     assert code == 0
     assert report["summary"]["findings"]["warn"] == 1
     assert report["summary"]["findings"]["audit"] == 1
@@ -134,7 +136,7 @@ def test_a_folder_is_read_recursively(tmp_path: Path) -> None:
     (tmp_path / "chart" / "templates").mkdir(parents=True)
     (tmp_path / "chart" / "templates" / "svc.yaml").write_text(NODEPORT_IN_STAGING)
     (tmp_path / "chart" / "README.txt").write_text("not a manifest")
-    code, report = check_json("-f", str(tmp_path))
+    code, report = check_json("-f", str(tmp_path), "--assume-unlabelled")
     assert code == 0
     assert report["summary"]["objects"] == 1
 
@@ -231,7 +233,8 @@ SHIPPED = str(Path(__file__).parents[2] / "policies")
 
 def _annotations_after_check(*args: str, env: dict[str, str] | None = None) -> dict[str, str]:
     result = CliRunner().invoke(
-        app, ["check", "-p", SHIPPED, "-o", "json", "-f", "-", *args],
+        app, ["check", "-p", SHIPPED, "-o", "json", "-f", "-", "--namespace-labels", "team=",
+              *args],
         input=LOADBALANCER, env=env, catch_exceptions=False,
     )
     (obj,) = json.loads(result.stdout)["results"]

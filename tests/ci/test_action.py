@@ -176,6 +176,8 @@ def workspace(tmp_path: Path) -> Path:
     shutil.copytree(REPO / "policies", tmp_path / "policies")
     (tmp_path / "rendered").mkdir()
     (tmp_path / "rendered" / "checkout.yaml").write_text(CLUSTERIP_IN_PRODUCTION)
+    # check refuses a namespace the input does not define: the render carries its Namespace.
+    (tmp_path / "rendered" / "namespace.yaml").write_text(NODEPORT_IN_PRODUCTION.split("---\n")[0])
     (tmp_path / "debug.yaml").write_text(NODEPORT_IN_PRODUCTION)
     return tmp_path
 
@@ -216,9 +218,9 @@ def test_fail_on_violation_false_reports_without_failing(workspace: Path) -> Non
 def test_namespace_labels_input_reaches_check(workspace: Path) -> None:
     """The NodePort alone (no Namespace object): denied only with the labels input."""
     (workspace / "debug.yaml").write_text(NODEPORT_IN_PRODUCTION.split("---\n")[1])
-    quiet = run_action({"manifests": "debug.yaml", "tests": "", "policies": ""}, workspace)
-    assert quiet["outputs"]["steps.check.outputs.exit-code"] == "0", quiet
-    shutil.rmtree(workspace / ".runner-temp")
+    unknown = run_action({"manifests": "debug.yaml", "tests": "", "policies": ""}, workspace)
+    assert unknown["outputs"]["steps.check.outputs.exit-code"] == "2", "labels unknown: refused"
+    shutil.rmtree(workspace / ".runner-temp", ignore_errors=True)
     denied = run_action({"manifests": "debug.yaml", "tests": "", "policies": "",
                          "namespace-labels": "payments=environment=production\nother=a=b"},
                         workspace)

@@ -145,9 +145,9 @@ def test_check_hook_options_reach_check(tmp_path: Path) -> None:
     (tmp_path / "k8s").mkdir()
     (tmp_path / "k8s" / "debug.yaml").write_text(NODEPORT_IN_PRODUCTION.split("---\n")[1])
     policies = str(REPO / "policies")
-    quiet = run_hook("edgewarden-check", ["k8s/debug.yaml"], tmp_path,
-                     args=["-p", policies])
-    assert quiet.returncode == 0, quiet.stdout + quiet.stderr
+    unknown = run_hook("edgewarden-check", ["k8s/debug.yaml"], tmp_path,
+                       args=["-p", policies])
+    assert unknown.returncode == 2, "payments' labels are unknown: refused, not passed"
     denied = run_hook("edgewarden-check", ["k8s/debug.yaml"], tmp_path,
                       args=["-p", policies, "--namespace-labels",
                             "payments=environment=production"])

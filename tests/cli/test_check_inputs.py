@@ -192,7 +192,7 @@ def test_the_state_counts_toward_the_cap_and_a_fourth_loadbalancer_is_denied(
     state.write_text(STATE + _loadbalancers("api", "grpc", "web"))
     manifest = tmp_path / "new.yaml"
     manifest.write_text(_loadbalancers("admin"))
-    without = check("-f", str(manifest), "-n", "shop")
+    without = check("-f", str(manifest), "-n", "shop", "--assume-unlabelled")
     assert without.exit_code == 0, "alone, a first LoadBalancer is fine"
     result = check("-f", str(manifest), "--cluster-state", str(state))
     assert result.exit_code == 1, result.output

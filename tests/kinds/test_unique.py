@@ -174,7 +174,8 @@ def test_check_refuses_the_second_namespace_claiming_a_host_in_one_manifest_set(
     manifest = tmp_path / "mixed.yaml"
     manifest.write_text(MIXED)
     result = CliRunner().invoke(app, ["check", "--policies", str(POLICY), "-f", str(manifest),
-                                      "-o", "json"], catch_exceptions=False)
+                                      "-o", "json", "--assume-unlabelled"],
+                                catch_exceptions=False)
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     found = {f"{r['resource']['namespace']}/{r['resource']['name']}":

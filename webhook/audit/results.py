@@ -138,6 +138,9 @@ class ScanReport:
     namespaces: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     exceptions: list[ExceptionStatus] = field(default_factory=list)
     judged_at: float | None = None  # the clock the objects were judged at (exception expiry)
+    # What the user should know about how the input was read (old versions converted, kinds
+    # the policies govern in another group skipped); the CLI prints them on stderr.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def findings(self) -> list[Finding]:

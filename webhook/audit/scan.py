@@ -23,10 +23,12 @@ from __future__ import annotations
 
 import copy
 import json
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from webhook.audit.exceptions import exception_statuses
+from webhook.audit.ingress_versions import ingress_as_v1, is_old_ingress
 from webhook.audit.manifests import Location, Manifest
 from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, Resource, ScanReport
@@ -63,16 +65,16 @@ def check_manifests(
     ``engine`` (over ``policies``) saves compiling the set again when one caller checks
     many manifests.
     """
-    manifests = list(manifests)
+    report = ScanReport("check", policies, judged_at=now)
+    manifests = as_served(manifests, report)
     judged_kinds = {ref.key for ref in policies.kinds()}
     existing = [
         Manifest(with_namespace(m.obj, m.namespace or DEFAULT_NAMESPACE), m.location)
         if key_of_object(m.obj) in judged_kinds
         else m
-        for m in existing
+        for m in as_served(existing, report)
     ]
     engine = engine or Engine(policies)
-    report = ScanReport("check", policies, judged_at=now)
     # The manifests' own Namespaces come last, so they win: applying them updates the state's.
     report.namespaces = namespace_objects([*existing, *manifests], namespace_labels or {})
     cluster = MemoryCluster(
@@ -87,6 +89,7 @@ def check_manifests(
         key = key_of_object(manifest.obj)
         if key not in judged_kinds:
             report.skipped[manifest.kind] += 1
+            _note_ungoverned_version(manifest, policies, report)
             continue
         namespace = manifest.namespace or default_namespace
         if namespace not in report.namespaces:
@@ -114,20 +117,21 @@ def audit_objects(
 ) -> ScanReport:
     """Judge what exists at ``now``: validations per object, limits per namespace."""
     progress.begin("indexing the cluster")
+    report = ScanReport("audit", policies, judged_at=now)
     judged_kinds = {ref.key for ref in policies.kinds()}
     objects = [
         Manifest(with_namespace(m.obj, DEFAULT_NAMESPACE), m.location)
         if key_of_object(m.obj) in judged_kinds and m.namespace is None
         else m
-        for m in objects
+        for m in as_served(objects, report)
     ]
     engine = Engine(policies)
-    report = ScanReport("audit", policies, judged_at=now)
     report.namespaces = namespace_objects(objects, {})
     judged = [m for m in objects if key_of_object(m.obj) in judged_kinds]
     for manifest in objects:
         if manifest.kind != NAMESPACE and key_of_object(manifest.obj) not in judged_kinds:
             report.skipped[manifest.kind] += 1
+            _note_ungoverned_version(manifest, policies, report)
     for manifest in judged:
         name = manifest.namespace or DEFAULT_NAMESPACE
         report.namespaces.setdefault(name, bare_namespace(name))
@@ -155,6 +159,69 @@ def audit_objects(
     ]
     report.exceptions = exception_statuses(exceptions, report, now)
     return report
+
+
+def as_served(manifests: Iterable[Manifest], report: ScanReport | None = None) -> list[Manifest]:
+    """The manifests as a webhook with ``matchPolicy: Equivalent`` receives them: old Ingress
+    versions converted to networking.k8s.io/v1 (webhook/audit/ingress_versions.py), each
+    conversion noted in ``report``."""
+    served: list[Manifest] = []
+    converted: Counter[str] = Counter()
+    for manifest in manifests:
+        if is_old_ingress(manifest.obj):
+            converted[str(manifest.obj.get("apiVersion"))] += 1
+            manifest = Manifest(ingress_as_v1(manifest.obj), manifest.location)
+        served.append(manifest)
+    if report is not None:
+        for version, count in sorted(converted.items()):
+            report.notes.append(
+                f"{count} Ingress object(s) of {version} judged as networking.k8s.io/v1, as "
+                "the API server converts them for a webhook with matchPolicy: Equivalent"
+            )
+    return served
+
+
+def undefined_namespaces(
+    manifests: Iterable[Manifest],
+    policies: PolicySet,
+    *,
+    namespace_labels: Mapping[str, Mapping[str, str]] | None = None,
+    default_namespace: str = DEFAULT_NAMESPACE,
+    existing: Iterable[Manifest] = (),
+) -> dict[str, list[Manifest]]:
+    """The namespaces that objects to judge go into but nothing defines, with those objects.
+
+    Defined means a Namespace among ``manifests`` or ``existing`` (a cluster state), or
+    labels given for it. A policy's namespaceSelector, its namespaceObject expressions and
+    a limit's per-namespace cap all read the namespace: judging an object into one whose
+    labels are unknown would pass it for lack of context (``check`` refuses that).
+    """
+    manifests = as_served(manifests)
+    judged_kinds = {ref.key for ref in policies.kinds()}
+    defined = set(namespace_labels or {})
+    defined |= {m.name for m in (*existing, *manifests) if m.kind == NAMESPACE}
+    missing: dict[str, list[Manifest]] = {}
+    for manifest in manifests:
+        if manifest.kind == NAMESPACE or key_of_object(manifest.obj) not in judged_kinds:
+            continue
+        namespace = manifest.namespace or default_namespace
+        if namespace not in defined:
+            missing.setdefault(namespace, []).append(manifest)
+    return missing
+
+
+def _note_ungoverned_version(manifest: Manifest, policies: PolicySet, report: ScanReport) -> None:
+    """Say so when a skipped object is of a kind the policies govern, in another group: the
+    user most likely meant it to be judged (a typo in apiVersion, a kind of another API)."""
+    governed = sorted({ref.api_version for ref in policies.kinds() if ref.kind == manifest.kind})
+    if not governed:
+        return
+    where = f" ({manifest.location})" if manifest.location is not None else ""
+    report.notes.append(
+        f"{manifest.kind} {manifest.name}{where} not judged: its apiVersion "
+        f"{manifest.obj.get('apiVersion')} is not one the policies govern "
+        f"({', '.join(governed)})"
+    )
 
 
 def judge(

@@ -67,7 +67,11 @@ def live_objects(
     from webhook.audit.live import snapshot
     from webhook.cluster.connection import api_client_from_environment
 
-    api_client = api_client_from_environment(kubeconfig, context)
+    # audit, report and quota have no --dev: a dump is their way to run without a cluster.
+    api_client = api_client_from_environment(
+        kubeconfig, context,
+        offline="--cluster-state FILE (e.g. from `kubectl get ns,svc,ing -A -o yaml`)",
+    )
     try:
         return [Manifest(obj, None) for obj in snapshot(api_client, progress, kinds)]
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 from collections.abc import Callable
 from typing import Annotated, Any, ParamSpec, TypeVar
 
@@ -13,8 +14,9 @@ from typer import _click
 from typer.core import TyperGroup
 
 from webhook import __version__
+from webhook.cli import help_layout
 from webhook.cli.examples import examples
-from webhook.errors import EdgewardenError
+from webhook.errors import EdgewardenError, ExitCode
 
 # How --help lists the commands: what a newcomer reaches for first comes first.
 COMMAND_ORDER = (
@@ -26,10 +28,54 @@ COMMAND_ORDER = (
 
 
 class _OrderedGroup(TyperGroup):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Built once per run, with every subcommand (and sub-group) already attached.
+        values_in_words(self)
+
     def list_commands(self, ctx: _click.Context) -> list[str]:
         names = super().list_commands(ctx)
         rank = {name: index for index, name in enumerate(COMMAND_ORDER)}
         return sorted(names, key=lambda name: rank.get(name, len(rank)))
+
+
+# Typer shows a value's Python type (``<list[Path]>``, ``<str>``, ``<bool>`` even for a
+# flag); help reads better, and fits 80 columns, with the words command lines use.
+_WORDS = {"path": "PATH", "file": "FILE", "dir": "DIR", "str": "TEXT", "int": "INTEGER",
+          "float": "NUMBER", "datetime": "TIME"}
+_TYPE = re.compile(r"^<(?:list\[)?(?P<type>[^\]>]*?)(?: range)?\]?>$")
+
+
+def value_word(shown: str) -> str:
+    """The word for what Typer shows as a value's type: ``<list[Path]>`` -> ``PATH``."""
+    match = _TYPE.match(shown)
+    if match is None:
+        return shown
+    inner = match["type"]
+    return _WORDS.get(inner.lower(), inner)  # choices (``Fail|Ignore``) stay as they are
+
+
+def values_in_words(command: _click.Command) -> None:
+    """Every parameter of ``command`` and its subcommands shows a word, not a Python type;
+    a flag shows nothing (it takes no value). An explicit metavar is kept."""
+    ctx = _click.Context(command)
+    for param in command.params:
+        if param.metavar is not None:
+            continue
+        if getattr(param, "is_flag", False):
+            word = ""
+        else:
+            shown = param.display_type(ctx) if hasattr(param, "display_type") else None
+            if not shown:
+                continue
+            word = value_word(shown)
+        if param.param_type_name == "argument":
+            # An argument's metavar would rename it; only the type column changes.
+            setattr(param, "display_type_rich", lambda ctx, word=word: word)  # noqa: B010
+        else:
+            param.metavar = word
+    for sub in getattr(command, "commands", {}).values():
+        values_in_words(sub)
 
 
 app = typer.Typer(
@@ -72,12 +118,15 @@ def make_console(*, stderr: bool = False, **options: Any) -> Console:
 console = make_console()
 err_console = make_console(stderr=True)
 
+help_layout.install()
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
 def user_errors(function: Callable[P, R]) -> Callable[P, R]:
-    """Print an EdgewardenError as a message (no traceback) and exit 2."""
+    """Print an EdgewardenError as a message (no traceback) and exit 2 (ExitCode.USAGE:
+    the command could not do its job; docs/cli.md has the table)."""
 
     @functools.wraps(function)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -85,7 +134,7 @@ def user_errors(function: Callable[P, R]) -> Callable[P, R]:
             return function(*args, **kwargs)
         except EdgewardenError as error:
             err_console.print(f"[bold red]error:[/] {error}", highlight=False, markup=True)
-            raise typer.Exit(2) from None
+            raise typer.Exit(ExitCode.USAGE) from None
 
     return wrapper
 

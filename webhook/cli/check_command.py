@@ -1,7 +1,8 @@
 """``edgewarden check``: judge manifests offline, as the API server would on ``kubectl apply``.
 
 Exit codes: 0 nothing Enforce would deny, 1 something would be denied, 2 a user error (a
-file that does not parse, a bad flag, a broken policy).
+file that does not parse, a bad flag, a broken policy) or too little context to judge: an
+empty input, or an object in a namespace nothing defines (docs/cli.md).
 """
 
 from __future__ import annotations
@@ -25,16 +26,18 @@ from webhook.cli.options import (
     ExceptionsOption,
     FlavourOption,
     PoliciesOption,
+    WithDefaultsOption,
     out_file,
     output_format,
 )
 from webhook.cli.output import emit, render_report
 from webhook.cli.policy_source import policy_paths
 from webhook.cli.progress import progress
-from webhook.errors import ManifestError
+from webhook.errors import ExitCode, ManifestError, MissingContextError
 
 if TYPE_CHECKING:
     from webhook.audit.folders import Inputs
+    from webhook.audit.manifests import Manifest
     from webhook.audit.progress import Progress
 
 # Below this many objects a check takes a blink; a bar would only flicker.
@@ -71,6 +74,7 @@ def check(
         typer.Option(
             "--filename",
             "-f",
+            metavar="FILE|DIR|-",
             help="Manifest file, folder (recursive; files that are not Kubernetes objects "
             "are skipped with a note) or - for stdin. Repeatable.",
         ),
@@ -80,6 +84,7 @@ def check(
         typer.Option(
             "--kustomize",
             "-k",
+            metavar="DIR",
             help="A kustomize folder: judge what `kubectl kustomize DIR` renders. Repeatable.",
         ),
     ] = None,
@@ -97,31 +102,48 @@ def check(
         list[str] | None,
         typer.Option(
             "--namespace-labels",
-            help="Labels of a namespace not in the input: NS=key=value,key2=value2 (repeatable).",
+            metavar="NS=KEY=VALUE,...",
+            help="Labels of a namespace not in the input: NS=key=value,key2=value2 "
+            "(repeatable; NS= for a namespace with no labels).",
         ),
     ] = None,
+    assume_unlabelled: Annotated[
+        bool,
+        typer.Option(
+            "--assume-unlabelled",
+            help="Judge objects in namespaces the input does not define as if those "
+            "namespaces had no labels (default: an error, exit 2).",
+        ),
+    ] = False,
     namespace: Annotated[
         str,
-        typer.Option("--namespace", "-n", help="Namespace of objects that name none."),
+        typer.Option("--namespace", "-n", metavar="NAME",
+                     help="Namespace of objects that name none (it must be defined too)."),
     ] = "default",
     output: Annotated[str, output_format("text", "json", "yaml", "junit", "sarif")] = "text",
     out: Annotated[Path | None, out_file("the report")] = None,
     exceptions: ExceptionsOption = None,
     exception_namespace: ExceptionNamespaceOption = None,
     max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
+    with_defaults: WithDefaultsOption = False,
 ) -> None:
     """Judge manifests (e.g. a rendered Helm chart) as CREATEs, in order.
 
     Exit 1 when anything Enforce would deny; Warn and Audit findings do not fail.
+
+    Exit 2 when the input is empty, or puts an object in a namespace nothing defines.
     """
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
-    from webhook.audit.scan import check_manifests
+    from webhook.audit.scan import check_manifests, undefined_namespaces
     from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
 
     if not filenames and not kustomize:
         raise ManifestError("nothing to check: give -f FILE|DIR|- or --kustomize DIR")
     labels = parse_namespace_labels(namespace_labels or [])
-    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    policy_set = resolve_policies(
+        policy_paths(policies, with_defaults=with_defaults),
+        internal_lb_flavour=internal_lb_flavour,
+    )
     with progress(enabled=_slow_to_read(filenames or [], kustomize or [])) as bar:
         inputs = _inputs(filenames or [], kustomize or [], bar)
         existing = cluster_objects(cluster_state, bar) if cluster_state is not None else []
@@ -134,6 +156,13 @@ def check(
         err_console.print(f"note: skipped {skipped}", highlight=False, markup=False)
     now = time.time()
     honoured = honour(honoured, offline_rules(exception_namespace, max_exception_days), now)
+    if not inputs.manifests:
+        raise MissingContextError(_nothing_read(filenames or [], kustomize or []))
+    if not assume_unlabelled:
+        missing = undefined_namespaces(judged, policy_set, namespace_labels=labels,
+                                       default_namespace=namespace, existing=existing)
+        if missing:
+            raise MissingContextError(_undefined_message(missing, cluster_state is not None))
     with progress(enabled=len(judged) >= LARGE_CHECK) as bar:
         scan = check_manifests(
             judged,
@@ -147,9 +176,41 @@ def check(
         )
         bar.begin(f"writing {output}")
         rendered = render_report(scan, output)
+    for note in scan.notes:
+        err_console.print(f"note: {note}", highlight=False, markup=False)
     emit(scan, output, out, rendered)
     if scan.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
+
+
+def _nothing_read(filenames: list[str], folders: list[Path]) -> str:
+    sources = ", ".join(
+        [("standard input" if name == "-" else name) for name in filenames]
+        + [f"--kustomize {folder}" for folder in folders]
+    )
+    return (
+        f"no Kubernetes object in the input ({sources}): an empty render (a failed "
+        "`helm template`, a wrong path) must not pass a check"
+    )
+
+
+def _undefined_message(missing: dict[str, list[Manifest]], with_state: bool) -> str:
+    """One line: each namespace with the first object going there, and the ways out."""
+    parts = []
+    for name, manifests in sorted(missing.items()):
+        first = manifests[0]
+        where = f", {first.location}" if first.location is not None else ""
+        more = f", and {len(manifests) - 1} more" if len(manifests) > 1 else ""
+        parts.append(f"{name} ({first.kind} {first.name}{where}{more})")
+    several = len(missing) > 1
+    state = " nor in the cluster state" if with_state else ""
+    example = min(missing)
+    return (
+        f"namespace{'s' if several else ''} {', '.join(parts)} {'are' if several else 'is'} "
+        f"not defined in the input{state}, and policies read namespace labels: add the "
+        f"Namespace manifest, --namespace-labels {example}=KEY=VALUE ({example}= for no "
+        "labels), --cluster-state FILE, or --assume-unlabelled"
+    )
 
 
 def _slow_to_read(filenames: list[str], folders: list[Path]) -> bool:
@@ -183,7 +244,8 @@ def parse_namespace_labels(values: list[str]) -> dict[str, dict[str, str]]:
         name, sep, rest = value.partition("=")
         if not sep or not name:
             raise ManifestError(
-                f"--namespace-labels {value!r}: expected NAMESPACE=key=value[,key=value...]"
+                f"--namespace-labels {value!r}: expected NAMESPACE=key=value[,key=value...] "
+                "(NAMESPACE= for a namespace with no labels)"
             )
         labels = parsed.setdefault(name, {})
         for pair in filter(None, rest.split(",")):

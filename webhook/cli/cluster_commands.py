@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from webhook.cli.app import app, console, user_errors
+from webhook.cli.app import app, console, err_console, user_errors
 from webhook.cli.examples import examples
 from webhook.cli.exception_options import (
     DEFAULT_MAX_EXCEPTION_DAYS,
@@ -26,12 +26,14 @@ from webhook.cli.options import (
     ExceptionsOption,
     FlavourOption,
     PoliciesOption,
+    WithDefaultsOption,
     out_file,
     output_format,
 )
 from webhook.cli.output import deliver, documents, emit, render_report, write
 from webhook.cli.policy_source import policy_paths
 from webhook.cli.progress import progress
+from webhook.errors import ExitCode
 
 ClusterStateOption = Annotated[
     Path | None,
@@ -71,13 +73,15 @@ def audit(
     exceptions: ExceptionsOption = None,
     exception_namespace: ExceptionNamespaceOption = None,
     max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
+    with_defaults: WithDefaultsOption = False,
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
     from webhook.audit.scan import audit_objects
     from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
 
-    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    policy_set = resolve_policies(policy_paths(policies, with_defaults=with_defaults),
+                                  internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         found = cluster_objects(cluster_state, bar, policy_set.kinds())
         found_exceptions, objects = split_exceptions(found, exceptions)
@@ -87,9 +91,11 @@ def audit(
         scan = audit_objects(objects, policy_set, bar, exceptions=honoured, now=now)
         bar.begin(f"writing {output}")
         rendered = render_report(scan, output)
+    for note in scan.notes:
+        err_console.print(f"note: {note}", highlight=False, markup=False)
     emit(scan, output, out, rendered)
     if fail_on_violation and scan.failed:
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
 
 
 @app.command(
@@ -120,6 +126,7 @@ def report_command(
     exceptions: ExceptionsOption = None,
     exception_namespace: ExceptionNamespaceOption = None,
     max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
+    with_defaults: WithDefaultsOption = False,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
     from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
@@ -134,7 +141,8 @@ def report_command(
 
     if cost_per_lb is None:
         cost_per_lb = DEFAULT_COST_PER_LB
-    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    policy_set = resolve_policies(policy_paths(policies, with_defaults=with_defaults),
+                                  internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         kinds = merge((*policy_set.kinds(), *EXPOSURE_KINDS))  # the page shows every route
         found = cluster_objects(cluster_state, bar, kinds)
@@ -168,12 +176,14 @@ def quota(
     ] = None,
     output: Annotated[str, output_format("yaml", "json")] = "yaml",
     out: Annotated[Path | None, out_file("the ResourceQuota objects")] = None,
+    with_defaults: WithDefaultsOption = False,
 ) -> None:
     """ResourceQuota objects that back each LoadBalancer cap at the API server."""
     from webhook.audit.quota import loadbalancer_caps, quota_object
     from webhook.audit.sources import cluster_objects, resolve_policies
 
-    policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
+    policy_set = resolve_policies(policy_paths(policies, with_defaults=with_defaults),
+                                  internal_lb_flavour=internal_lb_flavour)
     with progress() as bar:
         objects = cluster_objects(cluster_state, bar, ())  # caps need Namespaces alone
     caps = loadbalancer_caps(objects, policy_set, only=namespaces or None)

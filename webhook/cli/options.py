@@ -69,7 +69,8 @@ def output_format(*choices: str) -> OptionInfo:
         "-o",
         callback=check,
         autocompletion=complete,
-        metavar="|".join(choices),
+        # One word: the help lists the choices, and a long list would crowd 80 columns.
+        metavar="FORMAT",
         show_default=True,
         help=f"Output format: {', '.join(choices)}.",
     )
@@ -91,5 +92,14 @@ ExceptionsOption = Annotated[
         help="PolicyException file or folder (repeatable); honoured as admission honours "
         "them, expiry judged at the current time. PolicyException objects in the input "
         "count too.",
+    ),
+]
+
+WithDefaultsOption = Annotated[
+    bool,
+    typer.Option(
+        "--with-defaults",
+        help="Load the packaged default policies too, beside --policies or ./policies (a "
+        "policy of the same name there wins).",
     ),
 ]

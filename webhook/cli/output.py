@@ -36,7 +36,9 @@ REPORT_RENDERERS = {
 
 
 def write(path: Path, text: str) -> None:
+    """``text`` into ``path``, its folder made first (CI writes into results folders)."""
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
     except OSError as error:
         raise EdgewardenError(f"{path}: cannot write: {error.strerror or error}") from None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -16,11 +16,19 @@ from webhook.cli.exception_options import (
     MaxExceptionDaysOption,
     offline_rules,
 )
-from webhook.cli.options import ExceptionsOption
-from webhook.cli.policy_source import packaged_policies, policy_paths
-from webhook.errors import EdgewardenError, PolicyLoadError
+from webhook.cli.options import ExceptionsOption, out_file, output_format
+from webhook.cli.output import deliver, structured, write
+from webhook.cli.policy_source import LOCAL_POLICIES, packaged_policies, policy_paths
+from webhook.errors import (
+    EdgewardenError,
+    ExitCode,
+    PolicyLoadError,
+    PolicyProblem,
+    TestSuiteError,
+)
 
 if TYPE_CHECKING:
+    from webhook.policy.model import Policy, PolicySet
     from webhook.suites.runner import SuiteResult
 
 
@@ -29,6 +37,7 @@ if TYPE_CHECKING:
         "edgewarden validate policies/",
         ("edgewarden validate", "./policies, else the packaged default policies"),
         ("edgewarden validate - < policies/deny-external-ips.yaml", "from standard input"),
+        ("edgewarden validate policies/ -o json", "for scripts: policies, problems, warnings"),
     ),
 )
 @user_errors
@@ -38,32 +47,38 @@ def validate(
         typer.Argument(help="Policy files or folders (default: ./policies, else the packaged "
                        "defaults)."),
     ] = None,
+    output: Annotated[str, output_format("text", "json")] = "text",
+    out: Annotated[Path | None, out_file("the JSON report")] = None,
 ) -> None:
-    """Check policy files; every problem is reported with file, line and field."""
+    """Check policy files; every problem is reported with file, line and field.
+
+    Exit 1 when a policy file has a problem; exit 2 when a path does not exist.
+    """
     from webhook.policy.loader import load_policies  # see webhook/cli/__init__.py: lazy
 
+    chosen = policy_paths(paths)
+    _exist(chosen)
     try:
-        policies = load_policies(*policy_paths(paths))
+        policies = load_policies(*chosen)
     except PolicyLoadError as error:
+        if output == "json":
+            deliver(structured(_validation(None, error.problems), "json"), out,
+                    f"{len(error.problems)} problem(s)")
+            raise typer.Exit(ExitCode.FOUND) from None
         for problem in error.problems:
             err_console.print(f"[red]✗[/] {problem}", highlight=False)
         err_console.print(f"{len(error.problems)} problem(s); nothing was loaded.")
-        raise typer.Exit(1) from None
+        raise typer.Exit(ExitCode.FOUND) from None
+    if output == "json":
+        deliver(structured(_validation(policies, []), "json"), out,
+                f"{len(policies)} policies valid")
+        return
     for policy in policies.policies:
-        what = ", ".join(
-            part
-            for part, present in (
-                ("validations", bool(policy.validations)),
-                ("limit", policy.limit is not None),
-                ("unique", policy.unique is not None),
-                ("mutations", policy.mutates),
-            )
-            if present
-        )
         mode = policy.mode.value if policy.validates else "Mutate"
         console.print(
             f"[green]✓[/] {policy.name} ({mode}; "
-            f"{'/'.join(sorted(policy.match.kinds))}; {what}) {policy.source}",
+            f"{'/'.join(sorted(policy.match.kinds))}; {', '.join(_blocks(policy))}) "
+            f"{policy.source}",
             highlight=False,
         )
     for warning in policies.warnings:
@@ -71,22 +86,85 @@ def validate(
     console.print(f"{len(policies)} policies valid in {len(policies.sources)} file(s).")
 
 
+def _exist(paths: list[Path]) -> None:
+    """A path that is not there is a usage error (exit 2), not a policy problem (exit 1)."""
+    for path in paths:
+        if str(path) != "-" and not path.exists():
+            raise EdgewardenError(f"{path}: no such file or folder")
+
+
+def _blocks(policy: Policy) -> list[str]:
+    return [
+        part
+        for part, present in (
+            ("validations", bool(policy.validations)),
+            ("limit", policy.limit is not None),
+            ("unique", policy.unique is not None),
+            ("mutations", policy.mutates),
+        )
+        if present
+    ]
+
+
+def _problem(problem: PolicyProblem) -> dict[str, Any]:
+    return {"file": problem.file, "line": problem.line, "field": problem.field,
+            "message": problem.message}
+
+
+def _validation(policies: PolicySet | None, problems: list[PolicyProblem]) -> dict[str, Any]:
+    """``validate -o json``: every policy loaded, or every problem found (never both)."""
+    return {
+        "valid": policies is not None,
+        "files": list(policies.sources) if policies is not None else [],
+        "policies": [
+            {
+                "name": policy.name,
+                "mode": policy.mode.value if policy.validates else "Mutate",
+                "kinds": sorted(policy.match.kinds),
+                "blocks": _blocks(policy),
+                "file": policy.source.file,
+                "line": policy.source.line,
+            }
+            for policy in (policies.policies if policies is not None else ())
+        ],
+        "problems": [_problem(problem) for problem in problems],
+        "warnings": [_problem(w) for w in (policies.warnings if policies is not None else ())],
+    }
+
+
 @app.command(
     "test",
     epilog=examples(
         "edgewarden test policies/",
-        ("edgewarden test policies/ --junit test-results/policies.xml", "for CI"),
+        ("edgewarden test policies/ examples/flavours/", "several folders or files"),
+        ("edgewarden test policies/ --case '*NodePort*'", "only the cases named so (a glob)"),
+        ("edgewarden test policies/ -o junit --out test-results/policies.xml", "for CI"),
+        ("edgewarden test policies/ -o json", "for scripts"),
         ("edgewarden test examples/flavours/ -v", "list the passing cases too"),
     ),
 )
 @user_errors
 def test_suites(
-    path: Annotated[
-        Path | None,
-        typer.Argument(help="A suite file or a folder searched for *.test.yaml (default: "
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Suite files, or folders searched for *.test.yaml (default: "
                        "./policies, else the packaged defaults)."),
     ] = None,
-    junit: Annotated[Path | None, typer.Option("--junit", help="Write JUnit XML here.")] = None,
+    output: Annotated[str, output_format("text", "json", "junit")] = "text",
+    out: Annotated[Path | None, out_file("the report")] = None,
+    cases: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--case", metavar="PATTERN",
+            help="Run only the cases whose name matches this glob (repeatable; e.g. "
+            "'*NodePort*'). Matching nothing is an error.",
+        ),
+    ] = None,
+    junit: Annotated[
+        Path | None,
+        typer.Option("--junit", metavar="FILE",
+                     help="Also write JUnit XML here (beside the -o output)."),
+    ] = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="List passing cases too.")
     ] = False,
@@ -94,29 +172,41 @@ def test_suites(
     exception_namespace: ExceptionNamespaceOption = None,
     max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
 ) -> None:
-    """Run policy test suites; exit 1 when any case fails."""
+    """Run policy test suites; exit 1 when any case fails, 2 when there is nothing to run."""
     from webhook.policy.documents import load_exceptions
     from webhook.policy.exceptions import NO_EXCEPTIONS
+    from webhook.suites.json_report import render_json
     from webhook.suites.junit import render_junit
-    from webhook.suites.runner import run_path
+    from webhook.suites.runner import case_filter, run_paths
 
-    if path is None:
-        [path] = policy_paths(None)
+    # ./policies as is: its suites test what it holds, so no note on missing defaults.
+    chosen = list(paths) if paths else (
+        [LOCAL_POLICIES] if LOCAL_POLICIES.exists() else policy_paths(None))
     honoured = load_exceptions(*exceptions) if exceptions else NO_EXCEPTIONS
     # Judged per case, at the case's instant: a suite pins time (`at:`).
-    results = run_path(path, exceptions=honoured,
-                       rules=offline_rules(exception_namespace, max_exception_days))
+    results = run_paths(chosen, exceptions=honoured, select=case_filter(cases or []),
+                        rules=offline_rules(exception_namespace, max_exception_days))
+    where = ", ".join(str(path) for path in chosen)
+    if not results and cases:
+        patterns = ", ".join(repr(c) for c in cases)
+        raise TestSuiteError(f"no test case under {where} matches --case {patterns}")
     if not results:
-        err_console.print(f"no test suites (*.test.yaml) found under {path}")
-        raise typer.Exit(1)
+        raise TestSuiteError(f"no test suites (*.test.yaml) found under {where}")
     for note in sorted({n for r in results for n in r.ignored_exceptions}):
         err_console.print(f"note: {note}", highlight=False, markup=False)
-    _print_results(results, verbose)
+    if output == "text":
+        if out is not None:
+            raise EdgewardenError("--out needs -o json or -o junit (the text goes to the "
+                                  "terminal)")
+        _print_results(results, verbose)
+    else:
+        rendered = render_json(results) if output == "json" else render_junit(results)
+        cases_run = sum(len(suite.cases) for suite in results)
+        deliver(rendered, out, f"{cases_run} case(s) in {len(results)} suite(s)")
     if junit is not None:
-        junit.parent.mkdir(parents=True, exist_ok=True)
-        junit.write_text(render_junit(results), encoding="utf-8")
+        write(junit, render_junit(results))
     if not all(r.passed for r in results):
-        raise typer.Exit(1)
+        raise typer.Exit(ExitCode.FOUND)
 
 
 def _print_results(results: list[SuiteResult], verbose: bool) -> None:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import re
+import socket
 from pathlib import Path
 from typing import Annotated
 
@@ -247,6 +249,10 @@ def serve(
     for path in settings.policies:
         if not path.exists():
             raise EdgewardenError(f"--policies {path}: no such file or folder")
+    # Before certificates and caches: a busy port is one line, not a traceback later.
+    for flag, number in (("--port", settings.port), ("--metrics-port", settings.metrics_port)):
+        if number:  # None: not served; 0: any free port
+            check_port(settings.host, number, flag)
     runtime = build_runtime(settings)
     from webhook.controllers.runner import attach
 
@@ -257,7 +263,32 @@ def serve(
         console.print(next_steps(dev_dir, dev_dir / "ca.crt", runtime.dev_ca_bundle, port,
                                  dev_cluster_file),
                       highlight=False, markup=False, soft_wrap=True)
-    run(runtime)
+    try:
+        run(runtime)
+    except OSError as error:  # taken between the check above and the bind
+        if error.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+            raise
+        raise EdgewardenError(port_message(settings.host, port, "--port", error)) from None
+
+
+def check_port(host: str, port: int, flag: str) -> None:
+    """Bind ``host:port`` as the server will (SO_REUSEADDR) and let go; an EdgewardenError
+    (exit 2) when it cannot be had: in use, not ours to take, or no such address."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise EdgewardenError(port_message(host, port, flag, error)) from None
+
+
+def port_message(host: str, port: int, flag: str, error: OSError) -> str:
+    reason = error.strerror or str(error)
+    if error.errno == errno.EADDRINUSE:
+        return (f"port {port} on {host} is in use: {reason}; stop what listens there "
+                f"(another edgewarden serve?) or choose another {flag}")
+    return f"cannot listen on port {port} on {host}: {reason}; choose another {flag} or --host"
 
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")

@@ -17,10 +17,15 @@ from webhook.errors import ClusterStateError
 log = logging.getLogger("edgewarden.cluster")
 
 
+# What a command without a cluster can use instead; `serve` offers both, others their own.
+OFFLINE_HINT = "--cluster-state FILE (e.g. from `kubectl get ns,svc,ing -A -o yaml`) or --dev"
+
+
 def api_client_from_environment(
-    kubeconfig: str | None = None, context: str | None = None
+    kubeconfig: str | None = None, context: str | None = None, *, offline: str = OFFLINE_HINT
 ) -> client.ApiClient:
-    """An ApiClient for this environment; ClusterStateError says what to do when none works."""
+    """An ApiClient for this environment; ClusterStateError says what to do when none works,
+    naming ``offline``, the calling command's own ways to run without a cluster."""
     configuration = client.Configuration()
     if kubeconfig is None and context is None:
         try:
@@ -40,8 +45,7 @@ def api_client_from_environment(
     except (config.ConfigException, OSError, TypeError, ValueError) as error:
         raise ClusterStateError(
             "cannot reach the Kubernetes API: not running in a cluster (no service account "
-            f"token) and no usable kubeconfig ({error}). Set KUBECONFIG, or use "
-            "--cluster-state FILE (e.g. from `kubectl get ns,svc,ing -A -o yaml`) or --dev."
+            f"token) and no usable kubeconfig ({error}). Set KUBECONFIG, or use {offline}."
         ) from None
     log.info("cluster: using kubeconfig at %s", configuration.host)
     return client.ApiClient(configuration)

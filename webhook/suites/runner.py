@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import fnmatch
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -51,23 +52,58 @@ class SuiteResult:
         return self.error is None and all(c.passed for c in self.cases)
 
 
+CaseFilter = Callable[[str], bool]
+
+
+def case_filter(patterns: Iterable[str]) -> CaseFilter | None:
+    """A filter keeping the cases whose name matches any glob of ``patterns`` (as
+    ``kyverno test --test-case-selector`` does); None when there is no pattern."""
+    globs = list(patterns)
+    if not globs:
+        return None
+    return lambda name: any(fnmatch.fnmatchcase(name, glob) for glob in globs)
+
+
 def run_path(
     path: Path, *, now: float | None = None, exceptions: ExceptionSet = NO_EXCEPTIONS,
-    rules: ExceptionRules = OFFLINE_RULES,
+    select: CaseFilter | None = None, rules: ExceptionRules = OFFLINE_RULES,
 ) -> list[SuiteResult]:
     """Run every suite under ``path``; cases are judged at ``now`` (default: the clock)
     unless they say ``at``, honouring ``exceptions`` beside each suite's own as ``rules``
     allow at each case's instant."""
+    return run_paths([path], now=now, exceptions=exceptions, select=select, rules=rules)
+
+
+def run_paths(
+    paths: Iterable[Path], *, now: float | None = None,
+    exceptions: ExceptionSet = NO_EXCEPTIONS, select: CaseFilter | None = None,
+    rules: ExceptionRules = OFFLINE_RULES,
+) -> list[SuiteResult]:
+    """Run every suite under each of ``paths`` once (a file named twice runs once), only
+    the cases ``select`` keeps; a suite left with no case is left out of the results. A
+    missing path is a TestSuiteError before anything runs."""
     now = time.time() if now is None else now
+    files: list[Path] = []
+    seen: set[Path] = set()
+    for path in paths:
+        for file in discover_suites(path):
+            if file.resolve() not in seen:  # shown as the user named it
+                seen.add(file.resolve())
+                files.append(file)
     results = []
-    for file in discover_suites(path):
+    for file in files:
         try:
             suites = load_suite(file)
         except EdgewardenError as error:
+            # A broken suite file fails the run whatever the filter: its cases are unknown.
             results.append(SuiteResult(suite=file.name, file=file, error=str(error)))
             continue
-        results.extend(run_suite(suite, now=now, exceptions=exceptions, rules=rules)
-                       for suite in suites)
+        for suite in suites:
+            if select is not None:
+                suite = replace(suite, cases=tuple(c for c in suite.cases if select(c.name)))
+                if not suite.cases:
+                    continue
+            results.append(run_suite(suite, now=now, exceptions=exceptions, rules=rules))
     return results
 
 

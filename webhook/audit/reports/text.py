@@ -4,11 +4,16 @@ Passing policies are not listed one by one (a Helm chart of thirty Services woul
 the violations); an object every policy passed gets a single "passed" row. PolicyExceptions
 follow in their own table: each one's state, expiry and ticket, and how many findings it
 turned into exemptions.
+
+Below :data:`NARROW` columns the table would fold file paths into fragments nobody can
+copy; each object is then a block instead: a heading line, its file:line on a line of its
+own (wrapped by the terminal, not broken), and one line per finding.
 """
 
 from __future__ import annotations
 
-from rich.console import Console
+from rich.console import Console, Group
+from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
@@ -31,7 +36,64 @@ EXCEPTION_STYLES = {
 }
 
 
+# Under this width the six columns leave a path column too narrow to read.
+NARROW = 120
+
+
 def render_text(report: ScanReport, console: Console) -> None:
+    if console.width < NARROW:
+        _render_blocks(report, console)
+    else:
+        _render_table(report, console)
+    if report.exceptions:
+        console.print(_exceptions_table(report.exceptions))
+    console.print(Text(report.summary(), style="bold red" if report.failed else "bold"))
+    if report.failed and report.command == "check":
+        console.print("Enforce policies would deny the objects above (exit code 1).")
+    elif report.failed:
+        console.print("Enforce policies are violated above (exit 1 with --fail-on-violation).")
+    elif report.command == "check":
+        console.print("Nothing Enforce would deny; Warn and Audit findings do not fail a check.")
+
+
+def _render_blocks(report: ScanReport, console: Console) -> None:
+    for result in report.objects:
+        resource = result.resource
+        where = f" in {resource.namespace}" if resource.namespace else ""
+        shown = [f for f in result.findings if f.outcome is not Outcome.PASS]
+        heading = Text(f"{resource.kind}/{resource.name}{where}", style="bold")
+        if not shown:
+            heading.append(f"  {Outcome.PASS.label}", style=STYLES[Outcome.PASS])
+        console.print(heading)
+        if resource.location is not None:
+            # soft_wrap: the terminal wraps a long path, so it is still one copyable line.
+            console.print(f"  {resource.location}", style="dim", soft_wrap=True,
+                          highlight=False, markup=False)
+        for finding in shown:
+            console.print(_finding_line(finding))
+    for finding in report.namespace_findings:
+        heading = Text(f"Namespace/{finding.resource.name}", style="bold")
+        console.print(heading)
+        if finding.resource.location is not None:
+            console.print(f"  {finding.resource.location}", style="dim", soft_wrap=True,
+                          highlight=False, markup=False)
+        console.print(_finding_line(finding))
+
+
+def _finding_line(finding: Finding) -> Group:
+    """``  denied policy (Enforce)`` and the message below it, wrapped with an indent."""
+    message = finding.message
+    if finding.exception is not None:
+        message = f"would {finding.would}: {message}; admitted by {finding.exception.describe()}"
+    line = Text("  ")
+    line.append(finding.outcome.label, style=STYLES[finding.outcome])
+    line.append(f" {finding.policy} ({finding.mode.value})")
+    if not message:
+        return Group(line)
+    return Group(line, Padding(Text(message), (0, 0, 0, 4)))
+
+
+def _render_table(report: ScanReport, console: Console) -> None:
     table = Table(show_lines=False, expand=False)
     for column in ("Resource", "Namespace", "Policy", "Mode", "Result", "Message"):
         table.add_column(column, overflow="fold")
@@ -42,15 +104,6 @@ def render_text(report: ScanReport, console: Console) -> None:
         table.add_row(*_finding_row(finding))
     if table.row_count:
         console.print(table)
-    if report.exceptions:
-        console.print(_exceptions_table(report.exceptions))
-    console.print(Text(report.summary(), style="bold red" if report.failed else "bold"))
-    if report.failed and report.command == "check":
-        console.print("Enforce policies would deny the objects above (exit code 1).")
-    elif report.failed:
-        console.print("Enforce policies are violated above (exit 1 with --fail-on-violation).")
-    elif report.command == "check":
-        console.print("Nothing Enforce would deny; Warn and Audit findings do not fail a check.")
 
 
 def _rows(result: ObjectResult) -> list[tuple[str | Text, ...]]:
