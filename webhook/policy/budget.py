@@ -372,7 +372,9 @@ class _Model:
             if node.function in _SIZE_DEPENDENT_CALLS:
                 arguments = [*node.args, *([node.target] if node.target is not None else [])]
                 own += CALLBACK * sum(self.shape(arg).size for arg in arguments)
-        return own + sum(self.cost(child) for child in children(node))
+        for child in children(node):  # a loop, not a generator: one frame less per level
+            own += self.cost(child)
+        return own
 
     def _comprehension(self, node: Comprehension) -> float:
         items = self.shape(node.range).size

@@ -155,7 +155,9 @@ class CostEstimator:
             else:
                 branches = max(self.cost(first, scope), self.cost(second, scope))
             return own + self.cost(condition, scope) + branches
-        return own + sum(self.cost(child, scope) for child in children(node))
+        for child in children(node):  # a loop, not a generator: one frame less per level
+            own += self.cost(child, scope)
+        return own
 
     def comprehension(self, node: Comprehension, scope: dict[str, CelType]) -> float:
         ranged = self.types.infer(node.range, scope)
