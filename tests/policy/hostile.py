@@ -35,6 +35,12 @@ class Hostile:
     def yaml(self) -> str:
         return yaml.safe_dump(self.document(), width=1 << 30, sort_keys=False)
 
+    @property
+    def expression_line(self) -> int:
+        """The line of ``yaml()`` the expression is on (what an error names)."""
+        lines = self.yaml().splitlines()
+        return next(i for i, line in enumerate(lines, 1) if "expression:" in line)
+
 
 def allow_list(size_at_least: int) -> str:
     """``object.metadata.name == 'svc-0000' || ...`` of at least ``size_at_least`` chars."""
