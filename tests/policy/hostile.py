@@ -60,7 +60,7 @@ HOSTILE = (
             "(" * 2000 + "object.spec.type != 'NodePort'" + ")" * 2000,
             "expression is nested too deep: more than 250 levels"),
     # cel-go reads a run of `!` as one (or no) negation: the API server accepts this.
-    Hostile("negations", "!" * 5000 + "(object.spec.type == 'NodePort')", None),
+    Hostile("negations", "!" * 5000 + "(object.spec.type != 'NodePort')", None),
     # cel-go balances `||` chains: 400 terms nest 9 deep, and the API server accepts it.
     Hostile("allow-list-400", ALLOW_LIST_400, None),
     Hostile("allow-list-1mib", allow_list(MIB),

@@ -7,7 +7,8 @@ carries (as far as this writer knows) is not repeated. A new leader writes every
 
 A status that turns Ready=False is also told as a Warning Event (events.k8s.io/v1, in the
 ``default`` namespace, as events about cluster-scoped objects are), once per generation
-and reason, so ``kubectl events --for policy/NAME`` shows it. Events are best effort: one
+and reason (named ``NAME.gGENERATION.REASON``), so ``kubectl events --for policy/NAME``
+shows it. Events are best effort: one
 the API server refuses (no RBAC for events) is logged once and not tried again.
 """
 
@@ -80,6 +81,8 @@ class StatusWriter:
         try:
             self.events.create(event_body(name, status, self.instance, self.clock()))
         except ApiFailure as error:
+            if error.conflict:
+                return  # told already (by the leader before this one)
             if error.status in (HTTP_FORBIDDEN, 404):
                 self._events_refused = True
                 log.warning("cannot create Events (%s): Policy failures are told in their "
@@ -101,7 +104,9 @@ def event_body(name: str, status: PolicyStatus, instance: str, at: float) -> dic
     return {
         "apiVersion": EVENTS.api_version,
         "kind": EVENTS.kind,
-        "metadata": {"generateName": f"{name}.", "namespace": EVENT_NAMESPACE},
+        # One name per generation and reason: a new leader telling it again gets 409.
+        "metadata": {"name": f"{name}.g{status.generation}.{status.reason.lower()}",
+                     "namespace": EVENT_NAMESPACE},
         "eventTime": moment,
         "reportingController": REPORTING_CONTROLLER,
         "reportingInstance": instance[:128],
