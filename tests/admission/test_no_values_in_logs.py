@@ -84,6 +84,16 @@ def policy_yaml(group: str, version: str, resource: str, kind: str, failure: str
                      "match": {"resourceRules": rules, "operations": ["CREATE", "UPDATE"]},
                      "validations": [{"expression": expression}]},
         })
+    # A JSONPatch that does not apply: jsonpatch's own message quotes the object.
+    documents.append({
+        "apiVersion": "edgewarden.dev/v1alpha1", "kind": "Policy",
+        "metadata": {"name": f"{resource}-{failure.lower()}-patch"},
+        "spec": {"failurePolicy": failure,
+                 "match": {"resourceRules": rules, "operations": ["CREATE", "UPDATE"]},
+                 "mutations": [{"patch": [
+                     {"op": "test", "path": "/metadata/labels/canary", "value": "x"},
+                     {"op": "remove", "path": "/metadata/labels/canary"}]}]},
+    })
     return "\n---\n".join(json.dumps(d) for d in documents)
 
 
@@ -113,7 +123,8 @@ def test_failing_policies_never_put_an_objects_values_in_a_log_or_a_response(
     server = start_server(base_settings(certificates, tmp_path, policies=(folder,),
                                         log_level="debug"), certificates.ca_file)
     try:
-        answers = []
+        answers: list[tuple[str, dict[str, Any]]] = []
+        mutations: list[tuple[str, dict[str, Any]]] = []
         uid = 0
         for group, version, resource, kind, body in KINDS:
             api_version = f"{group}/{version}" if group else version
@@ -129,11 +140,18 @@ def test_failing_policies_never_put_an_objects_values_in_a_log_or_a_response(
                 answer = server.review("/validate", review(group, version, resource, kind,
                                                            obj, operation, uid))
                 answers.append((kind, answer))
+                mutated = server.review("/mutate", review(group, version, resource, kind,
+                                                          obj, operation, uid))
+                assert not mutated["allowed"], f"{kind}: the Fail patch policy denies"
+                assert "its test does not hold" in mutated["status"]["message"]
+                mutations.append((kind, mutated))
         audit = server.audit_lines()
     finally:
         server.stop()
 
     assert len(answers) == 2 * len(KINDS)
+    for kind, answer in mutations:
+        assert CANARY not in json.dumps(answer), f"{kind}: {answer['status']['message']}"
     for kind, answer in answers:
         message = answer.get("status", {}).get("message", "")
         assert not answer["allowed"], f"{kind}: the Fail policies deny"

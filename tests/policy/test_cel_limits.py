@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -15,9 +16,11 @@ from tests.policy.conftest import engine_for, make_request
 from tests.policy.hostile import ALLOW_LIST_400, HOSTILE, Hostile
 from tests.support import service
 from webhook.cluster.memory import MemoryCluster
+from webhook.errors import PolicyLoadError
 from webhook.policy.cel import CelCompileError, compile_expression
 from webhook.policy.cel_limits import MAX_CODE_POINTS, MAX_NESTING, nesting_bound
 from webhook.policy.cel_syntax import depth, parse
+from webhook.policy.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 EDGEWARDEN = [sys.executable, "-c", "from webhook.cli import main; main()"]
@@ -147,3 +150,28 @@ def test_serve_refuses_a_hostile_policy_at_start_in_one_line(hostile: Hostile,
     assert result.returncode == 2, output
     where = f"{file}:{hostile.expression_line}: spec.validations[0].expression"
     assert f"{where}: CEL: {hostile.refusal}" in output
+
+
+def test_a_patch_value_nested_past_64_levels_is_one_error(tmp_path: Path) -> None:
+    value: object = "x"
+    for _ in range(200):
+        value = [value]
+    document = Hostile("deep-patch", "true", None).document()
+    document["spec"]["mutations"] = [{"patch": [
+        {"op": "add", "path": "/metadata/labels/x", "value": value}]}]
+    file = tmp_path / "deep-patch.yaml"
+    file.write_text(yaml.safe_dump(document), encoding="utf-8")
+    with pytest.raises(PolicyLoadError) as raised:
+        load_policies(file)
+    assert [p.message for p in raised.value.problems] == [
+        "nested more than 64 levels deep (the limit for a policy document)"]
+    assert raised.value.problems[0].field.startswith("spec.mutations[0].patch")
+
+
+def test_yaml_nested_too_deep_to_read_is_one_error(tmp_path: Path) -> None:
+    file = tmp_path / "deep.yaml"
+    file.write_text("a: " + "[" * 900 + "]" * 900 + "\n", encoding="utf-8")
+    with pytest.raises(PolicyLoadError) as raised:
+        load_policies(file)
+    assert [str(p) for p in raised.value.problems] == [
+        f"{file}: <document>: YAML nested too deep to read"]
