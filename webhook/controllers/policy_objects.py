@@ -13,10 +13,16 @@ object, for its status:
 * ``Ready=False, reason Conflict``: a policy file defines the same name, and the file wins.
 
 The serving set changes only through the reloader (one lock for files and objects).
+
+Loading runs in a worker thread (a 700 KiB Policy takes seconds of CPU, and admissions
+must not wait for it), and nothing a Policy holds can stop the controller: whatever goes
+wrong loading one object (RecursionError and MemoryError included) is that object's
+``Invalid`` status and one log line, and the objects after it are judged as usual.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -24,8 +30,9 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from webhook.admission.policies_reload import PolicyReloader
-from webhook.errors import EdgewardenError, PolicyLoadError
-from webhook.policy.documents import load_policy_object
+from webhook.errors import EdgewardenError, PolicyLoadError, PolicyProblem
+from webhook.policy.documents import load_policy_object, object_ref
+from webhook.policy.loader import unloadable
 from webhook.policy.model import Policy
 
 log = logging.getLogger("edgewarden.controllers")
@@ -43,6 +50,7 @@ class PolicyStatus:
     message: str
     transition_at: float  # when ``ready`` last changed
     loaded_at: float | None = None  # when the generation that serves was loaded
+    uid: str = ""  # the object's, for the event that tells a failure (see status.py)
 
     def body(self, rfc3339: Callable[[float], str]) -> dict[str, Any]:
         status: dict[str, Any] = {
@@ -74,6 +82,7 @@ class PolicyObjects:
         self.serving: dict[str, tuple[int, Policy]] = {}
         self.statuses: dict[str, PolicyStatus] = {}
         self._judged: dict[str, int] = {}  # name -> the generation last judged
+        self._uids: dict[str, str] = {}
         reloader.cluster_policies = self.policies
 
     def policies(self) -> tuple[Policy, ...]:
@@ -85,11 +94,13 @@ class PolicyObjects:
         for name in [n for n in self.statuses if n not in present]:
             del self.statuses[name]
             self._judged.pop(name, None)
+            self._uids.pop(name, None)
         gone = sorted(n for n in self.serving if n not in present)
         files = self.reloader.file_policy_names
         candidates: dict[str, tuple[int, Policy]] = {}
         for name, obj in sorted(present.items()):
             generation = generation_of(obj)
+            self._uids[name] = str((obj.get("metadata") or {}).get("uid") or "")
             if name in files:
                 if self._judged.get(name) != -generation:
                     self._judged[name] = -generation  # judged as a conflict
@@ -100,9 +111,14 @@ class PolicyObjects:
                 continue
             self._judged[name] = generation
             try:
-                policy = load_policy_object(obj, internal_lb_flavour=self.flavour)
+                policy = await asyncio.to_thread(load_policy_object, obj,
+                                                 internal_lb_flavour=self.flavour)
             except PolicyLoadError as error:
                 self._invalid(name, generation, obj, error)
+                continue
+            except Exception as error:  # load_policy_object catches all; a last guard
+                self._invalid(name, generation, obj,
+                              PolicyLoadError([unloadable(object_ref(obj), None, error)]))
                 continue
             candidates[name] = (generation, policy)
         gone = sorted({*gone, *(n for n in self.serving if n in files)})
@@ -140,6 +156,10 @@ class PolicyObjects:
             await self.reloader.install_cluster(why, policies)
         except EdgewardenError as error:
             return f"refused ({getattr(error, 'reason', 'invalid')}): {error}"
+        except Exception as error:  # a guard that broke refuses the set, not the controller
+            log.error("Policy objects: building the set failed (%s: %s)", why,
+                      type(error).__name__)
+            return f"refused (error): building the set failed ({type(error).__name__})"
         self.serving = dict(wanted)
         return None
 
@@ -154,7 +174,7 @@ class PolicyObjects:
 
     def _invalid(self, name: str, generation: int, obj: Mapping[str, Any],
                  error: PolicyLoadError) -> None:
-        lines = [f"{p.field}: {p.message}{_expression(obj, p.field)}" for p in error.problems]
+        lines = [_line(p, obj) for p in error.problems]
         log.error("Policy %s generation %d does not load:\n%s", name, generation,
                   "\n".join(lines))
         self._set(name, generation, False, INVALID, "; ".join(lines) + self._still_serving(name))
@@ -170,7 +190,8 @@ class PolicyObjects:
                       else self.clock())
         if loaded_at is None and name in self.serving and previous is not None:
             loaded_at = previous.loaded_at
-        status = PolicyStatus(generation, ready, reason, message, transition, loaded_at)
+        status = PolicyStatus(generation, ready, reason, message, transition, loaded_at,
+                              self._uids.get(name, ""))
         if previous is not None and replace(previous, transition_at=0) == replace(
                 status, transition_at=0):
             return
@@ -178,6 +199,11 @@ class PolicyObjects:
 
 
 _STEP = re.compile(r"([^.\[\]]+)|\[(\d+)\]")
+QUOTED_EXPRESSION = 200  # characters of an expression a status or log line quotes
+
+
+def _line(problem: PolicyProblem, obj: Mapping[str, Any]) -> str:
+    return f"{problem.field}: {problem.message}{_expression(obj, problem.field)}"
 
 
 def _expression(obj: Mapping[str, Any], field: str) -> str:
@@ -191,4 +217,8 @@ def _expression(obj: Mapping[str, Any], field: str) -> str:
                 value) else None
         else:
             value = value.get(name) if isinstance(value, Mapping) else None
-    return f' in "{value}"' if isinstance(value, str) else ""
+    if not isinstance(value, str):
+        return ""
+    if len(value) <= QUOTED_EXPRESSION:
+        return f' in "{value}"'
+    return f' in "{value[:QUOTED_EXPRESSION]}…" ({len(value):,} characters)'

@@ -32,6 +32,7 @@ from webhook.policy.cel_syntax import (
     Select,
     children,
     parse,
+    walk,
 )
 from webhook.policy.checks.cost import DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES
 from webhook.policy.checks.policy import Slot, slots
@@ -209,13 +210,15 @@ def _maximal(paths: Iterable[Where]) -> list[Where]:
 
 def _grows(node: Expr) -> bool:
     """Whether the work of ``node`` grows with the size of a collection it reads."""
-    if isinstance(node, Comprehension):
-        return True
-    if isinstance(node, Operator) and node.op == "@in":
-        return not isinstance(node.args[1], Literal | MapExpr)
-    if isinstance(node, Call) and node.function in _SIZE_DEPENDENT_CALLS:
-        return True
-    return any(_grows(child) for child in children(node))
+    for current in walk(node):  # iterative: any tree the bounds let through
+        if isinstance(current, Comprehension):
+            return True
+        if (isinstance(current, Operator) and current.op == "@in"
+                and not isinstance(current.args[1], Literal | MapExpr)):
+            return True
+        if isinstance(current, Call) and current.function in _SIZE_DEPENDENT_CALLS:
+            return True
+    return False
 
 
 def _largest(value: Any, trie: _Trie, where: str) -> Oversize | None:
@@ -372,7 +375,9 @@ class _Model:
             if node.function in _SIZE_DEPENDENT_CALLS:
                 arguments = [*node.args, *([node.target] if node.target is not None else [])]
                 own += CALLBACK * sum(self.shape(arg).size for arg in arguments)
-        return own + sum(self.cost(child) for child in children(node))
+        for child in children(node):  # a loop, not a generator: one frame less per level
+            own += self.cost(child)
+        return own
 
     def _comprehension(self, node: Comprehension) -> float:
         items = self.shape(node.range).size
@@ -409,7 +414,10 @@ class _Model:
             first, second = self.shape(node.args[1]), self.shape(node.args[2])
             return first if first.size >= second.size else second
         if isinstance(node, Operator) and node.op == "_+_":
-            return _Shape(sum(self.shape(arg).size for arg in node.args))
+            total = 0.0
+            for arg in node.args:  # a loop: a long `+` chain recurses here
+                total += self.shape(arg).size
+            return _Shape(total)
         if isinstance(node, MapExpr):
             return _Shape(len(node.entries), is_map=True)
         if isinstance(node, Literal) and isinstance(node.value, str):

@@ -9,12 +9,16 @@ what it references and every rewrite of it come from that tree.
 from __future__ import annotations
 
 import difflib
+import functools
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import cel
 from cel.stdlib import STDLIB_FUNCTIONS
 
+from webhook.policy.cel_limits import CelLimitError, check_expression_bounds
 from webhook.policy.cel_references import POLICY_VARIABLES, references
 from webhook.policy.cel_syntax import CelSyntaxError, Expr, Span, parse, replace_spans
 from webhook.policy.functions import FUNCTIONS as OUR_FUNCTIONS
@@ -33,7 +37,7 @@ TYPE_NAMES = frozenset(
 # The functions the Rust binding lacks and we bind as Python callbacks (cel.stdlib: strings,
 # lists, math, sets, base64...), by the name CEL calls them (`math.greatest` included).
 # ``contains`` stays the native string function. See docs/policies.md "CEL functions".
-EXTENSION_FUNCTIONS = {
+_EXTENSIONS: dict[str, Callable[..., Any]] = {
     **{k: v for k, v in STDLIB_FUNCTIONS.items() if k != "contains"},
     **OUR_FUNCTIONS,  # hashed sets.*, sets.of, tls.uncoveredHosts (webhook/policy/functions.py)
 }
@@ -71,21 +75,19 @@ class CelExpression:
         try:
             return self.program.execute(context)
         except Exception as error:  # the binding raises assorted builtin types
-            message = _describe_failure(error)
+            message = _describe_failure(error, self.source)
             for name, text in self.display:
-                if name in message:
+                if f"'{name}'" in message:
                     # An unbound flat name is a field CEL could not select: say so plainly.
-                    message = (
-                        f"no such key: {text}"
-                        if "Undefined" in message
-                        else message.replace(name, text)
-                    )
-            raise CelEvaluationError(message) from error
+                    message = f"no such key: {text}"
+            # ``from None``: the binding's own error may quote the object's values, and a
+            # logged traceback would show it.
+            raise CelEvaluationError(message) from None
 
     def evaluate_bool(self, context: cel.Context | dict[str, Any]) -> bool:
         result = self.evaluate(context)
         if not isinstance(result, bool):
-            raise CelEvaluationError(f"expected a bool, got {type(result).__name__} {result!r}")
+            raise CelEvaluationError(f"expected a bool, got {cel_type_name(result)}")
         return result
 
 
@@ -104,6 +106,11 @@ def compile_expression(
     """
     if not isinstance(source, str) or not source.strip():
         raise CelCompileError("expression is empty")
+    try:
+        # Before any parser: both recurse, and the Rust one cannot be stopped once it does.
+        check_expression_bounds(source)
+    except CelLimitError as error:
+        raise CelCompileError(str(error)) from None
     tree = _parse(source)
     refs = references(tree)
     if POLICY_VARIABLES in refs.free and POLICY_VARIABLES not in allowed:
@@ -169,7 +176,87 @@ def _first_line(text: str) -> str:
     return " ".join(lines[:2])
 
 
-def _describe_failure(error: Exception) -> str:
+# What of the binding's error messages is told: only these shapes, whose parts are types,
+# operators and names from the expression. Everything else it says may quote a value of
+# the object (a missing map key, a regex or duration that does not parse, a callback's
+# error), and values never reach a log or a response (admission objects hold secrets).
+_UNSUPPORTED = re.compile(r"Unsupported operation: (\w+) (\S{1,3}) (\w+)\.")
+_UNDEFINED = re.compile(r"Undefined variable or function: '([\w.]+)'")
+_FUNCTION = re.compile(r"Function '([\w.]+)' error")
+_CALLBACK = re.compile(r"CelFunctionError: ([\w.]+\(\)) failed on \(([\w, ]*)\): (\w+)")
+
+
+def _describe_failure(error: Exception, source: str) -> str:
+    """The failure as a type-and-name message: never a value read from the input."""
+    text = str(error)
     if isinstance(error, KeyError):
-        return f"no such key: {error.args[0]!r}"
-    return str(error) or type(error).__name__
+        key = error.args[0] if error.args else None
+        if isinstance(key, str) and _written_in(key, source):
+            return f"no such key: {key!r}"  # a key the policy spells out, not a value
+        return "no such key (the key is computed from the input)"
+    if isinstance(error, ZeroDivisionError):
+        return "division or modulo by zero"
+    if isinstance(error, OverflowError) or "overflow" in text.lower():
+        return "integer overflow"
+    if match := _UNSUPPORTED.search(text):
+        return f"no such operation: {match[1]} {match[2]} {match[3]}"
+    if "No such overload" in text:
+        return "no such overload: an operand or argument has a type the operation does not take"
+    if match := _UNDEFINED.search(text):
+        return f"no such variable or function: '{match[1]}'"
+    if match := _CALLBACK.search(text):
+        return f"{match[1]} failed on ({match[2]}): {match[3]}"
+    if match := _FUNCTION.search(text):
+        return f"{match[1]}() failed: an argument is not valid for it"
+    return f"evaluation failed ({type(error).__name__})"
+
+
+def _written_in(key: str, source: str) -> bool:
+    return any(f"{quote}{key}{quote}" in source for quote in ("'", '"')) or (
+        key.isidentifier() and f".{key}" in source
+    )
+
+
+def cel_type_name(value: Any) -> str:
+    """A value's CEL type, for messages that must not show the value itself."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "double"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, bytes):
+        return "bytes"
+    if value is None:
+        return "null"
+    if isinstance(value, list | tuple):
+        return "list"
+    if isinstance(value, dict):
+        return "map"
+    return type(value).__name__
+
+
+def _value_free(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
+    """``function`` raising an error that names the function and its argument types only:
+    the binding logs a callback's error (logger ``cel``) and puts it in its own."""
+
+    @functools.wraps(function)
+    def call(*args: Any) -> Any:
+        try:
+            return function(*args)
+        except Exception as error:
+            types = ", ".join(cel_type_name(arg) for arg in args)
+            raise CelFunctionError(f"{name}() failed on ({types}): {type(error).__name__}") \
+                from None
+
+    return call
+
+
+class CelFunctionError(ValueError):
+    """An extension function failed; the message holds types, never the arguments."""
+
+
+# Every extension function, wrapped so its failures carry no values (see _value_free).
+EXTENSION_FUNCTIONS = {name: _value_free(name, f) for name, f in _EXTENSIONS.items()}

@@ -280,35 +280,21 @@ class _Builder:
         return (tree.meta.start_pos, tree.meta.end_pos)
 
     def expr(self, tree: Tree[Token]) -> Expr:
+        tree = _unnest(tree)
         name = tree.data
         kids: list[Any] = tree.children
         span = self.span(tree)
-        if name in ("expr", "conditionalor", "conditionaland", "relation", "addition"):
-            if len(kids) == 1:
-                return self.expr(kids[0])
-            if name == "expr":
-                return Operator("_?_:_", tuple(self.expr(k) for k in kids), span)
-            if name in ("conditionalor", "conditionaland"):
-                op = "_||_" if name == "conditionalor" else "_&&_"
-                return Operator(op, (self.expr(kids[0]), self.expr(kids[1])), span)
+        if name == "expr":
+            return Operator("_?_:_", tuple(self.expr(k) for k in kids), span)
+        if name in ("conditionalor", "conditionaland"):
+            return self.chain(tree)
+        if name in ("relation", "addition", "multiplication"):
             left = kids[0]  # relation_eq(relation), addition_add(addition)...
             return Operator(
                 _RELATIONS[left.data], (self.expr(left.children[0]), self.expr(kids[1])), span
             )
-        if name == "multiplication":
-            if len(kids) == 1:
-                return self.expr(kids[0])
-            left = kids[0]
-            return Operator(
-                _RELATIONS[left.data], (self.expr(left.children[0]), self.expr(kids[1])), span
-            )
         if name == "unary":
-            if len(kids) == 1:
-                return self.expr(kids[0])
-            op = "!_" if kids[0].data == "unary_not" else "-_"
-            return Operator(op, (self.expr(kids[1]),), span)
-        if name in ("member", "primary"):
-            return self.expr(kids[0])
+            return self.unary(tree)
         if name == "member_dot":
             return Select(self.expr(kids[0]), str(kids[1]), span)
         if name == "member_dot_arg":
@@ -328,8 +314,6 @@ class _Builder:
             return Call(function, args, None, span)
         if name in ("ident", "dot_ident"):
             return Ident(str(kids[0]), self.span(kids[0]))
-        if name == "paren_expr":
-            return self.expr(kids[0])
         if name == "list_lit":
             return ListExpr(self.args(kids), span)
         if name == "map_lit":
@@ -340,12 +324,42 @@ class _Builder:
             return self.literal(kids[0])
         raise CelSyntaxError(f"unsupported syntax {name!r}", span[0])
 
+    def chain(self, tree: Tree[Token]) -> Expr:
+        """``a || b || c ...`` as a balanced tree, as cel-go builds it: Lark's is left-deep
+        (a 400-term allow-list would nest 400 deep), and both operators are commutative."""
+        name = tree.data
+        terms: list[Tree[Token]] = []
+        node = tree
+        while node.data == name and len(node.children) == 2:
+            terms.append(_tree(node.children[1]))
+            node = _unnest(_tree(node.children[0]))
+        terms.append(node)
+        built = [self.expr(term) for term in reversed(terms)]
+        return _balanced("_||_" if name == "conditionalor" else "_&&_", built)
+
+    def unary(self, tree: Tree[Token]) -> Expr:
+        """A run of ``!`` or ``-`` read as cel-go reads it: an even run is its operand, an
+        odd run one operator (so ``!`` x 5,000 is not 5,000 levels deep)."""
+        kind = _tree(tree.children[0]).data
+        count = 0
+        node = tree
+        while node.data == "unary" and len(node.children) == 2 and (
+            _tree(node.children[0]).data == kind
+        ):
+            count += 1
+            node = _unnest(_tree(node.children[1]))
+        operand = self.expr(node)
+        if count % 2 == 0:
+            return operand
+        return Operator("!_" if kind == "unary_not" else "-_", (operand,), self.span(tree))
+
     def args(self, kids: list[Any]) -> tuple[Expr, ...]:
-        if not kids:
-            return ()
         if len(kids) == 1 and isinstance(kids[0], Tree) and kids[0].data == "exprlist":
-            return tuple(self.expr(k) for k in kids[0].children)
-        return tuple(self.expr(k) for k in kids)
+            kids = kids[0].children
+        built = []
+        for kid in kids:  # a loop, not a generator: one Python frame less per level
+            built.append(self.expr(kid))
+        return tuple(built)
 
     def method(self, target: Expr, function: str, args: tuple[Expr, ...], span: Span) -> Expr:
         # all/exists/exists_one/filter take (variable, predicate); map may add a filter.
@@ -374,6 +388,52 @@ class _Builder:
             return Literal(_string_value(text), "string", span, text)
         value = _string_value(text[1:]).encode("utf-8", "surrogatepass")
         return Literal(value, "bytes", span, text)
+
+
+# Lark rules that only pass their one child on (a precedence level with no operator).
+_PASS_THROUGH = frozenset(
+    {
+        "expr", "conditionalor", "conditionaland", "relation", "addition", "multiplication",
+        "unary", "member", "primary", "paren_expr",
+    }
+)
+
+
+def _unnest(tree: Tree[Token]) -> Tree[Token]:
+    """The first node below ``tree`` that is more than a precedence level (cel-go's
+    ``unnest``): a loop, so a parenthesis costs no Python frames of its own."""
+    while tree.data in _PASS_THROUGH and len(tree.children) == 1:
+        child = tree.children[0]
+        if not isinstance(child, Tree):
+            break
+        tree = child
+    return tree
+
+
+def _tree(node: Tree[Token] | Token) -> Tree[Token]:
+    if not isinstance(node, Tree):
+        raise CelSyntaxError(f"unexpected token {str(node)[:20]!r}", node.start_pos)
+    return node
+
+
+def _balanced(op: str, terms: list[Expr]) -> Expr:
+    """``terms`` joined by ``op`` as a balanced binary tree; recursion depth log2(len)."""
+    if len(terms) == 1:
+        return terms[0]
+    middle = (len(terms) + 1) // 2
+    left, right = _balanced(op, terms[:middle]), _balanced(op, terms[middle:])
+    return Operator(op, (left, right), (left.span[0], right.span[1]))
+
+
+def depth(node: Expr) -> int:
+    """How many levels ``node``'s tree has (a leaf is 1); iterative, for any tree."""
+    deepest = 0
+    stack = [(node, 1)]
+    while stack:
+        current, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in children(current))
+    return deepest
 
 
 def _string_value(text: str) -> str:

@@ -23,7 +23,14 @@ from webhook.policy.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, match_all
 from webhook.policy.exceptions import ExceptionSet, PolicyException, parse_rfc3339
 
 # The loader's document checks, shared so a cluster Policy fails exactly as its file would.
-from webhook.policy.loader import STDIN, _load_document, _schema_problem, policy_files
+from webhook.policy.loader import (
+    STDIN,
+    _load_document,
+    _schema_problem,
+    nesting_problem,
+    policy_files,
+    unloadable,
+)
 from webhook.policy.model import Policy, SourceLocation
 from webhook.policy.schema import API_VERSION, EXCEPTION_SCHEMA
 from webhook.policy.selectors import LabelSelector, Requirement
@@ -57,12 +64,17 @@ def object_ref(obj: Mapping[str, Any]) -> str:
 
 
 def load_policy_object(obj: Mapping[str, Any], *, internal_lb_flavour: str | None = None) -> Policy:
-    """A cluster ``Policy`` object, loaded as its file would be; PolicyLoadError otherwise."""
+    """A cluster ``Policy`` object, loaded as its file would be; PolicyLoadError otherwise
+    (whatever went wrong: this is what the Policy controller calls)."""
     where = object_ref(obj)
-    document = LocatedDocument(data=file_document(obj, namespaced=False), line=1, lines={})
     problems: list[PolicyProblem] = []
     warnings: list[PolicyProblem] = []  # cost warnings: only `validate` prints them for files
-    policy = _load_document(document, where, problems, internal_lb_flavour, warnings)
+    try:
+        document = LocatedDocument(data=file_document(obj, namespaced=False), line=1, lines={})
+        policy = _load_document(document, where, problems, internal_lb_flavour, warnings)
+    except Exception as error:  # _load_document catches its own; this is the object's shape
+        problems.append(unloadable(where, None, error))
+        policy = None
     if problems or policy is None:
         raise PolicyLoadError([dataclasses.replace(p, line=None) for p in problems])
     return dataclasses.replace(policy, source=SourceLocation(where))
@@ -103,11 +115,16 @@ def exceptions_from_text(
 
 
 def exception_from_object(obj: Mapping[str, Any]) -> PolicyException:
-    """A cluster ``PolicyException`` object; PolicyLoadError naming the object otherwise."""
+    """A cluster ``PolicyException`` object; PolicyLoadError naming the object otherwise
+    (whatever went wrong)."""
     where = object_ref(obj)
-    document = LocatedDocument(data=file_document(obj, namespaced=True), line=1, lines={})
     problems: list[PolicyProblem] = []
-    exception = exception_from_document(document, where, problems)
+    try:
+        document = LocatedDocument(data=file_document(obj, namespaced=True), line=1, lines={})
+        exception = exception_from_document(document, where, problems)
+    except Exception as error:  # exception_from_document catches its own; the object's shape
+        problems.append(unloadable(where, None, error))
+        exception = None
     if problems or exception is None:
         raise PolicyLoadError([dataclasses.replace(p, line=None) for p in problems])
     # The API server's creationTimestamp: where an exception's lifetime is counted from.
@@ -122,7 +139,22 @@ def exception_from_object(obj: Mapping[str, Any]) -> PolicyException:
 def exception_from_document(
     document: LocatedDocument, file: str, problems: list[PolicyProblem]
 ) -> PolicyException | None:
+    """One PolicyException document, or None with its problems recorded; never raises."""
+    try:
+        return _checked_exception(document, file, problems)
+    except Exception as error:  # RecursionError, MemoryError, a bug: refuse this one only
+        problems.append(unloadable(file, document.line, error))
+    return None
+
+
+def _checked_exception(
+    document: LocatedDocument, file: str, problems: list[PolicyProblem]
+) -> PolicyException | None:
     data = document.data
+    deep = nesting_problem(document, file)
+    if deep is not None:
+        problems.append(deep)
+        return None
     if not isinstance(data, dict):
         problems.append(PolicyProblem(file, document.line, "<document>",
                                       "a PolicyException must be a mapping"))

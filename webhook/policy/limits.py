@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.policy.cel import CelEvaluationError, CelExpression
+from webhook.policy.cel import CelEvaluationError, CelExpression, cel_type_name
 from webhook.policy.model import Limit, Policy
 from webhook.policy.namespaces import namespace_labels, namespace_name, namespace_object
 from webhook.policy.nulls import without_nulls
@@ -99,7 +99,9 @@ def checked_max(limit: Limit, value: Any) -> int:
     assert limit.max_expression is not None
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise PolicyEvaluationError(
-            f"limit.maxExpression `{limit.max_expression.source}` gave {value!r}, "
-            "expected a non-negative int"
+            f"limit.maxExpression `{limit.max_expression.source}` gave "
+            + ("a negative int" if isinstance(value, int) and not isinstance(value, bool)
+               else f"a {cel_type_name(value)}")
+            + ", expected a non-negative int"
         )
     return value

@@ -40,6 +40,10 @@ from webhook.policy.selectors import LabelSelector, Requirement
 from webhook.policy.yamlsource import LocatedDocument, Path_, documents_or_problem
 
 DESCRIPTION_ANNOTATION = "edgewarden.dev/description"
+# How deeply a policy document's YAML may nest (a JSONPatch value is free-form). Ours, not
+# the API server's: deep enough for any Kubernetes object, shallow enough that the schema
+# validator and the engine's walks stay far from Python's recursion limit.
+MAX_DOCUMENT_NESTING = 64
 _VALIDATOR = Draft202012Validator(POLICY_SCHEMA)
 
 # What each kind of expression may see (as in ValidatingAdmissionPolicy).
@@ -206,7 +210,36 @@ def _load_document(
     flavour: str | None,
     warnings: list[PolicyProblem],
 ) -> Policy | None:
+    """One policy document, or None with its problems recorded; never raises, so one
+    hostile or broken document cannot stop the others (or a controller) from loading."""
+    try:
+        return _checked_document(document, file, problems, flavour, warnings)
+    except Exception as error:  # RecursionError, MemoryError, a bug: refuse this one only
+        problems.append(unloadable(file, document.line, error))
+    return None
+
+
+def unloadable(file: str, line: int | None, error: BaseException) -> PolicyProblem:
+    """The problem of a document the loader could not finish (its type only: no values)."""
+    if isinstance(error, RecursionError | MemoryError):
+        why = "too large or too deeply nested to load"
+    else:
+        why = "could not be loaded (an error in edgewarden; please report it)"
+    return PolicyProblem(file, line, "<document>", f"{why} ({type(error).__name__})")
+
+
+def _checked_document(
+    document: LocatedDocument,
+    file: str,
+    problems: list[PolicyProblem],
+    flavour: str | None,
+    warnings: list[PolicyProblem],
+) -> Policy | None:
     data = document.data
+    deep = nesting_problem(document, file)
+    if deep is not None:
+        problems.append(deep)
+        return None
     if not isinstance(data, dict):
         problems.append(
             PolicyProblem(file, document.line, "<document>", "a policy must be a mapping")
@@ -239,6 +272,26 @@ def _load_document(
     problems.extend(builder.problems)
     warnings.extend(builder.warnings)
     return policy if not builder.problems else None
+
+
+def nesting_problem(document: LocatedDocument, file: str) -> PolicyProblem | None:
+    """A problem when the document's data nests deeper than MAX_DOCUMENT_NESTING (checked
+    without recursion, before the schema validator and our walks recurse into it)."""
+    pending: list[tuple[Any, Path_]] = [(document.data, ())]
+    while pending:
+        value, path = pending.pop()
+        if len(path) > MAX_DOCUMENT_NESTING:
+            shown = path[:6]
+            return PolicyProblem(
+                file, document.line_of(shown), _field(shown),
+                f"nested more than {MAX_DOCUMENT_NESTING} levels deep (the limit for a "
+                "policy document)",
+            )
+        if isinstance(value, dict):
+            pending.extend((item, (*path, str(key))) for key, item in value.items())
+        elif isinstance(value, list):
+            pending.extend((item, (*path, i)) for i, item in enumerate(value))
+    return None
 
 
 class _PolicyBuilder:
@@ -279,7 +332,10 @@ class _PolicyBuilder:
             )
         except CelCompileError as error:
             self._problem(path, f"CEL: {error}")
-            return None
+        except (RecursionError, MemoryError) as error:  # past the bounds' estimate
+            self._problem(path, f"CEL: expression too large or too deeply nested to load "
+                          f"({type(error).__name__})")
+        return None
 
     def build(self, flavour: str | None) -> Policy | None:
         data = self.document.data

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -51,12 +52,29 @@ def add_absent_annotations(
 def apply_raw_patch(
     obj: Mapping[str, Any], operations: Iterable[Mapping[str, Any]]
 ) -> Mapping[str, Any]:
-    """Apply a policy's raw JSONPatch to a copy; raise PatchError naming what failed."""
+    """Apply a policy's raw JSONPatch to a copy; raise PatchError naming what failed.
+
+    The error names the operation and its path (the policy's) and the kind of failure,
+    never jsonpatch's own message: that quotes the document (the object's values).
+    """
     ops = [dict(op) for op in operations]
-    try:
-        patched: Mapping[str, Any] = jsonpatch.apply_patch(obj, ops, in_place=False)
-        return patched
-    except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as error:
-        raise PatchError(f"patch does not apply: {error}") from None
-    except (KeyError, IndexError, TypeError) as error:
-        raise PatchError(f"patch does not apply: {error!r}") from None
+    patched: Any = copy.deepcopy(dict(obj))
+    for index, op in enumerate(ops):
+        try:
+            patched = jsonpatch.apply_patch(patched, [op], in_place=True)
+        except Exception as error:
+            raise PatchError(
+                f"patch operation {index} ({op.get('op')} {op.get('path')}) does not apply: "
+                f"{_PATCH_FAILURES.get(type(error).__name__, type(error).__name__)}"
+            ) from None
+    result: Mapping[str, Any] = patched
+    return result
+
+
+_PATCH_FAILURES = {
+    "JsonPatchConflict": "it conflicts with the object (a missing parent, or an index out "
+    "of range)",
+    "JsonPatchTestFailed": "its test does not hold",
+    "JsonPointerException": "its path is not in the object",
+    "InvalidJsonPatch": "it is not a valid JSONPatch operation",
+}

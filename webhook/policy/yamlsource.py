@@ -61,6 +61,8 @@ def read_documents(text: str) -> Iterator[LocatedDocument]:
         raise YamlSyntaxError(f"YAML syntax error: {problem}", line) from None
     except yaml.YAMLError as error:
         raise YamlSyntaxError(f"YAML error: {error}", None) from None
+    except RecursionError:  # libyaml nests up to 1,000 levels; reading them here recurses
+        raise YamlSyntaxError("YAML nested too deep to read", None) from None
     finally:
         loader.dispose()
 

@@ -108,7 +108,7 @@ class CostEstimator:
         if isinstance(node, Select) and _is_policy_variable(node.operand, scope):
             return self.variable_sizes.get(node.field, self.default(DYN, node))
         if isinstance(node, Operator) and node.op == "_+_":
-            return sum(self.size(arg, scope) for arg in node.args)
+            return self._sum_sizes(node.args, scope)
         if isinstance(node, Operator) and node.op == "_?_:_":
             taken = self.types.kind_test(node.args[0])
             if taken is not None:  # object.kind == 'K' ? a : b, judged for one kind
@@ -155,7 +155,15 @@ class CostEstimator:
             else:
                 branches = max(self.cost(first, scope), self.cost(second, scope))
             return own + self.cost(condition, scope) + branches
-        return own + sum(self.cost(child, scope) for child in children(node))
+        for child in children(node):  # a loop, not a generator: one frame less per level
+            own += self.cost(child, scope)
+        return own
+
+    def _sum_sizes(self, args: tuple[Expr, ...], scope: dict[str, CelType]) -> float:
+        total = 0.0
+        for arg in args:  # a loop, not a generator: a long `+` chain recurses here
+            total += self.size(arg, scope)
+        return total
 
     def comprehension(self, node: Comprehension, scope: dict[str, CelType]) -> float:
         ranged = self.types.infer(node.range, scope)
@@ -196,9 +204,9 @@ class CostEstimator:
         if op in ("_==_", "_!=_", "_<_", "_<=_", "_>_", "_>=_", "_+_"):
             kinds = {self.types.infer(arg, scope).kind for arg in node.args}
             if kinds & {"string", "bytes"}:
-                return STRING_FACTOR * sum(self.size(arg, scope) for arg in node.args)
+                return STRING_FACTOR * self._sum_sizes(node.args, scope)
             if kinds & {"list", "map"}:
-                return sum(self.size(arg, scope) for arg in node.args)
+                return self._sum_sizes(node.args, scope)
         return 0.0
 
 

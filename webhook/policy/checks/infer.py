@@ -175,7 +175,9 @@ class TypeChecker:
 
     def call(self, node: Call, scope: dict[str, CelType]) -> CelType:
         target = self.infer(node.target, scope) if node.target is not None else None
-        args = [self.infer(arg, scope) for arg in node.args]
+        args = []  # a loop, not a comprehension: one frame less per level
+        for arg in node.args:
+            args.append(self.infer(arg, scope))
         function = FUNCTIONS.get(node.function)
         method = node.target is not None
         if function is None:
@@ -221,7 +223,9 @@ class TypeChecker:
             self.report(f"{node.macro}() needs a list or map, {what} is a {ranged.kind}", node)
         element = _element(ranged)
         inner = {**scope, node.variable: element}
-        results = [self.infer(part, inner) for part in node.body]
+        results = []  # a loop, not a comprehension: one frame less per level
+        for part in node.body:
+            results.append(self.infer(part, inner))
         for predicate in results[:-1] if node.macro == "map" else results:
             if predicate.known and predicate.kind != "bool":
                 self.report(f"the condition of {node.macro}() yields {predicate.describe()}", node)
@@ -257,7 +261,9 @@ class TypeChecker:
             if taken is not None:
                 self.infer(node.args[0], scope)
                 return self.infer(node.args[1] if taken else node.args[2], scope)
-        args = [self.infer(arg, scope) for arg in node.args]
+        args = []  # a loop, not a comprehension: one frame less per level
+        for arg in node.args:
+            args.append(self.infer(arg, scope))
         op = node.op
         if op in ("_&&_", "_||_", "!_"):
             for arg, kind in zip(node.args, args, strict=True):
