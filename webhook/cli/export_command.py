@@ -18,7 +18,8 @@ from webhook.cli.policy_source import policy_paths
 
 @app.command(
     epilog=examples(
-        ("edgewarden export | kubectl apply -f -", "the native objects, into a cluster"),
+        ("edgewarden export | kubectl apply -f -",
+         "the native objects, into a cluster (needs a cluster)"),
         ("edgewarden export --coverage", "which policy runs where, and why"),
         ("edgewarden export --keep deny-external-ips -o json --out native.json", ""),
     ),

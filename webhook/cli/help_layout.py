@@ -27,7 +27,13 @@ def _names(param: Any, ctx: _click.Context) -> Text:
     ``  PATH``; a flag's ``--no-`` form on its own line."""
     text = Text(no_wrap=True, overflow="ignore")
     if param.param_type_name == "argument":
-        text.append(param.display_name_raw.upper(), style=rich_utils.STYLE_OPTION)
+        # An argument's name is its value word (its metavar when it has one, e.g. OLD NEW).
+        text.append(param.metavar or param.display_name_raw.upper(),
+                    style=rich_utils.STYLE_OPTION)
+        if param.required:
+            text.append(" " + rich_utils.REQUIRED_SHORT_STRING,
+                        style=rich_utils.STYLE_REQUIRED_SHORT)
+        return text
     else:
         longs = [o for o in param.opts if o.startswith("--")]
         shorts = [o for o in param.opts if not o.startswith("--")]
