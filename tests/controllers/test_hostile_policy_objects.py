@@ -56,11 +56,11 @@ def test_hostile_policies_get_a_status_and_a_later_policy_still_serves(
         refused = sorted(h.name for h in HOSTILE if h.refusal)
         events = eventually(
             lambda: sorted(e["regarding"]["name"]
-                           for e in api.objects("events", namespace="default"))
-            if len(api.objects("events", namespace="default")) >= len(refused) else None,
+                           for e in api.objects("events", namespace="edgewarden"))
+            if len(api.objects("events", namespace="edgewarden")) >= len(refused) else None,
             what="a Warning Event per refused Policy")
         assert events == refused
-        event = api.objects("events", namespace="default")[0]
+        event = api.objects("events", namespace="edgewarden")[0]
         assert (event["type"], event["reason"], event["regarding"]["kind"]) == (
             "Warning", "Invalid", "Policy")
         assert event["regarding"]["uid"] == api.get("policies", event["regarding"]["name"])[

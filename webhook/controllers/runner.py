@@ -86,7 +86,8 @@ class Controllers:
                                      self.timing.informer or informer_settings(settings))
             self.policies = PolicyObjects(runtime.reloader, clock,
                                           internal_lb_flavour=settings.internal_lb_flavour)
-            self.statuses = StatusWriter(ObjectApi(api, POLICY))
+            self.statuses = StatusWriter(ObjectApi(api, POLICY), event_namespace=(
+                settings.leader_election_namespace or default_namespace()))
         leader = self.timing.leader or LeaderSettings(
             namespace=settings.leader_election_namespace or default_namespace())
         self.elector = LeaderElector(ObjectApi(api, LEASE), leader, on_change=self._leadership)

@@ -5,8 +5,10 @@ cluster), so one writer is enough, and one writer cannot flap a status between r
 clocks. A write that fails is tried again on the next round; one the object already
 carries (as far as this writer knows) is not repeated. A new leader writes everything once.
 
-A status that turns Ready=False is also told as a Warning Event (events.k8s.io/v1, in the
-``default`` namespace, as events about cluster-scoped objects are), once per generation
+A status that turns Ready=False is also told as a Warning Event (events.k8s.io/v1, in
+edgewarden's own namespace, where its Role may create them; ``kubectl describe`` and
+``kubectl events --for`` find events about a cluster-scoped object in any namespace), once
+per generation
 and reason (named ``NAME.gGENERATION.REASON``), so ``kubectl events --for policy/NAME``
 shows it. Events are best effort: one
 the API server refuses (no RBAC for events) is logged once and not tried again.
@@ -29,7 +31,7 @@ from webhook.policy.exceptions import rfc3339
 log = logging.getLogger("edgewarden.controllers")
 
 EVENTS = CustomKind("events.k8s.io", "v1", "Event", "events", namespaced=True)
-EVENT_NAMESPACE = "default"  # where events about cluster-scoped objects go
+EVENT_NAMESPACE = "default"  # where events go when no namespace of our own is given
 REPORTING_CONTROLLER = "edgewarden.dev/policy-controller"
 NOTE_LIMIT = 1024  # events.k8s.io/v1 refuses a longer note
 HTTP_FORBIDDEN = 403
@@ -37,8 +39,10 @@ HTTP_FORBIDDEN = 403
 
 class StatusWriter:
     def __init__(self, policies: ObjectApi, events: ObjectApi | None = None, *,
-                 instance: str | None = None, clock: Callable[[], float] = time.time) -> None:
+                 instance: str | None = None, clock: Callable[[], float] = time.time,
+                 event_namespace: str = EVENT_NAMESPACE) -> None:
         self.policies = policies
+        self.event_namespace = event_namespace
         self.events = events if events is not None else ObjectApi(policies.api, EVENTS)
         self.instance = instance or socket.gethostname()
         self.clock = clock
@@ -79,7 +83,8 @@ class StatusWriter:
             return
         self._told.add(told)
         try:
-            self.events.create(event_body(name, status, self.instance, self.clock()))
+            self.events.create(event_body(name, status, self.instance, self.clock(),
+                                          namespace=self.event_namespace))
         except ApiFailure as error:
             if error.conflict:
                 return  # told already (by the leader before this one)
@@ -91,7 +96,8 @@ class StatusWriter:
                 log.warning("could not create the Event for Policy %s (%s)", name, error)
 
 
-def event_body(name: str, status: PolicyStatus, instance: str, at: float) -> dict[str, Any]:
+def event_body(name: str, status: PolicyStatus, instance: str, at: float, *,
+               namespace: str = EVENT_NAMESPACE) -> dict[str, Any]:
     """An events.k8s.io/v1 Warning about Policy ``name``'s status."""
     moment = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     regarding: dict[str, Any] = {"apiVersion": POLICY.api_version, "kind": POLICY.kind,
@@ -106,7 +112,7 @@ def event_body(name: str, status: PolicyStatus, instance: str, at: float) -> dic
         "kind": EVENTS.kind,
         # One name per generation and reason: a new leader telling it again gets 409.
         "metadata": {"name": f"{name}.g{status.generation}.{status.reason.lower()}",
-                     "namespace": EVENT_NAMESPACE},
+                     "namespace": namespace},
         "eventTime": moment,
         "reportingController": REPORTING_CONTROLLER,
         "reportingInstance": instance[:128],
