@@ -24,10 +24,14 @@ def test_hostile_policies_get_a_status_and_a_later_policy_still_serves(
     namespace = test_namespace()
     running.register(namespace)
     names = [f"e2e-{h.name}" for h in HOSTILE]
+    # Only this test's namespace: the reload guards' canary refuses a set that would deny
+    # objects other tests left in the shared control plane.
+    own = {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
     try:
         for hostile, name in zip(HOSTILE, names, strict=True):
             document: dict[str, Any] = hostile.document()
             document["metadata"]["name"] = name
+            document["spec"]["match"]["namespaceSelector"] = own
             # Server-side: a client-side apply copies the object into an annotation, which
             # the API server caps at 256 KiB (the 1 MiB one would be refused for that).
             running.kubectl("apply", "--server-side", "-f", "-",
@@ -42,8 +46,10 @@ def test_hostile_policies_get_a_status_and_a_later_policy_still_serves(
             assert condition["message"].startswith(
                 f"spec.validations[0].expression: CEL: {hostile.refusal}"), condition
 
-        running.kubectl("apply", "-f", "-", input=policy(
+        after = yaml.safe_load(policy(
             "e2e-after-hostile", "object.spec.type != 'NodePort'", "no NodePort after all"))
+        after["spec"]["match"]["namespaceSelector"] = own
+        running.kubectl("apply", "-f", "-", input=yaml.safe_dump(after))
         names.append("e2e-after-hostile")
         condition = eventually(lambda: ready_condition(running, "e2e-after-hostile"),
                                timeout=60, what="the later Policy's Ready condition")
