@@ -212,6 +212,8 @@ class ServerState:
         status: dict[str, Any] = {
             "serving": sorted(self.policies.names) if self.policies is not None else [],
         }
+        if self.policies is not None and self.policies.shadow is not None:
+            status["shadow"] = sorted(self.policies.shadow.names)  # judged, never answering
         if self.last_refusal is not None:
             refusal = self.last_refusal
             status["lastReload"] = {
