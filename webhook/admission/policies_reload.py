@@ -265,8 +265,11 @@ class PolicyReloader:
             try:
                 policies = combined(self._files, cluster)
                 serving = self.state.policies
+                # A Policy object set to spec.shadow: true leaves the serving set on purpose
+                # too, as a deleted one does (docs/shadow.md).
                 deleted = frozenset() if serving is None else (
-                    serving.names - self.file_policy_names - {p.name for p in cluster})
+                    serving.names - self.file_policy_names
+                    - {p.name for p in cluster if not p.shadow})
                 loaded = await asyncio.to_thread(self.vet, policies, run_suites=False,
                                                  acknowledged=deleted)
             except ReloadRefused as error:
