@@ -60,3 +60,4 @@ def test_only_differences_are_reported_with_what_the_enforced_set_does() -> None
         "deny-nodeport-in-production", "fail", "NodePort is refused everywhere")
     assert result["properties"] == {"mode": "Enforce", "shadow": "true", "enforced": "pass"}
     assert dev["summary"] == {"pass": 0, "fail": 1, "warn": 0, "error": 0, "skip": 0}
+

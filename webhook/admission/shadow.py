@@ -98,15 +98,21 @@ class ShadowSet:
 
 
 def split(policies: PolicySet, shadow: PolicySet | None) -> tuple[PolicySet, PolicySet]:
-    """The enforced set, and the candidates: ``shadow`` (the --shadow folder, whose names may
-    repeat enforced ones: a revision on trial) and the policies marked ``spec.shadow``."""
+    """The enforced set, and the candidates: ``shadow`` and the policies marked ``spec.shadow``
+    (the reloader marks the --shadow folder's, and puts them first). A candidate's name may
+    repeat an enforced one (a revision on trial); of two candidates of one name, the first
+    is judged."""
     enforced = tuple(p for p in policies.policies if not p.shadow)
-    candidates: list[Policy] = list(shadow.policies) if shadow is not None else []
-    taken = {p.name for p in candidates}
-    candidates += [p for p in policies.policies if p.shadow and p.name not in taken]
+    candidates: dict[str, Policy] = {}
+    for policy in shadow.policies if shadow is not None else ():
+        candidates.setdefault(policy.name, policy)
+    for policy in policies.policies:
+        if policy.shadow:
+            candidates.setdefault(policy.name, policy)  # the first of a name is judged
     return (
         PolicySet(enforced, sources=policies.sources, warnings=policies.warnings),
-        PolicySet(tuple(candidates), sources=shadow.sources if shadow is not None else ()),
+        PolicySet(tuple(candidates.values()),
+                  sources=shadow.sources if shadow is not None else ()),
     )
 
 
