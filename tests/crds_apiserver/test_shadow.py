@@ -33,6 +33,11 @@ def candidate(*, shadow: bool) -> str:
     })
 
 
+def ready_condition(running: Edgewarden) -> dict[str, Any] | None:
+    status = running.get("policy.edgewarden.dev", CANDIDATE).get("status") or {}
+    return next((c for c in status.get("conditions") or [] if c["type"] == "Ready"), None)
+
+
 def shadow_report(running: Edgewarden, namespace: str) -> dict[str, Any] | None:
     found = running.kubectl("-n", namespace, "get", "policyreports.wgpolicyk8s.io",
                             "-l", "edgewarden.dev/shadow=true", "-o", "json").stdout
@@ -50,11 +55,8 @@ def test_a_shadow_policy_admits_and_reports_what_it_would_refuse(
     running.register(namespace)
     running.kubectl("apply", "-f", "-", input=candidate(shadow=True))
     try:
-        condition = eventually(
-            lambda: next((c for c in (running.get("policy.edgewarden.dev", CANDIDATE)
-                                      .get("status") or {}).get("conditions") or []
-                          if c["type"] == "Ready"), None),
-            timeout=30, what="the candidate's Ready condition")
+        condition = eventually(lambda: ready_condition(running), timeout=30,
+                               what="the candidate's Ready condition")
         assert condition["status"] == "True"
         assert condition["message"] == "judged in shadow, never enforced"
         eventually(lambda: running.server.metric("edgewarden_shadow_policies_loaded") == 1,
@@ -88,12 +90,25 @@ def test_a_shadow_policy_admits_and_reports_what_it_would_refuse(
                                f"edgewarden-{namespace}")
         assert all(r["policy"] != CANDIDATE for r in ordinary["results"])
 
-        # Promotion is one field: the next NodePort is refused by the same policy.
+        # Promotion is one field, and goes through the reload guards: while the Service the
+        # shadow report names exists, the canary refuses a set that would deny it.
         running.kubectl("apply", "-f", "-", input=candidate(shadow=False))
+        refused = eventually(
+            lambda: (condition := ready_condition(running)) and condition["status"] == "False"
+            and condition, timeout=30, what="the refused promotion")
+        assert refused["reason"] == "Refused" and f"Service {namespace}/web" in refused["message"]
+        assert running.server.metric("edgewarden_shadow_policies_loaded") == 1
+        # Fixed as the report says, the promotion passes: the next NodePort is refused.
+        running.kubectl("-n", namespace, "delete", "service", "web")
+        # The cache has seen it go once the audit (judging the cache) reports nothing there.
+        eventually(lambda: shadow_report(running, namespace) is None, timeout=60,
+                   interval=0.2, what="the shadow report to empty")
+        running.kubectl("apply", "-f", "-", input=candidate(shadow=False).replace(
+            "NodePort opens", "A NodePort opens"))
         eventually(lambda: running.server.metric("edgewarden_shadow_policies_loaded") == 0,
                    timeout=30, what="the promotion")
-        refused = running.kubectl("-n", namespace, "create", "service", "nodeport", "api",
-                                  "--tcp=80:8080", check=False)
-        assert refused.returncode != 0 and MESSAGE in refused.stderr
+        denied = running.kubectl("-n", namespace, "create", "service", "nodeport", "api",
+                                 "--tcp=80:8080", check=False)
+        assert denied.returncode != 0 and "A NodePort opens a port" in denied.stderr
     finally:
         running.kubectl("delete", "policy.edgewarden.dev", CANDIDATE, "--ignore-not-found")
