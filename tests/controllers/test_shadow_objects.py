@@ -51,7 +51,8 @@ def test_a_shadow_policy_object_never_answers_and_one_field_promotes_and_demotes
     # Demoted again: like deleting a Policy object, it needs no --allow-policy-removal.
     crd_api.update(policy(shadow=True))
     eventually(lambda: NAME not in served.serving(), what="the demotion")
-    assert (ready(served.status(NAME)) or {}).get("reason") == "Loaded"
+    eventually(lambda: (ready(served.status(NAME)) or {}).get("message")
+               == "judged in shadow, never enforced", what="the demoted object's status")
     assert nodeport(served, "db")["allowed"] is True
 
 
