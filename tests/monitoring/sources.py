@@ -120,6 +120,8 @@ def exported_metric_names() -> set[str]:
         metrics.count_exemption("deny-nodeport-in-production", "deny")
         metrics.count_background_restart("cluster-objects")
         metrics.set_background_up("cluster-objects", True)
+        metrics.count_shadow("deny-nodeport-in-production", "deny")
+        metrics.count_shadow_difference("deny-nodeport-in-production", "deny")
         metrics.set_existing_violations({("deny-nodeport-in-production", "shop", "Enforce"): 1})
         exception = PolicyException("legacy", "shop", frozenset({"deny-nodeport-in-production"}),
                                     names=frozenset({"gateway"}), expires_at=1_900_000_000.0)

@@ -25,6 +25,7 @@ WEBHOOK_ONLY = {
     "unique-ingress-hosts": "unique",
     "require-ingress-tls-in-production": "sets.of()",
     "hostnames-owned-by-namespace": "sets.of()",
+    "restrict-wildcard-route-hostnames": "sets.of()",
 }
 
 

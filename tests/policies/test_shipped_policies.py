@@ -48,6 +48,11 @@ DEFAULTS: dict[str, tuple[frozenset[str], Mode | None]] = {
         frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute"}), Mode.ENFORCE
     ),
     "ingress-hosts-owned-by-namespace": (frozenset({"Ingress"}), Mode.ENFORCE),
+    "restrict-wildcard-ingress-hosts": (frozenset({"Ingress"}), Mode.ENFORCE),
+    "restrict-wildcard-route-hostnames": (
+        frozenset({"HTTPRoute", "GRPCRoute", "TLSRoute"}), Mode.ENFORCE
+    ),
+    "deny-nginx-org-snippets": (frozenset({"Ingress"}), Mode.ENFORCE),
 }
 
 

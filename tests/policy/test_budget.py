@@ -154,8 +154,8 @@ def test_the_deadline_fails_the_policies_not_yet_judged(cluster: MemoryCluster) 
     assert decision.matched_policies == []
     late = [f for f in decision.errors if "deadline of 1,500 ms passed" in f.message]
     assert [(f.policy, f.ignored) for f in late] == [
-        ("ingress-hosts-owned-by-namespace", False), ("require-ingress-class", True),
-        (TLS, False),
+        ("deny-nginx-org-snippets", False), ("ingress-hosts-owned-by-namespace", False),
+        ("require-ingress-class", True), (TLS, False), ("restrict-wildcard-ingress-hosts", False),
     ]
     assert not decision.allowed
     assert SHIPPED.get(TLS).failure_policy is FailurePolicy.FAIL  # type: ignore[union-attr]

@@ -133,7 +133,8 @@ def test_shipped_policies_are_within_budget() -> None:
     # The hostname policies match each host (100 assumed) against one regular expression of
     # the namespace's grants, which the estimate prices by the pattern's length (a 256
     # character annotation, escaped): linear in the hosts, still well under the warning.
-    for name in ("hostnames-owned-by-namespace", "ingress-hosts-owned-by-namespace"):
+    for name in ("hostnames-owned-by-namespace", "ingress-hosts-owned-by-namespace",
+                 "restrict-wildcard-route-hostnames", "restrict-wildcard-ingress-hosts"):
         assert largest.pop(name) < EXPRESSION_WARNING / 2, name
         assert costs.pop(name) < EXPRESSION_WARNING / 2, name
     assert max(largest.values()) < EXPRESSION_WARNING / 10, largest

@@ -9,6 +9,7 @@ mutating webhook has run, so that is where the final object is judged (SPEC "Res
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,6 +18,7 @@ from webhook.admission import wire
 from webhook.admission.auditlog import EXEMPTED, RECORDED, WOULD_DENY, WOULD_PATCH, AuditEntry
 from webhook.admission.decisionlog import log_decision
 from webhook.admission.review import Review, build_response
+from webhook.admission.shadow import judge as judge_shadow
 from webhook.admission.state import LoadedPolicies, ServerState
 from webhook.policy.decision import Decision, Mode
 from webhook.policy.request import AdmissionRequest
@@ -38,9 +40,12 @@ def validate(state: ServerState, review: Review) -> Answer:
     request = review.request
     if loaded is None:
         return Answer(not_ready_response(review), "error")
+    started = time.monotonic()
     decision = _evaluate_reserving(state, loaded, request)
     state.audit.write(request, _record(state, loaded, "validate", request, decision))
-    return _answer(request, decision, patch=None)
+    answer = _answer(request, decision, patch=None)
+    _shadow(state, loaded, "validate", request, decision, started)
+    return answer
 
 
 def mutate(state: ServerState, review: Review) -> Answer:
@@ -54,6 +59,7 @@ def mutate(state: ServerState, review: Review) -> Answer:
     request = review.request
     if loaded is None:
         return Answer(not_ready_response(review), "error")
+    started = time.monotonic()
     decision = loaded.mutate_engine.evaluate(request, state.view, state.exceptions)
     entries = _record(state, loaded, "mutate", request, decision)
     # In dry-run every patch is withheld; Audit-mode mutating policies are evaluated
@@ -69,7 +75,21 @@ def mutate(state: ServerState, review: Review) -> Answer:
     ]
     state.audit.write(request, entries)
     patch = None if state.dry_run or not decision.allowed else decision.patch
-    return _answer(request, decision, patch=patch)
+    answer = _answer(request, decision, patch=patch)
+    _shadow(state, loaded, "mutate", request, decision, started)
+    return answer
+
+
+def _shadow(
+    state: ServerState, loaded: LoadedPolicies, endpoint: str, request: AdmissionRequest,
+    decision: Decision, started: float,
+) -> None:
+    """The candidates' verdict, after the answer is decided and with what its evaluation
+    left of the budget and deadline (docs/shadow.md); it never changes the answer."""
+    if loaded.shadow is not None:
+        judge_shadow(loaded.shadow, endpoint, request, decision, loaded.declared_modes,
+                     cluster=state.view, exceptions=state.exceptions, started=started,
+                     metrics=state.metrics)
 
 
 def _record(

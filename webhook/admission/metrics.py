@@ -198,6 +198,25 @@ class Metrics:
             "1 while a supervised background task runs, 0 while it waits to be restarted.",
             ["task"], registry=self.registry,
         )
+        # Shadow mode (webhook/admission/shadow.py): what the candidates would do.
+        self.shadow_decisions = Counter(
+            "edgewarden_shadow_decisions",
+            "What each shadow (candidate) policy would have done to the admissions it "
+            "matched, by policy and result (allow, deny, warn, audit, patch, error); "
+            "never part of an answer.", ["policy", "result"], registry=self.registry,
+        )
+        self.shadow_differences = Counter(
+            "edgewarden_shadow_differences",
+            "Admissions where a shadow policy would have acted otherwise than the enforced "
+            "policy of its name (or than nothing, for a new one), by policy and what the "
+            "shadow policy would have done.", ["policy", "result"], registry=self.registry,
+        )
+        self.shadow_policies_loaded = Gauge(
+            "edgewarden_shadow_policies_loaded",
+            "Policies in the shadow set judged beside the one now serving.",
+            registry=self.registry,
+        )
+        self._shadow_children: dict[tuple[str, str], Any] = {}
         self._existing = _ExistingViolations()
         self.registry.register(self._existing)
         self._request_children = {
@@ -225,6 +244,16 @@ class Metrics:
             child = self._violation_children[(policy, mode)] = self.violations.labels(
                 policy, mode)
         child.inc()
+
+    def count_shadow(self, policy: str, result: str) -> None:
+        child = self._shadow_children.get((policy, result))
+        if child is None:  # bound on first use, as violations are: candidates come and go
+            child = self._shadow_children[(policy, result)] = self.shadow_decisions.labels(
+                policy, result)
+        child.inc()
+
+    def count_shadow_difference(self, policy: str, result: str) -> None:
+        self.shadow_differences.labels(policy, result).inc()
 
     def count_exemption(self, policy: str, would: str) -> None:
         self.exemptions.labels(policy, would).inc()

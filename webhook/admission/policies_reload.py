@@ -19,6 +19,7 @@ either side goes through the same guards (the suites only judge files), under on
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import logging
 import os
@@ -164,15 +165,19 @@ class PolicyReloader:
                  loader: Loader = load_policies,
                  settings: ReloadSettings | None = None,
                  sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-                 share: Callable[[PolicySet], PolicySet] | None = None) -> None:
+                 share: Callable[[PolicySet], PolicySet] | None = None,
+                 shadow_paths: Sequence[str | Path] = ()) -> None:
         self.paths = [Path(p) for p in paths]
+        # ``serve --shadow``: candidates judged beside the set, never answering (shadow.py).
+        # Read in the same snapshot as the policies, their policies marked ``spec.shadow``.
+        self.shadow_paths = [Path(p) for p in shadow_paths]
         # serve --except-exported: what the webhook judges of a set (webhook/native).
         self.share = share
         self.state = state
         self.loader = loader
         self.settings = settings or ReloadSettings()
         self._sleep = sleep  # the wait before a second read (tests finish a write in it)
-        self._fingerprint = policy_fingerprint(self.paths)
+        self._fingerprint = policy_fingerprint(self.watched)
         self._lock = asyncio.Lock()
         self._pending: set[asyncio.Task[Any]] = set()
         # The cluster's Policy objects that load and passed the guards (controllers set it).
@@ -184,22 +189,38 @@ class PolicyReloader:
 
         ``files_may_be_empty``: policies also come from the cluster, so no file policy is
         fine; nothing is installed then until the cluster's have been read (not ready)."""
-        self._fingerprint = policy_fingerprint(self.paths)
+        self._fingerprint = policy_fingerprint(self.watched)
         try:
-            read = read_policy_files(self.paths, self.loader)
+            read = read_policy_files(self.watched, self._load)
         except FilesChanging:  # caught mid-write: once more, shortly after
             time.sleep(self.settings.settle_seconds)
             try:
-                read = read_policy_files(self.paths, self.loader)
+                read = read_policy_files(self.watched, self._load)
             except FilesChanging as changing:
                 raise EdgewardenError(_still_changing(changing)) from None
         self._fingerprint = read.fingerprint
         policies = read.policies
         self._files = policies
-        if files_may_be_empty and not policies.policies:
+        if files_may_be_empty and not enforced_names(policies):
             return
-        check_empty(frozenset(p.name for p in policies.policies), self.settings)
+        check_empty(enforced_names(policies), self.settings)
         self.state.install(self._build(policies))
+
+    @property
+    def watched(self) -> list[Path]:
+        """Every path read: the policies, then the --shadow ones."""
+        return [*self.paths, *self.shadow_paths]
+
+    def _load(self, *_paths: Path) -> PolicySet:
+        """The policy files, and the --shadow files' policies marked ``spec.shadow`` (first,
+        so a candidate there wins over a ``spec.shadow: true`` policy of the same name)."""
+        files = self.loader(*self.paths)
+        if not self.shadow_paths:
+            return files
+        shadow = self.loader(*self.shadow_paths)
+        marked = tuple(dataclasses.replace(p, shadow=True) for p in shadow.policies)
+        return PolicySet(marked + files.policies, sources=files.sources + shadow.sources,
+                         warnings=files.warnings + shadow.warnings)
 
     def _build(self, policies: PolicySet) -> LoadedPolicies:
         state = self.state
@@ -215,7 +236,7 @@ class PolicyReloader:
         ``acknowledged``: serving policies whose absence is meant (deleted Policy objects);
         ``origin`` says where a lost policy came from, for the refusal."""
         serving = self.state.policies
-        names = frozenset(p.name for p in policies.policies)
+        names = enforced_names(policies)  # a candidate (spec.shadow) serves nothing
         check_empty(names, self.settings)
         check_removals(serving.names if serving is not None else None, names, self.settings,
                        acknowledged=acknowledged, origin=origin)
@@ -244,8 +265,11 @@ class PolicyReloader:
             try:
                 policies = combined(self._files, cluster)
                 serving = self.state.policies
+                # A Policy object set to spec.shadow: true leaves the serving set on purpose
+                # too, as a deleted one does (docs/shadow.md).
                 deleted = frozenset() if serving is None else (
-                    serving.names - self.file_policy_names - {p.name for p in cluster})
+                    serving.names - self.file_policy_names
+                    - {p.name for p in cluster if not p.shadow})
                 loaded = await asyncio.to_thread(self.vet, policies, run_suites=False,
                                                  acknowledged=deleted)
             except ReloadRefused as error:
@@ -261,7 +285,7 @@ class PolicyReloader:
     async def reload(self, why: str) -> bool:
         """Load the files again; True when a new set now serves."""
         async with self._lock:  # a SIGHUP during a poll-triggered load waits its turn
-            self._fingerprint = policy_fingerprint(self.paths)
+            self._fingerprint = policy_fingerprint(self.watched)
             try:
                 read = await self._read_files()
                 files = read.policies
@@ -289,14 +313,14 @@ class PolicyReloader:
         Still changing then: refused ("unsettled"), and the next poll tries again."""
         settle = self.settings.settle_seconds
         try:
-            read = await asyncio.to_thread(read_policy_files, self.paths, self.loader,
+            read = await asyncio.to_thread(read_policy_files, self.watched, self._load,
                                            settle_seconds=settle)
         except FilesChanging as changing:
             log.info("policy files are being written (%s); reading them again in %.1f s",
                      changing, settle)
             await self._sleep(settle)
             try:
-                read = await asyncio.to_thread(read_policy_files, self.paths, self.loader)
+                read = await asyncio.to_thread(read_policy_files, self.watched, self._load)
             except FilesChanging as still:
                 self._fingerprint = still.fingerprint  # what changes after it polls anew
                 raise ReloadRefused("unsettled", _still_changing(still)) from None
@@ -328,7 +352,7 @@ class PolicyReloader:
         """Poll for changes forever; cancel the task to stop."""
         while True:
             await asyncio.sleep(interval)
-            if policy_fingerprint(self.paths) != self._fingerprint:
+            if policy_fingerprint(self.watched) != self._fingerprint:
                 await self.reload("files changed")
 
     def on_sighup(self) -> None:
@@ -336,6 +360,11 @@ class PolicyReloader:
         task = asyncio.get_running_loop().create_task(self.reload("SIGHUP"))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
+
+
+def enforced_names(policies: PolicySet) -> frozenset[str]:
+    """The names of the policies that would serve (candidates, ``spec.shadow``, aside)."""
+    return frozenset(p.name for p in policies.policies if not p.shadow)
 
 
 def _still_changing(changing: FilesChanging) -> str:

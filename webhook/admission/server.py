@@ -112,6 +112,7 @@ def build_runtime(settings: ServerSettings) -> Runtime:
         settings=settings.reload,
         share=(functools.partial(webhook_share, keep=settings.keep_on_webhook)
                if settings.except_exported else None),
+        shadow_paths=settings.shadow,
     )
     # Policy objects of the cluster may be all there is; readiness then waits for them.
     reloader.load_initial(files_may_be_empty=settings.watches_cluster_objects)

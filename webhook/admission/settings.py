@@ -111,6 +111,8 @@ class ServerSettings:
     # PolicyExceptions: off unless --enable-exceptions, then only in the namespaces of
     # --exception-namespace, each ending at most --max-exception-days after its creation.
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
+    # ``--shadow DIR``: candidate policies judged beside the served set, never answering.
+    shadow: tuple[Path, ...] = ()
 
     @property
     def reads_the_api(self) -> bool:

@@ -19,6 +19,7 @@ from webhook.admission.auditlog import AuditLog
 from webhook.admission.limitlog import LimitLog
 from webhook.admission.metrics import Metrics
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
+from webhook.admission.shadow import ShadowSet, split
 from webhook.cluster.backend import ClusterBackend
 from webhook.policy.budget import DEFAULT_BUDGET
 from webhook.policy.compiled import CompiledPolicies
@@ -26,6 +27,7 @@ from webhook.policy.decision import FailurePolicy, KeyClaim, LimitClaim, Mode
 from webhook.policy.engine import Engine
 from webhook.policy.exception_rules import ExceptionRules
 from webhook.policy.exceptions import NO_EXCEPTIONS
+from webhook.policy.kinds import merge
 from webhook.policy.model import Policy, PolicySet
 from webhook.policy.ports import ClusterView, ExceptionView
 
@@ -93,11 +95,17 @@ class LoadedPolicies:
     names: frozenset[str]
     failing_kinds: frozenset[str]  # kinds with a failurePolicy: Fail policy
     unique_kinds: frozenset[str] = frozenset()  # kinds some ``unique`` policy judges
+    # Candidates judged beside this set, never answering (webhook/admission/shadow.py).
+    shadow: ShadowSet | None = None
 
     @classmethod
     def build(
-        cls, policies: PolicySet, *, dry_run: bool, limits: EvaluationLimits | None = None
+        cls, policies: PolicySet, *, dry_run: bool, limits: EvaluationLimits | None = None,
+        shadow: PolicySet | None = None,
     ) -> LoadedPolicies:
+        """``policies`` may hold ``spec.shadow`` policies: they join ``shadow`` (the
+        --shadow folder's) as candidates, and the rest is enforced."""
+        policies, candidates = split(policies, shadow)
         compiled = CompiledPolicies.compile(policies)  # once, shared by the three engines
         audit_only = [p for p in policies.policies if p.mutates and p.mode is Mode.AUDIT]
         bounds = (limits or EvaluationLimits()).engine_arguments()
@@ -127,7 +135,14 @@ class LoadedPolicies:
                 kind for policy in policies.policies if policy.unique is not None
                 for kind in policy.match.kinds
             ),
+            shadow=ShadowSet.build(candidates, bounds) if candidates.policies else None,
         )
+
+    def engines(self) -> list[Engine]:
+        """The enforced set's /validate engine and the candidates' (what the cluster view
+        must index and watch for)."""
+        shadow = [self.shadow.validate_engine] if self.shadow is not None else []
+        return [self.engine, *shadow]
 
 
 def _is_audit(policy: Policy) -> bool:
@@ -169,14 +184,21 @@ class ServerState:
 
     def install(self, loaded: LoadedPolicies) -> None:
         """Swap in a built policy set (already vetted) and tell the cluster what to count."""
-        self.cluster.watch_kinds(loaded.engine.policies.kinds())
-        self.cluster.register_counters(loaded.engine.counters())
-        self.cluster.register_key_indexes(loaded.engine.key_indexes())
+        engines = loaded.engines()  # the candidates count and read the cluster too
+        self.cluster.watch_kinds(merge(ref for e in engines for ref in e.policies.kinds()))
+        self.cluster.register_counters([c for e in engines for c in e.counters()])
+        self.cluster.register_key_indexes([i for e in engines for i in e.key_indexes()])
         self.policies = loaded
         self.last_refusal = None
         self.metrics.policies_loaded.set(len(loaded.names))
         self.metrics.policy_reload_refused.set(0)
         log.info("serving %d policies: %s", len(loaded.names), ", ".join(sorted(loaded.names)))
+        if loaded.shadow is not None:
+            self.metrics.shadow_policies_loaded.set(len(loaded.shadow.names))
+            log.info("judging %d policies in shadow: %s", len(loaded.shadow.names),
+                     ", ".join(sorted(loaded.shadow.names)))
+        else:
+            self.metrics.shadow_policies_loaded.set(0)
 
     def refused(self, reason: str, message: str) -> None:
         """A reload was refused: the serving set stays; say so in metrics and /readyz."""
@@ -190,6 +212,8 @@ class ServerState:
         status: dict[str, Any] = {
             "serving": sorted(self.policies.names) if self.policies is not None else [],
         }
+        if self.policies is not None and self.policies.shadow is not None:
+            status["shadow"] = sorted(self.policies.shadow.names)  # judged, never answering
         if self.last_refusal is not None:
             refusal = self.last_refusal
             status["lastReload"] = {

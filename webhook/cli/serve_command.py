@@ -190,6 +190,11 @@ def serve(
         "--max-exception-days", min=1,
         help="Longest lifetime of a PolicyException: expiresAt at most this many days after "
         "its creation, or it is ignored.")] = DEFAULT_MAX_EXCEPTION_DAYS,
+    shadow: Annotated[list[Path] | None, typer.Option(
+        "--shadow", metavar="DIR",
+        help="Candidate policies (a file or folder; repeatable) judged beside the served "
+        "ones on every request and never answering: counted in /metrics, logged and "
+        "reported where they differ (docs/shadow.md).")] = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -245,6 +250,7 @@ def serve(
         keep_on_webhook=tuple(keep_on_webhook or ()),
         probe_port=probe_port,
         exception_rules=exception_rules,
+        shadow=tuple(shadow or ()),
     )
     for path in settings.policies:
         if not path.exists():
@@ -253,6 +259,9 @@ def serve(
     for flag, number in (("--port", settings.port), ("--metrics-port", settings.metrics_port)):
         if number:  # None: not served; 0: any free port
             check_port(settings.host, number, flag)
+    for path in settings.shadow:
+        if not path.exists():
+            raise EdgewardenError(f"--shadow {path}: no such file or folder")
     runtime = build_runtime(settings)
     from webhook.controllers.runner import attach
 

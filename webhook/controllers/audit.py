@@ -24,6 +24,7 @@ from webhook.audit.reports.policyreport import MAX_REPORT_BYTES, policy_reports
 from webhook.audit.results import ScanReport
 from webhook.audit.scan import audit_objects
 from webhook.controllers.reports import Reconciled, ReportWriter
+from webhook.controllers.shadow_reports import shadow_reports
 from webhook.policy.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
@@ -93,6 +94,11 @@ class ContinuousAudit:
         report = audit_objects(objects, loaded.engine.policies,
                                exceptions=self.exceptions.current, now=now)
         documents = policy_reports(report, now, max_bytes=self.max_bytes)
+        if loaded.shadow is not None:
+            # The candidates judge the same objects; their differences are reported apart.
+            candidates = audit_objects(objects, loaded.shadow.policies,
+                                       exceptions=self.exceptions.current, now=now)
+            documents += shadow_reports(report, candidates, now, max_bytes=self.max_bytes)
         self.state.metrics.set_existing_violations(existing_violations(report))
         reconciled = self.writer.reconcile(documents)
         run = AuditRun(len(report.objects), len(documents), reconciled,

@@ -165,8 +165,10 @@ class PolicyObjects:
 
     def _loaded(self, candidates: dict[str, tuple[int, Policy]]) -> None:
         now = self.clock()
-        for name, (generation, _) in candidates.items():
-            self._set(name, generation, True, LOADED, "serving", loaded_at=now)
+        for name, (generation, policy) in candidates.items():
+            # spec.shadow: judged beside the enforced set, never answering (docs/shadow.md).
+            what = "judged in shadow, never enforced" if policy.shadow else "serving"
+            self._set(name, generation, True, LOADED, what, loaded_at=now)
 
     def _refused(self, candidate: tuple[str, tuple[int, Policy]], refusal: str) -> None:
         name, (generation, _) = candidate

@@ -69,6 +69,10 @@ def assess(policy: Policy, keep: Iterable[str] = ()) -> Coverage:
     if policy.name in set(keep):
         return Coverage(policy.name, Where.WEBHOOK, False, False,
                         ("kept on the webhook (--keep), e.g. for its PolicyExceptions",))
+    if policy.shadow:  # exported, it would enforce: the API server has no shadow mode
+        return Coverage(policy.name, Where.WEBHOOK, False, False,
+                        ("spec.shadow: a candidate judged beside the enforced set, never "
+                         "answering (docs/shadow.md)",))
     reasons: list[str] = []
     foreign = foreign_functions(policy)
     if foreign:

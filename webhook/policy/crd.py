@@ -141,6 +141,7 @@ def policy_crd() -> dict[str, Any]:
         "status says whether this generation serves, and why not.")
     columns = [
         {"name": "Mode", "type": "string", "jsonPath": ".spec.mode"},
+        {"name": "Shadow", "type": "boolean", "jsonPath": ".spec.shadow"},
         {"name": "Ready", "type": "string", "jsonPath": _READY + ".status"},
         {"name": "Reason", "type": "string", "jsonPath": _READY + ".reason"},
         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -131,6 +131,9 @@ class Decision:
     # Policies a PolicyException kept from acting. A tuple, replaced on the rare exemption,
     # so a decision without any costs no allocation.
     exemptions: tuple[Exemption, ...] = ()
+    # Microseconds of the evaluation budget this decision used (webhook/policy/budget.py):
+    # what a shadow set judged after it may still spend (webhook/admission/shadow.py).
+    spent: float = 0.0
 
     @property
     def denials(self) -> list[Violation]:

@@ -124,10 +124,17 @@ class Engine:
         request: AdmissionRequest,
         cluster: ClusterView,
         exceptions: ExceptionView = NO_EXCEPTIONS,
+        *,
+        spent: float = 0.0,
+        started: float | None = None,
     ) -> Decision:
         """Judge ``request``; ``exceptions`` may admit what a policy would act on (asked only
-        then, so a set without exceptions costs nothing)."""
-        decision = Decision()
+        then, so a set without exceptions costs nothing).
+
+        ``spent`` and ``started`` continue an evaluation that already ran on this request (a
+        shadow set after the enforced one): the budget left is what it did not spend, and the
+        deadline counts from when it started."""
+        decision = Decision(spent=spent)
         mutating = self._mutating.get(request.key, ())
         validating = self._validating.get(request.key, ())
         if not mutating and not validating:
@@ -135,7 +142,9 @@ class Engine:
         state = RequestContext(
             request, cluster, self.compiled.bindings, self.compiled.memo, exceptions
         )
-        started = self.clock() if self.clock is not None else 0.0
+        state.spent = spent
+        if started is None:
+            started = self.clock() if self.clock is not None else 0.0
         for policy in mutating:
             if self._late(started, policy, state, decision):
                 continue
@@ -157,6 +166,7 @@ class Engine:
         if state.working_copy:
             decision.mutated_object = dict(state.object or {})
         decision.allowed = not any(v.denies for v in decision.violations)
+        decision.spent = state.spent
         return decision
 
     def _applies(self, policy: Policy, state: RequestContext, decision: Decision) -> bool:

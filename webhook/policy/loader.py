@@ -388,6 +388,7 @@ class _PolicyBuilder:
             mutations=mutations,
             unique=unique,
             source=SourceLocation(self.file, self.document.line_of(("metadata", "name"))),
+            shadow=bool(spec.get("shadow", False)),
         )
         # Refuse what would fail on every request: unknown functions and fields, results
         # of the wrong type (see webhook/policy/checks).

@@ -147,6 +147,9 @@ class Policy:
     mutations: tuple[Mutation, ...] = ()
     unique: Unique | None = None
     source: SourceLocation = field(default_factory=lambda: SourceLocation("<memory>"))
+    # ``spec.shadow``: a candidate the server judges beside the enforced set and never
+    # answers with (docs/shadow.md); offline commands judge it like any other policy.
+    shadow: bool = False
 
     def expressions(self) -> Iterator[CelExpression]:
         """Every compiled expression of the policy."""

@@ -127,6 +127,8 @@ POLICY_SCHEMA: dict[str, Any] = {
             "properties": {
                 "mode": {"enum": ["Enforce", "Warn", "Audit"]},
                 "failurePolicy": {"enum": ["Fail", "Ignore"]},
+                # A candidate judged beside the enforced set, never answering (docs/shadow.md).
+                "shadow": {"type": "boolean"},
                 "match": {
                     "type": "object",
                     "additionalProperties": False,
