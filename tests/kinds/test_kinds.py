@@ -105,7 +105,11 @@ def test_webhook_config_rules_cover_exactly_the_kinds_the_policies_name() -> Non
     result = run("webhook-config", "--policies", POLICIES, "--inject-ca-from", "edgewarden/serving")
     assert result.exit_code == 0, result.output
     documents = [d for d in yaml.safe_load_all(result.stdout) if d]
-    assert [d["kind"] for d in documents] == ["ValidatingWebhookConfiguration"]
+    # The mutating configuration holds only the PolicyException approver (no policy mutates).
+    assert [d["kind"] for d in documents] == ["ValidatingWebhookConfiguration",
+                                              "MutatingWebhookConfiguration"]
+    [approver] = documents[1]["webhooks"]
+    assert [r["resources"] for r in approver["rules"]] == [["policyexceptions"]]
     (hook,) = documents[0]["webhooks"]
     assert hook["rules"] == [
         {"apiGroups": [GATEWAY_GROUP], "apiVersions": ["v1"], "operations": ["CREATE"],
