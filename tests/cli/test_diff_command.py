@@ -328,3 +328,29 @@ def test_a_kustomization_is_judged_as_kubectl_renders_it(repository: Path) -> No
     assert result.exit_code == 1, result.output
     names = {c["resource"]["name"] for c in json.loads(result.stdout)["changes"]}
     assert names == {"shop-debug", "shop-metrics"}
+
+
+def test_promoting_a_shadow_policy_lists_what_the_shadow_period_saw(tmp_path: Path) -> None:
+    """Promotion is one field (spec.shadow: true -> false); the diff of that change lists
+    the objects the promoted policy now denies, as the shadow metrics counted them."""
+    policy = ("apiVersion: edgewarden.dev/v1alpha1\nkind: Policy\n"
+              "metadata: {name: no-nodeport-anywhere}\n"
+              "spec:\n  shadow: SHADOW\n  mode: Enforce\n"
+              "  match: {kinds: [Service], operations: [CREATE, UPDATE]}\n"
+              "  validations:\n    - expression: \"object.spec.type != 'NodePort'\"\n"
+              "      message: NodePort is refused everywhere\n")
+    for side, shadow in (("old", "true"), ("new", "false")):
+        (tmp_path / side).mkdir()
+        (tmp_path / side / "no-nodeport.yaml").write_text(policy.replace("SHADOW", shadow))
+    manifests = tmp_path / "app.yaml"
+    manifests.write_text(NAMESPACES + "---\n" + service("sandbox", "admin") + "---\n"
+                         + service("sandbox", "web", "ClusterIP"))
+    result = diff(str(tmp_path / "old"), str(tmp_path / "new"), "-f", str(manifests),
+                  "-o", "json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    denied = [change for change in report["changes"] if change["change"] == "newly-denied"]
+    assert [change["resource"]["name"] for change in denied] == ["admin"], report
+    assert denied[0]["policy"] == "no-nodeport-anywhere" and denied[0]["before"]["admitted"]
+    assert any("shadow policies of the old set are not enforced" in note
+               for note in report["notes"]), report["notes"]

@@ -150,6 +150,18 @@ def diff(
         raise typer.Exit(1)
 
 
+def _enforced(policies: PolicySet, side: str, report: DiffReport) -> PolicySet:
+    from webhook.policy.model import PolicySet
+
+    shadow = sorted(p.name for p in policies.policies if p.shadow)
+    if not shadow:
+        return policies
+    report.notes.append(f"shadow policies of the {side} set are not enforced and are left "
+                        f"out: {', '.join(shadow)}")
+    return PolicySet(tuple(p for p in policies.policies if not p.shadow), policies.sources,
+                     policies.warnings)
+
+
 def _policy_sets(
     sets: list[Path] | None, base: str | None, policies: list[Path] | None,
     flavour: str | None, scratch: Path,
@@ -194,6 +206,10 @@ def _policy_sets(
     new = resolve_policies(new_paths, internal_lb_flavour=flavour)
     report = DiffReport(old_label, new_label, "")
     report.policies = policy_delta(old_paths, new_paths)
+    # A shadow policy (spec.shadow: true) is judged by the server but never enforced: it is
+    # no part of either side's verdicts, so a promotion (shadow: false) shows what the
+    # shadow period saw as newly denied, warned or patched.
+    old, new = _enforced(old, "old", report), _enforced(new, "new", report)
     if base is not None and not old_paths:
         report.notes.append(f"no policies at {base}: every policy is new")
     return old, new, report
