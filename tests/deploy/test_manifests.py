@@ -460,12 +460,15 @@ def test_leader_election_touches_one_lease_in_the_own_namespace(overlay: str) ->
     objects = rendered(overlay)
     role = one(objects, "Role", "edgewarden-leader-election")
     assert role["metadata"]["namespace"] == NAMESPACE
-    named, anonymous = role["rules"]
+    named, anonymous, events = role["rules"]
     assert named == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                      "resourceNames": ["edgewarden-leader"], "verbs": ["get", "update"]}
     # create cannot be restricted by name (the name does not exist when it is authorized).
     assert anonymous == {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"],
                          "verbs": ["create"]}
+    # Warning Events about Policy objects that do not load, in the own namespace only.
+    assert events == {"apiGroups": ["events.k8s.io"], "resources": ["events"],
+                      "verbs": ["create"]}
 
 
 def test_secret_access_is_limited_to_the_own_namespace_and_secret(overlay: str) -> None:
