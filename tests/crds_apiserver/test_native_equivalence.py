@@ -53,16 +53,24 @@ PATHS = {
     "TLSRoute": ("/apis/gateway.networking.k8s.io/v1", "tlsroutes"),
     "ConfigMap": ("/api/v1", "configmaps"),
 }
-# The API server hands admission policies ``namespaceObject`` from its informer: a namespace
-# created a moment ago is not there yet. This policy refuses a ConfigMap until it is.
+# Admission policies take effect a moment after they are created, and the API server hands
+# them ``namespaceObject`` from its informer: a namespace created a moment ago is not there
+# yet. This policy, applied after the exported ones (the API server's informers keep the
+# order), refuses a ConfigMap labelled as a probe (so: policies in force) and any ConfigMap
+# whose namespace it has not seen yet.
+PROBE_LABEL = "edgewarden.dev/equivalence-probe"
 NAMESPACE_SEEN = [
     {"apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingAdmissionPolicy",
      "metadata": {"name": "equivalence-namespace-seen"},
      "spec": {"failurePolicy": "Fail", "matchConstraints": {"resourceRules": [{
          "apiGroups": [""], "apiVersions": ["v1"], "resources": ["configmaps"],
          "operations": ["CREATE"]}]},
-         "validations": [{"expression": "has(namespaceObject.metadata)",
-                          "message": "namespace not seen yet"}]}},
+         "validations": [
+             {"expression": "has(namespaceObject.metadata)",
+              "message": "namespace not seen yet"},
+             {"expression": f"!has(object.metadata.labels) || !('{PROBE_LABEL}' in "
+                            "object.metadata.labels)",
+              "message": "policies in force"}]}},
     {"apiVersion": "admissionregistration.k8s.io/v1",
      "kind": "ValidatingAdmissionPolicyBinding",
      "metadata": {"name": "equivalence-namespace-seen"},
@@ -213,8 +221,8 @@ def exported(plane: Any) -> Iterator[tuple[PolicySet, ApiServer]]:
                 "namespaceSelector": {"matchLabels": {ISOLATION: "on"}}}
     plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all([*objects, *NAMESPACE_SEEN]))
     native = PolicySet(tuple(p for p in policies.policies if p.name in set(result.exported)))
-    # Wait until the last policy is in force: a denied probe.
     api = ApiServer(plane)
+    in_force(plane, api)
     try:
         yield native, api
     finally:
@@ -223,6 +231,30 @@ def exported(plane: Any) -> Iterator[tuple[PolicySet, ApiServer]]:
                       "-l", "app.kubernetes.io/managed-by=edgewarden", check=False)
         plane.kubectl("delete", "validatingadmissionpolicybinding,validatingadmissionpolicy",
                       "equivalence-namespace-seen", check=False)
+
+
+def in_force(plane: Any, api: ApiServer) -> None:
+    """Until the validating policies (the probe policy, applied last) and the mutating one
+    (the internal-LB patch on a new LoadBalancer) are in force."""
+    probe_namespace = f"eq-probe-{uuid.uuid4().hex[:4]}"
+    plane.kubectl("apply", "-f", "-", input=yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Namespace",
+        "metadata": {"name": probe_namespace, "labels": {ISOLATION: "on"}}}))
+    probe = {"apiVersion": "v1", "kind": "ConfigMap",
+             "metadata": {"name": "probe", "namespace": probe_namespace,
+                          "labels": {PROBE_LABEL: "yes"}}}
+    eventually(lambda: "policies in force" in api.create(probe, dry_run=True).message,
+               timeout=60, interval=0.2, what="the exported validating policies in force")
+    balancer = {"apiVersion": "v1", "kind": "Service",
+                "metadata": {"name": "probe", "namespace": probe_namespace},
+                "spec": {"type": "LoadBalancer", "ports": [{"port": 80}]}}
+
+    def patched() -> bool:
+        body = api.create(balancer, dry_run=True).body
+        return bool((body.get("metadata") or {}).get("annotations"))
+
+    eventually(patched, timeout=60, interval=0.2,
+               what="the exported mutating policy in force")
 
 
 def suite_namespaces(plane: Any, api: ApiServer, suite: suites.TestSuite,

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.support import eventually
+from webhook.admission.settings import ReloadSettings
 
 from .conftest import Edgewarden
 
@@ -50,7 +51,10 @@ def test_a_shadow_policy_admits_and_reports_what_it_would_refuse(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="edgewarden.decisions")
-    running = edgewarden(now=START, audit_interval_seconds=1.0)
+    # The canary judges every object of the shared control plane (other tests leave
+    # thousands), so the promotion's refusal does not depend on which ones it samples.
+    running = edgewarden(now=START, audit_interval_seconds=1.0,
+                         reload=ReloadSettings(canary_sample=1_000_000))
     namespace = test_namespace(environment="development")
     running.register(namespace)
     running.kubectl("apply", "-f", "-", input=candidate(shadow=True))
