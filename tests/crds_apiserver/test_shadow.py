@@ -46,15 +46,23 @@ def shadow_report(running: Edgewarden, namespace: str) -> dict[str, Any] | None:
     return items[0] if items else None
 
 
+def stray_nodeports(running: Edgewarden, namespace: str) -> list[str]:
+    listed = json.loads(running.kubectl("get", "services", "-A", "-o", "json").stdout)
+    return [f"{s['metadata']['namespace']}/{s['metadata']['name']}" for s in listed["items"]
+            if s["spec"].get("type") == "NodePort" and s["metadata"]["namespace"] != namespace]
+
+
 def test_a_shadow_policy_admits_and_reports_what_it_would_refuse(
     edgewarden: Callable[..., Edgewarden], test_namespace: Callable[..., str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="edgewarden.decisions")
     # The canary judges every object of the shared control plane (other tests leave
-    # thousands), so the promotion's refusal does not depend on which ones it samples.
+    # thousands) and refuses any new denial, so the promotion's refusal depends neither on
+    # which objects it samples nor on how many others there are.
     running = edgewarden(now=START, audit_interval_seconds=1.0,
-                         reload=ReloadSettings(canary_sample=1_000_000))
+                         reload=ReloadSettings(canary_sample=1_000_000,
+                                               max_canary_denial_share=0.0))
     namespace = test_namespace(environment="development")
     running.register(namespace)
     running.kubectl("apply", "-f", "-", input=candidate(shadow=True))
@@ -95,7 +103,10 @@ def test_a_shadow_policy_admits_and_reports_what_it_would_refuse(
         assert all(r["policy"] != CANDIDATE for r in ordinary["results"])
 
         # Promotion is one field, and goes through the reload guards: while the Service the
-        # shadow report names exists, the canary refuses a set that would deny it.
+        # shadow report names exists, the canary refuses a set that would deny it. (NodePorts
+        # other tests left would be refused too: wait until their namespaces are gone.)
+        eventually(lambda: not stray_nodeports(running, namespace), timeout=180,
+                   interval=1.0, what="no NodePort Service outside this test's namespace")
         running.kubectl("apply", "-f", "-", input=candidate(shadow=False))
         refused = eventually(
             lambda: (condition := ready_condition(running)) and condition["status"] == "False"
