@@ -15,6 +15,13 @@ class ExitCode(IntEnum):
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
 
 
+def one_line(error: BaseException) -> str:
+    """An exception for a log line or a status: its type and the first line of its message
+    (cut at 300 characters), never a multi-line dump of a body or an object."""
+    text = str(error).splitlines()[0] if str(error) else ""
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+
+
 def file_line(file: str, line: int | None) -> str:
     """``file:line`` as editors and CI annotations read it, or just ``file`` without a line."""
     return f"{file}:{line}" if line is not None else file

@@ -8,8 +8,9 @@ from pathlib import Path
 
 from tests.kubeapi import KubeApi
 from tests.support import api_client, eventually, ingress, namespace, service, write_kubeconfig
+from webhook.cluster.backoff import backoff_delay
 from webhook.cluster.kube import KubeCluster
-from webhook.cluster.kube_informer import InformerSettings, backoff_delay
+from webhook.cluster.kube_informer import InformerSettings
 from webhook.policy.ports import ClusterView
 
 from .conftest import FAST, ingresses_of_class, services_of_type

@@ -40,7 +40,7 @@ def validate(state: ServerState, review: Review) -> Answer:
     request = review.request
     if loaded is None:
         return Answer(not_ready_response(review), "error")
-    started = time.monotonic()
+    started = time.monotonic() if loaded.shadow is not None else 0.0
     decision = _evaluate_reserving(state, loaded, request)
     state.audit.write(request, _record(state, loaded, "validate", request, decision))
     answer = _answer(request, decision, patch=None)
@@ -59,7 +59,7 @@ def mutate(state: ServerState, review: Review) -> Answer:
     request = review.request
     if loaded is None:
         return Answer(not_ready_response(review), "error")
-    started = time.monotonic()
+    started = time.monotonic() if loaded.shadow is not None else 0.0
     decision = loaded.mutate_engine.evaluate(request, state.view, state.exceptions)
     entries = _record(state, loaded, "mutate", request, decision)
     # In dry-run every patch is withheld; Audit-mode mutating policies are evaluated

@@ -225,7 +225,8 @@ class KubeCluster:
         """True while every kind has been listed and none is stale: an answer from a cache
         older than ``stale_after_seconds`` would be a guess, so the policies that read it
         fail by their failurePolicy meanwhile, and /readyz says not ready."""
-        return all(i.fresh() for i in list(self._informers.values()))
+        now = time.monotonic()
+        return all(i.fresh(now) for i in list(self._informers.values()))
 
     def wait_synced(self, timeout: float | None = None) -> bool:
         """Block until synced or ``timeout`` seconds pass; returns ``synced``."""

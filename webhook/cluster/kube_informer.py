@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import socket
 import threading
 import time
@@ -37,7 +36,9 @@ from typing import Any, Protocol
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
+from webhook.cluster.backoff import backoff_delay
 from webhook.cluster.kube_store import slim
+from webhook.errors import one_line
 
 log = logging.getLogger("edgewarden.cluster")
 
@@ -121,14 +122,7 @@ def describe(error: BaseException) -> str:
     """A one-line summary for logs: never a response body or an object."""
     if isinstance(error, ApiException):
         return f"HTTP {error.status} {error.reason}"
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text[:200]}"
-
-
-def backoff_delay(failures: int, initial: float, maximum: float) -> float:
-    """Exponential backoff with jitter, so many replicas do not reconnect in lockstep."""
-    ceiling = min(maximum, initial * (2.0 ** max(0, failures - 1)))
-    return ceiling * random.uniform(0.5, 1.0)
+    return one_line(error)
 
 
 class Informer:
@@ -173,12 +167,12 @@ class Informer:
     def settings(self) -> InformerSettings:
         return self._settings
 
-    def fresh(self) -> bool:
-        """Listed, and with progress within ``stale_after_seconds``: what it holds may be
-        answered from."""
-        age = self.age()
-        return (self.synced.is_set() and age is not None
-                and age <= self._settings.stale_after_seconds)
+    def fresh(self, now: float) -> bool:
+        """Listed, and with progress within ``stale_after_seconds`` of ``now``
+        (time.monotonic()): what it holds may be answered from."""
+        last = self.last_event
+        return (self.synced.is_set() and last is not None
+                and now - last <= self._settings.stale_after_seconds)
 
     def age(self) -> float | None:
         """Seconds since the last event, bookmark or LIST (None before the first LIST)."""

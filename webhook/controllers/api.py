@@ -17,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
 
 from webhook.controllers.kinds import CustomKind
+from webhook.errors import one_line
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = (10.0, 30.0)  # connect, read
@@ -115,14 +116,9 @@ def call_api(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
     except (OSError, TransportError) as error:
         # Refused, reset, TLS, or urllib3's ProtocolError for a connection cut mid-answer
         # (neither an ApiException nor an OSError): the API server is not reachable.
-        raise ApiFailure(0, f"cannot reach the API server: {_first_line(error)}") from None
+        raise ApiFailure(0, f"cannot reach the API server: {one_line(error)}") from None
     data = response.data
     return json.loads(data) if data else None
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 def _message(error: ApiException) -> str:

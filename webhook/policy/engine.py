@@ -179,7 +179,7 @@ class Engine:
             return False
         if exclude.groups and not exclude.groups.isdisjoint(request.user.groups):
             return False
-        if not state.cluster.synced and policy.name in self.compiled.reads_cluster:
+        if policy.name in self.compiled.reads_cluster and not state.cluster.synced:
             # Answering from an empty cache would admit what the cluster state forbids.
             self._failed(policy, state, decision, "the cluster cache is not current (not "
                          "synced yet, or stale past its bound), and this policy reads cluster "

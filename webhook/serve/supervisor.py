@@ -21,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from webhook.cluster.backoff import backoff_delay
+from webhook.errors import one_line
 
 log = logging.getLogger("edgewarden.supervisor")
 
@@ -55,8 +57,7 @@ class Backoff:
     healthy_after: float = 10.0
 
     def delay(self, failures: int) -> float:
-        ceiling = min(self.maximum, self.initial * (2.0 ** max(0, failures - 1)))
-        return ceiling * random.uniform(0.5, 1.0)
+        return backoff_delay(failures, self.initial, self.maximum)
 
 
 class RestartCounter(Protocol):
@@ -75,12 +76,6 @@ class PartState:
     started_at: float | None = None  # monotonic, the latest start
     failing_since: float | None = None  # monotonic, the first failure of the streak
     last_error: str | None = None
-
-
-def describe(error: BaseException) -> str:
-    """One line: the exception's type and the first line of its message (no object dumps)."""
-    text = str(error).splitlines()[0] if str(error) else ""
-    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
 
 
 @dataclass
@@ -124,7 +119,7 @@ class Supervisor:
                 state.running = False
                 raise
             except Exception as failure:  # RecursionError and MemoryError are Exceptions too
-                reason, error = describe(failure), failure
+                reason, error = one_line(failure), failure
             delay = self._failed(part, state, reason, error)
             await asyncio.sleep(delay)
 
