@@ -85,7 +85,8 @@ def _combine(inner: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
         inner.map(lambda e: f"{e}[0]"),
         inner.map(lambda e: f"size({e})"),
         inner.map(lambda e: f"[{e}, {e}]"),
-        st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} ? {t[1]} : {t[2]}"),
+        # CEL's middle branch is a conditionalOr: a ternary there needs its parentheses.
+        st.tuples(inner, inner, inner).map(lambda t: f"{t[0]} ? ({t[1]}) : {t[2]}"),
         inner.map(lambda e: f"x.all(y, {e})"),
     )
 
