@@ -73,7 +73,7 @@ class UniqueKeysError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class UniqueIndex:
-    """The keys one unique policy indexes: a KeyIndex (webhook.policy.engine.ports)."""
+    """The keys one unique policy indexes: a KeyIndex (webhook.policy.model.ports)."""
 
     key: str  # stable identity: equal keys index the same keys
     kinds: frozenset[str]  # the matched kinds, and Namespace when namespaces hold grants
