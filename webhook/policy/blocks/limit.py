@@ -23,6 +23,7 @@ from webhook.policy.blocks.protocol import (
     Rewrite,
     Run,
     Slot,
+    YamlPath,
 )
 from webhook.policy.cel.expression import CelEvaluationError
 from webhook.policy.model.block import Phase
@@ -45,6 +46,11 @@ class LimitBlock(Block[Limit]):
             "message": {"type": "string", "minLength": 1},
         },
     }
+
+    def schema_message(self, keyword: str, where: YamlPath) -> str | None:
+        if keyword == "oneOf" and where == ():
+            return "a limit needs exactly one of max or maxExpression"
+        return None
 
     def build(self, raw: Any, builder: Builder) -> Limit | None:
         where = (

@@ -18,6 +18,7 @@ from webhook.policy.blocks.protocol import (
     Rewrite,
     Run,
     Slot,
+    YamlPath,
 )
 from webhook.policy.model.block import Phase
 from webhook.policy.model.policy import (
@@ -71,6 +72,11 @@ class MutationsBlock(Block[Mutations]):
             },
         },
     }
+
+    def schema_message(self, keyword: str, where: YamlPath) -> str | None:
+        if keyword in ("maxProperties", "minProperties") and len(where) == 1:
+            return "a mutation has exactly one of setAnnotations, internalLoadBalancer or patch"
+        return None
 
     def build(self, raw: Any, builder: Builder) -> Mutations | None:
         return tuple(

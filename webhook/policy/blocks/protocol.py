@@ -205,6 +205,11 @@ class Block(Generic[S]):
             found = getattr(policy, self.field)
         return found if found else None  # an empty tuple of validations is no block
 
+    def schema_message(self, keyword: str, where: YamlPath) -> str | None:
+        """A plainer message for a schema error of ``keyword`` (oneOf, maxProperties...) at
+        ``where`` inside the block (``()``: the block itself); None keeps the generic one."""
+        return None
+
     def build(self, raw: Any, builder: Builder) -> S | None:
         """The data of ``raw`` (schema-valid YAML under ``spec.<name>``); None when a
         problem was recorded."""

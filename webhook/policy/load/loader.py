@@ -174,6 +174,14 @@ def unknown_kind_message(name: object) -> str:
     )
 
 
+def _block_message(keyword: str, path: Path_) -> str | None:
+    """What the block at ``spec.<name>`` says of a schema error inside it, if anything."""
+    if len(path) < 2 or path[0] != "spec":
+        return None
+    block = next((b for b in registry.blocks() if b.name == path[1]), None)
+    return None if block is None else block.schema_message(keyword, path[2:])
+
+
 def _schema_problem(error: ValidationError, document: LocatedDocument, file: str) -> PolicyProblem:
     path: Path_ = tuple(error.absolute_path)
     message = error.message
@@ -196,8 +204,8 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
         message = f"a policy needs at least one of {_one_of_the_blocks()}"
     elif error.validator == "anyOf" and path == ("spec", "match"):
         message = "match needs kinds (short names) or resourceRules (group/version/resource)"
-    elif error.validator == "oneOf" and path[-1:] == ("limit",):
-        message = "a limit needs exactly one of max or maxExpression"
+    elif (said := _block_message(str(error.validator), path)) is not None:
+        message = said
     elif error.validator == "enum" and path[-2:-1] == ("kinds",):
         message = unknown_kind_message(error.instance)
     elif error.validator == "enum":
@@ -206,8 +214,6 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
         message = f"must be {expected!r}, not {error.instance!r}"
     elif error.validator == "type":
         message = f"must be of type {expected}, not {type(error.instance).__name__}"
-    elif error.validator in ("maxProperties", "minProperties") and path[-2:-1] == ("mutations",):
-        message = "a mutation has exactly one of setAnnotations, internalLoadBalancer or patch"
     elif error.validator == "pattern" and path[-2:] == ("metadata", "name"):
         message = (
             f"{error.instance!r} is not a valid name (lowercase DNS label, at most 63 characters)"
