@@ -1,4 +1,5 @@
-"""The ``unique`` block: keys (a host, a host and path) that one namespace holds alone.
+"""Keys (a host, a host and path) that one namespace holds alone: what the ``unique``
+block (unique.py) indexes and compares.
 
 A policy's ``unique.keys`` is CEL over ``object`` returning a list of strings (nested
 lists are opened: one list per rule is fine). Every

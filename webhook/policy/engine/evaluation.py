@@ -1,9 +1,12 @@
 """The decision engine: a pure function of (policies, request, cluster view) -> Decision.
 
 Order of work mirrors the API server: mutating policies run first, in load order, each
-seeing the object as the previous ones left it; then validations and limits judge that
-final object. Cheap checks (kind, operation, exclusions, selectors) run before any CEL, and
-the CEL context for a request is built once, on first need.
+seeing the object as the previous ones left it; then the validating blocks judge that final
+object. Policies are indexed by (kind, operation) at build, so a request none of them
+matches costs one look-up; for the rest, cheap checks (exclusions, selectors) run before
+any CEL, and the CEL context for a request is built once, on first need. The engine knows
+no block by name: it runs each policy's compiled blocks (webhook/policy/blocks) through a
+Run, and turns what they report into one Decision.
 """
 
 from __future__ import annotations
