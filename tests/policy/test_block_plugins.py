@@ -223,3 +223,35 @@ def test_serve_answers_a_review_with_the_installed_block(site: Path, tmp_path: P
     finally:
         process.terminate()
         process.wait(timeout=WAIT)
+
+
+def test_a_block_named_like_a_built_in_one_is_refused() -> None:
+    from webhook.policy.blocks.limit import LimitBlock
+
+    with pytest.raises(registry.BlockRegistryError, match="'limit' is already registered"):
+        registry.register(LimitBlock())
+    with pytest.raises(registry.BlockRegistryError, match="is not a"):
+        registry.register("requiredLabels")  # type: ignore[arg-type]
+    assert registry.names() == ("validations", "limit", "unique", "mutations")
+
+
+def test_a_plugin_that_does_not_load_is_one_line_naming_it(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    (site / "ew_broken_block").mkdir(parents=True)
+    (site / "ew_broken_block" / "__init__.py").write_text("raise RuntimeError('secret value')\n")
+    metadata = site / "ew_broken_block-0.1.dist-info"
+    metadata.mkdir()
+    (metadata / "METADATA").write_text("Metadata-Version: 2.1\nName: ew-broken-block\n"
+                                       "Version: 0.1\n")
+    (metadata / "entry_points.txt").write_text(
+        "[edgewarden.blocks]\nbroken = ew_broken_block:Block\n"
+    )
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "policy.yaml").write_text(TOY_POLICY)
+    result = subprocess.run([*EDGEWARDEN, "validate", str(policies)], capture_output=True,
+                            text=True, timeout=120, env=_environment(site))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert ("block plug-in 'broken' (ew_broken_block:Block) does not load: RuntimeError"
+            in result.stderr)
+    assert "Traceback" not in result.stderr and "secret value" not in result.stderr

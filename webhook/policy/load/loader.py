@@ -102,6 +102,9 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
                 )
             ]
         )
+    # A plug-in block that does not load is the installation's problem, not one document's:
+    # say so once (BlockRegistryError) before any document is read.
+    registry.blocks()
     files: list[Path] = []
     for raw in paths:
         files.extend(policy_files(Path(raw)))
