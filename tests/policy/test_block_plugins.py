@@ -255,3 +255,18 @@ def test_a_plugin_that_does_not_load_is_one_line_naming_it(tmp_path: Path) -> No
     assert ("block plug-in 'broken' (ew_broken_block:Block) does not load: RuntimeError"
             in result.stderr)
     assert "Traceback" not in result.stderr and "secret value" not in result.stderr
+
+
+def test_export_keeps_a_policy_with_a_plugin_block_on_the_webhook(
+    installed: Path, tmp_path: Path,
+) -> None:
+    from webhook.native.coverage import Where, assess
+
+    with_validation = TOY_POLICY + (
+        "  validations:\n    - expression: \"object.spec.type != 'NodePort'\"\n"
+    )
+    policy = _load(tmp_path / "policies", with_validation).policies[0]
+    coverage = assess(policy)
+    # Exporting the validations alone would drop the block's verdict.
+    assert coverage.where is Where.WEBHOOK and not coverage.validating
+    assert f"{BLOCK}: a plug-in block runs on the webhook only" in coverage.reasons
