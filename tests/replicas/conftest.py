@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -43,16 +44,18 @@ def replica_set(plane: ControlPlane, service_account_kubeconfig: Path,
                 webhook_certificates: WebhookCertificates, haproxy: str,
                 tmp_path: Path) -> Iterator[Callable[..., ReplicaSet]]:
     """``replica_set(count=3, serve_args=(...))``: replicas behind HAProxy, registered and
-    called by the API server; stopped and unregistered after the test."""
+    called by the API server; stopped and unregistered after the test. With
+    ``started_now=False`` the set's ports are chosen but nothing runs until its
+    ``start()`` (to configure the API server for the proxy's address first)."""
     started: list[ReplicaSet] = []
 
-    def start(count: int = 3, serve_args: Sequence[str] = (),
-              policies: Sequence[Path] = ()) -> ReplicaSet:
+    def start(count: int = 3, serve_args: Sequence[str] = (), policies: Sequence[Path] = (),
+              *, started_now: bool = True, **options: Any) -> ReplicaSet:
         replicas = ReplicaSet(plane, tmp_path / f"set-{len(started)}", webhook_certificates,
                               service_account_kubeconfig, count=count, serve_args=serve_args,
-                              policies=policies, haproxy=haproxy)
+                              policies=policies, haproxy=haproxy, **options)
         started.append(replicas)
-        return replicas.start()
+        return replicas.start() if started_now else replicas
 
     yield start
     for replicas in started:

@@ -200,7 +200,7 @@ class ReplicaSet:
     def __init__(self, plane: ControlPlane, workdir: Path, certificates: WebhookCertificates,
                  service_account_kubeconfig: Path, *, count: int = 3,
                  serve_args: Sequence[str] = (), policies: Sequence[Path] = (),
-                 haproxy: str | None = None) -> None:
+                 haproxy: str | None = None, webhook_timeout: int = WEBHOOK_TIMEOUT) -> None:
         self.plane = plane
         self.workdir = workdir
         self.certificates = certificates
@@ -208,6 +208,7 @@ class ReplicaSet:
         self.name = f"edgewarden-replicas-{self.id}"
         workdir.mkdir(parents=True, exist_ok=True)
         self.policies = list(policies) or [REPO / "policies"]
+        self.webhook_timeout = webhook_timeout
         env = {"PATH": "/usr/bin:/bin", "KUBECONFIG": str(service_account_kubeconfig),
                "HOME": str(workdir)}
         self.replicas: list[Replica] = []
@@ -218,7 +219,7 @@ class ReplicaSet:
                     "--tls-key", str(certificates.key_file),
                     "--probe-port", str(probe_port), "--metrics-port", str(metrics_port),
                     "--leader-election-namespace", WEBHOOK_NAMESPACE,
-                    "--webhook-timeout", str(WEBHOOK_TIMEOUT),
+                    "--webhook-timeout", str(webhook_timeout),
                     # Isolation on a shared control plane: no PolicyReports written into
                     # other tests' namespaces, no Policy objects other tests left behind.
                     "--audit-interval", "0", "--no-cluster-objects",
@@ -232,7 +233,7 @@ class ReplicaSet:
         self.proxy = Proxy(haproxy or haproxy_binary(), workdir,
                            [r.port for r in self.replicas])
         self.url = f"https://127.0.0.1:{self.proxy.port}"
-        self._quotas_before: set[str] = set()
+        self._quotas_before: set[str] | None = None  # None: never started
         self._registered = False
 
     # -- life ---------------------------------------------------------------------------
@@ -262,6 +263,8 @@ class ReplicaSet:
         self.proxy.stop()
         for replica in self.replicas:
             replica.process.stop()
+        if self._quotas_before is None:
+            return
         for namespace in self.owned_quota_namespaces() - self._quotas_before:
             self.plane.kubectl("-n", namespace, "delete", "resourcequota", QUOTA_NAME,
                                "--wait=false", check=False)
@@ -281,7 +284,7 @@ class ReplicaSet:
             [EDGEWARDEN, "webhook-config",
              *(arg for path in self.policies for arg in ("--policies", str(path))),
              "--url", self.url, "--ca-bundle", str(self.certificates.ca_file),
-             "--timeout", str(WEBHOOK_TIMEOUT)],
+             "--timeout", str(self.webhook_timeout)],
             capture_output=True, text=True, timeout=120, cwd=REPO, check=False)
         if rendered.returncode != 0:
             raise RuntimeError(f"edgewarden webhook-config exited {rendered.returncode}: "
@@ -377,9 +380,15 @@ class ReplicaSet:
 
 
 def install_rbac(plane: ControlPlane) -> Path:
-    """edgewarden's namespace, ServiceAccount and RBAC as deploy/base ships them, and a
-    kubeconfig with a token of that ServiceAccount (so a permission the replicas lack fails
-    here as in a cluster)."""
+    """edgewarden's CRDs (deploy/crds), namespace, ServiceAccount and RBAC as deploy/base
+    ships them, and a kubeconfig with a token of that ServiceAccount (so a permission the
+    replicas lack fails here as in a cluster)."""
+    crds = sorted(p for p in (REPO / "deploy" / "crds").glob("*.yaml")
+                  if p.name != "kustomization.yaml")
+    assert crds, "deploy/crds holds edgewarden's CRDs"
+    plane.kubectl("apply", *(arg for path in crds for arg in ("-f", str(path))))
+    plane.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
+                  *(f"-f{path}" for path in crds))
     plane.kubectl("apply", *(arg for path in SHIPPED_RBAC for arg in ("-f", str(path))))
     token = plane.kubectl("create", "token", "edgewarden", "-n", WEBHOOK_NAMESPACE,
                           "--duration=24h").stdout.strip()
@@ -465,3 +474,47 @@ def create_concurrently(plane: ControlPlane, creates: Sequence[tuple[str, dict[s
     done = [outcome for outcome in outcomes if outcome is not None]
     assert len(done) == len(creates)
     return done
+
+
+# --- the API server presents a client certificate to the webhook -----------------------
+
+ADMISSION_CONFIG_FLAG = "--admission-control-config-file"
+
+
+def admission_configuration(folder: Path, webhook_host_port: str, cert_pem: bytes,
+                            key_pem: bytes) -> Path:
+    """The AdmissionConfiguration (and the kubeconfig it names) that makes kube-apiserver
+    present ``cert_pem`` to every webhook reached at ``webhook_host_port``, as docs/certs.md
+    documents it. For a ``clientConfig.url`` webhook the API server looks the user up by
+    the URL's ``host:port`` (k8s.io/apiserver/pkg/util/webhook/authentication.go)."""
+    import base64
+
+    folder.mkdir(parents=True, exist_ok=True)
+    kubeconfig = folder / "webhook-kubeconfig.yaml"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config",
+        "users": [{"name": webhook_host_port, "user": {
+            "client-certificate-data": base64.b64encode(cert_pem).decode(),
+            "client-key-data": base64.b64encode(key_pem).decode()}}],
+    }))
+    kubeconfig.chmod(0o600)
+    plugin_config = {"apiVersion": "apiserver.config.k8s.io/v1",
+                     "kind": "WebhookAdmissionConfiguration",
+                     "kubeConfigFile": str(kubeconfig)}
+    config = folder / "admission-config.yaml"
+    config.write_text(yaml.safe_dump({
+        "apiVersion": "apiserver.config.k8s.io/v1", "kind": "AdmissionConfiguration",
+        "plugins": [{"name": name, "configuration": plugin_config}
+                    for name in ("ValidatingAdmissionWebhook", "MutatingAdmissionWebhook")],
+    }))
+    return config
+
+
+def restart_apiserver_with(plane: ControlPlane, admission_config: Path | None) -> None:
+    """Restart kube-apiserver with ``--admission-control-config-file`` (or without it, for
+    None): it reads the file, and the webhook credentials, only when it starts."""
+    argv = [arg for arg in plane.apiserver.argv if not arg.startswith(ADMISSION_CONFIG_FLAG)]
+    if admission_config is not None:
+        argv.append(f"{ADMISSION_CONFIG_FLAG}={admission_config}")
+    plane.apiserver.argv = argv
+    plane.restart_apiserver()
