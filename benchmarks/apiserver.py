@@ -50,6 +50,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -412,7 +413,7 @@ def measure_parts(workdir: Path, figures: Figures, args: argparse.Namespace) -> 
                     namespace = _part_namespace(plane, replicas, serve_args)
                     for kind, path_template, make in PART_KINDS:
                         path = path_template.format(namespace=namespace)
-                        tag = f"b{block}-{len(samples)}"
+                        tag = f"b{block}-{uuid.uuid4().hex[:6]}"  # hosts never repeat
                         timed_creates(plane, path, make, 10, f"warm-{tag}")
                         before, started = apiserver_writes(plane), time.monotonic()
                         got = timed_creates(plane, path, make, args.part_creates, f"m-{tag}")
