@@ -50,6 +50,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import logging
+import random
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
@@ -79,6 +80,9 @@ UNNAMED = "(name not known yet)"
 # Compare-and-swap attempts per unit before the admission fails by its failurePolicy: a
 # loser rereads and judges again, so only a unit written this often in one moment runs out.
 MAX_ATTEMPTS = 25
+# Rounds of write-then-read across hosts before two overlapping pending admissions that
+# keep seeing each other are both refused (each round pauses a random moment).
+DEAD_HEAT_ATTEMPTS = 4
 
 
 class ClaimConflict(Exception):
@@ -350,17 +354,35 @@ class ClaimBook:
         units: dict[str, set[str]] = {}
         for key in sorted(place.keys):
             units.setdefault(unit_of(index, key), set()).add(key)
-        mine: list[str] = []
-        for unit, keys in units.items():
-            name = key_claim_name(index.key, unit)
-            refusal = self._take_unit(admission, place, name, unit, keys, view)
-            if refusal is not None:
-                return [refusal]
-            mine.append(name)
-            taken.append(Taken(name, unit))
-        if index.match is not KeyMatch.HOST_PATH:
-            return []
-        # Overlaps across hosts: write first (done), then read what could overlap.
+        for attempt in range(DEAD_HEAT_ATTEMPTS):
+            mine: list[Taken] = []
+            for unit, keys in units.items():
+                name = key_claim_name(index.key, unit)
+                refusal = self._take_unit(admission, place, name, unit, keys, view)
+                if refusal is not None:
+                    return [refusal]
+                mine.append(Taken(name, unit))
+                taken.append(mine[-1])
+            if index.match is not KeyMatch.HOST_PATH:
+                return []
+            verdict, heat = self._overlaps_across_hosts(admission, place, units, view)
+            if not verdict.conflicts:
+                return []
+            if not heat or attempt == DEAD_HEAT_ATTEMPTS - 1:
+                return [Refusal(place.policy, f"{place.message} ({verdict.detail()})")]
+            # A dead heat: both wrote before either read, so both saw the other's pending
+            # entry. Both step back; a random pause lets one go first next time.
+            self.withdraw(admission, mine)
+            del taken[len(taken) - len(mine):]
+            time.sleep(random.uniform(0.005, 0.05) * (attempt + 1))
+        return []  # not reached: the last attempt returns
+
+    def _overlaps_across_hosts(self, admission: Admission, place: KeyPlace,
+                               units: Mapping[str, set[str]], view: ClusterView,
+                               ) -> tuple[ownership.Verdict, bool]:
+        """After the swaps: what the admission's keys overlap in other hosts' claims, and
+        whether every such entry is pending (a dead heat) rather than held."""
+        index = place.index
         wildcard = any(unit.startswith("*.") for unit in units)
         selector = f"{SPACE_LABEL}={space_of(index.key)}"
         if not wildcard:
@@ -369,17 +391,17 @@ class ClaimBook:
         now = self.clock()
         table: KeyTable[tuple[str, str, str]] = KeyTable(index.match)
         held: dict[tuple[str, str, str], set[str]] = {}
+        pending_only = True
         for other in others:
             for entry in other.entries:
                 if entry.namespace != admission.namespace and entry.live(now):
                     held.setdefault(entry.holder(), set()).add(entry.key)
+                    pending_only = pending_only and entry.state == PENDING
         for holder, keys_held in held.items():
             table.hold(holder, frozenset(keys_held))
         verdict = ownership.judge(index, place.keys, admission.namespace,
                                   _WithClaims(view, table))
-        if verdict.conflicts:
-            return [Refusal(place.policy, f"{place.message} ({verdict.detail()})")]
-        return []
+        return verdict, pending_only
 
     def _take_unit(self, admission: Admission, place: KeyPlace, name: str, unit: str,
                    keys: set[str], view: ClusterView) -> Refusal | None:
