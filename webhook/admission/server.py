@@ -125,7 +125,8 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
         from webhook.certs.files import generate_dev_certificates
 
         dev = generate_dev_certificates(settings.dev_dir)
-        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings)),
+        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings),
+                                   require_client_certificate=_probes_apart(settings)),
                 dev.ca_bundle_b64)
     cert_file, key_file = settings.tls_cert, settings.tls_key
     if settings.manage_certs:
@@ -143,7 +144,15 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
     for flag, path in (("--tls-cert", cert_file), ("--tls-key", key_file)):
         if not Path(path).is_file():
             raise CertificateError(f"{flag} {path}: no such file")
-    return ServingCertificate(Path(cert_file), Path(key_file), _client_ca(settings)), None
+    return ServingCertificate(Path(cert_file), Path(key_file), _client_ca(settings),
+                              require_client_certificate=_probes_apart(settings)), None
+
+
+def _probes_apart(settings: ServerSettings) -> bool:
+    """The kubelet probes a plain-HTTP listener of its own (``--probe-port``), so with
+    ``--client-ca`` the webhook port can refuse a caller without a certificate at the
+    handshake (without it, the probes on this port present none)."""
+    return settings.probe_port is not None
 
 
 def _client_ca(settings: ServerSettings) -> Path | None:

@@ -98,7 +98,8 @@ def serve(
         "well under the webhook's timeoutSeconds.")] = 1000.0,
     client_ca: Annotated[Path | None, typer.Option(
         "--client-ca", help="Answer /validate and /mutate only for callers presenting a "
-        "client certificate this CA (PEM) signed; reloaded when the file changes.")] = None,
+        "client certificate this CA (PEM) signed (with --probe-port, a caller without one "
+        "fails the TLS handshake); reloaded when the file changes.")] = None,
     webhook_timeout: Annotated[float, typer.Option(
         "--webhook-timeout", min=1.0, max=30.0,
         help="The webhook configurations' timeoutSeconds (the longest validating webhook's "
