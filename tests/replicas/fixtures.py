@@ -59,6 +59,7 @@ WEBHOOK_NAMESPACE = "edgewarden"
 SERVICE_ACCOUNT_USER = f"system:serviceaccount:{WEBHOOK_NAMESPACE}:edgewarden"
 SHIPPED_RBAC = (REPO / "deploy/base/namespace.yaml", REPO / "deploy/base/serviceaccount.yaml",
                 REPO / "deploy/base/rbac.yaml")
+CLAIM_CRD = REPO / "deploy/crds/edgewarden.dev_claims.yaml"
 # The label that sends a namespace to one replica set's webhooks (value: the set's id).
 SET_LABEL = "edgewarden.test/replicas"
 QUOTA_NAME = "edgewarden-loadbalancers"
@@ -400,6 +401,10 @@ def install_rbac(plane: ControlPlane) -> Path:
     plane.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
                   *(f"-f{path}" for path in crds))
     plane.kubectl("apply", *(arg for path in SHIPPED_RBAC for arg in ("-f", str(path))))
+    # The Claim CRD (serve --claims, on by default): claims arbitrate limits and hosts.
+    plane.kubectl("apply", "-f", str(CLAIM_CRD))
+    plane.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
+                  "crd/claims.edgewarden.dev")
     token = plane.kubectl("create", "token", "edgewarden", "-n", WEBHOOK_NAMESPACE,
                           "--duration=24h").stdout.strip()
     path: Path = plane.kubeconfig_for(SERVICE_ACCOUNT_USER, name="edgewarden-replicas-sa",

@@ -66,7 +66,7 @@ class Runtime:
     reloader: PolicyReloader
     certificate: ServingCertificate
     cluster: ClusterBackend
-    reservations: Reservations
+    reservations: Reservations | None  # None: claims arbitrate (webhook/admission/claiming.py)
     dev_ca_bundle: str | None = None
     # More work to run beside the server (webhook.controllers adds the watch of Policy and
     # PolicyException objects, leader election and the continuous audit): each is started
@@ -81,7 +81,10 @@ def build_runtime(settings: ServerSettings) -> Runtime:
     """Everything the server needs, validated; raises EdgewardenError on bad input."""
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
-    reservations = Reservations(
+    # With claims the API server arbitrates every place (claims, or the managed quota), and
+    # an in-process reservation would only let a fabricated review hold a place on one
+    # replica (docs/replicas.md): reservations serve the clusters without an API server.
+    reservations = None if settings.reads_the_api and settings.claims else Reservations(
         grace_seconds=settings.webhook_timeout_seconds + settings.reservation_margin_seconds,
         max_age_seconds=settings.reservation_max_age_seconds,
     )
