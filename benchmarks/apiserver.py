@@ -15,12 +15,13 @@
    ``edgewarden serve`` behind HAProxy (tests/replicas/fixtures.py, the harness of the
    multi-replica tests), and for a LoadBalancer Service and an Ingress with a new host
    each: p50/p99 with no webhook, with the webhook and its policies, and with
-   ``--manage-quotas`` too (claims are in "the policies" once webhook.cluster.claims
-   exists: the table says whether it did). Configurations rotate in blocks. Beside each,
+   ``--manage-quotas`` too, and with claims (``serve --claims``, where this build has
+   them; the parts before turn them off). Configurations rotate in blocks. Beside each,
    the API server's writes per create, from its own ``apiserver_request_total`` (every
    client's POST/PUT/PATCH/DELETE, by resource; Lease renewals are time-based and shown
-   apart). Then the race of tests/replicas/test_loadbalancer_caps.py without and with
-   ``--manage-quotas``: how many LoadBalancers over the caps each round left.
+   apart). Then the race of tests/replicas/test_loadbalancer_caps.py with each replica's
+   own count only, with claims only, and with ``--manage-quotas``: how many LoadBalancers
+   over the caps each round left.
 
 Run from the repository root after scripts/kube-binaries::
 
@@ -38,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import platform
@@ -117,7 +119,7 @@ class PartFigures:
 
 @dataclass
 class RaceRound:
-    manage_quotas: bool
+    configuration: str
     caps: list[int]
     created: list[int]
 
@@ -306,12 +308,25 @@ def populate(plane: ControlPlane, namespaces: int, services: int, budget: float,
 HUGE_CAP = 1_000_000  # a cap no series reaches: the creates are measured, not refused
 WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"}
 TIME_BASED = {"leases"}  # renewals every few seconds, whatever is created
+CLAIMS = importlib.util.find_spec("webhook.cluster.claims") is not None
+# Each configuration adds one part to the one before; serve's command line for it (None: no
+# webhook registered at all). Claims are on by default where they exist, so the parts
+# before them turn them off.
+NO_CLAIMS: tuple[str, ...] = ("--no-claims",) if CLAIMS else ()
 PART_CONFIGS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
     ("no webhook", None),
-    ("webhook, the policies", ()),
-    ("+ --manage-quotas", ("--manage-quotas",)),
+    ("webhook, the policies", NO_CLAIMS),
+    ("+ --manage-quotas", (*NO_CLAIMS, "--manage-quotas")),
+    *((("+ claims", ("--manage-quotas",)),) if CLAIMS else ()),
 )
 RACE_CAPS = [1, 2, 3, 4, 5]
+# Who keeps the cap in the race: each replica's own count only (before issue 19), a Count
+# claim (claims without a quota to back the cap), the quota (the default installs).
+RACE_CONFIGS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("each replica's own count (no quota, no claims)", NO_CLAIMS),
+    *((("claims, no quota", ()),) if CLAIMS else ()),
+    ("--manage-quotas", ("--manage-quotas",)),
+)
 RACE_CREATES = 200
 
 
@@ -382,7 +397,6 @@ def timed_creates(plane: ControlPlane, path: str, make: Any, count: int,
 
 def measure_parts(workdir: Path, figures: Figures, args: argparse.Namespace) -> None:
     """Part 3 on a control plane of its own (with the quota controller)."""
-    import importlib.util
     import shutil
 
     haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
@@ -394,7 +408,7 @@ def measure_parts(workdir: Path, figures: Figures, args: argparse.Namespace) -> 
         service_account = install_rbac(plane)
         certificates = WebhookCertificates.generate(workdir / "replica-tls")
         figures.parts_replicas = args.replicas
-        figures.parts_claims = importlib.util.find_spec("webhook.cluster.claims") is not None
+        figures.parts_claims = CLAIMS
         samples: dict[tuple[str, str], list[float]] = {}
         writes: dict[tuple[str, str], dict[str, float]] = {}
         seconds: dict[tuple[str, str], float] = {}
@@ -410,7 +424,7 @@ def measure_parts(workdir: Path, figures: Figures, args: argparse.Namespace) -> 
                                           service_account, count=args.replicas,
                                           serve_args=serve_args, haproxy=haproxy).start()
                 try:
-                    namespace = _part_namespace(plane, replicas, serve_args)
+                    namespace = _part_namespace(plane, replicas, serve_args or ())
                     for kind, path_template, make in PART_KINDS:
                         path = path_template.format(namespace=namespace)
                         tag = f"b{block}-{uuid.uuid4().hex[:6]}"  # hosts never repeat
@@ -440,7 +454,7 @@ def measure_parts(workdir: Path, figures: Figures, args: argparse.Namespace) -> 
 
 
 def _part_namespace(plane: ControlPlane, replicas: ReplicaSet | None,
-                    serve_args: tuple[str, ...] | None) -> str:
+                    serve_args: tuple[str, ...]) -> str:
     """A fresh namespace whose LoadBalancer cap no series reaches (its quota enforced when
     the replicas keep quotas)."""
     annotations = {LB_CAP_ANNOTATION: str(HUGE_CAP)}
@@ -451,7 +465,7 @@ def _part_namespace(plane: ControlPlane, replicas: ReplicaSet | None,
             "metadata": {"name": name, "annotations": annotations}}))
         return name
     name = replicas.namespace(annotations=annotations)
-    if "--manage-quotas" in (serve_args or ()):
+    if "--manage-quotas" in serve_args:
         replicas.wait_for_quotas({name: HUGE_CAP})
     return name
 
@@ -459,27 +473,25 @@ def _part_namespace(plane: ControlPlane, replicas: ReplicaSet | None,
 def measure_races(plane: ControlPlane, workdir: Path, certificates: WebhookCertificates,
                   service_account: Path, haproxy: str, figures: Figures,
                   args: argparse.Namespace) -> None:
-    """The race of tests/replicas/test_loadbalancer_caps.py, ``--race-rounds`` times without
-    ``--manage-quotas`` and as often with it: LoadBalancers left over the caps."""
-    for manage_quotas in (False, True):
-        serve_args = ("--manage-quotas",) if manage_quotas else ()
-        replicas = ReplicaSet(plane, workdir / f"race-{manage_quotas}", certificates,
+    """The race of tests/replicas/test_loadbalancer_caps.py, ``--race-rounds`` times in each
+    of RACE_CONFIGS: LoadBalancers left over the caps."""
+    for index, (configuration, serve_args) in enumerate(RACE_CONFIGS):
+        replicas = ReplicaSet(plane, workdir / f"race-{index}", certificates,
                               service_account, count=args.replicas, serve_args=serve_args,
                               haproxy=haproxy).start()
         try:
             for round_ in range(args.race_rounds):
-                print(f"race {round_ + 1}/{args.race_rounds}, "
-                      f"{'with' if manage_quotas else 'without'} --manage-quotas...", flush=True)
+                print(f"race {round_ + 1}/{args.race_rounds}, {configuration}...", flush=True)
                 caps = {replicas.namespace(annotations={LB_CAP_ANNOTATION: str(cap)}): cap
                         for cap in RACE_CAPS}
-                if manage_quotas:
+                if "--manage-quotas" in serve_args:
                     replicas.wait_for_quotas(caps)
                 namespaces = list(caps)
                 create_concurrently(plane, [
                     (namespaces[i % len(namespaces)], lb_service(f"race-{round_}-{i}"))
                     for i in range(RACE_CREATES)])
                 counts = count_load_balancers(plane, namespaces)
-                figures.races.append(RaceRound(manage_quotas, RACE_CAPS,
+                figures.races.append(RaceRound(configuration, RACE_CAPS,
                                                [counts[n] for n in namespaces]))
         finally:
             replicas.stop()
@@ -506,7 +518,7 @@ def main() -> None:
     parser.add_argument("--part-blocks", type=int, default=2,
                         help="part 3: rounds over the configurations")
     parser.add_argument("--race-rounds", type=int, default=3,
-                        help="part 3: 200-create races without and with --manage-quotas")
+                        help="part 3: 200-create races per way of keeping the cap")
     args = parser.parse_args()
     if args.only_parts:
         workdir = Path(tempfile.mkdtemp(prefix="edgewarden-bench-"))
@@ -625,13 +637,13 @@ def report_parts(figures: Figures) -> None:
               f"{part.latency_ms['p99']:>8.2f} {part.latency_ms['p50'] - base['p50']:>7.2f} "
               f"{part.latency_ms['p99'] - base['p99']:>7.2f}  {sum(counted.values()):.2f}: "
               f"{detail}; leases {lease_rate:.1f}/s")
-    for manage_quotas in (False, True):
-        rounds = [r for r in figures.races if r.manage_quotas == manage_quotas]
+    if figures.races:
+        print(f"\n{RACE_CREATES} concurrent LoadBalancer creates over {len(RACE_CAPS)} "
+              f"namespaces (caps {RACE_CAPS}), LoadBalancers left over the caps per round:")
+    for configuration, _ in RACE_CONFIGS:
+        rounds = [r for r in figures.races if r.configuration == configuration]
         if rounds:
-            print(f"\n{RACE_CREATES} concurrent LoadBalancer creates over "
-                  f"{len(RACE_CAPS)} namespaces (caps {RACE_CAPS}), "
-                  f"{'with' if manage_quotas else 'without'} --manage-quotas: left over the "
-                  f"caps per round {[r.overshoot for r in rounds]} "
+            print(f"  {configuration:<48} {[r.overshoot for r in rounds]} "
                   f"(created per namespace: {[r.created for r in rounds]})")
 
 
