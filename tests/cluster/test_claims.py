@@ -30,10 +30,10 @@ from webhook.cluster.claims import (
 )
 from webhook.cluster.claims_api import KubeClaimStore
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.decision import Decision
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
-from webhook.policy.request import make_request
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.decision import Decision
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import make_request
 
 CLAIMS = Resource("edgewarden.dev", "v1alpha1", "Claim", "claims")
 HOME = "edgewarden"
