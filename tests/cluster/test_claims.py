@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.kubeapi import DEFAULT_RESOURCES, KubeApi, Resource
+from tests.policy.test_unique_ownership import grpcroute
 from tests.support import api_client, namespace, race, service
 from tests.support.kubeconfig import write_kubeconfig
 from webhook.admission.claiming import ClaimGate, ClaimPlan
@@ -258,6 +259,31 @@ def test_the_same_namespace_may_split_a_host_and_a_repeat_writes_nothing(
     writes = len(claims_api.writes())
     assert one.admit(ingress("web", "shop", "shop.example.com", "/")).allowed
     assert len(claims_api.writes()) == writes, "a repeat of a held key renews nothing"
+
+
+def test_a_grpcroute_and_an_ingress_share_the_key_space_of_the_claims(
+    replica: Callable[..., Replica]
+) -> None:
+    first, second = replica(), replica()
+    assert first.admit(grpcroute("api", "shop", ["api.shop.example.com"])).allowed
+    decision = second.admit(ingress("health", "blog", "api.shop.example.com", "/health",
+                                    "Exact"))
+    assert not decision.allowed
+    assert "held by GRPCRoute shop/api" in decision.deny_message()
+
+
+def test_a_grant_made_after_a_pending_claim_still_reserves_the_host(
+    replica: Callable[..., Replica], cluster: MemoryCluster
+) -> None:
+    # blog's claim is pending (its Ingress not seen yet) when shop is granted the host:
+    # the grant decides, as it does over a squatter the cache shows.
+    first, second = replica(), replica()
+    assert first.admit(ingress("web", "blog", "pay.example.com")).allowed
+    cluster.add(namespace(name="shop", annotations={
+        "edgewarden.dev/allowed-hostnames": "pay.example.com"}))
+    decision = second.admit(ingress("pay", "shop", "pay.example.com"))
+    assert decision.allowed
+    assert not first.admit(ingress("again", "blog", "pay.example.com", "/again")).allowed
 
 
 # ---- the count under a `where` limit -----------------------------------------------------
