@@ -475,3 +475,15 @@ def test_dry_run_and_denied_requests_write_no_claim(
     request = make_request("CREATE", ingress("x", "blog", "x.example.com"), dry_run=True)
     assert one.loaded.engine.evaluate(request, one.cluster).allowed
     assert len(claims_api.writes()) == writes
+
+
+def test_a_claim_that_cannot_be_settled_in_time_fails_by_the_failure_policy(
+    replica: Callable[..., Replica], claims_api: KubeApi
+) -> None:
+    one = replica(public_limit("Fail"))
+    one.book.settings.deadline_seconds = 0.0  # spent before the first read
+    decision = one.admit(public_service("web", "shop"))
+    assert not decision.allowed
+    assert "took longer than 0 s" in decision.deny_message()
+    assert claims(claims_api) == []
+    assert one.book.counters()["failed"] == 1

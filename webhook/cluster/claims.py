@@ -51,6 +51,7 @@ import datetime
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
@@ -275,6 +276,9 @@ class Taken:
 class ClaimSettings:
     pending_seconds: float = 10.0  # webhook timeout + margin: a pending entry's life
     cooldown_seconds: float = 300.0  # how long an expired pending entry weakens new ones
+    # How long one admission may spend on its claims: under the API server's webhook
+    # timeout, so a slow API server gets our message (and failurePolicy), not a timeout.
+    deadline_seconds: float = 4.0
 
 
 class ClaimBook:
@@ -288,6 +292,21 @@ class ClaimBook:
         self.clock = clock
         self.writes = 0
         self.conflicts = 0
+        self.taken = 0  # admissions whose claims were all taken
+        self.refused = 0  # admissions refused by a claim
+        self.failed = 0  # admissions whose claims the API server could not settle
+        self._deadline = threading.local()  # per admission (each runs on its own thread)
+
+    def counters(self) -> dict[str, int]:
+        """What /readyz shows of the claims taken by this replica."""
+        return {"taken": self.taken, "refused": self.refused, "failed": self.failed,
+                "writes": self.writes, "conflicts": self.conflicts}
+
+    def _check_deadline(self, what: str) -> None:
+        deadline = getattr(self._deadline, "value", None)
+        if deadline is not None and time.monotonic() > deadline:
+            raise ClaimUnavailable(f"the claim on {what} took longer than "
+                                   f"{self.settings.deadline_seconds:g} s")
 
     # ---- taking ----
 
@@ -296,6 +315,7 @@ class ClaimBook:
         """Claim every place; the refusals when one is taken (nothing is left held then).
         ClaimUnavailable when the API server cannot say."""
         taken: list[Taken] = []
+        self._deadline.value = time.monotonic() + self.settings.deadline_seconds
         try:
             refusals: list[Refusal] = []
             for place in limits:
@@ -309,10 +329,16 @@ class ClaimBook:
                     refusals.extend(found)
                     break
         except BaseException:
+            self.failed += 1
+            self._deadline.value = None  # the withdrawal may take its time
             self.withdraw(admission, taken)
             raise
+        self._deadline.value = None
         if refusals:
+            self.refused += 1
             self.withdraw(admission, taken)
+        else:
+            self.taken += 1
         return refusals
 
     def _take_count(self, admission: Admission, place: LimitPlace, view: ClusterView,
@@ -320,6 +346,7 @@ class ClaimBook:
         claim = place.claim
         name = count_claim_name(place.counter.key, claim.namespace)
         for _ in range(MAX_ATTEMPTS):
+            self._check_deadline(f"{claim.policy} in namespace {claim.namespace}")
             now = self.clock()
             current = self._read(name) or Claim(name, COUNT, claim.policy, claim.namespace,
                                                 space_of(place.counter.key))
@@ -407,6 +434,7 @@ class ClaimBook:
                    keys: set[str], view: ClusterView) -> Refusal | None:
         index = place.index
         for _ in range(MAX_ATTEMPTS):
+            self._check_deadline(unit)
             now = self.clock()
             current = self._read(name) or Claim(name, KEY, place.policy, unit,
                                                 space_of(index.key),
