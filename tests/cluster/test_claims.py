@@ -487,3 +487,21 @@ def test_a_claim_that_cannot_be_settled_in_time_fails_by_the_failure_policy(
     assert "took longer than 0 s" in decision.deny_message()
     assert claims(claims_api) == []
     assert one.book.counters()["failed"] == 1
+
+
+def test_a_held_count_entry_retires_once_every_cache_counts_its_object(
+    replica: Callable[..., Replica], claims_api: KubeApi, cluster: MemoryCluster,
+    clock: Clock
+) -> None:
+    one = replica(public_limit())
+    counters = one.loaded.engine.counters()
+    for name in ("a", "b"):
+        assert one.admit(public_service(name, "shop")).allowed
+        cluster.add(public_service(name, "shop"))
+    assert sweep(one.book, cluster, [], counters).confirmed == 2
+    clock.now += one.book.settings.retire_seconds
+    assert sweep(one.book, cluster, [], counters).retired == 2
+    assert claims(claims_api) == []
+    # The cap still holds: the caches count what the claims no longer list.
+    decision = one.admit(public_service("c", "shop"))
+    assert not decision.allowed and "has 2 of 2" in decision.deny_message()

@@ -279,6 +279,10 @@ class ClaimSettings:
     # How long one admission may spend on its claims: under the API server's webhook
     # timeout, so a slow API server gets our message (and failurePolicy), not a timeout.
     deadline_seconds: float = 4.0
+    # A held Count entry retires this long after its claim: by then every replica's cache
+    # counts its object, so a Count claim holds only recent admissions and stays small
+    # however many objects its namespace counts.
+    retire_seconds: float = 60.0
 
 
 class ClaimBook:
@@ -608,6 +612,7 @@ def _parse_time(value: Any) -> float:
 class SweepResult:
     confirmed: int = 0  # pending entries whose object appeared
     released: int = 0  # entries whose object went
+    retired: int = 0  # held Count entries every cache counts by now
     expired: int = 0  # pending entries whose object never appeared (now tombstones)
     orphans: int = 0  # claims of an index or counter no loaded policy has
     deleted: int = 0  # claims left without entries
@@ -665,6 +670,9 @@ def _settle_count(claim: Claim, counter: ObjectCounter, cluster: ClusterView, no
             holders = [entry.object] if entry.object in counted else []
         else:
             holders = [spare.pop(0)] if spare and entry.state == PENDING else []
+        if entry.state == HELD and holders and now - entry.since >= settings.retire_seconds:
+            result.retired += 1
+            continue  # every cache counts it by now
         settled = _settle(entry, holders, now, settings, result)
         if settled is not None:
             kept.append(settled)
