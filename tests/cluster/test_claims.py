@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from tests.kubeapi import DEFAULT_RESOURCES, KubeApi, Resource
+from tests.policy.test_unique_ownership import grpcroute
 from tests.support import api_client, namespace, race, service
 from tests.support.kubeconfig import write_kubeconfig
 from webhook.admission.claiming import ClaimGate, ClaimPlan
@@ -30,10 +31,10 @@ from webhook.cluster.claims import (
 )
 from webhook.cluster.claims_api import KubeClaimStore
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.decision import Decision
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
-from webhook.policy.request import make_request
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.decision import Decision
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import make_request
 
 CLAIMS = Resource("edgewarden.dev", "v1alpha1", "Claim", "claims")
 HOME = "edgewarden"
@@ -260,6 +261,31 @@ def test_the_same_namespace_may_split_a_host_and_a_repeat_writes_nothing(
     assert len(claims_api.writes()) == writes, "a repeat of a held key renews nothing"
 
 
+def test_a_grpcroute_and_an_ingress_share_the_key_space_of_the_claims(
+    replica: Callable[..., Replica]
+) -> None:
+    first, second = replica(), replica()
+    assert first.admit(grpcroute("api", "shop", ["api.shop.example.com"])).allowed
+    decision = second.admit(ingress("health", "blog", "api.shop.example.com", "/health",
+                                    "Exact"))
+    assert not decision.allowed
+    assert "held by GRPCRoute shop/api" in decision.deny_message()
+
+
+def test_a_grant_made_after_a_pending_claim_still_reserves_the_host(
+    replica: Callable[..., Replica], cluster: MemoryCluster
+) -> None:
+    # blog's claim is pending (its Ingress not seen yet) when shop is granted the host:
+    # the grant decides, as it does over a squatter the cache shows.
+    first, second = replica(), replica()
+    assert first.admit(ingress("web", "blog", "pay.example.com")).allowed
+    cluster.add(namespace(name="shop", annotations={
+        "edgewarden.dev/allowed-hostnames": "pay.example.com"}))
+    decision = second.admit(ingress("pay", "shop", "pay.example.com"))
+    assert decision.allowed
+    assert not first.admit(ingress("again", "blog", "pay.example.com", "/again")).allowed
+
+
 # ---- the count under a `where` limit -----------------------------------------------------
 
 
@@ -449,3 +475,33 @@ def test_dry_run_and_denied_requests_write_no_claim(
     request = make_request("CREATE", ingress("x", "blog", "x.example.com"), dry_run=True)
     assert one.loaded.engine.evaluate(request, one.cluster).allowed
     assert len(claims_api.writes()) == writes
+
+
+def test_a_claim_that_cannot_be_settled_in_time_fails_by_the_failure_policy(
+    replica: Callable[..., Replica], claims_api: KubeApi
+) -> None:
+    one = replica(public_limit("Fail"))
+    one.book.settings.deadline_seconds = 0.0  # spent before the first read
+    decision = one.admit(public_service("web", "shop"))
+    assert not decision.allowed
+    assert "took longer than 0 s" in decision.deny_message()
+    assert claims(claims_api) == []
+    assert one.book.counters()["failed"] == 1
+
+
+def test_a_held_count_entry_retires_once_every_cache_counts_its_object(
+    replica: Callable[..., Replica], claims_api: KubeApi, cluster: MemoryCluster,
+    clock: Clock
+) -> None:
+    one = replica(public_limit())
+    counters = one.loaded.engine.counters()
+    for name in ("a", "b"):
+        assert one.admit(public_service(name, "shop")).allowed
+        cluster.add(public_service(name, "shop"))
+    assert sweep(one.book, cluster, [], counters).confirmed == 2
+    clock.now += one.book.settings.retire_seconds
+    assert sweep(one.book, cluster, [], counters).retired == 2
+    assert claims(claims_api) == []
+    # The cap still holds: the caches count what the claims no longer list.
+    decision = one.admit(public_service("c", "shop"))
+    assert not decision.allowed and "has 2 of 2" in decision.deny_message()

@@ -30,7 +30,9 @@ from webhook.cluster.claims import (
     KeyPlace,
     LimitPlace,
 )
-from webhook.policy.decision import (
+from webhook.policy.engine.ports import ClusterView, ObjectCounter
+from webhook.policy.engine.unique import UniqueIndex
+from webhook.policy.model.decision import (
     Decision,
     EvaluationFailure,
     FailurePolicy,
@@ -40,10 +42,8 @@ from webhook.policy.decision import (
     Violation,
     ViolationSource,
 )
-from webhook.policy.model import Policy
-from webhook.policy.ports import ClusterView, ObjectCounter
-from webhook.policy.request import AdmissionRequest
-from webhook.policy.unique import UniqueIndex
+from webhook.policy.model.policy import Policy
+from webhook.policy.model.request import AdmissionRequest
 
 if TYPE_CHECKING:
     from webhook.admission.state import LoadedPolicies

@@ -51,18 +51,19 @@ import datetime
 import hashlib
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from webhook.policy import ownership
-from webhook.policy.decision import LimitClaim
-from webhook.policy.hostpath import PlaceError, parse_place
-from webhook.policy.key_table import KeyMatch, KeyTable
-from webhook.policy.kinds import NAMESPACE
-from webhook.policy.ports import ClusterView, KeyIndex, ObjectCounter
-from webhook.policy.unique import UniqueIndex
+from webhook.policy.engine import ownership
+from webhook.policy.engine.ports import ClusterView, KeyIndex, ObjectCounter
+from webhook.policy.engine.unique import UniqueIndex
+from webhook.policy.model.decision import LimitClaim
+from webhook.policy.model.hostpath import PlaceError, parse_place
+from webhook.policy.model.key_table import KeyMatch, KeyTable
+from webhook.policy.model.kinds import NAMESPACE
 
 log = logging.getLogger("edgewarden.claims")
 
@@ -275,6 +276,13 @@ class Taken:
 class ClaimSettings:
     pending_seconds: float = 10.0  # webhook timeout + margin: a pending entry's life
     cooldown_seconds: float = 300.0  # how long an expired pending entry weakens new ones
+    # How long one admission may spend on its claims: under the API server's webhook
+    # timeout, so a slow API server gets our message (and failurePolicy), not a timeout.
+    deadline_seconds: float = 4.0
+    # A held Count entry retires this long after its claim: by then every replica's cache
+    # counts its object, so a Count claim holds only recent admissions and stays small
+    # however many objects its namespace counts.
+    retire_seconds: float = 60.0
 
 
 class ClaimBook:
@@ -288,6 +296,21 @@ class ClaimBook:
         self.clock = clock
         self.writes = 0
         self.conflicts = 0
+        self.taken = 0  # admissions whose claims were all taken
+        self.refused = 0  # admissions refused by a claim
+        self.failed = 0  # admissions whose claims the API server could not settle
+        self._deadline = threading.local()  # per admission (each runs on its own thread)
+
+    def counters(self) -> dict[str, int]:
+        """What /readyz shows of the claims taken by this replica."""
+        return {"taken": self.taken, "refused": self.refused, "failed": self.failed,
+                "writes": self.writes, "conflicts": self.conflicts}
+
+    def _check_deadline(self, what: str) -> None:
+        deadline = getattr(self._deadline, "value", None)
+        if deadline is not None and time.monotonic() > deadline:
+            raise ClaimUnavailable(f"the claim on {what} took longer than "
+                                   f"{self.settings.deadline_seconds:g} s")
 
     # ---- taking ----
 
@@ -296,6 +319,7 @@ class ClaimBook:
         """Claim every place; the refusals when one is taken (nothing is left held then).
         ClaimUnavailable when the API server cannot say."""
         taken: list[Taken] = []
+        self._deadline.value = time.monotonic() + self.settings.deadline_seconds
         try:
             refusals: list[Refusal] = []
             for place in limits:
@@ -309,10 +333,16 @@ class ClaimBook:
                     refusals.extend(found)
                     break
         except BaseException:
+            self.failed += 1
+            self._deadline.value = None  # the withdrawal may take its time
             self.withdraw(admission, taken)
             raise
+        self._deadline.value = None
         if refusals:
+            self.refused += 1
             self.withdraw(admission, taken)
+        else:
+            self.taken += 1
         return refusals
 
     def _take_count(self, admission: Admission, place: LimitPlace, view: ClusterView,
@@ -320,6 +350,7 @@ class ClaimBook:
         claim = place.claim
         name = count_claim_name(place.counter.key, claim.namespace)
         for _ in range(MAX_ATTEMPTS):
+            self._check_deadline(f"{claim.policy} in namespace {claim.namespace}")
             now = self.clock()
             current = self._read(name) or Claim(name, COUNT, claim.policy, claim.namespace,
                                                 space_of(place.counter.key))
@@ -407,6 +438,7 @@ class ClaimBook:
                    keys: set[str], view: ClusterView) -> Refusal | None:
         index = place.index
         for _ in range(MAX_ATTEMPTS):
+            self._check_deadline(unit)
             now = self.clock()
             current = self._read(name) or Claim(name, KEY, place.policy, unit,
                                                 space_of(index.key),
@@ -580,6 +612,7 @@ def _parse_time(value: Any) -> float:
 class SweepResult:
     confirmed: int = 0  # pending entries whose object appeared
     released: int = 0  # entries whose object went
+    retired: int = 0  # held Count entries every cache counts by now
     expired: int = 0  # pending entries whose object never appeared (now tombstones)
     orphans: int = 0  # claims of an index or counter no loaded policy has
     deleted: int = 0  # claims left without entries
@@ -637,6 +670,9 @@ def _settle_count(claim: Claim, counter: ObjectCounter, cluster: ClusterView, no
             holders = [entry.object] if entry.object in counted else []
         else:
             holders = [spare.pop(0)] if spare and entry.state == PENDING else []
+        if entry.state == HELD and holders and now - entry.since >= settings.retire_seconds:
+            result.retired += 1
+            continue  # every cache counts it by now
         settled = _settle(entry, holders, now, settings, result)
         if settled is not None:
             kept.append(settled)

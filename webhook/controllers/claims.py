@@ -7,7 +7,8 @@ entry, against the watch cache:
 * a pending entry whose object appeared becomes ``Held`` (naming the object when the
   admission could not: generateName);
 * a held entry whose object went (deleted, or no longer holding the key or counting) is
-  released;
+  released; a held Count entry retires a minute after its claim, when every replica's
+  cache counts its object (so a Count claim stays small);
 * a pending entry whose object never appeared becomes a tombstone for the cool-down, and
   a tombstone past it goes;
 * a Claim of an index or counter that no loaded policy has any more (the policy was
@@ -54,10 +55,11 @@ class ClaimCollector:
                        [c for engine in engines for c in engine.counters()])
         self.passes += 1
         self.last = result
-        if result.confirmed or result.released or result.expired or result.orphans:
-            log.info("claims: %d confirmed, %d released, %d expired unfulfilled, %d orphans "
-                     "collected", result.confirmed, result.released, result.expired,
-                     result.orphans)
+        if (result.confirmed or result.released or result.expired or result.orphans
+                or result.retired):
+            log.info("claims: %d confirmed, %d released, %d retired, %d expired unfulfilled, "
+                     "%d orphans collected", result.confirmed, result.released, result.retired,
+                     result.expired, result.orphans)
         return result
 
     async def run(self) -> None:

@@ -52,7 +52,7 @@ from webhook.controllers.policy_objects import PolicyObjects
 from webhook.controllers.quotas import QuotaApi, QuotaManager
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
-from webhook.policy.exceptions import ExceptionRegistry
+from webhook.policy.model.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
 
@@ -114,10 +114,12 @@ class Controllers:
                 settings.leader_election_namespace or default_namespace(),
                 ClaimSettings(pending_seconds=(settings.webhook_timeout_seconds
                                                + settings.reservation_margin_seconds),
-                              cooldown_seconds=settings.claim_cooldown_seconds))
+                              cooldown_seconds=settings.claim_cooldown_seconds,
+                              deadline_seconds=max(1.0, settings.webhook_timeout_seconds - 1.0)))
             self.claim_gate = state.claims = ClaimGate(book, manage_quotas=settings.manage_quotas)
             self.claims = ClaimCollector(state, book, leading=lambda: self.elector.leading,
                                          interval=settings.claims_interval_seconds)
+            state.readiness_details["claims"] = book.counters
         self.read_once = self.watch is None
         self._write_all = False
         self._created = time.monotonic()
