@@ -110,7 +110,7 @@ class LimitBlock(Block[Limit]):
                 )
                 return
             run.claim(LimitClaim(run.policy_name, counter.key, request.key, request.namespace,
-                                 request.name))
+                                 request.name, maximum))
 
         return Compiled(
             judge,
