@@ -20,7 +20,7 @@ import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from webhook.audit.quota import counts_loadbalancers
 from webhook.cluster.claims import (
@@ -31,6 +31,7 @@ from webhook.cluster.claims import (
     LimitPlace,
 )
 from webhook.policy.blocks.keys import UniqueIndex
+from webhook.policy.engine.evaluation import Engine
 from webhook.policy.model.decision import (
     Decision,
     EvaluationFailure,
@@ -45,8 +46,16 @@ from webhook.policy.model.policy import Policy
 from webhook.policy.model.ports import ClusterView, ObjectCounter
 from webhook.policy.model.request import AdmissionRequest
 
-if TYPE_CHECKING:
-    from webhook.admission.state import LoadedPolicies
+
+class LoadedPolicies(Protocol):
+    """What claims read of the server's loaded set (admission/state.py LoadedPolicies meets
+    it); a protocol, so this module and state.py do not import each other."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def declared_modes(self) -> Mapping[str, Mode]: ...
 
 log = logging.getLogger("edgewarden.claims")
 
