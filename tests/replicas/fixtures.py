@@ -364,7 +364,7 @@ class ReplicaSet:
                 if found.returncode != 0:
                     return False
                 hard = (json.loads(found.stdout).get("status") or {}).get("hard") or {}
-                if hard.get("services.loadbalancers") != str(cap):
+                if quantity(hard.get("services.loadbalancers", "")) != cap:
                     return False
             return True
 
@@ -378,6 +378,16 @@ class ReplicaSet:
 
     def logs(self) -> str:
         return "\n".join(f"--- serve #{r.index}\n{r.log()}" for r in self.replicas)
+
+
+def quantity(text: str) -> int | None:
+    """A whole-number Kubernetes quantity as the API server writes it back ("3", "1M")."""
+    suffixes = {"": 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12, "P": 10**15,
+                "E": 10**18}
+    digits = text.rstrip("kMGTPE")
+    if not digits.isdigit() or text[len(digits):] not in suffixes:
+        return None
+    return int(digits) * suffixes[text[len(digits):]]
 
 
 def install_rbac(plane: ControlPlane) -> Path:
