@@ -75,3 +75,13 @@ def test_without_the_claim_crd_a_fail_policy_refuses_with_a_message_to_install_i
     message = answer["status"]["message"]
     assert "could not take its claim at the API server" in message
     assert "Claim CRD is not installed" in message
+
+
+def test_serve_dry_run_claims_nothing(crd_api: KubeApi, serve: ServeFactory) -> None:
+    crd_api.add_resource(CLAIMS)
+    served = serve(crd_api, leader_election_namespace="edgewarden", dry_run=True)
+    for ns in ("dev", "production"):
+        answer = served.server.review("/validate", make_review(
+            "CREATE", ns, ingress("web", "pay.example.com")))
+        assert answer["allowed"]
+    assert crd_api.objects("claims", namespace="edgewarden") == []
