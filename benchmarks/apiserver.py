@@ -122,11 +122,11 @@ class RaceRound:
     configuration: str
     caps: list[int]
     created: list[int]
+    overshoot: int = field(init=False)  # LoadBalancers over the caps, in the JSON too
 
-    @property
-    def overshoot(self) -> int:
-        return sum(max(0, made - cap) for made, cap in zip(self.created, self.caps,
-                                                            strict=True))
+    def __post_init__(self) -> None:
+        self.overshoot = sum(max(0, made - cap)
+                             for made, cap in zip(self.created, self.caps, strict=True))
 
 
 class Api:
