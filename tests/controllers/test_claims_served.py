@@ -10,7 +10,7 @@ from typing import Any
 
 from tests.admission.harness import make_review
 from tests.kubeapi import KubeApi, Resource
-from tests.support import namespace
+from tests.support import eventually, namespace
 
 from .conftest import ServeFactory
 
@@ -85,3 +85,23 @@ def test_serve_dry_run_claims_nothing(crd_api: KubeApi, serve: ServeFactory) -> 
             "CREATE", ns, ingress("web", "pay.example.com")))
         assert answer["allowed"]
     assert crd_api.objects("claims", namespace="edgewarden") == []
+
+
+def test_the_leader_confirms_a_claim_when_its_object_appears_and_releases_it_when_it_goes(
+    crd_api: KubeApi, serve: ServeFactory
+) -> None:
+    crd_api.add_resource(CLAIMS)
+    served = serve(crd_api, leader_election_namespace="edgewarden")
+    web = ingress("web", "pay.example.com")
+    assert served.server.review("/validate", make_review("CREATE", "dev", web))["allowed"]
+
+    def state() -> str | None:
+        found = crd_api.objects("claims", namespace="edgewarden")
+        return str(found[0]["spec"]["state"]) if found else None
+
+    assert state() == "Pending"
+    crd_api.create({**web, "metadata": {"name": "web", "namespace": "dev"}})
+    eventually(lambda: state() == "Held", timeout=30, what="the leader's confirmation")
+    crd_api.delete("ingresses", "web", namespace="dev")
+    eventually(lambda: state() is None, timeout=30, what="the claim released")
+    assert "claims" in served.server.get("/readyz").json()["background"]  # supervised
