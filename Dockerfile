@@ -43,10 +43,10 @@ RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths(
     && /opt/venv/bin/pip uninstall --yes --quiet setuptools pip \
     && rm -rf "$site/kubernetes/aio" /opt/venv/bin/activate* \
     && if command -v strip >/dev/null; then find "$site" -name '*.so' -exec strip --strip-unneeded {} +; fi \
-    && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash /opt/venv/lib \
+    && /opt/venv/bin/python -m compileall -q -j 0 --invalidation-mode unchecked-hash \
+         -x '/kubernetes/client/' /opt/venv/lib \
     && /opt/venv/bin/python -m compileall -q -b -j 0 --invalidation-mode unchecked-hash "$site/kubernetes/client" \
     && find "$site/kubernetes/client" -name '*.py' -delete \
-    && find "$site/kubernetes/client" -name __pycache__ -type d -prune -exec rm -rf {} + \
     && /opt/venv/bin/edgewarden --version
 
 FROM ${RUNTIME_IMAGE}
