@@ -23,13 +23,13 @@ RUN python3 -m venv /opt/venv
 # [project] dependencies, never the [test] extras.
 COPY constraints.txt pyproject.toml ./
 RUN python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
-    && /opt/venv/bin/pip install --no-cache-dir -c constraints.txt -r /tmp/requirements.txt
+    && /opt/venv/bin/pip install --no-cache-dir --no-compile -c constraints.txt -r /tmp/requirements.txt
 # Then the package itself (pure Python), built with the pinned setuptools and no dependency
 # resolution left to do; the README is pyproject's long description.
 COPY README.md LICENSE ./
 COPY webhook ./webhook
 RUN /opt/venv/bin/pip install --no-cache-dir -c constraints.txt setuptools \
-    && /opt/venv/bin/pip install --no-cache-dir --no-deps --no-build-isolation -c constraints.txt . \
+    && /opt/venv/bin/pip install --no-cache-dir --no-compile --no-deps --no-build-isolation -c constraints.txt . \
     && /opt/venv/bin/pip check
 # Trim the venv to what runs, then byte-compile it (the root filesystem is read-only, so
 # nothing could be cached at start-up):
@@ -39,6 +39,7 @@ RUN /opt/venv/bin/pip install --no-cache-dir -c constraints.txt setuptools \
 # - native extensions lose their debug symbols (uvloop ships 14 MB of them);
 # - the generated kubernetes client is shipped compiled only (its source is 33 MB of
 #   OpenAPI boilerplate; a traceback through it keeps file and line).
+# (pip compiled nothing: --no-compile above; compileall does it once, here.)
 RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
     && /opt/venv/bin/pip uninstall --yes --quiet setuptools pip \
     && rm -rf "$site/kubernetes/aio" /opt/venv/bin/activate* \
@@ -47,6 +48,7 @@ RUN site=$(/opt/venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths(
          -x '/kubernetes/client/' /opt/venv/lib \
     && /opt/venv/bin/python -m compileall -q -b -j 0 --invalidation-mode unchecked-hash "$site/kubernetes/client" \
     && find "$site/kubernetes/client" -name '*.py' -delete \
+    && find "$site/kubernetes/client" -name __pycache__ -type d -prune -exec rm -rf {} + \
     && /opt/venv/bin/edgewarden --version
 
 FROM ${RUNTIME_IMAGE}
