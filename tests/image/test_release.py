@@ -86,6 +86,16 @@ def test_the_chart_is_pushed_as_an_oci_artifact_with_the_packages_version() -> N
     assert release()["env"]["CHARTS"].startswith("oci://")
 
 
+def test_the_published_chart_names_the_published_image() -> None:
+    """The chart job rewrites values.yaml's image.repository line to the release's image;
+    the line it rewrites must be there (else the chart would point at nothing)."""
+    script = runs("chart")
+    assert 'sed -i "s|^  repository: edgewarden\\$|  repository: $IMAGE|"' in script
+    values = (REPO / "deploy" / "helm" / "edgewarden" / "values.yaml").read_text()
+    assert values.splitlines().count("  repository: edgewarden") == 1
+    assert yaml.safe_load(values)["image"]["repository"] == "edgewarden"
+
+
 def test_the_wheel_goes_to_pypi_by_trusted_publishing() -> None:
     job = release()["jobs"]["pypi"]
     assert job["permissions"] == {"id-token": "write"}
