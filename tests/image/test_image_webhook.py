@@ -53,6 +53,10 @@ def test_image_carries_its_version_and_runs_as_non_root(image: Image) -> None:
     assert labels["org.opencontainers.image.version"] == __version__
     assert image.reference.split(":")[-1].startswith(f"{__version__}-")
     assert image.inspect("{{.User}}") == "65532:65532"
+    with image.container() as container:
+        who = container.run("python3", "-c", "import os, sys; "
+                            "print(os.getuid(), os.getgid(), *sys.version_info[:2])")
+    assert who.stdout.split() == ["65532", "65532", "3", "11"], who.stderr
 
 
 def test_image_has_no_installer_and_no_build_tools(image: Image) -> None:
