@@ -7,6 +7,7 @@ by PyPI trusted publishing (no stored token)."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -114,3 +115,16 @@ def test_no_job_gets_more_than_reading_unless_it_says_so() -> None:
     for name, job in workflow["jobs"].items():
         for step in job["steps"]:
             assert "secrets." not in step.get("run", ""), (name, step.get("name"))
+
+
+def test_actions_are_pinned_by_commit() -> None:
+    """A tag can be moved under a workflow that may sign and publish; a commit cannot. The
+    exceptions are named: PyPA asks for its publisher's release/v1 branch, and
+    azure/setup-helm only installs the helm binary (it holds no token)."""
+    moving = {"pypa/gh-action-pypi-publish", "azure/setup-helm"}
+    refs = [step["uses"] for job in release()["jobs"].values() for step in job["steps"]
+            if "uses" in step]
+    assert refs
+    unpinned = [ref for ref in refs if ref.split("@")[0] not in moving
+                and not re.fullmatch(r"[0-9a-f]{40}", ref.split("@")[1])]
+    assert unpinned == []
