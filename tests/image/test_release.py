@@ -119,9 +119,9 @@ def test_no_job_gets_more_than_reading_unless_it_says_so() -> None:
 
 def test_actions_are_pinned_by_commit() -> None:
     """A tag can be moved under a workflow that may sign and publish; a commit cannot. The
-    exceptions are named: PyPA asks for its publisher's release/v1 branch, and
-    azure/setup-helm only installs the helm binary (it holds no token)."""
-    moving = {"pypa/gh-action-pypi-publish", "azure/setup-helm"}
+    one exception: PyPA asks for its publisher's release/v1 branch (its job holds nothing
+    but the OIDC token PyPI trusts)."""
+    moving = {"pypa/gh-action-pypi-publish"}
     refs = [step["uses"] for job in release()["jobs"].values() for step in job["steps"]
             if "uses" in step]
     assert refs
