@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+import tomllib
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -78,6 +80,27 @@ def test_image_has_no_installer_and_no_build_tools(image: Image) -> None:
     assert modules == "[]", modules
     assert tools == "[]", tools
     assert imports.stdout.strip() == "ok", imports.stderr
+
+
+def normalized(requirement: str) -> str:
+    name = re.split(r"[\s\[<>=!~;]", requirement.strip(), maxsplit=1)[0]
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_image_holds_the_runtime_dependencies_and_none_of_the_test_extras(
+        image: Image) -> None:
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    runtime = {normalized(r) for r in project["dependencies"]}
+    test_only = {normalized(r) for r in project["optional-dependencies"]["test"]} - runtime
+    assert runtime and test_only
+    with image.container() as container:
+        listed = container.run("python3", "-c", "import importlib.metadata as m; "
+                               "print(*(d.metadata['Name'] for d in m.distributions()))")
+    assert listed.returncode == 0, listed.stderr
+    installed = {normalized(name) for name in listed.stdout.split()}
+    assert "edgewarden" in installed
+    assert runtime <= installed, sorted(runtime - installed)
+    assert not installed & test_only, sorted(installed & test_only)
 
 
 # -- the image as the API server's webhook ------------------------------------------------
