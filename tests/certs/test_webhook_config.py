@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
 from webhook.certs.files import generate_certificates
-from webhook.certs.webhookconfig import WebhookSettings, render
+from webhook.registration.render import WebhookSettings, render
 from webhook.cli.app import app
 from webhook.errors import CertificateError, EdgewardenError
 from webhook.policy.model import PolicySet

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from tests.support import eventually
-from webhook.certs.webhookconfig import WebhookSettings, approval_webhook
+from webhook.registration.render import WebhookSettings, approval_webhook
 from webhook.policy.exception_rules import ExceptionRules
 
 from .conftest import Edgewarden

@@ -69,7 +69,7 @@ from webhook.certs.store import (
     StoredSecret,
     WebhookKind,
 )
-from webhook.certs.webhookconfig import MUTATING_NAME, VALIDATING_NAME
+from webhook.registration.render import MUTATING_NAME, VALIDATING_NAME
 from webhook.errors import CertificateError
 
 log = logging.getLogger("edgewarden.certs")

@@ -243,7 +243,7 @@ def webhook_config(
     out: Annotated[Path | None, out_file("the configurations")] = None,
 ) -> None:
     """The Validating/MutatingWebhookConfiguration for the policies, as YAML or a JSON List."""
-    from webhook.certs.webhookconfig import WebhookSettings, render
+    from webhook.registration.render import WebhookSettings, render
     from webhook.policy.loader import load_policies
 
     if ca_bundle is not None and ca_bundle_b64 is not None:
