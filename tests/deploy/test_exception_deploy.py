@@ -7,8 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from webhook.registration.render import APPROVAL_WEBHOOK, WebhookSettings, approval_webhook
 from webhook.cli.serve_command import serve_exception_rules
+from webhook.registration.render import APPROVAL_WEBHOOK, WebhookSettings, approval_webhook
 
 from .checks import parse_with_the_real_cli
 from .conftest import REPO, Manifest, _build, find, one, rendered

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from webhook.policy.exception_rules import ExceptionRules
+from webhook.registration.settings import RegistrationSettings
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
 DEFAULT_PORT = 8443
@@ -113,6 +114,9 @@ class ServerSettings:
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
     # ``--shadow DIR``: candidate policies judged beside the served set, never answering.
     shadow: tuple[Path, ...] = ()
+    # --register-webhooks: the leader keeps the webhook configurations in the cluster
+    # (webhook/controllers/registration.py); None: they are installed by someone else.
+    registration: RegistrationSettings | None = None
 
     @property
     def reads_the_api(self) -> bool:

@@ -23,7 +23,17 @@ from webhook.cli.app import app, console, user_errors
 from webhook.cli.examples import examples
 from webhook.cli.options import FlavourOption, PoliciesOption
 from webhook.cli.policy_source import policy_paths
+from webhook.cli.registration_options import (
+    CaBundleOption,
+    RegisterOption,
+    WebhookExcludeOption,
+    WebhookFailureOption,
+    WebhookServiceOption,
+    WebhookUrlOption,
+    registration_settings,
+)
 from webhook.errors import EdgewardenError
+from webhook.policy.decision import FailurePolicy
 from webhook.policy.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
 
 
@@ -195,6 +205,12 @@ def serve(
         help="Candidate policies (a file or folder; repeatable) judged beside the served "
         "ones on every request and never answering: counted in /metrics, logged and "
         "reported where they differ (docs/shadow.md).")] = None,
+    register_webhooks: RegisterOption = False,
+    webhook_service: WebhookServiceOption = "edgewarden",
+    webhook_url: WebhookUrlOption = None,
+    webhook_failure_policy: WebhookFailureOption = FailurePolicy.FAIL,
+    webhook_exclude_namespace: WebhookExcludeOption = None,
+    ca_bundle: CaBundleOption = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -251,7 +267,14 @@ def serve(
         probe_port=probe_port,
         exception_rules=exception_rules,
         shadow=tuple(shadow or ()),
+        registration=registration_settings(
+            register_webhooks, service=webhook_service, url=webhook_url,
+            failure_policy=webhook_failure_policy, excluded=webhook_exclude_namespace,
+            ca_bundle=ca_bundle, timeout_seconds=webhook_timeout, dry_run=dry_run),
     )
+    if settings.registration is not None and not settings.reads_the_api:
+        raise typer.BadParameter("needs a real cluster (not --dev or --cluster-state)",
+                                 param_hint="--register-webhooks")
     for path in settings.policies:
         if not path.exists():
             raise EdgewardenError(f"--policies {path}: no such file or folder")

@@ -8,6 +8,8 @@ reads a real cluster.
   says so under ``clusterObjects``.
 * A Lease elects the replica that writes: Policy statuses, and the continuous audit's
   PolicyReports (``--audit-interval``; 0 turns it off).
+* ``--register-webhooks``: the leader keeps the webhook configurations
+  (webhook/controllers/registration.py).
 
 Each loop is a part of the server's supervisor (webhook/serve): restarted with backoff when it
 fails, logged, counted. ``cluster-objects`` makes the pod unready when it has failed for
@@ -32,6 +34,7 @@ from webhook.admission.server import BackgroundWork, Runtime, informer_settings
 from webhook.admission.state import stale_cache_reasons
 from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import InformerSettings
+from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
 from webhook.controllers.api import ObjectApi
 from webhook.controllers.audit import ContinuousAudit
 from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
@@ -46,6 +49,7 @@ from webhook.controllers.leader import LeaderElector, LeaderSettings, default_na
 from webhook.controllers.objects import ObjectWatch
 from webhook.controllers.policy_objects import PolicyObjects
 from webhook.controllers.quotas import QuotaApi, QuotaManager
+from webhook.controllers.registration import WebhookRegistration
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
 from webhook.policy.exceptions import ExceptionRegistry
@@ -102,6 +106,12 @@ class Controllers:
         if settings.manage_quotas:
             self.quotas = QuotaManager(state, QuotaApi(api), leading=lambda: self.elector.leading,
                                        interval=settings.quota_interval_seconds)
+        self.registration: WebhookRegistration | None = None
+        if settings.registration is not None:
+            self.registration = WebhookRegistration(
+                runtime, settings.registration, WebhookConfigurationApi(RestApi(api)),
+                leading=lambda: self.elector.leading)
+            state.readiness_details["webhookRegistration"] = self.registration.status
         self.read_once = self.watch is None
         self._write_all = False
         self._created = time.monotonic()
@@ -153,6 +163,9 @@ class Controllers:
             # Never unready: without the quotas the webhook's own count still holds per
             # replica; the failure is logged, counted and alerted on.
             work.append(BackgroundWork("quota-manager", self.quotas.run))
+        if self.registration is not None:
+            # Never unready: the configurations already registered keep working.
+            work.append(BackgroundWork("webhook-registration", self.registration.run))
         return work
 
     def stop(self) -> None:

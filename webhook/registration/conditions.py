@@ -77,35 +77,50 @@ def _quote(value: str) -> str:
     return f"'{value}'"
 
 
-def policy_term(policy: Policy) -> tuple[str, bool]:
-    """The CEL test that a request may concern ``policy``, and whether it tests a field
-    (else it is only "a request of its kinds and operations", which the rules say too)."""
-    operations = sorted(policy.match.operations)
-    kinds = sorted({ref.kind for ref in policy.match.resources})
-    parts = [
-        f"request.operation in [{', '.join(_quote(o) for o in operations)}]",
-        f"request.kind.kind in [{', '.join(_quote(k) for k in kinds)}]",
-    ]
-    tests: list[FieldTest] = []
-    if set(operations) <= _OBJECT_OPERATIONS:  # DELETE and CONNECT carry no object
-        tests = [t for named in policy.match_conditions
-                 if (t := field_test(named.expression.source)) is not None]
-    parts.extend(test.cel() for test in tests)
-    return "(" + " && ".join(parts) + ")", bool(tests)
+@dataclass(frozen=True)
+class Term:
+    """A request of ``kinds`` and ``operations`` that passes every field test."""
+
+    operations: frozenset[str]
+    kinds: frozenset[str]
+    tests: tuple[FieldTest, ...]
+
+    def within(self, other: Term) -> bool:
+        """Every request this term lets through, ``other`` (a term with no field test)
+        lets through too."""
+        return (not other.tests and self.operations <= other.operations
+                and self.kinds <= other.kinds)
+
+    def cel(self) -> str:
+        parts = [
+            f"request.operation in [{', '.join(_quote(o) for o in sorted(self.operations))}]",
+            f"request.kind.kind in [{', '.join(_quote(k) for k in sorted(self.kinds))}]",
+            *(test.cel() for test in self.tests),
+        ]
+        return "(" + " && ".join(parts) + ")"
+
+
+def policy_term(policy: Policy) -> Term:
+    """When a request may concern ``policy``: its kinds and operations, and the field tests
+    among its match conditions that are exact (the others are left out: broader)."""
+    operations = frozenset(policy.match.operations)
+    tests: tuple[FieldTest, ...] = ()
+    if operations <= _OBJECT_OPERATIONS:  # DELETE and CONNECT carry no object
+        tests = tuple(t for named in policy.match_conditions
+                      if (t := field_test(named.expression.source)) is not None)
+    return Term(operations, frozenset(ref.kind for ref in policy.match.resources), tests)
 
 
 def match_conditions(policies: PolicySet, *, mutating: bool) -> list[dict[str, Any]]:
-    """The webhook's matchConditions for the policies that need it; [] when no policy has a
-    field test (the condition would only repeat the rules)."""
-    terms: list[str] = []
-    narrower = False
+    """The webhook's matchConditions for the policies that need it; [] when it would only
+    repeat the rules (no field test left once terms within broader ones are dropped)."""
+    terms: list[Term] = []
     for policy in policies.policies:
-        if not (policy.mutates if mutating else policy.validates):
-            continue
-        term, tests_a_field = policy_term(policy)
-        narrower = narrower or tests_a_field
-        if term not in terms:
-            terms.append(term)
-    if not narrower:
+        if policy.mutates if mutating else policy.validates:
+            term = policy_term(policy)
+            if term not in terms:
+                terms.append(term)
+    kept = [t for t in terms if not any(t is not o and t.within(o) for o in terms)]
+    if not any(term.tests for term in kept):
         return []
-    return [{"name": CONDITION_NAME, "expression": " || ".join(terms)}]
+    return [{"name": CONDITION_NAME, "expression": " || ".join(t.cel() for t in kept)}]

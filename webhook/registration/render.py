@@ -38,14 +38,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-
 from cryptography import x509
 
 from webhook.errors import CertificateError, EdgewardenError
-from webhook.registration.conditions import match_conditions
 from webhook.policy.model import PolicySet, WebhookRule
 from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
 from webhook.policy.schema import API_VERSION
+from webhook.registration.conditions import match_conditions
 
 VALIDATING_NAME = "edgewarden-validating"
 MUTATING_NAME = "edgewarden-mutating"
