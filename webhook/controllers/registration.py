@@ -59,6 +59,9 @@ NAMES: dict[WebhookKind, str] = {"validating": VALIDATING_NAME, "mutating": MUTA
 # Fields the API server fills in when a webhook leaves them out, with the value it fills.
 _API_DEFAULTS: dict[str, Any] = {"objectSelector": {}, "namespaceSelector": {}}
 TICK_SECONDS = 1.0
+# How often every replica reads the Service for the uninstall annotation;
+# ``edgewarden uninstall`` waits well past it before it calls the cluster quiet.
+GUARD_SECONDS = 3.0
 
 
 @dataclass
@@ -99,6 +102,10 @@ class WebhookRegistration:
         self.last: PassResult | None = None
         self.last_error: str | None = None
         self._foreign_logged: set[str] = set()
+        # From the Service (read every GUARD_SECONDS by every replica): an uninstall is
+        # under way; then nothing is registered, and the leader's other writers pause.
+        self.uninstalling = False
+        self.service_found = True
 
     # --- what to register ------------------------------------------------------------
 
@@ -127,6 +134,17 @@ class WebhookRegistration:
         return {("mutating" if d["kind"] == KINDS["mutating"] else "validating"): d
                 for d in documents}
 
+    def refresh_guard(self) -> None:
+        """Read the Service: is an uninstall under way? (Once it was, a Service that is then
+        gone means the uninstall goes on.)"""
+        webhooks = self.settings.webhooks
+        service = self.api.service(webhooks.namespace, webhooks.service)
+        self.service_found = service is not None
+        if service is None:
+            return
+        annotations = (service.get("metadata") or {}).get("annotations") or {}
+        self.uninstalling = UNINSTALLING_ANNOTATION in annotations
+
     def why_not(self) -> str | None:
         """Why this replica must not write now, or None."""
         if not self.leading():
@@ -134,17 +152,14 @@ class WebhookRegistration:
         reasons = self.runtime.state.not_ready()
         if reasons:
             return "not ready: " + "; ".join(reasons)
-        webhooks = self.settings.webhooks
-        service = self.api.service(webhooks.namespace, webhooks.service)
-        if service is None:
-            # Reached through the Service: without it every call would fail. By URL (a server
-            # outside the cluster) the Service is optional.
-            if webhooks.url is None:
-                return f"Service {webhooks.namespace}/{webhooks.service} not found"
-            return None
-        annotations = (service.get("metadata") or {}).get("annotations") or {}
-        if UNINSTALLING_ANNOTATION in annotations:
+        self.refresh_guard()
+        if self.uninstalling:
             return "edgewarden is being uninstalled"
+        webhooks = self.settings.webhooks
+        # Reached through the Service, every call would fail without it; by URL (a server
+        # outside the cluster) the Service is optional.
+        if not self.service_found and webhooks.url is None:
+            return f"Service {webhooks.namespace}/{webhooks.service} not found"
         return None
 
     # --- one pass ---------------------------------------------------------------------
@@ -231,7 +246,7 @@ class WebhookRegistration:
     def _inputs(self) -> tuple[Any, ...]:
         """What a pass depends on, cheaply: a change runs a pass before the interval."""
         bundle = self.ca_bundle() or ""
-        return (id(self.runtime.state.policies), self.leading(),
+        return (id(self.runtime.state.policies), self.leading(), self.uninstalling,
                 hashlib.sha256(bundle.encode()).hexdigest(), not self.runtime.state.not_ready())
 
     async def run(self) -> None:
@@ -239,26 +254,43 @@ class WebhookRegistration:
         A failing pass is logged and retried at the next tick; it never makes the pod
         unready (the configurations already registered keep working)."""
         last_inputs: tuple[Any, ...] | None = None
-        last_pass = -float("inf")
+        last_pass = last_guard = -float("inf")
         while True:
-            inputs = self._inputs()
-            due = time.monotonic() - last_pass >= self.settings.interval_seconds
-            if inputs != last_inputs or due or self.last_error is not None:
-                try:
+            now = time.monotonic()
+            try:
+                if now - last_guard >= GUARD_SECONDS:
+                    last_guard = now
+                    await asyncio.to_thread(self.refresh_guard)
+                inputs = self._inputs()
+                due = now - last_pass >= self.settings.interval_seconds
+                if inputs != last_inputs or due or self.last_error is not None:
                     result = await asyncio.to_thread(self.sync_once)
-                except (KubeCallError, EdgewardenError, OSError) as error:
-                    message = one_line(error)
-                    if message != self.last_error:
-                        log.error("webhook registration failed (retrying): %s", message)
-                    self.last_error = message
-                    await asyncio.sleep(min(self.settings.interval_seconds, 5.0))
-                    continue
-                changed = self.last is None or result.waiting != self.last.waiting
-                if changed and result.waiting is not None:
-                    log.info("webhook registration waits: %s", result.waiting)
-                self.last, self.last_error = result, None
-                last_inputs, last_pass = inputs, time.monotonic()
+                    changed = self.last is None or result.waiting != self.last.waiting
+                    if changed and result.waiting is not None:
+                        log.info("webhook registration waits: %s", result.waiting)
+                    self.last, self.last_error = result, None
+                    last_inputs, last_pass = inputs, time.monotonic()
+            except (KubeCallError, EdgewardenError, OSError) as error:
+                message = one_line(error)
+                if message != self.last_error:
+                    log.error("webhook registration failed (retrying): %s", message)
+                self.last_error = message
+                await asyncio.sleep(min(self.settings.interval_seconds, 5.0))
+                continue
             await asyncio.sleep(TICK_SECONDS)
+
+    def on_stop(self) -> None:
+        """When the server stops during an uninstall: remove what only a running replica
+        would have put back (its Lease, and the managed certificate Secret). On any other
+        stop nothing is removed (see the module's docstring)."""
+        if not self.uninstalling:
+            return
+        from webhook.controllers.uninstall import remove_after_last_replica
+
+        try:
+            remove_after_last_replica(self.api.rest, self.settings.webhooks.namespace)
+        except (KubeCallError, EdgewardenError) as error:
+            log.warning("uninstall: could not remove the Lease or Secret: %s", one_line(error))
 
     def status(self) -> dict[str, Any]:
         """For /readyz's details (never a reason to be unready)."""

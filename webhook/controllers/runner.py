@@ -95,23 +95,23 @@ class Controllers:
         leader = self.timing.leader or LeaderSettings(
             namespace=settings.leader_election_namespace or default_namespace())
         self.elector = LeaderElector(ObjectApi(api, LEASE), leader, on_change=self._leadership)
-        self.audit: ContinuousAudit | None = None
-        if settings.audit_interval_seconds > 0:
-            writer = ReportWriter(ObjectApi(api, POLICY_REPORT),
-                                  ObjectApi(api, CLUSTER_POLICY_REPORT))
-            self.audit = ContinuousAudit(state, self.registry, writer,
-                                         interval=settings.audit_interval_seconds,
-                                         leading=lambda: self.elector.leading, clock=clock)
-        self.quotas: QuotaManager | None = None
-        if settings.manage_quotas:
-            self.quotas = QuotaManager(state, QuotaApi(api), leading=lambda: self.elector.leading,
-                                       interval=settings.quota_interval_seconds)
         self.registration: WebhookRegistration | None = None
         if settings.registration is not None:
             self.registration = WebhookRegistration(
                 runtime, settings.registration, WebhookConfigurationApi(RestApi(api)),
                 leading=lambda: self.elector.leading)
             state.readiness_details["webhookRegistration"] = self.registration.status
+        self.audit: ContinuousAudit | None = None
+        if settings.audit_interval_seconds > 0:
+            writer = ReportWriter(ObjectApi(api, POLICY_REPORT),
+                                  ObjectApi(api, CLUSTER_POLICY_REPORT))
+            self.audit = ContinuousAudit(state, self.registry, writer,
+                                         interval=settings.audit_interval_seconds,
+                                         leading=self._writes, clock=clock)
+        self.quotas: QuotaManager | None = None
+        if settings.manage_quotas:
+            self.quotas = QuotaManager(state, QuotaApi(api), leading=self._writes,
+                                       interval=settings.quota_interval_seconds)
         self.read_once = self.watch is None
         self._write_all = False
         self._created = time.monotonic()
@@ -146,6 +146,11 @@ class Controllers:
                 "note": "Policy and PolicyException objects not read yet: the API server is "
                         "unreachable or refuses the list (see the log)"}
 
+    def _writes(self) -> bool:
+        """The leader writes quotas and reports, except while an uninstall removes them."""
+        uninstalling = self.registration is not None and self.registration.uninstalling
+        return self.elector.leading and not uninstalling
+
     def _leadership(self, leading: bool) -> None:
         # From the elector's worker thread: flags only, read by the loops (the quota manager
         # looks at its next interval).
@@ -172,6 +177,8 @@ class Controllers:
         """Once nothing runs any more (blocking): hand the Lease over now, not in
         lease_duration, and end the watch threads."""
         self.elector.release()
+        if self.registration is not None:
+            self.registration.on_stop()
         if self.watch is not None:
             self.watch.stop()
 
