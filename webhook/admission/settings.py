@@ -117,6 +117,10 @@ class ServerSettings:
     # --register-webhooks: the leader keeps the webhook configurations in the cluster
     # (webhook/controllers/registration.py); None: they are installed by someone else.
     registration: RegistrationSettings | None = None
+    # On SIGTERM, keep serving this long first, every answer closing its connection, and
+    # /readyz failing (webhook/serve/root.py): the API server's kept-alive connections move
+    # to the other replicas before this one closes them.
+    drain_seconds: float = 0.0
 
     @property
     def reads_the_api(self) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import errno
 import logging
 import re
@@ -211,6 +212,11 @@ def serve(
     webhook_failure_policy: WebhookFailureOption = FailurePolicy.FAIL,
     webhook_exclude_namespace: WebhookExcludeOption = None,
     ca_bundle: CaBundleOption = None,
+    drain_seconds: Annotated[float | None, typer.Option(
+        "--drain-seconds", metavar="SECONDS", min=0,
+        help="On SIGTERM, keep answering this long (closing each connection after its "
+        "answer, /readyz failing) before shutting down (default: 5 with a cluster, else "
+        "0).")] = None,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -272,6 +278,9 @@ def serve(
             failure_policy=webhook_failure_policy, excluded=webhook_exclude_namespace,
             ca_bundle=ca_bundle, timeout_seconds=webhook_timeout, dry_run=dry_run),
     )
+    if drain_seconds is None:
+        drain_seconds = 5.0 if settings.reads_the_api else 0.0
+    settings = dataclasses.replace(settings, drain_seconds=drain_seconds)
     if settings.registration is not None and not settings.reads_the_api:
         raise typer.BadParameter("needs a real cluster (not --dev or --cluster-state)",
                                  param_hint="--register-webhooks")

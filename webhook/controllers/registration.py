@@ -42,13 +42,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from webhook.admission.server import Runtime
+from webhook.certs.store import CertStore, StoredSecret
+from webhook.certs.store import WebhookKind as CertWebhookKind
 from webhook.cluster.webhook_configurations import (
     KINDS,
     KubeCallError,
     WebhookConfigurationApi,
     WebhookKind,
 )
-from webhook.errors import EdgewardenError, one_line
+from webhook.controllers.api import ApiFailure, ObjectApi
+from webhook.errors import CertificateError, EdgewardenError, one_line
 from webhook.policy.model import PolicySet
 from webhook.registration.render import MUTATING_NAME, OWNED_LABEL, VALIDATING_NAME, render
 from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationSettings
@@ -70,6 +73,61 @@ class PassResult:
 
     written: list[str]
     waiting: str | None = None
+
+
+@dataclass(frozen=True)
+class PausableObjectApi(ObjectApi):
+    """Leader election's Lease API, which writes nothing while ``paused()`` (an uninstall is
+    under way): the Lease the uninstall removes is not made again by a replica that has
+    not stopped yet."""
+
+    paused: Callable[[], bool] = lambda: False
+
+    def _refuse(self) -> None:
+        if self.paused():
+            raise ApiFailure(0, "edgewarden is being uninstalled: the Lease is not written")
+
+    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._refuse()
+        return super().create(body)
+
+    def replace(self, body: dict[str, Any]) -> dict[str, Any]:
+        self._refuse()
+        return super().replace(body)
+
+
+class PausableCertStore:
+    """The certificate manager's cluster API, which writes nothing while ``paused()``: the
+    Secret an uninstall removes is not made again by a replica that has not stopped yet
+    (its next sync fails, is logged, and is retried)."""
+
+    def __init__(self, store: CertStore, paused: Callable[[], bool]) -> None:
+        self.store = store
+        self.paused = paused
+
+    def _refuse(self) -> None:
+        if self.paused():
+            raise CertificateError("edgewarden is being uninstalled: certificates not written")
+
+    def read_secret(self, namespace: str, name: str) -> StoredSecret | None:
+        return self.store.read_secret(namespace, name)
+
+    def create_secret(self, namespace: str, name: str, secret: StoredSecret) -> StoredSecret:
+        self._refuse()
+        return self.store.create_secret(namespace, name, secret)
+
+    def replace_secret(self, namespace: str, name: str, secret: StoredSecret) -> StoredSecret:
+        self._refuse()
+        return self.store.replace_secret(namespace, name, secret)
+
+    def read_webhook_configuration(self, kind: CertWebhookKind, name: str
+                                   ) -> dict[str, Any] | None:
+        return self.store.read_webhook_configuration(kind, name)
+
+    def patch_webhook_configuration(self, kind: CertWebhookKind, name: str,
+                                    patch: dict[str, Any]) -> None:
+        self._refuse()
+        self.store.patch_webhook_configuration(kind, name, patch)
 
 
 def owned(configuration: dict[str, Any]) -> bool:

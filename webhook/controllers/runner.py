@@ -49,7 +49,7 @@ from webhook.controllers.leader import LeaderElector, LeaderSettings, default_na
 from webhook.controllers.objects import ObjectWatch
 from webhook.controllers.policy_objects import PolicyObjects
 from webhook.controllers.quotas import QuotaApi, QuotaManager
-from webhook.controllers.registration import WebhookRegistration
+from webhook.controllers.registration import PausableObjectApi, WebhookRegistration
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
 from webhook.policy.exceptions import ExceptionRegistry
@@ -94,13 +94,16 @@ class Controllers:
                 settings.leader_election_namespace or default_namespace()))
         leader = self.timing.leader or LeaderSettings(
             namespace=settings.leader_election_namespace or default_namespace())
-        self.elector = LeaderElector(ObjectApi(api, LEASE), leader, on_change=self._leadership)
         self.registration: WebhookRegistration | None = None
         if settings.registration is not None:
             self.registration = WebhookRegistration(
                 runtime, settings.registration, WebhookConfigurationApi(RestApi(api)),
                 leading=lambda: self.elector.leading)
             state.readiness_details["webhookRegistration"] = self.registration.status
+        runtime.writes_paused = self._uninstalling
+        leases = (ObjectApi(api, LEASE) if self.registration is None
+                  else PausableObjectApi(api, LEASE, paused=self._uninstalling))
+        self.elector = LeaderElector(leases, leader, on_change=self._leadership)
         self.audit: ContinuousAudit | None = None
         if settings.audit_interval_seconds > 0:
             writer = ReportWriter(ObjectApi(api, POLICY_REPORT),
@@ -146,10 +149,12 @@ class Controllers:
                 "note": "Policy and PolicyException objects not read yet: the API server is "
                         "unreachable or refuses the list (see the log)"}
 
+    def _uninstalling(self) -> bool:
+        return self.registration is not None and self.registration.uninstalling
+
     def _writes(self) -> bool:
         """The leader writes quotas and reports, except while an uninstall removes them."""
-        uninstalling = self.registration is not None and self.registration.uninstalling
-        return self.elector.leading and not uninstalling
+        return self.elector.leading and not self._uninstalling()
 
     def _leadership(self, leading: bool) -> None:
         # From the elector's worker thread: flags only, read by the loops (the quota manager
