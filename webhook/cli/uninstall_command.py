@@ -14,7 +14,7 @@ from webhook.cli.examples import examples
 @app.command(
     epilog=examples(
         ("edgewarden uninstall --namespace edgewarden",
-         "before `helm uninstall` or `kubectl delete -k` (the chart's pre-delete hook runs it)"),
+         "needs a cluster: before `kubectl delete -k` (the chart's pre-delete hook runs it)"),
     ),
 )
 @user_errors
