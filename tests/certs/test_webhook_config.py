@@ -14,7 +14,7 @@ import webhook.cli  # noqa: F401  (registers every command on the app)
 from webhook.certs.files import generate_certificates
 from webhook.cli.app import app
 from webhook.errors import CertificateError, EdgewardenError
-from webhook.policy.model import PolicySet
+from webhook.policy.model.policy import PolicySet
 from webhook.registration.render import WebhookSettings, render
 
 FIXTURES = Path(__file__).parent / "fixtures"

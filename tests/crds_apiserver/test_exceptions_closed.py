@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from tests.support import eventually
-from webhook.policy.exception_rules import ExceptionRules
+from webhook.policy.model.exception_rules import ExceptionRules
 from webhook.registration.render import WebhookSettings, approval_webhook
 
 from .conftest import Edgewarden

@@ -20,7 +20,7 @@ from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
 from webhook.controllers.registration import WebhookRegistration
 from webhook.controllers.uninstall import uninstall
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 from webhook.registration.conditions import field_test, match_conditions
 from webhook.registration.render import WebhookSettings
 from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationSettings

@@ -16,7 +16,7 @@ from webhook.cli.options import out_file, output_format
 from webhook.cli.output import deliver, documents, structured
 from webhook.cli.policy_source import policy_paths
 from webhook.errors import CertificateError
-from webhook.policy.decision import FailurePolicy
+from webhook.policy.model.decision import FailurePolicy
 
 certs_app = typer.Typer(
     name="certs",
@@ -243,7 +243,7 @@ def webhook_config(
     out: Annotated[Path | None, out_file("the configurations")] = None,
 ) -> None:
     """The Validating/MutatingWebhookConfiguration for the policies, as YAML or a JSON List."""
-    from webhook.policy.loader import load_policies
+    from webhook.policy.load.loader import load_policies
     from webhook.registration.render import WebhookSettings, render
 
     if ca_bundle is not None and ca_bundle_b64 is not None:

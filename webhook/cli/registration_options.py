@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from webhook.policy.decision import FailurePolicy
+from webhook.policy.model.decision import FailurePolicy
 from webhook.registration.render import WebhookSettings
 from webhook.registration.settings import RegistrationSettings
 

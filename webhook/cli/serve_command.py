@@ -34,8 +34,8 @@ from webhook.cli.registration_options import (
     registration_settings,
 )
 from webhook.errors import EdgewardenError
-from webhook.policy.decision import FailurePolicy
-from webhook.policy.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
+from webhook.policy.model.decision import FailurePolicy
+from webhook.policy.model.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
 
 
 @app.command(

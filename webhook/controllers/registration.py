@@ -52,7 +52,7 @@ from webhook.cluster.webhook_configurations import (
 )
 from webhook.controllers.api import ApiFailure, ObjectApi
 from webhook.errors import CertificateError, EdgewardenError, one_line
-from webhook.policy.model import PolicySet
+from webhook.policy.model.policy import PolicySet
 from webhook.registration.render import MUTATING_NAME, OWNED_LABEL, VALIDATING_NAME, render
 from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationSettings
 

@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.policy.model import Policy, PolicySet
+from webhook.policy.model.policy import Policy, PolicySet
 
 CONDITION_NAME = "edgewarden-policies-match"
 # Operations on which the API server always sends a non-null ``object``.

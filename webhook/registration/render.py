@@ -41,9 +41,9 @@ import yaml
 from cryptography import x509
 
 from webhook.errors import CertificateError, EdgewardenError
-from webhook.policy.model import PolicySet, WebhookRule
-from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
-from webhook.policy.schema import API_VERSION
+from webhook.policy.load.schema import API_VERSION
+from webhook.policy.model.namespaces import NAMESPACE_NAME_LABEL
+from webhook.policy.model.policy import PolicySet, WebhookRule
 from webhook.registration.conditions import match_conditions
 
 VALIDATING_NAME = "edgewarden-validating"
