@@ -595,7 +595,7 @@ def test_cert_manager_objects_are_well_formed_and_their_references_resolve() -> 
 
 COMPARED = ("name", "clientConfig", "rules", "admissionReviewVersions", "sideEffects",
             "matchPolicy", "timeoutSeconds", "failurePolicy", "namespaceSelector",
-            "reinvocationPolicy")
+            "reinvocationPolicy", "matchConditions")
 
 
 def normalized(hook: dict[str, Any]) -> dict[str, Any]:
