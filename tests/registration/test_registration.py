@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.admission.harness import base_settings
 from tests.kubeapi import LEASES, MUTATING_WEBHOOKS, SECRETS, SERVICES, VALIDATING_WEBHOOKS, KubeApi
@@ -17,16 +19,22 @@ from tests.kubeapi.resources import RESOURCE_QUOTAS
 from tests.support import api_client
 from webhook.admission.server import Runtime, build_runtime
 from webhook.certs.files import GeneratedCertificates, generate_certificates
+from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
 from webhook.controllers.registration import WebhookRegistration
 from webhook.controllers.uninstall import uninstall
+from webhook.policy.cel.expression import compile_expression
+from webhook.policy.engine.evaluation import Engine
 from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import make_request
 from webhook.registration.conditions import field_test, match_conditions
 from webhook.registration.render import WebhookSettings
 from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationSettings
 
 DEFAULTS = Path(__file__).parents[2] / "webhook" / "defaults" / "policies"
 OWNED = {"app.kubernetes.io/managed-by": "edgewarden"}
+INTERNAL_LB_KEY = "service.beta.kubernetes.io/aws-load-balancer-internal"
 
 
 # --- matchConditions -------------------------------------------------------------------
@@ -262,3 +270,69 @@ def test_uninstall_removes_what_edgewarden_made_and_nothing_else(
     assert not kube_api.exists(SECRETS.plural, "edgewarden-tls", namespace="edgewarden")
     service = kube_api.get(SERVICES.plural, "edgewarden", namespace="edgewarden")
     assert service["metadata"]["annotations"][UNINSTALLING_ANNOTATION] == "true"
+
+
+# --- never too narrow: the condition lets through everything a policy acts on --------
+
+TYPES = st.sampled_from([None, "ClusterIP", "NodePort", "LoadBalancer", "ExternalName", ""])
+ANNOTATIONS = st.dictionaries(
+    st.sampled_from([INTERNAL_LB_KEY, "service.beta.kubernetes.io/aws-load-balancer-scheme",
+                     "example.com/other"]), st.sampled_from(["true", "internal", ""]),
+    max_size=2)
+
+
+def service_object(kind: str | None, annotations: dict[str, str]) -> dict[str, Any]:
+    spec: dict[str, Any] = {"ports": [{"port": 80}]}
+    if kind is not None:
+        spec["type"] = kind
+    metadata: dict[str, Any] = {"name": "s", "namespace": "apps"}
+    if annotations:
+        metadata["annotations"] = annotations
+    return {"apiVersion": "v1", "kind": "Service", "metadata": metadata, "spec": spec}
+
+
+def condition_of(policies: PolicySet, *, mutating: bool) -> Any:
+    [condition] = match_conditions(policies, mutating=mutating)
+    return compile_expression(condition["expression"])
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(operation=st.sampled_from(["CREATE", "UPDATE"]), new_type=TYPES, old_type=TYPES,
+       annotations=ANNOTATIONS)
+def test_the_conditions_let_through_whatever_a_policy_acts_on(
+        tmp_path_factory: pytest.TempPathFactory, operation: str, new_type: str | None,
+        old_type: str | None, annotations: dict[str, str]) -> None:
+    """Differential: the shipped mutation, and validating policies with field tests, judged
+    by the engine; whenever one patches, matches or fails, the webhook's condition (in CEL,
+    as the API server would evaluate it) is true."""
+    folder = tmp_path_factory.mktemp("policies")
+    write_policy(folder, "nodeport", NODEPORT)
+    write_policy(folder, "loadbalancer-source-ranges", LOADBALANCER)
+    mutating = load_policies(DEFAULTS / "internal-loadbalancer.yaml")
+    validating = load_policies(folder)
+    obj = service_object(new_type, annotations)
+    old = service_object(old_type, {}) if operation == "UPDATE" else None
+    request = make_request(operation, obj, old)
+    activation = {"request": request.raw, "object": obj, "oldObject": old}
+    for policies, is_mutating in ((mutating, True), (validating, False)):
+        decision = Engine(policies).evaluate(request, MemoryCluster())
+        acted = bool(decision.patch or decision.matched_policies or decision.errors
+                     or decision.violations)
+        allowed = condition_of(policies, mutating=is_mutating).evaluate_bool(activation)
+        if acted:
+            assert allowed, (is_mutating, new_type, old_type, annotations)
+    # The point of it: a ClusterIP Service never reaches /mutate.
+    if new_type in (None, "ClusterIP"):
+        assert not condition_of(mutating, mutating=True).evaluate_bool(activation)
+
+
+LOADBALANCER = """\
+    mode: Enforce
+    match: {kinds: [Service], operations: [CREATE]}
+    matchConditions:
+      - {name: lb, expression: "has(object.spec.type) && object.spec.type in ['LoadBalancer']"}
+    validations:
+      - expression: "has(object.spec.loadBalancerSourceRanges)"
+        message: name the source ranges
+"""
