@@ -178,6 +178,7 @@ def test_install_upgrade_and_uninstall_refuse_nothing_and_leave_nothing(
         service_proxy.add(first.port)
         eventually(lambda: registered(plane, 5, service_proxy.url), timeout=60,
                    what=lambda: f"registration; log:\n{first.process.log_file.read_text()[-3000:]}")
+        versions = {k: d["metadata"]["resourceVersion"] for k, d in configurations(plane).items()}
         traffic.start()
         assert "deny-nodeport-in-production" in denied(admin, "np-1")
 
@@ -199,6 +200,10 @@ def test_install_upgrade_and_uninstall_refuse_nothing_and_leave_nothing(
         second = Replica("edgewarden-b", v2, tmp_path / "b", service_account)
         second.start()
         service_proxy.add(second.port)
+        # The leader's passes since (every 10 s, and on each change of input) wrote nothing:
+        # what it registered is what it wants, as the API server stores it.
+        assert {k: d["metadata"]["resourceVersion"]
+                for k, d in configurations(plane).items()} == versions
         service_proxy.remove(first.port)  # terminating: out of the endpoints first
         first.stop()
         eventually(lambda: registered(plane, 7, service_proxy.url), timeout=60,

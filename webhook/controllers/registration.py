@@ -42,6 +42,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from webhook.admission.server import Runtime
+from webhook.certs.secretstate import GENERATION
 from webhook.certs.store import CertStore, StoredSecret
 from webhook.certs.store import WebhookKind as CertWebhookKind
 from webhook.cluster.webhook_configurations import (
@@ -62,6 +63,7 @@ NAMES: dict[WebhookKind, str] = {"validating": VALIDATING_NAME, "mutating": MUTA
 # Fields the API server fills in when a webhook leaves them out, with the value it fills.
 _API_DEFAULTS: dict[str, Any] = {"objectSelector": {}, "namespaceSelector": {}}
 TICK_SECONDS = 1.0
+SECRET = "edgewarden-tls"  # --manage-certs keeps the CA here (webhook/certs/bootstrap.py)
 # How often every replica reads the Service for the uninstall annotation;
 # ``edgewarden uninstall`` waits well past it before it calls the cluster quiet.
 GUARD_SECONDS = 3.0
@@ -246,6 +248,8 @@ class WebhookRegistration:
         if found is None:
             if document is None:
                 return False
+            if self.keep_bundle:
+                document = self._with_generation(document)
             if self.api.create(kind, document) is None:
                 return False  # created meanwhile by someone: the next pass looks at it
             log.info("registered %s %s", KINDS[kind], name)
@@ -288,6 +292,20 @@ class WebhookRegistration:
             return False  # changed (or deleted) since read: the next pass reads again
         log.info("updated %s %s", KINDS[kind], name)
         return True
+
+    def _with_generation(self, document: dict[str, Any]) -> dict[str, Any]:
+        """With ``--manage-certs``: the caBundle generation of the certificate Secret (the
+        CA file is written from it), as the certificate manager records it on the
+        configurations, so it does not patch what was just created to say the same."""
+        namespace = self.settings.webhooks.namespace
+        secret = self.api.rest.call("GET", f"/api/v1/namespaces/{namespace}/secrets/{SECRET}")
+        generation = ((secret or {}).get("metadata") or {}).get("annotations", {}).get(
+            GENERATION)
+        if not generation:
+            return document
+        metadata = document["metadata"]
+        annotations = {**metadata.get("annotations", {}), GENERATION: generation}
+        return {**document, "metadata": {**metadata, "annotations": annotations}}
 
     @staticmethod
     def _keep_bundles(webhooks: list[dict[str, Any]], found: dict[str, Any]) -> None:
