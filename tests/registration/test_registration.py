@@ -18,6 +18,7 @@ from tests.kubeapi import LEASES, MUTATING_WEBHOOKS, SECRETS, SERVICES, VALIDATI
 from tests.kubeapi.resources import RESOURCE_QUOTAS
 from tests.support import api_client
 from webhook.admission.server import Runtime, build_runtime
+from webhook.admission.state import LoadedPolicies
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
@@ -336,3 +337,16 @@ LOADBALANCER = """\
       - expression: "has(object.spec.loadBalancerSourceRanges)"
         message: name the source ranges
 """
+
+
+def test_a_reload_changes_the_rules_and_removes_a_configuration_no_policy_needs(
+        kube_api: KubeApi, runtime: Runtime, rest: RestApi) -> None:
+    controller = registration(runtime, rest, Leading())
+    assert controller.sync_once().written == ["edgewarden-validating", "edgewarden-mutating"]
+    only_mutation = load_policies(DEFAULTS / "internal-loadbalancer.yaml")
+    runtime.state.install(LoadedPolicies.build(only_mutation, dry_run=False))
+    # The mutating configuration says what it said (the same mutation): not written again.
+    assert controller.sync_once().written == ["edgewarden-validating"]
+    assert kube_api.objects(VALIDATING_WEBHOOKS.plural) == []
+    [mutate, _approve] = kube_api.get(MUTATING_WEBHOOKS.plural, "edgewarden-mutating")["webhooks"]
+    assert [r["resources"] for r in mutate["rules"]] == [["services"]]
