@@ -51,7 +51,11 @@ STATIC_WEBHOOKS = REPO / "deploy" / "components" / "static-webhooks"
 @functools.cache
 def _build_static(overlay: str) -> tuple[Manifest, ...]:
     """``overlay`` with deploy/components/static-webhooks, as a GitOps user's kustomization
-    would write it (kustomize takes only relative paths: the folder is a temporary one)."""
+    would write it (kustomize takes only relative paths: the folder is a temporary one);
+    an overlay that lists the component itself (kind) as it is."""
+    own = _build(str(OVERLAYS_DIR / overlay))
+    if any(o["kind"] == "ValidatingWebhookConfiguration" for o in own):
+        return own
     with tempfile.TemporaryDirectory() as folder:
         base = os.path.relpath(OVERLAYS_DIR / overlay, folder)
         component = os.path.relpath(STATIC_WEBHOOKS, folder)
