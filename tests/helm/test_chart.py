@@ -422,6 +422,7 @@ def test_certificates_come_from_where_the_mode_says(value_set: str) -> None:
                      # webhooks.registration=self and the uninstall hook (by default)
                      ("ClusterRole", "edgewarden-webhook-registration"),
                      ("ClusterRole", "edgewarden-uninstall"), ("Role", "edgewarden-uninstall"),
+                     ("Role", "edgewarden-claims"),  # claims (on by default)
                      ("Role", "edgewarden-leader-election")}, "cert-manager mode needs no more"
     secret = volumes["tls"]["secret"]["secretName"]
     serving = one(objects, "Certificate", "edgewarden-serving")

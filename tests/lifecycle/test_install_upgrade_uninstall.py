@@ -143,6 +143,9 @@ def leftovers(plane: Any) -> list[str]:
                   "resourcequotas", "policyreports,clusterpolicyreports"):
         listed = plane.kubectl("get", kinds, "-A", "-l", OWNED, "-o", "name").stdout.split()
         left.extend(listed)
+    claims = plane.kubectl("get", "claims.edgewarden.dev", "-n", NAMESPACE, "-l", OWNED,
+                           "-o", "name", check=False)
+    left.extend(claims.stdout.split() if claims.returncode == 0 else [])
     for kind, name in (("lease", "edgewarden-leader"), ("secret", "edgewarden-tls")):
         if plane.kubectl("get", kind, name, "-n", NAMESPACE, check=False).returncode == 0:
             left.append(f"{kind}/{name}")

@@ -121,6 +121,12 @@ class ServerSettings:
     # /readyz failing (webhook/serve/root.py): the API server's kept-alive connections move
     # to the other replicas before this one closes them.
     drain_seconds: float = 0.0
+    # --claims: limit places no quota backs and unique keys are claimed in Claim objects at
+    # the API server before admitting (webhook/cluster/claims.py); only when reading it.
+    claims: bool = True
+    claims_interval_seconds: float = 1.0  # the leader's confirm/release/collect pass
+    # How long an unfulfilled pending claim weakens new ones on its unit (squatting).
+    claim_cooldown_seconds: float = 300.0
 
     @property
     def reads_the_api(self) -> bool:

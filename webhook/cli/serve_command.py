@@ -109,7 +109,8 @@ def serve(
         "well under the webhook's timeoutSeconds.")] = 1000.0,
     client_ca: Annotated[Path | None, typer.Option(
         "--client-ca", help="Answer /validate and /mutate only for callers presenting a "
-        "client certificate this CA (PEM) signed; reloaded when the file changes.")] = None,
+        "client certificate this CA (PEM) signed (with --probe-port, a caller without one "
+        "fails the TLS handshake); reloaded when the file changes.")] = None,
     webhook_timeout: Annotated[float, typer.Option(
         "--webhook-timeout", min=1.0, max=30.0,
         help="The webhook configurations' timeoutSeconds (the longest validating webhook's "
@@ -217,6 +218,11 @@ def serve(
         help="On SIGTERM, keep answering this long (closing each connection after its "
         "answer, /readyz failing) before shutting down (default: 5 with a cluster, else "
         "0).")] = None,
+    claims: Annotated[bool, typer.Option(
+        "--claims/--no-claims",
+        help="Claim limit places no quota backs and unique keys (hosts) in Claim objects "
+        "at the API server before admitting, so they are exact for any number of replicas "
+        "(needs the Claim CRD; docs/replicas.md).")] = True,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -277,6 +283,7 @@ def serve(
             register_webhooks, service=webhook_service, url=webhook_url,
             failure_policy=webhook_failure_policy, excluded=webhook_exclude_namespace,
             ca_bundle=ca_bundle, timeout_seconds=webhook_timeout, dry_run=dry_run),
+        claims=claims,
     )
     if drain_seconds is None:
         drain_seconds = 5.0 if settings.reads_the_api else 0.0

@@ -10,7 +10,8 @@ What it removes, in this order, and only objects edgewarden made (labelled
    MutatingWebhookConfiguration ``edgewarden-mutating``, when they carry the label (the
    chart's static mode installs them without it, and Helm removes those itself);
 3. the ResourceQuotas ``edgewarden-loadbalancers`` (``serve --manage-quotas``) in every
-   namespace, and the PolicyReports and ClusterPolicyReports of the continuous audit;
+   namespace, the PolicyReports and ClusterPolicyReports of the continuous audit, and the
+   Claims (``serve --claims``) in edgewarden's namespace;
 4. steps 2 and 3 again until nothing has come back for ``settle`` seconds, longer than a
    replica takes to see the annotation: a write already under way when the annotation
    landed is undone too;
@@ -32,6 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from webhook.audit.quota import QUOTA_NAME
+from webhook.cluster.claims import GROUP as CLAIM_GROUP
+from webhook.cluster.claims import PLURAL as CLAIM_PLURAL
+from webhook.cluster.claims import VERSION as CLAIM_VERSION
 from webhook.cluster.webhook_configurations import (
     KINDS,
     KubeCallError,
@@ -56,6 +60,9 @@ LABELLED = (
      _REPORTS + "/namespaces/{namespace}/policyreports/{name}"),
     ("ClusterPolicyReport", f"{_REPORTS}/clusterpolicyreports",
      _REPORTS + "/clusterpolicyreports/{name}"),
+    # serve --claims: the Claim objects, in edgewarden's namespace only.
+    ("Claim", f"/apis/{CLAIM_GROUP}/{CLAIM_VERSION}/namespaces/{{own}}/{CLAIM_PLURAL}",
+     f"/apis/{CLAIM_GROUP}/{CLAIM_VERSION}/namespaces/{{namespace}}/{CLAIM_PLURAL}/{{name}}"),
 )
 
 
@@ -91,11 +98,11 @@ def remove_configurations(api: WebhookConfigurationApi, removed: Removed) -> int
     return count
 
 
-def remove_labelled(rest: RestApi, removed: Removed) -> int:
-    """Managed quotas and the audit's reports, in every namespace."""
+def remove_labelled(rest: RestApi, removed: Removed, namespace: str) -> int:
+    """Managed quotas and the audit's reports in every namespace, claims in edgewarden's."""
     count = 0
     for kind, listed, item_path in LABELLED:
-        for item in rest.list(listed, SELECTOR):
+        for item in rest.list(listed.format(own=namespace), SELECTOR):
             metadata = item.get("metadata") or {}
             name, namespace = metadata.get("name", ""), metadata.get("namespace", "")
             if kind == "ResourceQuota" and name != QUOTA_NAME:
@@ -132,7 +139,7 @@ def uninstall(rest: RestApi, *, namespace: str, service: str, settle: float = 10
         namespace, service, {UNINSTALLING_ANNOTATION: "true"})
     start = quiet_since = monotonic()
     while True:
-        if remove_configurations(api, removed) + remove_labelled(rest, removed):
+        if remove_configurations(api, removed) + remove_labelled(rest, removed, namespace):
             quiet_since = monotonic()
         now = monotonic()
         if now - quiet_since >= settle:
