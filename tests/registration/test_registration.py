@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.admission.harness import base_settings
 from tests.kubeapi import LEASES, MUTATING_WEBHOOKS, SECRETS, SERVICES, VALIDATING_WEBHOOKS, KubeApi
-from tests.kubeapi.resources import RESOURCE_QUOTAS
+from tests.kubeapi.resources import RESOURCE_QUOTAS, Resource
 from tests.support import api_client
 from webhook.admission.server import Runtime, build_runtime
 from webhook.admission.state import LoadedPolicies
@@ -35,6 +35,7 @@ from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationS
 
 DEFAULTS = Path(__file__).parents[2] / "webhook" / "defaults" / "policies"
 OWNED = {"app.kubernetes.io/managed-by": "edgewarden"}
+CLAIMS = Resource("edgewarden.dev", "v1alpha1", "Claim", "claims")
 INTERNAL_LB_KEY = "service.beta.kubernetes.io/aws-load-balancer-internal"
 
 
@@ -255,18 +256,25 @@ def test_uninstall_removes_what_edgewarden_made_and_nothing_else(
     kube_api.create({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
                      "metadata": {"name": "edgewarden-tls", "namespace": "edgewarden",
                                   "labels": OWNED}, "data": {}})
+    kube_api.add_resource(CLAIMS)
+    for name, labels in (("lb-apps-1", OWNED), ("someone-elses", {})):
+        kube_api.create({"apiVersion": "edgewarden.dev/v1alpha1", "kind": "Claim",
+                         "metadata": {"name": name, "namespace": "edgewarden",
+                                      "labels": labels}, "spec": {}})
     removed = uninstall(rest, namespace="edgewarden", service="edgewarden", settle=0.0)
     assert removed.service_marked
     assert sorted(removed.objects) == sorted([
         "ValidatingWebhookConfiguration edgewarden-validating",
         "MutatingWebhookConfiguration edgewarden-mutating",
         "ResourceQuota apps/edgewarden-loadbalancers",
+        "Claim edgewarden/lb-apps-1",
         "Lease edgewarden/edgewarden-leader",
         "Secret edgewarden/edgewarden-tls",
     ])
     assert kube_api.objects(VALIDATING_WEBHOOKS.plural) == []
     assert kube_api.objects(MUTATING_WEBHOOKS.plural) == []
     assert [q["metadata"]["name"] for q in kube_api.objects(RESOURCE_QUOTAS.plural)] == ["theirs"]
+    assert [c["metadata"]["name"] for c in kube_api.objects(CLAIMS.plural)] == ["someone-elses"]
     assert kube_api.objects(LEASES.plural) == []
     assert not kube_api.exists(SECRETS.plural, "edgewarden-tls", namespace="edgewarden")
     service = kube_api.get(SERVICES.plural, "edgewarden", namespace="edgewarden")

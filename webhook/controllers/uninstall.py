@@ -98,11 +98,11 @@ def remove_configurations(api: WebhookConfigurationApi, removed: Removed) -> int
     return count
 
 
-def remove_labelled(rest: RestApi, removed: Removed, namespace: str) -> int:
-    """Managed quotas and the audit's reports in every namespace, claims in edgewarden's."""
+def remove_labelled(rest: RestApi, removed: Removed, own: str) -> int:
+    """Managed quotas and the audit's reports in every namespace, claims in ``own``."""
     count = 0
     for kind, listed, item_path in LABELLED:
-        for item in rest.list(listed.format(own=namespace), SELECTOR):
+        for item in rest.list(listed.format(own=own), SELECTOR):
             metadata = item.get("metadata") or {}
             name, namespace = metadata.get("name", ""), metadata.get("namespace", "")
             if kind == "ResourceQuota" and name != QUOTA_NAME:
