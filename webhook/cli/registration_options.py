@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from webhook.policy.model.decision import FailurePolicy
-from webhook.registration.render import WebhookSettings
-from webhook.registration.settings import RegistrationSettings
+
+if TYPE_CHECKING:  # imported in the function: --help must not load the policy stack
+    from webhook.registration.settings import RegistrationSettings
 
 RegisterOption = Annotated[bool, typer.Option(
     "--register-webhooks",
@@ -43,6 +44,9 @@ def registration_settings(
     timeout is a one-line error at start, not a failing loop later)."""
     if not register:
         return None
+    from webhook.registration.render import WebhookSettings
+    from webhook.registration.settings import RegistrationSettings
+
     if namespace is None:
         from webhook.certs.secretstate import current_namespace
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from webhook.registration.render import WebhookSettings
+if TYPE_CHECKING:  # a type only: the server's settings load without the policy stack
+    from webhook.registration.render import WebhookSettings
 
 # On the Service the configurations point at: ``edgewarden uninstall`` sets it before it
 # deletes them, and no replica registers again while it is there (see
