@@ -16,8 +16,12 @@ import cel
 import pytest
 import yaml
 
-from webhook.policy.cel import EXTENSION_FUNCTIONS, CelCompileError, CelEvaluationError
-from webhook.policy.cel import compile_expression
+from webhook.policy.cel import (
+    EXTENSION_FUNCTIONS,
+    CelCompileError,
+    CelEvaluationError,
+    compile_expression,
+)
 
 from .reference import Reference
 
