@@ -22,12 +22,23 @@ from webhook.policy.cel import (
     CelEvaluationError,
     compile_expression,
 )
+from webhook.policy.k8slib import FUNCTIONS as KUBERNETES_FUNCTIONS
 
 from .reference import Reference
 
 LIBRARY = Path(__file__).parent / "library"
 FILES = sorted(LIBRARY.glob("*.yaml"))
 OBJECT_DATA = {"host": "example.com", "port": "8080", "empty": ""}
+# Where edgewarden knowingly differs (docs/native.md "Where edgewarden differs"): a quantity
+# is carried as its exact amount, so Kubernetes' internal form (an int64 with a negative
+# scale, or an arbitrary-precision decimal), which decides isInteger/asInteger, is lost.
+DEVIATIONS = {
+    "quantity('1.5Gi').isInteger()": "Kubernetes holds 1.5Gi as a decimal: not an int64",
+    "quantity('100m').add(quantity('900m')).asInteger()":
+        "Kubernetes holds the sum as 1000 with scale -3: no int64 without reducing it",
+}
+# The syntax the rewrite turns into internal calls, by the name of the call.
+SPELLED = {"_optional_select": ".?", "_optional_index": "[?", "_cidr_ip": ".ip()"}
 
 
 def cases(path: Path) -> list[str]:
@@ -63,6 +74,21 @@ def test_every_library_file_has_enough_cases() -> None:
         assert len(cases(path)) >= 3, path.name
 
 
+def test_every_kubernetes_function_has_three_cases_or_more() -> None:
+    every = [case for path in FILES for case in cases(path)]
+    assert set(DEVIATIONS) <= set(every)
+    assert KUBERNETES_FUNCTIONS
+    thin = []
+    for name in KUBERNETES_FUNCTIONS:
+        spelled = SPELLED.get(name, name.rpartition(".")[2] + "(")
+        if name.startswith("format.") and name != "format.named":
+            spelled = f"{name}()"
+        count = sum(spelled in case for case in every)
+        if count < 3:
+            thin.append(f"{name}: {count}")
+    assert not thin, thin
+
+
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_edgewarden_computes_what_the_api_server_computes(reference: Reference,
                                                           path: Path) -> None:
@@ -76,6 +102,9 @@ def test_edgewarden_computes_what_the_api_server_computes(reference: Reference,
     for expression, (value, error), answer in zip(expressions, computed, answers, strict=True):
         if answer.error is not None or error is not None:
             print(f"{expression}\n  edgewarden: {error}\n  API server: {answer.error}")
+        if expression in DEVIATIONS:
+            assert not answer.agrees, f"{expression} now agrees: take it out of DEVIATIONS"
+            continue
         if not answer.agrees:
             said = (f"refuses it: {answer.refused}" if answer.refused
                     else f"fails: {answer.error}" if answer.error else "computes another value")

@@ -30,7 +30,10 @@ Span: TypeAlias = tuple[int, int]
 # The comprehension macros: `range.macro(variable, body...)`.
 MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 # Functions cel-go (and the Rust binding) spell with a namespace: `math.greatest(x)`.
-NAMESPACES = frozenset({"math", "sets", "base64", "lists", "strings", "optional"})
+NAMESPACES = frozenset({"math", "sets", "base64", "lists", "strings", "optional", "format"})
+# Namespaced functions whose namespace is also a function name (``ip('...')``): only these
+# calls are read as namespaced, so a comprehension variable named ``ip`` stays a variable.
+QUALIFIED = frozenset({"ip.isCanonical"})
 
 
 class CelSyntaxError(ValueError):
@@ -54,6 +57,7 @@ class Select:
     operand: Expr
     field: str
     span: Span
+    optional: bool = False  # ``operand.?field``: an optional, none when the field is absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +67,7 @@ class Index:
     operand: Expr
     index: Expr
     span: Span
+    optional: bool = False  # ``operand[?index]``
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +225,14 @@ _SPEC_FIXES = (
         'mapinits       : expr ":" expr ("," expr ":" expr)* [","]',
     ),
     ('FLOAT_LIT      : /-?/ DIGIT+ "." DIGIT* EXPONENT? | ', "FLOAT_LIT      : "),
+    # CEL's optional field selection and index (cel-go's OptionalTypes): `a.?b`, `a[?k]`.
+    (
+        "member         : member_dot | member_dot_arg | member_index | member_object | primary",
+        "member         : member_dot | member_dot_arg | member_index | member_object"
+        " | member_dot_opt | member_index_opt | primary\n"
+        'member_dot_opt : member "." "?" IDENT\n'
+        'member_index_opt : member "[" "?" expr "]"',
+    ),
 )
 
 
@@ -301,6 +314,10 @@ class _Builder:
             return self.method(self.expr(kids[0]), str(kids[1]), self.args(kids[2:]), span)
         if name == "member_index":
             return Index(self.expr(kids[0]), self.expr(kids[1]), span)
+        if name == "member_dot_opt":
+            return Select(self.expr(kids[0]), str(kids[1]), span, optional=True)
+        if name == "member_index_opt":
+            return Index(self.expr(kids[0]), self.expr(kids[1]), span, optional=True)
         if name == "member_object":
             fields = kids[1].children if len(kids) > 1 else []
             pairs = tuple(
@@ -366,7 +383,8 @@ class _Builder:
         arity_fits = len(args) == 2 or (len(args) == 3 and function == "map")
         if function in MACROS and arity_fits and isinstance(args[0], Ident):
             return Comprehension(function, target, args[0].name, args[1:], span)
-        if isinstance(target, Ident) and target.name in NAMESPACES:
+        qualified = isinstance(target, Ident) and f"{target.name}.{function}" in QUALIFIED
+        if isinstance(target, Ident) and (target.name in NAMESPACES or qualified):
             return Call(f"{target.name}.{function}", args, None, span)
         return Call(function, args, target, span)
 
