@@ -62,11 +62,13 @@ def validate(
         policies = load_policies(*chosen)
     except PolicyLoadError as error:
         if output == "json":
-            deliver(structured(_validation(None, error.problems), "json"), out,
+            deliver(structured(_validation(None, error.problems, error.warnings), "json"), out,
                     f"{len(error.problems)} problem(s)")
             raise typer.Exit(ExitCode.FOUND) from None
         for problem in error.problems:
             err_console.print(f"[red]✗[/] {problem}", highlight=False)
+        for warning in error.warnings:  # found in the same run: one pass shows everything
+            err_console.print(f"[yellow]![/] {warning}", highlight=False)
         err_console.print(f"{len(error.problems)} problem(s); nothing was loaded.")
         raise typer.Exit(ExitCode.FOUND) from None
     if output == "json":
@@ -111,7 +113,8 @@ def _problem(problem: PolicyProblem) -> dict[str, Any]:
             "message": problem.message}
 
 
-def _validation(policies: PolicySet | None, problems: list[PolicyProblem]) -> dict[str, Any]:
+def _validation(policies: PolicySet | None, problems: list[PolicyProblem],
+                warnings: list[PolicyProblem] | None = None) -> dict[str, Any]:
     """``validate -o json``: every policy loaded, or every problem found (never both)."""
     return {
         "valid": policies is not None,
@@ -128,7 +131,8 @@ def _validation(policies: PolicySet | None, problems: list[PolicyProblem]) -> di
             for policy in (policies.policies if policies is not None else ())
         ],
         "problems": [_problem(problem) for problem in problems],
-        "warnings": [_problem(w) for w in (policies.warnings if policies is not None else ())],
+        "warnings": [_problem(w) for w in (
+            policies.warnings if policies is not None else (warnings or ()))],
     }
 
 

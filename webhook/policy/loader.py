@@ -15,6 +15,7 @@ from jsonschema.exceptions import ValidationError
 from webhook.errors import PolicyLoadError, PolicyProblem
 from webhook.policy.cel import CelCompileError, CelExpression, compile_expression
 from webhook.policy.checks import Schemas, check_policy
+from webhook.policy.checks.policy import slots as check_slots
 from webhook.policy.decision import FailurePolicy, Mode
 from webhook.policy.key_table import KeyMatch
 from webhook.policy.kinds import SHORT_NAMES, KindRef, known_resource, merge, valid_resource_name
@@ -113,7 +114,10 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
             seen[policy.name] = policy.source
             policies.append(policy)
     if problems:
-        raise PolicyLoadError(problems)
+        # By file and line, whatever stage found each (schema, compile, type check).
+        order = {str(file): index for index, file in enumerate(files)}
+        problems.sort(key=lambda p: (order.get(p.file, len(order)), p.line or 0))
+        raise PolicyLoadError(problems, warnings)
     return PolicySet(
         policies=tuple(policies), sources=tuple(str(f) for f in files), warnings=tuple(warnings)
     )
@@ -266,12 +270,40 @@ def _checked_document(
             if problem.field not in reported:
                 reported.add(problem.field)
                 problems.append(problem)
+        # The CEL beside a schema error is still compiled: one run shows every problem.
+        for path, source in _expressions(data):
+            if _field(path) in reported or not isinstance(source, str):
+                continue
+            try:
+                compile_expression(source, allowed=_BODY_VARIABLES)
+            except CelCompileError as error:
+                problems.append(PolicyProblem(file, document.line_of(path), _field(path),
+                                              f"CEL: {error}"))
         return None
     builder = _PolicyBuilder(document, file)
     policy = builder.build(flavour)
     problems.extend(builder.problems)
     warnings.extend(builder.warnings)
     return policy if not builder.problems else None
+
+
+def _expressions(data: Mapping[str, Any]) -> Iterator[tuple[Path_, object]]:
+    """Every CEL expression of a document, by its path, however malformed the rest is."""
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for section, keys in (("matchConditions", ("expression",)), ("variables", ("expression",)),
+                          ("validations", ("expression", "messageExpression"))):
+        items = spec.get(section)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            for key in keys:
+                if isinstance(item, dict) and key in item:
+                    yield ("spec", section, index, key), item[key]
+    for section, keys in (("limit", ("where", "maxExpression")), ("unique", ("keys",))):
+        block = spec.get(section)
+        for key in keys:
+            if isinstance(block, dict) and key in block:
+                yield ("spec", section, key), block[key]
 
 
 def nesting_problem(document: LocatedDocument, file: str) -> PolicyProblem | None:
@@ -302,6 +334,10 @@ class _PolicyBuilder:
         self.file = file
         self.problems: list[PolicyProblem] = []
         self.warnings: list[PolicyProblem] = []  # reported; the policy still loads
+        # Where each compiled expression is, so the type checks of a policy with a broken
+        # expression still name the right field (every problem of a file in one run).
+        self._paths: dict[int, Path_] = {}
+        self._partial: list[Validation] = []  # compiled parts of broken validations
         spec = document.data.get("spec") or {}
         self.variable_names = frozenset(v["name"] for v in spec.get("variables", []))
         name = str(document.data["metadata"]["name"])
@@ -324,12 +360,14 @@ class _PolicyBuilder:
         if known_variables is None:
             known_variables = self.variable_names
         try:
-            return compile_expression(
+            compiled = compile_expression(
                 source,
                 allowed=allowed,
                 binding_prefix=self.binding_prefix,
                 known_policy_variables=known_variables,
             )
+            self._paths[id(compiled)] = path
+            return compiled
         except CelCompileError as error:
             self._problem(path, f"CEL: {error}")
         except (RecursionError, MemoryError) as error:  # past the bounds' estimate
@@ -373,8 +411,7 @@ class _PolicyBuilder:
             for i, item in enumerate(spec.get("mutations", []))
             if (m := self._mutation(i, item, flavour)) is not None
         )
-        if self.problems:
-            return None
+        broken = bool(self.problems)
         policy = Policy(
             name=metadata["name"],
             description=(metadata.get("annotations") or {}).get(DESCRIPTION_ANNOTATION, ""),
@@ -383,7 +420,8 @@ class _PolicyBuilder:
             match=match,
             match_conditions=conditions,
             variables=tuple(variables),
-            validations=tuple(v for v in validations if v is not None),
+            validations=tuple(v for v in validations if v is not None)
+            + (tuple(self._partial) if broken else ()),
             limit=limit,
             mutations=mutations,
             unique=unique,
@@ -392,11 +430,16 @@ class _PolicyBuilder:
         )
         # Refuse what would fail on every request: unknown functions and fields, results
         # of the wrong type (see webhook/policy/checks).
+        # A policy with a broken expression is checked too (what compiled of it), so one
+        # syntax error never hides the type errors beside it.
         checks = check_policy(policy, _SCHEMAS)
+        where = {slot.path: self._paths.get(id(slot.expression), slot.path)
+                 for slot in check_slots(policy)}
         for finding in checks.errors:
-            self._problem(finding.path, finding.message)
+            self._problem(where.get(finding.path, finding.path), finding.message)
         for finding in checks.warnings:
-            self.warnings.append(self._located(finding.path, finding.message))
+            self.warnings.append(
+                self._located(where.get(finding.path, finding.path), finding.message))
         return None if self.problems else policy
 
     def _unique_names(self, items: list[Mapping[str, Any]], section: str) -> None:
@@ -498,6 +541,8 @@ class _PolicyBuilder:
                 raw["messageExpression"], (*path, "messageExpression"), _BODY_VARIABLES
             )
         if expression is None:
+            if message_expression is not None:  # still checked, beside the broken expression
+                self._partial.append(Validation(message_expression, None, None))
             return None
         return Validation(expression, raw.get("message"), message_expression)
 

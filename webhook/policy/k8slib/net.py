@@ -70,7 +70,7 @@ def is_ip(raw: Any) -> bool:
 
 
 def is_canonical(raw: Any) -> bool:
-    return _text(parse_ip(raw, "ip.isCanonical")) == raw
+    return bool(_text(parse_ip(raw, "ip.isCanonical")) == raw)
 
 
 def family(value: Any) -> int:
@@ -78,7 +78,7 @@ def family(value: Any) -> int:
 
 
 def is_unspecified(value: Any) -> bool:
-    return parse_ip(value, "isUnspecified").is_unspecified
+    return bool(parse_ip(value, "isUnspecified").is_unspecified)
 
 
 def is_loopback(value: Any) -> bool:
