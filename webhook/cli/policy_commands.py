@@ -198,6 +198,12 @@ def test_suites(
         raise TestSuiteError(f"no test suites (*.test.yaml) found under {where}")
     for note in sorted({n for r in results for n in r.ignored_exceptions}):
         err_console.print(f"note: {note}", highlight=False, markup=False)
+    judged_with = {p.name: p for r in results for p in r.policies}
+    if judged_with:
+        from webhook.native.render import placement_note
+
+        err_console.print(f"note: {placement_note(list(judged_with.values()))}",
+                          highlight=False, markup=False)
     if output == "text":
         if out is not None:
             raise EdgewardenError("--out needs -o json or -o junit (the text goes to the "
