@@ -63,5 +63,11 @@ def test_validate_refuses_everything_the_api_server_flags_in_one_run(tmp_path: P
     for entry in corpus:
         if entry.id in WARNED | EXTENSIONS:
             assert (lines[entry.id], "spec.validations[0].expression") in warned, entry.id
+    # What we add to the API server's words: the field or function meant.
+    said = {int(m["line"]): m["message"] for m in reported}
+    assert "did you mean spec.type?" in said[lines["unknown-field-typo"]]
+    assert "did you mean metadata.labels?" in said[lines["misspelt-labels"]]
+    assert "did you mean startsWith?" in said[lines["misspelt-startswith"]]
+    assert "did you mean spec.ingressClassName?" in said[lines["ingress-class-without-name"]]
     # One run: every flagged entry is reported, none hidden behind another's syntax error.
     assert len(errors) == len([e for e in corpus if e.flagged and e.id not in EXTENSIONS])
