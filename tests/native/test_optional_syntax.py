@@ -25,7 +25,8 @@ spec:
       expression: "object.metadata.?labels[?'team'].orValue('')"
   validations:
     - expression: "variables.team != ''"
-      messageExpression: "'no team among ' + string(object.metadata.?labels.orValue({}).size()) + ' labels'"
+      messageExpression: >-
+        'no team among ' + string(object.metadata.?labels.orValue({}).size()) + ' labels'
     - expression: >-
         object.spec.?loadBalancerSourceRanges.orValue([]).all(r,
         isCIDR(r) && cidr(r).ip() == cidr(r).masked().ip())
