@@ -71,3 +71,45 @@ def test_validate_refuses_everything_the_api_server_flags_in_one_run(tmp_path: P
     assert "did you mean spec.ingressClassName?" in said[lines["ingress-class-without-name"]]
     # One run: every flagged entry is reported, none hidden behind another's syntax error.
     assert len(errors) == len([e for e in corpus if e.flagged and e.id not in EXTENSIONS])
+
+
+ONE_FILE = """\
+apiVersion: edgewarden.dev/v1alpha1
+kind: Policy
+metadata: {name: broken-schema}
+spec:
+  mode: Sometimes
+  match: {kinds: [Service]}
+  validations:
+    - expression: "object.spec.type == 'a' and true"
+---
+apiVersion: edgewarden.dev/v1alpha1
+kind: Policy
+metadata: {name: broken-cel}
+spec:
+  match: {kinds: [Service]}
+  validations:
+    - expression: "object.spec.type === 'NodePort'"
+    - expression: "object.spec.ports[0].port == 'http'"
+    - expression: "object.spec.typo == 'x'"
+      messageExpression: "'port ' + object.spec.ports[0].port"
+"""
+
+
+def test_no_problem_hides_another(tmp_path: Path) -> None:
+    """A schema error does not hide the CEL beside it, nor a syntax error the type errors
+    of the other expressions of its policy: one run, every problem, in file order."""
+    path = tmp_path / "policies.yaml"
+    path.write_text(ONE_FILE)
+    result = CliRunner().invoke(app, ["validate", str(path)], catch_exceptions=False)
+    found = [(int(m["line"]), m["field"]) for line in result.output.splitlines()
+             if (m := PROBLEM.match(line))]
+    assert found == [
+        (5, "spec.mode"),
+        (8, "spec.validations[0].expression"),
+        (16, "spec.validations[0].expression"),
+        (17, "spec.validations[1].expression"),
+        (18, "spec.validations[2].expression"),
+        (19, "spec.validations[2].messageExpression"),
+    ], result.output
+    assert "5 problem(s)" not in result.output and "6 problem(s)" in result.output
