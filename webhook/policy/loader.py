@@ -542,7 +542,8 @@ class _PolicyBuilder:
             )
         if expression is None:
             if message_expression is not None:  # still checked, beside the broken expression
-                self._partial.append(Validation(message_expression, None, None))
+                placeholder = compile_expression("true")  # yields a bool: no finding
+                self._partial.append(Validation(placeholder, None, message_expression))
             return None
         return Validation(expression, raw.get("message"), message_expression)
 
