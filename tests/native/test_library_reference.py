@@ -16,13 +16,13 @@ import cel
 import pytest
 import yaml
 
-from webhook.policy.cel import (
+from webhook.policy.cel.expression import (
     EXTENSION_FUNCTIONS,
     CelCompileError,
     CelEvaluationError,
     compile_expression,
 )
-from webhook.policy.k8slib import FUNCTIONS as KUBERNETES_FUNCTIONS
+from webhook.policy.cel.library import FUNCTIONS as KUBERNETES_FUNCTIONS
 
 from .reference import Reference
 

@@ -11,8 +11,8 @@ import yaml
 from tests.support import policies_from_yaml
 from webhook.cluster.memory import MemoryCluster
 from webhook.native.export import export
-from webhook.policy.engine import Engine
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.model.request import make_request
 
 POLICY = """
 apiVersion: edgewarden.dev/v1alpha1

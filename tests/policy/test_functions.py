@@ -12,8 +12,8 @@ import yaml
 from tests.support import policies_from_yaml as load_policy_text
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
-from webhook.policy.checks.functions import FUNCTIONS
-from webhook.policy.engine import Engine
+from webhook.policy.cel.checks.functions import FUNCTIONS
+from webhook.policy.engine.evaluation import Engine
 
 from .conftest import make_request
 
@@ -94,7 +94,7 @@ SAMPLES = {
     "first": "[1].first().value()",
     "last": "[1, 2].last().value()",
     "lists.range": "lists.range(3)",
-    # Kubernetes' libraries (webhook/policy/k8slib; compared with the API server in tests/native)
+    # Kubernetes' libraries (webhook/policy/cel/library; compared with the API server in tests/native)
     "isSorted": "[1, 2].isSorted()",
     "find": "'a1'.find('[0-9]')",
     "findAll": "'a1b2'.findAll('[0-9]')",

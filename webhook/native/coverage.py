@@ -25,13 +25,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from webhook.policy.checks.functions import FUNCTIONS
-from webhook.policy.decision import Mode
-from webhook.policy.model import InternalLoadBalancer, Policy, PolicySet, SetAnnotations
+from webhook.policy.cel.checks.functions import FUNCTIONS
+from webhook.policy.model.decision import Mode
+from webhook.policy.model.policy import InternalLoadBalancer, Policy, PolicySet, SetAnnotations
 
 # edgewarden's functions that the API server's CEL environment for admission policies offers
 # too, with the same meaning (compared with the real API server: tests/native): every one
-# but edgewarden's own (sets.of, math.*, base64.*, bool; checks/functions.py
+# but edgewarden's own (sets.of, math.*, base64.*, bool; cel/checks/functions.py
 # EDGEWARDEN_ONLY). Kubernetes' libraries (lists, regex, url, ip, cidr, quantity, format)
 # and the optional syntax (rewritten into _optional_select/_optional_index; the exported
 # expression is the source as written) are among them.

@@ -6,7 +6,7 @@ import textwrap
 from collections.abc import Sequence
 
 from webhook.native.coverage import Coverage, Where, assess
-from webhook.policy.model import Policy
+from webhook.policy.model.policy import Policy
 
 WIDTH = 80
 
