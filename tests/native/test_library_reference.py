@@ -38,7 +38,9 @@ DEVIATIONS = {
         "Kubernetes holds the sum as 1000 with scale -3: no int64 without reducing it",
 }
 # The syntax the rewrite turns into internal calls, by the name of the call.
-SPELLED = {"_optional_select": ".?", "_optional_index": "[?", "_cidr_ip": ".ip()"}
+SPELLED = {"_optional_select": ".?", "_optional_index": "[?", "_cidr_ip": ".ip()",
+           "_pairs": ", v, ", "_pairs_to_map": "transformMap(",
+           "_merge_entries": "transformMapEntry("}
 
 
 def cases(path: Path) -> list[str]:

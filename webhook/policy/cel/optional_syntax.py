@@ -5,6 +5,10 @@
   optionals.py), nested as written: ``a.?b.?c`` selects on the optional the first yields.
 * ``cidr.ip()`` (the method) becomes ``_cidr_ip(cidr)``: the Rust binding calls a method
   ``x.f()`` as ``f(x)``, which would meet the global ``ip(string)``.
+* The two-variable comprehensions (cel-go's TwoVarComprehensions, Kubernetes 1.32+):
+  ``x.all(i, v, p)``, ``exists``, ``existsOne``, ``transformList``, ``transformMap`` and
+  ``transformMapEntry`` become one-variable comprehensions over ``_pairs(x)`` (the
+  ``[index or key, value]`` pairs), each ``i`` read as ``_pN[0]`` and ``v`` as ``_pN[1]``.
 
 The rewrite works on the syntax tree and its spans: only the parts that change are
 replaced, everything else keeps its text (and so its meaning) exactly.
@@ -13,12 +17,29 @@ replaced, everything else keeps its text (and so its meaning) exactly.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 
-from webhook.policy.cel.syntax import Call, Expr, Index, Select, children, replace_spans, walk
+from webhook.policy.cel.syntax import (
+    Call,
+    Comprehension,
+    Expr,
+    Ident,
+    Index,
+    Select,
+    children,
+    replace_spans,
+    walk,
+)
+
+TWO_VARIABLE = frozenset({"all", "exists", "existsOne", "transformList", "transformMap",
+                          "transformMapEntry"})
 
 
-def _needs(node: Expr) -> bool:
-    return (isinstance(node, Select | Index) and node.optional) or _cidr_ip(node)
+def _two_variable(node: Expr) -> bool:
+    if not isinstance(node, Call) or node.target is None or node.function not in TWO_VARIABLE:
+        return False
+    wanted = {3, 4} if node.function.startswith("transform") else {3}
+    return len(node.args) in wanted and all(isinstance(a, Ident) for a in node.args[:2])
 
 
 def _cidr_ip(node: Expr) -> bool:
@@ -26,29 +47,72 @@ def _cidr_ip(node: Expr) -> bool:
         and not node.args
 
 
+def _needs(node: Expr) -> bool:
+    return (isinstance(node, Select | Index) and node.optional) or _cidr_ip(node) \
+        or _two_variable(node)
+
+
 def needs_lowering(tree: Expr) -> bool:
     return any(_needs(node) for node in walk(tree))
 
 
 def lower(source: str, tree: Expr) -> str:
-    """``source`` with every optional selection, optional index and ``cidr.ip()`` rewritten
-    (``source`` itself when there is none)."""
+    """``source`` with every construct above rewritten (``source`` itself when none)."""
     if not needs_lowering(tree):
         return source
-    return _text(source, tree)
+    return _Emitter(source).emit(tree, {})
 
 
-def _text(source: str, node: Expr) -> str:
-    if isinstance(node, Select) and node.optional:
-        return f"_optional_select({_text(source, node.operand)}, {json.dumps(node.field)})"
-    if isinstance(node, Index) and node.optional:
-        return f"_optional_index({_text(source, node.operand)}, {_text(source, node.index)})"
-    if isinstance(node, Call) and _cidr_ip(node):
+class _Emitter:
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.depth = 0  # names the pair variable of nested two-variable comprehensions
+
+    def emit(self, node: Expr, names: Mapping[str, str]) -> str:
+        """``node``'s text, rewritten, with the identifiers in ``names`` replaced."""
+        if isinstance(node, Ident) and node.name in names:
+            return names[node.name]
+        if isinstance(node, Select) and node.optional:
+            return f"_optional_select({self.emit(node.operand, names)}, {json.dumps(node.field)})"
+        if isinstance(node, Index) and node.optional:
+            return (f"_optional_index({self.emit(node.operand, names)}, "
+                    f"{self.emit(node.index, names)})")
+        if isinstance(node, Call) and _cidr_ip(node):
+            assert node.target is not None
+            return f"_cidr_ip({self.emit(node.target, names)})"
+        if isinstance(node, Call) and _two_variable(node):
+            return self.comprehension(node, names)
+        start, end = node.span
+        inner = []
+        for child in children(node):
+            scope = names
+            if isinstance(node, Comprehension) and child is not node.range:
+                scope = {k: v for k, v in names.items() if k != node.variable}  # shadowed
+            if needs_lowering(child) or any(isinstance(n, Ident) and n.name in scope
+                                            for n in walk(child)):
+                inner.append(((child.span[0] - start, child.span[1] - start),
+                              self.emit(child, scope)))
+        return replace_spans(self.source[start:end], inner) if inner else self.source[start:end]
+
+    def comprehension(self, node: Call, names: Mapping[str, str]) -> str:
         assert node.target is not None
-        return f"_cidr_ip({_text(source, node.target)})"
-    start, end = node.span
-    changed = [child for child in children(node) if needs_lowering(child)]
-    if not changed:
-        return source[start:end]
-    inner = [((c.span[0] - start, c.span[1] - start), _text(source, c)) for c in changed]
-    return replace_spans(source[start:end], inner)
+        first, second = node.args[0], node.args[1]
+        assert isinstance(first, Ident) and isinstance(second, Ident)
+        pair = f"_p{self.depth}"
+        self.depth += 1
+        scope = {**names, first.name: f"{pair}[0]", second.name: f"{pair}[1]"}
+        parts = [self.emit(arg, scope) for arg in node.args[2:]]
+        self.depth -= 1
+        pairs = f"_pairs({self.emit(node.target, names)})"
+        body = ", ".join(parts)
+        if node.function in ("all", "exists"):
+            return f"{pairs}.{node.function}({pair}, {body})"
+        if node.function == "existsOne":
+            return f"{pairs}.exists_one({pair}, {body})"
+        if node.function == "transformList":
+            return f"{pairs}.map({pair}, {body})"
+        if node.function == "transformMap":
+            *keep, value = parts
+            entry = ", ".join([*keep, f"[dyn({pair}[0]), dyn({value})]"])
+            return f"_pairs_to_map({pairs}.map({pair}, {entry}))"
+        return f"_merge_entries({pairs}.map({pair}, {body}))"  # transformMapEntry

@@ -235,6 +235,9 @@ class TypeChecker:
     def index(self, node: Index, scope: dict[str, CelType]) -> CelType:
         parent = self.infer(node.operand, scope)
         index = self.infer(node.index, scope)
+        if parent.kind == "pair" and isinstance(node.index, Literal) and node.index.value in (0, 1):
+            # ``_p[0]`` is the index (int) or key (string), ``_p[1]`` the value.
+            return CelType(parent.root) if node.index.value == 0 else (parent.element or DYN)
         key = literal_key(node.index)
         if parent.kind == "object" and key is not None:
             return self.member(parent, key, node, node.operand)
@@ -265,6 +268,13 @@ class TypeChecker:
                         "policy runs on the webhook only (docs/native.md)", node, warning=True)
         if node.function in ("_optional_select", "_optional_index"):
             return self.optional_read(node, args)
+        if node.function == "_pairs" and args:
+            # A two-variable comprehension's [index or key, value] pairs (optional_syntax.py)
+            ranged = args[0]
+            key = INT if ranged.kind == "list" else STRING if ranged.kind in ("map", "object") \
+                else DYN
+            return list_of(CelType("pair", _element(ranged) if ranged.kind == "list" else (
+                ranged.element or DYN) if ranged.kind == "map" else DYN, root=key.kind))
         if function.overloads:
             found = matching(function, target, args)
             if found is None:

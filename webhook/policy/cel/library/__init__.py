@@ -16,7 +16,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from webhook.policy.cel.library import formats, lists, net, optionals, quantity, regex, urls
+from webhook.policy.cel.library import (
+    comprehensions,
+    formats,
+    lists,
+    net,
+    optionals,
+    quantity,
+    regex,
+    urls,
+)
 from webhook.policy.cel.library.errors import LibraryError
 
 FUNCTIONS: dict[str, Callable[..., Any]] = {
@@ -27,6 +36,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     **quantity.FUNCTIONS,
     **formats.FUNCTIONS,
     **optionals.FUNCTIONS,
+    **comprehensions.FUNCTIONS,
 }
 
 __all__ = ["FUNCTIONS", "LibraryError"]
