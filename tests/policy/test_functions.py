@@ -130,6 +130,7 @@ SAMPLES = {
     "validate": "format.uuid().validate('a')",
     "_optional_select": "{'a': 1}.?a",
     "_optional_index": "[1][?0]",
+    "format": "'%s-%d'.format(['a', 1])",
     "_pairs": "[1].all(i, v, v > i)",
     "_pairs_to_map": "{'a': 1}.transformMap(k, v, v + 1)",
     "_merge_entries": "{'a': 1}.transformMapEntry(k, v, {k: v})",
@@ -170,7 +171,7 @@ def test_every_accepted_function_evaluates_in_the_engine(name: str) -> None:
         "'10.0.0.1'.isIP()",  # isIP is a function, as Kubernetes declares it
         "ip(1)",  # Kubernetes' ip() takes a string
         "quantity('1Gi') < quantity('2Gi')",  # no ordering of quantities: isLessThan
-        "'%s'.format(['a'])",
+        "'%s'.format('a')",  # format takes a list of arguments
         "matches('abc', 'a')",  # the binding has only the method form
         "'abc'.startsWith()",
         "[1, 2].contains(1)",  # the native contains is the string one: use `1 in [1, 2]`

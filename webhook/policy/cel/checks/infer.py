@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from webhook.policy.cel.checks.functions import FUNCTIONS, Function, accepts, matching
-from webhook.policy.cel.checks.literals import literal_problem
+from webhook.policy.cel.checks.literals import format_problem, literal_problem
 from webhook.policy.cel.checks.types import (
     BOOL,
     DOUBLE,
@@ -114,6 +114,7 @@ class TypeChecker:
         self.findings: list[Finding] = []
         self.policy_guards = guards or set()
         self.guards: set[tuple[Path, str]] = set()
+        self.exempt: set[int] = set()  # list literals whose elements may mix types
 
     def check(self, tree: Expr) -> CelType:
         self.guards = guards(tree) | self.policy_guards
@@ -139,6 +140,8 @@ class TypeChecker:
     def mixed(self, kinds: list[CelType], node: Expr, what: str) -> None:
         """A list or map literal holds one type in Kubernetes (homogeneous aggregate
         literals): report the first element of another type."""
+        if id(node) in self.exempt:
+            return
         known = [k for k in kinds if k.known and k.kind != "null"]
         for kind in known[1:]:
             if not same_type(known[0], kind):
@@ -251,6 +254,8 @@ class TypeChecker:
         return DYN
 
     def call(self, node: Call, scope: dict[str, CelType]) -> CelType:
+        if node.function == "format" and node.args and isinstance(node.args[0], ListExpr):
+            self.exempt.add(id(node.args[0]))  # cel-go exempts format's argument list
         target = self.infer(node.target, scope) if node.target is not None else None
         args = []  # a loop, not a comprehension: one frame less per level
         for arg in node.args:
@@ -261,6 +266,11 @@ class TypeChecker:
             self.report(self.unknown_function(node.function, method), node)
             return DYN
         problem = literal_problem(node)
+        if problem is None and node.function == "format" and node.args \
+                and isinstance(node.args[0], ListExpr):
+            kinds = [kind.kind if kind.known else None
+                     for kind in (self.infer(item, scope) for item in node.args[0].items)]
+            problem = format_problem(node, kinds)
         if problem is not None:
             self.report(problem, node)
         if not function.kubernetes:

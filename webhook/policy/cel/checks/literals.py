@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime
 import re
 
+from webhook.policy.cel.library.strings_format import template_problem
 from webhook.policy.cel.syntax import Call, Literal
 
 _REGEX_FUNCTIONS = {"matches": 0, "find": 0, "findAll": 0}  # the pattern's argument index
@@ -16,6 +17,15 @@ _NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
 _DURATION = re.compile(r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+|"
                        r"[-+]?0")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+
+
+def format_problem(node: Call, kinds: list[str | None]) -> str | None:
+    """``'template'.format([args])`` with a literal template and list, checked as cel-go's
+    compile-time validator does against the arguments' kinds."""
+    if node.function != "format" or not isinstance(node.target, Literal) \
+            or node.target.kind != "string" or len(node.args) != 1:
+        return None
+    return template_problem(str(node.target.value), kinds)
 
 
 def literal_problem(node: Call) -> str | None:

@@ -24,6 +24,7 @@ from webhook.policy.cel.library import (
     optionals,
     quantity,
     regex,
+    strings_format,
     urls,
 )
 from webhook.policy.cel.library.errors import LibraryError
@@ -37,6 +38,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     **formats.FUNCTIONS,
     **optionals.FUNCTIONS,
     **comprehensions.FUNCTIONS,
+    **strings_format.FUNCTIONS,
 }
 
 __all__ = ["FUNCTIONS", "LibraryError"]
