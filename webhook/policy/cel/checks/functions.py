@@ -283,6 +283,16 @@ kubernetes.Quantity.add(int) kubernetes.Quantity
 kubernetes.Quantity.sub(kubernetes.Quantity) kubernetes.Quantity
 kubernetes.Quantity.sub(int) kubernetes.Quantity
 kubernetes.NamedFormat.validate(string) optional(list(string))
+semver(string) kubernetes.Semver
+semver(string, bool) kubernetes.Semver
+isSemver(string) bool
+isSemver(string, bool) bool
+kubernetes.Semver.major() int
+kubernetes.Semver.minor() int
+kubernetes.Semver.patch() int
+kubernetes.Semver.isGreaterThan(kubernetes.Semver) bool
+kubernetes.Semver.isLessThan(kubernetes.Semver) bool
+kubernetes.Semver.compareTo(kubernetes.Semver) int
 format.named(string) optional(kubernetes.NamedFormat)
 optional.of(dyn) optional(same)
 optional.ofNonZeroValue(dyn) optional(same)
@@ -297,7 +307,7 @@ _cidr_ip(net.CIDR) net.IP
 """
 # Library types the checker knows by name (their values are strings at run time).
 LIBRARY_TYPES = frozenset({"URL", "net.IP", "net.CIDR", "kubernetes.Quantity",
-                           "kubernetes.NamedFormat"})
+                           "kubernetes.NamedFormat", "kubernetes.Semver"})
 FORMAT_NAMES = (
     "dns1123Label", "dns1123Subdomain", "dns1035Label", "qualifiedName", "dns1123LabelPrefix",
     "dns1123SubdomainPrefix", "dns1035LabelPrefix", "labelValue", "uri", "uuid", "byte",

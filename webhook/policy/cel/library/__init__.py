@@ -24,6 +24,7 @@ from webhook.policy.cel.library import (
     optionals,
     quantity,
     regex,
+    semver,
     strings_format,
     urls,
 )
@@ -39,6 +40,7 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     **optionals.FUNCTIONS,
     **comprehensions.FUNCTIONS,
     **strings_format.FUNCTIONS,
+    **semver.FUNCTIONS,
 }
 
 __all__ = ["FUNCTIONS", "LibraryError"]

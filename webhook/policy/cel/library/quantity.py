@@ -10,6 +10,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from webhook.policy.cel.library import semver
 from webhook.policy.cel.library.errors import LibraryError, no_such_overload
 
 _CONTEXT = decimal.Context(prec=200, rounding=decimal.ROUND_HALF_EVEN)
@@ -136,15 +137,21 @@ def sign(value: Any) -> int:
 
 
 def compare_to(value: Any, other: Any) -> int:
+    if semver.carried(value):  # the semver library shares these names
+        return semver.compare_to(value, other)
     first, second = _amount(value, "compareTo"), _amount(other, "compareTo")
     return (first > second) - (first < second)
 
 
 def is_greater_than(value: Any, other: Any) -> bool:
+    if semver.carried(value):
+        return semver.compare_to(value, other) == 1
     return _amount(value, "isGreaterThan") > _amount(other, "isGreaterThan")
 
 
 def is_less_than(value: Any, other: Any) -> bool:
+    if semver.carried(value):
+        return semver.compare_to(value, other) == -1
     return _amount(value, "isLessThan") < _amount(other, "isLessThan")
 
 
