@@ -39,6 +39,7 @@ DEVIATIONS = {
 }
 # The syntax the rewrite turns into internal calls, by the name of the call.
 SPELLED = {"_optional_select": ".?", "_optional_index": "[?", "_cidr_ip": ".ip()",
+           "_optional_elements": ", ?", "_optional_entries": ", ?'",
            "_pairs": ", v, ", "_pairs_to_map": "transformMap(",
            "_merge_entries": "transformMapEntry("}
 

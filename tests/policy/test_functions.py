@@ -134,6 +134,8 @@ SAMPLES = {
     "semver": "semver('1.2.3')",
     "isSemver": "isSemver('v1.2', true)",
     **{name: f"semver('1.2.3').{name}()" for name in ("major", "minor", "patch")},
+    "_optional_elements": "[1, ?optional.none()]",
+    "_optional_entries": "{?'a': optional.of(1)}",
     "_pairs": "[1].all(i, v, v > i)",
     "_pairs_to_map": "{'a': 1}.transformMap(k, v, v + 1)",
     "_merge_entries": "{'a': 1}.transformMapEntry(k, v, {k: v})",

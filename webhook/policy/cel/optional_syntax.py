@@ -5,6 +5,9 @@
   optionals.py), nested as written: ``a.?b.?c`` selects on the optional the first yields.
 * ``cidr.ip()`` (the method) becomes ``_cidr_ip(cidr)``: the Rust binding calls a method
   ``x.f()`` as ``f(x)``, which would meet the global ``ip(string)``.
+* Optional entries of list and map literals (``[a, ?b]``, ``{?k: v}``): the literal is
+  built with every entry and handed to ``_optional_elements`` / ``_optional_entries``,
+  which drop an entry whose optional value is none and unwrap the others.
 * The two-variable comprehensions (cel-go's TwoVarComprehensions, Kubernetes 1.32+):
   ``x.all(i, v, p)``, ``exists``, ``existsOne``, ``transformList``, ``transformMap`` and
   ``transformMapEntry`` become one-variable comprehensions over ``_pairs(x)`` (the
@@ -20,11 +23,14 @@ import json
 from collections.abc import Mapping
 
 from webhook.policy.cel.syntax import (
+    OPTIONAL_ENTRY,
     Call,
     Comprehension,
     Expr,
     Ident,
     Index,
+    ListExpr,
+    MapExpr,
     Select,
     children,
     replace_spans,
@@ -47,9 +53,13 @@ def _cidr_ip(node: Expr) -> bool:
         and not node.args
 
 
+def _marker(node: Expr) -> bool:
+    return isinstance(node, Call) and node.function == OPTIONAL_ENTRY
+
+
 def _needs(node: Expr) -> bool:
     return (isinstance(node, Select | Index) and node.optional) or _cidr_ip(node) \
-        or _two_variable(node)
+        or _two_variable(node) or _marker(node)
 
 
 def needs_lowering(tree: Expr) -> bool:
@@ -82,6 +92,19 @@ class _Emitter:
             return f"_cidr_ip({self.emit(node.target, names)})"
         if isinstance(node, Call) and _two_variable(node):
             return self.comprehension(node, names)
+        if isinstance(node, ListExpr) and any(_marker(item) for item in node.items):
+            items = [self.emit(self.entry(item), names) for item in node.items]
+            flagged = [str(i) for i, item in enumerate(node.items) if _marker(item)]
+            listed = ", ".join(f"dyn({item})" for item in items)
+            return f"_optional_elements([{listed}], [{', '.join(flagged)}])"
+        if isinstance(node, MapExpr) and any(_marker(key) for key, _ in node.entries):
+            pairs = [(self.emit(self.entry(key), names), self.emit(value, names), _marker(key))
+                     for key, value in node.entries]
+            mapped = ", ".join(f"{key}: dyn({value})" for key, value, _ in pairs)
+            optional = ", ".join(key for key, _, flagged in pairs if flagged)
+            return f"_optional_entries({{{mapped}}}, [{optional}])"
+        if _marker(node):
+            raise ValueError("`?` marks an optional entry of a list or map literal only")
         start, end = node.span
         inner = []
         for child in children(node):
@@ -93,6 +116,11 @@ class _Emitter:
                 inner.append(((child.span[0] - start, child.span[1] - start),
                               self.emit(child, scope)))
         return replace_spans(self.source[start:end], inner) if inner else self.source[start:end]
+
+    @staticmethod
+    def entry(node: Expr) -> Expr:
+        """An optional list element or map key: the expression after its ``?``."""
+        return node.args[0] if isinstance(node, Call) and _marker(node) else node
 
     def comprehension(self, node: Call, names: Mapping[str, str]) -> str:
         assert node.target is not None

@@ -34,6 +34,8 @@ NAMESPACES = frozenset({"math", "sets", "base64", "lists", "strings", "optional"
 # Namespaced functions whose namespace is also a function name (``ip('...')``): only these
 # calls are read as namespaced, so a comprehension variable named ``ip`` stays a variable.
 QUALIFIED = frozenset({"ip.isCanonical"})
+# The marker of an optional list element or map key (`[?x]`, `{?k: v}`) in the parsed tree.
+OPTIONAL_ENTRY = "?"
 
 
 class CelSyntaxError(ValueError):
@@ -220,9 +222,18 @@ def replace_spans(source: str, replacements: list[tuple[Span, str]]) -> str:
 # "0.", which CEL's does not). Each fix must apply, or the grammar changed under us.
 _SPEC_FIXES = (
     ('exprlist       : expr ("," expr)*', 'exprlist       : expr ("," expr)* [","]'),
+    # ... and cel-go's optional entries: `[a, ?b]`, `{?k: v}` (`?` marks an optional value).
     (
         'mapinits       : expr ":" expr ("," expr ":" expr)*',
-        'mapinits       : expr ":" expr ("," expr ":" expr)* [","]',
+        'mapinits       : mapkey ":" expr ("," mapkey ":" expr)* [","]\n'
+        "?mapkey        : expr | optional_entry\n"
+        'optional_entry : "?" expr',
+    ),
+    (
+        'list_lit       : "[" [exprlist] "]"',
+        'list_lit       : "[" [listitems] "]"\n'
+        'listitems      : listitem ("," listitem)* [","]\n'
+        "?listitem      : expr | optional_entry",
     ),
     ('FLOAT_LIT      : /-?/ DIGIT+ "." DIGIT* EXPONENT? | ', "FLOAT_LIT      : "),
     # CEL's optional field selection and index (cel-go's OptionalTypes): `a.?b`, `a[?k]`.
@@ -332,7 +343,12 @@ class _Builder:
         if name in ("ident", "dot_ident"):
             return Ident(str(kids[0]), self.span(kids[0]))
         if name == "list_lit":
-            return ListExpr(self.args(kids), span)
+            listed = kids[0].children if kids and isinstance(kids[0], Tree) else kids
+            return ListExpr(self.args(listed), span)
+        if name == "optional_entry":
+            # `?x` in a list or map literal: rewritten before anything else reads the tree
+            # (policy/cel/optional_syntax.py).
+            return Call(OPTIONAL_ENTRY, (self.expr(kids[0]),), None, span)
         if name == "map_lit":
             items = self.args(kids[0].children) if kids else ()
             entries = tuple((items[i], items[i + 1]) for i in range(0, len(items), 2))

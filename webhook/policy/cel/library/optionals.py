@@ -54,5 +54,46 @@ def index(operand: Any, key: Any) -> cel.OptionalValue:
     raise no_such_overload("_[?_]")
 
 
+def _same_key(first: Any, second: Any) -> bool:
+    return first == second and isinstance(first, bool) == isinstance(second, bool)
+
+
+def _kept(value: Any, function: str) -> tuple[bool, Any]:
+    if not isinstance(value, cel.OptionalValue):
+        raise no_such_overload(function)
+    return (True, value.value()) if value.has_value() else (False, None)
+
+
+def elements(items: Any, positions: Any) -> list[Any]:
+    """``[a, ?b]``: the list without the optional elements that are none."""
+    if not isinstance(items, list) or not isinstance(positions, list):
+        raise no_such_overload("_optional_elements")
+    flagged = set(positions)
+    built = []
+    for position, item in enumerate(items):
+        if position in flagged:
+            present, item = _kept(item, "_optional_elements")
+            if not present:
+                continue
+        built.append(item)
+    return built
+
+
+def entries(mapping: Any, keys: Any) -> dict[Any, Any]:
+    """``{?k: v}``: the map without the optional entries whose value is none."""
+    if not isinstance(mapping, dict) or not isinstance(keys, list):
+        raise no_such_overload("_optional_entries")
+    built = {}
+    for key, value in mapping.items():
+        if any(_same_key(key, flagged) for flagged in keys):
+            present, value = _kept(value, "_optional_entries")
+            if not present:
+                continue
+        built[key] = value
+    return built
+
+
 FUNCTIONS: dict[str, Callable[..., Any]] = {"_optional_select": select,
-                                            "_optional_index": index}
+                                            "_optional_index": index,
+                                            "_optional_elements": elements,
+                                            "_optional_entries": entries}
