@@ -6,6 +6,7 @@ No timing is asserted: the figures are the script's output, not a test's.
 from __future__ import annotations
 
 import importlib.util
+import re
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -62,12 +63,13 @@ def test_tiny_run_reports_every_part(bench: ModuleType, tmp_path: Path,
     found, _ = bench.runtimes()
     assert len(found) >= 2  # the Rust binding and the closures are always there
     for runtime in found:
-        assert f"{runtime.name}: 90 expressions, 0 do not compile" in out
+        # Every expression of the shipped policies compiles in every runtime.
+        assert re.search(re.escape(runtime.name) + r": \d+ expressions, 0 do not compile", out)
         assert f"{runtime.name} map: " in out
         # 3 cases run, 1 skipped (a protobuf wrapper), all passed.
         assert f"{runtime.name}: 100.0% of 3 run: basic 3/0/1" in out
     if "cel-expr-python): not installed" not in out:
-        assert "cpp (cel-expr-python): 90 expressions" in out
+        assert "cpp (cel-expr-python): " in out
 
 
 def test_closures_agree_with_the_rust_binding_on_the_suites(bench: ModuleType) -> None:
@@ -76,7 +78,8 @@ def test_closures_agree_with_the_rust_binding_on_the_suites(bench: ModuleType) -
     runtimes = [bench.RustRuntime(), bench.ClosureRuntime()]
     figures = bench.measure_suites(runtimes, cases, 1)
     closures = figures[bench.ClosureRuntime.name]
-    assert closures.expressions == 90 and not closures.compile_errors
+    assert closures.expressions >= 17 and not closures.compile_errors
+    assert closures.compared >= len(cases)
     # Only a filter over a map may differ, by order: CEL leaves map order unspecified.
     assert all("another order" in line for line in closures.disagreements)
 
