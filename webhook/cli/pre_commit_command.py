@@ -20,7 +20,8 @@ from webhook.cli.examples import examples
 from webhook.errors import ManifestError
 
 EXAMPLES = examples(
-    ("edgewarden pre-commit --namespace-labels edgewarden= deploy/helm/edgewarden/values.yaml",
+    ("edgewarden pre-commit -n edgewarden --namespace-labels edgewarden= "
+     "deploy/helm/edgewarden/values.yaml",
      "the chart a changed values.yaml belongs to (needs helm)"),
     ("edgewarden pre-commit -p policies README.md .github/workflows/ci.yaml",
      "nothing to judge: exit 0"),
