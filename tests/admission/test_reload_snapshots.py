@@ -18,9 +18,9 @@ from webhook.admission.policies_reload import Loader, PolicyReloader
 from webhook.admission.server import Runtime, build_runtime
 from webhook.admission.settings import ReloadSettings
 from webhook.certs.files import GeneratedCertificates
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
-from webhook.policy.request import make_request
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import make_request
 
 from .harness import DEFAULT_POLICIES, FIXTURES, base_settings
 

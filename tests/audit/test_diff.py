@@ -20,7 +20,7 @@ from webhook.audit.manifests import parse_manifests
 from webhook.audit.reports.diff import render_markdown
 from webhook.audit.results import Outcome
 from webhook.audit.scan import check_manifests
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -24,11 +24,11 @@ from webhook.audit.apiserver_log import (
     read_audit_log,
     recorded_outcome,
 )
-from webhook.audit.manifests import load_manifests
+from webhook.audit.folders import load_manifests
 from webhook.audit.replay import Agreement, ReplayOptions, replay
 from webhook.errors import ManifestError
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import PolicySet
 
 REPO = Path(__file__).resolve().parents[2]
 LOG = FIXTURES / "apiserver-audit.log"

@@ -12,7 +12,7 @@ from rich.console import Console
 from typer.testing import CliRunner, Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.audit.manifests import load_manifests
+from webhook.audit.folders import load_manifests
 from webhook.audit.reports.text import render_text
 from webhook.audit.scan import check_manifests
 from webhook.audit.sources import resolve_policies

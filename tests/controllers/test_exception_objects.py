@@ -14,7 +14,7 @@ import pytest
 from tests.admission.harness import make_review
 from tests.kubeapi import KubeApi
 from tests.support import eventually, service
-from webhook.policy.exception_rules import ExceptionRules
+from webhook.policy.model.exception_rules import ExceptionRules
 
 from .conftest import START, ServeFactory
 

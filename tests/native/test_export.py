@@ -15,7 +15,7 @@ import webhook.cli  # noqa: F401  (registers every command on the app)
 from webhook.cli.app import app
 from webhook.native.coverage import Where, assess, webhook_share
 from webhook.native.export import export
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"

@@ -15,7 +15,7 @@ from typing import IO
 
 import orjson
 
-from webhook.policy.request import AdmissionRequest
+from webhook.policy.model.request import AdmissionRequest
 
 WOULD_DENY = "would deny"
 WOULD_PATCH = "would patch"

@@ -12,8 +12,8 @@ import logging
 
 import orjson
 
-from webhook.policy.decision import Decision, ViolationSource
-from webhook.policy.request import AdmissionRequest
+from webhook.policy.model.decision import Decision, ViolationSource
+from webhook.policy.model.request import AdmissionRequest
 
 log = logging.getLogger("edgewarden.decisions")
 

@@ -36,7 +36,7 @@ from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import CertificateError
 from webhook.native.coverage import webhook_share
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs and clusters need them
     from webhook.certs.bootstrap import CertificateManager

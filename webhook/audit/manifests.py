@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.errors import ManifestError, file_line
-from webhook.policy.yamlsource import LocatedDocument, YamlSyntaxError, read_documents
+from webhook.policy.load.yamlsource import LocatedDocument, YamlSyntaxError, read_documents
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -59,18 +59,6 @@ class Manifest:
     def namespace(self) -> str | None:
         namespace = (self.obj.get("metadata") or {}).get("namespace")
         return str(namespace) if namespace else None
-
-
-def load_manifests(
-    paths: Iterable[str | Path], stdin: TextIO | None = None, progress: Progress = NO_PROGRESS
-) -> list[Manifest]:
-    """Every object under ``paths`` in order; ``-`` reads ``stdin``. Raises ManifestError.
-
-    Folders are read as :func:`webhook.audit.folders.read_inputs` reads them, files that
-    are not Kubernetes objects skipped; use that function to learn what was skipped."""
-    from webhook.audit.folders import read_inputs  # it builds on this module
-
-    return read_inputs(paths, stdin, progress).manifests
 
 
 def read_stdin(stdin: TextIO | None, progress: Progress = NO_PROGRESS) -> list[Manifest]:

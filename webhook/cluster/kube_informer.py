@@ -74,7 +74,7 @@ class Resource:
     """A watched kind and the client function that lists or watches it cluster-wide.
 
     ``kind`` is what the store files objects under (the kind's key, see
-    webhook/policy/kinds.py); ``object_kind`` the ``kind`` its objects carry, when the
+    webhook/policy/model/kinds.py); ``object_kind`` the ``kind`` its objects carry, when the
     two differ (``Gateway.networking.istio.io`` holds objects of kind ``Gateway``)."""
 
     kind: str

@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.cluster.kube_informer import Resource
-from webhook.policy.kinds import KindRef
+from webhook.policy.model.kinds import KindRef
 
 log = logging.getLogger("edgewarden.cluster")
 

@@ -25,7 +25,7 @@ from webhook.audit.results import ScanReport
 from webhook.audit.scan import audit_objects
 from webhook.controllers.reports import Reconciled, ReportWriter
 from webhook.controllers.shadow_reports import shadow_reports
-from webhook.policy.exceptions import ExceptionRegistry
+from webhook.policy.model.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
 

@@ -18,7 +18,7 @@ from kubernetes import client
 
 from webhook.cluster.kube_informer import Resource
 from webhook.cluster.kube_kinds import AbsentIsEmpty
-from webhook.policy.schema import API_VERSION
+from webhook.policy.load.schema import API_VERSION
 
 log = logging.getLogger("edgewarden.controllers")
 

@@ -48,7 +48,7 @@ from webhook.controllers.policy_objects import PolicyObjects
 from webhook.controllers.quotas import QuotaApi, QuotaManager
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
-from webhook.policy.exceptions import ExceptionRegistry
+from webhook.policy.model.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
 
