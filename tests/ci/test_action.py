@@ -248,7 +248,8 @@ def test_a_denied_manifest_fails_the_action_after_the_reports_are_written(
     assert ":x: **1 of 2 objects would be denied**" in summary
     rows = [line for line in summary.splitlines() if line.startswith("| :x: deny |")]
     assert len(rows) == 1, summary
-    assert "| Service/checkout-debug | payments | deny-nodeport-in-production | Enforce |" in rows[0]
+    assert ("| Service/checkout-debug | payments | deny-nodeport-in-production | Enforce |"
+            in rows[0])
     assert "(https://github.com/shop/deploy/blob/0123abc/debug.yaml#L7)" in rows[0]
     # Asked for: the SARIF report, valid, for the upload step.
     assert outcome["outputs"]["steps.check.outputs.sarif-file"] == "edgewarden.sarif"

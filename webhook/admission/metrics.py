@@ -77,7 +77,7 @@ class _ClusterCache(Collector):
     def __init__(self, read: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
         self._read = read
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
             state = self._read()
         except Exception:  # a scrape must never fail because the cache is mid-update
