@@ -3,7 +3,9 @@
 # to the log, write the job summary, and the SARIF report when one is asked for.
 #
 # Environment (the action's inputs, never spliced into script text): MANIFESTS (paths
-# separated by spaces or newlines), NAMESPACE_LABELS (one NS=k=v,... per line), POLICIES,
+# separated by spaces or newlines; a Helm chart's folder is judged as `helm template`
+# renders it, a kustomization's as `kubectl kustomize` does), NAMESPACE (check's -n: objects
+# that name none, a chart's release), CLUSTER_STATE, NAMESPACE_LABELS (one NS=k=v,... per line), POLICIES,
 # SARIF_FILE (empty: none, unless UPLOAD_SARIF is "true": edgewarden.sarif), SUMMARY
 # ("true": append Markdown to $GITHUB_STEP_SUMMARY); ACTION_PATH, RUNNER_TEMP,
 # GITHUB_OUTPUT. Outputs: exit-code, report-file (check's JSON), sarif-file. Exits with check's code when it is 2 or more (bad input, a policy that does
@@ -12,7 +14,16 @@
 set -uo pipefail
 
 args=()
-for path in $MANIFESTS; do args+=(-f "$path"); done
+for path in $MANIFESTS; do
+  # A chart or a kustomization is judged as it renders, anything else as it stands.
+  if [ -f "$path/Chart.yaml" ]; then args+=(--chart "$path")
+  elif [ -f "$path/kustomization.yaml" ] || [ -f "$path/kustomization.yml" ] \
+      || [ -f "$path/Kustomization" ]; then args+=(--kustomize "$path")
+  else args+=(-f "$path")
+  fi
+done
+if [ -n "${NAMESPACE:-}" ]; then args+=(--namespace "$NAMESPACE"); fi
+if [ -n "${CLUSTER_STATE:-}" ]; then args+=(--cluster-state "$CLUSTER_STATE"); fi
 while IFS= read -r labels; do
   if [ -n "$labels" ]; then args+=(--namespace-labels "$labels"); fi
 done <<< "${NAMESPACE_LABELS:-}"

@@ -21,7 +21,8 @@ import sys, tomllib
 with open(sys.argv[1], "rb") as file:
     project = tomllib.load(file)["project"]
 if "version" not in project:
-    sys.exit("edgewarden action: pyproject.toml has no [project] version; set the version input")
+    sys.exit("the edgewarden GitHub Action: pyproject.toml has no [project] version; "
+             "set the version input")
 print(project["version"])
 PY
 }

@@ -189,3 +189,38 @@ def test_without_helm_the_hook_says_how_to_get_it(sample: Path, tmp_path: Path) 
     assert line.startswith("error: judging a Helm chart runs `helm template`, and there is no "
                            "helm on PATH: install Helm 3"), line
     assert "Traceback" not in result.stderr
+
+
+# -- the GitHub Action's check on the same repository -------------------------------------
+
+
+ACTION_INPUTS = {"manifests": "charts/shop\nkustomize/overlays/production\nk8s/",
+                 "namespace": "shop", "cluster-state": "cluster/namespaces.yaml",
+                 "policies": "", "tests": ""}
+
+
+def test_the_action_judges_the_chart_the_overlay_and_the_plain_yaml(sample: Path) -> None:
+    from .test_action import run_action
+
+    outcome = run_action(ACTION_INPUTS, sample)
+    assert outcome["failed"] is None, outcome
+    assert outcome["ran"] == ["edgewarden check"]
+    log = outcome["edgewarden check"].stdout
+    for judged in ("Service/shop-storefront", "Ingress/shop-storefront", "Service/payments-api",
+                   "Service/grafana"):
+        assert judged in log, judged
+    summary = (sample / ".runner-temp" / "step-summary.md").read_text()
+    assert ":white_check_mark: **4 objects judged, nothing Enforce would deny**" in summary
+
+
+def test_the_action_fails_on_a_chart_that_renders_a_nodeport(sample: Path) -> None:
+    from .test_action import run_action
+
+    replace(sample / "charts" / "shop" / "values.yaml", "type: ClusterIP", "type: NodePort")
+    outcome = run_action(ACTION_INPUTS, sample)
+    assert outcome["failed"] == "Fail on denied manifests", outcome
+    summary = (sample / ".runner-temp" / "step-summary.md").read_text()
+    [row] = [line for line in summary.splitlines() if line.startswith("| :x: deny |")]
+    assert "| Service/shop-storefront | shop | deny-nodeport-in-production |" in row
+    # A render is no file to link to: named, not linked.
+    assert row.endswith("| &lt;helm template charts/shop/templates/service.yaml&gt; |"), row
