@@ -66,7 +66,7 @@ class Runtime:
     reloader: PolicyReloader
     certificate: ServingCertificate
     cluster: ClusterBackend
-    reservations: Reservations
+    reservations: Reservations | None  # None: claims arbitrate (webhook/admission/claiming.py)
     dev_ca_bundle: str | None = None
     # More work to run beside the server (webhook.controllers adds the watch of Policy and
     # PolicyException objects, leader election and the continuous audit): each is started
@@ -81,7 +81,10 @@ def build_runtime(settings: ServerSettings) -> Runtime:
     """Everything the server needs, validated; raises EdgewardenError on bad input."""
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
-    reservations = Reservations(
+    # With claims the API server arbitrates every place (claims, or the managed quota), and
+    # an in-process reservation would only let a fabricated review hold a place on one
+    # replica (docs/replicas.md): reservations serve the clusters without an API server.
+    reservations = None if settings.reads_the_api and settings.claims else Reservations(
         grace_seconds=settings.webhook_timeout_seconds + settings.reservation_margin_seconds,
         max_age_seconds=settings.reservation_max_age_seconds,
     )
@@ -125,7 +128,8 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
         from webhook.certs.files import generate_dev_certificates
 
         dev = generate_dev_certificates(settings.dev_dir)
-        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings)),
+        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings),
+                                   require_client_certificate=_probes_apart(settings)),
                 dev.ca_bundle_b64)
     cert_file, key_file = settings.tls_cert, settings.tls_key
     if settings.manage_certs:
@@ -143,7 +147,15 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
     for flag, path in (("--tls-cert", cert_file), ("--tls-key", key_file)):
         if not Path(path).is_file():
             raise CertificateError(f"{flag} {path}: no such file")
-    return ServingCertificate(Path(cert_file), Path(key_file), _client_ca(settings)), None
+    return ServingCertificate(Path(cert_file), Path(key_file), _client_ca(settings),
+                              require_client_certificate=_probes_apart(settings)), None
+
+
+def _probes_apart(settings: ServerSettings) -> bool:
+    """The kubelet probes a plain-HTTP listener of its own (``--probe-port``), so with
+    ``--client-ca`` the webhook port can refuse a caller without a certificate at the
+    handshake (without it, the probes on this port present none)."""
+    return settings.probe_port is not None
 
 
 def _client_ca(settings: ServerSettings) -> Path | None:

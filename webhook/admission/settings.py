@@ -113,6 +113,12 @@ class ServerSettings:
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
     # ``--shadow DIR``: candidate policies judged beside the served set, never answering.
     shadow: tuple[Path, ...] = ()
+    # --claims: limit places no quota backs and unique keys are claimed in Claim objects at
+    # the API server before admitting (webhook/cluster/claims.py); only when reading it.
+    claims: bool = True
+    claims_interval_seconds: float = 1.0  # the leader's confirm/release/collect pass
+    # How long an unfulfilled pending claim weakens new ones on its unit (squatting).
+    claim_cooldown_seconds: float = 300.0
 
     @property
     def reads_the_api(self) -> bool:

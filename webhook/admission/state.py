@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from webhook.admission.auditlog import AuditLog
 from webhook.admission.limitlog import LimitLog
@@ -30,6 +30,9 @@ from webhook.policy.model.exception_rules import ExceptionRules
 from webhook.policy.model.exceptions import NO_EXCEPTIONS
 from webhook.policy.model.kinds import merge
 from webhook.policy.model.policy import Policy, PolicySet
+
+if TYPE_CHECKING:
+    from webhook.admission.claiming import ClaimGate
 
 log = logging.getLogger("edgewarden.server")
 
@@ -177,6 +180,9 @@ class ServerState:
     # Where and how long PolicyExceptions may be honoured (serve --enable-exceptions...): the
     # approval webhook warns when a new exception would be ignored.
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
+    # Claims at the API server for limits and unique keys (webhook/admission/claiming.py);
+    # None: the in-process reservations alone (no API server: --cluster-state, --dev).
+    claims: ClaimGate | None = None
 
     def __post_init__(self) -> None:
         self.view = (self.cluster if self.reservations is None

@@ -28,12 +28,16 @@ from dataclasses import dataclass
 
 from kubernetes import client
 
+from webhook.admission.claiming import ClaimGate
 from webhook.admission.server import BackgroundWork, Runtime, informer_settings
 from webhook.admission.state import stale_cache_reasons
+from webhook.cluster.claims import ClaimBook, ClaimSettings
+from webhook.cluster.claims_api import KubeClaimStore
 from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.api import ObjectApi
 from webhook.controllers.audit import ContinuousAudit
+from webhook.controllers.claims import ClaimCollector
 from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
 from webhook.controllers.kinds import (
     CLUSTER_POLICY_REPORT,
@@ -102,6 +106,20 @@ class Controllers:
         if settings.manage_quotas:
             self.quotas = QuotaManager(state, QuotaApi(api), leading=lambda: self.elector.leading,
                                        interval=settings.quota_interval_seconds)
+        self.claims: ClaimCollector | None = None
+        self.claim_gate: ClaimGate | None = None
+        if settings.claims:
+            book = ClaimBook(
+                KubeClaimStore(api, settings.leader_election_namespace or default_namespace()),
+                settings.leader_election_namespace or default_namespace(),
+                ClaimSettings(pending_seconds=(settings.webhook_timeout_seconds
+                                               + settings.reservation_margin_seconds),
+                              cooldown_seconds=settings.claim_cooldown_seconds,
+                              deadline_seconds=max(1.0, settings.webhook_timeout_seconds - 1.0)))
+            self.claim_gate = state.claims = ClaimGate(book, manage_quotas=settings.manage_quotas)
+            self.claims = ClaimCollector(state, book, leading=lambda: self.elector.leading,
+                                         interval=settings.claims_interval_seconds)
+            state.readiness_details["claims"] = book.counters
         self.read_once = self.watch is None
         self._write_all = False
         self._created = time.monotonic()
@@ -153,11 +171,17 @@ class Controllers:
             # Never unready: without the quotas the webhook's own count still holds per
             # replica; the failure is logged, counted and alerted on.
             work.append(BackgroundWork("quota-manager", self.quotas.run))
+        if self.claims is not None:
+            # Never unready: admissions take and judge claims themselves; a failing pass
+            # only leaves released entries counting until the next one.
+            work.append(BackgroundWork("claims", self.claims.run))
         return work
 
     def stop(self) -> None:
         """Once nothing runs any more (blocking): hand the Lease over now, not in
         lease_duration, and end the watch threads."""
+        if self.claim_gate is not None:
+            self.claim_gate.close()
         self.elector.release()
         if self.watch is not None:
             self.watch.stop()

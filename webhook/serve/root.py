@@ -7,7 +7,8 @@ The parts ``serve`` always runs, and whether their failure makes the pod unready
   keeps serving, and a refused or failed reload shows in /readyz and the metrics.
 * ``certificate-files``: picks up rotated serving certificates. Never unready: the current
   certificate keeps serving (an expired one makes the pod unready on its own).
-* ``reservation-purge``: frees memory of forgotten reservations. Never unready.
+* ``reservation-purge``: frees memory of forgotten reservations (without claims). Never
+  unready.
 * ``certificate-rotation`` (``--manage-certs``): keeps the Secret and caBundles current.
   Never unready (same reason as certificate-files).
 
@@ -51,10 +52,11 @@ def core_work(runtime: Runtime) -> list[BackgroundWork]:
                        lambda: runtime.reloader.watch(settings.policy_poll_seconds)),
         BackgroundWork("certificate-files",
                        lambda: watch_certificate(runtime.certificate, settings.cert_poll_seconds)),
-        BackgroundWork("reservation-purge",
-                       lambda: _purge_reservations(runtime.reservations,
-                                                   runtime.reservations.grace_seconds)),
     ]
+    reservations = runtime.reservations
+    if reservations is not None:
+        work.append(BackgroundWork("reservation-purge", lambda: _purge_reservations(
+            reservations, reservations.grace_seconds)))
     if settings.manage_certs:
         manager = certificate_manager_for(settings)
         work.append(BackgroundWork("certificate-rotation",
