@@ -77,6 +77,17 @@ def test_files_a_kustomization_uses_stand_for_the_overlays_built_from_them(
     assert unused.manifests == [Path("base/unused.yaml")] and not unused.kustomizations
 
 
+def test_a_broken_kustomization_is_rendered_when_it_changes_and_blocks_nothing_else(
+    tmp_path: Path,
+) -> None:
+    write(tmp_path, {"broken/kustomization.yaml": "resources: [\n", "web.yaml": SERVICE,
+                     "node_modules/x/kustomization.yaml": "resources: [../../web.yaml]\n"})
+    assert plan(["web.yaml"], root=tmp_path).manifests == [Path("web.yaml")], (
+        "node_modules is no deployment: web.yaml stays a manifest of its own")
+    assert plan(["broken/kustomization.yaml"], root=tmp_path).kustomizations == [
+        Path("broken")]
+
+
 def test_policies_hidden_files_and_other_yaml_are_skipped_with_a_note(tmp_path: Path) -> None:
     write(tmp_path, {
         "rules/deny.yaml": "apiVersion: edgewarden.dev/v1alpha1\nkind: Policy\nmetadata: {}\n",

@@ -20,7 +20,10 @@ them are manifests to judge as they stand:
   files that are not YAML or JSON are no manifests (silently).
 
 Paths are read relative to the current folder (pre-commit runs hooks at the repository's
-root); the repository is walked from there to find the kustomizations and what uses what.
+root); the repository is walked from there to find the kustomizations and what uses what
+(hidden folders, ``node_modules`` and ``vendor`` aside). A kustomization that does not
+parse uses nothing as far as this can tell: changing it renders it (and kubectl reports the
+error), changing anything else is not held up by it.
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ _PATH_LISTS = ("resources", "bases", "components", "crds", "patchesStrategicMerg
                "configurations", "generators", "transformers", "validators")
 _PATH_ITEMS = ("patches", "patchesJson6902", "replacements")
 _GENERATORS = ("configMapGenerator", "secretGenerator", "helmCharts")
+# Folders of other tools' dependencies: large, and never a deployment's source.
+_NEVER_WALKED = frozenset({"node_modules", "vendor", "__pycache__"})
 
 
 @dataclass(slots=True)
@@ -118,7 +123,7 @@ def find_kustomizations(root: Path) -> dict[Path, Kustomization]:
     """Every kustomization under ``root`` (hidden folders and Helm charts aside)."""
     found: dict[Path, Kustomization] = {}
     for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d not in _NEVER_WALKED)
         here = Path(folder)
         if HELM_CHART_FILE in files:
             dirs[:] = []
@@ -132,8 +137,10 @@ def find_kustomizations(root: Path) -> dict[Path, Kustomization]:
 def _read_kustomization(folder: Path, file: Path) -> Kustomization:
     try:
         data = yaml.safe_load(read_file(file))
-    except yaml.YAMLError as error:
-        raise ManifestError(f"{file}: not YAML: {error}") from None
+    except (yaml.YAMLError, ManifestError):
+        # Uses nothing we can tell: a change to it renders it, and kubectl says what is wrong;
+        # a commit elsewhere in the repository is not blocked by it.
+        data = {}
     if not isinstance(data, dict):
         data = {}
     uses = {file}
