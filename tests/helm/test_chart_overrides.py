@@ -197,3 +197,34 @@ def test_the_override_value_sets_lint_clean(values: dict[str, Any]) -> None:
 
     result = run_helm("lint", str(CHART), "--strict", values=values)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_namespace_selector_is_refused_where_serve_registers_the_webhooks(
+    tmp_path: Path,
+) -> None:
+    """Self-registration (webhooks.registration: self) excludes namespaces by name only: a
+    selector there is refused with a message rather than silently not applied. The chart
+    is copied with `registration` known to its schema where this checkout lacks it."""
+    import json
+
+    from .chart import run_helm
+
+    chart = tmp_path / "edgewarden"
+    shutil.copytree(CHART, chart)
+    schema_path = chart / "values.schema.json"
+    schema = json.loads(schema_path.read_text())
+    webhook_values = schema["properties"]["webhooks"]["properties"]
+    webhook_values.setdefault("registration", {"enum": ["self", "static"]})
+    schema_path.write_text(json.dumps(schema))
+    selector = {"matchExpressions": [{"key": "edgewarden.dev/ignore", "operator": "NotIn",
+                                      "values": ["true"]}]}
+    refused = run_helm("template", "edgewarden", str(chart), "-n", "edgewarden",
+                       values={"webhooks": {"registration": "self",
+                                            "namespaceSelector": selector}})
+    assert refused.returncode != 0
+    assert "webhooks.namespaceSelector needs webhooks.registration=static" in refused.stderr
+    for values in ({"webhooks": {"registration": "self"}},
+                   {"webhooks": {"registration": "static", "namespaceSelector": selector}}):
+        result = run_helm("template", "edgewarden", str(chart), "-n", "edgewarden",
+                          values=values)
+        assert result.returncode == 0, result.stderr
