@@ -60,6 +60,18 @@ VALUE_SETS: dict[str, tuple[str, dict[str, Any]]] = {
         "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Platform"}},
         "webhooks": {"timeoutSeconds": 10},
     }),
+    # Issue 23: OpenShift's restricted SCC (no fixed user or group), namespaces excluded by
+    # label, the runbook links at one's own copy of the docs.
+    "overrides": (NAMESPACE, {
+        "podSecurityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None},
+        "securityContext": {"runAsUser": None, "runAsGroup": None},
+        "webhooks": {"namespaceSelector": {
+            "matchExpressions": [{"key": "edgewarden.dev/ignore", "operator": "NotIn",
+                                  "values": ["true"]}],
+            "matchLabels": {"edgewarden.dev/enforce": "true"}}},
+        "prometheusRule": {"enabled": True,
+                           "runbookBaseUrl": "https://wiki.example.com/ops/edgewarden"},
+    }),
     "minimal": (NAMESPACE, {
         "replicaCount": 1,
         "metrics": {"port": None},
