@@ -133,3 +133,21 @@ def test_check_chart_judges_the_render_and_refuses_a_broken_one(tmp_path: Path) 
     assert broken.returncode == 2
     [line] = [line for line in broken.stderr.splitlines() if not line.startswith("note:")]
     assert line.startswith("error: helm template web failed: Error: parse error"), line
+
+
+def test_the_hook_tells_checks_options_from_the_file_names() -> None:
+    from webhook.cli.pre_commit_command import split_arguments
+    from webhook.errors import ManifestError
+
+    options, files = split_arguments(
+        ["-n", "shop", "--cluster-state", "state.yaml", "--out=report.json", "--assume-unlabelled",
+         "-o", "json", "k8s/a.yaml", "--", "-odd-name.yaml"])
+    assert options == ["-n", "shop", "--cluster-state", "state.yaml", "--out=report.json",
+                       "--assume-unlabelled", "-o", "json"]
+    assert files == ["k8s/a.yaml", "-odd-name.yaml"]
+    for wrong, message in ((["-f", "x.yaml"], "-f is not an option here"),
+                           (["--chart", "c"], "--chart is not an option here"),
+                           (["--no-such", "x"], "--no-such is not an option of edgewarden check"),
+                           (["k8s/a.yaml", "-n"], "-n needs a value")):
+        with pytest.raises(ManifestError, match=message):
+            split_arguments(wrong)
