@@ -24,12 +24,12 @@ from webhook.cluster.backend import ClusterBackend
 from webhook.policy.engine.budget import DEFAULT_BUDGET
 from webhook.policy.engine.compiled import CompiledPolicies
 from webhook.policy.engine.evaluation import Engine
-from webhook.policy.engine.ports import ClusterView, ExceptionView
 from webhook.policy.model.decision import FailurePolicy, KeyClaim, LimitClaim, Mode
 from webhook.policy.model.exception_rules import ExceptionRules
 from webhook.policy.model.exceptions import NO_EXCEPTIONS
 from webhook.policy.model.kinds import merge
 from webhook.policy.model.policy import Policy, PolicySet
+from webhook.policy.model.ports import ClusterView, ExceptionView
 
 if TYPE_CHECKING:
     from webhook.admission.claiming import ClaimGate

@@ -16,8 +16,8 @@ import yaml
 
 from webhook.audit.manifests import Manifest
 from webhook.audit.scan import NAMESPACE, bare_namespace, namespace_objects
+from webhook.policy.blocks.counters import cap_in_namespace
 from webhook.policy.engine.evaluation import Engine
-from webhook.policy.engine.limits import cap_in_namespace
 from webhook.policy.model.policy import Policy, PolicySet
 
 QUOTA_NAME = "edgewarden-loadbalancers"

@@ -33,14 +33,14 @@ from webhook.audit.manifests import Location, Manifest
 from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, Resource, ScanReport
 from webhook.cluster.memory import MemoryCluster
+from webhook.policy.blocks.counters import cap_in_namespace
 from webhook.policy.engine.evaluation import Engine
-from webhook.policy.engine.limits import cap_in_namespace
-from webhook.policy.engine.ports import ExceptionView
 from webhook.policy.model.decision import Decision, ViolationSource
 from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
 from webhook.policy.model.kinds import key_of_object
 from webhook.policy.model.namespaces import namespace_object
 from webhook.policy.model.policy import Policy, PolicySet
+from webhook.policy.model.ports import ExceptionView
 from webhook.policy.model.request import make_request
 
 NAMESPACE = "Namespace"
