@@ -8,23 +8,22 @@
 #                        that venv's bin on $GITHUB_PATH
 #
 # Environment: ACTION_PATH (the action's checkout), EDGEWARDEN_VERSION (the `version` input:
-# empty means this action's own version, read from its pyproject.toml, so `uses: ...@v0.2.0`
+# empty means this action's own version, read from its webhook/__init__.py, so `uses: ...@v0.2.0`
 # runs 0.2.0; `source` builds the action's checkout instead, for an unreleased ref),
 # RUNNER_TEMP, GITHUB_OUTPUT, GITHUB_PATH. pip's own variables (PIP_INDEX_URL,
 # PIP_FIND_LINKS...) reach pip, for a private index or a mirror.
 set -euo pipefail
 
 action_version() {
-  # The one place the version is written: pyproject.toml's [project] version.
-  python - "$ACTION_PATH/pyproject.toml" <<'PY'
-import sys, tomllib
-with open(sys.argv[1], "rb") as file:
-    project = tomllib.load(file)["project"]
-if "version" not in project:
-    sys.exit("the edgewarden GitHub Action: pyproject.toml has no [project] version; "
-             "set the version input")
-print(project["version"])
-PY
+  # The one place the version is written: webhook/__init__.py's __version__ (pyproject.toml
+  # reads it from there; the release workflow holds the tag to it).
+  local found
+  found="$(sed -n 's/^__version__ = "\(.*\)"$/\1/p' "$ACTION_PATH/webhook/__init__.py")"
+  if [ -z "$found" ]; then
+    echo "::error title=edgewarden::no __version__ in the action's webhook/__init__.py; set the version input" >&2
+    exit 2
+  fi
+  echo "$found"
 }
 
 version="${EDGEWARDEN_VERSION:-}"

@@ -1,5 +1,5 @@
 """The Action's install steps (scripts/action/install.sh), run for real: the version comes
-from pyproject.toml unless the `version` input names one, the cache key follows the version
+from webhook/__init__.py unless the `version` input names one, the cache key follows the version
 and the pinned dependencies, and the wheel of that version (here built from this checkout
 and offered by PIP_FIND_LINKS, as a release on the package index would be) is what gets
 installed, with its dependencies from the constraints."""
@@ -10,15 +10,15 @@ import re
 import shutil
 import subprocess
 import sys
-import tomllib
 from pathlib import Path
 
 import pytest
 
+from webhook import __version__ as VERSION  # the one place the version is written
+
 from .tools import REPO, environment
 
 INSTALL = REPO / "scripts" / "action" / "install.sh"
-VERSION = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["version"]
 
 
 def run_install(mode: str, tmp_path: Path, **env: str) -> tuple[subprocess.CompletedProcess[str],
