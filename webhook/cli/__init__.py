@@ -17,6 +17,7 @@ from webhook.cli import (  # noqa: F401  (each module registers its commands on 
     pre_commit_command,
     replay_command,
     serve_command,
+    uninstall_command,
     version_command,
 )
 from webhook.cli.app import app, apply_no_color
