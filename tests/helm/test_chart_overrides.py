@@ -111,7 +111,7 @@ def test_namespaces_are_excluded_by_label_from_the_policy_webhooks_only() -> Non
     selector = {"matchExpressions": [{"key": "edgewarden.dev/ignore", "operator": "NotIn",
                                       "values": ["true"]}],
                 "matchLabels": {"team": "platform"}}
-    objects = render({"webhooks": {"namespaceSelector": selector}})
+    objects = render({"webhooks": {"registration": "static", "namespaceSelector": selector}})
     found = webhooks(objects)
     for kind, hook in found:
         expressions = hook["namespaceSelector"]["matchExpressions"]
@@ -121,14 +121,14 @@ def test_namespaces_are_excluded_by_label_from_the_policy_webhooks_only() -> Non
         assert hook["namespaceSelector"]["matchLabels"] == {"team": "platform"}, kind
     assert "namespaceSelector" not in approval(objects), "exceptions are approved everywhere"
     # The default adds nothing.
-    for kind, hook in webhooks(render()):
+    for kind, hook in webhooks(render({"webhooks": {"registration": "static"}})):
         assert len(hook["namespaceSelector"]["matchExpressions"]) == 1, kind
         assert "matchLabels" not in hook["namespaceSelector"], kind
 
 
 def test_a_selector_operator_the_api_server_does_not_know_is_refused() -> None:
-    error = render_error({"webhooks": {"namespaceSelector": {"matchExpressions": [
-        {"key": "team", "operator": "IsNot", "values": ["a"]}]}}})
+    error = render_error({"webhooks": {"registration": "static", "namespaceSelector": {
+        "matchExpressions": [{"key": "team", "operator": "IsNot", "values": ["a"]}]}}})
     assert "namespaceSelector/matchExpressions/0/operator" in error
 
 
@@ -190,8 +190,9 @@ def test_the_list_follows_the_policies_folder(tmp_path: Path) -> None:
     assert sync.values_with_catalogue(current) == current, "the committed list is current"
 
 
-@pytest.mark.parametrize("values", [OPENSHIFT, {"webhooks": {"namespaceSelector": {
-    "matchExpressions": [{"key": "a", "operator": "Exists"}]}}}])
+@pytest.mark.parametrize("values", [OPENSHIFT, {"webhooks": {
+    "registration": "static",
+    "namespaceSelector": {"matchExpressions": [{"key": "a", "operator": "Exists"}]}}}])
 def test_the_override_value_sets_lint_clean(values: dict[str, Any]) -> None:
     from .chart import run_helm
 
