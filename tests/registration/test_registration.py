@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from tests.admission.harness import base_settings
 from tests.kubeapi import LEASES, MUTATING_WEBHOOKS, SECRETS, SERVICES, VALIDATING_WEBHOOKS, KubeApi
-from tests.kubeapi.resources import RESOURCE_QUOTAS, Resource
+from tests.kubeapi.resources import CLAIMS, RESOURCE_QUOTAS
 from tests.support import api_client
 from webhook.admission.server import Runtime, build_runtime
 from webhook.admission.state import LoadedPolicies
@@ -35,7 +35,6 @@ from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationS
 
 DEFAULTS = Path(__file__).parents[2] / "webhook" / "defaults" / "policies"
 OWNED = {"app.kubernetes.io/managed-by": "edgewarden"}
-CLAIMS = Resource("edgewarden.dev", "v1alpha1", "Claim", "claims")
 INTERNAL_LB_KEY = "service.beta.kubernetes.io/aws-load-balancer-internal"
 
 
@@ -109,7 +108,9 @@ def test_a_term_within_a_broader_one_is_dropped_and_delete_gets_no_field_test(
         mode: Enforce
         match: {kinds: [Ingress], operations: [DELETE]}
         matchConditions:
-          - {name: x, expression: "has(object.spec.rules) && object.spec.rules == 'x'"}
+          - name: x
+            expression: >-
+              has(object.spec.ingressClassName) && object.spec.ingressClassName == 'x'
         validations:
           - expression: "true"
             message: never
