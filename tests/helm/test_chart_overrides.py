@@ -200,32 +200,42 @@ def test_the_override_value_sets_lint_clean(values: dict[str, Any]) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_namespace_selector_is_refused_where_serve_registers_the_webhooks(
-    tmp_path: Path,
-) -> None:
-    """Self-registration (webhooks.registration: self) excludes namespaces by name only: a
-    selector there is refused with a message rather than silently not applied. The chart
-    is copied with `registration` known to its schema where this checkout lacks it."""
-    import json
+def test_a_namespace_selector_reaches_the_configurations_serve_registers() -> None:
+    """Self-registration (the default): webhooks.namespaceSelector becomes `serve
+    --webhook-namespace-selector`, and what serve registers from the Deployment's args has
+    the same namespaceSelector as the static configurations the chart renders."""
+    from webhook.cli.registration_options import registration_settings
+    from webhook.registration.render import namespace_selector
 
-    from .chart import run_helm
+    from .test_chart import serve_params, server
 
-    chart = tmp_path / "edgewarden"
-    shutil.copytree(CHART, chart)
-    schema_path = chart / "values.schema.json"
-    schema = json.loads(schema_path.read_text())
-    webhook_values = schema["properties"]["webhooks"]["properties"]
-    webhook_values.setdefault("registration", {"enum": ["self", "static"]})
-    schema_path.write_text(json.dumps(schema))
     selector = {"matchExpressions": [{"key": "edgewarden.dev/ignore", "operator": "NotIn",
-                                      "values": ["true"]}]}
-    refused = run_helm("template", "edgewarden", str(chart), "-n", "edgewarden",
-                       values={"webhooks": {"registration": "self",
-                                            "namespaceSelector": selector}})
-    assert refused.returncode != 0
-    assert "webhooks.namespaceSelector needs webhooks.registration=static" in refused.stderr
-    for values in ({"webhooks": {"registration": "self"}},
-                   {"webhooks": {"registration": "static", "namespaceSelector": selector}}):
-        result = run_helm("template", "edgewarden", str(chart), "-n", "edgewarden",
-                          values=values)
-        assert result.returncode == 0, result.stderr
+                                      "values": ["true"]}],
+                "matchLabels": {"team": "platform"}}
+    values = {"webhooks": {"namespaceSelector": selector, "excludeNamespaces": ["batch"]}}
+    args = server(render(values))["args"]
+    flag = args.index("--webhook-namespace-selector")
+    assert yaml.safe_load(args[flag + 1]) == selector
+    params = serve_params(args)
+    assert params["register_webhooks"], "the default registration is self"
+    settings = registration_settings(
+        True, service=params["webhook_service"], url=params["webhook_url"],
+        failure_policy=params["webhook_failure_policy"],
+        excluded=params["webhook_exclude_namespace"], ca_bundle=params["ca_bundle"],
+        timeout_seconds=5, dry_run=params["dry_run"], namespace="edgewarden",
+        namespace_selector=params["webhook_namespace_selector"])
+    assert settings is not None
+    registered = namespace_selector(settings.webhooks)
+
+    def as_sets(selector: dict[str, Any]) -> dict[str, Any]:  # values are sets to the API
+        return {**selector, "matchExpressions": [
+            {**term, "values": sorted(term.get("values", []))}
+            for term in selector["matchExpressions"]]}
+
+    static = render({"webhooks": {**values["webhooks"], "registration": "static"}})
+    for kind, hook in webhooks(static):
+        assert as_sets(hook["namespaceSelector"]) == as_sets(registered), kind
+    # Unset, or set to nothing: no flag.
+    for unset in ({}, {"webhooks": {"namespaceSelector": {"matchLabels": {},
+                                                          "matchExpressions": []}}}):
+        assert "--webhook-namespace-selector" not in server(render(unset))["args"]

@@ -231,6 +231,10 @@ def webhook_config(
             "--inject-ca-from", help="NAMESPACE/CERTIFICATE for cert-manager's CA injector."
         ),
     ] = None,
+    namespace_selector: Annotated[str | None, typer.Option(
+        "--namespace-selector", metavar="JSON",
+        help='A LabelSelector ({"matchLabels": {...}, "matchExpressions": [...]}) added to '
+        "the namespaceSelector beside the excluded names.")] = None,
     except_exported: Annotated[bool, typer.Option(
         "--except-exported",
         help="Leave out what `edgewarden export` runs natively (hybrid mode: nothing is "
@@ -244,7 +248,9 @@ def webhook_config(
 ) -> None:
     """The Validating/MutatingWebhookConfiguration for the policies, as YAML or a JSON List."""
     from webhook.policy.load.loader import load_policies
+    from webhook.policy.model.selectors import LabelSelector
     from webhook.registration.render import WebhookSettings, render
+    from webhook.registration.selector import parse_namespace_selector
 
     if ca_bundle is not None and ca_bundle_b64 is not None:
         raise CertificateError("give --ca-bundle or --ca-bundle-b64, not both")
@@ -271,6 +277,8 @@ def webhook_config(
         excluded_namespaces=tuple(exclude_namespace or ()),
         inject_ca_from=inject_ca_from,
         url=url,
+        namespace_selector=LabelSelector() if namespace_selector is None
+        else parse_namespace_selector(namespace_selector, "--namespace-selector"),
     )
     settings.check()  # settings errors before policy errors: they are cheaper to fix
     policy_set = load_policies(*policy_paths(policies))

@@ -29,6 +29,11 @@ WebhookFailureOption = Annotated[FailurePolicy, typer.Option(
 WebhookExcludeOption = Annotated[list[str] | None, typer.Option(
     "--webhook-exclude-namespace", metavar="NAMESPACE",
     help="Never send this namespace (repeatable; kube-system and the pod's own always).")]
+WebhookNamespaceSelectorOption = Annotated[str | None, typer.Option(
+    "--webhook-namespace-selector", metavar="JSON",
+    help='A LabelSelector ({"matchLabels": {...}, "matchExpressions": [...]}) whose terms '
+    "are added to the registered configurations' namespaceSelector, beside the excluded "
+    "names.")]
 CaBundleOption = Annotated[Path | None, typer.Option(
     "--ca-bundle", metavar="FILE",
     help="PEM of the CA(s) to register as caBundle (default: ca.crt beside the serving "
@@ -38,14 +43,22 @@ CaBundleOption = Annotated[Path | None, typer.Option(
 def registration_settings(
     register: bool, *, service: str, url: str | None, failure_policy: FailurePolicy,
     excluded: list[str] | None, ca_bundle: Path | None, timeout_seconds: float,
-    dry_run: bool, namespace: str | None = None,
+    dry_run: bool, namespace: str | None = None, namespace_selector: str | None = None,
 ) -> RegistrationSettings | None:
-    """None unless ``--register-webhooks``; the settings are checked now (a bad URL or
-    timeout is a one-line error at start, not a failing loop later)."""
+    """None unless ``--register-webhooks``; the settings are checked now (a bad URL,
+    timeout or selector is a one-line error at start, not a failing loop later)."""
     if not register:
+        if namespace_selector is not None:  # silently unused would exclude nothing
+            raise typer.BadParameter("needs --register-webhooks",
+                                     param_hint="--webhook-namespace-selector")
         return None
+    from webhook.policy.model.selectors import LabelSelector
     from webhook.registration.render import WebhookSettings
+    from webhook.registration.selector import parse_namespace_selector
     from webhook.registration.settings import RegistrationSettings
+
+    selector = LabelSelector() if namespace_selector is None else parse_namespace_selector(
+        namespace_selector, "--webhook-namespace-selector")
 
     if namespace is None:
         from webhook.certs.secretstate import current_namespace
@@ -56,6 +69,7 @@ def registration_settings(
         service=service, namespace=namespace, url=url, failure_policy=policy,
         mutating_failure_policy=policy, excluded_namespaces=tuple(excluded or ()),
         timeout_seconds=max(1, min(30, round(timeout_seconds))),
+        namespace_selector=selector,
     )
     webhooks.check()
     return RegistrationSettings(webhooks=webhooks, ca_bundle_file=ca_bundle)

@@ -29,6 +29,7 @@ from webhook.cli.registration_options import (
     RegisterOption,
     WebhookExcludeOption,
     WebhookFailureOption,
+    WebhookNamespaceSelectorOption,
     WebhookServiceOption,
     WebhookUrlOption,
     registration_settings,
@@ -218,6 +219,7 @@ def serve(
         help="On SIGTERM, keep answering this long (closing each connection after its "
         "answer, /readyz failing) before shutting down (default: 5 with a cluster, else "
         "0).")] = None,
+    webhook_namespace_selector: WebhookNamespaceSelectorOption = None,
     claims: Annotated[bool, typer.Option(
         "--claims/--no-claims",
         help="Claim limit places no quota backs and unique keys (hosts) in Claim objects "
@@ -282,7 +284,8 @@ def serve(
         registration=registration_settings(
             register_webhooks, service=webhook_service, url=webhook_url,
             failure_policy=webhook_failure_policy, excluded=webhook_exclude_namespace,
-            ca_bundle=ca_bundle, timeout_seconds=webhook_timeout, dry_run=dry_run),
+            ca_bundle=ca_bundle, timeout_seconds=webhook_timeout, dry_run=dry_run,
+            namespace_selector=webhook_namespace_selector),
         claims=claims,
     )
     if drain_seconds is None:

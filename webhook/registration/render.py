@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -45,7 +45,9 @@ from webhook.errors import CertificateError, EdgewardenError
 from webhook.policy.load.schema import API_VERSION
 from webhook.policy.model.namespaces import NAMESPACE_NAME_LABEL
 from webhook.policy.model.policy import PolicySet, WebhookRule
+from webhook.policy.model.selectors import LabelSelector
 from webhook.registration.conditions import match_conditions
+from webhook.registration.selector import selector_terms
 
 VALIDATING_NAME = "edgewarden-validating"
 MUTATING_NAME = "edgewarden-mutating"
@@ -86,6 +88,9 @@ class WebhookSettings:
     excluded_namespaces: tuple[str, ...] = ()
     inject_ca_from: str | None = None  # "namespace/certificate" for cert-manager's cainjector
     url: str | None = None  # "https://host:port[/prefix]": clientConfig.url instead of service
+    # Terms added to the Service/Ingress webhooks' namespaceSelector beside the names
+    # excluded above (--webhook-namespace-selector); the approval webhook keeps every namespace.
+    namespace_selector: LabelSelector = field(default_factory=LabelSelector)
 
     def check(self) -> None:
         if not 1 <= self.timeout_seconds <= 30:
@@ -175,6 +180,19 @@ def excluded_namespaces(settings: WebhookSettings) -> list[str]:
     return sorted({*ALWAYS_EXCLUDED, settings.namespace, *settings.excluded_namespaces})
 
 
+def namespace_selector(settings: WebhookSettings) -> dict[str, Any]:
+    """The names always excluded first, then the terms of ``settings.namespace_selector``
+    (all ANDed by the API server, so the selector can only narrow what is sent)."""
+    expressions, labels = selector_terms(settings.namespace_selector)
+    selector: dict[str, Any] = {"matchExpressions": [
+        {"key": NAMESPACE_NAME_LABEL, "operator": "NotIn", "values": excluded_namespaces(settings)},
+        *expressions,
+    ]}
+    if labels:
+        selector["matchLabels"] = labels
+    return selector
+
+
 def approval_webhook(settings: WebhookSettings) -> dict[str, Any]:
     """The PolicyException approval webhook: every namespace (an exception may live in
     edgewarden's own), CREATE and UPDATE, failing closed."""
@@ -229,15 +247,7 @@ def _webhook(
         "matchPolicy": "Equivalent",
         "timeoutSeconds": settings.timeout_seconds,
         "failurePolicy": settings.mutating_failure_policy if mutating else settings.failure_policy,
-        "namespaceSelector": {
-            "matchExpressions": [
-                {
-                    "key": NAMESPACE_NAME_LABEL,
-                    "operator": "NotIn",
-                    "values": excluded_namespaces(settings),
-                }
-            ]
-        },
+        "namespaceSelector": namespace_selector(settings),
     }
     if conditions:
         webhook["matchConditions"] = conditions

@@ -85,12 +85,13 @@ part before `#` is replaced, the section kept.
 {{- end -}}
 
 {{/*
-webhooks.namespaceSelector reaches the static webhook configurations only: refused where
-serve registers them (webhooks.registration self) rather than silently not applied.
+webhooks.namespaceSelector as the JSON of `serve --webhook-namespace-selector` (self
+registration), only the parts that are set; empty when it selects nothing more.
 */}}
-{{- define "edgewarden.checkNamespaceSelector" -}}
+{{- define "edgewarden.namespaceSelectorJson" -}}
 {{- $selector := .Values.webhooks.namespaceSelector | default dict -}}
-{{- if and (or $selector.matchLabels $selector.matchExpressions) (eq (.Values.webhooks.registration | default "static") "self") -}}
-{{- fail "webhooks.namespaceSelector needs webhooks.registration=static: serve --register-webhooks excludes namespaces by name only (webhooks.excludeNamespaces)" -}}
-{{- end -}}
+{{- $set := dict -}}
+{{- with $selector.matchLabels }}{{ $_ := set $set "matchLabels" . }}{{ end -}}
+{{- with $selector.matchExpressions }}{{ $_ := set $set "matchExpressions" . }}{{ end -}}
+{{- if $set }}{{ toJson $set }}{{ end -}}
 {{- end -}}
