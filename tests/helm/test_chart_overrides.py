@@ -236,6 +236,6 @@ def test_a_namespace_selector_reaches_the_configurations_serve_registers() -> No
     for kind, hook in webhooks(static):
         assert as_sets(hook["namespaceSelector"]) == as_sets(registered), kind
     # Unset, or set to nothing: no flag.
-    for unset in ({}, {"webhooks": {"namespaceSelector": {"matchLabels": {},
-                                                          "matchExpressions": []}}}):
+    empty: dict[str, Any] = {"matchLabels": {}, "matchExpressions": []}
+    for unset in ({}, {"webhooks": {"namespaceSelector": empty}}):
         assert "--webhook-namespace-selector" not in server(render(unset))["args"]
