@@ -171,8 +171,11 @@ def certificate_manager_for(settings: ServerSettings) -> CertificateManager:
     from webhook.certs.bootstrap import CertificateManager, ManagerSettings
     from webhook.certs.secretstate import current_namespace
 
+    validating, mutating = settings.webhook_configuration_names
     manager_settings = ManagerSettings(
-        namespace=current_namespace(), hosts_extra=settings.cert_hosts
+        namespace=current_namespace(), hosts_extra=settings.cert_hosts,
+        service=settings.service_name, secret_name=settings.cert_secret,
+        webhook_configurations=(("validating", validating), ("mutating", mutating)),
     )
     return CertificateManager(settings=manager_settings, cert_dir=settings.cert_dir)
 

@@ -98,6 +98,14 @@ class ServerSettings:
     audit_interval_seconds: float = 0.0
     # Where the leader-election Lease lives (None: the pod's own namespace).
     leader_election_namespace: str | None = None
+    # The names serve looks objects up by (a chart with fullnameOverride renames them all):
+    # the Lease, the --manage-certs Secret, the webhook Service (its DNS names are in the
+    # serving certificate) and the configurations whose caBundle --manage-certs keeps.
+    leader_election_lease: str = "edgewarden-leader"
+    cert_secret: str = "edgewarden-tls"
+    service_name: str = "edgewarden"
+    webhook_configuration_names: tuple[str, str] = (
+        "edgewarden-validating", "edgewarden-mutating")
     # --manage-quotas: the leader keeps a services.loadbalancers ResourceQuota equal to each
     # namespace's LoadBalancer cap (webhook/controllers/quotas.py).
     manage_quotas: bool = False

@@ -34,6 +34,19 @@ WebhookNamespaceSelectorOption = Annotated[str | None, typer.Option(
     help='A LabelSelector ({"matchLabels": {...}, "matchExpressions": [...]}) whose terms '
     "are added to the registered configurations' namespaceSelector, beside the excluded "
     "names.")]
+ValidatingNameOption = Annotated[str, typer.Option(
+    "--webhook-validating-name", metavar="NAME",
+    help="The ValidatingWebhookConfiguration registered, or whose caBundle --manage-certs "
+    "keeps.")]
+MutatingNameOption = Annotated[str, typer.Option(
+    "--webhook-mutating-name", metavar="NAME",
+    help="The MutatingWebhookConfiguration registered, or whose caBundle --manage-certs "
+    "keeps.")]
+CertSecretOption = Annotated[str, typer.Option(
+    "--cert-secret", metavar="NAME",
+    help="The Secret --manage-certs keeps the CA and serving certificate in.")]
+LeaseOption = Annotated[str, typer.Option(
+    "--leader-election-lease", metavar="NAME", help="The leader-election Lease.")]
 CaBundleOption = Annotated[Path | None, typer.Option(
     "--ca-bundle", metavar="FILE",
     help="PEM of the CA(s) to register as caBundle (default: ca.crt beside the serving "
@@ -44,6 +57,7 @@ def registration_settings(
     register: bool, *, service: str, url: str | None, failure_policy: FailurePolicy,
     excluded: list[str] | None, ca_bundle: Path | None, timeout_seconds: float,
     dry_run: bool, namespace: str | None = None, namespace_selector: str | None = None,
+    names: tuple[str, str] = ("edgewarden-validating", "edgewarden-mutating"),
 ) -> RegistrationSettings | None:
     """None unless ``--register-webhooks``; the settings are checked now (a bad URL,
     timeout or selector is a one-line error at start, not a failing loop later)."""
@@ -69,7 +83,7 @@ def registration_settings(
         service=service, namespace=namespace, url=url, failure_policy=policy,
         mutating_failure_policy=policy, excluded_namespaces=tuple(excluded or ()),
         timeout_seconds=max(1, min(30, round(timeout_seconds))),
-        namespace_selector=selector,
+        namespace_selector=selector, validating_name=names[0], mutating_name=names[1],
     )
     webhooks.check()
     return RegistrationSettings(webhooks=webhooks, ca_bundle_file=ca_bundle)

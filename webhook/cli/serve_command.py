@@ -26,7 +26,11 @@ from webhook.cli.options import FlavourOption, PoliciesOption
 from webhook.cli.policy_source import policy_paths
 from webhook.cli.registration_options import (
     CaBundleOption,
+    CertSecretOption,
+    LeaseOption,
+    MutatingNameOption,
     RegisterOption,
+    ValidatingNameOption,
     WebhookExcludeOption,
     WebhookFailureOption,
     WebhookNamespaceSelectorOption,
@@ -220,6 +224,10 @@ def serve(
         "answer, /readyz failing) before shutting down (default: 5 with a cluster, else "
         "0).")] = None,
     webhook_namespace_selector: WebhookNamespaceSelectorOption = None,
+    webhook_validating_name: ValidatingNameOption = "edgewarden-validating",
+    webhook_mutating_name: MutatingNameOption = "edgewarden-mutating",
+    cert_secret: CertSecretOption = "edgewarden-tls",
+    leader_election_lease: LeaseOption = "edgewarden-leader",
     claims: Annotated[bool, typer.Option(
         "--claims/--no-claims",
         help="Claim limit places no quota backs and unique keys (hosts) in Claim objects "
@@ -285,7 +293,11 @@ def serve(
             register_webhooks, service=webhook_service, url=webhook_url,
             failure_policy=webhook_failure_policy, excluded=webhook_exclude_namespace,
             ca_bundle=ca_bundle, timeout_seconds=webhook_timeout, dry_run=dry_run,
-            namespace_selector=webhook_namespace_selector),
+            namespace_selector=webhook_namespace_selector,
+            names=(webhook_validating_name, webhook_mutating_name)),
+        leader_election_lease=leader_election_lease, cert_secret=cert_secret,
+        service_name=webhook_service,
+        webhook_configuration_names=(webhook_validating_name, webhook_mutating_name),
         claims=claims,
     )
     if drain_seconds is None:

@@ -32,6 +32,17 @@ def uninstall(
     timeout: Annotated[float, typer.Option(
         "--timeout", metavar="SECONDS", min=1, help="Give up (exit 2) after this long.")
     ] = 120.0,
+    validating_name: Annotated[str, typer.Option(
+        "--validating-name", metavar="NAME", help="serve --webhook-validating-name.")
+    ] = "edgewarden-validating",
+    mutating_name: Annotated[str, typer.Option(
+        "--mutating-name", metavar="NAME", help="serve --webhook-mutating-name.")
+    ] = "edgewarden-mutating",
+    lease: Annotated[str, typer.Option(
+        "--lease", metavar="NAME", help="serve --leader-election-lease.")
+    ] = "edgewarden-leader",
+    secret: Annotated[str, typer.Option(
+        "--secret", metavar="NAME", help="serve --cert-secret.")] = "edgewarden-tls",
 ) -> None:
     """Remove edgewarden's webhook configurations, managed quotas, reports, Lease and
     certificate Secret; leave Events, Policy objects and CRDs. Refuses no write meanwhile."""
@@ -41,7 +52,8 @@ def uninstall(
 
     namespace = namespace or current_namespace()
     removed = run_uninstall(RestApi(), namespace=namespace, service=service, settle=settle,
-                            timeout=timeout)
+                            timeout=timeout, lease_name=lease, secret_name=secret,
+                            names={"validating": validating_name, "mutating": mutating_name})
     if not removed.service_marked:
         console.print(f"note: no Service {namespace}/{service} to mark; replicas running "
                       "elsewhere may register again", highlight=False)

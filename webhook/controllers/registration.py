@@ -55,7 +55,7 @@ from webhook.controllers.api import ApiFailure, ObjectApi
 from webhook.controllers.uninstall import remove_after_last_replica
 from webhook.errors import CertificateError, EdgewardenError, one_line
 from webhook.policy.model.policy import PolicySet
-from webhook.registration.render import NAMES, OWNED_LABEL, owned, render
+from webhook.registration.render import OWNED_LABEL, owned, render
 from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationSettings
 
 log = logging.getLogger("edgewarden.registration")
@@ -63,7 +63,6 @@ log = logging.getLogger("edgewarden.registration")
 # Fields the API server fills in when a webhook leaves them out, with the value it fills.
 _API_DEFAULTS: dict[str, Any] = {"objectSelector": {}, "namespaceSelector": {}}
 TICK_SECONDS = 1.0
-SECRET = "edgewarden-tls"  # --manage-certs keeps the CA here (webhook/certs/bootstrap.py)
 # How often every replica reads the Service for the uninstall annotation;
 # ``edgewarden uninstall`` waits well past it before it calls the cluster quiet.
 GUARD_SECONDS = 3.0
@@ -233,7 +232,7 @@ class WebhookRegistration:
         assert policies is not None and bundle is not None
         wanted = self.wanted(policies, bundle)
         written = []
-        for kind, name in NAMES.items():
+        for kind, name in self.settings.webhooks.names().items():
             if self._sync(kind, name, wanted.get(kind)):
                 written.append(name)
         return PassResult(written)
@@ -293,7 +292,9 @@ class WebhookRegistration:
         CA file is written from it), as the certificate manager records it on the
         configurations, so it does not patch what was just created to say the same."""
         namespace = self.settings.webhooks.namespace
-        secret = self.api.rest.call("GET", f"/api/v1/namespaces/{namespace}/secrets/{SECRET}")
+        secret_name = self.runtime.settings.cert_secret
+        secret = self.api.rest.call("GET",
+                                    f"/api/v1/namespaces/{namespace}/secrets/{secret_name}")
         generation = ((secret or {}).get("metadata") or {}).get("annotations", {}).get(
             GENERATION)
         if not generation:
@@ -357,7 +358,10 @@ class WebhookRegistration:
         if not self.uninstalling:
             return
         try:
-            remove_after_last_replica(self.api.rest, self.settings.webhooks.namespace)
+            server = self.runtime.settings
+            remove_after_last_replica(self.api.rest, self.settings.webhooks.namespace,
+                                      lease_name=server.leader_election_lease,
+                                      secret_name=server.cert_secret)
         except (KubeCallError, EdgewardenError) as error:
             log.warning("uninstall: could not remove the Lease or Secret: %s", one_line(error))
 

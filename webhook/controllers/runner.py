@@ -97,7 +97,8 @@ class Controllers:
             self.statuses = StatusWriter(ObjectApi(api, POLICY), event_namespace=(
                 settings.leader_election_namespace or default_namespace()))
         leader = self.timing.leader or LeaderSettings(
-            namespace=settings.leader_election_namespace or default_namespace())
+            namespace=settings.leader_election_namespace or default_namespace(),
+            name=settings.leader_election_lease)
         self.registration: WebhookRegistration | None = None
         if settings.registration is not None:
             self.registration = WebhookRegistration(

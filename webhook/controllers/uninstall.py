@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from webhook.audit.quota import QUOTA_NAME
@@ -41,6 +41,7 @@ from webhook.cluster.webhook_configurations import (
     KubeCallError,
     RestApi,
     WebhookConfigurationApi,
+    WebhookKind,
 )
 from webhook.controllers.leader import LEASE_NAME
 from webhook.registration.render import NAMES, OWNED_LABEL, owned
@@ -85,9 +86,10 @@ def _delete(rest: RestApi, path: str, uid: str | None) -> bool:
         raise
 
 
-def remove_configurations(api: WebhookConfigurationApi, removed: Removed) -> int:
+def remove_configurations(api: WebhookConfigurationApi, removed: Removed,
+                          names: Mapping[WebhookKind, str] = NAMES) -> int:
     count = 0
-    for kind, name in NAMES.items():
+    for kind, name in names.items():
         found = api.get(kind, name)
         if found is None or not owned(found):
             continue
@@ -114,22 +116,25 @@ def remove_labelled(rest: RestApi, removed: Removed, own: str) -> int:
 
 
 def remove_after_last_replica(rest: RestApi, namespace: str,
-                              removed: Removed | None = None) -> None:
+                              removed: Removed | None = None, *, lease_name: str = LEASE_NAME,
+                              secret_name: str = SECRET_NAME) -> None:
     """The leader Lease, and the certificate Secret when edgewarden manages it."""
     removed = removed if removed is not None else Removed()
-    lease = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{LEASE_NAME}"
+    lease = f"/apis/coordination.k8s.io/v1/namespaces/{namespace}/leases/{lease_name}"
     if _delete(rest, lease, None):
-        removed.objects.append(f"Lease {namespace}/{LEASE_NAME}")
-    secret_path = f"/api/v1/namespaces/{namespace}/secrets/{SECRET_NAME}"
+        removed.objects.append(f"Lease {namespace}/{lease_name}")
+    secret_path = f"/api/v1/namespaces/{namespace}/secrets/{secret_name}"
     secret = rest.call("GET", secret_path)
     uid = (secret.get("metadata") or {}).get("uid") if secret is not None else None
     if secret is not None and owned(secret) and _delete(rest, secret_path, uid):
-        removed.objects.append(f"Secret {namespace}/{SECRET_NAME}")
+        removed.objects.append(f"Secret {namespace}/{secret_name}")
 
 
 def uninstall(rest: RestApi, *, namespace: str, service: str, settle: float = 10.0,
               timeout: float = 120.0, sleep: Callable[[float], None] = time.sleep,
-              monotonic: Callable[[], float] = time.monotonic) -> Removed:
+              monotonic: Callable[[], float] = time.monotonic,
+              names: Mapping[WebhookKind, str] = NAMES, lease_name: str = LEASE_NAME,
+              secret_name: str = SECRET_NAME) -> Removed:
     """Steps 1 to 5 of the module's docstring; raises KubeCallError when a call fails (an
     unfinished uninstall is safe to run again)."""
     api = WebhookConfigurationApi(rest)
@@ -138,7 +143,8 @@ def uninstall(rest: RestApi, *, namespace: str, service: str, settle: float = 10
         namespace, service, {UNINSTALLING_ANNOTATION: "true"})
     start = quiet_since = monotonic()
     while True:
-        if remove_configurations(api, removed) + remove_labelled(rest, removed, namespace):
+        if (remove_configurations(api, removed, names)
+                + remove_labelled(rest, removed, namespace)):
             quiet_since = monotonic()
         now = monotonic()
         if now - quiet_since >= settle:
@@ -147,6 +153,7 @@ def uninstall(rest: RestApi, *, namespace: str, service: str, settle: float = 10
             raise KubeCallError(0, f"objects kept coming back for {timeout:.0f} s: is a "
                                    "replica without the uninstall annotation's check running?")
         sleep(1.0)
-    remove_after_last_replica(rest, namespace, removed)
+    remove_after_last_replica(rest, namespace, removed, lease_name=lease_name,
+                              secret_name=secret_name)
     return removed
 

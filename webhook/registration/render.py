@@ -91,6 +91,13 @@ class WebhookSettings:
     # Terms added to the Service/Ingress webhooks' namespaceSelector beside the names
     # excluded above (--webhook-namespace-selector); the approval webhook keeps every namespace.
     namespace_selector: LabelSelector = field(default_factory=LabelSelector)
+    # The configurations' own names (--webhook-validating-name / --webhook-mutating-name: a
+    # chart installed with fullnameOverride names them after the release).
+    validating_name: str = VALIDATING_NAME
+    mutating_name: str = MUTATING_NAME
+
+    def names(self) -> dict[WebhookKind, str]:
+        return {"validating": self.validating_name, "mutating": self.mutating_name}
 
     def check(self) -> None:
         if not 1 <= self.timeout_seconds <= 30:
@@ -260,7 +267,7 @@ def _document(
     webhooks: list[dict[str, Any]], settings: WebhookSettings, *, mutating: bool, owned: bool
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {
-        "name": MUTATING_NAME if mutating else VALIDATING_NAME,
+        "name": settings.mutating_name if mutating else settings.validating_name,
         "labels": {**NAME_LABEL, **(OWNED_LABEL if owned else {})},
     }
     if settings.inject_ca_from:
