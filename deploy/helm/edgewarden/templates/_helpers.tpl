@@ -1,13 +1,21 @@
 {{/*
-Names are fixed, not derived from the release name: `serve --manage-certs` looks for the
-Service edgewarden, the Secret edgewarden-tls and the webhook configurations
-edgewarden-validating / edgewarden-mutating in its own namespace.
+Names are not derived from the release name: by default every object is edgewarden or
+edgewarden-<part>, as the kustomize base names them. fullnameOverride (else nameOverride)
+replaces that base name in every object name, and the Deployment, the certificate init
+container and the uninstall hook are then told the names serve looks objects up by
+(edgewarden.nameArgs). nameOverride is also the app.kubernetes.io/name label.
 */}}
-{{- define "edgewarden.name" -}}edgewarden{{- end -}}
+{{- define "edgewarden.name" -}}
+{{- .Values.nameOverride | default "edgewarden" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "edgewarden.fullname" -}}
+{{- .Values.fullnameOverride | default .Values.nameOverride | default "edgewarden" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
 
 {{- define "edgewarden.labels" -}}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
-app.kubernetes.io/name: edgewarden
+app.kubernetes.io/name: {{ include "edgewarden.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
 app.kubernetes.io/part-of: edgewarden
@@ -16,7 +24,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 
 {{/* The pod selector: the same labels as the kustomize base, so either can replace the other. */}}
 {{- define "edgewarden.selectorLabels" -}}
-app.kubernetes.io/name: edgewarden
+app.kubernetes.io/name: {{ include "edgewarden.name" . }}
 app.kubernetes.io/component: webhook
 {{- end -}}
 
@@ -94,4 +102,18 @@ registration), only the parts that are set; empty when it selects nothing more.
 {{- with $selector.matchLabels }}{{ $_ := set $set "matchLabels" . }}{{ end -}}
 {{- with $selector.matchExpressions }}{{ $_ := set $set "matchExpressions" . }}{{ end -}}
 {{- if $set }}{{ toJson $set }}{{ end -}}
+{{- end -}}
+
+{{/*
+`serve` args naming the objects it looks up, when they are not the defaults (the fullname
+is not edgewarden): the Service, the webhook configurations, the certificate Secret, the
+leader Lease.
+*/}}
+{{- define "edgewarden.serveNameArgs" -}}
+{{- $name := include "edgewarden.fullname" . -}}
+{{- if ne $name "edgewarden" -}}
+{{- toJson (list "--webhook-service" $name "--webhook-validating-name" (printf "%s-validating" $name) "--webhook-mutating-name" (printf "%s-mutating" $name) "--cert-secret" (printf "%s-tls" $name) "--leader-election-lease" (printf "%s-leader" $name)) -}}
+{{- else -}}
+[]
+{{- end -}}
 {{- end -}}
