@@ -63,3 +63,29 @@ def test_without_the_component_nothing_is_native(tmp_path: Path) -> None:
     [container] = one(objects, "Deployment", "edgewarden")["spec"]["template"]["spec"][
         "containers"]
     assert parse_with_the_real_cli(container["args"])["except_exported"] is False
+
+
+def test_the_generated_objects_are_current_and_a_hand_edit_is_drift(tmp_path: Path) -> None:
+    """What `sync-policies.py --check` (scripts/test) checks for the native copies."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sync_policies",
+                                                  REPO / "deploy" / "sync-policies.py")
+    assert spec is not None and spec.loader is not None
+    sync = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(sync)
+    assert [copy.target for copy in sync.GENERATED] == [sync.CHART_NATIVE, sync.NATIVE_COMPONENT]
+    for copy in sync.GENERATED:
+        wanted = copy.wanted()
+        assert wanted, copy.label()
+        assert sync.differences(wanted, sync.current_tree(copy.target, copy.recursive)) == []
+    chart = sync.chart_native_tree()
+    assert "internal-loadbalancer.yaml" in chart and "flavours/gcp/internal-loadbalancer.yaml" \
+        in chart, "one file per policy, and the flavours' variants"
+    assert "unique-ingress-hosts.yaml" not in chart, "webhook-only policies have no file"
+    target = tmp_path / "native"
+    sync.write(chart, target, recursive=True)
+    edited = target / "deny-external-ips.yaml"
+    edited.write_text(edited.read_text().replace("Deny", "Warn"))
+    assert sync.differences(chart, sync.current_tree(target, recursive=True)) == [
+        "out of date deny-external-ips.yaml"]

@@ -174,7 +174,8 @@ def test_the_schema_refuses_a_bad_client_ca_secret_name() -> None:
     assert "secretName" in render_error({"webhook": {"clientCA": {"secretName": "Not_A_Name"}}})
 
 
-def test_the_api_server_accepts_what_native_enabled_renders(kube_control_plane: Any) -> None:  # noqa: F811
+def test_the_api_server_accepts_what_native_enabled_renders(
+        kube_control_plane: Any) -> None:  # noqa: F811
     rendered = native(render({"native": {"enabled": True}}))
     assert len(rendered) == len(exported())
     result = kube_control_plane.kubectl("apply", "--dry-run=server", "-f", "-",
