@@ -26,6 +26,7 @@ MODES: dict[str, dict[str, Any]] = {
     "static": {"webhooks": {"registration": "static"}},
     "cert-manager": {"certificates": {"mode": "cert-manager"},
                      "webhooks": {"registration": "static"}},
+    "native": {"native": {"enabled": True}},
     "monitoring": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
                    "grafanaDashboard": {"enabled": True}},
 }
@@ -72,6 +73,9 @@ def test_every_object_is_named_after_the_override(mode: str) -> None:
             continue  # named by the user and by the API
         assert name == NAME or name.startswith(NAME + "-"), (kind, name)
     assert ("Service", NAME) in found
+    for binding in (o for o in objects if o["kind"].endswith("AdmissionPolicyBinding")):
+        policy = binding["kind"].removesuffix("Binding")
+        assert (policy, binding["spec"]["policyName"]) in found, binding["metadata"]["name"]
     assert ("ServiceAccount", NAME) in found
     assert ("Deployment", NAME) in found
     assert pod_spec(objects)["serviceAccountName"] == NAME

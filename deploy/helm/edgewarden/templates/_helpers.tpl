@@ -117,3 +117,50 @@ leader Lease.
 []
 {{- end -}}
 {{- end -}}
+
+{{/*
+native.enabled (hybrid mode, docs/native.md): which generated native files to render and
+which policies serve must keep judging (`--keep-on-webhook`), as JSON
+{"files": [path...], "keep": [policy...]}. A shipped policy is rendered when it is enabled,
+not replaced by a custom file of the same name and not in native.keep; its file is the
+flavour's variant where internalLoadBalancerFlavour changes it. Kept on the webhook: the
+native.keep names, every custom policy (the chart cannot export them: `edgewarden export`
+them yourself and add them to your cluster, or leave them here) and, with auditOnly, every
+policy with a MutatingAdmissionPolicy (it cannot report a patch without making it).
+*/}}
+{{- define "edgewarden.native" -}}
+{{- $enabled := .Values.policies.enabled -}}
+{{- $all := has "*" $enabled -}}
+{{- $files := list -}}
+{{- $keep := list -}}
+{{- range .Values.native.keep -}}
+{{- $keep = append $keep . -}}
+{{- end -}}
+{{- range $file, $text := .Values.policies.custom -}}
+{{- range regexSplit "(?m)^---\\s*$" (toString $text) -1 -}}
+{{- $doc := fromYaml . -}}
+{{- if and (eq (toString $doc.kind) "Policy") $doc.metadata -}}
+{{- $keep = append $keep $doc.metadata.name -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- range $path, $bytes := .Files.Glob "policies/*.{yaml,yml}" -}}
+{{- $name := (fromYaml (toString $bytes)).metadata.name -}}
+{{- $native := printf "files/native/%s.yaml" $name -}}
+{{- with $.Values.internalLoadBalancerFlavour -}}
+{{- $variant := printf "files/native/flavours/%s/%s.yaml" . $name -}}
+{{- if $.Files.Get $variant -}}
+{{- $native = $variant -}}
+{{- end -}}
+{{- end -}}
+{{- $text := $.Files.Get $native -}}
+{{- if and $text (or $all (has $name $enabled)) (not (hasKey $.Values.policies.custom (base $path))) (not (has $name $keep)) -}}
+{{- if and $.Values.auditOnly (contains "\nkind: MutatingAdmissionPolicy\n" $text) -}}
+{{- $keep = append $keep $name -}}
+{{- else -}}
+{{- $files = append $files $native -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+{{- dict "files" $files "keep" (uniq $keep) | toJson -}}
+{{- end -}}
