@@ -46,7 +46,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -280,7 +280,10 @@ def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step) -> None:
     found = re.search(r"\(JSON: (\S+)\)", output)
     if found is None:
         raise StepFailed("benchmarks/apiserver.py wrote no JSON")
-    figures: dict[str, Any] = json.loads((ROOT / found.group(1)).read_text())
+    written = ROOT / found.group(1)
+    figures: dict[str, Any] = json.loads(written.read_text())
+    if sizes == QUICK:  # smoke sizes: this run's JSON holds them; keep results/ for figures
+        written.unlink()
     step.raw = figures
     plain, judged = figures["without_webhook_ms"], figures["with_webhook_ms"]
     added_p50, added_p99 = judged["p50"] - plain["p50"], judged["p99"] - plain["p99"]
@@ -344,7 +347,7 @@ def table(rows: dict[str, Row]) -> str:
     lines = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     lines += [line(cells) for cells in body]
     notes = [f"- {r.figure}: {r.note}" for r in rows.values() if r.note]
-    return "\n".join(lines + ([""] + notes if notes else []))
+    return "\n".join(lines + (["", *notes] if notes else []))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -377,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
           f"; {info['cpus']} CPUs, load average {info['load_before'][0]:.1f} before, "
           f"{info['load_after'][0]:.1f} after; {total / 60:.1f} min)\n")
     print(table(rows))
-    out = args.json or RESULTS / f"all-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}.json"
+    out = args.json or RESULTS / f"all-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({
         "quick": args.quick, "sizes": asdict(sizes), "machine": info,
