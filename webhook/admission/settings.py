@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from webhook.policy.model.exception_rules import ExceptionRules
+from webhook.registration.settings import RegistrationSettings
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
 DEFAULT_PORT = 8443
@@ -113,6 +114,13 @@ class ServerSettings:
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
     # ``--shadow DIR``: candidate policies judged beside the served set, never answering.
     shadow: tuple[Path, ...] = ()
+    # --register-webhooks: the leader keeps the webhook configurations in the cluster
+    # (webhook/controllers/registration.py); None: they are installed by someone else.
+    registration: RegistrationSettings | None = None
+    # On SIGTERM, keep serving this long first, every answer closing its connection, and
+    # /readyz failing (webhook/serve/root.py): the API server's kept-alive connections move
+    # to the other replicas before this one closes them.
+    drain_seconds: float = 0.0
     # --claims: limit places no quota backs and unique keys are claimed in Claim objects at
     # the API server before admitting (webhook/cluster/claims.py); only when reading it.
     claims: bool = True

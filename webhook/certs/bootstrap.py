@@ -69,8 +69,8 @@ from webhook.certs.store import (
     StoredSecret,
     WebhookKind,
 )
-from webhook.certs.webhookconfig import MUTATING_NAME, VALIDATING_NAME
 from webhook.errors import CertificateError
+from webhook.registration.render import MUTATING_NAME, VALIDATING_NAME
 
 log = logging.getLogger("edgewarden.certs")
 

@@ -8,6 +8,8 @@ reads a real cluster.
   says so under ``clusterObjects``.
 * A Lease elects the replica that writes: Policy statuses, and the continuous audit's
   PolicyReports (``--audit-interval``; 0 turns it off).
+* ``--register-webhooks``: the leader keeps the webhook configurations
+  (webhook/controllers/registration.py).
 
 Each loop is a part of the server's supervisor (webhook/serve): restarted with backoff when it
 fails, logged, counted. ``cluster-objects`` makes the pod unready when it has failed for
@@ -35,6 +37,7 @@ from webhook.cluster.claims import ClaimBook, ClaimSettings
 from webhook.cluster.claims_api import KubeClaimStore
 from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import InformerSettings
+from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
 from webhook.controllers.api import ObjectApi
 from webhook.controllers.audit import ContinuousAudit
 from webhook.controllers.claims import ClaimCollector
@@ -50,6 +53,7 @@ from webhook.controllers.leader import LeaderElector, LeaderSettings, default_na
 from webhook.controllers.objects import ObjectWatch
 from webhook.controllers.policy_objects import PolicyObjects
 from webhook.controllers.quotas import QuotaApi, QuotaManager
+from webhook.controllers.registration import PausableObjectApi, WebhookRegistration
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
 from webhook.policy.model.exceptions import ExceptionRegistry
@@ -94,17 +98,26 @@ class Controllers:
                 settings.leader_election_namespace or default_namespace()))
         leader = self.timing.leader or LeaderSettings(
             namespace=settings.leader_election_namespace or default_namespace())
-        self.elector = LeaderElector(ObjectApi(api, LEASE), leader, on_change=self._leadership)
+        self.registration: WebhookRegistration | None = None
+        if settings.registration is not None:
+            self.registration = WebhookRegistration(
+                runtime, settings.registration, WebhookConfigurationApi(RestApi(api)),
+                leading=lambda: self.elector.leading)
+            state.readiness_details["webhookRegistration"] = self.registration.status
+        runtime.writes_paused = self._uninstalling
+        leases = (ObjectApi(api, LEASE) if self.registration is None
+                  else PausableObjectApi(api, LEASE, paused=self._uninstalling))
+        self.elector = LeaderElector(leases, leader, on_change=self._leadership)
         self.audit: ContinuousAudit | None = None
         if settings.audit_interval_seconds > 0:
             writer = ReportWriter(ObjectApi(api, POLICY_REPORT),
                                   ObjectApi(api, CLUSTER_POLICY_REPORT))
             self.audit = ContinuousAudit(state, self.registry, writer,
                                          interval=settings.audit_interval_seconds,
-                                         leading=lambda: self.elector.leading, clock=clock)
+                                         leading=self._writes, clock=clock)
         self.quotas: QuotaManager | None = None
         if settings.manage_quotas:
-            self.quotas = QuotaManager(state, QuotaApi(api), leading=lambda: self.elector.leading,
+            self.quotas = QuotaManager(state, QuotaApi(api), leading=self._writes,
                                        interval=settings.quota_interval_seconds)
         self.claims: ClaimCollector | None = None
         self.claim_gate: ClaimGate | None = None
@@ -154,6 +167,13 @@ class Controllers:
                 "note": "Policy and PolicyException objects not read yet: the API server is "
                         "unreachable or refuses the list (see the log)"}
 
+    def _uninstalling(self) -> bool:
+        return self.registration is not None and self.registration.uninstalling
+
+    def _writes(self) -> bool:
+        """The leader writes quotas and reports, except while an uninstall removes them."""
+        return self.elector.leading and not self._uninstalling()
+
     def _leadership(self, leading: bool) -> None:
         # From the elector's worker thread: flags only, read by the loops (the quota manager
         # looks at its next interval).
@@ -171,6 +191,9 @@ class Controllers:
             # Never unready: without the quotas the webhook's own count still holds per
             # replica; the failure is logged, counted and alerted on.
             work.append(BackgroundWork("quota-manager", self.quotas.run))
+        if self.registration is not None:
+            # Never unready: the configurations already registered keep working.
+            work.append(BackgroundWork("webhook-registration", self.registration.run))
         if self.claims is not None:
             # Never unready: admissions take and judge claims themselves; a failing pass
             # only leaves released entries counting until the next one.
@@ -183,6 +206,8 @@ class Controllers:
         if self.claim_gate is not None:
             self.claim_gate.close()
         self.elector.release()
+        if self.registration is not None:
+            self.registration.on_stop()
         if self.watch is not None:
             self.watch.stop()
 

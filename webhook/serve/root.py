@@ -25,6 +25,7 @@ import logging
 import signal
 import socket
 import threading
+from types import FrameType
 
 import uvicorn
 
@@ -39,6 +40,7 @@ from webhook.admission.server import (
 )
 from webhook.certs.tls import watch_certificate
 from webhook.cluster.reservations import Reservations
+from webhook.controllers.registration import PausableCertStore
 from webhook.serve.supervisor import Supervisor
 
 log = logging.getLogger("edgewarden.server")
@@ -59,6 +61,8 @@ def core_work(runtime: Runtime) -> list[BackgroundWork]:
             reservations, reservations.grace_seconds)))
     if settings.manage_certs:
         manager = certificate_manager_for(settings)
+        # An uninstall under way: the Secret it removes is not made again (registration.py).
+        manager.api = PausableCertStore(manager.api, lambda: runtime.writes_paused())
         work.append(BackgroundWork("certificate-rotation",
                                    lambda: manager.run(settings.cert_manager_seconds)))
     return work
@@ -85,6 +89,7 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
     metrics = metrics_server(runtime)
     probes = probe_server(runtime, probe_socket)
     loop = asyncio.get_running_loop()
+    _drain_before_exit(runtime, server, loop)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         loop.add_signal_handler(signal.SIGHUP, runtime.reloader.on_sighup)
@@ -109,6 +114,38 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
         if probes is not None:
             await probes.stop()
         runtime.state.audit.close()
+
+
+def _drain_before_exit(runtime: Runtime, server: uvicorn.Server,
+                       loop: asyncio.AbstractEventLoop) -> None:
+    """``--drain-seconds``: the first SIGTERM (or SIGINT) starts a drain instead of the
+    shutdown. For that long every answer carries ``Connection: close`` and /readyz fails,
+    then uvicorn shuts down as usual; a second signal shuts down at once.
+
+    Why: the API server keeps connections to a webhook alive, and uvicorn's shutdown closes
+    the idle ones at once; a request the API server sends on one at that moment meets a
+    closed connection (EOF), which it does not retry and turns into the failure policy. A
+    closed-after-answer connection is never reused, so the next request opens a new one,
+    which the Service sends to a replica that is not stopping."""
+    seconds = runtime.settings.drain_seconds
+    if seconds <= 0:
+        return
+    shutdown = server.handle_exit
+    draining = False
+    runtime.state.readiness_checks.append(lambda: "shutting down" if draining else None)
+
+    def handle_exit(sig: int, frame: FrameType | None) -> None:
+        nonlocal draining
+        if draining:
+            shutdown(sig, frame)
+            return
+        draining = True
+        server.server_state.draining = True  # type: ignore[attr-defined]
+        log.info("signal %d: draining connections for %.0f s, then shutting down", sig, seconds)
+        loop.call_soon_threadsafe(loop.call_later, seconds, shutdown, sig, frame)
+
+    # uvicorn installs ``server.handle_exit`` as its signal handler when it starts serving.
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
 
 
 def _tune_garbage_collector() -> None:
