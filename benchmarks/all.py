@@ -43,6 +43,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -130,20 +131,17 @@ def run_logged(command: list[str], timeout: float) -> str:
     process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
     lines: list[str] = []
-    deadline = time.monotonic() + timeout
+    # A script that hangs without a word is killed all the same.
+    killer = threading.Timer(timeout, process.kill)
+    killer.start()
     assert process.stdout is not None
-    for line in process.stdout:
-        lines.append(line)
-        sys.stderr.write("    " + line)
-        if time.monotonic() > deadline:
-            process.kill()
-            break
     try:
-        code = process.wait(timeout=max(1.0, deadline - time.monotonic()))
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-        code = -9
+        for line in process.stdout:
+            lines.append(line)
+            sys.stderr.write("    " + line)
+        code = process.wait()
+    finally:
+        killer.cancel()
     output = "".join(lines)
     if code != 0:
         last = next((line.strip() for line in reversed(lines) if line.strip()), "no output")
