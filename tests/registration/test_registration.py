@@ -108,7 +108,9 @@ def test_a_term_within_a_broader_one_is_dropped_and_delete_gets_no_field_test(
         mode: Enforce
         match: {kinds: [Ingress], operations: [DELETE]}
         matchConditions:
-          - {name: x, expression: "has(object.spec.rules) && object.spec.rules == 'x'"}
+          - name: x
+            expression: >-
+              has(object.spec.ingressClassName) && object.spec.ingressClassName == 'x'
         validations:
           - expression: "true"
             message: never

@@ -52,14 +52,14 @@ from webhook.cluster.webhook_configurations import (
     WebhookKind,
 )
 from webhook.controllers.api import ApiFailure, ObjectApi
+from webhook.controllers.uninstall import remove_after_last_replica
 from webhook.errors import CertificateError, EdgewardenError, one_line
 from webhook.policy.model.policy import PolicySet
-from webhook.registration.render import MUTATING_NAME, OWNED_LABEL, VALIDATING_NAME, render
+from webhook.registration.render import NAMES, OWNED_LABEL, owned, render
 from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationSettings
 
 log = logging.getLogger("edgewarden.registration")
 
-NAMES: dict[WebhookKind, str] = {"validating": VALIDATING_NAME, "mutating": MUTATING_NAME}
 # Fields the API server fills in when a webhook leaves them out, with the value it fills.
 _API_DEFAULTS: dict[str, Any] = {"objectSelector": {}, "namespaceSelector": {}}
 TICK_SECONDS = 1.0
@@ -130,11 +130,6 @@ class PausableCertStore:
                                     patch: dict[str, Any]) -> None:
         self._refuse()
         self.store.patch_webhook_configuration(kind, name, patch)
-
-
-def owned(configuration: dict[str, Any]) -> bool:
-    labels = (configuration.get("metadata") or {}).get("labels") or {}
-    return all(labels.get(key) == value for key, value in OWNED_LABEL.items())
 
 
 def same_webhooks(found: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> bool:
@@ -361,8 +356,6 @@ class WebhookRegistration:
         stop nothing is removed (see the module's docstring)."""
         if not self.uninstalling:
             return
-        from webhook.controllers.uninstall import remove_after_last_replica
-
         try:
             remove_after_last_replica(self.api.rest, self.settings.webhooks.namespace)
         except (KubeCallError, EdgewardenError) as error:

@@ -43,8 +43,7 @@ from webhook.cluster.webhook_configurations import (
     WebhookConfigurationApi,
 )
 from webhook.controllers.leader import LEASE_NAME
-from webhook.controllers.registration import NAMES, owned
-from webhook.registration.render import OWNED_LABEL
+from webhook.registration.render import NAMES, OWNED_LABEL, owned
 from webhook.registration.settings import UNINSTALLING_ANNOTATION
 
 log = logging.getLogger("edgewarden.uninstall")

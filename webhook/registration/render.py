@@ -40,6 +40,7 @@ from urllib.parse import urlsplit
 import yaml
 from cryptography import x509
 
+from webhook.cluster.webhook_configurations import WebhookKind
 from webhook.errors import CertificateError, EdgewardenError
 from webhook.policy.load.schema import API_VERSION
 from webhook.policy.model.namespaces import NAMESPACE_NAME_LABEL
@@ -59,6 +60,13 @@ NAME_LABEL = {"app.kubernetes.io/name": "edgewarden"}
 # What ``serve --register-webhooks`` writes on the configurations it owns; one without it
 # (rendered for GitOps, installed by the chart's static mode) is never touched by it.
 OWNED_LABEL = {"app.kubernetes.io/managed-by": "edgewarden"}
+NAMES: dict[WebhookKind, str] = {"validating": VALIDATING_NAME, "mutating": MUTATING_NAME}
+
+
+def owned(configuration: dict[str, Any]) -> bool:
+    """Whether edgewarden made this object (only those it may update or delete)."""
+    labels = (configuration.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(key) == value for key, value in OWNED_LABEL.items())
 _EXCEPTION_GROUP, _EXCEPTION_VERSION = API_VERSION.split("/")
 
 
