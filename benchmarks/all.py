@@ -256,6 +256,11 @@ def measure_throughput(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path
     ceiling_after = measure(raw)
     ceiling = (ceiling_before + ceiling_after) / 2
     step.raw = {"measurements": measurements, "ceiling_rps": ceiling}
+    per_target: dict[str, list[float]] = {}
+    for m in measurements:
+        if isinstance(m["cpu_us_per_request"], float):
+            per_target.setdefault(m["target"], []).append(m["cpu_us_per_request"])
+    cpu = {name: statistics.fmean(values) for name, values in per_target.items()}
     row = rows[THROUGHPUT]
     row.measured = (f"{validate_rps / ceiling:.0%} (/validate {validate_rps:,.0f} of "
                     f"{ceiling:,.0f} req/s; /mutate {mutate_rps / ceiling:.0%})")
@@ -263,6 +268,11 @@ def measure_throughput(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path
                   "validate_rps": validate_rps, "mutate_rps": mutate_rps,
                   "ceiling_rps": ceiling, "ceiling_before_rps": ceiling_before,
                   "ceiling_after_rps": ceiling_after}
+    # Server CPU per request hardly moves with load from elsewhere, unlike req/s.
+    if len(cpu) == 3:  # /proc read for each: the ceiling (both runs' mean) and ours
+        row.note = ("server CPU per request (steadier than req/s on a shared machine): "
+                    + ", ".join(f"{name} {value:.0f} µs" for name, value in cpu.items()))
+        row.values.update({f"cpu_us_per_request {name}": value for name, value in cpu.items()})
 
 
 # --- 4. through a real kube-apiserver -------------------------------------------------
