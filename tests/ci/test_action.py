@@ -37,7 +37,9 @@ def action() -> dict[str, Any]:
 
 
 def steps() -> list[dict[str, Any]]:
-    return list(action()["runs"]["steps"])
+    found = list(action()["runs"]["steps"])
+    assert found, "the action runs no step"
+    return found
 
 
 def test_action_is_a_composite_action_with_described_inputs() -> None:

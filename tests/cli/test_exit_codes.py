@@ -9,14 +9,13 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner, Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
+from tests.support.cli import run
 from webhook.audit.manifests import load_manifests
 from webhook.audit.reports.text import render_text
 from webhook.audit.scan import check_manifests
 from webhook.audit.sources import resolve_policies
-from webhook.cli.app import app
 from webhook.errors import ExitCode
 
 REPO = Path(__file__).resolve().parents[2]
@@ -34,9 +33,6 @@ spec:
     - expresion: "true"
 """
 
-
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
 @pytest.mark.parametrize("args", [

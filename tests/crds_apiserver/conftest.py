@@ -23,6 +23,7 @@ import yaml
 
 from tests.admission.harness import RunningServer, base_settings, start_server
 from tests.support import api_client, eventually, use_kubeconfig
+from tests.support.clock import FakeClock
 from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.kube_informer import InformerSettings
@@ -52,13 +53,6 @@ FAST = Timing(retry=0.1,
                                     renew_deadline=3.0, retry_period=0.2))
 
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
 
 @pytest.fixture(scope="session")
 def plane(kube_control_plane: Any) -> Any:
@@ -87,8 +81,9 @@ def service_account_kubeconfig(plane: Any) -> Path:
 
 
 @pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> GeneratedCertificates:
-    """Serving certificate for the webhook at https://127.0.0.1 (the API server calls it)."""
+def loopback_certificates(tmp_path_factory: pytest.TempPathFactory) -> GeneratedCertificates:
+    """Serving certificate for the webhook at https://127.0.0.1 (the API server calls it), so
+    not the ``certificates`` every other folder uses (those name the Service only)."""
     return generate_certificates(tmp_path_factory.mktemp("certs"), service="edgewarden",
                                  namespace=WEBHOOK_NAMESPACE, hosts_extra=("127.0.0.1",))
 
@@ -116,7 +111,7 @@ def test_namespace(plane: Any) -> Iterator[Callable[..., str]]:
 class Edgewarden:
     server: RunningServer
     controllers: Controllers
-    clock: Clock
+    clock: FakeClock
     plane: Any
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
@@ -153,7 +148,7 @@ class Edgewarden:
 
 @pytest.fixture
 def edgewarden(plane: Any, service_account_kubeconfig: Path,
-               certificates: GeneratedCertificates, tmp_path: Path,
+               loopback_certificates: GeneratedCertificates, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Edgewarden]]:
     """``edgewarden(now=..., **settings)``: serve in this process against the control plane,
     as its ServiceAccount, with the controllers attached as ``edgewarden serve`` does."""
@@ -162,7 +157,7 @@ def edgewarden(plane: Any, service_account_kubeconfig: Path,
 
     def start(*, now: float, ready: bool = True, **overrides: Any) -> Edgewarden:
         use_kubeconfig(monkeypatch, service_account_kubeconfig)
-        clock = Clock(now)
+        clock = FakeClock(now)
         attached: list[Controllers] = []
 
         def prepare(runtime: Runtime) -> None:
@@ -173,10 +168,10 @@ def edgewarden(plane: Any, service_account_kubeconfig: Path,
             attached.append(controllers)
 
         settings = dataclasses.replace(
-            base_settings(certificates, tmp_path, cluster_state=None,
+            base_settings(loopback_certificates, tmp_path, cluster_state=None,
                           policies=(REPO / "policies",), host="127.0.0.1"),
             leader_election_namespace=WEBHOOK_NAMESPACE, **overrides)
-        server = start_server(settings, certificates.ca_file, prepare)
+        server = start_server(settings, loopback_certificates.ca_file, prepare)
         if ready:
             eventually(lambda: server.get("/readyz").status_code == 200, timeout=60,
                        what="/readyz")
