@@ -14,7 +14,7 @@ FIXTURES = Path(__file__).parent / "fixtures"
 POLICIES = str(FIXTURES / "policies")
 RENDERED = str(FIXTURES / "shop-rendered.yaml")
 CLUSTER = str(FIXTURES / "cluster-state.yaml")
-SCHEMAS = Path(__file__).parents[2] / "webhook" / "audit" / "schemas"
+SCHEMAS = Path(__file__).parents[2] / "webhook" / "offline" / "schemas"
 
 
 

@@ -27,7 +27,7 @@ from .tools import (
 )
 
 ACTION = REPO / "action.yml"
-SARIF_SCHEMA = REPO / "webhook" / "audit" / "schemas" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = REPO / "webhook" / "offline" / "schemas" / "sarif-schema-2.1.0.json"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 REFERENCE = re.compile(r"^(inputs|steps|github)\.([A-Za-z0-9_.-]+)$")
 

@@ -11,9 +11,9 @@ import yaml
 from typer.testing import CliRunner, Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.audit.kustomize import cached_kubectl, find_kubectl
 from webhook.cli.app import app
 from webhook.errors import ManifestError
+from webhook.offline.kustomize import cached_kubectl, find_kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = str(REPO / "policies")

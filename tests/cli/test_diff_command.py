@@ -18,13 +18,13 @@ import webhook.cli  # noqa: F401  (registers every command on the app)
 from tests.kubeapi import KubeApi
 from tests.support import namespace
 from tests.support import service as service_object
-from webhook.audit.kustomize import find_kubectl
 from webhook.cli.app import app
 from webhook.errors import ManifestError
+from webhook.offline.kustomize import find_kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "audit" / "fixtures"
-DIFF_SCHEMA = REPO / "webhook" / "audit" / "schemas" / "diff.schema.json"
+DIFF_SCHEMA = REPO / "webhook" / "offline" / "schemas" / "diff.schema.json"
 
 NAMESPACES = """\
 apiVersion: v1

@@ -12,11 +12,11 @@ from rich.console import Console
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
 from tests.support.cli import run
-from webhook.audit.manifests import load_manifests
-from webhook.audit.reports.text import render_text
-from webhook.audit.scan import check_manifests
-from webhook.audit.sources import resolve_policies
 from webhook.errors import ExitCode
+from webhook.offline.manifests import load_manifests
+from webhook.offline.reports.text import render_text
+from webhook.offline.scan import check_manifests
+from webhook.offline.sources import resolve_policies
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = str(REPO / "policies")

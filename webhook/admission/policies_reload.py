@@ -226,7 +226,7 @@ class PolicyReloader:
         state = self.state
         if self.share is not None:
             policies = self.share(policies)
-        return LoadedPolicies.build(policies, dry_run=state.dry_run, limits=state.evaluation)
+        return LoadedPolicies.build(policies, dry_run=state.dry_run, budget=state.evaluation)
 
     def vet(self, policies: PolicySet, *, run_suites: bool = True,
             acknowledged: frozenset[str] = frozenset(),

@@ -22,14 +22,14 @@ from prometheus_client import start_http_server
 from starlette.types import ASGIApp
 
 from webhook.admission.app import create_app
-from webhook.admission.auditlog import AuditLog
-from webhook.admission.limitlog import LimitLog
+from webhook.admission.decisionlog import DecisionLog
 from webhook.admission.listener import EdgeServer, ProbeServer
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.probes import ProbeEndpoints
+from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import ServerSettings
-from webhook.admission.state import EvaluationLimits, ServerState, certificate_expiry
+from webhook.admission.state import EvaluationBudget, ServerState, certificate_expiry
 from webhook.certs.tls import ServingCertificate, uvicorn_config
 from webhook.cluster.backend import ClusterBackend
 from webhook.cluster.memory import MemoryCluster
@@ -93,14 +93,14 @@ def build_runtime(settings: ServerSettings) -> Runtime:
     state = ServerState(
         cluster=cluster,
         metrics=metrics,
-        audit=AuditLog.open(settings.audit_log),
+        decision_log=DecisionLog.open(settings.audit_log),
         reservations=reservations,
         dry_run=settings.dry_run,
         max_body_bytes=settings.max_body_bytes,
         certificate=certificate,
         require_client_certificate=certificate.verifies_clients,
-        limits=LimitLog(metrics.count_limit_hit),
-        evaluation=EvaluationLimits(
+        refusals=RefusalLog(metrics.count_limit_hit),
+        evaluation=EvaluationBudget(
             settings.evaluation_budget_ms, settings.evaluation_deadline_ms
         ),
         exception_rules=settings.exception_rules,
@@ -209,7 +209,8 @@ def uvicorn_server(runtime: Runtime) -> EdgeServer:
         timeout_keep_alive=limits.idle_timeout, log_config=None,
     )
     metrics = runtime.state.metrics
-    server = EdgeServer(config, limits, runtime.state.limits or LimitLog(metrics.count_limit_hit))
+    refusals = runtime.state.refusals or RefusalLog(metrics.count_limit_hit)
+    server = EdgeServer(config, limits, refusals)
     metrics.watch_connections(lambda: len(server.listener) if server.listener else 0)
     return server
 
@@ -235,6 +236,6 @@ def probe_server(runtime: Runtime, sock: socket.socket | None = None) -> ProbeSe
     state = runtime.state
     return ProbeServer(ProbeEndpoints(state), runtime.settings.host, port or 0,
                        runtime.settings.connections,
-                       state.limits or LimitLog(state.metrics.count_limit_hit), sock)
+                       state.refusals or RefusalLog(state.metrics.count_limit_hit), sock)
 
 

@@ -15,9 +15,9 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from webhook.admission.auditlog import AuditLog
-from webhook.admission.limitlog import LimitLog
+from webhook.admission.decisionlog import DecisionLog
 from webhook.admission.metrics import Metrics
+from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.admission.shadow import ShadowSet, split
 from webhook.cluster.backend import ClusterBackend
@@ -53,7 +53,7 @@ class Certificate(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class EvaluationLimits:
+class EvaluationBudget:
     """What one admission may cost: the CEL budget (webhook/policy/budget.py) and a
     wall-clock deadline past which the remaining policies fail by their failurePolicy."""
 
@@ -100,7 +100,7 @@ class LoadedPolicies:
 
     @classmethod
     def build(
-        cls, policies: PolicySet, *, dry_run: bool, limits: EvaluationLimits | None = None,
+        cls, policies: PolicySet, *, dry_run: bool, budget: EvaluationBudget | None = None,
         shadow: PolicySet | None = None,
     ) -> LoadedPolicies:
         """``policies`` may hold ``spec.shadow`` policies: they join ``shadow`` (the
@@ -108,7 +108,7 @@ class LoadedPolicies:
         policies, candidates = split(policies, shadow)
         compiled = CompiledPolicies.compile(policies)  # once, shared by the three engines
         audit_only = [p for p in policies.policies if p.mutates and p.mode is Mode.AUDIT]
-        bounds = (limits or EvaluationLimits()).engine_arguments()
+        bounds = (budget or EvaluationBudget()).engine_arguments()
         return cls(
             engine=Engine(compiled, force_audit=dry_run, mutations=None, **bounds),
             mutate_engine=Engine(
@@ -153,7 +153,7 @@ def _is_audit(policy: Policy) -> bool:
 class ServerState:
     cluster: ClusterBackend
     metrics: Metrics
-    audit: AuditLog
+    decision_log: DecisionLog
     reservations: ReservationBook | None = None
     dry_run: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -171,9 +171,9 @@ class ServerState:
     readiness_details: dict[str, Callable[[], Any]] = field(default_factory=dict)
     # --client-ca: /validate and /mutate answer only callers with a verified certificate.
     require_client_certificate: bool = False
-    limits: LimitLog | None = None  # counts and logs (rate-limited) refused callers
+    refusals: RefusalLog | None = None  # counts and logs (rate-limited) refused callers
     last_refusal: ReloadRefusal | None = None  # the latest reload, when it was refused
-    evaluation: EvaluationLimits = field(default_factory=EvaluationLimits)
+    evaluation: EvaluationBudget = field(default_factory=EvaluationBudget)
     # Where and how long PolicyExceptions may be honoured (serve --enable-exceptions...): the
     # approval webhook warns when a new exception would be ignored.
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)

@@ -27,8 +27,14 @@ from typing import Any
 from kubernetes import client
 
 from webhook.admission.state import ServerState
-from webhook.audit.quota import MANAGED_BY, QUOTA_KEY, QUOTA_NAME, caps_in_namespaces, quota_object
 from webhook.controllers.api import ApiFailure, call_api
+from webhook.offline.quota import (
+    MANAGED_BY,
+    QUOTA_KEY,
+    QUOTA_NAME,
+    caps_in_namespaces,
+    quota_object,
+)
 
 log = logging.getLogger("edgewarden.controllers")
 

@@ -33,7 +33,7 @@ from webhook.admission.state import stale_cache_reasons
 from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.api import ObjectApi
-from webhook.controllers.audit import ContinuousAudit
+from webhook.controllers.continuous_reports import ContinuousReports
 from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
 from webhook.controllers.kinds import (
     CLUSTER_POLICY_REPORT,
@@ -91,11 +91,11 @@ class Controllers:
         leader = self.timing.leader or LeaderSettings(
             namespace=settings.leader_election_namespace or default_namespace())
         self.elector = LeaderElector(ObjectApi(api, LEASE), leader, on_change=self._leadership)
-        self.audit: ContinuousAudit | None = None
+        self.reports: ContinuousReports | None = None
         if settings.audit_interval_seconds > 0:
             writer = ReportWriter(ObjectApi(api, POLICY_REPORT),
                                   ObjectApi(api, CLUSTER_POLICY_REPORT))
-            self.audit = ContinuousAudit(state, self.registry, writer,
+            self.reports = ContinuousReports(state, self.registry, writer,
                                          interval=settings.audit_interval_seconds,
                                          leading=lambda: self.elector.leading, clock=clock)
         self.quotas: QuotaManager | None = None
@@ -147,8 +147,8 @@ class Controllers:
         if self.watch is not None:
             work.append(BackgroundWork("cluster-objects", self.follow,
                                        unready_after=self._stale_after))
-        if self.audit is not None:
-            work.append(BackgroundWork("continuous-audit", self.audit.run))
+        if self.reports is not None:
+            work.append(BackgroundWork("continuous-audit", self.reports.run))
         if self.quotas is not None:
             # Never unready: without the quotas the webhook's own count still holds per
             # replica; the failure is logged, counted and alerted on.
@@ -182,8 +182,8 @@ class Controllers:
                 before = self.policies.policies()
                 await self.policies.sync(store.items(POLICY.kind))
                 if self.policies.policies() != before:
-                    if self.audit is not None:
-                        self.audit.trigger()
+                    if self.reports is not None:
+                        self.reports.trigger()
                     if self.quotas is not None:
                         self.quotas.trigger()
                 self.read_once = True

@@ -106,7 +106,7 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
             metrics.shutdown()
         if probes is not None:
             await probes.stop()
-        runtime.state.audit.close()
+        runtime.state.decision_log.close()
 
 
 def _tune_garbage_collector() -> None:

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from webhook.audit.results import Finding, Outcome, ScanReport
+from webhook.offline.results import Finding, Outcome, ScanReport
 from webhook.policy.decision import Mode
 
 API_VERSION = "wgpolicyk8s.io/v1alpha2"

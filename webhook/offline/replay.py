@@ -23,7 +23,7 @@ Rebuilding, per verb (what the event holds depends on the audit level):
   and reads are not admissions of an object: counted, not judged.
 
 A Namespace write updates the cluster too (labels drive namespace selectors and caps).
-The recorded outcome is read by :mod:`webhook.audit.apiserver_log`.
+The recorded outcome is read by :mod:`webhook.offline.apiserver_log`.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from enum import StrEnum
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from webhook.audit.apiserver_log import AuditLog, LoggedEvent, Recorded, Verdict, recorded_outcome
-from webhook.audit.manifests import Location, Manifest
-from webhook.audit.results import ObjectResult, Outcome
-from webhook.audit.scan import bare_namespace, object_result, with_namespace
 from webhook.cluster.memory import MemoryCluster
+from webhook.offline.apiserver_log import AuditLog, LoggedEvent, Recorded, Verdict, recorded_outcome
+from webhook.offline.manifests import Location, Manifest
+from webhook.offline.results import ObjectResult, Outcome
+from webhook.offline.scan import bare_namespace, object_result, with_namespace
 from webhook.policy.decision import Mode
 from webhook.policy.engine import Engine
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet

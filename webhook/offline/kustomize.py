@@ -13,9 +13,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from webhook.audit.folders import KUSTOMIZE_FILES
-from webhook.audit.manifests import Manifest, parse_manifests
 from webhook.errors import ManifestError
+from webhook.offline.folders import KUSTOMIZE_FILES
+from webhook.offline.manifests import Manifest, parse_manifests
 
 RENDER_TIMEOUT_SECONDS = 300
 

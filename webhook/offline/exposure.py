@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.audit.results import LimitStatus, ScanReport
+from webhook.offline.results import LimitStatus, ScanReport
 from webhook.policy.model import INTERNAL_LB_FLAVOURS
 
 DEFAULT_COST_PER_LB = 18.25

@@ -1,7 +1,7 @@
 """Where ``audit``, ``report`` and ``quota`` read a cluster from: a YAML dump or the live API.
 
 A ``--cluster-state`` file is read with the manifest reader, so findings point at its lines.
-The live cluster is listed once (``webhook.audit.live``). Either way the result is a list
+The live cluster is listed once (``webhook.offline.live``). Either way the result is a list
 of objects, judged by the same code.
 
 PolicyExceptions come from ``--exceptions`` files and from PolicyException objects among
@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from webhook.audit.manifests import Manifest, load_manifests
-from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.errors import ClusterStateError, EdgewardenError, PolicyLoadError, PolicyProblem
+from webhook.offline.manifests import Manifest, load_manifests
+from webhook.offline.progress import NO_PROGRESS, Progress
 from webhook.policy.documents import exception_from_object, load_exceptions
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, PolicyException
 from webhook.policy.kinds import SHORT_NAMES, KindRef
@@ -64,8 +64,8 @@ def live_objects(
     kinds: Iterable[KindRef] = EXPOSURE_KINDS,
 ) -> list[Manifest]:
     """A snapshot of the live cluster; imported lazily so offline use never needs it."""
-    from webhook.audit.live import snapshot
     from webhook.cluster.connection import api_client_from_environment
+    from webhook.offline.live import snapshot
 
     # audit, report and quota have no --dev: a dump is their way to run without a cluster.
     api_client = api_client_from_environment(

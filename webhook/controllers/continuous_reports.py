@@ -19,12 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from webhook.admission.state import ServerState
-from webhook.audit.manifests import Manifest
-from webhook.audit.reports.policyreport import MAX_REPORT_BYTES, policy_reports
-from webhook.audit.results import ScanReport
-from webhook.audit.scan import audit_objects
 from webhook.controllers.reports import Reconciled, ReportWriter
 from webhook.controllers.shadow_reports import shadow_reports
+from webhook.offline.manifests import Manifest
+from webhook.offline.reports.policyreport import MAX_REPORT_BYTES, policy_reports
+from webhook.offline.results import ScanReport
+from webhook.offline.scan import audit_objects
 from webhook.policy.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
@@ -33,7 +33,7 @@ RETRY_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
-class AuditRun:
+class ReportRun:
     objects: int
     reports: int
     reconciled: Reconciled
@@ -52,7 +52,7 @@ def existing_violations(report: ScanReport) -> dict[tuple[str, str, str], int]:
     return dict(counts)
 
 
-class ContinuousAudit:
+class ContinuousReports:
     def __init__(self, state: ServerState, exceptions: ExceptionRegistry, writer: ReportWriter,
                  *, interval: float, leading: Callable[[], bool],
                  clock: Callable[[], float] = time.time,
@@ -64,7 +64,7 @@ class ContinuousAudit:
         self.leading = leading
         self.clock = clock
         self.max_bytes = max_bytes
-        self.last: AuditRun | None = None
+        self.last: ReportRun | None = None
         self.runs = 0
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -83,7 +83,7 @@ class ContinuousAudit:
         else:
             loop.call_soon_threadsafe(self._wake.set)
 
-    def run_once(self) -> AuditRun | None:
+    def run_once(self) -> ReportRun | None:
         """Judge, write the reports, export the counts (blocking: call it in a thread)."""
         loaded = self.state.policies
         if loaded is None or not self.state.cluster.synced:
@@ -101,7 +101,7 @@ class ContinuousAudit:
             documents += shadow_reports(report, candidates, now, max_bytes=self.max_bytes)
         self.state.metrics.set_existing_violations(existing_violations(report))
         reconciled = self.writer.reconcile(documents)
-        run = AuditRun(len(report.objects), len(documents), reconciled,
+        run = ReportRun(len(report.objects), len(documents), reconciled,
                        time.monotonic() - started)
         log.info("audit: %d objects judged, %d reports (%d created, %d replaced, %d unchanged, "
                  "%d deleted) in %.2f s", run.objects, run.reports, reconciled.created,

@@ -4,7 +4,7 @@ Per policy rather than per file because CI dashboards then answer "which rule br
 charts" at a glance; the object's file and line are in each testcase's ``system-out``.
 An Enforce violation is a ``failure``; Warn and Audit violations and would-be patches pass
 (they do not fail ``check`` either) and say what they found in ``system-out``. Valid against
-the Jenkins/Surefire ``junit-10.xsd`` (``webhook/audit/schemas``). What a PolicyException
+the Jenkins/Surefire ``junit-10.xsd`` (``webhook/offline/schemas``). What a PolicyException
 admits is ``skipped``, its message naming the exception, ticket and expiry.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from webhook.audit.results import Finding, Outcome, ScanReport
+from webhook.offline.results import Finding, Outcome, ScanReport
 
 
 def render_junit(report: ScanReport) -> str:

@@ -17,9 +17,9 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.cluster.kube_kinds import list_function
 from webhook.errors import ClusterStateError
+from webhook.offline.progress import NO_PROGRESS, Progress
 from webhook.policy.kinds import NAMESPACE, SHORT_NAMES, KindRef, merge
 
 DEFAULT_KINDS = (SHORT_NAMES["Service"], SHORT_NAMES["Ingress"])

@@ -30,8 +30,8 @@ from typing import Any
 
 import yaml
 
-from webhook.audit.replay import Replayed, ReplayReport
-from webhook.audit.results import Finding, ObjectResult, Outcome, Resource, ScanReport
+from webhook.offline.replay import Replayed, ReplayReport
+from webhook.offline.results import Finding, ObjectResult, Outcome, Resource, ScanReport
 from webhook.policy.loader import policy_files
 
 

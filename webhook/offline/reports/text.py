@@ -17,7 +17,7 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from webhook.audit.results import ExceptionStatus, Finding, ObjectResult, Outcome, ScanReport
+from webhook.offline.results import ExceptionStatus, Finding, ObjectResult, Outcome, ScanReport
 from webhook.policy.exceptions import ExceptionState
 
 STYLES = {

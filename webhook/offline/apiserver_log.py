@@ -4,7 +4,7 @@ This is the log ``kube-apiserver --audit-log-path`` writes with ``--audit-log-fo
 (the default), rotated files compressed with gzip included, and the ``EventList`` objects
 a webhook audit backend receives. What each event says about our webhook's verdict is read
 here too (:func:`recorded_outcome`); what the request was is rebuilt in
-:mod:`webhook.audit.replay`.
+:mod:`webhook.offline.replay`.
 
 How the recorded outcome is read (docs/replay.md says the same for users):
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from webhook.audit.manifests import Location
+from webhook.offline.manifests import Location
 from webhook.policy.decision import Mode
 from webhook.policy.exceptions import ExceptionState, PolicyException
 from webhook.policy.model import PolicySet

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from webhook.audit.manifests import (
+from webhook.errors import ManifestError
+from webhook.offline.manifests import (
     MANIFEST_SUFFIXES,
     STDIN,
     Manifest,
@@ -36,8 +37,7 @@ from webhook.audit.manifests import (
     read_file,
     read_stdin,
 )
-from webhook.audit.progress import NO_PROGRESS, Progress
-from webhook.errors import ManifestError
+from webhook.offline.progress import NO_PROGRESS, Progress
 
 KUSTOMIZE_FILES = ("kustomization.yaml", "kustomization.yml", "Kustomization")
 HELM_CHART_FILE = "Chart.yaml"

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from webhook.audit.results import ExceptionStatus, Outcome, ScanReport
+from webhook.offline.results import ExceptionStatus, Outcome, ScanReport
 from webhook.policy.exceptions import ExceptionState, PolicyException
 
 

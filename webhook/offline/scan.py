@@ -27,12 +27,19 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from webhook.audit.exceptions import exception_statuses
-from webhook.audit.ingress_versions import ingress_as_v1, is_old_ingress
-from webhook.audit.manifests import Location, Manifest
-from webhook.audit.progress import NO_PROGRESS, Progress
-from webhook.audit.results import Finding, LimitStatus, ObjectResult, Outcome, Resource, ScanReport
 from webhook.cluster.memory import MemoryCluster
+from webhook.offline.exceptions import exception_statuses
+from webhook.offline.ingress_versions import ingress_as_v1, is_old_ingress
+from webhook.offline.manifests import Location, Manifest
+from webhook.offline.progress import NO_PROGRESS, Progress
+from webhook.offline.results import (
+    Finding,
+    LimitStatus,
+    ObjectResult,
+    Outcome,
+    Resource,
+    ScanReport,
+)
 from webhook.policy.decision import Decision, ViolationSource
 from webhook.policy.engine import Engine
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
@@ -163,7 +170,7 @@ def audit_objects(
 
 def as_served(manifests: Iterable[Manifest], report: ScanReport | None = None) -> list[Manifest]:
     """The manifests as a webhook with ``matchPolicy: Equivalent`` receives them: old Ingress
-    versions converted to networking.k8s.io/v1 (webhook/audit/ingress_versions.py), each
+    versions converted to networking.k8s.io/v1 (webhook/offline/ingress_versions.py), each
     conversion noted in ``report``."""
     served: list[Manifest] = []
     converted: Counter[str] = Counter()

@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from webhook.audit.manifests import Manifest
-from webhook.audit.scan import NAMESPACE, bare_namespace, namespace_objects
+from webhook.offline.manifests import Manifest
+from webhook.offline.scan import NAMESPACE, bare_namespace, namespace_objects
 from webhook.policy.engine import Engine
 from webhook.policy.limits import cap_in_namespace
 from webhook.policy.model import Policy, PolicySet

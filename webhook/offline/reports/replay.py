@@ -11,8 +11,8 @@ from rich.table import Table
 from rich.text import Text
 
 from webhook import __version__
-from webhook.audit.replay import Agreement, Replayed, ReplayReport
-from webhook.audit.reports.json import API_VERSION
+from webhook.offline.replay import Agreement, Replayed, ReplayReport
+from webhook.offline.reports.json import API_VERSION
 
 
 def render_text(report: ReplayReport, console: Console, *, every: bool = False) -> None:

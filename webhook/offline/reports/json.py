@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from webhook import __version__
-from webhook.audit.results import ExceptionStatus, Finding, LimitStatus, ObjectResult, ScanReport
+from webhook.offline.results import ExceptionStatus, Finding, LimitStatus, ObjectResult, ScanReport
 from webhook.policy.exceptions import PolicyException, rfc3339
 
 API_VERSION = "edgewarden.dev/v1alpha1"

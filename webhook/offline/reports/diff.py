@@ -15,8 +15,8 @@ from rich.table import Table
 from rich.text import Text
 
 from webhook import __version__
-from webhook.audit.diff import Change, DiffReport, PolicyChange
-from webhook.audit.reports.json import API_VERSION
+from webhook.offline.diff import Change, DiffReport, PolicyChange
+from webhook.offline.reports.json import API_VERSION
 
 MESSAGE_CHARS = 160
 CONTEXT_CHARS = 40  # what is kept before the first difference of two long decisions

@@ -1,4 +1,5 @@
-"""Counting every connection limit hit, and logging them without flooding the log."""
+"""Counting every connection refused or cut by a connection limit (webhook/admission/
+listener.py, http_protocol.py), and logging them without flooding the log."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ class _Tally:
     suppressed: int = 0
 
 
-class LimitLog:
+class RefusalLog:
     """Counts every limit hit (``count(limit)``) and logs at most one line per limit per
     ``interval``, saying how many went unlogged in between."""
 

@@ -7,7 +7,7 @@ Objects read from stdin or a live cluster have no file: they carry a logical loc
 (``Kind/namespace/name``) only. What a PolicyException admits is reported at the level the
 policy would have had, with an accepted external suppression naming the exception, its
 ticket and expiry (code scanning lists it as suppressed). Valid against the OASIS schema in
-``webhook/audit/schemas``.
+``webhook/offline/schemas``.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from webhook import __version__
-from webhook.audit.manifests import is_synthetic
-from webhook.audit.results import Finding, Outcome, ScanReport
+from webhook.offline.manifests import is_synthetic
+from webhook.offline.results import Finding, Outcome, ScanReport
 from webhook.policy.decision import Mode
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -12,17 +12,17 @@ from html import escape
 from typing import Any
 
 from webhook import __version__
-from webhook.audit.exposure import (
+from webhook.offline.exposure import (
     DEFAULT_COST_PER_LB,
     IngressExposure,
     NamespaceExposure,
     ServiceExposure,
     exposure,
 )
-from webhook.audit.gateways import GatewayReport, gateway_exposure
-from webhook.audit.nginx_migration import NONE, MigrationNote, migration_notes
-from webhook.audit.reports.html_gateways import gateway_sections, migration_section
-from webhook.audit.results import ExceptionStatus, Finding, Outcome, ScanReport
+from webhook.offline.gateways import GatewayReport, gateway_exposure
+from webhook.offline.nginx_migration import NONE, MigrationNote, migration_notes
+from webhook.offline.reports.html_gateways import gateway_sections, migration_section
+from webhook.offline.results import ExceptionStatus, Finding, Outcome, ScanReport
 from webhook.policy.exceptions import ExceptionState
 from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
 

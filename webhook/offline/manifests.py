@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.errors import ManifestError, file_line
+from webhook.offline.progress import NO_PROGRESS, Progress
 from webhook.policy.yamlsource import LocatedDocument, YamlSyntaxError, read_documents
 
 STDIN = "-"
@@ -66,9 +66,9 @@ def load_manifests(
 ) -> list[Manifest]:
     """Every object under ``paths`` in order; ``-`` reads ``stdin``. Raises ManifestError.
 
-    Folders are read as :func:`webhook.audit.folders.read_inputs` reads them, files that
+    Folders are read as :func:`webhook.offline.folders.read_inputs` reads them, files that
     are not Kubernetes objects skipped; use that function to learn what was skipped."""
-    from webhook.audit.folders import read_inputs  # it builds on this module
+    from webhook.offline.folders import read_inputs  # it builds on this module
 
     return read_inputs(paths, stdin, progress).manifests
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from html import escape
 
-from webhook.audit.gateways import Backend, GatewayReport, HostExposure, ListenerExposure
-from webhook.audit.nginx_migration import CARRIES, NONE, MigrationNote
+from webhook.offline.gateways import Backend, GatewayReport, HostExposure, ListenerExposure
+from webhook.offline.nginx_migration import CARRIES, NONE, MigrationNote
 
 CARRY_CLASS = {CARRIES: "ok", NONE: "bad"}
 
