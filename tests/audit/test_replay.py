@@ -25,7 +25,7 @@ from webhook.offline.apiserver_log import (
     read_audit_log,
     recorded_outcome,
 )
-from webhook.offline.manifests import load_manifests
+from webhook.offline.folders import load_manifests
 from webhook.offline.replay import Agreement, ReplayOptions, replay
 from webhook.policy.loader import load_policies
 from webhook.policy.model import PolicySet

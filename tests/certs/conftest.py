@@ -9,8 +9,8 @@ import pytest
 
 from tests.kubeapi import KubeApi
 from tests.support import api_client
-from webhook.certs.store import KubernetesCertStore
 from webhook.certs.webhookconfig import WebhookSettings, render
+from webhook.cluster.cert_store import KubernetesCertStore
 from webhook.policy.decision import FailurePolicy, Mode
 from webhook.policy.model import InternalLoadBalancer, Limit, Match, Policy, PolicySet
 

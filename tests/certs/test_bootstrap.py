@@ -20,7 +20,7 @@ from webhook.certs.issue import (
     issue_ca,
     issue_serving,
 )
-from webhook.certs.store import KubernetesCertStore, StoredSecret
+from webhook.cluster.cert_store import KubernetesCertStore, StoredSecret
 from webhook.errors import CertificateError
 
 NS, SECRET = "edgewarden", "edgewarden-tls"

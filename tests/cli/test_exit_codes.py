@@ -13,7 +13,7 @@ from rich.console import Console
 import webhook.cli  # noqa: F401  (registers every command on the app)
 from tests.support.cli import run
 from webhook.errors import ExitCode
-from webhook.offline.manifests import load_manifests
+from webhook.offline.folders import load_manifests
 from webhook.offline.reports.text import render_text
 from webhook.offline.scan import check_manifests
 from webhook.offline.sources import resolve_policies

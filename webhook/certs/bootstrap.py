@@ -62,14 +62,14 @@ from webhook.certs.secretstate import (
     current_namespace,
     parse_secret,
 )
-from webhook.certs.store import (
+from webhook.certs.webhookconfig import MUTATING_NAME, VALIDATING_NAME
+from webhook.cluster.cert_store import (
     CertStore,
     KubernetesCertStore,
     StoreConflict,
     StoredSecret,
     WebhookKind,
 )
-from webhook.certs.webhookconfig import MUTATING_NAME, VALIDATING_NAME
 from webhook.errors import CertificateError
 
 log = logging.getLogger("edgewarden.certs")

@@ -26,34 +26,31 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kubernetes import client
-
 from webhook.admission.server import BackgroundWork, Runtime, informer_settings
 from webhook.admission.state import stale_cache_reasons
-from webhook.cluster.connection import api_client_from_environment
+from webhook.cluster.connection import ApiClient, api_client_from_environment
 from webhook.cluster.kube_informer import InformerSettings
-from webhook.controllers.api import ObjectApi
-from webhook.controllers.continuous_reports import ContinuousReports
-from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
-from webhook.controllers.kinds import (
+from webhook.cluster.object_api import ObjectApi
+from webhook.cluster.object_watch import ObjectWatch
+from webhook.cluster.own_kinds import (
     CLUSTER_POLICY_REPORT,
+    LEASE,
     POLICY,
     POLICY_EXCEPTION,
     POLICY_REPORT,
-    CustomKind,
 )
+from webhook.cluster.quota_api import QuotaApi
+from webhook.controllers.continuous_reports import ContinuousReports
+from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
 from webhook.controllers.leader import LeaderElector, LeaderSettings, default_namespace
-from webhook.controllers.objects import ObjectWatch
 from webhook.controllers.policy_objects import PolicyObjects
-from webhook.controllers.quotas import QuotaApi, QuotaManager
+from webhook.controllers.quotas import OWNED, QuotaManager
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
+from webhook.offline.quota import QUOTA_NAME
 from webhook.policy.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
-
-LEASE = CustomKind("coordination.k8s.io", "v1", "Lease", "leases", namespaced=True)
-
 
 @dataclass
 class Timing:
@@ -67,7 +64,7 @@ class Timing:
 
 
 class Controllers:
-    def __init__(self, runtime: Runtime, api: client.ApiClient, *,
+    def __init__(self, runtime: Runtime, api: ApiClient, *,
                  clock: Callable[[], float] = time.time, timing: Timing | None = None) -> None:
         settings = runtime.settings
         state = runtime.state
@@ -100,7 +97,8 @@ class Controllers:
                                          leading=lambda: self.elector.leading, clock=clock)
         self.quotas: QuotaManager | None = None
         if settings.manage_quotas:
-            self.quotas = QuotaManager(state, QuotaApi(api), leading=lambda: self.elector.leading,
+            self.quotas = QuotaManager(state, QuotaApi(api, name=QUOTA_NAME, owned=OWNED),
+                                       leading=lambda: self.elector.leading,
                                        interval=settings.quota_interval_seconds)
         self.read_once = self.watch is None
         self._write_all = False
@@ -201,7 +199,7 @@ class Controllers:
 
 
 def attach(
-    runtime: Runtime, *, api: client.ApiClient | None = None,
+    runtime: Runtime, *, api: ApiClient | None = None,
     clock: Callable[[], float] = time.time, timing: Timing | None = None,
 ) -> Controllers | None:
     """Add the controllers to ``runtime`` (a server reading a real cluster); None otherwise."""

@@ -61,18 +61,6 @@ class Manifest:
         return str(namespace) if namespace else None
 
 
-def load_manifests(
-    paths: Iterable[str | Path], stdin: TextIO | None = None, progress: Progress = NO_PROGRESS
-) -> list[Manifest]:
-    """Every object under ``paths`` in order; ``-`` reads ``stdin``. Raises ManifestError.
-
-    Folders are read as :func:`webhook.offline.folders.read_inputs` reads them, files that
-    are not Kubernetes objects skipped; use that function to learn what was skipped."""
-    from webhook.offline.folders import read_inputs  # it builds on this module
-
-    return read_inputs(paths, stdin, progress).manifests
-
-
 def read_stdin(stdin: TextIO | None, progress: Progress = NO_PROGRESS) -> list[Manifest]:
     stream = stdin if stdin is not None else sys.stdin
     return parse_manifests(stream.read(), STDIN_NAME, progress)

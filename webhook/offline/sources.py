@@ -15,7 +15,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from webhook.errors import ClusterStateError, EdgewardenError, PolicyLoadError, PolicyProblem
-from webhook.offline.manifests import Manifest, load_manifests
+from webhook.offline.folders import load_manifests
+from webhook.offline.manifests import Manifest
 from webhook.offline.progress import NO_PROGRESS, Progress
 from webhook.policy.documents import exception_from_object, load_exceptions
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, PolicyException

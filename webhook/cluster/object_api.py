@@ -16,8 +16,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as TransportError
 
-from webhook.controllers.kinds import CustomKind
+from webhook.cluster.kube_kinds import list_function
 from webhook.errors import one_line
+from webhook.policy.kinds import KindRef
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = (10.0, 30.0)  # connect, read
@@ -42,7 +43,7 @@ class ApiFailure(Exception):
 @dataclass(frozen=True)
 class ObjectApi:
     api: client.ApiClient
-    kind: CustomKind
+    kind: KindRef
 
     @property
     def _custom(self) -> client.CustomObjectsApi:
@@ -51,8 +52,8 @@ class ObjectApi:
     def _target(self, namespace: str | None) -> tuple[Any, ...]:
         kind = self.kind
         if kind.namespaced:
-            return (kind.group, kind.version, namespace, kind.plural)
-        return (kind.group, kind.version, kind.plural)
+            return (kind.group, kind.version, namespace, kind.resource)
+        return (kind.group, kind.version, kind.resource)
 
     def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         scope = "namespaced" if self.kind.namespaced else "cluster"
@@ -66,17 +67,12 @@ class ObjectApi:
     def list(self, *, label_selector: str = "") -> list[dict[str, Any]]:
         """Every object of the kind (cluster-wide), each with its kind and apiVersion."""
         kind = self.kind
+        list_all = list_function(self.api, kind)
         items: list[dict[str, Any]] = []
         token: str | None = None
         while True:
-            if kind.namespaced:
-                body = self._call("list_custom_object_for_all_namespaces", kind.group,
-                                  kind.version, kind.plural, label_selector=label_selector,
-                                  limit=500, _continue=token)
-            else:
-                body = self._call("list_cluster_custom_object", kind.group, kind.version,
-                                  kind.plural, label_selector=label_selector, limit=500,
-                                  _continue=token)
+            body = call_api(list_all, label_selector=label_selector, limit=500,
+                            _continue=token)
             for item in body.get("items") or []:
                 items.append({"apiVersion": kind.api_version, "kind": kind.kind, **item})
             token = (body.get("metadata") or {}).get("continue") or None

@@ -18,7 +18,8 @@ from typing import Any
 from kubernetes import client
 
 from webhook.cluster.kube_informer import Informer, InformerSettings
-from webhook.controllers.kinds import CustomKind, informer_resource
+from webhook.cluster.kube_kinds import kind_resource
+from webhook.policy.kinds import KindRef
 
 log = logging.getLogger("edgewarden.controllers")
 
@@ -84,13 +85,14 @@ def _key(obj: dict[str, Any]) -> Key:
 class ObjectWatch:
     """One informer thread per kind, filling one ObjectStore; ``changed`` wakes the loop."""
 
-    def __init__(self, api: client.ApiClient, kinds: Iterable[CustomKind],
+    def __init__(self, api: client.ApiClient, kinds: Iterable[KindRef],
                  settings: InformerSettings | None = None) -> None:
         self.store = ObjectStore()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._informers = [
-            Informer(informer_resource(api, kind), self.store, self._stop,
+            # Filed under the plain kind name: the controllers ask for "Policy".
+            Informer(kind_resource(api, kind, key=kind.kind), self.store, self._stop,
                      settings or InformerSettings())
             for kind in kinds
         ]
