@@ -14,6 +14,7 @@ import copy
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -116,10 +117,12 @@ SNI = {"sni_hostname": SERVICE_HOST}
 
 
 def start_server(settings: ServerSettings, ca_file: Path,
-                 prepare: Callable[[Runtime], object] | None = None) -> RunningServer:
+                 prepare: Callable[[Runtime], object] | None = None, *,
+                 clock: Callable[[], float] = time.time) -> RunningServer:
     """Build and start the server exactly as ``edgewarden serve`` does, on port 0;
-    ``prepare`` adds to the runtime first (as serve attaches the controllers)."""
-    runtime = build_runtime(settings)
+    ``prepare`` adds to the runtime first (as serve attaches the controllers); ``clock`` is
+    what reviews are judged at."""
+    runtime = build_runtime(settings, clock=clock)
     if prepare is not None:
         prepare(runtime)
     server = uvicorn_server(runtime)

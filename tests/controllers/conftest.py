@@ -19,7 +19,8 @@ from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.leader import LeaderSettings
-from webhook.controllers.runner import Controllers, Timing, attach
+from webhook.controllers.runner import Controllers, Timing
+from webhook.serve.root import attach_controllers
 
 REPO = Path(__file__).parents[2]
 FAST_INFORMERS = InformerSettings(watch_timeout_seconds=10, connect_timeout=2.0,
@@ -74,14 +75,14 @@ def serve(certificates: GeneratedCertificates, tmp_path: Path,
         attached: list[Controllers] = []
 
         def prepare(runtime: Runtime) -> None:
-            controllers = attach(runtime, api=api_client(kubeconfig), clock=clock, timing=FAST)
+            controllers = attach_controllers(runtime, api=api_client(kubeconfig), clock=clock,
+                                             timing=FAST)
             assert controllers is not None
-            runtime.state.clock = clock
             attached.append(controllers)
 
         settings = base_settings(certificates, tmp_path, cluster_state=None,
                                  policies=(policies,), **overrides)
-        server = start_server(settings, certificates.ca_file, prepare)
+        server = start_server(settings, certificates.ca_file, prepare, clock=clock)
         running.append(server)
         if ready:  # what the API server waits for before it calls the webhook
             eventually(lambda: server.get("/readyz").status_code == 200, what="/readyz")

@@ -28,7 +28,8 @@ from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.leader import LeaderSettings
-from webhook.controllers.runner import Controllers, Timing, attach
+from webhook.controllers.runner import Controllers, Timing
+from webhook.serve.root import attach_controllers
 
 try:  # tests/kube is a package of tests/ once issue 8 is merged
     from tests.kube.fixtures import kube_control_plane
@@ -161,17 +162,16 @@ def edgewarden(plane: Any, service_account_kubeconfig: Path,
         attached: list[Controllers] = []
 
         def prepare(runtime: Runtime) -> None:
-            controllers = attach(runtime, api=api_client(service_account_kubeconfig),
+            controllers = attach_controllers(runtime, api=api_client(service_account_kubeconfig),
                                  clock=clock, timing=FAST)
             assert controllers is not None
-            runtime.state.clock = clock
             attached.append(controllers)
 
         settings = dataclasses.replace(
             base_settings(loopback_certificates, tmp_path, cluster_state=None,
                           policies=(REPO / "policies",), host="127.0.0.1"),
             leader_election_namespace=WEBHOOK_NAMESPACE, **overrides)
-        server = start_server(settings, loopback_certificates.ca_file, prepare)
+        server = start_server(settings, loopback_certificates.ca_file, prepare, clock=clock)
         if ready:
             eventually(lambda: server.get("/readyz").status_code == 200, timeout=60,
                        what="/readyz")

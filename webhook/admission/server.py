@@ -12,6 +12,7 @@ import functools
 import logging
 import math
 import socket
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,7 @@ from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import CertificateError
 from webhook.native.coverage import webhook_share
+from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionRegistry
 from webhook.policy.loader import load_policies
 
 if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs and clusters need them
@@ -68,6 +70,9 @@ class Runtime:
     cluster: ClusterBackend
     reservations: Reservations
     dev_ca_bundle: str | None = None
+    # The PolicyException objects of the cluster, filled by webhook.controllers and read by
+    # the handlers (None: no cluster to read them from).
+    exceptions: ExceptionRegistry | None = None
     # More work to run beside the server (webhook.controllers adds the watch of Policy and
     # PolicyException objects, leader election and the continuous audit): each is started
     # with the server, restarted when it fails, and cancelled when it stops.
@@ -77,8 +82,10 @@ class Runtime:
     on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
-def build_runtime(settings: ServerSettings) -> Runtime:
-    """Everything the server needs, validated; raises EdgewardenError on bad input."""
+def build_runtime(settings: ServerSettings, *,
+                  clock: Callable[[], float] = time.time) -> Runtime:
+    """Everything the server needs, validated; raises EdgewardenError on bad input.
+    ``clock``: what reviews are judged at (PolicyException expiry); tests inject theirs."""
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
     reservations = Reservations(
@@ -90,6 +97,10 @@ def build_runtime(settings: ServerSettings) -> Runtime:
     metrics = Metrics()
     metrics.watch_cluster(cluster.state)
     metrics.watch_certificate(lambda: certificate_expiry(certificate))
+    # A real cluster's PolicyException objects, once the controllers have read them.
+    registry = ExceptionRegistry() if settings.reads_the_api else None
+    if registry is not None:
+        metrics.watch_exceptions(lambda: registry.current, clock)
     state = ServerState(
         cluster=cluster,
         metrics=metrics,
@@ -104,6 +115,8 @@ def build_runtime(settings: ServerSettings) -> Runtime:
             settings.evaluation_budget_ms, settings.evaluation_deadline_ms
         ),
         exception_rules=settings.exception_rules,
+        exceptions=registry if registry is not None else NO_EXCEPTIONS,
+        clock=clock,
     )
     reloader = PolicyReloader(
         settings.policies,
@@ -117,7 +130,7 @@ def build_runtime(settings: ServerSettings) -> Runtime:
     # Policy objects of the cluster may be all there is; readiness then waits for them.
     reloader.load_initial(files_may_be_empty=settings.watches_cluster_objects)
     return Runtime(settings, state, create_app(state), reloader, certificate, cluster,
-                   reservations, ca_bundle)
+                   reservations, ca_bundle, registry)
 
 
 def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | None]:

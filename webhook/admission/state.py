@@ -1,8 +1,8 @@
 """Everything a running server shares, built once and handed to the app (no globals).
 
-The engine is the one thing that changes while serving: a policy reload builds a new
-engine and swaps the reference in one assignment, so a request in flight finishes on the
-set it started with and the next one sees the new set.
+The policy set is the one thing that changes while serving (:class:`PolicySlot`): a reload
+builds new engines and swaps them in one assignment, so a request in flight finishes on the
+set it started with and the next one sees the new set. The rest is frozen when built.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from typing import Any, Protocol
 
 from webhook.admission.decisionlog import DecisionLog
 from webhook.admission.metrics import Metrics
+from webhook.admission.readiness import Readiness
 from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.admission.shadow import ShadowSet, split
@@ -150,7 +151,19 @@ def _is_audit(policy: Policy) -> bool:
 
 
 @dataclass(slots=True)
+class PolicySlot:
+    """The one thing that changes while serving: the policy set in force, swapped whole by
+    a reload (one assignment, so a request in flight finishes on the set it started with),
+    and the latest reload when it was refused."""
+
+    current: LoadedPolicies | None = None
+    last_refusal: ReloadRefusal | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class ServerState:
+    """What the handlers are given: fixed when built, but for the policy slot."""
+
     cluster: ClusterBackend
     metrics: Metrics
     decision_log: DecisionLog
@@ -162,25 +175,32 @@ class ServerState:
     exceptions: ExceptionView = NO_EXCEPTIONS
     # The clock a review is judged at (PolicyException expiry); tests inject their own.
     clock: Callable[[], float] = time.time
-    policies: LoadedPolicies | None = None
+    slot: PolicySlot = field(default_factory=PolicySlot)
     view: ClusterView = field(init=False)
-    # Extra readiness checks: each returns a reason when not ready, else None.
-    readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
-    # More for /readyz to show beside ready or not (the supervised tasks, the source of the
-    # policies): name -> a function giving a JSON-able value, read per request.
-    readiness_details: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # What else /readyz asks (the supervised tasks, the cluster objects' watch): wired by
+    # webhook/serve before serving starts.
+    readiness: Readiness = field(default_factory=Readiness)
     # --client-ca: /validate and /mutate answer only callers with a verified certificate.
     require_client_certificate: bool = False
     refusals: RefusalLog | None = None  # counts and logs (rate-limited) refused callers
-    last_refusal: ReloadRefusal | None = None  # the latest reload, when it was refused
     evaluation: EvaluationBudget = field(default_factory=EvaluationBudget)
     # Where and how long PolicyExceptions may be honoured (serve --enable-exceptions...): the
     # approval webhook warns when a new exception would be ignored.
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
 
     def __post_init__(self) -> None:
-        self.view = (self.cluster if self.reservations is None
-                     else self.reservations.view(self.cluster))
+        view = (self.cluster if self.reservations is None
+                else self.reservations.view(self.cluster))
+        object.__setattr__(self, "view", view)  # derived once, as the rest
+
+    @property
+    def policies(self) -> LoadedPolicies | None:
+        """The policy set in force (None until the first one is installed)."""
+        return self.slot.current
+
+    @property
+    def last_refusal(self) -> ReloadRefusal | None:
+        return self.slot.last_refusal
 
     def install(self, loaded: LoadedPolicies) -> None:
         """Swap in a built policy set (already vetted) and tell the cluster what to count."""
@@ -188,8 +208,8 @@ class ServerState:
         self.cluster.watch_kinds(merge(ref for e in engines for ref in e.policies.kinds()))
         self.cluster.register_counters([c for e in engines for c in e.counters()])
         self.cluster.register_key_indexes([i for e in engines for i in e.key_indexes()])
-        self.policies = loaded
-        self.last_refusal = None
+        self.slot.current = loaded
+        self.slot.last_refusal = None
         self.metrics.policies_loaded.set(len(loaded.names))
         self.metrics.policy_reload_refused.set(0)
         log.info("serving %d policies: %s", len(loaded.names), ", ".join(sorted(loaded.names)))
@@ -202,7 +222,7 @@ class ServerState:
 
     def refused(self, reason: str, message: str) -> None:
         """A reload was refused: the serving set stays; say so in metrics and /readyz."""
-        self.last_refusal = ReloadRefusal(reason, message, time.time())
+        self.slot.last_refusal = ReloadRefusal(reason, message, time.time())
         self.metrics.policy_load_errors.inc()
         self.metrics.policy_reloads_refused.labels(reason).inc()
         self.metrics.policy_reload_refused.set(1)
@@ -226,7 +246,7 @@ class ServerState:
 
     def details(self) -> dict[str, Any]:
         """The readiness details, each read now."""
-        return {name: read() for name, read in self.readiness_details.items()}
+        return self.readiness.details()
 
     def not_ready(self) -> list[str]:
         """Why the server should not receive admissions yet (empty when ready)."""
@@ -239,7 +259,7 @@ class ServerState:
         expiry = certificate_expiry(self.certificate)
         if expiry is not None and expiry <= time.time():
             reasons.append("serving certificate has expired")
-        reasons.extend(reason for check in self.readiness_checks if (reason := check()))
+        reasons.extend(self.readiness.reasons())
         return reasons
 
 

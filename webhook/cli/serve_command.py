@@ -263,9 +263,10 @@ def serve(
         if not path.exists():
             raise EdgewardenError(f"--shadow {path}: no such file or folder")
     runtime = build_runtime(settings)
-    from webhook.controllers.runner import attach
+    from webhook.serve.root import attach_controllers
 
-    attach(runtime)  # cluster objects, leader election, the continuous audit (real clusters)
+    # Cluster objects, leader election, the continuous reports (real clusters).
+    attach_controllers(runtime)
     if dev and runtime.dev_ca_bundle is not None:
         from webhook.admission.devmode import next_steps
 

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from webhook.admission.server import BackgroundWork, Runtime, informer_settings
 from webhook.admission.state import stale_cache_reasons
-from webhook.cluster.connection import ApiClient, api_client_from_environment
+from webhook.cluster.connection import ApiClient
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.cluster.object_api import ObjectApi
 from webhook.cluster.object_watch import ObjectWatch
@@ -48,7 +48,6 @@ from webhook.controllers.quotas import OWNED, QuotaManager
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.status import StatusWriter
 from webhook.offline.quota import QUOTA_NAME
-from webhook.policy.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
 
@@ -69,9 +68,9 @@ class Controllers:
         settings = runtime.settings
         state = runtime.state
         self.timing = timing or Timing()
-        self.registry = ExceptionRegistry()
-        state.exceptions = self.registry
-        state.metrics.watch_exceptions(lambda: self.registry.current, clock)
+        if runtime.exceptions is None:
+            raise ValueError("the controllers need a server built to read a cluster")
+        self.registry = runtime.exceptions
         self.exceptions = ExceptionObjects(self.registry, settings.exception_rules, clock)
         self.exception_statuses = ExceptionStatusWriter(ObjectApi(api, POLICY_EXCEPTION))
         self.watch: ObjectWatch | None = None
@@ -104,8 +103,6 @@ class Controllers:
         self._write_all = False
         self._created = time.monotonic()
         self._files_gave_policies = bool(state.policies is not None and state.policies.names)
-        state.readiness_checks.append(self.not_ready)
-        state.readiness_details["clusterObjects"] = self.objects_status
 
     def _waited_out(self) -> bool:
         """Policy objects unread for ``objects_wait`` s, with file policies to serve."""
@@ -197,16 +194,3 @@ class Controllers:
                                                   dict(self.exceptions.statuses))
                 pending_writes = failed > 0
 
-
-def attach(
-    runtime: Runtime, *, api: ApiClient | None = None,
-    clock: Callable[[], float] = time.time, timing: Timing | None = None,
-) -> Controllers | None:
-    """Add the controllers to ``runtime`` (a server reading a real cluster); None otherwise."""
-    if not runtime.settings.reads_the_api:
-        return None
-    controllers = Controllers(runtime, api or api_client_from_environment(), clock=clock,
-                              timing=timing)
-    runtime.background.extend(controllers.work())
-    runtime.on_stop.append(controllers.stop)
-    return controllers

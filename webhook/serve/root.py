@@ -11,8 +11,8 @@ The parts ``serve`` always runs, and whether their failure makes the pod unready
 * ``certificate-rotation`` (``--manage-certs``): keeps the Secret and caBundles current.
   Never unready (same reason as certificate-files).
 
-webhook.controllers adds its own (``leader-election``, ``cluster-objects``,
-``continuous-audit``); see webhook/controllers/runner.py for theirs.
+``attach_controllers`` adds the controllers' own (``leader-election``, ``cluster-objects``,
+``continuous-audit``, ``quota-manager``); see webhook/controllers/runner.py for theirs.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 
 import uvicorn
 
@@ -37,7 +38,9 @@ from webhook.admission.server import (
     uvicorn_server,
 )
 from webhook.certs.tls import watch_certificate
+from webhook.cluster.connection import ApiClient, api_client_from_environment
 from webhook.cluster.reservations import Reservations
+from webhook.controllers.runner import Controllers, Timing
 from webhook.serve.supervisor import Supervisor
 
 log = logging.getLogger("edgewarden.server")
@@ -62,13 +65,32 @@ def core_work(runtime: Runtime) -> list[BackgroundWork]:
     return work
 
 
+def attach_controllers(
+    runtime: Runtime, *, api: ApiClient | None = None, clock: Callable[[], float] | None = None,
+    timing: Timing | None = None,
+) -> Controllers | None:
+    """Wire the controllers into ``runtime`` (a server reading a real cluster; None
+    otherwise): their loops join the supervisor, their verdict and status /readyz, their
+    stop the server's. They are given what they need and change nothing after this."""
+    if not runtime.settings.reads_the_api:
+        return None
+    controllers = Controllers(runtime, api or api_client_from_environment(),
+                              clock=clock or runtime.state.clock, timing=timing)
+    runtime.state.readiness.add_check(controllers.not_ready)
+    runtime.state.readiness.add_detail("clusterObjects", controllers.objects_status)
+    runtime.background.extend(controllers.work())
+    runtime.on_stop.append(controllers.stop)
+    return controllers
+
+
 def supervisor_for(runtime: Runtime) -> Supervisor:
     """One supervisor over the core work and whatever was added to ``runtime.background``;
-    its verdict and per-task status join /readyz."""
+    its verdict and per-task status join /readyz, which is fixed from then on."""
     state = runtime.state
     supervisor = Supervisor([*core_work(runtime), *runtime.background], counter=state.metrics)
-    state.readiness_checks.append(supervisor.not_ready)
-    state.readiness_details["background"] = supervisor.status
+    state.readiness.add_check(supervisor.not_ready)
+    state.readiness.add_detail("background", supervisor.status)
+    state.readiness.fix()
     return supervisor
 
 
