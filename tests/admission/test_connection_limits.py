@@ -22,9 +22,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from tests.support import eventually
 from webhook.admission.listener import connection_cap
 from webhook.admission.refusals import RefusalLog
-from webhook.admission.server import Runtime
 from webhook.admission.settings import ConnectionSettings
 from webhook.certs.files import GeneratedCertificates
+from webhook.serve.build import Runtime
 
 from .harness import SERVICE_HOST, RunningServer, base_settings, load_review, start_server
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates
+from webhook.serve.build import Runtime
 
 from .harness import RunningServer, base_settings, load_review, start_server
 

@@ -15,11 +15,11 @@ from tests.admission.harness import RunningServer, base_settings, start_server
 from tests.kubeapi import DEFAULT_RESOURCES, EDGEWARDEN_RESOURCES, KubeApi
 from tests.support import api_client, eventually, namespace, use_kubeconfig, write_kubeconfig
 from tests.support.clock import FakeClock
-from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.leader import LeaderSettings
 from webhook.controllers.runner import Controllers, Timing
+from webhook.serve.build import Runtime
 from webhook.serve.root import attach_controllers
 
 REPO = Path(__file__).parents[2]

@@ -24,11 +24,11 @@ import yaml
 from tests.admission.harness import RunningServer, base_settings, start_server
 from tests.support import api_client, eventually, use_kubeconfig
 from tests.support.clock import FakeClock
-from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.leader import LeaderSettings
 from webhook.controllers.runner import Controllers, Timing
+from webhook.serve.build import Runtime
 from webhook.serve.root import attach_controllers
 
 try:  # tests/kube is a package of tests/ once issue 8 is merged
@@ -167,10 +167,9 @@ def edgewarden(plane: Any, service_account_kubeconfig: Path,
             assert controllers is not None
             attached.append(controllers)
 
-        settings = dataclasses.replace(
-            base_settings(loopback_certificates, tmp_path, cluster_state=None,
-                          policies=(REPO / "policies",), host="127.0.0.1"),
-            leader_election_namespace=WEBHOOK_NAMESPACE, **overrides)
+        settings = base_settings(loopback_certificates, tmp_path, cluster_state=None,
+                                 policies=(REPO / "policies",), host="127.0.0.1",
+                                 leader_election_namespace=WEBHOOK_NAMESPACE, **overrides)
         server = start_server(settings, loopback_certificates.ca_file, prepare, clock=clock)
         if ready:
             eventually(lambda: server.get("/readyz").status_code == 200, timeout=60,

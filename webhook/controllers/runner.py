@@ -21,13 +21,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from webhook.admission.server import BackgroundWork, Runtime, informer_settings
-from webhook.admission.state import stale_cache_reasons
+from webhook.admission.policies_reload import PolicyReloader
+from webhook.admission.settings import PolicySettings
+from webhook.admission.state import ServerState, stale_cache_reasons
+from webhook.background import BackgroundWork
 from webhook.cluster.connection import ApiClient
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.cluster.object_api import ObjectApi
@@ -40,14 +41,17 @@ from webhook.cluster.own_kinds import (
     POLICY_REPORT,
 )
 from webhook.cluster.quota_api import QuotaApi
+from webhook.cluster.settings import CacheSettings
 from webhook.controllers.continuous_reports import ContinuousReports
 from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
 from webhook.controllers.leader import LeaderElector, LeaderSettings, default_namespace
 from webhook.controllers.policy_objects import PolicyObjects
 from webhook.controllers.quotas import OWNED, QuotaManager
 from webhook.controllers.reports import ReportWriter
+from webhook.controllers.settings import ControllerSettings
 from webhook.controllers.status import StatusWriter
 from webhook.offline.quota import QUOTA_NAME
+from webhook.policy.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
 
@@ -63,37 +67,38 @@ class Timing:
 
 
 class Controllers:
-    def __init__(self, runtime: Runtime, api: ApiClient, *,
+    """The controllers of one server, given every dependency by the composition root
+    (webhook/serve); they write to the cluster, the exception registry and the reloader,
+    and change nothing of the server's after they are built."""
+
+    def __init__(self, settings: ControllerSettings, *, state: ServerState,
+                 reloader: PolicyReloader, exceptions: ExceptionRegistry, api: ApiClient,
+                 policies: PolicySettings, cache: CacheSettings, follow_objects: bool,
                  clock: Callable[[], float] = time.time, timing: Timing | None = None) -> None:
-        settings = runtime.settings
-        state = runtime.state
         self.timing = timing or Timing()
-        if runtime.exceptions is None:
-            raise ValueError("the controllers need a server built to read a cluster")
-        self.registry = runtime.exceptions
-        self.exceptions = ExceptionObjects(self.registry, settings.exception_rules, clock)
+        self.registry = exceptions
+        self.exceptions = ExceptionObjects(self.registry, policies.exception_rules, clock)
         self.exception_statuses = ExceptionStatusWriter(ObjectApi(api, POLICY_EXCEPTION))
         self.watch: ObjectWatch | None = None
         self.policies: PolicyObjects | None = None
         self.statuses: StatusWriter | None = None
-        self._stale_after = settings.cache_max_age_seconds or math.inf
-        if settings.watches_cluster_objects:
+        self._stale_after = cache.stale_after
+        namespace = settings.leader_namespace or default_namespace()
+        if follow_objects:
             self.watch = ObjectWatch(api, (POLICY, POLICY_EXCEPTION),
-                                     self.timing.informer or informer_settings(settings))
-            self.policies = PolicyObjects(runtime.reloader, clock,
-                                          internal_lb_flavour=settings.internal_lb_flavour)
-            self.statuses = StatusWriter(ObjectApi(api, POLICY), event_namespace=(
-                settings.leader_election_namespace or default_namespace()))
-        leader = self.timing.leader or LeaderSettings(
-            namespace=settings.leader_election_namespace or default_namespace())
+                                     self.timing.informer or cache.informer())
+            self.policies = PolicyObjects(reloader, clock,
+                                          internal_lb_flavour=policies.internal_lb_flavour)
+            self.statuses = StatusWriter(ObjectApi(api, POLICY), event_namespace=namespace)
+        leader = self.timing.leader or LeaderSettings(namespace=namespace)
         self.elector = LeaderElector(ObjectApi(api, LEASE), leader, on_change=self._leadership)
         self.reports: ContinuousReports | None = None
-        if settings.audit_interval_seconds > 0:
+        if settings.report_interval_seconds > 0:
             writer = ReportWriter(ObjectApi(api, POLICY_REPORT),
                                   ObjectApi(api, CLUSTER_POLICY_REPORT))
             self.reports = ContinuousReports(state, self.registry, writer,
-                                         interval=settings.audit_interval_seconds,
-                                         leading=lambda: self.elector.leading, clock=clock)
+                                             interval=settings.report_interval_seconds,
+                                             leading=lambda: self.elector.leading, clock=clock)
         self.quotas: QuotaManager | None = None
         if settings.manage_quotas:
             self.quotas = QuotaManager(state, QuotaApi(api, name=QUOTA_NAME, owned=OWNED),

@@ -29,18 +29,18 @@ from collections.abc import Callable
 import uvicorn
 
 from webhook.admission.listener import raise_file_limit
-from webhook.admission.server import (
-    BackgroundWork,
+from webhook.background import BackgroundWork
+from webhook.certs.tls import watch_certificate
+from webhook.cluster.connection import ApiClient, api_client_from_environment
+from webhook.cluster.reservations import Reservations
+from webhook.controllers.runner import Controllers, Timing
+from webhook.serve.build import (
     Runtime,
     certificate_manager_for,
     metrics_server,
     probe_server,
     uvicorn_server,
 )
-from webhook.certs.tls import watch_certificate
-from webhook.cluster.connection import ApiClient, api_client_from_environment
-from webhook.cluster.reservations import Reservations
-from webhook.controllers.runner import Controllers, Timing
 from webhook.serve.supervisor import Supervisor
 
 log = logging.getLogger("edgewarden.server")
@@ -48,20 +48,20 @@ log = logging.getLogger("edgewarden.server")
 
 def core_work(runtime: Runtime) -> list[BackgroundWork]:
     """The background tasks every server runs (see the module's docstring)."""
-    settings = runtime.settings
+    policies, certificates = runtime.settings.policies, runtime.settings.certificates
     work = [
         BackgroundWork("policy-files",
-                       lambda: runtime.reloader.watch(settings.policy_poll_seconds)),
+                       lambda: runtime.reloader.watch(policies.poll_seconds)),
         BackgroundWork("certificate-files",
-                       lambda: watch_certificate(runtime.certificate, settings.cert_poll_seconds)),
+                       lambda: watch_certificate(runtime.certificate, certificates.poll_seconds)),
         BackgroundWork("reservation-purge",
                        lambda: _purge_reservations(runtime.reservations,
                                                    runtime.reservations.grace_seconds)),
     ]
-    if settings.manage_certs:
-        manager = certificate_manager_for(settings)
+    if certificates.manage:
+        manager = certificate_manager_for(certificates)
         work.append(BackgroundWork("certificate-rotation",
-                                   lambda: manager.run(settings.cert_manager_seconds)))
+                                   lambda: manager.run(certificates.rotation_seconds)))
     return work
 
 
@@ -74,8 +74,14 @@ def attach_controllers(
     stop the server's. They are given what they need and change nothing after this."""
     if not runtime.settings.reads_the_api:
         return None
-    controllers = Controllers(runtime, api or api_client_from_environment(),
-                              clock=clock or runtime.state.clock, timing=timing)
+    assert runtime.exceptions is not None  # built for a server that reads the API
+    settings = runtime.settings
+    controllers = Controllers(
+        settings.controllers, state=runtime.state, reloader=runtime.reloader,
+        exceptions=runtime.exceptions, api=api or api_client_from_environment(),
+        policies=settings.policies, cache=settings.cache,
+        follow_objects=settings.watches_cluster_objects,
+        clock=clock or runtime.state.clock, timing=timing)
     runtime.state.readiness.add_check(controllers.not_ready)
     runtime.state.readiness.add_detail("clusterObjects", controllers.objects_status)
     runtime.background.extend(controllers.work())

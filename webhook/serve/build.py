@@ -1,4 +1,6 @@
-"""Building the webhook: certificates, cluster, policies, and uvicorn over TLS.
+"""The composition root: every dependency of the webhook built once from ``ServeSettings``
+(certificates, cluster, policies, metrics, uvicorn over TLS), nothing changed afterwards but
+the policy slot.
 
 ``build_runtime`` does everything that can fail on bad input (missing certificate files,
 a broken policy set, an unreadable cluster-state file) before a socket is opened, raising
@@ -10,13 +12,12 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
 import socket
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import start_http_server
@@ -29,8 +30,9 @@ from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.probes import ProbeEndpoints
 from webhook.admission.refusals import RefusalLog
-from webhook.admission.settings import ServerSettings
-from webhook.admission.state import EvaluationBudget, ServerState, certificate_expiry
+from webhook.admission.state import ServerState, certificate_expiry
+from webhook.background import BackgroundWork
+from webhook.certs.settings import CertificateSettings
 from webhook.certs.tls import ServingCertificate, uvicorn_config
 from webhook.cluster.backend import ClusterBackend
 from webhook.cluster.memory import MemoryCluster
@@ -39,30 +41,19 @@ from webhook.errors import CertificateError
 from webhook.native.coverage import webhook_share
 from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionRegistry
 from webhook.policy.loader import load_policies
+from webhook.serve.settings import ServeSettings
 
 if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs and clusters need them
     from webhook.certs.bootstrap import CertificateManager
-    from webhook.cluster.kube_informer import InformerSettings
 
 log = logging.getLogger("edgewarden.server")
-
-
-@dataclass(frozen=True)
-class BackgroundWork:
-    """A task ``serve`` runs beside the webhook under its supervisor (webhook/serve)."""
-
-    name: str
-    run: Callable[[], Coroutine[Any, Any, None]]
-    # How long it may keep failing before /readyz says not ready; None: its failure never
-    # makes an answer wrong (reports, statuses), so it never makes the pod unready.
-    unready_after: float | None = None
 
 
 @dataclass
 class Runtime:
     """A server ready to listen: its state, app and the pieces the background work drives."""
 
-    settings: ServerSettings
+    settings: ServeSettings
     state: ServerState
     app: ASGIApp
     reloader: PolicyReloader
@@ -82,15 +73,15 @@ class Runtime:
     on_stop: list[Callable[[], None]] = field(default_factory=list)
 
 
-def build_runtime(settings: ServerSettings, *,
+def build_runtime(settings: ServeSettings, *,
                   clock: Callable[[], float] = time.time) -> Runtime:
     """Everything the server needs, validated; raises EdgewardenError on bad input.
     ``clock``: what reviews are judged at (PolicyException expiry); tests inject theirs."""
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
     reservations = Reservations(
-        grace_seconds=settings.webhook_timeout_seconds + settings.reservation_margin_seconds,
-        max_age_seconds=settings.reservation_max_age_seconds,
+        grace_seconds=settings.reservations.grace_seconds,
+        max_age_seconds=settings.reservations.max_age_seconds,
     )
     # The watch releases what it sees appear, and tells how current it is.
     cluster.attach_reservations(reservations)
@@ -104,28 +95,27 @@ def build_runtime(settings: ServerSettings, *,
     state = ServerState(
         cluster=cluster,
         metrics=metrics,
-        decision_log=DecisionLog.open(settings.audit_log),
+        decision_log=DecisionLog.open(settings.server.decision_log),
         reservations=reservations,
-        dry_run=settings.dry_run,
-        max_body_bytes=settings.max_body_bytes,
+        dry_run=settings.server.dry_run,
+        max_body_bytes=settings.server.max_body_bytes,
         certificate=certificate,
         require_client_certificate=certificate.verifies_clients,
         refusals=RefusalLog(metrics.count_limit_hit),
-        evaluation=EvaluationBudget(
-            settings.evaluation_budget_ms, settings.evaluation_deadline_ms
-        ),
-        exception_rules=settings.exception_rules,
+        evaluation=settings.evaluation,
+        exception_rules=settings.policies.exception_rules,
         exceptions=registry if registry is not None else NO_EXCEPTIONS,
         clock=clock,
     )
+    policies = settings.policies
     reloader = PolicyReloader(
-        settings.policies,
+        policies.paths,
         state,
-        loader=functools.partial(load_policies, internal_lb_flavour=settings.internal_lb_flavour),
-        settings=settings.reload,
-        share=(functools.partial(webhook_share, keep=settings.keep_on_webhook)
-               if settings.except_exported else None),
-        shadow_paths=settings.shadow,
+        loader=functools.partial(load_policies, internal_lb_flavour=policies.internal_lb_flavour),
+        settings=policies.reload,
+        share=(functools.partial(webhook_share, keep=policies.keep_on_webhook)
+               if policies.except_exported else None),
+        shadow_paths=policies.shadow,
     )
     # Policy objects of the cluster may be all there is; readiness then waits for them.
     reloader.load_initial(files_may_be_empty=settings.watches_cluster_objects)
@@ -133,21 +123,22 @@ def build_runtime(settings: ServerSettings, *,
                    reservations, ca_bundle, registry)
 
 
-def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | None]:
+def _certificate(settings: ServeSettings) -> tuple[ServingCertificate, str | None]:
     if settings.dev:
         from webhook.certs.files import generate_dev_certificates
 
         dev = generate_dev_certificates(settings.dev_dir)
-        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings)),
+        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings.certificates)),
                 dev.ca_bundle_b64)
-    cert_file, key_file = settings.tls_cert, settings.tls_key
-    if settings.manage_certs:
-        if settings.cert_dir is None:
+    certificates = settings.certificates
+    cert_file, key_file = certificates.tls_cert, certificates.tls_key
+    if certificates.manage:
+        if certificates.directory is None:
             raise CertificateError("--manage-certs needs --cert-dir DIR (where tls.crt/tls.key "
                                    "are written for the server to read)")
-        _first_certificate_sync(settings)
-        cert_file = cert_file or settings.cert_dir / "tls.crt"
-        key_file = key_file or settings.cert_dir / "tls.key"
+        _first_certificate_sync(certificates)
+        cert_file = cert_file or certificates.directory / "tls.crt"
+        key_file = key_file or certificates.directory / "tls.key"
     if cert_file is None or key_file is None:
         raise CertificateError(
             "serving needs a certificate: pass --tls-cert FILE and --tls-key FILE "
@@ -156,26 +147,27 @@ def _certificate(settings: ServerSettings) -> tuple[ServingCertificate, str | No
     for flag, path in (("--tls-cert", cert_file), ("--tls-key", key_file)):
         if not Path(path).is_file():
             raise CertificateError(f"{flag} {path}: no such file")
-    return ServingCertificate(Path(cert_file), Path(key_file), _client_ca(settings)), None
+    return (ServingCertificate(Path(cert_file), Path(key_file), _client_ca(certificates)),
+            None)
 
 
-def _client_ca(settings: ServerSettings) -> Path | None:
+def _client_ca(settings: CertificateSettings) -> Path | None:
     if settings.client_ca is not None and not settings.client_ca.is_file():
         raise CertificateError(f"--client-ca {settings.client_ca}: no such file")
     return settings.client_ca
 
 
-def certificate_manager_for(settings: ServerSettings) -> CertificateManager:
+def certificate_manager_for(settings: CertificateSettings) -> CertificateManager:
     from webhook.certs.bootstrap import CertificateManager, ManagerSettings
     from webhook.certs.secretstate import current_namespace
 
     manager_settings = ManagerSettings(
-        namespace=current_namespace(), hosts_extra=settings.cert_hosts
+        namespace=current_namespace(), hosts_extra=settings.hosts
     )
-    return CertificateManager(settings=manager_settings, cert_dir=settings.cert_dir)
+    return CertificateManager(settings=manager_settings, cert_dir=settings.directory)
 
 
-def _first_certificate_sync(settings: ServerSettings) -> None:
+def _first_certificate_sync(settings: CertificateSettings) -> None:
     """--manage-certs: the Secret and the files must exist before the listener does."""
     try:
         certificate_manager_for(settings).sync_once()
@@ -185,39 +177,25 @@ def _first_certificate_sync(settings: ServerSettings) -> None:
         raise CertificateError(f"--manage-certs: first certificate sync failed: {error}") from None
 
 
-def _cluster(settings: ServerSettings) -> ClusterBackend:
-    if settings.cluster_state is not None:
-        return MemoryCluster.from_yaml(settings.cluster_state)
+def _cluster(settings: ServeSettings) -> ClusterBackend:
+    if settings.cache.state_file is not None:
+        return MemoryCluster.from_yaml(settings.cache.state_file)
     if settings.dev:
         return MemoryCluster()
     from webhook.cluster.kube import KubeCluster  # only a real cluster needs the client
 
-    return KubeCluster.from_environment(settings=informer_settings(settings))
-
-
-def informer_settings(settings: ServerSettings) -> InformerSettings:
-    """The watch settings of every informer (the cache and the Policy objects' watch)."""
-    from webhook.cluster.kube_informer import InformerSettings
-
-    stall = settings.watch_stall_seconds
-    return InformerSettings(
-        # The API server sends a bookmark 2 s before a watch's timeout, so a quiet healthy
-        # watch shows progress at least this often: well inside the stall limit.
-        watch_timeout_seconds=max(5, min(240, int(stall * 0.7))),
-        stall_seconds=stall,
-        stale_after_seconds=settings.cache_max_age_seconds or math.inf,
-    )
+    return KubeCluster.from_environment(settings=settings.cache.informer())
 
 
 def uvicorn_server(runtime: Runtime) -> EdgeServer:
     """uvicorn with the reloading TLS context, one worker, uvloop + httptools, behind our
     own listener and connection limits (webhook/admission/listener.py)."""
-    settings = runtime.settings
+    settings = runtime.settings.server
     limits = settings.connections
     config = uvicorn_config(
         runtime.app, settings.host, settings.port, runtime.certificate,
         loop="uvloop", http="httptools", ws="none", lifespan="off", access_log=False,
-        log_level=settings.log_level.lower(), server_header=False,
+        log_level=runtime.settings.log_level.lower(), server_header=False,
         # The API server keeps connections open; a short keep-alive only adds handshakes.
         timeout_keep_alive=limits.idle_timeout, log_config=None,
     )
@@ -230,25 +208,25 @@ def uvicorn_server(runtime: Runtime) -> EdgeServer:
 
 def metrics_server(runtime: Runtime) -> WSGIServer | None:
     """``--metrics-port``: /metrics over plain HTTP for Prometheus, on its own thread."""
-    port = runtime.settings.metrics_port
-    if port is None:
+    settings = runtime.settings.server
+    if settings.metrics_port is None:
         return None
     server, _thread = start_http_server(
-        port, addr=runtime.settings.host, registry=runtime.state.metrics.registry
+        settings.metrics_port, addr=settings.host, registry=runtime.state.metrics.registry
     )
-    log.info("metrics on http://%s:%d/metrics", runtime.settings.host, server.server_port)
+    log.info("metrics on http://%s:%d/metrics", settings.host, server.server_port)
     return server
 
 
 def probe_server(runtime: Runtime, sock: socket.socket | None = None) -> ProbeServer | None:
     """``--probe-port``: /healthz, /livez and /readyz over plain HTTP on their own listener
     (webhook/admission/listener.py, ProbeServer), answered whatever holds the HTTPS port."""
-    port = runtime.settings.probe_port
-    if port is None and sock is None:
+    settings = runtime.settings.server
+    if settings.probe_port is None and sock is None:
         return None
     state = runtime.state
-    return ProbeServer(ProbeEndpoints(state), runtime.settings.host, port or 0,
-                       runtime.settings.connections,
+    return ProbeServer(ProbeEndpoints(state), settings.host, settings.probe_port or 0,
+                       settings.connections,
                        state.refusals or RefusalLog(state.metrics.count_limit_hit), sock)
 
 
