@@ -22,10 +22,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from webhook.cluster.memory import MemoryCluster  # noqa: E402
-from webhook.policy.engine import Engine  # noqa: E402
-from webhook.policy.loader import load_policies  # noqa: E402
-from webhook.policy.model import PolicySet  # noqa: E402
-from webhook.policy.request import AdmissionRequest, make_request  # noqa: E402
+from webhook.policy.engine.evaluation import Engine  # noqa: E402
+from webhook.policy.load.loader import load_policies  # noqa: E402
+from webhook.policy.model.policy import PolicySet  # noqa: E402
+from webhook.policy.model.request import AdmissionRequest, make_request  # noqa: E402
 
 NAMESPACES = [
     ("payments", {"environment": "production", "team": "payments"}),

@@ -23,7 +23,7 @@ from webhook.admission.metrics import Metrics
 from webhook.admission.state import LoadedPolicies, ServerState
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 from .harness import DEFAULT_POLICIES, FIXTURES
 

@@ -20,7 +20,7 @@ from webhook.admission.state import LoadedPolicies, ServerState
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.cluster.reservations import Reservations
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 from .harness import DEFAULT_POLICIES
 

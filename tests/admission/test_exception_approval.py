@@ -17,7 +17,7 @@ import pytest
 
 from tests.admission.harness import RunningServer, base_settings, start_server
 from webhook.certs.files import GeneratedCertificates
-from webhook.policy.exception_rules import ExceptionRules
+from webhook.policy.model.exception_rules import ExceptionRules
 
 PATH = "/mutate-policyexception"
 

@@ -15,8 +15,8 @@ from webhook.admission.decisionlog import DecisionLog
 from webhook.admission.metrics import Metrics
 from webhook.admission.state import LoadedPolicies, ServerState
 from webhook.cluster.reservations import Reservations
-from webhook.policy.loader import load_policies
-from webhook.policy.ports import ObjectCounter
+from webhook.policy.engine.ports import ObjectCounter
+from webhook.policy.load.loader import load_policies
 
 from .harness import DEFAULT_POLICIES, load_object, load_review, make_review
 

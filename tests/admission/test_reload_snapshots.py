@@ -17,9 +17,9 @@ from tests.support import service
 from webhook.admission.policies_reload import Loader, PolicyReloader
 from webhook.admission.settings import ReloadSettings
 from webhook.certs.files import GeneratedCertificates
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
-from webhook.policy.request import make_request
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import make_request
 from webhook.serve.build import Runtime, build_runtime
 
 from .harness import DEFAULT_POLICIES, FIXTURES, base_settings

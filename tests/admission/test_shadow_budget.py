@@ -13,11 +13,11 @@ from webhook.admission.metrics import Metrics
 from webhook.admission.shadow import judge
 from webhook.admission.state import EvaluationBudget, LoadedPolicies
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.engine import Engine
-from webhook.policy.exceptions import NO_EXCEPTIONS
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.exceptions import NO_EXCEPTIONS
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import make_request
 
 POLICIES = Path(__file__).parents[2] / "policies"
 TLS = "require-ingress-tls-in-production"

@@ -11,8 +11,8 @@ from tests.support import namespace, policies_from_yaml, service
 from webhook.controllers.shadow_reports import shadow_reports
 from webhook.offline.manifests import Manifest
 from webhook.offline.scan import audit_objects
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import PolicySet
 
 POLICIES = Path(__file__).parents[2] / "policies"
 NOW = 1_800_000_000.0

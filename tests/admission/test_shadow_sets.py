@@ -8,8 +8,8 @@ from pathlib import Path
 
 from tests.support import policies_from_yaml
 from webhook.admission.shadow import split
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import PolicySet
 
 POLICIES = Path(__file__).parents[2] / "policies"
 CANDIDATE = """

@@ -20,7 +20,7 @@ from webhook.offline.manifests import parse_manifests
 from webhook.offline.reports.diff import render_markdown
 from webhook.offline.results import Outcome
 from webhook.offline.scan import check_manifests
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 

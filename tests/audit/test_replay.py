@@ -27,8 +27,8 @@ from webhook.offline.apiserver_log import (
 )
 from webhook.offline.folders import load_manifests
 from webhook.offline.replay import Agreement, ReplayOptions, replay
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import PolicySet
 
 REPO = Path(__file__).resolve().parents[2]
 LOG = FIXTURES / "apiserver-audit.log"

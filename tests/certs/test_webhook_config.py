@@ -15,7 +15,7 @@ from webhook.certs.files import generate_certificates
 from webhook.certs.webhookconfig import WebhookSettings, render
 from webhook.cli.app import app
 from webhook.errors import CertificateError, EdgewardenError
-from webhook.policy.model import PolicySet
+from webhook.policy.model.policy import PolicySet
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POLICIES = str(FIXTURES / "policies.yaml")

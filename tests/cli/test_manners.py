@@ -145,7 +145,8 @@ def test_the_command_line_starts_without_the_engine_or_the_server() -> None:
     """--help, --version and every completion TAB start the program: they must not wait
     for the CEL runtime, the Kubernetes client or the web stack to load."""
     probe = ("import sys, webhook.cli; print(sorted(m for m in ('cel', 'jsonschema', "
-             "'kubernetes', 'uvicorn', 'fastapi', 'webhook.policy.engine') if m in sys.modules))")
+             "'kubernetes', 'uvicorn', 'fastapi', 'webhook.policy.engine.evaluation') "
+             "if m in sys.modules))")
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                             timeout=60, check=True)
     assert result.stdout.strip() == "[]"
@@ -153,6 +154,6 @@ def test_the_command_line_starts_without_the_engine_or_the_server() -> None:
 
 def test_the_flavour_names_of_the_command_line_are_the_engines() -> None:
     from webhook.cli.options import INTERNAL_LB_FLAVOURS as named
-    from webhook.policy.model import INTERNAL_LB_FLAVOURS
+    from webhook.policy.model.policy import INTERNAL_LB_FLAVOURS
 
     assert set(named) == set(INTERNAL_LB_FLAVOURS)

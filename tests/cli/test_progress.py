@@ -17,7 +17,7 @@ import yaml
 
 from webhook.offline.manifests import Manifest
 from webhook.offline.scan import audit_objects, check_manifests
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"

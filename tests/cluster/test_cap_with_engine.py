@@ -9,9 +9,9 @@ from tests.kubeapi import KubeApi
 from tests.support import eventually, namespace, race, service
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
-from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policies
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.request import make_request
 
 POLICY = Path(__file__).parents[2] / "policies" / "limit-loadbalancers-per-namespace.yaml"
 

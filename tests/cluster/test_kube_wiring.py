@@ -11,7 +11,7 @@ from tests.support import eventually, namespace, service
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import ClusterStateError
-from webhook.policy.decision import LimitClaim
+from webhook.policy.model.decision import LimitClaim
 
 from .conftest import services_of_type
 

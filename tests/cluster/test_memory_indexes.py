@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policies
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINE = Engine(load_policies(REPO / "policies" / "unique-ingress-hosts.yaml",

@@ -13,9 +13,9 @@ from tests.support import eventually, namespace, service
 from tests.support.clock import FakeClock
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
-from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policies
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.request import make_request
 
 POLICY = Path(__file__).parents[2] / "policies" / "limit-loadbalancers-per-namespace.yaml"
 GRACE = 10.0  # the default: a 5 s webhook timeout plus a 5 s margin

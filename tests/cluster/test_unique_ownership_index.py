@@ -16,10 +16,10 @@ from tests.support import api_client, eventually, namespace, write_kubeconfig
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_store import KubeStore
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policies
-from webhook.policy.request import make_request
-from webhook.policy.unique import UniqueIndex
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.engine.unique import UniqueIndex
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.request import make_request
 
 from .conftest import FAST
 

@@ -29,9 +29,9 @@ from webhook.cluster.memory import MemoryCluster
 from webhook.offline.manifests import Manifest
 from webhook.offline.results import Outcome, ScanReport
 from webhook.offline.scan import audit_objects, check_manifests
-from webhook.policy.documents import load_exceptions
-from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, parse_rfc3339
-from webhook.policy.loader import load_policies
+from webhook.policy.load.documents import load_exceptions
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet, parse_rfc3339
 
 REPO = Path(__file__).parents[2]
 EXPIRES = "2030-06-01T00:00:00Z"

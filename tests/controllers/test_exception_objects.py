@@ -15,7 +15,7 @@ from tests.admission.harness import make_review
 from tests.kubeapi import KubeApi
 from tests.support import eventually, service
 from tests.support.clock import START
-from webhook.policy.exception_rules import ExceptionRules
+from webhook.policy.model.exception_rules import ExceptionRules
 
 from .conftest import ServeFactory
 

@@ -15,7 +15,7 @@ import yaml
 
 from tests.support import eventually
 from webhook.certs.webhookconfig import WebhookSettings, approval_webhook
-from webhook.policy.exception_rules import ExceptionRules
+from webhook.policy.model.exception_rules import ExceptionRules
 
 from .conftest import Edgewarden
 

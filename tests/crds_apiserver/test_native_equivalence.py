@@ -34,11 +34,11 @@ import yaml
 from tests.support import eventually
 from webhook.cluster.memory import MemoryCluster
 from webhook.native.export import export
-from webhook.policy.decision import Decision, Mode
-from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
-from webhook.policy.request import UserInfo, make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.decision import Decision, Mode
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import UserInfo, make_request
 from webhook.suites import model as suites
 
 from .conftest import REPO

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from tests.support import eventually
-from webhook.policy.exception_rules import ExceptionRules
+from webhook.policy.model.exception_rules import ExceptionRules
 
 from .conftest import REPO, Edgewarden
 

@@ -19,7 +19,7 @@ import yaml
 
 from tests.admission.harness import make_review
 from tests.support import eventually, service
-from webhook.policy.exception_rules import ExceptionRules
+from webhook.policy.model.exception_rules import ExceptionRules
 
 from .conftest import Edgewarden
 

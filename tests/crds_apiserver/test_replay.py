@@ -35,7 +35,7 @@ from webhook.certs.files import generate_certificates
 from webhook.cli.app import app
 from webhook.offline.apiserver_log import DEFAULT_WEBHOOKS, Verdict, read_audit_log
 from webhook.offline.replay import Agreement, ReplayOptions, ReplayReport, replay
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).parents[2]
 POLICIES = REPO / "policies"

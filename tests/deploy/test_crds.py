@@ -1,4 +1,4 @@
-"""The CRDs: the shipped ones are what webhook/policy/crd.py generates from the loader's
+"""The CRDs: the shipped ones are what webhook/policy/load/crd.py generates from the loader's
 schemas, they are structural, the API server's view of a document agrees with the loader's,
 and the PolicyReports edgewarden writes fit the wg-policy CRDs it ships.
 
@@ -19,7 +19,7 @@ import yaml
 
 from tests.support import policies_from_yaml
 from webhook.errors import PolicyLoadError
-from webhook.policy.crd import CRDS, exception_crd, policy_crd
+from webhook.policy.load.crd import CRDS, exception_crd, policy_crd
 
 from .checks import _strict
 from .conftest import REPO

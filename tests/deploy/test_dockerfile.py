@@ -192,7 +192,7 @@ def test_dockerignore_matcher_follows_dockers_rules() -> None:
              (True, _pattern_regex("policies/*.yaml")),
              (False, _pattern_regex("policies/*.test.yaml")),
              (False, _pattern_regex("**/__pycache__"))]
-    assert in_context("webhook/policy/engine.py", rules)
+    assert in_context("webhook/policy/engine/evaluation.py", rules)
     assert not in_context("webhook/policy/__pycache__/engine.cpython-311.pyc", rules)
     assert in_context("policies/deny-external-ips.yaml", rules)
     assert not in_context("policies/deny-external-ips.test.yaml", rules)

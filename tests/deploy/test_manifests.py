@@ -12,8 +12,8 @@ import pytest
 import yaml
 from kubernetes_validate.utils import all_versions
 
-from webhook.policy.kinds import SHORT_NAMES
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.kinds import SHORT_NAMES
 
 from .checks import parse_with_the_real_cli, schema_problems
 from .conftest import OVERLAYS, REPO, Manifest, find, one, rendered

@@ -8,7 +8,7 @@ import sys
 
 import yaml
 
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 from .conftest import REPO, one, rendered
 

@@ -38,8 +38,8 @@ from webhook.errors import ManifestError
 from webhook.offline.manifests import parse_manifests
 from webhook.offline.results import Outcome
 from webhook.offline.scan import check_manifests
-from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policies
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
 from webhook.suites.model import Expectation
 from webhook.suites.model import TestCase as SuiteCase
 from webhook.suites.runner import case_request

@@ -256,7 +256,7 @@ def test_the_chart_serves_metrics_on_their_own_port() -> None:
 
 
 def test_policies_configmap_loads_with_the_real_loader(value_set: str, tmp_path: Path) -> None:
-    loader = pytest.importorskip("webhook.policy.loader")
+    loader = pytest.importorskip("webhook.policy.load.loader")
     _namespace, objects = render_value_set(value_set)
     data = one(objects, "ConfigMap", "edgewarden-policies")["data"]
     for name, text in data.items():

@@ -13,8 +13,8 @@ import webhook.cli  # noqa: F401  (registers every command on the app)
 from tests.support.cli import run
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
-from webhook.policy.kinds import GATEWAY_GROUP, SHORT_NAMES
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.kinds import GATEWAY_GROUP, SHORT_NAMES
 
 HERE = Path(__file__).parent
 POLICIES = str(HERE / "fixtures-policies.yaml")

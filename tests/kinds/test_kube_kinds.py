@@ -14,7 +14,7 @@ from tests.kubeapi.resources import DEFAULT_RESOURCES, Resource
 from tests.support import api_client, eventually, namespace, service, write_kubeconfig
 from tests.support.gateway import httproute
 from webhook.cluster.kube import KubeCluster
-from webhook.policy.kinds import SHORT_NAMES
+from webhook.policy.model.kinds import SHORT_NAMES
 
 HTTPROUTES = Resource("gateway.networking.k8s.io", "v1", "HTTPRoute", "httproutes")
 

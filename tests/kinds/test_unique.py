@@ -21,10 +21,10 @@ from webhook.cli.app import app
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import PolicyLoadError
-from webhook.policy.engine import Engine
-from webhook.policy.kinds import SHORT_NAMES
-from webhook.policy.loader import load_policies
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.kinds import SHORT_NAMES
+from webhook.policy.model.request import make_request
 
 ROOT = Path(__file__).parents[2]
 POLICY = ROOT / "policies" / "unique-ingress-hosts.yaml"
@@ -141,7 +141,7 @@ def test_a_dry_run_is_judged_but_the_edge_reserves_nothing_for_it(engine: Engine
 
 
 def _empty():
-    from webhook.policy.ports import EmptyCluster
+    from webhook.policy.engine.ports import EmptyCluster
 
     return EmptyCluster()
 

@@ -104,7 +104,7 @@ def exported_metric_names() -> set[str]:
 
     from webhook.admission.metrics import ENDPOINTS, RESULTS, Metrics
     from webhook.cluster.kube import KubeCluster
-    from webhook.policy.exceptions import PolicyException
+    from webhook.policy.model.exceptions import PolicyException
 
     metrics = Metrics()
     api = client.ApiClient()

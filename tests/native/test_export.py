@@ -16,7 +16,7 @@ from tests.support.cli import run
 from webhook.cli.app import app
 from webhook.native.coverage import Where, assess, webhook_share
 from webhook.native.export import export
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = REPO / "policies"

@@ -17,10 +17,10 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from webhook.policy.decision import Mode
-from webhook.policy.kinds import GATEWAY_GROUP
-from webhook.policy.loader import load_policies
-from webhook.policy.model import INTERNAL_LB_FLAVOURS
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.decision import Mode
+from webhook.policy.model.kinds import GATEWAY_GROUP
+from webhook.policy.model.policy import INTERNAL_LB_FLAVOURS
 
 ROOT = Path(__file__).resolve().parents[2]
 POLICIES = ROOT / "policies"

@@ -6,8 +6,8 @@ import pytest
 
 from tests.support import namespace, policies_from_yaml
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.engine import Engine
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.model.request import make_request
 
 
 def engine_for(policy_yaml: str, *, force_audit: bool = False) -> Engine:

@@ -8,10 +8,10 @@ import yaml
 
 from tests.support import policies_from_yaml
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.cel import compile_expression
-from webhook.policy.decision import ViolationSource
-from webhook.policy.engine import Engine
-from webhook.policy.nulls import without_nulls
+from webhook.policy.cel.expression import compile_expression
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.model.decision import ViolationSource
+from webhook.policy.model.nulls import without_nulls
 
 from .conftest import make_request
 

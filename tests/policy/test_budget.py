@@ -13,12 +13,12 @@ import pytest
 
 from tests.support import policies_from_yaml
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.compiled import CompiledPolicies
-from webhook.policy.decision import FailurePolicy, ViolationSource
-from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
-from webhook.policy.request import make_request
+from webhook.policy.engine.compiled import CompiledPolicies
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.decision import FailurePolicy, ViolationSource
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import make_request
 
 from .conftest import namespace
 

@@ -17,10 +17,10 @@ from tests.policy.hostile import ALLOW_LIST_400, HOSTILE, Hostile
 from tests.support import service
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
-from webhook.policy.cel import CelCompileError, compile_expression
-from webhook.policy.cel_limits import MAX_CODE_POINTS, MAX_NESTING, nesting_bound
-from webhook.policy.cel_syntax import depth, parse
-from webhook.policy.loader import load_policies
+from webhook.policy.cel.bounds import MAX_CODE_POINTS, MAX_NESTING, nesting_bound
+from webhook.policy.cel.expression import CelCompileError, compile_expression
+from webhook.policy.cel.syntax import depth, parse
+from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]
 EDGEWARDEN = [sys.executable, "-c", "from webhook.cli import main; main()"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import cel
 import pytest
 
-from webhook.policy.bindings import BindingPlan
-from webhook.policy.cel import CelCompileError, compile_expression
-from webhook.policy.cel_references import references
-from webhook.policy.cel_syntax import (
+from webhook.policy.cel.expression import CelCompileError, compile_expression
+from webhook.policy.cel.references import references
+from webhook.policy.cel.syntax import (
     Call,
     Comprehension,
     Has,
@@ -19,6 +18,7 @@ from webhook.policy.cel_syntax import (
     replace_spans,
     walk,
 )
+from webhook.policy.engine.bindings import BindingPlan
 
 
 def test_every_node_knows_the_source_it_came_from() -> None:

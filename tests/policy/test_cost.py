@@ -14,17 +14,17 @@ import yaml
 
 from tests.support import policies_from_yaml as load_policy_text
 from webhook.errors import PolicyLoadError
-from webhook.policy.cel_syntax import parse
-from webhook.policy.checks import PackagedSchemas, Schemas, estimate_policy
-from webhook.policy.checks.cost import (
+from webhook.policy.cel.checks import PackagedSchemas, Schemas
+from webhook.policy.cel.checks.cost import (
     DEFAULT_LIST_ITEMS,
     EXPRESSION_LIMIT,
     EXPRESSION_WARNING,
     POLICY_WARNING,
     CostEstimator,
 )
-from webhook.policy.checks.policy import root_types
-from webhook.policy.loader import load_policies
+from webhook.policy.cel.syntax import parse
+from webhook.policy.load.loader import load_policies
+from webhook.policy.load.policy_checks import estimate_policy, root_types
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = "object.spec.rules"

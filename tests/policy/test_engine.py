@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from tests.support import namespace, service
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.decision import Mode, ViolationSource
-from webhook.policy.request import UserInfo
+from webhook.policy.model.decision import Mode, ViolationSource
+from webhook.policy.model.request import UserInfo
 
 from .conftest import engine_for, make_request
 

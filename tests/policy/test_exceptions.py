@@ -10,10 +10,10 @@ import pytest
 from tests.support import namespace, service
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
-from webhook.policy.documents import exception_from_object, load_exceptions
-from webhook.policy.engine import Engine
-from webhook.policy.exceptions import ExceptionSet, ExceptionState, parse_rfc3339
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.documents import exception_from_object, load_exceptions
+from webhook.policy.model.exceptions import ExceptionSet, ExceptionState, parse_rfc3339
+from webhook.policy.model.request import make_request
 
 from .conftest import engine_for
 

@@ -14,11 +14,11 @@ import yaml
 
 from tests.audit.helpers import POLICIES, RENDERED, run
 from webhook.errors import PolicyLoadError
-from webhook.policy.crd import exception_crd
-from webhook.policy.documents import exception_from_object, load_exceptions
-from webhook.policy.exception_rules import ExceptionRules, match_all_problem
-from webhook.policy.exceptions import PolicyException, parse_rfc3339
-from webhook.policy.selectors import LabelSelector, Requirement
+from webhook.policy.load.crd import exception_crd
+from webhook.policy.load.documents import exception_from_object, load_exceptions
+from webhook.policy.model.exception_rules import ExceptionRules, match_all_problem
+from webhook.policy.model.exceptions import PolicyException, parse_rfc3339
+from webhook.policy.model.selectors import LabelSelector, Requirement
 
 CREATED = "2030-03-01T00:00:00Z"
 DAY = 86400.0

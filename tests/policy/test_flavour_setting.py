@@ -9,9 +9,9 @@ import pytest
 from tests.support import service
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
-from webhook.policy.engine import Engine
-from webhook.policy.loader import load_policies
-from webhook.policy.model import InternalLoadBalancer
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import InternalLoadBalancer
 
 from .conftest import make_request
 

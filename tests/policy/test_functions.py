@@ -12,8 +12,8 @@ import yaml
 from tests.support import policies_from_yaml as load_policy_text
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
-from webhook.policy.checks.functions import FUNCTIONS
-from webhook.policy.engine import Engine
+from webhook.policy.cel.checks.functions import FUNCTIONS
+from webhook.policy.engine.evaluation import Engine
 
 from .conftest import make_request
 

@@ -6,8 +6,8 @@ import pytest
 
 from tests.support import namespace, service
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.decision import ViolationSource
-from webhook.policy.limits import cap_for_namespace_object, cap_in_namespace
+from webhook.policy.engine.limits import cap_for_namespace_object, cap_in_namespace
+from webhook.policy.model.decision import ViolationSource
 
 from .conftest import engine_for, make_request
 

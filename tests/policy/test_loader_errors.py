@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from webhook.errors import PolicyLoadError
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 GOOD = """\
 apiVersion: edgewarden.dev/v1alpha1

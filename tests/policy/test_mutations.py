@@ -6,8 +6,8 @@ import jsonpatch
 
 from tests.support import service
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.decision import ViolationSource
-from webhook.policy.patches import escape_pointer_token
+from webhook.policy.engine.patches import escape_pointer_token
+from webhook.policy.model.decision import ViolationSource
 
 from .conftest import engine_for, make_request
 

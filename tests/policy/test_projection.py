@@ -5,7 +5,7 @@ from __future__ import annotations
 import cel
 import pytest
 
-from webhook.policy.projection import merge, project, selected_paths
+from webhook.policy.cel.projection import merge, project, selected_paths
 
 INGRESS = {
     "metadata": {"name": "shop", "labels": {"app": "shop"}, "annotations": {"a": "b"}},

@@ -14,12 +14,12 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.cel import CelCompileError, compile_expression
-from webhook.policy.decision import FailurePolicy, Mode, ViolationSource
-from webhook.policy.engine import Engine
-from webhook.policy.model import Match, Policy, PolicySet, Validation
-from webhook.policy.nulls import without_nulls
-from webhook.policy.request import make_request
+from webhook.policy.cel.expression import CelCompileError, compile_expression
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.model.decision import FailurePolicy, Mode, ViolationSource
+from webhook.policy.model.nulls import without_nulls
+from webhook.policy.model.policy import Match, Policy, PolicySet, Validation
+from webhook.policy.model.request import make_request
 
 FIELDS = ["spec", "a", "b", "items", "type"]
 WORDS = ["", "x", "LoadBalancer", "a"]

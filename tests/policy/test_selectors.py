@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.policy.selectors import LabelSelector, Requirement
+from webhook.policy.model.selectors import LabelSelector, Requirement
 
 
 def selector(**kwargs: object) -> LabelSelector:

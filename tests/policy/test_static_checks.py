@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from webhook.errors import PolicyLoadError
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGEWARDEN = [sys.executable, "-c", "from webhook.cli import main; main()"]

@@ -1,4 +1,4 @@
-"""The overlap rule of ``unique.match: HostPath`` (webhook/policy/hostpath.py), and the
+"""The overlap rule of ``unique.match: HostPath`` (webhook/policy/model/hostpath.py), and the
 table every backend answers with (key_table.py), checked against the rule key by key."""
 
 from __future__ import annotations
@@ -7,14 +7,14 @@ import random
 
 import pytest
 
-from webhook.policy.hostpath import (
+from webhook.policy.model.hostpath import (
     PlaceError,
     covers,
     hosts_overlap,
     overlaps,
     parse_place,
 )
-from webhook.policy.key_table import KeyMatch, KeyTable
+from webhook.policy.model.key_table import KeyMatch, KeyTable
 
 
 def overlap(a: str, b: str) -> bool:

@@ -23,13 +23,13 @@ from webhook.cli.app import app
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import PolicyLoadError
-from webhook.policy.decision import Decision
-from webhook.policy.documents import load_exceptions
-from webhook.policy.engine import Engine
-from webhook.policy.exceptions import ExceptionSet, parse_rfc3339
-from webhook.policy.loader import load_policies
-from webhook.policy.ports import ClusterView, EmptyCluster
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.engine.ports import ClusterView, EmptyCluster
+from webhook.policy.load.documents import load_exceptions
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.decision import Decision
+from webhook.policy.model.exceptions import ExceptionSet, parse_rfc3339
+from webhook.policy.model.request import make_request
 
 from .conftest import engine_for
 

@@ -6,8 +6,8 @@ import tempfile
 import textwrap
 from pathlib import Path
 
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import PolicySet
 
 
 def policies_from_yaml(text: str) -> PolicySet:

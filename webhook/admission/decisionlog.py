@@ -21,8 +21,8 @@ from typing import IO
 
 import orjson
 
-from webhook.policy.decision import Decision, ViolationSource
-from webhook.policy.request import AdmissionRequest
+from webhook.policy.model.decision import Decision, ViolationSource
+from webhook.policy.model.request import AdmissionRequest
 
 log = logging.getLogger("edgewarden.decisions")
 

@@ -30,9 +30,9 @@ from webhook.admission.handlers import Answer
 from webhook.admission.review import Review, build_response
 from webhook.admission.state import ServerState
 from webhook.errors import PolicyLoadError
-from webhook.policy.documents import exception_from_object
-from webhook.policy.exception_rules import ExceptionRules
-from webhook.policy.schema import API_VERSION
+from webhook.policy.load.documents import exception_from_object
+from webhook.policy.load.schema import API_VERSION
+from webhook.policy.model.exception_rules import ExceptionRules
 
 log = logging.getLogger("edgewarden.server")
 

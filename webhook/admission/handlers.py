@@ -26,8 +26,8 @@ from webhook.admission.decisionlog import (
 from webhook.admission.review import Review, build_response
 from webhook.admission.shadow import judge as judge_shadow
 from webhook.admission.state import LoadedPolicies, ServerState
-from webhook.policy.decision import Decision, Mode
-from webhook.policy.request import AdmissionRequest
+from webhook.policy.model.decision import Decision, Mode
+from webhook.policy.model.request import AdmissionRequest
 
 log = logging.getLogger("edgewarden.server")
 

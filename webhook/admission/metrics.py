@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from webhook.policy.exceptions import PolicyException
+from webhook.policy.model.exceptions import PolicyException
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -39,8 +39,8 @@ from webhook.admission.reload_guards import (
 from webhook.admission.settings import ReloadSettings
 from webhook.admission.state import LoadedPolicies, ServerState
 from webhook.errors import EdgewardenError
-from webhook.policy.loader import load_policies
-from webhook.policy.model import Policy, PolicySet
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.policy import Policy, PolicySet
 
 log = logging.getLogger("edgewarden.server")
 

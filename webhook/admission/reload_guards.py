@@ -22,10 +22,10 @@ from typing import Any
 from webhook.admission.settings import ReloadSettings
 from webhook.admission.state import LoadedPolicies
 from webhook.errors import EdgewardenError
-from webhook.policy.decision import ViolationSource
-from webhook.policy.exceptions import NO_EXCEPTIONS
-from webhook.policy.ports import ClusterView, ExceptionView
-from webhook.policy.request import AdmissionRequest, make_request
+from webhook.policy.engine.ports import ClusterView, ExceptionView
+from webhook.policy.model.decision import ViolationSource
+from webhook.policy.model.exceptions import NO_EXCEPTIONS
+from webhook.policy.model.request import AdmissionRequest, make_request
 from webhook.suites.model import discover_suites
 from webhook.suites.runner import run_path
 

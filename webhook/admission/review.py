@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from webhook.admission import wire
-from webhook.policy.request import AdmissionRequest, UserInfo
+from webhook.policy.model.request import AdmissionRequest, UserInfo
 
 # An auditAnnotations key is prefixed by the API server with the webhook's name and a "/",
 # and the whole must be a qualified name; a key that is not a valid name part (<= 63

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from webhook.policy.exception_rules import ExceptionRules
+from webhook.policy.model.exception_rules import ExceptionRules
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
 DEFAULT_PORT = 8443

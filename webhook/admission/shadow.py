@@ -25,12 +25,12 @@ from typing import Any, Protocol
 
 import orjson
 
-from webhook.policy.compiled import CompiledPolicies
-from webhook.policy.decision import Decision, Mode, ViolationSource
-from webhook.policy.engine import Engine, every_policy
-from webhook.policy.model import Policy, PolicySet
-from webhook.policy.ports import ClusterView, ExceptionView
-from webhook.policy.request import AdmissionRequest
+from webhook.policy.engine.compiled import CompiledPolicies
+from webhook.policy.engine.evaluation import Engine, every_policy
+from webhook.policy.engine.ports import ClusterView, ExceptionView
+from webhook.policy.model.decision import Decision, Mode, ViolationSource
+from webhook.policy.model.policy import Policy, PolicySet
+from webhook.policy.model.request import AdmissionRequest
 
 log = logging.getLogger("edgewarden.server")
 decisions = logging.getLogger("edgewarden.decisions")  # the decision log's logger

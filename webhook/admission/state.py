@@ -22,15 +22,15 @@ from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.admission.shadow import ShadowSet, split
 from webhook.cluster.backend import ClusterBackend
-from webhook.policy.budget import DEFAULT_BUDGET
-from webhook.policy.compiled import CompiledPolicies
-from webhook.policy.decision import FailurePolicy, KeyClaim, LimitClaim, Mode
-from webhook.policy.engine import Engine
-from webhook.policy.exception_rules import ExceptionRules
-from webhook.policy.exceptions import NO_EXCEPTIONS
-from webhook.policy.kinds import merge
-from webhook.policy.model import Policy, PolicySet
-from webhook.policy.ports import ClusterView, ExceptionView
+from webhook.policy.engine.budget import DEFAULT_BUDGET
+from webhook.policy.engine.compiled import CompiledPolicies
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.engine.ports import ClusterView, ExceptionView
+from webhook.policy.model.decision import FailurePolicy, KeyClaim, LimitClaim, Mode
+from webhook.policy.model.exception_rules import ExceptionRules
+from webhook.policy.model.exceptions import NO_EXCEPTIONS
+from webhook.policy.model.kinds import merge
+from webhook.policy.model.policy import Policy, PolicySet
 
 log = logging.getLogger("edgewarden.server")
 
@@ -55,7 +55,7 @@ class Certificate(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class EvaluationBudget:
-    """What one admission may cost: the CEL budget (webhook/policy/budget.py) and a
+    """What one admission may cost: the CEL budget (webhook/policy/engine/budget.py) and a
     wall-clock deadline past which the remaining policies fail by their failurePolicy."""
 
     budget_ms: float = DEFAULT_BUDGET / 1000

@@ -36,9 +36,9 @@ import yaml
 
 from webhook.certs.issue import load_certificates
 from webhook.errors import CertificateError, EdgewardenError
-from webhook.policy.model import PolicySet, WebhookRule
-from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
-from webhook.policy.schema import API_VERSION
+from webhook.policy.load.schema import API_VERSION
+from webhook.policy.model.namespaces import NAMESPACE_NAME_LABEL
+from webhook.policy.model.policy import PolicySet, WebhookRule
 
 VALIDATING_NAME = "edgewarden-validating"
 MUTATING_NAME = "edgewarden-mutating"

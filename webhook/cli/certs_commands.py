@@ -16,7 +16,7 @@ from webhook.cli.options import out_file, output_format
 from webhook.cli.output import deliver, documents, structured
 from webhook.cli.policy_source import policy_paths
 from webhook.errors import CertificateError
-from webhook.policy.decision import FailurePolicy
+from webhook.policy.model.decision import FailurePolicy
 
 certs_app = typer.Typer(
     name="certs",
@@ -244,7 +244,7 @@ def webhook_config(
 ) -> None:
     """The Validating/MutatingWebhookConfiguration for the policies, as YAML or a JSON List."""
     from webhook.certs.webhookconfig import WebhookSettings, render
-    from webhook.policy.loader import load_policies
+    from webhook.policy.load.loader import load_policies
 
     if ca_bundle is not None and ca_bundle_b64 is not None:
         raise CertificateError("give --ca-bundle or --ca-bundle-b64, not both")

@@ -137,7 +137,7 @@ def report_command(
         resolve_policies,
         split_exceptions,
     )
-    from webhook.policy.kinds import merge
+    from webhook.policy.model.kinds import merge
 
     if cost_per_lb is None:
         cost_per_lb = DEFAULT_COST_PER_LB

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from webhook.offline.diff import DiffReport
     from webhook.offline.manifests import Manifest
     from webhook.offline.progress import Progress
-    from webhook.policy.model import PolicySet
+    from webhook.policy.model.policy import PolicySet
 
 # Terminal-free output fits an 80-column CI log or e-mail.
 TEXT_WIDTH = 80
@@ -151,7 +151,7 @@ def diff(
 
 
 def _enforced(policies: PolicySet, side: str, report: DiffReport) -> PolicySet:
-    from webhook.policy.model import PolicySet
+    from webhook.policy.model.policy import PolicySet
 
     shadow = sorted(p.name for p in policies.policies if p.shadow)
     if not shadow:
@@ -169,7 +169,7 @@ def _policy_sets(
     from webhook.offline.diff import DiffReport, policy_delta
     from webhook.offline.git_base import policies_at
     from webhook.offline.sources import resolve_policies
-    from webhook.policy.loader import load_policies
+    from webhook.policy.load.loader import load_policies
 
     if sets:
         if base is not None or policies:
@@ -295,7 +295,7 @@ def _read(filenames: list[str], folders: list[Path], bar: Progress) -> tuple[lis
 def _state(cluster_state: Path | None, live: bool, old: PolicySet, new: PolicySet,
            bar: Progress) -> list[Manifest]:
     from webhook.offline.sources import cluster_objects
-    from webhook.policy.kinds import merge
+    from webhook.policy.model.kinds import merge
 
     kinds = merge((*old.kinds(), *new.kinds()))
     return cluster_objects(None if live else cluster_state, bar, kinds)

@@ -17,11 +17,11 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from webhook.cli.app import err_console
-from webhook.policy.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
+from webhook.policy.model.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
 
 if TYPE_CHECKING:
-    from webhook.policy.exception_rules import IgnoredException
-    from webhook.policy.exceptions import ExceptionSet
+    from webhook.policy.model.exception_rules import IgnoredException
+    from webhook.policy.model.exceptions import ExceptionSet
 
 ExceptionNamespaceOption = Annotated[
     list[str] | None,
@@ -47,7 +47,7 @@ def offline_rules(namespaces: Iterable[str] | None, max_days: int) -> ExceptionR
 
 def honour(found: ExceptionSet, rules: ExceptionRules, at: float) -> ExceptionSet:
     """The exceptions ``rules`` honour at ``at``; a note on stderr for each one left out."""
-    from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet
+    from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet
 
     kept, ignored = rules.honoured(found, at)
     say_ignored(ignored)

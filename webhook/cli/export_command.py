@@ -42,7 +42,7 @@ def export(
     the API server can run natively, with the coverage matrix on stderr."""
     from webhook.native.export import export as export_policies
     from webhook.native.render import coverage_table
-    from webhook.policy.loader import load_policies
+    from webhook.policy.load.loader import load_policies
 
     policy_set = load_policies(*policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     kept = list(keep or ())

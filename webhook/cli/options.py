@@ -10,7 +10,7 @@ import typer
 from typer.models import OptionInfo
 
 FLAVOUR_ENVIRONMENT = "EDGEWARDEN_INTERNAL_LB_FLAVOUR"
-# The keys of webhook.policy.model.INTERNAL_LB_FLAVOURS (tests/cli/test_manners.py keeps
+# The keys of webhook.policy.model.policy.INTERNAL_LB_FLAVOURS (tests/cli/test_manners.py keeps
 # them equal), written out so that --help and shell completion need not import the engine.
 INTERNAL_LB_FLAVOURS = (
     "aws", "aws-lbc", "gcp", "azure", "oci", "oci-nlb", "digitalocean", "ibm", "alibaba",

@@ -28,7 +28,7 @@ from webhook.errors import (
 )
 
 if TYPE_CHECKING:
-    from webhook.policy.model import Policy, PolicySet
+    from webhook.policy.model.policy import Policy, PolicySet
     from webhook.suites.runner import SuiteResult
 
 
@@ -54,7 +54,7 @@ def validate(
 
     Exit 1 when a policy file has a problem; exit 2 when a path does not exist.
     """
-    from webhook.policy.loader import load_policies  # see webhook/cli/__init__.py: lazy
+    from webhook.policy.load.loader import load_policies  # see webhook/cli/__init__.py: lazy
 
     chosen = policy_paths(paths)
     _exist(chosen)
@@ -173,8 +173,8 @@ def test_suites(
     max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
 ) -> None:
     """Run policy test suites; exit 1 when any case fails, 2 when there is nothing to run."""
-    from webhook.policy.documents import load_exceptions
-    from webhook.policy.exceptions import NO_EXCEPTIONS
+    from webhook.policy.load.documents import load_exceptions
+    from webhook.policy.model.exceptions import NO_EXCEPTIONS
     from webhook.suites.json_report import render_json
     from webhook.suites.junit import render_junit
     from webhook.suites.runner import case_filter, run_paths

@@ -74,7 +74,7 @@ def _defaults_missing(chosen: Sequence[Path]) -> list[tuple[Path, list[str]]]:
     """Each packaged policy file none of whose policies is named in ``chosen``'s files, with
     its policy names. Names are read leniently: a file that does not parse here is the
     loader's to report, with its line."""
-    from webhook.policy.loader import policy_files  # lazy: --help needs none of it
+    from webhook.policy.load.loader import policy_files  # lazy: --help needs none of it
 
     present: set[str] = set()
     for path in chosen:

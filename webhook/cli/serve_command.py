@@ -23,7 +23,7 @@ from webhook.cli.examples import examples
 from webhook.cli.options import FlavourOption, PoliciesOption
 from webhook.cli.policy_source import policy_paths
 from webhook.errors import EdgewardenError
-from webhook.policy.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
+from webhook.policy.model.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
 
 
 @app.command(

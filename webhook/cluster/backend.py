@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from webhook.policy.kinds import KindRef
-from webhook.policy.ports import ClusterView, KeyIndex, ObjectCounter
+from webhook.policy.engine.ports import ClusterView, KeyIndex, ObjectCounter
+from webhook.policy.model.kinds import KindRef
 
 
 class ObservationSink(Protocol):

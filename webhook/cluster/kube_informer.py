@@ -39,7 +39,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from webhook.cluster.backoff import backoff_delay
 from webhook.cluster.kube_store import slim
 from webhook.errors import one_line
-from webhook.policy.kinds import KindRef
+from webhook.policy.model.kinds import KindRef
 
 log = logging.getLogger("edgewarden.cluster")
 
@@ -75,7 +75,7 @@ class Resource:
     """A watched kind and the client function that lists or watches it cluster-wide.
 
     ``key`` is what the store files objects under: the kind's key (see
-    webhook/policy/kinds.py) unless the caller names another."""
+    webhook/policy/model/kinds.py) unless the caller names another."""
 
     ref: KindRef
     list_func: Callable[..., Any]

@@ -22,7 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from webhook.cluster.kube_informer import Resource
 from webhook.errors import ClusterStateError
-from webhook.policy.kinds import KindRef
+from webhook.policy.model.kinds import KindRef
 
 log = logging.getLogger("edgewarden.cluster")
 

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
-from webhook.policy.key_table import KeyTable
-from webhook.policy.ports import KeyIndex, ObjectCounter
+from webhook.policy.engine.ports import KeyIndex, ObjectCounter
+from webhook.policy.model.key_table import KeyTable
 
 log = logging.getLogger("edgewarden.cluster")
 

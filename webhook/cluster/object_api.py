@@ -18,7 +18,7 @@ from urllib3.exceptions import HTTPError as TransportError
 
 from webhook.cluster.kube_kinds import list_function
 from webhook.errors import one_line
-from webhook.policy.kinds import KindRef
+from webhook.policy.model.kinds import KindRef
 
 MERGE_PATCH = "application/merge-patch+json"
 TIMEOUT = (10.0, 30.0)  # connect, read

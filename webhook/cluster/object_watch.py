@@ -19,7 +19,7 @@ from kubernetes import client
 
 from webhook.cluster.kube_informer import Informer, InformerSettings
 from webhook.cluster.kube_kinds import kind_resource
-from webhook.policy.kinds import KindRef
+from webhook.policy.model.kinds import KindRef
 
 log = logging.getLogger("edgewarden.controllers")
 

@@ -3,8 +3,8 @@ the built-in kinds its controllers use), as the one kind type every module names
 
 from __future__ import annotations
 
-from webhook.policy.kinds import KindRef
-from webhook.policy.schema import API_VERSION
+from webhook.policy.load.schema import API_VERSION
+from webhook.policy.model.kinds import KindRef
 
 _GROUP, _VERSION = API_VERSION.split("/")
 POLICY = KindRef(_GROUP, "Policy", "policies", (_VERSION,), namespaced=False)

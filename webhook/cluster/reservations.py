@@ -13,7 +13,7 @@ admission layer therefore, per namespace::
 Unique keys (``unique`` policies: a host one namespace holds alone) are reserved the same
 way, under one cluster-wide lock instead of the namespace's: the conflict they prevent is
 between namespaces. Reserved keys are compared as the cluster's are (one KeyTable type,
-webhook/policy/key_table.py): a reserved ``shop.example.com/`` holds ``/login`` under it too.
+webhook/policy/model/key_table.py): a reserved ``shop.example.com/`` holds ``/login`` under it too.
 
 A reservation belongs to one admission (its uid), not to the object's name: a CREATE
 with ``generateName`` may carry no name when it is judged (a review sent straight to the
@@ -46,9 +46,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.policy.decision import KeyClaim, LimitClaim
-from webhook.policy.key_table import KeyTable
-from webhook.policy.ports import ClusterView, KeyIndex, ObjectCounter
+from webhook.policy.engine.ports import ClusterView, KeyIndex, ObjectCounter
+from webhook.policy.model.decision import KeyClaim, LimitClaim
+from webhook.policy.model.key_table import KeyTable
 
 _Slot = tuple[str, str]  # (namespace, counter key)
 _Object = tuple[str, str, str]  # (kind, namespace, name)

@@ -25,7 +25,7 @@ from webhook.offline.manifests import Manifest
 from webhook.offline.reports.policyreport import MAX_REPORT_BYTES, policy_reports
 from webhook.offline.results import ScanReport
 from webhook.offline.scan import audit_objects
-from webhook.policy.exceptions import ExceptionRegistry
+from webhook.policy.model.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
 

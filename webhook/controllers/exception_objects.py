@@ -26,9 +26,14 @@ from typing import Any
 from webhook.cluster.object_api import ApiFailure, ObjectApi
 from webhook.controllers.policy_objects import PolicyStatus, generation_of
 from webhook.errors import PolicyLoadError
-from webhook.policy.documents import exception_from_object
-from webhook.policy.exception_rules import ExceptionRules
-from webhook.policy.exceptions import ExceptionRegistry, ExceptionSet, PolicyException, rfc3339
+from webhook.policy.load.documents import exception_from_object
+from webhook.policy.model.exception_rules import ExceptionRules
+from webhook.policy.model.exceptions import (
+    ExceptionRegistry,
+    ExceptionSet,
+    PolicyException,
+    rfc3339,
+)
 
 log = logging.getLogger("edgewarden.controllers")
 

@@ -31,9 +31,9 @@ from typing import Any
 
 from webhook.admission.policies_reload import PolicyReloader
 from webhook.errors import EdgewardenError, PolicyLoadError, PolicyProblem
-from webhook.policy.documents import load_policy_object, object_ref
-from webhook.policy.loader import unloadable
-from webhook.policy.model import Policy
+from webhook.policy.load.documents import load_policy_object, object_ref
+from webhook.policy.load.loader import unloadable
+from webhook.policy.model.policy import Policy
 
 log = logging.getLogger("edgewarden.controllers")
 

@@ -51,7 +51,7 @@ from webhook.controllers.reports import ReportWriter
 from webhook.controllers.settings import ControllerSettings
 from webhook.controllers.status import StatusWriter
 from webhook.offline.quota import QUOTA_NAME
-from webhook.policy.exceptions import ExceptionRegistry
+from webhook.policy.model.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
 

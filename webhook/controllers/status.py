@@ -26,7 +26,7 @@ from typing import Any
 from webhook.cluster.object_api import ApiFailure, ObjectApi
 from webhook.cluster.own_kinds import EVENT, POLICY
 from webhook.controllers.policy_objects import PolicyStatus
-from webhook.policy.exceptions import rfc3339
+from webhook.policy.model.exceptions import rfc3339
 
 log = logging.getLogger("edgewarden.controllers")
 

@@ -25,10 +25,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from webhook.policy.decision import Mode
-from webhook.policy.model import InternalLoadBalancer, Policy, PolicySet, SetAnnotations
+from webhook.policy.model.decision import Mode
+from webhook.policy.model.policy import InternalLoadBalancer, Policy, PolicySet, SetAnnotations
 
-# edgewarden's functions (webhook/policy/functions.py, cel.stdlib) that the API server's CEL
+# edgewarden's functions (webhook/policy/cel/functions.py, cel.stdlib) that the API server's CEL
 # environment for admission policies offers too, with the same meaning: cel-go's strings
 # (v2) and sets extensions, and Kubernetes' lists library (min, max, sum, indexOf...).
 NATIVE_FUNCTIONS = frozenset({

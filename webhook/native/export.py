@@ -8,7 +8,7 @@ from typing import Any
 
 from webhook.native.coverage import Coverage, assess
 from webhook.native.objects import mutating_objects, validating_objects
-from webhook.policy.model import PolicySet
+from webhook.policy.model.policy import PolicySet
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,8 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from webhook.policy.decision import FailurePolicy, Mode
-from webhook.policy.model import (
+from webhook.policy.model.decision import FailurePolicy, Mode
+from webhook.policy.model.policy import (
     InternalLoadBalancer,
     Match,
     NamedExpression,
@@ -22,7 +22,7 @@ from webhook.policy.model import (
     SetAnnotations,
     Validation,
 )
-from webhook.policy.selectors import LabelSelector
+from webhook.policy.model.selectors import LabelSelector
 
 API_VERSION = "admissionregistration.k8s.io/v1"
 MANAGED_BY = {"app.kubernetes.io/managed-by": "edgewarden"}

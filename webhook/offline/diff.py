@@ -32,7 +32,7 @@ import yaml
 
 from webhook.offline.replay import Replayed, ReplayReport
 from webhook.offline.results import Finding, ObjectResult, Outcome, Resource, ScanReport
-from webhook.policy.loader import policy_files
+from webhook.policy.load.loader import policy_files
 
 
 class Change(StrEnum):

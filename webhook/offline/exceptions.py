@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from webhook.offline.results import ExceptionStatus, Outcome, ScanReport
-from webhook.policy.exceptions import ExceptionState, PolicyException
+from webhook.policy.model.exceptions import ExceptionState, PolicyException
 
 
 def exception_statuses(

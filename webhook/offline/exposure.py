@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhook.offline.results import LimitStatus, ScanReport
-from webhook.policy.model import INTERNAL_LB_FLAVOURS
+from webhook.policy.model.policy import INTERNAL_LB_FLAVOURS
 
 DEFAULT_COST_PER_LB = 18.25
 HTTP_PORTS = frozenset({80, 443, 8000, 8080, 8443, 3000, 5000, 9000})

@@ -78,6 +78,16 @@ def read_inputs(
     return inputs
 
 
+def load_manifests(
+    paths: Iterable[str | Path], stdin: TextIO | None = None, progress: Progress = NO_PROGRESS
+) -> list[Manifest]:
+    """Every object under ``paths`` in order; ``-`` reads ``stdin``. Raises ManifestError.
+
+    Folders are read as :func:`read_inputs` reads them, files that are not Kubernetes
+    objects skipped; use that function to learn what was skipped."""
+    return read_inputs(paths, stdin, progress).manifests
+
+
 def _read_folder(folder: Path, inputs: Inputs, progress: Progress) -> None:
     candidates: list[Path] = []
     others: list[Path] = []
@@ -123,13 +133,3 @@ def _read_folder(folder: Path, inputs: Inputs, progress: Progress) -> None:
                                                      "apiVersion, kind and metadata)"))
             continue
         inputs.manifests.extend(manifests_of(documents, str(path)))
-
-
-def load_manifests(
-    paths: Iterable[str | Path], stdin: TextIO | None = None, progress: Progress = NO_PROGRESS
-) -> list[Manifest]:
-    """Every object under ``paths`` in order; ``-`` reads ``stdin``. Raises ManifestError.
-
-    Folders are read as :func:`read_inputs` reads them, files that are not Kubernetes
-    objects skipped; use that function to learn what was skipped."""
-    return read_inputs(paths, stdin, progress).manifests

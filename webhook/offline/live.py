@@ -17,7 +17,7 @@ from webhook.cluster.connection import ApiClient
 from webhook.cluster.kube_kinds import KindAbsent, list_objects
 from webhook.cluster.own_kinds import POLICY_EXCEPTION
 from webhook.offline.progress import NO_PROGRESS, Progress
-from webhook.policy.kinds import NAMESPACE, SHORT_NAMES, KindRef, merge
+from webhook.policy.model.kinds import NAMESPACE, SHORT_NAMES, KindRef, merge
 
 DEFAULT_KINDS = (SHORT_NAMES["Service"], SHORT_NAMES["Ingress"])
 

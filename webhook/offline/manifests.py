@@ -16,7 +16,7 @@ from typing import Any, TextIO
 
 from webhook.errors import ManifestError, file_line
 from webhook.offline.progress import NO_PROGRESS, Progress
-from webhook.policy.yamlsource import LocatedDocument, YamlSyntaxError, read_documents
+from webhook.policy.load.yamlsource import LocatedDocument, YamlSyntaxError, read_documents
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"

@@ -16,9 +16,9 @@ import yaml
 
 from webhook.offline.manifests import Manifest
 from webhook.offline.scan import NAMESPACE, bare_namespace, namespace_objects
-from webhook.policy.engine import Engine
-from webhook.policy.limits import cap_in_namespace
-from webhook.policy.model import Policy, PolicySet
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.engine.limits import cap_in_namespace
+from webhook.policy.model.policy import Policy, PolicySet
 
 QUOTA_NAME = "edgewarden-loadbalancers"
 QUOTA_KEY = "services.loadbalancers"

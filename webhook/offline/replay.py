@@ -42,14 +42,14 @@ from webhook.offline.apiserver_log import AuditLog, LoggedEvent, Recorded, Verdi
 from webhook.offline.manifests import Location, Manifest
 from webhook.offline.results import ObjectResult, Outcome
 from webhook.offline.scan import bare_namespace, object_result, with_namespace
-from webhook.policy.decision import Mode
-from webhook.policy.engine import Engine
-from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet
-from webhook.policy.kinds import NAMESPACE, KindRef, key_of_object, merge
-from webhook.policy.model import PolicySet
-from webhook.policy.namespaces import namespace_object
-from webhook.policy.patches import PatchError, apply_raw_patch
-from webhook.policy.request import AdmissionRequest, UserInfo, make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.engine.patches import PatchError, apply_raw_patch
+from webhook.policy.model.decision import Mode
+from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet
+from webhook.policy.model.kinds import NAMESPACE, KindRef, key_of_object, merge
+from webhook.policy.model.namespaces import namespace_object
+from webhook.policy.model.policy import PolicySet
+from webhook.policy.model.request import AdmissionRequest, UserInfo, make_request
 
 OPERATIONS = {"create": "CREATE", "update": "UPDATE", "patch": "UPDATE", "delete": "DELETE"}
 READS = frozenset({"get", "list", "watch"})

@@ -15,9 +15,9 @@ from enum import StrEnum
 from typing import Any
 
 from webhook.offline.manifests import Location
-from webhook.policy.decision import Mode
-from webhook.policy.exceptions import ExceptionState, PolicyException
-from webhook.policy.model import PolicySet
+from webhook.policy.model.decision import Mode
+from webhook.policy.model.exceptions import ExceptionState, PolicyException
+from webhook.policy.model.policy import PolicySet
 
 
 class Outcome(StrEnum):

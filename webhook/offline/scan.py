@@ -40,15 +40,15 @@ from webhook.offline.results import (
     Resource,
     ScanReport,
 )
-from webhook.policy.decision import Decision, ViolationSource
-from webhook.policy.engine import Engine
-from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
-from webhook.policy.kinds import key_of_object
-from webhook.policy.limits import cap_in_namespace
-from webhook.policy.model import Policy, PolicySet
-from webhook.policy.namespaces import namespace_object
-from webhook.policy.ports import ExceptionView
-from webhook.policy.request import make_request
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.engine.limits import cap_in_namespace
+from webhook.policy.engine.ports import ExceptionView
+from webhook.policy.model.decision import Decision, ViolationSource
+from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
+from webhook.policy.model.kinds import key_of_object
+from webhook.policy.model.namespaces import namespace_object
+from webhook.policy.model.policy import Policy, PolicySet
+from webhook.policy.model.request import make_request
 
 NAMESPACE = "Namespace"
 DEFAULT_NAMESPACE = "default"

@@ -18,12 +18,12 @@ from webhook.errors import ClusterStateError, EdgewardenError, PolicyLoadError, 
 from webhook.offline.folders import load_manifests
 from webhook.offline.manifests import Manifest
 from webhook.offline.progress import NO_PROGRESS, Progress
-from webhook.policy.documents import exception_from_object, load_exceptions
-from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet, PolicyException
-from webhook.policy.kinds import SHORT_NAMES, KindRef
-from webhook.policy.loader import load_policies
-from webhook.policy.model import PolicySet
-from webhook.policy.schema import API_VERSION
+from webhook.policy.load.documents import exception_from_object, load_exceptions
+from webhook.policy.load.loader import load_policies
+from webhook.policy.load.schema import API_VERSION
+from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet, PolicyException
+from webhook.policy.model.kinds import SHORT_NAMES, KindRef
+from webhook.policy.model.policy import PolicySet
 
 EXCEPTION_KIND = "PolicyException"
 

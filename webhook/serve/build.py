@@ -39,8 +39,8 @@ from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import CertificateError
 from webhook.native.coverage import webhook_share
-from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionRegistry
-from webhook.policy.loader import load_policies
+from webhook.policy.load.loader import load_policies
+from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionRegistry
 from webhook.serve.settings import ServeSettings
 
 if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs and clusters need them

@@ -11,9 +11,9 @@ import yaml
 from jsonschema import Draft202012Validator
 
 from webhook.errors import TestSuiteError, file_line
-from webhook.policy.exceptions import parse_rfc3339
-from webhook.policy.schema import API_VERSION
-from webhook.policy.yamlsource import YamlSyntaxError, read_documents
+from webhook.policy.load.schema import API_VERSION
+from webhook.policy.load.yamlsource import YamlSyntaxError, read_documents
+from webhook.policy.model.exceptions import parse_rfc3339
 
 _OBJECT = {"type": ["object", "null"]}
 # When a case is judged (PolicyException expiry): RFC 3339, e.g. 2030-06-01T00:00:00Z.

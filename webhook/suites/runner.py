@@ -11,14 +11,14 @@ from typing import Any
 
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import EdgewardenError, PolicyLoadError
-from webhook.policy.decision import Decision
-from webhook.policy.documents import exception_from_document, load_exceptions
-from webhook.policy.engine import Engine
-from webhook.policy.exception_rules import OFFLINE_RULES, ExceptionRules
-from webhook.policy.exceptions import NO_EXCEPTIONS, ExceptionSet
-from webhook.policy.loader import load_policies
-from webhook.policy.request import AdmissionRequest, UserInfo, make_request
-from webhook.policy.yamlsource import LocatedDocument
+from webhook.policy.engine.evaluation import Engine
+from webhook.policy.load.documents import exception_from_document, load_exceptions
+from webhook.policy.load.loader import load_policies
+from webhook.policy.load.yamlsource import LocatedDocument
+from webhook.policy.model.decision import Decision
+from webhook.policy.model.exception_rules import OFFLINE_RULES, ExceptionRules
+from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet
+from webhook.policy.model.request import AdmissionRequest, UserInfo, make_request
 from webhook.suites.model import Expectation, TestCase, TestSuite, discover_suites, load_suite
 
 _MISSING = object()

@@ -23,8 +23,8 @@ from webhook.offline.gateways import GatewayReport, gateway_exposure
 from webhook.offline.nginx_migration import NONE, MigrationNote, migration_notes
 from webhook.offline.reports.html_gateways import gateway_sections, migration_section
 from webhook.offline.results import ExceptionStatus, Finding, Outcome, ScanReport
-from webhook.policy.exceptions import ExceptionState
-from webhook.policy.namespaces import NAMESPACE_NAME_LABEL
+from webhook.policy.model.exceptions import ExceptionState
+from webhook.policy.model.namespaces import NAMESPACE_NAME_LABEL
 
 __all__ = ["DEFAULT_COST_PER_LB", "render_html"]
 

@@ -14,7 +14,7 @@ import yaml
 
 from webhook import __version__
 from webhook.offline.results import ExceptionStatus, Finding, LimitStatus, ObjectResult, ScanReport
-from webhook.policy.exceptions import PolicyException, rfc3339
+from webhook.policy.model.exceptions import PolicyException, rfc3339
 
 API_VERSION = "edgewarden.dev/v1alpha1"
 

@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from webhook.offline.results import Finding, Outcome, ScanReport
-from webhook.policy.decision import Mode
+from webhook.policy.model.decision import Mode
 
 API_VERSION = "wgpolicyk8s.io/v1alpha2"
 SOURCE = "edgewarden"

@@ -19,7 +19,7 @@ from typing import Any
 from webhook import __version__
 from webhook.offline.manifests import is_synthetic
 from webhook.offline.results import Finding, Outcome, ScanReport
-from webhook.policy.decision import Mode
+from webhook.policy.model.decision import Mode
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 LEVELS = {Mode.ENFORCE: "error", Mode.WARN: "warning", Mode.AUDIT: "note"}

@@ -18,7 +18,7 @@ from rich.table import Table
 from rich.text import Text
 
 from webhook.offline.results import ExceptionStatus, Finding, ObjectResult, Outcome, ScanReport
-from webhook.policy.exceptions import ExceptionState
+from webhook.policy.model.exceptions import ExceptionState
 
 STYLES = {
     Outcome.DENY: "bold red",

@@ -1,0 +1,463 @@
+"""Bounding what one admission may cost before CEL runs it.
+
+The CEL binding holds the GIL and cannot be interrupted: an evaluation that takes seconds
+blocks every other admission and /healthz with it. Its costs are not Kubernetes' either:
+converting a bound list costs ~20 µs per element, and ``map``/``filter`` build their result
+by copying it at every step, so they are quadratic in what they return (measured in
+benchmarks/worst_case.py). The load-time estimate (checks/cost.py, Kubernetes' units)
+bounds a policy for inputs of the sizes it assumes; an input larger than that (a list over
+100 items) is costed again here, in microseconds of this binding, with the input's real
+sizes, before the policy runs. Over the budget, the policy does not run and fails as its
+failurePolicy says. Sizes, not clocks, decide, so admission, ``check``, ``audit`` and the
+suites agree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from webhook.policy.cel.checks.cost import DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES
+from webhook.policy.cel.expression import EXTENSION_FUNCTIONS
+from webhook.policy.cel.projection import ELEMENTS, selected_paths
+from webhook.policy.cel.syntax import (
+    Call,
+    Comprehension,
+    Expr,
+    Ident,
+    Index,
+    ListExpr,
+    Literal,
+    MapExpr,
+    Operator,
+    Select,
+    children,
+    parse,
+    walk,
+)
+from webhook.policy.load.policy_checks import Slot, slots
+from webhook.policy.model.policy import Policy
+
+# Microseconds of the binding on a 2-core machine (docs/policies.md "Cost"). The default
+# budget keeps any admission's CEL work near 50 ms, so /healthz waits at most about that.
+DEFAULT_BUDGET = 50_000
+CONVERT_MAP = 15.0  # binding one list element that is a map (a rule, a port) to CEL
+CONVERT_SCALAR = 6.0  # binding one list element that is a string or a number
+ITERATE = 1.5  # one comprehension step
+QUADRATIC = 0.8  # map/filter copy their result at each step: this, times items squared
+SCAN = 0.02  # comparing one element of a list scanned by `in`
+CALLBACK = 5.0  # calling a Python extension function, and per element of a list argument
+NODE = 0.2  # any other node evaluated
+
+# Calls whose work grows with the size of a list argument (besides comprehensions and `in`).
+_SIZE_DEPENDENT_CALLS = frozenset(
+    {"sets.contains", "sets.equivalent", "sets.intersects", "sets.of", "flatten", "sort"}
+    | {"distinct", "join", "sum", "min", "max", "math.greatest", "math.least", "reverse"}
+)
+# Calls whose result is a map (an `in` on it is a lookup, not a scan).
+_MAP_RESULTS = frozenset({"sets.of"})
+_ROOTS = ("object", "oldObject", "namespaceObject", "request")
+
+Path = tuple[str, ...]
+Where = tuple[str, Path]  # (root, field path); a path may hold ELEMENTS
+# segment -> what follows it (a path's fields as nested maps; ELEMENTS for a list's items)
+_Trie = dict[str, "_Trie"]
+
+
+@dataclass(frozen=True, slots=True)
+class Oversize:
+    """The largest list or map an input holds beyond what the load-time estimate assumed."""
+
+    where: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class Guard:
+    """The size check and runtime cost of one policy.
+
+    ``trees`` are what the policy evaluates up front; messageExpressions are evaluated only
+    for a violation, so they are costed apart (``message_cost``) and, over the budget, the
+    plain message is used instead, as Kubernetes falls back when a messageExpression fails.
+    """
+
+    trees: tuple[tuple[Expr, str | None], ...]  # every expression, and the variable it defines
+    paths: tuple[Where, ...]  # what its work grows with
+    messages: tuple[Expr, ...] = ()  # the messageExpressions
+    message_of: tuple[int, ...] = ()  # the index of the validation each of them belongs to
+
+    # The paths as one tree per root, walked once per admission: every request pays for
+    # this check, and the paths of one policy share most of their prefixes.
+    walk: Mapping[str, _Trie] = field(default_factory=dict)
+
+    def oversize(self, values: Mapping[str, Any]) -> Oversize | None:
+        """The largest collection along the guarded paths above the assumed sizes, if any."""
+        worst: Oversize | None = None
+        for root, trie in self.walk.items():
+            found = _largest(values.get(root), trie, root)
+            if found is not None:
+                worst = _larger(worst, found)
+        return worst
+
+    def cost(self, values: Mapping[str, Any], limit: float = float("inf")) -> float:
+        """Microseconds this policy would cost the binding on this input; once over
+        ``limit`` it stops counting (the verdict is known, and a huge input must not cost
+        much to refuse)."""
+        sizes = _Sizes(values)
+        model = _Model(sizes)
+        total = 0.0
+        for where in _maximal(self.paths):
+            total += sizes.converted(where, limit - total)
+            if total > limit:
+                return total
+        for tree, variable in self.trees:
+            total += model.cost(tree)
+            if variable is not None:
+                model.variables[variable] = model.shape(tree)
+        return total
+
+    def message_cost(self, validation: int, values: Mapping[str, Any]) -> float:
+        """Microseconds validation ``validation``'s messageExpression would cost."""
+        if validation not in self.message_of:
+            return 0.0
+        model = _Model(_Sizes(values))
+        for tree, variable in self.trees:
+            if variable is not None:
+                model.variables[variable] = model.shape(tree)
+        return model.cost(self.messages[self.message_of.index(validation)])
+
+
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """What is known of a value: how many elements it has, and whether it is a map."""
+
+    size: float
+    is_map: bool = False
+
+
+def build_guards(policies: Iterable[Policy]) -> dict[str, Guard]:
+    """A guard for every policy whose work past its matchConditions grows with the size of
+    its input."""
+    return _guards(policies, conditions=False)
+
+
+def build_condition_guards(policies: Iterable[Policy]) -> dict[str, Guard]:
+    """A guard for every policy whose matchConditions' work grows with the size of its
+    input. They are costed apart, first: a policy whose conditions leave it out must not
+    fail for what its validations would have cost."""
+    return _guards(policies, conditions=True)
+
+
+def _guards(policies: Iterable[Policy], *, conditions: bool) -> dict[str, Guard]:
+    guards: dict[str, Guard] = {}
+    for policy in policies:
+        found = [(slot, slot.expression.syntax or parse(slot.expression.source))
+                 for slot in slots(policy) if _is_condition(slot.path) == conditions]
+        guard = _guard(found)
+        if guard is not None:
+            guards[policy.name] = guard
+    return guards
+
+
+def _guard(found: list[tuple[Slot, Expr]]) -> Guard | None:
+    growing = [slot.expression for slot, tree in found if _grows(tree)]
+    if not growing:
+        return None
+    paths = sorted({
+        (root, tuple(path))
+        for expression in growing
+        for root, selected in selected_paths(expression.source).items()
+        if root in _ROOTS
+        for path in selected
+        if path
+    })
+    up_front = tuple((tree, slot.variable) for slot, tree in found
+                     if not _is_message(slot.path))
+    messages = [(slot.path[2], tree) for slot, tree in found if _is_message(slot.path)]
+    return Guard(
+        up_front, tuple(paths), tuple(tree for _, tree in messages),
+        tuple(int(index) for index, _ in messages), _tries(paths),
+    )
+
+
+def _tries(paths: Iterable[Where]) -> dict[str, _Trie]:
+    tries: dict[str, _Trie] = {}
+    for root, path in paths:
+        node = tries.setdefault(root, {})
+        for segment in path:
+            node = node.setdefault(segment, {})
+    return tries
+
+
+def _is_condition(path: tuple[Any, ...]) -> bool:
+    return path[1:2] == ("matchConditions",)
+
+
+def _is_message(path: tuple[Any, ...]) -> bool:
+    return path[-1:] == ("messageExpression",)
+
+
+def _maximal(paths: Iterable[Where]) -> list[Where]:
+    """The paths no other path extends: each is bound (converted) once."""
+    found = list(paths)
+    return [
+        (root, path) for root, path in found
+        if not any(r == root and len(p) > len(path) and p[: len(path)] == path
+                   for r, p in found)
+    ]
+
+
+def _grows(node: Expr) -> bool:
+    """Whether the work of ``node`` grows with the size of a collection it reads."""
+    for current in walk(node):  # iterative: any tree the bounds let through
+        if isinstance(current, Comprehension):
+            return True
+        if (isinstance(current, Operator) and current.op == "@in"
+                and not isinstance(current.args[1], Literal | MapExpr)):
+            return True
+        if isinstance(current, Call) and current.function in _SIZE_DEPENDENT_CALLS:
+            return True
+    return False
+
+
+def _largest(value: Any, trie: _Trie, where: str) -> Oversize | None:
+    """The largest list (or map iterated with ``[]``) along the paths of ``trie`` over the
+    assumption."""
+    worst: Oversize | None = None
+    # Places are (parent place, segment) links, spelled out only for what is found: most
+    # inputs are within the assumptions, and every request walks this.
+    pending: list[tuple[Any, _Trie, _Place]] = [(value, trie, (None, where))]
+    while pending:
+        current, node, place = pending.pop()
+        kind = type(current)
+        if kind is list and len(current) > DEFAULT_LIST_ITEMS:
+            worst = _larger(worst, Oversize(_spelled(place), len(current)))
+            continue  # over the assumption already; its elements need not be walked
+        for segment, rest in node.items():
+            if segment == ELEMENTS:
+                if kind is dict and len(current) > DEFAULT_MAP_ENTRIES:
+                    worst = _larger(worst, Oversize(_spelled(place), len(current)))
+                    continue
+                if kind is list:
+                    inside = (place, "[]")
+                    pending.extend((item, rest, inside) for item in current)
+            elif (kind is dict or isinstance(current, Mapping)) and segment in current:
+                pending.append((current[segment], rest, (place, "." + segment)))
+    return worst
+
+
+_Place = tuple[Any, str]  # (parent place or None, segment as written)
+
+
+def _spelled(place: _Place) -> str:
+    parts: list[str] = []
+    link: Any = place
+    while link is not None:
+        link, segment = link
+        parts.append(segment)
+    return "".join(reversed(parts))
+
+
+def merged_walk(guards: Iterable[Guard]) -> dict[str, _Trie]:
+    """The paths of all ``guards`` as one tree per root (what one kind's policies read)."""
+    merged: dict[str, _Trie] = {}
+    for guard in guards:
+        for root, trie in guard.walk.items():
+            _merge_trie(merged.setdefault(root, {}), trie)
+    return merged
+
+
+def _merge_trie(into: _Trie, trie: _Trie) -> None:
+    for segment, rest in trie.items():
+        _merge_trie(into.setdefault(segment, {}), rest)
+
+
+def within_assumptions(values: Mapping[str, Any], walk: Mapping[str, _Trie]) -> bool:
+    """Whether nothing along ``walk`` (merged_walk of one kind's guards) is larger than the
+    load-time estimates assume: then no guard of that kind finds anything oversize, and one
+    walk per request spares each policy its own."""
+    return all(_largest(values.get(root), trie, root) is None for root, trie in walk.items())
+
+
+def _larger(worst: Oversize | None, found: Oversize) -> Oversize:
+    """The larger of two; of two as large, the one whose place sorts first (the message
+    must not depend on the order of the walk)."""
+    if worst is None or (found.size, worst.where) > (worst.size, found.where):
+        return found
+    return worst
+
+
+class _Sizes:
+    """Sizes read from the input along a path (the largest over a list's elements)."""
+
+    def __init__(self, values: Mapping[str, Any]) -> None:
+        self.values = values
+        self._largest: dict[Where, float] = {}
+        self._elements: dict[Where, float] = {}
+
+    def largest(self, where: Where) -> float:
+        if where not in self._largest:
+            self._measure(where)
+        return self._largest[where]
+
+    def elements(self, where: Where) -> float:
+        """How many values ``where`` reaches in all (what binding it converts)."""
+        if where not in self._elements:
+            self._measure(where)
+        return self._elements[where]
+
+    def converted(self, where: Where, limit: float = float("inf")) -> float:
+        """Microseconds of binding what ``where`` reaches: per list element on the way
+        (counting stops once over ``limit``)."""
+        root, path = where
+        total = 0.0
+        level = [self.values.get(root)]
+        for segment in (*path, ELEMENTS):
+            following: list[Any] = []
+            for value in level:
+                if segment == ELEMENTS and isinstance(value, list):
+                    # Bounded by the smallest per-element price first: a list far over the
+                    # limit is refused without a walk over it.
+                    if CONVERT_SCALAR * len(value) + total > limit:
+                        return total + CONVERT_SCALAR * len(value)
+                    total += sum(CONVERT_MAP if isinstance(item, Mapping) else CONVERT_SCALAR
+                                 for item in value)
+                    following.extend(value)
+                elif isinstance(value, Mapping) and value.get(segment) is not None:
+                    following.append(value[segment])
+                if total > limit:
+                    return total
+            level = following
+        return total
+
+    def _measure(self, where: Where) -> None:
+        root, path = where
+        largest = 0
+        count = 0
+        level = [self.values.get(root)]
+        for segment in path:
+            following: list[Any] = []
+            for value in level:
+                if segment == ELEMENTS:
+                    if isinstance(value, list | Mapping):
+                        following.extend(value)
+                elif isinstance(value, Mapping) and value.get(segment) is not None:
+                    following.append(value[segment])
+            level = following
+        for value in level:
+            if isinstance(value, str | list | Mapping):
+                largest = max(largest, len(value))
+                count += len(value) if isinstance(value, list | Mapping) else 1
+            else:
+                count += 1
+        self._largest[where] = float(largest)
+        self._elements[where] = float(max(count, len(level)))
+
+
+class _Model:
+    """The binding's cost of an expression tree, with sizes read from the input."""
+
+    def __init__(self, sizes: _Sizes) -> None:
+        self.sizes = sizes
+        self.variables: dict[str, _Shape] = {}  # policy variable -> its value's shape
+        self.bound: dict[str, Where | None] = {}  # comprehension variable -> its path
+
+    def cost(self, node: Expr) -> float:
+        if isinstance(node, Comprehension):
+            return self._comprehension(node)
+        own = NODE
+        if isinstance(node, Operator) and node.op == "@in":
+            container = self.shape(node.args[1])
+            own += 1.0 if container.is_map else SCAN * container.size
+        elif isinstance(node, Call) and node.function in EXTENSION_FUNCTIONS:
+            own += CALLBACK
+            if node.function in _SIZE_DEPENDENT_CALLS:
+                arguments = [*node.args, *([node.target] if node.target is not None else [])]
+                own += CALLBACK * sum(self.shape(arg).size for arg in arguments)
+        for child in children(node):  # a loop, not a generator: one frame less per level
+            own += self.cost(child)
+        return own
+
+    def _comprehension(self, node: Comprehension) -> float:
+        items = self.shape(node.range).size
+        ranged = self._path(node.range)
+        had = node.variable in self.bound
+        saved = self.bound.get(node.variable)
+        self.bound[node.variable] = (ranged[0], (*ranged[1], ELEMENTS)) if ranged else None
+        try:
+            body = sum(self.cost(part) for part in node.body)
+        finally:
+            if had:
+                self.bound[node.variable] = saved
+            else:
+                del self.bound[node.variable]
+        building = QUADRATIC * items * items if node.macro in ("map", "filter") else 0.0
+        return self.cost(node.range) + items * (ITERATE + body) + building
+
+    def shape(self, node: Expr) -> _Shape:
+        """How large a value ``node`` gives, at most."""
+        where = self._path(node)
+        if where is not None:
+            return _Shape(self.sizes.largest(where))
+        if isinstance(node, Select) and _is_variables(node.operand):
+            return self.variables.get(node.field, _Shape(DEFAULT_LIST_ITEMS))
+        if isinstance(node, Comprehension) and node.macro in ("map", "filter"):
+            return _Shape(self.shape(node.range).size)
+        if isinstance(node, Call):
+            if node.function in _MAP_RESULTS and node.args:
+                return _Shape(self.shape(node.args[0]).size, is_map=True)
+            if node.function == "flatten":
+                inner = node.target if node.target is not None else node.args[0]
+                return _Shape(self._flattened(inner))
+        if isinstance(node, Operator) and node.op == "_?_:_":
+            first, second = self.shape(node.args[1]), self.shape(node.args[2])
+            return first if first.size >= second.size else second
+        if isinstance(node, Operator) and node.op == "_+_":
+            total = 0.0
+            for arg in node.args:  # a loop: a long `+` chain recurses here
+                total += self.shape(arg).size
+            return _Shape(total)
+        if isinstance(node, MapExpr):
+            return _Shape(len(node.entries), is_map=True)
+        if isinstance(node, Literal) and isinstance(node.value, str):
+            return _Shape(len(node.value))
+        if isinstance(node, ListExpr):
+            return _Shape(len(node.items))
+        return _Shape(1)
+
+    def _flattened(self, node: Expr) -> float:
+        # flatten(list.map(x, x.items)): every element of every inner list.
+        if isinstance(node, Comprehension) and node.macro == "map" and node.body:
+            ranged = self._path(node.range)
+            if ranged is not None:
+                self.bound[node.variable] = (ranged[0], (*ranged[1], ELEMENTS))
+                try:
+                    inner = self._path(node.body[-1])
+                finally:
+                    del self.bound[node.variable]
+                if inner is not None:
+                    return self.sizes.elements(inner)
+        return self.shape(node).size * DEFAULT_LIST_ITEMS
+
+    def _path(self, node: Expr) -> Where | None:
+        """The input path ``node`` reads, or None when it is computed."""
+        if isinstance(node, Ident):
+            if node.name in self.bound:
+                return self.bound[node.name]
+            return (node.name, ()) if node.name in _ROOTS else None
+        if isinstance(node, Select):
+            parent = self._path(node.operand)
+            return (parent[0], (*parent[1], node.field)) if parent is not None else None
+        if (isinstance(node, Index) and isinstance(node.index, Literal)
+                and isinstance(node.index.value, str)):
+            parent = self._path(node.operand)
+            return (parent[0], (*parent[1], node.index.value)) if parent is not None else None
+        if isinstance(node, Comprehension) and node.macro == "filter":
+            return self._path(node.range)  # the same elements, fewer of them
+        return None
+
+
+def _is_variables(node: Expr) -> bool:
+    return isinstance(node, Ident) and node.name == "variables"
+

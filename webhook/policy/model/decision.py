@@ -1,0 +1,143 @@
+"""What the engine decides about one admission. Plain data: the edges render it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from webhook.policy.model.exceptions import PolicyException
+
+
+class Mode(StrEnum):
+    ENFORCE = "Enforce"
+    WARN = "Warn"
+    AUDIT = "Audit"
+
+
+class FailurePolicy(StrEnum):
+    FAIL = "Fail"
+    IGNORE = "Ignore"
+
+
+class ViolationSource(StrEnum):
+    VALIDATION = "validation"
+    LIMIT = "limit"
+    UNIQUE = "unique"  # a key another namespace already holds
+    ERROR = "error"  # the policy could not be evaluated
+    MUTATION = "mutation"  # only on an Exemption: the patch a policy would have made
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """A policy that does not hold for the admission (or could not be evaluated)."""
+
+    policy: str
+    mode: Mode
+    message: str
+    source: ViolationSource = ViolationSource.VALIDATION
+
+    @property
+    def denies(self) -> bool:
+        return self.mode is Mode.ENFORCE
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationFailure:
+    """A policy that could not be evaluated: the error, and whether failurePolicy ignored it."""
+
+    policy: str
+    message: str
+    ignored: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class LimitClaim:
+    """An allowed admission that takes one place under a limit; the edge reserves it."""
+
+    policy: str
+    counter_key: str
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyClaim:
+    """An allowed admission that takes a unique key (a host); the edge reserves it."""
+
+    policy: str
+    index_key: str
+    key: str
+    kind: str
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedMutation:
+    """The JSONPatch one policy contributes, for reporting where nothing is patched."""
+
+    policy: str
+    patch: tuple[dict[str, Any], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Exemption:
+    """What a policy would have done to the object, and the PolicyException that admits it
+    instead: the policy's would-be violation (or patch) is not applied, and says why."""
+
+    policy: str
+    mode: Mode
+    message: str
+    source: ViolationSource
+    exception: PolicyException
+
+    @property
+    def would(self) -> str:
+        """What the policy would have done: deny, warn, audit or patch."""
+        if self.source is ViolationSource.MUTATION:
+            return "patch"
+        return {Mode.ENFORCE: "deny", Mode.WARN: "warn", Mode.AUDIT: "audit"}[self.mode]
+
+    def warning(self) -> str:
+        """What kubectl prints: the exception, its ticket and expiry, and what it admits."""
+        return (f"{self.exception.describe()} admits what {self.policy} would {self.would}: "
+                f"{self.message}")
+
+    def annotation(self) -> str:
+        """The audit annotation's value (the API server's audit log)."""
+        ticket = f" ticket={self.exception.ticket}" if self.exception.ticket else ""
+        return (f"{self.exception.ref}{ticket} expiresAt={self.exception.expires} "
+                f"would {self.would}: {self.message}")
+
+
+@dataclass(slots=True)
+class Decision:
+    """The engine's verdict. ``allowed`` already folds in the modes of all violations."""
+
+    allowed: bool = True
+    violations: list[Violation] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    audit_annotations: dict[str, str] = field(default_factory=dict)
+    patch: list[dict[str, Any]] = field(default_factory=list)
+    mutations: list[AppliedMutation] = field(default_factory=list)
+    mutated_object: dict[str, Any] | None = None
+    limit_claims: list[LimitClaim] = field(default_factory=list)
+    key_claims: list[KeyClaim] = field(default_factory=list)
+    matched_policies: list[str] = field(default_factory=list)
+    errors: list[EvaluationFailure] = field(default_factory=list)  # ignored ones too
+    # Policies a PolicyException kept from acting. A tuple, replaced on the rare exemption,
+    # so a decision without any costs no allocation.
+    exemptions: tuple[Exemption, ...] = ()
+    # Microseconds of the evaluation budget this decision used (webhook/policy/engine/budget.py):
+    # what a shadow set judged after it may still spend (webhook/admission/shadow.py).
+    spent: float = 0.0
+
+    @property
+    def denials(self) -> list[Violation]:
+        return [v for v in self.violations if v.denies]
+
+    def deny_message(self) -> str:
+        """One message naming every failing Enforce policy and what to do instead."""
+        return "; ".join(f"[{v.policy}] {v.message}" for v in self.denials)
