@@ -64,8 +64,8 @@ class Runtime:
     # The PolicyException objects of the cluster, filled by webhook.controllers and read by
     # the handlers (None: no cluster to read them from).
     exceptions: ExceptionRegistry | None = None
-    # More work to run beside the server (webhook.controllers adds the watch of Policy and
-    # PolicyException objects, leader election and the continuous audit): each is started
+    # More work to run beside the server (root.attach_controllers adds the watch of Policy
+    # and PolicyException objects, leader election and the continuous reports): each started
     # with the server, restarted when it fails, and cancelled when it stops.
     background: list[BackgroundWork] = field(default_factory=list)
     # Run once the server has stopped and the background work is cancelled (e.g. hand the

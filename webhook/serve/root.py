@@ -25,15 +25,14 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from webhook.admission.listener import raise_file_limit
 from webhook.background import BackgroundWork
 from webhook.certs.tls import watch_certificate
-from webhook.cluster.connection import ApiClient, api_client_from_environment
 from webhook.cluster.reservations import Reservations
-from webhook.controllers.runner import Controllers, Timing
 from webhook.serve.build import (
     Runtime,
     certificate_manager_for,
@@ -42,6 +41,10 @@ from webhook.serve.build import (
     uvicorn_server,
 )
 from webhook.serve.supervisor import Supervisor
+
+if TYPE_CHECKING:  # imported when a real cluster is read: the client is slow to import
+    from webhook.cluster.connection import ApiClient
+    from webhook.controllers.runner import Controllers, Timing
 
 log = logging.getLogger("edgewarden.server")
 
@@ -74,6 +77,9 @@ def attach_controllers(
     stop the server's. They are given what they need and change nothing after this."""
     if not runtime.settings.reads_the_api:
         return None
+    from webhook.cluster.connection import api_client_from_environment
+    from webhook.controllers.runner import Controllers
+
     assert runtime.exceptions is not None  # built for a server that reads the API
     settings = runtime.settings
     controllers = Controllers(
