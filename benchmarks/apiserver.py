@@ -10,10 +10,24 @@
    ``/readyz`` 200, including the Python start), per-kind sync times from its log, and its
    RSS once synced, beside the RSS of an idle server on an empty cluster.
 
+3. What each part adds to a CREATE (issue 19), on a control plane of its own with the
+   controller manager (the quota controller fills ResourceQuota status): replicas of
+   ``edgewarden serve`` behind HAProxy (tests/replicas/fixtures.py, the harness of the
+   multi-replica tests), and for a LoadBalancer Service and an Ingress with a new host
+   each: p50/p99 with no webhook, with the webhook and its policies, and with
+   ``--manage-quotas`` too, and with claims (``serve --claims``, where this build has
+   them; the parts before turn them off). Configurations rotate in blocks. Beside each,
+   the API server's writes per create, from its own ``apiserver_request_total`` (every
+   client's POST/PUT/PATCH/DELETE, by resource; Lease renewals are time-based and shown
+   apart). Then the race of tests/replicas/test_loadbalancer_caps.py with each replica's
+   own count only, with claims only, and with ``--manage-quotas``: how many LoadBalancers
+   over the caps each round left.
+
 Run from the repository root after scripts/kube-binaries::
 
-    .venv/bin/python benchmarks/apiserver.py                  # full run, ~15 minutes
+    .venv/bin/python benchmarks/apiserver.py                  # full run, ~20 minutes
     .venv/bin/python benchmarks/apiserver.py --creates 300 --namespaces 200 --services 2000
+    .venv/bin/python benchmarks/apiserver.py --only-parts     # part 3 only (needs haproxy)
 
 Figures only: nothing here is asserted by the tests. Results: a table on stdout and JSON in
 benchmarks/results/. The API server writes no audit log here (its cost is not ours), and
@@ -25,6 +39,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import platform
@@ -37,6 +52,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -51,6 +67,15 @@ from kube.controlplane import ControlPlane  # noqa: E402
 from kube.net import free_port  # noqa: E402
 from kube.processes import ManagedProcess  # noqa: E402
 from kube.wait import until  # noqa: E402
+from replicas.fixtures import (  # noqa: E402
+    LB_CAP_ANNOTATION,
+    ReplicaSet,
+    WebhookCertificates,
+    count_load_balancers,
+    create_concurrently,
+    install_rbac,
+    load_balancer,
+)
 
 RESULTS = ROOT / "benchmarks" / "results"
 EDGEWARDEN = str(Path(sys.executable).with_name("edgewarden"))
@@ -73,6 +98,35 @@ class Figures:
     synced_after_seconds: dict[str, float] = field(default_factory=dict)
     rss_mib_synced: float = 0.0
     rss_mib_empty_cluster: float = 0.0
+    parts: list[PartFigures] = field(default_factory=list)
+    parts_replicas: int = 0
+    parts_claims: bool = False
+    races: list[RaceRound] = field(default_factory=list)
+
+
+@dataclass
+class PartFigures:
+    """One configuration, one kind of CREATE."""
+
+    configuration: str
+    kind: str
+    creates: int
+    latency_ms: dict[str, float]
+    # "resource[/subresource] VERB" -> API-server writes per create, every client's
+    writes_per_create: dict[str, float]
+    seconds: float = 0.0  # wall time of the measured creates (for the Lease renewals)
+
+
+@dataclass
+class RaceRound:
+    configuration: str
+    caps: list[int]
+    created: list[int]
+    overshoot: int = field(init=False)  # LoadBalancers over the caps, in the JSON too
+
+    def __post_init__(self) -> None:
+        self.overshoot = sum(max(0, made - cap)
+                             for made, cap in zip(self.created, self.caps, strict=True))
 
 
 class Api:
@@ -249,6 +303,200 @@ def populate(plane: ControlPlane, namespaces: int, services: int, budget: float,
     return made["namespaces"], made["services"], time.monotonic() - started
 
 
+# --- part 3: what each part adds --------------------------------------------------------
+
+HUGE_CAP = 1_000_000  # a cap no series reaches: the creates are measured, not refused
+WRITE_VERBS = {"POST", "PUT", "PATCH", "DELETE", "APPLY", "DELETECOLLECTION"}
+TIME_BASED = {"leases"}  # renewals every few seconds, whatever is created
+CLAIMS = importlib.util.find_spec("webhook.cluster.claims") is not None
+# Each configuration adds one part to the one before; serve's command line for it (None: no
+# webhook registered at all). Claims are on by default where they exist, so the parts
+# before them turn them off.
+NO_CLAIMS: tuple[str, ...] = ("--no-claims",) if CLAIMS else ()
+PART_CONFIGS: tuple[tuple[str, tuple[str, ...] | None], ...] = (
+    ("no webhook", None),
+    ("webhook, the policies", NO_CLAIMS),
+    ("+ --manage-quotas", (*NO_CLAIMS, "--manage-quotas")),
+    *((("+ claims", ("--manage-quotas",)),) if CLAIMS else ()),
+)
+RACE_CAPS = [1, 2, 3, 4, 5]
+# Who keeps the cap in the race: each replica's own count only (before issue 19), a Count
+# claim (claims without a quota to back the cap), the quota (the default installs).
+RACE_CONFIGS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("each replica's own count (no quota, no claims)", NO_CLAIMS),
+    *((("claims, no quota", ()),) if CLAIMS else ()),
+    ("--manage-quotas", ("--manage-quotas",)),
+)
+RACE_CREATES = 200
+
+
+def lb_service(name: str) -> dict[str, Any]:
+    body = load_balancer(name)
+    # No node ports: thousands of LoadBalancers would use up the 2,768 of the range.
+    body["spec"]["allocateLoadBalancerNodePorts"] = False
+    return body
+
+
+def ingress(name: str) -> dict[str, Any]:
+    """An Ingress with a host of its own (a new key for unique-ingress-hosts)."""
+    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": name},
+            "spec": {"ingressClassName": "nginx", "rules": [{
+                "host": f"{name}.bench.example.com", "http": {"paths": [{
+                    "path": "/", "pathType": "Prefix", "backend": {"service": {
+                        "name": "web", "port": {"number": 80}}}}]}}]}}
+
+
+PART_KINDS = (
+    ("LoadBalancer Service", "/api/v1/namespaces/{namespace}/services", lb_service),
+    ("Ingress, new host", "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses",
+     ingress),
+)
+
+
+def apiserver_writes(plane: ControlPlane) -> dict[str, float]:
+    """Every client's write requests so far, by resource and verb (the API server's own
+    ``apiserver_request_total``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    context = ssl.create_default_context(cafile=str(plane.ca_file))
+    context.load_cert_chain(plane.workdir / "pki" / "admin.crt",
+                            plane.workdir / "pki" / "admin.key")
+    with urllib.request.urlopen(f"{plane.server}/metrics", timeout=30,
+                                context=context) as answer:
+        text = answer.read().decode()
+    writes: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        if family.name != "apiserver_request":
+            continue
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name != "apiserver_request_total" or labels.get("verb") not in WRITE_VERBS:
+                continue
+            resource = labels.get("resource", "")
+            if labels.get("subresource"):
+                resource += f"/{labels['subresource']}"
+            key = f"{resource} {labels['verb']}"
+            writes[key] = writes.get(key, 0.0) + sample.value
+    return writes
+
+
+def timed_creates(plane: ControlPlane, path: str, make: Any, count: int,
+                  prefix: str) -> list[float]:
+    api = Api(plane)
+    samples = []
+    for index in range(count):
+        body = make(f"{prefix}-{index}")
+        started = time.perf_counter()
+        status = api.post(path, body)
+        samples.append(time.perf_counter() - started)
+        if status != 201:
+            raise RuntimeError(f"create {prefix}-{index}: HTTP {status}")
+    return samples
+
+
+def measure_parts(workdir: Path, figures: Figures, args: argparse.Namespace) -> None:
+    """Part 3 on a control plane of its own (with the quota controller)."""
+    import shutil
+
+    haproxy = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.access(haproxy, os.X_OK):
+        raise SystemExit("part 3 needs haproxy (Debian's package; scripts/test installs it)")
+    plane = ControlPlane(locate(), workdir / "kube-parts", audit_policy=NO_AUDIT)
+    plane.start()
+    try:
+        service_account = install_rbac(plane)
+        certificates = WebhookCertificates.generate(workdir / "replica-tls")
+        figures.parts_replicas = args.replicas
+        figures.parts_claims = CLAIMS
+        samples: dict[tuple[str, str], list[float]] = {}
+        writes: dict[tuple[str, str], dict[str, float]] = {}
+        seconds: dict[tuple[str, str], float] = {}
+        sets = 0
+        for block in range(args.part_blocks):
+            for configuration, serve_args in PART_CONFIGS:
+                print(f"part 3, block {block + 1}/{args.part_blocks}: {configuration}...",
+                      flush=True)
+                replicas: ReplicaSet | None = None
+                if serve_args is not None:
+                    sets += 1
+                    replicas = ReplicaSet(plane, workdir / f"parts-{sets}", certificates,
+                                          service_account, count=args.replicas,
+                                          serve_args=serve_args, haproxy=haproxy).start()
+                try:
+                    namespace = _part_namespace(plane, replicas, serve_args or ())
+                    for kind, path_template, make in PART_KINDS:
+                        path = path_template.format(namespace=namespace)
+                        tag = f"b{block}-{uuid.uuid4().hex[:6]}"  # hosts never repeat
+                        timed_creates(plane, path, make, 10, f"warm-{tag}")
+                        before, started = apiserver_writes(plane), time.monotonic()
+                        got = timed_creates(plane, path, make, args.part_creates, f"m-{tag}")
+                        took, after = time.monotonic() - started, apiserver_writes(plane)
+                        cell = (configuration, kind)
+                        samples.setdefault(cell, []).extend(got)
+                        seconds[cell] = seconds.get(cell, 0.0) + took
+                        total = writes.setdefault(cell, {})
+                        for key, value in after.items():
+                            delta = value - before.get(key, 0.0)
+                            if delta:
+                                total[key] = total.get(key, 0.0) + delta
+                finally:
+                    if replicas is not None:
+                        replicas.stop()
+        for (configuration, kind), got in samples.items():
+            per_create = {key: round(value / len(got), 3) for key, value in
+                          sorted(writes[(configuration, kind)].items(), key=lambda kv: -kv[1])}
+            figures.parts.append(PartFigures(configuration, kind, len(got), percentiles(got),
+                                             per_create, round(seconds[(configuration, kind)], 1)))
+        measure_races(plane, workdir, certificates, service_account, haproxy, figures, args)
+    finally:
+        plane.stop()
+
+
+def _part_namespace(plane: ControlPlane, replicas: ReplicaSet | None,
+                    serve_args: tuple[str, ...]) -> str:
+    """A fresh namespace whose LoadBalancer cap no series reaches (its quota enforced when
+    the replicas keep quotas)."""
+    annotations = {LB_CAP_ANNOTATION: str(HUGE_CAP)}
+    if replicas is None:
+        name = f"plain-{time.monotonic_ns()}"
+        plane.kubectl("create", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "Namespace",
+            "metadata": {"name": name, "annotations": annotations}}))
+        return name
+    name = replicas.namespace(annotations=annotations)
+    if "--manage-quotas" in serve_args:
+        replicas.wait_for_quotas({name: HUGE_CAP})
+    return name
+
+
+def measure_races(plane: ControlPlane, workdir: Path, certificates: WebhookCertificates,
+                  service_account: Path, haproxy: str, figures: Figures,
+                  args: argparse.Namespace) -> None:
+    """The race of tests/replicas/test_loadbalancer_caps.py, ``--race-rounds`` times in each
+    of RACE_CONFIGS: LoadBalancers left over the caps."""
+    for index, (configuration, serve_args) in enumerate(RACE_CONFIGS):
+        replicas = ReplicaSet(plane, workdir / f"race-{index}", certificates,
+                              service_account, count=args.replicas, serve_args=serve_args,
+                              haproxy=haproxy).start()
+        try:
+            for round_ in range(args.race_rounds):
+                print(f"race {round_ + 1}/{args.race_rounds}, {configuration}...", flush=True)
+                caps = {replicas.namespace(annotations={LB_CAP_ANNOTATION: str(cap)}): cap
+                        for cap in RACE_CAPS}
+                if "--manage-quotas" in serve_args:
+                    replicas.wait_for_quotas(caps)
+                namespaces = list(caps)
+                create_concurrently(plane, [
+                    (namespaces[i % len(namespaces)], lb_service(f"race-{round_}-{i}"))
+                    for i in range(RACE_CREATES)])
+                counts = count_load_balancers(plane, namespaces)
+                figures.races.append(RaceRound(configuration, RACE_CAPS,
+                                               [counts[n] for n in namespaces]))
+        finally:
+            replicas.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--creates", type=int, default=2000, help="per series")
@@ -261,7 +509,25 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=600.0,
                         help="seconds for creating the population")
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--skip-parts", action="store_true",
+                        help="leave out part 3 (what each part adds; needs haproxy)")
+    parser.add_argument("--only-parts", action="store_true", help="part 3 only")
+    parser.add_argument("--replicas", type=int, default=3, help="part 3: serve replicas")
+    parser.add_argument("--part-creates", type=int, default=150,
+                        help="part 3: creates per kind, configuration and block")
+    parser.add_argument("--part-blocks", type=int, default=2,
+                        help="part 3: rounds over the configurations")
+    parser.add_argument("--race-rounds", type=int, default=3,
+                        help="part 3: 200-create races per way of keeping the cap")
     args = parser.parse_args()
+    if args.only_parts:
+        workdir = Path(tempfile.mkdtemp(prefix="edgewarden-bench-"))
+        binaries = locate()
+        figures = Figures(machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
+                          kubernetes=binaries.versions.split("\n")[0], creates=0)
+        measure_parts(workdir, figures, args)
+        report(figures)
+        return
 
     workdir = Path(tempfile.mkdtemp(prefix="edgewarden-bench-"))
     binaries = locate()
@@ -295,6 +561,8 @@ def main() -> None:
             measure_population(plane, server, figures, args)
     finally:
         plane.stop()
+    if not args.skip_parts:
+        measure_parts(workdir, figures, args)
     report(figures)
 
 
@@ -316,14 +584,16 @@ def measure_population(plane: ControlPlane, server: Server, figures: Figures,
 
 def report(figures: Figures) -> None:
     """A table on stdout, the figures as JSON in benchmarks/results/."""
-    rows = [
-        ("Service CREATE, no webhook", _latency(figures.without_webhook_ms)),
-        ("Service CREATE, edgewarden registered", _latency(figures.with_webhook_ms)),
-        ("added by the webhook (p50 / p99)",
-         f"{figures.with_webhook_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
-         f"{figures.with_webhook_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
-        ("serve RSS, empty cluster", f"{figures.rss_mib_empty_cluster:.0f} MiB"),
-    ]
+    rows: list[tuple[str, str]] = []
+    if figures.with_webhook_ms:
+        rows += [
+            ("Service CREATE, no webhook", _latency(figures.without_webhook_ms)),
+            ("Service CREATE, edgewarden registered", _latency(figures.with_webhook_ms)),
+            ("added by the webhook (p50 / p99)",
+             f"{figures.with_webhook_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
+             f"{figures.with_webhook_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
+            ("serve RSS, empty cluster", f"{figures.rss_mib_empty_cluster:.0f} MiB"),
+        ]
     if figures.namespaces:
         rows += [
             ("population", f"{figures.namespaces} Namespaces, {figures.services} Services "
@@ -334,14 +604,47 @@ def report(figures: Figures) -> None:
                 for kind, seconds in figures.synced_after_seconds.items())),
             ("serve RSS, synced", f"{figures.rss_mib_synced:.0f} MiB"),
         ]
-    width = max(len(name) for name, _ in rows)
     print(f"\n{figures.kubernetes}, {figures.machine}, {figures.creates} creates per series")
-    for name, value in rows:
-        print(f"  {name:<{width}}  {value}")
+    if rows:
+        width = max(len(name) for name, _ in rows)
+        for name, value in rows:
+            print(f"  {name:<{width}}  {value}")
+    if figures.parts:
+        report_parts(figures)
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"apiserver-{datetime.now():%Y%m%dT%H%M%S}.json"
     out.write_text(json.dumps(asdict(figures), indent=2))
     print(f"\n(JSON: {out.relative_to(ROOT)})")
+
+
+def report_parts(figures: Figures) -> None:
+    claims = "with claims" if figures.parts_claims else "no claims in this build"
+    print(f"\nWhat each part adds to a CREATE ({figures.parts_replicas} replicas behind "
+          f"HAProxy; {claims}; one client, one create at a time):")
+    header = (f"  {'CREATE':<22} {'configuration':<24} {'p50 ms':>8} {'p99 ms':>8} "
+              f"{'+p50':>7} {'+p99':>7}  writes per create (every client; leases apart)")
+    print(header)
+    baseline = {p.kind: p for p in figures.parts if p.configuration == PART_CONFIGS[0][0]}
+    for part in figures.parts:
+        base = baseline[part.kind].latency_ms
+        counted = {k: v for k, v in part.writes_per_create.items()
+                   if k.split("/")[0].split()[0] not in TIME_BASED and v >= 0.01}
+        leases = sum(v for k, v in part.writes_per_create.items()
+                     if k.split("/")[0].split()[0] in TIME_BASED)
+        detail = ", ".join(f"{k} {v:.2f}" for k, v in counted.items())
+        lease_rate = leases * part.creates / part.seconds if part.seconds else 0.0
+        print(f"  {part.kind:<22} {part.configuration:<24} {part.latency_ms['p50']:>8.2f} "
+              f"{part.latency_ms['p99']:>8.2f} {part.latency_ms['p50'] - base['p50']:>7.2f} "
+              f"{part.latency_ms['p99'] - base['p99']:>7.2f}  {sum(counted.values()):.2f}: "
+              f"{detail}; leases {lease_rate:.1f}/s")
+    if figures.races:
+        print(f"\n{RACE_CREATES} concurrent LoadBalancer creates over {len(RACE_CAPS)} "
+              f"namespaces (caps {RACE_CAPS}), LoadBalancers left over the caps per round:")
+    for configuration, _ in RACE_CONFIGS:
+        rounds = [r for r in figures.races if r.configuration == configuration]
+        if rounds:
+            print(f"  {configuration:<48} {[r.overshoot for r in rounds]} "
+                  f"(created per namespace: {[r.created for r in rounds]})")
 
 
 def _latency(ms: dict[str, float]) -> str:

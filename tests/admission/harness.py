@@ -138,9 +138,15 @@ def start_server(settings: ServeSettings, ca_file: Path,
     running = RunningServer(runtime, port, ca_file, settings.server.decision_log, thread, server,
                             probe_port=probe_sock.getsockname()[1])
 
+    # --client-ca with --probe-port refuses a caller without a certificate at the handshake:
+    # ask the probe listener then, as the kubelet does.
+    probe_apart = settings.client_ca is not None and settings.probe_port is not None
+
     def healthy() -> bool:
         assert thread.is_alive(), "the server stopped before it answered /healthz"
         try:
+            if probe_apart:
+                return running.probe("/healthz").status_code == 200
             return running.get("/healthz").status_code == 200
         except httpx.TransportError:
             return False

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 
 from webhook.admission.app import create_app
 from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.policy.load.loader import load_policies

@@ -15,8 +15,9 @@ from tests.kubeapi import KubeApi
 from tests.support import api_client, eventually
 from webhook.admission.app import create_app
 from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.cluster.reservations import Reservations

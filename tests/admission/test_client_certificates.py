@@ -126,3 +126,55 @@ def test_a_rotated_client_ca_applies_to_the_next_handshake(
 
     eventually(refuses_old, what="the old client CA no longer trusted")
     assert _post(server, new_client).status_code == 200
+
+
+# --- with --probe-port: the webhook port requires the certificate at the handshake -------
+
+@pytest.fixture
+def probes_apart(certificates: GeneratedCertificates, tmp_path: Path,
+                 client_ca: KeyPair) -> Iterator[RunningServer]:
+    """serve --client-ca FILE --probe-port N: the shape of the chart and kustomize base."""
+    settings = base_settings(certificates, tmp_path, client_ca=tmp_path / "client-ca.crt",
+                             probe_port=0, cert_poll_seconds=0.05)
+    running = start_server(settings, certificates.ca_file)
+    yield running
+    running.stop()
+
+
+def _metric(server: RunningServer, name: str, **labels: str) -> float:
+    """One sample, read in-process (the HTTPS port would want a certificate)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = server.runtime.state.metrics.render().decode()
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v
+                                           for k, v in labels.items()):
+                return float(sample.value)
+    return 0.0
+
+
+@pytest.mark.parametrize("path", ["/validate", "/mutate", "/healthz"])
+def test_with_probes_apart_a_caller_without_a_certificate_fails_the_handshake(
+    probes_apart: RunningServer, path: str
+) -> None:
+    with pytest.raises(httpx.TransportError):
+        _post(probes_apart, None, path)
+    eventually(lambda: _metric(probes_apart, "edgewarden_connection_limit_hits_total",
+                               limit="tls_refused") >= 1, what="the refusal counted")
+    assert _metric(probes_apart, "edgewarden_requests_total", endpoint=path[1:],
+                   result="unauthenticated") == 0, "refused before any HTTP was read"
+    assert probes_apart.probe("/readyz").status_code == 200  # the kubelet's own listener
+    assert probes_apart.probe("/healthz").status_code == 200
+
+
+def test_with_probes_apart_the_api_servers_certificate_gets_a_verdict(
+    probes_apart: RunningServer, client_ca: KeyPair, tmp_path: Path
+) -> None:
+    apiserver = _write_client(tmp_path, "apiserver", client_ca)
+
+    response = _post(probes_apart, apiserver)
+
+    assert response.status_code == 200
+    assert response.json()["response"]["allowed"] is False  # a production NodePort
+    assert probes_apart.runtime.certificate.requires_clients

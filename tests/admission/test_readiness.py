@@ -12,8 +12,9 @@ import httpx
 
 from webhook.admission.app import create_app
 from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.cluster.reservations import Reservations
 from webhook.policy.engine.ports import ObjectCounter
 from webhook.policy.load.loader import load_policies

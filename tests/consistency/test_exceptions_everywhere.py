@@ -23,8 +23,9 @@ from tests.admission.harness import make_review
 from tests.support import ingress, namespace, service
 from webhook.admission.app import create_app
 from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.cluster.memory import MemoryCluster
 from webhook.offline.manifests import Manifest
 from webhook.offline.results import Outcome, ScanReport

@@ -61,12 +61,14 @@ def plane(kube_control_plane: Any) -> Any:
     ServiceAccount and RBAC installed, as deploy/ ships them."""
     kubectl = kube_control_plane.kubectl
     kubectl("apply", "-f", str(REPO / "deploy" / "crds" / "edgewarden.dev_policies.yaml"),
-            "-f", str(REPO / "deploy" / "crds" / "edgewarden.dev_policyexceptions.yaml"))
+            "-f", str(REPO / "deploy" / "crds" / "edgewarden.dev_policyexceptions.yaml"),
+            "-f", str(REPO / "deploy" / "crds" / "edgewarden.dev_claims.yaml"))
     reports = REPO / "deploy" / "components" / "policy-report-crds"
     kubectl("apply", "-f", str(reports / "wgpolicyk8s.io_policyreports.yaml"),
             "-f", str(reports / "wgpolicyk8s.io_clusterpolicyreports.yaml"))
     kubectl("wait", "--for", "condition=established", "--timeout", "60s",
             "crd/policies.edgewarden.dev", "crd/policyexceptions.edgewarden.dev",
+            "crd/claims.edgewarden.dev",
             "crd/policyreports.wgpolicyk8s.io", "crd/clusterpolicyreports.wgpolicyk8s.io")
     for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
         kubectl("apply", "-f", str(REPO / "deploy" / "base" / name))

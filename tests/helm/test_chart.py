@@ -388,6 +388,7 @@ def test_certificates_come_from_where_the_mode_says(value_set: str) -> None:
                      ("ClusterRole", "edgewarden-reports"),
                      ("ClusterRole", "edgewarden-policyexceptions-view"),
                      ("ClusterRole", "edgewarden-quotas"),  # manageQuotas (on by default)
+                     ("Role", "edgewarden-claims"),  # claims (on by default)
                      ("Role", "edgewarden-leader-election")}, "cert-manager mode needs no more"
     secret = volumes["tls"]["secret"]["secretName"]
     serving = one(objects, "Certificate", "edgewarden-serving")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import orjson
 from fastapi import FastAPI
@@ -32,7 +32,7 @@ log = logging.getLogger("edgewarden.server")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 MAX_STATUS_MESSAGE = 512
-_Handler = Callable[[ServerState, Review], handlers.Answer]
+_Handler = Callable[[ServerState, Review], handlers.Answer | Awaitable[handlers.Answer]]
 
 
 class _ClientGone(Exception):
@@ -127,7 +127,9 @@ class _AdmissionEndpoint:
             await self._refuse(send, 400, "BadRequest", str(error))
             return
         try:
-            answer = self.handler(self.state, review)
+            answered = self.handler(self.state, review)
+            # Only a review that takes claims at the API server waits (claiming.py).
+            answer = answered if isinstance(answered, handlers.Answer) else await answered
         except Exception as error:
             # Never a 500: the API server would apply the webhook's failurePolicy to an
             # error blindly; answering ourselves applies the policies' own. The log gets the

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from webhook.admission import wire
+from webhook.admission.claiming import ClaimPlan
 from webhook.admission.decisionlog import (
     EXEMPTED,
     RECORDED,
@@ -23,10 +24,11 @@ from webhook.admission.decisionlog import (
     DecisionEntry,
     log_decision,
 )
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.review import Review, build_response
 from webhook.admission.shadow import judge as judge_shadow
-from webhook.admission.state import LoadedPolicies, ServerState
-from webhook.policy.model.decision import Decision, Mode
+from webhook.admission.state import ServerState
+from webhook.policy.model.decision import Decision, KeyClaim, LimitClaim, Mode
 from webhook.policy.model.request import AdmissionRequest
 
 log = logging.getLogger("edgewarden.server")
@@ -40,14 +42,33 @@ class Answer:
     result: str
 
 
-def validate(state: ServerState, review: Review) -> Answer:
-    """The verdict for one review."""
+def validate(state: ServerState, review: Review) -> Answer | Awaitable[Answer]:
+    """The verdict for one review; awaitable when it takes claims at the API server
+    (webhook/admission/claiming.py), so only those reviews leave the synchronous path."""
     loaded = state.policies
     request = review.request
     if loaded is None:
         return Answer(not_ready_response(review), "error")
     started = time.monotonic() if loaded.shadow is not None else 0.0
-    decision = _evaluate_reserving(state, loaded, request)
+    decision, plan = _evaluate_reserving(state, loaded, request)
+    if plan is not None and state.claims is not None:
+        return _claiming(state, loaded, request, decision, plan, started)
+    return _validated(state, loaded, request, decision, started)
+
+
+async def _claiming(
+    state: ServerState, loaded: LoadedPolicies, request: AdmissionRequest, decision: Decision,
+    plan: ClaimPlan, started: float,
+) -> Answer:
+    assert state.claims is not None
+    await state.claims.take(plan, decision, state.view)
+    return _validated(state, loaded, request, decision, started)
+
+
+def _validated(
+    state: ServerState, loaded: LoadedPolicies, request: AdmissionRequest, decision: Decision,
+    started: float,
+) -> Answer:
     state.decision_log.write(request, _record(state, loaded, "validate", request, decision))
     answer = _answer(request, decision, patch=None)
     _shadow(state, loaded, "validate", request, decision, started)
@@ -177,25 +198,45 @@ CLUSTER_LOCK = "<cluster>"
 
 def _evaluate_reserving(
     state: ServerState, loaded: LoadedPolicies, request: AdmissionRequest
-) -> Decision:
-    """Evaluate, and reserve the limit places an allowed request takes.
+) -> tuple[Decision, ClaimPlan | None]:
+    """Evaluate, and reserve the limit places an allowed request takes; the places the API
+    server arbitrates (claims) come back as a plan instead of being reserved here.
 
     Evaluation is synchronous on the event loop, so no other admission interleaves between
     judging and reserving here; the per-namespace lock also covers a reservation book
     shared with other threads. Dry-run requests are judged but reserve nothing (SPEC).
     """
     reservations = state.reservations
-    if reservations is None or request.dry_run:
-        return loaded.engine.evaluate(request, state.view, state.exceptions)
+    if request.dry_run or (reservations is None and state.claims is None):
+        return loaded.engine.evaluate(request, state.view, state.exceptions), None
+    if reservations is None:
+        decision = loaded.engine.evaluate(request, state.view, state.exceptions)
+        plan = None
+        if decision.allowed and (decision.limit_claims or decision.key_claims):
+            plan, _, _ = _split(state, loaded, request, decision)
+        return decision, plan
     # A unique key (a host) is contended across namespaces: one lock for the cluster.
     scope = CLUSTER_LOCK if request.key in loaded.unique_kinds else request.namespace
+    plan = None
     with reservations.lock(scope):
         decision = loaded.engine.evaluate(request, state.view, state.exceptions)
         if decision.allowed and (decision.limit_claims or decision.key_claims):
-            # Keyed by uid: a CREATE with generateName may carry no name in the review.
-            reservations.reserve(decision.limit_claims, request.uid,
-                                 name=_object_name(request.object), keys=decision.key_claims)
-    return decision
+            limits, keys = decision.limit_claims, decision.key_claims
+            if state.claims is not None:
+                plan, limits, keys = _split(state, loaded, request, decision)
+            if limits or keys:
+                # Keyed by uid: a CREATE with generateName may carry no name in the review.
+                reservations.reserve(limits, request.uid, name=_object_name(request.object),
+                                     keys=keys)
+    return decision, plan
+
+
+def _split(
+    state: ServerState, loaded: LoadedPolicies, request: AdmissionRequest, decision: Decision
+) -> tuple[ClaimPlan | None, list[LimitClaim], list[KeyClaim]]:
+    assert state.claims is not None
+    known = state.cluster.get_namespace(request.namespace) is not None
+    return state.claims.split(loaded, request, decision, known)
 
 
 def _object_name(obj: Mapping[str, Any] | None) -> str:

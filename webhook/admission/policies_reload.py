@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.reload_guards import (
     ReloadRefused,
     canary,
@@ -37,7 +38,7 @@ from webhook.admission.reload_guards import (
     suites,
 )
 from webhook.admission.settings import ReloadSettings
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.errors import EdgewardenError
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.policy import Policy, PolicySet

@@ -19,10 +19,12 @@ and their content hash, and read each pair as one snapshot (stat before and afte
 
 With a client CA (``serve --client-ca``) every context asks the client for a certificate
 and verifies one it presents against that CA; a certificate that does not verify fails the
-handshake. A client may still present none (kubelet's HTTPS probes cannot present one):
-the admission endpoints refuse such a caller, the probes do not. The CA file is watched
-and reloaded with the pair: verification uses the store of the context the SNI callback
-picked, so a rotated CA applies to the next handshake.
+handshake. With ``require_client_certificate`` (``serve --client-ca`` with ``--probe-port``:
+the kubelet probes a listener of its own) a client that presents none fails the handshake
+too, before a byte of HTTP is read. Without it a client may still present none (kubelet's
+HTTPS probes cannot present one): the admission endpoints refuse such a caller, the probes
+do not. The CA file is watched and reloaded with the pair: verification uses the store of
+the context the SNI callback picked, so a rotated CA applies to the next handshake.
 """
 
 from __future__ import annotations
@@ -63,10 +65,13 @@ class _Loaded:
 class ServingCertificate:
     """The server's certificate and key, hot-reloadable (see the module docstring)."""
 
-    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path | None = None) -> None:
+    def __init__(self, cert_file: Path, key_file: Path, client_ca_file: Path | None = None,
+                 *, require_client_certificate: bool = False) -> None:
         self.cert_file = Path(cert_file)
         self.key_file = Path(key_file)
         self.client_ca_file = Path(client_ca_file) if client_ca_file is not None else None
+        # Only meaningful with a client CA: who would verify the certificate otherwise?
+        self._require = require_client_certificate and client_ca_file is not None
         snapshot = None
         for _ in range(5):  # a rotation may be half-way through: take a consistent read
             snapshot = self._snapshot()
@@ -80,7 +85,7 @@ class ServingCertificate:
         self._refused: Signature | None = None
         # The outer context decides whether a certificate is asked for (OpenSSL copies the
         # verify mode into each connection before the SNI callback switches contexts).
-        self._context = _server_context(snapshot[3])
+        self._context = _server_context(snapshot[3], self._require)
         _load_chain(self._context, snapshot[0], snapshot[1])
         self._context.sni_callback = self._select_context
 
@@ -96,6 +101,11 @@ class ServingCertificate:
     def verifies_clients(self) -> bool:
         """A client certificate is asked for and verified (``--client-ca``)."""
         return self.client_ca_file is not None
+
+    @property
+    def requires_clients(self) -> bool:
+        """A caller without a verified client certificate fails the TLS handshake."""
+        return self._require
 
     @property
     def fingerprint(self) -> str:
@@ -175,7 +185,7 @@ class ServingCertificate:
         pair = load_key_pair(cert_pem, key_pem, f"serving certificate {where}")
         if ca_pem is not None:
             load_certificates(ca_pem, f"client CA {self.client_ca_file}")  # PEM, or refuse
-        context = _server_context(ca_pem)
+        context = _server_context(ca_pem, self._require)
         try:
             _load_chain(context, cert_pem, key_pem)
         except (ssl.SSLError, OSError) as error:
@@ -184,7 +194,7 @@ class ServingCertificate:
         return _Loaded(context, pair.not_after, fingerprint(pair.cert), digest, signature)
 
 
-def _server_context(client_ca_pem: bytes | None = None) -> ssl.SSLContext:
+def _server_context(client_ca_pem: bytes | None = None, require: bool = False) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     if client_ca_pem is None:
@@ -194,9 +204,11 @@ def _server_context(client_ca_pem: bytes | None = None) -> ssl.SSLContext:
         context.load_verify_locations(cadata=client_ca_pem.decode("ascii", "replace"))
     except (ssl.SSLError, ValueError) as error:
         raise CertificateError(f"OpenSSL refused the client CA: {error}") from None
-    # OPTIONAL, not REQUIRED: a certificate presented must verify, but probes present
-    # none; the admission endpoints refuse a caller without one (app.py).
-    context.verify_mode = ssl.CERT_OPTIONAL
+    # REQUIRED when the probes have a listener of their own (--probe-port): nobody without
+    # a certificate has business on this port. Otherwise OPTIONAL: a certificate presented
+    # must verify, but probes present none; the admission endpoints refuse a caller
+    # without one (app.py).
+    context.verify_mode = ssl.CERT_REQUIRED if require else ssl.CERT_OPTIONAL
     return context
 
 

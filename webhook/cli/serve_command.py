@@ -97,7 +97,8 @@ def serve(
         "well under the webhook's timeoutSeconds.")] = 1000.0,
     client_ca: Annotated[Path | None, typer.Option(
         "--client-ca", help="Answer /validate and /mutate only for callers presenting a "
-        "client certificate this CA (PEM) signed; reloaded when the file changes.")] = None,
+        "client certificate this CA (PEM) signed (with --probe-port, a caller without one "
+        "fails the TLS handshake); reloaded when the file changes.")] = None,
     webhook_timeout: Annotated[float, typer.Option(
         "--webhook-timeout", min=1.0, max=30.0,
         help="The webhook configurations' timeoutSeconds (the longest validating webhook's "
@@ -194,6 +195,11 @@ def serve(
         help="Candidate policies (a file or folder; repeatable) judged beside the served "
         "ones on every request and never answering: counted in /metrics, logged and "
         "reported where they differ (docs/shadow.md).")] = None,
+    claims: Annotated[bool, typer.Option(
+        "--claims/--no-claims",
+        help="Claim limit places no quota backs and unique keys (hosts) in Claim objects "
+        "at the API server before admitting, so they are exact for any number of replicas "
+        "(needs the Claim CRD; docs/replicas.md).")] = True,
 ) -> None:
     """Serve the admission webhook over HTTPS: /validate, /mutate, /healthz, /readyz, /metrics."""
     logging.basicConfig(level=log_level.upper(),
@@ -251,6 +257,7 @@ def serve(
         "probe_port": probe_port,
         "exception_rules": exception_rules,
         "shadow": tuple(shadow or ()),
+        "claims": claims,
     })
     for path in settings.policies.paths:
         if not path.exists():

@@ -31,8 +31,11 @@ review that repeats a uid. It ends:
 * at the latest after ``max_age_seconds`` (a cache that shows no progress at all).
 
 Reservations live in this process only: several replicas can each hand out the last place.
-A ResourceQuota ``services.loadbalancers`` per namespace (``edgewarden quota``) is the
-API-server-side backstop; see docs/cluster.md.
+So they serve only where no API server arbitrates (``--cluster-state``, ``--dev``) and
+with ``--no-claims``. Reading a real cluster with claims, the API server arbitrates every
+place (a managed ResourceQuota, or a Claim: webhook/cluster/claims.py) and no reservation
+is made: it would only let a review that no object follows hold a place on one replica
+(docs/replicas.md).
 """
 
 from __future__ import annotations

@@ -54,3 +54,13 @@ class ReservationSettings:
     @property
     def grace_seconds(self) -> float:
         return self.webhook_timeout_seconds + self.margin_seconds
+
+
+@dataclass(frozen=True)
+class ClaimingSettings:
+    # --claims: limit places no quota backs and unique keys are claimed in Claim objects at
+    # the API server before admitting (webhook/cluster/claims.py); only when reading it.
+    enabled: bool = True
+    interval_seconds: float = 1.0  # the leader's confirm/release/collect pass
+    # How long an unfulfilled pending claim weakens new ones on its unit (squatting).
+    cooldown_seconds: float = 300.0

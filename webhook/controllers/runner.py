@@ -29,6 +29,7 @@ from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.settings import PolicySettings
 from webhook.admission.state import ServerState, stale_cache_reasons
 from webhook.background import BackgroundWork
+from webhook.cluster.claims import ClaimBook
 from webhook.cluster.connection import ApiClient
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.cluster.object_api import ObjectApi
@@ -42,6 +43,7 @@ from webhook.cluster.own_kinds import (
 )
 from webhook.cluster.quota_api import QuotaApi
 from webhook.cluster.settings import CacheSettings
+from webhook.controllers.claims import ClaimCollector
 from webhook.controllers.continuous_reports import ContinuousReports
 from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
 from webhook.controllers.leader import LeaderElector, LeaderSettings, default_namespace
@@ -74,6 +76,7 @@ class Controllers:
     def __init__(self, settings: ControllerSettings, *, state: ServerState,
                  reloader: PolicyReloader, exceptions: ExceptionRegistry, api: ApiClient,
                  policies: PolicySettings, cache: CacheSettings, follow_objects: bool,
+                 claims: ClaimBook | None = None, claims_interval: float = 1.0,
                  clock: Callable[[], float] = time.time, timing: Timing | None = None) -> None:
         self.timing = timing or Timing()
         self.registry = exceptions
@@ -104,6 +107,10 @@ class Controllers:
             self.quotas = QuotaManager(state, QuotaApi(api, name=QUOTA_NAME, owned=OWNED),
                                        leading=lambda: self.elector.leading,
                                        interval=settings.quota_interval_seconds)
+        self.claims: ClaimCollector | None = None
+        if claims is not None:  # the book the handlers' gate writes (webhook/serve/build.py)
+            self.claims = ClaimCollector(state, claims, leading=lambda: self.elector.leading,
+                                         interval=claims_interval)
         self.read_once = self.watch is None
         self._write_all = False
         self._created = time.monotonic()
@@ -153,6 +160,10 @@ class Controllers:
             # Never unready: without the quotas the webhook's own count still holds per
             # replica; the failure is logged, counted and alerted on.
             work.append(BackgroundWork("quota-manager", self.quotas.run))
+        if self.claims is not None:
+            # Never unready: admissions take and judge claims themselves; a failing pass
+            # only leaves released entries counting until the next one.
+            work.append(BackgroundWork("claims", self.claims.run))
         return work
 
     def stop(self) -> None:

@@ -24,17 +24,20 @@ from prometheus_client import start_http_server
 from starlette.types import ASGIApp
 
 from webhook.admission.app import create_app
+from webhook.admission.claiming import ClaimGate
 from webhook.admission.decisionlog import DecisionLog
 from webhook.admission.listener import EdgeServer, ProbeServer
 from webhook.admission.metrics import Metrics
 from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.probes import ProbeEndpoints
 from webhook.admission.refusals import RefusalLog
+from webhook.admission.settings import ServerSettings
 from webhook.admission.state import ServerState, certificate_expiry
 from webhook.background import BackgroundWork
 from webhook.certs.settings import CertificateSettings
 from webhook.certs.tls import ServingCertificate, uvicorn_config
 from webhook.cluster.backend import ClusterBackend
+from webhook.cluster.claims import ClaimBook, ClaimSettings
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import CertificateError
@@ -49,6 +52,15 @@ if TYPE_CHECKING:  # imported lazily at run time: only --manage-certs and cluste
 log = logging.getLogger("edgewarden.server")
 
 
+@dataclass(frozen=True)
+class Claiming:
+    """Limit places and unique keys claimed at the API server (webhook/cluster/claims.py):
+    the book of Claim objects and the gate admissions take them through."""
+
+    book: ClaimBook
+    gate: ClaimGate
+
+
 @dataclass
 class Runtime:
     """A server ready to listen: its state, app and the pieces the background work drives."""
@@ -59,11 +71,14 @@ class Runtime:
     reloader: PolicyReloader
     certificate: ServingCertificate
     cluster: ClusterBackend
-    reservations: Reservations
+    reservations: Reservations | None  # None: claims arbitrate (webhook/admission/claiming.py)
     dev_ca_bundle: str | None = None
     # The PolicyException objects of the cluster, filled by webhook.controllers and read by
     # the handlers (None: no cluster to read them from).
     exceptions: ExceptionRegistry | None = None
+    # Claims at the API server (None: the in-process reservations alone); the controllers'
+    # collector sweeps the book the handlers' gate writes.
+    claims: Claiming | None = None
     # More work to run beside the server (root.attach_controllers adds the watch of Policy
     # and PolicyException objects, leader election and the continuous reports): each started
     # with the server, restarted when it fails, and cancelled when it stops.
@@ -79,7 +94,10 @@ def build_runtime(settings: ServeSettings, *,
     ``clock``: what reviews are judged at (PolicyException expiry); tests inject theirs."""
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
-    reservations = Reservations(
+    # With claims the API server arbitrates every place (claims, or the managed quota), and
+    # an in-process reservation would only let a fabricated review hold a place on one
+    # replica (docs/replicas.md): reservations serve the clusters without an API server.
+    reservations = None if settings.takes_claims else Reservations(
         grace_seconds=settings.reservations.grace_seconds,
         max_age_seconds=settings.reservations.max_age_seconds,
     )
@@ -92,6 +110,7 @@ def build_runtime(settings: ServeSettings, *,
     registry = ExceptionRegistry() if settings.reads_the_api else None
     if registry is not None:
         metrics.watch_exceptions(lambda: registry.current, clock)
+    claiming = _claiming(settings) if settings.takes_claims else None
     state = ServerState(
         cluster=cluster,
         metrics=metrics,
@@ -106,7 +125,10 @@ def build_runtime(settings: ServeSettings, *,
         exception_rules=settings.policies.exception_rules,
         exceptions=registry if registry is not None else NO_EXCEPTIONS,
         clock=clock,
+        claims=claiming.gate if claiming is not None else None,
     )
+    if claiming is not None:
+        state.readiness.add_detail("claims", claiming.book.counters)
     policies = settings.policies
     reloader = PolicyReloader(
         policies.paths,
@@ -119,8 +141,27 @@ def build_runtime(settings: ServeSettings, *,
     )
     # Policy objects of the cluster may be all there is; readiness then waits for them.
     reloader.load_initial(files_may_be_empty=settings.watches_cluster_objects)
-    return Runtime(settings, state, create_app(state), reloader, certificate, cluster,
-                   reservations, ca_bundle, registry)
+    runtime = Runtime(settings, state, create_app(state), reloader, certificate, cluster,
+                      reservations, ca_bundle, registry, claiming)
+    if claiming is not None:
+        runtime.on_stop.append(claiming.gate.close)
+    return runtime
+
+
+def _claiming(settings: ServeSettings) -> Claiming:
+    """The Claim objects live beside the leader's Lease, in edgewarden's namespace."""
+    from webhook.cluster.claims_api import KubeClaimStore
+    from webhook.cluster.connection import api_client_from_environment
+    from webhook.controllers.leader import default_namespace
+
+    namespace = settings.controllers.leader_namespace or default_namespace()
+    timeout = settings.reservations.webhook_timeout_seconds
+    book = ClaimBook(
+        KubeClaimStore(api_client_from_environment(), namespace), namespace,
+        ClaimSettings(pending_seconds=settings.reservations.grace_seconds,
+                      cooldown_seconds=settings.claims.cooldown_seconds,
+                      deadline_seconds=max(1.0, timeout - 1.0)))
+    return Claiming(book, ClaimGate(book, manage_quotas=settings.controllers.manage_quotas))
 
 
 def _certificate(settings: ServeSettings) -> tuple[ServingCertificate, str | None]:
@@ -128,7 +169,8 @@ def _certificate(settings: ServeSettings) -> tuple[ServingCertificate, str | Non
         from webhook.certs.files import generate_dev_certificates
 
         dev = generate_dev_certificates(settings.dev_dir)
-        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings.certificates)),
+        return (ServingCertificate(dev.cert_file, dev.key_file, _client_ca(settings.certificates),
+                                   require_client_certificate=_probes_apart(settings.server)),
                 dev.ca_bundle_b64)
     certificates = settings.certificates
     cert_file, key_file = certificates.tls_cert, certificates.tls_key
@@ -147,8 +189,16 @@ def _certificate(settings: ServeSettings) -> tuple[ServingCertificate, str | Non
     for flag, path in (("--tls-cert", cert_file), ("--tls-key", key_file)):
         if not Path(path).is_file():
             raise CertificateError(f"{flag} {path}: no such file")
-    return (ServingCertificate(Path(cert_file), Path(key_file), _client_ca(certificates)),
+    return (ServingCertificate(Path(cert_file), Path(key_file), _client_ca(certificates),
+                               require_client_certificate=_probes_apart(settings.server)),
             None)
+
+
+def _probes_apart(settings: ServerSettings) -> bool:
+    """The kubelet probes a plain-HTTP listener of its own (``--probe-port``), so with
+    ``--client-ca`` the webhook port can refuse a caller without a certificate at the
+    handshake (without it, the probes on this port present none)."""
+    return settings.probe_port is not None
 
 
 def _client_ca(settings: CertificateSettings) -> Path | None:

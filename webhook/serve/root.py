@@ -7,7 +7,8 @@ The parts ``serve`` always runs, and whether their failure makes the pod unready
   keeps serving, and a refused or failed reload shows in /readyz and the metrics.
 * ``certificate-files``: picks up rotated serving certificates. Never unready: the current
   certificate keeps serving (an expired one makes the pod unready on its own).
-* ``reservation-purge``: frees memory of forgotten reservations. Never unready.
+* ``reservation-purge``: frees memory of forgotten reservations (without claims). Never
+  unready.
 * ``certificate-rotation`` (``--manage-certs``): keeps the Secret and caBundles current.
   Never unready (same reason as certificate-files).
 
@@ -57,10 +58,11 @@ def core_work(runtime: Runtime) -> list[BackgroundWork]:
                        lambda: runtime.reloader.watch(policies.poll_seconds)),
         BackgroundWork("certificate-files",
                        lambda: watch_certificate(runtime.certificate, certificates.poll_seconds)),
-        BackgroundWork("reservation-purge",
-                       lambda: _purge_reservations(runtime.reservations,
-                                                   runtime.reservations.grace_seconds)),
     ]
+    reservations = runtime.reservations
+    if reservations is not None:
+        work.append(BackgroundWork("reservation-purge", lambda: _purge_reservations(
+            reservations, reservations.grace_seconds)))
     if certificates.manage:
         manager = certificate_manager_for(certificates)
         work.append(BackgroundWork("certificate-rotation",
@@ -87,6 +89,8 @@ def attach_controllers(
         exceptions=runtime.exceptions, api=api or api_client_from_environment(),
         policies=settings.policies, cache=settings.cache,
         follow_objects=settings.watches_cluster_objects,
+        claims=runtime.claims.book if runtime.claims is not None else None,
+        claims_interval=settings.claims.interval_seconds,
         clock=clock or runtime.state.clock, timing=timing)
     runtime.state.readiness.add_check(controllers.not_ready)
     runtime.state.readiness.add_detail("clusterObjects", controllers.objects_status)

@@ -13,10 +13,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webhook.admission.settings import DEFAULT_DEV_DIR, PolicySettings, ServerSettings
-from webhook.admission.state import EvaluationBudget
+from webhook.admission.settings import (
+    DEFAULT_DEV_DIR,
+    EvaluationBudget,
+    PolicySettings,
+    ServerSettings,
+)
 from webhook.certs.settings import CertificateSettings
-from webhook.cluster.settings import CacheSettings, ReservationSettings
+from webhook.cluster.settings import CacheSettings, ClaimingSettings, ReservationSettings
 from webhook.controllers.settings import ControllerSettings
 
 
@@ -31,6 +35,7 @@ class ServeSettings:
     certificates: CertificateSettings = field(default_factory=CertificateSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
     reservations: ReservationSettings = field(default_factory=ReservationSettings)
+    claims: ClaimingSettings = field(default_factory=ClaimingSettings)
     controllers: ControllerSettings = field(default_factory=ControllerSettings)
     dev: bool = False  # generated certificates and an in-memory cluster (--dev)
     dev_dir: Path = DEFAULT_DEV_DIR
@@ -44,6 +49,11 @@ class ServeSettings:
     @property
     def watches_cluster_objects(self) -> bool:
         return self.controllers.cluster_objects and self.reads_the_api
+
+    @property
+    def takes_claims(self) -> bool:
+        """Limits and unique keys are claimed at the API server (there is one to ask)."""
+        return self.claims.enabled and self.reads_the_api
 
 
 # option name -> (part, field); a part of None is a field of ServeSettings itself.
@@ -80,6 +90,9 @@ OPTIONS: dict[str, tuple[str | None, str]] = {
     "webhook_timeout_seconds": ("reservations", "webhook_timeout_seconds"),
     "reservation_margin_seconds": ("reservations", "margin_seconds"),
     "reservation_max_age_seconds": ("reservations", "max_age_seconds"),
+    "claims": ("claims", "enabled"),
+    "claims_interval_seconds": ("claims", "interval_seconds"),
+    "claim_cooldown_seconds": ("claims", "cooldown_seconds"),
     "cluster_objects": ("controllers", "cluster_objects"),
     "audit_interval_seconds": ("controllers", "report_interval_seconds"),
     "leader_election_namespace": ("controllers", "leader_namespace"),

@@ -422,7 +422,8 @@ class Engine:
             )
             return
         decision.limit_claims.append(
-            LimitClaim(policy.name, counter.key, request.key, request.namespace, request.name)
+            LimitClaim(policy.name, counter.key, request.key, request.namespace, request.name,
+                       maximum)
         )
 
     def _check_unique(

@@ -60,6 +60,7 @@ class LimitClaim:
     kind: str
     namespace: str
     name: str
+    maximum: int = 0  # the cap it was judged under (the edge claims against it)
 
 
 @dataclass(frozen=True, slots=True)
