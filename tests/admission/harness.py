@@ -140,7 +140,8 @@ def start_server(settings: ServeSettings, ca_file: Path,
 
     # --client-ca with --probe-port refuses a caller without a certificate at the handshake:
     # ask the probe listener then, as the kubelet does.
-    probe_apart = settings.client_ca is not None and settings.probe_port is not None
+    probe_apart = (settings.certificates.client_ca is not None
+                   and settings.server.probe_port is not None)
 
     def healthy() -> bool:
         assert thread.is_alive(), "the server stopped before it answered /healthz"
