@@ -16,8 +16,8 @@ from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
 from webhook.admission.state import ServerState
 from webhook.cluster.reservations import Reservations
-from webhook.policy.engine.ports import ObjectCounter
 from webhook.policy.load.loader import load_policies
+from webhook.policy.model.ports import ObjectCounter
 
 from .harness import DEFAULT_POLICIES, load_object, load_review, make_review
 

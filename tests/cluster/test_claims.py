@@ -505,3 +505,19 @@ def test_a_held_count_entry_retires_once_every_cache_counts_its_object(
     # The cap still holds: the caches count what the claims no longer list.
     decision = one.admit(public_service("c", "shop"))
     assert not decision.allowed and "has 2 of 2" in decision.deny_message()
+
+
+def test_a_create_without_a_name_is_confirmed_by_the_object_that_appears(
+    replica: Callable[..., Replica], claims_api: KubeApi, cluster: MemoryCluster
+) -> None:
+    one = replica(public_limit())
+    counters = one.loaded.engine.counters()
+    unnamed = public_service("", "shop")
+    unnamed["metadata"] = {"generateName": "web-", "namespace": "shop",
+                           "labels": {"exposure": "public"}}
+    assert one.admit(unnamed).allowed
+    assert [e["object"] for e in entries(claims_api)] == [""]
+    cluster.add(public_service("web-x7k2p", "shop"))
+    assert sweep(one.book, cluster, [], counters).confirmed == 1
+    [entry] = entries(claims_api)
+    assert (entry["object"], entry["state"]) == ("web-x7k2p", HELD)

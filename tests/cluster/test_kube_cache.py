@@ -11,7 +11,7 @@ from tests.support import api_client, eventually, ingress, namespace, service, w
 from webhook.cluster.backoff import backoff_delay
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_informer import InformerSettings
-from webhook.policy.engine.ports import ClusterView
+from webhook.policy.model.ports import ClusterView
 
 from .conftest import FAST, ingresses_of_class, services_of_type
 

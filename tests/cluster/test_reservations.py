@@ -9,8 +9,8 @@ from typing import Any
 from tests.support import race
 from tests.support.clock import FakeClock
 from webhook.cluster.reservations import Reservations
-from webhook.policy.engine.ports import ObjectCounter
 from webhook.policy.model.decision import LimitClaim
+from webhook.policy.model.ports import ObjectCounter
 
 from .conftest import services_of_type
 

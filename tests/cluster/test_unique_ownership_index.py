@@ -16,8 +16,8 @@ from tests.support import api_client, eventually, namespace, write_kubeconfig
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_store import KubeStore
 from webhook.cluster.memory import MemoryCluster
+from webhook.policy.blocks.keys import UniqueIndex
 from webhook.policy.engine.evaluation import Engine
-from webhook.policy.engine.unique import UniqueIndex
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.request import make_request
 

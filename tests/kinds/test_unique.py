@@ -141,7 +141,7 @@ def test_a_dry_run_is_judged_but_the_edge_reserves_nothing_for_it(engine: Engine
 
 
 def _empty():
-    from webhook.policy.engine.ports import EmptyCluster
+    from webhook.policy.model.ports import EmptyCluster
 
     return EmptyCluster()
 

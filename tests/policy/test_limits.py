@@ -6,7 +6,7 @@ import pytest
 
 from tests.support import namespace, service
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.engine.limits import cap_for_namespace_object, cap_in_namespace
+from webhook.policy.blocks.counters import cap_for_namespace_object, cap_in_namespace
 from webhook.policy.model.decision import ViolationSource
 
 from .conftest import engine_for, make_request

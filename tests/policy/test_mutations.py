@@ -6,7 +6,7 @@ import jsonpatch
 
 from tests.support import service
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.engine.patches import escape_pointer_token
+from webhook.policy.blocks.patches import escape_pointer_token
 from webhook.policy.model.decision import ViolationSource
 
 from .conftest import engine_for, make_request

@@ -24,11 +24,11 @@ from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.errors import PolicyLoadError
 from webhook.policy.engine.evaluation import Engine
-from webhook.policy.engine.ports import ClusterView, EmptyCluster
 from webhook.policy.load.documents import load_exceptions
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.decision import Decision
 from webhook.policy.model.exceptions import ExceptionSet, parse_rfc3339
+from webhook.policy.model.ports import ClusterView, EmptyCluster
 from webhook.policy.model.request import make_request
 
 from .conftest import engine_for

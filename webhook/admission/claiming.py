@@ -20,8 +20,9 @@ import logging
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from webhook.offline.quota import counts_loadbalancers
 from webhook.cluster.claims import (
     Admission,
     ClaimBook,
@@ -29,9 +30,8 @@ from webhook.cluster.claims import (
     KeyPlace,
     LimitPlace,
 )
-from webhook.offline.quota import counts_loadbalancers
-from webhook.policy.engine.ports import ClusterView, ObjectCounter
-from webhook.policy.engine.unique import UniqueIndex
+from webhook.policy.blocks.keys import UniqueIndex
+from webhook.policy.engine.evaluation import Engine
 from webhook.policy.model.decision import (
     Decision,
     EvaluationFailure,
@@ -43,10 +43,19 @@ from webhook.policy.model.decision import (
     ViolationSource,
 )
 from webhook.policy.model.policy import Policy
+from webhook.policy.model.ports import ClusterView, ObjectCounter
 from webhook.policy.model.request import AdmissionRequest
 
-if TYPE_CHECKING:
-    from webhook.admission.loaded import LoadedPolicies
+
+class LoadedPolicies(Protocol):
+    """What claims read of the server's loaded set (admission/state.py LoadedPolicies meets
+    it); a protocol, so this module and state.py do not import each other."""
+
+    @property
+    def engine(self) -> Engine: ...
+
+    @property
+    def declared_modes(self) -> Mapping[str, Mode]: ...
 
 log = logging.getLogger("edgewarden.claims")
 
@@ -72,7 +81,9 @@ class _SetFacts:
         self.quota_backed = frozenset(
             p.name for p in policies if manage_quotas and counts_loadbalancers(engine, p))
         self.counters: dict[str, ObjectCounter] = {c.key: c for c in engine.counters()}
-        self.indexes: dict[str, UniqueIndex] = {i.key: i for i in engine.key_indexes()}
+        # The unique block's indexes; another block's key claims stay in-process.
+        self.indexes: dict[str, UniqueIndex] = {
+            i.key: i for i in engine.key_indexes() if isinstance(i, UniqueIndex)}
         self.enforced = frozenset(name for name, mode in loaded.declared_modes.items()
                                   if mode is Mode.ENFORCE)
 

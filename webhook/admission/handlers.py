@@ -235,6 +235,9 @@ def _split(
     state: ServerState, loaded: LoadedPolicies, request: AdmissionRequest, decision: Decision
 ) -> tuple[ClaimPlan | None, list[LimitClaim], list[KeyClaim]]:
     assert state.claims is not None
+    if state.dry_run:
+        # serve --dry-run denies nothing: there is no place to arbitrate.
+        return None, decision.limit_claims, decision.key_claims
     known = state.cluster.get_namespace(request.namespace) is not None
     return state.claims.split(loaded, request, decision, known)
 

@@ -22,9 +22,9 @@ from typing import Any
 from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.settings import ReloadSettings
 from webhook.errors import EdgewardenError
-from webhook.policy.engine.ports import ClusterView, ExceptionView
 from webhook.policy.model.decision import ViolationSource
 from webhook.policy.model.exceptions import NO_EXCEPTIONS
+from webhook.policy.model.ports import ClusterView, ExceptionView
 from webhook.policy.model.request import AdmissionRequest, make_request
 from webhook.suites.model import discover_suites
 from webhook.suites.runner import run_path

@@ -27,9 +27,9 @@ import orjson
 
 from webhook.policy.engine.compiled import CompiledPolicies
 from webhook.policy.engine.evaluation import Engine, every_policy
-from webhook.policy.engine.ports import ClusterView, ExceptionView
 from webhook.policy.model.decision import Decision, Mode, ViolationSource
 from webhook.policy.model.policy import Policy, PolicySet
+from webhook.policy.model.ports import ClusterView, ExceptionView
 from webhook.policy.model.request import AdmissionRequest
 
 log = logging.getLogger("edgewarden.server")

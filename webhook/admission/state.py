@@ -22,7 +22,7 @@ from webhook.admission.readiness import Readiness
 from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES, EvaluationBudget
 from webhook.cluster.backend import ClusterBackend
-from webhook.policy.engine.ports import ClusterView, ExceptionView
+from webhook.policy.model.ports import ClusterView, ExceptionView
 from webhook.policy.model.decision import KeyClaim, LimitClaim
 from webhook.policy.model.exception_rules import ExceptionRules
 from webhook.policy.model.exceptions import NO_EXCEPTIONS

@@ -94,16 +94,10 @@ def _exist(paths: list[Path]) -> None:
 
 
 def _blocks(policy: Policy) -> list[str]:
-    return [
-        part
-        for part, present in (
-            ("validations", bool(policy.validations)),
-            ("limit", policy.limit is not None),
-            ("unique", policy.unique is not None),
-            ("mutations", policy.mutates),
-        )
-        if present
-    ]
+    """The blocks the policy holds, in the order they run (plug-in blocks included)."""
+    from webhook.policy.blocks import registry  # loaded with the policies, not the CLI
+
+    return [block.name for block in registry.blocks() if block.data(policy) is not None]
 
 
 def _problem(problem: PolicyProblem) -> dict[str, Any]:

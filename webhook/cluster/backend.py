@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from webhook.policy.engine.ports import ClusterView, KeyIndex, ObjectCounter
 from webhook.policy.model.kinds import KindRef
+from webhook.policy.model.ports import ClusterView, KeyIndex, ObjectCounter
 
 
 class ObservationSink(Protocol):

@@ -57,13 +57,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence, Set
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
-from webhook.policy.engine import ownership
-from webhook.policy.engine.ports import ClusterView, KeyIndex, ObjectCounter
-from webhook.policy.engine.unique import UniqueIndex
+from webhook.policy.blocks import ownership
+from webhook.policy.blocks.keys import UniqueIndex
 from webhook.policy.model.decision import LimitClaim
 from webhook.policy.model.hostpath import PlaceError, parse_place
 from webhook.policy.model.key_table import KeyMatch, KeyTable
 from webhook.policy.model.kinds import NAMESPACE
+from webhook.policy.model.ports import ClusterView, KeyIndex, ObjectCounter
 
 log = logging.getLogger("edgewarden.claims")
 

@@ -39,8 +39,8 @@ from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import Informer, InformerSettings
 from webhook.cluster.kube_kinds import kind_resource
 from webhook.cluster.kube_store import KubeStore
-from webhook.policy.engine.ports import KeyIndex, ObjectCounter
 from webhook.policy.model.kinds import NAMESPACE, SHORT_NAMES, KindRef
+from webhook.policy.model.ports import KeyIndex, ObjectCounter
 
 log = logging.getLogger("edgewarden.cluster")
 

@@ -12,8 +12,8 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence, Set
 from typing import Any
 
-from webhook.policy.engine.ports import KeyIndex, ObjectCounter
 from webhook.policy.model.key_table import KeyTable
+from webhook.policy.model.ports import KeyIndex, ObjectCounter
 
 log = logging.getLogger("edgewarden.cluster")
 

@@ -11,9 +11,9 @@ import yaml
 
 from webhook.cluster.backend import ObservationSink
 from webhook.errors import ClusterStateError
-from webhook.policy.engine.ports import KeyIndex, ObjectCounter
 from webhook.policy.model.key_table import KeyTable
 from webhook.policy.model.kinds import NAMESPACE, KindRef, key_of_object
+from webhook.policy.model.ports import KeyIndex, ObjectCounter
 
 try:
     from yaml import CSafeLoader as _Loader

@@ -49,9 +49,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.policy.engine.ports import ClusterView, KeyIndex, ObjectCounter
 from webhook.policy.model.decision import KeyClaim, LimitClaim
 from webhook.policy.model.key_table import KeyTable
+from webhook.policy.model.ports import ClusterView, KeyIndex, ObjectCounter
 
 _Slot = tuple[str, str]  # (namespace, counter key)
 _Object = tuple[str, str, str]  # (kind, namespace, name)

@@ -25,6 +25,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from webhook.policy.model.block import Phase
 from webhook.policy.model.decision import Mode
 from webhook.policy.model.policy import InternalLoadBalancer, Policy, PolicySet, SetAnnotations
 
@@ -82,7 +83,11 @@ def assess(policy: Policy, keep: Iterable[str] = ()) -> Coverage:
         reasons.append("limit: counting objects in the namespace needs the cluster cache")
     if policy.unique is not None:
         reasons.append("unique: keys held across namespaces need the cluster cache")
-    mutations_native = bool(policy.mutations) and not foreign
+    # A plug-in block (webhook/policy/blocks) has no native form: its phase stays here.
+    for name, _ in policy.blocks:
+        reasons.append(f"{name}: a plug-in block runs on the webhook only")
+    plugged = {block.phase for _, block in policy.blocks}
+    mutations_native = bool(policy.mutations) and not foreign and Phase.MUTATE not in plugged
     for mutation in policy.mutations:
         if not isinstance(mutation, SetAnnotations | InternalLoadBalancer):
             reasons.append("a raw patch mutation is not exported yet")
@@ -94,7 +99,7 @@ def assess(policy: Policy, keep: Iterable[str] = ()) -> Coverage:
     # The validating side goes whole or not at all: a limit or unique keys keep the policy's
     # validations with them on the webhook (one policy, one verdict, one message).
     validating = (bool(policy.validations) and not foreign and policy.limit is None
-                  and policy.unique is None)
+                  and policy.unique is None and Phase.VALIDATE not in plugged)
     mutating = mutations_native
     validating_stays = policy.validates and not validating
     mutating_stays = policy.mutates and not mutating

@@ -41,8 +41,8 @@ from webhook.offline.results import (
     ScanReport,
 )
 from webhook.policy.engine.evaluation import Engine
-from webhook.policy.engine.limits import cap_in_namespace
-from webhook.policy.engine.ports import ExceptionView
+from webhook.policy.blocks.counters import cap_in_namespace
+from webhook.policy.model.ports import ExceptionView
 from webhook.policy.model.decision import Decision, ViolationSource
 from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
 from webhook.policy.model.kinds import key_of_object

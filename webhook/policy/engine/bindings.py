@@ -23,7 +23,7 @@ from webhook.policy.cel.expression import CelExpression
 from webhook.policy.cel.projection import PROJECTED_VARIABLES, Projection, merge, paths_of
 from webhook.policy.cel.references import field_chain, is_chain_step, scoped
 from webhook.policy.cel.syntax import Expr, Has, Ident, Span, children, parse, replace_spans
-from webhook.policy.model.policy import Limit, NamedExpression, Policy, Validation
+from webhook.policy.model.policy import NamedExpression, Policy
 
 BINDING_PREFIX = "ew__"
 _ROOTS = frozenset(PROJECTED_VARIABLES)
@@ -95,29 +95,13 @@ class BindingPlan:
             display=tuple(display.items()),
         )
 
-    def _maybe(self, expression: CelExpression | None) -> CelExpression | None:
-        return None if expression is None else self.expression(expression)
-
     def policy(self, policy: Policy) -> Policy:
-        limit = policy.limit
-        if limit is not None:
-            limit = Limit(
-                where=self._maybe(limit.where),
-                max=limit.max,
-                max_expression=self._maybe(limit.max_expression),
-                message=limit.message,
-            )
+        """``policy`` with its matchConditions and variables rewritten; each block rewrites
+        its own expressions as it compiles (``expression`` is what it is given)."""
         return dataclasses.replace(
             policy,
             match_conditions=self._named(policy.match_conditions),
             variables=self._named(policy.variables),
-            validations=tuple(
-                Validation(
-                    self.expression(v.expression), v.message, self._maybe(v.message_expression)
-                )
-                for v in policy.validations
-            ),
-            limit=limit,
         )
 
     def _named(self, items: Iterable[NamedExpression]) -> tuple[NamedExpression, ...]:

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.policy.blocks.protocol import Slot
+from webhook.policy.blocks.registry import slots
 from webhook.policy.cel.checks.cost import DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES
 from webhook.policy.cel.expression import EXTENSION_FUNCTIONS
 from webhook.policy.cel.projection import ELEMENTS, selected_paths
@@ -36,7 +38,6 @@ from webhook.policy.cel.syntax import (
     parse,
     walk,
 )
-from webhook.policy.load.policy_checks import Slot, slots
 from webhook.policy.model.policy import Policy
 
 # Microseconds of the binding on a 2-core machine (docs/policies.md "Cost"). The default

@@ -1,7 +1,8 @@
 """A policy set compiled once for evaluation: what every engine over that set shares.
 
 Compiling means rewriting each expression to read flat, projected bindings (see
-bindings.py), indexing policies by kind, and building the limit counters. Engines that run
+bindings.py), indexing policies by kind, and compiling each policy's blocks (with the
+counters and key indexes they ask the cluster backend for). Engines that run
 a part of the set (the server's /validate, /mutate and audit-mode mutations) are views over
 one compiled set, so a reload compiles every expression once.
 """
@@ -12,12 +13,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from webhook.policy.blocks import registry
+from webhook.policy.blocks.protocol import Block, CompiledBlock
 from webhook.policy.cel.expression import CelExpression
 from webhook.policy.engine.bindings import Binding, BindingPlan
 from webhook.policy.engine.budget import Guard, build_condition_guards, build_guards, merged_walk
-from webhook.policy.engine.limits import LimitCounter
-from webhook.policy.engine.unique import UniqueIndex
+from webhook.policy.model.block import Phase
+from webhook.policy.model.decision import ViolationSource
 from webhook.policy.model.policy import Policy, PolicySet
+from webhook.policy.model.ports import KeyIndex, ObjectCounter
 
 
 class NamespaceMemo:
@@ -52,6 +56,17 @@ def _identity(namespace: object) -> object:
     return namespace if isinstance(namespace, str) else id(namespace)
 
 
+@dataclass(frozen=True, slots=True)
+class PolicyBlocks:
+    """One policy's compiled blocks, by phase, in the registry's order."""
+
+    mutate: tuple[CompiledBlock, ...]
+    validate: tuple[CompiledBlock, ...]
+    # Findings no PolicyException waives for this policy (a block says which).
+    unwaivable: frozenset[ViolationSource]
+    reads_cluster: bool
+
+
 @dataclass(frozen=True)
 class CompiledPolicies:
     """``source`` with every expression rewritten for evaluation, indexed for the hot path."""
@@ -60,7 +75,7 @@ class CompiledPolicies:
     bindings: Mapping[str, Binding]
     by_kind: Mapping[str, tuple[Policy, ...]]  # the rewritten policies, in load order
     variables: Mapping[str, Mapping[str, CelExpression]]  # policy -> variable -> expression
-    counters: Mapping[tuple[str, str], LimitCounter]  # (policy, kind) -> its counter
+    counters: Mapping[tuple[str, str], ObjectCounter]  # (policy, kind) -> its counter
     memo: NamespaceMemo = field(compare=False)
     reads_cluster: frozenset[str] = frozenset()  # policies whose verdict needs cluster state
     # policy -> the size check of a policy whose work grows with its input
@@ -69,15 +84,24 @@ class CompiledPolicies:
     condition_guards: Mapping[str, Guard] = field(default_factory=dict)
     # kind -> the paths of every guard of its policies as one tree (walked once a request)
     guard_walks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    unique_indexes: Mapping[str, UniqueIndex] = field(default_factory=dict)  # policy -> index
+    key_indexes: tuple[KeyIndex, ...] = ()  # what the blocks ask the backend to index
+    blocks: Mapping[str, PolicyBlocks] = field(default_factory=dict)  # policy -> its blocks
 
     @classmethod
     def compile(cls, policies: PolicySet) -> CompiledPolicies:
         plan = BindingPlan()
-        rewritten = [plan.policy(policy) for policy in policies.policies]
+        registered = registry.blocks()
+        rewritten: list[Policy] = []
+        blocks: dict[str, PolicyBlocks] = {}
+        for policy in policies.policies:
+            # Conditions and variables first, then each block: the order bindings are named.
+            rewritten.append(plan.policy(policy))
+            blocks[policy.name] = _compile_blocks(policy, registered, plan)
         kinds = {kind for policy in rewritten for kind in policy.match.kinds}
         guards = build_guards(policies.policies)
         condition_guards = build_condition_guards(policies.policies)
+        compiled = [block for found in blocks.values() for block in (*found.mutate,
+                                                                     *found.validate)]
         return cls(
             source=policies,
             bindings=plan.bindings,
@@ -89,13 +113,15 @@ class CompiledPolicies:
                 for policy in rewritten
             },
             counters={
-                (policy.name, kind): LimitCounter.for_policy(policy, kind)
+                (policy.name, counter.kind): counter
                 for policy in policies.policies
-                if policy.limit is not None
-                for kind in sorted(policy.match.kinds)
+                for block in (*blocks[policy.name].mutate, *blocks[policy.name].validate)
+                for counter in block.counters
             },
-            memo=NamespaceMemo(_namespace_only(rewritten, plan.bindings)),
-            reads_cluster=frozenset(p.name for p in policies.policies if _reads_cluster(p)),
+            memo=NamespaceMemo(_namespace_only(rewritten, blocks, plan.bindings)),
+            reads_cluster=frozenset(
+                p.name for p in policies.policies if _reads_cluster(p, blocks[p.name])
+            ),
             guards=guards,
             condition_guards=condition_guards,
             guard_walks={
@@ -107,35 +133,52 @@ class CompiledPolicies:
                 )
                 for kind in kinds
             },
-            unique_indexes={
-                policy.name: UniqueIndex.for_policy(policy)
-                for policy in policies.policies
-                if policy.unique is not None
-            },
+            key_indexes=tuple(index for block in compiled for index in block.key_indexes),
+            blocks=blocks,
         )
 
-    def counter(self, policy: Policy, kind: str) -> LimitCounter | None:
+    def counter(self, policy: Policy, kind: str) -> ObjectCounter | None:
         return self.counters.get((policy.name, kind))
 
 
-def _reads_cluster(policy: Policy) -> bool:
-    """A limit counts objects; a namespace selector or namespaceObject reads the Namespace."""
-    if (
-        policy.limit is not None
-        or policy.unique is not None
-        or policy.match.namespace_selector is not None
-    ):
+def _compile_blocks(
+    policy: Policy, registered: Iterable[Block[Any]], plan: BindingPlan
+) -> PolicyBlocks:
+    mutate: list[CompiledBlock] = []
+    validate: list[CompiledBlock] = []
+    for block in registered:
+        data = block.data(policy)
+        if data is None:
+            continue
+        compiled = block.compile(data, policy, plan.expression)
+        (mutate if block.phase is Phase.MUTATE else validate).append(compiled)
+    every = (*mutate, *validate)
+    return PolicyBlocks(
+        tuple(mutate),
+        tuple(validate),
+        frozenset(source for block in every for source in block.unwaivable),
+        any(block.reads_cluster for block in every),
+    )
+
+
+def _reads_cluster(policy: Policy, blocks: PolicyBlocks) -> bool:
+    """A block that counts or indexes objects; a namespace selector or namespaceObject
+    reads the Namespace."""
+    if blocks.reads_cluster or policy.match.namespace_selector is not None:
         return True
     return any("namespaceObject" in e.variables for e in policy.expressions())
 
 
-def _namespace_only(policies: Iterable[Policy], bindings: Mapping[str, Binding]) -> frozenset[int]:
+def _namespace_only(
+    policies: Iterable[Policy], blocks: Mapping[str, PolicyBlocks], bindings: Mapping[str, Binding]
+) -> frozenset[int]:
     """Variables and caps whose value depends on the Namespace alone."""
     found: set[int] = set()
     for policy in policies:
         candidates = [v.expression for v in policy.variables]
-        if policy.limit is not None and policy.limit.max_expression is not None:
-            candidates.append(policy.limit.max_expression)
+        compiled = blocks[policy.name]
+        for block in (*compiled.mutate, *compiled.validate):
+            candidates.extend(block.namespace_only)
         for expression in candidates:
             reads = {bindings[v].variable for v in expression.variables if v in bindings}
             plain = expression.variables - set(bindings)

@@ -12,15 +12,15 @@ from typing import Any
 
 import cel
 
+from webhook.policy.blocks.protocol import PolicyEvaluationError
 from webhook.policy.cel.expression import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
 from webhook.policy.cel.projection import project
 from webhook.policy.engine.bindings import Binding
 from webhook.policy.engine.budget import within_assumptions
 from webhook.policy.engine.compiled import NamespaceMemo
-from webhook.policy.engine.limits import PolicyEvaluationError
-from webhook.policy.engine.ports import ClusterView, ExceptionView
 from webhook.policy.model.namespaces import namespace_labels, namespace_object
 from webhook.policy.model.nulls import without_nulls
+from webhook.policy.model.ports import ClusterView, ExceptionView
 from webhook.policy.model.request import AdmissionRequest
 
 _UNBOUND = object()  # a field path that does not exist in this object

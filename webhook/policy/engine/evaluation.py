@@ -1,32 +1,26 @@
 """The decision engine: a pure function of (policies, request, cluster view) -> Decision.
 
 Order of work mirrors the API server: mutating policies run first, in load order, each
-seeing the object as the previous ones left it; then validations and limits judge that
-final object. Cheap checks (kind, operation, exclusions, selectors) run before any CEL, and
-the CEL context for a request is built once, on first need.
+seeing the object as the previous ones left it; then the validating blocks judge that final
+object. Policies are indexed by (kind, operation) at build, so a request none of them
+matches costs one look-up; for the rest, cheap checks (exclusions, selectors) run before
+any CEL, and the CEL context for a request is built once, on first need. The engine knows
+no block by name: it runs each policy's compiled blocks (webhook/policy/blocks) through a
+Run, and turns what they report into one Decision.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cel
 
+from webhook.policy.blocks.protocol import CompiledBlock, PolicyEvaluationError
 from webhook.policy.cel.expression import CelEvaluationError, CelExpression
-from webhook.policy.engine import ownership
 from webhook.policy.engine.budget import DEFAULT_BUDGET, Guard
 from webhook.policy.engine.compiled import CompiledPolicies
 from webhook.policy.engine.context import RequestContext
-from webhook.policy.engine.limits import (
-    LimitCounter,
-    PolicyEvaluationError,
-    checked_max,
-    max_expression_failed,
-)
-from webhook.policy.engine.patches import PatchError, add_absent_annotations, apply_raw_patch
-from webhook.policy.engine.ports import ClusterView, ExceptionView, ObjectCounter
-from webhook.policy.engine.unique import UniqueIndex, UniqueKeysError
 from webhook.policy.model.decision import (
     AppliedMutation,
     Decision,
@@ -41,15 +35,8 @@ from webhook.policy.model.decision import (
 )
 from webhook.policy.model.exceptions import NO_EXCEPTIONS, PolicyException, first_covering
 from webhook.policy.model.objects import labels_of
-from webhook.policy.model.policy import (
-    InternalLoadBalancer,
-    Limit,
-    Policy,
-    PolicySet,
-    SetAnnotations,
-    Unique,
-    Validation,
-)
+from webhook.policy.model.policy import ALL_OPERATIONS, Policy, PolicySet
+from webhook.policy.model.ports import ClusterView, ExceptionView, KeyIndex, ObjectCounter
 from webhook.policy.model.request import AdmissionRequest
 
 PolicyFilter = Callable[[Policy], bool]
@@ -92,24 +79,31 @@ class Engine:
         self.deadline = deadline
         self.clock = clock
         select = mutations
-        self._mutating = {
-            kind: tuple(p for p in found if p.mutations and select is not None and select(p))
-            for kind, found in compiled.by_kind.items()
-        }
-        self._validating = {
-            kind: tuple(p for p in found if p.validates and validations)
-            for kind, found in compiled.by_kind.items()
-        }
+        blocks = compiled.blocks
+        # Indexed by (kind, operation) at load, so a request no policy matches by kind and
+        # operation costs one dictionary look-up: no context, no evaluation, no allocation.
+        self._mutating: dict[tuple[str, str], tuple[Policy, ...]] = {}
+        self._validating: dict[tuple[str, str], tuple[Policy, ...]] = {}
+        for kind, found in compiled.by_kind.items():
+            for operation in ALL_OPERATIONS:
+                at = [p for p in found if operation in p.match.operations]
+                mutating = tuple(p for p in at if blocks[p.name].mutate
+                                 and select is not None and select(p))
+                validating = tuple(p for p in at if blocks[p.name].validate and validations)
+                if mutating:
+                    self._mutating[kind, operation] = mutating
+                if validating:
+                    self._validating[kind, operation] = validating
 
     def counters(self) -> list[ObjectCounter]:
-        """The limit counters the cluster view must index (one per limit policy and kind)."""
+        """The counters the cluster view must index (what the policies' blocks ask for)."""
         return list(self.compiled.counters.values())
 
-    def key_indexes(self) -> list[UniqueIndex]:
-        """The key indexes the cluster view must keep (one per ``unique`` policy)."""
-        return list(self.compiled.unique_indexes.values())
+    def key_indexes(self) -> list[KeyIndex]:
+        """The key indexes the cluster view must keep (what the policies' blocks ask for)."""
+        return list(self.compiled.key_indexes)
 
-    def counter_for(self, policy: Policy, kind: str) -> LimitCounter | None:
+    def counter_for(self, policy: Policy, kind: str) -> ObjectCounter | None:
         return self.compiled.counter(policy, kind)
 
     def mode_of(self, policy: Policy) -> Mode:
@@ -135,8 +129,9 @@ class Engine:
         shadow set after the enforced one): the budget left is what it did not spend, and the
         deadline counts from when it started."""
         decision = Decision(spent=spent)
-        mutating = self._mutating.get(request.key, ())
-        validating = self._validating.get(request.key, ())
+        at = (request.key, request.operation)
+        mutating = self._mutating.get(at, ())
+        validating = self._validating.get(at, ())
         if not mutating and not validating:
             return decision
         state = RequestContext(
@@ -150,7 +145,7 @@ class Engine:
                 continue
             try:
                 if self._applies(policy, state, decision):
-                    self._mutate(policy, state, decision)
+                    self._run(policy, self.compiled.blocks[policy.name].mutate, state, decision)
             except Exception as error:  # see _unexpected
                 self._unexpected(policy, state, decision, error)
         for policy in validating:
@@ -158,7 +153,7 @@ class Engine:
                 continue
             try:
                 if self._applies(policy, state, decision):
-                    self._validate(policy, state, decision)
+                    self._run(policy, self.compiled.blocks[policy.name].validate, state, decision)
             except Exception as error:  # see _unexpected
                 self._unexpected(policy, state, decision, error)
         # A policy that both mutates and validates matched in both phases: name it once.
@@ -171,9 +166,7 @@ class Engine:
 
     def _applies(self, policy: Policy, state: RequestContext, decision: Decision) -> bool:
         request = state.request
-        match = policy.match
-        if request.operation not in match.operations:
-            return False
+        match = policy.match  # kind and operation: already chosen by the index
         exclude = match.exclude
         if request.namespace in exclude.namespaces or request.user.username in exclude.usernames:
             return False
@@ -284,10 +277,10 @@ class Engine:
         source: ViolationSource,
     ) -> None:
         mode = self.mode_of(policy)
-        if policy.unique is not None and source in (ViolationSource.UNIQUE,
-                                                    ViolationSource.ERROR):
-            # What another namespace holds is not this namespace's to waive, and a unique
-            # policy that failed did not check ownership at all: no exception applies.
+        if source in self.compiled.blocks[policy.name].unwaivable:
+            # A block said no exception waives this (the unique block: what another
+            # namespace holds is not this namespace's to waive, and a unique policy that
+            # failed did not check ownership at all).
             exception = _covering(policy, state)
             if exception is not None:
                 message += (f" ({exception.describe()} does not apply: an exception never "
@@ -323,63 +316,40 @@ class Engine:
         decision.audit_annotations[f"{policy.name}.exception"] = exemption.annotation()
         return True
 
-    # -- mutations -----------------------------------------------------------------------
+    # -- blocks --------------------------------------------------------------------------
 
-    def _mutate(self, policy: Policy, state: RequestContext, decision: Decision) -> None:
-        if state.object is None:
-            return
-        obj = state.object
-        ops: list[dict[str, Any]] = []
+    def _run(
+        self,
+        policy: Policy,
+        blocks: Sequence[CompiledBlock],
+        state: RequestContext,
+        decision: Decision,
+    ) -> None:
+        """Each of the policy's blocks of this phase, in order; the first that cannot be
+        evaluated fails the policy (what the blocks before it found stands)."""
+        run = _PolicyRun(self, policy, state, decision)
         try:
-            for mutation in policy.mutations:
-                if isinstance(mutation, SetAnnotations):
-                    obj, added = add_absent_annotations(obj, mutation.annotations)
-                elif isinstance(mutation, InternalLoadBalancer):
-                    key, value = mutation.annotation
-                    obj, added = add_absent_annotations(obj, {key: value})
-                else:
-                    obj = apply_raw_patch(obj, mutation.operations)
-                    added = [dict(op) for op in mutation.operations]
-                ops.extend(added)
-        except PatchError as error:
-            # Nothing of this policy's mutations is kept: the object is as it was before.
-            self._failed(policy, state, decision, f"mutation failed: {error}")
-            return
-        if ops and self._exempted(
+            for block in blocks:
+                block.evaluate(run)
+        except PolicyEvaluationError as error:
+            self._failed(policy, state, decision, str(error))
+
+    def _patched(
+        self,
+        policy: Policy,
+        state: RequestContext,
+        decision: Decision,
+        ops: list[dict[str, Any]],
+        result: Mapping[str, Any],
+    ) -> None:
+        if self._exempted(
             policy, state, decision, self.mode_of(policy),
             "would patch: " + _describe_patch(ops), ViolationSource.MUTATION,
         ):
             return  # as Kyverno's exceptions do: an exempted object is not mutated either
-        if ops:
-            decision.patch.extend(ops)
-            decision.mutations.append(AppliedMutation(policy.name, tuple(ops)))
-            state.replace_object(obj)
-
-    # -- validations and limits ------------------------------------------------------------
-
-    def _validate(self, policy: Policy, state: RequestContext, decision: Decision) -> None:
-        variables = self.compiled.variables[policy.name]
-        try:
-            for index, validation in enumerate(policy.validations):
-                context = state.context_for(variables, validation.expression)
-                try:
-                    passed = validation.expression.evaluate_bool(context)
-                except CelEvaluationError as error:
-                    raise PolicyEvaluationError(
-                        f"expression `{validation.expression.source}` failed: "
-                        + state.explain(str(error))
-                    ) from None
-                if not passed:
-                    expressive = self._message_affordable(policy, index, state)
-                    message = _message(validation, state, variables, expressive)
-                    self._record(policy, state, decision, message, ViolationSource.VALIDATION)
-                    break  # like ValidatingAdmissionPolicy: the first failing validation speaks
-            if policy.limit is not None:
-                self._check_limit(policy, policy.limit, state, decision)
-            if policy.unique is not None:
-                self._check_unique(policy, policy.unique, state, decision)
-        except PolicyEvaluationError as error:
-            self._failed(policy, state, decision, str(error))
+        decision.patch.extend(ops)
+        decision.mutations.append(AppliedMutation(policy.name, tuple(ops)))
+        state.replace_object(result)
 
     def _message_affordable(self, policy: Policy, index: int, state: RequestContext) -> bool:
         """Whether a messageExpression fits what is left of the budget on this input."""
@@ -395,62 +365,65 @@ class Engine:
         state.spent += cost
         return True
 
-    def _check_limit(
-        self, policy: Policy, limit: Limit, state: RequestContext, decision: Decision
-    ) -> None:
-        request = state.request
-        if request.operation not in ("CREATE", "UPDATE") or state.object is None:
-            return  # DELETE only frees room; CONNECT has no object
-        counter = self.compiled.counters[(policy.name, request.key)]
-        variables = self.compiled.variables[policy.name]
-        if not _counts(limit, state.context_for(variables, limit.where), state):
-            return
-        old = request.old_object if request.operation == "UPDATE" else None
-        if old is not None and counter.counts(old):
-            return  # already counted: lowering a cap must never freeze existing objects
-        maximum = _limit_max(limit, state, variables)
-        names = state.cluster.counted_names(request.namespace, counter)
-        current = len(names) - (1 if request.name in names else 0)
-        if current >= maximum:
-            what = limit.message or f"at most {maximum} {request.kind} objects may count here"
-            self._record(
-                policy,
-                state,
-                decision,
-                f"{what} (namespace {request.namespace} has {current} of {maximum})",
-                ViolationSource.LIMIT,
-            )
-            return
-        decision.limit_claims.append(
-            LimitClaim(policy.name, counter.key, request.key, request.namespace, request.name,
-                       maximum)
-        )
 
-    def _check_unique(
-        self, policy: Policy, unique: Unique, state: RequestContext, decision: Decision
+class _PolicyRun:
+    """The engine's side of the block protocol (blocks/protocol.py Run): one policy judging
+    one admission. Made only for a policy that applies."""
+
+    __slots__ = ("_decision", "_engine", "_policy", "_state", "_variables")
+
+    def __init__(
+        self, engine: Engine, policy: Policy, state: RequestContext, decision: Decision
     ) -> None:
-        request = state.request
-        if request.operation not in ("CREATE", "UPDATE") or state.object is None:
-            return  # DELETE only frees keys; CONNECT has no object
-        index = self.compiled.unique_indexes[policy.name]
-        try:
-            keys = index.evaluate(state.object)
-        except UniqueKeysError as error:
-            raise PolicyEvaluationError(state.explain(str(error))) from None
-        if request.operation == "UPDATE" and request.old_object is not None:
-            keys -= index.keys_of(request.old_object)  # keeping its own keys is fine
-        verdict = ownership.judge(index, keys, request.namespace, state.cluster)
-        if verdict.conflicts:
-            what = unique.message or "already held in another namespace"
-            self._record(policy, state, decision, f"{what} ({verdict.detail()})",
-                         ViolationSource.UNIQUE)
-            return
-        # Admitted over a squatter the grant overrides: say who still serves it.
-        decision.warnings.extend(f"{policy.name}: {warning}" for warning in verdict.warnings)
-        decision.key_claims.extend(
-            KeyClaim(policy.name, index.key, key, request.key, request.namespace, request.name)
-            for key in sorted(keys)
-        )
+        self._engine = engine
+        self._policy = policy
+        self._state = state
+        self._decision = decision
+        self._variables = engine.compiled.variables[policy.name]
+
+    @property
+    def policy_name(self) -> str:
+        return self._policy.name
+
+    @property
+    def request(self) -> AdmissionRequest:
+        return self._state.request
+
+    @property
+    def object(self) -> Mapping[str, Any] | None:
+        return self._state.object
+
+    @property
+    def cluster(self) -> ClusterView:
+        return self._state.cluster
+
+    def context(self, *expressions: CelExpression | None) -> cel.Context:
+        return self._state.context_for(self._variables, *expressions)
+
+    def evaluate(self, expression: CelExpression) -> Any:
+        return self._state.evaluate(expression, self._variables)
+
+    def explain(self, message: str) -> str:
+        return self._state.explain(message)
+
+    def message_affordable(self, index: int) -> bool:
+        return self._engine._message_affordable(self._policy, index, self._state)
+
+    def violation(self, message: str, source: ViolationSource) -> None:
+        self._engine._record(self._policy, self._state, self._decision, message, source)
+
+    def warning(self, message: str) -> None:
+        self._decision.warnings.append(f"{self._policy.name}: {message}")
+
+    def claim(self, claim: LimitClaim | KeyClaim) -> None:
+        if isinstance(claim, LimitClaim):
+            self._decision.limit_claims.append(claim)
+        else:
+            self._decision.key_claims.append(claim)
+
+    def patch(self, operations: Sequence[Mapping[str, Any]], result: Mapping[str, Any]) -> None:
+        ops = [dict(op) for op in operations]
+        self._engine._patched(self._policy, self._state, self._decision, ops, result)
 
 
 def _covering(policy: Policy, state: RequestContext) -> PolicyException | None:
@@ -462,49 +435,6 @@ def _covering(policy: Policy, state: RequestContext) -> PolicyException | None:
     subject = state.object if state.object is not None else request.old_object
     labels = ((subject or {}).get("metadata") or {}).get("labels")
     return first_covering(candidates, request.judged_at, request.key, request.name, labels)
-
-
-def _counts(limit: Limit, context: cel.Context, state: RequestContext) -> bool:
-    if limit.where is None:
-        return True
-    try:
-        return limit.where.evaluate_bool(context)
-    except CelEvaluationError as error:
-        raise PolicyEvaluationError(
-            f"limit.where `{limit.where.source}` failed: {state.explain(str(error))}"
-        ) from None
-
-
-def _limit_max(limit: Limit, state: RequestContext, variables: Mapping[str, CelExpression]) -> int:
-    if limit.max_expression is None:
-        assert limit.max is not None
-        return limit.max
-    try:
-        value = state.evaluate(limit.max_expression, variables)
-    except CelEvaluationError as error:
-        raise max_expression_failed(limit, state.explain(str(error))) from None
-    return checked_max(limit, value)
-
-
-def _message(
-    validation: Validation,
-    state: RequestContext,
-    variables: Mapping[str, CelExpression],
-    expressive: bool = True,
-) -> str:
-    """The violation's message: messageExpression (when ``expressive``: affordable), else
-    message, else the expression itself."""
-    if validation.message_expression is not None and expressive:
-        try:
-            context = state.context_for(variables, validation.message_expression)
-            text = validation.message_expression.evaluate(context)
-            if isinstance(text, str) and text.strip():
-                return " ".join(text.split())
-        except (CelEvaluationError, PolicyEvaluationError):
-            pass  # as in Kubernetes: fall back to message, then to the expression
-    if validation.message:
-        return " ".join(str(validation.message).split())
-    return f"failed expression: {validation.expression.source}"
 
 
 def _describe_patch(ops: list[dict[str, Any]]) -> str:

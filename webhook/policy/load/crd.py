@@ -22,8 +22,8 @@ from webhook.policy.load.schema import (
     API_VERSION,
     EXCEPTION_SCHEMA,
     EXCEPTION_STATUS_SCHEMA,
-    POLICY_SCHEMA,
     POLICY_STATUS_SCHEMA,
+    policy_schema,
 )
 
 GROUP, VERSION = API_VERSION.split("/")
@@ -135,7 +135,7 @@ def _crd(kind: str, plural: str, short: str, scope: str, schema: dict[str, Any],
 
 
 def policy_crd() -> dict[str, Any]:
-    schema = _root(POLICY_SCHEMA, status=POLICY_STATUS_SCHEMA)
+    schema = _root(policy_schema(), status=POLICY_STATUS_SCHEMA)
     schema["description"] = (
         "An edgewarden policy: the same spec as a policy file (see docs/policies.md). "
         "status says whether this generation serves, and why not.")

@@ -8,18 +8,18 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import jsonpatch
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
 from webhook.errors import PolicyLoadError, PolicyProblem
+from webhook.policy.blocks import registry
+from webhook.policy.blocks.protocol import BODY_VARIABLES, MATCH_VARIABLES
 from webhook.policy.cel.checks import Schemas
 from webhook.policy.cel.expression import CelCompileError, CelExpression, compile_expression
 from webhook.policy.load.policy_checks import check_policy
-from webhook.policy.load.schema import API_VERSION, POLICY_SCHEMA
+from webhook.policy.load.schema import API_VERSION, policy_schema
 from webhook.policy.load.yamlsource import LocatedDocument, Path_, documents_or_problem
 from webhook.policy.model.decision import FailurePolicy, Mode
-from webhook.policy.model.key_table import KeyMatch
 from webhook.policy.model.kinds import (
     SHORT_NAMES,
     KindRef,
@@ -32,17 +32,10 @@ from webhook.policy.model.policy import (
     ALL_OPERATIONS,
     INTERNAL_LB_FLAVOURS,
     Exclude,
-    InternalLoadBalancer,
-    Limit,
     Match,
-    Mutation,
     NamedExpression,
     Policy,
     PolicySet,
-    RawPatch,
-    SetAnnotations,
-    Unique,
-    Validation,
 )
 from webhook.policy.model.selectors import LabelSelector, Requirement
 
@@ -51,15 +44,27 @@ DESCRIPTION_ANNOTATION = "edgewarden.dev/description"
 # the API server's: deep enough for any Kubernetes object, shallow enough that the schema
 # validator and the engine's walks stay far from Python's recursion limit.
 MAX_DOCUMENT_NESTING = 64
-_VALIDATOR = Draft202012Validator(POLICY_SCHEMA)
 
-# What each kind of expression may see (as in ValidatingAdmissionPolicy).
-_MATCH_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject"})
-_BODY_VARIABLES = _MATCH_VARIABLES | {"variables"}
-_WHERE_VARIABLES = frozenset({"object"})
-_MAX_VARIABLES = frozenset({"namespaceObject"})
 # Kind schemas for the static CEL checks (the packaged Kubernetes ones).
 _SCHEMAS = Schemas()
+
+
+_validator: tuple[dict[str, Any], Draft202012Validator] | None = None
+
+
+def _schema_validator() -> Draft202012Validator:
+    """The validator of the schema with every registered block (built again only when the
+    registry changes)."""
+    global _validator
+    schema = policy_schema()
+    if _validator is None or _validator[0] is not schema:
+        _validator = (schema, Draft202012Validator(schema))
+    return _validator[1]
+
+
+def _one_of_the_blocks() -> str:
+    *first, last = registry.names()
+    return f"{', '.join(first)} or {last}" if first else last
 
 
 STDIN = Path("-")  # a path argument that means "read the policies from standard input"
@@ -97,6 +102,9 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
                 )
             ]
         )
+    # A plug-in block that does not load is the installation's problem, not one document's:
+    # say so once (BlockRegistryError) before any document is read.
+    registry.blocks()
     files: list[Path] = []
     for raw in paths:
         files.extend(policy_files(Path(raw)))
@@ -169,6 +177,14 @@ def unknown_kind_message(name: object) -> str:
     )
 
 
+def _block_message(keyword: str, path: Path_) -> str | None:
+    """What the block at ``spec.<name>`` says of a schema error inside it, if anything."""
+    if len(path) < 2 or path[0] != "spec":
+        return None
+    block = next((b for b in registry.blocks() if b.name == path[1]), None)
+    return None if block is None else block.schema_message(keyword, path[2:])
+
+
 def _schema_problem(error: ValidationError, document: LocatedDocument, file: str) -> PolicyProblem:
     path: Path_ = tuple(error.absolute_path)
     message = error.message
@@ -188,11 +204,11 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
         missing = error.message.split("'")[1] if "'" in error.message else error.message
         message = f"missing required field {missing!r}"
     elif error.validator == "anyOf" and path == ("spec",):
-        message = "a policy needs at least one of validations, limit, unique or mutations"
+        message = f"a policy needs at least one of {_one_of_the_blocks()}"
     elif error.validator == "anyOf" and path == ("spec", "match"):
         message = "match needs kinds (short names) or resourceRules (group/version/resource)"
-    elif error.validator == "oneOf" and path[-1:] == ("limit",):
-        message = "a limit needs exactly one of max or maxExpression"
+    elif (said := _block_message(str(error.validator), path)) is not None:
+        message = said
     elif error.validator == "enum" and path[-2:-1] == ("kinds",):
         message = unknown_kind_message(error.instance)
     elif error.validator == "enum":
@@ -201,8 +217,6 @@ def _schema_problem(error: ValidationError, document: LocatedDocument, file: str
         message = f"must be {expected!r}, not {error.instance!r}"
     elif error.validator == "type":
         message = f"must be of type {expected}, not {type(error.instance).__name__}"
-    elif error.validator in ("maxProperties", "minProperties") and path[-2:-1] == ("mutations",):
-        message = "a mutation has exactly one of setAnnotations, internalLoadBalancer or patch"
     elif error.validator == "pattern" and path[-2:] == ("metadata", "name"):
         message = (
             f"{error.instance!r} is not a valid name (lowercase DNS label, at most 63 characters)"
@@ -265,7 +279,9 @@ def _checked_document(
             )
         )
         return None
-    errors = sorted(_VALIDATOR.iter_errors(data), key=lambda e: (len(e.absolute_path), str(e.path)))
+    errors = sorted(
+        _schema_validator().iter_errors(data), key=lambda e: (len(e.absolute_path), str(e.path))
+    )
     if errors:
         reported: set[str] = set()
         for error in errors:
@@ -314,6 +330,21 @@ class _PolicyBuilder:
         name = str(document.data["metadata"]["name"])
         # Policy names are DNS labels, so this CEL identifier prefix is unique per policy.
         self.binding_prefix = "_v_" + name.replace("-", "_") + "__"
+        self.flavour: str | None = None
+
+    # -- what a block builds with (protocol.Builder) ------------------------------------
+
+    @property
+    def internal_lb_flavour(self) -> str | None:
+        return self.flavour
+
+    def cel(self, source: str, path: Path_, allowed: frozenset[str]) -> CelExpression | None:
+        return self._cel(source, path, allowed)
+
+    def problem(self, path: Path_, message: str) -> None:
+        self._problem(path, message)
+
+    # ---------------------------------------------------------------------------------
 
     def _located(self, path: Path_, message: str) -> PolicyProblem:
         return PolicyProblem(self.file, self.document.line_of(path), _field(path), message)
@@ -345,6 +376,7 @@ class _PolicyBuilder:
         return None
 
     def build(self, flavour: str | None) -> Policy | None:
+        self.flavour = flavour
         data = self.document.data
         spec: Mapping[str, Any] = data["spec"]
         metadata = data["metadata"]
@@ -356,7 +388,7 @@ class _PolicyBuilder:
                 expr := self._cel(
                     item["expression"],
                     ("spec", "matchConditions", i, "expression"),
-                    _MATCH_VARIABLES,
+                    MATCH_VARIABLES,
                 )
             )
         )
@@ -365,21 +397,25 @@ class _PolicyBuilder:
         declared: list[str] = []
         for i, item in enumerate(spec.get("variables", [])):
             path = ("spec", "variables", i, "expression")
-            expr = self._cel(item["expression"], path, _BODY_VARIABLES, frozenset(declared))
+            expr = self._cel(item["expression"], path, BODY_VARIABLES, frozenset(declared))
             declared.append(item["name"])
             if expr is not None:
                 variables.append(NamedExpression(item["name"], expr))
         self._unique_names(spec.get("variables", []), "variables")
-        validations = tuple(
-            self._validation(i, item) for i, item in enumerate(spec.get("validations", []))
-        )
-        limit = self._limit(spec["limit"]) if "limit" in spec else None
-        unique = self._unique(spec["unique"]) if "unique" in spec else None
-        mutations = tuple(
-            m
-            for i, item in enumerate(spec.get("mutations", []))
-            if (m := self._mutation(i, item, flavour)) is not None
-        )
+        # Each block builds its own part of the spec (webhook/policy/blocks): the built-in
+        # ones fill the policy's fields, a plug-in's data goes to ``blocks``.
+        built: dict[str, Any] = {}
+        plugged: list[tuple[str, Any]] = []
+        for block in registry.blocks():
+            if block.name not in spec:
+                continue
+            value = block.build(spec[block.name], self)
+            if value is None:
+                continue
+            if block.field is not None:
+                built[block.field] = value
+            else:
+                plugged.append((block.name, value))
         if self.problems:
             return None
         policy = Policy(
@@ -390,10 +426,8 @@ class _PolicyBuilder:
             match=match,
             match_conditions=conditions,
             variables=tuple(variables),
-            validations=tuple(v for v in validations if v is not None),
-            limit=limit,
-            mutations=mutations,
-            unique=unique,
+            **built,
+            blocks=tuple(plugged),
             source=SourceLocation(self.file, self.document.line_of(("metadata", "name"))),
             shadow=bool(spec.get("shadow", False)),
         )
@@ -495,60 +529,3 @@ class _PolicyBuilder:
                         tuple(rule["apiVersions"]),
                         known.namespaced if known is not None else namespaced,
                     )
-
-    def _validation(self, index: int, raw: Mapping[str, Any]) -> Validation | None:
-        path: Path_ = ("spec", "validations", index)
-        expression = self._cel(raw["expression"], (*path, "expression"), _BODY_VARIABLES)
-        message_expression = None
-        if "messageExpression" in raw:
-            message_expression = self._cel(
-                raw["messageExpression"], (*path, "messageExpression"), _BODY_VARIABLES
-            )
-        if expression is None:
-            return None
-        return Validation(expression, raw.get("message"), message_expression)
-
-    def _limit(self, raw: Mapping[str, Any]) -> Limit | None:
-        where = (
-            self._cel(raw["where"], ("spec", "limit", "where"), _WHERE_VARIABLES)
-            if "where" in raw
-            else None
-        )
-        max_expression = None
-        if "maxExpression" in raw:
-            max_expression = self._cel(
-                raw["maxExpression"], ("spec", "limit", "maxExpression"), _MAX_VARIABLES
-            )
-        return Limit(
-            where=where,
-            max=raw.get("max"),
-            max_expression=max_expression,
-            message=raw.get("message"),
-        )
-
-    def _unique(self, raw: Mapping[str, Any]) -> Unique | None:
-        # Over ``object`` alone: the cache computes every existing object's keys with it.
-        keys = self._cel(raw["keys"], ("spec", "unique", "keys"), _WHERE_VARIABLES)
-        if keys is None:
-            return None
-        match = KeyMatch(raw.get("match", KeyMatch.EXACT.value))
-        grants = raw.get("grantAnnotation")
-        if grants is not None and match is not KeyMatch.HOST_PATH:
-            self._problem(("spec", "unique", "grantAnnotation"),
-                          "grantAnnotation reserves hosts, so it needs match: HostPath")
-        return Unique(keys=keys, scope=raw.get("scope", "Cluster"), message=raw.get("message"),
-                      match=match, grant_annotation=grants)
-
-    def _mutation(self, index: int, raw: Mapping[str, Any], flavour: str | None) -> Mutation | None:
-        if "setAnnotations" in raw:
-            return SetAnnotations(dict(raw["setAnnotations"]))
-        if "internalLoadBalancer" in raw:
-            return InternalLoadBalancer(
-                flavour or raw["internalLoadBalancer"].get("flavour", "aws")
-            )
-        try:
-            jsonpatch.JsonPatch(raw["patch"])
-        except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as error:
-            self._problem(("spec", "mutations", index, "patch"), f"invalid JSONPatch: {error}")
-            return None
-        return RawPatch(tuple(raw["patch"]))

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from webhook.policy.blocks.protocol import Slot
+from webhook.policy.blocks.registry import slots
 from webhook.policy.cel.checks.cost import (
     EXPRESSION_LIMIT,
     EXPRESSION_WARNING,
@@ -21,7 +23,6 @@ from webhook.policy.cel.checks.cost import (
 from webhook.policy.cel.checks.infer import TypeChecker
 from webhook.policy.cel.checks.schemas import ADMISSION_REQUEST, NAMESPACE, Schemas
 from webhook.policy.cel.checks.types import DYN, CelType, from_schema
-from webhook.policy.cel.expression import CelExpression
 from webhook.policy.cel.syntax import parse
 from webhook.policy.model.kinds import SHORT_NAMES, KindRef
 from webhook.policy.model.policy import Policy
@@ -30,39 +31,9 @@ YamlPath = tuple[str | int, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Slot:
-    """One expression of a policy: where it is, what it must yield, what it may read."""
-
-    path: YamlPath
-    expression: CelExpression
-    yields: str | None  # bool, string, int; None for a variable (any type)
-    variable: str | None = None  # the variable this slot defines
-
-
-@dataclass(frozen=True, slots=True)
 class PolicyFinding:
     path: YamlPath
     message: str
-
-
-def slots(policy: Policy) -> Iterator[Slot]:
-    for i, condition in enumerate(policy.match_conditions):
-        yield Slot(("spec", "matchConditions", i, "expression"), condition.expression, "bool")
-    for i, variable in enumerate(policy.variables):
-        path: YamlPath = ("spec", "variables", i, "expression")
-        yield Slot(path, variable.expression, None, variable.name)
-    for i, validation in enumerate(policy.validations):
-        yield Slot(("spec", "validations", i, "expression"), validation.expression, "bool")
-        if validation.message_expression is not None:
-            path = ("spec", "validations", i, "messageExpression")
-            yield Slot(path, validation.message_expression, "string")
-    if policy.limit is not None:
-        if policy.limit.where is not None:
-            yield Slot(("spec", "limit", "where"), policy.limit.where, "bool")
-        if policy.limit.max_expression is not None:
-            yield Slot(("spec", "limit", "maxExpression"), policy.limit.max_expression, "int")
-    if policy.unique is not None:
-        yield Slot(("spec", "unique", "keys"), policy.unique.keys, "list")
 
 
 @dataclass(frozen=True, slots=True)

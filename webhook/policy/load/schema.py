@@ -8,10 +8,12 @@ these schemas, and the CustomResourceDefinitions in deploy/crds are generated fr
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from webhook.policy.blocks.protocol import Block
+from webhook.policy.blocks.registry import blocks
 from webhook.policy.model.kinds import SHORT_NAMES
-from webhook.policy.model.policy import INTERNAL_LB_FLAVOURS
 
 API_VERSION = "edgewarden.dev/v1alpha1"
 
@@ -85,19 +87,8 @@ _NAMED_EXPRESSION: dict[str, Any] = {
     },
 }
 
-_JSON_PATCH_OP: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["op", "path"],
-    "properties": {
-        "op": {"enum": ["add", "remove", "replace", "move", "copy", "test"]},
-        "path": {"type": "string", "pattern": "^(/.*)?$"},
-        "from": {"type": "string", "pattern": "^(/.*)?$"},
-        "value": {},
-    },
-}
-
-POLICY_SCHEMA: dict[str, Any] = {
+# Without its blocks: policy_schema() adds them.
+_POLICY_SCHEMA: dict[str, Any] = {
     "type": "object",
     "additionalProperties": False,
     "required": ["apiVersion", "kind", "metadata", "spec"],
@@ -118,12 +109,6 @@ POLICY_SCHEMA: dict[str, Any] = {
             "type": "object",
             "additionalProperties": False,
             "required": ["match"],
-            "anyOf": [
-                {"required": ["validations"]},
-                {"required": ["limit"]},
-                {"required": ["mutations"]},
-                {"required": ["unique"]},
-            ],
             "properties": {
                 "mode": {"enum": ["Enforce", "Warn", "Audit"]},
                 "failurePolicy": {"enum": ["Fail", "Ignore"]},
@@ -157,72 +142,41 @@ POLICY_SCHEMA: dict[str, Any] = {
                 },
                 "matchConditions": {"type": "array", "maxItems": 64, "items": _NAMED_EXPRESSION},
                 "variables": {"type": "array", "items": _NAMED_EXPRESSION},
-                "validations": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "required": ["expression"],
-                        "properties": {
-                            "expression": {"type": "string", "minLength": 1},
-                            "message": {"type": "string", "minLength": 1},
-                            "messageExpression": {"type": "string", "minLength": 1},
-                        },
-                    },
-                },
-                "limit": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "oneOf": [{"required": ["max"]}, {"required": ["maxExpression"]}],
-                    "properties": {
-                        "where": {"type": "string", "minLength": 1},
-                        "max": {"type": "integer", "minimum": 0},
-                        "maxExpression": {"type": "string", "minLength": 1},
-                        "message": {"type": "string", "minLength": 1},
-                    },
-                },
-                "unique": {
-                    "type": "object",
-                    "additionalProperties": False,
-                    "required": ["keys"],
-                    "properties": {
-                        "keys": {"type": "string", "minLength": 1},
-                        "scope": {"enum": ["Cluster"]},
-                        "message": {"type": "string", "minLength": 1},
-                        "match": {"enum": ["Exact", "HostPath"]},
-                        "grantAnnotation": {"type": "string", "minLength": 1},
-                    },
-                },
-                "mutations": {
-                    "type": "array",
-                    "minItems": 1,
-                    "items": {
-                        "type": "object",
-                        "additionalProperties": False,
-                        "minProperties": 1,
-                        "maxProperties": 1,
-                        "properties": {
-                            "setAnnotations": {
-                                "type": "object",
-                                "minProperties": 1,
-                                "additionalProperties": {"type": "string"},
-                            },
-                            "internalLoadBalancer": {
-                                "type": "object",
-                                "additionalProperties": False,
-                                "properties": {
-                                    "flavour": {"enum": list(INTERNAL_LB_FLAVOURS)}
-                                },
-                            },
-                            "patch": {"type": "array", "minItems": 1, "items": _JSON_PATCH_OP},
-                        },
-                    },
-                },
             },
         },
     },
 }
+
+_composed: tuple[tuple[Block[Any], ...], dict[str, Any]] | None = None
+
+
+def policy_schema(registered: Sequence[Block[Any]] | None = None) -> dict[str, Any]:
+    """The Policy schema with every block's fragment under ``spec`` (the registry's blocks
+    unless ``registered`` says), at least one of them required. Rebuilt only when the
+    registry changes."""
+    global _composed
+    chosen = tuple(blocks() if registered is None else registered)
+    if _composed is not None and _composed[0] == chosen:
+        return _composed[1]
+    spec = _POLICY_SCHEMA["properties"]["spec"]
+    schema = {
+        **_POLICY_SCHEMA,
+        "properties": {
+            **_POLICY_SCHEMA["properties"],
+            "spec": {
+                "type": spec["type"],
+                "additionalProperties": spec["additionalProperties"],
+                "required": spec["required"],
+                "anyOf": [{"required": [block.name]} for block in chosen],
+                "properties": {
+                    **spec["properties"],
+                    **{block.name: dict(block.schema) for block in chosen},
+                },
+            },
+        },
+    }
+    _composed = (chosen, schema)
+    return schema
 
 
 # A PolicyException's selector must say what the objects it exempts carry: an empty one, or

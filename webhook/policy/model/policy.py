@@ -12,6 +12,7 @@ from typing import Any
 
 from webhook.errors import PolicyProblem
 from webhook.policy.cel.expression import CelExpression
+from webhook.policy.model.block import BlockSpec, Phase
 from webhook.policy.model.decision import FailurePolicy, Mode
 from webhook.policy.model.key_table import KeyMatch
 from webhook.policy.model.kinds import SHORT_NAMES, KindRef, merge
@@ -88,7 +89,7 @@ class Limit:
 @dataclass(frozen=True, slots=True)
 class Unique:
     """Keys (hosts, host+path...) an object holds that no object in another namespace may
-    hold too, across every kind the policy matches (see webhook/policy/engine/unique.py)."""
+    hold too, across every kind the policy matches (see webhook/policy/blocks/keys.py)."""
 
     keys: CelExpression  # over ``object`` alone: a list of strings
     scope: str = "Cluster"  # keys are unique across namespaces of the whole cluster
@@ -142,6 +143,9 @@ class Policy:
     # ``spec.shadow``: a candidate the server judges beside the enforced set and never
     # answers with (docs/shadow.md); offline commands judge it like any other policy.
     shadow: bool = False
+    # Blocks a plug-in registered (webhook/policy/blocks/registry.py): (YAML key, data) in
+    # the registry's order. A tuple, so a policy stays hashable.
+    blocks: tuple[tuple[str, BlockSpec], ...] = ()
 
     def expressions(self) -> Iterator[CelExpression]:
         """Every compiled expression of the policy."""
@@ -157,14 +161,27 @@ class Policy:
                     yield expression
         if self.unique is not None:
             yield self.unique.keys
+        for _, block in self.blocks:
+            yield from block.expressions()
+
+    def block(self, name: str) -> BlockSpec | None:
+        """The data of the plug-in block ``name`` (its YAML key), if the policy has it."""
+        return next((spec for key, spec in self.blocks if key == name), None)
 
     @property
     def mutates(self) -> bool:
-        return bool(self.mutations)
+        return bool(self.mutations) or any(
+            block.phase is Phase.MUTATE for _, block in self.blocks
+        )
 
     @property
     def validates(self) -> bool:
-        return bool(self.validations) or self.limit is not None or self.unique is not None
+        return (
+            bool(self.validations)
+            or self.limit is not None
+            or self.unique is not None
+            or any(block.phase is Phase.VALIDATE for _, block in self.blocks)
+        )
 
 
 @dataclass(frozen=True, slots=True)

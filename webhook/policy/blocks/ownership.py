@@ -22,8 +22,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Set
 from dataclasses import dataclass, field
 
-from webhook.policy.engine.ports import ClusterView
-from webhook.policy.engine.unique import Holder, UniqueIndex
+from webhook.policy.blocks.keys import Holder, UniqueIndex
 from webhook.policy.model.hostpath import (
     REGEX_NOTE,
     PathKind,
@@ -35,6 +34,7 @@ from webhook.policy.model.hostpath import (
 )
 from webhook.policy.model.key_table import KeyMatch
 from webhook.policy.model.kinds import NAMESPACE
+from webhook.policy.model.ports import ClusterView
 
 _SHOWN = 3  # holders named per key; the rest are counted
 

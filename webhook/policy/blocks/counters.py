@@ -10,15 +10,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from webhook.policy.blocks.protocol import PolicyEvaluationError
 from webhook.policy.cel.expression import CelEvaluationError, CelExpression, cel_type_name
 from webhook.policy.cel.projection import Projection, merge, project, selected_paths
 from webhook.policy.model.namespaces import namespace_labels, namespace_name, namespace_object
 from webhook.policy.model.nulls import without_nulls
 from webhook.policy.model.policy import Limit, Policy
-
-
-class PolicyEvaluationError(Exception):
-    """A policy could not be evaluated; the message names what failed."""
 
 
 @dataclass(frozen=True, slots=True)

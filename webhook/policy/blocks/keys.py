@@ -1,4 +1,5 @@
-"""The ``unique`` block: keys (a host, a host and path) that one namespace holds alone.
+"""Keys (a host, a host and path) that one namespace holds alone: what the ``unique``
+block (unique.py) indexes and compares.
 
 A policy's ``unique.keys`` is CEL over ``object`` returning a list of strings (nested
 lists are opened: one list per rule is fine). Every
@@ -73,7 +74,7 @@ class UniqueKeysError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class UniqueIndex:
-    """The keys one unique policy indexes: a KeyIndex (webhook.policy.engine.ports)."""
+    """The keys one unique policy indexes: a KeyIndex (webhook.policy.model.ports)."""
 
     key: str  # stable identity: equal keys index the same keys
     kinds: frozenset[str]  # the matched kinds, and Namespace when namespaces hold grants
