@@ -22,11 +22,11 @@ from webhook.admission.readiness import Readiness
 from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES, EvaluationBudget
 from webhook.cluster.backend import ClusterBackend
-from webhook.policy.model.ports import ClusterView, ExceptionView
 from webhook.policy.model.decision import KeyClaim, LimitClaim
 from webhook.policy.model.exception_rules import ExceptionRules
 from webhook.policy.model.exceptions import NO_EXCEPTIONS
 from webhook.policy.model.kinds import merge
+from webhook.policy.model.ports import ClusterView, ExceptionView
 
 if TYPE_CHECKING:
     from webhook.admission.claiming import ClaimGate

@@ -16,8 +16,8 @@ import yaml
 
 from webhook.offline.manifests import Manifest
 from webhook.offline.scan import NAMESPACE, bare_namespace, namespace_objects
-from webhook.policy.engine.evaluation import Engine
 from webhook.policy.blocks.counters import cap_in_namespace
+from webhook.policy.engine.evaluation import Engine
 from webhook.policy.model.policy import Policy, PolicySet
 
 QUOTA_NAME = "edgewarden-loadbalancers"

@@ -42,8 +42,8 @@ from webhook.offline.apiserver_log import AuditLog, LoggedEvent, Recorded, Verdi
 from webhook.offline.manifests import Location, Manifest
 from webhook.offline.results import ObjectResult, Outcome
 from webhook.offline.scan import bare_namespace, object_result, with_namespace
-from webhook.policy.engine.evaluation import Engine
 from webhook.policy.blocks.patches import PatchError, apply_raw_patch
+from webhook.policy.engine.evaluation import Engine
 from webhook.policy.model.decision import Mode
 from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet
 from webhook.policy.model.kinds import NAMESPACE, KindRef, key_of_object, merge

@@ -40,14 +40,14 @@ from webhook.offline.results import (
     Resource,
     ScanReport,
 )
-from webhook.policy.engine.evaluation import Engine
 from webhook.policy.blocks.counters import cap_in_namespace
-from webhook.policy.model.ports import ExceptionView
+from webhook.policy.engine.evaluation import Engine
 from webhook.policy.model.decision import Decision, ViolationSource
 from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet, first_covering
 from webhook.policy.model.kinds import key_of_object
 from webhook.policy.model.namespaces import namespace_object
 from webhook.policy.model.policy import Policy, PolicySet
+from webhook.policy.model.ports import ExceptionView
 from webhook.policy.model.request import make_request
 
 NAMESPACE = "Namespace"
