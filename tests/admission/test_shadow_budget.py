@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import namespace
-from webhook.admission.loaded import LoadedPolicies
+from webhook.admission.loaded import EvaluationBudget, LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.settings import EvaluationBudget
 from webhook.admission.shadow import judge
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.engine.evaluation import Engine

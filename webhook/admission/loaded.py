@@ -3,14 +3,32 @@ slot (webhook/admission/state.py) swaps whole."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
-from webhook.admission.settings import EvaluationBudget
 from webhook.admission.shadow import ShadowSet, split
+from webhook.policy.engine.budget import DEFAULT_BUDGET
 from webhook.policy.engine.compiled import CompiledPolicies
 from webhook.policy.engine.evaluation import Engine
 from webhook.policy.model.decision import FailurePolicy, Mode
 from webhook.policy.model.policy import Policy, PolicySet
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluationBudget:
+    """What one admission may cost: the CEL budget (webhook/policy/engine/budget.py) and a
+    wall-clock deadline past which the remaining policies fail by their failurePolicy."""
+
+    budget_ms: float = DEFAULT_BUDGET / 1000
+    deadline_ms: float | None = None
+
+    def engine_arguments(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget_ms * 1000,
+            "deadline": self.deadline_ms / 1000 if self.deadline_ms is not None else None,
+            "clock": time.monotonic if self.deadline_ms is not None else None,
+        }
 
 
 @dataclass(slots=True)

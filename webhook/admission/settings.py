@@ -3,12 +3,9 @@ connections, and the policies and their reloads (webhook/serve/settings.py nests
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from webhook.policy.engine.budget import DEFAULT_BUDGET
 from webhook.policy.model.exception_rules import ExceptionRules
 
 DEFAULT_MAX_BODY_BYTES = 6 * 1024 * 1024  # an UPDATE carries object and oldObject
@@ -84,19 +81,3 @@ class PolicySettings:
     # PolicyExceptions: off unless --enable-exceptions, then only in the namespaces of
     # --exception-namespace, each ending at most --max-exception-days after its creation.
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
-
-
-@dataclass(frozen=True, slots=True)
-class EvaluationBudget:
-    """What one admission may cost: the CEL budget (webhook/policy/engine/budget.py) and a
-    wall-clock deadline past which the remaining policies fail by their failurePolicy."""
-
-    budget_ms: float = DEFAULT_BUDGET / 1000
-    deadline_ms: float | None = None
-
-    def engine_arguments(self) -> dict[str, Any]:
-        return {
-            "budget": self.budget_ms * 1000,
-            "deadline": self.deadline_ms / 1000 if self.deadline_ms is not None else None,
-            "clock": time.monotonic if self.deadline_ms is not None else None,
-        }

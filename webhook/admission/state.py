@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from webhook.admission.decisionlog import DecisionLog
-from webhook.admission.loaded import LoadedPolicies
+from webhook.admission.loaded import EvaluationBudget, LoadedPolicies
 from webhook.admission.metrics import Metrics
 from webhook.admission.readiness import Readiness
 from webhook.admission.refusals import RefusalLog
-from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES, EvaluationBudget
+from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.cluster.backend import ClusterBackend
 from webhook.policy.model.decision import KeyClaim, LimitClaim
 from webhook.policy.model.exception_rules import ExceptionRules

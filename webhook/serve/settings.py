@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from webhook.admission.loaded import EvaluationBudget
 from webhook.admission.settings import (
     DEFAULT_DEV_DIR,
-    EvaluationBudget,
     PolicySettings,
     ServerSettings,
 )
