@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -47,8 +48,10 @@ class PolicyProblem:
 class PolicyLoadError(EdgewardenError):
     """A policy set did not load; nothing of it is used."""
 
-    def __init__(self, problems: list[PolicyProblem]) -> None:
+    def __init__(self, problems: list[PolicyProblem],
+                 warnings: Sequence[PolicyProblem] = ()) -> None:
         self.problems = problems
+        self.warnings = list(warnings)  # found in the same run, reported beside the problems
         super().__init__("\n".join(str(p) for p in problems))
 
 

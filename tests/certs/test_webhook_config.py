@@ -12,10 +12,10 @@ from typer.testing import CliRunner
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
 from webhook.certs.files import generate_certificates
-from webhook.certs.webhookconfig import WebhookSettings, render
 from webhook.cli.app import app
 from webhook.errors import CertificateError, EdgewardenError
 from webhook.policy.model.policy import PolicySet
+from webhook.registration.render import WebhookSettings, render
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POLICIES = str(FIXTURES / "policies.yaml")

@@ -9,12 +9,11 @@ import threading
 from typing import Any
 
 from tests.admission.harness import make_review
-from tests.kubeapi import KubeApi, Resource
+from tests.kubeapi import KubeApi
+from tests.kubeapi.resources import CLAIMS
 from tests.support import eventually, namespace
 
 from .conftest import ServeFactory
-
-CLAIMS = Resource("edgewarden.dev", "v1alpha1", "Claim", "claims")
 
 
 def ingress(name: str, host: str) -> dict[str, Any]:

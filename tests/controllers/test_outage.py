@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from tests.kubeapi import KubeApi
+from tests.kubeapi.resources import CLAIMS
 from tests.support import eventually, service
 
 from .conftest import Served, ServeFactory
@@ -27,6 +28,7 @@ def background(served: Served) -> dict[str, Any]:
 def test_connections_cut_mid_answer_kill_no_controller(
     crd_api: KubeApi, serve: ServeFactory, caplog: pytest.LogCaptureFixture
 ) -> None:
+    crd_api.add_resource(CLAIMS)  # the claims controller must outlive the cuts too
     served = serve(crd_api, audit_interval_seconds=HOUR, exception_rules=IN_PRODUCTION)
     eventually(lambda: served.controllers.elector.leading, what="leadership")
     # Every Lease and PolicyException request is cut without an answer, for a while.
@@ -43,7 +45,7 @@ def test_connections_cut_mid_answer_kill_no_controller(
     eventually(lambda: admit_gateway(served)["allowed"], timeout=20,
                what="an exception created after the cuts to be followed")
     tasks = background(served)
-    assert {"leader-election", "cluster-objects", "continuous-audit"} <= set(tasks)
+    assert {"leader-election", "cluster-objects", "continuous-audit", "claims"} <= set(tasks)
     assert all(task["running"] for task in tasks.values()), tasks
     assert served.server.get("/readyz").status_code == 200
 
@@ -51,6 +53,7 @@ def test_connections_cut_mid_answer_kill_no_controller(
 def test_a_deleted_exception_stops_exempting_after_an_api_server_restart(
     crd_api: KubeApi, serve: ServeFactory
 ) -> None:
+    crd_api.add_resource(CLAIMS)
     crd_api.create(service(name="admin", namespace="production", type="NodePort"))
     served = serve(crd_api, audit_interval_seconds=HOUR, exception_rules=IN_PRODUCTION)
     crd_api.create(legacy_exception())

@@ -14,8 +14,8 @@ from typing import Any
 import yaml
 
 from tests.support import eventually
-from webhook.certs.webhookconfig import WebhookSettings, approval_webhook
 from webhook.policy.model.exception_rules import ExceptionRules
+from webhook.registration.render import WebhookSettings, approval_webhook
 
 from .conftest import Edgewarden
 

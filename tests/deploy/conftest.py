@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +43,31 @@ def _build(directory: str) -> tuple[Manifest, ...]:
 def rendered(overlay: str) -> list[Manifest]:
     """The objects of deploy/overlays/<overlay> (built once per session; copies)."""
     return copy.deepcopy(list(_build(str(OVERLAYS_DIR / overlay))))
+
+
+STATIC_WEBHOOKS = REPO / "deploy" / "components" / "static-webhooks"
+
+
+@functools.cache
+def _build_static(overlay: str) -> tuple[Manifest, ...]:
+    """``overlay`` with deploy/components/static-webhooks, as a GitOps user's kustomization
+    would write it (kustomize takes only relative paths: the folder is a temporary one);
+    an overlay that lists the component itself (kind) as it is."""
+    own = _build(str(OVERLAYS_DIR / overlay))
+    if any(o["kind"] == "ValidatingWebhookConfiguration" for o in own):
+        return own
+    with tempfile.TemporaryDirectory() as folder:
+        base = os.path.relpath(OVERLAYS_DIR / overlay, folder)
+        component = os.path.relpath(STATIC_WEBHOOKS, folder)
+        (Path(folder) / "kustomization.yaml").write_text(yaml.safe_dump({
+            "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+            "resources": [base], "components": [component]}))
+        return _build(folder)
+
+
+def rendered_static(overlay: str) -> list[Manifest]:
+    """The objects of deploy/overlays/<overlay> with static webhook configurations."""
+    return copy.deepcopy(list(_build_static(overlay)))
 
 
 def find(objects: list[Manifest], kind: str, name: str | None = None) -> list[Manifest]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from webhook.certs.webhookconfig import APPROVAL_WEBHOOK, WebhookSettings, approval_webhook
 from webhook.cli.serve_command import serve_exception_rules
+from webhook.registration.render import APPROVAL_WEBHOOK, WebhookSettings, approval_webhook
 
 from .checks import parse_with_the_real_cli
-from .conftest import REPO, Manifest, _build, find, one, rendered
+from .conftest import REPO, Manifest, _build, find, one, rendered, rendered_static
 
 READ_VERBS = {"get", "list", "watch"}
 VIEW_ROLE = "edgewarden-policyexceptions-view"
@@ -34,7 +34,7 @@ def serve_args(objects: list[Manifest]) -> list[str]:
 
 def test_the_approval_webhook_fails_closed_in_every_overlay_for_exceptions_only(
         overlay: str) -> None:
-    hook = approval_hook(rendered(overlay))
+    hook = approval_hook(rendered_static(overlay))
     # kind and audit-only fail open for Services; never for the approver of an exception.
     assert hook["failurePolicy"] == "Fail"
     assert hook["rules"] == [{"apiGroups": ["edgewarden.dev"], "apiVersions": ["v1alpha1"],
@@ -48,7 +48,7 @@ def test_the_approval_webhook_fails_closed_in_every_overlay_for_exceptions_only(
 
 
 def test_the_static_approval_webhook_is_what_webhook_config_renders() -> None:
-    static = approval_hook(rendered("production"))
+    static = approval_hook(rendered_static("production"))
     ours = approval_webhook(WebhookSettings())
     assert static == ours
 

@@ -16,7 +16,7 @@ from webhook.policy.load.loader import load_policies
 from webhook.policy.model.kinds import SHORT_NAMES
 
 from .checks import parse_with_the_real_cli, schema_problems
-from .conftest import OVERLAYS, REPO, Manifest, find, one, rendered
+from .conftest import OVERLAYS, REPO, Manifest, find, one, rendered, rendered_static
 
 NAMESPACE = "edgewarden"
 SERVICE = "edgewarden"
@@ -118,7 +118,7 @@ def test_own_namespace_enforces_the_restricted_pod_security_standard(overlay: st
 
 
 def test_webhooks_never_see_kube_system_or_their_own_namespace(overlay: str) -> None:
-    objects = rendered(overlay)
+    objects = rendered_static(overlay)
     own = one(objects, "Service", SERVICE)["metadata"]["namespace"]
     for kind, hook in webhook_entries(objects):
         expressions = hook["namespaceSelector"]["matchExpressions"]
@@ -132,7 +132,7 @@ def test_webhooks_never_see_kube_system_or_their_own_namespace(overlay: str) -> 
 
 
 def test_webhook_settings_are_safe_for_the_api_server(overlay: str) -> None:
-    for kind, hook in webhook_entries(rendered(overlay)):
+    for kind, hook in webhook_entries(rendered_static(overlay)):
         where = f"{kind} {hook['name']}"
         assert 1 <= hook["timeoutSeconds"] <= 30, where
         assert hook["admissionReviewVersions"] == ["v1"], where
@@ -145,7 +145,7 @@ def test_webhook_settings_are_safe_for_the_api_server(overlay: str) -> None:
 
 
 def test_webhooks_call_the_edgewarden_service_on_its_real_paths(overlay: str) -> None:
-    objects = rendered(overlay)
+    objects = rendered_static(overlay)
     svc = one(objects, "Service", SERVICE)
     ports = {p["port"]: p for p in svc["spec"]["ports"]}
     for kind, hook in webhook_entries(objects):
@@ -158,7 +158,7 @@ def test_webhooks_call_the_edgewarden_service_on_its_real_paths(overlay: str) ->
 
 
 def test_webhook_rules_send_services_and_ingresses_on_create_and_update(overlay: str) -> None:
-    objects = rendered(overlay)
+    objects = rendered_static(overlay)
     for kind, (name, _path) in WEBHOOKS.items():
         sent = {
             (group, resource, operation)
@@ -177,11 +177,12 @@ def test_webhook_rules_send_services_and_ingresses_on_create_and_update(overlay:
 
 def test_static_webhook_rules_cover_what_the_shipped_policies_need(overlay: str) -> None:
     """If a shipped policy starts to match another kind or operation, the static
-    configurations in deploy/base/webhooks.yaml must follow (or no request reaches it)."""
+    configurations in deploy/components/static-webhooks/webhooks.yaml must follow (or no
+    request reaches it)."""
     from .test_policies_configmap import POLICIES_DIR
 
     policy_set = load_policies(POLICIES_DIR)
-    objects = rendered(overlay)
+    objects = rendered_static(overlay)
     for kind, (name, _path) in WEBHOOKS.items():
         sent = {
             (group, version, resource, operation)
@@ -202,14 +203,24 @@ def test_static_webhook_rules_cover_what_the_shipped_policies_need(overlay: str)
 
 @pytest.mark.parametrize("overlay", ["production", "cert-manager"])
 def test_production_fails_closed(overlay: str) -> None:
-    for kind, hook in webhook_entries(rendered(overlay)):
+    for kind, hook in webhook_entries(rendered_static(overlay)):
         assert hook["failurePolicy"] == "Fail", f"{overlay}: {kind}"
 
 
 @pytest.mark.parametrize("overlay", ["kind", "audit-only"])
 def test_kind_and_audit_only_fail_open(overlay: str) -> None:
-    for kind, hook in webhook_entries(rendered(overlay)):
-        assert hook["failurePolicy"] == "Ignore", f"{overlay}: {kind}"
+    """Static configurations (kind) fail open; a registering server (audit-only) is told to
+    (--dry-run registers failurePolicy Ignore, webhook/cli/registration_options.py)."""
+    objects = rendered(overlay)
+    args = container(objects)["args"]
+    if "--register-webhooks" not in args:
+        entries = webhook_entries(objects)
+        assert entries, f"{overlay}: neither registered nor static configurations"
+        for kind, hook in entries:
+            assert hook["failurePolicy"] == "Ignore", f"{overlay}: {kind}"
+        return
+    if "--dry-run" not in args:
+        assert args[args.index("--webhook-failure-policy") + 1] == "Ignore", overlay
 
 
 # -- the Deployment -----------------------------------------------------------------------
@@ -418,10 +429,11 @@ CLUSTER_WRITES = {
     ("", "resourcequotas", "create"),
     ("", "resourcequotas", "update"),
     ("", "resourcequotas", "delete"),
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "get"),
-    ("admissionregistration.k8s.io", "validatingwebhookconfigurations", "patch"),
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "get"),
-    ("admissionregistration.k8s.io", "mutatingwebhookconfigurations", "patch"),
+    # --register-webhooks and `edgewarden uninstall`: the two configurations by name, and
+    # create (which cannot be limited by name).
+    *(("admissionregistration.k8s.io", kind, verb)
+      for kind in ("validatingwebhookconfigurations", "mutatingwebhookconfigurations")
+      for verb in ("get", "patch", "update", "delete", "create")),
     ("edgewarden.dev", "policies/status", "patch"),
     ("edgewarden.dev", "policyexceptions/status", "patch"),
     *(("wgpolicyk8s.io", kind, verb) for kind in ("policyreports", "clusterpolicyreports")
@@ -450,6 +462,10 @@ def test_cluster_wide_writes_are_only_the_named_ones(overlay: str) -> None:
             if rule["resources"] == ["resourcequotas"] and not {"list", "create"} >= set(
                     rule["verbs"]):
                 assert rule.get("resourceNames") == ["edgewarden-loadbalancers"], rule
+            if rule["apiGroups"] == ["admissionregistration.k8s.io"] and rule["verbs"] == [
+                    "create"]:
+                assert "resourceNames" not in rule, rule  # the API server would ignore it
+                continue
             if rule["apiGroups"] == ["admissionregistration.k8s.io"]:
                 names = {
                     "validatingwebhookconfigurations": ["edgewarden-validating"],
@@ -478,6 +494,13 @@ def test_secret_access_is_limited_to_the_own_namespace_and_secret(overlay: str) 
     objects = rendered(overlay)
     manages = "--manage-certs" in container(objects)["args"]
     secret_rules = [(w, r) for w, r in rules_of(objects) if "secrets" in r["resources"]]
+    # `edgewarden uninstall` deletes edgewarden-tls by name, only when labelled as
+    # edgewarden's (webhook/controllers/uninstall.py): in every mode.
+    uninstall = ("Role/edgewarden-uninstall", {
+        "apiGroups": [""], "resources": ["secrets"], "resourceNames": ["edgewarden-tls"],
+        "verbs": ["get", "delete"]})
+    assert uninstall in secret_rules
+    secret_rules.remove(uninstall)
     if not manages:
         assert not secret_rules, "cert-manager mode needs no Secret access"
         assert not find(objects, "ClusterRole", "edgewarden-webhook-ca")
@@ -525,15 +548,22 @@ def test_cert_manager_certificate_covers_every_service_name() -> None:
     assert "server auth" in serving["spec"]["usages"]
 
 
-def test_cert_manager_injects_the_serving_certificates_ca_into_both_webhooks() -> None:
+def test_cert_manager_serving_secret_is_what_the_server_registers() -> None:
+    """The server registers the caBundle from ca.crt beside its --tls-cert: the mounted
+    Secret of the cert-manager Certificate, whose CA issuer writes ca.crt."""
     objects = rendered("cert-manager")
-    for kind, (name, _path) in WEBHOOKS.items():
-        annotations = one(objects, kind, name)["metadata"]["annotations"]
-        source = annotations["cert-manager.io/inject-ca-from"]
-        namespace, certificate = source.split("/")
-        serving = one(objects, "Certificate", certificate)
-        assert serving["metadata"]["namespace"] == namespace
-        assert expected_sans(objects) <= set(serving["spec"]["dnsNames"])
+    args = container(objects)["args"]
+    assert "--register-webhooks" in args
+    folder = args[args.index("--tls-cert") + 1].rsplit("/", 1)[0]
+    [mount] = [m for m in container(objects)["volumeMounts"] if m["mountPath"] == folder]
+    [volume] = [v for v in deployment(objects)["spec"]["template"]["spec"]["volumes"]
+                if v["name"] == mount["name"]]
+    secret = volume["secret"]["secretName"]
+    [serving] = [c for c in find(objects, "Certificate") if c["spec"]["secretName"] == secret]
+    assert expected_sans(objects) <= set(serving["spec"]["dnsNames"])
+    issuer = one(objects, serving["spec"]["issuerRef"].get("kind", "Issuer"),
+                 serving["spec"]["issuerRef"]["name"])
+    assert "ca" in issuer["spec"], "a CA issuer, so the Secret carries ca.crt"
 
 
 CERTIFICATE_FIELDS = {
@@ -574,7 +604,7 @@ def test_cert_manager_objects_are_well_formed_and_their_references_resolve() -> 
 
 COMPARED = ("name", "clientConfig", "rules", "admissionReviewVersions", "sideEffects",
             "matchPolicy", "timeoutSeconds", "failurePolicy", "namespaceSelector",
-            "reinvocationPolicy")
+            "reinvocationPolicy", "matchConditions")
 
 
 def normalized(hook: dict[str, Any]) -> dict[str, Any]:
@@ -588,8 +618,8 @@ def normalized(hook: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_base_webhooks_are_what_edgewarden_webhook_config_renders() -> None:
-    """deploy/base/webhooks.yaml is written by hand; the CLI renders the same from the
-    shipped policies. They must not drift apart."""
+    """deploy/components/static-webhooks/webhooks.yaml is written by hand; the CLI renders
+    the same from the shipped policies. They must not drift apart."""
     result = subprocess.run(
         [*EDGEWARDEN, "webhook-config", "--policies", str(REPO / "policies")],
         capture_output=True, text=True, timeout=120, cwd=REPO, check=False,
@@ -598,7 +628,8 @@ def test_base_webhooks_are_what_edgewarden_webhook_config_renders() -> None:
     rendered_by_cli = {d["kind"]: d for d in yaml.safe_load_all(result.stdout) if d}
     static = {
         d["kind"]: d
-        for d in yaml.safe_load_all((REPO / "deploy" / "base" / "webhooks.yaml").read_text())
+        for d in yaml.safe_load_all(
+            (REPO / "deploy" / "components" / "static-webhooks" / "webhooks.yaml").read_text())
         if d
     }
     assert rendered_by_cli.keys() == static.keys() == WEBHOOKS.keys()

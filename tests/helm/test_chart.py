@@ -326,10 +326,42 @@ def test_ports_and_selectors_agree(value_set: str) -> None:
             assert endpoint["path"] == "/metrics" and endpoint["scheme"] == "http"
 
 
+def static(values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with the chart rendering the webhook configurations (GitOps)."""
+    return {**values, "webhooks": {**values.get("webhooks", {}), "registration": "static"}}
+
+
+def render_static_value_set(name: str) -> tuple[str, list[Manifest]]:
+    namespace, values = VALUE_SETS[name]
+    return namespace, render(static(values), namespace=namespace)
+
+
+def test_by_default_the_server_registers_what_the_values_say(value_set: str) -> None:
+    """No configuration rendered; the server's flags carry the failure policy, timeout and
+    exclusions the static configurations would have."""
+    namespace, objects = render_value_set(value_set)
+    assert not [o for o in objects if o["kind"].endswith("WebhookConfiguration")]
+    values = VALUE_SETS[value_set][1]
+    params = parse_with_the_real_cli(server(objects)["args"])
+    assert params["register_webhooks"] is True
+    failing = "Ignore" if values.get("auditOnly") else values.get("webhooks", {}).get(
+        "failurePolicy", "Fail")
+    registered = "Ignore" if params["dry_run"] else params["webhook_failure_policy"].value
+    assert registered == failing
+    assert params["webhook_timeout"] == values.get("webhooks", {}).get("timeoutSeconds", 5)
+    assert list(params["webhook_exclude_namespace"] or []) == values.get(
+        "webhooks", {}).get("excludeNamespaces", [])
+    job = one(objects, "Job", "edgewarden-uninstall")
+    assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-delete"
+    [container] = job["spec"]["template"]["spec"]["containers"]
+    assert container["args"][0] == "uninstall"
+    assert parse_with_the_real_cli(container["args"])["namespace"] == namespace
+
+
 def test_webhooks_call_the_service_and_never_see_kube_system_or_the_release_namespace(
     value_set: str,
 ) -> None:
-    namespace, objects = render_value_set(value_set)
+    namespace, objects = render_static_value_set(value_set)
     service = one(objects, "Service", "edgewarden")
     https = next(p["port"] for p in service["spec"]["ports"] if p["name"] == "https")
     extra = VALUE_SETS[value_set][1].get("webhooks", {}).get("excludeNamespaces", [])
@@ -347,7 +379,7 @@ def test_webhooks_call_the_service_and_never_see_kube_system_or_the_release_name
 
 
 def test_failure_policy_follows_the_values(value_set: str) -> None:
-    _namespace, objects = render_value_set(value_set)
+    _namespace, objects = render_static_value_set(value_set)
     values = VALUE_SETS[value_set][1]
     wanted = "Ignore" if values.get("auditOnly") else values.get("webhooks", {}).get(
         "failurePolicy", "Fail")
@@ -388,6 +420,9 @@ def test_certificates_come_from_where_the_mode_says(value_set: str) -> None:
                      ("ClusterRole", "edgewarden-reports"),
                      ("ClusterRole", "edgewarden-policyexceptions-view"),
                      ("ClusterRole", "edgewarden-quotas"),  # manageQuotas (on by default)
+                     # webhooks.registration=self and the uninstall hook (by default)
+                     ("ClusterRole", "edgewarden-webhook-registration"),
+                     ("ClusterRole", "edgewarden-uninstall"), ("Role", "edgewarden-uninstall"),
                      ("Role", "edgewarden-claims"),  # claims (on by default)
                      ("Role", "edgewarden-leader-election")}, "cert-manager mode needs no more"
     secret = volumes["tls"]["secret"]["secretName"]
@@ -396,8 +431,13 @@ def test_certificates_come_from_where_the_mode_says(value_set: str) -> None:
     service_names = {"edgewarden", f"edgewarden.{namespace}", f"edgewarden.{namespace}.svc",
                      f"edgewarden.{namespace}.svc.cluster.local"}
     assert set(serving["spec"]["dnsNames"]) == service_names
-    for kind, _hook in webhooks(objects):
-        annotation = one(objects, kind)["metadata"]["annotations"]["cert-manager.io/inject-ca-from"]
+    # Registered by the server with ca.crt of that Secret; rendered (static) with the
+    # annotation cert-manager's CA injector follows.
+    assert "--register-webhooks" in args
+    static_objects = render(static(VALUE_SETS[value_set][1]), namespace=namespace)
+    for kind, _hook in webhooks(static_objects):
+        annotation = one(static_objects, kind)["metadata"]["annotations"][
+            "cert-manager.io/inject-ca-from"]
         assert annotation == f"{namespace}/edgewarden-serving"
     issuer = serving["spec"]["issuerRef"]
     own = VALUE_SETS[value_set][1]["certificates"]["certManager"]["issuerRef"] if (
@@ -477,7 +517,7 @@ def test_defaults_spread_softly_and_take_the_app_version_as_image_tag() -> None:
 
 
 def test_audit_only_differs_from_enforcing_in_dry_run_and_failure_policy_only() -> None:
-    enforcing, audit = render(), render({"auditOnly": True})
+    enforcing, audit = render(static({})), render(static({"auditOnly": True}))
     audit_args = server(audit)["args"]
     assert audit_args.count("--dry-run") == 1
     assert [a for a in audit_args if a != "--dry-run"] == server(enforcing)["args"]
@@ -526,7 +566,7 @@ def test_other_rules_reach_both_webhooks() -> None:
             "resources": ["ingresses"], "operations": ["CREATE", "UPDATE", "DELETE"],
             "scope": "Namespaced"}
     objects = render({"webhooks": {"validating": {"rules": [rule]},
-                                   "mutating": {"rules": [rule]}}})
+                                   "mutating": {"rules": [rule]}, "registration": "static"}})
     for _kind, hook in webhooks(objects):
         assert hook["rules"] == [rule]
 
@@ -587,7 +627,7 @@ def test_exceptions_are_off_by_default_and_the_values_turn_them_on_for_named_nam
                                     {"webhooks": {"failurePolicy": "Ignore",
                                                   "timeoutSeconds": 7}}])
 def test_the_approval_webhook_fails_closed_whatever_the_values(values: dict[str, Any]) -> None:
-    hook = approval(render(values))
+    hook = approval(render(static(values)))
     assert hook["failurePolicy"] == "Fail"
     assert hook["timeoutSeconds"] == values.get("webhooks", {}).get("timeoutSeconds", 5)
     assert hook["clientConfig"]["service"]["path"] == "/mutate-policyexception"

@@ -33,6 +33,26 @@ WEBHOOK_KINDS = ("ValidatingWebhookConfiguration", "MutatingWebhookConfiguration
 HASHED = re.compile(r"^(edgewarden-policies)-[a-z0-9]{10}$")
 
 
+def installed(objects: list[Manifest]) -> list[Manifest]:
+    """What `helm install` applies: the hooks (the uninstall Job) apart; kustomize users run
+    `edgewarden uninstall` themselves (docs/install.md)."""
+    return [o for o in objects if "helm.sh/hook" not in (o["metadata"].get("annotations") or {})]
+
+
+def static_overlay(overlay: str, folder: Path) -> list[Manifest]:
+    """deploy/overlays/<overlay> with deploy/components/static-webhooks."""
+    folder.mkdir()
+    (folder / "kustomization.yaml").write_text(yaml.safe_dump({
+        "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
+        "resources": [os.path.relpath(REPO / "deploy" / "overlays" / overlay, folder)],
+        "components": [os.path.relpath(REPO / "deploy" / "components" / "static-webhooks",
+                                       folder)]}))
+    result = subprocess.run([kubectl(), "kustomize", str(folder)], capture_output=True,
+                            text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
 def key(obj: Manifest) -> tuple[str, str]:
     return obj["kind"], HASHED.sub(r"\1", obj["metadata"]["name"])
 
@@ -69,9 +89,12 @@ def comparable(objects: list[Manifest]) -> dict[tuple[str, str], Manifest]:
     return out
 
 
-@pytest.mark.parametrize("overlay", sorted(PAIRS))
-def test_chart_and_overlay_render_the_same_webhook_configurations(overlay: str) -> None:
-    chart, kustomized = render(PAIRS[overlay]), rendered(overlay)
+def test_chart_and_overlay_render_the_same_static_webhook_configurations(
+        tmp_path: Path) -> None:
+    """webhooks.registration=static and deploy/components/static-webhooks (production: the
+    component joins an overlay's own patches only when listed inside it)."""
+    values = {**AS_THE_OVERLAY, "webhooks": {"registration": "static"}}
+    chart, kustomized = render(values), static_overlay("production", tmp_path / "static")
     for kind in WEBHOOK_KINDS:
         [ours] = [o for o in chart if o["kind"] == kind]
         [theirs] = [o for o in kustomized if o["kind"] == kind]
@@ -83,18 +106,20 @@ def test_chart_and_overlay_render_the_same_webhook_configurations(overlay: str) 
         assert ours["webhooks"] == theirs["webhooks"], kind
         assert {"rules", "failurePolicy", "namespaceSelector", "sideEffects",
                 "timeoutSeconds", "clientConfig"} <= set(COMPARED)
+    assert comparable(installed(chart)) == comparable(kustomized)
 
 
 @pytest.mark.parametrize("overlay", sorted(PAIRS))
 def test_chart_and_overlay_render_the_same_objects(overlay: str) -> None:
-    chart, kustomized = comparable(render(PAIRS[overlay])), comparable(rendered(overlay))
+    chart = comparable(installed(render(PAIRS[overlay])))
+    kustomized = comparable(rendered(overlay))
     assert sorted(chart) == sorted(kustomized)
     for name in chart:
         assert chart[name] == kustomized[name], f"{name} differs"
 
 
 def test_chart_without_the_created_namespace_is_the_overlay_without_its_namespace() -> None:
-    chart = comparable(render({"metrics": {"port": None}}))
+    chart = comparable(installed(render({"metrics": {"port": None}})))
     kustomized = comparable(rendered("production"))
     assert set(kustomized) - set(chart) == {("Namespace", "edgewarden")}
 
@@ -117,11 +142,11 @@ def test_chart_with_monitoring_equals_the_overlay_with_the_monitoring_component(
                             text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     kustomized = comparable([d for d in yaml.safe_load_all(result.stdout) if d])
-    chart = comparable(render({
+    chart = comparable(installed(render({
         "namespace": {"create": True}, "metrics": {"port": 8080},
         "serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True},
         "grafanaDashboard": {"enabled": True},
-    }))
+    })))
     assert sorted(chart) == sorted(kustomized)
     for name in chart:
         assert chart[name] == kustomized[name], f"{name} differs"

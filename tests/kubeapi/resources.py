@@ -73,6 +73,7 @@ POLICY_EXCEPTIONS = Resource("edgewarden.dev", "v1alpha1", "PolicyException",
 POLICY_REPORTS = Resource("wgpolicyk8s.io", "v1alpha2", "PolicyReport", "policyreports")
 CLUSTER_POLICY_REPORTS = Resource("wgpolicyk8s.io", "v1alpha2", "ClusterPolicyReport",
                                   "clusterpolicyreports", namespaced=False)
+CLAIMS = Resource("edgewarden.dev", "v1alpha1", "Claim", "claims")
 EDGEWARDEN_RESOURCES = (POLICIES, POLICY_EXCEPTIONS, POLICY_REPORTS, CLUSTER_POLICY_REPORTS)
 DEFAULT_RESOURCES = (
     NAMESPACES,

@@ -146,3 +146,28 @@ def test_an_unknown_kept_policy_is_a_usage_error() -> None:
     result = CliRunner().invoke(app, ["export", "-p", str(POLICIES), "--keep", "nope"])
     assert result.exit_code == 2
     assert "no policy named nope" in result.output
+
+
+def test_check_test_and_audit_say_where_each_policy_runs(tmp_path: Path) -> None:
+    """One note line on stderr: what runs natively once exported, and why the rest needs
+    the webhook (the same assessment as `export --coverage`)."""
+    manifest = tmp_path / "service.yaml"
+    manifest.write_text(yaml.safe_dump_all([
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "namespace": "default"},
+         "spec": {"type": "ClusterIP", "ports": [{"port": 80}]}}]))
+    outputs = {
+        "check": run("check", "-p", str(POLICIES), "-f", str(manifest)).output,
+        "test": run("test", str(POLICIES)).output,
+        "audit": run("audit", "-p", str(POLICIES),
+                     "--cluster-state", str(REPO / "examples" / "cluster-state.yaml")).output,
+    }
+    for command, output in outputs.items():
+        notes = [line for line in output.splitlines()
+                 if line.startswith("note: where each policy runs")]
+        assert len(notes) == 1, (command, output[-2000:])
+        note = notes[0]
+        assert "natively in the API server: deny-external-ips," in note, command
+        assert "internal-loadbalancer" in note.split("needs the webhook")[0], command
+        for name, why in WEBHOOK_ONLY.items():
+            assert f"{name} (webhook: " in note and why in note, (command, name)

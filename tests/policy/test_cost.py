@@ -123,7 +123,11 @@ def test_shipped_policies_are_within_budget() -> None:
     # external-IP policy through the hashed sets.contains, the hostname policies through one
     # regular expression of the grants): none is near a budget, neither an expression's nor
     # a policy's (a tenth of each).
-    assert loaded.warnings == ()
+    assert [w for w in loaded.warnings if "cost" in w.message] == []
+    # The other warnings: the three policies that use sets.of(), edgewarden's own function.
+    assert {w.file.rsplit("/", 1)[-1] for w in loaded.warnings} == {
+        "hostnames-owned-by-namespace.yaml", "require-ingress-tls-in-production.yaml",
+        "restrict-wildcard-route-hostnames.yaml"}
     # unique-ingress-hosts builds one key per host and path, so it is rules x paths (100 x
     # 100 assumed) by nature; still well under the warning.
     keys = costs.pop("unique-ingress-hosts")

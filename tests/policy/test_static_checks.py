@@ -46,11 +46,11 @@ def problems(file: Path) -> list[str]:
 
 
 def test_an_unknown_function_is_refused_with_file_line_and_expression(tmp_path: Path) -> None:
-    file = write(tmp_path, "isCIDR(object.spec.clusterIP)")
+    file = write(tmp_path, "isIPv4(object.spec.clusterIP)")
     (problem,) = problems(file)
     assert problem.startswith(f"{file}:12: spec.validations[0].expression: CEL: ")
-    assert "unknown function isCIDR()" in problem
-    assert "`isCIDR(object.spec.clusterIP)`" in problem
+    assert "unknown function isIPv4()" in problem
+    assert "`isIPv4(object.spec.clusterIP)`" in problem
 
 
 def test_a_misspelt_field_is_refused_with_a_suggestion(tmp_path: Path) -> None:
@@ -132,11 +132,11 @@ def validate(*paths: Path | str) -> subprocess.CompletedProcess[str]:
 def test_edgewarden_validate_reports_the_issue_examples(tmp_path: Path) -> None:
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    cidr = write(tmp_path / "a", "isCIDR(object.spec.clusterIP)")
+    cidr = write(tmp_path / "a", "isIPv4(object.spec.clusterIP)")
     typo = write(tmp_path / "b", "object.spec.typ != 'NodePort'")
     result = validate(cidr, typo)
     assert result.returncode == 1, result.stdout
-    assert f"{cidr}:12: spec.validations[0].expression: CEL: unknown function isCIDR()" in (
+    assert f"{cidr}:12: spec.validations[0].expression: CEL: unknown function isIPv4()" in (
         result.stderr
     )
     assert f"{typo}:12: spec.validations[0].expression: CEL: Service has no field spec.typ" in (

@@ -1,7 +1,7 @@
 """``POST /mutate-policyexception``: the approver of a PolicyException is whoever wrote it.
 
 The API server calls this mutating webhook for every CREATE and UPDATE of a PolicyException
-(``failurePolicy: Fail``; webhook/certs/webhookconfig.py registers it). It sets
+(``failurePolicy: Fail``; webhook/registration/render.py renders it). It sets
 ``spec.approvedBy`` to the request's ``userInfo.username``, overwriting what the client
 wrote, so the approver in warnings, audit annotations and reports is the identity the API
 server authenticated, never free text:

@@ -179,6 +179,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.busy = True
         self.scope["extensions"] = self._extensions
         super().on_headers_complete()
+        if getattr(self.server_state, "draining", False) and self.cycle is not None:
+            # Shutting down (webhook/serve/root.py): answer, then close, so the client opens
+            # its next connection elsewhere instead of meeting a closed one mid-request.
+            self.cycle.keep_alive = False
         # The body's deadline; the next chunk usually completes it before any sweep looks.
         now = self.loop.time()
         self.deadline = now + settings.body_timeout

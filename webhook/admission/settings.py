@@ -62,6 +62,10 @@ class ServerSettings:
     probe_port: int | None = None
     dry_run: bool = False  # every policy records, none denies or patches
     decision_log: Path | None = None  # ``--audit-log``: the decision lines (None: stdout)
+    # On SIGTERM, keep serving this long first, every answer closing its connection, and
+    # /readyz failing (webhook/serve/root.py): the API server's kept-alive connections move
+    # to the other replicas before this one closes them.
+    drain_seconds: float = 0.0
 
 
 @dataclass(frozen=True)

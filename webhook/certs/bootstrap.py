@@ -62,7 +62,6 @@ from webhook.certs.secretstate import (
     current_namespace,
     parse_secret,
 )
-from webhook.certs.webhookconfig import MUTATING_NAME, VALIDATING_NAME
 from webhook.cluster.cert_store import (
     CertStore,
     KubernetesCertStore,
@@ -71,6 +70,7 @@ from webhook.cluster.cert_store import (
     WebhookKind,
 )
 from webhook.errors import CertificateError
+from webhook.registration.render import MUTATING_NAME, VALIDATING_NAME
 
 log = logging.getLogger("edgewarden.certs")
 

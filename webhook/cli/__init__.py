@@ -16,6 +16,7 @@ from webhook.cli import (  # noqa: F401  (each module registers its commands on 
     policy_commands,
     replay_command,
     serve_command,
+    uninstall_command,
     version_command,
 )
 from webhook.cli.app import app, apply_no_color

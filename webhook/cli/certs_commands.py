@@ -243,8 +243,8 @@ def webhook_config(
     out: Annotated[Path | None, out_file("the configurations")] = None,
 ) -> None:
     """The Validating/MutatingWebhookConfiguration for the policies, as YAML or a JSON List."""
-    from webhook.certs.webhookconfig import WebhookSettings, render
     from webhook.policy.load.loader import load_policies
+    from webhook.registration.render import WebhookSettings, render
 
     if ca_bundle is not None and ca_bundle_b64 is not None:
         raise CertificateError("give --ca-bundle or --ca-bundle-b64, not both")

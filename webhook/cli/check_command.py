@@ -178,6 +178,10 @@ def check(
         rendered = render_report(scan, output)
     for note in scan.notes:
         err_console.print(f"note: {note}", highlight=False, markup=False)
+    from webhook.native.render import placement_note
+
+    err_console.print(f"note: {placement_note(policy_set.policies)}", highlight=False,
+                      markup=False)
     emit(scan, output, out, rendered)
     if scan.failed:
         raise typer.Exit(ExitCode.FOUND)

@@ -93,6 +93,10 @@ def audit(
         rendered = render_report(scan, output)
     for note in scan.notes:
         err_console.print(f"note: {note}", highlight=False, markup=False)
+    from webhook.native.render import placement_note
+
+    err_console.print(f"note: {placement_note(policy_set.policies)}", highlight=False,
+                      markup=False)
     emit(scan, output, out, rendered)
     if fail_on_violation and scan.failed:
         raise typer.Exit(ExitCode.FOUND)

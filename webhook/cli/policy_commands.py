@@ -62,11 +62,13 @@ def validate(
         policies = load_policies(*chosen)
     except PolicyLoadError as error:
         if output == "json":
-            deliver(structured(_validation(None, error.problems), "json"), out,
+            deliver(structured(_validation(None, error.problems, error.warnings), "json"), out,
                     f"{len(error.problems)} problem(s)")
             raise typer.Exit(ExitCode.FOUND) from None
         for problem in error.problems:
             err_console.print(f"[red]✗[/] {problem}", highlight=False)
+        for warning in error.warnings:  # found in the same run: one pass shows everything
+            err_console.print(f"[yellow]![/] {warning}", highlight=False)
         err_console.print(f"{len(error.problems)} problem(s); nothing was loaded.")
         raise typer.Exit(ExitCode.FOUND) from None
     if output == "json":
@@ -105,7 +107,8 @@ def _problem(problem: PolicyProblem) -> dict[str, Any]:
             "message": problem.message}
 
 
-def _validation(policies: PolicySet | None, problems: list[PolicyProblem]) -> dict[str, Any]:
+def _validation(policies: PolicySet | None, problems: list[PolicyProblem],
+                warnings: list[PolicyProblem] | None = None) -> dict[str, Any]:
     """``validate -o json``: every policy loaded, or every problem found (never both)."""
     return {
         "valid": policies is not None,
@@ -122,7 +125,8 @@ def _validation(policies: PolicySet | None, problems: list[PolicyProblem]) -> di
             for policy in (policies.policies if policies is not None else ())
         ],
         "problems": [_problem(problem) for problem in problems],
-        "warnings": [_problem(w) for w in (policies.warnings if policies is not None else ())],
+        "warnings": [_problem(w) for w in (
+            policies.warnings if policies is not None else (warnings or ()))],
     }
 
 
@@ -188,6 +192,12 @@ def test_suites(
         raise TestSuiteError(f"no test suites (*.test.yaml) found under {where}")
     for note in sorted({n for r in results for n in r.ignored_exceptions}):
         err_console.print(f"note: {note}", highlight=False, markup=False)
+    judged_with = {p.name: p for r in results for p in r.policies}
+    if judged_with:
+        from webhook.native.render import placement_note
+
+        err_console.print(f"note: {placement_note(list(judged_with.values()))}",
+                          highlight=False, markup=False)
     if output == "text":
         if out is not None:
             raise EdgewardenError("--out needs -o json or -o junit (the text goes to the "

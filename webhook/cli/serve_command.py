@@ -22,7 +22,17 @@ from webhook.cli.app import app, console, user_errors
 from webhook.cli.examples import examples
 from webhook.cli.options import FlavourOption, PoliciesOption
 from webhook.cli.policy_source import policy_paths
+from webhook.cli.registration_options import (
+    CaBundleOption,
+    RegisterOption,
+    WebhookExcludeOption,
+    WebhookFailureOption,
+    WebhookServiceOption,
+    WebhookUrlOption,
+    registration_settings,
+)
 from webhook.errors import EdgewardenError
+from webhook.policy.model.decision import FailurePolicy
 from webhook.policy.model.exception_rules import DEFAULT_MAX_EXCEPTION_DAYS, ExceptionRules
 
 
@@ -195,6 +205,17 @@ def serve(
         help="Candidate policies (a file or folder; repeatable) judged beside the served "
         "ones on every request and never answering: counted in /metrics, logged and "
         "reported where they differ (docs/shadow.md).")] = None,
+    register_webhooks: RegisterOption = False,
+    webhook_service: WebhookServiceOption = "edgewarden",
+    webhook_url: WebhookUrlOption = None,
+    webhook_failure_policy: WebhookFailureOption = FailurePolicy.FAIL,
+    webhook_exclude_namespace: WebhookExcludeOption = None,
+    ca_bundle: CaBundleOption = None,
+    drain_seconds: Annotated[float | None, typer.Option(
+        "--drain-seconds", metavar="SECONDS", min=0,
+        help="On SIGTERM, keep answering this long (closing each connection after its "
+        "answer, /readyz failing) before shutting down (default: 5 with a cluster, else "
+        "0).")] = None,
     claims: Annotated[bool, typer.Option(
         "--claims/--no-claims",
         help="Claim limit places no quota backs and unique keys (hosts) in Claim objects "
@@ -257,8 +278,18 @@ def serve(
         "probe_port": probe_port,
         "exception_rules": exception_rules,
         "shadow": tuple(shadow or ()),
+        "registration": registration_settings(
+            register_webhooks, service=webhook_service, url=webhook_url,
+            failure_policy=webhook_failure_policy, excluded=webhook_exclude_namespace,
+            ca_bundle=ca_bundle, timeout_seconds=webhook_timeout, dry_run=dry_run),
         "claims": claims,
     })
+    if drain_seconds is None:
+        drain_seconds = 5.0 if settings.reads_the_api else 0.0
+    settings = from_options({"drain_seconds": drain_seconds}, base=settings)
+    if settings.controllers.registration is not None and not settings.reads_the_api:
+        raise typer.BadParameter("needs a real cluster (not --dev or --cluster-state)",
+                                 param_hint="--register-webhooks")
     for path in settings.policies.paths:
         if not path.exists():
             raise EdgewardenError(f"--policies {path}: no such file or folder")

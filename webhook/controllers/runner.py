@@ -8,6 +8,8 @@ reads a real cluster.
   says so under ``clusterObjects``.
 * A Lease elects the replica that writes: Policy statuses, and the continuous audit's
   PolicyReports (``--audit-interval``; 0 turns it off).
+* ``--register-webhooks``: the leader keeps the webhook configurations
+  (webhook/controllers/registration.py).
 
 Each loop is a part of the server's supervisor (webhook/serve): restarted with backoff when it
 fails, logged, counted. ``cluster-objects`` makes the pod unready when it has failed for
@@ -29,6 +31,7 @@ from webhook.admission.policies_reload import PolicyReloader
 from webhook.admission.settings import PolicySettings
 from webhook.admission.state import ServerState, stale_cache_reasons
 from webhook.background import BackgroundWork
+from webhook.certs.settings import CertificateSettings
 from webhook.cluster.claims import ClaimBook
 from webhook.cluster.connection import ApiClient
 from webhook.cluster.kube_informer import InformerSettings
@@ -43,12 +46,14 @@ from webhook.cluster.own_kinds import (
 )
 from webhook.cluster.quota_api import QuotaApi
 from webhook.cluster.settings import CacheSettings
+from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
 from webhook.controllers.claims import ClaimCollector
 from webhook.controllers.continuous_reports import ContinuousReports
 from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
 from webhook.controllers.leader import LeaderElector, LeaderSettings, default_namespace
 from webhook.controllers.policy_objects import PolicyObjects
 from webhook.controllers.quotas import OWNED, QuotaManager
+from webhook.controllers.registration import PausableObjectApi, WebhookRegistration
 from webhook.controllers.reports import ReportWriter
 from webhook.controllers.settings import ControllerSettings
 from webhook.controllers.status import StatusWriter
@@ -76,6 +81,7 @@ class Controllers:
     def __init__(self, settings: ControllerSettings, *, state: ServerState,
                  reloader: PolicyReloader, exceptions: ExceptionRegistry, api: ApiClient,
                  policies: PolicySettings, cache: CacheSettings, follow_objects: bool,
+                 certificates: CertificateSettings,
                  claims: ClaimBook | None = None, claims_interval: float = 1.0,
                  clock: Callable[[], float] = time.time, timing: Timing | None = None) -> None:
         self.timing = timing or Timing()
@@ -94,18 +100,25 @@ class Controllers:
                                           internal_lb_flavour=policies.internal_lb_flavour)
             self.statuses = StatusWriter(ObjectApi(api, POLICY), event_namespace=namespace)
         leader = self.timing.leader or LeaderSettings(namespace=namespace)
-        self.elector = LeaderElector(ObjectApi(api, LEASE), leader, on_change=self._leadership)
+        self.registration: WebhookRegistration | None = None
+        if settings.registration is not None:
+            self.registration = WebhookRegistration(
+                state, certificates, settings.registration,
+                WebhookConfigurationApi(RestApi(api)), leading=lambda: self.elector.leading)
+        leases = (ObjectApi(api, LEASE) if self.registration is None
+                  else PausableObjectApi(api, LEASE, paused=self.uninstalling))
+        self.elector = LeaderElector(leases, leader, on_change=self._leadership)
         self.reports: ContinuousReports | None = None
         if settings.report_interval_seconds > 0:
             writer = ReportWriter(ObjectApi(api, POLICY_REPORT),
                                   ObjectApi(api, CLUSTER_POLICY_REPORT))
             self.reports = ContinuousReports(state, self.registry, writer,
                                              interval=settings.report_interval_seconds,
-                                             leading=lambda: self.elector.leading, clock=clock)
+                                             leading=self._writes, clock=clock)
         self.quotas: QuotaManager | None = None
         if settings.manage_quotas:
             self.quotas = QuotaManager(state, QuotaApi(api, name=QUOTA_NAME, owned=OWNED),
-                                       leading=lambda: self.elector.leading,
+                                       leading=self._writes,
                                        interval=settings.quota_interval_seconds)
         self.claims: ClaimCollector | None = None
         if claims is not None:  # the book the handlers' gate writes (webhook/serve/build.py)
@@ -143,6 +156,13 @@ class Controllers:
                 "note": "Policy and PolicyException objects not read yet: the API server is "
                         "unreachable or refuses the list (see the log)"}
 
+    def uninstalling(self) -> bool:
+        return self.registration is not None and self.registration.uninstalling
+
+    def _writes(self) -> bool:
+        """The leader writes quotas and reports, except while an uninstall removes them."""
+        return self.elector.leading and not self.uninstalling()
+
     def _leadership(self, leading: bool) -> None:
         # From the elector's worker thread: flags only, read by the loops (the quota manager
         # looks at its next interval).
@@ -160,6 +180,9 @@ class Controllers:
             # Never unready: without the quotas the webhook's own count still holds per
             # replica; the failure is logged, counted and alerted on.
             work.append(BackgroundWork("quota-manager", self.quotas.run))
+        if self.registration is not None:
+            # Never unready: the configurations already registered keep working.
+            work.append(BackgroundWork("webhook-registration", self.registration.run))
         if self.claims is not None:
             # Never unready: admissions take and judge claims themselves; a failing pass
             # only leaves released entries counting until the next one.
@@ -170,6 +193,8 @@ class Controllers:
         """Once nothing runs any more (blocking): hand the Lease over now, not in
         lease_duration, and end the watch threads."""
         self.elector.release()
+        if self.registration is not None:
+            self.registration.on_stop()
         if self.watch is not None:
             self.watch.stop()
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from webhook.registration.settings import RegistrationSettings
+
 
 @dataclass(frozen=True)
 class ControllerSettings:
@@ -18,3 +20,6 @@ class ControllerSettings:
     # namespace's LoadBalancer cap (webhook/controllers/quotas.py).
     manage_quotas: bool = False
     quota_interval_seconds: float = 10.0
+    # --register-webhooks: the leader keeps the webhook configurations in the cluster
+    # (webhook/controllers/registration.py); None: they are installed by someone else.
+    registration: RegistrationSettings | None = None

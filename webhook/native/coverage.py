@@ -25,19 +25,19 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from webhook.policy.cel.checks.functions import FUNCTIONS
 from webhook.policy.model.block import Phase
 from webhook.policy.model.decision import Mode
 from webhook.policy.model.policy import InternalLoadBalancer, Policy, PolicySet, SetAnnotations
 
-# edgewarden's functions (webhook/policy/cel/functions.py, cel.stdlib) that the API server's CEL
-# environment for admission policies offers too, with the same meaning: cel-go's strings
-# (v2) and sets extensions, and Kubernetes' lists library (min, max, sum, indexOf...).
-NATIVE_FUNCTIONS = frozenset({
-    "charAt", "indexOf", "lastIndexOf", "lowerAscii", "upperAscii", "replace", "split",
-    "substring", "trim", "join", "strings.quote",
-    "sets.contains", "sets.equivalent", "sets.intersects",
-    "min", "max", "sum",
-})
+# edgewarden's functions that the API server's CEL environment for admission policies offers
+# too, with the same meaning (compared with the real API server: tests/native): every one
+# but edgewarden's own (sets.of, math.*, base64.*, bool; cel/checks/functions.py
+# EDGEWARDEN_ONLY). Kubernetes' libraries (lists, regex, url, ip, cidr, quantity, format)
+# and the optional syntax (rewritten into _optional_select/_optional_index; the exported
+# expression is the source as written) are among them.
+NATIVE_FUNCTIONS = frozenset(name for name, function in FUNCTIONS.items()
+                             if function.kubernetes)
 
 
 class Where(StrEnum):

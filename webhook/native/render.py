@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 
-from webhook.native.coverage import Coverage
+from webhook.native.coverage import Coverage, Where, assess
+from webhook.policy.model.policy import Policy
 
 WIDTH = 80
 
@@ -28,3 +29,15 @@ def coverage_table(coverage: Sequence[Coverage]) -> str:
     lines.append(f"{native} native, {sum(1 for c in coverage if c.where == 'partly')} partly, "
                  f"{sum(1 for c in coverage if c.where == 'webhook')} on the webhook only")
     return "\n".join(lines) + "\n"
+
+
+def placement_note(policies: Sequence[Policy]) -> str:
+    """One line for ``check``, ``test`` and ``audit``: which policies the API server can run
+    natively once exported, and why the others need the webhook."""
+    rows = [assess(policy) for policy in policies]
+    native = [row.policy for row in rows if row.where is Where.NATIVE]
+    others = [f"{row.policy} ({row.where}: {'; '.join(row.reasons)})"
+              for row in rows if row.where is not Where.NATIVE]
+    return ("where each policy runs (`edgewarden export`): natively in the API server: "
+            + (", ".join(native) or "none")
+            + "; needs the webhook: " + (", ".join(others) or "none"))

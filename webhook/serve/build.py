@@ -86,6 +86,9 @@ class Runtime:
     # Run once the server has stopped and the background work is cancelled (e.g. hand the
     # leader Lease over, stop watch threads); blocking calls, run in a thread.
     on_stop: list[Callable[[], None]] = field(default_factory=list)
+    # True while the server must write nothing to the cluster that an uninstall removes
+    # (webhook/controllers/registration.py sets it; the certificate rotation honours it).
+    writes_paused: Callable[[], bool] = lambda: False
 
 
 def build_runtime(settings: ServeSettings, *,

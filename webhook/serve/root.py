@@ -26,6 +26,7 @@ import signal
 import socket
 import threading
 from collections.abc import Callable
+from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
@@ -64,7 +65,11 @@ def core_work(runtime: Runtime) -> list[BackgroundWork]:
         work.append(BackgroundWork("reservation-purge", lambda: _purge_reservations(
             reservations, reservations.grace_seconds)))
     if certificates.manage:
+        from webhook.controllers.registration import PausableCertStore
+
         manager = certificate_manager_for(certificates)
+        # An uninstall under way: the Secret it removes is not made again (registration.py).
+        manager.api = PausableCertStore(manager.api, lambda: runtime.writes_paused())
         work.append(BackgroundWork("certificate-rotation",
                                    lambda: manager.run(certificates.rotation_seconds)))
     return work
@@ -91,9 +96,15 @@ def attach_controllers(
         follow_objects=settings.watches_cluster_objects,
         claims=runtime.claims.book if runtime.claims is not None else None,
         claims_interval=settings.claims.interval_seconds,
+        certificates=settings.certificates,
         clock=clock or runtime.state.clock, timing=timing)
     runtime.state.readiness.add_check(controllers.not_ready)
     runtime.state.readiness.add_detail("clusterObjects", controllers.objects_status)
+    if controllers.registration is not None:
+        runtime.state.readiness.add_detail("webhookRegistration",
+                                           controllers.registration.status)
+        # An uninstall under way pauses the certificate rotation's writes too.
+        runtime.writes_paused = controllers.uninstalling
     runtime.background.extend(controllers.work())
     runtime.on_stop.append(controllers.stop)
     return controllers
@@ -115,12 +126,13 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
                 probe_socket: socket.socket | None = None) -> None:
     """Run uvicorn, the probe listener and the supervised background work until the server
     is told to exit. ``sockets`` and ``probe_socket``: already bound (tests)."""
+    loop = asyncio.get_running_loop()
+    _drain_before_exit(runtime, server, loop)  # its readiness check, before readiness is fixed
     supervisor = supervisor_for(runtime)
     supervised = asyncio.create_task(supervisor.run(), name="supervisor")
     runtime.cluster.start()  # watch threads; /readyz says "not synced" until they have listed
     metrics = metrics_server(runtime)
     probes = probe_server(runtime, probe_socket)
-    loop = asyncio.get_running_loop()
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         loop.add_signal_handler(signal.SIGHUP, runtime.reloader.on_sighup)
@@ -145,6 +157,38 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
         if probes is not None:
             await probes.stop()
         runtime.state.decision_log.close()
+
+
+def _drain_before_exit(runtime: Runtime, server: uvicorn.Server,
+                       loop: asyncio.AbstractEventLoop) -> None:
+    """``--drain-seconds``: the first SIGTERM (or SIGINT) starts a drain instead of the
+    shutdown. For that long every answer carries ``Connection: close`` and /readyz fails,
+    then uvicorn shuts down as usual; a second signal shuts down at once.
+
+    Why: the API server keeps connections to a webhook alive, and uvicorn's shutdown closes
+    the idle ones at once; a request the API server sends on one at that moment meets a
+    closed connection (EOF), which it does not retry and turns into the failure policy. A
+    closed-after-answer connection is never reused, so the next request opens a new one,
+    which the Service sends to a replica that is not stopping."""
+    seconds = runtime.settings.server.drain_seconds
+    if seconds <= 0:
+        return
+    shutdown = server.handle_exit
+    draining = False
+    runtime.state.readiness.add_check(lambda: "shutting down" if draining else None)
+
+    def handle_exit(sig: int, frame: FrameType | None) -> None:
+        nonlocal draining
+        if draining:
+            shutdown(sig, frame)
+            return
+        draining = True
+        server.server_state.draining = True  # type: ignore[attr-defined]
+        log.info("signal %d: draining connections for %.0f s, then shutting down", sig, seconds)
+        loop.call_soon_threadsafe(loop.call_later, seconds, shutdown, sig, frame)
+
+    # uvicorn installs ``server.handle_exit`` as its signal handler when it starts serving.
+    server.handle_exit = handle_exit  # type: ignore[method-assign]
 
 
 def _tune_garbage_collector() -> None:

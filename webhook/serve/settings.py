@@ -98,6 +98,8 @@ OPTIONS: dict[str, tuple[str | None, str]] = {
     "leader_election_namespace": ("controllers", "leader_namespace"),
     "manage_quotas": ("controllers", "manage_quotas"),
     "quota_interval_seconds": ("controllers", "quota_interval_seconds"),
+    "registration": ("controllers", "registration"),
+    "drain_seconds": ("server", "drain_seconds"),
     "dev": (None, "dev"),
     "dev_dir": (None, "dev_dir"),
     "log_level": (None, "log_level"),

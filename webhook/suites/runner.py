@@ -18,6 +18,7 @@ from webhook.policy.load.yamlsource import LocatedDocument
 from webhook.policy.model.decision import Decision
 from webhook.policy.model.exception_rules import OFFLINE_RULES, ExceptionRules
 from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet
+from webhook.policy.model.policy import Policy
 from webhook.policy.model.request import AdmissionRequest, UserInfo, make_request
 from webhook.suites.model import Expectation, TestCase, TestSuite, discover_suites, load_suite
 
@@ -46,6 +47,7 @@ class SuiteResult:
     error: str | None = None  # the suite could not run at all (bad policies, bad fixtures)
     # PolicyExceptions the rules left out at some case's instant, and why (printed as notes).
     ignored_exceptions: list[str] = field(default_factory=list)
+    policies: tuple[Policy, ...] = ()  # what the suite judged with (where each runs: a note)
 
     @property
     def passed(self) -> bool:
@@ -131,7 +133,9 @@ def run_suite(
     result = SuiteResult(suite=suite.name, file=suite.file)
     try:
         # A suite asserts the flavour its policies are written with, whatever the setting.
-        engine = Engine(load_policies(*suite.policy_paths))
+        loaded = load_policies(*suite.policy_paths)
+        result.policies = loaded.policies
+        engine = Engine(loaded)
         cluster = MemoryCluster.from_yaml(*suite.cluster_paths)
         honoured = exceptions.merged(suite_exceptions(suite))
     except EdgewardenError as error:

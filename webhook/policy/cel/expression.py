@@ -20,6 +20,9 @@ from cel.stdlib import STDLIB_FUNCTIONS
 
 from webhook.policy.cel.bounds import CelLimitError, check_expression_bounds
 from webhook.policy.cel.functions import FUNCTIONS as OUR_FUNCTIONS
+from webhook.policy.cel.library import FUNCTIONS as KUBERNETES_FUNCTIONS
+from webhook.policy.cel.library import LibraryError
+from webhook.policy.cel.optional_syntax import lower
 from webhook.policy.cel.references import POLICY_VARIABLES, references
 from webhook.policy.cel.syntax import CelSyntaxError, Expr, Span, parse, replace_spans
 
@@ -39,7 +42,10 @@ TYPE_NAMES = frozenset(
 # ``contains`` stays the native string function. See docs/policies.md "CEL functions".
 _EXTENSIONS: dict[str, Callable[..., Any]] = {
     **{k: v for k, v in STDLIB_FUNCTIONS.items() if k != "contains"},
-    **OUR_FUNCTIONS,  # hashed sets.*, sets.of, tls.uncoveredHosts (webhook/policy/cel/functions.py)
+    **OUR_FUNCTIONS,  # hashed sets.*, sets.of, tls.uncoveredHosts (policy/cel/functions.py)
+    # Kubernetes' libraries (lists, regex, url, ip, cidr, quantity, format, optional syntax);
+    # their min/max/sum/indexOf/lastIndexOf replace cel.stdlib's with Kubernetes' meaning.
+    **KUBERNETES_FUNCTIONS,
 }
 
 
@@ -70,6 +76,9 @@ class CelExpression:
     # The syntax tree of ``source``, and where in it each ``variables.NAME`` is.
     syntax: Expr | None = field(default=None, compare=False, repr=False)
     variable_spans: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+    # What ``syntax``'s spans index: ``source``, or its rewrite when it uses the optional
+    # syntax or ``cidr.ip()`` (webhook/policy/cel/optional_syntax.py).
+    analysed_source: str = field(default="", compare=False, repr=False)
 
     def evaluate(self, context: cel.Context | dict[str, Any]) -> Any:
         try:
@@ -112,6 +121,9 @@ def compile_expression(
     except CelLimitError as error:
         raise CelCompileError(str(error)) from None
     tree = _parse(source)
+    analysed = lower(source, tree)
+    if analysed != source:
+        tree = _parse(analysed)
     refs = references(tree)
     if POLICY_VARIABLES in refs.free and POLICY_VARIABLES not in allowed:
         raise CelCompileError(f"{POLICY_VARIABLES} is not available here")
@@ -137,7 +149,7 @@ def compile_expression(
     if unsupported:
         raise CelCompileError(f"{', '.join(unsupported)} is not available here")
     program_source = replace_spans(
-        source, [(span, binding_prefix + name) for name, span in refs.variable_spans]
+        analysed, [(span, binding_prefix + name) for name, span in refs.variable_spans]
     )
     try:
         program = cel.compile(program_source)
@@ -153,6 +165,7 @@ def compile_expression(
         functions=tuple(f for f in refs.functions if f in EXTENSION_FUNCTIONS),
         syntax=tree,
         variable_spans=refs.variable_spans,
+        analysed_source=analysed,
     )
 
 
@@ -184,6 +197,7 @@ _UNSUPPORTED = re.compile(r"Unsupported operation: (\w+) (\S{1,3}) (\w+)\.")
 _UNDEFINED = re.compile(r"Undefined variable or function: '([\w.]+)'")
 _FUNCTION = re.compile(r"Function '([\w.]+)' error")
 _CALLBACK = re.compile(r"CelFunctionError: ([\w.]+\(\)) failed on \(([\w, ]*)\): (\w+)")
+_LIBRARY = re.compile(r"CelFunctionError: ([\w.]+\(\)): (.*?)(?:\. Check function arguments|$)")
 
 
 def _describe_failure(error: Exception, source: str) -> str:
@@ -204,6 +218,8 @@ def _describe_failure(error: Exception, source: str) -> str:
         return "no such overload: an operand or argument has a type the operation does not take"
     if match := _UNDEFINED.search(text):
         return f"no such variable or function: '{match[1]}'"
+    if match := _LIBRARY.search(text):
+        return f"{match[1]}: {match[2]}"
     if match := _CALLBACK.search(text):
         return f"{match[1]} failed on ({match[2]}): {match[3]}"
     if match := _FUNCTION.search(text):
@@ -246,6 +262,8 @@ def _value_free(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     def call(*args: Any) -> Any:
         try:
             return function(*args)
+        except LibraryError as error:  # Kubernetes' words, the value left out by design
+            raise CelFunctionError(f"{name}(): {error}") from None
         except Exception as error:
             types = ", ".join(cel_type_name(arg) for arg in args)
             raise CelFunctionError(f"{name}() failed on ({types}): {type(error).__name__}") \

@@ -30,7 +30,12 @@ Span: TypeAlias = tuple[int, int]
 # The comprehension macros: `range.macro(variable, body...)`.
 MACROS = frozenset({"all", "exists", "exists_one", "map", "filter"})
 # Functions cel-go (and the Rust binding) spell with a namespace: `math.greatest(x)`.
-NAMESPACES = frozenset({"math", "sets", "base64", "lists", "strings", "optional"})
+NAMESPACES = frozenset({"math", "sets", "base64", "lists", "strings", "optional", "format"})
+# Namespaced functions whose namespace is also a function name (``ip('...')``): only these
+# calls are read as namespaced, so a comprehension variable named ``ip`` stays a variable.
+QUALIFIED = frozenset({"ip.isCanonical"})
+# The marker of an optional list element or map key (`[?x]`, `{?k: v}`) in the parsed tree.
+OPTIONAL_ENTRY = "?"
 
 
 class CelSyntaxError(ValueError):
@@ -54,6 +59,7 @@ class Select:
     operand: Expr
     field: str
     span: Span
+    optional: bool = False  # ``operand.?field``: an optional, none when the field is absent
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,7 @@ class Index:
     operand: Expr
     index: Expr
     span: Span
+    optional: bool = False  # ``operand[?index]``
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,11 +222,28 @@ def replace_spans(source: str, replacements: list[tuple[Span, str]]) -> str:
 # "0.", which CEL's does not). Each fix must apply, or the grammar changed under us.
 _SPEC_FIXES = (
     ('exprlist       : expr ("," expr)*', 'exprlist       : expr ("," expr)* [","]'),
+    # ... and cel-go's optional entries: `[a, ?b]`, `{?k: v}` (`?` marks an optional value).
     (
         'mapinits       : expr ":" expr ("," expr ":" expr)*',
-        'mapinits       : expr ":" expr ("," expr ":" expr)* [","]',
+        'mapinits       : mapkey ":" expr ("," mapkey ":" expr)* [","]\n'
+        "?mapkey        : expr | optional_entry\n"
+        'optional_entry : "?" expr',
+    ),
+    (
+        'list_lit       : "[" [exprlist] "]"',
+        'list_lit       : "[" [listitems] "]"\n'
+        'listitems      : listitem ("," listitem)* [","]\n'
+        "?listitem      : expr | optional_entry",
     ),
     ('FLOAT_LIT      : /-?/ DIGIT+ "." DIGIT* EXPONENT? | ', "FLOAT_LIT      : "),
+    # CEL's optional field selection and index (cel-go's OptionalTypes): `a.?b`, `a[?k]`.
+    (
+        "member         : member_dot | member_dot_arg | member_index | member_object | primary",
+        "member         : member_dot | member_dot_arg | member_index | member_object"
+        " | member_dot_opt | member_index_opt | primary\n"
+        'member_dot_opt : member "." "?" IDENT\n'
+        'member_index_opt : member "[" "?" expr "]"',
+    ),
 )
 
 
@@ -301,6 +325,10 @@ class _Builder:
             return self.method(self.expr(kids[0]), str(kids[1]), self.args(kids[2:]), span)
         if name == "member_index":
             return Index(self.expr(kids[0]), self.expr(kids[1]), span)
+        if name == "member_dot_opt":
+            return Select(self.expr(kids[0]), str(kids[1]), span, optional=True)
+        if name == "member_index_opt":
+            return Index(self.expr(kids[0]), self.expr(kids[1]), span, optional=True)
         if name == "member_object":
             fields = kids[1].children if len(kids) > 1 else []
             pairs = tuple(
@@ -315,7 +343,12 @@ class _Builder:
         if name in ("ident", "dot_ident"):
             return Ident(str(kids[0]), self.span(kids[0]))
         if name == "list_lit":
-            return ListExpr(self.args(kids), span)
+            listed = kids[0].children if kids and isinstance(kids[0], Tree) else kids
+            return ListExpr(self.args(listed), span)
+        if name == "optional_entry":
+            # `?x` in a list or map literal: rewritten before anything else reads the tree
+            # (policy/cel/optional_syntax.py).
+            return Call(OPTIONAL_ENTRY, (self.expr(kids[0]),), None, span)
         if name == "map_lit":
             items = self.args(kids[0].children) if kids else ()
             entries = tuple((items[i], items[i + 1]) for i in range(0, len(items), 2))
@@ -366,7 +399,8 @@ class _Builder:
         arity_fits = len(args) == 2 or (len(args) == 3 and function == "map")
         if function in MACROS and arity_fits and isinstance(args[0], Ident):
             return Comprehension(function, target, args[0].name, args[1:], span)
-        if isinstance(target, Ident) and target.name in NAMESPACES:
+        qualified = isinstance(target, Ident) and f"{target.name}.{function}" in QUALIFIED
+        if isinstance(target, Ident) and (target.name in NAMESPACES or qualified):
             return Call(f"{target.name}.{function}", args, None, span)
         return Call(function, args, target, span)
 

@@ -71,7 +71,7 @@ class BindingPlan:
         reads = expression.variables & _ROOTS
         if not reads:
             return expression
-        source = expression.source
+        source = expression.analysed_source or expression.source  # what the tree spans
         tree = expression.syntax if expression.syntax is not None else parse(source)
         paths = paths_of(tree)
         projections = {v: merge(paths.get(v, [()])) for v in reads}

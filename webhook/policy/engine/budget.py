@@ -168,7 +168,8 @@ def _guard(found: list[tuple[Slot, Expr]]) -> Guard | None:
     paths = sorted({
         (root, tuple(path))
         for expression in growing
-        for root, selected in selected_paths(expression.source).items()
+        for root, selected in selected_paths(
+            expression.analysed_source or expression.source).items()
         if root in _ROOTS
         for path in selected
         if path

@@ -14,6 +14,7 @@ from jsonschema.exceptions import ValidationError
 from webhook.errors import PolicyLoadError, PolicyProblem
 from webhook.policy.blocks import registry
 from webhook.policy.blocks.protocol import BODY_VARIABLES, MATCH_VARIABLES
+from webhook.policy.blocks.registry import slots as check_slots
 from webhook.policy.cel.checks import Schemas
 from webhook.policy.cel.expression import CelCompileError, CelExpression, compile_expression
 from webhook.policy.load.policy_checks import check_policy
@@ -128,7 +129,10 @@ def load_policies(*paths: str | Path, internal_lb_flavour: str | None = None) ->
             seen[policy.name] = policy.source
             policies.append(policy)
     if problems:
-        raise PolicyLoadError(problems)
+        # By file and line, whatever stage found each (schema, compile, type check).
+        order = {str(file): index for index, file in enumerate(files)}
+        problems.sort(key=lambda p: (order.get(p.file, len(order)), p.line or 0))
+        raise PolicyLoadError(problems, warnings)
     return PolicySet(
         policies=tuple(policies), sources=tuple(str(f) for f in files), warnings=tuple(warnings)
     )
@@ -289,12 +293,40 @@ def _checked_document(
             if problem.field not in reported:
                 reported.add(problem.field)
                 problems.append(problem)
+        # The CEL beside a schema error is still compiled: one run shows every problem.
+        for path, source in _expressions(data):
+            if _field(path) in reported or not isinstance(source, str):
+                continue
+            try:
+                compile_expression(source, allowed=BODY_VARIABLES)
+            except CelCompileError as error:
+                problems.append(PolicyProblem(file, document.line_of(path), _field(path),
+                                              f"CEL: {error}"))
         return None
     builder = _PolicyBuilder(document, file)
     policy = builder.build(flavour)
     problems.extend(builder.problems)
     warnings.extend(builder.warnings)
     return policy if not builder.problems else None
+
+
+def _expressions(data: Mapping[str, Any]) -> Iterator[tuple[Path_, object]]:
+    """Every CEL expression of a document, by its path, however malformed the rest is."""
+    spec = data.get("spec")
+    if not isinstance(spec, dict):
+        return
+    for section, keys in (("matchConditions", ("expression",)), ("variables", ("expression",)),
+                          ("validations", ("expression", "messageExpression"))):
+        items = spec.get(section)
+        for index, item in enumerate(items if isinstance(items, list) else []):
+            for key in keys:
+                if isinstance(item, dict) and key in item:
+                    yield ("spec", section, index, key), item[key]
+    for section, keys in (("limit", ("where", "maxExpression")), ("unique", ("keys",))):
+        block = spec.get(section)
+        for key in keys:
+            if isinstance(block, dict) and key in block:
+                yield ("spec", section, key), block[key]
 
 
 def nesting_problem(document: LocatedDocument, file: str) -> PolicyProblem | None:
@@ -325,6 +357,9 @@ class _PolicyBuilder:
         self.file = file
         self.problems: list[PolicyProblem] = []
         self.warnings: list[PolicyProblem] = []  # reported; the policy still loads
+        # Where each compiled expression is, so the type checks of a policy with a broken
+        # expression still name the right field (every problem of a file in one run).
+        self._paths: dict[int, Path_] = {}
         spec = document.data.get("spec") or {}
         self.variable_names = frozenset(v["name"] for v in spec.get("variables", []))
         name = str(document.data["metadata"]["name"])
@@ -362,12 +397,14 @@ class _PolicyBuilder:
         if known_variables is None:
             known_variables = self.variable_names
         try:
-            return compile_expression(
+            compiled = compile_expression(
                 source,
                 allowed=allowed,
                 binding_prefix=self.binding_prefix,
                 known_policy_variables=known_variables,
             )
+            self._paths[id(compiled)] = path
+            return compiled
         except CelCompileError as error:
             self._problem(path, f"CEL: {error}")
         except (RecursionError, MemoryError) as error:  # past the bounds' estimate
@@ -416,8 +453,7 @@ class _PolicyBuilder:
                 built[block.field] = value
             else:
                 plugged.append((block.name, value))
-        if self.problems:
-            return None
+        # Built and checked even with problems so far: one run shows every problem.
         policy = Policy(
             name=metadata["name"],
             description=(metadata.get("annotations") or {}).get(DESCRIPTION_ANNOTATION, ""),
@@ -433,11 +469,16 @@ class _PolicyBuilder:
         )
         # Refuse what would fail on every request: unknown functions and fields, results
         # of the wrong type (see webhook/policy/cel/checks).
+        # A policy with a broken expression is checked too (what compiled of it), so one
+        # syntax error never hides the type errors beside it.
         checks = check_policy(policy, _SCHEMAS)
+        where = {slot.path: self._paths.get(id(slot.expression), slot.path)
+                 for slot in check_slots(policy)}
         for finding in checks.errors:
-            self._problem(finding.path, finding.message)
+            self._problem(where.get(finding.path, finding.path), finding.message)
         for finding in checks.warnings:
-            self.warnings.append(self._located(finding.path, finding.message))
+            self.warnings.append(
+                self._located(where.get(finding.path, finding.path), finding.message))
         return None if self.problems else policy
 
     def _unique_names(self, items: list[Mapping[str, Any]], section: str) -> None:

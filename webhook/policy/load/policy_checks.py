@@ -21,6 +21,7 @@ from webhook.policy.cel.checks.cost import (
     CostEstimator,
 )
 from webhook.policy.cel.checks.infer import TypeChecker
+from webhook.policy.cel.checks.infer import guards as policy_guards
 from webhook.policy.cel.checks.schemas import ADMISSION_REQUEST, NAMESPACE, Schemas
 from webhook.policy.cel.checks.types import DYN, CelType, from_schema
 from webhook.policy.cel.syntax import parse
@@ -34,6 +35,7 @@ YamlPath = tuple[str | int, ...]
 class PolicyFinding:
     path: YamlPath
     message: str
+    warning: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,15 +50,17 @@ class PolicyChecks:
 def check_policy(policy: Policy, schemas: Schemas) -> PolicyChecks:
     """Every finding for ``policy``, once each, in the order of its expressions."""
     findings: list[PolicyFinding] = []
+    noted: list[PolicyFinding] = []
     for ref in policy.match.resources:
         for finding in _check_kind(policy, ref, schemas):
-            if finding not in findings:
-                findings.append(finding)
+            chosen = noted if finding.warning else findings
+            if finding not in chosen:
+                chosen.append(finding)
     if findings:
-        return PolicyChecks(findings, [], None)
+        return PolicyChecks(findings, noted, None)
     cost = estimate_policy(policy, schemas)
     errors, warnings = cost_findings(cost)
-    return PolicyChecks(errors, warnings, cost)
+    return PolicyChecks(errors, noted + warnings, cost)
 
 
 def root_types(kind: str | KindRef, schemas: Schemas) -> dict[str, CelType]:
@@ -78,12 +82,17 @@ def root_types(kind: str | KindRef, schemas: Schemas) -> dict[str, CelType]:
 def _check_kind(policy: Policy, kind: KindRef, schemas: Schemas) -> Iterator[PolicyFinding]:
     roots = root_types(kind, schemas)
     variables: dict[str, CelType] = {}
+    # What any expression of the policy tests (has(), `in`): variables are read lazily, and
+    # matchConditions run first, so a read guarded anywhere in the policy is guarded.
+    guards = {guard for slot in slots(policy)
+              for guard in policy_guards(slot.expression.syntax or parse(slot.expression.source))}
     for slot in slots(policy):
-        checker = TypeChecker(roots, variables, kind.kind)
+        checker = TypeChecker(roots, variables, kind.kind, guards)
         tree = slot.expression.syntax or parse(slot.expression.source)
         result = checker.check(tree)
         for finding in checker.findings:
-            yield PolicyFinding(slot.path, _located(finding.message, slot, finding.span))
+            yield PolicyFinding(slot.path, _located(finding.message, slot, finding.span),
+                                finding.warning)
         if slot.variable is not None:
             variables[slot.variable] = result
         elif slot.yields is not None and result.known and not _fits(result, slot.yields):
@@ -107,8 +116,8 @@ def _fits(result: CelType, wanted: str) -> bool:
 
 def _located(message: str, slot: Slot, span: tuple[int, int] | None) -> str:
     """The message, the offending part and the whole expression (on one line, shortened)."""
-    source = slot.expression.source
-    whole = _one_line(source)
+    source = slot.expression.analysed_source or slot.expression.source  # what spans index
+    whole = _one_line(slot.expression.source)
     if span is None or (span[0] == 0 and span[1] >= len(source.rstrip())):
         return f"CEL: {message} in `{whole}`"
     part = _one_line(source[span[0] : span[1]])

@@ -73,15 +73,15 @@ def join(first: CelType, second: CelType) -> CelType:
     if first.kind != second.kind or first.kind == "object":
         return DYN if first.kind != second.kind or first.schema is not second.schema else first
     if first.kind in ("list", "map"):
-        assert first.element is not None and second.element is not None
-        return CelType(first.kind, join(first.element, second.element))
+        return CelType(first.kind, join(first.element or DYN, second.element or DYN))
     return CelType(first.kind)
 
 
 def from_schema(node: SchemaNode, where: str, root: str = "") -> CelType:
     """The CEL type of values a (trimmed OpenAPI) schema node describes.
 
-    Our values are JSON as the API server sends it: ``format: date-time`` stays a string,
+    Our values are JSON as the API server sends it, but types are Kubernetes' (what its
+    checker sees): ``format: date-time`` is a timestamp,
     ``x-kubernetes-int-or-string`` is either (dyn), and a ``number`` may arrive as an int.
     """
     if node.get("x-kubernetes-int-or-string"):
@@ -97,6 +97,10 @@ def from_schema(node: SchemaNode, where: str, root: str = "") -> CelType:
         items = node.get("items")
         element = from_schema(items, f"{where}[]", root) if isinstance(items, Mapping) else DYN
         return CelType("list", element, where=where, bound=node.get("maxItems"), root=root)
+    if kind == "string" and node.get("format") == "date-time":
+        # A timestamp in Kubernetes' CEL (the API server converts it); edgewarden evaluates
+        # the JSON string, so the checker warns on any read of it (checks/infer.py).
+        return CelType("timestamp", where=where, root=root)
     simple = {"string": "string", "integer": "int", "boolean": "bool"}.get(str(kind))
     if simple is None:
         return CelType("dyn", where=where, root=root)

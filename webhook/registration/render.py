@@ -22,6 +22,11 @@ writes depend on it, so it cannot lock the cluster out.
 The API server reaches the webhook through the Service (``clientConfig.service``), or, for a
 server that runs outside the cluster, at a URL (``clientConfig.url``: the paths
 ``/validate`` and ``/mutate`` are appended to it).
+
+Both webhooks carry ``matchConditions`` built from the policies (webhook/registration/
+conditions.py), so the API server does not call ``/mutate`` for a Service no mutation could
+touch. ``serve --register-webhooks`` renders the same documents, labelled as its own
+(``owned=True``), and keeps them in the cluster (webhook/controllers/registration.py).
 """
 
 from __future__ import annotations
@@ -33,12 +38,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
+from cryptography import x509
 
-from webhook.certs.issue import load_certificates
+from webhook.cluster.webhook_configurations import WebhookKind
 from webhook.errors import CertificateError, EdgewardenError
 from webhook.policy.load.schema import API_VERSION
 from webhook.policy.model.namespaces import NAMESPACE_NAME_LABEL
 from webhook.policy.model.policy import PolicySet, WebhookRule
+from webhook.registration.conditions import match_conditions
 
 VALIDATING_NAME = "edgewarden-validating"
 MUTATING_NAME = "edgewarden-mutating"
@@ -49,6 +56,17 @@ APPROVAL_PATH = "/mutate-policyexception"  # webhook/admission/exception_approva
 ALWAYS_EXCLUDED = ("kube-system",)
 FAILURE_POLICIES = ("Fail", "Ignore")
 CA_INJECT_ANNOTATION = "cert-manager.io/inject-ca-from"
+NAME_LABEL = {"app.kubernetes.io/name": "edgewarden"}
+# What ``serve --register-webhooks`` writes on the configurations it owns; one without it
+# (rendered for GitOps, installed by the chart's static mode) is never touched by it.
+OWNED_LABEL = {"app.kubernetes.io/managed-by": "edgewarden"}
+NAMES: dict[WebhookKind, str] = {"validating": VALIDATING_NAME, "mutating": MUTATING_NAME}
+
+
+def owned(configuration: dict[str, Any]) -> bool:
+    """Whether edgewarden made this object (only those it may update or delete)."""
+    labels = (configuration.get("metadata") or {}).get("labels") or {}
+    return all(labels.get(key) == value for key, value in OWNED_LABEL.items())
 _EXCEPTION_GROUP, _EXCEPTION_VERSION = API_VERSION.split("/")
 
 
@@ -121,23 +139,31 @@ def check_ca_bundle(ca_bundle_b64: str) -> None:
         pem = base64.b64decode(ca_bundle_b64, validate=True)
     except (binascii.Error, ValueError):
         raise CertificateError("the caBundle is not valid base64") from None
-    load_certificates(pem, "the caBundle")
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError as error:
+        raise CertificateError(f"the caBundle is not PEM-encoded X.509: {error}") from None
 
 
-def render(policies: PolicySet, settings: WebhookSettings) -> list[dict[str, Any]]:
+def render(policies: PolicySet, settings: WebhookSettings, *, owned: bool = False
+           ) -> list[dict[str, Any]]:
     """The configurations the policies need, validating first; a validating one with no rules
-    is left out (the mutating one always carries the exception approval webhook)."""
+    is left out (the mutating one always carries the exception approval webhook).
+    ``owned``: labelled as ``serve --register-webhooks``'s own."""
     settings.check()
     documents = []
     validating_rules = policies.webhook_rules(mutating=False)
     if validating_rules:
-        documents.append(_configuration(validating_rules, settings, mutating=False))
+        hook = _webhook(validating_rules, settings, mutating=False,
+                        conditions=match_conditions(policies, mutating=False))
+        documents.append(_document([hook], settings, mutating=False, owned=owned))
     # The mutating configuration always exists: it carries the exception approval webhook.
     webhooks = [approval_webhook(settings)]
     mutating_rules = policies.webhook_rules(mutating=True)
     if mutating_rules:
-        webhooks.insert(0, _webhook(mutating_rules, settings, mutating=True))
-    documents.append(_document(webhooks, settings, mutating=True))
+        webhooks.insert(0, _webhook(mutating_rules, settings, mutating=True,
+                                    conditions=match_conditions(policies, mutating=True)))
+    documents.append(_document(webhooks, settings, mutating=True, owned=owned))
     return documents
 
 
@@ -147,13 +173,6 @@ def render_yaml(policies: PolicySet, settings: WebhookSettings) -> str:
 
 def excluded_namespaces(settings: WebhookSettings) -> list[str]:
     return sorted({*ALWAYS_EXCLUDED, settings.namespace, *settings.excluded_namespaces})
-
-
-def _configuration(
-    rules: list[WebhookRule], settings: WebhookSettings, *, mutating: bool
-) -> dict[str, Any]:
-    return _document([_webhook(rules, settings, mutating=mutating)], settings,
-                     mutating=mutating)
 
 
 def approval_webhook(settings: WebhookSettings) -> dict[str, Any]:
@@ -198,7 +217,8 @@ def _client_config(settings: WebhookSettings, path: str) -> dict[str, Any]:
 
 
 def _webhook(
-    rules: list[WebhookRule], settings: WebhookSettings, *, mutating: bool
+    rules: list[WebhookRule], settings: WebhookSettings, *, mutating: bool,
+    conditions: list[dict[str, Any]],
 ) -> dict[str, Any]:
     webhook: dict[str, Any] = {
         "name": MUTATING_WEBHOOK if mutating else VALIDATING_WEBHOOK,
@@ -219,17 +239,19 @@ def _webhook(
             ]
         },
     }
+    if conditions:
+        webhook["matchConditions"] = conditions
     if mutating:
         webhook["reinvocationPolicy"] = "IfNeeded"
     return webhook
 
 
 def _document(
-    webhooks: list[dict[str, Any]], settings: WebhookSettings, *, mutating: bool
+    webhooks: list[dict[str, Any]], settings: WebhookSettings, *, mutating: bool, owned: bool
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {
         "name": MUTATING_NAME if mutating else VALIDATING_NAME,
-        "labels": {"app.kubernetes.io/name": "edgewarden"},
+        "labels": {**NAME_LABEL, **(OWNED_LABEL if owned else {})},
     }
     if settings.inject_ca_from:
         metadata["annotations"] = {CA_INJECT_ANNOTATION: settings.inject_ca_from}
