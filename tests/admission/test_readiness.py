@@ -106,7 +106,7 @@ def test_expired_serving_certificate_is_not_ready() -> None:
 def test_cluster_cache_state_is_exported_as_gauges() -> None:
     text = _get(_state(), "/metrics").text
     assert 'edgewarden_cluster_cache_synced{kind="Service"} 0.0' in text
-    assert 'edgewarden_cluster_cache_relists{kind="Service"} 1.0' in text
+    assert 'edgewarden_cluster_cache_relists_total{kind="Service"} 1.0' in text
 
 
 def _post(state: ServerState, path: str, review: dict[str, Any]) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The composite GitHub Action (action.yml): well formed, its commands exist, inputs reach
 scripts only through the environment, and its steps, run here with bash as the runner would
-run them (the install step aside: it needs PyPI), validate, test, check, write SARIF that
-validates, and fail only after the upload when a manifest would be denied."""
+run them (the install steps aside: tests/ci/test_action_install.py runs those), validate,
+test, check (the table in the log, the job summary in $GITHUB_STEP_SUMMARY, SARIF only on
+request, valid), and fail only after the reports when a manifest would be denied."""
 
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ from .tools import (
 )
 
 ACTION = REPO / "action.yml"
+INSTALL_STEPS = {"Resolve the edgewarden version", "Install edgewarden"}
+# A script a step runs: `bash "$ACTION_PATH/scripts/action/check.sh"`.
+SCRIPT = re.compile(r'"\$ACTION_PATH/(scripts/action/[\w.-]+)"')
 SARIF_SCHEMA = REPO / "webhook" / "offline" / "schemas" / "sarif-schema-2.1.0.json"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 REFERENCE = re.compile(r"^(inputs|steps|github)\.([A-Za-z0-9_.-]+)$")
@@ -92,19 +96,44 @@ def test_every_expression_refers_to_something_that_exists() -> None:
                 assert rest in {"action_path", "workspace"}, reference
 
 
+def step_text(step: dict[str, Any]) -> str:
+    """What a step runs: its script text, and the text of the action's scripts it calls."""
+    run = str(step.get("run", ""))
+    text = run + "".join((REPO / script).read_text() for script in SCRIPT.findall(run))
+    # Comments and messages name the tool in prose ("edgewarden from a pinned wheel").
+    return "\n".join(line for line in text.splitlines()
+                     if not line.lstrip().startswith(("#", "echo")))
+
+
+def test_every_script_a_step_runs_is_in_the_action() -> None:
+    scripts = [script for s in steps() for script in SCRIPT.findall(s.get("run", ""))]
+    assert set(scripts) == {"scripts/action/install.sh", "scripts/action/check.sh"}
+    for script in scripts:
+        assert (REPO / script).is_file(), script
+        assert "${{" not in (REPO / script).read_text(), "no expression reaches a script"
+
+
 def test_every_command_the_action_runs_exists() -> None:
-    commands = set().union(*(edgewarden_commands(s.get("run", "")) for s in steps()))
+    commands = set().union(*(edgewarden_commands(step_text(s)) for s in steps()))
     assert commands == {"validate", "test", "check", "diff"}
     for command in commands:
         result = help_exits_zero(command)
         assert result.returncode == 0, f"edgewarden {command} --help: {result.stderr}"
 
 
-def test_install_step_installs_this_repository_with_its_pins() -> None:
+def test_install_steps_install_a_pinned_wheel_with_pips_cache_kept() -> None:
+    [plan] = [s for s in steps() if s["name"] == "Resolve the edgewarden version"]
+    [cache] = [s for s in steps() if s.get("uses", "").startswith("actions/cache@")]
     [install] = [s for s in steps() if s["name"] == "Install edgewarden"]
-    assert install["env"]["ACTION_PATH"] == "${{ github.action_path }}"
-    assert '-c "$ACTION_PATH/constraints.txt" "$ACTION_PATH"' in install["run"]
-    assert (REPO / "constraints.txt").is_file() and (REPO / "pyproject.toml").is_file()
+    names = [s["name"] for s in steps()]
+    assert names.index(plan["name"]) < names.index(cache["name"]) < names.index(install["name"])
+    assert plan["env"]["EDGEWARDEN_VERSION"] == "${{ inputs.version }}"
+    assert cache["with"] == {"path": "${{ steps.plan.outputs.pip-cache-dir }}",
+                             "key": "${{ steps.plan.outputs.cache-key }}"}
+    assert install["env"]["EDGEWARDEN_VERSION"] == "${{ steps.plan.outputs.version }}"
+    script = (REPO / "scripts" / "action" / "install.sh").read_text()
+    assert 'spec="edgewarden==$version"' in script, "the released wheel, not the source"
+    assert '-c "$ACTION_PATH/constraints.txt" "$spec"' in script, "its dependencies pinned"
 
 
 # -- running the steps ------------------------------------------------------------------
@@ -140,14 +169,17 @@ def run_action(inputs: dict[str, str], workspace: Path) -> dict[str, Any]:
     runner_temp.mkdir()
     outcome: dict[str, Any] = {"ran": [], "failed": None}
     for step in steps():
-        if "run" not in step or step["name"] == "Install edgewarden":
+        if "run" not in step or step["name"] in INSTALL_STEPS:
             continue
         if "if" in step and not condition_holds(step["if"], values):
             continue
         output_file = runner_temp / f"output-{len(outcome['ran'])}"
         output_file.write_text("")
         env = environment(RUNNER_TEMP=str(runner_temp), GITHUB_OUTPUT=str(output_file),
-                          GITHUB_PATH=str(runner_temp / "path"))
+                          GITHUB_PATH=str(runner_temp / "path"),
+                          GITHUB_STEP_SUMMARY=str(runner_temp / "step-summary.md"),
+                          GITHUB_SERVER_URL="https://github.com",
+                          GITHUB_REPOSITORY="shop/deploy", GITHUB_SHA="0123abc")
         for name, value in step.get("env", {}).items():
             env[name] = EXPRESSION.sub(lambda m: values[m.group(1)], str(value))
         result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", step["run"]],
@@ -184,28 +216,79 @@ def workspace(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_good_manifests_pass_and_leave_a_sarif_report(workspace: Path) -> None:
+def summary_of(workspace: Path) -> str:
+    return (workspace / ".runner-temp" / "step-summary.md").read_text()
+
+
+def test_good_manifests_pass_with_a_table_in_the_log_and_a_summary(workspace: Path) -> None:
     outcome = run_action({"manifests": "rendered/"}, workspace)
     assert outcome["failed"] is None, outcome
     assert outcome["ran"] == ["edgewarden validate", "edgewarden test", "edgewarden check"]
     assert outcome["outputs"]["steps.check.outputs.exit-code"] == "0"
-    assert outcome["outputs"]["steps.check.outputs.sarif-file"] == "edgewarden.sarif"
-    report = sarif(workspace / "edgewarden.sarif")
-    assert not [r for r in report["runs"][0]["results"] if r["level"] == "error"]
+    log = outcome["edgewarden check"].stdout
+    assert "Service/checkout" in log and "rendered/checkout.yaml:1" in log, "the table"
+    assert "Nothing Enforce would deny" in log
+    summary = summary_of(workspace)
+    assert summary.startswith("## edgewarden check\n")
+    assert ":white_check_mark: **1 object judged, nothing Enforce would deny**" in summary
+    # SARIF is opt-in: nothing written, nothing to upload.
+    assert "steps.check.outputs.sarif-file" not in outcome["outputs"]
+    assert not (workspace / "edgewarden.sarif").exists()
     assert (workspace / ".runner-temp" / "edgewarden-tests.xml").is_file()
 
 
-def test_a_denied_manifest_fails_the_action_after_the_report_is_written(
+def test_a_denied_manifest_fails_the_action_after_the_reports_are_written(
     workspace: Path,
 ) -> None:
-    outcome = run_action({"manifests": "rendered/\ndebug.yaml"}, workspace)
+    outcome = run_action({"manifests": "rendered/\ndebug.yaml", "upload-sarif": "true"},
+                         workspace)
     assert outcome["failed"] == "Fail on denied manifests", outcome
     assert outcome["outputs"]["steps.check.outputs.exit-code"] == "1"
+    log = outcome["edgewarden check"].stdout
+    assert "deny-nodeport-in-production" in log and "debug.yaml:7" in log
+    summary = summary_of(workspace)
+    assert ":x: **1 of 2 objects would be denied**" in summary
+    rows = [line for line in summary.splitlines() if line.startswith("| :x: deny |")]
+    assert len(rows) == 1, summary
+    assert ("| Service/checkout-debug | payments | deny-nodeport-in-production | Enforce |"
+            in rows[0])
+    assert "(https://github.com/shop/deploy/blob/0123abc/debug.yaml#L7)" in rows[0]
+    # Asked for: the SARIF report, valid, for the upload step.
+    assert outcome["outputs"]["steps.check.outputs.sarif-file"] == "edgewarden.sarif"
     report = sarif(workspace / "edgewarden.sarif")
     errors = [r for r in report["runs"][0]["results"] if r["level"] == "error"]
     assert [r["ruleId"] for r in errors] == ["deny-nodeport-in-production"]
     uri = errors[0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
     assert uri.endswith("debug.yaml")
+
+
+def test_a_check_that_cannot_judge_fails_at_once_and_says_so_in_the_summary(
+    workspace: Path,
+) -> None:
+    (workspace / "debug.yaml").write_text(NODEPORT_IN_PRODUCTION.split("---\n")[1])
+    outcome = run_action({"manifests": "debug.yaml", "tests": ""}, workspace)
+    assert outcome["failed"] == "edgewarden check"
+    assert outcome["outputs"]["steps.check.outputs.exit-code"] == "2"
+    assert "namespace payments" in outcome["edgewarden check"].stderr
+    assert "could not judge the manifests (exit code 2)" in summary_of(workspace)
+
+
+def test_the_summary_can_be_turned_off_and_sarif_written_without_an_upload(
+    workspace: Path,
+) -> None:
+    (workspace / "out").mkdir()
+    outcome = run_action({"manifests": "rendered/", "summary": "false",
+                          "sarif-file": "out/report.sarif"}, workspace)
+    assert outcome["failed"] is None, outcome
+    assert not (workspace / ".runner-temp" / "step-summary.md").exists()
+    assert outcome["outputs"]["steps.check.outputs.sarif-file"] == "out/report.sarif"
+    sarif(workspace / "out" / "report.sarif")
+    [upload] = [s for s in steps() if s.get("uses", "").startswith("github/codeql-action/")]
+    values = {f"inputs.{k}": str(v.get("default", "")) for k, v in action()["inputs"].items()}
+    values["steps.check.outputs.sarif-file"] = "out/report.sarif"
+    assert not condition_holds(upload["if"], values), "no upload unless upload-sarif"
+    values["inputs.upload-sarif"] = "true"
+    assert condition_holds(upload["if"], values)
 
 
 def test_fail_on_violation_false_reports_without_failing(workspace: Path) -> None:

@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 import yaml
 
+from webhook.offline.kustomize import cached_kubectl
+
 from .tools import (
     BROKEN_POLICY,
     CLUSTERIP_IN_PRODUCTION,
@@ -57,7 +59,7 @@ def test_every_command_a_hook_runs_exists() -> None:
     found = hooks()
     commands = {hook_id: edgewarden_commands(hook["entry"]) for hook_id, hook in found.items()}
     assert commands == {"edgewarden-validate": {"validate"}, "edgewarden-test": {"test"},
-                        "edgewarden-check": {"check"}, "edgewarden-diff": {"diff"}}
+                        "edgewarden-check": {"pre-commit"}, "edgewarden-diff": {"diff"}}
     for command in set().union(*commands.values()):
         result = help_exits_zero(command)
         assert result.returncode == 0, f"edgewarden {command} --help: {result.stderr}"
@@ -117,19 +119,26 @@ def test_test_hook_runs_the_suites(tmp_path: Path) -> None:
     assert result.returncode == 1, result.stdout + result.stderr
 
 
-def test_check_hook_passes_each_changed_manifest_as_a_file(tmp_path: Path) -> None:
+def test_check_hook_judges_manifests_and_the_kustomization_a_file_belongs_to(
+    tmp_path: Path,
+) -> None:
+    """The kustomization is no manifest: it stands for what it renders, while the plain
+    manifest beside it, which it does not use, is judged on its own."""
+    if not (shutil.which("kubectl") or cached_kubectl().is_file()):
+        pytest.skip("kubectl is not installed")
     shutil.copytree(REPO / "policies", tmp_path / "policies")
     (tmp_path / "k8s").mkdir()
     (tmp_path / "k8s" / "debug.yaml").write_text(NODEPORT_IN_PRODUCTION)
     (tmp_path / "k8s" / "checkout.yaml").write_text(CLUSTERIP_IN_PRODUCTION)
     (tmp_path / "k8s" / "kustomization.yaml").write_text("resources: [debug.yaml]\n")
     files = selected("edgewarden-check", ["k8s/checkout.yaml", "k8s/debug.yaml",
-                                          "k8s/kustomization.yaml", "policies/x.yaml"])
-    assert files == ["k8s/checkout.yaml", "k8s/debug.yaml"]
+                                          "k8s/kustomization.yaml", "README.md"])
+    assert files == ["k8s/checkout.yaml", "k8s/debug.yaml", "k8s/kustomization.yaml"]
     result = run_hook("edgewarden-check", files, tmp_path)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
     assert "deny-nodeport-in-production" in out and "checkout-debug" in out
+    assert "<kustomize k8s>" in out, "judged as the kustomization renders it"
     # The good file alone passes; check's own options from `args` pass through (with a
     # value that is an existing folder, which must not become a manifest).
     result = run_hook("edgewarden-check", ["k8s/checkout.yaml"], tmp_path,
@@ -137,6 +146,19 @@ def test_check_hook_passes_each_changed_manifest_as_a_file(tmp_path: Path) -> No
                             "payments=environment=production", "-o", "json"])
     assert result.returncode == 0, result.stdout + result.stderr
     assert '"objects": 1' in result.stdout
+
+
+def test_check_hook_leaves_policy_files_to_validate_and_passes_with_nothing_to_judge(
+    tmp_path: Path,
+) -> None:
+    shutil.copytree(REPO / "policies", tmp_path / "policies")
+    exposed = "policies/fixtures/manifests/production-exposed.yaml"
+    assert (tmp_path / exposed).is_file(), "a fixture that check denies"
+    result = run_hook("edgewarden-check", [exposed, "policies/deny-external-ips.yaml"],
+                      tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"skipped {exposed}: a policy file" in result.stderr
+    assert "nothing to judge among 2 changed file(s)" in result.stderr
 
 
 def test_check_hook_options_reach_check(tmp_path: Path) -> None:

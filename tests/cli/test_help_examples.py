@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
 from tests.docs.workspace import activated_environment, copy_repository
+from webhook.offline.helm import cached_helm
 from webhook.cli.app import app
 from webhook.offline.kustomize import cached_kubectl
 
@@ -83,7 +84,8 @@ def _tool_missing(example: Example) -> str | None:
     if needed is None:
         return None
     tool = needed.group(1)
-    if shutil.which(tool) or (tool == "kubectl" and cached_kubectl().is_file()):
+    if shutil.which(tool) or (tool == "kubectl" and cached_kubectl().is_file()) \
+            or (tool == "helm" and cached_helm().is_file()):
         return None
     return f"{tool} is not installed"
 

@@ -60,6 +60,15 @@ VALUE_SETS: dict[str, tuple[str, dict[str, Any]]] = {
         "grafanaDashboard": {"enabled": True, "annotations": {"grafana_folder": "Platform"}},
         "webhooks": {"timeoutSeconds": 10},
     }),
+    # Issue 23: OpenShift's restricted SCC (no fixed user or group), the runbook links at
+    # one's own copy of the docs. (Namespaces excluded by label need static webhook
+    # configurations, which every value set here is not: test_chart_overrides.py.)
+    "overrides": (NAMESPACE, {
+        "podSecurityContext": {"runAsUser": None, "runAsGroup": None, "fsGroup": None},
+        "securityContext": {"runAsUser": None, "runAsGroup": None},
+        "prometheusRule": {"enabled": True,
+                           "runbookBaseUrl": "https://wiki.example.com/ops/edgewarden"},
+    }),
     "minimal": (NAMESPACE, {
         "replicaCount": 1,
         "metrics": {"port": None},

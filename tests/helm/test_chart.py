@@ -370,7 +370,10 @@ def test_webhooks_call_the_service_and_never_see_kube_system_or_the_release_name
         assert (target["name"], target["namespace"], target["port"]) == (
             "edgewarden", namespace, https), kind
         assert target["path"] == ("/validate" if kind.startswith("Validating") else "/mutate")
-        [expression] = hook["namespaceSelector"]["matchExpressions"]
+        # The name exclusions first; webhooks.namespaceSelector's own expressions after.
+        expression, *others = hook["namespaceSelector"]["matchExpressions"]
+        selector = VALUE_SETS[value_set][1].get("webhooks", {}).get("namespaceSelector", {})
+        assert others == selector.get("matchExpressions", []), kind
         assert expression["key"] == "kubernetes.io/metadata.name"
         assert expression["operator"] == "NotIn"
         assert set(expression["values"]) == {"kube-system", namespace, *extra}

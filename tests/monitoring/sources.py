@@ -95,12 +95,11 @@ def promql_metric_names(expression: str) -> set[str]:
     return names
 
 
-def exported_metric_names() -> set[str]:
-    """Every metric and sample name a server exports, from the real Metrics of
-    webhook/admission/metrics.py with the real cluster cache's state fields and a
-    certificate: what a scrape of /metrics shows."""
+def scrape_text() -> str:
+    """What a scrape of /metrics shows, from the real Metrics of
+    webhook/admission/metrics.py with the real cluster cache's state fields, a certificate,
+    and a sample of every labelled metric."""
     from kubernetes import client
-    from prometheus_client.parser import text_string_to_metric_families
 
     from webhook.admission.metrics import ENDPOINTS, RESULTS, Metrics
     from webhook.cluster.kube import KubeCluster
@@ -119,6 +118,8 @@ def exported_metric_names() -> set[str]:
         metrics.count_violation("deny-nodeport-in-production", "Enforce")
         metrics.count_exemption("deny-nodeport-in-production", "deny")
         metrics.count_background_restart("cluster-objects")
+        metrics.count_limit_hit("concurrent_requests")
+        metrics.watch_connections(lambda: 3)
         metrics.set_background_up("cluster-objects", True)
         metrics.count_shadow("deny-nodeport-in-production", "deny")
         metrics.count_shadow_difference("deny-nodeport-in-production", "deny")
@@ -126,11 +127,29 @@ def exported_metric_names() -> set[str]:
         exception = PolicyException("legacy", "shop", frozenset({"deny-nodeport-in-production"}),
                                     names=frozenset({"gateway"}), expires_at=1_900_000_000.0)
         metrics.watch_exceptions(lambda: [exception], lambda: 1_800_000_000.0)
-        text = metrics.render().decode()
+        return metrics.render().decode()
     finally:
         api.close()
+
+
+def exported_metric_names() -> set[str]:
+    """Every metric and sample name a server exports (scrape_text)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     names = set()
-    for family in text_string_to_metric_families(text):
+    for family in text_string_to_metric_families(scrape_text()):
         names.add(family.name)
         names |= {sample.name for sample in family.samples}
     return names
+
+
+def exported_sample_types() -> dict[str, str]:
+    """Each sample name a scrape shows -> the type of its family (counter, gauge,
+    histogram...): ``edgewarden_requests_total`` -> counter."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    types: dict[str, str] = {}
+    for family in text_string_to_metric_families(scrape_text()):
+        for sample in family.samples:
+            types[sample.name] = family.type
+    return types

@@ -89,4 +89,7 @@ def test_dashboard_covers_what_the_issue_asks() -> None:
         "edgewarden_cluster_cache_synced", "edgewarden_cluster_cache_objects",
         "edgewarden_serving_certificate_expiry_timestamp_seconds",
         "edgewarden_policy_reloads_total", "edgewarden_policy_load_errors_total",
+        # issue 23: 429s, the build and the process
+        "edgewarden_connection_limit_hits_total", "edgewarden_build_info",
+        "process_cpu_seconds_total", "process_resident_memory_bytes",
     }

@@ -37,6 +37,7 @@ WANTED_ALERTS = {
     "EdgewardenPolicyExceptionExpiring",
     "EdgewardenDown",                     # no replica scraped at all
     "EdgewardenBackgroundTaskRestarting",  # issue 18: the supervisor keeps restarting a task
+    "EdgewardenRequestsRefusedForOverload",  # issue 23: 429s, each one a failurePolicy call
 }
 
 
@@ -133,7 +134,9 @@ def test_the_chart_renders_the_same_rules_with_its_timeout() -> None:
 def test_the_chart_latency_alert_fires_at_half_its_own_timeout(tmp_path: Path) -> None:
     """With timeoutSeconds 2 the threshold is 1 s: a p99 of about 2.5 s fires, one of about
     0.99 s does not (promtool, against the rules the chart renders)."""
-    write_rules_file(tmp_path, chart_rule_groups(2))
+    groups = chart_rule_groups(2)
+    write_rules_file(tmp_path, groups)
+    [latency] = [r for r in rules(groups) if r.get("alert") == "EdgewardenLatencyNearTimeout"]
     labels = 'namespace="edgewarden", pod="edgewarden-a"'
 
     def buckets(endpoint: str, filled_from: str) -> list[dict[str, str]]:
@@ -164,6 +167,7 @@ def test_the_chart_latency_alert_fires_at_half_its_own_timeout(tmp_path: Path) -
                     "exp_labels": {"severity": "warning", "namespace": "edgewarden",
                                    "endpoint": "validate"},
                     "exp_annotations": {
+                        "runbook_url": latency["annotations"]["runbook_url"],
                         "summary": "edgewarden /validate p99 decision time is 2.485s, "
                                    "over half the webhook timeout.",
                         "description": "Past the timeout the API server gives up and applies "

@@ -6,13 +6,24 @@ fixed, so a request pays a dict lookup and an increment, not a label resolution.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from webhook import __version__
 from webhook.policy.model.exceptions import PolicyException
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -53,29 +64,39 @@ class _CertificateExpiry(Collector):
             )
 
 
+# Fields of the cluster cache's state that only ever grow (per replica, since its start):
+# exported as counters (``..._total``), so rate() and increase() read them right.
+CACHE_COUNTS = frozenset({"relists", "errors", "stalls"})
+
+
 class _ClusterCache(Collector):
     """The cluster cache's per-kind state (``{"Service": {"synced": True, "objects": 3}}``),
-    read at scrape time: one gauge per numeric field, labelled by kind."""
+    read at scrape time: one metric per numeric field, labelled by kind; a gauge, or a
+    counter for the counts in CACHE_COUNTS."""
 
     def __init__(self, read: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
         self._read = read
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         try:
             state = self._read()
         except Exception:  # a scrape must never fail because the cache is mid-update
             return
-        families: dict[str, GaugeMetricFamily] = {}
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {}
         for kind, fields in state.items():
             for field, value in fields.items():
                 if not isinstance(value, bool | int | float) or value is None:
                     continue
                 family = families.get(field)
                 if family is None:
-                    family = families[field] = GaugeMetricFamily(
-                        f"edgewarden_cluster_cache_{field}",
-                        f"Cluster cache {field.replace('_', ' ')}, by kind.", labels=["kind"],
-                    )
+                    name = f"edgewarden_cluster_cache_{field}"
+                    words = field.replace("_", " ")
+                    family = families[field] = (
+                        CounterMetricFamily(name, f"Cluster cache {words} since the start, "
+                                                  "by kind.", labels=["kind"])
+                        if field in CACHE_COUNTS else
+                        GaugeMetricFamily(name, f"Cluster cache {words}, by kind.",
+                                          labels=["kind"]))
                 family.add_metric([kind], float(value))
         yield from families.values()
 
@@ -133,6 +154,18 @@ class _ExistingViolations(Collector):
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        # What runs (a gauge of 1, labelled: `* on(pod) group_left(version)` joins it), and
+        # the process itself: memory, CPU, open files, start time (process_*), the Python
+        # (python_info) and its garbage collector (python_gc_*).
+        self.build_info = Gauge(
+            "edgewarden_build_info",
+            "Always 1; the edgewarden version and the Python it runs on, as labels.",
+            ["version", "python"], registry=self.registry,
+        )
+        self.build_info.labels(__version__, platform.python_version()).set(1)
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.requests = Counter(
             "edgewarden_requests", "Admission requests answered, by endpoint and result.",
             ["endpoint", "result"], registry=self.registry,

@@ -14,6 +14,7 @@ from webhook.cli import (  # noqa: F401  (each module registers its commands on 
     diff_command,
     export_command,
     policy_commands,
+    pre_commit_command,
     replay_command,
     serve_command,
     uninstall_command,

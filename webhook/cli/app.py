@@ -21,7 +21,7 @@ from webhook.errors import EdgewardenError, ExitCode
 # How --help lists the commands: what a newcomer reaches for first comes first.
 COMMAND_ORDER = (
     "serve", "certs", "webhook-config",
-    "check", "audit", "report", "quota", "export",
+    "check", "pre-commit", "audit", "report", "quota", "export",
     "validate", "test", "policies",
     "version",
 )

@@ -63,6 +63,9 @@ EXAMPLES = examples(
      "what kubectl apply -k would send (needs kubectl)"),
     ("kubectl kustomize deploy/overlays/kind | edgewarden check -f -",
      "standard input (needs kubectl)"),
+    ("edgewarden check --chart deploy/helm/edgewarden -n edgewarden "
+     "--namespace-labels edgewarden=",
+     "what helm install would send (needs helm)"),
 )
 
 
@@ -126,6 +129,15 @@ def check(
     exception_namespace: ExceptionNamespaceOption = None,
     max_exception_days: MaxExceptionDaysOption = DEFAULT_MAX_EXCEPTION_DAYS,
     with_defaults: WithDefaultsOption = False,
+    charts: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--chart",
+            metavar="DIR",
+            help="A Helm chart folder: judge what `helm template` renders (the release "
+            "named after the chart, in --namespace). Repeatable.",
+        ),
+    ] = None,
 ) -> None:
     """Judge manifests (e.g. a rendered Helm chart) as CREATEs, in order.
 
@@ -137,15 +149,18 @@ def check(
     from webhook.offline.scan import check_manifests, undefined_namespaces
     from webhook.offline.sources import cluster_objects, resolve_policies, split_exceptions
 
-    if not filenames and not kustomize:
-        raise ManifestError("nothing to check: give -f FILE|DIR|- or --kustomize DIR")
+    if not filenames and not kustomize and not charts:
+        raise ManifestError(
+            "nothing to check: give -f FILE|DIR|-, --kustomize DIR or --chart DIR")
     labels = parse_namespace_labels(namespace_labels or [])
     policy_set = resolve_policies(
         policy_paths(policies, with_defaults=with_defaults),
         internal_lb_flavour=internal_lb_flavour,
     )
-    with progress(enabled=_slow_to_read(filenames or [], kustomize or [])) as bar:
+    renders = [*(kustomize or []), *(charts or [])]
+    with progress(enabled=_slow_to_read(filenames or [], renders)) as bar:
         inputs = _inputs(filenames or [], kustomize or [], bar)
+        inputs.manifests.extend(_charts(charts or [], namespace, bar))
         existing = cluster_objects(cluster_state, bar) if cluster_state is not None else []
         # PolicyExceptions among the inputs or the state count, beside --exceptions files.
         honoured, kept = split_exceptions([*existing, *inputs.manifests], exceptions)
@@ -157,7 +172,7 @@ def check(
     now = time.time()
     honoured = honour(honoured, offline_rules(exception_namespace, max_exception_days), now)
     if not inputs.manifests:
-        raise MissingContextError(_nothing_read(filenames or [], kustomize or []))
+        raise MissingContextError(_nothing_read(filenames or [], kustomize or [], charts or []))
     if not assume_unlabelled:
         missing = undefined_namespaces(judged, policy_set, namespace_labels=labels,
                                        default_namespace=namespace, existing=existing)
@@ -187,10 +202,11 @@ def check(
         raise typer.Exit(ExitCode.FOUND)
 
 
-def _nothing_read(filenames: list[str], folders: list[Path]) -> str:
+def _nothing_read(filenames: list[str], folders: list[Path], charts: list[Path]) -> str:
     sources = ", ".join(
         [("standard input" if name == "-" else name) for name in filenames]
         + [f"--kustomize {folder}" for folder in folders]
+        + [f"--chart {chart}" for chart in charts]
     )
     return (
         f"no Kubernetes object in the input ({sources}): an empty render (a failed "
@@ -239,6 +255,16 @@ def _inputs(filenames: list[str], folders: list[Path], bar: Progress) -> Inputs:
         bar.begin(f"kubectl kustomize {folder}")
         inputs.manifests.extend(render_kustomization(folder))
     return inputs
+
+
+def _charts(charts: list[Path], namespace: str, bar: Progress) -> list[Manifest]:
+    from webhook.offline.helm import render_chart
+
+    rendered: list[Manifest] = []
+    for chart in charts:
+        bar.begin(f"helm template {chart}")
+        rendered.extend(render_chart(chart, namespace=namespace))
+    return rendered
 
 
 def parse_namespace_labels(values: list[str]) -> dict[str, dict[str, str]]:

@@ -71,15 +71,26 @@ repository's policies/ kept by deploy/sync-policies.py), then the custom ones.
 {{- toYaml $data -}}
 {{- end -}}
 
+{{/* Every container's securityContext (values securityContext; null keys are gone). */}}
 {{- define "edgewarden.containerSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-readOnlyRootFilesystem: true
-allowPrivilegeEscalation: false
-privileged: false
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.securityContext -}}
+{{- end -}}
+
+{{/*
+The alert rules' runbook_url, pointed at prometheusRule.runbookBaseUrl when it is set: the
+part before `#` is replaced, the section kept.
+*/}}
+{{- define "edgewarden.runbookBase" -}}
+{{- .Values.prometheusRule.runbookBaseUrl | default "" | trimSuffix "/" -}}
+{{- end -}}
+
+{{/*
+webhooks.namespaceSelector reaches the static webhook configurations only: refused where
+serve registers them (webhooks.registration self) rather than silently not applied.
+*/}}
+{{- define "edgewarden.checkNamespaceSelector" -}}
+{{- $selector := .Values.webhooks.namespaceSelector | default dict -}}
+{{- if and (or $selector.matchLabels $selector.matchExpressions) (eq (.Values.webhooks.registration | default "static") "self") -}}
+{{- fail "webhooks.namespaceSelector needs webhooks.registration=static: serve --register-webhooks excludes namespaces by name only (webhooks.excludeNamespaces)" -}}
+{{- end -}}
 {{- end -}}
