@@ -36,10 +36,10 @@ from typing import Any
 
 import yaml
 
+from webhook.errors import ManifestError
 from webhook.offline.folders import KUSTOMIZE_FILES, Skipped
 from webhook.offline.helm import HELM_CHART_FILE, is_library_chart
 from webhook.offline.manifests import MANIFEST_SUFFIXES, is_kubernetes_object, read_file
-from webhook.errors import ManifestError
 
 # Fields of a kustomization that name files or folders it is built from.
 _PATH_LISTS = ("resources", "bases", "components", "crds", "patchesStrategicMerge",

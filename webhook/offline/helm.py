@@ -20,8 +20,8 @@ from pathlib import Path
 
 import yaml
 
-from webhook.offline.manifests import Location, Manifest, manifests_of, parse_documents
 from webhook.errors import ManifestError
+from webhook.offline.manifests import Location, Manifest, manifests_of, parse_documents
 
 HELM_CHART_FILE = "Chart.yaml"
 RENDER_TIMEOUT_SECONDS = 300
