@@ -41,17 +41,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from webhook.admission.server import Runtime
+from webhook.admission.state import ServerState
 from webhook.certs.secretstate import GENERATION
-from webhook.certs.store import CertStore, StoredSecret
-from webhook.certs.store import WebhookKind as CertWebhookKind
+from webhook.certs.settings import CertificateSettings
+from webhook.cluster.cert_store import CertStore, StoredSecret
+from webhook.cluster.cert_store import WebhookKind as CertWebhookKind
+from webhook.cluster.object_api import ApiFailure, ObjectApi
 from webhook.cluster.webhook_configurations import (
     KINDS,
     KubeCallError,
     WebhookConfigurationApi,
     WebhookKind,
 )
-from webhook.controllers.api import ApiFailure, ObjectApi
 from webhook.controllers.uninstall import remove_after_last_replica
 from webhook.errors import CertificateError, EdgewardenError, one_line
 from webhook.policy.model.policy import PolicySet
@@ -145,15 +146,15 @@ def same_webhooks(found: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> 
 
 
 class WebhookRegistration:
-    def __init__(self, runtime: Runtime, settings: RegistrationSettings,
-                 api: WebhookConfigurationApi, *, leading: Callable[[], bool]) -> None:
-        self.runtime = runtime
+    def __init__(self, state: ServerState, certificates: CertificateSettings,
+                 settings: RegistrationSettings, api: WebhookConfigurationApi, *,
+                 leading: Callable[[], bool]) -> None:
+        self.state = state
         self.settings = settings
         self.api = api
         self.leading = leading
-        server = runtime.settings
-        self.bundle_file = settings.bundle_file(server.cert_dir, server.tls_cert)
-        self.keep_bundle = server.manage_certs
+        self.bundle_file = settings.bundle_file(certificates.directory, certificates.tls_cert)
+        self.keep_bundle = certificates.manage
         self.last: PassResult | None = None
         self.last_error: str | None = None
         self._foreign_logged: set[str] = set()
@@ -166,7 +167,7 @@ class WebhookRegistration:
 
     def policy_set(self) -> PolicySet | None:
         """The served policies and the shadow candidates (they judge the same requests)."""
-        loaded = self.runtime.state.policies
+        loaded = self.state.policies
         if loaded is None:
             return None
         policies = loaded.engine.policies.policies
@@ -204,7 +205,7 @@ class WebhookRegistration:
         """Why this replica must not write now, or None."""
         if not self.leading():
             return "not the leader"
-        reasons = self.runtime.state.not_ready()
+        reasons = self.state.not_ready()
         if reasons:
             return "not ready: " + "; ".join(reasons)
         self.refresh_guard()
@@ -317,8 +318,8 @@ class WebhookRegistration:
     def _inputs(self) -> tuple[Any, ...]:
         """What a pass depends on, cheaply: a change runs a pass before the interval."""
         bundle = self.ca_bundle() or ""
-        return (id(self.runtime.state.policies), self.leading(), self.uninstalling,
-                hashlib.sha256(bundle.encode()).hexdigest(), not self.runtime.state.not_ready())
+        return (id(self.state.policies), self.leading(), self.uninstalling,
+                hashlib.sha256(bundle.encode()).hexdigest(), not self.state.not_ready())
 
     async def run(self) -> None:
         """Forever (cancel to stop): a pass on every change of input, and every interval.
