@@ -63,7 +63,7 @@ def test_completion_offers_commands_and_output_formats() -> None:
 
     assert {"check", "audit", "serve", "webhook-config", "version"} == set(
         complete("edgewarden ")) - {"certs", "policies", "quota", "report", "test", "validate",
-                                    "diff", "replay", "export", "uninstall"}
+                                    "diff", "replay", "export", "uninstall", "pre-commit"}
     assert set(complete("edgewarden check -o ")) == {"text", "json", "yaml", "junit", "sarif"}
 
 
