@@ -10,16 +10,16 @@ from fastapi import FastAPI, Request, Response
 
 from webhook.admission import handlers
 from webhook.admission.review import ReviewError, encode_review, parse_review
-from webhook.admission.server import build_runtime
-from webhook.admission.settings import ServerSettings
+from webhook.serve.build import build_runtime
+from webhook.serve.settings import from_options
 
-_runtime = build_runtime(ServerSettings(
-    policies=(Path(os.environ["BENCH_POLICIES"]),),
-    cluster_state=Path(os.environ["BENCH_CLUSTER"]),
-    tls_cert=Path(os.environ["BENCH_CERT"]),
-    tls_key=Path(os.environ["BENCH_KEY"]),
-    audit_log=Path(os.devnull),
-))
+_runtime = build_runtime(from_options({
+    "policies": (Path(os.environ["BENCH_POLICIES"]),),
+    "cluster_state": Path(os.environ["BENCH_CLUSTER"]),
+    "tls_cert": Path(os.environ["BENCH_CERT"]),
+    "tls_key": Path(os.environ["BENCH_KEY"]),
+    "audit_log": Path(os.devnull),
+}))
 _state = _runtime.state
 app = FastAPI()
 

@@ -12,6 +12,9 @@ import pytest
 from tests.kubeapi import KubeApi
 from tests.support.kubeconfig import use_kubeconfig, write_kubeconfig
 
+# The fixtures of tests/support that every folder may use.
+pytest_plugins = ["tests.support.certificates"]
+
 SETTINGS_PREFIX = "EDGEWARDEN_"
 # Inputs of the test harness itself, not edgewarden settings: scripts/e2e-kind.sh hands
 # tests/e2e its cluster, scripts/kube-binaries names the cache of the Go-built binaries.

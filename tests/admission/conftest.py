@@ -6,16 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from webhook.certs.files import GeneratedCertificates, generate_certificates
+from webhook.certs.files import GeneratedCertificates
 
 from .harness import RunningServer, base_settings, start_server
-
-
-@pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> GeneratedCertificates:
-    """A CA and a serving certificate for edgewarden.edgewarden.svc (and nothing else)."""
-    folder = tmp_path_factory.mktemp("certs")
-    return generate_certificates(folder, service="edgewarden", namespace="edgewarden")
 
 
 @pytest.fixture(scope="module")

@@ -14,8 +14,9 @@ import copy
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +26,10 @@ import uvloop
 import yaml
 
 from tests.support import eventually
-from webhook.admission.server import Runtime, build_runtime, uvicorn_server
-from webhook.admission.settings import ServerSettings
 from webhook.certs.files import GeneratedCertificates
+from webhook.serve.build import Runtime, build_runtime, uvicorn_server
 from webhook.serve.root import serve
+from webhook.serve.settings import ServeSettings, from_options
 
 FIXTURES = Path(__file__).parent / "fixtures"
 REPO = Path(__file__).parents[2]
@@ -115,11 +116,13 @@ class RunningServer:
 SNI = {"sni_hostname": SERVICE_HOST}
 
 
-def start_server(settings: ServerSettings, ca_file: Path,
-                 prepare: Callable[[Runtime], object] | None = None) -> RunningServer:
+def start_server(settings: ServeSettings, ca_file: Path,
+                 prepare: Callable[[Runtime], object] | None = None, *,
+                 clock: Callable[[], float] = time.time) -> RunningServer:
     """Build and start the server exactly as ``edgewarden serve`` does, on port 0;
-    ``prepare`` adds to the runtime first (as serve attaches the controllers)."""
-    runtime = build_runtime(settings)
+    ``prepare`` adds to the runtime first (as serve attaches the controllers); ``clock`` is
+    what reviews are judged at."""
+    runtime = build_runtime(settings, clock=clock)
     if prepare is not None:
         prepare(runtime)
     server = uvicorn_server(runtime)
@@ -132,12 +135,13 @@ def start_server(settings: ServerSettings, ca_file: Path,
 
     thread = threading.Thread(target=run, name="edgewarden-test-server", daemon=True)
     thread.start()
-    running = RunningServer(runtime, port, ca_file, settings.audit_log, thread, server,
+    running = RunningServer(runtime, port, ca_file, settings.server.decision_log, thread, server,
                             probe_port=probe_sock.getsockname()[1])
 
     # --client-ca with --probe-port refuses a caller without a certificate at the handshake:
     # ask the probe listener then, as the kubelet does.
-    probe_apart = settings.client_ca is not None and settings.probe_port is not None
+    probe_apart = (settings.certificates.client_ca is not None
+                   and settings.server.probe_port is not None)
 
     def healthy() -> bool:
         assert thread.is_alive(), "the server stopped before it answered /healthz"
@@ -164,19 +168,21 @@ def _bound_socket() -> socket.socket:
 
 
 def base_settings(certificates: GeneratedCertificates, tmp_path: Path,
-                  **overrides: Any) -> ServerSettings:
-    settings = ServerSettings(
-        policies=(DEFAULT_POLICIES,),
-        host="127.0.0.1",
-        port=0,
-        tls_cert=certificates.cert_file,
-        tls_key=certificates.key_file,
-        cluster_state=FIXTURES / "cluster.yaml",
-        audit_log=tmp_path / "audit.jsonl",
-        policy_poll_seconds=0.1,
-        log_level="warning",
-    )
-    return replace(settings, **overrides)
+                  **overrides: Any) -> ServeSettings:
+    """What a test serves with: ``overrides`` by serve's option names (webhook/serve/
+    settings.py maps them onto the nested settings, as it does for the CLI)."""
+    return from_options({
+        "policies": (DEFAULT_POLICIES,),
+        "host": "127.0.0.1",
+        "port": 0,
+        "tls_cert": certificates.cert_file,
+        "tls_key": certificates.key_file,
+        "cluster_state": FIXTURES / "cluster.yaml",
+        "audit_log": tmp_path / "audit.jsonl",
+        "policy_poll_seconds": 0.1,
+        "log_level": "warning",
+        **overrides,
+    })
 
 
 # ---- AdmissionReview bodies ----------------------------------------------------------

@@ -18,9 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from webhook.admission.app import create_app
-from webhook.admission.auditlog import AuditLog
+from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.policy.load.loader import load_policies
@@ -86,7 +87,7 @@ def quiet_decisions() -> Iterator[None]:
 @pytest.fixture(scope="module")
 def state() -> ServerState:
     cluster = MemoryCluster.from_yaml(FIXTURES / "cluster.yaml")
-    state = ServerState(cluster=cluster, metrics=Metrics(), audit=AuditLog(io.BytesIO()),
+    state = ServerState(cluster=cluster, metrics=Metrics(), decision_log=DecisionLog(io.BytesIO()),
                         reservations=Reservations())
     policies = load_policies(DEFAULT_POLICIES, FIXTURES / "shapes")
     state.install(LoadedPolicies.build(policies, dry_run=False))

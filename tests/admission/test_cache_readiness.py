@@ -14,9 +14,10 @@ import pytest
 from tests.kubeapi import KubeApi
 from tests.support import api_client, eventually
 from webhook.admission.app import create_app
-from webhook.admission.auditlog import AuditLog
+from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.cluster.reservations import Reservations
@@ -35,7 +36,8 @@ def state(kube_api: KubeApi, kubeconfig: Path) -> Iterator[ServerState]:
     cluster = KubeCluster(api_client(kubeconfig), settings=SETTINGS)
     metrics = Metrics()
     metrics.watch_cluster(cluster.state)
-    server_state = ServerState(cluster=cluster, metrics=metrics, audit=AuditLog(io.BytesIO()),
+    server_state = ServerState(cluster=cluster, metrics=metrics,
+                               decision_log=DecisionLog(io.BytesIO()),
                                reservations=Reservations())
     server_state.install(LoadedPolicies.build(load_policies(DEFAULT_POLICIES), dry_run=False))
     cluster.start()

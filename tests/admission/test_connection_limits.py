@@ -20,11 +20,11 @@ import pytest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tests.support import eventually
-from webhook.admission.limitlog import LimitLog
 from webhook.admission.listener import connection_cap
-from webhook.admission.server import Runtime
+from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import ConnectionSettings
 from webhook.certs.files import GeneratedCertificates
+from webhook.serve.build import Runtime
 
 from .harness import SERVICE_HOST, RunningServer, base_settings, load_review, start_server
 
@@ -436,12 +436,12 @@ def test_limit_hits_are_all_counted_but_logged_at_most_once_per_interval(
 ) -> None:
     counted: list[str] = []
     now = [0.0]
-    limits = LimitLog(counted.append, interval=10.0, clock=lambda: now[0])
+    refusals = RefusalLog(counted.append, interval=10.0, clock=lambda: now[0])
 
     for second in range(25):
         now[0] = float(second)
         for _ in range(40):
-            limits.hit("header_timeout", "10.0.0.1:1234")
+            refusals.hit("header_timeout", "10.0.0.1:1234")
 
     assert len(counted) == 1000
     lines = [r.getMessage() for r in caplog.records if "connection limit hit" in r.getMessage()]

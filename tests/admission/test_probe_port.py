@@ -9,8 +9,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from webhook.admission.server import Runtime
 from webhook.certs.files import GeneratedCertificates
+from webhook.serve.build import Runtime
 
 from .harness import RunningServer, base_settings, load_review, start_server
 
@@ -71,7 +71,7 @@ def test_not_ready_reasons_are_the_same_on_both_ports(
     certificates: GeneratedCertificates, tmp_path: Path
 ) -> None:
     def cache_behind(runtime: Runtime) -> None:
-        runtime.state.readiness_checks.append(lambda: "cluster cache of Service is stale")
+        runtime.state.readiness.add_check(lambda: "cluster cache of Service is stale")
 
     server = start_server(base_settings(certificates, tmp_path), certificates.ca_file,
                           prepare=cache_behind)

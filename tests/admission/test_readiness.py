@@ -11,9 +11,10 @@ from typing import Any
 import httpx
 
 from webhook.admission.app import create_app
-from webhook.admission.auditlog import AuditLog
+from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.cluster.reservations import Reservations
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.ports import ObjectCounter
@@ -78,7 +79,7 @@ def _state(**overrides: Any) -> ServerState:
     metrics = Metrics()
     cluster = overrides.pop("cluster", _UnsyncedCluster())
     metrics.watch_cluster(cluster.state)
-    return ServerState(cluster=cluster, metrics=metrics, audit=AuditLog(io.BytesIO()),
+    return ServerState(cluster=cluster, metrics=metrics, decision_log=DecisionLog(io.BytesIO()),
                        reservations=Reservations(), **overrides)
 
 

@@ -15,12 +15,12 @@ import pytest
 
 from tests.support import service
 from webhook.admission.policies_reload import Loader, PolicyReloader
-from webhook.admission.server import Runtime, build_runtime
 from webhook.admission.settings import ReloadSettings
 from webhook.certs.files import GeneratedCertificates
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.policy import PolicySet
 from webhook.policy.model.request import make_request
+from webhook.serve.build import Runtime, build_runtime
 
 from .harness import DEFAULT_POLICIES, FIXTURES, base_settings
 
@@ -99,7 +99,7 @@ def reloader(runtime: Runtime, *, loader: Loader = load_policies,
              **settings: Any) -> PolicyReloader:
     """A reloader over the runtime's folder and state, as serve builds one (build it before
     changing the files: it loads them as at start-up)."""
-    built = PolicyReloader(runtime.settings.policies, runtime.state, loader=loader,
+    built = PolicyReloader(runtime.settings.policies.paths, runtime.state, loader=loader,
                            settings=replace(ReloadSettings(run_suites=False), **settings),
                            sleep=sleep)
     built.load_initial()

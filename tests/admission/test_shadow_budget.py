@@ -9,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 from tests.support import namespace
+from webhook.admission.loaded import EvaluationBudget, LoadedPolicies
 from webhook.admission.metrics import Metrics
 from webhook.admission.shadow import judge
-from webhook.admission.state import EvaluationLimits, LoadedPolicies
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.engine.evaluation import Engine
 from webhook.policy.load.loader import load_policies
@@ -60,8 +60,8 @@ def test_the_candidate_gets_what_the_enforced_set_left_of_the_budget() -> None:
     cost = Engine(enforced).evaluate(request, cluster).spent
     assert cost > 0
     # A budget for the enforced policy and half of it again: not for both.
-    limits = EvaluationLimits(budget_ms=cost * 1.5 / 1000)
-    loaded = LoadedPolicies.build(enforced, dry_run=False, limits=limits, shadow=candidate)
+    budget = EvaluationBudget(budget_ms=cost * 1.5 / 1000)
+    loaded = LoadedPolicies.build(enforced, dry_run=False, budget=budget, shadow=candidate)
     assert loaded.shadow is not None
 
     decision = loaded.engine.evaluate(request, cluster)
@@ -82,7 +82,7 @@ def test_the_candidate_gets_what_the_enforced_set_left_of_the_budget() -> None:
     dev = make_request("CREATE", {**_ingress(600), "metadata": {"name": "big",
                                                                "namespace": "dev"}})
     cluster.add(namespace(name="dev", labels={"environment": "production"}))
-    quiet = LoadedPolicies.build(PolicySet(()), dry_run=False, limits=limits, shadow=candidate)
+    quiet = LoadedPolicies.build(PolicySet(()), dry_run=False, budget=budget, shadow=candidate)
     assert quiet.shadow is not None
     nothing = quiet.engine.evaluate(dev, cluster)
     assert judge(quiet.shadow, "validate", dev, nothing, quiet.declared_modes,

@@ -8,9 +8,9 @@ import dataclasses
 from pathlib import Path
 
 from tests.support import namespace, policies_from_yaml, service
-from webhook.audit.manifests import Manifest
-from webhook.audit.scan import audit_objects
 from webhook.controllers.shadow_reports import shadow_reports
+from webhook.offline.manifests import Manifest
+from webhook.offline.scan import audit_objects
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.policy import PolicySet
 

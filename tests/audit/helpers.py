@@ -5,21 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.cli.app import app
+from tests.support.cli import run
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POLICIES = str(FIXTURES / "policies")
 RENDERED = str(FIXTURES / "shop-rendered.yaml")
 CLUSTER = str(FIXTURES / "cluster-state.yaml")
-SCHEMAS = Path(__file__).parents[2] / "webhook" / "audit" / "schemas"
+SCHEMAS = Path(__file__).parents[2] / "webhook" / "offline" / "schemas"
 
-
-def run(*args: str, stdin: str | None = None) -> Result:
-    """The command as a user runs it; exceptions escaping it fail the test (no tracebacks)."""
-    return CliRunner().invoke(app, list(args), input=stdin, catch_exceptions=False)
 
 
 def run_args(args: Sequence[str]) -> Result:

@@ -196,9 +196,11 @@ def test_fixture_chart_is_valid_kubernetes() -> None:
     kubernetes_validate = pytest.importorskip("kubernetes_validate")
     import yaml
 
-    for document in yaml.safe_load_all((FIXTURES / "shop-rendered.yaml").read_text()):
-        if document:
-            kubernetes_validate.validate(document, "1.30", strict=True)
+    text = (FIXTURES / "shop-rendered.yaml").read_text()
+    documents = [d for d in yaml.safe_load_all(text) if d]
+    assert documents, "the rendered chart holds objects"
+    for document in documents:
+        kubernetes_validate.validate(document, "1.30", strict=True)
 
 
 REPO = Path(__file__).parents[2]

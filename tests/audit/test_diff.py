@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.audit.diff import (
+from webhook.offline.diff import (
     Change,
     DiffReport,
     Side,
@@ -16,10 +16,10 @@ from webhook.audit.diff import (
     diff_scans,
     policy_delta,
 )
-from webhook.audit.manifests import parse_manifests
-from webhook.audit.reports.diff import render_markdown
-from webhook.audit.results import Outcome
-from webhook.audit.scan import check_manifests
+from webhook.offline.manifests import parse_manifests
+from webhook.offline.reports.diff import render_markdown
+from webhook.offline.results import Outcome
+from webhook.offline.scan import check_manifests
 from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from webhook.audit.exposure import is_internal
+from webhook.offline.exposure import is_internal
 
 from .helpers import FIXTURES, POLICIES, run
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from webhook.audit.manifests import parse_manifests
 from webhook.errors import ManifestError
+from webhook.offline.manifests import parse_manifests
 
 MULTI = """\
 ---

@@ -7,7 +7,7 @@ import copy
 import json
 from pathlib import Path
 
-from webhook.audit.ingress_versions import ingress_as_v1, is_old_ingress
+from webhook.offline.ingress_versions import ingress_as_v1, is_old_ingress
 
 from .helpers import run
 

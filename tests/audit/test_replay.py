@@ -18,15 +18,15 @@ import jsonschema
 import pytest
 
 from tests.audit.helpers import FIXTURES, SCHEMAS, run
-from webhook.audit.apiserver_log import (
+from webhook.errors import ManifestError
+from webhook.offline.apiserver_log import (
     DEFAULT_WEBHOOKS,
     Verdict,
     read_audit_log,
     recorded_outcome,
 )
-from webhook.audit.folders import load_manifests
-from webhook.audit.replay import Agreement, ReplayOptions, replay
-from webhook.errors import ManifestError
+from webhook.offline.folders import load_manifests
+from webhook.offline.replay import Agreement, ReplayOptions, replay
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.policy import PolicySet
 

@@ -9,7 +9,7 @@ import pytest
 
 from tests.kubeapi import KubeApi
 from tests.support import api_client
-from webhook.certs.store import KubernetesCertStore
+from webhook.cluster.cert_store import KubernetesCertStore
 from webhook.policy.model.decision import FailurePolicy, Mode
 from webhook.policy.model.policy import InternalLoadBalancer, Limit, Match, Policy, PolicySet
 from webhook.registration.render import WebhookSettings, render

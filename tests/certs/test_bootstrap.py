@@ -4,13 +4,13 @@ CA roll, and several replicas agreeing on one writer."""
 from __future__ import annotations
 
 import base64
-import datetime
 from pathlib import Path
 
 import pytest
 from cryptography import x509
 
 from tests.kubeapi import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, KubeApi
+from tests.support.clock import FakeClock
 from webhook.certs.bootstrap import GENERATION, CertificateManager, ManagerSettings, parse_secret
 from webhook.certs.issue import (
     dns_names_of,
@@ -19,29 +19,18 @@ from webhook.certs.issue import (
     is_signed_by,
     issue_ca,
     issue_serving,
-    utcnow,
 )
-from webhook.certs.store import KubernetesCertStore, StoredSecret
+from webhook.cluster.cert_store import KubernetesCertStore, StoredSecret
 from webhook.errors import CertificateError
 
 NS, SECRET = "edgewarden", "edgewarden-tls"
 WEBHOOKS = {"validating": VALIDATING_WEBHOOKS, "mutating": MUTATING_WEBHOOKS}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = utcnow()
 
-    def __call__(self) -> datetime.datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += datetime.timedelta(**delta)
-
-
-def manager(store, tmp_path: Path, clock: Clock, name: str = "replica-a") -> CertificateManager:
+def manager(store, tmp_path: Path, clock: FakeClock, name: str = "replica-a") -> CertificateManager:
     settings = ManagerSettings(namespace=NS, service="edgewarden", out_dir=tmp_path / name)
-    return CertificateManager(store, settings, clock=clock)
+    return CertificateManager(store, settings, clock=clock.utc)
 
 
 def secret_state(kube_api: KubeApi):
@@ -54,7 +43,9 @@ def published_cas(kube_api: KubeApi) -> dict[str, list[x509.Certificate]]:
     """The CAs each webhook configuration tells the API server to trust."""
     result = {}
     for kind, resource in WEBHOOKS.items():
-        for config in kube_api.objects(resource):
+        configs = kube_api.objects(resource)
+        assert configs, f"the {kind} webhook configuration exists"
+        for config in configs:
             bundles = {w["clientConfig"].get("caBundle") for w in config["webhooks"]}
             assert len(bundles) == 1
             result[kind] = x509.load_pem_x509_certificates(base64.b64decode(bundles.pop()))
@@ -63,14 +54,16 @@ def published_cas(kube_api: KubeApi) -> dict[str, list[x509.Certificate]]:
 
 def assert_api_server_trusts_what_is_served(kube_api: KubeApi, folder: Path) -> None:
     served = x509.load_pem_x509_certificate((folder / "tls.crt").read_bytes())
-    for kind, cas in published_cas(kube_api).items():
+    published = published_cas(kube_api)
+    assert published, "some webhook configuration publishes a CA"
+    for kind, cas in published.items():
         assert any(is_signed_by(served, ca) for ca in cas), f"{kind} caBundle misses the issuer"
 
 
 def test_first_sync_creates_the_secret_writes_files_and_patches_both_ca_bundles(
     kube_api: KubeApi, store: KubernetesCertStore, tmp_path: Path
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     replica = manager(store, tmp_path, clock)
     assert replica.sync_once() is True
 
@@ -87,7 +80,7 @@ def test_first_sync_creates_the_secret_writes_files_and_patches_both_ca_bundles(
 
 
 def test_a_second_sync_with_nothing_due_writes_nothing(kube_api, store, tmp_path) -> None:
-    replica = manager(store, tmp_path, Clock())
+    replica = manager(store, tmp_path, FakeClock())
     replica.sync_once()
     before = len(kube_api.writes())
     assert replica.sync_once() is False
@@ -99,14 +92,14 @@ def test_extra_hosts_are_in_the_serving_certificate_and_added_ones_reissue_it(
 ) -> None:
     """A server the API server calls by URL (outside the cluster) must be named by its
     certificate; a host added later re-issues the certificate from the same CA."""
-    clock = Clock()
+    clock = FakeClock()
     plain = manager(store, tmp_path, clock)
     plain.sync_once()
     first = secret_state(kube_api)
     assert ip_addresses_of(first.serving.cert) == []
     settings = ManagerSettings(namespace=NS, service="edgewarden", out_dir=tmp_path / "by-url",
                                hosts_extra=("127.0.0.1", "localhost"))
-    by_url = CertificateManager(store, settings, clock=clock)
+    by_url = CertificateManager(store, settings, clock=clock.utc)
     assert by_url.sync_once() is True
     reissued = secret_state(kube_api)
     assert ip_addresses_of(reissued.serving.cert) == ["127.0.0.1"]
@@ -119,7 +112,7 @@ def test_extra_hosts_are_in_the_serving_certificate_and_added_ones_reissue_it(
 def test_serving_certificate_is_renewed_when_a_third_of_its_life_is_left(
     kube_api, store, tmp_path
 ):
-    clock = Clock()
+    clock = FakeClock()
     replica = manager(store, tmp_path, clock)
     replica.sync_once()
     first = secret_state(kube_api)
@@ -137,7 +130,7 @@ def test_serving_certificate_is_renewed_when_a_third_of_its_life_is_left(
 def test_ca_roll_publishes_old_and_new_ca_before_switching_the_serving_certificate(
     kube_api, store, tmp_path
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     replica = manager(store, tmp_path, clock)
     folder = tmp_path / "replica-a"
     replica.sync_once()
@@ -201,7 +194,7 @@ class StaleOnce:
 
 
 def test_two_replicas_creating_at_once_agree_on_one_secret(kube_api, store, tmp_path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     first = manager(store, tmp_path, clock, "replica-a")
     second = manager(StaleOnce(store, None), tmp_path, clock, "replica-b")  # saw no Secret
     first.sync_once()
@@ -218,7 +211,7 @@ def test_two_replicas_creating_at_once_agree_on_one_secret(kube_api, store, tmp_
 def test_a_renewal_race_has_one_writer_and_the_loser_adopts_its_result(
     kube_api, store, tmp_path
 ) -> None:
-    clock = Clock()
+    clock = FakeClock()
     first = manager(store, tmp_path, clock, "replica-a")
     first.sync_once()
     clock.advance(days=61)
@@ -238,15 +231,16 @@ def test_a_renewal_race_has_one_writer_and_the_loser_adopts_its_result(
 
 
 def test_a_stale_replica_never_rolls_the_ca_bundle_back(kube_api, store, tmp_path) -> None:
-    clock = Clock()
+    clock = FakeClock()
     replica = manager(store, tmp_path, clock)
     replica.sync_once()
-    for resource in WEBHOOKS.values():  # a newer generation is already published
-        for config in kube_api.objects(resource):
-            config["metadata"]["annotations"] = {GENERATION: "99"}
-            for webhook in config["webhooks"]:
-                webhook["clientConfig"]["caBundle"] = "bmV3ZXI="
-            kube_api.update(config)
+    configs = [c for resource in WEBHOOKS.values() for c in kube_api.objects(resource)]
+    assert configs, "the webhook configurations exist"
+    for config in configs:  # a newer generation is already published
+        config["metadata"]["annotations"] = {GENERATION: "99"}
+        for webhook in config["webhooks"]:
+            webhook["clientConfig"]["caBundle"] = "bmV3ZXI="
+        kube_api.update(config)
     patches = sum(1 for r in kube_api.requests if r.method == "PATCH")
     replica.sync_once()
     assert sum(1 for r in kube_api.requests if r.method == "PATCH") == patches
@@ -271,7 +265,7 @@ def test_a_webhook_configuration_changed_meanwhile_is_patched_next_round(
         def __getattr__(self, attribute):
             return getattr(store, attribute)
 
-    replica = manager(Racing(), tmp_path, Clock())
+    replica = manager(Racing(), tmp_path, FakeClock())
     replica.sync_once()  # one configuration answers 409 Conflict
     replica.sync_once()
     assert_api_server_trusts_what_is_served(kube_api, tmp_path / "replica-a")
@@ -281,13 +275,13 @@ def test_missing_webhook_configurations_are_skipped(store, kube_api, tmp_path) -
     for resource in WEBHOOKS.values():
         for config in kube_api.objects(resource):
             kube_api.delete(resource, config["metadata"]["name"])
-    replica = manager(store, tmp_path, Clock())
+    replica = manager(store, tmp_path, FakeClock())
     assert replica.sync_once() is True
     assert (tmp_path / "replica-a" / "tls.crt").exists()
 
 
 def test_a_broken_managed_secret_is_reissued(kube_api, store, tmp_path) -> None:
-    replica = manager(store, tmp_path, Clock())
+    replica = manager(store, tmp_path, FakeClock())
     replica.sync_once()
     broken = kube_api.get("secrets", SECRET, namespace=NS)
     broken["data"]["tls.key"] = base64.b64encode(b"garbage").decode()
@@ -308,7 +302,7 @@ def test_a_secret_managed_elsewhere_is_only_read(kube_api, store, tmp_path) -> N
         }.items()
     }
     kube_api.create(secret("kubernetes.io/tls", enc))
-    replica = manager(store, tmp_path, Clock())
+    replica = manager(store, tmp_path, FakeClock())
     replica.sync_once()
     assert kube_api.writes() == []
     assert (tmp_path / "replica-a" / "tls.crt").read_bytes() == pair.cert_pem
@@ -317,7 +311,7 @@ def test_a_secret_managed_elsewhere_is_only_read(kube_api, store, tmp_path) -> N
 def test_an_unusable_foreign_secret_is_left_alone_with_a_clear_error(kube_api, store, tmp_path):
     kube_api.create(secret("Opaque", {"ca.key": base64.b64encode(b"nope").decode()}))
     with pytest.raises(CertificateError, match="not managed by edgewarden"):
-        manager(store, tmp_path, Clock()).sync_once()
+        manager(store, tmp_path, FakeClock()).sync_once()
     assert kube_api.writes() == []
 
 
@@ -328,4 +322,4 @@ def test_an_unreachable_api_server_is_a_clear_error(tmp_path) -> None:
     configuration.retries = 0
     store = KubernetesCertStore(client.ApiClient(configuration))
     with pytest.raises(CertificateError, match="cannot reach the Kubernetes API"):
-        manager(store, tmp_path, Clock()).sync_once()
+        manager(store, tmp_path, FakeClock()).sync_once()

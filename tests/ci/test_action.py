@@ -31,7 +31,7 @@ ACTION = REPO / "action.yml"
 INSTALL_STEPS = {"Resolve the edgewarden version", "Install edgewarden"}
 # A script a step runs: `bash "$ACTION_PATH/scripts/action/check.sh"`.
 SCRIPT = re.compile(r'"\$ACTION_PATH/(scripts/action/[\w.-]+)"')
-SARIF_SCHEMA = REPO / "webhook" / "audit" / "schemas" / "sarif-schema-2.1.0.json"
+SARIF_SCHEMA = REPO / "webhook" / "offline" / "schemas" / "sarif-schema-2.1.0.json"
 EXPRESSION = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
 REFERENCE = re.compile(r"^(inputs|steps|github)\.([A-Za-z0-9_.-]+)$")
 
@@ -41,7 +41,9 @@ def action() -> dict[str, Any]:
 
 
 def steps() -> list[dict[str, Any]]:
-    return list(action()["runs"]["steps"])
+    found = list(action()["runs"]["steps"])
+    assert found, "the action runs no step"
+    return found
 
 
 def test_action_is_a_composite_action_with_described_inputs() -> None:

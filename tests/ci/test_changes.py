@@ -1,4 +1,4 @@
-"""What a list of changed files means to judge (webhook/audit/changes.py), and
+"""What a list of changed files means to judge (webhook/offline/changes.py), and
 `check --chart`: the pieces of the pre-commit hook, on small repositories made here."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from webhook.audit.changes import plan
-from webhook.audit.helm import cached_helm
+from webhook.offline.changes import plan
+from webhook.offline.helm import cached_helm
 
 from .tools import BIN, environment
 

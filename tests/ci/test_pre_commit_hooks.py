@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.audit.kustomize import cached_kubectl
+from webhook.offline.kustomize import cached_kubectl
 
 from .tools import (
     BROKEN_POLICY,

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
-from webhook.audit.helm import cached_helm
-from webhook.audit.kustomize import cached_kubectl
+from webhook.offline.helm import cached_helm
+from webhook.offline.kustomize import cached_kubectl
 
 from .tools import BIN, REPO, environment
 

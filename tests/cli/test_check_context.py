@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.cli.app import app
+from tests.support.cli import run
 from webhook.cli.policy_source import packaged_policies
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,9 +23,6 @@ kind: Namespace
 metadata: {name: payments, labels: {environment: production}}
 """
 
-
-def run(*args: str, stdin: str | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), input=stdin, catch_exceptions=False)
 
 
 def denied(result: Result) -> list[tuple[str, str]]:

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.audit.kustomize import cached_kubectl, find_kubectl
-from webhook.cli.app import app
+from tests.support import cli
 from webhook.errors import ManifestError
+from webhook.offline.kustomize import cached_kubectl, find_kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = str(REPO / "policies")
@@ -31,8 +31,7 @@ spec: {type: NodePort, ports: [{port: 80, nodePort: 30080}]}
 
 
 def check(*args: str) -> Result:
-    return CliRunner().invoke(app, ["check", "--policies", POLICIES, "-o", "json", *args],
-                              catch_exceptions=False)
+    return cli.run("check", "--policies", POLICIES, "-o", "json", *args)
 
 
 def judged(result: Result) -> dict[str, list[tuple[str, str]]]:

@@ -12,19 +12,18 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
 from tests.kubeapi import KubeApi
-from tests.support import namespace
+from tests.support import cli, namespace
 from tests.support import service as service_object
-from webhook.audit.kustomize import find_kubectl
-from webhook.cli.app import app
 from webhook.errors import ManifestError
+from webhook.offline.kustomize import find_kubectl
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO / "tests" / "audit" / "fixtures"
-DIFF_SCHEMA = REPO / "webhook" / "audit" / "schemas" / "diff.schema.json"
+DIFF_SCHEMA = REPO / "webhook" / "offline" / "schemas" / "diff.schema.json"
 
 NAMESPACES = """\
 apiVersion: v1
@@ -48,7 +47,7 @@ def service(namespace: str, name: str, kind: str = "NodePort") -> str:
 
 
 def diff(*args: str) -> Result:
-    return CliRunner().invoke(app, ["diff", *args], catch_exceptions=False)
+    return cli.run("diff", *args)
 
 
 def git(repo: Path, *args: str) -> str:

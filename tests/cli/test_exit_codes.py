@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 from rich.console import Console
-from typer.testing import CliRunner, Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.audit.folders import load_manifests
-from webhook.audit.reports.text import render_text
-from webhook.audit.scan import check_manifests
-from webhook.audit.sources import resolve_policies
-from webhook.cli.app import app
+from tests.support.cli import run
 from webhook.errors import ExitCode
+from webhook.offline.folders import load_manifests
+from webhook.offline.reports.text import render_text
+from webhook.offline.scan import check_manifests
+from webhook.offline.sources import resolve_policies
 
 REPO = Path(__file__).resolve().parents[2]
 POLICIES = str(REPO / "policies")
@@ -34,9 +33,6 @@ spec:
     - expresion: "true"
 """
 
-
-def run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(app, list(args), env=env, catch_exceptions=False)
 
 
 @pytest.mark.parametrize("args", [

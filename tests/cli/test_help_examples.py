@@ -17,9 +17,9 @@ from typer.testing import CliRunner
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
 from tests.docs.workspace import activated_environment, copy_repository
-from webhook.audit.helm import cached_helm
-from webhook.audit.kustomize import cached_kubectl
 from webhook.cli.app import app
+from webhook.offline.helm import cached_helm
+from webhook.offline.kustomize import cached_kubectl
 
 EXAMPLE = re.compile(r"^(?:# (?P<comment>.*)\n)?\$ (?P<command>.+)$", re.MULTILINE)
 NEVER_OFFLINE = ("needs a cluster", "until Ctrl-C", "needs a git checkout")

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 import webhook
 import webhook.cli  # registers every command on the app
+from tests.support.cli import run
 from webhook.cli.app import app
 
 REPO = Path(__file__).resolve().parents[2]
@@ -25,9 +26,6 @@ STATE = REPO / "examples" / "cluster-state.yaml"
 EDGEWARDEN = [sys.executable, "-c", "from webhook.cli import main; main()"]
 SCRIPT = Path(sys.executable).parent / "edgewarden"  # the console script pip installed
 
-
-def run(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def run_process(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -65,7 +63,7 @@ def test_completion_offers_commands_and_output_formats() -> None:
 
     assert {"check", "audit", "serve", "webhook-config", "version"} == set(
         complete("edgewarden ")) - {"certs", "policies", "quota", "report", "test", "validate",
-                                    "diff", "replay", "export", "uninstall"}
+                                    "diff", "replay", "export", "uninstall", "pre-commit"}
     assert set(complete("edgewarden check -o ")) == {"text", "json", "yaml", "junit", "sarif"}
 
 

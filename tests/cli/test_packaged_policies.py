@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.cli.app import app
+from tests.support.cli import run
 from webhook.cli.policy_source import packaged_policies
 
 REPO = Path(__file__).resolve().parents[2]
@@ -19,9 +18,6 @@ EXPOSED = REPO / "policies" / "fixtures" / "manifests" / "production-exposed.yam
 STATE = REPO / "examples" / "cluster-state.yaml"
 NOTE = "using the packaged default policies"
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 @pytest.fixture()

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from webhook.audit.manifests import Manifest
-from webhook.audit.scan import audit_objects, check_manifests
+from webhook.offline.manifests import Manifest
+from webhook.offline.scan import audit_objects, check_manifests
 from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).resolve().parents[2]

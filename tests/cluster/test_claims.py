@@ -19,7 +19,7 @@ from tests.policy.test_unique_ownership import grpcroute
 from tests.support import api_client, namespace, race, service
 from tests.support.kubeconfig import write_kubeconfig
 from webhook.admission.claiming import ClaimGate, ClaimPlan
-from webhook.admission.state import LoadedPolicies
+from webhook.admission.loaded import LoadedPolicies
 from webhook.cluster.claims import (
     EXPIRED,
     HELD,

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from tests.kubeapi import KubeApi
 from tests.support import eventually, namespace, service
+from tests.support.clock import FakeClock
 from webhook.cluster.kube import KubeCluster
 from webhook.cluster.reservations import Reservations
 from webhook.policy.engine.evaluation import Engine
@@ -20,13 +21,6 @@ POLICY = Path(__file__).parents[2] / "policies" / "limit-loadbalancers-per-names
 GRACE = 10.0  # the default: a 5 s webhook timeout plus a 5 s margin
 MakeCluster = Callable[..., KubeCluster]
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class Admissions:

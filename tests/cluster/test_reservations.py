@@ -7,6 +7,7 @@ from collections.abc import Mapping, Set
 from typing import Any
 
 from tests.support import race
+from tests.support.clock import FakeClock
 from webhook.cluster.reservations import Reservations
 from webhook.policy.model.decision import LimitClaim
 from webhook.policy.model.ports import ObjectCounter
@@ -16,13 +17,6 @@ from .conftest import services_of_type
 LB = services_of_type("LoadBalancer")
 POLICY = "limit-loadbalancers-per-namespace"
 
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 class StaticCluster:

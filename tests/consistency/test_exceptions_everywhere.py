@@ -22,13 +22,14 @@ import pytest
 from tests.admission.harness import make_review
 from tests.support import ingress, namespace, service
 from webhook.admission.app import create_app
-from webhook.admission.auditlog import AuditLog
+from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.metrics import Metrics
-from webhook.admission.state import LoadedPolicies, ServerState
-from webhook.audit.manifests import Manifest
-from webhook.audit.results import Outcome, ScanReport
-from webhook.audit.scan import audit_objects, check_manifests
+from webhook.admission.state import ServerState
 from webhook.cluster.memory import MemoryCluster
+from webhook.offline.manifests import Manifest
+from webhook.offline.results import Outcome, ScanReport
+from webhook.offline.scan import audit_objects, check_manifests
 from webhook.policy.load.documents import load_exceptions
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.exceptions import NO_EXCEPTIONS, ExceptionSet, parse_rfc3339
@@ -105,7 +106,8 @@ def scan_verdicts(report: ScanReport) -> Verdicts:
 def admission_verdicts(exceptions: ExceptionSet, at: float) -> Verdicts:
     policies = load_policies(REPO / "policies")
     state = ServerState(cluster=MemoryCluster(NAMESPACES), metrics=Metrics(),
-                        audit=AuditLog(io.BytesIO()), exceptions=exceptions, clock=lambda: at)
+                        decision_log=DecisionLog(io.BytesIO()), exceptions=exceptions,
+                        clock=lambda: at)
     state.install(LoadedPolicies.build(policies, dry_run=False))
     app = create_app(state)
 

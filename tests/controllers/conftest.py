@@ -14,14 +14,15 @@ import pytest
 from tests.admission.harness import RunningServer, base_settings, start_server
 from tests.kubeapi import DEFAULT_RESOURCES, EDGEWARDEN_RESOURCES, KubeApi
 from tests.support import api_client, eventually, namespace, use_kubeconfig, write_kubeconfig
-from webhook.admission.server import Runtime
-from webhook.certs.files import GeneratedCertificates, generate_certificates
+from tests.support.clock import FakeClock
+from webhook.certs.files import GeneratedCertificates
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.leader import LeaderSettings
-from webhook.controllers.runner import Controllers, Timing, attach
+from webhook.controllers.runner import Controllers, Timing
+from webhook.serve.build import Runtime
+from webhook.serve.root import attach_controllers
 
 REPO = Path(__file__).parents[2]
-START = 1_900_000_000.0  # 2030-03-17T17:46:40Z: the injected clock starts here
 FAST_INFORMERS = InformerSettings(watch_timeout_seconds=10, connect_timeout=2.0,
                                   list_timeout=5.0, backoff_initial=0.02, backoff_max=0.2)
 FAST = Timing(retry=0.05, informer=FAST_INFORMERS,
@@ -29,20 +30,6 @@ FAST = Timing(retry=0.05, informer=FAST_INFORMERS,
                                     renew_deadline=1.0, retry_period=0.05))
 
 
-class Clock:
-    """The wall clock the server judges at; a test moves it."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> GeneratedCertificates:
-    folder = tmp_path_factory.mktemp("certs")
-    return generate_certificates(folder, service="edgewarden", namespace="edgewarden")
 
 
 @pytest.fixture
@@ -59,7 +46,7 @@ def crd_api() -> Iterator[KubeApi]:
 class Served:
     server: RunningServer
     controllers: Controllers
-    clock: Clock
+    clock: FakeClock
     api: KubeApi
 
     def status(self, policy: str) -> dict[str, Any]:
@@ -79,23 +66,23 @@ def serve(certificates: GeneratedCertificates, tmp_path: Path,
     controllers attached as ``edgewarden serve`` attaches them."""
     running: list[RunningServer] = []
 
-    def start(api: KubeApi, *, policies: Path = REPO / "policies", clock: Clock | None = None,
+    def start(api: KubeApi, *, policies: Path = REPO / "policies", clock: FakeClock | None = None,
               ready: bool = True, **overrides: Any) -> Served:
         kubeconfig = write_kubeconfig(tmp_path / f"kubeconfig-{len(running)}", server=api.url,
                                       ca_pem=api.ca_pem)
         use_kubeconfig(monkeypatch, kubeconfig)
-        clock = clock or Clock()
+        clock = clock or FakeClock()
         attached: list[Controllers] = []
 
         def prepare(runtime: Runtime) -> None:
-            controllers = attach(runtime, api=api_client(kubeconfig), clock=clock, timing=FAST)
+            controllers = attach_controllers(runtime, api=api_client(kubeconfig), clock=clock,
+                                             timing=FAST)
             assert controllers is not None
-            runtime.state.clock = clock
             attached.append(controllers)
 
         settings = base_settings(certificates, tmp_path, cluster_state=None,
                                  policies=(policies,), **overrides)
-        server = start_server(settings, certificates.ca_file, prepare)
+        server = start_server(settings, certificates.ca_file, prepare, clock=clock)
         running.append(server)
         if ready:  # what the API server waits for before it calls the webhook
             eventually(lambda: server.get("/readyz").status_code == 200, what="/readyz")

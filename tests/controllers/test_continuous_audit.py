@@ -27,7 +27,7 @@ def results(report: dict[str, Any], name: str) -> dict[str, str]:
 
 def audited(served: Served, after: int) -> int:
     """Ask for an audit and wait for it: the number of runs once it is done."""
-    audit = served.controllers.audit
+    audit = served.controllers.reports
     assert audit is not None
     audit.trigger()
     return eventually(lambda: audit.runs > after and audit.runs, timeout=60,
@@ -38,7 +38,7 @@ def test_reports_appear_and_follow_a_fix(crd_api: KubeApi, serve: ServeFactory) 
     crd_api.create(service(name="admin", namespace="production", type="NodePort"))
     crd_api.create(service(name="web", namespace="dev"))
     served = serve(crd_api, audit_interval_seconds=HOUR)
-    runs = eventually(lambda: served.controllers.audit and served.controllers.audit.runs,
+    runs = eventually(lambda: served.controllers.reports and served.controllers.reports.runs,
                       what="the first audit (on becoming leader)")
     production = reports(crd_api, "production")["edgewarden-production"]
     assert results(production, "admin")["deny-nodeport-in-production"] == "fail"
@@ -53,7 +53,7 @@ def test_reports_appear_and_follow_a_fix(crd_api: KubeApi, serve: ServeFactory) 
     crd_api.update(service(name="admin", namespace="production"))
 
     def fixed() -> bool:
-        audited(served, served.controllers.audit.runs if served.controllers.audit else 0)
+        audited(served, served.controllers.reports.runs if served.controllers.reports else 0)
         report = reports(crd_api, "production")["edgewarden-production"]
         return results(report, "admin").get("deny-nodeport-in-production") == "pass"
     eventually(fixed, timeout=60, interval=0.05, what="the report to show the fix")
@@ -73,7 +73,7 @@ def test_a_report_whose_findings_are_gone_is_deleted(crd_api: KubeApi,
     crd_api.delete("services", "temp", namespace="short-lived")
 
     def gone() -> bool:
-        audited(served, served.controllers.audit.runs if served.controllers.audit else 0)
+        audited(served, served.controllers.reports.runs if served.controllers.reports else 0)
         return not reports(crd_api, "short-lived")
     eventually(gone, timeout=60, interval=0.05, what="the stale report to go")
 
@@ -81,14 +81,14 @@ def test_a_report_whose_findings_are_gone_is_deleted(crd_api: KubeApi,
 def test_an_unchanged_cluster_rewrites_nothing(crd_api: KubeApi, serve: ServeFactory) -> None:
     crd_api.create(service(name="web", namespace="dev"))
     served = serve(crd_api, audit_interval_seconds=HOUR)
-    runs = eventually(lambda: served.controllers.audit and served.controllers.audit.runs,
+    runs = eventually(lambda: served.controllers.reports and served.controllers.reports.runs,
                       what="the first audit")
     written = len([r for r in crd_api.writes() if r.plural == "policyreports"])
     served.clock.now += 600  # later timestamps alone are no change
     audited(served, runs)
     assert len([r for r in crd_api.writes() if r.plural == "policyreports"]) == written
-    assert served.controllers.audit is not None
-    last = served.controllers.audit.last
+    assert served.controllers.reports is not None
+    last = served.controllers.reports.last
     assert last is not None and last.reconciled.unchanged >= 1
 
 
@@ -101,7 +101,7 @@ def test_3000_services_split_below_the_size_bound(crd_api: KubeApi,
             crd_api.create(service(name=f"svc-{i:04d}", namespace="big", type=kind,
                                    labels={"app": f"svc-{i:04d}", "team": "shop"}))
     served = serve(crd_api, audit_interval_seconds=HOUR)
-    eventually(lambda: served.controllers.audit and served.controllers.audit.runs,
+    eventually(lambda: served.controllers.reports and served.controllers.reports.runs,
                timeout=300, what="the first audit of 3,000 Services")
     parts = reports(crd_api, "big")
     sizes = {name: len(json.dumps(r, separators=(",", ":"))) for name, r in parts.items()}
@@ -120,16 +120,16 @@ def test_3000_services_split_below_the_size_bound(crd_api: KubeApi,
 def test_only_the_leader_writes_reports(crd_api: KubeApi, serve: ServeFactory) -> None:
     crd_api.create(service(name="web", namespace="dev"))
     first = serve(crd_api, audit_interval_seconds=HOUR)
-    eventually(lambda: first.controllers.audit and first.controllers.audit.runs,
+    eventually(lambda: first.controllers.reports and first.controllers.reports.runs,
                what="the leader's audit")
     second = serve(crd_api, audit_interval_seconds=HOUR)
-    assert second.controllers.audit is not None and first.controllers.audit is not None
-    second.controllers.audit.trigger()
+    assert second.controllers.reports is not None and first.controllers.reports is not None
+    second.controllers.reports.trigger()
     # Let time pass on both: the leader audits again meanwhile, the follower never does.
-    audited(first, first.controllers.audit.runs)
-    audited(first, first.controllers.audit.runs)
+    audited(first, first.controllers.reports.runs)
+    audited(first, first.controllers.reports.runs)
     assert first.controllers.elector.leading and not second.controllers.elector.leading
-    assert second.controllers.audit.runs == 0
+    assert second.controllers.reports.runs == 0
 
 
 def test_a_leader_elected_before_the_cache_syncs_audits_once_it_has(
@@ -139,8 +139,8 @@ def test_a_leader_elected_before_the_cache_syncs_audits_once_it_has(
     crd_api.forbid("list", "services")  # the cache cannot sync yet
     served = serve(crd_api, audit_interval_seconds=HOUR, ready=False)
     eventually(lambda: served.controllers.elector.leading, what="leading")
-    assert served.controllers.audit is not None and served.controllers.audit.runs == 0
+    assert served.controllers.reports is not None and served.controllers.reports.runs == 0
     crd_api.clear_refusals()
-    eventually(lambda: served.controllers.audit and served.controllers.audit.runs, timeout=30,
+    eventually(lambda: served.controllers.reports and served.controllers.reports.runs, timeout=30,
                what="the first audit, well before the hour-long interval")
     assert "edgewarden-dev" in reports(crd_api, "dev")

@@ -14,9 +14,10 @@ import pytest
 from tests.admission.harness import make_review
 from tests.kubeapi import KubeApi
 from tests.support import eventually, service
+from tests.support.clock import START
 from webhook.policy.model.exception_rules import ExceptionRules
 
-from .conftest import START, ServeFactory
+from .conftest import ServeFactory
 
 EXPIRES = "2030-03-18T00:00:00Z"  # a few hours after the clock's START
 EXPIRY = 1_900_022_400.0

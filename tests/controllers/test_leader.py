@@ -11,9 +11,9 @@ import pytest
 
 from tests.kubeapi import KubeApi
 from tests.support import api_client, eventually
-from webhook.controllers.api import ObjectApi
+from webhook.cluster.object_api import ObjectApi
+from webhook.cluster.own_kinds import LEASE
 from webhook.controllers.leader import LeaderElector, LeaderSettings
-from webhook.controllers.runner import LEASE
 
 from .conftest import ServeFactory
 

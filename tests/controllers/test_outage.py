@@ -58,7 +58,7 @@ def test_a_deleted_exception_stops_exempting_after_an_api_server_restart(
     served = serve(crd_api, audit_interval_seconds=HOUR, exception_rules=IN_PRODUCTION)
     crd_api.create(legacy_exception())
     eventually(lambda: admit_gateway(served)["allowed"], what="the exception to exempt")
-    audit = served.controllers.audit
+    audit = served.controllers.reports
     assert audit is not None
     eventually(lambda: audit.runs, what="the first audit")
 

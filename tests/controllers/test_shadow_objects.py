@@ -63,7 +63,7 @@ def test_the_audit_writes_the_candidates_differences_to_shadow_reports(
     crd_api.create(service(name="api", namespace="dev"))
     crd_api.create(policy(shadow=True))
     served = serve(crd_api, audit_interval_seconds=HOUR)
-    audit = served.controllers.audit
+    audit = served.controllers.reports
     assert audit is not None
 
     def shadow_reports() -> dict[str, dict[str, Any]]:

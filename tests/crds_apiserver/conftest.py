@@ -23,11 +23,13 @@ import yaml
 
 from tests.admission.harness import RunningServer, base_settings, start_server
 from tests.support import api_client, eventually, use_kubeconfig
-from webhook.admission.server import Runtime
+from tests.support.clock import FakeClock
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.kube_informer import InformerSettings
 from webhook.controllers.leader import LeaderSettings
-from webhook.controllers.runner import Controllers, Timing, attach
+from webhook.controllers.runner import Controllers, Timing
+from webhook.serve.build import Runtime
+from webhook.serve.root import attach_controllers
 
 try:  # tests/kube is a package of tests/ once issue 8 is merged
     from tests.kube.fixtures import kube_control_plane
@@ -51,13 +53,6 @@ FAST = Timing(retry=0.1,
               leader=LeaderSettings(namespace=WEBHOOK_NAMESPACE, lease_duration=4.0,
                                     renew_deadline=3.0, retry_period=0.2))
 
-
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture(scope="session")
@@ -89,8 +84,9 @@ def service_account_kubeconfig(plane: Any) -> Path:
 
 
 @pytest.fixture(scope="session")
-def certificates(tmp_path_factory: pytest.TempPathFactory) -> GeneratedCertificates:
-    """Serving certificate for the webhook at https://127.0.0.1 (the API server calls it)."""
+def loopback_certificates(tmp_path_factory: pytest.TempPathFactory) -> GeneratedCertificates:
+    """Serving certificate for the webhook at https://127.0.0.1 (the API server calls it), so
+    not the ``certificates`` every other folder uses (those name the Service only)."""
     return generate_certificates(tmp_path_factory.mktemp("certs"), service="edgewarden",
                                  namespace=WEBHOOK_NAMESPACE, hosts_extra=("127.0.0.1",))
 
@@ -118,7 +114,7 @@ def test_namespace(plane: Any) -> Iterator[Callable[..., str]]:
 class Edgewarden:
     server: RunningServer
     controllers: Controllers
-    clock: Clock
+    clock: FakeClock
     plane: Any
 
     def kubectl(self, *args: str, input: str | None = None, check: bool = True,
@@ -155,7 +151,7 @@ class Edgewarden:
 
 @pytest.fixture
 def edgewarden(plane: Any, service_account_kubeconfig: Path,
-               certificates: GeneratedCertificates, tmp_path: Path,
+               loopback_certificates: GeneratedCertificates, tmp_path: Path,
                monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Edgewarden]]:
     """``edgewarden(now=..., **settings)``: serve in this process against the control plane,
     as its ServiceAccount, with the controllers attached as ``edgewarden serve`` does."""
@@ -164,21 +160,19 @@ def edgewarden(plane: Any, service_account_kubeconfig: Path,
 
     def start(*, now: float, ready: bool = True, **overrides: Any) -> Edgewarden:
         use_kubeconfig(monkeypatch, service_account_kubeconfig)
-        clock = Clock(now)
+        clock = FakeClock(now)
         attached: list[Controllers] = []
 
         def prepare(runtime: Runtime) -> None:
-            controllers = attach(runtime, api=api_client(service_account_kubeconfig),
+            controllers = attach_controllers(runtime, api=api_client(service_account_kubeconfig),
                                  clock=clock, timing=FAST)
             assert controllers is not None
-            runtime.state.clock = clock
             attached.append(controllers)
 
-        settings = dataclasses.replace(
-            base_settings(certificates, tmp_path, cluster_state=None,
-                          policies=(REPO / "policies",), host="127.0.0.1"),
-            leader_election_namespace=WEBHOOK_NAMESPACE, **overrides)
-        server = start_server(settings, certificates.ca_file, prepare)
+        settings = base_settings(loopback_certificates, tmp_path, cluster_state=None,
+                                 policies=(REPO / "policies",), host="127.0.0.1",
+                                 leader_election_namespace=WEBHOOK_NAMESPACE, **overrides)
+        server = start_server(settings, loopback_certificates.ca_file, prepare, clock=clock)
         if ready:
             eventually(lambda: server.get("/readyz").status_code == 200, timeout=60,
                        what="/readyz")

@@ -140,7 +140,7 @@ def test_policyreports_appear_split_for_3000_services_and_follow_a_fix(
     running = edgewarden(now=START, audit_interval_seconds=3600.0)
     running.kubectl("create", "-f", "-", timeout=900,
                     input=yaml.safe_dump({"apiVersion": "v1", "kind": "List", "items": services}))
-    audit = running.controllers.audit
+    audit = running.controllers.reports
     assert audit is not None
     first = audit.runs
     eventually(lambda: running.server.runtime.cluster.state()["Service"]["objects"] >= 3000,

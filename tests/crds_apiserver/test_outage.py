@@ -98,7 +98,7 @@ def test_outages_of_5_and_60_seconds_under_load(
     running.kubectl("apply", "-f", "-", input=yaml.safe_dump(exception(namespace, now)))
     eventually(lambda: gateway_admitted(running, namespace), timeout=30,
                what="the exception to exempt")
-    audit = running.controllers.audit
+    audit = running.controllers.reports
     assert audit is not None
     eventually(lambda: audit.runs, timeout=60, what="the first audit")
 

@@ -31,10 +31,10 @@ from tests.admission.harness import RunningServer, base_settings, start_server
 from tests.kube.binaries import require
 from tests.kube.controlplane import ControlPlane
 from tests.support import eventually, use_kubeconfig
-from webhook.audit.apiserver_log import DEFAULT_WEBHOOKS, Verdict, read_audit_log
-from webhook.audit.replay import Agreement, ReplayOptions, ReplayReport, replay
 from webhook.certs.files import generate_certificates
 from webhook.cli.app import app
+from webhook.offline.apiserver_log import DEFAULT_WEBHOOKS, Verdict, read_audit_log
+from webhook.offline.replay import Agreement, ReplayOptions, ReplayReport, replay
 from webhook.policy.load.loader import load_policies
 
 REPO = Path(__file__).parents[2]

@@ -65,7 +65,9 @@ def test_the_shipped_crds_are_what_the_schemas_generate() -> None:
 
 @pytest.mark.parametrize("crd", [policy_crd(), exception_crd()], ids=["Policy", "PolicyException"])
 def test_the_schemas_are_structural(crd: dict[str, Any]) -> None:
-    for path, node in nodes(schema_of(crd)):
+    found = nodes(schema_of(crd))
+    assert len(found) > 1, "the schema has nodes below its root"
+    for path, node in found:
         where = path or "<root>"
         assert "$ref" not in node and "uniqueItems" not in node, where
         assert node.get("additionalProperties") is not False, where
@@ -91,7 +93,9 @@ def test_every_shipped_policy_is_a_valid_policy_object() -> None:
     files = [p for p in (REPO / "policies").glob("*.yaml") if not p.name.endswith(".test.yaml")]
     assert files
     for file in files:
-        for document in yaml.safe_load_all(file.read_text()):
+        documents = [d for d in yaml.safe_load_all(file.read_text()) if d]
+        assert documents, f"{file.name} holds no document"
+        for document in documents:
             problems = [e.message for e in check.iter_errors(document)]
             assert not problems, f"{file.name}: {problems}"
 
@@ -149,6 +153,7 @@ def test_the_policyreports_edgewarden_writes_fit_the_shipped_crds(tmp_path: Path
                                       str(fixtures / "policies"), "-o", "policyreport"])
     assert result.exit_code == 0, result.output
     documents = yaml.safe_load(result.stdout)["items"]
+    assert documents, "the audit wrote reports"
     crds = {}
     for file in REPORT_CRDS.glob("wgpolicyk8s.io_*.yaml"):
         crd = yaml.safe_load(file.read_text())
@@ -160,6 +165,8 @@ def test_the_policyreports_edgewarden_writes_fit_the_shipped_crds(tmp_path: Path
 
 
 def test_the_report_crds_come_from_a_named_pinned_source() -> None:
-    for file in REPORT_CRDS.glob("wgpolicyk8s.io_*.yaml"):
+    files = sorted(REPORT_CRDS.glob("wgpolicyk8s.io_*.yaml"))
+    assert files, f"no report CRDs in {REPORT_CRDS}"
+    for file in files:
         head = file.read_text().splitlines()[0]
         assert "github.com/kyverno/kyverno v1.13.4" in head and "h1:" in head

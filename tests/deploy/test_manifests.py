@@ -385,12 +385,15 @@ def test_kind_overlay_uses_the_locally_loaded_image(overlay: str) -> None:
 
 
 def rules_of(objects: list[Manifest]) -> list[tuple[str, dict[str, Any]]]:
-    return [
+    """Every RBAC rule; there must be some, so a test looping over them checks something."""
+    found = [
         (f"{o['kind']}/{o['metadata']['name']}", rule)
         for o in objects
         if o["kind"] in ("ClusterRole", "Role")
         for rule in o.get("rules", [])
     ]
+    assert found, "no Role or ClusterRole grants anything"
+    return found
 
 
 def test_rbac_has_no_wildcards_and_reads_only_what_policies_judge(overlay: str) -> None:

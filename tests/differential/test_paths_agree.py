@@ -32,12 +32,12 @@ from tests.admission.harness import (
     base_settings,
     start_server,
 )
-from webhook.audit.manifests import parse_manifests
-from webhook.audit.results import Outcome
-from webhook.audit.scan import check_manifests
 from webhook.certs.files import GeneratedCertificates
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import ManifestError
+from webhook.offline.manifests import parse_manifests
+from webhook.offline.results import Outcome
+from webhook.offline.scan import check_manifests
 from webhook.policy.engine.evaluation import Engine
 from webhook.policy.load.loader import load_policies
 from webhook.suites.model import Expectation

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.docs.workspace import REPO, activated_environment, copy_repository
-from webhook.audit.kustomize import cached_kubectl
+from webhook.offline.kustomize import cached_kubectl
 
 PAGES = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<language>[\w-]*)\s*$")

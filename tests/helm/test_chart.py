@@ -214,6 +214,7 @@ def test_every_rendered_object_is_valid_against_the_schemas(value_set: str, vers
 
 def test_every_namespaced_object_lives_in_the_release_namespace(value_set: str) -> None:
     namespace, objects = render_value_set(value_set)
+    assert objects, "the chart renders objects"
     for obj in objects:
         if obj["kind"] in CLUSTER_SCOPED:
             assert "namespace" not in obj["metadata"], obj["metadata"]["name"]

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner, Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.cli.app import app
+from tests.support.cli import run
 from webhook.cluster.memory import MemoryCluster
 from webhook.errors import PolicyLoadError
 from webhook.policy.load.loader import load_policies
@@ -33,9 +32,6 @@ spec:
     - expression: "true"
 """
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def load_match(tmp_path: Path, match: str):

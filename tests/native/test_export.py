@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
+from tests.support.cli import run
 from webhook.cli.app import app
 from webhook.native.coverage import Where, assess, webhook_share
 from webhook.native.export import export
@@ -28,9 +29,6 @@ WEBHOOK_ONLY = {
     "restrict-wildcard-route-hostnames": "sets.of()",
 }
 
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,6 @@ import pytest
 from tests.admission.harness import base_settings
 from tests.kubeapi import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, KubeApi
 from tests.support import api_client
-from webhook.admission.server import Runtime, build_runtime
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
 from webhook.controllers.registration import WebhookRegistration
@@ -22,6 +21,7 @@ from webhook.policy.load.loader import load_policies
 from webhook.policy.model.policy import PolicySet
 from webhook.registration.render import WebhookSettings, render
 from webhook.registration.settings import RegistrationSettings
+from webhook.serve.build import Runtime, build_runtime
 
 DEFAULTS = Path(__file__).parents[2] / "webhook" / "defaults" / "policies"
 
@@ -49,8 +49,10 @@ def rest(kube_api: KubeApi, kubeconfig: Path) -> Iterator[RestApi]:
 
 
 def register(served: Runtime, rest: RestApi) -> list[str]:
-    assert served.settings.registration is not None
-    controller = WebhookRegistration(served, served.settings.registration,
+    settings = served.settings
+    assert settings.controllers.registration is not None
+    controller = WebhookRegistration(served.state, settings.certificates,
+                                     settings.controllers.registration,
                                      WebhookConfigurationApi(rest), leading=lambda: True)
     result = controller.sync_once()
     assert result.waiting is None

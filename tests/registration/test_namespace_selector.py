@@ -16,7 +16,6 @@ from tests.admission.harness import base_settings
 from tests.deploy.checks import parse_with_the_real_cli
 from tests.kubeapi import MUTATING_WEBHOOKS, VALIDATING_WEBHOOKS, KubeApi
 from tests.support import api_client
-from webhook.admission.server import Runtime, build_runtime
 from webhook.certs.files import generate_certificates
 from webhook.cli.app import app
 from webhook.cli.registration_options import registration_settings
@@ -32,6 +31,7 @@ from webhook.registration.render import (
 )
 from webhook.registration.selector import NamespaceSelectorError, parse_namespace_selector
 from webhook.registration.settings import RegistrationSettings
+from webhook.serve.build import Runtime, build_runtime
 
 from .test_registration import DEFAULTS, Leading, registration, writes
 

@@ -9,12 +9,12 @@ from pathlib import Path
 from tests.admission.harness import base_settings
 from tests.kubeapi import LEASES, MUTATING_WEBHOOKS, SECRETS, VALIDATING_WEBHOOKS, KubeApi
 from tests.support import api_client
-from webhook.admission.server import build_runtime
 from webhook.certs.files import generate_certificates
 from webhook.cli.registration_options import registration_settings
 from webhook.cluster.webhook_configurations import RestApi
 from webhook.controllers.uninstall import uninstall
 from webhook.policy.model.decision import FailurePolicy
+from webhook.serve.build import build_runtime
 
 from .test_registration import DEFAULTS, OWNED, Leading, registration
 

@@ -17,7 +17,6 @@ from tests.admission.harness import base_settings
 from tests.kubeapi import LEASES, MUTATING_WEBHOOKS, SECRETS, SERVICES, VALIDATING_WEBHOOKS, KubeApi
 from tests.kubeapi.resources import CLAIMS, RESOURCE_QUOTAS
 from tests.support import api_client
-from webhook.admission.server import Runtime, build_runtime
 from webhook.admission.state import LoadedPolicies
 from webhook.certs.files import GeneratedCertificates, generate_certificates
 from webhook.cluster.memory import MemoryCluster
@@ -32,6 +31,7 @@ from webhook.policy.model.request import make_request
 from webhook.registration.conditions import field_test, match_conditions
 from webhook.registration.render import WebhookSettings
 from webhook.registration.settings import UNINSTALLING_ANNOTATION, RegistrationSettings
+from webhook.serve.build import Runtime, build_runtime
 
 DEFAULTS = Path(__file__).parents[2] / "webhook" / "defaults" / "policies"
 OWNED = {"app.kubernetes.io/managed-by": "edgewarden"}
@@ -164,8 +164,10 @@ class Leading:
 
 
 def registration(runtime: Runtime, rest: RestApi, leading: Leading) -> WebhookRegistration:
-    assert runtime.settings.registration is not None
-    return WebhookRegistration(runtime, runtime.settings.registration,
+    settings = runtime.settings
+    assert settings.controllers.registration is not None
+    return WebhookRegistration(runtime.state, settings.certificates,
+                               settings.controllers.registration,
                                WebhookConfigurationApi(rest), leading=leading)
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from tests.admission.harness import base_settings
 from tests.kube.fixtures import kube_control_plane  # noqa: F401  (the session fixture)
-from webhook.admission.server import build_runtime
 from webhook.certs.files import generate_certificates
 from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
 from webhook.controllers.registration import WebhookRegistration
 from webhook.registration.render import WebhookSettings
 from webhook.registration.selector import parse_namespace_selector
 from webhook.registration.settings import RegistrationSettings
+from webhook.serve.build import build_runtime
 
 from .test_namespace_selector import RENDERED_TERMS, SELECTOR
 from .test_registration import DEFAULTS
@@ -40,7 +40,8 @@ def test_the_api_server_keeps_the_selector_and_the_next_pass_writes_nothing(
     client = plane.api_client()
     try:
         api = WebhookConfigurationApi(RestApi(client))
-        controller = WebhookRegistration(runtime, RegistrationSettings(webhooks), api,
+        controller = WebhookRegistration(runtime.state, runtime.settings.certificates,
+                                         RegistrationSettings(webhooks), api,
                                          leading=lambda: True)
         first = controller.sync_once()
         assert first.waiting is None

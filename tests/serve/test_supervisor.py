@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from urllib3.exceptions import ProtocolError
 
-from webhook.admission.server import BackgroundWork
+from webhook.background import BackgroundWork
 from webhook.serve.supervisor import Backoff, Supervisor
 
 QUICK = Backoff(initial=0.001, maximum=0.005, healthy_after=0.2)

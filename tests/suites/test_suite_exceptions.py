@@ -6,10 +6,10 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.cli.app import app
+from tests.support import cli
 
 from .test_suite_mistakes import CLUSTER, NODEPORT, POLICY
 
@@ -33,7 +33,7 @@ def suite(tmp_path: Path, spec_extra: str, cases: str, *args: str) -> Result:
         "spec:\n  policies: [policy.yaml]\n  cluster: [cluster.yaml]\n"
         + textwrap.indent(textwrap.dedent(spec_extra), "  ")
         + "  cases:\n" + textwrap.indent(textwrap.dedent(cases), "    "))
-    return CliRunner().invoke(app, ["test", str(tmp_path), *args], catch_exceptions=False)
+    return cli.run("test", str(tmp_path), *args)
 
 
 CASES = f"""\

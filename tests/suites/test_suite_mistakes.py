@@ -6,9 +6,9 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
-from webhook.cli.app import app
+from tests.support import cli
 
 POLICY = """\
 apiVersion: edgewarden.dev/v1alpha1
@@ -49,7 +49,7 @@ spec:
   cases:
 {textwrap.indent(textwrap.dedent(case), "    ")}"""
     (tmp_path / "mistakes.test.yaml").write_text(suite)
-    return CliRunner().invoke(app, ["test", str(tmp_path)], catch_exceptions=False)
+    return cli.run("test", str(tmp_path))
 
 
 def test_a_namespace_missing_from_the_cluster_fixtures_is_an_error(tmp_path: Path) -> None:
@@ -122,10 +122,9 @@ def test_expect_matched_states_which_policies_apply(tmp_path: Path) -> None:
 
 
 def test_validate_reads_policies_from_standard_input() -> None:
-    good = CliRunner().invoke(app, ["validate", "-"], input=POLICY, catch_exceptions=False)
+    good = cli.run("validate", "-", stdin=POLICY)
     assert good.exit_code == 0, good.output
     assert "deny-nodeport-in-production" in good.output and "<stdin>" in good.output
-    bad = CliRunner().invoke(app, ["validate", "-"], input=POLICY.replace("kinds", "kind"),
-                             catch_exceptions=False)
+    bad = cli.run("validate", "-", stdin=POLICY.replace("kinds", "kind"))
     assert bad.exit_code == 1
     assert "<stdin>:6: spec.match.kind: unknown field 'kind'" in bad.output

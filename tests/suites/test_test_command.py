@@ -7,10 +7,10 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner, Result
+from typer.testing import Result
 
 import webhook.cli  # noqa: F401  (registers every command on the app)
-from webhook.cli.app import app
+from tests.support import cli
 
 REPO = Path(__file__).resolve().parents[2]
 NODEPORT_SUITE = REPO / "policies" / "deny-nodeport-in-production.test.yaml"
@@ -45,7 +45,7 @@ spec:
 
 
 def run(*args: str) -> Result:
-    return CliRunner().invoke(app, ["test", *args], catch_exceptions=False)
+    return cli.run("test", *args)
 
 
 @pytest.fixture

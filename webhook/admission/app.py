@@ -86,9 +86,9 @@ class _AdmissionEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.state.require_client_certificate and not _client_certificate(scope):
             # --client-ca: only a caller whose certificate that CA signed may ask.
-            if self.state.limits is not None:
+            if self.state.refusals is not None:
                 client = scope.get("client") or ("unknown peer", 0)
-                self.state.limits.hit("client_certificate", f"{client[0]}:{client[1]}")
+                self.state.refusals.hit("client_certificate", f"{client[0]}:{client[1]}")
             self.state.metrics.count_request(self.name, "unauthenticated")
             await _send_status(send, 403, "Forbidden",
                                f"/{self.name} needs a client certificate signed by the "

@@ -22,7 +22,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
-from webhook.audit.quota import counts_loadbalancers
 from webhook.cluster.claims import (
     Admission,
     ClaimBook,
@@ -30,6 +29,7 @@ from webhook.cluster.claims import (
     KeyPlace,
     LimitPlace,
 )
+from webhook.offline.quota import counts_loadbalancers
 from webhook.policy.blocks.keys import UniqueIndex
 from webhook.policy.engine.evaluation import Engine
 from webhook.policy.model.decision import (

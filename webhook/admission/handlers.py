@@ -15,12 +15,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from webhook.admission import wire
-from webhook.admission.auditlog import EXEMPTED, RECORDED, WOULD_DENY, WOULD_PATCH, AuditEntry
 from webhook.admission.claiming import ClaimPlan
-from webhook.admission.decisionlog import log_decision
+from webhook.admission.decisionlog import (
+    EXEMPTED,
+    RECORDED,
+    WOULD_DENY,
+    WOULD_PATCH,
+    DecisionEntry,
+    log_decision,
+)
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.review import Review, build_response
 from webhook.admission.shadow import judge as judge_shadow
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.policy.model.decision import Decision, KeyClaim, LimitClaim, Mode
 from webhook.policy.model.request import AdmissionRequest
 
@@ -62,7 +69,7 @@ def _validated(
     state: ServerState, loaded: LoadedPolicies, request: AdmissionRequest, decision: Decision,
     started: float,
 ) -> Answer:
-    state.audit.write(request, _record(state, loaded, "validate", request, decision))
+    state.decision_log.write(request, _record(state, loaded, "validate", request, decision))
     answer = _answer(request, decision, patch=None)
     _shadow(state, loaded, "validate", request, decision, started)
     return answer
@@ -89,11 +96,11 @@ def mutate(state: ServerState, review: Review) -> Answer:
         withheld += loaded.audit_mutate_engine.evaluate(
             request, state.view, state.exceptions).mutations
     entries += [
-        AuditEntry(m.policy, loaded.declared_modes.get(m.policy, Mode.AUDIT).value,
+        DecisionEntry(m.policy, loaded.declared_modes.get(m.policy, Mode.AUDIT).value,
                    _describe_patch(m.patch), WOULD_PATCH)
         for m in withheld
     ]
-    state.audit.write(request, entries)
+    state.decision_log.write(request, entries)
     patch = None if state.dry_run or not decision.allowed else decision.patch
     answer = _answer(request, decision, patch=patch)
     _shadow(state, loaded, "mutate", request, decision, started)
@@ -115,10 +122,10 @@ def _shadow(
 def _record(
     state: ServerState, loaded: LoadedPolicies, endpoint: str, request: AdmissionRequest,
     decision: Decision,
-) -> list[AuditEntry]:
+) -> list[DecisionEntry]:
     """Metrics and log lines for the decision; the audit-log entries it calls for."""
     log_decision(endpoint, request, decision)
-    entries: list[AuditEntry] = []
+    entries: list[DecisionEntry] = []
     for violation in decision.violations:
         state.metrics.count_violation(violation.policy, violation.mode.value)
         declared = loaded.declared_modes.get(violation.policy, violation.mode)
@@ -128,12 +135,13 @@ def _record(
             action = RECORDED
         else:
             continue
-        entries.append(AuditEntry(violation.policy, declared.value, violation.message, action))
+        entries.append(DecisionEntry(violation.policy, declared.value, violation.message, action))
     for exemption in decision.exemptions:
         # Every exemption is on the record: who was let through, by which exception.
         state.metrics.count_exemption(exemption.policy, exemption.would)
         declared = loaded.declared_modes.get(exemption.policy, exemption.mode)
-        entries.append(AuditEntry(exemption.policy, declared.value, exemption.warning(), EXEMPTED))
+        entries.append(
+            DecisionEntry(exemption.policy, declared.value, exemption.warning(), EXEMPTED))
     return entries
 
 

@@ -48,6 +48,11 @@ from uvicorn.server import ServerState
 from webhook.admission.probes import PROBE_METHODS, PROBE_PATHS
 from webhook.admission.settings import ConnectionSettings
 
+# The uvicorn series this subclass (and listener.EdgeServer) was written against: both use
+# uvicorn internals, so pyproject.toml bounds uvicorn to it, and
+# tests/admission/test_uvicorn_internals.py fails on any other version (docs/http.md).
+UVICORN_SERIES = "0.54"
+
 TLS_EXTENSION = "tls"
 _MEASURE = 1 << 62  # a raw count that makes on_headers_complete measure the head
 

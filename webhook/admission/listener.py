@@ -43,7 +43,7 @@ from starlette.types import ASGIApp
 from uvicorn.server import ServerState as UvicornServerState
 
 from webhook.admission.http_protocol import GuardedHttpProtocol
-from webhook.admission.limitlog import LimitLog
+from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import ConnectionSettings
 from webhook.errors import EdgewardenError
 
@@ -90,7 +90,7 @@ class Listener:
         ssl_context: ssl.SSLContext | None,
         protocol_factory: Callable[..., GuardedHttpProtocol],
         settings: ConnectionSettings,
-        limits: LimitLog,
+        refusals: RefusalLog,
         *,
         max_connections: int,
     ) -> None:
@@ -98,7 +98,7 @@ class Listener:
         self._ssl = ssl_context
         self._factory = protocol_factory
         self._settings = settings
-        self._limits = limits
+        self._refusals = refusals
         self.max_connections = max_connections
         self._pending: dict[socket.socket, float] = {}  # in the handshake: accepted at
         self._open: set[GuardedHttpProtocol] = set()
@@ -152,7 +152,7 @@ class Listener:
                 if error.errno not in _OUT_OF_FILES:
                     log.warning("accept failed: %s", error)
                     return
-                self._limits.hit("file_limit", "listener")
+                self._refusals.hit("file_limit", "listener")
                 self._evict_one()
                 self._pause()
                 assert self._loop is not None
@@ -162,7 +162,7 @@ class Listener:
 
     def _admit(self, conn: socket.socket) -> None:
         if len(self) >= self.max_connections and not self._evict_one():
-            self._limits.hit("max_connections", _peer_of(conn))
+            self._refusals.hit("max_connections", _peer_of(conn))
             conn.close()  # every connection is answering a request: refuse the newcomer
             return
         conn.setblocking(False)
@@ -187,11 +187,11 @@ class Listener:
                 )
         except ConnectionAbortedError as error:
             if "longer than" in str(error):  # the loop's handshake timeout
-                self._limits.hit("handshake_timeout", peer)
+                self._refusals.hit("handshake_timeout", peer)
         except ssl.SSLError as error:
             # A client certificate the client CA did not sign, a protocol mismatch:
             # log the reason once in a while, never the bytes.
-            self._limits.hit("tls_refused", peer, str(error.reason or type(error).__name__))
+            self._refusals.hit("tls_refused", peer, str(error.reason or type(error).__name__))
         except OSError:
             pass  # the client went away during the handshake (or was evicted)
         finally:
@@ -207,7 +207,7 @@ class Listener:
         self._open.discard(connection)
 
     def hit(self, limit: str, peer: str) -> None:
-        self._limits.hit(limit, peer)
+        self._refusals.hit(limit, peer)
 
     @property
     def requests_in_flight(self) -> int:
@@ -245,7 +245,7 @@ class Listener:
             assert oldest is not None
             conn = oldest[0]
             del self._pending[conn]
-            self._limits.hit("evicted_handshake", _peer_of(conn))
+            self._refusals.hit("evicted_handshake", _peer_of(conn))
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)  # the handshake fails; the loop closes it
         elif which == 2:
@@ -255,7 +255,7 @@ class Listener:
         else:
             assert idle is not None
             self._open.discard(idle)
-            self._limits.hit("evicted_idle", idle.peer)
+            self._refusals.hit("evicted_idle", idle.peer)
             idle.transport.abort()
         return True
 
@@ -286,10 +286,10 @@ class EdgeServer(uvicorn.Server):
     """uvicorn with our listener and guarded protocol (see the module docstring)."""
 
     def __init__(self, config: uvicorn.Config, settings: ConnectionSettings,
-                 limits: LimitLog) -> None:
+                 refusals: RefusalLog) -> None:
         super().__init__(config)
         self.settings = settings
-        self.limits = limits
+        self.refusals = refusals
         self.listener: Listener | None = None
         self._own_socket: socket.socket | None = None
 
@@ -306,7 +306,7 @@ class EdgeServer(uvicorn.Server):
             app_state=self.lifespan.state, settings=self.settings,
         )
         cap = connection_cap(self.settings.max_connections)
-        self.listener = Listener(sock, config.ssl, factory, self.settings, self.limits,
+        self.listener = Listener(sock, config.ssl, factory, self.settings, self.refusals,
                                  max_connections=cap)
         self.listener.start()
         self.servers: list[Any] = [self.listener]
@@ -333,7 +333,7 @@ class ProbeServer:
     """
 
     def __init__(self, app: ASGIApp, host: str, port: int, settings: ConnectionSettings,
-                 limits: LimitLog, sock: socket.socket | None = None) -> None:
+                 refusals: RefusalLog, sock: socket.socket | None = None) -> None:
         self.config = uvicorn.Config(
             app, host=host, port=port, http="httptools", ws="none", lifespan="off",
             access_log=False, log_config=None, server_header=False, proxy_headers=False,
@@ -341,7 +341,7 @@ class ProbeServer:
         )
         self.config.load()
         self.settings = settings
-        self.limits = limits
+        self.refusals = refusals
         self._sock = sock
         self._own_socket = sock is None
         self._state = UvicornServerState()
@@ -360,7 +360,7 @@ class ProbeServer:
             GuardedHttpProtocol, config=self.config, server_state=self._state, app_state={},
             settings=self.settings,
         )
-        self.listener = Listener(self._sock, None, factory, self.settings, self.limits,
+        self.listener = Listener(self._sock, None, factory, self.settings, self.refusals,
                                  max_connections=connection_cap(PROBE_CONNECTIONS))
         self.listener.start()
         log.info("probes on http://%s:%d/healthz, /livez and /readyz",

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.reload_guards import (
     ReloadRefused,
     canary,
@@ -37,7 +38,7 @@ from webhook.admission.reload_guards import (
     suites,
 )
 from webhook.admission.settings import ReloadSettings
-from webhook.admission.state import LoadedPolicies, ServerState
+from webhook.admission.state import ServerState
 from webhook.errors import EdgewardenError
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.policy import Policy, PolicySet
@@ -226,7 +227,7 @@ class PolicyReloader:
         state = self.state
         if self.share is not None:
             policies = self.share(policies)
-        return LoadedPolicies.build(policies, dry_run=state.dry_run, limits=state.evaluation)
+        return LoadedPolicies.build(policies, dry_run=state.dry_run, budget=state.evaluation)
 
     def vet(self, policies: PolicySet, *, run_suites: bool = True,
             acknowledged: frozenset[str] = frozenset(),

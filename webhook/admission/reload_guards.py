@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from webhook.admission.loaded import LoadedPolicies
 from webhook.admission.settings import ReloadSettings
-from webhook.admission.state import LoadedPolicies
 from webhook.errors import EdgewardenError
 from webhook.policy.model.decision import ViolationSource
 from webhook.policy.model.exceptions import NO_EXCEPTIONS

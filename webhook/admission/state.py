@@ -1,8 +1,8 @@
 """Everything a running server shares, built once and handed to the app (no globals).
 
-The engine is the one thing that changes while serving: a policy reload builds a new
-engine and swaps the reference in one assignment, so a request in flight finishes on the
-set it started with and the next one sees the new set.
+The policy set is the one thing that changes while serving (:class:`PolicySlot`): a reload
+builds new engines and swaps them in one assignment, so a request in flight finishes on the
+set it started with and the next one sees the new set. The rest is frozen when built.
 """
 
 from __future__ import annotations
@@ -15,20 +15,17 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
-from webhook.admission.auditlog import AuditLog
-from webhook.admission.limitlog import LimitLog
+from webhook.admission.decisionlog import DecisionLog
+from webhook.admission.loaded import EvaluationBudget, LoadedPolicies
 from webhook.admission.metrics import Metrics
+from webhook.admission.readiness import Readiness
+from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
-from webhook.admission.shadow import ShadowSet, split
 from webhook.cluster.backend import ClusterBackend
-from webhook.policy.engine.budget import DEFAULT_BUDGET
-from webhook.policy.engine.compiled import CompiledPolicies
-from webhook.policy.engine.evaluation import Engine
-from webhook.policy.model.decision import FailurePolicy, KeyClaim, LimitClaim, Mode
+from webhook.policy.model.decision import KeyClaim, LimitClaim
 from webhook.policy.model.exception_rules import ExceptionRules
 from webhook.policy.model.exceptions import NO_EXCEPTIONS
 from webhook.policy.model.kinds import merge
-from webhook.policy.model.policy import Policy, PolicySet
 from webhook.policy.model.ports import ClusterView, ExceptionView
 
 if TYPE_CHECKING:
@@ -56,22 +53,6 @@ class Certificate(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
-class EvaluationLimits:
-    """What one admission may cost: the CEL budget (webhook/policy/engine/budget.py) and a
-    wall-clock deadline past which the remaining policies fail by their failurePolicy."""
-
-    budget_ms: float = DEFAULT_BUDGET / 1000
-    deadline_ms: float | None = None
-
-    def engine_arguments(self) -> dict[str, Any]:
-        return {
-            "budget": self.budget_ms * 1000,
-            "deadline": self.deadline_ms / 1000 if self.deadline_ms is not None else None,
-            "clock": time.monotonic if self.deadline_ms is not None else None,
-        }
-
-
-@dataclass(frozen=True, slots=True)
 class ReloadRefusal:
     reason: str
     message: str
@@ -79,84 +60,22 @@ class ReloadRefusal:
 
 
 @dataclass(slots=True)
-class LoadedPolicies:
-    """One policy set and what the edges need to know about it, swapped as a unit.
+class PolicySlot:
+    """The one thing that changes while serving: the policy set in force, swapped whole by
+    a reload (one assignment, so a request in flight finishes on the set it started with),
+    and the latest reload when it was refused."""
 
-    Each endpoint gets an engine over its half of the set: /mutate runs only mutations and
-    /validate only validations and limits. The API server sends /validate the object as
-    every mutating webhook left it, so re-running our mutations there would only repeat
-    work (copying the object, which with managedFields dominates a decision); and /mutate
-    never judges (SPEC). Offline callers (test, check, audit) keep the whole-set engine.
-    """
-
-    engine: Engine  # /validate
-    mutate_engine: Engine  # /mutate: the patch (everything is withheld in dry-run)
-    # Audit-mode mutating policies, run apart so their would-be patch is reported without
-    # entering the real one (whose later operations may build on earlier ones).
-    audit_mutate_engine: Engine | None
-    declared_modes: dict[str, Mode]
-    names: frozenset[str]
-    failing_kinds: frozenset[str]  # kinds with a failurePolicy: Fail policy
-    unique_kinds: frozenset[str] = frozenset()  # kinds some ``unique`` policy judges
-    # Candidates judged beside this set, never answering (webhook/admission/shadow.py).
-    shadow: ShadowSet | None = None
-
-    @classmethod
-    def build(
-        cls, policies: PolicySet, *, dry_run: bool, limits: EvaluationLimits | None = None,
-        shadow: PolicySet | None = None,
-    ) -> LoadedPolicies:
-        """``policies`` may hold ``spec.shadow`` policies: they join ``shadow`` (the
-        --shadow folder's) as candidates, and the rest is enforced."""
-        policies, candidates = split(policies, shadow)
-        compiled = CompiledPolicies.compile(policies)  # once, shared by the three engines
-        audit_only = [p for p in policies.policies if p.mutates and p.mode is Mode.AUDIT]
-        bounds = (limits or EvaluationLimits()).engine_arguments()
-        return cls(
-            engine=Engine(compiled, force_audit=dry_run, mutations=None, **bounds),
-            mutate_engine=Engine(
-                compiled,
-                force_audit=dry_run,
-                mutations=lambda p: dry_run or p.mode is not Mode.AUDIT,
-                validations=False,
-                **bounds,
-            ),
-            audit_mutate_engine=(
-                Engine(compiled, mutations=_is_audit, validations=False, **bounds)
-                if audit_only and not dry_run
-                else None
-            ),
-            declared_modes={p.name: p.mode for p in policies.policies},
-            names=frozenset(p.name for p in policies.policies),
-            failing_kinds=frozenset(
-                kind
-                for policy in policies.policies
-                if policy.failure_policy is FailurePolicy.FAIL
-                for kind in policy.match.kinds
-            ),
-            unique_kinds=frozenset(
-                kind for policy in policies.policies if policy.unique is not None
-                for kind in policy.match.kinds
-            ),
-            shadow=ShadowSet.build(candidates, bounds) if candidates.policies else None,
-        )
-
-    def engines(self) -> list[Engine]:
-        """The enforced set's /validate engine and the candidates' (what the cluster view
-        must index and watch for)."""
-        shadow = [self.shadow.validate_engine] if self.shadow is not None else []
-        return [self.engine, *shadow]
+    current: LoadedPolicies | None = None
+    last_refusal: ReloadRefusal | None = None
 
 
-def _is_audit(policy: Policy) -> bool:
-    return policy.mode is Mode.AUDIT
-
-
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class ServerState:
+    """What the handlers are given: fixed when built, but for the policy slot."""
+
     cluster: ClusterBackend
     metrics: Metrics
-    audit: AuditLog
+    decision_log: DecisionLog
     reservations: ReservationBook | None = None
     dry_run: bool = False
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -165,18 +84,15 @@ class ServerState:
     exceptions: ExceptionView = NO_EXCEPTIONS
     # The clock a review is judged at (PolicyException expiry); tests inject their own.
     clock: Callable[[], float] = time.time
-    policies: LoadedPolicies | None = None
+    slot: PolicySlot = field(default_factory=PolicySlot)
     view: ClusterView = field(init=False)
-    # Extra readiness checks: each returns a reason when not ready, else None.
-    readiness_checks: list[Callable[[], str | None]] = field(default_factory=list)
-    # More for /readyz to show beside ready or not (the supervised tasks, the source of the
-    # policies): name -> a function giving a JSON-able value, read per request.
-    readiness_details: dict[str, Callable[[], Any]] = field(default_factory=dict)
+    # What else /readyz asks (the supervised tasks, the cluster objects' watch): wired by
+    # webhook/serve before serving starts.
+    readiness: Readiness = field(default_factory=Readiness)
     # --client-ca: /validate and /mutate answer only callers with a verified certificate.
     require_client_certificate: bool = False
-    limits: LimitLog | None = None  # counts and logs (rate-limited) refused callers
-    last_refusal: ReloadRefusal | None = None  # the latest reload, when it was refused
-    evaluation: EvaluationLimits = field(default_factory=EvaluationLimits)
+    refusals: RefusalLog | None = None  # counts and logs (rate-limited) refused callers
+    evaluation: EvaluationBudget = field(default_factory=EvaluationBudget)
     # Where and how long PolicyExceptions may be honoured (serve --enable-exceptions...): the
     # approval webhook warns when a new exception would be ignored.
     exception_rules: ExceptionRules = field(default_factory=ExceptionRules)
@@ -185,8 +101,18 @@ class ServerState:
     claims: ClaimGate | None = None
 
     def __post_init__(self) -> None:
-        self.view = (self.cluster if self.reservations is None
-                     else self.reservations.view(self.cluster))
+        view = (self.cluster if self.reservations is None
+                else self.reservations.view(self.cluster))
+        object.__setattr__(self, "view", view)  # derived once, as the rest
+
+    @property
+    def policies(self) -> LoadedPolicies | None:
+        """The policy set in force (None until the first one is installed)."""
+        return self.slot.current
+
+    @property
+    def last_refusal(self) -> ReloadRefusal | None:
+        return self.slot.last_refusal
 
     def install(self, loaded: LoadedPolicies) -> None:
         """Swap in a built policy set (already vetted) and tell the cluster what to count."""
@@ -194,8 +120,8 @@ class ServerState:
         self.cluster.watch_kinds(merge(ref for e in engines for ref in e.policies.kinds()))
         self.cluster.register_counters([c for e in engines for c in e.counters()])
         self.cluster.register_key_indexes([i for e in engines for i in e.key_indexes()])
-        self.policies = loaded
-        self.last_refusal = None
+        self.slot.current = loaded
+        self.slot.last_refusal = None
         self.metrics.policies_loaded.set(len(loaded.names))
         self.metrics.policy_reload_refused.set(0)
         log.info("serving %d policies: %s", len(loaded.names), ", ".join(sorted(loaded.names)))
@@ -208,7 +134,7 @@ class ServerState:
 
     def refused(self, reason: str, message: str) -> None:
         """A reload was refused: the serving set stays; say so in metrics and /readyz."""
-        self.last_refusal = ReloadRefusal(reason, message, time.time())
+        self.slot.last_refusal = ReloadRefusal(reason, message, time.time())
         self.metrics.policy_load_errors.inc()
         self.metrics.policy_reloads_refused.labels(reason).inc()
         self.metrics.policy_reload_refused.set(1)
@@ -232,7 +158,7 @@ class ServerState:
 
     def details(self) -> dict[str, Any]:
         """The readiness details, each read now."""
-        return {name: read() for name, read in self.readiness_details.items()}
+        return self.readiness.details()
 
     def not_ready(self) -> list[str]:
         """Why the server should not receive admissions yet (empty when ready)."""
@@ -245,7 +171,7 @@ class ServerState:
         expiry = certificate_expiry(self.certificate)
         if expiry is not None and expiry <= time.time():
             reasons.append("serving certificate has expired")
-        reasons.extend(reason for check in self.readiness_checks if (reason := check()))
+        reasons.extend(self.readiness.reasons())
         return reasons
 
 

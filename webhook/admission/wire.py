@@ -1,52 +1,18 @@
-"""The AdmissionReview v1 wire format as types (admission.k8s.io/v1, as the API server sends it).
+"""The AdmissionReview v1 answer as types (admission.k8s.io/v1, as the API server reads it).
 
-TypedDicts, not classes: the body is parsed once by orjson into plain dicts and the engine
-reads them as they are; these types only let mypy and a reader see the shape.
+TypedDicts, not classes: the answer is built as plain dicts and serialised once by orjson;
+these types let mypy and a reader see its shape. The request side has one type, the
+engine's :class:`webhook.policy.request.AdmissionRequest`, which webhook/admission/
+review.py parses the body into (checking each field it reads); the raw mapping it keeps
+for CEL's ``request`` is the API server's, as sent.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, NotRequired, Required, TypedDict
+from typing import Literal, NotRequired, TypedDict
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
-
-
-class GroupVersionKind(TypedDict):
-    group: str
-    version: str
-    kind: str
-
-
-class GroupVersionResource(TypedDict):
-    group: str
-    version: str
-    resource: str
-
-
-class UserInfo(TypedDict, total=False):
-    username: str
-    uid: str
-    groups: list[str]
-    extra: dict[str, list[str]]
-
-
-class AdmissionRequest(TypedDict, total=False):
-    uid: Required[str]
-    kind: Required[GroupVersionKind]
-    resource: Required[GroupVersionResource]
-    subResource: str
-    requestKind: GroupVersionKind
-    requestResource: GroupVersionResource
-    requestSubResource: str
-    name: str
-    namespace: str
-    operation: Required[Literal["CREATE", "UPDATE", "DELETE", "CONNECT"]]
-    userInfo: UserInfo
-    object: dict[str, Any] | None
-    oldObject: dict[str, Any] | None
-    dryRun: bool
-    options: dict[str, Any] | None
 
 
 class Status(TypedDict):
@@ -70,5 +36,4 @@ class AdmissionResponse(TypedDict):
 class AdmissionReview(TypedDict):
     apiVersion: str
     kind: str
-    request: NotRequired[AdmissionRequest]
     response: NotRequired[AdmissionResponse]

@@ -62,7 +62,7 @@ from webhook.certs.secretstate import (
     current_namespace,
     parse_secret,
 )
-from webhook.certs.store import (
+from webhook.cluster.cert_store import (
     CertStore,
     KubernetesCertStore,
     StoreConflict,

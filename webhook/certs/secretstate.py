@@ -19,7 +19,7 @@ from webhook.certs.issue import (
     pem_bundle,
     public_keys_match,
 )
-from webhook.certs.store import StoredSecret
+from webhook.cluster.cert_store import StoredSecret
 from webhook.errors import CertificateError
 
 MANAGED_BY = ("app.kubernetes.io/managed-by", "edgewarden")

@@ -36,9 +36,9 @@ from webhook.cli.progress import progress
 from webhook.errors import ExitCode, ManifestError, MissingContextError
 
 if TYPE_CHECKING:
-    from webhook.audit.folders import Inputs
-    from webhook.audit.manifests import Manifest
-    from webhook.audit.progress import Progress
+    from webhook.offline.folders import Inputs
+    from webhook.offline.manifests import Manifest
+    from webhook.offline.progress import Progress
 
 # Below this many objects a check takes a blink; a bar would only flicker.
 LARGE_CHECK = 500
@@ -146,8 +146,8 @@ def check(
     Exit 2 when the input is empty, or puts an object in a namespace nothing defines.
     """
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
-    from webhook.audit.scan import check_manifests, undefined_namespaces
-    from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
+    from webhook.offline.scan import check_manifests, undefined_namespaces
+    from webhook.offline.sources import cluster_objects, resolve_policies, split_exceptions
 
     if not filenames and not kustomize and not charts:
         raise ManifestError(
@@ -247,8 +247,8 @@ def _slow_to_read(filenames: list[str], folders: list[Path]) -> bool:
 
 
 def _inputs(filenames: list[str], folders: list[Path], bar: Progress) -> Inputs:
-    from webhook.audit.folders import read_inputs
-    from webhook.audit.kustomize import render_kustomization
+    from webhook.offline.folders import read_inputs
+    from webhook.offline.kustomize import render_kustomization
 
     inputs = read_inputs(filenames, progress=bar)
     for folder in folders:
@@ -258,7 +258,7 @@ def _inputs(filenames: list[str], folders: list[Path], bar: Progress) -> Inputs:
 
 
 def _charts(charts: list[Path], namespace: str, bar: Progress) -> list[Manifest]:
-    from webhook.audit.helm import render_chart
+    from webhook.offline.helm import render_chart
 
     rendered: list[Manifest] = []
     for chart in charts:

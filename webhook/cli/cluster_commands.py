@@ -1,6 +1,6 @@
 """``edgewarden audit``, ``report`` and ``quota``: the engine run over what a cluster holds.
 
-Thin: parse flags, call :mod:`webhook.audit`, print or write the chosen format, pick the
+Thin: parse flags, call :mod:`webhook.offline`, print or write the chosen format, pick the
 exit code. Exit codes: 0 fine, 1 an Enforce policy is violated (``audit`` only with
 ``--fail-on-violation``), 2 a user error (bad file, bad flag, bad policy, no cluster).
 """
@@ -77,8 +77,8 @@ def audit(
 ) -> None:
     """Judge what already runs in a cluster (or a --cluster-state dump) and report it."""
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
-    from webhook.audit.scan import audit_objects
-    from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
+    from webhook.offline.scan import audit_objects
+    from webhook.offline.sources import cluster_objects, resolve_policies, split_exceptions
 
     policy_set = resolve_policies(policy_paths(policies, with_defaults=with_defaults),
                                   internal_lb_flavour=internal_lb_flavour)
@@ -133,9 +133,9 @@ def report_command(
     with_defaults: WithDefaultsOption = False,
 ) -> None:
     """Write the exposure and cost page: Services by type, Ingresses, LB caps and cost."""
-    from webhook.audit.reports.html import DEFAULT_COST_PER_LB, render_html
-    from webhook.audit.scan import audit_objects
-    from webhook.audit.sources import (
+    from webhook.offline.reports.html import DEFAULT_COST_PER_LB, render_html
+    from webhook.offline.scan import audit_objects
+    from webhook.offline.sources import (
         EXPOSURE_KINDS,
         cluster_objects,
         resolve_policies,
@@ -183,8 +183,8 @@ def quota(
     with_defaults: WithDefaultsOption = False,
 ) -> None:
     """ResourceQuota objects that back each LoadBalancer cap at the API server."""
-    from webhook.audit.quota import loadbalancer_caps, quota_object
-    from webhook.audit.sources import cluster_objects, resolve_policies
+    from webhook.offline.quota import loadbalancer_caps, quota_object
+    from webhook.offline.sources import cluster_objects, resolve_policies
 
     policy_set = resolve_policies(policy_paths(policies, with_defaults=with_defaults),
                                   internal_lb_flavour=internal_lb_flavour)

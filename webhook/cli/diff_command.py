@@ -36,9 +36,9 @@ from webhook.cli.replay_command import WebhookOption, webhook_names
 from webhook.errors import ManifestError, PolicyLoadError, PolicyProblem
 
 if TYPE_CHECKING:
-    from webhook.audit.diff import DiffReport
-    from webhook.audit.manifests import Manifest
-    from webhook.audit.progress import Progress
+    from webhook.offline.diff import DiffReport
+    from webhook.offline.manifests import Manifest
+    from webhook.offline.progress import Progress
     from webhook.policy.model.policy import PolicySet
 
 # Terminal-free output fits an 80-column CI log or e-mail.
@@ -166,9 +166,9 @@ def _policy_sets(
     sets: list[Path] | None, base: str | None, policies: list[Path] | None,
     flavour: str | None, scratch: Path,
 ) -> tuple[PolicySet, PolicySet, DiffReport]:
-    from webhook.audit.diff import DiffReport, policy_delta
-    from webhook.audit.git_base import policies_at
-    from webhook.audit.sources import resolve_policies
+    from webhook.offline.diff import DiffReport, policy_delta
+    from webhook.offline.git_base import policies_at
+    from webhook.offline.sources import resolve_policies
     from webhook.policy.load.loader import load_policies
 
     if sets:
@@ -220,10 +220,10 @@ def _over_manifests(
     folders: list[Path], cluster_state: Path | None, live: bool, labels: list[str],
     namespace: str, exception_paths: list[Path] | None, now: float,
 ) -> None:
-    from webhook.audit.diff import diff_scans
-    from webhook.audit.scan import check_manifests
-    from webhook.audit.sources import split_exceptions
     from webhook.cli.check_command import parse_namespace_labels
+    from webhook.offline.diff import diff_scans
+    from webhook.offline.scan import check_manifests
+    from webhook.offline.sources import split_exceptions
 
     report.source = "manifests"
     parsed = parse_namespace_labels(labels)
@@ -246,9 +246,9 @@ def _over_cluster(
     report: DiffReport, old: PolicySet, new: PolicySet, cluster_state: Path | None,
     exception_paths: list[Path] | None, now: float,
 ) -> None:
-    from webhook.audit.diff import diff_scans
-    from webhook.audit.scan import audit_objects
-    from webhook.audit.sources import split_exceptions
+    from webhook.offline.diff import diff_scans
+    from webhook.offline.scan import audit_objects
+    from webhook.offline.sources import split_exceptions
 
     report.source = "cluster"
     with progress() as bar:
@@ -264,10 +264,10 @@ def _over_log(
     cluster_state: Path | None, live: bool, webhooks: list[str] | None,
     namespace: str | None, exception_paths: list[Path] | None,
 ) -> None:
-    from webhook.audit.apiserver_log import read_audit_log
-    from webhook.audit.diff import diff_replays
-    from webhook.audit.replay import ReplayOptions, replay
-    from webhook.audit.sources import split_exceptions
+    from webhook.offline.apiserver_log import read_audit_log
+    from webhook.offline.diff import diff_replays
+    from webhook.offline.replay import ReplayOptions, replay
+    from webhook.offline.sources import split_exceptions
 
     report.source = "audit log"
     with progress() as bar:
@@ -282,8 +282,8 @@ def _over_log(
 
 def _read(filenames: list[str], folders: list[Path], bar: Progress) -> tuple[list[Manifest],
                                                                             list[str]]:
-    from webhook.audit.folders import read_inputs
-    from webhook.audit.kustomize import render_kustomization
+    from webhook.offline.folders import read_inputs
+    from webhook.offline.kustomize import render_kustomization
 
     inputs = read_inputs(filenames, progress=bar)
     for folder in folders:
@@ -294,7 +294,7 @@ def _read(filenames: list[str], folders: list[Path], bar: Progress) -> tuple[lis
 
 def _state(cluster_state: Path | None, live: bool, old: PolicySet, new: PolicySet,
            bar: Progress) -> list[Manifest]:
-    from webhook.audit.sources import cluster_objects
+    from webhook.offline.sources import cluster_objects
     from webhook.policy.model.kinds import merge
 
     kinds = merge((*old.kinds(), *new.kinds()))
@@ -302,7 +302,7 @@ def _state(cluster_state: Path | None, live: bool, old: PolicySet, new: PolicySe
 
 
 def _emit(report: DiffReport, output: str, out: Path | None, max_rows: int) -> None:
-    from webhook.audit.reports.diff import render_json, render_markdown, render_text
+    from webhook.offline.reports.diff import render_json, render_markdown, render_text
 
     if output == "json":
         deliver(render_json(report), out, report.summary())

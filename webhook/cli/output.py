@@ -20,12 +20,12 @@ from webhook.cli.app import console, err_console, make_console
 from webhook.errors import EdgewardenError
 
 if TYPE_CHECKING:
-    from webhook.audit.results import ScanReport
+    from webhook.offline.results import ScanReport
 
 # Piped or captured text gets a wide table rather than the 80-column default.
 PLAIN_WIDTH = 160
 
-# Format -> (module, function) of webhook.audit.reports, imported when that format is asked.
+# Format -> (module, function) of webhook.offline.reports, imported when that format is asked.
 REPORT_RENDERERS = {
     "json": ("json", "render_json"),
     "yaml": ("json", "render_yaml"),
@@ -73,14 +73,14 @@ def render_report(report: ScanReport, output: str) -> str | None:
     if output not in REPORT_RENDERERS:
         return None
     module, function = REPORT_RENDERERS[output]
-    render = getattr(importlib.import_module(f"webhook.audit.reports.{module}"), function)
+    render = getattr(importlib.import_module(f"webhook.offline.reports.{module}"), function)
     text: str = render(report)
     return text
 
 
 def emit(report: ScanReport, output: str, out: Path | None, rendered: str | None) -> None:
     """Print or write a scan report; ``rendered`` is :func:`render_report`'s result."""
-    from webhook.audit.reports.text import render_text
+    from webhook.offline.reports.text import render_text
 
     if rendered is not None:
         deliver(rendered, out, report.summary())

@@ -1,7 +1,7 @@
 """``edgewarden pre-commit``: the check a git hook runs on the files a commit changes.
 
 pre-commit (and lefthook, husky...) hands a hook its arguments and then the changed file
-names, whatever they are. This command sorts them (webhook/audit/changes.py): manifests are
+names, whatever they are. This command sorts them (webhook/offline/changes.py): manifests are
 judged as they stand, a file of a Helm chart or of a kustomization stands for what the chart
 or the kustomization renders, policy files are left to ``validate`` and ``test``, and other
 YAML is skipped with a note. It then runs ``edgewarden check`` on that, with the options
@@ -56,7 +56,7 @@ def pre_commit(
 
     Exit codes are check's; a change with nothing to judge exits 0.
     """
-    from webhook.audit.changes import plan
+    from webhook.offline.changes import plan
 
     options, files = split_arguments(arguments or [])
     policy_roots = option_values(options, "-p", "--policies") or [DEFAULT_POLICIES]

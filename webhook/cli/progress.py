@@ -15,8 +15,8 @@ from contextlib import contextmanager
 
 from rich import progress as rich_progress
 
-from webhook.audit.progress import NO_PROGRESS, Progress
 from webhook.cli.app import make_console
+from webhook.offline.progress import NO_PROGRESS, Progress
 
 
 def wanted() -> bool:

@@ -39,7 +39,7 @@ WebhookOption = Annotated[
 
 
 def webhook_names(given: list[str] | None) -> frozenset[str]:
-    from webhook.audit.apiserver_log import DEFAULT_WEBHOOKS
+    from webhook.offline.apiserver_log import DEFAULT_WEBHOOKS
 
     return frozenset(given or DEFAULT_WEBHOOKS)
 
@@ -89,11 +89,11 @@ def replay(
 ) -> None:
     """Replay an API-server audit log against the policies; report what differs."""
     # Imported here: --help and shell completion need none of it (webhook/cli/__init__.py).
-    from webhook.audit.apiserver_log import read_audit_log
-    from webhook.audit.replay import ReplayOptions
-    from webhook.audit.replay import replay as replay_log
-    from webhook.audit.reports.replay import render_json, render_text
-    from webhook.audit.sources import cluster_objects, resolve_policies, split_exceptions
+    from webhook.offline.apiserver_log import read_audit_log
+    from webhook.offline.replay import ReplayOptions
+    from webhook.offline.replay import replay as replay_log
+    from webhook.offline.reports.replay import render_json, render_text
+    from webhook.offline.sources import cluster_objects, resolve_policies, split_exceptions
 
     policy_set = resolve_policies(policy_paths(policies), internal_lb_flavour=internal_lb_flavour)
     seed = cluster_objects(cluster_state) if cluster_state is not None else []

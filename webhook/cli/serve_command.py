@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import errno
 import logging
 import re
@@ -18,7 +17,6 @@ from webhook.admission.settings import (
     DEFAULT_PORT,
     ConnectionSettings,
     ReloadSettings,
-    ServerSettings,
 )
 from webhook.cli.app import app, console, user_errors
 from webhook.cli.examples import examples
@@ -238,8 +236,9 @@ def serve(
     logging.basicConfig(level=log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # Imported here so the other commands start without the server stack.
-    from webhook.admission.server import build_runtime
+    from webhook.serve.build import build_runtime
     from webhook.serve.root import run
+    from webhook.serve.settings import from_options
 
     exception_rules = serve_exception_rules(enable_exceptions, exception_namespace or [],
                                             max_exception_days)
@@ -256,70 +255,73 @@ def serve(
             cluster_state = dev_cluster_file = write_dev_cluster(dev_dir)
         except OSError as error:
             raise EdgewardenError(f"--dev-dir {dev_dir}: {error.strerror or error}") from None
-    settings = ServerSettings(
-        policies=tuple(policy_paths(policies)),
-        host=host or ("127.0.0.1" if dev else "0.0.0.0"),
-        port=port, tls_cert=tls_cert, tls_key=tls_key, dry_run=dry_run, audit_log=audit_log,
-        cluster_state=cluster_state, dev=dev, dev_dir=dev_dir, manage_certs=manage_certs,
-        cert_dir=cert_dir, cert_hosts=tuple(cert_host or ()), max_body_bytes=max_body_bytes,
-        log_level=log_level,
-        internal_lb_flavour=internal_lb_flavour, metrics_port=metrics_port,
-        evaluation_budget_ms=evaluation_budget_ms,
-        evaluation_deadline_ms=evaluation_deadline_ms,
-        reload=ReloadSettings(
+    settings = from_options({
+        "policies": tuple(policy_paths(policies)),
+        "host": host or ("127.0.0.1" if dev else "0.0.0.0"),
+        "port": port, "tls_cert": tls_cert, "tls_key": tls_key, "dry_run": dry_run,
+        "audit_log": audit_log, "cluster_state": cluster_state, "dev": dev, "dev_dir": dev_dir,
+        "manage_certs": manage_certs, "cert_dir": cert_dir, "cert_hosts": tuple(cert_host or ()),
+        "max_body_bytes": max_body_bytes, "log_level": log_level,
+        "internal_lb_flavour": internal_lb_flavour, "metrics_port": metrics_port,
+        "evaluation_budget_ms": evaluation_budget_ms,
+        "evaluation_deadline_ms": evaluation_deadline_ms,
+        "reload": ReloadSettings(
             canary=reload_canary, canary_sample=canary_sample, run_suites=reload_suites,
             allow_empty=allow_empty_policies, allow_removal=allow_policy_removal,
             max_canary_denial_share=max_canary_denial_share,
         ),
-        client_ca=client_ca, webhook_timeout_seconds=webhook_timeout,
-        reservation_margin_seconds=reservation_margin, watch_stall_seconds=watch_stall_timeout,
-        cache_max_age_seconds=cache_max_age,
-        connections=ConnectionSettings(
+        "client_ca": client_ca, "webhook_timeout_seconds": webhook_timeout,
+        "reservation_margin_seconds": reservation_margin,
+        "watch_stall_seconds": watch_stall_timeout, "cache_max_age_seconds": cache_max_age,
+        "connections": ConnectionSettings(
             handshake_timeout=handshake_timeout, header_timeout=header_timeout,
             body_timeout=body_timeout, idle_timeout=idle_timeout,
             max_connections=max_connections, max_concurrent_requests=max_concurrent_requests,
             max_header_bytes=max_header_bytes,
         ),
-        cluster_objects=cluster_objects,
-        audit_interval_seconds=parse_duration(audit_interval, "--audit-interval"),
-        leader_election_namespace=leader_election_namespace,
-        manage_quotas=manage_quotas,
-        except_exported=except_exported,
-        keep_on_webhook=tuple(keep_on_webhook or ()),
-        probe_port=probe_port,
-        exception_rules=exception_rules,
-        shadow=tuple(shadow or ()),
-        registration=registration_settings(
+        "cluster_objects": cluster_objects,
+        "audit_interval_seconds": parse_duration(audit_interval, "--audit-interval"),
+        "leader_election_namespace": leader_election_namespace,
+        "manage_quotas": manage_quotas,
+        "except_exported": except_exported,
+        "keep_on_webhook": tuple(keep_on_webhook or ()),
+        "probe_port": probe_port,
+        "exception_rules": exception_rules,
+        "shadow": tuple(shadow or ()),
+        "registration": registration_settings(
             register_webhooks, service=webhook_service, url=webhook_url,
             failure_policy=webhook_failure_policy, excluded=webhook_exclude_namespace,
             ca_bundle=ca_bundle, timeout_seconds=webhook_timeout, dry_run=dry_run,
             namespace_selector=webhook_namespace_selector,
             names=(webhook_validating_name, webhook_mutating_name)),
-        leader_election_lease=leader_election_lease, cert_secret=cert_secret,
-        service_name=webhook_service,
-        webhook_configuration_names=(webhook_validating_name, webhook_mutating_name),
-        claims=claims,
-    )
+        "claims": claims,
+        "leader_election_lease": leader_election_lease,
+        "cert_secret": cert_secret,
+        "service_name": webhook_service,
+        "webhook_configuration_names": (webhook_validating_name, webhook_mutating_name),
+    })
     if drain_seconds is None:
         drain_seconds = 5.0 if settings.reads_the_api else 0.0
-    settings = dataclasses.replace(settings, drain_seconds=drain_seconds)
-    if settings.registration is not None and not settings.reads_the_api:
+    settings = from_options({"drain_seconds": drain_seconds}, base=settings)
+    if settings.controllers.registration is not None and not settings.reads_the_api:
         raise typer.BadParameter("needs a real cluster (not --dev or --cluster-state)",
                                  param_hint="--register-webhooks")
-    for path in settings.policies:
+    for path in settings.policies.paths:
         if not path.exists():
             raise EdgewardenError(f"--policies {path}: no such file or folder")
     # Before certificates and caches: a busy port is one line, not a traceback later.
-    for flag, number in (("--port", settings.port), ("--metrics-port", settings.metrics_port)):
+    server = settings.server
+    for flag, number in (("--port", server.port), ("--metrics-port", server.metrics_port)):
         if number:  # None: not served; 0: any free port
-            check_port(settings.host, number, flag)
-    for path in settings.shadow:
+            check_port(server.host, number, flag)
+    for path in settings.policies.shadow:
         if not path.exists():
             raise EdgewardenError(f"--shadow {path}: no such file or folder")
     runtime = build_runtime(settings)
-    from webhook.controllers.runner import attach
+    from webhook.serve.root import attach_controllers
 
-    attach(runtime)  # cluster objects, leader election, the continuous audit (real clusters)
+    # Cluster objects, leader election, the continuous reports (real clusters).
+    attach_controllers(runtime)
     if dev and runtime.dev_ca_bundle is not None:
         from webhook.admission.devmode import next_steps
 
@@ -331,7 +333,7 @@ def serve(
     except OSError as error:  # taken between the check above and the bind
         if error.errno not in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
             raise
-        raise EdgewardenError(port_message(settings.host, port, "--port", error)) from None
+        raise EdgewardenError(port_message(server.host, port, "--port", error)) from None
 
 
 def check_port(host: str, port: int, flag: str) -> None:

@@ -16,6 +16,10 @@ from webhook.errors import ClusterStateError
 
 log = logging.getLogger("edgewarden.cluster")
 
+# The connection every module of this package takes; the packages above name it through
+# here, so that only webhook/cluster/ imports the client.
+ApiClient = client.ApiClient
+
 
 # What a command without a cluster can use instead; `serve` offers both, others their own.
 OFFLINE_HINT = "--cluster-state FILE (e.g. from `kubectl get ns,svc,ing -A -o yaml`) or --dev"

@@ -39,6 +39,7 @@ from kubernetes.watch.watch import iter_resp_lines
 from webhook.cluster.backoff import backoff_delay
 from webhook.cluster.kube_store import slim
 from webhook.errors import one_line
+from webhook.policy.model.kinds import KindRef
 
 log = logging.getLogger("edgewarden.cluster")
 
@@ -73,18 +74,25 @@ class InformerStore(Protocol):
 class Resource:
     """A watched kind and the client function that lists or watches it cluster-wide.
 
-    ``kind`` is what the store files objects under (the kind's key, see
-    webhook/policy/model/kinds.py); ``object_kind`` the ``kind`` its objects carry, when the
-    two differ (``Gateway.networking.istio.io`` holds objects of kind ``Gateway``)."""
+    ``key`` is what the store files objects under: the kind's key (see
+    webhook/policy/model/kinds.py) unless the caller names another."""
 
-    kind: str
-    api_version: str
+    ref: KindRef
     list_func: Callable[..., Any]
-    object_kind: str = ""
+    key: str = ""
+
+    @property
+    def kind(self) -> str:
+        return self.key or self.ref.key
+
+    @property
+    def api_version(self) -> str:
+        return self.ref.api_version
 
     @property
     def carried_kind(self) -> str:
-        return self.object_kind or self.kind
+        """The ``kind`` its objects carry (``Gateway`` for ``Gateway.networking.istio.io``)."""
+        return self.ref.kind
 
 
 @dataclass(frozen=True)

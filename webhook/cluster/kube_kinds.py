@@ -10,6 +10,7 @@ common case; edgewarden's own Policy and PolicyException kinds another.
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import re
 import threading
@@ -20,11 +21,15 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from webhook.cluster.kube_informer import Resource
+from webhook.errors import ClusterStateError
 from webhook.policy.model.kinds import KindRef
 
 log = logging.getLogger("edgewarden.cluster")
 
 HTTP_NOT_FOUND = 404
+PAGE_SIZE = 500
+MAX_PAGES = 10_000  # bounds the paging loop (5 million objects)
+REQUEST_TIMEOUT_SECONDS = 60
 
 
 def _snake(kind: str) -> str:
@@ -45,11 +50,51 @@ def list_function(api: client.ApiClient, ref: KindRef) -> Callable[..., Any]:
                              ref.resource)
 
 
-def kind_resource(api: client.ApiClient, ref: KindRef) -> Resource:
-    """An informer Resource for ``ref``, filed under its key; a missing CRD is no objects."""
+def kind_resource(api: client.ApiClient, ref: KindRef, *, key: str = "") -> Resource:
+    """An informer Resource for ``ref``, filed under ``key`` (by default the kind's key); a
+    missing CRD is no objects."""
     label = f"{ref.kind} ({ref.resource}.{ref.group or 'core'})"
-    return Resource(ref.key, ref.api_version, AbsentIsEmpty(label, list_function(api, ref)),
-                    object_kind=ref.kind)
+    return Resource(ref, AbsentIsEmpty(label, list_function(api, ref)), key)
+
+
+class KindAbsent(Exception):
+    """The API server does not serve the kind (its CRD is not installed)."""
+
+
+def list_objects(api: client.ApiClient, ref: KindRef, *, needs: str,
+                 absent_is_empty: bool = False) -> Iterator[dict[str, Any]]:
+    """Every object of ``ref``, one paged LIST, as the API server sent them (items carry
+    no kind or apiVersion). A refusal is a ClusterStateError naming ``needs``, the
+    permissions the caller lacks; a 404 is :class:`KindAbsent` when ``absent_is_empty``."""
+    kind, list_func = ref.kind, list_function(api, ref)
+    token: str | None = None
+    for _ in range(MAX_PAGES):
+        try:
+            response = list_func(
+                limit=PAGE_SIZE,
+                _continue=token,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT_SECONDS,
+            )
+            body = json.loads(response.data)
+        except ApiException as error:
+            if absent_is_empty and error.status == 404:
+                raise KindAbsent() from None
+            raise ClusterStateError(
+                f"listing {kind} objects failed: HTTP {error.status} {error.reason}"
+                + (
+                    f" (the audit needs list on {needs})"
+                    if error.status in (401, 403)
+                    else ""
+                )
+            ) from None
+        except (OSError, ValueError) as error:  # connection refused, TLS, bad JSON
+            raise ClusterStateError(f"listing {kind} objects failed: {error}") from None
+        yield from body.get("items") or []
+        token = (body.get("metadata") or {}).get("continue")
+        if not token:
+            return
+    raise ClusterStateError(f"listing {kind} objects did not end after {MAX_PAGES} pages")
 
 
 class AbsentIsEmpty:

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from webhook.controllers.api import ApiFailure, ObjectApi
+from webhook.cluster.object_api import ApiFailure, ObjectApi
 from webhook.controllers.policy_objects import PolicyStatus, generation_of
 from webhook.errors import PolicyLoadError
 from webhook.policy.load.documents import exception_from_object

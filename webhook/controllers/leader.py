@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from webhook.controllers.api import ApiFailure, ObjectApi
+from webhook.cluster.object_api import ApiFailure, ObjectApi
 
 log = logging.getLogger("edgewarden.controllers")
 

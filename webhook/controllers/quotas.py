@@ -24,11 +24,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubernetes import client
-
 from webhook.admission.state import ServerState
-from webhook.audit.quota import MANAGED_BY, QUOTA_KEY, QUOTA_NAME, caps_in_namespaces, quota_object
-from webhook.controllers.api import ApiFailure, call_api
+from webhook.cluster.object_api import ApiFailure
+from webhook.cluster.quota_api import QuotaApi
+from webhook.offline.quota import (
+    MANAGED_BY,
+    QUOTA_KEY,
+    QUOTA_NAME,
+    caps_in_namespaces,
+    quota_object,
+)
 
 log = logging.getLogger("edgewarden.controllers")
 
@@ -47,29 +52,6 @@ class QuotaSync:
     @property
     def writes(self) -> int:
         return len(self.created) + len(self.updated) + len(self.deleted)
-
-
-class QuotaApi:
-    """The ResourceQuotas edgewarden owns, as plain dicts (core/v1, so not ObjectApi)."""
-
-    def __init__(self, api: client.ApiClient) -> None:
-        self._core = client.CoreV1Api(api)
-
-    def owned(self) -> dict[str, dict[str, Any]]:
-        """namespace -> our quota there (by name and label)."""
-        body = call_api(self._core.list_resource_quota_for_all_namespaces,
-                        label_selector=OWNED)
-        return {item["metadata"]["namespace"]: item for item in body.get("items") or []
-                if item["metadata"].get("name") == QUOTA_NAME}
-
-    def create(self, namespace: str, body: dict[str, Any]) -> None:
-        call_api(self._core.create_namespaced_resource_quota, namespace, body)
-
-    def replace(self, namespace: str, body: dict[str, Any]) -> None:
-        call_api(self._core.replace_namespaced_resource_quota, QUOTA_NAME, namespace, body)
-
-    def delete(self, namespace: str) -> None:
-        call_api(self._core.delete_namespaced_resource_quota, QUOTA_NAME, namespace)
 
 
 class QuotaManager:

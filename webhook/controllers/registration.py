@@ -41,17 +41,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from webhook.admission.server import Runtime
+from webhook.admission.state import ServerState
 from webhook.certs.secretstate import GENERATION
-from webhook.certs.store import CertStore, StoredSecret
-from webhook.certs.store import WebhookKind as CertWebhookKind
+from webhook.certs.settings import CertificateSettings
+from webhook.cluster.cert_store import CertStore, StoredSecret
+from webhook.cluster.cert_store import WebhookKind as CertWebhookKind
+from webhook.cluster.object_api import ApiFailure, ObjectApi
 from webhook.cluster.webhook_configurations import (
     KINDS,
     KubeCallError,
     WebhookConfigurationApi,
     WebhookKind,
 )
-from webhook.controllers.api import ApiFailure, ObjectApi
+from webhook.controllers.leader import LEASE_NAME
 from webhook.controllers.uninstall import remove_after_last_replica
 from webhook.errors import CertificateError, EdgewardenError, one_line
 from webhook.policy.model.policy import PolicySet
@@ -144,15 +146,17 @@ def same_webhooks(found: list[dict[str, Any]], wanted: list[dict[str, Any]]) -> 
 
 
 class WebhookRegistration:
-    def __init__(self, runtime: Runtime, settings: RegistrationSettings,
-                 api: WebhookConfigurationApi, *, leading: Callable[[], bool]) -> None:
-        self.runtime = runtime
+    def __init__(self, state: ServerState, certificates: CertificateSettings,
+                 settings: RegistrationSettings, api: WebhookConfigurationApi, *,
+                 leading: Callable[[], bool], lease_name: str = LEASE_NAME) -> None:
+        self.state = state
+        self.secret_name = certificates.secret_name
+        self.lease_name = lease_name
         self.settings = settings
         self.api = api
         self.leading = leading
-        server = runtime.settings
-        self.bundle_file = settings.bundle_file(server.cert_dir, server.tls_cert)
-        self.keep_bundle = server.manage_certs
+        self.bundle_file = settings.bundle_file(certificates.directory, certificates.tls_cert)
+        self.keep_bundle = certificates.manage
         self.last: PassResult | None = None
         self.last_error: str | None = None
         self._foreign_logged: set[str] = set()
@@ -165,7 +169,7 @@ class WebhookRegistration:
 
     def policy_set(self) -> PolicySet | None:
         """The served policies and the shadow candidates (they judge the same requests)."""
-        loaded = self.runtime.state.policies
+        loaded = self.state.policies
         if loaded is None:
             return None
         policies = loaded.engine.policies.policies
@@ -203,7 +207,7 @@ class WebhookRegistration:
         """Why this replica must not write now, or None."""
         if not self.leading():
             return "not the leader"
-        reasons = self.runtime.state.not_ready()
+        reasons = self.state.not_ready()
         if reasons:
             return "not ready: " + "; ".join(reasons)
         self.refresh_guard()
@@ -292,7 +296,7 @@ class WebhookRegistration:
         CA file is written from it), as the certificate manager records it on the
         configurations, so it does not patch what was just created to say the same."""
         namespace = self.settings.webhooks.namespace
-        secret_name = self.runtime.settings.cert_secret
+        secret_name = self.secret_name
         secret = self.api.rest.call("GET",
                                     f"/api/v1/namespaces/{namespace}/secrets/{secret_name}")
         generation = ((secret or {}).get("metadata") or {}).get("annotations", {}).get(
@@ -318,8 +322,8 @@ class WebhookRegistration:
     def _inputs(self) -> tuple[Any, ...]:
         """What a pass depends on, cheaply: a change runs a pass before the interval."""
         bundle = self.ca_bundle() or ""
-        return (id(self.runtime.state.policies), self.leading(), self.uninstalling,
-                hashlib.sha256(bundle.encode()).hexdigest(), not self.runtime.state.not_ready())
+        return (id(self.state.policies), self.leading(), self.uninstalling,
+                hashlib.sha256(bundle.encode()).hexdigest(), not self.state.not_ready())
 
     async def run(self) -> None:
         """Forever (cancel to stop): a pass on every change of input, and every interval.
@@ -358,10 +362,9 @@ class WebhookRegistration:
         if not self.uninstalling:
             return
         try:
-            server = self.runtime.settings
             remove_after_last_replica(self.api.rest, self.settings.webhooks.namespace,
-                                      lease_name=server.leader_election_lease,
-                                      secret_name=server.cert_secret)
+                                      lease_name=self.lease_name,
+                                      secret_name=self.secret_name)
         except (KubeCallError, EdgewardenError) as error:
             log.warning("uninstall: could not remove the Lease or Secret: %s", one_line(error))
 

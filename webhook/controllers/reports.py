@@ -18,8 +18,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhook.audit.reports.policyreport import MANAGED_BY
-from webhook.controllers.api import ApiFailure, ObjectApi
+from webhook.cluster.object_api import ApiFailure, ObjectApi
+from webhook.offline.reports.policyreport import MANAGED_BY
 
 log = logging.getLogger("edgewarden.controllers")
 

@@ -23,45 +23,44 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kubernetes import client
-
-from webhook.admission.claiming import ClaimGate
-from webhook.admission.server import BackgroundWork, Runtime, informer_settings
-from webhook.admission.state import stale_cache_reasons
-from webhook.cluster.claims import ClaimBook, ClaimSettings
-from webhook.cluster.claims_api import KubeClaimStore
-from webhook.cluster.connection import api_client_from_environment
+from webhook.admission.policies_reload import PolicyReloader
+from webhook.admission.settings import PolicySettings
+from webhook.admission.state import ServerState, stale_cache_reasons
+from webhook.background import BackgroundWork
+from webhook.certs.settings import CertificateSettings
+from webhook.cluster.claims import ClaimBook
+from webhook.cluster.connection import ApiClient
 from webhook.cluster.kube_informer import InformerSettings
-from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
-from webhook.controllers.api import ObjectApi
-from webhook.controllers.audit import ContinuousAudit
-from webhook.controllers.claims import ClaimCollector
-from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
-from webhook.controllers.kinds import (
+from webhook.cluster.object_api import ObjectApi
+from webhook.cluster.object_watch import ObjectWatch
+from webhook.cluster.own_kinds import (
     CLUSTER_POLICY_REPORT,
+    LEASE,
     POLICY,
     POLICY_EXCEPTION,
     POLICY_REPORT,
-    CustomKind,
 )
+from webhook.cluster.quota_api import QuotaApi
+from webhook.cluster.settings import CacheSettings
+from webhook.cluster.webhook_configurations import RestApi, WebhookConfigurationApi
+from webhook.controllers.claims import ClaimCollector
+from webhook.controllers.continuous_reports import ContinuousReports
+from webhook.controllers.exception_objects import ExceptionObjects, ExceptionStatusWriter
 from webhook.controllers.leader import LeaderElector, LeaderSettings, default_namespace
-from webhook.controllers.objects import ObjectWatch
 from webhook.controllers.policy_objects import PolicyObjects
-from webhook.controllers.quotas import QuotaApi, QuotaManager
+from webhook.controllers.quotas import OWNED, QuotaManager
 from webhook.controllers.registration import PausableObjectApi, WebhookRegistration
 from webhook.controllers.reports import ReportWriter
+from webhook.controllers.settings import ControllerSettings
 from webhook.controllers.status import StatusWriter
+from webhook.offline.quota import QUOTA_NAME
 from webhook.policy.model.exceptions import ExceptionRegistry
 
 log = logging.getLogger("edgewarden.controllers")
-
-LEASE = CustomKind("coordination.k8s.io", "v1", "Lease", "leases", namespaced=True)
-
 
 @dataclass
 class Timing:
@@ -75,71 +74,62 @@ class Timing:
 
 
 class Controllers:
-    def __init__(self, runtime: Runtime, api: client.ApiClient, *,
+    """The controllers of one server, given every dependency by the composition root
+    (webhook/serve); they write to the cluster, the exception registry and the reloader,
+    and change nothing of the server's after they are built."""
+
+    def __init__(self, settings: ControllerSettings, *, state: ServerState,
+                 reloader: PolicyReloader, exceptions: ExceptionRegistry, api: ApiClient,
+                 policies: PolicySettings, cache: CacheSettings, follow_objects: bool,
+                 certificates: CertificateSettings,
+                 claims: ClaimBook | None = None, claims_interval: float = 1.0,
                  clock: Callable[[], float] = time.time, timing: Timing | None = None) -> None:
-        settings = runtime.settings
-        state = runtime.state
         self.timing = timing or Timing()
-        self.registry = ExceptionRegistry()
-        state.exceptions = self.registry
-        state.metrics.watch_exceptions(lambda: self.registry.current, clock)
-        self.exceptions = ExceptionObjects(self.registry, settings.exception_rules, clock)
+        self.registry = exceptions
+        self.exceptions = ExceptionObjects(self.registry, policies.exception_rules, clock)
         self.exception_statuses = ExceptionStatusWriter(ObjectApi(api, POLICY_EXCEPTION))
         self.watch: ObjectWatch | None = None
         self.policies: PolicyObjects | None = None
         self.statuses: StatusWriter | None = None
-        self._stale_after = settings.cache_max_age_seconds or math.inf
-        if settings.watches_cluster_objects:
+        self._stale_after = cache.stale_after
+        namespace = settings.leader_namespace or default_namespace()
+        if follow_objects:
             self.watch = ObjectWatch(api, (POLICY, POLICY_EXCEPTION),
-                                     self.timing.informer or informer_settings(settings))
-            self.policies = PolicyObjects(runtime.reloader, clock,
-                                          internal_lb_flavour=settings.internal_lb_flavour)
-            self.statuses = StatusWriter(ObjectApi(api, POLICY), event_namespace=(
-                settings.leader_election_namespace or default_namespace()))
+                                     self.timing.informer or cache.informer())
+            self.policies = PolicyObjects(reloader, clock,
+                                          internal_lb_flavour=policies.internal_lb_flavour)
+            self.statuses = StatusWriter(ObjectApi(api, POLICY), event_namespace=namespace)
         leader = self.timing.leader or LeaderSettings(
-            namespace=settings.leader_election_namespace or default_namespace(),
-            name=settings.leader_election_lease)
+            namespace=namespace, name=settings.leader_lease)
         self.registration: WebhookRegistration | None = None
         if settings.registration is not None:
             self.registration = WebhookRegistration(
-                runtime, settings.registration, WebhookConfigurationApi(RestApi(api)),
-                leading=lambda: self.elector.leading)
-            state.readiness_details["webhookRegistration"] = self.registration.status
-        runtime.writes_paused = self._uninstalling
+                state, certificates, settings.registration,
+                WebhookConfigurationApi(RestApi(api)), leading=lambda: self.elector.leading,
+                lease_name=settings.leader_lease)
         leases = (ObjectApi(api, LEASE) if self.registration is None
-                  else PausableObjectApi(api, LEASE, paused=self._uninstalling))
+                  else PausableObjectApi(api, LEASE, paused=self.uninstalling))
         self.elector = LeaderElector(leases, leader, on_change=self._leadership)
-        self.audit: ContinuousAudit | None = None
-        if settings.audit_interval_seconds > 0:
+        self.reports: ContinuousReports | None = None
+        if settings.report_interval_seconds > 0:
             writer = ReportWriter(ObjectApi(api, POLICY_REPORT),
                                   ObjectApi(api, CLUSTER_POLICY_REPORT))
-            self.audit = ContinuousAudit(state, self.registry, writer,
-                                         interval=settings.audit_interval_seconds,
-                                         leading=self._writes, clock=clock)
+            self.reports = ContinuousReports(state, self.registry, writer,
+                                             interval=settings.report_interval_seconds,
+                                             leading=self._writes, clock=clock)
         self.quotas: QuotaManager | None = None
         if settings.manage_quotas:
-            self.quotas = QuotaManager(state, QuotaApi(api), leading=self._writes,
+            self.quotas = QuotaManager(state, QuotaApi(api, name=QUOTA_NAME, owned=OWNED),
+                                       leading=self._writes,
                                        interval=settings.quota_interval_seconds)
         self.claims: ClaimCollector | None = None
-        self.claim_gate: ClaimGate | None = None
-        if settings.claims:
-            book = ClaimBook(
-                KubeClaimStore(api, settings.leader_election_namespace or default_namespace()),
-                settings.leader_election_namespace or default_namespace(),
-                ClaimSettings(pending_seconds=(settings.webhook_timeout_seconds
-                                               + settings.reservation_margin_seconds),
-                              cooldown_seconds=settings.claim_cooldown_seconds,
-                              deadline_seconds=max(1.0, settings.webhook_timeout_seconds - 1.0)))
-            self.claim_gate = state.claims = ClaimGate(book, manage_quotas=settings.manage_quotas)
-            self.claims = ClaimCollector(state, book, leading=lambda: self.elector.leading,
-                                         interval=settings.claims_interval_seconds)
-            state.readiness_details["claims"] = book.counters
+        if claims is not None:  # the book the handlers' gate writes (webhook/serve/build.py)
+            self.claims = ClaimCollector(state, claims, leading=lambda: self.elector.leading,
+                                         interval=claims_interval)
         self.read_once = self.watch is None
         self._write_all = False
         self._created = time.monotonic()
         self._files_gave_policies = bool(state.policies is not None and state.policies.names)
-        state.readiness_checks.append(self.not_ready)
-        state.readiness_details["clusterObjects"] = self.objects_status
 
     def _waited_out(self) -> bool:
         """Policy objects unread for ``objects_wait`` s, with file policies to serve."""
@@ -168,12 +158,12 @@ class Controllers:
                 "note": "Policy and PolicyException objects not read yet: the API server is "
                         "unreachable or refuses the list (see the log)"}
 
-    def _uninstalling(self) -> bool:
+    def uninstalling(self) -> bool:
         return self.registration is not None and self.registration.uninstalling
 
     def _writes(self) -> bool:
         """The leader writes quotas and reports, except while an uninstall removes them."""
-        return self.elector.leading and not self._uninstalling()
+        return self.elector.leading and not self.uninstalling()
 
     def _leadership(self, leading: bool) -> None:
         # From the elector's worker thread: flags only, read by the loops (the quota manager
@@ -186,8 +176,8 @@ class Controllers:
         if self.watch is not None:
             work.append(BackgroundWork("cluster-objects", self.follow,
                                        unready_after=self._stale_after))
-        if self.audit is not None:
-            work.append(BackgroundWork("continuous-audit", self.audit.run))
+        if self.reports is not None:
+            work.append(BackgroundWork("continuous-audit", self.reports.run))
         if self.quotas is not None:
             # Never unready: without the quotas the webhook's own count still holds per
             # replica; the failure is logged, counted and alerted on.
@@ -204,8 +194,6 @@ class Controllers:
     def stop(self) -> None:
         """Once nothing runs any more (blocking): hand the Lease over now, not in
         lease_duration, and end the watch threads."""
-        if self.claim_gate is not None:
-            self.claim_gate.close()
         self.elector.release()
         if self.registration is not None:
             self.registration.on_stop()
@@ -232,8 +220,8 @@ class Controllers:
                 before = self.policies.policies()
                 await self.policies.sync(store.items(POLICY.kind))
                 if self.policies.policies() != before:
-                    if self.audit is not None:
-                        self.audit.trigger()
+                    if self.reports is not None:
+                        self.reports.trigger()
                     if self.quotas is not None:
                         self.quotas.trigger()
                 self.read_once = True
@@ -249,16 +237,3 @@ class Controllers:
                                                   dict(self.exceptions.statuses))
                 pending_writes = failed > 0
 
-
-def attach(
-    runtime: Runtime, *, api: client.ApiClient | None = None,
-    clock: Callable[[], float] = time.time, timing: Timing | None = None,
-) -> Controllers | None:
-    """Add the controllers to ``runtime`` (a server reading a real cluster); None otherwise."""
-    if not runtime.settings.reads_the_api:
-        return None
-    controllers = Controllers(runtime, api or api_client_from_environment(), clock=clock,
-                              timing=timing)
-    runtime.background.extend(controllers.work())
-    runtime.on_stop.append(controllers.stop)
-    return controllers

@@ -22,8 +22,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from webhook.audit.reports.policyreport import policy_reports
-from webhook.audit.results import Finding, ObjectResult, Outcome, ScanReport
+from webhook.offline.reports.policyreport import policy_reports
+from webhook.offline.results import Finding, ObjectResult, Outcome, ScanReport
 
 SHADOW_LABEL = {"edgewarden.dev/shadow": "true"}
 PREFIX, SHADOW_PREFIX = "edgewarden", "edgewarden-shadow"

@@ -23,14 +23,13 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from webhook.controllers.api import ApiFailure, ObjectApi
-from webhook.controllers.kinds import POLICY, CustomKind
+from webhook.cluster.object_api import ApiFailure, ObjectApi
+from webhook.cluster.own_kinds import EVENT, POLICY
 from webhook.controllers.policy_objects import PolicyStatus
 from webhook.policy.model.exceptions import rfc3339
 
 log = logging.getLogger("edgewarden.controllers")
 
-EVENTS = CustomKind("events.k8s.io", "v1", "Event", "events", namespaced=True)
 EVENT_NAMESPACE = "default"  # where events go when no namespace of our own is given
 REPORTING_CONTROLLER = "edgewarden.dev/policy-controller"
 NOTE_LIMIT = 1024  # events.k8s.io/v1 refuses a longer note
@@ -43,7 +42,7 @@ class StatusWriter:
                  event_namespace: str = EVENT_NAMESPACE) -> None:
         self.policies = policies
         self.event_namespace = event_namespace
-        self.events = events if events is not None else ObjectApi(policies.api, EVENTS)
+        self.events = events if events is not None else ObjectApi(policies.api, EVENT)
         self.instance = instance or socket.gethostname()
         self.clock = clock
         self._written: dict[str, dict[str, Any]] = {}
@@ -108,8 +107,8 @@ def event_body(name: str, status: PolicyStatus, instance: str, at: float, *,
     if len(note) > NOTE_LIMIT:
         note = note[: NOTE_LIMIT - 1] + "…"
     return {
-        "apiVersion": EVENTS.api_version,
-        "kind": EVENTS.kind,
+        "apiVersion": EVENT.api_version,
+        "kind": EVENT.kind,
         # One name per generation and reason: a new leader telling it again gets 409.
         "metadata": {"name": f"{name}.g{status.generation}.{status.reason.lower()}",
                      "namespace": namespace},

@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
-from webhook.audit.quota import QUOTA_NAME
 from webhook.cluster.claims import GROUP as CLAIM_GROUP
 from webhook.cluster.claims import PLURAL as CLAIM_PLURAL
 from webhook.cluster.claims import VERSION as CLAIM_VERSION
@@ -44,6 +43,7 @@ from webhook.cluster.webhook_configurations import (
     WebhookKind,
 )
 from webhook.controllers.leader import LEASE_NAME
+from webhook.offline.quota import QUOTA_NAME
 from webhook.registration.render import NAMES, OWNED_LABEL, owned
 from webhook.registration.settings import UNINSTALLING_ANNOTATION
 

@@ -12,8 +12,8 @@ The parts ``serve`` always runs, and whether their failure makes the pod unready
 * ``certificate-rotation`` (``--manage-certs``): keeps the Secret and caBundles current.
   Never unready (same reason as certificate-files).
 
-webhook.controllers adds its own (``leader-election``, ``cluster-objects``,
-``continuous-audit``); see webhook/controllers/runner.py for theirs.
+``attach_controllers`` adds the controllers' own (``leader-election``, ``cluster-objects``,
+``continuous-audit``, ``quota-manager``); see webhook/controllers/runner.py for theirs.
 """
 
 from __future__ import annotations
@@ -25,56 +25,99 @@ import logging
 import signal
 import socket
 import threading
+from collections.abc import Callable
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import uvicorn
 
 from webhook.admission.listener import raise_file_limit
-from webhook.admission.server import (
-    BackgroundWork,
+from webhook.background import BackgroundWork
+from webhook.certs.tls import watch_certificate
+from webhook.cluster.reservations import Reservations
+from webhook.serve.build import (
     Runtime,
     certificate_manager_for,
     metrics_server,
     probe_server,
     uvicorn_server,
 )
-from webhook.certs.tls import watch_certificate
-from webhook.cluster.reservations import Reservations
-from webhook.controllers.registration import PausableCertStore
 from webhook.serve.supervisor import Supervisor
+
+if TYPE_CHECKING:  # imported when a real cluster is read: the client is slow to import
+    from webhook.cluster.connection import ApiClient
+    from webhook.controllers.runner import Controllers, Timing
 
 log = logging.getLogger("edgewarden.server")
 
 
 def core_work(runtime: Runtime) -> list[BackgroundWork]:
     """The background tasks every server runs (see the module's docstring)."""
-    settings = runtime.settings
+    policies, certificates = runtime.settings.policies, runtime.settings.certificates
     work = [
         BackgroundWork("policy-files",
-                       lambda: runtime.reloader.watch(settings.policy_poll_seconds)),
+                       lambda: runtime.reloader.watch(policies.poll_seconds)),
         BackgroundWork("certificate-files",
-                       lambda: watch_certificate(runtime.certificate, settings.cert_poll_seconds)),
+                       lambda: watch_certificate(runtime.certificate, certificates.poll_seconds)),
     ]
     reservations = runtime.reservations
     if reservations is not None:
         work.append(BackgroundWork("reservation-purge", lambda: _purge_reservations(
             reservations, reservations.grace_seconds)))
-    if settings.manage_certs:
-        manager = certificate_manager_for(settings)
+    if certificates.manage:
+        from webhook.controllers.registration import PausableCertStore
+
+        manager = certificate_manager_for(certificates)
         # An uninstall under way: the Secret it removes is not made again (registration.py).
         manager.api = PausableCertStore(manager.api, lambda: runtime.writes_paused())
         work.append(BackgroundWork("certificate-rotation",
-                                   lambda: manager.run(settings.cert_manager_seconds)))
+                                   lambda: manager.run(certificates.rotation_seconds)))
     return work
+
+
+def attach_controllers(
+    runtime: Runtime, *, api: ApiClient | None = None, clock: Callable[[], float] | None = None,
+    timing: Timing | None = None,
+) -> Controllers | None:
+    """Wire the controllers into ``runtime`` (a server reading a real cluster; None
+    otherwise): their loops join the supervisor, their verdict and status /readyz, their
+    stop the server's. They are given what they need and change nothing after this."""
+    if not runtime.settings.reads_the_api:
+        return None
+    from webhook.cluster.connection import api_client_from_environment
+    from webhook.controllers.runner import Controllers
+
+    assert runtime.exceptions is not None  # built for a server that reads the API
+    settings = runtime.settings
+    controllers = Controllers(
+        settings.controllers, state=runtime.state, reloader=runtime.reloader,
+        exceptions=runtime.exceptions, api=api or api_client_from_environment(),
+        policies=settings.policies, cache=settings.cache,
+        follow_objects=settings.watches_cluster_objects,
+        claims=runtime.claims.book if runtime.claims is not None else None,
+        claims_interval=settings.claims.interval_seconds,
+        certificates=settings.certificates,
+        clock=clock or runtime.state.clock, timing=timing)
+    runtime.state.readiness.add_check(controllers.not_ready)
+    runtime.state.readiness.add_detail("clusterObjects", controllers.objects_status)
+    if controllers.registration is not None:
+        runtime.state.readiness.add_detail("webhookRegistration",
+                                           controllers.registration.status)
+        # An uninstall under way pauses the certificate rotation's writes too.
+        runtime.writes_paused = controllers.uninstalling
+    runtime.background.extend(controllers.work())
+    runtime.on_stop.append(controllers.stop)
+    return controllers
 
 
 def supervisor_for(runtime: Runtime) -> Supervisor:
     """One supervisor over the core work and whatever was added to ``runtime.background``;
-    its verdict and per-task status join /readyz."""
+    its verdict and per-task status join /readyz, which is fixed from then on."""
     state = runtime.state
     supervisor = Supervisor([*core_work(runtime), *runtime.background], counter=state.metrics)
-    state.readiness_checks.append(supervisor.not_ready)
-    state.readiness_details["background"] = supervisor.status
+    state.readiness.add_check(supervisor.not_ready)
+    state.readiness.add_detail("background", supervisor.status)
+    state.readiness.fix()
     return supervisor
 
 
@@ -83,13 +126,13 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
                 probe_socket: socket.socket | None = None) -> None:
     """Run uvicorn, the probe listener and the supervised background work until the server
     is told to exit. ``sockets`` and ``probe_socket``: already bound (tests)."""
+    loop = asyncio.get_running_loop()
+    _drain_before_exit(runtime, server, loop)  # its readiness check, before readiness is fixed
     supervisor = supervisor_for(runtime)
     supervised = asyncio.create_task(supervisor.run(), name="supervisor")
     runtime.cluster.start()  # watch threads; /readyz says "not synced" until they have listed
     metrics = metrics_server(runtime)
     probes = probe_server(runtime, probe_socket)
-    loop = asyncio.get_running_loop()
-    _drain_before_exit(runtime, server, loop)
     in_main_thread = threading.current_thread() is threading.main_thread()
     if in_main_thread:
         loop.add_signal_handler(signal.SIGHUP, runtime.reloader.on_sighup)
@@ -113,7 +156,7 @@ async def serve(runtime: Runtime, server: uvicorn.Server,
             metrics.shutdown()
         if probes is not None:
             await probes.stop()
-        runtime.state.audit.close()
+        runtime.state.decision_log.close()
 
 
 def _drain_before_exit(runtime: Runtime, server: uvicorn.Server,
@@ -127,12 +170,12 @@ def _drain_before_exit(runtime: Runtime, server: uvicorn.Server,
     closed connection (EOF), which it does not retry and turns into the failure policy. A
     closed-after-answer connection is never reused, so the next request opens a new one,
     which the Service sends to a replica that is not stopping."""
-    seconds = runtime.settings.drain_seconds
+    seconds = runtime.settings.server.drain_seconds
     if seconds <= 0:
         return
     shutdown = server.handle_exit
     draining = False
-    runtime.state.readiness_checks.append(lambda: "shutting down" if draining else None)
+    runtime.state.readiness.add_check(lambda: "shutting down" if draining else None)
 
     def handle_exit(sig: int, frame: FrameType | None) -> None:
         nonlocal draining

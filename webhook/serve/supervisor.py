@@ -35,7 +35,7 @@ LOG_EVERY = 10  # in a streak of failures, the first and then every tenth are lo
 
 
 class Part(Protocol):
-    """A background task (webhook.admission.server.BackgroundWork): ``run`` is started again
+    """A background task (webhook.background.BackgroundWork): ``run`` is started again
     whenever it ends; ``unready_after`` is how long it may fail before /readyz says not
     ready (None: never)."""
 

@@ -1,1 +1,0 @@
-"""Renderers of a :class:`~webhook.audit.results.ScanReport`: one module per format."""

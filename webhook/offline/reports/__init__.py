@@ -1,0 +1,1 @@
+"""Renderers of a :class:`~webhook.offline.results.ScanReport`: one module per format."""
