@@ -73,8 +73,10 @@ def server(plane: ControlPlane, tmp_path_factory: pytest.TempPathFactory
                                          namespace="edgewarden", hosts_extra=("127.0.0.1",))
     with pytest.MonkeyPatch.context() as patch:
         use_kubeconfig(patch, plane.kubeconfig)
+        # One replica without the controllers (no leader to confirm and release claims):
+        # the in-process reservations hold its places, as with serve --no-claims.
         settings = base_settings(certificates, folder, cluster_state=None,
-                                 policies=(POLICIES,), host="127.0.0.1")
+                                 policies=(POLICIES,), host="127.0.0.1", claims=False)
         running = start_server(settings, certificates.ca_file)
         try:
             eventually(lambda: running.get("/readyz").status_code == 200, timeout=60,

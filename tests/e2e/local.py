@@ -31,6 +31,7 @@ SHIPPED_RBAC = (
     REPO / "deploy/base/rbac.yaml",
     REPO / "deploy/components/self-managed-certs/rbac.yaml",
 )
+CLAIM_CRD = REPO / "deploy/crds/edgewarden.dev_claims.yaml"
 SERVICE_ACCOUNT_USER = f"system:serviceaccount:{WEBHOOK_NAMESPACE}:edgewarden"
 # A namespace in which a NodePort is refused once the webhook really answers.
 PROBE_NAMESPACE = "e2e-readiness-probe"
@@ -73,6 +74,11 @@ class LocalInstallation:
         """Gateway API's standard CRDs (the pinned release), RBAC and ServiceAccount as
         shipped, a token for it, a CA and serving cert."""
         install_gateway_api(self.plane)
+        # The Claim CRD, as deploy/base ships it: limits no quota backs and unique keys take
+        # their claims there (serve --claims is on by default).
+        self.plane.kubectl("apply", "--server-side", "-f", str(CLAIM_CRD))
+        self.plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                           "crd/claims.edgewarden.dev")
         files = [arg for path in SHIPPED_RBAC for arg in ("-f", str(path))]
         self.plane.kubectl("apply", *files)
         token = self.plane.kubectl("create", "token", "edgewarden", "-n", WEBHOOK_NAMESPACE,

@@ -57,7 +57,7 @@ def test_the_cache_survives_an_api_server_restart_and_an_etcd_compaction(
 ) -> None:
     ns = namespace({"team": "payments"})
     cluster.core.create_namespaced_service(ns, service("lb-1", "LoadBalancer"))
-    relists = cache(local, "relists", "Service")
+    relists = cache(local, "relists_total", "Service")
 
     # While the API server is down, etcd's history up to now is compacted: the
     # resourceVersion the cache's watch resumes from no longer exists anywhere.
@@ -65,7 +65,7 @@ def test_the_cache_survives_an_api_server_restart_and_an_etcd_compaction(
     local.plane.compact_etcd()
     local.plane.start_apiserver()
 
-    eventually(lambda: cache(local, "relists", "Service") > relists or None,
+    eventually(lambda: cache(local, "relists_total", "Service") > relists or None,
                "the Service watch to get 410 Gone and list again", timeout=90)
     assert local.ready()
     # The cache is live again: a change made now is followed.

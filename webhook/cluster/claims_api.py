@@ -106,6 +106,9 @@ def _message(error: ApiException) -> str:
 
 def _describe(error: ApiException) -> str:
     """One line an operator can act on: the CRD missing and RBAC are the usual causes."""
+    if error.status == 404 and 'namespaces "' in _message(error):
+        return ("edgewarden's namespace, where Claim objects live, does not exist (create "
+                "it, or point serve at its namespace with --leader-election-namespace)")
     if error.status == 404:
         return ("the Claim CRD is not installed (claims.edgewarden.dev: apply "
                 "deploy/crds/edgewarden.dev_claims.yaml)")
