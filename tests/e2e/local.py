@@ -76,7 +76,7 @@ class LocalInstallation:
         install_gateway_api(self.plane)
         # The Claim CRD, as deploy/base ships it: limits no quota backs and unique keys take
         # their claims there (serve --claims is on by default).
-        self.plane.kubectl("apply", "--server-side", "-f", str(CLAIM_CRD))
+        self.plane.kubectl("apply", "-f", str(CLAIM_CRD))
         self.plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
                            "crd/claims.edgewarden.dev")
         files = [arg for path in SHIPPED_RBAC for arg in ("-f", str(path))]
