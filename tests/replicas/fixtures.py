@@ -205,7 +205,8 @@ class ReplicaSet:
         self.plane = plane
         self.workdir = workdir
         self.certificates = certificates
-        self.id = uuid.uuid4().hex[:8]
+        # A letter first: an id like 1e234567 would be a number to the API server's YAML.
+        self.id = "r" + uuid.uuid4().hex[:7]
         self.name = f"edgewarden-replicas-{self.id}"
         workdir.mkdir(parents=True, exist_ok=True)
         self.policies = list(policies) or [REPO / "policies"]
