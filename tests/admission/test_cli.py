@@ -12,13 +12,12 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import eventually
+from tests.support.process_output import ProcessOutput
 from webhook.certs.files import GeneratedCertificates
 
 from .harness import FIXTURES
@@ -59,35 +58,6 @@ def test_broken_policies_at_start_exit_2_naming_file_line_and_field(
     assert "Traceback" not in result.stderr
 
 
-class _Output:
-    """The server's merged output, read by a thread (a select() on the pipe would miss
-    lines already buffered by the reader)."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.text = ""
-        self._lock = threading.Lock()
-        self._thread = threading.Thread(target=self._pump, args=(process,), daemon=True)
-        self._thread.start()
-
-    def _pump(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            with self._lock:
-                self.text += line
-
-    def search(self, pattern: str) -> re.Match[str] | None:
-        with self._lock:
-            return re.search(pattern, self.text)
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        return eventually(
-            lambda: self.search(pattern),
-            timeout=WAIT,
-            interval=0.05,
-            what=lambda: f"{pattern!r} in the server output:\n{self.text}",
-        )
-
-
 def test_dev_mode_prints_a_curl_line_that_works_and_sighup_reloads(tmp_path: Path) -> None:
     if shutil.which("curl") is None:
         pytest.skip("curl is not installed")
@@ -97,7 +67,7 @@ def test_dev_mode_prints_a_curl_line_that_works_and_sighup_reloads(tmp_path: Pat
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "400"},
     )
-    output = _Output(process)
+    output = ProcessOutput(process, timeout=WAIT)
     try:
         curl = output.wait_for( r"(curl --cacert .*?/validate)\n").group(1)
         port = output.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1)
@@ -129,7 +99,7 @@ def test_dev_mode_prints_curl_lines_for_an_allowed_and_a_denied_review(tmp_path:
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "400"},
     )
-    output = _Output(process)
+    output = ProcessOutput(process, timeout=WAIT)
     try:
         allow = output.wait_for(r"(curl --cacert \S+ .*?@\S+/review\.json \S+/validate)\n")
         deny = output.wait_for(r"(curl --cacert \S+ .*?@\S+/review-deny\.json \S+/validate)\n")
@@ -161,7 +131,7 @@ def test_serve_applies_the_flavour_flag_and_serves_metrics_on_their_own_port(
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "400"},
     )
-    output = _Output(process)
+    output = ProcessOutput(process, timeout=WAIT)
     try:
         port = output.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1)
         metrics_port = output.wait_for(r"metrics on http://127\.0\.0\.1:(\d+)/metrics").group(1)
@@ -186,7 +156,7 @@ def test_serve_answers_the_kubelets_probes_on_the_probe_port(tmp_path: Path) -> 
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "400"},
     )
-    output = _Output(process)
+    output = ProcessOutput(process, timeout=WAIT)
     try:
         probe_port = output.wait_for(
             r"probes on http://127\.0\.0\.1:(\d+)/healthz, /livez and /readyz").group(1)

@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import os
 import platform
-import re
 import ssl
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support import eventually
+from tests.support.process_output import ProcessOutput
 from webhook import __version__
 
 EDGEWARDEN = [sys.executable, "-c", "from webhook.cli import main; main()"]
@@ -24,28 +22,6 @@ WAIT = 30.0
 PROCESS_METRICS = ("process_resident_memory_bytes", "process_virtual_memory_bytes",
                    "process_cpu_seconds", "process_open_fds", "process_max_fds",
                    "process_start_time_seconds")
-
-
-class ServerOutput:
-    """The server's merged output, read by a thread as it comes."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.text = ""
-        self._lock = threading.Lock()
-        threading.Thread(target=self._pump, args=(process,), daemon=True).start()
-
-    def _pump(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            with self._lock:
-                self.text += line
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        def found() -> re.Match[str] | None:
-            with self._lock:
-                return re.search(pattern, self.text)
-        return eventually(found, timeout=WAIT, interval=0.05,
-                          what=lambda: f"{pattern!r} in the server output:\n{self.text}")
 
 
 def families(text: str) -> dict[str, tuple[str, list[tuple[str, dict[str, str], float]]]]:
@@ -60,7 +36,7 @@ def test_a_scrape_shows_the_build_and_the_process(tmp_path: Path) -> None:
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "400"},
     )
-    output = ServerOutput(process)
+    output = ProcessOutput(process, timeout=WAIT)
     try:
         port = output.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1)
         metrics_port = output.wait_for(r"metrics on http://127\.0\.0\.1:(\d+)/metrics").group(1)

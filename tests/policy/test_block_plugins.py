@@ -10,18 +10,17 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import ssl
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import eventually, service
+from tests.support import service
+from tests.support.process_output import ProcessOutput
 from webhook.errors import PolicyLoadError
 from webhook.policy.blocks import registry
 from webhook.policy.engine.evaluation import Engine
@@ -159,29 +158,6 @@ def test_validate_and_check_use_the_installed_block(site: Path, tmp_path: Path) 
     assert f"spec.{BLOCK}" in without.stdout + without.stderr
 
 
-class _Output:
-    """The server's merged output, read by a thread."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.text = ""
-        self._lock = threading.Lock()
-        threading.Thread(target=self._pump, args=(process,), daemon=True).start()
-
-    def _pump(self, process: subprocess.Popen[str]) -> None:
-        assert process.stdout is not None
-        for line in process.stdout:
-            with self._lock:
-                self.text += line
-
-    def wait_for(self, pattern: str) -> re.Match[str]:
-        def found() -> re.Match[str] | None:
-            with self._lock:
-                return re.search(pattern, self.text)
-
-        return eventually(found, timeout=WAIT, interval=0.05,
-                          what=lambda: f"{pattern!r} in the server output:\n{self.text}")
-
-
 def _review(obj: dict[str, object]) -> dict[str, object]:
     return {
         "apiVersion": "admission.k8s.io/v1",
@@ -206,7 +182,7 @@ def test_serve_answers_a_review_with_the_installed_block(site: Path, tmp_path: P
         [*EDGEWARDEN, "serve", "--dev", "--port", "0"], cwd=tmp_path, env=_environment(site),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
-    output = _Output(process)
+    output = ProcessOutput(process, timeout=WAIT)
     try:
         port = output.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1)
         context = ssl.create_default_context(cafile=tmp_path / ".edgewarden-dev" / "ca.crt")
