@@ -23,12 +23,14 @@ the control plane's modules are the top-level package ``kube`` there).
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
 import ssl
 import subprocess
 import sys
+import threading
 import urllib.error
 import urllib.request
 import uuid
@@ -450,26 +452,24 @@ class Outcome:
         return self.status == 201
 
 
-def create_concurrently(plane: ControlPlane, creates: Sequence[tuple[str, dict[str, Any]]],
-                        ) -> list[Outcome]:
-    """POST every ``(namespace, object)`` to the API server at the same moment: one thread
-    and one TLS connection each, released together by a barrier once all are connected."""
-    import http.client
-    import threading
-
+def post_concurrently(plane: ControlPlane, creates: Sequence[tuple[str, str, dict[str, Any]]],
+                      ) -> list[Outcome]:
+    """POST every ``(namespace, collection path, object)`` to the API server at the same
+    moment: one thread and one TLS connection each, released together by a barrier once all
+    are connected. The path may name ``{namespace}``."""
     context = admin_ssl_context(plane)
     start = threading.Barrier(len(creates))
     outcomes: list[Outcome | None] = [None] * len(creates)
     failures: list[BaseException] = []
 
-    def create(index: int, namespace: str, body: dict[str, Any]) -> None:
+    def create(index: int, namespace: str, path: str, body: dict[str, Any]) -> None:
         try:
             connection = http.client.HTTPSConnection("127.0.0.1", plane.port, context=context,
                                                      timeout=120)
             connection.connect()
             start.wait(timeout=120)
-            connection.request("POST", f"/api/v1/namespaces/{namespace}/services",
-                               json.dumps(body), {"Content-Type": "application/json"})
+            connection.request("POST", path.format(namespace=namespace), json.dumps(body),
+                               {"Content-Type": "application/json"})
             response = connection.getresponse()
             answer = json.loads(response.read() or b"{}")
             connection.close()
@@ -479,8 +479,7 @@ def create_concurrently(plane: ControlPlane, creates: Sequence[tuple[str, dict[s
             failures.append(error)
             start.abort()
 
-    threads = [threading.Thread(target=create, args=(index, namespace, body))
-               for index, (namespace, body) in enumerate(creates)]
+    threads = [threading.Thread(target=create, args=(i, *c)) for i, c in enumerate(creates)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -490,6 +489,13 @@ def create_concurrently(plane: ControlPlane, creates: Sequence[tuple[str, dict[s
     done = [outcome for outcome in outcomes if outcome is not None]
     assert len(done) == len(creates)
     return done
+
+
+def create_concurrently(plane: ControlPlane, creates: Sequence[tuple[str, dict[str, Any]]],
+                        ) -> list[Outcome]:
+    """Every ``(namespace, Service)`` created at the same moment (post_concurrently)."""
+    return post_concurrently(plane, [(namespace, "/api/v1/namespaces/{namespace}/services", body)
+                                     for namespace, body in creates])
 
 
 # --- the API server presents a client certificate to the webhook -----------------------

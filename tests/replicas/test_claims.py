@@ -15,10 +15,9 @@ import http.client
 import json
 import shutil
 import ssl
-import threading
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,10 +27,9 @@ from tests.kube.wait import until
 from .fixtures import (
     REPO,
     WEBHOOK_NAMESPACE,
-    Outcome,
     ReplicaSet,
     WebhookCertificates,
-    admin_ssl_context,
+    post_concurrently,
 )
 from .test_squatting import fabricated
 
@@ -83,44 +81,6 @@ def ingress(name: str, host: str) -> dict[str, Any]:
             "spec": {"ingressClassName": "nginx", "rules": [{"host": host, "http": {"paths": [
                 {"path": "/", "pathType": "Prefix", "backend": {"service": {
                     "name": "web", "port": {"number": 80}}}}]}}]}}
-
-
-def post_concurrently(plane: ControlPlane, creates: Sequence[tuple[str, str, dict[str, Any]]],
-                      ) -> list[Outcome]:
-    """POST every ``(namespace, collection path, object)`` at once (one thread and one
-    connection each, released together), as fixtures.create_concurrently does for Services."""
-    context = admin_ssl_context(plane)
-    start = threading.Barrier(len(creates))
-    outcomes: list[Outcome | None] = [None] * len(creates)
-    failures: list[BaseException] = []
-
-    def create(index: int, namespace: str, path: str, body: dict[str, Any]) -> None:
-        try:
-            connection = http.client.HTTPSConnection("127.0.0.1", plane.port, context=context,
-                                                     timeout=120)
-            connection.connect()
-            start.wait(timeout=120)
-            connection.request("POST", path.format(namespace=namespace), json.dumps(body),
-                               {"Content-Type": "application/json"})
-            response = connection.getresponse()
-            answer = json.loads(response.read() or b"{}")
-            connection.close()
-            message = "" if response.status == 201 else str(answer.get("message", answer))
-            outcomes[index] = Outcome(namespace, response.status, message)
-        except BaseException as error:  # reported in the caller's thread
-            failures.append(error)
-            start.abort()
-
-    threads = [threading.Thread(target=create, args=(i, *c)) for i, c in enumerate(creates)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=300)
-    assert not any(thread.is_alive() for thread in threads), "a CREATE never returned"
-    assert not failures, failures[:3]
-    done = [outcome for outcome in outcomes if outcome is not None]
-    assert len(done) == len(creates)
-    return done
 
 
 def claims(plane: ControlPlane) -> list[dict[str, Any]]:
