@@ -151,6 +151,28 @@ class Reference:
             self.send("DELETE", f"{POLICY_GROUP}/validatingadmissionpolicybindings/{name}")
             self.send("DELETE", f"{POLICY_GROUP}/validatingadmissionpolicies/{name}")
 
+    def _create_configmap_policy(self, name: str,
+                                 validations: list[dict[str, str]]) -> Answer:
+        """A ValidatingAdmissionPolicy over ConfigMap CREATEs; the API server's answer."""
+        return self.send("POST", f"{POLICY_GROUP}/validatingadmissionpolicies", {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
+            "spec": {"failurePolicy": "Fail",
+                     "matchConstraints": {"resourceRules": [{
+                         "apiGroups": [""], "apiVersions": ["v1"],
+                         "resources": ["configmaps"], "operations": ["CREATE"]}]},
+                     "validations": validations}})
+
+    def _bind_warning_in(self, name: str, namespace: str) -> None:
+        """Bind policy ``name`` to ``namespace`` only, its verdicts as warnings."""
+        bound = self.send("POST", f"{POLICY_GROUP}/validatingadmissionpolicybindings", {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
+            "spec": {"policyName": name, "validationActions": ["Warn"],
+                     "matchResources": {"namespaceSelector": {"matchLabels": {
+                         "kubernetes.io/metadata.name": namespace}}}}})
+        assert bound.status == 201, bound.body
+
     def _create_evaluation_policy(self, name: str, namespace: str,
                                   comparisons: list[str]) -> dict[int, str]:
         refused: dict[int, str] = {}
@@ -161,27 +183,14 @@ class Reference:
             # A last validation that fails for a probe object: the policy is in force.
             validations.append({"expression": "object.metadata.name != 'probe'",
                                 "message": "in force"})
-            made = self.send("POST", f"{POLICY_GROUP}/validatingadmissionpolicies", {
-                "apiVersion": "admissionregistration.k8s.io/v1",
-                "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
-                "spec": {"failurePolicy": "Fail",
-                         "matchConstraints": {"resourceRules": [{
-                             "apiGroups": [""], "apiVersions": ["v1"],
-                             "resources": ["configmaps"], "operations": ["CREATE"]}]},
-                         "validations": validations}})
+            made = self._create_configmap_policy(name, validations)
             if made.status == 201:
                 break
             causes = refusals(made)
             assert made.status == 422 and causes and not set(causes) <= set(refused), \
                 made.body
             refused.update(causes)
-        bound = self.send("POST", f"{POLICY_GROUP}/validatingadmissionpolicybindings", {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Warn"],
-                     "matchResources": {"namespaceSelector": {"matchLabels": {
-                         "kubernetes.io/metadata.name": namespace}}}}})
-        assert bound.status == 201, bound.body
+        self._bind_warning_in(name, namespace)
         return refused
 
     def _wait_in_force(self, name: str, namespace: str, comparisons: list[str],
@@ -213,50 +222,6 @@ class Reference:
         found = _ERROR.search(text)
         error = found.group(1).strip() if found else text
         return Evaluated(failed, error=error)
-
-    def values(self, expressions: Sequence[str],
-               data: Mapping[str, str] | None = None) -> list[str | None]:
-        """What the API server computes for string-valued expressions, read back as the
-        message of a validation that always fails (None where it failed to compute it):
-        for recording a value, where :meth:`evaluate` only says whether two agree."""
-        namespace = self.ensure_namespace()
-        name = f"cel-values-{uuid.uuid4().hex[:6]}"
-        validations = [{"expression": f"object.metadata.name != 'c-{i}'",
-                        "messageExpression": text, "message": "(failed)"}
-                       for i, text in enumerate(expressions)]
-        validations.append({"expression": "object.metadata.name != 'probe'",
-                            "message": "in force"})
-        made = self.send("POST", f"{POLICY_GROUP}/validatingadmissionpolicies", {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicy", "metadata": {"name": name},
-            "spec": {"failurePolicy": "Fail",
-                     "matchConstraints": {"resourceRules": [{
-                         "apiGroups": [""], "apiVersions": ["v1"],
-                         "resources": ["configmaps"], "operations": ["CREATE"]}]},
-                     "validations": validations}})
-        assert made.status == 201, made.body
-        bound = self.send("POST", f"{POLICY_GROUP}/validatingadmissionpolicybindings", {
-            "apiVersion": "admissionregistration.k8s.io/v1",
-            "kind": "ValidatingAdmissionPolicyBinding", "metadata": {"name": name},
-            "spec": {"policyName": name, "validationActions": ["Warn"],
-                     "matchResources": {"namespaceSelector": {"matchLabels": {
-                         "kubernetes.io/metadata.name": namespace}}}}})
-        assert bound.status == 201, bound.body
-        try:
-            self._wait_in_force(name, namespace, [], {})
-            found: list[str | None] = []
-            for index in range(len(expressions)):
-                obj = {"apiVersion": "v1", "kind": "ConfigMap", "data": dict(data or {}),
-                       "metadata": {"name": f"c-{index}", "namespace": namespace}}
-                answer = self.send(
-                    "POST", f"/api/v1/namespaces/{namespace}/configmaps?dryRun=All", obj)
-                said = [w.split("': ", 1)[1] for w in answer.warnings
-                        if f"'{name}'" in w and "': " in w]
-                found.append(None if not said or said[0] == "(failed)" else said[0])
-            return found
-        finally:
-            self.send("DELETE", f"{POLICY_GROUP}/validatingadmissionpolicybindings/{name}")
-            self.send("DELETE", f"{POLICY_GROUP}/validatingadmissionpolicies/{name}")
 
     # -- type checking ---------------------------------------------------------------
 
