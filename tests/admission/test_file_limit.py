@@ -15,10 +15,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from tests.support.process_output import ProcessOutput
 from webhook.certs.files import GeneratedCertificates
 
 from .harness import DEFAULT_POLICIES, FIXTURES, SERVICE_HOST, SNI
-from .test_cli import EDGEWARDEN, _Output
+from .test_cli import EDGEWARDEN, WAIT
 
 FILE_LIMIT = 1024
 IDLE = 1100
@@ -44,7 +45,7 @@ def room_for_the_clients() -> Iterator[None]:
 
 
 @pytest.fixture
-def server_port(certificates: GeneratedCertificates) -> Iterator[tuple[int, _Output]]:
+def server_port(certificates: GeneratedCertificates) -> Iterator[tuple[int, ProcessOutput]]:
     process = subprocess.Popen(
         [*EDGEWARDEN, "serve", "--policies", str(DEFAULT_POLICIES),
          "--cluster-state", str(FIXTURES / "cluster.yaml"),
@@ -55,7 +56,7 @@ def server_port(certificates: GeneratedCertificates) -> Iterator[tuple[int, _Out
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         preexec_fn=_lowered_file_limit,
     )
-    output = _Output(process)
+    output = ProcessOutput(process, timeout=WAIT)
     try:
         port = int(output.wait_for(r"running on https://127\.0\.0\.1:(\d+)").group(1))
         yield port, output
@@ -69,7 +70,7 @@ def _context(certificates: GeneratedCertificates) -> ssl.SSLContext:
 
 
 def test_eleven_hundred_idle_connections_do_not_lock_new_callers_out(
-    room_for_the_clients: None, server_port: tuple[int, _Output],
+    room_for_the_clients: None, server_port: tuple[int, ProcessOutput],
     certificates: GeneratedCertificates,
 ) -> None:
     """Before: uvicorn accepted until the 1,024 descriptors were gone; then libuv closed

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from tests.admission.test_cli import WAIT, _Output
+from tests.admission.test_cli import WAIT
+from tests.support.process_output import ProcessOutput
 
 EDGEWARDEN = [sys.executable, "-c", "from webhook.cli import main; main()"]
 
@@ -25,7 +26,7 @@ def test_sigterm_drains_connections_before_the_server_stops(tmp_path: Path) -> N
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         env={**os.environ, "COLUMNS": "400"},
     )
-    output = _Output(process)
+    output = ProcessOutput(process, timeout=WAIT)
     try:
         port = output.wait_for(r"Uvicorn running on https://127\.0\.0\.1:(\d+)").group(1)
         probe = output.wait_for(r"probes on http://127\.0\.0\.1:(\d+)/healthz").group(1)
