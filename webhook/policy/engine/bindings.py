@@ -17,9 +17,7 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import cel
-
-from webhook.policy.cel.expression import CelExpression
+from webhook.policy.cel.expression import CelExpression, compile_source
 from webhook.policy.cel.projection import PROJECTED_VARIABLES, Projection, merge, paths_of
 from webhook.policy.cel.references import field_chain, is_chain_step, scoped
 from webhook.policy.cel.syntax import Expr, Has, Ident, Span, children, parse, replace_spans
@@ -89,7 +87,7 @@ class BindingPlan:
         plain = {v for v in expression.variables if v not in _ROOTS}
         return dataclasses.replace(
             expression,
-            program=cel.compile(program_source),
+            program=compile_source(program_source),
             variables=frozenset(plain | names),
             program_source=program_source,
             display=tuple(display.items()),

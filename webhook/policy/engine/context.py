@@ -1,8 +1,8 @@
-"""Per-request evaluation state: the namespace, the working object and the CEL context.
+"""Per-request evaluation state: the namespace, the working object and the CEL activation.
 
-Turning Python values into CEL values is the dominant cost of an evaluation, so each
-binding (a projected variable, a field's value, a has() test) is converted only when the
-first expression that reads it runs, and at most once per request.
+Each binding (a variable, a field's value, a has() test) is computed only when the first
+expression that reads it runs, and at most once per request; the compiled expressions read
+the values as they are (webhook/policy/cel/runtime).
 """
 
 from __future__ import annotations
@@ -10,10 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import cel
-
 from webhook.policy.blocks.protocol import PolicyEvaluationError
-from webhook.policy.cel.expression import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
+from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
 from webhook.policy.cel.projection import project
 from webhook.policy.engine.bindings import Binding
 from webhook.policy.engine.budget import within_assumptions
@@ -68,7 +66,7 @@ class RequestContext:
         self._namespace_object: Mapping[str, Any] | None = None
         self.object: Mapping[str, Any] | None = request.object
         self.working_copy = False
-        self._cel: cel.Context | None = None
+        self._cel: Activation | None = None
         self._present: frozenset[str] = frozenset()
         # binding name -> why the policy variable failed; it stays unbound (see below)
         self._failed_variables: dict[str, str] = {}
@@ -103,8 +101,8 @@ class RequestContext:
 
     def context_for(
         self, policy_variables: Mapping[str, CelExpression], *expressions: CelExpression | None
-    ) -> cel.Context:
-        """A context with what ``expressions`` read, computing policy variables on first use."""
+    ) -> Activation:
+        """An activation with what ``expressions`` read, computing policy variables on first use."""
         needed: frozenset[str] = frozenset()
         for expression in expressions:
             if expression is not None:
@@ -113,8 +111,6 @@ class RequestContext:
         for expression in expressions:
             if expression is None:
                 continue
-            if expression.functions:
-                self._bind_functions(context, expression)
             if expression.policy_variables:
                 self._bind_variables(policy_variables, expression)
         return context
@@ -132,13 +128,6 @@ class RequestContext:
             value = expression.evaluate(self.context_for(variables, expression))
             self.memo.put(expression, namespace, value)
         return value
-
-    def _bind_functions(self, context: cel.Context, expression: CelExpression) -> None:
-        for function in expression.functions:
-            key = "fn:" + function
-            if key not in self._present:
-                context.add_function(function, EXTENSION_FUNCTIONS[function])
-                self._present = self._present | {key}
 
     def _bind_variables(
         self, policy_variables: Mapping[str, CelExpression], expression: CelExpression
@@ -159,7 +148,7 @@ class RequestContext:
                     f"variable {name!r} failed: {error}"
                 )
                 continue
-            self.cel_context(frozenset()).add_variable(binding, value)
+            self.cel_context(frozenset())[binding] = value
 
     def explain(self, message: str) -> str:
         """An evaluation error, told as the failure of the variable it reached, if any."""
@@ -168,17 +157,17 @@ class RequestContext:
                 return failure
         return message
 
-    def cel_context(self, needed: frozenset[str]) -> cel.Context:
-        """The request's CEL context holding at least ``needed``."""
+    def cel_context(self, needed: frozenset[str]) -> Activation:
+        """The request's CEL activation holding at least ``needed``."""
         if self._cel is None:
-            self._cel = cel.Context()
+            self._cel = {}
         if needed <= self._present:
             return self._cel
         missing = needed - self._present
         for name in missing:
             value = self._value_of(name)
             if value is not _UNBOUND:  # left out, so reading it fails as in CEL
-                self._cel.add_variable(name, value)
+                self._cel[name] = value
         self._present = self._present | missing
         return self._cel
 
@@ -222,6 +211,6 @@ class RequestContext:
         self.object = new
         self.working_copy = True
         self._within_assumptions = None
-        # Every binding may read something else now: start a fresh context.
+        # Every binding may read something else now: start a fresh activation.
         self._cel = None
         self._present = frozenset()

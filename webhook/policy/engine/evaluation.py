@@ -14,10 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import cel
-
 from webhook.policy.blocks.protocol import CompiledBlock, PolicyEvaluationError
-from webhook.policy.cel.expression import CelEvaluationError, CelExpression
+from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
 from webhook.policy.engine.budget import DEFAULT_BUDGET, Guard
 from webhook.policy.engine.compiled import CompiledPolicies
 from webhook.policy.engine.context import RequestContext
@@ -397,7 +395,7 @@ class _PolicyRun:
     def cluster(self) -> ClusterView:
         return self._state.cluster
 
-    def context(self, *expressions: CelExpression | None) -> cel.Context:
+    def context(self, *expressions: CelExpression | None) -> Activation:
         return self._state.context_for(self._variables, *expressions)
 
     def evaluate(self, expression: CelExpression) -> Any:
