@@ -88,22 +88,31 @@ class CelExpression:
     def evaluate(self, context: Activation) -> Any:
         """The value over ``context``: a dict of names (or anything with a ``variables``
         dict, as the Rust binding's context had)."""
-        if type(context) is not dict:
+        if not isinstance(context, dict):
             context = dict(getattr(context, "variables", context))
         try:
             return self.program.execute(context)
         except Exception as error:  # CEL's error value, a library's, or a runtime fault
-            message = _describe_failure(error, self.source)
-            for name, text in self.display:
-                if f"'{name}'" in message:
-                    # An unbound flat name is a field CEL could not select: say so plainly.
-                    message = f"no such key: {text}"
-            # ``from None``: a library's own error may quote the object's values, and a
-            # logged traceback would show it.
-            raise CelEvaluationError(message) from None
+            raise self.failure(error) from None
+
+    def failure(self, error: Exception) -> CelEvaluationError:
+        """``error`` told without a value of the input (a library's own error may quote
+        one, so it is never chained: a logged traceback would show it)."""
+        message = _describe_failure(error, self.source)
+        for name, text in self.display:
+            if f"'{name}'" in message:
+                # An unbound flat name is a field CEL could not select: say so plainly.
+                message = f"no such key: {text}"
+        return CelEvaluationError(message)
 
     def evaluate_bool(self, context: Activation) -> bool:
-        result = self.evaluate(context)
+        if isinstance(context, dict):  # the engine's activation: one call less on the hot path
+            try:
+                result = self.program.execute(context)
+            except Exception as error:
+                raise self.failure(error) from None
+        else:
+            result = self.evaluate(context)
         if not isinstance(result, bool):
             raise CelEvaluationError(f"expected a bool, got {cel_type_name(result)}")
         return result

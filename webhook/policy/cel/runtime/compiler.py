@@ -62,9 +62,8 @@ class Program:
         self.closure = closure
         self.source = source
 
-    def execute(self, activation: Mapping[str, Any]) -> Any:
-        env = activation if type(activation) is dict else dict(activation)
-        return self.closure(env)
+    def execute(self, activation: Activation) -> Any:
+        return self.closure(activation)
 
 
 def compile_program(tree: Expr, source: str,
