@@ -14,8 +14,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
-from cel.stdlib import STDLIB_FUNCTIONS
-
 from webhook.policy.cel.bounds import CelLimitError, check_expression_bounds
 from webhook.policy.cel.functions import FUNCTIONS as OUR_FUNCTIONS
 from webhook.policy.cel.library import FUNCTIONS as KUBERNETES_FUNCTIONS
@@ -23,7 +21,7 @@ from webhook.policy.cel.library import LibraryError
 from webhook.policy.cel.optional_syntax import lower
 from webhook.policy.cel.references import POLICY_VARIABLES, references
 from webhook.policy.cel.runtime import CelError, MissingKey, Program, compile_program
-from webhook.policy.cel.runtime.extensions import OVERRIDES
+from webhook.policy.cel.runtime.extensions import FUNCTIONS as CEL_GO_EXTENSIONS
 from webhook.policy.cel.syntax import CelSyntaxError, Expr, Span, parse, replace_spans
 
 # The names an admission expression may use, as in ValidatingAdmissionPolicy.
@@ -37,16 +35,15 @@ TYPE_NAMES = frozenset(
 )
 
 
-# The extension functions, beside the runtime's standard ones (cel.stdlib: strings, lists,
-# math, sets, base64...), by the name CEL calls them (`math.greatest` included).
-# ``contains`` stays the standard string function. See docs/policies.md "CEL functions".
+# The extension functions, beside the runtime's standard ones (cel-go's strings, lists,
+# math, base64...: runtime/extensions.py), by the name CEL calls them (`math.greatest`
+# included). See docs/policies.md "CEL functions".
 _EXTENSIONS: dict[str, Callable[..., Any]] = {
-    **{k: v for k, v in STDLIB_FUNCTIONS.items() if k != "contains"},
+    **CEL_GO_EXTENSIONS,
     **OUR_FUNCTIONS,  # hashed sets.*, sets.of, tls.uncoveredHosts (policy/cel/functions.py)
     # Kubernetes' libraries (lists, regex, url, ip, cidr, quantity, format, optional syntax);
-    # their min/max/sum/indexOf/lastIndexOf replace cel.stdlib's with Kubernetes' meaning.
+    # their min/max/sum/indexOf/lastIndexOf replace cel-go's with Kubernetes' meaning.
     **KUBERNETES_FUNCTIONS,
-    **OVERRIDES,  # first/last give the runtime's optional
 }
 
 

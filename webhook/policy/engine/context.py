@@ -13,6 +13,7 @@ from typing import Any
 from webhook.policy.blocks.protocol import PolicyEvaluationError
 from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
 from webhook.policy.cel.projection import project
+from webhook.policy.cel.runtime import SharedActivation
 from webhook.policy.engine.bindings import Binding
 from webhook.policy.engine.budget import within_assumptions
 from webhook.policy.engine.compiled import NamespaceMemo
@@ -31,7 +32,7 @@ def _is_mapping(value: Any) -> bool:
     return type(value) is dict or (type(value) not in _SCALARS and isinstance(value, Mapping))
 
 
-class _LazyActivation(dict[str, Any]):
+class _LazyActivation(SharedActivation):
     """The request's activation: a name is bound when an expression first reads it (the
     compiled expressions read ``env[name]``, and a dict subclass's ``__missing__`` answers
     a name not bound yet), so no expression lists or binds what it needs up front."""
@@ -40,7 +41,7 @@ class _LazyActivation(dict[str, Any]):
 
     def __init__(self, state: RequestContext) -> None:
         super().__init__()
-        self.state = state
+        self.state = state  # each program's outcome is kept too (SharedActivation)
 
     def __missing__(self, name: str) -> Any:
         return self.state.bind(name)

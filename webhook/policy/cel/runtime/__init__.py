@@ -2,7 +2,12 @@
 CEL's values (values.py), operators (operators.py) and standard functions (builtins.py).
 docs/performance.md "Choosing the CEL runtime" says why."""
 
-from webhook.policy.cel.runtime.compiler import Activation, Program, compile_program
+from webhook.policy.cel.runtime.compiler import (
+    Activation,
+    Program,
+    SharedActivation,
+    compile_program,
+)
 from webhook.policy.cel.runtime.values import (
     CelError,
     CelType,
@@ -12,5 +17,15 @@ from webhook.policy.cel.runtime.values import (
     Unbound,
 )
 
-__all__ = ["Activation", "CelError", "CelType", "MissingKey", "Optional", "Program", "UInt",
-           "Unbound", "compile_program"]
+__all__ = [
+    "Activation",
+    "CelError",
+    "CelType",
+    "MissingKey",
+    "Optional",
+    "Program",
+    "SharedActivation",
+    "UInt",
+    "Unbound",
+    "compile_program",
+]

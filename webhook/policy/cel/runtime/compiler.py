@@ -53,6 +53,18 @@ Closure = Callable[[Activation], Any]
 _MISSING = object()
 
 
+class SharedActivation(dict[str, Any]):
+    """An activation that keeps each program's outcome: policies often hold the very same
+    expression over the same bindings (``has(object.metadata.labels)`` in fifty policies),
+    and a program is a pure function of its activation, so it runs once per activation."""
+
+    __slots__ = ("outcomes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.outcomes: dict[int, tuple[bool, Any]] = {}  # id(program) -> (failed, value)
+
+
 class Program:
     """A compiled expression: ``execute`` evaluates it over an activation."""
 
@@ -63,7 +75,20 @@ class Program:
         self.source = source
 
     def execute(self, activation: Activation) -> Any:
-        return self.closure(activation)
+        if not isinstance(activation, SharedActivation):
+            return self.closure(activation)
+        outcome = activation.outcomes.get(id(self))
+        if outcome is None:
+            try:
+                value = self.closure(activation)
+            except Exception as error:
+                activation.outcomes[id(self)] = (True, error)
+                raise
+            activation.outcomes[id(self)] = (False, value)
+            return value
+        if outcome[0]:
+            raise outcome[1]
+        return outcome[1]
 
 
 def compile_program(tree: Expr, source: str,
