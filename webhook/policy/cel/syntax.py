@@ -117,7 +117,7 @@ class Literal:
     value: Any
     kind: str  # int, uint, double, string, bytes, bool, null
     span: Span
-    text: str  # as written; a string with escapes may read differently in Python
+    text: str  # as written; ``value`` is what cel-go reads it as (escapes decoded)
 
 
 @dataclass(frozen=True, slots=True)
