@@ -10,6 +10,7 @@ docs/cel-conformance.md. Figures per file: ``python -m tests.cel_conformance.rep
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -32,9 +33,13 @@ CORE = ("basic", "comparisons", "conversions", "fields", "fp_math", "integer_mat
 
 
 @pytest.fixture(autouse=True)
-def _quiet_binding() -> None:
+def _quiet_binding() -> Iterator[None]:
     """The binding logs every failed extension call (logger ``cel``); the cases make many."""
-    logging.getLogger("cel").setLevel(logging.CRITICAL)
+    logger = logging.getLogger("cel")
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    yield
+    logger.setLevel(level)
 
 
 def test_every_file_is_known() -> None:
@@ -75,8 +80,8 @@ def test_expected_failures_name_cases_of_known_files() -> None:
     assert {case_id.split("/", 1)[0] for case_id in listed} <= set(FILES)
 
 
-def test_most_of_the_applicable_suite_runs_and_passes() -> None:
-    """The subset is not defined away: cases of the core files run, most of them pass."""
+def test_the_core_files_are_not_skipped_away() -> None:
+    """The subset is not defined away: nine in ten cases of the core files run."""
     files = load_all(data_dir())
     core = [case for name in CORE for case in files[name]]
     assert core, "the core files hold cases"
