@@ -68,6 +68,11 @@ _JSON_BINDINGS = frozenset({"null_value", "bool_value", "int64_value", "double_v
                             "string_value", "list_value", "map_value"})
 
 
+class Uint(int):
+    """An expected uint64: a runtime may hand it to Python as a plain int (the Rust binding
+    does) or as an int subclass of its own."""
+
+
 @dataclass(frozen=True)
 class TypeValue:
     """An expected CEL type value (``type(1)`` is ``int``)."""
@@ -218,8 +223,10 @@ def _plain_type(declared: dict[str, Any]) -> bool:
 def cel_value(value: dict[str, Any]) -> Any:
     """A cel.expr.Value (protobuf JSON) as the Python value admission CEL gives back."""
     ((kind, inner),) = value.items()
-    if kind in ("int64_value", "uint64_value"):
+    if kind == "int64_value":
         return int(inner)  # protobuf JSON writes 64-bit integers as strings
+    if kind == "uint64_value":
+        return Uint(inner)
     if kind == "double_value":
         # protobuf JSON writes NaN and the infinities as strings; -0 is read as text
         # (json.loads with parse_int=str) so its sign survives
@@ -263,7 +270,9 @@ def binding_value(value: Any) -> Any:
 
 def same(expected: Any, got: Any) -> bool:
     """Whether ``got`` is the CEL value ``expected``: types must agree (1 is not 1.0 nor
-    true), NaN is NaN, and int and uint are both Python ints at this boundary."""
+    true), NaN is NaN; an int is a plain int, a uint any int (see :class:`Uint`)."""
+    if isinstance(expected, Uint):
+        return isinstance(got, int) and not isinstance(got, bool) and int(got) == expected
     if isinstance(expected, TypeValue):
         return type_name(got) == expected.name
     if isinstance(expected, MapValue):
