@@ -31,7 +31,8 @@ ADMISSION_VARIABLES = frozenset(
 SUPPORTED_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject", "variables"})
 # Type names are values in CEL (`type(x) == string`); the runtime resolves these.
 TYPE_NAMES = frozenset(
-    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
+     "optional_type"}
 )
 
 

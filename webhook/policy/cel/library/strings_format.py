@@ -13,6 +13,7 @@ from typing import Any
 
 from webhook.policy.cel.library.errors import LibraryError, no_such_overload
 from webhook.policy.cel.runtime.text import go_float as _go_float
+from webhook.policy.cel.runtime.values import CelType
 
 _DEFAULT_PRECISION = 6
 _SUPERSCRIPT = dict(zip("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹", strict=True))
@@ -50,6 +51,8 @@ def _string(value: Any) -> str:
         return "{" + ", ".join(f"{key}:{item}" for key, item in pairs) + "}"
     if isinstance(value, datetime.timedelta):
         return f"{value.total_seconds():g}s"
+    if isinstance(value, CelType):
+        return value.name
     raise LibraryError("error during formatting: string clause can only be used on strings, "
                        "bools, bytes, ints, doubles, maps, lists, types, durations, and "
                        f"timestamps, was given {_type_name(value)}")

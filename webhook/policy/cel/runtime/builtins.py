@@ -65,7 +65,7 @@ def to_int(value: Any) -> int:
     if kind is UInt:
         return check_int(int(value))
     if kind is float:
-        if math.isnan(value) or not -(2.0**63) <= value < 2.0**63:
+        if math.isnan(value) or not -(2.0**63) < value < 2.0**63:  # cel-go: both ends out
             raise overflow()
         return check_int(int(value))
     if kind is str:

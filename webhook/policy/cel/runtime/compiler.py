@@ -215,7 +215,7 @@ def _map_literal(parts: list[Closure]) -> Closure:
             key = key_of(env)
             if not isinstance(key, str | int):  # bool is an int: CEL allows it too
                 raise CelError(f"unsupported map key type: {short_name(key)}")
-            if key in built and any(equal(key, k) and type(k) is type(key) for k in built):
+            if key in built and any(equal(key, k) for k in built):  # 1 and 1u: one key
                 raise CelError("Failed with repeated key")
             built[key] = value_of(env)
         return built

@@ -13,10 +13,10 @@ from __future__ import annotations
 import base64
 import math
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from webhook.policy.cel.runtime.values import NONE, Optional, no_overload
+from webhook.policy.cel.runtime.values import INT_MIN, NONE, Optional, UInt, no_overload
 
 # String spellings cel-go accepts for bool().
 _TRUE = frozenset({"1", "t", "true", "TRUE", "True"})
@@ -72,7 +72,21 @@ def total(*args: Any) -> Any:
 # -- strings ------------------------------------------------------------------------------------
 
 
+def _integer(value: Any) -> int:
+    """An int argument: a Python bool is an int, CEL's is not."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("an int argument is required")
+    return value
+
+
+def _double(value: Any) -> float:
+    if not isinstance(value, float):
+        raise TypeError("a double argument is required")
+    return value
+
+
 def char_at(text: str, index: int) -> str:
+    index = _integer(index)
     if index == len(text):
         return ""
     if index < 0 or index > len(text):
@@ -95,8 +109,8 @@ def last_index_of(text: str, sub: str, offset: int | None = None) -> int:
 
 
 def substring(text: str, start: int, end: int | None = None) -> str:
-    if end is None:
-        end = len(text)
+    start = _integer(start)
+    end = len(text) if end is None else _integer(end)
     if start < 0 or end > len(text) or start > end:
         raise IndexError("substring: out of range")
     return text[start:end]
@@ -157,10 +171,14 @@ def reverse(value: Any) -> Any:
 
 
 def absolute(x: Any) -> Any:
+    if type(x) is int and x == INT_MIN:
+        raise OverflowError("integer overflow")
     return abs(x)
 
 
 def sign(x: Any) -> Any:
+    if isinstance(x, bool):
+        raise TypeError("sign() takes a number")
     if isinstance(x, float):
         return 1.0 if x > 0 else -1.0 if x < 0 else 0.0
     return (x > 0) - (x < 0)
@@ -168,9 +186,19 @@ def sign(x: Any) -> Any:
 
 def _finite(function: Callable[[float], Any]) -> Callable[[float], float]:
     def rounded(x: float) -> float:
+        x = _double(x)  # CEL's math.ceil/floor/round/trunc take a double only
         return x if not math.isfinite(x) else float(function(x))
 
     return rounded
+
+
+def _float_test(function: Callable[[float], bool]) -> Callable[[Any], bool]:
+    def test(x: Any) -> bool:
+        if isinstance(x, bool):
+            raise TypeError("a number argument is required")
+        return function(x)
+
+    return test
 
 
 def _half_away_from_zero(x: float) -> float:
@@ -190,9 +218,12 @@ def square_root(x: Any) -> float:
 _U64 = (1 << 64) - 1
 
 
-def _wrap(n: int) -> int:
-    """Two's complement in 64 bits: bit operations wrap as CEL's int64 does."""
+def _wrap(n: int, like: Any = 0) -> int:
+    """Two's complement in 64 bits: bit operations wrap as CEL's int64 does (a uint stays
+    a uint, within 64 bits)."""
     n &= _U64
+    if isinstance(like, UInt):
+        return UInt(n)
     return n - (1 << 64) if n >= (1 << 63) else n
 
 
@@ -218,6 +249,9 @@ def base64_encode(data: bytes) -> str:
 
 
 def base64_decode(data: str) -> bytes:
+    # cel-go accepts the unpadded form too (it tries RawStdEncoding after StdEncoding).
+    if isinstance(data, str) and len(data) % 4:
+        data += "=" * (-len(data) % 4)
     return base64.b64decode(data, validate=True)
 
 
@@ -249,8 +283,24 @@ def slice_list(items: list[Any], start: int, end: int) -> list[Any]:
     return items[start:end]
 
 
+_ORDERED = (int, float, str, bytes, timedelta, datetime)
+
+
 def sort(items: list[Any]) -> list[Any]:
+    # CEL orders numbers, strings, bytes, bools, durations and timestamps, one kind a list.
+    if not all(isinstance(item, _ORDERED) for item in items):
+        raise TypeError("sort() takes a list of comparable values")
     return sorted(items)
+
+
+def lists_range(count: Any) -> list[int]:
+    count = _integer(count)
+    if not 0 <= count <= _MAX_RANGE:
+        raise ValueError("lists.range() count out of range")
+    return list(range(count))
+
+
+_MAX_RANGE = 1_000_000  # cel-go's lists.range refuses more
 
 
 def first(items: Any) -> Optional:
@@ -290,14 +340,14 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "math.floor": _finite(math.floor),
     "math.round": _finite(_half_away_from_zero),
     "math.trunc": _finite(math.trunc),
-    "math.isNaN": math.isnan,
-    "math.isInf": math.isinf,
-    "math.isFinite": math.isfinite,
+    "math.isNaN": _float_test(math.isnan),
+    "math.isInf": _float_test(math.isinf),
+    "math.isFinite": _float_test(math.isfinite),
     "math.sqrt": square_root,
-    "math.bitOr": lambda a, b: _wrap(a | b),
-    "math.bitAnd": lambda a, b: _wrap(a & b),
-    "math.bitXor": lambda a, b: _wrap(a ^ b),
-    "math.bitNot": lambda a: _wrap(~a),
+    "math.bitOr": lambda a, b: _wrap(a | b, a),
+    "math.bitAnd": lambda a, b: _wrap(a & b, a),
+    "math.bitXor": lambda a, b: _wrap(a ^ b, a),
+    "math.bitNot": lambda a: _wrap(~a, a),
     "math.bitShiftLeft": shift_left,
     "math.bitShiftRight": shift_right,
     "base64.encode": base64_encode,
@@ -308,6 +358,6 @@ FUNCTIONS: dict[str, Callable[..., Any]] = {
     "sort": sort,
     "first": first,
     "last": last,
-    "lists.range": lambda n: list(range(n)),
+    "lists.range": lists_range,
 }
 """Each function by the name CEL calls it (``sets.*`` are edgewarden's, functions.py)."""

@@ -12,6 +12,7 @@ from typing import Any
 from webhook.policy.cel.runtime.values import (
     INT_MAX,
     INT_MIN,
+    NONE,
     CelError,
     MissingKey,
     Optional,
@@ -116,7 +117,19 @@ def contains(item: Any, container: Any) -> bool:
 
 
 def index(value: Any, key: Any) -> Any:
-    """``value[key]``: a list position or a map key."""
+    """``value[key]``: a list position or a map key; on an optional, an optional (none
+    when it is none or lacks the entry), as cel-go's optional chaining."""
+    if isinstance(value, Optional):
+        if not value.present:
+            return NONE
+        try:
+            return Optional.of(index(value.value, key))
+        except MissingKey:
+            return NONE
+        except CelError as error:
+            if error.message == "index out of range":
+                return NONE
+            raise
     if isinstance(value, list | tuple):
         if isinstance(key, bool) or not is_number(key):
             raise no_overload(f"{short_name(value)}[{short_name(key)}]")
@@ -133,27 +146,39 @@ def index(value: Any, key: Any) -> Any:
 
 
 def select(value: Any, name: str) -> Any:
-    """``value.name``: a map's key (a JSON object's field)."""
+    """``value.name``: a map's key (a JSON object's field); on an optional, an optional
+    (none when it is none or lacks the field), as cel-go's optional chaining."""
     if isinstance(value, Mapping):
         try:
             return value[name]
         except KeyError:
             raise MissingKey(name) from None
+    if isinstance(value, Optional):
+        if not value.present:
+            return NONE
+        inner = value.value
+        if isinstance(inner, Mapping):
+            return Optional.of(inner[name]) if name in inner else NONE
     raise CelError(f"no such field: {name} on {short_name(value)}")
 
 
 def has(value: Any, name: str) -> bool:
-    """``has(value.name)``: whether the map holds the key."""
+    """``has(value.name)``: whether the map holds the key (an optional: its value does)."""
     if isinstance(value, Mapping):
         return name in value
+    if isinstance(value, Optional):
+        return value.present and has(value.value, name)
     raise CelError(f"no such overload: has() on {short_name(value)}")
 
 
 def compare(op: str, a: Any, b: Any) -> int:
     """-1, 0 or 1 for ``<`` ``<=`` ``>`` ``>=``; an error across unrelated types."""
     if is_number(a) and is_number(b):
-        if (isinstance(a, float) and math.isnan(a)) or (isinstance(b, float) and math.isnan(b)):
-            return 2  # NaN: every ordering is false
+        if type(a) is float or type(b) is float:
+            # As cel-go: an int or uint against a double compares as doubles.
+            a, b = float(a), float(b)
+            if math.isnan(a) or math.isnan(b):
+                return 2  # NaN: every ordering is false
         return -1 if a < b else 1 if a > b else 0
     ta, tb = type(a), type(b)
     if (ta is tb and ta in (str, bytes, bool)) or (

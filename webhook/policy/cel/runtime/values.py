@@ -23,9 +23,6 @@ class UInt(int):
 
     __slots__ = ()
 
-    def __repr__(self) -> str:
-        return f"{int(self)}u"
-
 
 class CelError(Exception):
     """CEL's error value. The message names types, operators and names written in the
