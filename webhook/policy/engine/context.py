@@ -116,7 +116,9 @@ class RequestContext:
         """Nothing along ``walk`` (every path the request kind's guards read) exceeds the
         sizes the load-time cost estimates assume; walked once per object."""
         if self._within_assumptions is None:
-            self._within_assumptions = within_assumptions(self.root_values(), walk)
+            # Only the variables the walk reads (most read `object` alone).
+            values = {root: self._base_value(root) for root in walk}
+            self._within_assumptions = within_assumptions(values, walk)
         return self._within_assumptions
 
     @property
