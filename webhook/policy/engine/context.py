@@ -17,7 +17,7 @@ from webhook.policy.cel.runtime import SharedActivation
 from webhook.policy.engine.bindings import Binding
 from webhook.policy.engine.budget import within_assumptions
 from webhook.policy.engine.compiled import NamespaceMemo
-from webhook.policy.model.namespaces import namespace_labels, namespace_object
+from webhook.policy.model.namespaces import namespace_labels
 from webhook.policy.model.nulls import without_nulls
 from webhook.policy.model.ports import ClusterView, ExceptionView
 from webhook.policy.model.request import AdmissionRequest
@@ -137,7 +137,8 @@ class RequestContext:
     @property
     def namespace_object(self) -> Mapping[str, Any]:
         if self._namespace_object is None:
-            self._namespace_object = namespace_object(self.request.namespace, self._namespace)
+            self._namespace_object = self.memo.namespace_object(self.request.namespace,
+                                                                self._namespace)
         return self._namespace_object
 
     def context_for(
