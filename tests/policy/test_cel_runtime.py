@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 
 from webhook.policy.cel.expression import CelEvaluationError, compile_expression
-from webhook.policy.cel.runtime import UInt
+from webhook.policy.cel.runtime import MissingKey, SharedActivation, UInt, compile_program
+from webhook.policy.cel.syntax import parse
 
 OBJECT = frozenset({"object"})
 
@@ -173,3 +174,28 @@ def test_an_unbound_variable_is_named() -> None:
     expression = compile_expression("object.x", allowed=OBJECT)
     with pytest.raises(CelEvaluationError, match="no such variable or function: 'object'"):
         expression.evaluate({})
+
+
+def test_a_shared_activation_runs_each_program_once() -> None:
+    calls: list[str] = []
+
+    def counted(value: Any) -> Any:
+        calls.append("called")
+        return value
+
+    tree = parse("counted(object.x) == 1")
+    program = compile_program(tree, "counted(object.x) == 1", {"counted": counted})
+    shared = SharedActivation()
+    shared["object"] = {"x": 1}
+    assert program.execute(shared) is True
+    assert program.execute(shared) is True
+    assert calls == ["called"], "the outcome is kept in the activation"
+    assert program.execute({"object": {"x": 2}}) is False  # a plain dict keeps nothing
+    assert program.execute({"object": {"x": 2}}) is False
+    assert len(calls) == 3
+    failing = SharedActivation()
+    failing["object"] = {}
+    for _ in range(2):  # an error is kept too, and raised again
+        with pytest.raises(MissingKey):
+            program.execute(failing)
+    assert len(calls) == 3
