@@ -112,10 +112,11 @@ class RequestContext:
             "request": self.request.raw,
         }
 
-    def within_assumptions(self, walk: Mapping[str, Any]) -> bool:
-        """Nothing along ``walk`` (every path the request kind's guards read) exceeds the
-        sizes the load-time cost estimates assume; walked once per object."""
+    def within_assumptions(self, walks: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Nothing along the request kind's walk in ``walks`` (every path its guards read)
+        exceeds the sizes the load-time cost estimates assume; walked once per object."""
         if self._within_assumptions is None:
+            walk = walks.get(self.request.key, {})
             # Only the variables the walk reads (most read `object` alone).
             values = {root: self._base_value(root) for root in walk}
             self._within_assumptions = within_assumptions(values, walk)

@@ -214,7 +214,7 @@ class Engine:
         self, policy: Policy, guard: Guard, state: RequestContext, decision: Decision
     ) -> bool:
         """False (and the policy failed) when judging this input would exceed the budget."""
-        if state.within_assumptions(self.compiled.guard_walks.get(state.request.key, {})):
+        if state.within_assumptions(self.compiled.guard_walks):
             return True
         values = state.root_values()
         oversize = guard.oversize(values)
