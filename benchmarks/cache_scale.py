@@ -56,7 +56,16 @@ class Run:
     build: str
     ready_seconds: float
     rss_mib: float
+    # CPU seconds (user + system) the server used from its start to ready: steadier than
+    # the wall time on a shared machine, where a busy neighbour stretches every wait.
+    cpu_seconds: float
     synced_after_seconds: dict[str, float] = field(default_factory=dict)
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a running process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
 
 
 def measure(plane: Any, builds: list[tuple[str, str]], rounds: int,
@@ -68,13 +77,15 @@ def measure(plane: Any, builds: list[tuple[str, str]], rounds: int,
             server = Server(plane, workdir / f"{name}-{round_number}")
             try:
                 ready = server.start()
+                cpu = cpu_seconds(server.process.pid)
                 # Ready is synced; let the last LIST's garbage go before reading the RSS.
                 time.sleep(2)
-                run = Run(name, round(ready, 2), server.rss_mib(), server.sync_times())
+                run = Run(name, round(ready, 2), server.rss_mib(), cpu, server.sync_times())
             finally:
                 server.process.stop()
             print(f"round {round_number + 1}/{rounds} {name}: ready {run.ready_seconds:.1f} s, "
-                  f"RSS {run.rss_mib:.0f} MiB, synced {run.synced_after_seconds}", flush=True)
+                  f"CPU {run.cpu_seconds:.1f} s, RSS {run.rss_mib:.0f} MiB, "
+                  f"synced {run.synced_after_seconds}", flush=True)
             runs.append(run)
     return runs
 
@@ -86,10 +97,11 @@ def report(runs: list[Run], population: dict[str, Any]) -> None:
         mine = [r for r in runs if r.build == build]
         ready = statistics.median(r.ready_seconds for r in mine)
         rss = statistics.median(r.rss_mib for r in mine)
+        cpu = statistics.median(r.cpu_seconds for r in mine)
         services = [r.synced_after_seconds["Service"] for r in mine
                     if "Service" in r.synced_after_seconds]
         synced = f", Services synced {statistics.median(services):.1f} s" if services else ""
-        print(f"  {build:<10} ready {ready:5.1f} s  RSS {rss:4.0f} MiB{synced}  "
+        print(f"  {build:<10} ready {ready:5.1f} s  CPU {cpu:5.1f} s  RSS {rss:4.0f} MiB{synced}  "
               f"(median of {len(mine)})")
     RESULTS.mkdir(exist_ok=True)
     out = RESULTS / f"cache-scale-{datetime.now():%Y%m%dT%H%M%S}.json"

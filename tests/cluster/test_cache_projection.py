@@ -152,14 +152,17 @@ SHAPED = merge([("metadata", "name"), ("metadata", "namespace"), ("metadata", "l
     {"metadata": {"name": "a", "namespace": "n", "labels": {}},
      "spec": {"type": None, "ports": [{"port": 80, "name": "http"}, {"name": "x"}]}},
     {"metadata": {"name": "a", "namespace": "n"}, "spec": {}, "status": {}},
-    {"metadata": {"name": "a", "namespace": "n"}, "status": {"loadBalancer": {"ingress": []}}},
+    {"metadata": {"name": "a", "namespace": "n"}, "status": {"loadBalancer": {"ingress": []}},
+     "spec": {"tls": {"x": {"y": 1}, "z": 2}}},
     # Not the layout (a list where a map is expected): held as the projected dict.
     {"metadata": {"name": "a", "namespace": "n"}, "spec": {"tls": [1, 2]}},
     {"metadata": {"name": "a", "namespace": "n"}, "spec": "not a map"},
 ], ids=["bare", "values", "empty-maps", "deep", "list-for-map", "scalar-for-map"])
 def test_a_record_gives_back_what_the_projection_keeps(obj: dict[str, Any]) -> None:
     shape = Shape("Service", "v1", SHAPED)
-    expected = {"apiVersion": "v1", "kind": "Service", **project(obj, SHAPED)}
+    # What the cache held before, cut: metadata and spec (status is never kept).
+    slimmed = {k: v for k, v in obj.items() if k in ("metadata", "spec")}
+    expected = {"apiVersion": "v1", "kind": "Service", **project(slimmed, SHAPED)}
 
     assert shape.materialize(shape.record(obj)) == expected
     assert list(shape.materialize(shape.record(obj))) == list(expected)
@@ -339,3 +342,42 @@ def test_the_canary_sample_keeps_objects_whole(tmp_path: Path) -> None:
     store.delete("Service", "shop", "a")
     store.upsert("Service", cluster_service("d", "shop"))
     assert [o["metadata"]["name"] for o in store.sample(10)] == ["b", "d"]
+
+
+@dataclasses.dataclass
+class CountingCounter:
+    """Counts Services of one type, and how often it was asked (as a limit's where)."""
+
+    value: str
+    key: str = "type-counter"
+    kind: str = "Service"
+    projection: Any = dataclasses.field(
+        default_factory=lambda: merge([("spec", "type")]))
+    asked: int = 0
+
+    def counts(self, obj: Mapping[str, Any]) -> bool:
+        self.asked += 1
+        return (obj.get("spec") or {}).get("type") == self.value
+
+
+def test_a_list_asks_a_counter_once_per_distinct_value_of_what_it_reads(
+    tmp_path: Path,
+) -> None:
+    policies = load(tmp_path, policy("a", "object.spec.type != 'x' && has(object.spec.ports)"))
+    store = KubeStore()
+    store.set_field_reads(fields_read(policies.policies))
+    counter = CountingCounter("LoadBalancer")
+    store.set_counters([counter])
+    services = [cluster_service(f"s{i}", f"ns{i % 3}", type=("LoadBalancer" if i % 4 else
+                                                              "ClusterIP")) for i in range(40)]
+    services.append({"apiVersion": "v1", "kind": "Service",  # no spec at all
+                     "metadata": {"name": "bare", "namespace": "ns0"}})
+
+    store.replace("Service", services)
+
+    assert counter.asked == 3  # LoadBalancer, ClusterIP, no spec
+    for ns in ("ns0", "ns1", "ns2"):
+        expected = {s["metadata"]["name"] for s in services
+                    if s["metadata"]["namespace"] == ns
+                    and s.get("spec", {}).get("type") == "LoadBalancer"}
+        assert expected and set(store.counted_names(ns, counter)) == expected

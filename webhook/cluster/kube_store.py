@@ -21,8 +21,9 @@ reader gets a consistent answer from plain dict lookups without taking the lock.
 from __future__ import annotations
 
 import logging
+import operator
 import threading
-from collections.abc import Container, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Iterable, Mapping, Sequence, Set
 from typing import Any
 
 from webhook.cluster.records import Record, Shape, slim
@@ -70,6 +71,31 @@ def _namespace_holder(name: str) -> Holder:
     return (NAMESPACE, name, name)
 
 
+def _read_by(counter: ObjectCounter) -> Projection:
+    """What a counter reads of an object, when it says (a limit's ``where``, projected:
+    webhook/policy/blocks/counters.py); None (everything) otherwise."""
+    read = getattr(counter, "projection", None)
+    return read if isinstance(read, dict) else None
+
+
+def _key_reader(positions: tuple[int, ...] | None) -> Callable[[Any], Any] | None:
+    """Reads a record's mask and its values at ``positions``: equal keys, equal answers."""
+    return None if positions is None else operator.itemgetter(0, *positions)
+
+
+def _memo_key(record: Record, read: Callable[[Any], Any] | None) -> Any:
+    """The memo key of a record; None when there is none (no positions, a record kept as
+    a dict, a value not hashable: a list)."""
+    if read is None or not isinstance(record, tuple) or not record:
+        return None
+    key = read(record)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
 def _name_of(obj: Mapping[str, Any]) -> Key:
     metadata = obj.get("metadata") or {}
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
@@ -114,31 +140,54 @@ class ListSync:
         self.keys: dict[str, dict[Holder, frozenset[str]]] = {i.key: {} for i in indexes}
         self.samples: dict[Key, dict[str, Any]] = {}
         self.seen: list[Key] = []
+        # Each counter with where in a record what it reads is, and its answers so far.
+        self._memos: list[tuple[ObjectCounter, Callable[[Any], Any] | None, dict[Any, bool]]] = [
+            (c, None if kind == NAMESPACE else _key_reader(shape.positions(_read_by(c))), {})
+            for c in counters]
 
     def add(self, items: Iterable[Mapping[str, Any]]) -> None:
         """One page of the LIST (items as the API server sent them)."""
         shape, kind = self.shape, self.kind
         judged = bool(self._counters or self._indexes)
+        memos = self._memos
         for item in items:
             namespace, name = _name_of(item)
             self.seen.append((namespace, name))
             self.size += 1
             if kind == NAMESPACE:
-                obj: dict[str, Any] = slim(shape.kind, shape.api_version, item)
-                self.namespaces[name] = obj
+                namespace_object = slim(shape.kind, shape.api_version, item)
+                self.namespaces[name] = namespace_object
+                obj: dict[str, Any] | None = namespace_object
                 holder = _namespace_holder(name)
+                record: Record = ()
             else:
                 record = shape.record(item)
                 self.objects.setdefault(namespace, {})[name] = record
+                obj = None
                 if len(self.samples) < self._sample_size:
-                    self.samples[(namespace, name)] = slim(shape.kind, shape.api_version, item)
-                if not judged:
+                    obj = self.samples[(namespace, name)] = slim(shape.kind, shape.api_version,
+                                                                 item)
+                elif not judged:
                     continue
-                obj = shape.materialize(record)
                 holder = (kind, namespace, name)
-            for counter in self._counters:
-                if _safe_counts(counter, obj):
+            for counter, positions, memo in memos:
+                # Judged slimmed, not rebuilt from its record: what the counter reads is in
+                # the record too, so the answer is the same; and once per distinct value
+                # of what it reads (a Service's type: a few values for thousands).
+                key = _memo_key(record, positions)
+                counted = memo.get(key) if key is not None else None
+                if counted is None:
+                    if obj is None:
+                        obj = slim(shape.kind, shape.api_version, item)
+                    counted = _safe_counts(counter, obj)
+                    if key is not None:
+                        memo[key] = counted
+                if counted:
                     self.counted[counter.key].setdefault(namespace, set()).add(name)
+            if not self._indexes:
+                continue
+            if obj is None:
+                obj = slim(shape.kind, shape.api_version, item)
             for index in self._indexes:
                 keys = index.keys_of(obj)
                 if keys:
@@ -460,20 +509,19 @@ class KubeStore:
                 self._namespaces[name] = slimmed
                 self._rekey_namespace(name, slimmed)
                 return appeared
-            record = shape.record(obj)
             records = self._objects.setdefault(kind, {}).setdefault(namespace, {})
             appeared = name not in records
-            records[name] = record
+            records[name] = shape.record(obj)
+            slimmed = slim(shape.kind, shape.api_version, obj)
             samples = self._samples.setdefault(kind, {})
             if (namespace, name) in samples or len(samples) < self._sample_size:
-                samples[(namespace, name)] = slim(shape.kind, shape.api_version, obj)
+                samples[(namespace, name)] = slimmed
             indexes = [i for i in self._key_indexes.values() if kind in i.kinds]
             counters = [c for c in self._counters.values() if c.kind == kind]
-            if indexes or counters:
-                stored = shape.materialize(record)
-                self._reindex_one(counters, namespace, name, stored)
+            if indexes or counters:  # judged slimmed (see ListSync.add)
+                self._reindex_one(counters, namespace, name, slimmed)
                 for index in indexes:
-                    self._rekey_one(index, (kind, namespace, name), stored)
+                    self._rekey_one(index, (kind, namespace, name), slimmed)
             return appeared
 
     def delete(self, kind: str, namespace: str, name: str) -> None:

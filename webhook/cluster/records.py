@@ -44,7 +44,7 @@ ABSENT: Any = _Absent()
 
 Record = tuple[Any, ...] | dict[str, Any]
 # One step of rebuilding an object: open a map (its bit in the record's mask) or set a leaf
-# (its position in the record), at a path.
+# (its position in the record, after the mask), at a path.
 _Step = tuple[bool, tuple[str, ...], int]
 
 
@@ -73,37 +73,64 @@ def slim(kind: str, api_version: str, obj: Mapping[str, Any]) -> dict[str, Any]:
     return slimmed
 
 
-class Shape:
-    """One kind's objects cut to ``projection`` (None: slimmed, but otherwise whole)."""
+# The top-level fields the cache ever holds of an object that is not a Namespace (the rest,
+# status above all, is the controllers' business, not the policies').
+KEPT_AT_TOP = ("metadata", "spec")
 
-    __slots__ = ("_leaves", "_maps", "_steps", "api_version", "kind", "projection")
+
+class Shape:
+    """One kind's objects cut to ``projection`` (None: slimmed, but otherwise whole).
+
+    A record holds exactly what ``project(slim(obj), projection)`` holds."""
+
+    __slots__ = ("_leaf_count", "_plan", "_steps", "api_version", "kind", "projection")
 
     def __init__(self, kind: str, api_version: str, projection: Projection) -> None:
         self.kind = kind
         self.api_version = api_version
         self.projection = projection
-        self._leaves: list[tuple[tuple[str, ...], Projection]] = []
-        self._maps: list[tuple[str, ...]] = []
+        # For each map: (key, True, its bit, its own plan, leaves below it); for each leaf:
+        # (key, False, its position, its projection, how to treat its value).
+        self._plan: list[tuple[Any, ...]] = []
         self._steps: list[_Step] = []
+        self._leaf_count = 0
         if projection is not None:
-            self._walk(projection, ())
+            top = {k: v for k, v in projection.items() if k in KEPT_AT_TOP}
+            self._plan = self._compile(top, (), [0])
 
-    def _walk(self, node: dict[str, Projection], prefix: tuple[str, ...]) -> None:
+    def _compile(self, node: dict[str, Projection], prefix: tuple[str, ...],
+                 bits: list[int]) -> list[tuple[Any, ...]]:
+        plan: list[tuple[Any, ...]] = []
         for key, sub in node.items():
-            if not prefix and key in _CARRIED:
-                continue  # the same for every object of the kind: set on materializing
             path = (*prefix, key)
             if sub is None or not sub or ELEMENTS in sub:
                 # Kept whole, a presence stub, or a list or map projected below it.
-                self._steps.append((False, path, len(self._leaves)))
-                self._leaves.append((path, sub))
+                self._steps.append((False, path, self._leaf_count))
+                treat = (_ANNOTATIONS if path == ("metadata", "annotations")
+                         else _SHARED if path not in _UNIQUE_LEAVES else _AS_IS)
+                plan.append((key, False, self._leaf_count, sub, treat))
+                self._leaf_count += 1
             else:
-                self._steps.append((True, path, len(self._maps)))
-                self._maps.append(path)
-                self._walk(sub, path)
+                bit = bits[0]
+                bits[0] += 1
+                self._steps.append((True, path, bit))
+                before = self._leaf_count
+                children = self._compile(sub, path, bits)
+                plan.append((key, True, 1 << bit, children, self._leaf_count - before))
+        return plan
 
     def __repr__(self) -> str:
         return f"Shape({self.kind}, {self.projection!r})"
+
+    def positions(self, read: Projection) -> tuple[int, ...] | None:
+        """Where in a record the fields ``read`` selects are: two records equal at these
+        positions (and in their masks) give equal ``project(obj, read)``. None when the
+        record cannot say (``read`` or the shape keeps whole objects)."""
+        if read is None or self.projection is None:
+            return None
+        found: list[int] = []
+        _positions(self._plan, {k: v for k, v in read.items() if k in KEPT_AT_TOP}, found)
+        return tuple(found)
 
     # ---- in ----
 
@@ -111,32 +138,16 @@ class Shape:
         """``obj`` (as the API server sent it) cut to the shape."""
         if self.projection is None:
             return slim(self.kind, self.api_version, obj)
-        mask = 0
-        for bit, path in enumerate(self._maps):
-            found = _at(obj, path)
-            if isinstance(found, dict):
-                mask |= 1 << bit
-            elif found is not ABSENT:
-                return self._projected(obj)  # not the layout: keep the projected dict
-        values: list[Any] = [mask]
-        for path, sub in self._leaves:
-            parent = _at(obj, path[:-1])
-            value = parent.get(path[-1], ABSENT) if isinstance(parent, dict) else ABSENT
-            if value is not ABSENT:
-                if sub is not None:
-                    value = project(value, sub)
-                if path == ("metadata", "annotations") and isinstance(value, dict):
-                    value = without_dropped_annotations({"annotations": value})["annotations"]
-                elif type(value) is str and len(value) <= _INTERN_UP_TO \
-                        and path not in _UNIQUE_LEAVES:
-                    value = sys.intern(value)
-            values.append(value)
+        values: list[Any] = [0]
+        mask = _fill(obj, self._plan, values, 0)
+        if mask is None:
+            return self._projected(obj)  # not the layout: keep the projected dict
+        values[0] = mask
         return tuple(values)
 
     def _projected(self, obj: Mapping[str, Any]) -> dict[str, Any]:
-        cut = project({k: v for k, v in obj.items() if k not in _CARRIED}, self.projection)
-        if isinstance(cut.get("metadata"), dict):
-            cut["metadata"] = without_dropped_annotations(cut["metadata"])
+        slimmed = slim(self.kind, self.api_version, obj)
+        cut = project({k: v for k, v in slimmed.items() if k not in _CARRIED}, self.projection)
         return {"apiVersion": self.api_version, "kind": self.kind, **cut}
 
     # ---- out ----
@@ -144,9 +155,8 @@ class Shape:
     def materialize(self, record: Record) -> dict[str, Any]:
         """The object a record holds, with ``kind`` and ``apiVersion`` (a new dict; the
         values below it are shared with the record: callers must not change them)."""
-        if type(record) is dict:
+        if isinstance(record, dict):
             return record
-        assert isinstance(record, tuple)
         out: dict[str, Any] = {"apiVersion": self.api_version, "kind": self.kind}
         mask = record[0]
         opened: dict[tuple[str, ...], dict[str, Any]] = {(): out}
@@ -163,16 +173,48 @@ class Shape:
                     parent[path[-1]] = value
         return out
 
-    def name_of(self, record: Record) -> tuple[str, str]:
-        """(namespace, name) of a record."""
-        metadata = self.materialize(record).get("metadata") or {}
-        return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+_AS_IS, _SHARED, _ANNOTATIONS = 0, 1, 2
 
 
-def _at(obj: Mapping[str, Any], path: tuple[str, ...]) -> Any:
-    node: Any = obj
-    for key in path:
-        if not isinstance(node, dict):
-            return ABSENT if node is ABSENT else node
-        node = node.get(key, ABSENT)
-    return node
+def _positions(plan: list[tuple[Any, ...]], read: dict[str, Projection],
+               found: list[int]) -> None:
+    for key, is_map, position, sub, _ in plan:
+        if key not in read:
+            continue
+        wanted = read[key]
+        if not is_map:
+            found.append(position + 1)  # the leaf holds all of it that is kept
+        elif wanted is None or not wanted:
+            _positions(sub, {entry[0]: None for entry in sub}, found)  # all below it
+        else:
+            _positions(sub, wanted, found)
+
+
+def _fill(node: Mapping[str, Any], plan: list[tuple[Any, ...]], values: list[Any],
+          mask: int) -> int | None:
+    """Append the leaves of ``plan`` found in ``node`` to ``values``; the mask of the maps
+    found, or None when ``node`` does not have the layout (a scalar where a map is)."""
+    for key, is_map, position, sub, extra in plan:
+        value = node.get(key, ABSENT)
+        if is_map:
+            if value is ABSENT:
+                values.extend([ABSENT] * extra)
+            elif type(value) is dict:
+                found = _fill(value, sub, values, mask | position)
+                if found is None:
+                    return None
+                mask = found
+            else:
+                return None
+            continue
+        if value is not ABSENT:
+            if sub is not None:
+                value = project(value, sub)
+            if extra == _SHARED:
+                if type(value) is str and len(value) <= _INTERN_UP_TO:
+                    value = sys.intern(value)
+            elif extra == _ANNOTATIONS and type(value) is dict:
+                value = without_dropped_annotations({"annotations": value})["annotations"]
+        values.append(value)
+    return mask
