@@ -65,6 +65,7 @@ class Faults:
     def clear_refusals(self) -> None:
         with self._cond:
             self._refusals.clear()
+            self._continue_refusals.clear()
 
     def check(self, verb: str, route: Route) -> None:
         """Raise the ApiError of the first refusal that applies to ``verb`` on ``route``."""

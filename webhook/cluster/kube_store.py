@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 import operator
 import threading
-from collections.abc import Callable, Container, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
 from webhook.cluster.records import Record, Shape, slim
@@ -139,7 +139,6 @@ class ListSync:
         # index key -> holder -> the keys it holds
         self.keys: dict[str, dict[Holder, frozenset[str]]] = {i.key: {} for i in indexes}
         self.samples: dict[Key, dict[str, Any]] = {}
-        self.seen: list[Key] = []
         # Each counter with where in a record what it reads is, and its answers so far.
         self._memos: list[tuple[ObjectCounter, Callable[[Any], Any] | None, dict[Any, bool]]] = [
             (c, None if kind == NAMESPACE else _key_reader(shape.positions(_read_by(c))), {})
@@ -151,10 +150,9 @@ class ListSync:
         judged = bool(self._counters or self._indexes)
         memos = self._memos
         for item in items:
-            namespace, name = _name_of(item)
-            self.seen.append((namespace, name))
             self.size += 1
             if kind == NAMESPACE:
+                namespace, name = _name_of(item)
                 namespace_object = slim(shape.kind, shape.api_version, item)
                 self.namespaces[name] = namespace_object
                 obj: dict[str, Any] | None = namespace_object
@@ -162,6 +160,8 @@ class ListSync:
                 record: Record = ()
             else:
                 record = shape.record(item)
+                # Filed under the strings the record holds, not the page's (see records.py).
+                namespace, name = shape.identity(record, item)
                 self.objects.setdefault(namespace, {})[name] = record
                 obj = None
                 if len(self.samples) < self._sample_size:
@@ -192,6 +192,15 @@ class ListSync:
                 keys = index.keys_of(obj)
                 if keys:
                     self.keys[index.key][holder] = keys
+
+    @property
+    def seen(self) -> Iterator[Key]:
+        """(namespace, name) of every object of the LIST (read from what it holds: a list
+        of 100,000 keys kept beside would cost its own memory)."""
+        if self.kind == NAMESPACE:
+            return (("", name) for name in self.namespaces)
+        return ((namespace, name) for namespace, records in self.objects.items()
+                for name in records)
 
     def finish(self) -> Container[Key]:
         """Swap the LIST in; returns the keys the cache did not hold before."""

@@ -83,7 +83,8 @@ class Shape:
 
     A record holds exactly what ``project(slim(obj), projection)`` holds."""
 
-    __slots__ = ("_leaf_count", "_plan", "_steps", "api_version", "kind", "projection")
+    __slots__ = ("_leaf_count", "_name_at", "_namespace_at", "_plan", "_steps", "api_version",
+                 "kind", "projection")
 
     def __init__(self, kind: str, api_version: str, projection: Projection) -> None:
         self.kind = kind
@@ -94,6 +95,7 @@ class Shape:
         self._plan: list[tuple[Any, ...]] = []
         self._steps: list[_Step] = []
         self._leaf_count = 0
+        self._name_at = self._namespace_at = 0  # where a record holds them (0: nowhere)
         if projection is not None:
             top = {k: v for k, v in projection.items() if k in KEPT_AT_TOP}
             self._plan = self._compile(top, (), [0])
@@ -106,8 +108,12 @@ class Shape:
             if sub is None or not sub or ELEMENTS in sub:
                 # Kept whole, a presence stub, or a list or map projected below it.
                 self._steps.append((False, path, self._leaf_count))
-                treat = (_ANNOTATIONS if path == ("metadata", "annotations")
-                         else _SHARED if path not in _UNIQUE_LEAVES else _AS_IS)
+                treat = (_STRING_MAP if path in _STRING_MAPS
+                         else _SHARED if path not in _UNIQUE_LEAVES else _COPIED)
+                if path == ("metadata", "name"):
+                    self._name_at = self._leaf_count + 1
+                elif path == ("metadata", "namespace"):
+                    self._namespace_at = self._leaf_count + 1
                 plan.append((key, False, self._leaf_count, sub, treat))
                 self._leaf_count += 1
             else:
@@ -121,6 +127,16 @@ class Shape:
 
     def __repr__(self) -> str:
         return f"Shape({self.kind}, {self.projection!r})"
+
+    def identity(self, record: Record, obj: Mapping[str, Any]) -> tuple[str, str]:
+        """(namespace, name) of ``obj``, as ``record`` holds them where it does: the cache
+        files the record under the very strings it holds."""
+        if isinstance(record, tuple) and self._name_at and self._namespace_at:
+            namespace, name = record[self._namespace_at], record[self._name_at]
+            if type(namespace) is str and type(name) is str:
+                return namespace, name
+        metadata = obj.get("metadata") or {}
+        return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
 
     def positions(self, read: Projection) -> tuple[int, ...] | None:
         """Where in a record the fields ``read`` selects are: two records equal at these
@@ -170,11 +186,18 @@ class Shape:
             else:
                 value = record[position + 1]
                 if value is not ABSENT:
-                    parent[path[-1]] = value
+                    parent[path[-1]] = (dict(zip(value[::2], value[1::2], strict=True))
+                                        if type(value) is tuple else value)
         return out
 
 
-_AS_IS, _SHARED, _ANNOTATIONS = 0, 1, 2
+# How a leaf's value is held. Every value is copied out of the decoded page, so the page's
+# objects all go when it does (a kept name among a page's garbage pins a whole memory
+# pool: measured, 25 MiB over 100,000 Services); short strings many objects repeat are
+# shared; labels and annotations are held as a flat tuple of keys and values (a third of
+# the size of a small dict, and hashable: see KubeStore's counter memo).
+_COPIED, _SHARED, _STRING_MAP = 0, 1, 2
+_STRING_MAPS = frozenset({("metadata", "labels"), ("metadata", "annotations")})
 
 
 def _positions(plan: list[tuple[Any, ...]], read: dict[str, Projection],
@@ -189,6 +212,32 @@ def _positions(plan: list[tuple[Any, ...]], read: dict[str, Projection],
             _positions(sub, {entry[0]: None for entry in sub}, found)  # all below it
         else:
             _positions(sub, wanted, found)
+
+
+def _copy(value: Any) -> Any:
+    """``value`` in objects of its own (JSON values: no tuples come from a decoder)."""
+    kind = type(value)
+    if kind is str:
+        return value.encode().decode() if value else value
+    if kind is dict:
+        return {sys.intern(k): _copy(v) for k, v in value.items()}
+    if kind is list:
+        return [_copy(v) for v in value]
+    return value  # numbers, booleans and None are small or shared
+
+
+def _flat_map(value: dict[str, Any]) -> Any:
+    """A string map as a flat tuple ``(key, value, key, value...)``, keys shared; another
+    map (a value that is not a string) copied as it is."""
+    if not all(type(v) is str for v in value.values()):
+        return _copy({k: v for k, v in value.items() if k not in DROPPED_ANNOTATIONS})
+    flat: list[str] = []
+    for key, text in value.items():
+        if key in DROPPED_ANNOTATIONS:
+            continue
+        flat.append(sys.intern(key))
+        flat.append(text.encode().decode() if text else text)
+    return tuple(flat)
 
 
 def _fill(node: Mapping[str, Any], plan: list[tuple[Any, ...]], values: list[Any],
@@ -211,10 +260,11 @@ def _fill(node: Mapping[str, Any], plan: list[tuple[Any, ...]], values: list[Any
         if value is not ABSENT:
             if sub is not None:
                 value = project(value, sub)
-            if extra == _SHARED:
-                if type(value) is str and len(value) <= _INTERN_UP_TO:
-                    value = sys.intern(value)
-            elif extra == _ANNOTATIONS and type(value) is dict:
-                value = without_dropped_annotations({"annotations": value})["annotations"]
+            if extra == _STRING_MAP and type(value) is dict:
+                value = _flat_map(value)
+            elif extra == _SHARED and type(value) is str and len(value) <= _INTERN_UP_TO:
+                value = sys.intern(value)
+            else:
+                value = _copy(value)
         values.append(value)
     return mask
