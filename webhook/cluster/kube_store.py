@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
-from webhook.cluster.records import Record, Shape, slim
+from webhook.cluster.records import Record, Shape, copied, slim
 from webhook.policy.cel.projection import Projection
 from webhook.policy.load.reads import FieldReads, covers
 from webhook.policy.model.key_table import KeyTable
@@ -153,7 +153,7 @@ class ListSync:
             self.size += 1
             if kind == NAMESPACE:
                 namespace, name = _name_of(item)
-                namespace_object = slim(shape.kind, shape.api_version, item)
+                namespace_object = copied(slim(shape.kind, shape.api_version, item))
                 self.namespaces[name] = namespace_object
                 obj: dict[str, Any] | None = namespace_object
                 holder = _namespace_holder(name)
@@ -165,8 +165,8 @@ class ListSync:
                 self.objects.setdefault(namespace, {})[name] = record
                 obj = None
                 if len(self.samples) < self._sample_size:
-                    obj = self.samples[(namespace, name)] = slim(shape.kind, shape.api_version,
-                                                                 item)
+                    obj = self.samples[(namespace, name)] = copied(
+                        slim(shape.kind, shape.api_version, item))
                 elif not judged:
                     continue
                 holder = (kind, namespace, name)
@@ -317,21 +317,16 @@ class KubeStore:
         return self._reads.of(kind)
 
     def set_field_reads(self, reads: FieldReads) -> list[str]:
-        """Cut objects to what ``reads`` says from now on. Held records that keep more are
-        cut again in memory; the kinds whose records keep less are returned: only a new
-        LIST can give them the fields (until then they are judged as before)."""
+        """Cut objects to what ``reads`` says from the next LIST on; the kinds whose held
+        records lack a field it names are returned: only a new LIST can give them the
+        fields (until then they are judged as before). Records that keep more than is read
+        now stay as they are until that kind's next LIST: cutting 100,000 of them again
+        would hold the reload (and the event loop it runs on) for a second, to save memory
+        the next relist saves anyway."""
         with self._lock:
             self._reads = reads
-            behind = []
-            for kind, shape in list(self._shapes.items()):
-                wanted = self.wanted_shape(kind)
-                if wanted.projection == shape.projection:
-                    continue
-                if covers(shape.projection, wanted.projection):
-                    self._recut(kind, wanted)
-                else:
-                    behind.append(kind)
-            return behind
+            return [kind for kind, shape in self._shapes.items()
+                    if not covers(shape.projection, self._projection(kind))]
 
     def behind(self, kind: str) -> bool:
         """The held records of ``kind`` lack fields the policies read (a LIST is due)."""
@@ -339,14 +334,6 @@ class KubeStore:
             shape = self._shapes.get(kind)
             return shape is not None and not covers(shape.projection,
                                                     self._projection(kind))
-
-    def _recut(self, kind: str, shape: Shape) -> None:
-        old = self._shapes[kind]
-        self._objects[kind] = {
-            namespace: {name: shape.record(old.materialize(r)) for name, r in records.items()}
-            for namespace, records in self._objects.get(kind, {}).items()
-        }
-        self._shapes[kind] = shape
 
     def _shape_for(self, kind: str, obj: Mapping[str, Any]) -> Shape:
         shape = self._shapes.get(kind)
@@ -377,12 +364,23 @@ class KubeStore:
         index: dict[str, frozenset[str]] = {}
         if not by_namespace:
             return index
-        materialize = self._shapes[counter.kind].materialize
+        shape = self._shapes[counter.kind]
+        # As in a LIST: once per distinct value of what the counter reads.
+        read_key = _key_reader(shape.positions(_read_by(counter)))
+        memo: dict[Any, bool] = {}
         for namespace, records in by_namespace.items():
-            names = frozenset(n for n, r in records.items()
-                              if _safe_counts(counter, materialize(r)))
+            names = []
+            for name, record in records.items():
+                key = _memo_key(record, read_key)
+                counted = memo.get(key) if key is not None else None
+                if counted is None:
+                    counted = _safe_counts(counter, shape.materialize(record))
+                    if key is not None:
+                        memo[key] = counted
+                if counted:
+                    names.append(name)
             if names:
-                index[namespace] = names
+                index[namespace] = frozenset(names)
         return index
 
     # ---- unique key indexes ----

@@ -214,6 +214,12 @@ def _positions(plan: list[tuple[Any, ...]], read: dict[str, Projection],
             _positions(sub, wanted, found)
 
 
+def copied(value: Any) -> Any:
+    """``value`` (JSON: dicts, lists, strings, numbers...) in objects of its own, so a kept
+    object does not pin the memory of the page it was decoded with."""
+    return _copy(value)
+
+
 def _copy(value: Any) -> Any:
     """``value`` in objects of its own (JSON values: no tuples come from a decoder)."""
     kind = type(value)
