@@ -120,9 +120,9 @@ class KubeCluster:
 
     def keep_fields(self, reads: FieldReads) -> None:
         """Keep what ``reads`` says of each object (start-up and every reload, before
-        ``watch_kinds``). Records that keep more are cut in memory; a kind whose records
-        lack a field now read is listed again, and counts as not synced until then (as a
-        kind newly watched does): nothing is judged on fields the cache does not hold."""
+        ``watch_kinds``). Records that keep more are cut at their kind's next LIST; a kind
+        whose records lack a field now read is listed again, and counts as not synced until
+        then (as a kind newly watched does): nothing is judged on fields the cache lacks."""
         behind = set(self._store.set_field_reads(reads))
         with self._kinds_lock:
             informers = list(self._informers.items())

@@ -513,7 +513,7 @@ class _PageReader:
     the informer cuts and indexes the page before it: the API server (another process)
     encodes page n+1 while this one is handled, instead of each side waiting for the
     other. At most one page waits decoded ahead, which bounds the memory of a LIST at
-    about two pages of whole objects."""
+    three pages of whole objects (one handled, one waiting, one being read)."""
 
     def __init__(self, informer: Informer) -> None:
         self._informer = informer
