@@ -62,12 +62,6 @@ class Run:
     synced_after_seconds: dict[str, float] = field(default_factory=dict)
 
 
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of a running process."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
-
-
 def measure(plane: Any, builds: list[tuple[str, str]], rounds: int,
             workdir: Path) -> list[Run]:
     runs: list[Run] = []
@@ -77,7 +71,7 @@ def measure(plane: Any, builds: list[tuple[str, str]], rounds: int,
             server = Server(plane, workdir / f"{name}-{round_number}")
             try:
                 ready = server.start()
-                cpu = cpu_seconds(server.process.pid)
+                cpu = server.cpu_seconds()
                 # Ready is synced; let the last LIST's garbage go before reading the RSS.
                 time.sleep(2)
                 run = Run(name, round(ready, 2), server.rss_mib(), cpu, server.sync_times())
