@@ -384,6 +384,14 @@ def test_a_list_asks_a_counter_once_per_distinct_value_of_what_it_reads(
                     if s["metadata"]["namespace"] == ns
                     and s.get("spec", {}).get("type") == "LoadBalancer"}
         assert expected and set(store.counted_names(ns, counter)) == expected
+    # A counter reading a field the records do not keep is asked about every object.
+    wider = CountingCounter("LoadBalancer", key="wider",
+                            projection=merge([("spec", "type"), ("spec", "clusterIP")]))
+    store.replace("Service", [cluster_service(f"w{i}", "ns0", type="LoadBalancer")
+                              for i in range(5)])
+    store.add_counter(wider)
+    assert wider.asked == 5
+    store.replace("Service", services)
     # A counter registered at a reload is indexed from the records the same way.
     again = CountingCounter("LoadBalancer", key="registered-later")
     store.set_counters([counter, again])

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.policy.cel.projection import ELEMENTS, Projection, project
+from webhook.policy.load.reads import covers
 
 # Annotations that can be large and that no policy needs to read.
 DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
@@ -141,8 +142,9 @@ class Shape:
     def positions(self, read: Projection) -> tuple[int, ...] | None:
         """Where in a record the fields ``read`` selects are: two records equal at these
         positions (and in their masks) give equal ``project(obj, read)``. None when the
-        record cannot say (``read`` or the shape keeps whole objects)."""
-        if read is None or self.projection is None:
+        record cannot say (``read`` or the shape keeps whole objects, or the shape does not
+        keep all of ``read``: a counter of a policy not loaded yet)."""
+        if read is None or self.projection is None or not covers(self.projection, read):
             return None
         found: list[int] = []
         _positions(self._plan, {k: v for k, v in read.items() if k in KEPT_AT_TOP}, found)
