@@ -263,12 +263,13 @@ class KubeStore:
     def snapshot(self) -> list[Mapping[str, Any]]:
         """Every stored Namespace and object, objects as their records hold them (the
         fields the loaded policies read; callers must not change them)."""
-        with self._lock:
+        with self._lock:  # references only: records never change, so rebuild outside it
             found: list[Mapping[str, Any]] = list(self._namespaces.values())
-            for kind, by_namespace in self._objects.items():
-                materialize = self._shapes[kind].materialize
-                for records in by_namespace.values():
-                    found.extend(materialize(r) for r in records.values())
+            held = [(self._shapes[kind], [r for records in by_namespace.values()
+                                          for r in records.values()])
+                    for kind, by_namespace in self._objects.items()]
+        for shape, records in held:
+            found.extend(shape.materialize(r) for r in records)
         return found
 
     def objects(self, kind: str) -> list[dict[str, Any]]:
@@ -279,8 +280,9 @@ class KubeStore:
             shape = self._shapes.get(kind)
             if shape is None:
                 return []
-            return [shape.materialize(r) for records in self._objects.get(kind, {}).values()
+            held = [r for records in self._objects.get(kind, {}).values()
                     for r in records.values()]
+        return [shape.materialize(r) for r in held]
 
     def count(self, kind: str) -> int:
         with self._lock:
