@@ -42,17 +42,20 @@ from webhook.policy.cel.syntax import (
 )
 from webhook.policy.model.policy import Policy
 
-# Microseconds of the closure runtime on a 2-core machine, 1.4 to 2 times the figures of
-# benchmarks/budget_prices.py, and every node of a short-circuited branch counted as if it
-# ran (docs/policies.md "Cost"). The default budget keeps any admission's CEL work near
-# 50 ms, so /healthz waits at most about that.
+# Microseconds of the closure runtime on this 2-core machine, shared with other work as it
+# was measured: about 1.5 times the figures of benchmarks/budget_prices.py (the margin), and
+# every node of a short-circuited `&&`/`||` counted as if it ran (docs/policies.md "Cost").
+# The default budget keeps any admission's CEL work near 50 ms, so /healthz waits at most
+# about that.
 DEFAULT_BUDGET = 50_000
 ITERATE = 0.1  # one comprehension step (binding its variable, appending a map's result)
-SCAN = 0.1  # comparing one element of a list scanned by `in` (CEL equality, not ==)
+SCAN = 0.09  # comparing one element of a list scanned by `in` (CEL equality, not ==)
 LOOKUP = 0.2  # `in` on a map (a set built by sets.of): one hash lookup
-CALLBACK = 1.5  # calling an extension function (arguments checked, result wrapped)
-CALLBACK_ELEMENT = 0.75  # per element of a list argument of a size-dependent call
-NODE = 0.2  # any other node evaluated
+CALLBACK = 1.25  # calling an extension function (arguments checked, result wrapped)
+CALLBACK_ELEMENT = 0.3  # per element of a list argument of a size-dependent call
+JOIN_ELEMENT = 0.02  # ... but join only appends a string it is given (no hashing)
+LITERAL = 0.05  # a literal: its closure returns a constant
+NODE = 0.18  # any other node evaluated
 
 # Calls whose work grows with the size of a list argument (besides comprehensions and `in`).
 _SIZE_DEPENDENT_CALLS = frozenset(
@@ -335,6 +338,8 @@ class _Model:
     def cost(self, node: Expr) -> float:
         if isinstance(node, Comprehension):
             return self._comprehension(node)
+        if isinstance(node, Literal):
+            return LITERAL
         own = NODE
         if isinstance(node, Operator) and node.op == "@in":
             container = self.shape(node.args[1])
@@ -343,7 +348,8 @@ class _Model:
             own += CALLBACK
             if node.function in _SIZE_DEPENDENT_CALLS:
                 arguments = [*node.args, *([node.target] if node.target is not None else [])]
-                own += CALLBACK_ELEMENT * sum(self.shape(arg).size for arg in arguments)
+                price = JOIN_ELEMENT if node.function == "join" else CALLBACK_ELEMENT
+                own += price * sum(self.shape(arg).size for arg in arguments)
         if isinstance(node, Operator) and node.op == "_?_:_":
             # Only one branch runs: the dearer one (the keys of unique-ingress-hosts hold an
             # Ingress branch and a Gateway route branch, and an object takes one).
