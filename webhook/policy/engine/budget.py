@@ -8,9 +8,11 @@ policy runs, in microseconds of the runtime that evaluates it (webhook/policy/ce
 closures over the admission object as it is). That runtime converts nothing and builds the
 results of ``map``/``filter`` and of list concatenation by appending, so every price is per
 node, per comprehension step, per element scanned or per call: linear in the input. Each
-price is about twice what benchmarks/budget_prices.py measures (the margin: a busier
-machine, a slower one, and Python's allocator under a large input). Over the budget, the
-policy does not run and fails as its failurePolicy says. Sizes, not clocks, decide, so
+price is about 1.5 times what benchmarks/budget_prices.py measures (the margin: a busier
+machine, a slower one, Python's allocator under a large input), and both sides of `&&`
+and `||` are counted even when one is skipped. Only CEL is priced: what a block does with
+CEL's result (unique-ingress-hosts parsing each key) is not. Over the budget, the policy
+does not run and fails as its failurePolicy says. Sizes, not clocks, decide, so
 admission, ``check``, ``audit`` and the suites agree.
 """
 
