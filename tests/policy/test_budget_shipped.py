@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.engine.budget import DEFAULT_BUDGET
+from webhook.policy.engine.budget import DEFAULT_BUDGET, Guard
+from webhook.policy.engine.compiled import CompiledPolicies
 from webhook.policy.engine.evaluation import Engine
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.decision import Decision, FailurePolicy, ViolationSource
@@ -114,3 +115,20 @@ def test_past_the_bound_the_policies_that_cannot_afford_it_fail_by_their_failure
     assert decision.spent <= DEFAULT_BUDGET
     # The policy that reads nothing large still judged the object.
     assert "require-ingress-class" in decision.matched_policies
+
+
+def test_the_price_of_every_guarded_policy_is_linear_in_the_rules(
+    cluster: MemoryCluster,
+) -> None:
+    # The closures append to one list in map and filter: no term grows with the square of
+    # the input any more (the Rust binding's prices had one).
+    guards = CompiledPolicies.compile(SHIPPED).guards
+    priced = {name: guards[name] for name in (TLS, UNIQUE, WILDCARD)}
+
+    def cost(guard: Guard, rules: int) -> float:
+        return guard.cost({"object": ingress(rules), "oldObject": None, "request": {},
+                           "namespaceObject": cluster.get_namespace("payments")})
+
+    for name, guard in priced.items():
+        small, large = cost(guard, 1000), cost(guard, 4000)
+        assert 3.5 * small < large < 4.5 * small, name
