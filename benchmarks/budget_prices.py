@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import statistics
 import sys
 import time
@@ -163,8 +164,7 @@ def policies(repeat: int) -> None:
             priced = sum(guard.cost(values) for guard in (
                 compiled.guards.get(name), compiled.condition_guards.get(name))
                 if guard is not None)
-            measured = _best(lambda request=request, engine=engine: engine.evaluate(
-                request, cluster), repeat)
+            measured = _best(functools.partial(engine.evaluate, request, cluster), repeat)
             ratio = priced / measured if measured else float("inf")
             ratios.append(ratio)
             if name not in ("ingress-hosts-owned-by-namespace",):

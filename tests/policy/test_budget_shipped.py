@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from tests.support import namespace
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.engine.budget import DEFAULT_BUDGET, Guard
 from webhook.policy.engine.compiled import CompiledPolicies
@@ -16,8 +17,6 @@ from webhook.policy.engine.evaluation import Engine
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.decision import Decision, FailurePolicy, ViolationSource
 from webhook.policy.model.request import make_request
-
-from .conftest import namespace
 
 POLICIES = Path(__file__).parents[2] / "policies"
 SHIPPED = load_policies(POLICIES)
