@@ -28,6 +28,9 @@ Run from the repository root after scripts/kube-binaries::
     .venv/bin/python benchmarks/apiserver.py                  # full run, ~20 minutes
     .venv/bin/python benchmarks/apiserver.py --creates 300 --namespaces 200 --services 2000
     .venv/bin/python benchmarks/apiserver.py --only-parts     # part 3 only (needs haproxy)
+    # part 1 only, this build against another one's edgewarden in alternating blocks:
+    .venv/bin/python benchmarks/apiserver.py --skip-population --skip-parts \
+        --baseline ../other-build/.venv/bin/edgewarden
 
 Figures only: nothing here is asserted by the tests. Results: a table on stdout and JSON in
 benchmarks/results/. The API server writes no audit log here (its cost is not ours), and
@@ -90,6 +93,9 @@ class Figures:
     creates: int
     without_webhook_ms: dict[str, float] = field(default_factory=dict)
     with_webhook_ms: dict[str, float] = field(default_factory=dict)
+    # --baseline: another build's edgewarden, registered in its own blocks beside ours.
+    baseline: str = ""
+    with_baseline_ms: dict[str, float] = field(default_factory=dict)
     namespaces: int = 0
     services: int = 0
     population_seconds: float = 0.0
@@ -184,9 +190,10 @@ def create_latencies(plane: ControlPlane, namespace: str, count: int, prefix: st
 class Server:
     """`edgewarden serve` on loopback, reading the cluster as admin."""
 
-    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
+    def __init__(self, plane: ControlPlane, workdir: Path, executable: str = EDGEWARDEN) -> None:
         self.plane = plane
         self.workdir = workdir
+        self.executable = executable
         self.port = free_port()
         self.tls = workdir / "tls"
         self.log = workdir / "serve.log"
@@ -194,8 +201,9 @@ class Server:
                "HOME": str(workdir)}
         subprocess.run([EDGEWARDEN, "certs", "generate", "--out", str(self.tls),
                         "--host", "127.0.0.1"], check=True, env=env, capture_output=True)
+        workdir.mkdir(parents=True, exist_ok=True)
         self.process = ManagedProcess("edgewarden serve", [
-            EDGEWARDEN, "serve", "--policies", str(ROOT / "policies"), "--host", "127.0.0.1",
+            executable, "serve", "--policies", str(ROOT / "policies"), "--host", "127.0.0.1",
             "--port", str(self.port), "--tls-cert", str(self.tls / "tls.crt"),
             "--tls-key", str(self.tls / "tls.key"), "--audit-log", str(workdir / "audit.log"),
             "--log-level", "info"], self.log, env=env, cwd=ROOT)
@@ -240,7 +248,7 @@ class Server:
 
     def register(self) -> None:
         rendered = subprocess.run(
-            [EDGEWARDEN, "webhook-config", "--policies", str(ROOT / "policies"),
+            [self.executable, "webhook-config", "--policies", str(ROOT / "policies"),
              "--url", f"https://127.0.0.1:{self.port}", "--ca-bundle", str(self.tls / "ca.crt")],
             check=True, capture_output=True, text=True).stdout
         self.plane.kubectl("apply", "-f", "-", input=rendered)
@@ -512,6 +520,10 @@ def main() -> None:
     parser.add_argument("--skip-parts", action="store_true",
                         help="leave out part 3 (what each part adds; needs haproxy)")
     parser.add_argument("--only-parts", action="store_true", help="part 3 only")
+    parser.add_argument("--baseline", metavar="EDGEWARDEN",
+                        help="part 1: also register this edgewarden executable (another "
+                             "build's), in blocks alternating with ours, for a before/after "
+                             "measured side by side")
     parser.add_argument("--replicas", type=int, default=3, help="part 3: serve replicas")
     parser.add_argument("--part-creates", type=int, default=150,
                         help="part 3: creates per kind, configuration and block")
@@ -540,22 +552,37 @@ def main() -> None:
         server = Server(plane, workdir)
         server.start()
         figures.rss_mib_empty_cluster = server.rss_mib()
+        baseline: Server | None = None
+        if args.baseline:
+            baseline = Server(plane, workdir / "baseline", executable=args.baseline)
+            baseline.start()
+            figures.baseline = args.baseline
 
         plane.kubectl("create", "namespace", "bench")
         plain: list[float] = []
         judged: list[float] = []
+        judged_by_baseline: list[float] = []
         per_block = max(1, args.creates // args.blocks)
         for block in range(args.blocks):
             print(f"block {block + 1}/{args.blocks}: {per_block} creates without a webhook, "
-                  f"{per_block} with edgewarden registered...", flush=True)
+                  f"{per_block} with edgewarden registered"
+                  f"{', the same with the baseline' if baseline else ''}...", flush=True)
             plain += create_latencies(plane, "bench", per_block, f"plain-{block}")
-            server.register()
-            wait_until_called(plane, expected=True)
-            judged += create_latencies(plane, "bench", per_block, f"judged-{block}")
-            server.unregister()
-            wait_until_called(plane, expected=False)
+            # Which build goes first alternates, so a trend in the load favours neither.
+            order = [(server, judged), *([(baseline, judged_by_baseline)] if baseline else [])]
+            for registered, samples in (order if block % 2 == 0 else order[::-1]):
+                assert registered is not None
+                registered.register()
+                wait_until_called(plane, expected=True)
+                tag = "judged" if registered is server else "baseline"
+                samples += create_latencies(plane, "bench", per_block, f"{tag}-{block}")
+                registered.unregister()
+                wait_until_called(plane, expected=False)
         figures.without_webhook_ms = percentiles(plain)
         figures.with_webhook_ms = percentiles(judged)
+        if baseline is not None:
+            figures.with_baseline_ms = percentiles(judged_by_baseline)
+            baseline.process.stop()
         server.process.stop()
         if not args.skip_population:
             measure_population(plane, server, figures, args)
@@ -593,6 +620,13 @@ def report(figures: Figures) -> None:
              f"{figures.with_webhook_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
              f"{figures.with_webhook_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
             ("serve RSS, empty cluster", f"{figures.rss_mib_empty_cluster:.0f} MiB"),
+        ]
+    if figures.with_baseline_ms:
+        rows += [
+            ("Service CREATE, baseline registered", _latency(figures.with_baseline_ms)),
+            ("added by the baseline (p50 / p99)",
+             f"{figures.with_baseline_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
+             f"{figures.with_baseline_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
         ]
     if figures.namespaces:
         rows += [

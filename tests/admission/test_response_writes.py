@@ -1,6 +1,7 @@
 """How an answer reaches the socket (webhook/admission/http_protocol.py, docs/http.md):
-its head and body in one write, a streamed head without waiting for the body, and the idle
-keep-alive deadline the listener's sweep enforces in place of uvicorn's per-answer timer.
+its head and body in one write, a streamed head without waiting for the body, the idle
+keep-alive deadline the listener's sweep enforces in place of uvicorn's per-answer timer,
+and the endpoints answered in the read that completed their request, without a task.
 
 The protocol is driven in process through a transport that records its writes, so what is
 checked is the writes themselves (over a real socket they would be merged or split by TCP).
@@ -86,7 +87,7 @@ async def answer_at_once(scope: Message, receive: Any, send: Any) -> None:
 def connect(app: App, settings: ConnectionSettings | None = None,
             ) -> tuple[GuardedHttpProtocol, RecordingTransport]:
     config = uvicorn.Config(app, http="httptools", lifespan="off", log_config=None,
-                            access_log=False)
+                            access_log=False, proxy_headers=False)
     config.load()
     protocol = GuardedHttpProtocol(config=config, server_state=ServerState(), app_state={},
                                    settings=settings or ConnectionSettings(), tracker=Tracker())
@@ -210,3 +211,92 @@ def test_the_idle_timeout_outlives_the_api_servers_own() -> None:
     it sends on one we are closing would meet EOF, which it does not retry (a POST), and
     its failurePolicy would decide instead of the policies."""
     assert ConnectionSettings().idle_timeout > API_SERVER_IDLE_SECONDS
+
+
+def eager(app: App) -> App:
+    """``app``, naming /validate among the paths it answers without a task of its own."""
+    async def named(scope: Message, receive: Any, send: Any) -> None:
+        await app(scope, receive, send)
+
+    named.eager_paths = frozenset({"/validate"})  # type: ignore[attr-defined]
+    return named
+
+
+def test_a_named_endpoint_is_answered_in_the_read_that_completed_its_request() -> None:
+    async def scenario() -> tuple[list[bytes], int]:
+        protocol, transport = connect(eager(answer_at_once))
+        protocol.data_received(REQUEST)
+        answered_at_once = list(transport.writes)  # no turn of the loop in between
+        tasks = len(protocol.tasks)
+        await settle()
+        protocol.connection_lost(None)
+        return answered_at_once, tasks
+
+    writes, tasks = asyncio.run(scenario())
+    assert len(writes) == 1 and writes[0].endswith(b"\r\n\r\n" + ANSWER), writes
+    assert tasks == 0
+
+
+def test_an_endpoint_not_named_is_answered_from_a_task_as_uvicorn_does() -> None:
+    async def scenario() -> tuple[list[bytes], list[bytes]]:
+        protocol, transport = connect(answer_at_once)  # names no path
+        protocol.data_received(REQUEST)
+        before = list(transport.writes)
+        await settle()
+        protocol.connection_lost(None)
+        return before, transport.writes
+
+    before, after = asyncio.run(scenario())
+    assert before == []
+    assert len(after) == 1 and after[0].endswith(ANSWER)
+
+
+def test_a_body_in_several_reads_starts_the_endpoint_before_it_is_whole() -> None:
+    """An endpoint that answers before the body (413 on a declared length) is not held
+    back until the body is in: only a request whole in one read is run at once."""
+    async def scenario() -> list[bytes]:
+        protocol, transport = connect(eager(answer_at_once))
+        split = REQUEST.index(b"\r\n\r\n") + 4 + 5
+        protocol.data_received(REQUEST[:split])
+        await settle()
+        assert transport.writes == []  # it waits for the rest of the body
+        protocol.data_received(REQUEST[split:])
+        await settle()
+        protocol.connection_lost(None)
+        return transport.writes
+
+    writes = asyncio.run(scenario())
+    assert len(writes) == 1 and writes[0].endswith(ANSWER)
+
+
+def test_an_endpoint_that_waits_goes_on_as_a_task_in_its_own_context() -> None:
+    import contextvars
+
+    marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="unset")
+    seen: list[str] = []
+
+    async def waits(scope: Message, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        marker.set("set by the endpoint")
+        await asyncio.sleep(0.01)  # as a claim at the API server would wait
+        seen.append(marker.get())
+        await answer_at_once(scope, _whole_body, send)
+
+    async def scenario() -> tuple[list[bytes], int, list[bytes]]:
+        protocol, transport = connect(eager(waits))
+        protocol.data_received(REQUEST)
+        before, tasks = list(transport.writes), len(protocol.tasks)
+        await asyncio.sleep(0.05)
+        protocol.connection_lost(None)
+        return before, tasks, transport.writes
+
+    before, tasks, after = asyncio.run(scenario())
+    assert before == [] and tasks == 1
+    assert len(after) == 1 and after[0].endswith(ANSWER)
+    assert seen == ["set by the endpoint"]
+    assert marker.get() == "unset", "the endpoint's context is its own, not the loop's"
+
+
+async def _whole_body() -> Message:
+    return {"type": "http.request", "body": BODY, "more_body": False}
