@@ -300,3 +300,57 @@ def test_an_endpoint_that_waits_goes_on_as_a_task_in_its_own_context() -> None:
 
 async def _whole_body() -> Message:
     return {"type": "http.request", "body": BODY, "more_body": False}
+
+
+def test_an_endpoint_waiting_as_a_task_sees_the_task_cancelled() -> None:
+    """A shutdown cancels the tasks in flight: one that began outside a task is told so
+    where it waits, as any task would be."""
+    seen: list[str] = []
+
+    async def waits_forever(scope: Message, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            seen.append("cancelled where it waited")
+            raise
+
+    async def scenario() -> tuple[int, bool]:
+        protocol, _transport = connect(eager(waits_forever))
+        protocol.data_received(REQUEST)
+        tasks = list(protocol.tasks)
+        for task in tasks:
+            task.cancel()
+        await settle()
+        protocol.connection_lost(None)
+        return len(tasks), all(task.done() for task in tasks)
+
+    started, finished = asyncio.run(scenario())
+    assert started == 1 and finished
+    assert seen == ["cancelled where it waited"]
+
+
+def test_an_endpoint_waiting_on_a_pure_python_future_goes_on_as_well() -> None:
+    """Only asyncio's C futures can be polled again; any other future is waited for by a
+    task of ours that resumes the endpoint with its outcome."""
+    python_future = getattr(asyncio.futures, "_PyFuture")  # noqa: B009 (private, by design)
+
+    async def waits(scope: Message, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        future = python_future(loop=asyncio.get_running_loop())
+        asyncio.get_running_loop().call_later(0.01, future.set_result, None)
+        await future
+        await answer_at_once(scope, _whole_body, send)
+
+    async def scenario() -> list[bytes]:
+        protocol, transport = connect(eager(waits))
+        protocol.data_received(REQUEST)
+        assert transport.writes == [] and len(protocol.tasks) == 1
+        await asyncio.sleep(0.05)
+        protocol.connection_lost(None)
+        return transport.writes
+
+    writes = asyncio.run(scenario())
+    assert len(writes) == 1 and writes[0].endswith(ANSWER)

@@ -280,7 +280,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             awaited = context.run(coroutine.send, None)
         except StopIteration:
             return
-        task = self.loop.create_task(_resumed(coroutine, awaited), context=context)
+        if awaited is None or type(awaited) in _POLLED_AGAIN:
+            # The task polls the coroutine again: a bare yield goes on; an await of one of
+            # asyncio's own (C) futures, still pending and no longer marked as taken,
+            # yields the same future again, which the task then waits for as it would
+            # have. A cancellation before its first step reaches the coroutine where it
+            # waits, as in any task.
+            if awaited is not None:
+                awaited._asyncio_future_blocking = False
+            task = self.loop.create_task(coroutine, context=context)
+        else:
+            task = self.loop.create_task(_resumed(coroutine, awaited), context=context)
         task.add_done_callback(self.tasks.discard)
         self.tasks.add(task)
 
@@ -471,9 +481,18 @@ class _HeadWithBody:
         return self._transport.get_extra_info(name, default)
 
 
+# Futures whose await, polled again while pending, yields the future again (the C
+# implementation's iterator checks only that it is not already marked as taken).
+_POLLED_AGAIN: tuple[type, ...] = tuple(
+    {asyncio.Future, asyncio.Task}
+    - {getattr(asyncio.futures, "_PyFuture", None), getattr(asyncio.tasks, "_PyTask", None)})
+
+
 async def _resumed(coroutine: Coroutine[Any, Any, None], awaited: Any) -> None:
-    """Drive on ``coroutine``, started outside a task, from where it first waited: what a
-    task does with the future a coroutine awaits, here as a task of its own."""
+    """Drive on ``coroutine``, started outside a task, from where it first waited on
+    something else than one of _POLLED_AGAIN (a pure-Python future): what a task does with
+    the future a coroutine awaits, here as a task of its own. (Cancelled before its first
+    step, it cannot pass the cancellation on: it closes the coroutine instead.)"""
     while True:
         error: BaseException | None = None
         if awaited is None:
