@@ -64,6 +64,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(1, str(ROOT))  # tests/replicas/fixtures.py imports tests.kube.wait
 
 from kube.binaries import locate  # noqa: E402
 from kube.controlplane import ControlPlane  # noqa: E402
