@@ -6,18 +6,12 @@ by a trivial ASGI app, in interleaved rounds (so load from other processes hits 
 alike); the figure is the median CPU time per request. Run from the repository root::
 
     .venv/bin/python benchmarks/protocol_overhead.py [--requests 20000] [--rounds 7]
-
-``--app edgewarden`` instead answers with edgewarden's own app (the repository's policies,
-benchmarks/fixtures/cluster.yaml) through the guarded protocol, run as uvicorn runs any
-app (a task per request) against at once (``eager_paths``, docs/http.md); ``--path
-/mutate`` sends the LoadBalancer review of benchmarks/fixtures instead.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import time
@@ -50,10 +44,6 @@ async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
                 "headers": [(b"content-type", b"application/json"),
                             (b"content-length", b"2")]})
     await send({"type": "http.response.body", "body": b"{}"})
-
-
-# As webhook/admission/app.py names its own endpoints: the guarded protocol runs them at once.
-app.eager_paths = frozenset({"/validate"})  # type: ignore[attr-defined]
 
 
 class Transport(asyncio.Transport):
@@ -102,15 +92,14 @@ class Tracker:
         self.requests_in_flight -= 1
 
 
-async def per_request(make: Callable[[], asyncio.Protocol], requests: int,
-                      request: bytes = REQUEST) -> float:
+async def per_request(make: Callable[[], asyncio.Protocol], requests: int) -> float:
     protocol = make()
     transport = Transport()
     protocol.connection_made(transport)
     started = time.process_time()
     for _ in range(requests):
         expected = transport.responses + 1
-        protocol.data_received(request)
+        protocol.data_received(REQUEST)
         await asyncio.sleep(0)  # the loop turns once per read, as it does serving
         while transport.responses < expected:
             await asyncio.sleep(0)
@@ -123,11 +112,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--requests", type=int, default=20000)
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--app", choices=("trivial", "edgewarden"), default="trivial")
-    parser.add_argument("--path", choices=("/validate", "/mutate"), default="/validate")
     args = parser.parse_args()
-    if args.app == "edgewarden":
-        return edgewarden_app(args)
     # As the webhook port is configured (webhook/serve/build.py): no proxy-headers wrapper.
     config = uvicorn.Config(app, http="httptools", lifespan="off", log_config=None,
                             access_log=False, proxy_headers=False)
@@ -154,62 +139,6 @@ def main() -> int:
         median = statistics.median(times)
         print(f"{name:20} {median * 1e6:7.2f} us/request (median of {args.rounds} rounds "
               f"of {args.requests}), {median / base:.0%} of uvicorn's")
-    return 0
-
-
-def edgewarden_app(args: argparse.Namespace) -> int:
-    import gc
-    import tempfile
-
-    from webhook.certs.files import generate_certificates
-    from webhook.serve.build import build_runtime
-    from webhook.serve.settings import from_options
-
-    fixtures = ROOT / "benchmarks" / "fixtures"
-    body = (fixtures / ("validate-review.json" if args.path == "/validate"
-                        else "mutate-review.json")).read_bytes()
-    request = (b"POST %s HTTP/1.1\r\nHost: e\r\nContent-Type: application/json\r\n"
-               b"Content-Length: %d\r\n\r\n" % (args.path.encode(), len(body))) + body
-    with tempfile.TemporaryDirectory() as folder:
-        certificates = generate_certificates(Path(folder), service="edgewarden",
-                                             namespace="edgewarden")
-        served = build_runtime(from_options({
-            "policies": (ROOT / "policies",), "cluster_state": fixtures / "cluster.yaml",
-            "tls_cert": certificates.cert_file, "tls_key": certificates.key_file,
-            "audit_log": Path(os.devnull)})).app
-
-    async def as_a_task(scope: Any, receive: Any, send: Any) -> None:
-        await served(scope, receive, send)
-
-    as_a_task.eager_paths = frozenset()  # type: ignore[attr-defined]
-    # As webhook/serve/root.py leaves the collector once the server is built.
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 50)
-    state = ServerState()
-
-    def guarded(application: Any) -> Callable[[], asyncio.Protocol]:
-        config = uvicorn.Config(application, http="httptools", lifespan="off",
-                                log_config=None, access_log=False, proxy_headers=False)
-        config.load()
-        return lambda: GuardedHttpProtocol(config=config, server_state=state, app_state={},
-                                           settings=ConnectionSettings(), tracker=Tracker())
-
-    results: dict[str, list[float]] = {"a task per request": [], "run at once": []}
-
-    async def run() -> None:
-        for _ in range(args.rounds):
-            results["a task per request"].append(
-                await per_request(guarded(as_a_task), args.requests, request))
-            results["run at once"].append(
-                await per_request(guarded(served), args.requests, request))
-
-    uvloop.run(run())
-    base = statistics.median(results["a task per request"])
-    for name, times in results.items():
-        median = statistics.median(times)
-        print(f"edgewarden {args.path} {name:20} {median * 1e6:7.2f} us/request (median of "
-              f"{args.rounds} rounds of {args.requests}), {median / base:.0%}")
     return 0
 
 

@@ -64,10 +64,6 @@ def create_app(state: ServerState) -> ASGIApp:
         await api(scope, receive, send)
 
     app.state = state  # type: ignore[attr-defined]  # for tests and tools, not for handlers
-    # Endpoints that answer without needing a task of their own: the HTTP protocol runs
-    # them at once, in the read that completed the request (http_protocol._run_now). Not
-    # the FastAPI app: anyio needs asyncio.current_task().
-    app.eager_paths = frozenset(endpoints)  # type: ignore[attr-defined]
     return app
 
 

@@ -36,10 +36,7 @@ uvicorn would; the number of connections is the listener's business.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import contextvars
 import math
-from collections.abc import Coroutine
 from typing import Any, Protocol
 
 import httptools
@@ -117,11 +114,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_bytes = 0  # raw bytes received while the head is incomplete
         self._deferred: _Refusal | None = None  # sent once the answer before it is out
         self._idle = False  # answered, no byte of the next request yet: deadline is idle's
-        # Paths whose application may run at once, inside the read that completed its
-        # request, rather than as a task on a later turn of the loop (see _run_now).
-        self._eager_paths: frozenset[str] = getattr(self.app, "eager_paths", frozenset())
-        self._feeding = False  # inside parser.feed_data
-        self._pending: tuple[RequestResponseCycle, ASGI3Application] | None = None
         self._extensions: dict[str, Any] = {}
 
     @property
@@ -158,7 +150,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                     self._idle = False
                     self.deadline = self.loop.time() + self.settings.header_timeout
             self._head_bytes += len(data)
-        self._feeding = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserCallbackError as error:
@@ -173,9 +164,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         except httptools.HttpParserError:
             self._invalid()
             return
-        finally:
-            self._feeding = False
-            self._start_pending()
         if (self._awaiting_head and self._head_started
                 and self._head_bytes > self.settings.max_header_bytes):
             # Headers still incomplete and already too long: httptools would buffer them
@@ -244,55 +232,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
                 self.tracker.hit(refusal.limit, self.peer)
                 self._send_refusal(refusal)  # the answer before it is out: in order
                 return
-        elif self._feeding and cycle.scope["path"] in self._eager_paths:
-            # Its body most likely came in the same read: see once the read is parsed.
-            self._pending = (cycle, app)
-            return
         super()._start_asgi_task(cycle, app)
-
-    def _start_pending(self) -> None:
-        """Start the request whose headers the last read completed: at once when its body
-        came whole in the same read (and nothing refused it), else as uvicorn does."""
-        pending = self._pending
-        if pending is None:
-            return
-        self._pending = None
-        cycle, app = pending
-        if cycle.more_body or cycle.disconnected or self.transport.is_closing():
-            super()._start_asgi_task(cycle, app)
-        else:
-            self._run_now(cycle, app)
-
-    def _run_now(self, cycle: RequestResponseCycle, app: ASGI3Application) -> None:
-        """Run the application now, as far as it goes without waiting; only if it waits
-        (a claim at the API server, a write paused) does the rest become a task.
-
-        uvicorn starts every request as a task, on the loop's next turn: a task, a turn of
-        the loop and a context switch for an answer that /validate and /mutate compute
-        without waiting (benchmarks/protocol_overhead.py). The coroutine runs in a context
-        of its own, as in a task; paths run so are only those the application names
-        (``eager_paths``): code that needs ``asyncio.current_task()`` before it first waits
-        (anyio, FastAPI) must not be among them.
-        """
-        context = contextvars.copy_context()
-        coroutine = cycle.run_asgi(app)
-        try:
-            awaited = context.run(coroutine.send, None)
-        except StopIteration:
-            return
-        if awaited is None or type(awaited) in _POLLED_AGAIN:
-            # The task polls the coroutine again: a bare yield goes on; an await of one of
-            # asyncio's own (C) futures, still pending and no longer marked as taken,
-            # yields the same future again, which the task then waits for as it would
-            # have. A cancellation before its first step reaches the coroutine where it
-            # waits, as in any task.
-            if awaited is not None:
-                awaited._asyncio_future_blocking = False
-            task = self.loop.create_task(coroutine, context=context)
-        else:
-            task = self.loop.create_task(_resumed(coroutine, awaited), context=context)
-        task.add_done_callback(self.tasks.discard)
-        self.tasks.add(task)
 
     def _release(self, cycle: RequestResponseCycle) -> None:
         if cycle in self._counted:
@@ -479,37 +419,6 @@ class _HeadWithBody:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._transport.get_extra_info(name, default)
-
-
-# Futures whose await, polled again while pending, yields the future again (the C
-# implementation's iterator checks only that it is not already marked as taken).
-_POLLED_AGAIN: tuple[type, ...] = tuple(
-    {asyncio.Future, asyncio.Task}
-    - {getattr(asyncio.futures, "_PyFuture", None), getattr(asyncio.tasks, "_PyTask", None)})
-
-
-async def _resumed(coroutine: Coroutine[Any, Any, None], awaited: Any) -> None:
-    """Drive on ``coroutine``, started outside a task, from where it first waited on
-    something else than one of _POLLED_AGAIN (a pure-Python future): what a task does with
-    the future a coroutine awaits, here as a task of its own. (Cancelled before its first
-    step, it cannot pass the cancellation on: it closes the coroutine instead.)"""
-    while True:
-        error: BaseException | None = None
-        if awaited is None:
-            await asyncio.sleep(0)  # a bare yield: the loop's next turn
-        elif asyncio.isfuture(awaited):
-            # As a task takes a future from a coroutine: it is this task's to wait for now.
-            awaited._asyncio_future_blocking = False
-            # The coroutine reads the outcome itself when resumed (its await returns it or
-            # raises it); a cancellation of this task cancels the future, which it then sees.
-            with contextlib.suppress(BaseException):
-                await awaited
-        else:
-            error = RuntimeError(f"a coroutine run as a task cannot wait for {type(awaited)}")
-        try:
-            awaited = coroutine.send(None) if error is None else coroutine.throw(error)
-        except StopIteration:
-            return
 
 
 def is_probe(scope: Scope) -> bool:
