@@ -28,6 +28,7 @@ in every regex dialect, and is the only one attempted.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from enum import StrEnum
 
 PREFIX_TYPES = frozenset({"Prefix", "PathPrefix", "ImplementationSpecific"})
@@ -97,6 +98,10 @@ def _comparable(place: Place) -> PathKind:
     return PathKind.PREFIX if place.kind is PathKind.WHOLE else place.kind
 
 
+# A request's keys are parsed by the key block, the ownership check and the key table in
+# turn, and the same hosts come back request after request; a Place is immutable, so one
+# parse serves them all. Bounded, as keys come from the objects users send.
+@lru_cache(maxsize=16_384)
 def parse_place(key: str) -> Place:
     """The Place a HostPath key names; PlaceError (never quoting the key) when malformed."""
     parts = key.split(" ", 2)
