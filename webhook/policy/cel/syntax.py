@@ -13,7 +13,6 @@ three fixes where its grammar lags the CEL specification (``_SPEC_FIXES``).
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -118,7 +117,7 @@ class Literal:
     value: Any
     kind: str  # int, uint, double, string, bytes, bool, null
     span: Span
-    text: str  # as written; a string with escapes may read differently in Python
+    text: str  # as written; ``value`` is what cel-go reads it as (escapes decoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -418,10 +417,12 @@ class _Builder:
             return Literal(int(text, 0), "int", span, text)
         if kind == "FLOAT_LIT":
             return Literal(float(text), "double", span, text)
-        if kind in ("STRING_LIT", "MLSTRING_LIT"):
-            return Literal(_string_value(text), "string", span, text)
-        value = _string_value(text[1:]).encode("utf-8", "surrogatepass")
-        return Literal(value, "bytes", span, text)
+        try:
+            if kind in ("STRING_LIT", "MLSTRING_LIT"):
+                return Literal(_unescape(text, is_bytes=False), "string", span, text)
+            return Literal(_unescape(text[1:], is_bytes=True), "bytes", span, text)
+        except ValueError as error:  # as cel-go's parser, which the API server runs, refuses
+            raise CelSyntaxError(f"{error} at column {span[0] + 1}", span[0]) from None
 
 
 # Lark rules that only pass their one child on (a precedence level with no operator).
@@ -470,16 +471,62 @@ def depth(node: Expr) -> int:
     return deepest
 
 
-def _string_value(text: str) -> str:
-    """A CEL string literal's value (escapes as in Python, which CEL's mostly follow).
+# The one-character escapes of CEL string and bytes literals (cel-go's parser/unescape.go).
+_SIMPLE_ESCAPES = {"a": 7, "b": 8, "f": 12, "n": 10, "r": 13, "t": 9, "v": 11, "\\": 92,
+                   "'": 39, '"': 34, "`": 96, "?": 63}
+_HEX_WIDTH = {"x": 2, "X": 2, "u": 4, "U": 8}
+_HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
-    Only analyses read the value (a literal map key, a known string); evaluation always
-    compiles the source itself, so an escape Python reads differently never changes a result.
+
+def _unescape(text: str, *, is_bytes: bool) -> str | bytes:
+    """The value of a CEL string or bytes literal, ``text`` as written from its optional
+    ``r`` prefix to its closing quote, decoded as cel-go's parser decodes it.
+
+    In a bytes literal ``\\xHH`` and the octal ``\\OOO`` are one byte each and ``\\u`` is
+    refused; in a string they are code points, written as UTF-8. Raises ValueError, with
+    what is wrong, for an escape CEL does not have (``\\d``, ``\\0``, ``\\u`` in bytes).
     """
     raw = text[:1] in "rR"
-    body = text[1:] if raw else text
-    try:
-        value = ast.literal_eval(("r" if raw else "") + body)
-    except (SyntaxError, ValueError):
-        return body.strip("'\"")
-    return value if isinstance(value, str) else str(value)
+    quoted = text[1:] if raw else text
+    width = 3 if quoted[:3] in ("'''", '"""') else 1
+    body = quoted[width:-width].replace("\r\n", "\n").replace("\r", "\n")
+    if raw or "\\" not in body:
+        return body.encode("utf-8", "surrogatepass") if is_bytes else body
+    out = bytearray()
+    i = 0
+    while i < len(body):
+        char = body[i]
+        if char != "\\":
+            out += char.encode("utf-8", "surrogatepass")
+            i += 1
+            continue
+        escape = body[i + 1: i + 2]
+        i += 2
+        if escape in _SIMPLE_ESCAPES:
+            out.append(_SIMPLE_ESCAPES[escape])
+        elif escape in _HEX_WIDTH:
+            if is_bytes and escape in "uU":
+                raise ValueError(f"invalid escape \\{escape} in a bytes literal")
+            digits = body[i: i + _HEX_WIDTH[escape]]
+            if len(digits) != _HEX_WIDTH[escape] or not _HEX_DIGITS.issuperset(digits):
+                raise ValueError(f"invalid escape \\{escape}{digits} in a literal")
+            i += len(digits)
+            out += _encoded(int(digits, 16), as_byte=is_bytes and escape in "xX")
+        elif escape in ("0", "1", "2", "3"):
+            digits = escape + body[i: i + 2]
+            if len(digits) != 3 or not set(digits) <= set("01234567"):
+                raise ValueError(f"invalid octal escape \\{digits} in a literal (three digits)")
+            i += 2
+            out += _encoded(int(digits, 8), as_byte=is_bytes)
+        else:
+            raise ValueError(f"invalid escape \\{escape} in a literal")
+    return bytes(out) if is_bytes else out.decode("utf-8", "surrogatepass")
+
+
+def _encoded(code: int, *, as_byte: bool) -> bytes:
+    """An escape's value: the byte itself in a bytes literal, else the code point's UTF-8."""
+    if as_byte:
+        return bytes((code,))
+    if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
+        raise ValueError(f"invalid code point U+{code:X} in a string literal")
+    return chr(code).encode("utf-8")
