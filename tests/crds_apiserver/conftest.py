@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from tests.admission.harness import RunningServer, base_settings, start_server
+from tests.kube.wait import crds_established
 from tests.support import api_client, eventually, use_kubeconfig
 from tests.support.clock import FakeClock
 from webhook.certs.files import GeneratedCertificates, generate_certificates
@@ -66,8 +67,7 @@ def plane(kube_control_plane: Any) -> Any:
     reports = REPO / "deploy" / "components" / "policy-report-crds"
     kubectl("apply", "-f", str(reports / "wgpolicyk8s.io_policyreports.yaml"),
             "-f", str(reports / "wgpolicyk8s.io_clusterpolicyreports.yaml"))
-    kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-            "crd/policies.edgewarden.dev", "crd/policyexceptions.edgewarden.dev",
+    crds_established(kubectl, "crd/policies.edgewarden.dev", "crd/policyexceptions.edgewarden.dev",
             "crd/claims.edgewarden.dev",
             "crd/policyreports.wgpolicyk8s.io", "crd/clusterpolicyreports.wgpolicyk8s.io")
     for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):

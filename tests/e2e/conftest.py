@@ -27,6 +27,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.kube.wait import crds_established
+
 from .helpers import PRODUCTION, Cluster, NamespaceFactory
 from .installation import Installation, Mode
 from .kind import KUBECONFIG_ENV, MODE_ENV, KindInstallation
@@ -183,5 +185,5 @@ def cert_manager_crds_installed(installation: Installation) -> None:
         pytest.skip("cert-manager's CRDs are not in the tools cache: run scripts/kube-binaries")
     # (kubectl reads a folder only when given its real path, not a link to it)
     installation.kubectl("apply", "--server-side", "-f", str(crds.resolve()))
-    installation.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                         "crd/certificates.cert-manager.io", "crd/issuers.cert-manager.io")
+    crds_established(installation.kubectl, "crd/certificates.cert-manager.io",
+                     "crd/issuers.cert-manager.io")

@@ -22,6 +22,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.kube.wait import crds_established
+
 from .installation import EDGEWARDEN, REPO, WEBHOOK_NAMESPACE, Mode
 from .kubeplane import ControlPlane, ManagedProcess, free_port, gateway_api_crds, until
 
@@ -46,9 +48,8 @@ def install_gateway_api(plane: ControlPlane) -> None:
     if not crds:
         raise AssertionError("the Gateway API CRDs are missing: run scripts/kube-binaries")
     plane.kubectl("apply", "--server-side", *[a for p in crds for a in ("-f", str(p))])
-    plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                  "crd/gateways.gateway.networking.k8s.io",
-                  "crd/httproutes.gateway.networking.k8s.io")
+    crds_established(plane.kubectl, "crd/gateways.gateway.networking.k8s.io",
+                     "crd/httproutes.gateway.networking.k8s.io")
 
 
 class LocalInstallation:
@@ -77,8 +78,7 @@ class LocalInstallation:
         # The Claim CRD, as deploy/base ships it: limits no quota backs and unique keys take
         # their claims there (serve --claims is on by default).
         self.plane.kubectl("apply", "-f", str(CLAIM_CRD))
-        self.plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                           "crd/claims.edgewarden.dev")
+        crds_established(self.plane.kubectl, "crd/claims.edgewarden.dev")
         files = [arg for path in SHIPPED_RBAC for arg in ("-f", str(path))]
         self.plane.kubectl("apply", *files)
         token = self.plane.kubectl("create", "token", "edgewarden", "-n", WEBHOOK_NAMESPACE,

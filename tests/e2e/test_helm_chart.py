@@ -17,6 +17,7 @@ import yaml
 
 from tests.deploy.checks import MONITORING_CRDS, PROMETHEUS_OPERATOR_CRDS
 from tests.helm.chart import VALUE_SETS, helm, run_helm
+from tests.kube.wait import crds_established
 
 from .installation import REPO, Installation
 
@@ -39,8 +40,7 @@ def monitoring_installed(installation: Installation) -> None:
     for file in MONITORING_CRDS.values():
         installation.kubectl("apply", "--server-side", "-f",
                              str((PROMETHEUS_OPERATOR_CRDS / file).resolve()))
-    installation.kubectl("wait", "--for=condition=Established", "--timeout=60s",
-                         "crd/servicemonitors.monitoring.coreos.com",
+    crds_established(installation.kubectl, "crd/servicemonitors.monitoring.coreos.com",
                          "crd/prometheusrules.monitoring.coreos.com")
 
 

@@ -25,6 +25,7 @@ import yaml
 from tests.kube import pki
 from tests.kube.net import free_port
 from tests.kube.processes import ManagedProcess
+from tests.kube.wait import crds_established
 from tests.support import eventually
 from webhook import __version__
 
@@ -112,8 +113,7 @@ def plane(kube_control_plane: Any) -> Any:
     kubectl = kube_control_plane.kubectl
     kubectl("apply", "-f", str(REPO / "deploy" / "crds" / "edgewarden.dev_policies.yaml"),
             "-f", str(REPO / "deploy" / "crds" / "edgewarden.dev_policyexceptions.yaml"))
-    kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-            "crd/policies.edgewarden.dev", "crd/policyexceptions.edgewarden.dev")
+    crds_established(kubectl, "crd/policies.edgewarden.dev", "crd/policyexceptions.edgewarden.dev")
     for name in ("namespace.yaml", "serviceaccount.yaml", "rbac.yaml"):
         kubectl("apply", "-f", str(REPO / "deploy" / "base" / name))
     return kube_control_plane

@@ -21,6 +21,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.kube.wait import crds_established
 from tests.support import api_client, eventually
 
 from .conftest import CHART, NAMESPACE, Release, Replica, ServiceProxy
@@ -167,8 +168,7 @@ def test_install_upgrade_and_uninstall_refuse_nothing_and_leave_nothing(
         "the chart must render no webhook configuration by default")
     assert "--register-webhooks" in v1.pod_spec["containers"][0]["args"]
     plane.kubectl("apply", "--server-side", "-f", str(v1.manifest))
-    plane.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-                  "crd/policyreports.wgpolicyk8s.io")
+    crds_established(plane.kubectl, "crd/policyreports.wgpolicyk8s.io")
     token = plane.kubectl("create", "token", "edgewarden", "-n", NAMESPACE,
                           "--duration", "2h").stdout.strip()
     service_account = plane.kubeconfig_for("system:serviceaccount:edgewarden:edgewarden",

@@ -42,6 +42,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.kube.wait import crds_established
+
 try:  # imported as tests.replicas.fixtures (pytest)
     from ..kube.binaries import in_ci
     from ..kube.controlplane import ControlPlane
@@ -404,13 +406,11 @@ def install_rbac(plane: ControlPlane) -> Path:
                   if p.name != "kustomization.yaml")
     assert crds, "deploy/crds holds edgewarden's CRDs"
     plane.kubectl("apply", *(arg for path in crds for arg in ("-f", str(path))))
-    plane.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-                  *(f"-f{path}" for path in crds))
+    crds_established(plane.kubectl, *(f"-f{path}" for path in crds))
     plane.kubectl("apply", *(arg for path in SHIPPED_RBAC for arg in ("-f", str(path))))
     # The Claim CRD (serve --claims, on by default): claims arbitrate limits and hosts.
     plane.kubectl("apply", "-f", str(CLAIM_CRD))
-    plane.kubectl("wait", "--for", "condition=established", "--timeout", "60s",
-                  "crd/claims.edgewarden.dev")
+    crds_established(plane.kubectl, "crd/claims.edgewarden.dev")
     token = plane.kubectl("create", "token", "edgewarden", "-n", WEBHOOK_NAMESPACE,
                           "--duration=24h").stdout.strip()
     path: Path = plane.kubeconfig_for(SERVICE_ACCOUNT_USER, name="edgewarden-replicas-sa",
