@@ -14,7 +14,6 @@ one of them at the end while the other idles; the rest follow in collection orde
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -58,7 +57,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # In an xdist worker only: every worker collects and sorts alike, and the controller
     # hands out the units in this order. (A stable sort: within a unit, and among the
     # units not named, the collection order stays.)
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if hasattr(config, "workerinput"):  # what xdist gives its workers' configs
         items.sort(key=lambda item: _rank(item.nodeid))
 
 
