@@ -42,20 +42,18 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.kube.wait import crds_established
-
 try:  # imported as tests.replicas.fixtures (pytest)
     from ..kube.binaries import in_ci
     from ..kube.controlplane import ControlPlane
     from ..kube.net import free_port, listening
     from ..kube.processes import ManagedProcess, stop_together, tail
-    from ..kube.wait import until
+    from ..kube.wait import crds_established, until
 except ImportError:  # imported as replicas.fixtures with tests/ on sys.path (benchmarks)
     from kube.binaries import in_ci  # type: ignore[no-redef]
     from kube.controlplane import ControlPlane  # type: ignore[no-redef]
     from kube.net import free_port, listening  # type: ignore[no-redef]
     from kube.processes import ManagedProcess, stop_together, tail  # type: ignore[no-redef]
-    from kube.wait import until  # type: ignore[no-redef]
+    from kube.wait import crds_established, until  # type: ignore[no-redef]
 
 REPO = Path(__file__).resolve().parents[2]
 EDGEWARDEN = str(Path(sys.executable).with_name("edgewarden"))
