@@ -42,6 +42,9 @@ class _UnsyncedCluster:
     def watch_kinds(self, kinds: Any) -> None:
         pass
 
+    def keep_fields(self, reads: Any) -> None:
+        pass
+
     def register_key_indexes(self, indexes: Any) -> None:
         pass
 

@@ -172,6 +172,13 @@ class KubeApi:
         """List pages hold at most this many items, whatever ``limit`` the client asks."""
         self.faults.max_page_size = value
 
+    def fail_continued_lists(self, times: int = 1, *, code: int = 410,
+                             reason: str = "Expired") -> None:
+        """The next ``times`` list requests for a page after the first (those carrying a
+        continue token) fail with ``code``: 410 Expired by default, as when the token
+        outlived etcd's compaction; a 500 is a LIST failing midway."""
+        self.faults.refuse_continued_lists(code, reason, times)
+
     def expire_watches(self, code: int = 410, reason: str = "Expired") -> None:
         """Open watches end with an ERROR event carrying a Status (410 Gone by default)."""
         self.faults.expire_watches(code, reason)

@@ -51,6 +51,8 @@ class Faults:
         self.stopped = False
         self.gone_as_http = False  # a too-old watch: plain HTTP 410, not an ERROR event
         self.max_page_size: int | None = None  # pages no longer than this, whatever the limit
+        # (code, reason) for each next list request that carries a continue token
+        self._continue_refusals: list[tuple[int, str]] = []
 
     # ---- refusals ----
 
@@ -63,6 +65,7 @@ class Faults:
     def clear_refusals(self) -> None:
         with self._cond:
             self._refusals.clear()
+            self._continue_refusals.clear()
 
     def check(self, verb: str, route: Route) -> None:
         """Raise the ApiError of the first refusal that applies to ``verb`` on ``route``."""
@@ -80,6 +83,24 @@ class Faults:
             f'an error on the server ("{refusal.reason}") has prevented the request from '
             "succeeding",
         )
+
+    def refuse_continued_lists(self, code: int, reason: str, times: int) -> None:
+        with self._cond:
+            self._continue_refusals.extend([(code, reason)] * times)
+
+    def check_continued_list(self) -> None:
+        """Raise the next refusal set for a list page after the first, if any is left."""
+        with self._cond:
+            if not self._continue_refusals:
+                return
+            code, reason = self._continue_refusals.pop(0)
+        if code == 410:
+            # What the API server says when a continue token outlived etcd's compaction.
+            raise ApiError(410, reason, "The provided continue parameter is too old to "
+                           "display a consistent list result. You can start a new list "
+                           "without the continue parameter.")
+        raise ApiError(code, reason, f'an error on the server ("{reason}") has prevented the '
+                       "request from succeeding")
 
     # ---- watches ----
 

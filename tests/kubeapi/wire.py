@@ -118,6 +118,8 @@ class Handler(BaseHTTPRequestHandler):
         if verb == "watch":
             self._watch(Watch(store, api.faults, route, params))
         elif verb == "list":
+            if params.get("continue"):
+                api.faults.check_continued_list()
             limit = int(params.get("limit") or 0)
             if api.faults.max_page_size:
                 limit = min(limit or api.faults.max_page_size, api.faults.max_page_size)

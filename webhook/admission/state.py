@@ -22,6 +22,7 @@ from webhook.admission.readiness import Readiness
 from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import DEFAULT_MAX_BODY_BYTES
 from webhook.cluster.backend import ClusterBackend
+from webhook.policy.load.reads import fields_read
 from webhook.policy.model.decision import KeyClaim, LimitClaim
 from webhook.policy.model.exception_rules import ExceptionRules
 from webhook.policy.model.exceptions import NO_EXCEPTIONS
@@ -117,6 +118,8 @@ class ServerState:
     def install(self, loaded: LoadedPolicies) -> None:
         """Swap in a built policy set (already vetted) and tell the cluster what to count."""
         engines = loaded.engines()  # the candidates count and read the cluster too
+        # What the policies read of existing objects, first: the cache cuts them to it.
+        self.cluster.keep_fields(fields_read(p for e in engines for p in e.policies.policies))
         self.cluster.watch_kinds(merge(ref for e in engines for ref in e.policies.kinds()))
         self.cluster.register_counters([c for e in engines for c in e.counters()])
         self.cluster.register_key_indexes([i for e in engines for i in e.key_indexes()])

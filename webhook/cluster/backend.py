@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
+from webhook.policy.load.reads import FieldReads
 from webhook.policy.model.kinds import KindRef
 from webhook.policy.model.ports import ClusterView, KeyIndex, ObjectCounter
 
@@ -47,6 +48,11 @@ class ClusterBackend(ClusterView, Protocol):
 
     def register_key_indexes(self, indexes: Iterable[KeyIndex]) -> None:
         """Keep key -> holders for exactly these ``unique`` indexes (start-up and reload)."""
+        ...
+
+    def keep_fields(self, reads: FieldReads) -> None:
+        """Keep at least these fields of each object (start-up and every policy reload,
+        before ``watch_kinds``): what the loaded policies and the reports read."""
         ...
 
     def watch_kinds(self, kinds: Iterable[KindRef]) -> None:

@@ -16,6 +16,7 @@ Typical use::
 
     cluster = KubeCluster.from_environment()
     cluster.attach_reservations(reservations)
+    cluster.keep_fields(fields_read(policies.policies))
     cluster.watch_kinds(policies.kinds())
     cluster.register_counters(engine.counters())
     cluster.start()
@@ -39,6 +40,7 @@ from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import Informer, InformerSettings
 from webhook.cluster.kube_kinds import kind_resource
 from webhook.cluster.kube_store import KubeStore
+from webhook.policy.load.reads import FieldReads
 from webhook.policy.model.kinds import NAMESPACE, SHORT_NAMES, KindRef
 from webhook.policy.model.ports import KeyIndex, ObjectCounter
 
@@ -116,6 +118,22 @@ class KubeCluster:
         if indexes:
             log.info("cluster: indexing the keys of %d unique policies", len(indexes))
 
+    def keep_fields(self, reads: FieldReads) -> None:
+        """Keep what ``reads`` says of each object (start-up and every reload, before
+        ``watch_kinds``). Records that keep more are cut at their kind's next LIST; a kind
+        whose records lack a field now read is listed again, and counts as not synced until
+        then (as a kind newly watched does): nothing is judged on fields the cache lacks."""
+        behind = set(self._store.set_field_reads(reads))
+        with self._kinds_lock:
+            informers = list(self._informers.items())
+        for key, informer in informers:
+            # One still taking its first LIST may be cutting to the fields read before.
+            if key in behind or not informer.synced.is_set():
+                informer.request_relist()
+                if key in behind:
+                    log.info("cluster: the policies read more of %s objects than the cache "
+                             "holds; listing them again", key)
+
     def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
         """Follow exactly ``kinds`` and Namespaces: new kinds get an informer (started at
         once when the cache runs), kinds no longer named are stopped and forgotten."""
@@ -136,6 +154,7 @@ class KubeCluster:
                     self._informer_stops.pop(key).set()
                     self._informers.pop(key).shutdown_stream()
                 stop = threading.Event()
+                self._store.set_kind(key, ref.kind, ref.api_version)
                 informer = Informer(kind_resource(self._api_client, ref), self._store, stop,
                                     self._settings, self._seen, self._progressed)
                 self._informers[key], self._refs[key], self._informer_stops[key] = (

@@ -1,4 +1,17 @@
-"""The watch cache's memory: slimmed objects by kind, and per-counter name indexes.
+"""The watch cache's memory: per kind, compact records of what policies read; per counter,
+name indexes; per ``unique`` index, a key table.
+
+What is kept of an object is decided at ingest: the loaded policies say which fields they
+read (``set_field_reads``; webhook/policy/load/reads.py), each kind's :class:`Shape`
+(records.py) cuts every object the API server sends to those fields as it arrives, and the
+rest is never stored. Namespaces are kept whole (slimmed): CEL's ``namespaceObject``,
+selectors, grants and caps read them, and there are few. A small sample of each kind is
+kept whole too, for the reload canary, which judges objects with policies not loaded yet.
+
+A LIST is taken in chunks (pages): each chunk is cut to records and judged by the counters
+and key indexes while it is at hand (``begin_list``: :class:`ListSync`), and the whole
+LIST is swapped in at its end, so readers see the old state or the new one, never a mix,
+and the full objects of one page are all that is ever held at once.
 
 Writers are the informer threads (one per kind); readers are admissions. Every write
 takes one lock; the indexes hold frozensets that are replaced, never mutated, so a
@@ -8,10 +21,14 @@ reader gets a consistent answer from plain dict lookups without taking the lock.
 from __future__ import annotations
 
 import logging
+import operator
 import threading
-from collections.abc import Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
+from webhook.cluster.records import Record, Shape, copied, slim
+from webhook.policy.cel.projection import Projection
+from webhook.policy.load.reads import FieldReads, covers
 from webhook.policy.model.key_table import KeyTable
 from webhook.policy.model.ports import KeyIndex, ObjectCounter
 
@@ -20,34 +37,12 @@ log = logging.getLogger("edgewarden.cluster")
 NAMESPACE = "Namespace"
 SERVICE = "Service"
 INGRESS = "Ingress"
-
-# Annotations that can be large and that no exposure policy needs to read.
-_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+# Objects of each kind kept whole for the reload canary (its default sample is 1,000).
+SAMPLE_PER_KIND = 1000
 
 _EMPTY: frozenset[str] = frozenset()
 Holder = tuple[str, str, str]  # (kind key, namespace, name)
-
-
-def slim(kind: str, api_version: str, obj: Mapping[str, Any]) -> dict[str, Any]:
-    """Keep what policies read (metadata and spec; status for Namespaces) to bound memory.
-
-    LIST items arrive without ``kind``/``apiVersion``; they are set here so a counter's
-    expression sees the same shape as an admitted object.
-    """
-    metadata = dict(obj.get("metadata") or {})
-    metadata.pop("managedFields", None)
-    annotations = metadata.get("annotations")
-    if annotations and any(a in annotations for a in _DROPPED_ANNOTATIONS):
-        metadata["annotations"] = {
-            k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS
-        }
-    slimmed: dict[str, Any] = {"apiVersion": api_version, "kind": kind, "metadata": metadata}
-    if kind == NAMESPACE:
-        if "status" in obj:
-            slimmed["status"] = obj["status"]
-    elif "spec" in obj:
-        slimmed["spec"] = obj["spec"]
-    return slimmed
+Key = tuple[str, str]  # (namespace, name)
 
 
 def _interleave(
@@ -76,14 +71,156 @@ def _namespace_holder(name: str) -> Holder:
     return (NAMESPACE, name, name)
 
 
+def _read_by(counter: ObjectCounter) -> Projection:
+    """What a counter reads of an object, when it says (a limit's ``where``, projected:
+    webhook/policy/blocks/counters.py); None (everything) otherwise."""
+    read = getattr(counter, "projection", None)
+    return read if isinstance(read, dict) else None
+
+
+def _key_reader(positions: tuple[int, ...] | None) -> Callable[[Any], Any] | None:
+    """Reads a record's mask and its values at ``positions``: equal keys, equal answers."""
+    return None if positions is None else operator.itemgetter(0, *positions)
+
+
+def _memo_key(record: Record, read: Callable[[Any], Any] | None) -> Any:
+    """The memo key of a record; None when there is none (no positions, a record kept as
+    a dict, a value not hashable: a list)."""
+    if read is None or not isinstance(record, tuple) or not record:
+        return None
+    key = read(record)
+    try:
+        hash(key)
+    except TypeError:
+        return None
+    return key
+
+
+def _name_of(obj: Mapping[str, Any]) -> Key:
+    metadata = obj.get("metadata") or {}
+    return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+
+class _NotHeldBefore:
+    """The keys that appeared in a LIST: those the cache did not hold before it (a view of
+    the previous state, not a set of every key)."""
+
+    def __init__(self, kind: str, previous: Mapping[str, Any]) -> None:
+        self._kind = kind
+        self._previous = previous
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, tuple) or len(key) != 2:
+            return False
+        namespace, name = key
+        if self._kind == NAMESPACE:
+            return name not in self._previous
+        return name not in self._previous.get(namespace, {})
+
+
+class ListSync:
+    """One LIST of one kind, chunk by chunk: records, counted names and held keys built
+    as each page arrives, swapped into the store by ``finish``."""
+
+    def __init__(self, store: KubeStore, kind: str, shape: Shape,
+                 counters: Sequence[ObjectCounter], indexes: Sequence[KeyIndex],
+                 sample_size: int) -> None:
+        self.kind = kind
+        self.shape = shape
+        self.size = 0
+        self._store = store
+        self._counters = counters
+        self._indexes = indexes
+        self._sample_size = sample_size
+        self.objects: dict[str, dict[str, Record]] = {}
+        self.namespaces: dict[str, dict[str, Any]] = {}
+        # counter key -> namespace -> names it counts
+        self.counted: dict[str, dict[str, set[str]]] = {c.key: {} for c in counters}
+        # index key -> holder -> the keys it holds
+        self.keys: dict[str, dict[Holder, frozenset[str]]] = {i.key: {} for i in indexes}
+        self.samples: dict[Key, dict[str, Any]] = {}
+        # Each counter with where in a record what it reads is, and its answers so far.
+        self._memos: list[tuple[ObjectCounter, Callable[[Any], Any] | None, dict[Any, bool]]] = [
+            (c, None if kind == NAMESPACE else _key_reader(shape.positions(_read_by(c))), {})
+            for c in counters]
+
+    def add(self, items: Iterable[Mapping[str, Any]]) -> None:
+        """One page of the LIST (items as the API server sent them)."""
+        shape, kind = self.shape, self.kind
+        judged = bool(self._counters or self._indexes)
+        memos = self._memos
+        for item in items:
+            self.size += 1
+            if kind == NAMESPACE:
+                namespace, name = _name_of(item)
+                namespace_object = copied(slim(shape.kind, shape.api_version, item))
+                self.namespaces[name] = namespace_object
+                obj: dict[str, Any] | None = namespace_object
+                holder = _namespace_holder(name)
+                record: Record = ()
+            else:
+                record = shape.record(item)
+                # Filed under the strings the record holds, not the page's (see records.py).
+                namespace, name = shape.identity(record, item)
+                self.objects.setdefault(namespace, {})[name] = record
+                obj = None
+                if len(self.samples) < self._sample_size:
+                    obj = self.samples[(namespace, name)] = copied(
+                        slim(shape.kind, shape.api_version, item))
+                elif not judged:
+                    continue
+                holder = (kind, namespace, name)
+            for counter, positions, memo in memos:
+                # Judged slimmed, not rebuilt from its record: what the counter reads is in
+                # the record too, so the answer is the same; and once per distinct value
+                # of what it reads (a Service's type: a few values for thousands).
+                key = _memo_key(record, positions)
+                counted = memo.get(key) if key is not None else None
+                if counted is None:
+                    if obj is None:
+                        obj = slim(shape.kind, shape.api_version, item)
+                    counted = _safe_counts(counter, obj)
+                    if key is not None:
+                        memo[key] = counted
+                if counted:
+                    self.counted[counter.key].setdefault(namespace, set()).add(name)
+            if not self._indexes:
+                continue
+            if obj is None:
+                obj = slim(shape.kind, shape.api_version, item)
+            for index in self._indexes:
+                keys = index.keys_of(obj)
+                if keys:
+                    self.keys[index.key][holder] = keys
+
+    @property
+    def seen(self) -> Iterator[Key]:
+        """(namespace, name) of every object of the LIST (read from what it holds: a list
+        of 100,000 keys kept beside would cost its own memory)."""
+        if self.kind == NAMESPACE:
+            return (("", name) for name in self.namespaces)
+        return ((namespace, name) for namespace, records in self.objects.items()
+                for name in records)
+
+    def finish(self) -> Container[Key]:
+        """Swap the LIST in; returns the keys the cache did not hold before."""
+        return self._store._finish_list(self)
+
+
 class KubeStore:
     """Objects of the watched kinds (by kind key) and the counted-name index of each counter."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, sample_size: int = SAMPLE_PER_KIND) -> None:
         self._lock = threading.RLock()
-        # Namespaces by name; Services and Ingresses by kind -> namespace -> name.
+        self._sample_size = sample_size
+        # Namespaces by name, slimmed; other kinds: kind -> namespace -> name -> record.
         self._namespaces: dict[str, dict[str, Any]] = {}
-        self._objects: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+        self._objects: dict[str, dict[str, dict[str, Record]]] = {}
+        # kind -> the shape its held records were cut to; what it should be cut to
+        self._shapes: dict[str, Shape] = {}
+        self._carried: dict[str, tuple[str, str]] = {}  # kind -> (kind, apiVersion) carried
+        self._reads: FieldReads | None = None  # None: no policy said; keep objects whole
+        self._samples: dict[str, dict[Key, dict[str, Any]]] = {}
         self._counters: dict[str, ObjectCounter] = {}
         # counter key -> namespace -> names counted (frozensets, replaced on change)
         self._index: dict[str, dict[str, frozenset[str]]] = {}
@@ -112,12 +249,10 @@ class KubeStore:
         return table.overlapping(key)
 
     def sample(self, limit: int) -> Sequence[Mapping[str, Any]]:
-        """Up to ``limit`` stored objects (not Namespaces), taken from every kind in turn."""
+        """Up to ``limit`` objects (not Namespaces), whole, from every kind in turn: the
+        canary judges them with policies that may read fields no loaded policy reads."""
         with self._lock:
-            per_kind = [
-                [o for objects in by_namespace.values() for o in objects.values()]
-                for by_namespace in self._objects.values()
-            ]
+            per_kind = [list(samples.values()) for samples in self._samples.values()]
         return _interleave(per_kind, limit)
 
     def namespaces(self) -> list[Mapping[str, Any]]:
@@ -126,13 +261,28 @@ class KubeStore:
             return list(self._namespaces.values())
 
     def snapshot(self) -> list[Mapping[str, Any]]:
-        """Every stored Namespace and object (the stored dicts: callers must not change them)."""
-        with self._lock:
+        """Every stored Namespace and object, objects as their records hold them (the
+        fields the loaded policies read; callers must not change them)."""
+        with self._lock:  # references only: records never change, so rebuild outside it
             found: list[Mapping[str, Any]] = list(self._namespaces.values())
-            for by_namespace in self._objects.values():
-                for objects in by_namespace.values():
-                    found.extend(objects.values())
+            held = [(self._shapes[kind], [r for records in by_namespace.values()
+                                          for r in records.values()])
+                    for kind, by_namespace in self._objects.items()]
+        for shape, records in held:
+            found.extend(shape.materialize(r) for r in records)
         return found
+
+    def objects(self, kind: str) -> list[dict[str, Any]]:
+        """The objects of ``kind`` as their records hold them."""
+        with self._lock:
+            if kind == NAMESPACE:
+                return list(self._namespaces.values())
+            shape = self._shapes.get(kind)
+            if shape is None:
+                return []
+            held = [r for records in self._objects.get(kind, {}).values()
+                    for r in records.values()]
+        return [shape.materialize(r) for r in held]
 
     def count(self, kind: str) -> int:
         with self._lock:
@@ -144,10 +294,57 @@ class KubeStore:
         """Drop every object of ``kind`` (no longer watched)."""
         with self._lock:
             self._objects.pop(kind, None)
+            self._samples.pop(kind, None)
+            self._shapes.pop(kind, None)
             for key, counter in self._counters.items():
                 if counter.kind == kind:
                     self._index[key] = {}
             self._rekey_kind(kind)
+
+    # ---- what is kept ----
+
+    def set_kind(self, kind: str, carried_kind: str, api_version: str) -> None:
+        """``kind`` (a key) is followed; its objects carry this kind and apiVersion."""
+        with self._lock:
+            self._carried[kind] = (carried_kind, api_version)
+
+    def wanted_shape(self, kind: str) -> Shape:
+        """The shape a LIST of ``kind`` cuts its objects to now."""
+        carried_kind, api_version = self._carried.get(kind, (kind, ""))
+        return Shape(carried_kind, api_version, self._projection(kind))
+
+    def _projection(self, kind: str) -> Projection:
+        if kind == NAMESPACE or self._reads is None:
+            return None
+        return self._reads.of(kind)
+
+    def set_field_reads(self, reads: FieldReads) -> list[str]:
+        """Cut objects to what ``reads`` says from the next LIST on; the kinds whose held
+        records lack a field it names are returned: only a new LIST can give them the
+        fields (until then they are judged as before). Records that keep more than is read
+        now stay as they are until that kind's next LIST: cutting 100,000 of them again
+        would hold the reload (and the event loop it runs on) for a second, to save memory
+        the next relist saves anyway."""
+        with self._lock:
+            self._reads = reads
+            return [kind for kind, shape in self._shapes.items()
+                    if not covers(shape.projection, self._projection(kind))]
+
+    def behind(self, kind: str) -> bool:
+        """The held records of ``kind`` lack fields the policies read (a LIST is due)."""
+        with self._lock:
+            shape = self._shapes.get(kind)
+            return shape is not None and not covers(shape.projection,
+                                                    self._projection(kind))
+
+    def _shape_for(self, kind: str, obj: Mapping[str, Any]) -> Shape:
+        shape = self._shapes.get(kind)
+        if shape is None:
+            if kind not in self._carried:  # written to directly (tests): the object says
+                self._carried[kind] = (str(obj.get("kind") or kind),
+                                       str(obj.get("apiVersion") or ""))
+            shape = self._shapes[kind] = self.wanted_shape(kind)
+        return shape
 
     # ---- counters ----
 
@@ -167,10 +364,25 @@ class KubeStore:
     def _build_index(self, counter: ObjectCounter) -> dict[str, frozenset[str]]:
         by_namespace = self._objects.get(counter.kind, {})
         index: dict[str, frozenset[str]] = {}
-        for namespace, objects in by_namespace.items():
-            names = frozenset(n for n, o in objects.items() if _safe_counts(counter, o))
+        if not by_namespace:
+            return index
+        shape = self._shapes[counter.kind]
+        # As in a LIST: once per distinct value of what the counter reads.
+        read_key = _key_reader(shape.positions(_read_by(counter)))
+        memo: dict[Any, bool] = {}
+        for namespace, records in by_namespace.items():
+            names = []
+            for name, record in records.items():
+                key = _memo_key(record, read_key)
+                counted = memo.get(key) if key is not None else None
+                if counted is None:
+                    counted = _safe_counts(counter, shape.materialize(record))
+                    if key is not None:
+                        memo[key] = counted
+                if counted:
+                    names.append(name)
             if names:
-                index[namespace] = names
+                index[namespace] = frozenset(names)
         return index
 
     # ---- unique key indexes ----
@@ -197,9 +409,11 @@ class KubeStore:
                 for name, namespace_object in self._namespaces.items():
                     table.hold(_namespace_holder(name), index.keys_of(namespace_object))
                 continue
-            for namespace, objects in self._objects.get(kind, {}).items():
-                for name, obj in objects.items():
-                    table.hold((kind, namespace, name), index.keys_of(obj))
+            shape = self._shapes.get(kind)
+            for namespace, records in self._objects.get(kind, {}).items():
+                assert shape is not None
+                for name, record in records.items():
+                    table.hold((kind, namespace, name), index.keys_of(shape.materialize(record)))
         self._key_tables[index.key] = table
 
     def _rekey_one(self, index: KeyIndex, holder: Holder, obj: Mapping[str, Any] | None) -> None:
@@ -227,24 +441,96 @@ class KubeStore:
 
     # ---- writes (informer threads) ----
 
-    def upsert(self, kind: str, obj: dict[str, Any]) -> bool:
-        """Store ``obj``; True when the cache did not hold it before (it appeared)."""
-        metadata = obj["metadata"]
-        name = metadata.get("name", "")
+    def begin_list(self, kind: str) -> ListSync:
+        """A LIST of ``kind`` to be added page by page, then swapped in by ``finish``."""
+        with self._lock:
+            shape = self.wanted_shape(kind)
+            counters = [c for c in self._counters.values() if c.kind == kind]
+            indexes = [i for i in self._key_indexes.values() if kind in i.kinds]
+        return ListSync(self, kind, shape, counters, indexes, self._sample_size)
+
+    def _finish_list(self, sync: ListSync) -> Container[Key]:
+        kind = sync.kind
         with self._lock:
             if kind == NAMESPACE:
-                appeared = name not in self._namespaces
-                self._namespaces[name] = obj
-                self._rekey_namespace(name, obj)
-                return appeared
-            namespace = metadata.get("namespace", "")
-            objects = self._objects.setdefault(kind, {}).setdefault(namespace, {})
-            appeared = name not in objects
-            objects[name] = obj
-            self._reindex_one(kind, namespace, name, obj)
+                previous: Mapping[str, Any] = self._namespaces
+                self._namespaces = sync.namespaces
+                self._shapes[kind] = sync.shape
+            else:
+                previous = self._objects.get(kind, {})
+                self._objects[kind] = sync.objects
+                self._shapes[kind] = sync.shape
+                self._samples[kind] = sync.samples
+                for key, counter in self._counters.items():
+                    if counter.kind != kind:
+                        continue
+                    counted = sync.counted.get(key)
+                    # A counter registered while the LIST ran was not judged with it.
+                    self._index[key] = (
+                        self._build_index(counter) if counted is None
+                        else {ns: frozenset(names) for ns, names in counted.items()})
             for index in self._key_indexes.values():
                 if kind in index.kinds:
-                    self._rekey_one(index, (kind, namespace, name), obj)
+                    self._swap_key_table(index, kind, sync.keys.get(index.key))
+            return _NotHeldBefore(kind, previous)
+
+    def _swap_key_table(self, index: KeyIndex, kind: str,
+                        held: Mapping[Holder, frozenset[str]] | None) -> None:
+        """The key table of ``index`` with ``kind``'s holders from a LIST (``held``; None:
+        the index was registered while it ran) and the other kinds' as they were."""
+        old = self._key_tables.get(index.key)
+        if held is None or old is None:
+            self._build_key_index(index)
+            return
+        table: KeyTable[Holder] = KeyTable(index.match)
+        for other in index.kinds:
+            if other == kind:
+                continue
+            if other == NAMESPACE:
+                for name in self._namespaces:
+                    holder = _namespace_holder(name)
+                    table.hold(holder, old.keys_of(holder))
+                continue
+            for namespace, records in self._objects.get(other, {}).items():
+                for name in records:
+                    holder = (other, namespace, name)
+                    table.hold(holder, old.keys_of(holder))
+        for holder, keys in held.items():
+            table.hold(holder, keys)
+        self._key_tables[index.key] = table
+
+    def replace(self, kind: str, objs: Iterable[Mapping[str, Any]]) -> Container[Key]:
+        """Swap in a fresh LIST of ``kind`` in one piece: whatever it lacks was deleted
+        meanwhile. Returns the keys of the objects the cache did not hold before."""
+        sync = self.begin_list(kind)
+        sync.add(objs)
+        return sync.finish()
+
+    def upsert(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        """Store ``obj`` (as the API server sent it, cut here); True when the cache did
+        not hold it before (it appeared)."""
+        namespace, name = _name_of(obj)
+        with self._lock:
+            shape = self._shape_for(kind, obj)
+            if kind == NAMESPACE:
+                slimmed = slim(shape.kind, shape.api_version, obj)
+                appeared = name not in self._namespaces
+                self._namespaces[name] = slimmed
+                self._rekey_namespace(name, slimmed)
+                return appeared
+            records = self._objects.setdefault(kind, {}).setdefault(namespace, {})
+            appeared = name not in records
+            records[name] = shape.record(obj)
+            slimmed = slim(shape.kind, shape.api_version, obj)
+            samples = self._samples.setdefault(kind, {})
+            if (namespace, name) in samples or len(samples) < self._sample_size:
+                samples[(namespace, name)] = slimmed
+            indexes = [i for i in self._key_indexes.values() if kind in i.kinds]
+            counters = [c for c in self._counters.values() if c.kind == kind]
+            if indexes or counters:  # judged slimmed (see ListSync.add)
+                self._reindex_one(counters, namespace, name, slimmed)
+                for index in indexes:
+                    self._rekey_one(index, (kind, namespace, name), slimmed)
             return appeared
 
     def delete(self, kind: str, namespace: str, name: str) -> None:
@@ -254,48 +540,24 @@ class KubeStore:
                 self._rekey_namespace(name, None)
                 return
             by_namespace = self._objects.get(kind, {})
-            objects = by_namespace.get(namespace)
-            if objects is not None:
-                objects.pop(name, None)
-                if not objects:
+            records = by_namespace.get(namespace)
+            if records is not None:
+                records.pop(name, None)
+                if not records:
                     del by_namespace[namespace]
-            self._reindex_one(kind, namespace, name, None)
+            self._samples.get(kind, {}).pop((namespace, name), None)
+            counters = [c for c in self._counters.values() if c.kind == kind]
+            self._reindex_one(counters, namespace, name, None)
             for index in self._key_indexes.values():
                 if kind in index.kinds:
                     self._rekey_one(index, (kind, namespace, name), None)
 
-    def replace(self, kind: str, objs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
-        """Swap in a fresh LIST of ``kind``: whatever it lacks was deleted meanwhile.
-        Returns the (namespace, name) of the objects the cache did not hold before."""
-        with self._lock:
-            if kind == NAMESPACE:
-                before = self._namespaces
-                self._namespaces = {o["metadata"].get("name", ""): o for o in objs}
-                self._rekey_kind(NAMESPACE)
-                return {("", name) for name in self._namespaces if name not in before}
-            previous = self._objects.get(kind, {})
-            fresh: dict[str, dict[str, dict[str, Any]]] = {}
-            appeared: set[tuple[str, str]] = set()
-            for o in objs:
-                md = o["metadata"]
-                namespace, name = md.get("namespace", ""), md.get("name", "")
-                fresh.setdefault(namespace, {})[name] = o
-                if name not in previous.get(namespace, {}):
-                    appeared.add((namespace, name))
-            self._objects[kind] = fresh
-            for key, counter in self._counters.items():
-                if counter.kind == kind:
-                    self._index[key] = self._build_index(counter)
-            self._rekey_kind(kind)
-            return appeared
-
     def _reindex_one(
-        self, kind: str, namespace: str, name: str, obj: Mapping[str, Any] | None
+        self, counters: Iterable[ObjectCounter], namespace: str, name: str,
+        obj: Mapping[str, Any] | None,
     ) -> None:
-        for key, counter in self._counters.items():
-            if counter.kind != kind:
-                continue
-            by_namespace = self._index.setdefault(key, {})
+        for counter in counters:
+            by_namespace = self._index.setdefault(counter.key, {})
             before = by_namespace.get(namespace, _EMPTY)
             counted = obj is not None and _safe_counts(counter, obj)
             if counted and name not in before:

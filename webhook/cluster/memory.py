@@ -11,6 +11,7 @@ import yaml
 
 from webhook.cluster.backend import ObservationSink
 from webhook.errors import ClusterStateError
+from webhook.policy.load.reads import FieldReads
 from webhook.policy.model.key_table import KeyTable
 from webhook.policy.model.kinds import NAMESPACE, KindRef, key_of_object
 from webhook.policy.model.ports import KeyIndex, ObjectCounter
@@ -201,6 +202,9 @@ class MemoryCluster:
         wanted = {index.key for index in indexes}
         with self._lock:
             self._key_tables = {k: v for k, v in self._key_tables.items() if k in wanted}
+
+    def keep_fields(self, reads: FieldReads) -> None:
+        """Nothing to cut: objects loaded from YAML are few and kept whole."""
 
     def watch_kinds(self, kinds: Iterable[KindRef]) -> None:
         """Show exactly these kinds (and Namespaces) from now on."""

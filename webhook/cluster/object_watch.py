@@ -12,13 +12,14 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubernetes import client
 
 from webhook.cluster.kube_informer import Informer, InformerSettings
 from webhook.cluster.kube_kinds import kind_resource
+from webhook.cluster.records import slim
 from webhook.policy.model.kinds import KindRef
 
 log = logging.getLogger("edgewarden.controllers")
@@ -44,15 +45,21 @@ class ObjectStore:
 
     # ---- InformerStore ----
 
-    def replace(self, kind: str, objs: Iterable[dict[str, Any]]) -> set[tuple[str, str]]:
+    def begin_list(self, kind: str) -> _ListedObjects:
+        return _ListedObjects(self, kind)
+
+    def replace(self, kind: str, objs: Iterable[Mapping[str, Any]]) -> set[Key]:
+        """Swap in a fresh LIST of ``kind``; the keys of the objects not held before."""
+        fresh = {_key(o): _slim(kind, o) for o in objs}
         with self._lock:
             before = set(self._objects.get(kind, {}))
-            self._objects[kind] = {_key(o): o for o in objs}
-            appeared = set(self._objects[kind]) - before
+            self._objects[kind] = fresh
+            appeared = set(fresh) - before
         self._changed(kind)
         return appeared
 
-    def upsert(self, kind: str, obj: dict[str, Any]) -> bool:
+    def upsert(self, kind: str, obj: Mapping[str, Any]) -> bool:
+        obj = _slim(kind, obj)
         with self._lock:
             held = self._objects.setdefault(kind, {})
             appeared = _key(obj) not in held
@@ -77,9 +84,37 @@ class ObjectStore:
                 log.exception("a listener of %s objects failed", kind)
 
 
-def _key(obj: dict[str, Any]) -> Key:
+def _key(obj: Mapping[str, Any]) -> Key:
     metadata = obj.get("metadata") or {}
     return str(metadata.get("namespace") or ""), str(metadata.get("name") or "")
+
+
+def _slim(kind: str, obj: Mapping[str, Any]) -> dict[str, Any]:
+    """What the controllers read: metadata and spec (status is theirs to write)."""
+    return slim(str(obj.get("kind") or kind), str(obj.get("apiVersion") or ""), obj)
+
+
+class _ListedObjects:
+    """A LIST of Policy or PolicyException objects: few, kept whole, swapped in at once."""
+
+    def __init__(self, store: ObjectStore, kind: str) -> None:
+        self._store = store
+        self._kind = kind
+        self._objects: list[Mapping[str, Any]] = []
+
+    @property
+    def size(self) -> int:
+        return len(self._objects)
+
+    @property
+    def seen(self) -> list[Key]:
+        return [_key(o) for o in self._objects]
+
+    def add(self, items: Iterable[Mapping[str, Any]]) -> None:
+        self._objects.extend(items)
+
+    def finish(self) -> set[Key]:
+        return self._store.replace(self._kind, self._objects)
 
 
 class ObjectWatch:
