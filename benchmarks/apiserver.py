@@ -61,6 +61,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+# tests/replicas/fixtures imports the test helpers as the ``tests`` package, as pytest does.
+sys.path.insert(1, str(ROOT))
 
 from kube.binaries import locate  # noqa: E402
 from kube.controlplane import ControlPlane  # noqa: E402

@@ -39,7 +39,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import cel
+from webhook.policy.cel.runtime import Optional
 
 POLICY_GROUP = "/apis/admissionregistration.k8s.io/v1"
 _FIELD = re.compile(r"spec\.validations\[(\d+)\]\.expression")
@@ -287,9 +287,8 @@ def refusals(answer: Answer) -> dict[int, str]:
 
 def render(value: Any) -> str:
     """A CEL literal for a value edgewarden computed (the API server's CEL compares it)."""
-    if isinstance(value, cel.OptionalValue):
-        return f"optional.of({render(value.value())})" if value.has_value() \
-            else "optional.none()"
+    if isinstance(value, Optional):
+        return f"optional.of({render(value.value)})" if value.present else "optional.none()"
     if value is None:
         return "null"
     if isinstance(value, bool):

@@ -29,9 +29,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-import cel
-
-from webhook.policy.cel.expression import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
+from webhook.policy.cel.expression import CelEvaluationError, CelExpression
 from webhook.policy.cel.projection import Projection, merge, project, selected_paths
 from webhook.policy.model.hostpath import PlaceError, parse_host, parse_place
 from webhook.policy.model.key_table import KeyMatch
@@ -97,10 +95,7 @@ class UniqueIndex:
 
     def evaluate(self, obj: Mapping[str, Any]) -> frozenset[str]:
         """The keys ``obj`` holds; UniqueKeysError when the expression cannot say."""
-        context = cel.Context()
-        context.add_variable("object", without_nulls(project(obj, self.projection)))
-        for function in self.expression.functions:  # join, split... (Python callbacks)
-            context.add_function(function, EXTENSION_FUNCTIONS[function])
+        context = {"object": without_nulls(project(obj, self.projection))}
         try:
             value = self.expression.evaluate(context)
         except CelEvaluationError as error:

@@ -24,9 +24,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-import cel
-
-from webhook.policy.cel.expression import CelExpression
+from webhook.policy.cel.expression import Activation, CelExpression
 from webhook.policy.model.block import Phase
 from webhook.policy.model.decision import KeyClaim, LimitClaim, ViolationSource
 from webhook.policy.model.policy import Policy
@@ -97,7 +95,7 @@ class Run(Protocol):
     @property
     def cluster(self) -> ClusterView: ...
 
-    def context(self, *expressions: CelExpression | None) -> cel.Context:
+    def context(self, *expressions: CelExpression | None) -> Activation:
         """A CEL context holding what ``expressions`` read, the policy's variables included."""
         ...
 

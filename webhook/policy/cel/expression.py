@@ -1,22 +1,18 @@
 """CEL expressions, compiled once at load with the variables Kubernetes admission offers.
 
-Evaluation takes a prepared :class:`cel.Context`: converting Python objects into CEL values
-is the costly step, so a request builds its context once and every program reuses it.
 Each expression is parsed once into our syntax tree (:mod:`webhook.policy.cel.syntax`);
-what it references and every rewrite of it come from that tree.
+what it references and every rewrite of it come from that tree, and the tree is compiled
+into Python closures (:mod:`webhook.policy.cel.runtime`) that read the admission objects as
+they are. Evaluation takes an activation: a dict of the names the expression reads.
 """
 
 from __future__ import annotations
 
 import difflib
 import functools
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
-
-import cel
-from cel.stdlib import STDLIB_FUNCTIONS
+from typing import Any, TypeAlias
 
 from webhook.policy.cel.bounds import CelLimitError, check_expression_bounds
 from webhook.policy.cel.functions import FUNCTIONS as OUR_FUNCTIONS
@@ -24,6 +20,8 @@ from webhook.policy.cel.library import FUNCTIONS as KUBERNETES_FUNCTIONS
 from webhook.policy.cel.library import LibraryError
 from webhook.policy.cel.optional_syntax import lower
 from webhook.policy.cel.references import POLICY_VARIABLES, references
+from webhook.policy.cel.runtime import CelError, MissingKey, Program, compile_program
+from webhook.policy.cel.runtime.extensions import FUNCTIONS as CEL_GO_EXTENSIONS
 from webhook.policy.cel.syntax import CelSyntaxError, Expr, Span, parse, replace_spans
 
 # The names an admission expression may use, as in ValidatingAdmissionPolicy.
@@ -31,22 +29,27 @@ ADMISSION_VARIABLES = frozenset(
     {"object", "oldObject", "request", "namespaceObject", "variables", "params", "authorizer"}
 )
 SUPPORTED_VARIABLES = frozenset({"object", "oldObject", "request", "namespaceObject", "variables"})
-# Type names are values in CEL (`type(x) == string`); the Rust binding resolves these.
+# Type names are values in CEL (`type(x) == string`); the runtime resolves these.
 TYPE_NAMES = frozenset(
-    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type"}
+    {"int", "uint", "double", "bool", "string", "bytes", "list", "map", "null_type", "type",
+     "optional_type"}
 )
 
 
-# The functions the Rust binding lacks and we bind as Python callbacks (cel.stdlib: strings,
-# lists, math, sets, base64...), by the name CEL calls them (`math.greatest` included).
-# ``contains`` stays the native string function. See docs/policies.md "CEL functions".
+# The extension functions, beside the runtime's standard ones (cel-go's strings, lists,
+# math, base64...: runtime/extensions.py), by the name CEL calls them (`math.greatest`
+# included). See docs/policies.md "CEL functions".
 _EXTENSIONS: dict[str, Callable[..., Any]] = {
-    **{k: v for k, v in STDLIB_FUNCTIONS.items() if k != "contains"},
+    **CEL_GO_EXTENSIONS,
     **OUR_FUNCTIONS,  # hashed sets.*, sets.of, tls.uncoveredHosts (policy/cel/functions.py)
     # Kubernetes' libraries (lists, regex, url, ip, cidr, quantity, format, optional syntax);
-    # their min/max/sum/indexOf/lastIndexOf replace cel.stdlib's with Kubernetes' meaning.
+    # their min/max/sum/indexOf/lastIndexOf replace cel-go's with Kubernetes' meaning.
     **KUBERNETES_FUNCTIONS,
 }
+
+
+# What evaluation reads: each name the expression uses -> its Python value.
+Activation: TypeAlias = dict[str, Any]
 
 
 class CelCompileError(ValueError):
@@ -66,7 +69,7 @@ class CelExpression:
     """
 
     source: str
-    program: cel.Program
+    program: Program
     variables: frozenset[str]
     policy_variables: tuple[str, ...] = ()
     binding_prefix: str = ""
@@ -80,21 +83,34 @@ class CelExpression:
     # syntax or ``cidr.ip()`` (webhook/policy/cel/optional_syntax.py).
     analysed_source: str = field(default="", compare=False, repr=False)
 
-    def evaluate(self, context: cel.Context | dict[str, Any]) -> Any:
+    def evaluate(self, context: Activation) -> Any:
+        """The value over ``context``: a dict of names (or anything with a ``variables``
+        dict, as the Rust binding's context had)."""
+        if not isinstance(context, dict):
+            context = dict(getattr(context, "variables", context))
         try:
             return self.program.execute(context)
-        except Exception as error:  # the binding raises assorted builtin types
-            message = _describe_failure(error, self.source)
-            for name, text in self.display:
-                if f"'{name}'" in message:
-                    # An unbound flat name is a field CEL could not select: say so plainly.
-                    message = f"no such key: {text}"
-            # ``from None``: the binding's own error may quote the object's values, and a
-            # logged traceback would show it.
-            raise CelEvaluationError(message) from None
+        except Exception as error:  # CEL's error value, a library's, or a runtime fault
+            raise self.failure(error) from None
 
-    def evaluate_bool(self, context: cel.Context | dict[str, Any]) -> bool:
-        result = self.evaluate(context)
+    def failure(self, error: Exception) -> CelEvaluationError:
+        """``error`` told without a value of the input (a library's own error may quote
+        one, so it is never chained: a logged traceback would show it)."""
+        message = _describe_failure(error, self.source)
+        for name, text in self.display:
+            if f"'{name}'" in message:
+                # An unbound flat name is a field CEL could not select: say so plainly.
+                message = f"no such key: {text}"
+        return CelEvaluationError(message)
+
+    def evaluate_bool(self, context: Activation) -> bool:
+        if isinstance(context, dict):  # the engine's activation: one call less on the hot path
+            try:
+                result = self.program.execute(context)
+            except Exception as error:
+                raise self.failure(error) from None
+        else:
+            result = self.evaluate(context)
         if not isinstance(result, bool):
             raise CelEvaluationError(f"expected a bool, got {cel_type_name(result)}")
         return result
@@ -151,10 +167,7 @@ def compile_expression(
     program_source = replace_spans(
         analysed, [(span, binding_prefix + name) for name, span in refs.variable_spans]
     )
-    try:
-        program = cel.compile(program_source)
-    except Exception as error:
-        raise CelCompileError(_first_line(str(error))) from error
+    program = compile_source(program_source)
     return CelExpression(
         source=source,
         program=program,
@@ -169,61 +182,34 @@ def compile_expression(
     )
 
 
+def compile_source(source: str) -> Program:
+    """``source`` (already checked, perhaps rewritten) compiled into closures."""
+    try:
+        return compile_program(parse(source), source, EXTENSION_FUNCTIONS)
+    except (CelSyntaxError, CelError) as error:
+        raise CelCompileError(str(error)) from None
+
+
 def _parse(source: str) -> Expr:
     try:
         return parse(source)
     except CelSyntaxError as error:
-        syntax_error = error
-    # The Rust compiler's wording is what users see for every other compile error.
-    try:
-        cel.compile(source)
-    except Exception as compile_error:
-        raise CelCompileError(_first_line(str(compile_error))) from None
-    raise CelCompileError(str(syntax_error))
-
-
-def _first_line(text: str) -> str:
-    """The parser's headline and position, without its multi-line source excerpt."""
-    text = text.replace("Failed to parse expression", "does not parse").strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return " ".join(lines[:2])
-
-
-# What of the binding's error messages is told: only these shapes, whose parts are types,
-# operators and names from the expression. Everything else it says may quote a value of
-# the object (a missing map key, a regex or duration that does not parse, a callback's
-# error), and values never reach a log or a response (admission objects hold secrets).
-_UNSUPPORTED = re.compile(r"Unsupported operation: (\w+) (\S{1,3}) (\w+)\.")
-_UNDEFINED = re.compile(r"Undefined variable or function: '([\w.]+)'")
-_FUNCTION = re.compile(r"Function '([\w.]+)' error")
-_CALLBACK = re.compile(r"CelFunctionError: ([\w.]+\(\)) failed on \(([\w, ]*)\): (\w+)")
-_LIBRARY = re.compile(r"CelFunctionError: ([\w.]+\(\)): (.*?)(?:\. Check function arguments|$)")
+        raise CelCompileError(str(error)) from None
 
 
 def _describe_failure(error: Exception, source: str) -> str:
-    """The failure as a type-and-name message: never a value read from the input."""
-    text = str(error)
-    if isinstance(error, KeyError):
-        key = error.args[0] if error.args else None
+    """The failure as a type-and-name message: never a value read from the input (the
+    runtime's and the libraries' messages name types, operators and names only; admission
+    objects hold secrets, and values never reach a log or a response)."""
+    if isinstance(error, MissingKey):
+        key = error.key
         if isinstance(key, str) and _written_in(key, source):
             return f"no such key: {key!r}"  # a key the policy spells out, not a value
         return "no such key (the key is computed from the input)"
-    if isinstance(error, ZeroDivisionError):
-        return "division or modulo by zero"
-    if isinstance(error, OverflowError) or "overflow" in text.lower():
-        return "integer overflow"
-    if match := _UNSUPPORTED.search(text):
-        return f"no such operation: {match[1]} {match[2]} {match[3]}"
-    if "No such overload" in text:
-        return "no such overload: an operand or argument has a type the operation does not take"
-    if match := _UNDEFINED.search(text):
-        return f"no such variable or function: '{match[1]}'"
-    if match := _LIBRARY.search(text):
-        return f"{match[1]}: {match[2]}"
-    if match := _CALLBACK.search(text):
-        return f"{match[1]} failed on ({match[2]}): {match[3]}"
-    if match := _FUNCTION.search(text):
-        return f"{match[1]}() failed: an argument is not valid for it"
+    if isinstance(error, CelError | CelFunctionError):
+        return str(error)
+    if isinstance(error, RecursionError):
+        return "evaluation failed (the value is nested too deeply)"
     return f"evaluation failed ({type(error).__name__})"
 
 

@@ -1,11 +1,11 @@
-"""CEL functions edgewarden provides itself, beside cel.stdlib's.
+"""CEL functions edgewarden provides itself, beside cel-go's extensions (runtime/extensions.py).
 
-The binding runs ``map`` and ``filter`` in time quadratic in their result and converts each
-list element it binds at ~20 µs, so a policy that must stay linear in large inputs cannot
-build lists in CEL. These functions do the per-element work in Python with hashing:
+The Rust binding edgewarden evaluated with before ran ``map`` and ``filter`` in time
+quadratic in their result; these functions do the per-element work with hashing (the
+closures are linear, and these stay for the lookups):
 
 - ``sets.contains``, ``sets.equivalent``, ``sets.intersects``: Kubernetes' sets library,
-  with hashed lookups (cel.stdlib's scan the second list for every element);
+  with hashed lookups (a scan would compare every element with the second list);
 - ``sets.of(list)``: the elements as a map to true, so ``x in`` it is a lookup.
 
 ``sets.of`` is edgewarden's own: Kubernetes' CEL has no way to build a map from a list, so a

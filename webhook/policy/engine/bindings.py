@@ -17,11 +17,10 @@ import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-import cel
-
-from webhook.policy.cel.expression import CelExpression
+from webhook.policy.cel.expression import CelExpression, compile_source
 from webhook.policy.cel.projection import PROJECTED_VARIABLES, Projection, merge, paths_of
 from webhook.policy.cel.references import field_chain, is_chain_step, scoped
+from webhook.policy.cel.runtime import Program
 from webhook.policy.cel.syntax import Expr, Has, Ident, Span, children, parse, replace_spans
 from webhook.policy.model.policy import NamedExpression, Policy
 
@@ -51,6 +50,9 @@ class BindingPlan:
     def __init__(self) -> None:
         self.bindings: dict[str, Binding] = {}
         self._names: dict[tuple[object, ...], str] = {}
+        # program source -> its program: expressions written alike in many policies share
+        # one, so a request runs it once (runtime.SharedActivation keeps its outcome)
+        self._programs: dict[str, Program] = {}
 
     def _binding(
         self,
@@ -89,11 +91,17 @@ class BindingPlan:
         plain = {v for v in expression.variables if v not in _ROOTS}
         return dataclasses.replace(
             expression,
-            program=cel.compile(program_source),
+            program=self._program(program_source),
             variables=frozenset(plain | names),
             program_source=program_source,
             display=tuple(display.items()),
         )
+
+    def _program(self, source: str) -> Program:
+        program = self._programs.get(source)
+        if program is None:
+            program = self._programs[source] = compile_source(source)
+        return program
 
     def policy(self, policy: Policy) -> Policy:
         """``policy`` with its matchConditions and variables rewritten; each block rewrites

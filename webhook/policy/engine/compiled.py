@@ -20,6 +20,7 @@ from webhook.policy.engine.bindings import Binding, BindingPlan
 from webhook.policy.engine.budget import Guard, build_condition_guards, build_guards, merged_walk
 from webhook.policy.model.block import Phase
 from webhook.policy.model.decision import ViolationSource
+from webhook.policy.model.namespaces import namespace_object
 from webhook.policy.model.policy import Policy, PolicySet
 from webhook.policy.model.ports import KeyIndex, ObjectCounter
 
@@ -39,6 +40,23 @@ class NamespaceMemo:
         self.expressions = expressions
         self.capacity = capacity
         self._entries: dict[tuple[int, object], tuple[object, Any]] = {}
+        # namespaceObject as CEL sees it, per Namespace object (or name, when unknown)
+        self._objects: dict[object, tuple[object, Mapping[str, Any]]] = {}
+
+    def namespace_object(
+        self, name: str, namespace: Mapping[str, Any] | None
+    ) -> Mapping[str, Any]:
+        """``namespace_object(name, namespace)``, made once per Namespace object: every
+        admission in a namespace reads the same one (CEL never changes a value)."""
+        key = _identity(name if namespace is None else namespace)
+        entry = self._objects.get(key)
+        if entry is not None and entry[0] is namespace:
+            return entry[1]
+        value = namespace_object(name, namespace)
+        if len(self._objects) >= self.capacity:
+            self._objects.clear()
+        self._objects[key] = (namespace, value)
+        return value
 
     def get(self, expression: CelExpression, namespace: object) -> Any:
         entry = self._entries.get((id(expression), _identity(namespace)))

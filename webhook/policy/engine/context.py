@@ -1,8 +1,8 @@
-"""Per-request evaluation state: the namespace, the working object and the CEL context.
+"""Per-request evaluation state: the namespace, the working object and the CEL activation.
 
-Turning Python values into CEL values is the dominant cost of an evaluation, so each
-binding (a projected variable, a field's value, a has() test) is converted only when the
-first expression that reads it runs, and at most once per request.
+Each binding (a variable, a field's value, a has() test) is computed only when the first
+expression that reads it runs, and at most once per request; the compiled expressions read
+the values as they are (webhook/policy/cel/runtime).
 """
 
 from __future__ import annotations
@@ -10,25 +10,41 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import cel
-
 from webhook.policy.blocks.protocol import PolicyEvaluationError
-from webhook.policy.cel.expression import EXTENSION_FUNCTIONS, CelEvaluationError, CelExpression
+from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
 from webhook.policy.cel.projection import project
+from webhook.policy.cel.runtime import SharedActivation
 from webhook.policy.engine.bindings import Binding
 from webhook.policy.engine.budget import within_assumptions
 from webhook.policy.engine.compiled import NamespaceMemo
-from webhook.policy.model.namespaces import namespace_labels, namespace_object
+from webhook.policy.model.namespaces import namespace_labels
 from webhook.policy.model.nulls import without_nulls
 from webhook.policy.model.ports import ClusterView, ExceptionView
 from webhook.policy.model.request import AdmissionRequest
+from webhook.policy.model.selectors import LabelSelector
 
 _UNBOUND = object()  # a field path that does not exist in this object
+_ROOTS = frozenset({"object", "oldObject", "namespaceObject", "request"})
 _SCALARS = frozenset({str, int, float, bool, type(None), list})
 
 
 def _is_mapping(value: Any) -> bool:
     return type(value) is dict or (type(value) not in _SCALARS and isinstance(value, Mapping))
+
+
+class _LazyActivation(SharedActivation):
+    """The request's activation: a name is bound when an expression first reads it (the
+    compiled expressions read ``env[name]``, and a dict subclass's ``__missing__`` answers
+    a name not bound yet), so no expression lists or binds what it needs up front."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: RequestContext) -> None:
+        super().__init__()
+        self.state = state  # each program's outcome is kept too (SharedActivation)
+
+    def __missing__(self, name: str) -> Any:
+        return self.state.bind(name)
 
 
 class RequestContext:
@@ -38,8 +54,12 @@ class RequestContext:
         "_cel",
         "_failed_variables",
         "_namespace",
+        "_namespace_labels",
         "_namespace_object",
-        "_present",
+        "_roots",
+        "_selected",
+        "_unbound",
+        "_variables",
         "_within_assumptions",
         "bindings",
         "cluster",
@@ -66,10 +86,18 @@ class RequestContext:
         self.cluster = cluster
         self._namespace = cluster.get_namespace(request.namespace) if request.namespace else None
         self._namespace_object: Mapping[str, Any] | None = None
+        self._namespace_labels: Mapping[str, Any] | None = None
+        # id(namespace selector) -> whether the namespace matches it: policies share a few
+        # selectors (compiled.py makes equal ones one object), each judged once a request.
+        self._selected: dict[int, bool] = {}
         self.object: Mapping[str, Any] | None = request.object
         self.working_copy = False
-        self._cel: cel.Context | None = None
-        self._present: frozenset[str] = frozenset()
+        self._cel: _LazyActivation | None = None
+        # binding name of a policy variable -> (its name, the policy's variables)
+        self._variables: dict[str, tuple[str, Mapping[str, CelExpression]]] = {}
+        self._unbound: set[str] = set()  # bindings whose path this object lacks
+        # id(a value bindings read) -> the value without its nulls, made once (see _field)
+        self._roots: dict[int, Any] = {}
         # binding name -> why the policy variable failed; it stays unbound (see below)
         self._failed_variables: dict[str, str] = {}
         self.spent = 0.0  # evaluation budget used by the policies judged so far
@@ -84,40 +112,51 @@ class RequestContext:
             "request": self.request.raw,
         }
 
-    def within_assumptions(self, walk: Mapping[str, Any]) -> bool:
-        """Nothing along ``walk`` (every path the request kind's guards read) exceeds the
-        sizes the load-time cost estimates assume; walked once per object."""
+    def within_assumptions(self, walks: Mapping[str, Mapping[str, Any]]) -> bool:
+        """Nothing along the request kind's walk in ``walks`` (every path its guards read)
+        exceeds the sizes the load-time cost estimates assume; walked once per object."""
         if self._within_assumptions is None:
-            self._within_assumptions = within_assumptions(self.root_values(), walk)
+            walk = walks.get(self.request.key, {})
+            # Only the variables the walk reads (most read `object` alone).
+            values = {root: self._base_value(root) for root in walk}
+            self._within_assumptions = within_assumptions(values, walk)
         return self._within_assumptions
 
     @property
     def namespace_labels(self) -> Mapping[str, str]:
-        return namespace_labels(self.request.namespace, self._namespace)
+        if self._namespace_labels is None:
+            self._namespace_labels = namespace_labels(self.request.namespace, self._namespace)
+        return self._namespace_labels
+
+    def namespace_selected(self, selector: LabelSelector) -> bool:
+        """Whether the request's namespace matches ``selector`` (judged once a request)."""
+        selected = self._selected.get(id(selector))
+        if selected is None:
+            selected = self._selected[id(selector)] = selector.matches(self.namespace_labels)
+        return selected
 
     @property
     def namespace_object(self) -> Mapping[str, Any]:
         if self._namespace_object is None:
-            self._namespace_object = namespace_object(self.request.namespace, self._namespace)
+            self._namespace_object = self.memo.namespace_object(self.request.namespace,
+                                                                self._namespace)
         return self._namespace_object
 
     def context_for(
         self, policy_variables: Mapping[str, CelExpression], *expressions: CelExpression | None
-    ) -> cel.Context:
-        """A context with what ``expressions`` read, computing policy variables on first use."""
-        needed: frozenset[str] = frozenset()
+    ) -> Activation:
+        """The request's activation, for ``expressions`` of a policy with
+        ``policy_variables``: every name is bound when an expression first reads it."""
+        activation = self._cel
+        if activation is None:
+            activation = self._cel = _LazyActivation(self)
         for expression in expressions:
-            if expression is not None:
-                needed = needed | expression.variables
-        context = self.cel_context(needed)
-        for expression in expressions:
-            if expression is None:
-                continue
-            if expression.functions:
-                self._bind_functions(context, expression)
-            if expression.policy_variables:
-                self._bind_variables(policy_variables, expression)
-        return context
+            if expression is not None and expression.policy_variables:
+                prefix = expression.binding_prefix
+                for name in expression.policy_variables:
+                    if prefix + name not in self._variables:
+                        self._variables[prefix + name] = (name, policy_variables)
+        return activation
 
     def evaluate(self, expression: CelExpression, variables: Mapping[str, CelExpression]) -> Any:
         """Evaluate ``expression``, from the namespace memo when it reads only the Namespace."""
@@ -133,33 +172,39 @@ class RequestContext:
             self.memo.put(expression, namespace, value)
         return value
 
-    def _bind_functions(self, context: cel.Context, expression: CelExpression) -> None:
-        for function in expression.functions:
-            key = "fn:" + function
-            if key not in self._present:
-                context.add_function(function, EXTENSION_FUNCTIONS[function])
-                self._present = self._present | {key}
+    def bind(self, name: str) -> Any:
+        """The value of ``name``, the first time an expression reads it (KeyError: unbound,
+        so reading it fails as in CEL)."""
+        variable = self._variables.get(name)
+        if variable is not None:
+            return self._bind_variable(name, *variable)
+        if name in self._unbound or (name not in self.bindings and name not in _ROOTS):
+            raise KeyError(name)
+        value = self._value_of(name)
+        if value is _UNBOUND:
+            self._unbound.add(name)
+            raise KeyError(name)
+        assert self._cel is not None
+        self._cel[name] = value
+        return value
 
-    def _bind_variables(
-        self, policy_variables: Mapping[str, CelExpression], expression: CelExpression
-    ) -> None:
-        for name in expression.policy_variables:
-            binding = expression.binding_prefix + name
-            if binding in self._present:
-                continue
-            definition = policy_variables[name]
-            self._present = self._present | {binding}
-            try:
-                value = self.evaluate(definition, policy_variables)
-            except (CelEvaluationError, PolicyEvaluationError) as error:
-                # Variables are lazy, as in ValidatingAdmissionPolicy: a failure matters only
-                # where the expression reads the value. Left unbound, a read fails (and is
-                # explained by `explain`), while `true || variables.x` still holds.
-                self._failed_variables[binding] = self.explain(
-                    f"variable {name!r} failed: {error}"
-                )
-                continue
-            self.cel_context(frozenset()).add_variable(binding, value)
+    def _bind_variable(
+        self, binding: str, name: str, policy_variables: Mapping[str, CelExpression]
+    ) -> Any:
+        if binding in self._failed_variables:
+            raise KeyError(binding)
+        definition = policy_variables[name]
+        try:
+            value = self.evaluate(definition, policy_variables)
+        except (CelEvaluationError, PolicyEvaluationError) as error:
+            # Variables are lazy, as in ValidatingAdmissionPolicy: a failure matters only
+            # where the expression reads the value. Left unbound, a read fails (and is
+            # explained by `explain`), while `true || variables.x` still holds.
+            self._failed_variables[binding] = self.explain(f"variable {name!r} failed: {error}")
+            raise KeyError(binding) from None
+        assert self._cel is not None
+        self._cel[binding] = value
+        return value
 
     def explain(self, message: str) -> str:
         """An evaluation error, told as the failure of the variable it reached, if any."""
@@ -168,26 +213,14 @@ class RequestContext:
                 return failure
         return message
 
-    def cel_context(self, needed: frozenset[str]) -> cel.Context:
-        """The request's CEL context holding at least ``needed``."""
-        if self._cel is None:
-            self._cel = cel.Context()
-        if needed <= self._present:
-            return self._cel
-        missing = needed - self._present
-        for name in missing:
-            value = self._value_of(name)
-            if value is not _UNBOUND:  # left out, so reading it fails as in CEL
-                self._cel.add_variable(name, value)
-        self._present = self._present | missing
-        return self._cel
-
     def _value_of(self, name: str) -> Any:
         # A null field reads as an absent one (see nulls.py): walks stop at None, presence
         # tests say False, and the values handed to CEL carry no nulls.
         binding = self.bindings.get(name)
         if binding is None:
             return without_nulls(self._base_value(name))
+        if binding.variable != "request":
+            return self._field(binding)
         value = self._base_value(binding.variable)
         if binding.path is None:
             if binding.variable == "request" and binding.projection is None:
@@ -204,6 +237,31 @@ class RequestContext:
         if binding.presence:
             return value.get(binding.path[-1]) is not None if _is_mapping(value) else _UNBOUND
         return without_nulls(project(value, binding.projection))
+
+    def _field(self, binding: Binding) -> Any:
+        """A binding of object, oldObject or namespaceObject. The compiled expressions read
+        values as they are, so the binding is the value itself (no projected copy), without
+        its nulls: only the subtree an expression reads is walked for them, once a request
+        (a policy reading ``object.metadata.labels`` never walks ``managedFields``)."""
+        value = self._base_value(binding.variable)
+        path = binding.path
+        if path is not None:
+            walk = path[:-1] if binding.presence else path
+            for segment in walk:
+                if not _is_mapping(value):
+                    return _UNBOUND
+                value = value.get(segment)
+                if value is None:
+                    return _UNBOUND
+            if binding.presence:
+                return value.get(path[-1]) is not None if _is_mapping(value) else _UNBOUND
+        if type(value) is not dict and type(value) is not list:
+            return value
+        cleaned = self._roots.get(id(value), _UNBOUND)
+        if cleaned is _UNBOUND:
+            # Keyed by identity: the request's objects live as long as this context.
+            cleaned = self._roots[id(value)] = without_nulls(value)
+        return cleaned
 
     def _base_value(self, variable: str) -> Any:
         if variable == "object":
@@ -222,6 +280,9 @@ class RequestContext:
         self.object = new
         self.working_copy = True
         self._within_assumptions = None
-        # Every binding may read something else now: start a fresh context.
+        # Every binding may read something else now: start a fresh activation (policy
+        # variables are computed again too, as they were for the old object).
+        self._roots = {}
         self._cel = None
-        self._present = frozenset()
+        self._unbound = set()
+        self._failed_variables = {}

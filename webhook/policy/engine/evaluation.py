@@ -14,10 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import cel
-
 from webhook.policy.blocks.protocol import CompiledBlock, PolicyEvaluationError
-from webhook.policy.cel.expression import CelEvaluationError, CelExpression
+from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
 from webhook.policy.engine.budget import DEFAULT_BUDGET, Guard
 from webhook.policy.engine.compiled import CompiledPolicies
 from webhook.policy.engine.context import RequestContext
@@ -38,6 +36,7 @@ from webhook.policy.model.objects import labels_of
 from webhook.policy.model.policy import ALL_OPERATIONS, Policy, PolicySet
 from webhook.policy.model.ports import ClusterView, ExceptionView, KeyIndex, ObjectCounter
 from webhook.policy.model.request import AdmissionRequest
+from webhook.policy.model.selectors import LabelSelector
 
 PolicyFilter = Callable[[Policy], bool]
 _NO_VARIABLES: Mapping[str, CelExpression] = {}
@@ -80,6 +79,16 @@ class Engine:
         self.clock = clock
         select = mutations
         blocks = compiled.blocks
+        # Each policy's namespaceSelector, equal ones made one object: a request judges each
+        # distinct selector once (RequestContext.namespace_selected), not once per policy.
+        canonical: dict[LabelSelector, LabelSelector] = {}
+        self._namespace_selectors: dict[str, LabelSelector] = {}
+        for found in compiled.by_kind.values():
+            for policy in found:
+                chosen = policy.match.namespace_selector
+                if chosen is not None:
+                    self._namespace_selectors[policy.name] = canonical.setdefault(chosen,
+                                                                                  chosen)
         # Indexed by (kind, operation) at load, so a request no policy matches by kind and
         # operation costs one dictionary look-up: no context, no evaluation, no allocation.
         self._mutating: dict[tuple[str, str], tuple[Policy, ...]] = {}
@@ -178,9 +187,8 @@ class Engine:
                          "synced yet, or stale past its bound), and this policy reads cluster "
                          "state (namespaces or counted objects)")
             return False
-        if match.namespace_selector is not None and not match.namespace_selector.matches(
-            state.namespace_labels
-        ):
+        selector = self._namespace_selectors.get(policy.name)
+        if selector is not None and not state.namespace_selected(selector):
             return False
         if match.object_selector is not None and not self._object_selected(policy, state):
             return False
@@ -206,7 +214,7 @@ class Engine:
         self, policy: Policy, guard: Guard, state: RequestContext, decision: Decision
     ) -> bool:
         """False (and the policy failed) when judging this input would exceed the budget."""
-        if state.within_assumptions(self.compiled.guard_walks.get(state.request.key, {})):
+        if state.within_assumptions(self.compiled.guard_walks):
             return True
         values = state.root_values()
         oversize = guard.oversize(values)
@@ -397,7 +405,7 @@ class _PolicyRun:
     def cluster(self) -> ClusterView:
         return self._state.cluster
 
-    def context(self, *expressions: CelExpression | None) -> cel.Context:
+    def context(self, *expressions: CelExpression | None) -> Activation:
         return self._state.context_for(self._variables, *expressions)
 
     def evaluate(self, expression: CelExpression) -> Any:

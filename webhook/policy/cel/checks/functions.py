@@ -1,9 +1,10 @@
-"""Every function an expression may call: what the Rust binding evaluates natively, plus
-the extension functions the engine binds (``EXTENSION_FUNCTIONS``, from ``cel.stdlib``).
+"""Every function an expression may call: the runtime's standard functions ("native":
+webhook/policy/cel/runtime/builtins.py), plus the extension functions
+(``EXTENSION_FUNCTIONS``: cel-go's extensions, edgewarden's and Kubernetes' libraries).
 
-The native list was found by evaluating each candidate with the binding
-(common-expression-language 0.10): a name it does not evaluate is not here, so the
-checker refuses at load what would fail on every request. tests/policy/test_functions.py
+The native list is what the Rust binding edgewarden evaluated with before evaluated itself
+(common-expression-language 0.10), kept as it was so that what loads does not change: a
+name not here is refused at load. tests/policy/test_functions.py
 evaluates a sample call of every entry.
 """
 

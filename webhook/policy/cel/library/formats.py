@@ -11,10 +11,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-import cel
-
 from webhook.policy.cel.library.errors import LibraryError, no_such_overload
 from webhook.policy.cel.library.urls import parse_request_uri
+from webhook.policy.cel.runtime.values import NONE, Optional
 
 _LABEL = "[a-z0-9]([-a-z0-9]*[a-z0-9])?"
 _SUBDOMAIN = _LABEL + "(\\." + _LABEL + ")*"
@@ -178,17 +177,17 @@ FORMATS: dict[str, Callable[[str], list[str]]] = {
 }
 
 
-def named(name: Any) -> cel.OptionalValue:
+def named(name: Any) -> Optional:
     if not isinstance(name, str):
         raise no_such_overload("format.named")
-    return cel.OptionalValue.of(name) if name in FORMATS else cel.OptionalValue.none()
+    return Optional.of(name) if name in FORMATS else NONE
 
 
-def validate(form: Any, value: Any) -> cel.OptionalValue:
+def validate(form: Any, value: Any) -> Optional:
     if not isinstance(form, str) or form not in FORMATS or not isinstance(value, str):
         raise no_such_overload("validate")
     errors = FORMATS[form](value)
-    return cel.OptionalValue.of(errors) if errors else cel.OptionalValue.none()
+    return Optional.of(errors) if errors else NONE
 
 
 def _constant(name: str) -> Callable[[], str]:

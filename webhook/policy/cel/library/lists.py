@@ -10,9 +10,8 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from cel.stdlib import STDLIB_FUNCTIONS
-
 from webhook.policy.cel.library.errors import LibraryError, no_such_overload
+from webhook.policy.cel.runtime import extensions
 
 _COMPARABLE = (bool, int, float, str, bytes, datetime.timedelta, datetime.datetime)
 
@@ -72,8 +71,8 @@ def _extreme(name: str, pick: Callable[[Any, Any], bool]) -> Callable[..., Any]:
     return extreme
 
 
-_STRING_INDEX_OF = STDLIB_FUNCTIONS["indexOf"]
-_STRING_LAST_INDEX_OF = STDLIB_FUNCTIONS["lastIndexOf"]
+_STRING_INDEX_OF = extensions.index_of
+_STRING_LAST_INDEX_OF = extensions.last_index_of
 
 
 def _same(a: Any, b: Any) -> bool:

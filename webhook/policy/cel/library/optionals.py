@@ -10,47 +10,46 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import cel
-
 from webhook.policy.cel.library.errors import no_such_overload
+from webhook.policy.cel.runtime.values import NONE, Optional
 
 
 def _unwrap(value: Any) -> tuple[bool, Any]:
-    if isinstance(value, cel.OptionalValue):
-        return (True, value.value()) if value.has_value() else (False, None)
+    if isinstance(value, Optional):
+        return (True, value.value) if value.present else (False, None)
     return True, value
 
 
-def select(operand: Any, name: Any) -> cel.OptionalValue:
+def select(operand: Any, name: Any) -> Optional:
     present, value = _unwrap(operand)
     if not present:
-        return cel.OptionalValue.none()
+        return NONE
     if not isinstance(value, dict):
         raise no_such_overload("_?._")
     if name in value:
-        return cel.OptionalValue.of(value[name])
-    return cel.OptionalValue.none()
+        return Optional.of(value[name])
+    return NONE
 
 
-def index(operand: Any, key: Any) -> cel.OptionalValue:
+def index(operand: Any, key: Any) -> Optional:
     present, value = _unwrap(operand)
     if not present:
-        return cel.OptionalValue.none()
+        return NONE
     if isinstance(value, list):
         if isinstance(key, bool) or not isinstance(key, int | float) or key != int(key):
             raise no_such_overload("_[?_]")
         position = int(key)
         if 0 <= position < len(value):
-            return cel.OptionalValue.of(value[position])
-        return cel.OptionalValue.none()
+            return Optional.of(value[position])
+        return NONE
     if isinstance(value, dict):
         if key not in value:
-            return cel.OptionalValue.none()
+            return NONE
         if isinstance(key, bool | int):  # Python's True == 1; CEL's bool is no int key
             stored = next(k for k in value if k == key)
             if isinstance(stored, bool) != isinstance(key, bool):
-                return cel.OptionalValue.none()
-        return cel.OptionalValue.of(value[key])
+                return NONE
+        return Optional.of(value[key])
     raise no_such_overload("_[?_]")
 
 
@@ -59,9 +58,9 @@ def _same_key(first: Any, second: Any) -> bool:
 
 
 def _kept(value: Any, function: str) -> tuple[bool, Any]:
-    if not isinstance(value, cel.OptionalValue):
+    if not isinstance(value, Optional):
         raise no_such_overload(function)
-    return (True, value.value()) if value.has_value() else (False, None)
+    return (True, value.value) if value.present else (False, None)
 
 
 def elements(items: Any, positions: Any) -> list[Any]:

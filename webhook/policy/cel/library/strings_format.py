@@ -12,6 +12,8 @@ from collections.abc import Callable
 from typing import Any
 
 from webhook.policy.cel.library.errors import LibraryError, no_such_overload
+from webhook.policy.cel.runtime.text import go_float as _go_float
+from webhook.policy.cel.runtime.values import CelType
 
 _DEFAULT_PRECISION = 6
 _SUPERSCRIPT = dict(zip("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹", strict=True))
@@ -26,32 +28,6 @@ def _type_name(value: Any) -> str:
         return "double"
     return {str: "string", bytes: "bytes", list: "list", dict: "map",
             type(None): "null_type"}.get(type(value), "dyn")
-
-
-def _go_float(value: float) -> str:
-    """Go's ``strconv.FormatFloat(f, 'g', -1, 64)`` (what ``string(double)`` is in cel-go):
-    the shortest digits, in exponent form below 1e-4 or from 1e6 (``1e+06``, ``1.5``)."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if math.copysign(1, value) < 0 else "0"
-    mantissa, _, power = repr(abs(value)).partition("e")
-    whole, _, fraction = mantissa.partition(".")
-    leading_zeros = len(fraction) - len(fraction.lstrip("0"))
-    exponent = len(whole) - 1 if whole != "0" else -(leading_zeros + 1)
-    exponent += int(power) if power else 0
-    digits = (whole + fraction).strip("0") or "0"
-    sign = "-" if value < 0 else ""
-    if exponent < -4 or exponent >= 6:
-        head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-        return f"{sign}{head}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    if exponent >= len(digits) - 1:
-        return sign + digits + "0" * (exponent - len(digits) + 1)
-    if exponent >= 0:
-        return sign + digits[:exponent + 1] + "." + digits[exponent + 1:]
-    return sign + "0." + "0" * (-exponent - 1) + digits
 
 
 def _string(value: Any) -> str:
@@ -75,6 +51,8 @@ def _string(value: Any) -> str:
         return "{" + ", ".join(f"{key}:{item}" for key, item in pairs) + "}"
     if isinstance(value, datetime.timedelta):
         return f"{value.total_seconds():g}s"
+    if isinstance(value, CelType):
+        return value.name
     raise LibraryError("error during formatting: string clause can only be used on strings, "
                        "bools, bytes, ints, doubles, maps, lists, types, durations, and "
                        f"timestamps, was given {_type_name(value)}")
