@@ -28,6 +28,9 @@ Run from the repository root after scripts/kube-binaries::
     .venv/bin/python benchmarks/apiserver.py                  # full run, ~20 minutes
     .venv/bin/python benchmarks/apiserver.py --creates 300 --namespaces 200 --services 2000
     .venv/bin/python benchmarks/apiserver.py --only-parts     # part 3 only (needs haproxy)
+    # part 1 only, this build against another one's edgewarden in alternating blocks:
+    .venv/bin/python benchmarks/apiserver.py --skip-population --skip-parts \
+        --baseline ../other-build/.venv/bin/edgewarden
 
 Figures only: nothing here is asserted by the tests. Results: a table on stdout and JSON in
 benchmarks/results/. The API server writes no audit log here (its cost is not ours), and
@@ -92,6 +95,11 @@ class Figures:
     creates: int
     without_webhook_ms: dict[str, float] = field(default_factory=dict)
     with_webhook_ms: dict[str, float] = field(default_factory=dict)
+    # --baseline: another build's edgewarden, registered in its own blocks beside ours.
+    baseline: str = ""
+    with_baseline_ms: dict[str, float] = field(default_factory=dict)
+    # HopSplit.figures() of each registered build: where its added time goes.
+    hop_split: dict[str, dict[str, float]] = field(default_factory=dict)
     namespaces: int = 0
     services: int = 0
     population_seconds: float = 0.0
@@ -189,9 +197,10 @@ def create_latencies(plane: ControlPlane, namespace: str, count: int, prefix: st
 class Server:
     """`edgewarden serve` on loopback, reading the cluster as admin."""
 
-    def __init__(self, plane: ControlPlane, workdir: Path) -> None:
+    def __init__(self, plane: ControlPlane, workdir: Path, executable: str = EDGEWARDEN) -> None:
         self.plane = plane
         self.workdir = workdir
+        self.executable = executable
         self.port = free_port()
         self.tls = workdir / "tls"
         self.log = workdir / "serve.log"
@@ -199,8 +208,9 @@ class Server:
                "HOME": str(workdir)}
         subprocess.run([EDGEWARDEN, "certs", "generate", "--out", str(self.tls),
                         "--host", "127.0.0.1"], check=True, env=env, capture_output=True)
+        workdir.mkdir(parents=True, exist_ok=True)
         self.process = ManagedProcess("edgewarden serve", [
-            EDGEWARDEN, "serve", "--policies", str(ROOT / "policies"), "--host", "127.0.0.1",
+            executable, "serve", "--policies", str(ROOT / "policies"), "--host", "127.0.0.1",
             "--port", str(self.port), "--tls-cert", str(self.tls / "tls.crt"),
             "--tls-key", str(self.tls / "tls.key"), "--audit-log", str(workdir / "audit.log"),
             "--log-level", "info"], self.log, env=env, cwd=ROOT)
@@ -250,7 +260,7 @@ class Server:
 
     def register(self) -> None:
         rendered = subprocess.run(
-            [EDGEWARDEN, "webhook-config", "--policies", str(ROOT / "policies"),
+            [self.executable, "webhook-config", "--policies", str(ROOT / "policies"),
              "--url", f"https://127.0.0.1:{self.port}", "--ca-bundle", str(self.tls / "ca.crt")],
             check=True, capture_output=True, text=True).stdout
         self.plane.kubectl("apply", "-f", "-", input=rendered)
@@ -391,6 +401,84 @@ def apiserver_writes(plane: ControlPlane) -> dict[str, float]:
     return writes
 
 
+def histogram_sums(text: str, family_name: str, **labels: str) -> tuple[float, float]:
+    """(sum, count) of histogram ``family_name`` over its samples matching ``labels``."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    total = count = 0.0
+    for family in text_string_to_metric_families(text):
+        if family.name != family_name:
+            continue
+        for sample in family.samples:
+            if any(sample.labels.get(key) != value for key, value in labels.items()):
+                continue
+            if sample.name == f"{family_name}_sum":
+                total += sample.value
+            elif sample.name == f"{family_name}_count":
+                count += sample.value
+    return total, count
+
+
+def apiserver_metrics(plane: ControlPlane) -> str:
+    context = ssl.create_default_context(cafile=str(plane.ca_file))
+    context.load_cert_chain(plane.workdir / "pki" / "admin.crt",
+                            plane.workdir / "pki" / "admin.key")
+    with urllib.request.urlopen(f"{plane.server}/metrics", timeout=30,
+                                context=context) as answer:
+        return str(answer.read().decode())
+
+
+def server_metrics(server: Server) -> str:
+    with urllib.request.urlopen(f"https://127.0.0.1:{server.port}/metrics", timeout=10,
+                                context=ssl._create_unverified_context()) as answer:
+        return str(answer.read().decode())
+
+
+class HopSplit:
+    """Where a series' added time goes, from both sides' own histograms: the API server's
+    time per call to the webhook (``apiserver_admission_webhook_admission_duration_seconds``
+    for validate.edgewarden.dev: its request encoding, the HTTP round trip, the answer's
+    decoding) and the webhook's own time per decision (``edgewarden_decision_duration_
+    seconds``, parse to rendered answer); the call's time less the decision's is the HTTP,
+    TLS and scheduling between the two processes."""
+
+    WEBHOOK = "validate.edgewarden.dev"
+
+    def __init__(self) -> None:
+        self.call = [0.0, 0.0]
+        self.decision = [0.0, 0.0]
+        self._before: tuple[tuple[float, float], tuple[float, float]] | None = None
+
+    def start(self, plane: ControlPlane, server: Server) -> None:
+        self._before = (self._call(plane), self._decision(server))
+
+    def stop(self, plane: ControlPlane, server: Server) -> None:
+        assert self._before is not None
+        (call_sum, call_count), (decision_sum, decision_count) = self._before
+        now_call, now_decision = self._call(plane), self._decision(server)
+        self.call[0] += now_call[0] - call_sum
+        self.call[1] += now_call[1] - call_count
+        self.decision[0] += now_decision[0] - decision_sum
+        self.decision[1] += now_decision[1] - decision_count
+
+    def _call(self, plane: ControlPlane) -> tuple[float, float]:
+        return histogram_sums(apiserver_metrics(plane),
+                              "apiserver_admission_webhook_admission_duration_seconds",
+                              name=self.WEBHOOK)
+
+    @staticmethod
+    def _decision(server: Server) -> tuple[float, float]:
+        return histogram_sums(server_metrics(server), "edgewarden_decision_duration_seconds",
+                              endpoint="validate")
+
+    def figures(self) -> dict[str, float]:
+        call = self.call[0] / self.call[1] * 1000 if self.call[1] else 0.0
+        decision = self.decision[0] / self.decision[1] * 1000 if self.decision[1] else 0.0
+        return {"apiserver_call_mean_ms": round(call, 3),
+                "webhook_decision_mean_ms": round(decision, 3),
+                "between_mean_ms": round(call - decision, 3)}
+
+
 def timed_creates(plane: ControlPlane, path: str, make: Any, count: int,
                   prefix: str) -> list[float]:
     api = Api(plane)
@@ -522,6 +610,10 @@ def main() -> None:
     parser.add_argument("--skip-parts", action="store_true",
                         help="leave out part 3 (what each part adds; needs haproxy)")
     parser.add_argument("--only-parts", action="store_true", help="part 3 only")
+    parser.add_argument("--baseline", metavar="EDGEWARDEN",
+                        help="part 1: also register this edgewarden executable (another "
+                             "build's), in blocks alternating with ours, for a before/after "
+                             "measured side by side")
     parser.add_argument("--replicas", type=int, default=3, help="part 3: serve replicas")
     parser.add_argument("--part-creates", type=int, default=150,
                         help="part 3: creates per kind, configuration and block")
@@ -550,22 +642,42 @@ def main() -> None:
         server = Server(plane, workdir)
         server.start()
         figures.rss_mib_empty_cluster = server.rss_mib()
+        baseline: Server | None = None
+        if args.baseline:
+            baseline = Server(plane, workdir / "baseline", executable=args.baseline)
+            baseline.start()
+            figures.baseline = args.baseline
 
         plane.kubectl("create", "namespace", "bench")
         plain: list[float] = []
         judged: list[float] = []
+        judged_by_baseline: list[float] = []
+        splits: dict[str, HopSplit] = {}
         per_block = max(1, args.creates // args.blocks)
         for block in range(args.blocks):
             print(f"block {block + 1}/{args.blocks}: {per_block} creates without a webhook, "
-                  f"{per_block} with edgewarden registered...", flush=True)
+                  f"{per_block} with edgewarden registered"
+                  f"{', the same with the baseline' if baseline else ''}...", flush=True)
             plain += create_latencies(plane, "bench", per_block, f"plain-{block}")
-            server.register()
-            wait_until_called(plane, expected=True)
-            judged += create_latencies(plane, "bench", per_block, f"judged-{block}")
-            server.unregister()
-            wait_until_called(plane, expected=False)
+            # Which build goes first alternates, so a trend in the load favours neither.
+            order = [(server, judged), *([(baseline, judged_by_baseline)] if baseline else [])]
+            for registered, samples in (order if block % 2 == 0 else order[::-1]):
+                assert registered is not None
+                registered.register()
+                wait_until_called(plane, expected=True)
+                tag = "judged" if registered is server else "baseline"
+                split = splits.setdefault(tag, HopSplit())
+                split.start(plane, registered)
+                samples += create_latencies(plane, "bench", per_block, f"{tag}-{block}")
+                split.stop(plane, registered)
+                registered.unregister()
+                wait_until_called(plane, expected=False)
         figures.without_webhook_ms = percentiles(plain)
         figures.with_webhook_ms = percentiles(judged)
+        figures.hop_split = {tag: split.figures() for tag, split in splits.items()}
+        if baseline is not None:
+            figures.with_baseline_ms = percentiles(judged_by_baseline)
+            baseline.process.stop()
         server.process.stop()
         if not args.skip_population:
             measure_population(plane, server, figures, args)
@@ -604,6 +716,19 @@ def report(figures: Figures) -> None:
              f"{figures.with_webhook_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
              f"{figures.with_webhook_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
             ("serve RSS, empty cluster", f"{figures.rss_mib_empty_cluster:.0f} MiB"),
+        ]
+    for tag, split in figures.hop_split.items():
+        who = "edgewarden" if tag == "judged" else "the baseline"
+        rows.append((f"{who}: per call, API server / decision / between",
+                     f"{split['apiserver_call_mean_ms']:.2f} / "
+                     f"{split['webhook_decision_mean_ms']:.2f} / "
+                     f"{split['between_mean_ms']:.2f} ms (means)"))
+    if figures.with_baseline_ms:
+        rows += [
+            ("Service CREATE, baseline registered", _latency(figures.with_baseline_ms)),
+            ("added by the baseline (p50 / p99)",
+             f"{figures.with_baseline_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
+             f"{figures.with_baseline_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
         ]
     if figures.namespaces:
         rows += [

@@ -20,8 +20,11 @@ REPO = Path(__file__).parents[2]
 
 # What our subclasses read or call on uvicorn's classes without defining it themselves.
 PROTOCOL_ATTRIBUTES = ("client", "cycle", "transport", "flow", "url", "headers", "loop",
-                       "scope", "parser", "server_state", "_unset_keepalive_if_required")
-CYCLE_ATTRIBUTES = ("response_started", "response_complete", "more_body", "scope")
+                       "scope", "parser", "server_state", "pipeline")
+# ``transport`` is replaced per cycle (http_protocol._HeadWithBody); ``disconnected`` and
+# ``message_event`` tell an application waiting for its body that the client is gone.
+CYCLE_ATTRIBUTES = ("response_started", "response_complete", "more_body", "scope",
+                    "transport", "disconnected", "message_event")
 SERVER_ATTRIBUTES = ("config", "lifespan", "server_state", "servers", "started", "should_exit",
                      "_log_started_message")
 

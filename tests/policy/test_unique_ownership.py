@@ -329,7 +329,7 @@ def test_an_exception_cannot_skip_ownership_by_making_the_policy_fail(
 ) -> None:
     # Past the evaluation budget the policy fails closed; an exception must not turn that
     # failure into an admission that never checked whose hosts these are.
-    rules = [{"host": f"h{i}.example.com"} for i in range(400)]
+    rules = [{"host": f"h{i}.example.com"} for i in range(40_000)]
     big = {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
            "metadata": {"name": "steal", "namespace": "evil"}, "spec": {"rules": rules}}
     decision = create(engine, big, EmptyCluster(), exception(tmp_path, "evil", "steal"),

@@ -28,8 +28,9 @@ in a callback per header.
   require a verified client certificate while probes stay open.
 
 Every limit that cuts or refuses is reported to the tracker (the listener), which counts
-it and logs it, rate-limited. The idle keep-alive timeout stays uvicorn's
-(``timeout_keep_alive``); the number of connections is the listener's business.
+it and logs it, rate-limited. The idle keep-alive timeout (``idle_timeout``) is a deadline
+the same sweep checks, in place of uvicorn's per-answer timer, and closes the connection as
+uvicorn would; the number of connections is the listener's business.
 """
 
 from __future__ import annotations
@@ -112,6 +113,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._head_started = False  # bytes of the current request's head have arrived
         self._head_bytes = 0  # raw bytes received while the head is incomplete
         self._deferred: _Refusal | None = None  # sent once the answer before it is out
+        self._idle = False  # answered, no byte of the next request yet: deadline is idle's
         self._extensions: dict[str, Any] = {}
 
     @property
@@ -139,12 +141,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def data_received(self, data: bytes) -> None:
         # uvicorn's own data_received, with refusals told apart from parse errors: a
         # callback's exception reaches us wrapped in HttpParserCallbackError.
-        self._unset_keepalive_if_required()
         if self._awaiting_head:
             if not self._head_started:
                 self._head_started = True
                 self._head_bytes = 0
-                if self.deadline == math.inf:  # the next request after a keep-alive pause
+                if self._idle or self.deadline == math.inf:
+                    # The next request after a keep-alive pause: its headers' deadline.
+                    self._idle = False
                     self.deadline = self.loop.time() + self.settings.header_timeout
             self._head_bytes += len(data)
         try:
@@ -179,6 +182,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.busy = True
         self.scope["extensions"] = self._extensions
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None:
+            # The response's head goes out with its body, in one write (see _HeadWithBody).
+            cycle.transport = _HeadWithBody(self.transport, cycle, self.loop)  # type: ignore[assignment]
         if getattr(self.server_state, "draining", False) and self.cycle is not None:
             # Shutting down (webhook/serve/root.py): answer, then close, so the client opens
             # its next connection elsewhere instead of meeting a closed one mid-request.
@@ -238,11 +245,23 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._counted and self._answering is not None:
             self._release(self._answering)
         self.busy = False
-        self.last_active = self.loop.time()  # eviction picks the least recently active
+        now = self.last_active = self.loop.time()  # eviction picks the least recently active
         if self._deferred is not None:
             self._send_refusal(self._deferred)
             return
-        super().on_response_complete()  # arms uvicorn's keep-alive timer
+        # uvicorn's on_response_complete, but for its keep-alive timer: a loop timer armed
+        # after every answer and cancelled by the next request's first byte cost more than
+        # the idle deadline the sweep already checks (check_deadline).
+        self.server_state.total_requests += 1
+        if self.transport.is_closing():
+            return
+        self.flow.resume_reading()
+        if self.pipeline:
+            cycle, app = self.pipeline.pop()
+            self._start_asgi_task(cycle, app)
+        elif not self._head_started:
+            self._idle = True
+            self.deadline = now + self.settings.idle_timeout
 
     # ---- limits ----
 
@@ -259,7 +278,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if now < self.deadline or self.transport.is_closing():
             return
         self.deadline = math.inf
-        if self._reading_body:
+        if self._idle:
+            self.transport.close()  # idle past the keep-alive timeout, as uvicorn closes it
+        elif self._reading_body:
             self._body_timed_out()
         else:
             self._head_timed_out(now)
@@ -338,6 +359,66 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.deadline = math.inf
         if not self.transport.is_closing():
             self.send_400_response("Invalid HTTP request received.")
+
+
+class _HeadWithBody:
+    """The transport as one response's cycle sees it: the head is held until the body's
+    first write, and the two go out as one.
+
+    uvicorn writes a response's status line and headers, then its body, with a write each;
+    over TLS each write is a TLS record and a send on the socket, and the peer wakes up
+    twice for one answer. On this machine the second send cost more than everything our
+    endpoint does in Python (benchmarks/protocol_overhead.py, docs/http.md). The bytes are
+    the same; only how they are cut into segments changes. Anything but the head (a
+    ``100 Continue``, a later chunk of a streamed body) is written at once, and a held head
+    waits at most for the rest of the current step of the event loop: an application that
+    sends its head and then waits for something (a streamed answer) has it sent meanwhile,
+    and a close writes it first.
+    """
+
+    __slots__ = ("_cycle", "_head", "_loop", "_transport", "_waiting")
+
+    def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle,
+                 loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._cycle = cycle
+        self._loop = loop
+        self._head: bytes | None = None
+        # For the head: the first write once the response has started. A HEAD request's
+        # answer has no body write to wait for.
+        self._waiting = cycle.scope["method"] != "HEAD"
+
+    def write(self, data: bytes) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+        elif self._waiting and self._cycle.response_started:
+            self._waiting = False
+            self._head = data
+            self._loop.call_soon(self.release)
+        else:
+            self._transport.write(data)
+
+    def release(self) -> None:
+        """Write a held head now (no body write followed it in the same step)."""
+        head, self._head = self._head, None
+        if head is not None and not self._transport.is_closing():
+            self._transport.write(head)
+
+    def close(self) -> None:
+        self.release()
+        self._transport.close()
+
+    def abort(self) -> None:
+        self._head = None  # an abort sends nothing more
+        self._transport.abort()
+
+    def is_closing(self) -> bool:
+        return self._transport.is_closing()
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self._transport.get_extra_info(name, default)
 
 
 def is_probe(scope: Scope) -> bool:

@@ -32,6 +32,11 @@ class ReloadSettings:
     settle_seconds: float = 0.5
 
 
+# The kube-apiserver's webhook client (client-go's transport) closes connections idle this
+# long: Go's http.DefaultTransport IdleConnTimeout, which utilnet.SetTransportDefaults copies.
+API_SERVER_IDLE_SECONDS = 90.0
+
+
 @dataclass(frozen=True)
 class ConnectionSettings:
     """What one connection may cost before it is answered or cut (docs/server.md)."""
@@ -39,7 +44,10 @@ class ConnectionSettings:
     handshake_timeout: float = 5.0  # accept to the end of the TLS handshake
     header_timeout: float = 10.0  # connection open, or a request's first byte, to its headers
     body_timeout: float = 10.0  # headers to the last byte of the body
-    idle_timeout: float = 30.0  # keep-alive: a response to the next request's first byte
+    # Keep-alive: a response to the next request's first byte. Longer than the API
+    # server's own idle timeout (API_SERVER_IDLE_SECONDS), so it is the API server that
+    # closes a pooled connection, never we one it is about to reuse (docs/http.md).
+    idle_timeout: float = 120.0
     # At most this many connections (lowered to the file limit, less a reserve): at the
     # cap, the least recently active idle connection or handshake makes room.
     max_connections: int = 1000

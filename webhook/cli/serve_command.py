@@ -142,7 +142,7 @@ def serve(
     ] = 10.0,
     idle_timeout: Annotated[float, typer.Option(
         "--idle-timeout", min=0.1, help="Seconds an idle keep-alive connection stays open.")
-    ] = 30.0,
+    ] = 120.0,
     max_connections: Annotated[int, typer.Option(
         "--max-connections", min=1,
         help="Open connections at most (lowered to the file limit less 64).")] = 1000,

@@ -254,6 +254,9 @@ def uvicorn_server(runtime: Runtime) -> EdgeServer:
         log_level=runtime.settings.log_level.lower(), server_header=False,
         # The API server keeps connections open; a short keep-alive only adds handshakes.
         timeout_keep_alive=limits.idle_timeout, log_config=None,
+        # No X-Forwarded-* rewriting: the API server sends none, and the peer that refusal
+        # logs name is the one connected (uvicorn's middleware also cost a call a request).
+        proxy_headers=False,
     )
     metrics = runtime.state.metrics
     refusals = runtime.state.refusals or RefusalLog(metrics.count_limit_hit)

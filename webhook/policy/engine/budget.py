@@ -1,15 +1,19 @@
 """Bounding what one admission may cost before CEL runs it.
 
-The CEL binding holds the GIL and cannot be interrupted: an evaluation that takes seconds
-blocks every other admission and /healthz with it. Its costs are not Kubernetes' either:
-converting a bound list costs ~20 µs per element, and ``map``/``filter`` build their result
-by copying it at every step, so they are quadratic in what they return (measured in
-benchmarks/worst_case.py). The load-time estimate (checks/cost.py, Kubernetes' units)
-bounds a policy for inputs of the sizes it assumes; an input larger than that (a list over
-100 items) is costed again here, in microseconds of this binding, with the input's real
-sizes, before the policy runs. Over the budget, the policy does not run and fails as its
-failurePolicy says. Sizes, not clocks, decide, so admission, ``check``, ``audit`` and the
-suites agree.
+CEL runs in the request's thread and holds the GIL: an evaluation that takes seconds blocks
+every other admission and /healthz with it. The load-time estimate (checks/cost.py,
+Kubernetes' units) bounds a policy for inputs of the sizes it assumes; an input larger than
+that (a list over 100 items) is costed again here, with the input's real sizes, before the
+policy runs, in microseconds of the runtime that evaluates it (webhook/policy/cel/runtime,
+closures over the admission object as it is). That runtime converts nothing and builds the
+results of ``map``/``filter`` and of list concatenation by appending, so every price is per
+node, per comprehension step, per element scanned or per call: linear in the input. Each
+price is about 1.5 times what benchmarks/budget_prices.py measures (the margin: a busier
+machine, a slower one, Python's allocator under a large input), and both sides of `&&`
+and `||` are counted even when one is skipped. Only CEL is priced: what a block does with
+CEL's result (unique-ingress-hosts parsing each key) is not. Over the budget, the policy
+does not run and fails as its failurePolicy says. Sizes, not clocks, decide, so
+admission, ``check``, ``audit`` and the suites agree.
 """
 
 from __future__ import annotations
@@ -40,16 +44,20 @@ from webhook.policy.cel.syntax import (
 )
 from webhook.policy.model.policy import Policy
 
-# Microseconds of the binding on a 2-core machine (docs/policies.md "Cost"). The default
-# budget keeps any admission's CEL work near 50 ms, so /healthz waits at most about that.
+# Microseconds of the closure runtime on this 2-core machine, shared with other work as it
+# was measured: about 1.5 times the figures of benchmarks/budget_prices.py (the margin), and
+# every node of a short-circuited `&&`/`||` counted as if it ran (docs/policies.md "Cost").
+# The default budget keeps any admission's CEL work near 50 ms, so /healthz waits at most
+# about that.
 DEFAULT_BUDGET = 50_000
-CONVERT_MAP = 15.0  # binding one list element that is a map (a rule, a port) to CEL
-CONVERT_SCALAR = 6.0  # binding one list element that is a string or a number
-ITERATE = 1.5  # one comprehension step
-QUADRATIC = 0.8  # map/filter copy their result at each step: this, times items squared
-SCAN = 0.02  # comparing one element of a list scanned by `in`
-CALLBACK = 5.0  # calling a Python extension function, and per element of a list argument
-NODE = 0.2  # any other node evaluated
+ITERATE = 0.1  # one comprehension step (binding its variable, appending a map's result)
+SCAN = 0.09  # comparing one element of a list scanned by `in` (CEL equality, not ==)
+LOOKUP = 0.2  # `in` on a map (a set built by sets.of): one hash lookup
+CALLBACK = 1.25  # calling an extension function (arguments checked, result wrapped)
+CALLBACK_ELEMENT = 0.3  # per element of a list argument of a size-dependent call
+JOIN_ELEMENT = 0.02  # ... but join only appends a string it is given (no hashing)
+LITERAL = 0.05  # a literal: its closure returns a constant
+NODE = 0.18  # any other node evaluated
 
 # Calls whose work grows with the size of a list argument (besides comprehensions and `in`).
 _SIZE_DEPENDENT_CALLS = frozenset(
@@ -102,18 +110,16 @@ class Guard:
         return worst
 
     def cost(self, values: Mapping[str, Any], limit: float = float("inf")) -> float:
-        """Microseconds this policy would cost the binding on this input; once over
-        ``limit`` it stops counting (the verdict is known, and a huge input must not cost
-        much to refuse)."""
-        sizes = _Sizes(values)
-        model = _Model(sizes)
+        """Microseconds this policy would cost the runtime on this input; once over
+        ``limit`` it stops counting (the verdict is known). Costing reads sizes along the
+        guarded paths and walks the expression trees: nothing here grows with the input
+        faster than the walk of ``oversize`` did."""
+        model = _Model(_Sizes(values))
         total = 0.0
-        for where in _maximal(self.paths):
-            total += sizes.converted(where, limit - total)
-            if total > limit:
-                return total
         for tree, variable in self.trees:
             total += model.cost(tree)
+            if total > limit:
+                return total
             if variable is not None:
                 model.variables[variable] = model.shape(tree)
         return total
@@ -198,16 +204,6 @@ def _is_condition(path: tuple[Any, ...]) -> bool:
 
 def _is_message(path: tuple[Any, ...]) -> bool:
     return path[-1:] == ("messageExpression",)
-
-
-def _maximal(paths: Iterable[Where]) -> list[Where]:
-    """The paths no other path extends: each is bound (converted) once."""
-    found = list(paths)
-    return [
-        (root, path) for root, path in found
-        if not any(r == root and len(p) > len(path) and p[: len(path)] == path
-                   for r, p in found)
-    ]
 
 
 def _grows(node: Expr) -> bool:
@@ -304,34 +300,10 @@ class _Sizes:
         return self._largest[where]
 
     def elements(self, where: Where) -> float:
-        """How many values ``where`` reaches in all (what binding it converts)."""
+        """How many values ``where`` reaches in all (what flattening it yields)."""
         if where not in self._elements:
             self._measure(where)
         return self._elements[where]
-
-    def converted(self, where: Where, limit: float = float("inf")) -> float:
-        """Microseconds of binding what ``where`` reaches: per list element on the way
-        (counting stops once over ``limit``)."""
-        root, path = where
-        total = 0.0
-        level = [self.values.get(root)]
-        for segment in (*path, ELEMENTS):
-            following: list[Any] = []
-            for value in level:
-                if segment == ELEMENTS and isinstance(value, list):
-                    # Bounded by the smallest per-element price first: a list far over the
-                    # limit is refused without a walk over it.
-                    if CONVERT_SCALAR * len(value) + total > limit:
-                        return total + CONVERT_SCALAR * len(value)
-                    total += sum(CONVERT_MAP if isinstance(item, Mapping) else CONVERT_SCALAR
-                                 for item in value)
-                    following.extend(value)
-                elif isinstance(value, Mapping) and value.get(segment) is not None:
-                    following.append(value[segment])
-                if total > limit:
-                    return total
-            level = following
-        return total
 
     def _measure(self, where: Where) -> None:
         root, path = where
@@ -358,7 +330,7 @@ class _Sizes:
 
 
 class _Model:
-    """The binding's cost of an expression tree, with sizes read from the input."""
+    """The runtime's cost of an expression tree, with sizes read from the input."""
 
     def __init__(self, sizes: _Sizes) -> None:
         self.sizes = sizes
@@ -368,15 +340,23 @@ class _Model:
     def cost(self, node: Expr) -> float:
         if isinstance(node, Comprehension):
             return self._comprehension(node)
+        if isinstance(node, Literal):
+            return LITERAL
         own = NODE
         if isinstance(node, Operator) and node.op == "@in":
             container = self.shape(node.args[1])
-            own += 1.0 if container.is_map else SCAN * container.size
+            own += LOOKUP if container.is_map else SCAN * container.size
         elif isinstance(node, Call) and node.function in EXTENSION_FUNCTIONS:
             own += CALLBACK
             if node.function in _SIZE_DEPENDENT_CALLS:
                 arguments = [*node.args, *([node.target] if node.target is not None else [])]
-                own += CALLBACK * sum(self.shape(arg).size for arg in arguments)
+                price = JOIN_ELEMENT if node.function == "join" else CALLBACK_ELEMENT
+                own += price * sum(self.shape(arg).size for arg in arguments)
+        if isinstance(node, Operator) and node.op == "_?_:_":
+            # Only one branch runs: the dearer one (the keys of unique-ingress-hosts hold an
+            # Ingress branch and a Gateway route branch, and an object takes one).
+            condition, then, otherwise = node.args
+            return own + self.cost(condition) + max(self.cost(then), self.cost(otherwise))
         for child in children(node):  # a loop, not a generator: one frame less per level
             own += self.cost(child)
         return own
@@ -394,8 +374,8 @@ class _Model:
                 self.bound[node.variable] = saved
             else:
                 del self.bound[node.variable]
-        building = QUADRATIC * items * items if node.macro in ("map", "filter") else 0.0
-        return self.cost(node.range) + items * (ITERATE + body) + building
+        # map and filter append to one list: their result costs nothing past the step.
+        return self.cost(node.range) + items * (ITERATE + body)
 
     def shape(self, node: Expr) -> _Shape:
         """How large a value ``node`` gives, at most."""
