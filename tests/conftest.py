@@ -13,7 +13,9 @@ from tests.kubeapi import KubeApi
 from tests.support.kubeconfig import use_kubeconfig, write_kubeconfig
 
 # The fixtures of tests/support that every folder may use.
-pytest_plugins = ["tests.support.certificates"]
+pytest_plugins = ["tests.support.certificates",
+                  # with -n (pytest-xdist): which tests share a worker, in which order
+                  "tests.support.scheduling"]
 
 SETTINGS_PREFIX = "EDGEWARDEN_"
 # Inputs of the test harness itself, not edgewarden settings: scripts/e2e-kind.sh hands

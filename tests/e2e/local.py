@@ -138,8 +138,12 @@ class LocalInstallation:
     def run_server(self, args: list[str]) -> None:
         """(Re)start the server with ``args``; returns once it is ready (cache synced)."""
         self.stop_webhook()
+        # No drain on SIGTERM (serve's default with a cluster is 5 s): the suite stops and
+        # restarts this one server between tests, and tests/serve/test_drain.py and
+        # tests/lifecycle check the drain itself.
         self._process = ManagedProcess(
-            "edgewarden serve", [EDGEWARDEN, *args], self.workdir / "edgewarden-serve.log",
+            "edgewarden serve", [EDGEWARDEN, *args, "--drain-seconds", "0"],
+            self.workdir / "edgewarden-serve.log",
             env={"PATH": "/usr/bin:/bin", "KUBECONFIG": str(self.service_account_kubeconfig),
                  "HOME": str(self.workdir)},
             cwd=REPO)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from .processes import ManagedProcess
+from .processes import ManagedProcess, stop_together
 from .wait import until
 
 
@@ -71,3 +71,34 @@ def test_a_test_process_killed_outright_takes_its_servers_with_it(tmp_path: Path
     finally:
         if runner.poll() is None:
             runner.kill()
+
+
+# A server that drains on SIGTERM: it says it got the signal, then waits (bounded: only so
+# that a failing test cannot hang) until every sibling has said so too, and writes whether
+# they all had before it exits.
+DRAINS_WITH_SIBLINGS = """
+trap 'touch "$DIR/term-$NAME"; n=0
+      while [ "$(ls "$DIR" | grep -c "^term-")" -lt 3 ] && [ $n -lt 150 ]; do
+        sleep 0.1; n=$((n + 1)); done
+      if [ $n -lt 150 ]; then touch "$DIR/together-$NAME"; fi; exit 0' TERM
+touch "$DIR/ready-$NAME"
+while :; do sleep 0.1; done
+"""
+
+
+def test_stop_together_signals_every_process_before_waiting_for_any(tmp_path: Path) -> None:
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    servers = [ManagedProcess(f"drain {name}", ["sh", "-c", DRAINS_WITH_SIBLINGS],
+                              tmp_path / f"{name}.log",
+                              env={**os.environ, "DIR": str(signals), "NAME": name})
+               for name in ("a", "b", "c")]
+    for server in servers:
+        server.start()
+    # (A signal before the trap is set would end a server at once, without its file.)
+    until(lambda: len(list(signals.glob("ready-*"))) == 3, "the servers' traps", 10)
+    stop_together(servers)
+    assert not any(server.running() for server in servers)
+    # Stopped one after the other, the first would have drained alone (no "together-a").
+    assert sorted(path.name for path in signals.iterdir() if path.name.startswith("together-")) \
+        == ["together-a", "together-b", "together-c"]
