@@ -28,8 +28,8 @@ in every regex dialect, and is the only one attempted.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from enum import StrEnum
+from functools import lru_cache
 
 PREFIX_TYPES = frozenset({"Prefix", "PathPrefix", "ImplementationSpecific"})
 EXACT_TYPE = "Exact"
