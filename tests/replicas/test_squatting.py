@@ -1,7 +1,6 @@
 """Squatting, without authentication: a client that is not the API server sends fabricated
-AdmissionReviews straight at the webhook's URL for up to 60 s, while a legitimate namespace
-creates its LoadBalancer and its host through the API server. Both are admitted before the
-minute is up (the squatter stops once they are: nothing after that can change the outcome).
+AdmissionReviews straight at the webhook's URL for 60 s, while a legitimate namespace
+creates its LoadBalancer and its host through the API server. Both are admitted.
 
 The set is the default install's shape: ``--manage-quotas``, the default
 ``--webhook-timeout`` (5 s) and no ``--client-ca`` (the chart and the kustomize base cannot
@@ -192,15 +191,12 @@ def test_fabricated_reviews_for_60s_keep_no_namespace_from_its_loadbalancer_or_i
                 create(plane, victim,
                        "/apis/networking.k8s.io/v1/namespaces/{namespace}/ingresses",
                        ingress(f"web-{route.tries}", host), route)
-            if lb.admitted_at is None or route.admitted_at is None:
-                time.sleep(RETRY_INTERVAL)
-        # Both admitted (or the minute is up): the outcome is decided, so the squatter stops
-        # here rather than sending into a settled minute; it was sending the whole time up
-        # to both admissions.
+            time.sleep(RETRY_INTERVAL)
+        # The squatter keeps sending for the whole minute, whatever the team got.
+        squatter.stop.wait(max(0.0, deadline - time.monotonic()))
     finally:
         squatter.stop.set()
         thread.join(timeout=60)
-    squatted = time.monotonic() - started
 
     assert not thread.is_alive()
     assert not squatter.failures, squatter.failures[:3]
@@ -210,7 +206,7 @@ def test_fabricated_reviews_for_60s_keep_no_namespace_from_its_loadbalancer_or_i
             f"the legitimate namespace never got {attempts.what} in {attempts.tries} tries "
             f"while fabricated reviews came in (last refusal: {attempts.last_refusal})")
         assert attempts.admitted_at < deadline, "admitted while the squatter was sending"
-    print(f"\nsquatter: {squatter.sent} fabricated reviews in {squatted:.0f}s "
+    print(f"\nsquatter: {squatter.sent} fabricated reviews in {SQUAT_SECONDS:.0f}s "
           f"({squatter.allowed} answered allowed); the team got its LoadBalancer at try "
           f"{lb.tries} ({lb.admitted_at - started:.1f}s) and its host at try {route.tries} "
           f"({route.admitted_at - started:.1f}s)")
