@@ -305,9 +305,12 @@ def test_a_reload_reading_a_new_field_lists_again_and_a_narrower_one_does_not(
     assert len(kube_api.lists("services")) == lists + 1
     kube_api.compact()
     kube_api.expire_watches()  # a relist for its own reasons
-    eventually(lambda: len(kube_api.lists("services")) == lists + 2, what="a relist")
+    # (at least one: an expired watch may be relisted more than once on a loaded machine)
+    eventually(lambda: len(kube_api.lists("services")) >= lists + 2, what="a relist",
+               timeout=60)
     eventually(lambda: [o["spec"] for o in cluster.snapshot() if o["kind"] == "Service"]
-               == [{"type": "ClusterIP"}], what="the Service cut to the narrower fields")
+               == [{"type": "ClusterIP"}], what="the Service cut to the narrower fields",
+               timeout=60)
 
 
 def test_a_reload_that_needs_a_new_field_is_not_synced_until_it_has_it(
