@@ -275,7 +275,36 @@ def within_assumptions(values: Mapping[str, Any], walk: Mapping[str, _Trie]) -> 
     """Whether nothing along ``walk`` (merged_walk of one kind's guards) is larger than the
     load-time estimates assume: then no guard of that kind finds anything oversize, and one
     walk per request spares each policy its own."""
-    return all(_largest(values.get(root), trie, root) is None for root, trie in walk.items())
+    return all(_fits(values.get(root), trie) for root, trie in walk.items())
+
+
+def _fits(value: Any, trie: _Trie) -> bool:
+    """``_largest(value, trie, ...) is None``, without spelling places: the answer for
+    (almost) every request, so it stops at the first oversize and never pushes a leaf."""
+    pending: list[tuple[Any, _Trie]] = [(value, trie)]
+    while pending:
+        current, node = pending.pop()
+        kind = type(current)
+        if kind is list and len(current) > DEFAULT_LIST_ITEMS:
+            return False
+        for segment, rest in node.items():
+            if segment == ELEMENTS:
+                if kind is dict and len(current) > DEFAULT_MAP_ENTRIES:
+                    return False
+                if kind is list:
+                    if rest:
+                        pending.extend((item, rest) for item in current)
+                    else:
+                        for item in current:
+                            if type(item) is list and len(item) > DEFAULT_LIST_ITEMS:
+                                return False
+            elif (kind is dict or isinstance(current, Mapping)) and segment in current:
+                child = current[segment]
+                if rest:
+                    pending.append((child, rest))
+                elif type(child) is list and len(child) > DEFAULT_LIST_ITEMS:
+                    return False
+    return True
 
 
 def _larger(worst: Oversize | None, found: Oversize) -> Oversize:

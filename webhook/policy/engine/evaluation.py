@@ -362,8 +362,8 @@ class Engine:
     def _message_affordable(self, policy: Policy, index: int, state: RequestContext) -> bool:
         """Whether a messageExpression fits what is left of the budget on this input."""
         guard = self.compiled.guards.get(policy.name)
-        if guard is None:
-            return True
+        if guard is None or state.within_assumptions(self.compiled.guard_walks):
+            return True  # the guard's paths are part of the request kind's walk
         values = state.root_values()
         if guard.oversize(values) is None:
             return True
