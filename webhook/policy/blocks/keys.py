@@ -30,11 +30,11 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 from webhook.policy.cel.expression import CelEvaluationError, CelExpression
-from webhook.policy.cel.projection import Projection, merge, project, selected_paths
+from webhook.policy.cel.projection import ELEMENTS, Projection, merge, project, selected_paths
 from webhook.policy.model.hostpath import PlaceError, parse_host, parse_place
 from webhook.policy.model.key_table import KeyMatch
 from webhook.policy.model.kinds import NAMESPACE, key_of_object
-from webhook.policy.model.nulls import without_nulls
+from webhook.policy.model.nulls import holds_null, without_nulls
 from webhook.policy.model.policy import Policy
 
 
@@ -58,6 +58,41 @@ def _collect(value: list[Any] | tuple[Any, ...], into: set[str]) -> bool:
         elif not isinstance(item, list | tuple) or not _collect(item, into):
             return False
     return True
+
+
+def _clean_along(value: Any, projection: Projection) -> bool:
+    """Whether ``without_nulls(project(value, projection))`` would read the same as
+    ``value`` wherever the projection keeps: no null map entry there, and only plain dicts
+    and lists on the way (project rebuilds any other Mapping as a dict). Mirrors
+    projection.project step by step; False whenever unsure (the caller then copies)."""
+    pending: list[tuple[Any, Projection]] = [(value, projection)]
+    while pending:
+        current, kept = pending.pop()
+        kind = type(current)
+        if kind is not dict and kind is not list:
+            if kind in _PLAIN:
+                continue
+            return False  # another Mapping or sequence: leave it to project
+        if kept is None or (kind is dict and ELEMENTS in kept):
+            if holds_null(current):  # kept whole: without_nulls walks all of it
+                return False
+            continue
+        if kind is dict:
+            for key, sub in kept.items():
+                if key in current:
+                    child = current[key]
+                    if child is None:
+                        return False
+                    pending.append((child, sub))
+        elif ELEMENTS in kept and len(kept) == 1:
+            element = kept[ELEMENTS]
+            pending.extend((item, element) for item in current)
+        elif holds_null(current):  # project keeps this list whole
+            return False
+    return True
+
+
+_PLAIN = frozenset({str, int, float, bool, type(None)})
 
 
 def _describe(value: Any) -> str:
@@ -95,7 +130,12 @@ class UniqueIndex:
 
     def evaluate(self, obj: Mapping[str, Any]) -> frozenset[str]:
         """The keys ``obj`` holds; UniqueKeysError when the expression cannot say."""
-        context = {"object": without_nulls(project(obj, self.projection))}
+        # The compiled expression reads only the projected fields, so when those hold no
+        # null the object itself reads the same as its null-free projection: no copy.
+        if _clean_along(obj, self.projection):
+            context = {"object": obj}
+        else:
+            context = {"object": without_nulls(project(obj, self.projection))}
         try:
             value = self.expression.evaluate(context)
         except CelEvaluationError as error:

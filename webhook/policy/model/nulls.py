@@ -25,6 +25,11 @@ def without_nulls(value: Any) -> Any:
     return _copy_without_nulls(value)
 
 
+def holds_null(value: dict[str, Any] | list[Any]) -> bool:
+    """Whether a null map entry sits anywhere in ``value`` (what without_nulls drops)."""
+    return _has_null(value)
+
+
 def _has_null(value: dict[str, Any] | list[Any]) -> bool:
     pending: list[Any] = [value]
     while pending:
