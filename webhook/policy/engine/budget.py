@@ -275,35 +275,56 @@ def within_assumptions(values: Mapping[str, Any], walk: Mapping[str, _Trie]) -> 
     """Whether nothing along ``walk`` (merged_walk of one kind's guards) is larger than the
     load-time estimates assume: then no guard of that kind finds anything oversize, and one
     walk per request spares each policy its own."""
-    return all(_fits(values.get(root), trie) for root, trie in walk.items())
+    return fits(values, {root: size_walk(trie) for root, trie in walk.items()})
 
 
-def _fits(value: Any, trie: _Trie) -> bool:
-    """``_largest(value, trie, ...) is None``, without spelling places: the answer for
-    (almost) every request, so it stops at the first oversize and never pushes a leaf."""
-    pending: list[tuple[Any, _Trie]] = [(value, trie)]
-    while pending:
-        current, node = pending.pop()
-        kind = type(current)
-        if kind is list and len(current) > DEFAULT_LIST_ITEMS:
-            return False
-        for segment, rest in node.items():
-            if segment == ELEMENTS:
-                if kind is dict and len(current) > DEFAULT_MAP_ENTRIES:
+# A trie laid out for the per-request walk: (fields, elements). ``fields`` holds
+# (segment, what follows or None at a leaf); ``elements`` is what follows ``[]`` (_LEAF when
+# nothing does, None when the trie has no ``[]`` there).
+SizeWalk = tuple[tuple[tuple[str, "SizeWalk | None"], ...], "SizeWalk | None"]
+_LEAF: SizeWalk = ((), None)
+
+
+def size_walk(trie: _Trie) -> SizeWalk:
+    """``trie`` (a root's part of merged_walk) in the layout ``fits`` walks."""
+    fields = tuple((segment, size_walk(rest) if rest else None)
+                   for segment, rest in trie.items() if segment != ELEMENTS)
+    if ELEMENTS not in trie:
+        return fields, None
+    rest = trie[ELEMENTS]
+    return fields, size_walk(rest) if rest else _LEAF
+
+
+def fits(values: Mapping[str, Any], walks: Mapping[str, SizeWalk]) -> bool:
+    """``within_assumptions(values, walk)`` over ``walks`` (size_walk of each root of
+    ``walk``): the same checks, on tuples laid out at load."""
+    for root, rooted in walks.items():
+        pending: list[tuple[Any, SizeWalk]] = [(values.get(root), rooted)]
+        while pending:
+            current, (fields, elements) = pending.pop()
+            kind = type(current)
+            if kind is list:
+                if len(current) > DEFAULT_LIST_ITEMS:
                     return False
-                if kind is list:
-                    if rest:
-                        pending.extend((item, rest) for item in current)
-                    else:
-                        for item in current:
-                            if type(item) is list and len(item) > DEFAULT_LIST_ITEMS:
-                                return False
-            elif (kind is dict or isinstance(current, Mapping)) and segment in current:
-                child = current[segment]
-                if rest:
-                    pending.append((child, rest))
-                elif type(child) is list and len(child) > DEFAULT_LIST_ITEMS:
+                if elements is _LEAF:
+                    for item in current:
+                        if type(item) is list and len(item) > DEFAULT_LIST_ITEMS:
+                            return False
+                elif elements is not None:
+                    pending.extend((item, elements) for item in current)
+                continue  # a list has no fields
+            if kind is dict:
+                if elements is not None and len(current) > DEFAULT_MAP_ENTRIES:
                     return False
+            elif not fields or not isinstance(current, Mapping):
+                continue
+            for segment, rest in fields:
+                if segment in current:
+                    child = current[segment]
+                    if rest is not None:
+                        pending.append((child, rest))
+                    elif type(child) is list and len(child) > DEFAULT_LIST_ITEMS:
+                        return False
     return True
 
 

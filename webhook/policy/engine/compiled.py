@@ -17,7 +17,14 @@ from webhook.policy.blocks import registry
 from webhook.policy.blocks.protocol import Block, CompiledBlock
 from webhook.policy.cel.expression import CelExpression
 from webhook.policy.engine.bindings import Binding, BindingPlan
-from webhook.policy.engine.budget import Guard, build_condition_guards, build_guards, merged_walk
+from webhook.policy.engine.budget import (
+    Guard,
+    SizeWalk,
+    build_condition_guards,
+    build_guards,
+    merged_walk,
+    size_walk,
+)
 from webhook.policy.model.block import Phase
 from webhook.policy.model.decision import ViolationSource
 from webhook.policy.model.namespaces import namespace_object
@@ -102,6 +109,8 @@ class CompiledPolicies:
     condition_guards: Mapping[str, Guard] = field(default_factory=dict)
     # kind -> the paths of every guard of its policies as one tree (walked once a request)
     guard_walks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # guard_walks laid out for the per-request walk (budget.fits): kind -> root -> walk
+    size_walks: Mapping[str, Mapping[str, SizeWalk]] = field(default_factory=dict)
     key_indexes: tuple[KeyIndex, ...] = ()  # what the blocks ask the backend to index
     blocks: Mapping[str, PolicyBlocks] = field(default_factory=dict)  # policy -> its blocks
 
@@ -120,6 +129,15 @@ class CompiledPolicies:
         condition_guards = build_condition_guards(policies.policies)
         compiled = [block for found in blocks.values() for block in (*found.mutate,
                                                                      *found.validate)]
+        walks = {
+            kind: merged_walk(
+                guard
+                for policy in policies.policies if kind in policy.match.kinds
+                for guard in (guards.get(policy.name), condition_guards.get(policy.name))
+                if guard is not None
+            )
+            for kind in kinds
+        }
         return cls(
             source=policies,
             bindings=plan.bindings,
@@ -142,14 +160,10 @@ class CompiledPolicies:
             ),
             guards=guards,
             condition_guards=condition_guards,
-            guard_walks={
-                kind: merged_walk(
-                    guard
-                    for policy in policies.policies if kind in policy.match.kinds
-                    for guard in (guards.get(policy.name), condition_guards.get(policy.name))
-                    if guard is not None
-                )
-                for kind in kinds
+            guard_walks=walks,
+            size_walks={
+                kind: {root: size_walk(trie) for root, trie in walk.items()}
+                for kind, walk in walks.items()
             },
             key_indexes=tuple(index for block in compiled for index in block.key_indexes),
             blocks=blocks,

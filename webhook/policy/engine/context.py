@@ -15,7 +15,7 @@ from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExp
 from webhook.policy.cel.projection import project
 from webhook.policy.cel.runtime import SharedActivation
 from webhook.policy.engine.bindings import Binding
-from webhook.policy.engine.budget import within_assumptions
+from webhook.policy.engine.budget import SizeWalk, fits
 from webhook.policy.engine.compiled import NamespaceMemo
 from webhook.policy.model.namespaces import namespace_labels
 from webhook.policy.model.nulls import without_nulls
@@ -112,14 +112,15 @@ class RequestContext:
             "request": self.request.raw,
         }
 
-    def within_assumptions(self, walks: Mapping[str, Mapping[str, Any]]) -> bool:
-        """Nothing along the request kind's walk in ``walks`` (every path its guards read)
-        exceeds the sizes the load-time cost estimates assume; walked once per object."""
+    def within_assumptions(self, walks: Mapping[str, Mapping[str, SizeWalk]]) -> bool:
+        """Nothing along the request kind's walk in ``walks`` (compiled.size_walks: every
+        path its guards read) exceeds the sizes the load-time cost estimates assume; walked
+        once per object."""
         if self._within_assumptions is None:
             walk = walks.get(self.request.key, {})
             # Only the variables the walk reads (most read `object` alone).
             values = {root: self._base_value(root) for root in walk}
-            self._within_assumptions = within_assumptions(values, walk)
+            self._within_assumptions = fits(values, walk)
         return self._within_assumptions
 
     @property
