@@ -365,7 +365,10 @@ def test_a_request_counts_toward_the_limit_only_once_its_body_has_arrived(
 def test_at_the_connection_cap_the_slowest_body_gives_way_to_a_new_caller(
     certificates: GeneratedCertificates, tmp_path: Path
 ) -> None:
-    limits = replace(LIMITS, body_timeout=60.0, max_connections=16)
+    # Only the cap may cut a connection here: with LIMITS' 1 s header timeout, a loaded host
+    # that takes over a second for the 16 handshakes cut the first ones as idle instead.
+    limits = replace(LIMITS, header_timeout=60.0, body_timeout=60.0, idle_timeout=60.0,
+                     max_connections=16)
     server = start_server(base_settings(certificates, tmp_path, connections=limits),
                           certificates.ca_file)
     review = load_review("nodeport-create-payments.json")
@@ -396,7 +399,8 @@ def test_at_the_connection_cap_a_slow_body_goes_before_a_callers_idle_connection
 ) -> None:
     """The API server's keep-alive connection, idle between two reviews, is not the one
     cut when slow senders crowd the server: they have waited longer."""
-    limits = replace(LIMITS, body_timeout=60.0, idle_timeout=60.0, max_connections=16)
+    limits = replace(LIMITS, header_timeout=60.0, body_timeout=60.0, idle_timeout=60.0,
+                     max_connections=16)
     server = start_server(base_settings(certificates, tmp_path, connections=limits),
                           certificates.ca_file)
     body = orjson.dumps(load_review("nodeport-create-payments.json"))
