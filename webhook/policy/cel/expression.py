@@ -22,6 +22,7 @@ from webhook.policy.cel.optional_syntax import lower
 from webhook.policy.cel.references import POLICY_VARIABLES, references
 from webhook.policy.cel.runtime import CelError, MissingKey, Program, compile_program
 from webhook.policy.cel.runtime.extensions import FUNCTIONS as CEL_GO_EXTENSIONS
+from webhook.policy.cel.runtime.values import type_name
 from webhook.policy.cel.syntax import CelSyntaxError, Expr, Span, parse, replace_spans
 
 # The names an admission expression may use, as in ValidatingAdmissionPolicy.
@@ -220,29 +221,14 @@ def _written_in(key: str, source: str) -> bool:
 
 
 def cel_type_name(value: Any) -> str:
-    """A value's CEL type, for messages that must not show the value itself."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, float):
-        return "double"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, bytes):
-        return "bytes"
-    if value is None:
-        return "null"
-    if isinstance(value, list | tuple):
-        return "list"
-    if isinstance(value, dict):
-        return "map"
-    return type(value).__name__
+    """A value's CEL type, for messages that must not show the value itself: the runtime's
+    name (``uint``, ``google.protobuf.Timestamp``...), with null spelt as messages say it."""
+    return "null" if value is None else type_name(value)
 
 
 def _value_free(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` raising an error that names the function and its argument types only:
-    the binding logs a callback's error (logger ``cel``) and puts it in its own."""
+    a library error reaches policy messages and logs, which never show a value."""
 
     @functools.wraps(function)
     def call(*args: Any) -> Any:
