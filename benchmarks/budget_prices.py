@@ -33,6 +33,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from worst_case import big_ingress  # noqa: E402  (this folder: the same Ingress it sends)
+
 from webhook.cluster.memory import MemoryCluster  # noqa: E402
 from webhook.policy.cel.expression import EXTENSION_FUNCTIONS  # noqa: E402
 from webhook.policy.cel.runtime import compile_program  # noqa: E402
@@ -116,16 +118,6 @@ def units(repeat: int) -> None:
     print(f"  {'an extension call (less its other nodes)':72} {call:7.3f}")
 
 
-def _ingress(rules: int, covered: bool) -> dict[str, Any]:
-    hosts = [f"h{i}.shop.example.com" for i in range(rules)]
-    spec: dict[str, Any] = {"ingressClassName": "nginx", "rules": [
-        {"host": h, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-            "service": {"name": "web", "port": {"number": 80}}}}]}} for h in hosts]}
-    if covered:
-        spec["tls"] = [{"hosts": hosts, "secretName": "tls"}]
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": {"name": "big", "namespace": "payments"}, "spec": spec}
-
 
 def _service(ips: int) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service",
@@ -144,7 +136,7 @@ def policies(repeat: int) -> None:
     guarded = sorted(set(compiled.guards) | set(compiled.condition_guards))
     cluster = MemoryCluster([copy.deepcopy(NAMESPACE)])
     inputs: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = [
-        (f"Ingress {n:,} rules {'TLS' if covered else 'no TLS'}", _ingress(n, covered), None)
+        (f"Ingress {n:,} rules {'TLS' if covered else 'no TLS'}", big_ingress(n, covered), None)
         for n in (400, 2000, 8000) for covered in (True, False)
     ] + [(f"Service UPDATE {n:,} externalIPs", _service(n), _service(n))
          for n in (1000, 10000)]

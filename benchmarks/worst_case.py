@@ -54,7 +54,7 @@ def _review(obj: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str,
     }}
 
 
-def _ingress(rules: int, covered: bool) -> dict[str, Any]:
+def big_ingress(rules: int, covered: bool) -> dict[str, Any]:
     hosts = [f"h{i}.shop.example.com" for i in range(rules)]
     spec: dict[str, Any] = {"ingressClassName": "nginx", "rules": [
         {"host": h, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
@@ -81,14 +81,14 @@ def _largest(build: Callable[[int], dict[str, Any]]) -> tuple[int, bytes]:
 
 def cases() -> list[tuple[str, bytes]]:
     found: list[tuple[str, bytes]] = []
-    n, body = _largest(lambda n: _review(_ingress(n, covered=True)))
+    n, body = _largest(lambda n: _review(big_ingress(n, covered=True)))
     found.append((f"Ingress, {n:,} rules all with TLS (body limit)", body))
-    n, body = _largest(lambda n: _review(_ingress(n, covered=False)))
+    n, body = _largest(lambda n: _review(big_ingress(n, covered=False)))
     found.append((f"Ingress, {n:,} rules none with TLS (body limit)", body))
     found.append(("Ingress, 8,000 rules with TLS (the issue's case)",
-                  json.dumps(_review(_ingress(8000, covered=True))).encode()))
+                  json.dumps(_review(big_ingress(8000, covered=True))).encode()))
     found.append(("Ingress, 2,000 rules with TLS (within the budget: judged)",
-                  json.dumps(_review(_ingress(2000, covered=True))).encode()))
+                  json.dumps(_review(big_ingress(2000, covered=True))).encode()))
     ips = [f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}" for i in range(100_000)]
     service = {"apiVersion": "v1", "kind": "Service",
                "metadata": {"name": "ips", "namespace": NAMESPACE},
