@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from tests.kube import pki
-from tests.kube.net import free_port
+from tests.kube.net import free_ports
 from tests.kube.processes import ManagedProcess
 from tests.kube.wait import crds_established
 from tests.support import eventually
@@ -142,7 +142,7 @@ def served(image: Image, plane: Any, tmp_path_factory: pytest.TempPathFactory,
                           "--duration=2h").stdout.strip()
     (kube / "config").write_text(
         plane.kubeconfig_for(SERVICE_ACCOUNT, name="edgewarden-image", token=token).read_text())
-    port, probe_port = free_port(), free_port()
+    port, probe_port = free_ports(2)
     with image.container() as container:
         # deploy/base/deployment.yaml's arguments; only the addresses and the certificate
         # flags (an overlay's part) differ.

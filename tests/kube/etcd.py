@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from .net import free_port
+from .net import free_ports
 from .processes import ManagedProcess
 from .wait import until
 
@@ -18,9 +18,9 @@ from .wait import until
 class Etcd:
     def __init__(self, binary: Path, folder: Path) -> None:
         self.folder = folder
-        self.client_port = free_port()
+        self.client_port, peer_port = free_ports(2)
         self.url = f"http://127.0.0.1:{self.client_port}"
-        peer = f"http://127.0.0.1:{free_port()}"
+        peer = f"http://127.0.0.1:{peer_port}"
         self.process = ManagedProcess("etcd", [
             str(binary),
             "--name=edgewarden-test",

@@ -30,7 +30,7 @@ import yaml
 
 from tests.kube.binaries import cache_dir
 from tests.kube.fixtures import kube_control_plane  # noqa: F401  (the session fixture)
-from tests.kube.net import free_port
+from tests.kube.net import free_port, free_ports
 from tests.kube.processes import ManagedProcess, tail
 from tests.support import eventually
 from tests.support.kubeconfig import IN_CLUSTER_VARIABLES
@@ -163,7 +163,7 @@ class Replica:
         self.name = name
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
-        self.port, self.probe_port, self.metrics_port = free_port(), free_port(), free_port()
+        self.port, self.probe_port, self.metrics_port = free_ports(3)
         spec = release.pod_spec
         folders = {
             "/etc/edgewarden/policies": str(release.policies(workdir / "policies")),

@@ -45,13 +45,13 @@ import yaml
 try:  # imported as tests.replicas.fixtures (pytest)
     from ..kube.binaries import in_ci
     from ..kube.controlplane import ControlPlane
-    from ..kube.net import free_port, listening
+    from ..kube.net import free_port, free_ports, listening
     from ..kube.processes import ManagedProcess, stop_together, tail
     from ..kube.wait import crds_established, until
 except ImportError:  # imported as replicas.fixtures with tests/ on sys.path (benchmarks)
     from kube.binaries import in_ci  # type: ignore[no-redef]
     from kube.controlplane import ControlPlane  # type: ignore[no-redef]
-    from kube.net import free_port, listening  # type: ignore[no-redef]
+    from kube.net import free_port, free_ports, listening  # type: ignore[no-redef]
     from kube.processes import ManagedProcess, stop_together, tail  # type: ignore[no-redef]
     from kube.wait import crds_established, until  # type: ignore[no-redef]
 
@@ -217,7 +217,7 @@ class ReplicaSet:
                "HOME": str(workdir)}
         self.replicas: list[Replica] = []
         for index in range(count):
-            port, probe_port, metrics_port = free_port(), free_port(), free_port()
+            port, probe_port, metrics_port = free_ports(3)
             argv = [EDGEWARDEN, "serve", "--host", "127.0.0.1", "--port", str(port),
                     "--tls-cert", str(certificates.cert_file),
                     "--tls-key", str(certificates.key_file),
