@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from typing import Any, Protocol
 
 import httptools
@@ -48,6 +49,11 @@ from uvicorn.server import ServerState
 
 from webhook.admission.probes import PROBE_METHODS, PROBE_PATHS
 from webhook.admission.settings import ConnectionSettings
+
+# The clock of the stamps eviction compares (last_active, body_since, a handshake's start):
+# uvloop's loop.time() counts whole milliseconds, read once per turn of the loop, so stamps
+# taken in one turn tie and "the longest waiting" became any of them.
+waited_since = time.monotonic
 
 # The uvicorn series this subclass (and listener.EdgeServer) was written against: both use
 # uvicorn internals, so pyproject.toml bounds uvicorn to it, and
@@ -103,9 +109,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.tracker = tracker
         self.key = key  # the listener's handle for this connection (its accepted socket)
         self.busy = False  # a request is being answered: never evicted then
-        self.last_active = self.loop.time()
+        self.last_active = waited_since()
         self.deadline = math.inf  # loop.time() by which the head or the body must be in
-        self.body_since: float | None = None  # loop.time() its body began to be awaited
+        self.body_since: float | None = None  # waited_since() its body began to be awaited
         self._counted: set[RequestResponseCycle] = set()  # requests in flight (see below)
         self._answering: RequestResponseCycle | None = None  # whose application runs
         self._reading_body = False  # which of the two the deadline is for
@@ -191,9 +197,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             # its next connection elsewhere instead of meeting a closed one mid-request.
             self.cycle.keep_alive = False
         # The body's deadline; the next chunk usually completes it before any sweep looks.
-        now = self.loop.time()
-        self.deadline = now + settings.body_timeout
-        self.body_since = now
+        self.deadline = self.loop.time() + settings.body_timeout
+        self.body_since = waited_since()
         self._reading_body = True
 
     def on_message_complete(self) -> None:
@@ -245,7 +250,8 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         if self._counted and self._answering is not None:
             self._release(self._answering)
         self.busy = False
-        now = self.last_active = self.loop.time()  # eviction picks the least recently active
+        self.last_active = waited_since()  # eviction picks the least recently active
+        now = self.loop.time()
         if self._deferred is not None:
             self._send_refusal(self._deferred)
             return

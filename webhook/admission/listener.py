@@ -42,7 +42,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.server import ServerState as UvicornServerState
 
-from webhook.admission.http_protocol import GuardedHttpProtocol
+from webhook.admission.http_protocol import GuardedHttpProtocol, waited_since
 from webhook.admission.refusals import RefusalLog
 from webhook.admission.settings import ConnectionSettings
 from webhook.errors import EdgewardenError
@@ -167,7 +167,7 @@ class Listener:
             return
         conn.setblocking(False)
         assert self._loop is not None
-        self._pending[conn] = self._loop.time()
+        self._pending[conn] = waited_since()
         task = self._loop.create_task(self._handshake(conn))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
