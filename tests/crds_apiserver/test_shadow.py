@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.support import eventually
+from tests.support.polling import TimedOut
 from webhook.admission.settings import ReloadSettings
 
 from .conftest import Edgewarden
@@ -108,9 +109,18 @@ def test_a_shadow_policy_admits_and_reports_what_it_would_refuse(
         eventually(lambda: not stray_nodeports(running, namespace), timeout=180,
                    interval=1.0, what="no NodePort Service outside this test's namespace")
         running.kubectl("apply", "-f", "-", input=candidate(shadow=False))
-        refused = eventually(
-            lambda: (condition := ready_condition(running)) and condition["status"] == "False"
-            and condition, timeout=30, what="the refused promotion")
+        conditions: list[dict[str, Any] | None] = []
+
+        def refusal() -> dict[str, Any] | None:
+            conditions.append(condition := ready_condition(running))
+            return condition if condition and condition["status"] == "False" else None
+
+        # The canary judges thousands of objects: on a loaded host that takes a while.
+        try:
+            refused = eventually(refusal, timeout=90, what="the refused promotion")
+        except TimedOut:
+            raise AssertionError(f"the promotion was not refused; its Ready condition: "
+                                 f"{conditions[-1] if conditions else None}") from None
         assert refused["reason"] == "Refused" and f"Service {namespace}/web" in refused["message"]
         assert running.server.metric("edgewarden_shadow_policies_loaded") == 1
         # Fixed as the report says, the promotion passes: the next NodePort is refused.
