@@ -1,6 +1,5 @@
-"""Where the API server does not stream a watch's initial events (or streaming is off), the
-watch cache lists in pages (limit/continue, as client-go's reflector does), starts a LIST
-over when a continue token expires (410 Gone), and swaps a LIST in only whole."""
+"""The watch cache lists in pages (limit/continue, as client-go's reflector does), starts a
+LIST over when a continue token expires (410 Gone), and swaps a LIST in only whole."""
 
 from __future__ import annotations
 
@@ -14,7 +13,7 @@ from webhook.cluster.kube import KubeCluster
 from .conftest import FAST, services_of_type
 
 MakeCluster = Callable[..., KubeCluster]
-PAGED = replace(FAST, page_size=2, stream_lists=False)
+PAGED = replace(FAST, page_size=2)
 LB = services_of_type("LoadBalancer")
 
 

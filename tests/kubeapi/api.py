@@ -172,16 +172,6 @@ class KubeApi:
         """List pages hold at most this many items, whatever ``limit`` the client asks."""
         self.faults.max_page_size = value
 
-    @property
-    def streams_initial_events(self) -> bool:
-        return self.faults.streams_initial_events
-
-    @streams_initial_events.setter
-    def streams_initial_events(self, value: bool) -> None:
-        """Answer a watch's ``sendInitialEvents`` (True, as kube-apiserver 1.34+), or refuse
-        it with 422 as a server with the WatchList feature off does."""
-        self.faults.streams_initial_events = value
-
     def fail_continued_lists(self, times: int = 1, *, code: int = 410,
                              reason: str = "Expired") -> None:
         """The next ``times`` list requests for a page after the first (those carrying a
@@ -226,14 +216,10 @@ class KubeApi:
         ]
 
     def lists(self, resource: str) -> list[Request]:
-        """The requests for the current objects: LISTs (each page one) and streaming lists
-        (watches with ``sendInitialEvents``)."""
-        return [r for r in self.requests_for(None, resource)
-                if r.verb == "list" or r.streaming_list]
+        return self.requests_for("list", resource)
 
     def watches(self, resource: str) -> list[Request]:
-        """The watches that follow a list (not the streaming lists themselves)."""
-        return [r for r in self.requests_for("watch", resource) if not r.streaming_list]
+        return self.requests_for("watch", resource)
 
     def writes(self) -> list[Request]:
         """The requests that were not reads (not GET)."""

@@ -51,8 +51,6 @@ class Faults:
         self.stopped = False
         self.gone_as_http = False  # a too-old watch: plain HTTP 410, not an ERROR event
         self.max_page_size: int | None = None  # pages no longer than this, whatever the limit
-        # Answers sendInitialEvents (kube-apiserver 1.34+); False: refuses it (WatchList off).
-        self.streams_initial_events = True
         # (code, reason) for each next list request that carries a continue token
         self._continue_refusals: list[tuple[int, str]] = []
 

@@ -23,10 +23,5 @@ class Request:
         return self.verb == "watch"
 
     @property
-    def streaming_list(self) -> bool:
-        """A watch asking for the current objects as initial events (a streaming list)."""
-        return self.watch and self.params.get("sendInitialEvents", "").lower() == "true"
-
-    @property
     def resource_version(self) -> str | None:
         return self.params.get("resourceVersion")

@@ -7,12 +7,6 @@ inside a 200 stream (what the real server does), or a plain HTTP 410 when the do
 ``gone_as_http`` is set. BOOKMARK events only reach a client that allows them. A stream
 ends at ``timeoutSeconds`` (never later than :data:`MAX_WATCH_SECONDS`), with an ERROR
 event when the test expires watches, or without its final chunk when the test drops them.
-
-``sendInitialEvents=true`` (the streaming list) is answered as kube-apiserver 1.34+ does:
-ADDED for every current object, then a BOOKMARK annotated ``k8s.io/initial-events-end``
-at their resourceVersion, then live events; it needs ``resourceVersionMatch=NotOlderThan``
-and bookmarks allowed, and with the double's ``streams_initial_events`` off it is refused
-with 422, as a server with the WatchList feature off refuses it.
 """
 
 from __future__ import annotations
@@ -23,7 +17,7 @@ from typing import Any, Protocol
 
 from .faults import Faults
 from .resources import Route
-from .status import gone, status
+from .status import gone
 from .store import Event, Store
 
 MAX_WATCH_SECONDS = 60  # every stream ends, whatever the client asks
@@ -47,8 +41,6 @@ class Watch:
         asked = int(params.get("timeoutSeconds") or MAX_WATCH_SECONDS)
         self._timeout = min(asked, MAX_WATCH_SECONDS)
         resource_version = params.get("resourceVersion") or "0"
-        self._initial_end = params.get("sendInitialEvents", "").lower() == "true"
-        self._invalid = self._refused_options(params, faults) if self._initial_end else None
         with store.cond:
             self._signals = faults.signals()
             self._initial: list[Event] = []
@@ -60,32 +52,11 @@ class Watch:
                 ]
             else:
                 self._cursor = int(resource_version)
-            if self._initial_end:
-                self._initial.append(Event(self._cursor, "BOOKMARK", {
-                    "kind": route.resource.kind, "apiVersion": route.resource.api_version,
-                    "metadata": {"resourceVersion": str(self._cursor),
-                                 "annotations": {"k8s.io/initial-events-end": "true"}}}))
             self._too_old = store.too_old(route.resource, self._cursor)
             self._gone = gone(f"too old resource version: {self._cursor} ({store.revision})")
 
-    @staticmethod
-    def _refused_options(params: Mapping[str, str], faults: Faults) -> dict[str, Any] | None:
-        if not faults.streams_initial_events:
-            why = "sendInitialEvents is forbidden for watch unless the WatchList feature " \
-                  "gate is enabled"
-        elif params.get("resourceVersionMatch") != "NotOlderThan":
-            why = "sendInitialEvents requires setting resourceVersionMatch to NotOlderThan"
-        elif params.get("allowWatchBookmarks", "").lower() != "true":
-            why = "sendInitialEvents requires setting allowWatchBookmarks to true"
-        else:
-            return None
-        return status(422, "Invalid", why)
-
     def refusal(self) -> dict[str, Any] | None:
-        """The Status to answer with (its code) instead of a stream, if any: 422 for
-        options the server refuses, 410 for a history too old when ``gone_as_http``."""
-        if self._invalid is not None:
-            return self._invalid
+        """The Status to answer with HTTP 410 instead of a stream, if any."""
         return self._gone if self._too_old and self._faults.gone_as_http else None
 
     def run(self, stream: Stream) -> None:

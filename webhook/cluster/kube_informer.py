@@ -1,11 +1,6 @@
 """One list+watch loop per kind, feeding the watch cache (the pattern of client-go's reflector).
 
-The current objects come as a watch's initial events (``sendInitialEvents``, the streaming
-list of KEP 3157, which client-go's reflector uses with WatchListClient): the API server
-sends them from its watch cache one event at a time and marks their end with a bookmark.
-A server that does not stream them (the WatchList feature off: 1.33, or before 1.32)
-refuses the request, and this informer LISTs in pages from then on. Either way that gives
-the objects and a resourceVersion; WATCH from there applies ADDED,
+LIST (paged) gives the objects and a resourceVersion; WATCH from there applies ADDED,
 MODIFIED, DELETED and BOOKMARK events. A 410 Gone (an HTTP 410, or the ERROR event with
 code 410 the API server sends inside a watch stream) means the history is compacted: LIST
 again. Any other failure reconnects from the last resourceVersion with exponential backoff
@@ -50,11 +45,6 @@ from webhook.policy.model.kinds import KindRef
 log = logging.getLogger("edgewarden.cluster")
 
 HTTP_GONE = 410
-# A watch's options the server does not accept (sendInitialEvents with WatchList off, or
-# resourceVersionMatch on a watch before 1.27): 422 Invalid, or 400 from a proxy in front.
-HTTP_REFUSED_OPTIONS = frozenset({400, 422})
-# Marks the bookmark that ends a watch's initial events.
-INITIAL_EVENTS_END = "k8s.io/initial-events-end"
 MAX_LIST_PAGES = 10_000  # bounds the paging loop: 5 million objects at the default page size
 # A continue token can expire (410) while a long LIST is paged: the LIST starts over, at
 # once this many times in a row, then the informer's backoff takes over.
@@ -143,11 +133,6 @@ class InformerSettings:
     # CPU on pages of 1,000 (5.0 s against 3.3 s); pages of 2,000 saved little more and
     # cost 15 MiB of RSS, the whole objects of the pages in flight (benchmarks/cache_scale.py).
     page_size: int = 1000
-    # The objects as a watch's initial events when the server can (see the module's
-    # docstring): on 50,000 Services it took half the time of pages of 1,000 and a third
-    # of our CPU (benchmarks/cache_scale.py). Also how many of them are cut and indexed at
-    # once (page_size).
-    stream_lists: bool = True
     backoff_initial: float = 0.5
     # Short enough that a cache is current again within seconds of an API-server outage
     # ending; the jitter keeps many replicas from reconnecting in lockstep.
@@ -175,10 +160,6 @@ class WatchStalled(Exception):
 
 class ListExpired(Exception):
     """A continue token expired (410 Gone) while a LIST was paged: LIST from the start."""
-
-
-class StreamingUnsupported(Exception):
-    """The API server does not send a watch's initial events: LIST in pages instead."""
 
 
 def describe(error: BaseException) -> str:
@@ -226,10 +207,6 @@ class Informer:
         self.list_restarts = 0  # LISTs started over after a continue token expired
         self._opened_at: float | None = None  # when the current watch was accepted
         self._lines = 0  # events the current watch carried
-        self._streams = settings.stream_lists  # False once the server refused to
-        # The open stream carries initial events: a relist request or the watchdog must not
-        # cut it (the swap-in checks the generation; the read timeout bounds a dead one).
-        self._initial_events = False
 
     @property
     def kind(self) -> str:
@@ -263,7 +240,6 @@ class Informer:
             "stalls": self.stalls,
             "retry_delay": self.retry_delay,
             "resource_version": self.resource_version,
-            "lists_by": "initial events" if self._streams else "pages",
         }
 
     # ---- the loop ----
@@ -365,7 +341,7 @@ class Informer:
         """Cut the open watch when it has shown no progress for ``stall_seconds`` (called
         by the watchdog thread); True when it did."""
         with self._resp_lock:
-            watching = self._resp is not None and not self._initial_events
+            watching = self._resp is not None
         if not watching or self._stalled or not self._progress_overdue():
             return False
         self._stalled = True
@@ -377,8 +353,7 @@ class Informer:
         the open watch, and count as not fresh until that LIST is swapped in."""
         self._relist_generation += 1
         self._relist_due.set()
-        if not self._initial_events:
-            self.shutdown_stream()
+        self.shutdown_stream()
 
     def shutdown_stream(self) -> None:
         """Unblock a watch read from another thread (stop must not wait out a timeout)."""
@@ -399,17 +374,8 @@ class Informer:
     # ---- LIST ----
 
     def _relist(self) -> None:
-        """The current objects into the store: a watch's initial events, or a LIST in pages
-        where the server does not stream them; a continue token that expires on the way
-        (410) starts the LIST over, as client-go's reflector does."""
-        if self._streams:
-            try:
-                self._stream_once()
-                return
-            except StreamingUnsupported as error:
-                self._streams = False
-                log.info("%s: the API server does not stream a watch's initial events (%s); "
-                         "listing in pages instead", self.kind, error)
+        """LIST in pages into the store; a continue token that expires on the way (410)
+        starts the LIST over, as client-go's reflector does."""
         for restart in range(MAX_LIST_RESTARTS + 1):
             try:
                 self._list_once()
@@ -444,82 +410,9 @@ class Informer:
                     return
         if not resource_version:
             raise WatchFailed(f"{self.kind} list carried no resourceVersion")
-        self._swap_in(chunks, str(resource_version), generation)
-
-    def _stream_once(self) -> None:
-        """The objects as the initial events of a watch, up to the bookmark that ends them
-        (their resourceVersion): the API server reads them from its watch cache and sends
-        them one at a time, so neither side holds a page of whole objects. The watch is
-        closed there; the loop watches on from that resourceVersion."""
-        generation = self._relist_generation
-        settings = self._settings
-        try:
-            resp = self.resource.list_func(
-                watch=True,
-                send_initial_events=True,
-                # With no resourceVersion: at least as new as a consistent read now.
-                resource_version_match="NotOlderThan",
-                allow_watch_bookmarks=True,
-                timeout_seconds=settings.watch_timeout_seconds,
-                _preload_content=False,
-                # Each read waits at most as long as a LIST page would: a dead stream ends.
-                _request_timeout=(settings.connect_timeout, settings.list_timeout),
-            )
-        except ApiException as error:
-            if error.status in HTTP_REFUSED_OPTIONS:
-                raise StreamingUnsupported(describe(error)) from None
-            raise
-        chunks = self._store.begin_list(self.kind)
-        batch: list[dict[str, Any]] = []
-        resource_version: str | None = None
-        with self._resp_lock:
-            self._resp, self._initial_events = resp, True
-        try:
-            if self._stop.is_set():
-                return
-            for line in iter_resp_lines(resp):
-                if self._stop.is_set():
-                    return
-                if not line:
-                    continue
-                event = orjson.loads(line)
-                event_type = event.get("type")
-                obj = event.get("object") or {}
-                if event_type == "ADDED":
-                    batch.append(obj)
-                    if len(batch) >= settings.page_size:
-                        chunks.add(batch)
-                        batch = []
-                elif event_type == "BOOKMARK":
-                    metadata = obj.get("metadata") or {}
-                    if (metadata.get("annotations") or {}).get(INITIAL_EVENTS_END) == "true":
-                        resource_version = str(metadata.get("resourceVersion") or "")
-                        break
-                elif event_type == "ERROR":
-                    raise _error_event(obj)
-                else:
-                    # A consistent start sends the state as ADDED events only.
-                    raise WatchFailed(f"{self.kind}: a {event_type} event among the initial "
-                                      "events")
-        finally:
-            with self._resp_lock:
-                self._resp, self._initial_events = None, False
-            resp.close()
-            resp.release_conn()
-        if resource_version is None:
-            raise StreamingUnsupported("the stream ended without marking the end of its "
-                                       "initial events")
-        if not resource_version:
-            raise WatchFailed(f"{self.kind}: the initial events ended with no resourceVersion")
-        chunks.add(batch)
-        self._swap_in(chunks, resource_version, generation)
-
-    def _swap_in(self, chunks: ListChunks, resource_version: str, generation: int) -> None:
-        """Replace what the store holds of this kind with ``chunks``, listed at
-        ``resource_version``; ``generation``: the relist requests it answers."""
         first = not self.synced.is_set()
         appeared = chunks.finish()
-        self.resource_version = resource_version
+        self.resource_version = str(resource_version)
         if self._relist_generation == generation:
             self._relist_due.clear()
         if first:
@@ -592,7 +485,9 @@ class Informer:
         event_type = event.get("type")
         obj = event.get("object") or {}
         if event_type == "ERROR":
-            raise _error_event(obj)
+            if obj.get("code") == HTTP_GONE:
+                raise WatchExpired(str(obj.get("message", "")))
+            raise WatchFailed(f"{obj.get('code')} {obj.get('reason')}: {obj.get('message')}")
         metadata = obj.get("metadata") or {}
         if event_type in ("ADDED", "MODIFIED"):
             appeared = self._store.upsert(self.kind, obj)
@@ -608,13 +503,6 @@ class Informer:
             self.resource_version = str(resource_version)
         self._applied += 1
         self._progressed()
-
-
-def _error_event(status: Mapping[str, Any]) -> Exception:
-    """What an ERROR event's Status means: the history is gone, or another failure."""
-    if status.get("code") == HTTP_GONE:
-        return WatchExpired(str(status.get("message", "")))
-    return WatchFailed(f"{status.get('code')} {status.get('reason')}: {status.get('message')}")
 
 
 _END = object()

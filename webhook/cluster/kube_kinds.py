@@ -44,48 +44,10 @@ def list_function(api: client.ApiClient, ref: KindRef) -> Callable[..., Any]:
         found = getattr(core, name, None)
         if callable(found):
             return found  # type: ignore[no-any-return]
-    return _CustomList(api, ref)
-
-
-# The query names of the arguments a streaming watch passes (see _CustomList).
-_QUERY_NAMES = {"watch": "watch", "resource_version": "resourceVersion",
-                "resource_version_match": "resourceVersionMatch",
-                "allow_watch_bookmarks": "allowWatchBookmarks",
-                "timeout_seconds": "timeoutSeconds"}
-
-
-class _CustomList:
-    """``CustomObjectsApi.list_cluster_custom_object`` for ``ref`` (under
-    /apis/<group>/<version>/<plural>, which lists a namespaced kind in every namespace
-    too). The generated client has no ``send_initial_events`` for custom objects, as it
-    has for the typed lists: a watch asking for them is sent as the same GET here."""
-
-    def __init__(self, api: client.ApiClient, ref: KindRef) -> None:
-        self._api = api
-        self._ref = ref
-        self._list = functools.partial(client.CustomObjectsApi(api).list_cluster_custom_object,
-                                       ref.group, ref.version, ref.resource)
-
-    def __call__(self, **kwargs: Any) -> Any:
-        if not kwargs.pop("send_initial_events", False):
-            return self._list(**kwargs)
-        timeout = kwargs.pop("_request_timeout", None)
-        kwargs.pop("_preload_content", None)  # a stream is never preloaded
-        query = [("sendInitialEvents", "true")] + [
-            (_QUERY_NAMES[name], str(value).lower() if isinstance(value, bool) else str(value))
-            for name, value in kwargs.items() if value is not None]
-        ref = self._ref
-        method, url, headers, body, post = self._api.param_serialize(
-            method="GET", resource_path="/apis/{group}/{version}/{plural}",
-            path_params={"group": ref.group, "version": ref.version, "plural": ref.resource},
-            query_params=query, header_params={"Accept": "application/json"},
-            auth_settings=["BearerToken"])
-        response = self._api.call_api(method, url, header_params=headers, body=body,
-                                      post_params=post, _request_timeout=timeout)
-        if not 200 <= response.status <= 299:
-            response.read()
-            raise ApiException.from_response(http_resp=response, body=None, data=None)
-        return response.response
+    custom = client.CustomObjectsApi(api)
+    # /apis/<group>/<version>/<plural> lists a namespaced kind in every namespace too.
+    return functools.partial(custom.list_cluster_custom_object, ref.group, ref.version,
+                             ref.resource)
 
 
 def kind_resource(api: client.ApiClient, ref: KindRef, *, key: str = "") -> Resource:
@@ -153,12 +115,6 @@ class AbsentIsEmpty:
                 self._warned.set()
                 log.warning("the API server does not serve %s (is its CRD installed?): there "
                             "are no such objects (looked for again periodically)", self._label)
-            if kwargs.get("send_initial_events"):
-                # No objects, at no resourceVersion: the watch after it finds the kind gone
-                # too (the 410 below), and the informer looks again after its backoff.
-                return _Canned(b'{"type": "BOOKMARK", "object": {"metadata": {'
-                               b'"resourceVersion": "0", "annotations": {'
-                               b'"k8s.io/initial-events-end": "true"}}}}\n')
             if kwargs.get("watch"):
                 return _Canned(b'{"type": "ERROR", "object": {"kind": "Status", "code": 410,'
                                b' "reason": "Expired", "message": "no such kind yet"}}\n')
