@@ -177,3 +177,25 @@ def test_the_schema_script_notices_a_stale_copy(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert "core.v1.Service.json is not what" in result.stderr
+
+
+@pytest.mark.parametrize(("pattern", "reason"), [
+    ("^(?=api)", "invalid perl operator: (?="),  # lookahead: Python's re has it, RE2 not
+    ("^(a)\\\\1$", "invalid escape sequence: \\1"),  # a backreference
+    ("^a*+$", "bad repetition operator: *+"),  # possessive: Python 3.11 reads it, RE2 not
+    ("^web\\\\Z", "invalid escape sequence: \\Z"),  # RE2 spells the end of text \\z
+])
+def test_a_regex_literal_re2_refuses_is_refused_at_load_with_re2s_reason(
+    tmp_path: Path, pattern: str, reason: str
+) -> None:
+    # A raw CEL string: the pattern reaches RE2 as written (YAML's "\\\\" is one backslash).
+    (problem,) = problems(write(tmp_path, f"object.metadata.name.matches(r'{pattern}')"))
+    assert ":12: spec.validations[0].expression: CEL: " in problem
+    assert "invalid matches argument: not an RE2 pattern, the regular expressions " \
+        "Kubernetes uses" in problem
+    assert reason in problem
+
+
+def test_a_regex_literal_re2_reads_loads(tmp_path: Path) -> None:
+    load_policies(write(tmp_path, "object.metadata.name.matches('^[a-z0-9]([-a-z0-9]*"
+                                  "[a-z0-9])?$') && !object.metadata.name.matches(r'\\\\d{9}')"))

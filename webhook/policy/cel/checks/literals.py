@@ -8,12 +8,16 @@ from __future__ import annotations
 import datetime
 import re
 
+import re2  # type: ignore[import-untyped]
+
 from webhook.policy.cel.library.strings_format import template_problem
 from webhook.policy.cel.syntax import Call, Literal
 
 _REGEX_FUNCTIONS = {"matches": 0, "find": 0, "findAll": 0}  # the pattern's argument index
-# RE2 (Go's regexp) has no lookaround and no backreference; Python's re has both.
-_NOT_RE2 = re.compile(r"\(\?<?[=!]|\\[1-9]|\(\?P=")
+# RE2 itself judges a literal pattern, as cel-go does at compile time (the evaluator runs
+# Python's re, which reads what RE2 accepts the same way for the patterns policies use).
+_RE2_OPTIONS = re2.Options()
+_RE2_OPTIONS.log_errors = False  # the refusal is ours to report, once, with the policy
 _DURATION = re.compile(r"[-+]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:ns|us|µs|μs|ms|s|m|h))+|"
                        r"[-+]?0")
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
@@ -53,9 +57,13 @@ def _value(node: object) -> object:
 
 
 def _regex_problem(function: str, pattern: str) -> str | None:
-    if _NOT_RE2.search(pattern):
-        return (f"invalid {function} argument: RE2, the regular expressions Kubernetes uses, "
-                "has no lookaround or backreference")
+    try:
+        re2.compile(pattern, _RE2_OPTIONS)
+    except re2.error as error:
+        reason = error.args[0].decode(errors="replace") if error.args and isinstance(
+            error.args[0], bytes) else str(error)
+        return (f"invalid {function} argument: not an RE2 pattern, the regular expressions "
+                f"Kubernetes uses ({reason})")
     try:
         re.compile(pattern)
     except re.error as error:
