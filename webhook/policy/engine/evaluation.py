@@ -103,6 +103,14 @@ class Engine:
                     self._mutating[kind, operation] = mutating
                 if validating:
                     self._validating[kind, operation] = validating
+        # Beside each of those lists, how its policies' namespace selectors narrow it (none
+        # when no policy has one): see _judged.
+        self._mutating_selectors = {at: _SelectorPlan(self._namespace_selectors, policies)
+                                    for at, policies in self._mutating.items()
+                                    if _has_selector(self._namespace_selectors, policies)}
+        self._validating_selectors = {at: _SelectorPlan(self._namespace_selectors, policies)
+                                      for at, policies in self._validating.items()
+                                      if _has_selector(self._namespace_selectors, policies)}
 
     def counters(self) -> list[ObjectCounter]:
         """The counters the cluster view must index (what the policies' blocks ask for)."""
@@ -149,19 +157,21 @@ class Engine:
         state.spent = spent
         if started is None:
             started = self.clock() if self.clock is not None else 0.0
-        for policy in mutating:
+        judged, selected = self._judged(mutating, self._mutating_selectors.get(at), state)
+        for policy in judged:
             if self._late(started, policy, state, decision):
                 continue
             try:
-                if self._applies(policy, state, decision):
+                if self._applies(policy, state, decision, selected):
                     self._run(policy, self.compiled.blocks[policy.name].mutate, state, decision)
             except Exception as error:  # see _unexpected
                 self._unexpected(policy, state, decision, error)
-        for policy in validating:
+        judged, selected = self._judged(validating, self._validating_selectors.get(at), state)
+        for policy in judged:
             if self._late(started, policy, state, decision):
                 continue
             try:
-                if self._applies(policy, state, decision):
+                if self._applies(policy, state, decision, selected):
                     self._run(policy, self.compiled.blocks[policy.name].validate, state, decision)
             except Exception as error:  # see _unexpected
                 self._unexpected(policy, state, decision, error)
@@ -173,7 +183,22 @@ class Engine:
         decision.spent = state.spent
         return decision
 
-    def _applies(self, policy: Policy, state: RequestContext, decision: Decision) -> bool:
+    @staticmethod
+    def _judged(
+        policies: tuple[Policy, ...], plan: _SelectorPlan | None, state: RequestContext
+    ) -> tuple[Sequence[Policy], bool]:
+        """``policies`` less those whose namespaceSelector the request's namespace fails,
+        each distinct selector judged once and the narrowed list looked up, not rebuilt:
+        with 100 policies selecting production namespaces, a request elsewhere skips them
+        all with no call per policy. True when the selectors are judged so (then _applies
+        need not). Only while the cache is current: before, such a policy fails as its
+        failurePolicy says (_applies), since the namespace's labels are not known."""
+        if plan is None or not state.cluster.synced:
+            return policies, False
+        return plan.narrowed(policies, state.namespace_selected), True
+
+    def _applies(self, policy: Policy, state: RequestContext, decision: Decision,
+                 selected: bool = False) -> bool:
         request = state.request
         match = policy.match  # kind and operation: already chosen by the index
         exclude = match.exclude
@@ -187,9 +212,10 @@ class Engine:
                          "synced yet, or stale past its bound), and this policy reads cluster "
                          "state (namespaces or counted objects)")
             return False
-        selector = self._namespace_selectors.get(policy.name)
-        if selector is not None and not state.namespace_selected(selector):
-            return False
+        if not selected:
+            selector = self._namespace_selectors.get(policy.name)
+            if selector is not None and not state.namespace_selected(selector):
+                return False
         if match.object_selector is not None and not self._object_selected(policy, state):
             return False
         guard = self.compiled.condition_guards.get(policy.name)
@@ -447,3 +473,36 @@ def _covering(policy: Policy, state: RequestContext) -> PolicyException | None:
 
 def _describe_patch(ops: list[dict[str, Any]]) -> str:
     return "; ".join(f"{op.get('op')} {op.get('path')}" for op in ops)
+
+
+def _has_selector(selectors: Mapping[str, LabelSelector], policies: tuple[Policy, ...]) -> bool:
+    return any(policy.name in selectors for policy in policies)
+
+
+class _SelectorPlan:
+    """The distinct namespace selectors of one (kind, operation) list of policies, and the
+    list narrowed to each combination of their outcomes seen so far (a few: namespaces
+    fall into a few label sets)."""
+
+    MAX_NARROWED = 1024  # past it (thousands of label combinations) narrowed each time
+
+    def __init__(self, selectors: Mapping[str, LabelSelector],
+                 policies: tuple[Policy, ...]) -> None:
+        distinct = list(dict.fromkeys(s for p in policies
+                                      if (s := selectors.get(p.name)) is not None))
+        self.distinct = tuple(distinct)
+        # Per policy, the position of its selector in ``distinct`` (-1: none).
+        self._positions = tuple(distinct.index(selectors[p.name]) if p.name in selectors
+                                else -1 for p in policies)
+        self._narrowed: dict[tuple[bool, ...], tuple[Policy, ...]] = {}
+
+    def narrowed(self, policies: tuple[Policy, ...],
+                 selected: Callable[[LabelSelector], bool]) -> tuple[Policy, ...]:
+        outcome = tuple(selected(selector) for selector in self.distinct)
+        found = self._narrowed.get(outcome)
+        if found is None:
+            found = tuple(policy for policy, at in zip(policies, self._positions, strict=True)
+                          if at < 0 or outcome[at])
+            if len(self._narrowed) < self.MAX_NARROWED:
+                self._narrowed[outcome] = found
+        return found
