@@ -58,6 +58,7 @@ class RequestContext:
         "_namespace_object",
         "_roots",
         "_selected",
+        "_synced",
         "_unbound",
         "_variables",
         "_within_assumptions",
@@ -102,6 +103,15 @@ class RequestContext:
         self._failed_variables: dict[str, str] = {}
         self.spent = 0.0  # evaluation budget used by the policies judged so far
         self._within_assumptions: bool | None = None
+        self._synced: bool | None = None
+
+    @property
+    def cluster_synced(self) -> bool:
+        """Whether the cluster cache is current, asked once a request: the API-backed
+        cache checks every kind's freshness, which per policy cost more than judging it."""
+        if self._synced is None:
+            self._synced = self.cluster.synced
+        return self._synced
 
     def root_values(self) -> dict[str, Any]:
         """What each admission variable holds now (``object`` after the mutations so far)."""

@@ -193,7 +193,7 @@ class Engine:
         all with no call per policy. True when the selectors are judged so (then _applies
         need not). Only while the cache is current: before, such a policy fails as its
         failurePolicy says (_applies), since the namespace's labels are not known."""
-        if plan is None or not state.cluster.synced:
+        if plan is None or not state.cluster_synced:
             return policies, False
         return plan.narrowed(policies, state.namespace_selected), True
 
@@ -206,7 +206,7 @@ class Engine:
             return False
         if exclude.groups and not exclude.groups.isdisjoint(request.user.groups):
             return False
-        if policy.name in self.compiled.reads_cluster and not state.cluster.synced:
+        if policy.name in self.compiled.reads_cluster and not state.cluster_synced:
             # Answering from an empty cache would admit what the cluster state forbids.
             self._failed(policy, state, decision, "the cluster cache is not current (not "
                          "synced yet, or stale past its bound), and this policy reads cluster "
