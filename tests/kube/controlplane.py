@@ -110,6 +110,10 @@ class ControlPlane:
     def start(self) -> None:
         try:
             self.etcd.start()
+            # Its ports change if the first ones were taken meanwhile (Etcd.start).
+            self.apiserver.argv = [f"--etcd-servers={self.etcd.url}"
+                                   if arg.startswith("--etcd-servers=") else arg
+                                   for arg in self.apiserver.argv]
             self.start_apiserver()
             if self.controller_manager is not None:
                 self.controller_manager.start()

@@ -14,17 +14,29 @@ from .net import free_ports
 from .processes import ManagedProcess
 from .wait import until
 
+# A port found free may be taken by another process before etcd binds it (envtest accepts
+# the same race): etcd then exits with "address already in use", and starts again on
+# other ports, this many times in all.
+BIND_ATTEMPTS = 3
+
 
 class Etcd:
     def __init__(self, binary: Path, folder: Path) -> None:
+        self.binary = binary
         self.folder = folder
+        self._attempt = 0
+        self.process = self._on_new_ports()
+
+    def _on_new_ports(self) -> ManagedProcess:
         self.client_port, peer_port = free_ports(2)
         self.url = f"http://127.0.0.1:{self.client_port}"
         peer = f"http://127.0.0.1:{peer_port}"
-        self.process = ManagedProcess("etcd", [
-            str(binary),
+        # A data directory per attempt: a failed one may have begun to initialise its own.
+        data = self.folder / ("data" if not self._attempt else f"data-{self._attempt}")
+        return ManagedProcess("etcd", [
+            str(self.binary),
             "--name=edgewarden-test",
-            f"--data-dir={folder / 'data'}",
+            f"--data-dir={data}",
             f"--listen-client-urls={self.url}",
             f"--advertise-client-urls={self.url}",
             f"--listen-peer-urls={peer}",
@@ -33,11 +45,22 @@ class Etcd:
             # A test cluster lives minutes; durability only costs time here (as in envtest).
             "--unsafe-no-fsync=true",
             "--log-level=warn",
-        ], folder / "etcd.log")
+        ], self.folder / "etcd.log")
 
     def start(self, timeout: float = 30.0) -> None:
-        self.process.start()
-        until(self._healthy, "etcd to answer /health", timeout, check=self.process.check_alive)
+        """Start and wait until healthy; ``url`` may change (new ports after a clash)."""
+        while True:
+            self.process.start()
+            try:
+                until(self._healthy, "etcd to answer /health", timeout,
+                      check=self.process.check_alive)
+                return
+            except RuntimeError as error:
+                self._attempt += 1
+                if "address already in use" not in str(error) or self._attempt >= BIND_ATTEMPTS:
+                    raise
+                self.process.stop()
+                self.process = self._on_new_ports()
 
     def stop(self) -> None:
         self.process.stop()
