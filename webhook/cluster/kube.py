@@ -39,7 +39,7 @@ from webhook.cluster.backend import ObservationSink
 from webhook.cluster.connection import api_client_from_environment
 from webhook.cluster.kube_informer import Informer, InformerSettings
 from webhook.cluster.kube_kinds import kind_resource
-from webhook.cluster.kube_store import KubeStore
+from webhook.cluster.kube_store import SAMPLE_PER_KIND, KubeStore
 from webhook.policy.load.reads import FieldReads
 from webhook.policy.model.kinds import NAMESPACE, SHORT_NAMES, KindRef
 from webhook.policy.model.ports import KeyIndex, ObjectCounter
@@ -59,9 +59,11 @@ class KubeCluster:
         *,
         settings: InformerSettings | None = None,
         reservations: ObservationSink | None = None,
+        sample_size: int = SAMPLE_PER_KIND,
     ) -> None:
         self._api_client = api_client
-        self._store = KubeStore()
+        # Whole objects kept per kind for the reload canary (--canary-sample judges them).
+        self._store = KubeStore(sample_size=sample_size)
         self._stop = threading.Event()
         self._settings = settings or InformerSettings()
         self._reservations = reservations

@@ -240,7 +240,10 @@ def _cluster(settings: ServeSettings) -> ClusterBackend:
         return MemoryCluster()
     from webhook.cluster.kube import KubeCluster  # only a real cluster needs the client
 
-    return KubeCluster.from_environment(settings=settings.cache.informer())
+    # The canary judges up to --canary-sample objects: the cache keeps that many whole, per
+    # kind (an object created after the kind's samples filled up is never judged otherwise).
+    return KubeCluster.from_environment(settings=settings.cache.informer(),
+                                        sample_size=settings.policies.reload.canary_sample)
 
 
 def uvicorn_server(runtime: Runtime) -> EdgeServer:
