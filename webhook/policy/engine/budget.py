@@ -271,13 +271,6 @@ def _merge_trie(into: _Trie, trie: _Trie) -> None:
         _merge_trie(into.setdefault(segment, {}), rest)
 
 
-def within_assumptions(values: Mapping[str, Any], walk: Mapping[str, _Trie]) -> bool:
-    """Whether nothing along ``walk`` (merged_walk of one kind's guards) is larger than the
-    load-time estimates assume: then no guard of that kind finds anything oversize, and one
-    walk per request spares each policy its own."""
-    return fits(values, {root: size_walk(trie) for root, trie in walk.items()})
-
-
 # A trie laid out for the per-request walk: (fields, elements). ``fields`` holds
 # (segment, what follows or None at a leaf); ``elements`` is what follows ``[]`` (_LEAF when
 # nothing does, None when the trie has no ``[]`` there).
@@ -296,8 +289,9 @@ def size_walk(trie: _Trie) -> SizeWalk:
 
 
 def fits(values: Mapping[str, Any], walks: Mapping[str, SizeWalk]) -> bool:
-    """``within_assumptions(values, walk)`` over ``walks`` (size_walk of each root of
-    ``walk``): the same checks, on tuples laid out at load."""
+    """Whether nothing along ``walks`` (size_walk of each root of merged_walk over one kind's
+    guards) is larger than the load-time estimates assume: then no guard of that kind finds
+    anything oversize, and one walk per request spares each policy its own."""
     for root, rooted in walks.items():
         pending: list[tuple[Any, SizeWalk]] = [(values.get(root), rooted)]
         while pending:

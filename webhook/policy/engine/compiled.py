@@ -107,9 +107,8 @@ class CompiledPolicies:
     guards: Mapping[str, Guard] = field(default_factory=dict)
     # policy -> the same for its matchConditions, checked before they run
     condition_guards: Mapping[str, Guard] = field(default_factory=dict)
-    # kind -> the paths of every guard of its policies as one tree (walked once a request)
-    guard_walks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    # guard_walks laid out for the per-request walk (budget.fits): kind -> root -> walk
+    # kind -> root -> the paths of every guard of its policies as one tree, laid out for
+    # the walk made once a request (budget.fits)
     size_walks: Mapping[str, Mapping[str, SizeWalk]] = field(default_factory=dict)
     key_indexes: tuple[KeyIndex, ...] = ()  # what the blocks ask the backend to index
     blocks: Mapping[str, PolicyBlocks] = field(default_factory=dict)  # policy -> its blocks
@@ -160,7 +159,6 @@ class CompiledPolicies:
             ),
             guards=guards,
             condition_guards=condition_guards,
-            guard_walks=walks,
             size_walks={
                 kind: {root: size_walk(trie) for root, trie in walk.items()}
                 for kind, walk in walks.items()

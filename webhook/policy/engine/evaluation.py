@@ -195,7 +195,7 @@ class Engine:
         failurePolicy says (_applies), since the namespace's labels are not known."""
         if plan is None or not state.cluster_synced:
             return policies, False
-        return plan.narrowed(policies, state.namespace_selected), True
+        return plan.narrowed(state.namespace_selected), True
 
     def _applies(self, policy: Policy, state: RequestContext, decision: Decision,
                  selected: bool = False) -> bool:
@@ -494,14 +494,14 @@ class _SelectorPlan:
         # Per policy, the position of its selector in ``distinct`` (-1: none).
         self._positions = tuple(distinct.index(selectors[p.name]) if p.name in selectors
                                 else -1 for p in policies)
+        self._policies = policies
         self._narrowed: dict[tuple[bool, ...], tuple[Policy, ...]] = {}
 
-    def narrowed(self, policies: tuple[Policy, ...],
-                 selected: Callable[[LabelSelector], bool]) -> tuple[Policy, ...]:
+    def narrowed(self, selected: Callable[[LabelSelector], bool]) -> tuple[Policy, ...]:
         outcome = tuple(selected(selector) for selector in self.distinct)
         found = self._narrowed.get(outcome)
         if found is None:
-            found = tuple(policy for policy, at in zip(policies, self._positions, strict=True)
+            found = tuple(policy for policy, at in zip(self._policies, self._positions, strict=True)
                           if at < 0 or outcome[at])
             if len(self._narrowed) < self.MAX_NARROWED:
                 self._narrowed[outcome] = found

@@ -20,17 +20,13 @@ def without_nulls(value: Any) -> Any:
     object may be nested as deep as the JSON parser allows, deeper than Python recursion.
     """
     kind = type(value)
-    if (kind is not dict and kind is not list) or not _has_null(value):
+    if (kind is not dict and kind is not list) or not holds_null(value):
         return value
     return _copy_without_nulls(value)
 
 
 def holds_null(value: dict[str, Any] | list[Any]) -> bool:
     """Whether a null map entry sits anywhere in ``value`` (what without_nulls drops)."""
-    return _has_null(value)
-
-
-def _has_null(value: dict[str, Any] | list[Any]) -> bool:
     pending: list[Any] = [value]
     while pending:
         current = pending.pop()
