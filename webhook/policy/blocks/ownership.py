@@ -75,6 +75,8 @@ def _judge_place(
     namespace: str,
     verdict: Verdict,
 ) -> None:
+    if not found:
+        return  # nothing served or granted overlaps it (most new keys): nothing to judge
     grants: dict[str, set[str]] = {}  # granted host -> namespaces it is granted to
     served: dict[str, tuple[Place, list[Holder]]] = {}  # held key -> place, other holders
     for held, holders in found.items():

@@ -71,8 +71,10 @@ class UniqueBlock(Block[Unique]):
             request = run.request
             if request.operation not in ("CREATE", "UPDATE") or run.object is None:
                 return  # DELETE only frees keys; CONNECT has no object
+            # The body's word on nulls holds for the object it carried, not a mutated one.
+            null_free = request.null_free and run.object is request.object
             try:
-                keys = index.evaluate(run.object)
+                keys = index.evaluate(run.object, null_free=null_free)
             except UniqueKeysError as error:
                 raise PolicyEvaluationError(run.explain(str(error))) from None
             if request.operation == "UPDATE" and request.old_object is not None:

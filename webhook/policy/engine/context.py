@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from webhook.policy.blocks.protocol import PolicyEvaluationError
+from webhook.policy.cel.checks.cost import DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES
 from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
 from webhook.policy.cel.projection import project
 from webhook.policy.cel.runtime import SharedActivation
@@ -25,6 +26,12 @@ from webhook.policy.model.selectors import LabelSelector
 
 _UNBOUND = object()  # a field path that does not exist in this object
 _ROOTS = frozenset({"object", "oldObject", "namespaceObject", "request"})
+# The roots the review's body holds (what AdmissionRequest.null_free and max_items speak of);
+# the Namespace comes from the cluster cache.
+_IN_BODY = frozenset({"object", "oldObject", "request"})
+# What AdmissionRequest.null_free speaks of (the request's own top level may hold nulls).
+_NULL_FREE = frozenset({"object", "oldObject"})
+_ASSUMED_ITEMS = min(DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES)
 _SCALARS = frozenset({str, int, float, bool, type(None), list})
 
 
@@ -51,6 +58,7 @@ class RequestContext:
     """What one request's evaluation reads; the engine makes one per request."""
 
     __slots__ = (
+        "_body_facts",
         "_cel",
         "_failed_variables",
         "_namespace",
@@ -104,6 +112,9 @@ class RequestContext:
         self.spent = 0.0  # evaluation budget used by the policies judged so far
         self._within_assumptions: bool | None = None
         self._synced: bool | None = None
+        # Whether the request's facts (null_free, max_items) still describe what the roots
+        # hold: until a mutation replaces the object.
+        self._body_facts = True
 
     @property
     def cluster_synced(self) -> bool:
@@ -128,6 +139,10 @@ class RequestContext:
         once per object."""
         if self._within_assumptions is None:
             walk = walks.get(self.request.key, {})
+            bound = self.request.max_items
+            if self._body_facts and bound is not None and bound <= _ASSUMED_ITEMS:
+                # Nothing in the body holds more items than assumed: walk the rest alone.
+                walk = {root: rooted for root, rooted in walk.items() if root not in _IN_BODY}
             # Only the variables the walk reads (most read `object` alone).
             values = {root: self._base_value(root) for root in walk}
             self._within_assumptions = fits(values, walk)
@@ -229,7 +244,7 @@ class RequestContext:
         # tests say False, and the values handed to CEL carry no nulls.
         binding = self.bindings.get(name)
         if binding is None:
-            return without_nulls(self._base_value(name))
+            return self._without_nulls(name, self._base_value(name))
         if binding.variable != "request":
             return self._field(binding)
         value = self._base_value(binding.variable)
@@ -249,6 +264,13 @@ class RequestContext:
             return value.get(binding.path[-1]) is not None if _is_mapping(value) else _UNBOUND
         return without_nulls(project(value, binding.projection))
 
+    def _without_nulls(self, root: str, value: Any) -> Any:
+        """``value`` (read from ``root``) without its nulls; no walk when the body told none
+        sits in it."""
+        if self._body_facts and self.request.null_free and root in _NULL_FREE:
+            return value
+        return without_nulls(value)
+
     def _field(self, binding: Binding) -> Any:
         """A binding of object, oldObject or namespaceObject. The compiled expressions read
         values as they are, so the binding is the value itself (no projected copy), without
@@ -267,6 +289,8 @@ class RequestContext:
             if binding.presence:
                 return value.get(path[-1]) is not None if _is_mapping(value) else _UNBOUND
         if type(value) is not dict and type(value) is not list:
+            return value
+        if self._body_facts and self.request.null_free and binding.variable in _NULL_FREE:
             return value
         cleaned = self._roots.get(id(value), _UNBOUND)
         if cleaned is _UNBOUND:
@@ -291,6 +315,7 @@ class RequestContext:
         self.object = new
         self.working_copy = True
         self._within_assumptions = None
+        self._body_facts = False  # a patch may add what the body did not hold
         # Every binding may read something else now: start a fresh activation (policy
         # variables are computed again too, as they were for the old object).
         self._roots = {}

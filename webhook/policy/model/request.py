@@ -40,6 +40,12 @@ class AdmissionRequest:
     dry_run: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict)
     judged_at: float | None = None
+    # What the review's bytes told for two searches (review.py): that no null sits inside
+    # ``object`` or ``old_object``, and a bound on the items of any list or map in the
+    # request. Either spares the engine a walk of the object; unknown (offline requests)
+    # means the engine walks.
+    null_free: bool = False
+    max_items: int | None = None
 
     @property
     def key(self) -> str:
