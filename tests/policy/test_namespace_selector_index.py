@@ -22,6 +22,7 @@ from webhook.policy.engine.evaluation import Engine
 from webhook.policy.load.loader import load_policies
 from webhook.policy.model.policy import Policy, PolicySet
 from webhook.policy.model.request import make_request
+from webhook.policy.model.selectors import LabelSelector
 
 POLICY = """\
 apiVersion: edgewarden.dev/v1alpha1
@@ -117,3 +118,36 @@ def test_while_the_cache_is_not_current_such_policies_fail_as_their_failure_poli
     assert decision.allowed is allowed
     assert len(decision.errors) == 3
     assert all("cluster cache is not current" in f.message for f in decision.errors)
+
+
+def test_selectors_are_judged_once_per_namespace_object_and_again_when_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = Engine(policy_set(tmp_path / "policies", 5))
+    judged: list[object] = []
+    matches = LabelSelector.matches
+
+    def counted(selector: LabelSelector, labels: Any) -> bool:
+        judged.append(selector)
+        return matches(selector, labels)
+
+    monkeypatch.setattr(LabelSelector, "matches", counted)
+    state = cluster()
+    request = make_request("CREATE", service(name="web", namespace="dev", type="NodePort"))
+    assert engine.evaluate(request, state).allowed
+    assert len(judged) == 1  # the five policies share one selector
+    assert engine.evaluate(request, state).allowed
+    assert len(judged) == 1, "the same Namespace object: its narrowed list is kept"
+
+    # The namespace is relabelled into production: the cache holds a new object, so the
+    # selectors are judged again and the production policies now apply.
+    state.add(namespace(name="dev", labels={"environment": "production"}))
+    decision = engine.evaluate(request, state)
+    assert len(judged) == 2
+    assert not decision.allowed and len(decision.matched_policies) == 5
+
+    # A namespace the cache does not know is judged by its name alone, once.
+    unknown = make_request("CREATE", service(name="web", namespace="nowhere", type="NodePort"))
+    assert engine.evaluate(unknown, state).allowed
+    assert engine.evaluate(unknown, state).allowed
+    assert len(judged) == 3

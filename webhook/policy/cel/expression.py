@@ -184,7 +184,8 @@ def compile_expression(
 
 
 def compile_source(source: str) -> Program:
-    """``source`` (already checked, perhaps rewritten) compiled into closures."""
+    """``source`` (already checked, perhaps rewritten) compiled into one Python function
+    (closures where it cannot be one: webhook/policy/cel/runtime/compiler.py)."""
     try:
         return compile_program(parse(source), source, EXTENSION_FUNCTIONS)
     except (CelSyntaxError, CelError) as error:

@@ -149,6 +149,11 @@ class RequestContext:
         return self._within_assumptions
 
     @property
+    def namespace(self) -> Mapping[str, Any] | None:
+        """The request's Namespace as the cluster view holds it (None: unknown)."""
+        return self._namespace
+
+    @property
     def namespace_labels(self) -> Mapping[str, str]:
         if self._namespace_labels is None:
             self._namespace_labels = namespace_labels(self.request.namespace, self._namespace)

@@ -195,7 +195,7 @@ class Engine:
         failurePolicy says (_applies), since the namespace's labels are not known."""
         if plan is None or not state.cluster_synced:
             return policies, False
-        return plan.narrowed(state.namespace_selected), True
+        return plan.for_namespace(state), True
 
     def _applies(self, policy: Policy, state: RequestContext, decision: Decision,
                  selected: bool = False) -> bool:
@@ -485,6 +485,7 @@ class _SelectorPlan:
     fall into a few label sets)."""
 
     MAX_NARROWED = 1024  # past it (thousands of label combinations) narrowed each time
+    MAX_NAMESPACES = 8192  # the namespaces whose list is kept (then they start again)
 
     def __init__(self, selectors: Mapping[str, LabelSelector],
                  policies: tuple[Policy, ...]) -> None:
@@ -496,6 +497,23 @@ class _SelectorPlan:
                                 else -1 for p in policies)
         self._policies = policies
         self._narrowed: dict[tuple[bool, ...], tuple[Policy, ...]] = {}
+        # Per Namespace object (the cache hands out a new one when it changes, and the entry
+        # holds it, so its id is not reused) or per name when the namespace is unknown: the
+        # list narrowed for it, so most requests judge no selector at all.
+        self._by_namespace: dict[object, tuple[object, tuple[Policy, ...]]] = {}
+
+    def for_namespace(self, state: RequestContext) -> tuple[Policy, ...]:
+        """The list narrowed for the request's namespace, judged once per Namespace object."""
+        namespace = state.namespace
+        key: object = state.request.namespace if namespace is None else id(namespace)
+        entry = self._by_namespace.get(key)
+        if entry is not None and entry[0] is namespace:
+            return entry[1]
+        found = self.narrowed(state.namespace_selected)
+        if len(self._by_namespace) >= self.MAX_NAMESPACES:
+            self._by_namespace.clear()
+        self._by_namespace[key] = (namespace, found)
+        return found
 
     def narrowed(self, selected: Callable[[LabelSelector], bool]) -> tuple[Policy, ...]:
         outcome = tuple(selected(selector) for selector in self.distinct)

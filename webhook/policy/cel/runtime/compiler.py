@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from webhook.policy.cel.runtime.builtins import BUILTINS
+from webhook.policy.cel.runtime.codegen import generate
 from webhook.policy.cel.runtime.operators import (
     ARITHMETIC,
     compare,
@@ -91,8 +92,15 @@ class Program:
         return outcome[1]
 
 
-def compile_program(tree: Expr, source: str,
-                    functions: Mapping[str, Callable[..., Any]]) -> Program:
+def compile_program(tree: Expr, source: str, functions: Mapping[str, Callable[..., Any]],
+                    *, generated: bool = True) -> Program:
+    """``tree`` as one generated Python function (codegen.py), or as closures when it
+    cannot be one or ``generated`` is False (the closures are the reference the
+    generated code is tested against)."""
+    if generated:
+        function = generate(tree, source, _literal_value, functions)
+        if function is not None:
+            return Program(function, source)
     return Program(_Compiler(functions).compile(tree), source)
 
 
