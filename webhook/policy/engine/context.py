@@ -47,8 +47,9 @@ class _LazyActivation(SharedActivation):
     __slots__ = ("state",)
 
     def __init__(self, state: RequestContext) -> None:
-        super().__init__()
-        self.state = state  # each program's outcome is kept too (SharedActivation)
+        # SharedActivation's own __init__, written here: one call less per request.
+        self.outcomes = {}  # each program's outcome is kept too (SharedActivation)
+        self.state = state
 
     def __missing__(self, name: str) -> Any:
         return self.state.bind(name)
@@ -206,12 +207,17 @@ class RequestContext:
     def bind(self, name: str) -> Any:
         """The value of ``name``, the first time an expression reads it (KeyError: unbound,
         so reading it fails as in CEL)."""
-        variable = self._variables.get(name)
-        if variable is not None:
-            return self._bind_variable(name, *variable)
-        if name in self._unbound or (name not in self.bindings and name not in _ROOTS):
-            raise KeyError(name)
-        value = self._value_of(name)
+        binding = self.bindings.get(name)
+        if binding is not None and binding.variable != "request":
+            # A field of an object (most bindings): read here, without the general path.
+            value = self._field(binding) if name not in self._unbound else _UNBOUND
+        else:
+            variable = self._variables.get(name)
+            if variable is not None:
+                return self._bind_variable(name, *variable)
+            if name in self._unbound or (binding is None and name not in _ROOTS):
+                raise KeyError(name)
+            value = self._value_of(name)
         if value is _UNBOUND:
             self._unbound.add(name)
             raise KeyError(name)
@@ -281,18 +287,21 @@ class RequestContext:
         values as they are, so the binding is the value itself (no projected copy), without
         its nulls: only the subtree an expression reads is walked for them, once a request
         (a policy reading ``object.metadata.labels`` never walks ``managedFields``)."""
-        value = self._base_value(binding.variable)
+        variable = binding.variable
+        value: Any = self.object if variable == "object" else self._base_value(variable)
         path = binding.path
         if path is not None:
             walk = path[:-1] if binding.presence else path
             for segment in walk:
-                if not _is_mapping(value):
+                if type(value) is not dict and not _is_mapping(value):
                     return _UNBOUND
                 value = value.get(segment)
                 if value is None:
                     return _UNBOUND
             if binding.presence:
-                return value.get(path[-1]) is not None if _is_mapping(value) else _UNBOUND
+                if type(value) is not dict and not _is_mapping(value):
+                    return _UNBOUND
+                return value.get(path[-1]) is not None
         if type(value) is not dict and type(value) is not list:
             return value
         if self._body_facts and self.request.null_free and binding.variable in _NULL_FREE:

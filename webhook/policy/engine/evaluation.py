@@ -78,7 +78,6 @@ class Engine:
         self.deadline = deadline
         self.clock = clock
         select = mutations
-        blocks = compiled.blocks
         # Each policy's namespaceSelector, equal ones made one object: a request judges each
         # distinct selector once (RequestContext.namespace_selected), not once per policy.
         canonical: dict[LabelSelector, LabelSelector] = {}
@@ -89,16 +88,18 @@ class Engine:
                 if chosen is not None:
                     self._namespace_selectors[policy.name] = canonical.setdefault(chosen,
                                                                                   chosen)
+        plans = {policy.name: _Plan(policy, compiled, self._namespace_selectors)
+                 for found in compiled.by_kind.values() for policy in found}
         # Indexed by (kind, operation) at load, so a request no policy matches by kind and
         # operation costs one dictionary look-up: no context, no evaluation, no allocation.
-        self._mutating: dict[tuple[str, str], tuple[Policy, ...]] = {}
-        self._validating: dict[tuple[str, str], tuple[Policy, ...]] = {}
+        self._mutating: dict[tuple[str, str], tuple[_Plan, ...]] = {}
+        self._validating: dict[tuple[str, str], tuple[_Plan, ...]] = {}
         for kind, found in compiled.by_kind.items():
             for operation in ALL_OPERATIONS:
-                at = [p for p in found if operation in p.match.operations]
-                mutating = tuple(p for p in at if blocks[p.name].mutate
-                                 and select is not None and select(p))
-                validating = tuple(p for p in at if blocks[p.name].validate and validations)
+                at = [plans[p.name] for p in found if operation in p.match.operations]
+                mutating = tuple(p for p in at if p.mutate
+                                 and select is not None and select(p.policy))
+                validating = tuple(p for p in at if p.validate and validations)
                 if mutating:
                     self._mutating[kind, operation] = mutating
                 if validating:
@@ -157,24 +158,25 @@ class Engine:
         state.spent = spent
         if started is None:
             started = self.clock() if self.clock is not None else 0.0
+        timed = self.deadline is not None and self.clock is not None
         judged, selected = self._judged(mutating, self._mutating_selectors.get(at), state)
-        for policy in judged:
-            if self._late(started, policy, state, decision):
+        for plan in judged:
+            if timed and self._late(started, plan.policy, state, decision):
                 continue
             try:
-                if self._applies(policy, state, decision, selected):
-                    self._run(policy, self.compiled.blocks[policy.name].mutate, state, decision)
+                if self._applies(plan, state, decision, selected):
+                    self._run(plan, plan.mutate, state, decision)
             except Exception as error:  # see _unexpected
-                self._unexpected(policy, state, decision, error)
+                self._unexpected(plan.policy, state, decision, error)
         judged, selected = self._judged(validating, self._validating_selectors.get(at), state)
-        for policy in judged:
-            if self._late(started, policy, state, decision):
+        for plan in judged:
+            if timed and self._late(started, plan.policy, state, decision):
                 continue
             try:
-                if self._applies(policy, state, decision, selected):
-                    self._run(policy, self.compiled.blocks[policy.name].validate, state, decision)
+                if self._applies(plan, state, decision, selected):
+                    self._run(plan, plan.validate, state, decision)
             except Exception as error:  # see _unexpected
-                self._unexpected(policy, state, decision, error)
+                self._unexpected(plan.policy, state, decision, error)
         # A policy that both mutates and validates matched in both phases: name it once.
         decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
         if state.working_copy:
@@ -185,8 +187,8 @@ class Engine:
 
     @staticmethod
     def _judged(
-        policies: tuple[Policy, ...], plan: _SelectorPlan | None, state: RequestContext
-    ) -> tuple[Sequence[Policy], bool]:
+        policies: tuple[_Plan, ...], plan: _SelectorPlan | None, state: RequestContext
+    ) -> tuple[Sequence[_Plan], bool]:
         """``policies`` less those whose namespaceSelector the request's namespace fails,
         each distinct selector judged once and the narrowed list looked up, not rebuilt:
         with 100 policies selecting production namespaces, a request elsewhere skips them
@@ -197,31 +199,32 @@ class Engine:
             return policies, False
         return plan.for_namespace(state), True
 
-    def _applies(self, policy: Policy, state: RequestContext, decision: Decision,
+    def _applies(self, plan: _Plan, state: RequestContext, decision: Decision,
                  selected: bool = False) -> bool:
-        request = state.request
-        match = policy.match  # kind and operation: already chosen by the index
-        exclude = match.exclude
-        if request.namespace in exclude.namespaces or request.user.username in exclude.usernames:
+        request = state.request  # kind and operation: already chosen by the index
+        policy = plan.policy
+        if plan.excludes and (
+            request.namespace in plan.excluded_namespaces
+            or request.user.username in plan.excluded_users
+            or not plan.excluded_groups.isdisjoint(request.user.groups)
+        ):
             return False
-        if exclude.groups and not exclude.groups.isdisjoint(request.user.groups):
-            return False
-        if policy.name in self.compiled.reads_cluster and not state.cluster_synced:
+        if plan.reads_cluster and not state.cluster_synced:
             # Answering from an empty cache would admit what the cluster state forbids.
             self._failed(policy, state, decision, "the cluster cache is not current (not "
                          "synced yet, or stale past its bound), and this policy reads cluster "
                          "state (namespaces or counted objects)")
             return False
         if not selected:
-            selector = self._namespace_selectors.get(policy.name)
+            selector = plan.namespace_selector
             if selector is not None and not state.namespace_selected(selector):
                 return False
-        if match.object_selector is not None and not self._object_selected(policy, state):
+        if plan.object_selector is not None and not self._object_selected(policy, state):
             return False
-        guard = self.compiled.condition_guards.get(policy.name)
+        guard = plan.condition_guard
         if guard is not None and not self._affordable(policy, guard, state, decision):
             return False
-        for condition in policy.match_conditions:
+        for condition in plan.conditions:
             context = state.context_for(_NO_VARIABLES, condition.expression)
             try:
                 if not condition.expression.evaluate_bool(context):
@@ -230,10 +233,10 @@ class Engine:
                 self._failed(policy, state, decision,
                              f"matchCondition {condition.name!r} failed: {error}")
                 return False
-        guard = self.compiled.guards.get(policy.name)
+        guard = plan.guard
         if guard is not None and not self._affordable(policy, guard, state, decision):
             return False
-        decision.matched_policies.append(policy.name)
+        decision.matched_policies.append(plan.name)
         return True
 
     def _affordable(
@@ -354,19 +357,19 @@ class Engine:
 
     def _run(
         self,
-        policy: Policy,
+        plan: _Plan,
         blocks: Sequence[CompiledBlock],
         state: RequestContext,
         decision: Decision,
     ) -> None:
         """Each of the policy's blocks of this phase, in order; the first that cannot be
         evaluated fails the policy (what the blocks before it found stands)."""
-        run = _PolicyRun(self, policy, state, decision)
+        run = _PolicyRun(self, plan, state, decision)
         try:
             for block in blocks:
                 block.evaluate(run)
         except PolicyEvaluationError as error:
-            self._failed(policy, state, decision, str(error))
+            self._failed(plan.policy, state, decision, str(error))
 
     def _patched(
         self,
@@ -407,13 +410,13 @@ class _PolicyRun:
     __slots__ = ("_decision", "_engine", "_policy", "_state", "_variables")
 
     def __init__(
-        self, engine: Engine, policy: Policy, state: RequestContext, decision: Decision
+        self, engine: Engine, plan: _Plan, state: RequestContext, decision: Decision
     ) -> None:
         self._engine = engine
-        self._policy = policy
+        self._policy = plan.policy
         self._state = state
         self._decision = decision
-        self._variables = engine.compiled.variables[policy.name]
+        self._variables = plan.variables
 
     @property
     def policy_name(self) -> str:
@@ -475,8 +478,38 @@ def _describe_patch(ops: list[dict[str, Any]]) -> str:
     return "; ".join(f"{op.get('op')} {op.get('path')}" for op in ops)
 
 
-def _has_selector(selectors: Mapping[str, LabelSelector], policies: tuple[Policy, ...]) -> bool:
+def _has_selector(selectors: Mapping[str, LabelSelector], policies: tuple[_Plan, ...]) -> bool:
     return any(policy.name in selectors for policy in policies)
+
+
+class _Plan:
+    """One policy laid out for the hot path: what _applies and _run read per request, looked
+    up once at build (a request judging 100 policies makes no per-policy look-ups)."""
+
+    __slots__ = ("condition_guard", "conditions", "excluded_groups", "excluded_namespaces",
+                 "excluded_users", "excludes", "guard", "mutate", "name",
+                 "namespace_selector", "object_selector", "policy", "reads_cluster",
+                 "validate", "variables")
+
+    def __init__(self, policy: Policy, compiled: CompiledPolicies,
+                 selectors: Mapping[str, LabelSelector]) -> None:
+        self.policy = policy
+        self.name = policy.name
+        exclude = policy.match.exclude
+        self.excluded_namespaces = exclude.namespaces
+        self.excluded_users = exclude.usernames
+        self.excluded_groups = exclude.groups
+        self.excludes = bool(exclude.namespaces or exclude.usernames or exclude.groups)
+        self.reads_cluster = policy.name in compiled.reads_cluster
+        self.namespace_selector = selectors.get(policy.name)  # equal ones: one object
+        self.object_selector = policy.match.object_selector
+        self.condition_guard = compiled.condition_guards.get(policy.name)
+        self.guard = compiled.guards.get(policy.name)
+        self.conditions = policy.match_conditions
+        blocks = compiled.blocks[policy.name]
+        self.mutate = blocks.mutate
+        self.validate = blocks.validate
+        self.variables = compiled.variables[policy.name]
 
 
 class _SelectorPlan:
@@ -488,7 +521,7 @@ class _SelectorPlan:
     MAX_NAMESPACES = 8192  # the namespaces whose list is kept (then they start again)
 
     def __init__(self, selectors: Mapping[str, LabelSelector],
-                 policies: tuple[Policy, ...]) -> None:
+                 policies: tuple[_Plan, ...]) -> None:
         distinct = list(dict.fromkeys(s for p in policies
                                       if (s := selectors.get(p.name)) is not None))
         self.distinct = tuple(distinct)
@@ -496,13 +529,13 @@ class _SelectorPlan:
         self._positions = tuple(distinct.index(selectors[p.name]) if p.name in selectors
                                 else -1 for p in policies)
         self._policies = policies
-        self._narrowed: dict[tuple[bool, ...], tuple[Policy, ...]] = {}
+        self._narrowed: dict[tuple[bool, ...], tuple[_Plan, ...]] = {}
         # Per Namespace object (the cache hands out a new one when it changes, and the entry
         # holds it, so its id is not reused) or per name when the namespace is unknown: the
         # list narrowed for it, so most requests judge no selector at all.
-        self._by_namespace: dict[object, tuple[object, tuple[Policy, ...]]] = {}
+        self._by_namespace: dict[object, tuple[object, tuple[_Plan, ...]]] = {}
 
-    def for_namespace(self, state: RequestContext) -> tuple[Policy, ...]:
+    def for_namespace(self, state: RequestContext) -> tuple[_Plan, ...]:
         """The list narrowed for the request's namespace, judged once per Namespace object."""
         namespace = state.namespace
         key: object = state.request.namespace if namespace is None else id(namespace)
@@ -515,7 +548,7 @@ class _SelectorPlan:
         self._by_namespace[key] = (namespace, found)
         return found
 
-    def narrowed(self, selected: Callable[[LabelSelector], bool]) -> tuple[Policy, ...]:
+    def narrowed(self, selected: Callable[[LabelSelector], bool]) -> tuple[_Plan, ...]:
         outcome = tuple(selected(selector) for selector in self.distinct)
         found = self._narrowed.get(outcome)
         if found is None:

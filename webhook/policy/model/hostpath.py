@@ -201,10 +201,11 @@ def parents(domain: str) -> list[str]:
     return [".".join(labels[i:]) for i in range(1, len(labels))]
 
 
-def covering_hosts(host: str) -> list[str]:
+@lru_cache(maxsize=16_384)  # as parse_place: the same hosts come back request after request
+def covering_hosts(host: str) -> tuple[str, ...]:
     """The held hosts that overlap ``host`` and are found by name: itself and every
     wildcard above it. (Hosts below a wildcard are found through an index by domain.)"""
-    return [host, *("*." + domain for domain in parents(base_of(host)))]
+    return (host, *("*." + domain for domain in parents(base_of(host))))
 
 
 # ---- paths -----------------------------------------------------------------------------
