@@ -194,8 +194,8 @@ def build_requests(count: int, seed: int = 7, admitted: bool = True) -> list[Adm
 def as_admitted(request: AdmissionRequest) -> AdmissionRequest:
     """``request`` as the server builds it: from an AdmissionReview's bytes, as the API
     server sends them (``oldObject: null`` on CREATE), so the engine has what the body
-    tells (AdmissionRequest.null_free, max_items). Parsing is not in the engine's figures
-    (benchmarks/server.py measures the whole path, parsing included)."""
+    tells (AdmissionRequest.facts: its searches of the body, made when the engine asks, are
+    in the figures). Parsing is not (benchmarks/server.py measures the whole path)."""
     review = {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
               "request": {**request.raw, "object": request.object,
                           "oldObject": request.old_object}}

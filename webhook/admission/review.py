@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from webhook.admission import wire
-from webhook.policy.model.request import AdmissionRequest, UserInfo
+from webhook.policy.model.request import AdmissionRequest, BodyFacts, UserInfo
 
 # An auditAnnotations key is prefixed by the API server with the webhook's name and a "/",
 # and the whole must be a qualified name; a key that is not a valid name part (<= 63
@@ -90,25 +90,15 @@ def parse_review(body: bytes, *, judged_at: float | None = None) -> Review:
     raw = document.get("request")
     if not isinstance(raw, dict):
         raise ReviewError("AdmissionReview has no request object")
-    request = request_from_raw(raw, judged_at=judged_at, **body_facts(body, document, raw))
+    # The nulls the envelope and the request hold at their top level (BodyFacts).
+    envelope_nulls = [*document.values()].count(None) + [*raw.values()].count(None)
+    request = request_from_raw(raw, judged_at=judged_at,
+                               facts=BodyFacts(body, envelope_nulls))
     return Review(api_version, kind, request)
 
 
-def body_facts(body: bytes, document: Mapping[str, Any], raw: Mapping[str, Any]) -> dict[str, Any]:
-    """What the body's bytes tell for two searches, each far cheaper than a walk of the
-    object (AdmissionRequest.null_free, max_items). Every JSON null is the four bytes
-    ``null``: when there are no more of them than the nulls the envelope and the request
-    hold at their top level (the API server sends ``"oldObject":null`` on CREATE), none sits
-    deeper. A list or map of n items holds n - 1 commas, so none holds more items than the
-    body has commas, plus one. Text inside strings only makes either count larger, never
-    wrong."""
-    known = sum(value is None for value in document.values())
-    known += sum(value is None for value in raw.values())
-    return {"null_free": body.count(b"null") == known, "max_items": body.count(b",") + 1}
-
-
 def request_from_raw(raw: dict[str, Any], *, judged_at: float | None = None,
-                     null_free: bool = False, max_items: int | None = None) -> AdmissionRequest:
+                     facts: BodyFacts | None = None) -> AdmissionRequest:
     """Build the engine's typed request from the review's ``request`` mapping."""
     uid = raw.get("uid")
     if not isinstance(uid, str) or not uid:
@@ -147,8 +137,7 @@ def request_from_raw(raw: dict[str, Any], *, judged_at: float | None = None,
         dry_run=raw.get("dryRun") is True,
         raw=raw,
         judged_at=judged_at,
-        null_free=null_free,
-        max_items=max_items,
+        facts=facts,
     )
 
 

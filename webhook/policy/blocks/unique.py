@@ -72,7 +72,8 @@ class UniqueBlock(Block[Unique]):
             if request.operation not in ("CREATE", "UPDATE") or run.object is None:
                 return  # DELETE only frees keys; CONNECT has no object
             # The body's word on nulls holds for the object it carried, not a mutated one.
-            null_free = request.null_free and run.object is request.object
+            facts = request.facts
+            null_free = run.object is request.object and facts is not None and facts.null_free
             try:
                 keys = index.evaluate(run.object, null_free=null_free)
             except UniqueKeysError as error:

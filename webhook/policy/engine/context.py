@@ -59,8 +59,8 @@ class RequestContext:
     """What one request's evaluation reads; the engine makes one per request."""
 
     __slots__ = (
-        "_body_facts",
         "_cel",
+        "_facts",
         "_failed_variables",
         "_namespace",
         "_namespace_labels",
@@ -88,6 +88,7 @@ class RequestContext:
         bindings: Mapping[str, Binding],
         memo: NamespaceMemo,
         exceptions: ExceptionView,
+        body_facts: bool = False,
     ) -> None:
         self.memo = memo
         self.exceptions = exceptions
@@ -113,9 +114,10 @@ class RequestContext:
         self.spent = 0.0  # evaluation budget used by the policies judged so far
         self._within_assumptions: bool | None = None
         self._synced: bool | None = None
-        # Whether the request's facts (null_free, max_items) still describe what the roots
-        # hold: until a mutation replaces the object.
-        self._body_facts = True
+        # What the review's bytes tell (AdmissionRequest.facts), when the engine asks for
+        # them (``body_facts``: the kind's policies walk much) and until a mutation replaces
+        # the object they describe.
+        self._facts = request.facts if body_facts else None
 
     @property
     def cluster_synced(self) -> bool:
@@ -140,8 +142,8 @@ class RequestContext:
         once per object."""
         if self._within_assumptions is None:
             walk = walks.get(self.request.key, {})
-            bound = self.request.max_items
-            if self._body_facts and bound is not None and bound <= _ASSUMED_ITEMS:
+            facts = self._facts
+            if facts is not None and facts.max_items <= _ASSUMED_ITEMS:
                 # Nothing in the body holds more items than assumed: walk the rest alone.
                 walk = {root: rooted for root, rooted in walk.items() if root not in _IN_BODY}
             # Only the variables the walk reads (most read `object` alone).
@@ -278,7 +280,7 @@ class RequestContext:
     def _without_nulls(self, root: str, value: Any) -> Any:
         """``value`` (read from ``root``) without its nulls; no walk when the body told none
         sits in it."""
-        if self._body_facts and self.request.null_free and root in _NULL_FREE:
+        if root in _NULL_FREE and self._facts is not None and self._facts.null_free:
             return value
         return without_nulls(value)
 
@@ -304,7 +306,7 @@ class RequestContext:
                 return value.get(path[-1]) is not None
         if type(value) is not dict and type(value) is not list:
             return value
-        if self._body_facts and self.request.null_free and binding.variable in _NULL_FREE:
+        if variable in _NULL_FREE and self._facts is not None and self._facts.null_free:
             return value
         cleaned = self._roots.get(id(value), _UNBOUND)
         if cleaned is _UNBOUND:
@@ -329,7 +331,7 @@ class RequestContext:
         self.object = new
         self.working_copy = True
         self._within_assumptions = None
-        self._body_facts = False  # a patch may add what the body did not hold
+        self._facts = None  # a patch may add what the body did not hold
         # Every binding may read something else now: start a fresh activation (policy
         # variables are computed again too, as they were for the old object).
         self._roots = {}

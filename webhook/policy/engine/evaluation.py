@@ -88,6 +88,11 @@ class Engine:
                 if chosen is not None:
                     self._namespace_selectors[policy.name] = canonical.setdefault(chosen,
                                                                                   chosen)
+        # The kinds a unique block indexes: their policies walk the object's lists (keys,
+        # sizes, nulls), which costs more than searching the review's bytes once
+        # (AdmissionRequest.facts); for other kinds the walks are the cheaper.
+        self._body_fact_kinds = frozenset(kind for index in compiled.key_indexes
+                                          for kind in index.kinds)
         plans = {policy.name: _Plan(policy, compiled, self._namespace_selectors)
                  for found in compiled.by_kind.values() for policy in found}
         # Indexed by (kind, operation) at load, so a request no policy matches by kind and
@@ -153,7 +158,8 @@ class Engine:
         if not mutating and not validating:
             return decision
         state = RequestContext(
-            request, cluster, self.compiled.bindings, self.compiled.memo, exceptions
+            request, cluster, self.compiled.bindings, self.compiled.memo, exceptions,
+            body_facts=request.key in self._body_fact_kinds,
         )
         state.spent = spent
         if started is None:

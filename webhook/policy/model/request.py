@@ -16,6 +16,45 @@ class UserInfo:
     uid: str = ""
 
 
+class BodyFacts:
+    """What an AdmissionReview's bytes tell about the request, each worked out on first ask
+    (a search of the body, far cheaper than a walk of a large object, dearer than one of a
+    small one: the engine asks only for kinds whose policies walk much).
+
+    ``null_free``: no null sits inside ``object`` or ``oldObject``. Every JSON null is the
+    four bytes ``null``; when there are no more of them than the nulls the envelope and the
+    request hold at their top level (the API server sends ``"oldObject":null`` on CREATE),
+    none sits deeper. ``max_items``: no list or map in the request holds more items, since
+    one of n items holds n - 1 commas. Text inside strings only makes either count larger,
+    never wrong.
+    """
+
+    __slots__ = ("_body", "_envelope_nulls", "_max_items", "_null_free")
+
+    def __init__(self, body: bytes, envelope_nulls: int) -> None:
+        self._body = body
+        self._envelope_nulls = envelope_nulls
+        self._null_free: bool | None = None
+        self._max_items: int | None = None
+
+    @property
+    def searched(self) -> bool:
+        """Whether anyone asked (a search of the body ran)."""
+        return self._null_free is not None or self._max_items is not None
+
+    @property
+    def null_free(self) -> bool:
+        if self._null_free is None:
+            self._null_free = self._body.count(b"null") == self._envelope_nulls
+        return self._null_free
+
+    @property
+    def max_items(self) -> int:
+        if self._max_items is None:
+            self._max_items = self._body.count(b",") + 1
+        return self._max_items
+
+
 @dataclass(frozen=True, slots=True)
 class AdmissionRequest:
     """One admission, as the API server or an offline caller describes it.
@@ -40,12 +79,8 @@ class AdmissionRequest:
     dry_run: bool = False
     raw: Mapping[str, Any] = field(default_factory=dict)
     judged_at: float | None = None
-    # What the review's bytes told for two searches (review.py): that no null sits inside
-    # ``object`` or ``old_object``, and a bound on the items of any list or map in the
-    # request. Either spares the engine a walk of the object; unknown (offline requests)
-    # means the engine walks.
-    null_free: bool = False
-    max_items: int | None = None
+    # What the review's bytes tell (None: offline requests, whose objects the engine walks).
+    facts: BodyFacts | None = field(default=None, compare=False, repr=False)
 
     @property
     def key(self) -> str:
