@@ -17,14 +17,8 @@ from typing import Any
 
 from webhook.policy.cel.runtime import operators
 from webhook.policy.cel.runtime.builtins import BUILTINS
-from webhook.policy.cel.runtime.values import (
-    TYPES,
-    CelError,
-    MissingKey,
-    Unbound,
-    no_overload,
-    short_name,
-)
+from webhook.policy.cel.runtime.steps import check_map_key, iterable, non_bool, not_a_condition
+from webhook.policy.cel.runtime.values import TYPES, CelError, MissingKey, Unbound
 from webhook.policy.cel.syntax import (
     Call,
     Comprehension,
@@ -58,11 +52,17 @@ def generate(tree: Expr, source: str, literal: Callable[[Literal], Any],
         # repr(), literals and functions are constants the function reads by name.
         text = "def program(env):\n" + "\n".join(writer.lines) + "\n"
         namespace = dict(writer.constants)
-        exec(compile(text, f"<cel {source[:60]!r}>", "exec"), namespace)
+        exec(compile(text, _filename(source), "exec"), namespace)
     except (_Unsupported, SyntaxError, RecursionError, MemoryError):
         return None
     program: Function = namespace["program"]
     return program
+
+
+def _filename(source: str) -> str:
+    """What tracebacks and profilers show: the expression's start, in plain characters."""
+    shown = "".join(c if c.isalnum() or c in "_. =!<>&|()'" else " " for c in source[:48])
+    return f"<cel {' '.join(shown.split())}>"
 
 
 def _read(env: dict[str, Any], name: str) -> Any:
@@ -83,37 +83,14 @@ def _select(value: Any, name: str) -> Any:
     return operators.select(value, name)
 
 
-def _non_bool(value: Any) -> CelError:
-    return no_overload(f"logical operator on {short_name(value)}")
-
-
-def _not_a_condition(value: Any) -> CelError:
-    return no_overload(f"{short_name(value)} ? _ : _")
-
-
-def _iterable(value: Any, macro: str) -> Any:
-    if isinstance(value, list | tuple):
-        return value
-    if isinstance(value, Mapping):
-        return list(value)  # a map's keys, in the object's order
-    raise no_overload(f"{macro}() over {short_name(value)}")
-
-
-def _map_key(built: dict[Any, Any], key: Any) -> None:
-    if not isinstance(key, str | int):  # bool is an int: CEL allows it too
-        raise CelError(f"unsupported map key type: {short_name(key)}")
-    if key in built and any(operators.equal(key, k) for k in built):  # 1 and 1u: one key
-        raise CelError("Failed with repeated key")
-
-
 _HELPERS: dict[str, Any] = {
     "CelError": CelError,
     "_read": _read,
     "_select": _select,
-    "_non_bool": _non_bool,
-    "_not_a_condition": _not_a_condition,
-    "_iterable": _iterable,
-    "_map_key": _map_key,
+    "_non_bool": non_bool,
+    "_not_a_condition": not_a_condition,
+    "_iterable": iterable,
+    "_map_key": check_map_key,
     "_equal": operators.equal,
     "_contains": operators.contains,
     "_index": operators.index,

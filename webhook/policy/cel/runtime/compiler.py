@@ -24,14 +24,13 @@ from webhook.policy.cel.runtime.operators import (
     negate,
     select,
 )
+from webhook.policy.cel.runtime.steps import check_map_key, iterable, non_bool, not_a_condition
 from webhook.policy.cel.runtime.values import (
     TYPES,
     CelError,
     MissingKey,
     UInt,
     Unbound,
-    no_overload,
-    short_name,
 )
 from webhook.policy.cel.syntax import (
     Call,
@@ -221,10 +220,7 @@ def _map_literal(parts: list[Closure]) -> Closure:
         built: dict[Any, Any] = {}
         for key_of, value_of in entries:
             key = key_of(env)
-            if not isinstance(key, str | int):  # bool is an int: CEL allows it too
-                raise CelError(f"unsupported map key type: {short_name(key)}")
-            if key in built and any(equal(key, k) for k in built):  # 1 and 1u: one key
-                raise CelError("Failed with repeated key")
+            check_map_key(built, key)
             built[key] = value_of(env)
         return built
 
@@ -286,7 +282,7 @@ def _logic(left: Closure, right: Closure, *, decisive: bool) -> Closure:
         else:
             if value is decisive:
                 return bool(decisive)
-            failure = None if type(value) is bool else _non_bool(value)
+            failure = None if type(value) is bool else non_bool(value)
         try:
             other = right(env)
         except CelError as error:
@@ -296,14 +292,10 @@ def _logic(left: Closure, right: Closure, *, decisive: bool) -> Closure:
         if failure is not None:
             raise failure
         if type(other) is not bool:
-            raise _non_bool(other)
+            raise non_bool(other)
         return not decisive
 
     return logic
-
-
-def _non_bool(value: Any) -> CelError:
-    return no_overload(f"logical operator on {short_name(value)}")
 
 
 def _conditional(test: Closure, yes: Closure, no: Closure) -> Closure:
@@ -313,17 +305,9 @@ def _conditional(test: Closure, yes: Closure, no: Closure) -> Closure:
             return yes(env)
         if value is False:
             return no(env)
-        raise no_overload(f"{short_name(value)} ? _ : _")
+        raise not_a_condition(value)
 
     return conditional
-
-
-def _iterable(value: Any, macro: str) -> Any:
-    if isinstance(value, list | tuple):
-        return value
-    if isinstance(value, Mapping):
-        return list(value)  # a map's keys, in the object's order
-    raise no_overload(f"{macro}() over {short_name(value)}")
 
 
 _Macro = Callable[[Closure, str, list[Closure], str], Closure]
@@ -334,7 +318,7 @@ def _bound(run: Callable[[Activation, Any], Any], over: Closure, variable: str,
     """``run`` over the range's elements with ``variable`` bound, restored afterwards."""
 
     def loop(env: Activation) -> Any:
-        items = _iterable(over(env), macro)
+        items = iterable(over(env), macro)
         saved = env.get(variable, _MISSING)
         try:
             return run(env, items)
@@ -365,7 +349,7 @@ def _quantifier(over: Closure, variable: str, body: list[Closure], macro: str) -
             if value is decisive:
                 return bool(decisive)
             if type(value) is not bool:
-                failure = failure or _non_bool(value)
+                failure = failure or non_bool(value)
         if failure is not None:
             raise failure
         return not decisive
@@ -384,7 +368,7 @@ def _exists_one(over: Closure, variable: str, body: list[Closure], macro: str) -
             if value is True:
                 count += 1
             elif value is not False:
-                raise _non_bool(value)
+                raise non_bool(value)
         return count == 1
 
     return _bound(run, over, variable, macro)
@@ -412,7 +396,7 @@ def _map(over: Closure, variable: str, body: list[Closure], macro: str) -> Closu
             if chosen is True:
                 out.append(transform(env))
             elif chosen is not False:
-                raise _non_bool(chosen)
+                raise non_bool(chosen)
         return out
 
     return _bound(run_filtered, over, variable, macro)
@@ -429,7 +413,7 @@ def _filter(over: Closure, variable: str, body: list[Closure], macro: str) -> Cl
             if chosen is True:
                 out.append(item)
             elif chosen is not False:
-                raise _non_bool(chosen)
+                raise non_bool(chosen)
         return out
 
     return _bound(run, over, variable, macro)
