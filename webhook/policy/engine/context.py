@@ -176,6 +176,14 @@ class RequestContext:
                                                                 self._namespace)
         return self._namespace_object
 
+    @property
+    def activation(self) -> Activation:
+        """The request's activation, for expressions that read no policy variable."""
+        activation = self._cel
+        if activation is None:
+            activation = self._cel = _LazyActivation(self)
+        return activation
+
     def context_for(
         self, policy_variables: Mapping[str, CelExpression], *expressions: CelExpression | None
     ) -> Activation:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from webhook.policy.blocks.protocol import CompiledBlock, PolicyEvaluationError
+from webhook.policy.blocks.protocol import Compiled, CompiledBlock, PolicyEvaluationError
 from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
 from webhook.policy.engine.budget import DEFAULT_BUDGET, Guard
 from webhook.policy.engine.compiled import CompiledPolicies
@@ -174,6 +174,7 @@ class Engine:
                     self._run(plan, plan.mutate, state, decision)
             except Exception as error:  # see _unexpected
                 self._unexpected(plan.policy, state, decision, error)
+        matched_to_mutate = len(decision.matched_policies)
         judged, selected = self._judged(validating, self._validating_selectors.get(at), state)
         for plan in judged:
             if timed and self._late(started, plan.policy, state, decision):
@@ -184,10 +185,12 @@ class Engine:
             except Exception as error:  # see _unexpected
                 self._unexpected(plan.policy, state, decision, error)
         # A policy that both mutates and validates matched in both phases: name it once.
-        decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
+        if matched_to_mutate:
+            decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
         if state.working_copy:
             decision.mutated_object = dict(state.object or {})
-        decision.allowed = not any(v.denies for v in decision.violations)
+        if decision.violations:
+            decision.allowed = not any(v.denies for v in decision.violations)
         decision.spent = state.spent
         return decision
 
@@ -231,7 +234,9 @@ class Engine:
         if guard is not None and not self._affordable(policy, guard, state, decision):
             return False
         for condition in plan.conditions:
-            context = state.context_for(_NO_VARIABLES, condition.expression)
+            # matchConditions read no policy variable: the request's activation as it is.
+            context = state.activation if plan.plain_conditions \
+                else state.context_for(_NO_VARIABLES, condition.expression)
             try:
                 if not condition.expression.evaluate_bool(context):
                     return False
@@ -364,7 +369,7 @@ class Engine:
     def _run(
         self,
         plan: _Plan,
-        blocks: Sequence[CompiledBlock],
+        blocks: Sequence[Callable[[_PolicyRun], None]],
         state: RequestContext,
         decision: Decision,
     ) -> None:
@@ -372,8 +377,8 @@ class Engine:
         evaluated fails the policy (what the blocks before it found stands)."""
         run = _PolicyRun(self, plan, state, decision)
         try:
-            for block in blocks:
-                block.evaluate(run)
+            for step in blocks:
+                step(run)
         except PolicyEvaluationError as error:
             self._failed(plan.policy, state, decision, str(error))
 
@@ -494,8 +499,8 @@ class _Plan:
 
     __slots__ = ("condition_guard", "conditions", "excluded_groups", "excluded_namespaces",
                  "excluded_users", "excludes", "guard", "mutate", "name",
-                 "namespace_selector", "object_selector", "policy", "reads_cluster",
-                 "validate", "variables")
+                 "namespace_selector", "object_selector", "plain_conditions", "policy",
+                 "reads_cluster", "validate", "variables")
 
     def __init__(self, policy: Policy, compiled: CompiledPolicies,
                  selectors: Mapping[str, LabelSelector]) -> None:
@@ -512,10 +517,17 @@ class _Plan:
         self.condition_guard = compiled.condition_guards.get(policy.name)
         self.guard = compiled.guards.get(policy.name)
         self.conditions = policy.match_conditions
+        self.plain_conditions = not any(c.expression.policy_variables
+                                        for c in policy.match_conditions)
         blocks = compiled.blocks[policy.name]
-        self.mutate = blocks.mutate
-        self.validate = blocks.validate
+        # Each block's judge itself where it has one (no Compiled.evaluate between).
+        self.mutate = tuple(_step(block) for block in blocks.mutate)
+        self.validate = tuple(_step(block) for block in blocks.validate)
         self.variables = compiled.variables[policy.name]
+
+
+def _step(block: CompiledBlock) -> Callable[[_PolicyRun], None]:
+    return block.judge if isinstance(block, Compiled) else block.evaluate
 
 
 class _SelectorPlan:
