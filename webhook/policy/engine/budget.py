@@ -18,7 +18,7 @@ admission, ``check``, ``audit`` and the suites agree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -320,6 +320,80 @@ def fits(values: Mapping[str, Any], walks: Mapping[str, SizeWalk]) -> bool:
                     elif type(child) is list and len(child) > DEFAULT_LIST_ITEMS:
                         return False
     return True
+
+
+# The roots an AdmissionReview's body holds (what its facts speak of: context.py).
+BODY_ROOTS = frozenset({"object", "oldObject", "request"})
+
+
+@dataclass(frozen=True, slots=True)
+class SizeCheck:
+    """``fits`` over one kind's walks as one generated function: the walk written out as
+    nested loops (no stack of pending pairs), as the CEL of codegen.py is. ``roots`` are the
+    values it reads."""
+
+    roots: tuple[str, ...]
+    fits: Callable[[Mapping[str, Any]], bool]
+
+
+def size_check(walks: Mapping[str, SizeWalk]) -> SizeCheck:
+    """The check of ``walks`` (size_walk of each root); ``fits`` itself when the walk is
+    nested deeper than Python's blocks allow."""
+    lines = ["def fits(values):"]
+    counter = iter(range(1_000_000))
+    for root, rooted in walks.items():
+        name = f"v{next(counter)}"
+        lines.append(f"    {name} = values.get({root!r})")
+        _write_walk(lines, name, rooted, 1, counter)
+    lines.append("    return True")
+    namespace: dict[str, Any] = {"Mapping": Mapping}
+    try:
+        exec(compile("\n".join(lines) + "\n", "<size check>", "exec"), namespace)
+    except (SyntaxError, RecursionError, MemoryError):
+        return SizeCheck(tuple(walks), lambda values: fits(values, walks))
+    return SizeCheck(tuple(walks), namespace["fits"])
+
+
+def _write_walk(lines: list[str], value: str, walk: SizeWalk, depth: int,
+                counter: Iterator[int]) -> None:
+    """The statements ``fits`` runs for ``value`` along ``walk``, in the same order of
+    tests (segments and roots are written with repr(): no policy text is Python text)."""
+    fields, elements = walk
+    pad = "    " * depth
+    kind = f"t{next(counter)}"
+    lines.append(f"{pad}{kind} = type({value})")
+    lines.append(f"{pad}if {kind} is list:")
+    lines.append(f"{pad}    if len({value}) > {DEFAULT_LIST_ITEMS}:")
+    lines.append(f"{pad}        return False")
+    if elements is _LEAF:
+        item = f"i{next(counter)}"
+        lines.append(f"{pad}    for {item} in {value}:")
+        lines.append(f"{pad}        if type({item}) is list and len({item}) > "
+                     f"{DEFAULT_LIST_ITEMS}:")
+        lines.append(f"{pad}            return False")
+    elif elements is not None:
+        item = f"i{next(counter)}"
+        lines.append(f"{pad}    for {item} in {value}:")
+        _write_walk(lines, item, elements, depth + 2, counter)
+    if not fields:
+        if elements is not None:
+            lines.append(f"{pad}elif {kind} is dict and len({value}) > {DEFAULT_MAP_ENTRIES}:")
+            lines.append(f"{pad}    return False")
+        return
+    lines.append(f"{pad}elif {kind} is dict or isinstance({value}, Mapping):")
+    if elements is not None:
+        lines.append(f"{pad}    if {kind} is dict and len({value}) > {DEFAULT_MAP_ENTRIES}:")
+        lines.append(f"{pad}        return False")
+    for segment, rest in fields:
+        child = f"c{next(counter)}"
+        lines.append(f"{pad}    if {segment!r} in {value}:")
+        lines.append(f"{pad}        {child} = {value}[{segment!r}]")
+        if rest is not None:
+            _write_walk(lines, child, rest, depth + 2, counter)
+        else:
+            lines.append(f"{pad}        if type({child}) is list and len({child}) > "
+                         f"{DEFAULT_LIST_ITEMS}:")
+            lines.append(f"{pad}            return False")
 
 
 def _larger(worst: Oversize | None, found: Oversize) -> Oversize:

@@ -18,11 +18,14 @@ from webhook.policy.blocks.protocol import Block, CompiledBlock
 from webhook.policy.cel.expression import CelExpression
 from webhook.policy.engine.bindings import Binding, BindingPlan
 from webhook.policy.engine.budget import (
+    BODY_ROOTS,
     Guard,
+    SizeCheck,
     SizeWalk,
     build_condition_guards,
     build_guards,
     merged_walk,
+    size_check,
     size_walk,
 )
 from webhook.policy.model.block import Phase
@@ -110,6 +113,9 @@ class CompiledPolicies:
     # kind -> root -> the paths of every guard of its policies as one tree, laid out for
     # the walk made once a request (budget.fits)
     size_walks: Mapping[str, Mapping[str, SizeWalk]] = field(default_factory=dict)
+    # kind -> those walks as generated checks: every root's, and the roots outside the
+    # review's body alone (when its facts answer for the rest: context.py)
+    size_checks: Mapping[str, tuple[SizeCheck, SizeCheck]] = field(default_factory=dict)
     key_indexes: tuple[KeyIndex, ...] = ()  # what the blocks ask the backend to index
     blocks: Mapping[str, PolicyBlocks] = field(default_factory=dict)  # policy -> its blocks
 
@@ -137,6 +143,10 @@ class CompiledPolicies:
             )
             for kind in kinds
         }
+        size_walks = {
+            kind: {root: size_walk(trie) for root, trie in walk.items()}
+            for kind, walk in walks.items()
+        }
         return cls(
             source=policies,
             bindings=plan.bindings,
@@ -159,9 +169,11 @@ class CompiledPolicies:
             ),
             guards=guards,
             condition_guards=condition_guards,
-            size_walks={
-                kind: {root: size_walk(trie) for root, trie in walk.items()}
-                for kind, walk in walks.items()
+            size_walks=size_walks,
+            size_checks={
+                kind: (size_check(rooted),
+                       size_check({r: w for r, w in rooted.items() if r not in BODY_ROOTS}))
+                for kind, rooted in size_walks.items()
             },
             key_indexes=tuple(index for block in compiled for index in block.key_indexes),
             blocks=blocks,

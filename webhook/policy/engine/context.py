@@ -16,7 +16,7 @@ from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExp
 from webhook.policy.cel.projection import project
 from webhook.policy.cel.runtime import SharedActivation
 from webhook.policy.engine.bindings import Binding
-from webhook.policy.engine.budget import SizeWalk, fits
+from webhook.policy.engine.budget import SizeCheck
 from webhook.policy.engine.compiled import NamespaceMemo
 from webhook.policy.model.namespaces import namespace_labels
 from webhook.policy.model.nulls import without_nulls
@@ -26,10 +26,8 @@ from webhook.policy.model.selectors import LabelSelector
 
 _UNBOUND = object()  # a field path that does not exist in this object
 _ROOTS = frozenset({"object", "oldObject", "namespaceObject", "request"})
-# The roots the review's body holds (what AdmissionRequest.null_free and max_items speak of);
-# the Namespace comes from the cluster cache.
-_IN_BODY = frozenset({"object", "oldObject", "request"})
-# What AdmissionRequest.null_free speaks of (the request's own top level may hold nulls).
+# What BodyFacts.null_free speaks of (the request's own top level may hold nulls); its
+# max_items speaks of every root the body holds (budget.BODY_ROOTS), not the Namespace.
 _NULL_FREE = frozenset({"object", "oldObject"})
 _ASSUMED_ITEMS = min(DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES)
 _SCALARS = frozenset({str, int, float, bool, type(None), list})
@@ -136,19 +134,23 @@ class RequestContext:
             "request": self.request.raw,
         }
 
-    def within_assumptions(self, walks: Mapping[str, Mapping[str, SizeWalk]]) -> bool:
-        """Nothing along the request kind's walk in ``walks`` (compiled.size_walks: every
-        path its guards read) exceeds the sizes the load-time cost estimates assume; walked
-        once per object."""
+    def within_assumptions(self, checks: Mapping[str, tuple[SizeCheck, SizeCheck]]) -> bool:
+        """Nothing along the request kind's walk (compiled.size_checks: every path its
+        guards read) exceeds the sizes the load-time cost estimates assume; walked once per
+        object. When the review's body holds no collection larger than assumed, only the
+        roots outside it (the Namespace) are walked."""
         if self._within_assumptions is None:
-            walk = walks.get(self.request.key, {})
+            found = checks.get(self.request.key)
+            if found is None:
+                self._within_assumptions = True
+                return True
+            check, outside_body = found
             facts = self._facts
             if facts is not None and facts.max_items <= _ASSUMED_ITEMS:
-                # Nothing in the body holds more items than assumed: walk the rest alone.
-                walk = {root: rooted for root, rooted in walk.items() if root not in _IN_BODY}
+                check = outside_body
             # Only the variables the walk reads (most read `object` alone).
-            values = {root: self._base_value(root) for root in walk}
-            self._within_assumptions = fits(values, walk)
+            self._within_assumptions = check.fits(
+                {root: self._base_value(root) for root in check.roots})
         return self._within_assumptions
 
     @property

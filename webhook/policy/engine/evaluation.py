@@ -254,7 +254,7 @@ class Engine:
         self, policy: Policy, guard: Guard, state: RequestContext, decision: Decision
     ) -> bool:
         """False (and the policy failed) when judging this input would exceed the budget."""
-        if state.within_assumptions(self.compiled.size_walks):
+        if state.within_assumptions(self.compiled.size_checks):
             return True
         values = state.root_values()
         oversize = guard.oversize(values)
@@ -402,7 +402,7 @@ class Engine:
     def _message_affordable(self, policy: Policy, index: int, state: RequestContext) -> bool:
         """Whether a messageExpression fits what is left of the budget on this input."""
         guard = self.compiled.guards.get(policy.name)
-        if guard is None or state.within_assumptions(self.compiled.size_walks):
+        if guard is None or state.within_assumptions(self.compiled.size_checks):
             return True  # the guard's paths are part of the request kind's walk
         values = state.root_values()
         if guard.oversize(values) is None:
