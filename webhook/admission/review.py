@@ -90,10 +90,8 @@ def parse_review(body: bytes, *, judged_at: float | None = None) -> Review:
     raw = document.get("request")
     if not isinstance(raw, dict):
         raise ReviewError("AdmissionReview has no request object")
-    # The nulls the envelope and the request hold at their top level (BodyFacts).
-    envelope_nulls = [*document.values()].count(None) + [*raw.values()].count(None)
     request = request_from_raw(raw, judged_at=judged_at,
-                               facts=BodyFacts(body, envelope_nulls))
+                               facts=BodyFacts(body, document, raw))
     return Review(api_version, kind, request)
 
 

@@ -229,7 +229,7 @@ class RequestContext:
                 return self._bind_variable(name, *variable)
             if name in self._unbound or (binding is None and name not in _ROOTS):
                 raise KeyError(name)
-            value = self._value_of(name)
+            value = self._value_of(name, binding)
         if value is _UNBOUND:
             self._unbound.add(name)
             raise KeyError(name)
@@ -262,17 +262,16 @@ class RequestContext:
                 return failure
         return message
 
-    def _value_of(self, name: str) -> Any:
+    def _value_of(self, name: str, binding: Binding | None) -> Any:
+        """A whole root (``binding`` None) or a binding of ``request`` (bind reads the
+        objects' fields itself, through _field)."""
         # A null field reads as an absent one (see nulls.py): walks stop at None, presence
         # tests say False, and the values handed to CEL carry no nulls.
-        binding = self.bindings.get(name)
         if binding is None:
             return self._without_nulls(name, self._base_value(name))
-        if binding.variable != "request":
-            return self._field(binding)
-        value = self._base_value(binding.variable)
+        value: Any = self.request.raw
         if binding.path is None:
-            if binding.variable == "request" and binding.projection is None:
+            if binding.projection is None:
                 # As in ValidatingAdmissionPolicy, `request` does not carry the objects.
                 value = {k: v for k, v in value.items() if k not in ("object", "oldObject")}
             return without_nulls(project(value, binding.projection))

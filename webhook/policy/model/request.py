@@ -29,11 +29,12 @@ class BodyFacts:
     never wrong.
     """
 
-    __slots__ = ("_body", "_envelope_nulls", "_max_items", "_null_free")
+    __slots__ = ("_body", "_envelope", "_max_items", "_null_free")
 
-    def __init__(self, body: bytes, envelope_nulls: int) -> None:
+    def __init__(self, body: bytes, envelope: Mapping[str, Any],
+                 request: Mapping[str, Any]) -> None:
         self._body = body
-        self._envelope_nulls = envelope_nulls
+        self._envelope = (envelope, request)  # the parsed review and its request
         self._null_free: bool | None = None
         self._max_items: int | None = None
 
@@ -45,7 +46,9 @@ class BodyFacts:
     @property
     def null_free(self) -> bool:
         if self._null_free is None:
-            self._null_free = self._body.count(b"null") == self._envelope_nulls
+            envelope, request = self._envelope
+            top_level = [*envelope.values()].count(None) + [*request.values()].count(None)
+            self._null_free = self._body.count(b"null") == top_level
         return self._null_free
 
     @property
