@@ -34,7 +34,6 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import orjson
 from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
@@ -72,8 +71,13 @@ class ListChunks(Protocol):
         """(namespace, name) of every object added."""
         ...
 
+    def decode(self, data: bytes) -> dict[str, Any]:
+        """One page's body as JSON, decoded to what ``add`` needs of it (called from the
+        thread that reads the pages, in their order)."""
+        ...
+
     def add(self, items: Iterable[Mapping[str, Any]]) -> None:
-        """One page, its items as the API server sent them."""
+        """One page, its items as the API server sent them (as ``decode`` gave them)."""
         ...
 
     def finish(self) -> Container[tuple[str, str]]:
@@ -397,7 +401,7 @@ class Informer:
         chunks = self._store.begin_list(self.kind)
         resource_version: str | None = None
         kind, api_version = self.resource.carried_kind, self.resource.api_version
-        with _PageReader(self) as pages:
+        with _PageReader(self, chunks.decode) as pages:
             for page in pages:
                 metadata = page.get("metadata") or {}
                 resource_version = metadata.get("resourceVersion") or resource_version
@@ -515,8 +519,9 @@ class _PageReader:
     other. At most one page waits decoded ahead, which bounds the memory of a LIST at
     three pages of whole objects (one handled, one waiting, one being read)."""
 
-    def __init__(self, informer: Informer) -> None:
+    def __init__(self, informer: Informer, decode: Callable[[bytes], dict[str, Any]]) -> None:
         self._informer = informer
+        self._decode = decode
         self._pages: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._done = threading.Event()  # the consumer left: the reader stops
         self._thread = threading.Thread(
@@ -567,7 +572,7 @@ class _PageReader:
                         raise ListExpired() from None
                     raise
                 try:
-                    page = orjson.loads(resp.data)
+                    page = self._decode(resp.data)
                 finally:
                     resp.release_conn()
                 token = (page.get("metadata") or {}).get("continue") or None

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
+from webhook.cluster.list_pages import PageDecoder
 from webhook.cluster.records import Record, Shape, copied, slim
 from webhook.policy.cel.projection import Projection
 from webhook.policy.load.reads import FieldReads, covers
@@ -71,9 +72,10 @@ def _namespace_holder(name: str) -> Holder:
     return (NAMESPACE, name, name)
 
 
-def _read_by(counter: ObjectCounter) -> Projection:
-    """What a counter reads of an object, when it says (a limit's ``where``, projected:
-    webhook/policy/blocks/counters.py); None (everything) otherwise."""
+def _read_by(counter: ObjectCounter | KeyIndex) -> Projection:
+    """What a counter or key index reads of an object, when it says (a limit's ``where``
+    or a unique block's ``keys``, projected: webhook/policy/blocks/counters.py, keys.py);
+    None (everything) otherwise."""
     read = getattr(counter, "projection", None)
     return read if isinstance(read, dict) else None
 
@@ -143,6 +145,14 @@ class ListSync:
         self._memos: list[tuple[ObjectCounter, Callable[[Any], Any] | None, dict[Any, bool]]] = [
             (c, None if kind == NAMESPACE else _key_reader(shape.positions(_read_by(c))), {})
             for c in counters]
+        # Pages decoded to the shape once the sample of whole objects is full, when every
+        # counter and key index of the kind reads only fields the shape keeps (they judge
+        # each object as decoded); otherwise whole, as the API server sent them.
+        judges: list[ObjectCounter | KeyIndex] = [*counters, *indexes]
+        projected = shape.projection is not None and all(
+            covers(shape.projection, _read_by(judge)) for judge in judges)
+        self.decode = PageDecoder(shape.projection if projected else None,
+                                  whole_first=sample_size)
 
     def add(self, items: Iterable[Mapping[str, Any]]) -> None:
         """One page of the LIST (items as the API server sent them)."""

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 from kubernetes import client
 
 from webhook.cluster.kube_informer import Informer, InformerSettings
@@ -109,6 +110,10 @@ class _ListedObjects:
     @property
     def seen(self) -> list[Key]:
         return [_key(o) for o in self._objects]
+
+    def decode(self, data: bytes) -> dict[str, Any]:
+        page: dict[str, Any] = orjson.loads(data)  # kept whole
+        return page
 
     def add(self, items: Iterable[Mapping[str, Any]]) -> None:
         self._objects.extend(items)

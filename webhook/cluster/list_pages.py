@@ -1,0 +1,81 @@
+"""LIST pages decoded straight to the fields the cache keeps.
+
+A page of 1,000 Services is about 1 MB of JSON, most of it managedFields; orjson builds
+every dict, list and string of it, and the store then cuts each object to a record of a
+few fields (records.py). msgspec decodes into a typed dict and skips, without building
+anything, every key the type does not name: a page decoded to the shape's projection is
+4-5 times cheaper to decode, and leaves no page of whole objects behind in the allocator.
+
+The typed dicts mirror the projection exactly as ``Shape`` lays it out: a map the
+projection selects fields of is a typed dict of those fields, anything kept whole (or a
+list projected below it) is ``Any``. What the store reads of a decoded object is then
+what it reads of the whole one (``Shape.record`` cuts both alike), so nothing downstream
+can tell.
+
+An object that does not have that layout (a scalar where a map is expected: only a
+malformed object) fails the typed decoding of its page; the page is then decoded whole,
+as before, and the store keeps that object's projected dict (records.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypedDict
+
+import msgspec
+import orjson
+
+from webhook.policy.cel.projection import ELEMENTS, Projection
+
+# The top-level fields a record holds (records.KEPT_AT_TOP): the rest of an object is not
+# decoded at all.
+_KEPT_AT_TOP = ("metadata", "spec")
+
+# typing.TypedDict called as a function, with fields only known at run time.
+_typed_dict: Callable[..., Any] = TypedDict  # type: ignore[assignment]
+
+
+class PageDecoder:
+    """Decodes the pages of one LIST in order: the first ``whole_first`` objects whole (the
+    store keeps a sample of whole objects), the rest to ``projection`` (None: all whole)."""
+
+    def __init__(self, projection: Projection, *, whole_first: int = 0) -> None:
+        self._typed = None if projection is None else msgspec.json.Decoder(
+            _page_type(projection))
+        self._whole_first = whole_first
+        self.decoded = 0  # objects decoded so far
+        self.whole_pages = 0  # pages decoded whole although a projection was given
+
+    def __call__(self, data: bytes) -> dict[str, Any]:
+        page: Any = None
+        if self._typed is not None and self.decoded >= self._whole_first:
+            try:
+                page = self._typed.decode(data)
+            except msgspec.ValidationError:
+                self.whole_pages += 1  # a malformed object: the page as it came
+            except msgspec.DecodeError:
+                pass  # not JSON: orjson raises what the reader reports
+        if page is None:
+            page = orjson.loads(data)
+        if isinstance(page, dict):
+            items = page.get("items")
+            self.decoded += len(items) if isinstance(items, list) else 0
+            return page
+        raise ValueError("a LIST page that is not a JSON object")
+
+
+def _page_type(projection: dict[str, Projection]) -> Any:
+    kept = {key: sub for key, sub in projection.items() if key in _KEPT_AT_TOP}
+    items: Any = list.__class_getitem__(_map_type(kept, [0]))
+    return _typed_dict("Page", {"metadata": Any, "items": items}, total=False)
+
+
+def _map_type(node: dict[str, Projection], count: list[int]) -> Any:
+    fields: dict[str, Any] = {}
+    for key, sub in node.items():
+        if sub is None or not sub or ELEMENTS in sub:
+            fields[key] = Any  # kept whole, a presence stub, or projected below a list
+        else:
+            fields[key] = _map_type(sub, count)
+    count[0] += 1
+    return _typed_dict(f"Projected{count[0]}", fields, total=False)
