@@ -95,6 +95,12 @@ class Run(Protocol):
     @property
     def cluster(self) -> ClusterView: ...
 
+    @property
+    def activation(self) -> Activation:
+        """The request's CEL context as it is: enough for an expression that reads no policy
+        variable (``context`` also makes the policy's variables readable)."""
+        ...
+
     def context(self, *expressions: CelExpression | None) -> Activation:
         """A CEL context holding what ``expressions`` read, the policy's variables included."""
         ...

@@ -68,10 +68,10 @@ class RequestContext:
         "_synced",
         "_unbound",
         "_variables",
-        "_within_assumptions",
         "bindings",
         "cluster",
         "exceptions",
+        "fits_assumptions",
         "memo",
         "object",
         "request",
@@ -110,7 +110,9 @@ class RequestContext:
         # binding name -> why the policy variable failed; it stays unbound (see below)
         self._failed_variables: dict[str, str] = {}
         self.spent = 0.0  # evaluation budget used by the policies judged so far
-        self._within_assumptions: bool | None = None
+        # within_assumptions' answer once asked (None: not yet, or the object was replaced):
+        # read by the engine before it calls, as most policies of a request ask again.
+        self.fits_assumptions: bool | None = None
         self._synced: bool | None = None
         # What the review's bytes tell (AdmissionRequest.facts), when the engine asks for
         # them (``body_facts``: the kind's policies walk much) and until a mutation replaces
@@ -139,19 +141,19 @@ class RequestContext:
         guards read) exceeds the sizes the load-time cost estimates assume; walked once per
         object. When the review's body holds no collection larger than assumed, only the
         roots outside it (the Namespace) are walked."""
-        if self._within_assumptions is None:
+        if self.fits_assumptions is None:
             found = checks.get(self.request.key)
             if found is None:
-                self._within_assumptions = True
+                self.fits_assumptions = True
                 return True
             check, outside_body = found
             facts = self._facts
             if facts is not None and facts.max_items <= _ASSUMED_ITEMS:
                 check = outside_body
             # Only the variables the walk reads (most read `object` alone).
-            self._within_assumptions = check.fits(
+            self.fits_assumptions = check.fits(
                 {root: self._base_value(root) for root in check.roots})
-        return self._within_assumptions
+        return self.fits_assumptions
 
     @property
     def namespace(self) -> Mapping[str, Any] | None:
@@ -339,7 +341,7 @@ class RequestContext:
         """Mutations build new objects (copy on write); the request's own is never changed."""
         self.object = new
         self.working_copy = True
-        self._within_assumptions = None
+        self.fits_assumptions = None
         self._facts = None  # a patch may add what the body did not hold
         # Every binding may read something else now: start a fresh activation (policy
         # variables are computed again too, as they were for the old object).

@@ -165,13 +165,15 @@ class Engine:
         if started is None:
             started = self.clock() if self.clock is not None else 0.0
         timed = self.deadline is not None and self.clock is not None
+        # One run for the request, told which policy it judges for: no object per policy.
+        run = _PolicyRun(self, state, decision)
         judged, selected = self._judged(mutating, self._mutating_selectors.get(at), state)
         for plan in judged:
             if timed and self._late(started, plan.policy, state, decision):
                 continue
             try:
                 if self._applies(plan, state, decision, selected):
-                    self._run(plan, plan.mutate, state, decision)
+                    self._run(plan, plan.mutate, run.judging(plan))
             except Exception as error:  # see _unexpected
                 self._unexpected(plan.policy, state, decision, error)
         matched_to_mutate = len(decision.matched_policies)
@@ -181,7 +183,7 @@ class Engine:
                 continue
             try:
                 if self._applies(plan, state, decision, selected):
-                    self._run(plan, plan.validate, state, decision)
+                    self._run(plan, plan.validate, run.judging(plan))
             except Exception as error:  # see _unexpected
                 self._unexpected(plan.policy, state, decision, error)
         # A policy that both mutates and validates matched in both phases: name it once.
@@ -231,7 +233,8 @@ class Engine:
         if plan.object_selector is not None and not self._object_selected(policy, state):
             return False
         guard = plan.condition_guard
-        if guard is not None and not self._affordable(policy, guard, state, decision):
+        if guard is not None and state.fits_assumptions is not True \
+                and not self._affordable(policy, guard, state, decision):
             return False
         for condition in plan.conditions:
             # matchConditions read no policy variable: the request's activation as it is.
@@ -245,7 +248,8 @@ class Engine:
                              f"matchCondition {condition.name!r} failed: {error}")
                 return False
         guard = plan.guard
-        if guard is not None and not self._affordable(policy, guard, state, decision):
+        if guard is not None and state.fits_assumptions is not True \
+                and not self._affordable(policy, guard, state, decision):
             return False
         decision.matched_policies.append(plan.name)
         return True
@@ -367,20 +371,15 @@ class Engine:
     # -- blocks --------------------------------------------------------------------------
 
     def _run(
-        self,
-        plan: _Plan,
-        blocks: Sequence[Callable[[_PolicyRun], None]],
-        state: RequestContext,
-        decision: Decision,
+        self, plan: _Plan, blocks: Sequence[Callable[[_PolicyRun], None]], run: _PolicyRun
     ) -> None:
         """Each of the policy's blocks of this phase, in order; the first that cannot be
         evaluated fails the policy (what the blocks before it found stands)."""
-        run = _PolicyRun(self, plan, state, decision)
         try:
             for step in blocks:
                 step(run)
         except PolicyEvaluationError as error:
-            self._failed(plan.policy, state, decision, str(error))
+            self._failed(plan.policy, run.state, run.decision, str(error))
 
     def _patched(
         self,
@@ -416,18 +415,26 @@ class Engine:
 
 class _PolicyRun:
     """The engine's side of the block protocol (blocks/protocol.py Run): one policy judging
-    one admission. Made only for a policy that applies."""
+    one admission. One per request, told by ``judging`` which policy it is for (blocks
+    use it only while they judge)."""
 
-    __slots__ = ("_decision", "_engine", "_policy", "_state", "_variables")
+    __slots__ = ("_engine", "_policy", "_variables", "activation", "decision", "state")
 
-    def __init__(
-        self, engine: Engine, plan: _Plan, state: RequestContext, decision: Decision
-    ) -> None:
+    def __init__(self, engine: Engine, state: RequestContext, decision: Decision) -> None:
         self._engine = engine
+        self.state = state
+        self.decision = decision
+        # An attribute, not a property: blocks read it per expression.
+        self.activation = state.activation
+        self._policy: Policy
+        self._variables: Mapping[str, CelExpression] = {}
+
+    def judging(self, plan: _Plan) -> _PolicyRun:
         self._policy = plan.policy
-        self._state = state
-        self._decision = decision
         self._variables = plan.variables
+        # A mutation starts a new activation (RequestContext.replace_object).
+        self.activation = self.state.activation
+        return self
 
     @property
     def policy_name(self) -> str:
@@ -435,43 +442,44 @@ class _PolicyRun:
 
     @property
     def request(self) -> AdmissionRequest:
-        return self._state.request
+        return self.state.request
 
     @property
     def object(self) -> Mapping[str, Any] | None:
-        return self._state.object
+        return self.state.object
 
     @property
     def cluster(self) -> ClusterView:
-        return self._state.cluster
+        return self.state.cluster
 
     def context(self, *expressions: CelExpression | None) -> Activation:
-        return self._state.context_for(self._variables, *expressions)
+        return self.state.context_for(self._variables, *expressions)
 
     def evaluate(self, expression: CelExpression) -> Any:
-        return self._state.evaluate(expression, self._variables)
+        return self.state.evaluate(expression, self._variables)
 
     def explain(self, message: str) -> str:
-        return self._state.explain(message)
+        return self.state.explain(message)
 
     def message_affordable(self, index: int) -> bool:
-        return self._engine._message_affordable(self._policy, index, self._state)
+        return self._engine._message_affordable(self._policy, index, self.state)
 
     def violation(self, message: str, source: ViolationSource) -> None:
-        self._engine._record(self._policy, self._state, self._decision, message, source)
+        self._engine._record(self._policy, self.state, self.decision, message, source)
 
     def warning(self, message: str) -> None:
-        self._decision.warnings.append(f"{self._policy.name}: {message}")
+        self.decision.warnings.append(f"{self._policy.name}: {message}")
 
     def claim(self, claim: LimitClaim | KeyClaim) -> None:
         if isinstance(claim, LimitClaim):
-            self._decision.limit_claims.append(claim)
+            self.decision.limit_claims.append(claim)
         else:
-            self._decision.key_claims.append(claim)
+            self.decision.key_claims.append(claim)
 
     def patch(self, operations: Sequence[Mapping[str, Any]], result: Mapping[str, Any]) -> None:
         ops = [dict(op) for op in operations]
-        self._engine._patched(self._policy, self._state, self._decision, ops, result)
+        self._engine._patched(self._policy, self.state, self.decision, ops, result)
+        self.activation = self.state.activation
 
 
 def _covering(policy: Policy, state: RequestContext) -> PolicyException | None:

@@ -106,6 +106,8 @@ def get_key(mapping: Mapping[Any, Any], key: Any) -> Any:
 
 def contains(item: Any, container: Any) -> bool:
     """``item in container``."""
+    if type(container) is dict and type(item) is str:
+        return item in container  # only a str key equals a str: as _lookup finds it
     if isinstance(container, list | tuple):
         if type(item) is str:
             return any((type(x) is str and x == item) or (type(x) is not str and equal(item, x))
