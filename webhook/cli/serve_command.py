@@ -318,10 +318,15 @@ def serve(
         if not path.exists():
             raise EdgewardenError(f"--shadow {path}: no such file or folder")
     runtime = build_runtime(settings)
-    from webhook.serve.root import attach_controllers
+    from webhook.serve.root import attach_controllers, start_watching
 
-    # Cluster objects, leader election, the continuous reports (real clusters).
-    attach_controllers(runtime)
+    start_watching(runtime)  # the LISTs overlap the rest of the start-up
+    try:
+        # Cluster objects, leader election, the continuous reports (real clusters).
+        attach_controllers(runtime)
+    except BaseException:
+        runtime.cluster.stop()  # serve() stops it once it runs; here nothing else would
+        raise
     if dev and runtime.dev_ca_bundle is not None:
         from webhook.admission.devmode import next_steps
 
