@@ -387,7 +387,9 @@ class _HeadWithBody:
     def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle,
                  loop: asyncio.AbstractEventLoop) -> None:
         self._transport = transport
-        self._cycle = cycle
+        # Until the head is written: the cycle holds this transport, so holding the cycle
+        # past that would make each request a reference cycle, freed only by the collector.
+        self._cycle: RequestResponseCycle | None = cycle
         self._loop = loop
         self._head: bytes | None = None
         # For the head: the first write once the response has started. A HEAD request's
@@ -399,8 +401,9 @@ class _HeadWithBody:
         if head is not None:
             self._head = None
             self._transport.write(head + data)
-        elif self._waiting and self._cycle.response_started:
+        elif self._waiting and self._cycle is not None and self._cycle.response_started:
             self._waiting = False
+            self._cycle = None
             self._head = data
             self._loop.call_soon(self.release)
         else:

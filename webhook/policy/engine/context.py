@@ -63,6 +63,7 @@ class RequestContext:
         "_namespace",
         "_namespace_labels",
         "_namespace_object",
+        "_retired",
         "_roots",
         "_selected",
         "_synced",
@@ -102,6 +103,7 @@ class RequestContext:
         self.object: Mapping[str, Any] | None = request.object
         self.working_copy = False
         self._cel: _LazyActivation | None = None
+        self._retired: list[_LazyActivation] = []  # activations a mutation replaced
         # binding name of a policy variable -> (its name, the policy's variables)
         self._variables: dict[str, tuple[str, Mapping[str, CelExpression]]] = {}
         self._unbound: set[str] = set()  # bindings whose path this object lacks
@@ -337,6 +339,19 @@ class RequestContext:
             return self.request.raw
         return None
 
+    def release(self) -> None:
+        """Break the request's reference cycles once it is judged: an activation names this
+        context (it binds names through it), and a kept error holds the frame that read the
+        activation. Then the request's objects (its whole parsed review) go by reference
+        counting as the engine returns; left to the collector, they piled up between
+        collections and a collection stalled the server for milliseconds."""
+        for activation in (*self._retired, self._cel):
+            if activation is not None:
+                activation.outcomes.clear()
+                activation.clear()
+        self._retired.clear()
+        self._cel = None
+
     def replace_object(self, new: Mapping[str, Any]) -> None:
         """Mutations build new objects (copy on write); the request's own is never changed."""
         self.object = new
@@ -346,6 +361,8 @@ class RequestContext:
         # Every binding may read something else now: start a fresh activation (policy
         # variables are computed again too, as they were for the old object).
         self._roots = {}
+        if self._cel is not None:
+            self._retired.append(self._cel)
         self._cel = None
         self._unbound = set()
         self._failed_variables = {}

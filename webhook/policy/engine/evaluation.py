@@ -161,40 +161,43 @@ class Engine:
             request, cluster, self.compiled.bindings, self.compiled.memo, exceptions,
             body_facts=request.key in self._body_fact_kinds,
         )
-        state.spent = spent
-        if started is None:
-            started = self.clock() if self.clock is not None else 0.0
-        timed = self.deadline is not None and self.clock is not None
-        # One run for the request, told which policy it judges for: no object per policy.
-        run = _PolicyRun(self, state, decision)
-        judged, selected = self._judged(mutating, self._mutating_selectors.get(at), state)
-        for plan in judged:
-            if timed and self._late(started, plan.policy, state, decision):
-                continue
-            try:
-                if self._applies(plan, state, decision, selected):
-                    self._run(plan, plan.mutate, run.judging(plan))
-            except Exception as error:  # see _unexpected
-                self._unexpected(plan.policy, state, decision, error)
-        matched_to_mutate = len(decision.matched_policies)
-        judged, selected = self._judged(validating, self._validating_selectors.get(at), state)
-        for plan in judged:
-            if timed and self._late(started, plan.policy, state, decision):
-                continue
-            try:
-                if self._applies(plan, state, decision, selected):
-                    self._run(plan, plan.validate, run.judging(plan))
-            except Exception as error:  # see _unexpected
-                self._unexpected(plan.policy, state, decision, error)
-        # A policy that both mutates and validates matched in both phases: name it once.
-        if matched_to_mutate:
-            decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
-        if state.working_copy:
-            decision.mutated_object = dict(state.object or {})
-        if decision.violations:
-            decision.allowed = not any(v.denies for v in decision.violations)
-        decision.spent = state.spent
-        return decision
+        try:
+            state.spent = spent
+            if started is None:
+                started = self.clock() if self.clock is not None else 0.0
+            timed = self.deadline is not None and self.clock is not None
+            # One run for the request, told which policy it judges for: no object per policy.
+            run = _PolicyRun(self, state, decision)
+            judged, selected = self._judged(mutating, self._mutating_selectors.get(at), state)
+            for plan in judged:
+                if timed and self._late(started, plan.policy, state, decision):
+                    continue
+                try:
+                    if self._applies(plan, state, decision, selected):
+                        self._run(plan, plan.mutate, run.judging(plan))
+                except Exception as error:  # see _unexpected
+                    self._unexpected(plan.policy, state, decision, error)
+            matched_to_mutate = len(decision.matched_policies)
+            judged, selected = self._judged(validating, self._validating_selectors.get(at), state)
+            for plan in judged:
+                if timed and self._late(started, plan.policy, state, decision):
+                    continue
+                try:
+                    if self._applies(plan, state, decision, selected):
+                        self._run(plan, plan.validate, run.judging(plan))
+                except Exception as error:  # see _unexpected
+                    self._unexpected(plan.policy, state, decision, error)
+            # A policy that both mutates and validates matched in both phases: name it once.
+            if matched_to_mutate:
+                decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
+            if state.working_copy:
+                decision.mutated_object = dict(state.object or {})
+            if decision.violations:
+                decision.allowed = not any(v.denies for v in decision.violations)
+            decision.spent = state.spent
+            return decision
+        finally:
+            state.release()  # its cycles: see RequestContext.release
 
     @staticmethod
     def _judged(
