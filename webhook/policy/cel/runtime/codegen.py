@@ -203,7 +203,10 @@ class _Writer:
                 if both_strings else f"{left} == {right}"
             return self.assign(same if op == "_==_" else f"not ({same})", depth)
         if op == "@in":
-            return self.assign(f"_contains({left}, {right})", depth)
+            # A string in a map is a dict lookup (operators.contains says the same, slower).
+            key_is_string = "" if self.is_string_constant(left) else f" and type({left}) is str"
+            return self.assign(f"({left} in {right}) if type({right}) is dict{key_is_string} "
+                               f"else _contains({left}, {right})", depth)
         if op in _ORDERINGS:
             symbol = repr(op.strip("_"))
             return self.assign(f"_compare({symbol}, {left}, {right}) in {_ORDERINGS[op]}",
