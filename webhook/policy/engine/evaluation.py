@@ -165,28 +165,14 @@ class Engine:
             state.spent = spent
             if started is None:
                 started = self.clock() if self.clock is not None else 0.0
-            timed = self.deadline is not None and self.clock is not None
+            # A deadline only when a clock reads it (None: no policy is ever late).
+            deadline = started if self.deadline is not None and self.clock is not None \
+                else None
             # One run for the request, told which policy it judges for: no object per policy.
             run = _PolicyRun(self, state, decision)
-            judged, selected = self._judged(mutating, self._mutating_selectors.get(at), state)
-            for plan in judged:
-                if timed and self._late(started, plan.policy, state, decision):
-                    continue
-                try:
-                    if self._applies(plan, state, decision, selected):
-                        self._run(plan, plan.mutate, run.judging(plan))
-                except Exception as error:  # see _unexpected
-                    self._unexpected(plan.policy, state, decision, error)
+            self._phase(mutating, self._mutating_selectors.get(at), True, run, deadline)
             matched_to_mutate = len(decision.matched_policies)
-            judged, selected = self._judged(validating, self._validating_selectors.get(at), state)
-            for plan in judged:
-                if timed and self._late(started, plan.policy, state, decision):
-                    continue
-                try:
-                    if self._applies(plan, state, decision, selected):
-                        self._run(plan, plan.validate, run.judging(plan))
-                except Exception as error:  # see _unexpected
-                    self._unexpected(plan.policy, state, decision, error)
+            self._phase(validating, self._validating_selectors.get(at), False, run, deadline)
             # A policy that both mutates and validates matched in both phases: name it once.
             if matched_to_mutate:
                 decision.matched_policies = list(dict.fromkeys(decision.matched_policies))
@@ -198,6 +184,21 @@ class Engine:
             return decision
         finally:
             state.release()  # its cycles: see RequestContext.release
+
+    def _phase(self, policies: tuple[_Plan, ...], selectors: _SelectorPlan | None,
+               mutate: bool, run: _PolicyRun, started: float | None) -> None:
+        """Judge ``policies`` in order: their mutations, or their validations. ``started``:
+        when the request's evaluation began, if a deadline applies."""
+        state, decision = run.state, run.decision
+        judged, selected = self._judged(policies, selectors, state)
+        for plan in judged:
+            if started is not None and self._late(started, plan.policy, state, decision):
+                continue
+            try:
+                if self._applies(plan, state, decision, selected):
+                    self._run(plan, plan.mutate if mutate else plan.validate, run.judging(plan))
+            except Exception as error:  # see _unexpected
+                self._unexpected(plan.policy, state, decision, error)
 
     @staticmethod
     def _judged(
