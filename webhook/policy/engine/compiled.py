@@ -214,16 +214,36 @@ def _reads_cluster(policy: Policy, blocks: PolicyBlocks) -> bool:
 def _namespace_only(
     policies: Iterable[Policy], blocks: Mapping[str, PolicyBlocks], bindings: Mapping[str, Binding]
 ) -> frozenset[int]:
-    """Variables and caps whose value depends on the Namespace alone."""
+    """Variables and caps whose value depends on the Namespace alone: they read the
+    Namespace and nothing else of the request, or only policy variables that do (a grant
+    read from an annotation, then split or made a pattern)."""
     found: set[int] = set()
     for policy in policies:
-        candidates = [v.expression for v in policy.variables]
+        variables = {v.name: v.expression for v in policy.variables}
         compiled = blocks[policy.name]
-        for block in (*compiled.mutate, *compiled.validate):
-            candidates.extend(block.namespace_only)
+        candidates = [*variables.values(),
+                      *(e for block in (*compiled.mutate, *compiled.validate)
+                        for e in block.namespace_only)]
+        # Variables first, to a fixed point: one may read another defined before it.
+        namespace_variables: set[str] = set()
+        grew = True
+        while grew:
+            grew = False
+            for name, expression in variables.items():
+                if name not in namespace_variables and _reads_only_the_namespace(
+                        expression, bindings, namespace_variables):
+                    namespace_variables.add(name)
+                    grew = True
         for expression in candidates:
-            reads = {bindings[v].variable for v in expression.variables if v in bindings}
-            plain = expression.variables - set(bindings)
-            if reads == {"namespaceObject"} and not plain and not expression.policy_variables:
+            if _reads_only_the_namespace(expression, bindings, namespace_variables):
                 found.add(id(expression))
     return frozenset(found)
+
+
+def _reads_only_the_namespace(expression: CelExpression, bindings: Mapping[str, Binding],
+                              namespace_variables: set[str]) -> bool:
+    reads = {bindings[v].variable for v in expression.variables if v in bindings}
+    plain = expression.variables - set(bindings)
+    return (reads <= {"namespaceObject"} and not plain
+            and (bool(reads) or bool(expression.policy_variables))
+            and all(name in namespace_variables for name in expression.policy_variables))
