@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 import pytest
 
-from tests.admission.harness import FIXTURES, load_object, make_review
+from tests.admission.harness import DEFAULT_POLICIES, FIXTURES, load_object, make_review
 from tests.admission.test_response_writes import REQUEST, answer_at_once, connect, settle
 from webhook.admission.app import create_app
 from webhook.admission.decisionlog import DecisionLog
@@ -27,8 +27,6 @@ from webhook.admission.state import ServerState
 from webhook.cluster.memory import MemoryCluster
 from webhook.cluster.reservations import Reservations
 from webhook.policy.load.loader import load_policies
-
-from .harness import DEFAULT_POLICIES
 
 
 @pytest.fixture

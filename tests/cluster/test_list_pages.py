@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -186,7 +187,7 @@ def test_the_informer_lists_pages_decoded_to_the_projection(
                                 type="LoadBalancer" if index % 2 else "ClusterIP"))
     policies = load_policies(str(ROOT / "policies"))
     engine = Engine(policies)
-    cluster = make_cluster(FAST.__class__(**{**FAST.__dict__, "page_size": 2}), sample_size=1)
+    cluster = make_cluster(replace(FAST, page_size=2), sample_size=1)
     cluster.keep_fields(fields_read(policies.policies))
     cluster.register_counters(engine.counters())
     cluster.start()

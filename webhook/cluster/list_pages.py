@@ -25,11 +25,8 @@ from typing import Any, TypedDict
 import msgspec
 import orjson
 
-from webhook.policy.cel.projection import ELEMENTS, Projection
-
-# The top-level fields a record holds (records.KEPT_AT_TOP): the rest of an object is not
-# decoded at all.
-_KEPT_AT_TOP = ("metadata", "spec")
+from webhook.cluster.records import KEPT_AT_TOP, named_fields
+from webhook.policy.cel.projection import Projection
 
 # typing.TypedDict called as a function, with fields only known at run time.
 _typed_dict: Callable[..., Any] = TypedDict  # type: ignore[assignment]
@@ -65,7 +62,8 @@ class PageDecoder:
 
 
 def _page_type(projection: dict[str, Projection]) -> Any:
-    kept = {key: sub for key, sub in projection.items() if key in _KEPT_AT_TOP}
+    # The top-level fields a record holds: the rest of an object is not decoded at all.
+    kept = {key: sub for key, sub in projection.items() if key in KEPT_AT_TOP}
     items: Any = list.__class_getitem__(_map_type(kept, [0]))
     return _typed_dict("Page", {"metadata": Any, "items": items}, total=False)
 
@@ -73,9 +71,8 @@ def _page_type(projection: dict[str, Projection]) -> Any:
 def _map_type(node: dict[str, Projection], count: list[int]) -> Any:
     fields: dict[str, Any] = {}
     for key, sub in node.items():
-        if sub is None or not sub or ELEMENTS in sub:
-            fields[key] = Any  # kept whole, a presence stub, or projected below a list
-        else:
-            fields[key] = _map_type(sub, count)
+        below = named_fields(sub)
+        # Held as one value: Any (records.py cuts it further where it needs to).
+        fields[key] = Any if below is None else _map_type(below, count)
     count[0] += 1
     return _typed_dict(f"Projected{count[0]}", fields, total=False)

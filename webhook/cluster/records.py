@@ -79,6 +79,13 @@ def slim(kind: str, api_version: str, obj: Mapping[str, Any]) -> dict[str, Any]:
 KEPT_AT_TOP = ("metadata", "spec")
 
 
+def named_fields(sub: Projection) -> dict[str, Projection] | None:
+    """The fields a record holds one by one below a field ``sub`` projects; None when it
+    holds the field as one value (kept whole, a presence stub, or a list projected below
+    it)."""
+    return None if sub is None or not sub or ELEMENTS in sub else sub
+
+
 class Shape:
     """One kind's objects cut to ``projection`` (None: slimmed, but otherwise whole).
 
@@ -106,7 +113,8 @@ class Shape:
         plan: list[tuple[Any, ...]] = []
         for key, sub in node.items():
             path = (*prefix, key)
-            if sub is None or not sub or ELEMENTS in sub:
+            fields = named_fields(sub)
+            if fields is None:
                 # Kept whole, a presence stub, or a list or map projected below it.
                 self._steps.append((False, path, self._leaf_count))
                 treat = (_STRING_MAP if path in _STRING_MAPS
@@ -122,7 +130,7 @@ class Shape:
                 bits[0] += 1
                 self._steps.append((True, path, bit))
                 before = self._leaf_count
-                children = self._compile(sub, path, bits)
+                children = self._compile(fields, path, bits)
                 plan.append((key, True, 1 << bit, children, self._leaf_count - before))
         return plan
 

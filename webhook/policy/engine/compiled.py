@@ -220,10 +220,6 @@ def _namespace_only(
     found: set[int] = set()
     for policy in policies:
         variables = {v.name: v.expression for v in policy.variables}
-        compiled = blocks[policy.name]
-        candidates = [*variables.values(),
-                      *(e for block in (*compiled.mutate, *compiled.validate)
-                        for e in block.namespace_only)]
         # Variables first, to a fixed point: one may read another defined before it.
         namespace_variables: set[str] = set()
         grew = True
@@ -234,9 +230,11 @@ def _namespace_only(
                         expression, bindings, namespace_variables):
                     namespace_variables.add(name)
                     grew = True
-        for expression in candidates:
-            if _reads_only_the_namespace(expression, bindings, namespace_variables):
-                found.add(id(expression))
+        found.update(id(variables[name]) for name in namespace_variables)
+        compiled = blocks[policy.name]
+        for block in (*compiled.mutate, *compiled.validate):
+            found.update(id(e) for e in block.namespace_only
+                         if _reads_only_the_namespace(e, bindings, namespace_variables))
     return frozenset(found)
 
 

@@ -428,10 +428,10 @@ class _PolicyRun:
         self._engine = engine
         self.state = state
         self.decision = decision
-        # An attribute, not a property: blocks read it per expression.
-        self.activation = state.activation
+        # Set by ``judging``, before any block runs.
         self._policy: Policy
-        self._variables: Mapping[str, CelExpression] = {}
+        self._variables: Mapping[str, CelExpression]
+        self.activation: Activation  # an attribute, not a property: read per expression
 
     def judging(self, plan: _Plan) -> _PolicyRun:
         self._policy = plan.policy
