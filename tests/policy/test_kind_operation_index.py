@@ -60,6 +60,11 @@ class CountingProgram:
         self.counter[0] += 1
         return self.program.execute(context)
 
+    def closure(self, context: Mapping[str, Any]) -> Any:
+        """What the engine's shared activation runs (CelExpression.evaluate_bool)."""
+        self.counter[0] += 1
+        return self.program.closure(context)
+
 
 def policy_set(folder: Path, count: int) -> PolicySet:
     folder.mkdir()

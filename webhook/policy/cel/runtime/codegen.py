@@ -131,6 +131,9 @@ class _Writer:
     def is_string_constant(self, name: str) -> bool:
         return name.startswith("k") and type(self.constants.get(name)) is str
 
+    def is_null_constant(self, name: str) -> bool:
+        return name.startswith("k") and name in self.constants and self.constants[name] is None
+
     def value(self, node: Expr, depth: int) -> str:
         if isinstance(node, Literal):
             return self.constant(self.literal(node))
@@ -197,6 +200,12 @@ class _Writer:
         left = self.value(node.args[0], depth)
         right = self.value(node.args[1], depth)
         if op in ("_==_", "_!=_"):
+            # CEL's equality with null is true of null alone, whatever the other side is
+            # (operators.equal says the same, slower): the policies' `x != null` tests.
+            for side, other in ((left, right), (right, left)):
+                if self.is_null_constant(side):
+                    return self.assign(f"{other} is {'' if op == '_==_' else 'not '}None",
+                                       depth)
             both_strings = " and ".join(f"type({side}) is str" for side in (left, right)
                                         if not self.is_string_constant(side))
             same = f"({left} == {right}) if {both_strings} else _equal({left}, {right})" \
@@ -265,6 +274,12 @@ class _Writer:
             return "None"
         parts = (node.args if node.target is None else (node.target, *node.args))
         arguments = [self.value(part, depth) for part in parts]
+        if function is BUILTINS["size"] and len(arguments) == 1:
+            # The size of a list, map or string is its length (builtins.size, slower).
+            (value,) = arguments
+            return self.assign(f"len({value}) if type({value}) is list or type({value}) is dict "
+                               f"or type({value}) is str else {self.constant(function)}({value})",
+                               depth)
         return self.assign(f"{self.constant(function)}({', '.join(arguments)})", depth)
 
     def list_literal(self, node: ListExpr, depth: int) -> str:
@@ -288,7 +303,8 @@ class _Writer:
         if macro not in ("all", "exists", "exists_one", "map", "filter"):
             raise _Unsupported(macro)
         over = self.value(node.range, depth)
-        items = self.assign(f"_iterable({over}, {macro!r})", depth)
+        items = self.assign(f"{over} if type({over}) is list else _iterable({over}, {macro!r})",
+                            depth)
         variable = self.local()
         shadowed = self._scope.get(node.variable)
         self._scope[node.variable] = variable
