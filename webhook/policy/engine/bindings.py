@@ -49,6 +49,9 @@ class BindingPlan:
 
     def __init__(self) -> None:
         self.bindings: dict[str, Binding] = {}
+        # The names bound since ``reads`` was last emptied (the compiler empties it before
+        # each policy, so it learns which bindings each policy's expressions read).
+        self.reads: set[str] = set()
         self._names: dict[tuple[object, ...], str] = {}
         # program source -> its program: expressions written alike in many policies share
         # one, so a request runs it once (runtime.SharedActivation keeps its outcome)
@@ -67,6 +70,7 @@ class BindingPlan:
             name = f"{BINDING_PREFIX}{variable}_{len(self._names)}"
             self._names[key] = name
             self.bindings[name] = Binding(name, variable, projection, path, presence)
+        self.reads.add(name)
         return name
 
     def expression(self, expression: CelExpression) -> CelExpression:

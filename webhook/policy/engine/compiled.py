@@ -28,6 +28,7 @@ from webhook.policy.engine.budget import (
     size_check,
     size_walk,
 )
+from webhook.policy.engine.prebind import Prebind, prebinder
 from webhook.policy.model.block import Phase
 from webhook.policy.model.decision import ViolationSource
 from webhook.policy.model.namespaces import namespace_object
@@ -118,6 +119,8 @@ class CompiledPolicies:
     size_checks: Mapping[str, tuple[SizeCheck, SizeCheck]] = field(default_factory=dict)
     key_indexes: tuple[KeyIndex, ...] = ()  # what the blocks ask the backend to index
     blocks: Mapping[str, PolicyBlocks] = field(default_factory=dict)  # policy -> its blocks
+    # kind -> what binds the plain fields its policies read of the object (prebind.py)
+    prebinders: Mapping[str, Prebind] = field(default_factory=dict)
 
     @classmethod
     def compile(cls, policies: PolicySet) -> CompiledPolicies:
@@ -125,10 +128,14 @@ class CompiledPolicies:
         registered = registry.blocks()
         rewritten: list[Policy] = []
         blocks: dict[str, PolicyBlocks] = {}
+        reads: dict[str, set[str]] = {}  # kind -> the bindings its policies read
         for policy in policies.policies:
+            plan.reads = set()
             # Conditions and variables first, then each block: the order bindings are named.
             rewritten.append(plan.policy(policy))
             blocks[policy.name] = _compile_blocks(policy, registered, plan)
+            for kind in policy.match.kinds:
+                reads.setdefault(kind, set()).update(plan.reads)
         kinds = {kind for policy in rewritten for kind in policy.match.kinds}
         guards = build_guards(policies.policies)
         condition_guards = build_condition_guards(policies.policies)
@@ -177,6 +184,8 @@ class CompiledPolicies:
             },
             key_indexes=tuple(index for block in compiled for index in block.key_indexes),
             blocks=blocks,
+            prebinders={kind: found for kind, names in reads.items()
+                        if (found := prebinder(plan.bindings[n] for n in names)) is not None},
         )
 
     def counter(self, policy: Policy, kind: str) -> ObjectCounter | None:

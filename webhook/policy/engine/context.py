@@ -18,6 +18,7 @@ from webhook.policy.cel.runtime import SharedActivation
 from webhook.policy.engine.bindings import Binding
 from webhook.policy.engine.budget import SizeCheck
 from webhook.policy.engine.compiled import NamespaceMemo
+from webhook.policy.engine.prebind import Prebind
 from webhook.policy.model.namespaces import namespace_labels
 from webhook.policy.model.nulls import without_nulls
 from webhook.policy.model.ports import ClusterView, ExceptionView
@@ -63,6 +64,7 @@ class RequestContext:
         "_namespace",
         "_namespace_labels",
         "_namespace_object",
+        "_prebind",
         "_retired",
         "_roots",
         "_selected",
@@ -88,8 +90,10 @@ class RequestContext:
         memo: NamespaceMemo,
         exceptions: ExceptionView,
         body_facts: bool = False,
+        prebind: Prebind | None = None,
     ) -> None:
         self.memo = memo
+        self._prebind = prebind  # binds the object's plain fields at once (prebind.py)
         self.exceptions = exceptions
         self.request = request
         self.bindings = bindings
@@ -187,7 +191,14 @@ class RequestContext:
         """The request's activation, for expressions that read no policy variable."""
         activation = self._cel
         if activation is None:
-            activation = self._cel = _LazyActivation(self)
+            activation = self._new_activation()
+        return activation
+
+    def _new_activation(self) -> _LazyActivation:
+        activation = self._cel = _LazyActivation(self)
+        if self._prebind is not None:
+            facts = self._facts  # null_free: as _field, which hands such values over whole
+            self._prebind(self.object, activation, facts is not None and facts.null_free)
         return activation
 
     def context_for(
@@ -197,7 +208,7 @@ class RequestContext:
         ``policy_variables``: every name is bound when an expression first reads it."""
         activation = self._cel
         if activation is None:
-            activation = self._cel = _LazyActivation(self)
+            activation = self._new_activation()
         for expression in expressions:
             if expression is not None and expression.policy_variables:
                 prefix = expression.binding_prefix

@@ -160,6 +160,7 @@ class Engine:
         state = RequestContext(
             request, cluster, self.compiled.bindings, self.compiled.memo, exceptions,
             body_facts=request.key in self._body_fact_kinds,
+            prebind=self.compiled.prebinders.get(request.key),
         )
         try:
             state.spent = spent
