@@ -117,15 +117,15 @@ class CelExpression:
             # already this request: its kept outcome costs no call at all.
             program = self.program
             outcomes = context.outcomes
-            kept = outcomes.get(id(program))
+            kept = outcomes.get(program)
             try:
                 if kept is None:
                     try:
                         result = program.closure(context)
                     except Exception as error:
-                        outcomes[id(program)] = (True, error)
+                        outcomes[program] = (True, error)
                         raise
-                    outcomes[id(program)] = (False, result)
+                    outcomes[program] = (False, result)
                 elif kept[0]:
                     raise kept[1]
                 else:

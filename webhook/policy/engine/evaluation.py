@@ -110,7 +110,7 @@ class Engine:
                 if validating:
                     self._validating[kind, operation] = validating
         # Beside each of those lists, how its policies' namespace selectors narrow it (none
-        # when no policy has one): see _judged.
+        # when no policy has one): see _phase.
         self._mutating_selectors = {at: _SelectorPlan(self._namespace_selectors, policies)
                                     for at, policies in self._mutating.items()
                                     if _has_selector(self._namespace_selectors, policies)}
@@ -189,31 +189,35 @@ class Engine:
     def _phase(self, policies: tuple[_Plan, ...], selectors: _SelectorPlan | None,
                mutate: bool, run: _PolicyRun, started: float | None) -> None:
         """Judge ``policies`` in order: their mutations, or their validations. ``started``:
-        when the request's evaluation began, if a deadline applies."""
+        when the request's evaluation began, if a deadline applies.
+
+        Policies whose namespaceSelector the request's namespace fails are left out first,
+        each distinct selector judged once and the narrowed list looked up, not rebuilt:
+        with 100 policies selecting production namespaces, a request elsewhere skips them
+        all with no call per policy (then _applies need not judge selectors). Only while
+        the cache is current: before, such a policy fails as its failurePolicy says
+        (_applies), since the namespace's labels are not known."""
         state, decision = run.state, run.decision
-        judged, selected = self._judged(policies, selectors, state)
+        judged: Sequence[_Plan] = policies
+        selected = False
+        if selectors is not None and state.cluster_synced:
+            judged, selected = selectors.for_namespace(state), True
         for plan in judged:
             if started is not None and self._late(started, plan.policy, state, decision):
                 continue
             try:
-                if self._applies(plan, state, decision, selected):
-                    self._run(plan, plan.mutate if mutate else plan.validate, run.judging(plan))
+                if not self._applies(plan, state, decision, selected):
+                    continue
+                run.judging(plan)
+                # Each of the policy's blocks of this phase, in order; the first that
+                # cannot be evaluated fails the policy (what the blocks before it found
+                # stands).
+                for step in plan.mutate if mutate else plan.validate:
+                    step(run)
+            except PolicyEvaluationError as error:
+                self._failed(plan.policy, state, decision, str(error))
             except Exception as error:  # see _unexpected
                 self._unexpected(plan.policy, state, decision, error)
-
-    @staticmethod
-    def _judged(
-        policies: tuple[_Plan, ...], plan: _SelectorPlan | None, state: RequestContext
-    ) -> tuple[Sequence[_Plan], bool]:
-        """``policies`` less those whose namespaceSelector the request's namespace fails,
-        each distinct selector judged once and the narrowed list looked up, not rebuilt:
-        with 100 policies selecting production namespaces, a request elsewhere skips them
-        all with no call per policy. True when the selectors are judged so (then _applies
-        need not). Only while the cache is current: before, such a policy fails as its
-        failurePolicy says (_applies), since the namespace's labels are not known."""
-        if plan is None or not state.cluster_synced:
-            return policies, False
-        return plan.for_namespace(state), True
 
     def _applies(self, plan: _Plan, state: RequestContext, decision: Decision,
                  selected: bool = False) -> bool:
@@ -374,17 +378,6 @@ class Engine:
         return True
 
     # -- blocks --------------------------------------------------------------------------
-
-    def _run(
-        self, plan: _Plan, blocks: Sequence[Callable[[_PolicyRun], None]], run: _PolicyRun
-    ) -> None:
-        """Each of the policy's blocks of this phase, in order; the first that cannot be
-        evaluated fails the policy (what the blocks before it found stands)."""
-        try:
-            for step in blocks:
-                step(run)
-        except PolicyEvaluationError as error:
-            self._failed(plan.policy, run.state, run.decision, str(error))
 
     def _patched(
         self,

@@ -84,11 +84,12 @@ class AdmissionRequest:
     judged_at: float | None = None
     # What the review's bytes tell (None: offline requests, whose objects the engine walks).
     facts: BodyFacts | None = field(default=None, compare=False, repr=False)
+    # The key of the request's kind (see kinds.py): what the engine dispatches on, read a
+    # few times per policy, so worked out once.
+    key: str = field(init=False, compare=False, repr=False)
 
-    @property
-    def key(self) -> str:
-        """The key of the request's kind (see kinds.py): what the engine dispatches on."""
-        return key_of(self.group, self.kind)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", key_of(self.group, self.kind))
 
     @property
     def subject(self) -> Mapping[str, Any] | None:

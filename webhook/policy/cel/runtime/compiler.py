@@ -62,7 +62,8 @@ class SharedActivation(dict[str, Any]):
 
     def __init__(self) -> None:
         # No dict.__init__: made empty already, and one call less per request.
-        self.outcomes: dict[int, tuple[bool, Any]] = {}  # id(program) -> (failed, value)
+        # program -> (failed, value); keyed by the program itself (it hashes by identity)
+        self.outcomes: dict[Program, tuple[bool, Any]] = {}
 
 
 class Program:
@@ -77,14 +78,14 @@ class Program:
     def execute(self, activation: Activation) -> Any:
         if not isinstance(activation, SharedActivation):
             return self.closure(activation)
-        outcome = activation.outcomes.get(id(self))
+        outcome = activation.outcomes.get(self)
         if outcome is None:
             try:
                 value = self.closure(activation)
             except Exception as error:
-                activation.outcomes[id(self)] = (True, error)
+                activation.outcomes[self] = (True, error)
                 raise
-            activation.outcomes[id(self)] = (False, value)
+            activation.outcomes[self] = (False, value)
             return value
         if outcome[0]:
             raise outcome[1]
