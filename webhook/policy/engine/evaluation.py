@@ -151,7 +151,7 @@ class Engine:
         ``spent`` and ``started`` continue an evaluation that already ran on this request (a
         shadow set after the enforced one): the budget left is what it did not spend, and the
         deadline counts from when it started."""
-        decision = Decision(spent=spent)
+        decision = Decision.empty(spent)
         at = (request.key, request.operation)
         mutating = self._mutating.get(at, ())
         validating = self._validating.get(at, ())
@@ -171,9 +171,12 @@ class Engine:
                 else None
             # One run for the request, told which policy it judges for: no object per policy.
             run = _PolicyRun(self, state, decision)
-            self._phase(mutating, self._mutating_selectors.get(at), True, run, deadline)
+            if mutating:
+                self._phase(mutating, self._mutating_selectors.get(at), True, run, deadline)
             matched_to_mutate = len(decision.matched_policies)
-            self._phase(validating, self._validating_selectors.get(at), False, run, deadline)
+            if validating:
+                self._phase(validating, self._validating_selectors.get(at), False, run,
+                            deadline)
             # A policy that both mutates and validates matched in both phases: name it once.
             if matched_to_mutate:
                 decision.matched_policies = list(dict.fromkeys(decision.matched_policies))

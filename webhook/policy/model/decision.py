@@ -135,6 +135,26 @@ class Decision:
     # what a shadow set judged after it may still spend (webhook/admission/shadow.py).
     spent: float = 0.0
 
+    @classmethod
+    def empty(cls, spent: float = 0.0) -> Decision:
+        """``Decision(spent=spent)``, made in half the time: the engine makes one per
+        request, and the dataclass's __init__ weighs its thirteen keyword arguments."""
+        decision = cls.__new__(cls)
+        decision.allowed = True
+        decision.violations = []
+        decision.warnings = []
+        decision.audit_annotations = {}
+        decision.patch = []
+        decision.mutations = []
+        decision.mutated_object = None
+        decision.limit_claims = []
+        decision.key_claims = []
+        decision.matched_policies = []
+        decision.errors = []
+        decision.exemptions = ()
+        decision.spent = spent
+        return decision
+
     @property
     def denials(self) -> list[Violation]:
         return [v for v in self.violations if v.denies]
