@@ -66,7 +66,7 @@ def read_all(compiled: CompiledPolicies, request: AdmissionRequest, prebound: bo
     activation = state.activation
     read: dict[str, Any] = {}
     for name, binding in compiled.bindings.items():
-        if binding.variable != "object":
+        if binding.variable not in ("object", "request"):
             continue
         try:
             read[name] = activation[name]

@@ -198,7 +198,8 @@ class RequestContext:
         activation = self._cel = _LazyActivation(self)
         if self._prebind is not None:
             facts = self._facts  # null_free: as _field, which hands such values over whole
-            self._prebind(self.object, activation, facts is not None and facts.null_free)
+            self._prebind(self.object, self.request.raw, activation,
+                          facts is not None and facts.null_free)
         return activation
 
     def context_for(
