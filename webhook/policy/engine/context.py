@@ -8,6 +8,7 @@ the values as they are (webhook/policy/cel/runtime).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from webhook.policy.blocks.protocol import PolicyEvaluationError
@@ -32,6 +33,7 @@ _ROOTS = frozenset({"object", "oldObject", "namespaceObject", "request"})
 _NULL_FREE = frozenset({"object", "oldObject"})
 _ASSUMED_ITEMS = min(DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES)
 _SCALARS = frozenset({str, int, float, bool, type(None), list})
+_NO_SCOPE: Mapping[str, tuple[str, Mapping[str, CelExpression]]] = MappingProxyType({})
 
 
 def _is_mapping(value: Any) -> bool:
@@ -78,6 +80,7 @@ class RequestContext:
         "memo",
         "object",
         "request",
+        "scope",
         "spent",
         "working_copy",
     )
@@ -108,7 +111,10 @@ class RequestContext:
         self.working_copy = False
         self._cel: _LazyActivation | None = None
         self._retired: list[_LazyActivation] = []  # activations a mutation replaced
-        # binding name of a policy variable -> (its name, the policy's variables)
+        # binding name of a policy variable -> (its name, the policy's variables): the
+        # variables of the policy being judged (set by the engine per policy, made once at
+        # build), and those context_for was told of.
+        self.scope: Mapping[str, tuple[str, Mapping[str, CelExpression]]] = _NO_SCOPE
         self._variables: dict[str, tuple[str, Mapping[str, CelExpression]]] = {}
         self._unbound: set[str] = set()  # bindings whose path this object lacks
         # id(a value bindings read) -> the value without its nulls, made once (see _field)
@@ -240,7 +246,7 @@ class RequestContext:
             # A field of an object (most bindings): read here, without the general path.
             value = self._field(binding) if name not in self._unbound else _UNBOUND
         else:
-            variable = self._variables.get(name)
+            variable = self.scope.get(name) or self._variables.get(name)
             if variable is not None:
                 return self._bind_variable(name, *variable)
             if name in self._unbound or (binding is None and name not in _ROOTS):

@@ -433,6 +433,9 @@ class _PolicyRun:
     def judging(self, plan: _Plan) -> _PolicyRun:
         self._policy = plan.policy
         self._variables = plan.variables
+        # Its variables are in scope while it is judged: its expressions read them from
+        # the request's activation as they are (``context`` need tell of none).
+        self.state.scope = plan.variable_bindings
         # A mutation starts a new activation (RequestContext.replace_object).
         self.activation = self.state.activation
         return self
@@ -454,7 +457,8 @@ class _PolicyRun:
         return self.state.cluster
 
     def context(self, *expressions: CelExpression | None) -> Activation:
-        return self.state.context_for(self._variables, *expressions)
+        # The policy's expressions read its variables, which ``judging`` put in scope.
+        return self.activation
 
     def evaluate(self, expression: CelExpression) -> Any:
         return self.state.evaluate(expression, self._variables)
@@ -509,7 +513,7 @@ class _Plan:
     __slots__ = ("condition_guard", "conditions", "excluded_groups", "excluded_namespaces",
                  "excluded_users", "excludes", "guard", "mutate", "name",
                  "namespace_selector", "object_selector", "plain_conditions", "policy",
-                 "reads_cluster", "validate", "variables")
+                 "reads_cluster", "validate", "variable_bindings", "variables")
 
     def __init__(self, policy: Policy, compiled: CompiledPolicies,
                  selectors: Mapping[str, LabelSelector]) -> None:
@@ -533,6 +537,9 @@ class _Plan:
         self.mutate = tuple(_step(block) for block in blocks.mutate)
         self.validate = tuple(_step(block) for block in blocks.validate)
         self.variables = compiled.variables[policy.name]
+        # Each variable's binding name (bindings.py): the scope of the policy's expressions.
+        self.variable_bindings = {expression.binding_prefix + name: (name, self.variables)
+                                  for name, expression in self.variables.items()}
 
 
 def _step(block: CompiledBlock) -> Callable[[_PolicyRun], None]:
