@@ -70,11 +70,11 @@ class RequestContext:
         "_retired",
         "_roots",
         "_selected",
-        "_synced",
         "_unbound",
         "_variables",
         "bindings",
         "cluster",
+        "cluster_synced",
         "exceptions",
         "fits_assumptions",
         "memo",
@@ -125,19 +125,15 @@ class RequestContext:
         # within_assumptions' answer once asked (None: not yet, or the object was replaced):
         # read by the engine before it calls, as most policies of a request ask again.
         self.fits_assumptions: bool | None = None
-        self._synced: bool | None = None
+        # Whether the cluster cache is current, asked once a request: the API-backed cache
+        # checks every kind's freshness, which per policy cost more than judging it (the
+        # engine makes a context only for a request some policy matches by kind, and nearly
+        # every policy reads cluster state).
+        self.cluster_synced: bool = cluster.synced
         # What the review's bytes tell (AdmissionRequest.facts), when the engine asks for
         # them (``body_facts``: the kind's policies walk much) and until a mutation replaces
         # the object they describe.
         self._facts = request.facts if body_facts else None
-
-    @property
-    def cluster_synced(self) -> bool:
-        """Whether the cluster cache is current, asked once a request: the API-backed
-        cache checks every kind's freshness, which per policy cost more than judging it."""
-        if self._synced is None:
-            self._synced = self.cluster.synced
-        return self._synced
 
     def root_values(self) -> dict[str, Any]:
         """What each admission variable holds now (``object`` after the mutations so far)."""

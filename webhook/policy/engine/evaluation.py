@@ -226,9 +226,11 @@ class Engine:
                  selected: bool = False) -> bool:
         request = state.request  # kind and operation: already chosen by the index
         policy = plan.policy
-        if plan.excludes and (
-            request.namespace in plan.excluded_namespaces
-            or request.user.username in plan.excluded_users
+        # Most policies exclude a namespace or two (kube-system), few exclude users.
+        if plan.excluded_namespaces and request.namespace in plan.excluded_namespaces:
+            return False
+        if plan.excludes_users and (
+            request.user.username in plan.excluded_users
             or not plan.excluded_groups.isdisjoint(request.user.groups)
         ):
             return False
@@ -248,9 +250,12 @@ class Engine:
         if guard is not None and state.fits_assumptions is not True \
                 and not self._affordable(policy, guard, state, decision):
             return False
-        for condition in plan.conditions:
+        conditions = plan.conditions
+        if conditions:
+            activation = state.activation
+        for condition in conditions:
             # matchConditions read no policy variable: the request's activation as it is.
-            context = state.activation if plan.plain_conditions \
+            context = activation if plan.plain_conditions \
                 else state.context_for(_NO_VARIABLES, condition.expression)
             try:
                 if not condition.expression.evaluate_bool(context):
@@ -511,7 +516,7 @@ class _Plan:
     up once at build (a request judging 100 policies makes no per-policy look-ups)."""
 
     __slots__ = ("condition_guard", "conditions", "excluded_groups", "excluded_namespaces",
-                 "excluded_users", "excludes", "guard", "mutate", "name",
+                 "excluded_users", "excludes_users", "guard", "mutate", "name",
                  "namespace_selector", "object_selector", "plain_conditions", "policy",
                  "reads_cluster", "validate", "variable_bindings", "variables")
 
@@ -523,7 +528,7 @@ class _Plan:
         self.excluded_namespaces = exclude.namespaces
         self.excluded_users = exclude.usernames
         self.excluded_groups = exclude.groups
-        self.excludes = bool(exclude.namespaces or exclude.usernames or exclude.groups)
+        self.excludes_users = bool(exclude.usernames or exclude.groups)
         self.reads_cluster = policy.name in compiled.reads_cluster
         self.namespace_selector = selectors.get(policy.name)  # equal ones: one object
         self.object_selector = policy.match.object_selector
