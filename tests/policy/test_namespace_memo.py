@@ -9,6 +9,7 @@ from typing import Any
 from tests.support import namespace, service
 from webhook.cluster.memory import MemoryCluster
 from webhook.policy.cel.runtime import compiler
+from webhook.policy.engine.evaluation import Engine
 
 from .conftest import engine_for, make_request
 
@@ -35,17 +36,20 @@ spec:
 """
 
 
-def _runs(monkeypatch: Any) -> dict[str, int]:
-    """How often each program ran, by the start of its source."""
+def _runs(monkeypatch: Any, engine: Engine) -> dict[str, int]:
+    """How often each variable's program ran, by the start of its source."""
     runs: dict[str, int] = {}
-    execute = compiler.Program.execute
+    for variables in engine.compiled.variables.values():
+        for expression in variables.values():
+            program: compiler.Program = expression.program
+            key = program.source.split("(")[0].split(".")[-1][:20]
 
-    def counting(self: compiler.Program, activation: Any) -> Any:
-        key = self.source.split("(")[0].split(".")[-1][:20]
-        runs[key] = runs.get(key, 0) + 1
-        return execute(self, activation)
+            def counting(activation: Any, key: str = key,
+                         closure: compiler.Closure = program.closure) -> Any:
+                runs[key] = runs.get(key, 0) + 1
+                return closure(activation)
 
-    monkeypatch.setattr(compiler.Program, "execute", counting)
+            monkeypatch.setattr(program, "closure", counting)
     return runs
 
 
@@ -55,7 +59,7 @@ def test_a_variable_of_namespace_only_variables_is_computed_once_per_namespace(
     engine = engine_for(POLICY)
     cluster = MemoryCluster([namespace(name="team",
                                        annotations={"example.com/types": "ClusterIP, NodePort"})])
-    runs = _runs(monkeypatch)
+    runs = _runs(monkeypatch, engine)
     decisions = [engine.evaluate(make_request("CREATE", service(
         name=f"s{i}", namespace="team", type=kind)), cluster)
         for i, kind in enumerate(["ClusterIP", "NodePort", "LoadBalancer"] * 3)]

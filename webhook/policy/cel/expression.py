@@ -93,6 +93,26 @@ class CelExpression:
     def evaluate(self, context: Activation) -> Any:
         """The value over ``context``: a dict of names (or anything with a ``variables``
         dict, as the Rust binding's context had)."""
+        if isinstance(context, SharedActivation):
+            # The engine's activation (a policy variable, a message, a key): Program.execute
+            # written out, as in evaluate_bool.
+            program = self.program
+            outcomes = context.outcomes
+            kept = outcomes.get(program)
+            try:
+                if kept is None:
+                    try:
+                        value = program.closure(context)
+                    except Exception as error:
+                        outcomes[program] = (True, error)
+                        raise
+                    outcomes[program] = (False, value)
+                    return value
+                if kept[0]:
+                    raise kept[1]
+                return kept[1]
+            except Exception as error:
+                raise self.failure(error) from None
         if not isinstance(context, dict):
             context = dict(getattr(context, "variables", context))
         try:
@@ -139,7 +159,7 @@ class CelExpression:
                 raise self.failure(error) from None
         else:
             result = self.evaluate(context)
-        if not isinstance(result, bool):
+        if type(result) is not bool:
             raise CelEvaluationError(f"expected a bool, got {cel_type_name(result)}")
         return result
 

@@ -217,8 +217,13 @@ class _Writer:
             return self.assign(f"({left} in {right}) if type({right}) is dict{key_is_string} "
                                f"else _contains({left}, {right})", depth)
         if op in _ORDERINGS:
-            symbol = repr(op.strip("_"))
-            return self.assign(f"_compare({symbol}, {left}, {right}) in {_ORDERINGS[op]}",
+            symbol = op.strip("_")
+            # Two ints or two strings order as Python orders them (operators.compare says
+            # the same, slower; a bool is not an int here, as type() tells).
+            same = (f"(type({left}) is int and type({right}) is int or type({left}) is str "
+                    f"and type({right}) is str)")
+            return self.assign(f"({left} {symbol} {right}) if {same} else "
+                               f"_compare({symbol!r}, {left}, {right}) in {_ORDERINGS[op]}",
                                depth)
         function = operators.ARITHMETIC.get(op)
         if function is None:
