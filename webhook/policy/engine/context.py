@@ -33,6 +33,7 @@ _ROOTS = frozenset({"object", "oldObject", "namespaceObject", "request"})
 _NULL_FREE = frozenset({"object", "oldObject"})
 _ASSUMED_ITEMS = min(DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES)
 _SCALARS = frozenset({str, int, float, bool, type(None), list})
+_NONE: frozenset[str] = frozenset()  # no binding found unbound yet (a set once one is)
 _NO_SCOPE: Mapping[str, tuple[str, Mapping[str, CelExpression]]] = MappingProxyType({})
 
 
@@ -106,21 +107,21 @@ class RequestContext:
         self._namespace_labels: Mapping[str, Any] | None = None
         # id(namespace selector) -> whether the namespace matches it: policies share a few
         # selectors (compiled.py makes equal ones one object), each judged once a request.
-        self._selected: dict[int, bool] = {}
+        self._selected: dict[int, bool] | None = None  # made on first need, as below
         self.object: Mapping[str, Any] | None = request.object
         self.working_copy = False
         self._cel: _LazyActivation | None = None
-        self._retired: list[_LazyActivation] = []  # activations a mutation replaced
+        self._retired: tuple[_LazyActivation, ...] = ()  # activations a mutation replaced
         # binding name of a policy variable -> (its name, the policy's variables): the
         # variables of the policy being judged (set by the engine per policy, made once at
         # build), and those context_for was told of.
         self.scope: Mapping[str, tuple[str, Mapping[str, CelExpression]]] = _NO_SCOPE
         self._variables: dict[str, tuple[str, Mapping[str, CelExpression]]] = {}
-        self._unbound: set[str] = set()  # bindings whose path this object lacks
+        self._unbound: set[str] | frozenset[str] = _NONE  # bindings whose path this object lacks
         # id(a value bindings read) -> the value without its nulls, made once (see _field)
-        self._roots: dict[int, Any] = {}
+        self._roots: dict[int, Any] | None = None
         # binding name -> why the policy variable failed; it stays unbound (see below)
-        self._failed_variables: dict[str, str] = {}
+        self._failed_variables: dict[str, str] | None = None
         self.spent = 0.0  # evaluation budget used by the policies judged so far
         # within_assumptions' answer once asked (None: not yet, or the object was replaced):
         # read by the engine before it calls, as most policies of a request ask again.
@@ -176,9 +177,12 @@ class RequestContext:
 
     def namespace_selected(self, selector: LabelSelector) -> bool:
         """Whether the request's namespace matches ``selector`` (judged once a request)."""
-        selected = self._selected.get(id(selector))
+        judged = self._selected
+        if judged is None:
+            judged = self._selected = {}
+        selected = judged.get(id(selector))
         if selected is None:
-            selected = self._selected[id(selector)] = selector.matches(self.namespace_labels)
+            selected = judged[id(selector)] = selector.matches(self.namespace_labels)
         return selected
 
     @property
@@ -216,8 +220,9 @@ class RequestContext:
             if expression is not None and expression.policy_variables:
                 prefix = expression.binding_prefix
                 for name in expression.policy_variables:
-                    if prefix + name not in self._variables:
-                        self._variables[prefix + name] = (name, policy_variables)
+                    binding = prefix + name
+                    if binding not in self.scope and binding not in self._variables:
+                        self._variables[binding] = (name, policy_variables)
         return activation
 
     def evaluate(self, expression: CelExpression, variables: Mapping[str, CelExpression]) -> Any:
@@ -249,7 +254,10 @@ class RequestContext:
                 raise KeyError(name)
             value = self._value_of(name, binding)
         if value is _UNBOUND:
-            self._unbound.add(name)
+            unbound = self._unbound
+            if isinstance(unbound, frozenset):
+                unbound = self._unbound = set()
+            unbound.add(name)
             raise KeyError(name)
         assert self._cel is not None
         self._cel[name] = value
@@ -258,7 +266,7 @@ class RequestContext:
     def _bind_variable(
         self, binding: str, name: str, policy_variables: Mapping[str, CelExpression]
     ) -> Any:
-        if binding in self._failed_variables:
+        if self._failed_variables is not None and binding in self._failed_variables:
             raise KeyError(binding)
         definition = policy_variables[name]
         try:
@@ -267,7 +275,10 @@ class RequestContext:
             # Variables are lazy, as in ValidatingAdmissionPolicy: a failure matters only
             # where the expression reads the value. Left unbound, a read fails (and is
             # explained by `explain`), while `true || variables.x` still holds.
-            self._failed_variables[binding] = self.explain(f"variable {name!r} failed: {error}")
+            failure = self.explain(f"variable {name!r} failed: {error}")
+            if self._failed_variables is None:
+                self._failed_variables = {}
+            self._failed_variables[binding] = failure
             raise KeyError(binding) from None
         assert self._cel is not None
         self._cel[binding] = value
@@ -275,7 +286,7 @@ class RequestContext:
 
     def explain(self, message: str) -> str:
         """An evaluation error, told as the failure of the variable it reached, if any."""
-        for binding, failure in self._failed_variables.items():
+        for binding, failure in (self._failed_variables or {}).items():
             if f"'{binding}'" in message:
                 return failure
         return message
@@ -335,10 +346,13 @@ class RequestContext:
             return value
         if variable in _NULL_FREE and self._facts is not None and self._facts.null_free:
             return value
-        cleaned = self._roots.get(id(value), _UNBOUND)
+        roots = self._roots
+        if roots is None:
+            roots = self._roots = {}
+        cleaned = roots.get(id(value), _UNBOUND)
         if cleaned is _UNBOUND:
             # Keyed by identity: the request's objects live as long as this context.
-            cleaned = self._roots[id(value)] = without_nulls(value)
+            cleaned = roots[id(value)] = without_nulls(value)
         return cleaned
 
     def _base_value(self, variable: str) -> Any:
@@ -363,7 +377,7 @@ class RequestContext:
             if activation is not None:
                 activation.outcomes.clear()
                 activation.clear()
-        self._retired.clear()
+        self._retired = ()
         self._cel = None
 
     def replace_object(self, new: Mapping[str, Any]) -> None:
@@ -374,9 +388,9 @@ class RequestContext:
         self._facts = None  # a patch may add what the body did not hold
         # Every binding may read something else now: start a fresh activation (policy
         # variables are computed again too, as they were for the old object).
-        self._roots = {}
+        self._roots = None
         if self._cel is not None:
-            self._retired.append(self._cel)
+            self._retired = (*self._retired, self._cel)
         self._cel = None
-        self._unbound = set()
-        self._failed_variables = {}
+        self._unbound = _NONE
+        self._failed_variables = None
