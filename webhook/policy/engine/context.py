@@ -159,9 +159,13 @@ class RequestContext:
             facts = self._facts
             if facts is not None and facts.max_items <= _ASSUMED_ITEMS:
                 check = outside_body
-            # Only the variables the walk reads (most read `object` alone).
-            self.fits_assumptions = check.fits(
-                {root: self._base_value(root) for root in check.roots})
+            # The roots as they are (no call per root); the Namespace only when walked.
+            request = self.request
+            values = {"object": self.object, "oldObject": request.old_object,
+                      "request": request.raw}
+            if "namespaceObject" in check.roots:
+                values["namespaceObject"] = self.namespace_object
+            self.fits_assumptions = check.fits(values)
         return self.fits_assumptions
 
     @property
