@@ -81,3 +81,52 @@ def test_the_memo_holds_exactly_the_namespace_only_values() -> None:
     memoized = {name for name, expression in variables.items()
                 if id(expression) in compiled.memo.expressions}
     assert memoized == {"grant", "granted"}
+
+
+CONDITIONED = """
+apiVersion: edgewarden.dev/v1alpha1
+kind: Policy
+metadata: {name: restricted-types}
+spec:
+  mode: Enforce
+  match: {kinds: [Service]}
+  matchConditions:
+    - name: namespace-is-restricted
+      expression: >-
+        has(namespaceObject.metadata.annotations)
+        && 'example.com/types' in namespaceObject.metadata.annotations
+    - name: typed
+      expression: "has(object.spec.type)"
+  validations:
+    - expression: "object.spec.type != 'NodePort'"
+      message: no NodePort in a restricted namespace
+"""
+
+
+def test_a_match_condition_on_the_namespace_alone_is_judged_once_per_namespace(
+    monkeypatch: Any,
+) -> None:
+    engine = engine_for(CONDITIONED)
+    conditions = engine.compiled.by_kind["Service"][0].match_conditions
+    runs: dict[str, int] = {}
+    for condition in conditions:
+        program: compiler.Program = condition.expression.program
+
+        def counting(activation: Any, key: str = condition.name,
+                     closure: compiler.Closure = program.closure) -> Any:
+            runs[key] = runs.get(key, 0) + 1
+            return closure(activation)
+
+        monkeypatch.setattr(program, "closure", counting)
+    cluster = MemoryCluster([namespace(name="team", annotations={"example.com/types": "x"}),
+                             namespace(name="open")])
+    verdicts = [engine.evaluate(make_request("CREATE", service(
+        name=f"s{i}", namespace=where, type="NodePort")), cluster).allowed
+        for i in range(4) for where in ("team", "open")]
+
+    assert verdicts == [False, True] * 4  # judged by each namespace's own answer
+    assert runs == {"namespace-is-restricted": 2, "typed": 4}
+    cluster.add(namespace(name="open", annotations={"example.com/types": "x"}))
+    assert not engine.evaluate(make_request("CREATE", service(
+        name="late", namespace="open", type="NodePort")), cluster).allowed
+    assert runs["namespace-is-restricted"] == 3

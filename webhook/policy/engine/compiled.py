@@ -223,9 +223,9 @@ def _reads_cluster(policy: Policy, blocks: PolicyBlocks) -> bool:
 def _namespace_only(
     policies: Iterable[Policy], blocks: Mapping[str, PolicyBlocks], bindings: Mapping[str, Binding]
 ) -> frozenset[int]:
-    """Variables and caps whose value depends on the Namespace alone: they read the
-    Namespace and nothing else of the request, or only policy variables that do (a grant
-    read from an annotation, then split or made a pattern)."""
+    """Variables, matchConditions and caps whose value depends on the Namespace alone: they
+    read the Namespace and nothing else of the request, or only policy variables that do (a
+    grant read from an annotation, then split or made a pattern)."""
     found: set[int] = set()
     for policy in policies:
         variables = {v.name: v.expression for v in policy.variables}
@@ -240,6 +240,9 @@ def _namespace_only(
                     namespace_variables.add(name)
                     grew = True
         found.update(id(variables[name]) for name in namespace_variables)
+        # A matchCondition that reads the Namespace alone (is it restricted at all?).
+        found.update(id(c.expression) for c in policy.match_conditions
+                     if _reads_only_the_namespace(c.expression, bindings, set()))
         compiled = blocks[policy.name]
         for block in (*compiled.mutate, *compiled.validate):
             found.update(id(e) for e in block.namespace_only

@@ -15,7 +15,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from webhook.policy.blocks.protocol import Compiled, CompiledBlock, PolicyEvaluationError
-from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
+from webhook.policy.cel.expression import (
+    Activation,
+    CelEvaluationError,
+    CelExpression,
+    cel_type_name,
+)
 from webhook.policy.engine.budget import DEFAULT_BUDGET, Guard
 from webhook.policy.engine.compiled import CompiledPolicies
 from webhook.policy.engine.context import RequestContext
@@ -254,11 +259,21 @@ class Engine:
         if conditions:
             activation = state.activation
         for condition in conditions:
-            # matchConditions read no policy variable: the request's activation as it is.
-            context = activation if plan.plain_conditions \
-                else state.context_for(_NO_VARIABLES, condition.expression)
+            expression = condition.expression
             try:
-                if not condition.expression.evaluate_bool(context):
+                if id(expression) in plan.memoized_conditions:
+                    # It reads the Namespace alone: judged once per Namespace object.
+                    passed = state.evaluate(expression, _NO_VARIABLES)
+                    if type(passed) is not bool:
+                        raise CelEvaluationError(
+                            f"expected a bool, got {cel_type_name(passed)}")
+                else:
+                    # matchConditions read no policy variable: the request's activation
+                    # as it is.
+                    context = activation if plan.plain_conditions \
+                        else state.context_for(_NO_VARIABLES, expression)
+                    passed = expression.evaluate_bool(context)
+                if not passed:
                     return False
             except CelEvaluationError as error:
                 self._failed(policy, state, decision,
@@ -515,10 +530,26 @@ class _Plan:
     """One policy laid out for the hot path: what _applies and _run read per request, looked
     up once at build (a request judging 100 policies makes no per-policy look-ups)."""
 
-    __slots__ = ("condition_guard", "conditions", "excluded_groups", "excluded_namespaces",
-                 "excluded_users", "excludes_users", "guard", "mutate", "name",
-                 "namespace_selector", "object_selector", "plain_conditions", "policy",
-                 "reads_cluster", "validate", "variable_bindings", "variables")
+    __slots__ = (
+        "condition_guard",
+        "conditions",
+        "excluded_groups",
+        "excluded_namespaces",
+        "excluded_users",
+        "excludes_users",
+        "guard",
+        "memoized_conditions",
+        "mutate",
+        "name",
+        "namespace_selector",
+        "object_selector",
+        "plain_conditions",
+        "policy",
+        "reads_cluster",
+        "validate",
+        "variable_bindings",
+        "variables",
+    )
 
     def __init__(self, policy: Policy, compiled: CompiledPolicies,
                  selectors: Mapping[str, LabelSelector]) -> None:
@@ -537,6 +568,9 @@ class _Plan:
         self.conditions = policy.match_conditions
         self.plain_conditions = not any(c.expression.policy_variables
                                         for c in policy.match_conditions)
+        self.memoized_conditions = frozenset(  # ids, as the memo's (no dataclass hash)
+            id(c.expression) for c in policy.match_conditions
+            if id(c.expression) in compiled.memo.expressions)
         blocks = compiled.blocks[policy.name]
         # Each block's judge itself where it has one (no Compiled.evaluate between).
         self.mutate = tuple(_step(block) for block in blocks.mutate)
