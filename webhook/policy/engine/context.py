@@ -273,8 +273,15 @@ class RequestContext:
         if self._failed_variables is not None and binding in self._failed_variables:
             raise KeyError(binding)
         definition = policy_variables[name]
+        activation = self._cel
         try:
-            value = self.evaluate(definition, policy_variables)
+            if activation is not None and not definition.policy_variables \
+                    and id(definition) not in self.memo.expressions:
+                # The plain case (what ``evaluate`` does, two calls less): a variable of the
+                # object, read into the activation being bound.
+                value = definition.evaluate(activation)
+            else:
+                value = self.evaluate(definition, policy_variables)
         except (CelEvaluationError, PolicyEvaluationError) as error:
             # Variables are lazy, as in ValidatingAdmissionPolicy: a failure matters only
             # where the expression reads the value. Left unbound, a read fails (and is
