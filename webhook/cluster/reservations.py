@@ -44,8 +44,7 @@ import itertools
 import math
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Set
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,6 +68,47 @@ DEFAULT_MAX_AGE_SECONDS = 300.0
 class _NamespaceLock:
     lock: threading.Lock = field(default_factory=threading.Lock)
     users: int = 0  # holders and waiters; the entry is dropped when it reaches 0
+
+
+class _Locked:
+    """What ``Reservations.lock`` returns: a class, not a generator-based context manager
+    (it is entered once per admission, and the generator cost more than the locking)."""
+
+    __slots__ = ("_book", "_entry", "_namespace")
+
+    def __init__(self, book: Reservations, namespace: str) -> None:
+        self._book = book
+        self._namespace = namespace
+        self._entry: _NamespaceLock | None = None
+
+    def __enter__(self) -> None:
+        book = self._book
+        with book._locks_guard:
+            entry = book._locks.get(self._namespace)
+            if entry is None:
+                entry = book._locks[self._namespace] = _NamespaceLock()
+            entry.users += 1
+        try:
+            entry.lock.acquire()
+        except BaseException:
+            self._leave(entry)
+            raise
+        self._entry = entry
+
+    def __exit__(self, *exc: object) -> None:
+        entry = self._entry
+        assert entry is not None
+        self._entry = None
+        entry.lock.release()
+        self._leave(entry)
+
+    def _leave(self, entry: _NamespaceLock) -> None:
+        # Dropping unused entries keeps the table as small as the admissions in flight.
+        book = self._book
+        with book._locks_guard:
+            entry.users -= 1
+            if entry.users == 0:
+                del book._locks[self._namespace]
 
 
 @dataclass
@@ -120,23 +160,9 @@ class Reservations:
 
     # ---- the per-namespace lock ----
 
-    @contextmanager
-    def lock(self, namespace: str) -> Iterator[None]:
+    def lock(self, namespace: str) -> _Locked:
         """Serialise evaluate+reserve in one namespace; other namespaces run in parallel."""
-        with self._locks_guard:
-            entry = self._locks.get(namespace)
-            if entry is None:
-                entry = self._locks[namespace] = _NamespaceLock()
-            entry.users += 1
-        try:
-            with entry.lock:
-                yield
-        finally:
-            # Dropping unused entries keeps the table as small as the admissions in flight.
-            with self._locks_guard:
-                entry.users -= 1
-                if entry.users == 0:
-                    del self._locks[namespace]
+        return _Locked(self, namespace)
 
     # ---- reservations ----
 

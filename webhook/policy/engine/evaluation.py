@@ -210,8 +210,12 @@ class Engine:
         selected = False
         if selectors is not None and state.cluster_synced:
             judged, selected = selectors.for_namespace(state), True
+        clock, limit = self.clock, self.deadline
         for plan in judged:
-            if started is not None and self._late(started, plan.policy, state, decision):
+            # The clock read here, the call only once the deadline has passed.
+            if started is not None and clock is not None and limit is not None \
+                    and clock() - started > limit \
+                    and self._late(started, plan.policy, state, decision):
                 continue
             try:
                 if not self._applies(plan, state, decision, selected):

@@ -228,7 +228,16 @@ class _Writer:
         function = operators.ARITHMETIC.get(op)
         if function is None:
             raise _Unsupported(op)
-        return self.assign(f"{self.constant(function)}({left}, {right})", depth)
+        call = f"{self.constant(function)}({left}, {right})"
+        if function is operators.add:
+            # Two strings concatenate as in Python (operators.add says the same, slower):
+            # the messages policies build.
+            strings = " and ".join(f"type({side}) is str" for side in (left, right)
+                                   if not self.is_string_constant(side))
+            if strings:
+                return self.assign(f"({left} + {right}) if {strings} else {call}", depth)
+            return self.assign(f"{left} + {right}", depth)
+        return self.assign(call, depth)
 
     def logic(self, left_node: Expr, right_node: Expr, decisive: bool, depth: int) -> str:
         """``&&`` (decisive false) and ``||`` (decisive true), as compiler._logic."""
