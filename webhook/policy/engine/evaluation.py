@@ -218,7 +218,7 @@ class Engine:
                     and self._late(started, plan.policy, state, decision):
                 continue
             try:
-                if not self._applies(plan, state, decision, selected):
+                if not self._applies(plan, run, selected):
                     continue
                 run.judging(plan)
                 # Each of the policy's blocks of this phase, in order; the first that
@@ -231,8 +231,8 @@ class Engine:
             except Exception as error:  # see _unexpected
                 self._unexpected(plan.policy, state, decision, error)
 
-    def _applies(self, plan: _Plan, state: RequestContext, decision: Decision,
-                 selected: bool = False) -> bool:
+    def _applies(self, plan: _Plan, run: _PolicyRun, selected: bool = False) -> bool:
+        state, decision = run.state, run.decision
         request = state.request  # kind and operation: already chosen by the index
         policy = plan.policy
         # Most policies exclude a namespace or two (kube-system), few exclude users.
@@ -259,10 +259,8 @@ class Engine:
         if guard is not None and state.fits_assumptions is not True \
                 and not self._affordable(policy, guard, state, decision):
             return False
-        conditions = plan.conditions
-        if conditions:
-            activation = state.activation
-        for condition in conditions:
+        activation = run.activation
+        for condition in plan.conditions:
             expression = condition.expression
             try:
                 if id(expression) in plan.memoized_conditions:
@@ -452,7 +450,9 @@ class _PolicyRun:
         # Set by ``judging``, before any block runs.
         self._policy: Policy
         self._variables: Mapping[str, CelExpression]
-        self.activation: Activation  # an attribute, not a property: read per expression
+        # An attribute, not a property: read per expression. Made with the run, and made
+        # again by ``patch`` (a mutation starts a new one: RequestContext.replace_object).
+        self.activation: Activation = state.activation
 
     def judging(self, plan: _Plan) -> _PolicyRun:
         self._policy = plan.policy
@@ -460,8 +460,6 @@ class _PolicyRun:
         # Its variables are in scope while it is judged: its expressions read them from
         # the request's activation as they are (``context`` need tell of none).
         self.state.scope = plan.variable_bindings
-        # A mutation starts a new activation (RequestContext.replace_object).
-        self.activation = self.state.activation
         return self
 
     @property
