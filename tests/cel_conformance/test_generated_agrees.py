@@ -69,3 +69,22 @@ def test_what_a_policy_writes_is_never_python_text() -> None:
     assert function is not None
     obj = {"spec": {'a"]\n': '"); raise SystemExit("x\n\nimport os'}}
     assert function({"object": obj}) is True
+
+
+@pytest.mark.parametrize("source", [
+    "'abc'.substring(5)",  # a library error: Kubernetes' words
+    "'abc'.indexOf(x)",  # a wrong argument type
+    "x.join(', ')",
+    "[1, [2]].flatten()",
+    "sets.of(x).size() > 0",
+    "'a.b'.split('.').join('-') == 'a-b'",  # and one that does not fail
+])
+def test_extension_functions_fail_alike_called_inline(source: str) -> None:
+    """Generated code calls an extension function itself, not through its wrapper
+    (expression._value_free), and must fail with the wrapper's very error."""
+    tree = parse(source)
+    assert generate(tree, source, _literal_value, EXTENSION_FUNCTIONS) is not None
+    generated = compile_program(tree, source, EXTENSION_FUNCTIONS)
+    closures = compile_program(tree, source, EXTENSION_FUNCTIONS, generated=False)
+    for bindings in ({"x": 7}, {"x": ["a", 1]}, {"x": "a"}):
+        assert _outcome(generated, bindings) == _outcome(closures, bindings)

@@ -278,17 +278,22 @@ def _value_free(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     """``function`` raising an error that names the function and its argument types only:
     a library error reaches policy messages and logs, which never show a value."""
 
+    def failure(error: Exception, args: tuple[Any, ...]) -> CelFunctionError:
+        if isinstance(error, LibraryError):  # Kubernetes' words, the value left out by design
+            return CelFunctionError(f"{name}(): {error}")
+        types = ", ".join(cel_type_name(arg) for arg in args)
+        return CelFunctionError(f"{name}() failed on ({types}): {type(error).__name__}")
+
     @functools.wraps(function)
     def call(*args: Any) -> Any:
         try:
             return function(*args)
-        except LibraryError as error:  # Kubernetes' words, the value left out by design
-            raise CelFunctionError(f"{name}(): {error}") from None
         except Exception as error:
-            types = ", ".join(cel_type_name(arg) for arg in args)
-            raise CelFunctionError(f"{name}() failed on ({types}): {type(error).__name__}") \
-                from None
+            raise failure(error, args) from None
 
+    # What generated code calls instead (runtime/codegen.py): the function itself, its
+    # failure made into the same error inline, with no frame of this wrapper between.
+    call.__cel_unwrapped__ = (function, failure)  # type: ignore[attr-defined]
     return call
 
 

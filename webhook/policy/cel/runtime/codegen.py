@@ -288,6 +288,19 @@ class _Writer:
             return "None"
         parts = (node.args if node.target is None else (node.target, *node.args))
         arguments = [self.value(part, depth) for part in parts]
+        unwrapped = getattr(function, "__cel_unwrapped__", None)
+        if unwrapped is not None:
+            # An extension function whose wrapper names it in any failure: the function
+            # itself is called, its failure made the wrapper's error here (one frame less).
+            raw, failure = unwrapped
+            out, error = self.local(), self.local()
+            listed = ", ".join(arguments) + ("," if len(arguments) == 1 else "")
+            self.line("try:", depth)
+            self.line(f"{out} = {self.constant(raw)}({', '.join(arguments)})", depth + 1)
+            self.line(f"except Exception as {error}:", depth)
+            self.line(f"raise {self.constant(failure)}({error}, ({listed})) from None",
+                      depth + 1)
+            return out
         if function is BUILTINS["size"] and len(arguments) == 1:
             # The size of a list, map or string is its length (builtins.size, slower).
             (value,) = arguments
