@@ -114,6 +114,10 @@ class _Writer:
         self.constants: dict[str, Any] = dict(_HELPERS)
         self._count = 0
         self._scope: dict[str, str] = {}  # comprehension variable -> its local
+        # Locals that hold a bool whenever their statement completes (an operator's result:
+        # comparisons, has(), `!`, `&&`, `||`, the quantifiers): the checks that a value is
+        # a bool are not written for them.
+        self._bools: set[str] = set()
 
     def line(self, text: str, depth: int) -> None:
         self.lines.append("    " * depth + text)
@@ -149,10 +153,8 @@ class _Writer:
         if isinstance(node, Has):
             operand = self.value(node.target.operand, depth)
             name = repr(node.target.field)
-            out = self.local()
-            self.line(f"{out} = ({name} in {operand}) if type({operand}) is dict else "
-                      f"_has({operand}, {name})", depth)
-            return out
+            return self.boolean(f"({name} in {operand}) if type({operand}) is dict else "
+                                f"_has({operand}, {name})", depth)
         if isinstance(node, Index):
             operand = self.value(node.operand, depth)
             key = self.value(node.index, depth)
@@ -178,6 +180,12 @@ class _Writer:
         self.line(f"{out} = {expression}", depth)
         return out
 
+    def boolean(self, expression: str, depth: int) -> str:
+        """``assign``, for an expression that gives a bool whenever it does not raise."""
+        out = self.assign(expression, depth)
+        self._bools.add(out)
+        return out
+
     def ident(self, name: str, depth: int) -> str:
         local = self._scope.get(name)
         if local is not None:
@@ -193,8 +201,8 @@ class _Writer:
             return self.conditional(node, depth)
         if op == "!_":
             operand = self.value(node.args[0], depth)
-            return self.assign(f"({operand} is False) if type({operand}) is bool else "
-                               f"_logical_not({operand})", depth)
+            return self.boolean(f"({operand} is False) if type({operand}) is bool else "
+                                f"_logical_not({operand})", depth)
         if op == "-_":
             return self.assign(f"_negate({self.value(node.args[0], depth)})", depth)
         left = self.value(node.args[0], depth)
@@ -204,27 +212,27 @@ class _Writer:
             # (operators.equal says the same, slower): the policies' `x != null` tests.
             for side, other in ((left, right), (right, left)):
                 if self.is_null_constant(side):
-                    return self.assign(f"{other} is {'' if op == '_==_' else 'not '}None",
-                                       depth)
+                    return self.boolean(f"{other} is {'' if op == '_==_' else 'not '}None",
+                                        depth)
             both_strings = " and ".join(f"type({side}) is str" for side in (left, right)
                                         if not self.is_string_constant(side))
             same = f"({left} == {right}) if {both_strings} else _equal({left}, {right})" \
                 if both_strings else f"{left} == {right}"
-            return self.assign(same if op == "_==_" else f"not ({same})", depth)
+            return self.boolean(same if op == "_==_" else f"not ({same})", depth)
         if op == "@in":
             # A string in a map is a dict lookup (operators.contains says the same, slower).
             key_is_string = "" if self.is_string_constant(left) else f" and type({left}) is str"
-            return self.assign(f"({left} in {right}) if type({right}) is dict{key_is_string} "
-                               f"else _contains({left}, {right})", depth)
+            return self.boolean(f"({left} in {right}) if type({right}) is dict{key_is_string} "
+                                f"else _contains({left}, {right})", depth)
         if op in _ORDERINGS:
             symbol = op.strip("_")
             # Two ints or two strings order as Python orders them (operators.compare says
             # the same, slower; a bool is not an int here, as type() tells).
             same = (f"(type({left}) is int and type({right}) is int or type({left}) is str "
                     f"and type({right}) is str)")
-            return self.assign(f"({left} {symbol} {right}) if {same} else "
-                               f"_compare({symbol!r}, {left}, {right}) in {_ORDERINGS[op]}",
-                               depth)
+            return self.boolean(f"({left} {symbol} {right}) if {same} else "
+                                f"_compare({symbol!r}, {left}, {right}) in {_ORDERINGS[op]}",
+                                depth)
         function = operators.ARITHMETIC.get(op)
         if function is None:
             raise _Unsupported(op)
@@ -244,7 +252,8 @@ class _Writer:
         out, failure, error, left = self.local(), self.local(), self.local(), self.local()
         self.line(f"{failure} = None", depth)
         self.line("try:", depth)
-        self.line(f"{left} = {self.value(left_node, depth + 1)}", depth + 1)
+        value = self.value(left_node, depth + 1)
+        self.line(f"{left} = {value}", depth + 1)
         self.line("except CelError as " + error + ":", depth)
         self.line(f"{failure} = {error}", depth + 1)
         self.line(f"{left} = None", depth + 1)
@@ -252,8 +261,9 @@ class _Writer:
         self.line(f"{out} = {decisive}", depth + 1)
         self.line("else:", depth)
         inner = depth + 1
-        self.line(f"if {failure} is None and type({left}) is not bool:", inner)
-        self.line(f"{failure} = _non_bool({left})", inner + 1)
+        if value not in self._bools:  # a known bool that did not fail is one
+            self.line(f"if {failure} is None and type({left}) is not bool:", inner)
+            self.line(f"{failure} = _non_bool({left})", inner + 1)
         self.line("try:", inner)
         right = self.value(right_node, inner + 1)
         self.line("except CelError as " + error + ":", inner)
@@ -262,10 +272,12 @@ class _Writer:
         self.line(f"{out} = {decisive}", inner + 1)
         self.line(f"elif {failure} is not None:", inner)
         self.line(f"raise {failure}", inner + 1)
-        self.line(f"elif type({right}) is not bool:", inner)
-        self.line(f"raise _non_bool({right})", inner + 1)
+        if right not in self._bools:
+            self.line(f"elif type({right}) is not bool:", inner)
+            self.line(f"raise _non_bool({right})", inner + 1)
         self.line("else:", inner)
         self.line(f"{out} = {not decisive}", inner + 1)
+        self._bools.add(out)
         return out
 
     def conditional(self, node: Operator, depth: int) -> str:
@@ -363,11 +375,13 @@ class _Writer:
         self.line(f"if {predicate} is {decisive}:", depth + 1)
         self.line(f"{out} = {decisive}", depth + 2)
         self.line("break", depth + 2)
-        self.line(f"if {failure} is None and type({predicate}) is not bool:", depth + 1)
-        self.line(f"{failure} = _non_bool({predicate})", depth + 2)
+        if predicate not in self._bools:
+            self.line(f"if {failure} is None and type({predicate}) is not bool:", depth + 1)
+            self.line(f"{failure} = _non_bool({predicate})", depth + 2)
         self.line("else:", depth)
         self.line(f"if {failure} is not None:", depth + 1)
         self.line(f"raise {failure}", depth + 2)
+        self._bools.add(out)
         return out
 
     def exists_one(self, node: Comprehension, items: str, variable: str, depth: int) -> str:
@@ -378,7 +392,7 @@ class _Writer:
         self.line(f"{count} += 1", depth + 2)
         self.line(f"elif {predicate} is not False:", depth + 1)
         self.line(f"raise _non_bool({predicate})", depth + 2)
-        return self.assign(f"{count} == 1", depth)
+        return self.boolean(f"{count} == 1", depth)
 
     def collect(self, node: Comprehension, items: str, variable: str, depth: int) -> str:
         """``map`` (with or without its filter) and ``filter``: appended, so O(n)."""
