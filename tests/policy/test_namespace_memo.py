@@ -36,21 +36,26 @@ spec:
 """
 
 
+def _count_runs(monkeypatch: Any, programs: dict[str, compiler.Program]) -> dict[str, int]:
+    """How often each program ran (through its closure, as the engine runs it), by name."""
+    runs: dict[str, int] = {}
+    for key, program in programs.items():
+
+        def counting(activation: Any, key: str = key,
+                     closure: compiler.Closure = program.closure) -> Any:
+            runs[key] = runs.get(key, 0) + 1
+            return closure(activation)
+
+        monkeypatch.setattr(program, "closure", counting)
+    return runs
+
+
 def _runs(monkeypatch: Any, engine: Engine) -> dict[str, int]:
     """How often each variable's program ran, by the start of its source."""
-    runs: dict[str, int] = {}
-    for variables in engine.compiled.variables.values():
-        for expression in variables.values():
-            program: compiler.Program = expression.program
-            key = program.source.split("(")[0].split(".")[-1][:20]
-
-            def counting(activation: Any, key: str = key,
-                         closure: compiler.Closure = program.closure) -> Any:
-                runs[key] = runs.get(key, 0) + 1
-                return closure(activation)
-
-            monkeypatch.setattr(program, "closure", counting)
-    return runs
+    programs = {expression.program.source.split("(")[0].split(".")[-1][:20]: expression.program
+                for variables in engine.compiled.variables.values()
+                for expression in variables.values()}
+    return _count_runs(monkeypatch, programs)
 
 
 def test_a_variable_of_namespace_only_variables_is_computed_once_per_namespace(
@@ -108,16 +113,7 @@ def test_a_match_condition_on_the_namespace_alone_is_judged_once_per_namespace(
 ) -> None:
     engine = engine_for(CONDITIONED)
     conditions = engine.compiled.by_kind["Service"][0].match_conditions
-    runs: dict[str, int] = {}
-    for condition in conditions:
-        program: compiler.Program = condition.expression.program
-
-        def counting(activation: Any, key: str = condition.name,
-                     closure: compiler.Closure = program.closure) -> Any:
-            runs[key] = runs.get(key, 0) + 1
-            return closure(activation)
-
-        monkeypatch.setattr(program, "closure", counting)
+    runs = _count_runs(monkeypatch, {c.name: c.expression.program for c in conditions})
     cluster = MemoryCluster([namespace(name="team", annotations={"example.com/types": "x"}),
                              namespace(name="open")])
     verdicts = [engine.evaluate(make_request("CREATE", service(
