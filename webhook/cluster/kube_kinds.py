@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -31,59 +32,22 @@ MAX_PAGES = 10_000  # bounds the paging loop (5 million objects)
 REQUEST_TIMEOUT_SECONDS = 60
 
 
+def _snake(kind: str) -> str:
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+
+
 def list_function(api: client.ApiClient, ref: KindRef) -> Callable[..., Any]:
     """The cluster-wide list (and watch) of ``ref``, as the informer calls it."""
     if not ref.group and ref.version == "v1":
-        return CoreList(api, f"/api/v1/{ref.resource}")
+        core = client.CoreV1Api(api)
+        name = f"list_{_snake(ref.kind)}" + ("_for_all_namespaces" if ref.namespaced else "")
+        found = getattr(core, name, None)
+        if callable(found):
+            return found  # type: ignore[no-any-return]
     custom = client.CustomObjectsApi(api)
     # /apis/<group>/<version>/<plural> lists a namespaced kind in every namespace too.
     return functools.partial(custom.list_cluster_custom_object, ref.group, ref.version,
                              ref.resource)
-
-
-class CoreList:
-    """The cluster-wide LIST (and WATCH) of a core kind at ``path`` (``/api/v1/services``),
-    called with the keywords of the client's generated ``CoreV1Api.list_*`` methods, as the
-    informer and list_objects call them. That module is 40,000 lines: importing it took
-    0.4 s of the start-up, before the first LIST could be sent. The request is the one those
-    methods send (GET, the query parameters, JSON, the bearer token); with
-    ``_preload_content=False`` the raw response comes back, an error status raised as
-    ApiException, as they do."""
-
-    _QUERY = {
-        "limit": "limit",
-        "_continue": "continue",
-        "resource_version": "resourceVersion",
-        "resource_version_match": "resourceVersionMatch",
-        "watch": "watch",
-        "allow_watch_bookmarks": "allowWatchBookmarks",
-        "timeout_seconds": "timeoutSeconds",
-        "label_selector": "labelSelector",
-        "field_selector": "fieldSelector",
-    }
-
-    def __init__(self, api: client.ApiClient, path: str) -> None:
-        self._api = api
-        self.path = path
-
-    def __call__(self, *, _preload_content: bool = True, _request_timeout: Any = None,
-                 **options: Any) -> Any:
-        unknown = sorted(set(options) - set(self._QUERY))
-        if unknown:
-            raise TypeError(f"unexpected keyword arguments: {', '.join(unknown)}")
-        query = [(self._QUERY[name], value) for name, value in options.items()
-                 if value is not None]
-        request = self._api.param_serialize(
-            method="GET", resource_path=self.path, query_params=query,
-            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
-        response = self._api.call_api(*request, _request_timeout=_request_timeout)
-        if not 200 <= response.status <= 299:
-            response.read()
-            raise ApiException.from_response(http_resp=response, body=None, data=None)
-        if not _preload_content:
-            return response.response
-        response.read()
-        return self._api.response_deserialize(response, {"200": "object"}).data
 
 
 def kind_resource(api: client.ApiClient, ref: KindRef, *, key: str = "") -> Resource:
