@@ -317,10 +317,10 @@ def serve(
     for path in settings.policies.shadow:
         if not path.exists():
             raise EdgewardenError(f"--shadow {path}: no such file or folder")
+    runtime = build_runtime(settings)
     from webhook.serve.root import attach_controllers, start_watching
 
-    # The watch cache starts once the policies are loaded: its LISTs overlap the rest.
-    runtime = build_runtime(settings, on_policies_loaded=start_watching)
+    start_watching(runtime)  # the LISTs overlap the rest of the start-up
     try:
         # Cluster objects, leader election, the continuous reports (real clusters).
         attach_controllers(runtime)

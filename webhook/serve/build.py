@@ -23,6 +23,7 @@ from wsgiref.simple_server import WSGIServer
 from prometheus_client import start_http_server
 from starlette.types import ASGIApp
 
+from webhook.admission.app import create_app
 from webhook.admission.claiming import ClaimGate
 from webhook.admission.decisionlog import DecisionLog
 from webhook.admission.listener import EdgeServer, ProbeServer
@@ -91,13 +92,9 @@ class Runtime:
 
 
 def build_runtime(settings: ServeSettings, *,
-                  clock: Callable[[], float] = time.time,
-                  on_policies_loaded: Callable[[ClusterBackend], None] | None = None,
-                  ) -> Runtime:
+                  clock: Callable[[], float] = time.time) -> Runtime:
     """Everything the server needs, validated; raises EdgewardenError on bad input.
-    ``clock``: what reviews are judged at (PolicyException expiry); tests inject theirs.
-    ``on_policies_loaded``: called with the cluster once the policies are loaded (the CLI
-    starts the watch cache there, so its LISTs overlap the rest of the start-up)."""
+    ``clock``: what reviews are judged at (PolicyException expiry); tests inject theirs."""
     certificate, ca_bundle = _certificate(settings)
     cluster = _cluster(settings)
     # With claims the API server arbitrates every place (claims, or the managed quota), and
@@ -147,18 +144,7 @@ def build_runtime(settings: ServeSettings, *,
     )
     # Policy objects of the cluster may be all there is; readiness then waits for them.
     reloader.load_initial(files_may_be_empty=settings.watches_cluster_objects)
-    if on_policies_loaded is not None:
-        on_policies_loaded(cluster)
-    try:
-        # Imported here, after the watch cache started: the web stack (FastAPI builds its
-        # models as it is imported) takes a fifth of a second the LISTs need not wait for.
-        from webhook.admission.app import create_app
-
-        app = create_app(state)
-    except BaseException:
-        cluster.stop()  # started above: nothing else would stop it
-        raise
-    runtime = Runtime(settings, state, app, reloader, certificate, cluster,
+    runtime = Runtime(settings, state, create_app(state), reloader, certificate, cluster,
                       reservations, ca_bundle, registry, claiming)
     if claiming is not None:
         runtime.on_stop.append(claiming.gate.close)

@@ -34,7 +34,6 @@ import uvicorn
 from webhook.admission.listener import raise_file_limit
 from webhook.background import BackgroundWork
 from webhook.certs.tls import watch_certificate
-from webhook.cluster.backend import ClusterBackend
 from webhook.cluster.reservations import Reservations
 from webhook.serve.build import (
     Runtime,
@@ -192,14 +191,14 @@ def _drain_before_exit(runtime: Runtime, server: uvicorn.Server,
     server.handle_exit = handle_exit  # type: ignore[method-assign]
 
 
-def start_watching(cluster: ClusterBackend) -> None:
-    """Start the watch cache ahead of the rest of the start-up (the CLI has build_runtime
-    call it once the policies are loaded): its LISTs, seconds for 100,000 objects, then
-    overlap building the app, the controllers and the listener. The collector is tuned
-    first, as the LISTs build what lives as long as the process. serve() would start it
-    otherwise (a second start is none); serve() also stops it."""
+def start_watching(runtime: Runtime) -> None:
+    """Start the watch cache ahead of the rest of the start-up (the CLI calls it once the
+    policies are loaded): its LISTs, seconds for 100,000 objects, then overlap building the
+    controllers and the listener. The collector is tuned first, as the LISTs build what
+    lives as long as the process. serve() would start it otherwise (a second start is
+    none); serve() also stops it."""
     _tune_garbage_collector()
-    cluster.start()
+    runtime.cluster.start()
 
 
 _gc_tuned = False
