@@ -199,3 +199,17 @@ def test_a_shared_activation_runs_each_program_once() -> None:
         with pytest.raises(MissingKey):
             program.execute(failing)
     assert len(calls) == 3
+
+
+def test_flatten_of_one_level_opens_each_list_once() -> None:
+    """`.flatten()` (depth 1, the shipped policies' use) has its own loop: it gives what
+    the general walk gives, nested lists kept one level down."""
+    from webhook.policy.cel.runtime.extensions import flatten
+
+    cases: list[list[Any]] = [[], [[1], [2, 3]], [1, [2, [3, [4]]], "a", []], [[[]], (1, 2)]]
+    for items in cases:
+        expected: list[Any] = []
+        for item in items:
+            expected.extend(item if isinstance(item, list | tuple) else [item])
+        assert flatten(items) == expected
+    assert flatten([1, [2, [3, [4]]]], 2) == [1, 2, 3, [4]]  # the general walk, deeper

@@ -267,6 +267,13 @@ def flatten(items: list[Any], depth: int = 1) -> list[Any]:
     if depth < 0:
         raise ValueError("flatten: negative depth")
     flat: list[Any] = []
+    if depth == 1:  # the common case (`.flatten()`): each list opened once, no stack
+        for item in items:
+            if isinstance(item, list | tuple):
+                flat.extend(item)
+            else:
+                flat.append(item)
+        return flat
     pending: list[tuple[Any, int]] = [(item, depth) for item in reversed(items)]
     while pending:  # iterative: a list may nest as deep as the input allows
         item, left = pending.pop()
