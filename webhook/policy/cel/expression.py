@@ -93,26 +93,6 @@ class CelExpression:
     def evaluate(self, context: Activation) -> Any:
         """The value over ``context``: a dict of names (or anything with a ``variables``
         dict, as the Rust binding's context had)."""
-        if isinstance(context, SharedActivation):
-            # The engine's activation (a policy variable, a message, a key): Program.execute
-            # written out, as in evaluate_bool.
-            program = self.program
-            outcomes = context.outcomes
-            kept = outcomes.get(program)
-            try:
-                if kept is None:
-                    try:
-                        value = program.closure(context)
-                    except Exception as error:
-                        outcomes[program] = (True, error)
-                        raise
-                    outcomes[program] = (False, value)
-                    return value
-                if kept[0]:
-                    raise kept[1]
-                return kept[1]
-            except Exception as error:
-                raise self.failure(error) from None
         if not isinstance(context, dict):
             context = dict(getattr(context, "variables", context))
         try:
@@ -132,9 +112,10 @@ class CelExpression:
 
     def evaluate_bool(self, context: Activation) -> bool:
         if isinstance(context, SharedActivation):
-            # The engine's activation, on the hot path: Program.execute written out here
-            # (one call less per expression). A program written alike in many policies ran
-            # already this request: its kept outcome costs no call at all.
+            # The engine's activation, for the expressions judged most (validations and
+            # matchConditions): Program.execute written out here, one call less each. A
+            # program written alike in many policies ran already this request: its kept
+            # outcome costs no call at all. (``evaluate`` goes through Program.execute.)
             program = self.program
             outcomes = context.outcomes
             kept = outcomes.get(program)
