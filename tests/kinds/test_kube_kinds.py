@@ -3,6 +3,7 @@ whose CRD is not installed is no objects, a kind no policy names is not watched.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -66,6 +67,26 @@ def test_a_kind_whose_crd_is_not_installed_is_synced_and_empty(
         assert cluster.state()["Gateway"]["objects"] == 0
     finally:
         cluster.stop()
+
+
+def test_a_kind_not_served_is_looked_for_again_quietly(
+    kube_api: KubeApi, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Without Gateway API, each Gateway kind is looked for again every few seconds for as
+    # long as the server runs: one warning says so, the retries themselves say nothing.
+    caplog.set_level(logging.INFO, logger="edgewarden.cluster")
+    cluster = cluster_of(kube_api, tmp_path)
+    cluster.watch_kinds([SHORT_NAMES["Gateway"]])
+    cluster.start()
+    try:
+        assert cluster.wait_synced(timeout=10)
+        # FAST backs off from 20 ms: many rounds of LIST and WATCH in this time.
+        eventually(lambda: cluster.state()["Gateway"]["relists"] >= 3, timeout=10)
+    finally:
+        cluster.stop()
+    lines = [r.getMessage() for r in caplog.records if "Gateway" in r.getMessage()]
+    assert sum("does not serve Gateway" in line for line in lines) == 1
+    assert not [line for line in lines if "watch expired" in line]
 
 
 def test_a_live_audit_lists_the_kinds_the_policies_name_and_only_those(

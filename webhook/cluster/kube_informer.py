@@ -44,6 +44,10 @@ from webhook.policy.model.kinds import KindRef
 log = logging.getLogger("edgewarden.cluster")
 
 HTTP_GONE = 410
+# The message of the 410 a kind the API server does not serve answers its watch with
+# (kube_kinds.AbsentIsEmpty): a relist after the back-off, once the CRD may be installed,
+# not news worth a log line every few seconds (the kind's absence was warned about once).
+KIND_NOT_SERVED = "the API server does not serve this kind (yet)"
 MAX_LIST_PAGES = 10_000  # bounds the paging loop: 5 million objects at the default page size
 # A continue token can expire (410) while a long LIST is paged: the LIST starts over, at
 # once this many times in a row, then the informer's backoff takes over.
@@ -275,7 +279,10 @@ class Informer:
                 if isinstance(error, ApiException) and error.status != HTTP_GONE:
                     self._failed(error)
                 else:
-                    log.info("%s watch expired (410 Gone); listing again", self.kind)
+                    not_served = isinstance(error, WatchExpired) and \
+                        str(error) == KIND_NOT_SERVED
+                    log.log(logging.DEBUG if not_served else logging.INFO,
+                            "%s watch expired (410 Gone); listing again", self.kind)
                     self.resource_version = None
                     self.relists += 1
                     # The first 410 relists at once; 410s with no progress between back off.

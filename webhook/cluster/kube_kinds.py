@@ -20,7 +20,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from webhook.cluster.kube_informer import Resource
+from webhook.cluster.kube_informer import HTTP_GONE, KIND_NOT_SERVED, Resource
 from webhook.errors import ClusterStateError
 from webhook.policy.model.kinds import KindRef
 
@@ -116,8 +116,9 @@ class AbsentIsEmpty:
                 log.warning("the API server does not serve %s (is its CRD installed?): there "
                             "are no such objects (looked for again periodically)", self._label)
             if kwargs.get("watch"):
-                return _Canned(b'{"type": "ERROR", "object": {"kind": "Status", "code": 410,'
-                               b' "reason": "Expired", "message": "no such kind yet"}}\n')
+                return _Canned(json.dumps({"type": "ERROR", "object": {
+                    "kind": "Status", "code": HTTP_GONE, "reason": "Expired",
+                    "message": KIND_NOT_SERVED}}).encode() + b"\n")
             return _Canned(b'{"metadata": {"resourceVersion": "0"}, "items": []}')
         self._warned.clear()
         return response
