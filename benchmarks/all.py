@@ -19,7 +19,7 @@ The steps, in order (each its own measurement; a step that fails leaves its rows
    is measured before and after edgewarden and averaged, so load from elsewhere on the
    machine that drifts during the run weighs on both alike.
 4. Through a real kube-apiserver: benchmarks/apiserver.py without its part 3: Service
-   CREATE p50/p99 with and without the webhook registered (alternating blocks), then 10,000
+   CREATE p50/p99 judged and not judged by the webhook (one create of each in turn), then 10,000
    Namespaces and 100,000 Services created through the API server within a time budget,
    and ``edgewarden serve`` started against them: seconds to ready and RSS once synced.
    Populating is most of the run's time; if the budget runs out first, the row says how
@@ -299,8 +299,8 @@ def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step) -> None:
     row.measured = f"{added_p50:.2f} / {added_p99:.2f} ms"
     row.values = {"added_p50_ms": added_p50, "added_p99_ms": added_p99,
                   "without_p50_ms": plain["p50"], "without_p99_ms": plain["p99"]}
-    row.note = (f"{figures['creates']} creates per series; without the webhook "
-                f"p50 {plain['p50']:.1f} ms, p99 {plain['p99']:.1f} ms")
+    row.note = (f"{figures['creates']} creates per series, judged and not in turn; not "
+                f"judged p50 {plain['p50']:.1f} ms, p99 {plain['p99']:.1f} ms")
     if not figures.get("services"):
         raise StepFailed("no Service was created for the scale figure")
     scale = rows[SCALE]

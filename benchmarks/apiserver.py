@@ -1,9 +1,12 @@
 """Figures through a real API server (the local control plane of tests/kube).
 
-1. Service CREATE latency, one client, one request at a time: p50/p99 without any webhook
-   registered and with edgewarden's two configurations (``webhook-config --url``,
-   failurePolicy Fail) registered: what the webhook adds to a create. The two series are
-   measured in alternating blocks, so load from elsewhere on the machine hits both alike.
+1. Service CREATE latency, one client, one request at a time: p50/p99 of creates the
+   webhook does not judge and of creates it judges (edgewarden's two configurations from
+   ``webhook-config --url``, failurePolicy Fail): what the webhook adds to a create. The
+   configurations are registered once, with an objectSelector on a label, and the creates
+   alternate one by one between Services with the label and without it, so load from
+   elsewhere on the machine hits both series alike, down to the second. (With
+   ``--baseline``, two builds take turns being registered, in alternating blocks.)
 2. The watch cache at scale: Namespaces and Services are created (up to 10,000 and
    100,000, within a time budget; the figures say how many were made), then
    ``edgewarden serve`` is started: seconds from its start to ready (every cache synced,
@@ -62,6 +65,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -161,13 +166,19 @@ class Api:
         return response.status
 
 
-def service(name: str, headless: bool = False) -> dict[str, Any]:
+def service(name: str, headless: bool = False,
+            labels: dict[str, str] | None = None) -> dict[str, Any]:
     spec: dict[str, Any] = {"selector": {"app": name},
                             "ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
     if headless:
         spec["clusterIP"] = "None"
     return {"apiVersion": "v1", "kind": "Service",
-            "metadata": {"name": name, "labels": {"app": name}}, "spec": spec}
+            "metadata": {"name": name, "labels": {"app": name, **(labels or {})}},
+            "spec": spec}
+
+
+# The label an interleaved series' judged creates carry (the configurations select it).
+JUDGED = {"bench.edgewarden.dev/judged": "true"}
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
@@ -193,6 +204,29 @@ def create_latencies(plane: ControlPlane, namespace: str, count: int, prefix: st
         if status != 201:
             raise RuntimeError(f"create {prefix}-{index}: HTTP {status}")
     return samples
+
+
+def interleaved_latencies(plane: ControlPlane, namespace: str,
+                          count: int) -> tuple[list[float], list[float]]:
+    """``count`` creates the webhook does not judge and ``count`` it judges (labelled
+    JUDGED), one of each in turn; which goes first alternates pair by pair."""
+    api = Api(plane)
+    path = f"/api/v1/namespaces/{namespace}/services"
+    for index in range(20):  # warm the connection, the API server's caches and the webhook's
+        api.post(path, service(f"warm-plain-{index}"))
+        api.post(path, service(f"warm-judged-{index}", labels=JUDGED))
+    plain: list[float] = []
+    judged: list[float] = []
+    for index in range(count):
+        pair = [(plain, f"plain-{index}", None), (judged, f"judged-{index}", JUDGED)]
+        for samples, name, labels in (pair if index % 2 == 0 else pair[::-1]):
+            body = service(name, labels=labels)
+            started = time.perf_counter()
+            status = api.post(path, body)
+            samples.append(time.perf_counter() - started)
+            if status != 201:
+                raise RuntimeError(f"create {name}: HTTP {status}")
+    return plain, judged
 
 
 class Server:
@@ -266,11 +300,20 @@ class Server:
                 synced[match.group(2)] = round((stamp - first).total_seconds(), 2)
         return synced
 
-    def register(self) -> None:
+    def register(self, selector: dict[str, str] | None = None) -> None:
+        """Register the configurations ``webhook-config`` renders; ``selector``: each of
+        their webhooks judges only objects with these labels."""
         rendered = subprocess.run(
             [self.executable, "webhook-config", "--policies", str(ROOT / "policies"),
              "--url", f"https://127.0.0.1:{self.port}", "--ca-bundle", str(self.tls / "ca.crt")],
             check=True, capture_output=True, text=True).stdout
+        if selector:
+            documents = [d for d in yaml.safe_load_all(rendered) if d]
+            for document in documents:
+                for webhook in document.get("webhooks") or []:
+                    chosen = webhook.setdefault("objectSelector", {})
+                    chosen["matchLabels"] = {**chosen.get("matchLabels", {}), **selector}
+            rendered = yaml.safe_dump_all(documents)
         self.plane.kubectl("apply", "-f", "-", input=rendered)
 
     def unregister(self) -> None:
@@ -278,14 +321,18 @@ class Server:
                            "-l", "app.kubernetes.io/name=edgewarden")
 
 
-def wait_until_called(plane: ControlPlane, expected: bool) -> None:
-    """Until the API server calls the webhook (a NodePort in production is refused), or
-    no longer does (it is admitted)."""
+def wait_until_called(plane: ControlPlane, expected: bool,
+                      labels: dict[str, str] | None = None) -> None:
+    """Until the API server calls the webhook (a NodePort in production, with ``labels``, is
+    refused), or no longer does (it is admitted)."""
     if plane.kubectl("get", "namespace", "bench-probe", check=False).returncode != 0:
         plane.kubectl("create", "namespace", "bench-probe")
         plane.kubectl("label", "namespace", "bench-probe", "environment=production")
-    until(lambda: (plane.kubectl("create", "service", "nodeport", "probe", "--tcp=80:80",
-                                 "-n", "bench-probe", "--dry-run=server", check=False)
+    probe = service("probe", labels=labels)
+    probe["metadata"]["namespace"] = "bench-probe"
+    probe["spec"]["type"] = "NodePort"
+    until(lambda: (plane.kubectl("create", "-f", "-", "--dry-run=server", check=False,
+                                 input=json.dumps(probe))
                    .returncode != 0) == expected,
           f"the API server {'to call' if expected else 'to stop calling'} edgewarden", 60,
           interval=0.2)
@@ -607,7 +654,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--creates", type=int, default=2000, help="per series")
     parser.add_argument("--blocks", type=int, default=4,
-                        help="alternating blocks each series is measured in")
+                        help="with --baseline: alternating blocks each series is measured in")
     parser.add_argument("--skip-population", action="store_true",
                         help="only the latency figures")
     parser.add_argument("--namespaces", type=int, default=10_000)
@@ -662,7 +709,17 @@ def main() -> None:
         judged_by_baseline: list[float] = []
         splits: dict[str, HopSplit] = {}
         per_block = max(1, args.creates // args.blocks)
-        for block in range(args.blocks):
+        if baseline is None:
+            print(f"{args.creates} creates the webhook does not judge and {args.creates} it "
+                  "judges, one of each in turn...", flush=True)
+            server.register(selector=JUDGED)
+            wait_until_called(plane, expected=True, labels=JUDGED)
+            split = splits.setdefault("judged", HopSplit())
+            split.start(plane, server)
+            plain, judged = interleaved_latencies(plane, "bench", args.creates)
+            split.stop(plane, server)
+            server.unregister()
+        for block in range(args.blocks if baseline is not None else 0):
             print(f"block {block + 1}/{args.blocks}: {per_block} creates without a webhook, "
                   f"{per_block} with edgewarden registered"
                   f"{', the same with the baseline' if baseline else ''}...", flush=True)
@@ -718,8 +775,9 @@ def report(figures: Figures) -> None:
     rows: list[tuple[str, str]] = []
     if figures.with_webhook_ms:
         rows += [
-            ("Service CREATE, no webhook", _latency(figures.without_webhook_ms)),
-            ("Service CREATE, edgewarden registered", _latency(figures.with_webhook_ms)),
+            ("Service CREATE, not judged (no webhook call)",
+             _latency(figures.without_webhook_ms)),
+            ("Service CREATE, judged by edgewarden", _latency(figures.with_webhook_ms)),
             ("added by the webhook (p50 / p99)",
              f"{figures.with_webhook_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
              f"{figures.with_webhook_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
