@@ -85,7 +85,6 @@ class Sizes:
     engine_reviews: int = 20000
     wrk_seconds: int = 10
     creates: int = 600
-    blocks: int = 3
     namespaces: int = 10_000
     services: int = 100_000
     population_budget: float = 480.0
@@ -93,7 +92,7 @@ class Sizes:
 
 
 QUICK = Sizes(map_rules=200, map_repeats=2, engine_reviews=300, wrk_seconds=1, creates=10,
-              blocks=1, namespaces=5, services=40, population_budget=120.0,
+              namespaces=5, services=40, population_budget=120.0,
               population_workers=4)
 
 
@@ -281,7 +280,7 @@ def measure_throughput(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path
 def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step) -> None:
     output = run_logged([
         PYTHON, str(HERE / "apiserver.py"), "--skip-parts", "--creates", str(sizes.creates),
-        "--blocks", str(sizes.blocks), "--namespaces", str(sizes.namespaces),
+        "--namespaces", str(sizes.namespaces),
         "--services", str(sizes.services), "--budget", str(sizes.population_budget),
         "--workers", str(sizes.population_workers)],
         timeout=sizes.population_budget + 900)
