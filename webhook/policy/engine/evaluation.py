@@ -260,10 +260,9 @@ class Engine:
                 and not self._affordable(policy, guard, state, decision):
             return False
         activation = run.activation
-        for condition in plan.conditions:
-            expression = condition.expression
+        for name, expression, memoized in plan.conditions:
             try:
-                if id(expression) in plan.memoized_conditions:
+                if memoized:
                     # It reads the Namespace alone: judged once per Namespace object.
                     passed = state.evaluate(expression, _NO_VARIABLES)
                     if type(passed) is not bool:
@@ -279,7 +278,7 @@ class Engine:
                     return False
             except CelEvaluationError as error:
                 self._failed(policy, state, decision,
-                             f"matchCondition {condition.name!r} failed: {error}")
+                             f"matchCondition {name!r} failed: {error}")
                 return False
         guard = plan.guard
         if guard is not None and state.fits_assumptions is not True \
@@ -540,7 +539,6 @@ class _Plan:
         "excluded_users",
         "excludes_users",
         "guard",
-        "memoized_conditions",
         "mutate",
         "name",
         "namespace_selector",
@@ -567,12 +565,13 @@ class _Plan:
         self.object_selector = policy.match.object_selector
         self.condition_guard = compiled.condition_guards.get(policy.name)
         self.guard = compiled.guards.get(policy.name)
-        self.conditions = policy.match_conditions
+        # (name, expression, whether it reads the Namespace alone: judged once per
+        # Namespace object by the memo), told once here rather than asked per request.
+        memoized = compiled.memo.expressions
+        self.conditions = tuple((c.name, c.expression, id(c.expression) in memoized)
+                                for c in policy.match_conditions)
         self.plain_conditions = not any(c.expression.policy_variables
                                         for c in policy.match_conditions)
-        self.memoized_conditions = frozenset(  # ids, as the memo's (no dataclass hash)
-            id(c.expression) for c in policy.match_conditions
-            if id(c.expression) in compiled.memo.expressions)
         blocks = compiled.blocks[policy.name]
         # Each block's judge itself where it has one (no Compiled.evaluate between).
         self.mutate = tuple(_step(block) for block in blocks.mutate)
