@@ -9,8 +9,9 @@ Address already in use") between the pick and its bind.
 
 So ports come from below the ephemeral range, where no outgoing connection takes one;
 each pytest-xdist worker has a slice of its own, so two workers never pick the same port;
-and a process never hands out one port twice. A port is handed out only if it can be bound
-at that moment (not in use, not in TIME_WAIT).
+and a process goes through its slice in turn, so it hands out a port again only after
+every other one of the slice. A port is handed out only if it can be bound at that moment
+(not in use, not in TIME_WAIT).
 """
 
 from __future__ import annotations
@@ -44,26 +45,24 @@ def _range() -> range:
 
 
 class _Ports:
-    """Hands out the ports of ``_range()`` in turn, from a random place (two processes of
-    one worker, such as a test run and a tool it starts, are unlikely to meet)."""
+    """Hands out the ports of this process's slice in turn, from a random place (two
+    processes of one worker, such as a test run and a tool it starts, are unlikely to
+    meet)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._ports: range | None = None
         self._cycle: Iterator[int] | None = None
-        self._given: set[int] = set()
 
     def take(self) -> int:
         with self._lock:
-            if self._cycle is None:
-                ports = _range()
+            if self._ports is None or self._cycle is None:
+                ports = self._ports = _range()
                 offset = random.randrange(len(ports))
                 self._cycle = itertools.cycle([*ports[offset:], *ports[:offset]])
-            for _ in range(2 * len(_range())):
+            for _ in range(len(self._ports)):
                 port = next(self._cycle)
-                if port in self._given and len(self._given) < len(_range()) // 2:
-                    continue
                 if _bindable(port):
-                    self._given.add(port)
                     return port
         raise OSError("no free port below the ephemeral range")
 
@@ -82,7 +81,7 @@ _PORTS = _Ports()
 
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago, outside the range the kernel
-    gives outgoing connections, never handed out before by this process (see above)."""
+    gives outgoing connections, not handed out lately by this process (see above)."""
     return _PORTS.take()
 
 
