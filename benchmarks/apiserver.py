@@ -708,7 +708,6 @@ def main() -> None:
         judged: list[float] = []
         judged_by_baseline: list[float] = []
         splits: dict[str, HopSplit] = {}
-        per_block = max(1, args.creates // args.blocks)
         if baseline is None:
             print(f"{args.creates} creates the webhook does not judge and {args.creates} it "
                   "judges, one of each in turn...", flush=True)
@@ -719,24 +718,26 @@ def main() -> None:
             plain, judged = interleaved_latencies(plane, "bench", args.creates)
             split.stop(plane, server)
             server.unregister()
-        for block in range(args.blocks if baseline is not None else 0):
-            print(f"block {block + 1}/{args.blocks}: {per_block} creates without a webhook, "
-                  f"{per_block} with edgewarden registered"
-                  f"{', the same with the baseline' if baseline else ''}...", flush=True)
-            plain += create_latencies(plane, "bench", per_block, f"plain-{block}")
-            # Which build goes first alternates, so a trend in the load favours neither.
-            order = [(server, judged), *([(baseline, judged_by_baseline)] if baseline else [])]
-            for registered, samples in (order if block % 2 == 0 else order[::-1]):
-                assert registered is not None
-                registered.register()
-                wait_until_called(plane, expected=True)
-                tag = "judged" if registered is server else "baseline"
-                split = splits.setdefault(tag, HopSplit())
-                split.start(plane, registered)
-                samples += create_latencies(plane, "bench", per_block, f"{tag}-{block}")
-                split.stop(plane, registered)
-                registered.unregister()
-                wait_until_called(plane, expected=False)
+        else:
+            # Two builds cannot both judge one create: they take turns being registered.
+            per_block = max(1, args.creates // args.blocks)
+            for block in range(args.blocks):
+                print(f"block {block + 1}/{args.blocks}: {per_block} creates without a "
+                      f"webhook, {per_block} with edgewarden registered, the same with the "
+                      "baseline...", flush=True)
+                plain += create_latencies(plane, "bench", per_block, f"plain-{block}")
+                # Which build goes first alternates, so a trend in the load favours neither.
+                order = [(server, judged), (baseline, judged_by_baseline)]
+                for registered, samples in (order if block % 2 == 0 else order[::-1]):
+                    registered.register()
+                    wait_until_called(plane, expected=True)
+                    tag = "judged" if registered is server else "baseline"
+                    split = splits.setdefault(tag, HopSplit())
+                    split.start(plane, registered)
+                    samples += create_latencies(plane, "bench", per_block, f"{tag}-{block}")
+                    split.stop(plane, registered)
+                    registered.unregister()
+                    wait_until_called(plane, expected=False)
         figures.without_webhook_ms = percentiles(plain)
         figures.with_webhook_ms = percentiles(judged)
         figures.hop_split = {tag: split.figures() for tag, split in splits.items()}
