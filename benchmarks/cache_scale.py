@@ -38,8 +38,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-import apiserver  # noqa: E402  (puts tests/ on the path too)
-from apiserver import NO_AUDIT, RESULTS, Server, populate  # noqa: E402
+from apiserver import NO_AUDIT, RESULTS, Server, populate  # noqa: E402  (puts tests/ on the path too)
 from kube.binaries import locate  # noqa: E402
 from kube.controlplane import ControlPlane  # noqa: E402
 
@@ -67,8 +66,9 @@ def measure(plane: Any, builds: list[tuple[str, str]], rounds: int,
     runs: list[Run] = []
     for round_number in range(rounds):
         for name, executable in builds:
-            apiserver.EDGEWARDEN = executable  # Server starts apiserver.EDGEWARDEN
-            server = Server(plane, workdir / f"{name}-{round_number}")
+            # Passed, not set as apiserver.EDGEWARDEN: Server's default was bound when its
+            # module loaded, so every build ran the .venv's edgewarden (until 2026-12-06).
+            server = Server(plane, workdir / f"{name}-{round_number}", executable)
             try:
                 ready = server.start()
                 cpu = server.cpu_seconds()
