@@ -9,10 +9,8 @@ common case; edgewarden's own Policy and PolicyException kinds another.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
-import re
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -32,22 +30,54 @@ MAX_PAGES = 10_000  # bounds the paging loop (5 million objects)
 REQUEST_TIMEOUT_SECONDS = 60
 
 
-def _snake(kind: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind).lower()
+# The keyword arguments of the generated client's list functions, as query parameters.
+_QUERY_PARAMETERS = {
+    "limit": "limit",
+    "_continue": "continue",
+    "watch": "watch",
+    "resource_version": "resourceVersion",
+    "allow_watch_bookmarks": "allowWatchBookmarks",
+    "timeout_seconds": "timeoutSeconds",
+    "label_selector": "labelSelector",
+    "field_selector": "fieldSelector",
+}
+
+
+class CollectionRequest:
+    """The cluster-wide list (and watch) of one kind: a GET of its collection's path,
+    answered with the unread response, as the generated client's list functions answer
+    with ``_preload_content=False`` (the only way edgewarden calls them).
+
+    Why not those functions: the client's CoreV1Api module takes most of a second to import
+    (a pydantic-validated signature for each of its hundreds of operations), on the way
+    from ``serve``'s start to its first LIST; and each call validates its arguments again.
+    Paths, authentication, TLS and errors are the client's own (ApiClient)."""
+
+    def __init__(self, api: client.ApiClient, ref: KindRef) -> None:
+        self._api = api
+        prefix = f"/apis/{ref.group}/{ref.version}" if ref.group else f"/api/{ref.version}"
+        # /apis/<group>/<version>/<plural> lists a namespaced kind in every namespace too.
+        self.path = f"{prefix}/{ref.resource}"
+
+    def __call__(self, *, _preload_content: bool = False, _request_timeout: Any = None,
+                 **parameters: Any) -> Any:
+        if _preload_content:
+            raise ValueError("a collection is only read as a stream (_preload_content=False)")
+        query = [(_QUERY_PARAMETERS[name], value) for name, value in parameters.items()
+                 if value is not None]
+        request = self._api.param_serialize(
+            method="GET", resource_path=self.path, query_params=query,
+            header_params={"Accept": "application/json"}, auth_settings=["BearerToken"])
+        response = self._api.call_api(*request, _request_timeout=_request_timeout)
+        if not 200 <= response.status <= 299:
+            response.read()
+            raise ApiException.from_response(http_resp=response, body=None, data=None)
+        return response.response
 
 
 def list_function(api: client.ApiClient, ref: KindRef) -> Callable[..., Any]:
     """The cluster-wide list (and watch) of ``ref``, as the informer calls it."""
-    if not ref.group and ref.version == "v1":
-        core = client.CoreV1Api(api)
-        name = f"list_{_snake(ref.kind)}" + ("_for_all_namespaces" if ref.namespaced else "")
-        found = getattr(core, name, None)
-        if callable(found):
-            return found  # type: ignore[no-any-return]
-    custom = client.CustomObjectsApi(api)
-    # /apis/<group>/<version>/<plural> lists a namespaced kind in every namespace too.
-    return functools.partial(custom.list_cluster_custom_object, ref.group, ref.version,
-                             ref.resource)
+    return CollectionRequest(api, ref)
 
 
 def kind_resource(api: client.ApiClient, ref: KindRef, *, key: str = "") -> Resource:
