@@ -4,6 +4,7 @@ records, counts and keys are those of the whole objects, whatever the objects ho
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -61,6 +62,31 @@ def test_a_page_is_decoded_to_the_projection_past_the_whole_sample() -> None:
             assert set(item["spec"]) == {"type", "ports"}  # only what SHAPED keeps
     assert second["items"][0]["metadata"] == {"name": "s2", "namespace": "shop"}
     assert decode.decoded == 5 and decode.whole_pages == 0
+
+
+def test_the_page_holding_the_samples_end_is_whole_only_up_to_it() -> None:
+    services = [cluster_service(f"s{i}", "shop", type="LoadBalancer") for i in range(5)]
+    decode = PageDecoder(SHAPED, whole_first=3)
+
+    first, second = decode(page(services[:2])), decode(page(services[2:]))
+
+    assert first["items"] == services[:2]
+    assert second["metadata"] == {"resourceVersion": "9", "continue": "token"}
+    assert second["items"][0] == services[2]  # the sample's last object: whole
+    for item in second["items"][1:]:
+        assert set(item) == {"metadata", "spec"} and set(item["spec"]) == {"type", "ports"}
+    assert [i["metadata"]["name"] for i in second["items"]] == ["s2", "s3", "s4"]
+    assert decode.decoded == 5 and decode.whole_pages == 0
+
+
+def test_a_malformed_object_past_the_sample_has_its_page_decoded_whole() -> None:
+    good = cluster_service("good", "shop", type="LoadBalancer")
+    odd = copy.deepcopy(good)
+    odd["spec"] = "not a map"
+    decode = PageDecoder(SHAPED, whole_first=1)
+
+    assert decode(page([good, odd]))["items"] == [good, odd]
+    assert decode.whole_pages == 1
 
 
 def test_without_a_projection_every_page_is_whole() -> None:
@@ -202,3 +228,55 @@ def test_the_informer_lists_pages_decoded_to_the_projection(
     assert lb_counters
     counted = set().union(*(cluster.counted_names("shop", c) for c in lb_counters))
     assert counted == {"s1", "s3", "s5"}
+
+
+def test_the_continue_token_is_read_without_decoding_the_page() -> None:
+    assert list_pages.continue_token(page([{"metadata": {"name": "a"}}])) == "token"
+    last = orjson.dumps({"kind": "ServiceList", "metadata": {"resourceVersion": "9"},
+                         "items": [{"metadata": {"name": "a"}}]})
+    assert list_pages.continue_token(last) is None
+    empty = orjson.dumps({"metadata": {"continue": ""}, "items": []})
+    assert list_pages.continue_token(empty) is None
+    items_first = orjson.dumps({"items": [{"metadata": {"continue": "not-this"}}],
+                                "metadata": {"continue": "t2", "remainingItemCount": 3}})
+    assert list_pages.continue_token(items_first) == "t2"
+
+
+def test_a_body_that_is_no_list_page_gives_no_token_or_the_decoding_error() -> None:
+    assert list_pages.continue_token(b'{"metadata": "odd", "items": []}') is None
+    assert list_pages.continue_token(b'{"metadata": {"continue": 7}}') is None
+    assert list_pages.continue_token(b"[1, 2]") is None
+    try:
+        list_pages.continue_token(b"<html>not json</html>")
+    except orjson.JSONDecodeError:
+        pass
+    else:
+        raise AssertionError("a body that is not JSON must fail as decoding it would")
+
+
+def test_the_next_page_is_asked_for_before_the_one_before_is_decoded(
+    kube_api: KubeApi, make_cluster: MakeCluster, monkeypatch: Any
+) -> None:
+    lists_seen_while_decoding: list[int] = []
+
+    class Slow(PageDecoder):
+        def __call__(self, data: bytes) -> dict[str, Any]:
+            if not lists_seen_while_decoding:
+                # The first page: the API server is asked for the second meanwhile.
+                deadline = time.monotonic() + 5
+                while len(kube_api.lists("services")) < 2 and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            lists_seen_while_decoding.append(len(kube_api.lists("services")))
+            return super().__call__(data)
+
+    monkeypatch.setattr("webhook.cluster.kube_store.PageDecoder", Slow)
+    kube_api.create(namespace(name="shop"))
+    for index in range(5):
+        kube_api.create(service(name=f"s{index}", namespace="shop"))
+    cluster = make_cluster(replace(FAST, page_size=2), sample_size=1)
+    cluster.start()
+    assert cluster.wait_synced(timeout=15)
+
+    assert lists_seen_while_decoding[0] >= 2
+    held = {o["metadata"]["name"] for o in cluster.snapshot() if o["kind"] == "Service"}
+    assert held == {f"s{i}" for i in range(5)}

@@ -38,6 +38,7 @@ from kubernetes.client.exceptions import ApiException
 from kubernetes.watch.watch import iter_resp_lines
 
 from webhook.cluster.backoff import backoff_delay
+from webhook.cluster.list_pages import continue_token
 from webhook.errors import one_line
 from webhook.policy.model.kinds import KindRef
 
@@ -76,8 +77,8 @@ class ListChunks(Protocol):
         ...
 
     def decode(self, data: bytes) -> dict[str, Any]:
-        """One page's body as JSON, decoded to what ``add`` needs of it (called from the
-        thread that reads the pages, in their order)."""
+        """One page's body as JSON, decoded to what ``add`` needs of it (called in the
+        pages' order, each just before its ``add``)."""
         ...
 
     def add(self, items: Iterable[Mapping[str, Any]]) -> None:
@@ -137,10 +138,12 @@ class InformerSettings:
     watch_timeout_seconds: int = 240  # server-side end of each watch; then re-watch
     connect_timeout: float = 10.0
     list_timeout: float = 60.0
-    # Larger than client-go's 500: on 100,000 Services the API server spent a third less
-    # CPU on pages of 1,000 (5.0 s against 3.3 s); pages of 2,000 saved little more and
-    # cost 15 MiB of RSS, the whole objects of the pages in flight (benchmarks/cache_scale.py).
-    page_size: int = 1000
+    # Larger than client-go's 500: each page costs the API server (and etcd, when it
+    # serves the LIST) a round of its own. On 100,000 Services (benchmarks/cache_scale.py,
+    # 2026-12-06) ready took 7.1 s with pages of 1,000, 5.8 s with 3,000, 5.5-5.6 s with
+    # 5,000 and 5.2 s with 8,000, for an RSS once synced of 172, 186, 192 and 194 MiB
+    # (what a LIST in flight leaves in the allocator: three pages at most, list_pages.py).
+    page_size: int = 5000
     backoff_initial: float = 0.5
     # Short enough that a cache is current again within seconds of an API-server outage
     # ending; the jitter keeps many replicas from reconnecting in lockstep.
@@ -408,8 +411,10 @@ class Informer:
         chunks = self._store.begin_list(self.kind)
         resource_version: str | None = None
         kind, api_version = self.resource.carried_kind, self.resource.api_version
-        with _PageReader(self, chunks.decode) as pages:
-            for page in pages:
+        with _PageReader(self) as bodies:
+            for body in bodies:
+                page = chunks.decode(body)
+                del body
                 metadata = page.get("metadata") or {}
                 resource_version = metadata.get("resourceVersion") or resource_version
                 items = page.get("items") or []
@@ -520,21 +525,21 @@ _END = object()
 
 
 class _PageReader:
-    """The pages of one paged LIST, each read and decoded by a thread of its own while
-    the informer cuts and indexes the page before it: the API server (another process)
-    encodes page n+1 while this one is handled, instead of each side waiting for the
-    other. At most one page waits decoded ahead, which bounds the memory of a LIST at
-    three pages of whole objects (one handled, one waiting, one being read)."""
+    """The bodies of one paged LIST, read by a thread of its own while the informer decodes,
+    cuts and indexes the page before: the API server (another process) encodes page n+1
+    while page n is handled, instead of each side waiting for the other. The next page is
+    asked for as soon as a body has arrived, its continue token read without decoding the
+    page (list_pages.continue_token). At most one body waits read ahead, which bounds the
+    memory of a LIST at three pages (one handled, one waiting, one being read)."""
 
-    def __init__(self, informer: Informer, decode: Callable[[bytes], dict[str, Any]]) -> None:
+    def __init__(self, informer: Informer) -> None:
         self._informer = informer
-        self._decode = decode
-        self._pages: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._bodies: queue.Queue[Any] = queue.Queue(maxsize=1)
         self._done = threading.Event()  # the consumer left: the reader stops
         self._thread = threading.Thread(
             target=self._read, name=f"edgewarden-list-{informer.kind.lower()}", daemon=True)
 
-    def __enter__(self) -> Iterator[dict[str, Any]]:
+    def __enter__(self) -> Iterator[bytes]:
         self._thread.start()
         return self._iterate()
 
@@ -543,19 +548,19 @@ class _PageReader:
         # is dropped (a stop must not wait out a LIST's timeout).
         self._done.set()
 
-    def _iterate(self) -> Iterator[dict[str, Any]]:
+    def _iterate(self) -> Iterator[bytes]:
         while True:
-            page = self._pages.get()
-            if page is _END:
+            body = self._bodies.get()
+            if body is _END:
                 return
-            if isinstance(page, BaseException):
-                raise page
-            yield page
+            if isinstance(body, BaseException):
+                raise body
+            yield body
 
-    def _hand_over(self, page: Any) -> bool:
+    def _hand_over(self, body: Any) -> bool:
         while not self._done.is_set():
             try:
-                self._pages.put(page, timeout=0.1)
+                self._bodies.put(body, timeout=0.1)
                 return True
             except queue.Full:
                 continue
@@ -579,13 +584,13 @@ class _PageReader:
                         raise ListExpired() from None
                     raise
                 try:
-                    page = self._decode(resp.data)
+                    body: bytes = resp.data
                 finally:
                     resp.release_conn()
-                token = (page.get("metadata") or {}).get("continue") or None
-                if not self._hand_over(page):
+                token = continue_token(body)
+                if not self._hand_over(body):
                     return
-                del page
+                del body
                 if token is None:
                     break
             self._hand_over(_END)

@@ -34,20 +34,27 @@ _typed_dict: Callable[..., Any] = TypedDict  # type: ignore[assignment]
 
 class PageDecoder:
     """Decodes the pages of one LIST in order: the first ``whole_first`` objects whole (the
-    store keeps a sample of whole objects), the rest to ``projection`` (None: all whole)."""
+    store keeps a sample of whole objects), the rest to ``projection`` (None: all whole).
+
+    The page that holds the sample's end is cut item by item: its objects past the sample
+    are decoded to the projection too, so a page of thousands of objects is never built
+    whole for a sample of fewer (the memory of whole objects outlives them in the
+    allocator)."""
 
     def __init__(self, projection: Projection, *, whole_first: int = 0) -> None:
-        self._typed = None if projection is None else msgspec.json.Decoder(
-            _page_type(projection))
+        item = None if projection is None else _item_type(projection)
+        self._typed = None if item is None else msgspec.json.Decoder(_page_of(item))
+        self._typed_item = None if item is None else msgspec.json.Decoder(item)
         self._whole_first = whole_first
         self.decoded = 0  # objects decoded so far
         self.whole_pages = 0  # pages decoded whole although a projection was given
 
     def __call__(self, data: bytes) -> dict[str, Any]:
         page: Any = None
-        if self._typed is not None and self.decoded >= self._whole_first:
+        if self._typed is not None:
             try:
-                page = self._typed.decode(data)
+                page = (self._typed.decode(data) if self.decoded >= self._whole_first
+                        else self._sample_then_typed(data))
             except msgspec.ValidationError:
                 self.whole_pages += 1  # a malformed object: the page as it came
             except msgspec.DecodeError:
@@ -60,12 +67,58 @@ class PageDecoder:
             return page
         raise ValueError("a LIST page that is not a JSON object")
 
+    def _sample_then_typed(self, data: bytes) -> Any:
+        assert self._typed_item is not None
+        page = _raw_page.decode(data)
+        raw_items = page.get("items")
+        if raw_items is None:
+            return page
+        whole = self._whole_first - self.decoded
+        decode = self._typed_item.decode
+        page["items"] = ([orjson.loads(memoryview(raw)) for raw in raw_items[:whole]]
+                         + [decode(raw) for raw in raw_items[whole:]])
+        return page
 
-def _page_type(projection: dict[str, Projection]) -> Any:
+
+class _ListMeta(msgspec.Struct):
+    continue_: str | None = msgspec.field(default=None, name="continue")
+
+
+class _PageHead(msgspec.Struct):
+    metadata: _ListMeta | None = None
+
+
+_page_head = msgspec.json.Decoder(_PageHead)
+
+
+def continue_token(data: bytes) -> str | None:
+    """The continue token of a LIST page, read before the page is decoded, so the next
+    page can be asked for at once: msgspec skips the items without building anything (under
+    a millisecond for a page of 1,000 Services, against about 10 for decoding it). A body
+    that is not a LIST page is decoded whole, which raises what decoding it would."""
+    try:
+        head = _page_head.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        page = orjson.loads(data)
+        metadata = page.get("metadata") if isinstance(page, dict) else None
+        token = metadata.get("continue") if isinstance(metadata, dict) else None
+        return token if isinstance(token, str) and token else None
+    return (head.metadata.continue_ or None) if head.metadata is not None else None
+
+
+def _item_type(projection: dict[str, Projection]) -> Any:
     # The top-level fields a record holds: the rest of an object is not decoded at all.
     kept = {key: sub for key, sub in projection.items() if key in KEPT_AT_TOP}
-    items: Any = list.__class_getitem__(_map_type(kept, [0]))
+    return _map_type(kept, [0])
+
+
+def _page_of(item: Any) -> Any:
+    items: Any = list.__class_getitem__(item)
     return _typed_dict("Page", {"metadata": Any, "items": items}, total=False)
+
+
+# A page whose items are left as their bytes, each decoded on its own.
+_raw_page = msgspec.json.Decoder(_page_of(msgspec.Raw))
 
 
 def _map_type(node: dict[str, Projection], count: list[int]) -> Any:
