@@ -35,6 +35,7 @@ from webhook.admission.listener import raise_file_limit
 from webhook.background import BackgroundWork
 from webhook.certs.tls import watch_certificate
 from webhook.cluster.reservations import Reservations
+from webhook.serve.allocator import return_large_blocks
 from webhook.serve.build import (
     Runtime,
     certificate_manager_for,
@@ -214,6 +215,7 @@ def _tune_garbage_collector() -> None:
     if _gc_tuned:
         return
     _gc_tuned = True
+    return_large_blocks()  # before the LISTs: their page bodies are the large blocks
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 50)
