@@ -141,8 +141,9 @@ class InformerSettings:
     # Larger than client-go's 500: each page costs the API server (and etcd, when it
     # serves the LIST) a round of its own. On 100,000 Services (benchmarks/cache_scale.py,
     # 2026-12-06) ready took 7.1 s with pages of 1,000, 5.8 s with 3,000, 5.5-5.6 s with
-    # 5,000 and 5.2 s with 8,000, for an RSS once synced of 172, 186, 192 and 194 MiB
-    # (what a LIST in flight leaves in the allocator: three pages at most, list_pages.py).
+    # 5,000 and 5.2 s with 8,000, for an RSS once synced of 172, 186, 192 and 194 MiB:
+    # the page bodies glibc kept once freed (170 MiB with 5,000 since serve has them
+    # returned, webhook/serve/allocator.py). Three pages at most are in memory at once.
     page_size: int = 5000
     backoff_initial: float = 0.5
     # Short enough that a cache is current again within seconds of an API-server outage
