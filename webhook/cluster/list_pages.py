@@ -98,7 +98,7 @@ def continue_token(data: bytes) -> str | None:
     that is not a LIST page is decoded whole, which raises what decoding it would."""
     try:
         head = _page_head.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except msgspec.DecodeError:  # not JSON, or not a page's shape (a ValidationError)
         page = orjson.loads(data)
         metadata = page.get("metadata") if isinstance(page, dict) else None
         token = metadata.get("continue") if isinstance(metadata, dict) else None
