@@ -50,7 +50,7 @@ def test_without_it_glibc_keeps_them() -> None:
     assert returned_bytes("plain") < 1_000_000
 
 
-def test_it_is_done_once_and_says_whether_it_could() -> None:
+def test_it_says_whether_it_could_and_may_be_asked_again() -> None:
     from webhook.serve.allocator import return_large_blocks
 
     assert ctypes.util.find_library("c")

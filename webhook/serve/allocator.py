@@ -21,19 +21,10 @@ log = logging.getLogger("edgewarden.server")
 M_MMAP_THRESHOLD = -3
 MMAP_THRESHOLD_BYTES = 128 * 1024  # glibc's own starting value
 
-_tuned: bool | None = None
-
 
 def return_large_blocks() -> bool:
-    """Fix glibc's mmap threshold (once); False where the C library is not glibc (musl,
-    macOS), which then keeps its own behaviour."""
-    global _tuned
-    if _tuned is None:
-        _tuned = _set_mmap_threshold()
-    return _tuned
-
-
-def _set_mmap_threshold() -> bool:
+    """Fix glibc's mmap threshold (serve does it once, with the collector's tuning); False
+    where the C library is not glibc (musl, macOS), which then keeps its own behaviour."""
     name = ctypes.util.find_library("c")
     try:
         libc = ctypes.CDLL(name)
