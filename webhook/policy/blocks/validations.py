@@ -84,6 +84,8 @@ class ValidationsBlock(Block[Validations]):
         # A validation that reads no policy variable judges the request's context as it is:
         # with 100 policies, asking for a context per policy was a tenth of a request.
         plain = tuple(not v.expression.policy_variables for v in rewritten)
+        # What each validation says without its messageExpression, told once here.
+        fallbacks = tuple(static_message(v) for v in rewritten)
 
         def judge(run: Run) -> None:
             for index, validation in enumerate(rewritten):
@@ -97,15 +99,16 @@ class ValidationsBlock(Block[Validations]):
                     ) from None
                 if not passed:
                     expressive = run.message_affordable(index)
-                    run.violation(message(validation, run, expressive), ViolationSource.VALIDATION)
+                    run.violation(message(validation, run, fallbacks[index], expressive),
+                                  ViolationSource.VALIDATION)
                     return  # like ValidatingAdmissionPolicy: the first failing one speaks
 
         return Compiled(judge)
 
 
-def message(validation: Validation, run: Run, expressive: bool = True) -> str:
+def message(validation: Validation, run: Run, fallback: str, expressive: bool = True) -> str:
     """The violation's message: messageExpression (when ``expressive``: affordable), else
-    message, else the expression itself."""
+    ``fallback`` (static_message)."""
     if validation.message_expression is not None and expressive:
         try:
             context = run.context(validation.message_expression)
@@ -114,6 +117,11 @@ def message(validation: Validation, run: Run, expressive: bool = True) -> str:
                 return " ".join(text.split())
         except (CelEvaluationError, PolicyEvaluationError):
             pass  # as in Kubernetes: fall back to message, then to the expression
+    return fallback
+
+
+def static_message(validation: Validation) -> str:
+    """``message`` on one line, else the failed expression."""
     if validation.message:
         return " ".join(str(validation.message).split())
     return f"failed expression: {validation.expression.source}"

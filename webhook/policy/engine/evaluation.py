@@ -440,42 +440,35 @@ class _PolicyRun:
     one admission. One per request, told by ``judging`` which policy it is for (blocks
     use it only while they judge)."""
 
-    __slots__ = ("_engine", "_policy", "_variables", "activation", "decision", "state")
+    __slots__ = ("_engine", "_policy", "_variables", "activation", "cluster", "decision",
+                 "object", "policy_name", "request", "state")
 
     def __init__(self, engine: Engine, state: RequestContext, decision: Decision) -> None:
         self._engine = engine
         self.state = state
         self.decision = decision
+        # Attributes, not properties (Run's members are read-only to blocks): a block reads
+        # them several times a request, and each property read was a call.
+        self.request: AdmissionRequest = state.request
+        self.cluster: ClusterView = state.cluster
+        # The object as the mutations so far left it: changed only by ``patch``.
+        self.object: Mapping[str, Any] | None = state.object
         # Set by ``judging``, before any block runs.
         self._policy: Policy
+        self.policy_name: str
         self._variables: Mapping[str, CelExpression]
-        # An attribute, not a property: read per expression. Made with the run, and made
-        # again by ``patch`` (a mutation starts a new one: RequestContext.replace_object).
+        # Read per expression. Made with the run, and made again by ``patch`` (a mutation
+        # starts a new one: RequestContext.replace_object).
         self.activation: Activation = state.activation
 
     def judging(self, plan: _Plan) -> _PolicyRun:
         self._policy = plan.policy
+        self.policy_name = plan.name
         self._variables = plan.variables
         # Its variables are in scope while it is judged: its expressions read them from
         # the request's activation as they are (``context`` need tell of none).
         self.state.scope = plan.variable_bindings
         return self
-
-    @property
-    def policy_name(self) -> str:
-        return self._policy.name
-
-    @property
-    def request(self) -> AdmissionRequest:
-        return self.state.request
-
-    @property
-    def object(self) -> Mapping[str, Any] | None:
-        return self.state.object
-
-    @property
-    def cluster(self) -> ClusterView:
-        return self.state.cluster
 
     def context(self, *expressions: CelExpression | None) -> Activation:
         # The policy's expressions read its variables, which ``judging`` put in scope.
@@ -505,6 +498,7 @@ class _PolicyRun:
     def patch(self, operations: Sequence[Mapping[str, Any]], result: Mapping[str, Any]) -> None:
         ops = [dict(op) for op in operations]
         self._engine._patched(self._policy, self.state, self.decision, ops, result)
+        self.object = self.state.object  # unchanged when an exception admitted it as it was
         self.activation = self.state.activation
 
 
