@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from webhook.policy.model.exceptions import PolicyException
 
@@ -28,8 +28,11 @@ class ViolationSource(StrEnum):
     MUTATION = "mutation"  # only on an Exemption: the patch a policy would have made
 
 
-@dataclass(frozen=True, slots=True)
-class Violation:
+# Violations and claims are named tuples, not frozen dataclasses: as immutable, and made in
+# under half the time (most admissions make one or more).
+
+
+class Violation(NamedTuple):
     """A policy that does not hold for the admission (or could not be evaluated)."""
 
     policy: str
@@ -51,8 +54,7 @@ class EvaluationFailure:
     ignored: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class LimitClaim:
+class LimitClaim(NamedTuple):
     """An allowed admission that takes one place under a limit; the edge reserves it."""
 
     policy: str
@@ -63,8 +65,7 @@ class LimitClaim:
     maximum: int = 0  # the cap it was judged under (the edge claims against it)
 
 
-@dataclass(frozen=True, slots=True)
-class KeyClaim:
+class KeyClaim(NamedTuple):
     """An allowed admission that takes a unique key (a host); the edge reserves it."""
 
     policy: str

@@ -27,9 +27,9 @@ in every regex dialect, and is the only one attempted.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
+from typing import NamedTuple
 
 PREFIX_TYPES = frozenset({"Prefix", "PathPrefix", "ImplementationSpecific"})
 EXACT_TYPE = "Exact"
@@ -59,9 +59,10 @@ class PathKind(StrEnum):
     REGEX = "regex"
 
 
-@dataclass(frozen=True, slots=True)
-class Place:
-    """One parsed HostPath key: a host (or wildcard) and a path match."""
+class Place(NamedTuple):
+    """One parsed HostPath key: a host (or wildcard) and a path match. A named tuple, not a
+    frozen dataclass: as immutable, and made in under half the time (a new route's keys
+    are parsed on every admission)."""
 
     host: str  # lower case, no trailing dot; ``*.example.com`` for a wildcard
     kind: PathKind
@@ -125,7 +126,7 @@ def parse_host(text: str) -> str:
     """A host or ``*.``-wildcard, lower case without a trailing dot; PlaceError otherwise."""
     host = text.strip().lower().rstrip(".")
     labels = host.split(".")
-    if not host or any(not label for label in labels) or not _HOST_CHARACTERS.issuperset(host):
+    if not host or "" in labels or not _HOST_CHARACTERS.issuperset(host):
         raise PlaceError("a HostPath key's host must be a DNS name, e.g. shop.example.com")
     if "*" in host and (labels[0] != "*" or "*" in host[1:] or len(labels) < 2):
         raise PlaceError("a wildcard host has `*` alone as its first label, e.g. *.example.com")
@@ -134,7 +135,8 @@ def parse_host(text: str) -> str:
 
 def _segments(path: str) -> str:
     """``/foo//bar/`` -> ``/foo/bar/``: empty segments and a trailing slash change nothing."""
-    return "".join("/" + segment for segment in path.split("/") if segment) + "/"
+    segments = "/".join(filter(None, path.split("/")))
+    return f"/{segments}/" if segments else "/"
 
 
 def _fixed_start(pattern: str) -> str | None:
@@ -205,7 +207,13 @@ def parents(domain: str) -> list[str]:
 def covering_hosts(host: str) -> tuple[str, ...]:
     """The held hosts that overlap ``host`` and are found by name: itself and every
     wildcard above it. (Hosts below a wildcard are found through an index by domain.)"""
-    return (host, *("*." + domain for domain in parents(base_of(host))))
+    base = base_of(host)
+    found = [host]
+    dot = base.find(".")
+    while dot >= 0:  # each domain strictly above the base, as parents() gives them
+        found.append("*." + base[dot + 1:])
+        dot = base.find(".", dot + 1)
+    return tuple(found)
 
 
 # ---- paths -----------------------------------------------------------------------------
