@@ -15,7 +15,7 @@ from webhook.policy.blocks.protocol import PolicyEvaluationError
 from webhook.policy.cel.checks.cost import DEFAULT_LIST_ITEMS, DEFAULT_MAP_ENTRIES
 from webhook.policy.cel.expression import Activation, CelEvaluationError, CelExpression
 from webhook.policy.cel.projection import project
-from webhook.policy.cel.runtime import SharedActivation
+from webhook.policy.engine.activation import LazyActivation
 from webhook.policy.engine.bindings import Binding
 from webhook.policy.engine.budget import SizeCheck
 from webhook.policy.engine.compiled import NamespaceMemo
@@ -39,22 +39,6 @@ _NO_SCOPE: Mapping[str, tuple[str, Mapping[str, CelExpression]]] = MappingProxyT
 
 def _is_mapping(value: Any) -> bool:
     return type(value) is dict or (type(value) not in _SCALARS and isinstance(value, Mapping))
-
-
-class _LazyActivation(SharedActivation):
-    """The request's activation: a name is bound when an expression first reads it (the
-    compiled expressions read ``env[name]``, and a dict subclass's ``__missing__`` answers
-    a name not bound yet), so no expression lists or binds what it needs up front."""
-
-    __slots__ = ("state",)
-
-    def __init__(self, state: RequestContext) -> None:
-        # SharedActivation's own __init__, written here: one call less per request.
-        self.outcomes = {}  # each program's outcome is kept too (SharedActivation)
-        self.state = state
-
-    def __missing__(self, name: str) -> Any:
-        return self.state.bind(name)
 
 
 class RequestContext:
@@ -110,8 +94,8 @@ class RequestContext:
         self._selected: dict[int, bool] | None = None  # made on first need, as below
         self.object: Mapping[str, Any] | None = request.object
         self.working_copy = False
-        self._cel: _LazyActivation | None = None
-        self._retired: tuple[_LazyActivation, ...] = ()  # activations a mutation replaced
+        self._cel: LazyActivation | None = None
+        self._retired: tuple[LazyActivation, ...] = ()  # activations a mutation replaced
         # binding name of a policy variable -> (its name, the policy's variables): the
         # variables of the policy being judged (set by the engine per policy, made once at
         # build), and those context_for was told of.
@@ -204,8 +188,8 @@ class RequestContext:
             activation = self._new_activation()
         return activation
 
-    def _new_activation(self) -> _LazyActivation:
-        activation = self._cel = _LazyActivation(self)
+    def _new_activation(self) -> LazyActivation:
+        activation = self._cel = LazyActivation(self)
         if self._prebind is not None:
             facts = self._facts  # null_free: as _field, which hands such values over whole
             self._prebind(self.object, self.request.raw, activation,
