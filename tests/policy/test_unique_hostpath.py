@@ -9,6 +9,7 @@ import pytest
 
 from webhook.policy.model.hostpath import (
     PlaceError,
+    covering_hosts,
     covers,
     hosts_overlap,
     overlaps,
@@ -115,6 +116,27 @@ def test_a_malformed_key_says_what_the_shape_must_be(key: str, problem: str) -> 
 def test_a_path_with_spaces_is_one_field() -> None:
     place = parse_place("shop.example.com RegularExpression ^/a b/.*")
     assert place.path == "^/a b/.*" and place.fixed == "/a b/"
+
+
+@pytest.mark.parametrize(("key", "segments"), [
+    ("shop.example.com Prefix /", "/"), ("shop.example.com Prefix //a//b/", "/a/b/"),
+    ("shop.example.com PathPrefix /a", "/a/"), ("shop.example.com Exact /a/b", "/a/b/"),
+    ("shop.example.com Prefix ", "/"),
+])
+def test_a_path_is_read_as_its_segments(key: str, segments: str) -> None:
+    assert parse_place(key).segments == segments
+
+
+@pytest.mark.parametrize(("host", "found"), [
+    ("shop.example.com", ("shop.example.com", "*.example.com", "*.com")),
+    ("*.shop.example.com", ("*.shop.example.com", "*.example.com", "*.com")),
+    ("*.com", ("*.com",)),
+    ("localhost", ("localhost",)),
+])
+def test_a_host_is_found_under_itself_and_every_wildcard_above_it(
+        host: str, found: tuple[str, ...]) -> None:
+    assert covering_hosts(host) == found
+    assert all(hosts_overlap(host, held) for held in found)
 
 
 # ---- the table, against the rule ---------------------------------------------------------
