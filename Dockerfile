@@ -5,12 +5,15 @@
 # (constraints.txt); stage 2 is the runtime with only that venv copied in: no pip, no
 # setuptools, no build tools, nothing run at build time, no network needed at start-up.
 # scripts/image passes two bases cut from one Debian snapshot: PYTHON_IMAGE with
-# python3-venv and binutils (to strip native extensions), RUNTIME_IMAGE with python3 and
-# ca-certificates only (no shell tools, no package manager; see docs/image.md).
+# python3-venv, binutils (to strip native extensions) and gcc with Python's headers (for
+# mypyc), RUNTIME_IMAGE with python3 and ca-certificates only (no shell tools, no package
+# manager; see docs/image.md), and COMPILE=1: the admission path's modules compiled by
+# mypyc (setup.py). A plain `docker build` leaves them pure Python.
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 ARG RUNTIME_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS build
+ARG COMPILE=0
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PYTHONDONTWRITEBYTECODE=1
@@ -24,12 +27,15 @@ RUN python3 -m venv /opt/venv
 COPY constraints.txt pyproject.toml ./
 RUN python3 -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies'], sep='\n')" > /tmp/requirements.txt \
     && /opt/venv/bin/pip install --no-cache-dir --no-compile -c constraints.txt -r /tmp/requirements.txt
-# Then the package itself (pure Python), built with the pinned setuptools and no dependency
-# resolution left to do; the README is pyproject's long description.
-COPY README.md LICENSE ./
+# Then the package itself, built with the pinned setuptools (and, with COMPILE=1, the pinned
+# mypy, whose mypyc compiles setup.py's modules) and no dependency resolution left to do;
+# the README is pyproject's long description. mypy and what it alone needs go again.
+COPY README.md LICENSE setup.py ./
 COPY webhook ./webhook
 RUN /opt/venv/bin/pip install --no-cache-dir -c constraints.txt setuptools \
-    && /opt/venv/bin/pip install --no-cache-dir --no-compile --no-deps --no-build-isolation -c constraints.txt . \
+    && if [ "$COMPILE" = 1 ]; then /opt/venv/bin/pip install --no-cache-dir -c constraints.txt mypy; fi \
+    && EDGEWARDEN_COMPILE=$COMPILE /opt/venv/bin/pip install --no-cache-dir --no-compile --no-deps --no-build-isolation -c constraints.txt . \
+    && if [ "$COMPILE" = 1 ]; then /opt/venv/bin/pip uninstall --yes --quiet mypy mypy_extensions librt ast-serialize pathspec; fi \
     && /opt/venv/bin/pip check
 # Trim the venv to what runs, then byte-compile it (the root filesystem is read-only, so
 # nothing could be cached at start-up):

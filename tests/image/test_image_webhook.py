@@ -9,6 +9,7 @@ test makes, the API server calling it at https://127.0.0.1.
 
 from __future__ import annotations
 
+import ast
 import base64
 import json
 import re
@@ -81,6 +82,29 @@ def test_image_has_no_installer_and_no_build_tools(image: Image) -> None:
     assert modules == "[]", modules
     assert tools == "[]", tools
     assert imports.stdout.strip() == "ok", imports.stderr
+
+
+def compiled_modules() -> list[str]:
+    """setup.py's COMPILED, as module names."""
+    for node in ast.parse((REPO / "setup.py").read_text()).body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets):
+            paths = ast.literal_eval(node.value)
+            return [p.removesuffix(".py").replace("/", ".") for p in paths]
+    raise AssertionError("setup.py has no COMPILED list")
+
+
+def test_image_runs_the_admission_path_compiled_by_mypyc(image: Image) -> None:
+    modules = compiled_modules()
+    assert modules
+    probe = ("import importlib, sys; "
+             f"print(*(importlib.import_module(m).__file__ for m in {modules!r}), sep='\\n')")
+    with image.container() as container:
+        found = container.run("python3", "-c", probe)
+    assert found.returncode == 0, found.stderr
+    files = found.stdout.split()
+    assert len(files) == len(modules)
+    assert all(f.endswith(".so") and f.startswith("/opt/venv/") for f in files), files
 
 
 def normalized(requirement: str) -> str:

@@ -1,0 +1,63 @@
+"""The build the image ships decides as the working tree does: setup.py's modules compiled
+by mypyc, in a copy of the repository (benchmarks/compiled_engine.py makes it as setup.py
+does), pass the shipped policies' suites and the differential test.
+
+mypyc checks at run time what Python only annotates (a value of another type than declared
+raises TypeError), so an input the annotations did not foresee fails here, in the paths the
+differential test drives with nulls and odd types, before it fails in the image. The
+image's own suites (tests/image) run the image as the API server's webhook.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = "1000"  # the differential test's cases here (10,000 in the working tree's run)
+
+
+def compiled_engine() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "compiled_engine", ROOT / "benchmarks" / "compiled_engine.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_compiled_build_passes_the_suites_and_the_differential_test(
+        tmp_path: Path) -> None:
+    missing = [what for what, found in (
+        ("gcc", shutil.which("gcc") is not None),
+        ("Python's headers", (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()),
+    ) if not found]
+    if missing:
+        reason = f"mypyc needs {' and '.join(missing)}"
+        if os.environ.get("CI"):
+            pytest.fail(reason)  # CI installs them: their absence is a broken machine
+        pytest.skip(reason)
+    builder = compiled_engine()
+    tree = tmp_path / "tree"
+    # compiled_copy checks that the copy imports every listed module compiled.
+    builder.compiled_copy(tree, builder.shipped_modules(),
+                          parts=("webhook", "policies", "tests", "pyproject.toml"))
+    cli = [sys.executable, "-c", "import sys; from webhook.cli import main; sys.exit(main())"]
+    suites = subprocess.run([*cli, "test", "policies"], cwd=tree, capture_output=True,
+                            text=True, timeout=600, check=False)
+    assert suites.returncode == 0, suites.stdout[-3000:] + suites.stderr[-3000:]
+    differential = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x",
+         "tests/differential"],
+        cwd=tree, capture_output=True, text=True, timeout=900, check=False,
+        env={**os.environ, "EDGEWARDEN_DIFFERENTIAL_EXAMPLES": EXAMPLES})
+    assert differential.returncode == 0, differential.stdout[-5000:]
+    assert "1 passed" in differential.stdout
