@@ -5,6 +5,11 @@ Run from the repository root (needs ``wrk``, and the Go tools built by scripts/k
     .venv/bin/python benchmarks/all.py            # the full run, ~12 minutes on 2 cores
     .venv/bin/python benchmarks/all.py --quick    # tiny sizes: checks that every step runs
 
+Steps 2-4 measure the build the image ships: a copy of the tree, in the run's temporary
+folder, with setup.py's modules compiled by mypyc (benchmarks/compiled_engine.py makes it;
+about a minute). Without a C compiler, and in ``--quick``, they measure the working tree
+(pure Python), and the rows say which. The engine's pure-Python figures are noted beside.
+
 The steps, in order (each its own measurement; a step that fails leaves its rows marked
 "failed" and the others still run, and the exit status is then 1):
 
@@ -46,7 +51,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -183,15 +188,59 @@ def measure_map(sizes: Sizes, rows: dict[str, Row], step: Step) -> None:
         rows[MAP].note = f"{sizes.map_rules} rules"
 
 
+# --- the build measured ---------------------------------------------------------------
+
+
+@dataclass
+class Build:
+    """The tree steps 2-4 run: the working tree, or a copy with setup.py's modules compiled
+    by mypyc, as the image ships them (``edgewarden`` runs that copy's CLI)."""
+
+    tree: Path
+    edgewarden: str
+    description: str
+    compiled: bool = False
+
+
+def build_measured(sizes: Sizes, tmp: Path) -> Build:
+    pure = Build(ROOT, str(Path(PYTHON).with_name("edgewarden")), "pure Python (the working tree)")
+    if sizes == QUICK:
+        return pure  # a smoke run: compiling would be most of it
+    compiled_engine = load_module("bench_compiled_engine", HERE / "compiled_engine.py")
+    folder = tmp / "shipped"
+    log("compiling setup.py's modules with mypyc, as the image ships them...")
+    try:
+        seconds = compiled_engine.compiled_copy(folder, compiled_engine.shipped_modules())
+    except SystemExit as error:  # no compiler, or mypyc refused: measure the working tree
+        log(f"could not compile ({str(error).splitlines()[0]}): measuring pure Python")
+        pure.description += " (the compiled build could not be made)"
+        return pure
+    log(f"compiled in {seconds:.0f} s")
+    wrapper = tmp / "edgewarden-shipped"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f"exec {PYTHON} -c \"import sys; sys.path.insert(0, '{folder}'); sys.argv[0] = "
+        "'edgewarden'; from webhook.cli import main; sys.exit(main())\" \"$@\"\n")
+    wrapper.chmod(0o755)
+    return Build(folder, str(wrapper), "the shipped build (setup.py's modules compiled by "
+                 "mypyc)", compiled=True)
+
+
 # --- 2. engine -----------------------------------------------------------------------
 
 
-def measure_engine(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path) -> None:
-    out = tmp / "engine.json"
-    run_logged([PYTHON, str(HERE / "engine.py"), "--reviews", str(sizes.engine_reviews),
-                "--json", str(out)], timeout=900)
-    results: dict[str, dict[str, float]] = json.loads(out.read_text())
-    step.raw = results
+def engine_figures(tree: Path, sizes: Sizes, out: Path) -> dict[str, dict[str, float]]:
+    run_logged([PYTHON, str(tree / "benchmarks" / "engine.py"), "--reviews",
+                str(sizes.engine_reviews), "--json", str(out)], timeout=900)
+    figures: dict[str, dict[str, float]] = json.loads(out.read_text())
+    return figures
+
+
+def measure_engine(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path,
+                   build: Build) -> None:
+    results = engine_figures(build.tree, sizes, tmp / "engine.json")
+    pure = engine_figures(ROOT, sizes, tmp / "engine-pure.json") if build.compiled else None
+    step.raw = {"measured": results, "pure": pure} if pure else results
 
     def find(pattern: str) -> tuple[str, dict[str, float]]:
         for name, figures in results.items():
@@ -213,6 +262,18 @@ def measure_engine(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path) ->
         row.values["policies"] = float(policies.group(1))
     rows[ENGINE_HUNDRED].measured = f"{hundred['median_us']:.1f} µs"
     rows[ENGINE_HUNDRED].values = {"median_us": hundred["median_us"]}
+    if pure is not None:
+        services_pure = next(f for n, f in pure.items() if n.strip().startswith("Services"))
+        ingresses_pure = next(f for n, f in pure.items() if n.strip().startswith("Ingresses"))
+        hundred_pure = next(f for n, f in pure.items() if n.startswith("100 policies"))
+        row.note = (f"{row.note + '; ' if row.note else ''}{build.description}; pure "
+                    f"Python {services_pure['median_us']:.1f} / "
+                    f"{ingresses_pure['median_us']:.1f} µs")
+        row.values["pure_service_median_us"] = services_pure["median_us"]
+        row.values["pure_ingress_median_us"] = ingresses_pure["median_us"]
+        rows[ENGINE_HUNDRED].note = (f"{build.description}; pure Python "
+                                     f"{hundred_pure['median_us']:.1f} µs")
+        rows[ENGINE_HUNDRED].values["pure_median_us"] = hundred_pure["median_us"]
 
 
 # --- 3. throughput -------------------------------------------------------------------
@@ -228,12 +289,16 @@ def load_module(name: str, path: Path) -> ModuleType:
     return module
 
 
-def measure_throughput(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path) -> None:
+def measure_throughput(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path,
+                       build: Build) -> None:
     if shutil.which("wrk") is None:
         raise StepFailed("wrk is not installed (Debian package wrk)")
     harness = load_module("bench_server", HERE / "server.py")
     cert, key = harness.certificates(tmp / "certs")
     raw, validate, mutate = harness.targets(cert, key, tmp, False, False)
+    # edgewarden's targets run the build measured (their command starts with the executable)
+    validate, mutate = (replace(t, command=[build.edgewarden, *t.command[1:]])
+                        for t in (validate, mutate))
     measurements: list[dict[str, Any]] = []
 
     def measure(target: Any) -> float:
@@ -268,18 +333,20 @@ def measure_throughput(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path
                   "ceiling_rps": ceiling, "ceiling_before_rps": ceiling_before,
                   "ceiling_after_rps": ceiling_after}
     # Server CPU per request hardly moves with load from elsewhere, unlike req/s.
+    row.note = build.description
     if len(cpu) == 3:  # /proc read for each: the ceiling (both runs' mean) and ours
-        row.note = ("server CPU per request (steadier than req/s on a shared machine): "
-                    + ", ".join(f"{name} {value:.0f} µs" for name, value in cpu.items()))
+        row.note += ("; server CPU per request (steadier than req/s on a shared machine): "
+                     + ", ".join(f"{name} {value:.0f} µs" for name, value in cpu.items()))
         row.values.update({f"cpu_us_per_request {name}": value for name, value in cpu.items()})
 
 
 # --- 4. through a real kube-apiserver -------------------------------------------------
 
 
-def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step) -> None:
+def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step, build: Build) -> None:
     output = run_logged([
-        PYTHON, str(HERE / "apiserver.py"), "--skip-parts", "--creates", str(sizes.creates),
+        PYTHON, str(HERE / "apiserver.py"), "--skip-parts", "--edgewarden", build.edgewarden,
+        "--creates", str(sizes.creates),
         "--namespaces", str(sizes.namespaces),
         "--services", str(sizes.services), "--budget", str(sizes.population_budget),
         "--workers", str(sizes.population_workers)],
@@ -298,8 +365,9 @@ def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step) -> None:
     row.measured = f"{added_p50:.2f} / {added_p99:.2f} ms"
     row.values = {"added_p50_ms": added_p50, "added_p99_ms": added_p99,
                   "without_p50_ms": plain["p50"], "without_p99_ms": plain["p99"]}
-    row.note = (f"{figures['creates']} creates per series, judged and not in turn; not "
-                f"judged p50 {plain['p50']:.1f} ms, p99 {plain['p99']:.1f} ms")
+    row.note = (f"{build.description}; {figures['creates']} creates per series, judged "
+                f"and not in turn; not judged p50 {plain['p50']:.1f} ms, "
+                f"p99 {plain['p99']:.1f} ms")
     if not figures.get("services"):
         raise StepFailed("no Service was created for the scale figure")
     scale = rows[SCALE]
@@ -378,13 +446,15 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="edgewarden-bench-all-") as folder:
         tmp = Path(folder)
         run_step("map", steps, (MAP,), rows, lambda s: measure_map(sizes, rows, s))
+        build = build_measured(sizes, tmp)
+        info["build"] = build.description
         run_step("engine", steps, (ENGINE_DEFAULT, ENGINE_HUNDRED), rows,
-                 lambda s: measure_engine(sizes, rows, s, tmp))
+                 lambda s: measure_engine(sizes, rows, s, tmp, build))
         run_step("throughput", steps, (THROUGHPUT,), rows,
-                 lambda s: measure_throughput(sizes, rows, s, tmp))
+                 lambda s: measure_throughput(sizes, rows, s, tmp, build))
         if not args.skip_apiserver:
             run_step("apiserver", steps, (CREATE_ADDED, SCALE), rows,
-                     lambda s: measure_apiserver(sizes, rows, s))
+                     lambda s: measure_apiserver(sizes, rows, s, build))
     info["load_after"] = os.getloadavg()
     total = time.monotonic() - started
     print(f"\nissue 21's figures ({'--quick: smoke sizes, not figures' if args.quick else 'full'}"

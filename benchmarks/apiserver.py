@@ -665,6 +665,9 @@ def main() -> None:
     parser.add_argument("--skip-parts", action="store_true",
                         help="leave out part 3 (what each part adds; needs haproxy)")
     parser.add_argument("--only-parts", action="store_true", help="part 3 only")
+    parser.add_argument("--edgewarden", metavar="EXECUTABLE", default=EDGEWARDEN,
+                        help="the edgewarden executable measured (default: the venv's, the "
+                             "working tree; benchmarks/all.py passes the build the image ships)")
     parser.add_argument("--baseline", metavar="EDGEWARDEN",
                         help="part 1: also register this edgewarden executable (another "
                              "build's), in blocks alternating with ours, for a before/after "
@@ -694,7 +697,7 @@ def main() -> None:
     try:
         figures = Figures(machine=f"{platform.machine()}, {os.cpu_count()} CPUs",
                           kubernetes=binaries.versions.split("\n")[0], creates=args.creates)
-        server = Server(plane, workdir)
+        server = Server(plane, workdir, executable=args.edgewarden)
         server.start()
         figures.rss_mib_empty_cluster = server.rss_mib()
         baseline: Server | None = None

@@ -1,11 +1,11 @@
-"""What compiling the engine's own modules with mypyc would buy: benchmarks/engine.py on the
-pure-Python tree and on a copy whose modules mypyc compiled, in alternating rounds.
+"""What mypyc's compilation buys the engine: benchmarks/engine.py on the pure-Python tree
+and on a copy whose admission-path modules mypyc compiled, in alternating rounds.
 
-Nothing shipped is compiled (the wheel and the image are pure Python); this measures the
-option. The copy lives in a temporary folder: the repository never holds a compiled module
-(one there would shadow its source, and edits to the .py would silently stop counting).
-Needs a C compiler and Python's headers (gcc and the interpreter's include folder) and mypy
-(the dev extras). Run from the repository root::
+The image ships them compiled (setup.py's COMPILED list, the default here; an editable
+install and a plain wheel stay pure Python). The copy lives in a temporary folder: the
+repository never holds a compiled module (one there would shadow its source, and edits to
+the .py would silently stop counting). Needs a C compiler and Python's headers (gcc and the
+interpreter's include folder) and mypy (the dev extras). Run from the repository root::
 
     .venv/bin/python benchmarks/compiled_engine.py [--rounds 3] [--reviews 20000]
     .venv/bin/python benchmarks/compiled_engine.py --modules webhook/policy/engine/evaluation.py
@@ -18,7 +18,9 @@ machine weighs on both alike.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -28,22 +30,35 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-# The engine's modules mypyc compiles as they are (the activation, a dict subclass, stays
-# plain Python in webhook/policy/engine/activation.py).
-DEFAULT_MODULES = ("webhook/policy/engine/evaluation.py", "webhook/policy/engine/context.py")
 ROWS = ("  Services only", "  Ingresses only", "100 policies")
 
 
-def compiled_copy(folder: Path, modules: list[str]) -> float:
-    """Copy what engine.py reads into ``folder`` and compile ``modules`` there; seconds."""
-    ignore = shutil.ignore_patterns("__pycache__", "*.so", "results")
-    for part in ("webhook", "policies", "benchmarks"):
-        shutil.copytree(ROOT / part, folder / part, ignore=ignore)
+def shipped_modules() -> list[str]:
+    """setup.py's COMPILED: the modules the image ships compiled."""
+    tree = ast.parse((ROOT / "setup.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets):
+            modules = ast.literal_eval(node.value)
+            assert isinstance(modules, list)
+            return [str(m) for m in modules]
+    raise SystemExit("setup.py has no COMPILED list")
+
+
+def compiled_copy(folder: Path, modules: list[str],
+                  parts: tuple[str, ...] = ("webhook", "policies", "benchmarks")) -> float:
+    """Copy ``parts`` of the repository into ``folder`` and compile ``modules`` there as
+    setup.py does; seconds."""
+    ignore = shutil.ignore_patterns("__pycache__", "*.so", "results", "build")
+    for part in parts:
+        if (ROOT / part).is_dir():
+            shutil.copytree(ROOT / part, folder / part, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / part, folder / part)
     started = time.monotonic()
-    # No pyproject.toml in the copy: mypy's own defaults, not the project's strict checks
-    # (which `mypy --strict webhook` already runs).
-    done = subprocess.run([sys.executable, "-m", "mypyc", *modules], cwd=folder,
-                          capture_output=True, text=True, check=False)
+    # mypy's own defaults, as setup.py compiles: not the project's [tool.mypy].
+    done = subprocess.run([sys.executable, "-m", "mypyc", "--config-file", os.devnull,
+                           *modules], cwd=folder, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"mypyc failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     elapsed = time.monotonic() - started
@@ -70,11 +85,14 @@ def engine_round(tree: Path, reviews: int, out: Path) -> dict[str, dict[str, flo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--modules", nargs="+", default=list(DEFAULT_MODULES),
-                        help="the modules to compile (paths from the repository root)")
+    parser.add_argument("--modules", nargs="+", default=None,
+                        help="the modules to compile (paths from the repository root; "
+                             "default: setup.py's COMPILED, what the image ships)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--reviews", type=int, default=20000)
     args = parser.parse_args()
+    if args.modules is None:
+        args.modules = shipped_modules()
     with tempfile.TemporaryDirectory(prefix="edgewarden-mypyc-") as name:
         folder = Path(name)
         print(f"compiling {', '.join(args.modules)} with mypyc...", file=sys.stderr)
