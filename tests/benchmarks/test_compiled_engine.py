@@ -7,24 +7,17 @@ No timing is asserted: the figures are the script's output, not a test's.
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "benchmarks" / "compiled_engine.py"
+from tests.support.compiled import ROOT, SCRIPT, compiled_engine, missing_compiler
 
 pytestmark = pytest.mark.skipif(
-    shutil.which("gcc") is None
-    or not (Path(sysconfig.get_paths()["include"]) / "Python.h").exists(),
-    reason="mypyc needs a C compiler (gcc) and Python's headers",
-)
+    bool(missing_compiler()), reason="mypyc needs a C compiler (gcc) and Python's headers")
 
 
 def test_a_tiny_run_compiles_the_engine_and_reports_every_row(tmp_path: Path) -> None:
@@ -55,10 +48,6 @@ def test_a_module_mypyc_cannot_compile_stops_the_run_with_its_words(tmp_path: Pa
 
 
 def test_its_default_is_what_setup_py_compiles() -> None:
-    spec = importlib.util.spec_from_file_location("compiled_engine", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    modules = module.shipped_modules()
+    modules = compiled_engine().shipped_modules()
     assert "webhook/policy/engine/evaluation.py" in modules
     assert all((ROOT / m).is_file() for m in modules)

@@ -9,7 +9,6 @@ test makes, the API server calling it at https://127.0.0.1.
 
 from __future__ import annotations
 
-import ast
 import base64
 import json
 import re
@@ -28,6 +27,7 @@ from tests.kube.net import free_ports
 from tests.kube.processes import ManagedProcess
 from tests.kube.wait import crds_established
 from tests.support import eventually
+from tests.support.compiled import shipped_module_names
 from webhook import __version__
 
 from .images import REPO, Image
@@ -84,18 +84,8 @@ def test_image_has_no_installer_and_no_build_tools(image: Image) -> None:
     assert imports.stdout.strip() == "ok", imports.stderr
 
 
-def compiled_modules() -> list[str]:
-    """setup.py's COMPILED, as module names."""
-    for node in ast.parse((REPO / "setup.py").read_text()).body:
-        if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets):
-            paths = ast.literal_eval(node.value)
-            return [p.removesuffix(".py").replace("/", ".") for p in paths]
-    raise AssertionError("setup.py has no COMPILED list")
-
-
 def test_image_runs_the_admission_path_compiled_by_mypyc(image: Image) -> None:
-    modules = compiled_modules()
+    modules = shipped_module_names()
     assert modules
     probe = ("import importlib, sys; "
              f"print(*(importlib.import_module(m).__file__ for m in {modules!r}), sep='\\n')")

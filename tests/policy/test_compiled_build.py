@@ -10,36 +10,21 @@ image's own suites (tests/image) run the image as the API server's webhook.
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.support.compiled import compiled_engine, missing_compiler
+
 EXAMPLES = "1000"  # the differential test's cases here (10,000 in the working tree's run)
-
-
-def compiled_engine() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "compiled_engine", ROOT / "benchmarks" / "compiled_engine.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_compiled_build_passes_the_suites_and_the_differential_test(
         tmp_path: Path) -> None:
-    missing = [what for what, found in (
-        ("gcc", shutil.which("gcc") is not None),
-        ("Python's headers", (Path(sysconfig.get_paths()["include"]) / "Python.h").exists()),
-    ) if not found]
+    missing = missing_compiler()
     if missing:
         reason = f"mypyc needs {' and '.join(missing)}"
         if os.environ.get("CI"):
