@@ -14,9 +14,15 @@ import os
 
 from setuptools import setup
 
-# The modules a decision spends its time in. Each compiles as it is written; what mypyc
-# cannot make native stays out (the lazy activation, a dict subclass, lives in
-# webhook/policy/engine/activation.py for that reason).
+# The modules a request spends its time in: the engine and its blocks, the CEL runtime's
+# operators, and the admission layer that parses a review and writes the answer. Each
+# compiles as it is written; what mypyc cannot make native stays out: classes that subclass
+# a built-in type (the lazy activation, a dict subclass, in webhook/policy/engine/activation.py;
+# the CEL errors in webhook/policy/cel/errors.py; CelError and UInt in cel/runtime/values.py),
+# functions the CEL type checker reads signatures from (cel/library, cel/functions.py,
+# runtime/builtins.py), FastAPI's routes (admission/app.py, whose signatures FastAPI reads),
+# msgspec structs (cluster/list_pages.py), and Decision (its empty() makes one without
+# __init__, which a native class refuses).
 COMPILED = [
     "webhook/policy/engine/evaluation.py",
     "webhook/policy/engine/context.py",
@@ -29,6 +35,16 @@ COMPILED = [
     "webhook/policy/blocks/patches.py",
     "webhook/policy/model/hostpath.py",
     "webhook/policy/model/key_table.py",
+    "webhook/policy/model/request.py",
+    "webhook/policy/model/nulls.py",
+    "webhook/policy/cel/expression.py",
+    "webhook/policy/cel/runtime/operators.py",
+    "webhook/policy/cel/runtime/steps.py",
+    "webhook/admission/review.py",
+    "webhook/admission/wire.py",
+    "webhook/admission/handlers.py",
+    "webhook/admission/decisionlog.py",
+    "webhook/cluster/reservations.py",
 ]
 
 

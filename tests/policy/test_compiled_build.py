@@ -1,6 +1,7 @@
 """The build the image ships decides as the working tree does: setup.py's modules compiled
 by mypyc, in a copy of the repository (benchmarks/compiled_engine.py makes it as setup.py
-does), pass the shipped policies' suites and the differential test.
+does), pass the shipped policies' suites, the differential test and the admission layer's
+tests over TLS.
 
 mypyc checks at run time what Python only annotates (a value of another type than declared
 raises TypeError), so an input the annotations did not foresee fails here, in the paths the
@@ -20,9 +21,17 @@ import pytest
 from tests.support.compiled import compiled_engine, missing_compiler
 
 EXAMPLES = "1000"  # the differential test's cases here (10,000 in the working tree's run)
+# The admission layer's compiled modules (review parsing, the handlers, the decision log,
+# reservations) through the server over TLS: any JSON shape and hostile bytes in a review,
+# each mode, the default policies, concurrent claims, shadow sets, no reference cycle.
+ADMISSION_TESTS = [f"tests/admission/{name}.py" for name in (
+    "test_any_json_shape", "test_bad_input", "test_hostile_bytes", "test_review",
+    "test_modes", "test_default_policies", "test_one_semantics", "test_squatting",
+    "test_shadow", "test_reference_cycles", "test_no_values_in_logs",
+    "test_response_writes")]
 
 
-def test_the_compiled_build_passes_the_suites_and_the_differential_test(
+def test_the_compiled_build_passes_the_suites_the_differential_and_the_admission_tests(
         tmp_path: Path) -> None:
     missing = missing_compiler()
     if missing:
@@ -46,3 +55,8 @@ def test_the_compiled_build_passes_the_suites_and_the_differential_test(
         env={**os.environ, "EDGEWARDEN_DIFFERENTIAL_EXAMPLES": EXAMPLES})
     assert differential.returncode == 0, differential.stdout[-5000:]
     assert "1 passed" in differential.stdout
+    admission = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *ADMISSION_TESTS],
+        cwd=tree, capture_output=True, text=True, timeout=900, check=False)
+    assert admission.returncode == 0, admission.stdout[-5000:]
+    assert " passed" in admission.stdout and "skipped" not in admission.stdout

@@ -15,6 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
 from webhook.policy.cel.bounds import CelLimitError, check_expression_bounds
+from webhook.policy.cel.errors import CelCompileError as CelCompileError
+from webhook.policy.cel.errors import CelEvaluationError as CelEvaluationError
+from webhook.policy.cel.errors import CelFunctionError
 from webhook.policy.cel.functions import FUNCTIONS as OUR_FUNCTIONS
 from webhook.policy.cel.library import FUNCTIONS as KUBERNETES_FUNCTIONS
 from webhook.policy.cel.library import LibraryError
@@ -57,14 +60,6 @@ _EXTENSIONS: dict[str, Callable[..., Any]] = {
 
 # What evaluation reads: each name the expression uses -> its Python value.
 Activation: TypeAlias = dict[str, Any]
-
-
-class CelCompileError(ValueError):
-    """An expression does not compile; the message says where in the expression."""
-
-
-class CelEvaluationError(RuntimeError):
-    """An expression failed at run time (missing field, wrong type, division by zero...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,10 +271,6 @@ def _value_free(name: str, function: Callable[..., Any]) -> Callable[..., Any]:
     # failure made into the same error inline, with no frame of this wrapper between.
     call.__cel_unwrapped__ = (function, failure)  # type: ignore[attr-defined]
     return call
-
-
-class CelFunctionError(ValueError):
-    """An extension function failed; the message holds types, never the arguments."""
 
 
 # Every extension function, wrapped so its failures carry no values (see _value_free).
