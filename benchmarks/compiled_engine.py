@@ -35,14 +35,23 @@ ROWS = ("  Services only", "  Ingresses only", "100 policies")
 
 def shipped_modules() -> list[str]:
     """setup.py's COMPILED: the modules the image ships compiled."""
+    return _setup_list("COMPILED")
+
+
+def mypyc_flags() -> list[str]:
+    """setup.py's MYPYC_FLAGS: how it runs mypyc, beside mypy's own defaults."""
+    return _setup_list("MYPYC_FLAGS")
+
+
+def _setup_list(name: str) -> list[str]:
     tree = ast.parse((ROOT / "setup.py").read_text())
     for node in tree.body:
         if isinstance(node, ast.Assign) and any(
-                isinstance(t, ast.Name) and t.id == "COMPILED" for t in node.targets):
-            modules = ast.literal_eval(node.value)
-            assert isinstance(modules, list)
-            return [str(m) for m in modules]
-    raise SystemExit("setup.py has no COMPILED list")
+                isinstance(t, ast.Name) and t.id == name for t in node.targets):
+            values = ast.literal_eval(node.value)
+            assert isinstance(values, list)
+            return [str(v) for v in values]
+    raise SystemExit(f"setup.py has no {name} list")
 
 
 def compiled_copy(folder: Path, modules: list[str],
@@ -58,7 +67,8 @@ def compiled_copy(folder: Path, modules: list[str],
     started = time.monotonic()
     # mypy's own defaults, as setup.py compiles: not the project's [tool.mypy].
     done = subprocess.run([sys.executable, "-m", "mypyc", "--config-file", os.devnull,
-                           *modules], cwd=folder, capture_output=True, text=True, check=False)
+                           *mypyc_flags(), *modules],
+                          cwd=folder, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         sys.exit(f"mypyc failed ({done.returncode}):\n{done.stdout[-3000:]}{done.stderr[-3000:]}")
     elapsed = time.monotonic() - started
