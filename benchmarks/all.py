@@ -30,6 +30,16 @@ The steps, in order (each its own measurement; a step that fails leaves its rows
    Populating is most of the run's time; if the budget runs out first, the row says how
    many Services there were.
 
+The engine's targets are microseconds on the machine the issue was filed on; a machine may
+run at half that speed another day. ``--before CHECKOUT`` runs step 2 on the build the issue
+measured too (its own engine.py, in this run), and notes the ratio and what it makes of the
+issue's figures::
+
+    git worktree add ../before 5417452     # the 14 policies and the code the issue measured
+    python3.11 -m venv ../before/.venv && ../before/.venv/bin/pip install \
+        -c ../before/constraints.txt -e ../before
+    .venv/bin/python benchmarks/all.py --before ../before
+
 Figures only: nothing here asserts. Results: the table on stdout (each step's own output on
 stderr) and JSON in benchmarks/results/all-<date>.json (or ``--json``). Timings on a shared
 machine are noisy; the JSON records the load average before and after each step.
@@ -229,18 +239,25 @@ def build_measured(sizes: Sizes, tmp: Path) -> Build:
 # --- 2. engine -----------------------------------------------------------------------
 
 
-def engine_figures(tree: Path, sizes: Sizes, out: Path) -> dict[str, dict[str, float]]:
-    run_logged([PYTHON, str(tree / "benchmarks" / "engine.py"), "--reviews",
+def engine_figures(tree: Path, sizes: Sizes, out: Path,
+                   python: str = PYTHON) -> dict[str, dict[str, float]]:
+    run_logged([python, str(tree / "benchmarks" / "engine.py"), "--reviews",
                 str(sizes.engine_reviews), "--json", str(out)], timeout=900)
     figures: dict[str, dict[str, float]] = json.loads(out.read_text())
     return figures
 
 
 def measure_engine(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path,
-                   build: Build) -> None:
+                   build: Build, before: Path | None = None) -> None:
     results = engine_figures(build.tree, sizes, tmp / "engine.json")
     pure = engine_figures(ROOT, sizes, tmp / "engine-pure.json") if build.compiled else None
     step.raw = {"measured": results, "pure": pure} if pure else results
+    if before is not None:
+        # The build the issue measured, its own engine.py in its own environment, in this
+        # run: how much faster this build is on this machine, today.
+        earlier = engine_figures(before, sizes, tmp / "engine-before.json",
+                                 python=str(before / ".venv" / "bin" / "python"))
+        step.raw = {"measured": results, "pure": pure, "before": earlier}
 
     def find(pattern: str) -> tuple[str, dict[str, float]]:
         for name, figures in results.items():
@@ -274,6 +291,42 @@ def measure_engine(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path,
         rows[ENGINE_HUNDRED].note = (f"{build.description}; pure Python "
                                      f"{hundred_pure['median_us']:.1f} µs")
         rows[ENGINE_HUNDRED].values["pure_median_us"] = hundred_pure["median_us"]
+    if before is not None:
+        _note_before(rows, earlier, services["median_us"], ingresses["median_us"],
+                     hundred["median_us"], before)
+
+
+def _note_before(rows: dict[str, Row], earlier: dict[str, dict[str, float]],
+                 service: float, ingress: float, hundred: float, before: Path) -> None:
+    """The before build's medians beside this build's, and what the ratio makes of the
+    issue's own figures (measured on another day's machine)."""
+    def median(prefix: str) -> float:
+        for name, figures in earlier.items():
+            if name.strip().startswith(prefix):
+                return figures["median_us"]
+        raise StepFailed(f"{before}/benchmarks/engine.py reported no {prefix!r} row")
+
+    then = {"Services": median("Services"), "Ingresses": median("Ingresses"),
+            "100 policies": median("100 policies")}
+    issue = {"Services": 47.0, "Ingresses": 153.0, "100 policies": 249.0}
+    now = {"Services": service, "Ingresses": ingress, "100 policies": hundred}
+    scaled = {k: issue[k] * now[k] / then[k] for k in now}
+    row = rows[ENGINE_DEFAULT]
+    row.note = (f"{row.note}; the issue's build ({before.name}) in this run "
+                f"{then['Services']:.1f} / {then['Ingresses']:.1f} µs, so "
+                f"{then['Services'] / service:.1f}x / {then['Ingresses'] / ingress:.1f}x "
+                f"faster: on the issue's machine {scaled['Services']:.1f} / "
+                f"{scaled['Ingresses']:.1f} µs")
+    rows[ENGINE_HUNDRED].note = (
+        f"{rows[ENGINE_HUNDRED].note}; the issue's build in this run "
+        f"{then['100 policies']:.1f} µs ({then['100 policies'] / hundred:.1f}x): on the "
+        f"issue's machine {scaled['100 policies']:.1f} µs")
+    row.values.update({"before_service_median_us": then["Services"],
+                       "before_ingress_median_us": then["Ingresses"],
+                       "scaled_service_median_us": scaled["Services"],
+                       "scaled_ingress_median_us": scaled["Ingresses"]})
+    rows[ENGINE_HUNDRED].values.update({"before_median_us": then["100 policies"],
+                                        "scaled_median_us": scaled["100 policies"]})
 
 
 # --- 3. throughput -------------------------------------------------------------------
@@ -437,7 +490,14 @@ def main(argv: list[str] | None = None) -> int:
                         "benchmarks/results/all-<date>.json")
     parser.add_argument("--skip-apiserver", action="store_true",
                         help="leave out step 4 (a real kube-apiserver; most of the run)")
+    parser.add_argument("--before", type=Path, metavar="CHECKOUT",
+                        help="also run step 2 on the build the issue measured: a checkout "
+                             "of it with its own environment in CHECKOUT/.venv (see the "
+                             "module's docstring)")
     args = parser.parse_args(argv)
+    if args.before is not None and not (args.before / ".venv" / "bin" / "python").exists():
+        parser.error(f"--before {args.before}: no environment at "
+                     f"{args.before / '.venv' / 'bin' / 'python'}")
     sizes = QUICK if args.quick else Sizes()
     rows = {key: Row(key, now=now, target=target) for key, (now, target) in ISSUE_TABLE.items()}
     steps: list[Step] = []
@@ -449,7 +509,7 @@ def main(argv: list[str] | None = None) -> int:
         build = build_measured(sizes, tmp)
         info["build"] = build.description
         run_step("engine", steps, (ENGINE_DEFAULT, ENGINE_HUNDRED), rows,
-                 lambda s: measure_engine(sizes, rows, s, tmp, build))
+                 lambda s: measure_engine(sizes, rows, s, tmp, build, args.before))
         run_step("throughput", steps, (THROUGHPUT,), rows,
                  lambda s: measure_throughput(sizes, rows, s, tmp, build))
         if not args.skip_apiserver:

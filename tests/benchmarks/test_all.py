@@ -64,3 +64,32 @@ def test_quick_run_reports_every_figure_beside_its_target(tmp_path: Path) -> Non
     throughput = rows["throughput vs raw ASGI ceiling"]["values"]
     assert throughput["ceiling_before_rps"] > 0 and throughput["ceiling_after_rps"] > 0
     assert throughput["validate_ratio"] > 0
+
+
+def test_before_runs_the_engine_step_on_another_checkout_and_notes_the_ratio(
+        tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        if in_ci():
+            pytest.fail("CI=true and wrk is missing (scripts/test installs it)", pytrace=False)
+        pytest.skip("wrk is not installed (Debian package wrk)")
+    # This checkout stands in for the issue's: same engine.py, its own environment.
+    out = tmp_path / "all.json"
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "all.py"), "--quick",
+                          "--skip-apiserver", "--before", str(ROOT), "--json", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=280)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    rows = {row["figure"]: row for row in json.loads(out.read_text())["rows"]}
+    engine = rows["engine, shipped policies, Service / Ingress median"]
+    assert "the issue's build" in engine["note"]
+    for key in ("before_service_median_us", "before_ingress_median_us",
+                "scaled_service_median_us", "scaled_ingress_median_us"):
+        assert engine["values"][key] > 0, key
+    assert rows["engine, 100 policies, median"]["values"]["scaled_median_us"] > 0
+
+
+def test_before_without_an_environment_is_a_one_line_usage_error(tmp_path: Path) -> None:
+    run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "all.py"), "--before",
+                          str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert f"--before {tmp_path}: no environment at" in run.stderr
+    assert "Traceback" not in run.stderr
