@@ -41,6 +41,7 @@ COMPILED = [
     "webhook/policy/cel/runtime/operators.py",
     "webhook/policy/cel/runtime/steps.py",
     "webhook/admission/review.py",
+    "webhook/admission/endpoint.py",
     "webhook/admission/wire.py",
     "webhook/admission/handlers.py",
     "webhook/admission/decisionlog.py",

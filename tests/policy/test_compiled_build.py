@@ -11,6 +11,7 @@ image's own suites (tests/image) run the image as the API server's webhook.
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import pytest
 
 from tests.support.compiled import compiled_engine, missing_compiler
 
+ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = "1000"  # the differential test's cases here (10,000 in the working tree's run)
 # The admission layer's compiled modules (review parsing, the handlers, the decision log,
 # reservations) through the server over TLS: any JSON shape and hostile bytes in a review,
@@ -60,3 +62,26 @@ def test_the_compiled_build_passes_the_suites_the_differential_and_the_admission
         cwd=tree, capture_output=True, text=True, timeout=900, check=False)
     assert admission.returncode == 0, admission.stdout[-5000:]
     assert " passed" in admission.stdout and "skipped" not in admission.stdout
+
+
+def test_a_compiled_function_binds_each_except_name_to_one_exception_type() -> None:
+    """mypyc types an ``except ... as NAME`` variable by its first handler: a later handler
+    of the same function that binds the same name to another type raises TypeError
+    ("ReviewError object expected; got TypeError") instead of running. So the handler meant
+    for the unforeseen (an internal error answered by the failurePolicy) would itself fail,
+    and the API server would get a 500. Each name, one type, in every compiled module."""
+    reused = []
+    for path in compiled_engine().shipped_modules():
+        tree = ast.parse((ROOT / path).read_text())
+        for function in ast.walk(tree):
+            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            types: dict[str, set[str]] = {}
+            for node in ast.walk(function):
+                if isinstance(node, ast.ExceptHandler) and node.name:
+                    caught = ast.unparse(node.type) if node.type else "BaseException"
+                    types.setdefault(node.name, set()).add(caught)
+            reused += [f"{path}:{function.lineno} {function.name}(): {name} is "
+                       f"{' and '.join(sorted(caught))}"
+                       for name, caught in types.items() if len(caught) > 1]
+    assert not reused, "give each its own name:\n" + "\n".join(reused)

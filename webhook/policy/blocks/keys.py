@@ -153,10 +153,10 @@ class UniqueIndex:
             for key in keys:
                 try:
                     parse_place(key)
-                except PlaceError as error:
+                except PlaceError as unplaced:
                     raise UniqueKeysError(
                         f"unique.keys `{self.expression.source}` gave a key that is not a "
-                        f"HostPath key: {error}"
+                        f"HostPath key: {unplaced}"
                     ) from None
         return frozenset(keys)
 

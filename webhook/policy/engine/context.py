@@ -265,8 +265,8 @@ class RequestContext:
                 # the object, read into the activation being bound.
                 try:
                     value = definition.program.execute(activation)
-                except Exception as error:  # as CelExpression.evaluate
-                    raise definition.failure(error) from None
+                except Exception as fault:  # as CelExpression.evaluate
+                    raise definition.failure(fault) from None
             else:
                 value = self.evaluate(definition, policy_variables)
         except (CelEvaluationError, PolicyEvaluationError) as error:

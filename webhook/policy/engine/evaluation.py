@@ -226,8 +226,8 @@ class Engine:
                 # stands).
                 for step in plan.mutate if mutate else plan.validate:
                     step(run)
-            except PolicyEvaluationError as error:
-                self._failed(plan.policy, state, decision, str(error))
+            except PolicyEvaluationError as failure:
+                self._failed(plan.policy, state, decision, str(failure))
             except Exception as error:  # see _unexpected
                 self._unexpected(plan.policy, state, decision, error)
 
