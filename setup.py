@@ -20,7 +20,8 @@ from setuptools import setup
 # a built-in type (the lazy activation, a dict subclass, in webhook/policy/engine/activation.py;
 # the CEL errors in webhook/policy/cel/errors.py; CelError and UInt in cel/runtime/values.py),
 # functions the CEL type checker reads signatures from (cel/library, cel/functions.py,
-# runtime/builtins.py), FastAPI's routes (admission/app.py, whose signatures FastAPI reads),
+# runtime/builtins.py), FastAPI's routes (admission/app.py, whose signatures FastAPI reads:
+# the raw endpoints live in admission/endpoint.py for that),
 # msgspec structs (cluster/list_pages.py), and Decision (its empty() makes one without
 # __init__, which a native class refuses).
 COMPILED = [
