@@ -18,7 +18,8 @@ from setuptools import setup
 # operators, and the admission layer that parses a review and writes the answer. Each
 # compiles as it is written; what mypyc cannot make native stays out: classes that subclass
 # a built-in type (the lazy activation, a dict subclass, in webhook/policy/engine/activation.py;
-# the CEL errors in webhook/policy/cel/errors.py; CelError and UInt in cel/runtime/values.py),
+# the CEL errors in webhook/policy/cel/errors.py, for RuntimeError; UInt, an int, in
+# cel/runtime/values.py),
 # functions the CEL type checker reads signatures from (cel/library, cel/functions.py,
 # runtime/builtins.py), FastAPI's routes (admission/app.py, whose signatures FastAPI reads:
 # the raw endpoints live in admission/endpoint.py for that),

@@ -1,8 +1,8 @@
 """The errors a policy's CEL raises to the engine and the loader.
 
-A module of their own because they subclass built-in exceptions (ValueError, RuntimeError),
-which mypyc cannot make native classes: the image compiles expression.py (setup.py's
-COMPILED), and these stay plain Python here while it need not.
+A module of their own because CelEvaluationError subclasses RuntimeError, which mypyc
+cannot make a native class (the other two keep it company): the image compiles
+expression.py (setup.py's COMPILED), and these stay plain Python here while it need not.
 """
 
 from __future__ import annotations
