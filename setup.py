@@ -1,7 +1,7 @@
 """The build: setuptools (pyproject.toml holds the metadata), and with EDGEWARDEN_COMPILE=1
 the admission path's own modules compiled into C extensions by mypyc.
 
-Compiled, the engine decides in 60-75 % of the time (benchmarks/compiled_engine.py), with
+Compiled, the engine decides in 45-70 % of the time (benchmarks/compiled_engine.py), with
 the same decisions (tests/policy/test_compiled_build.py runs the policy suites and the
 differential test on the compiled build). The image is built compiled (scripts/image, the
 Dockerfile's COMPILE=1); an editable install, and a wheel built without the variable (the

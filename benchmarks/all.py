@@ -251,19 +251,16 @@ def measure_engine(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path,
                    build: Build, before: Path | None = None) -> None:
     results = engine_figures(build.tree, sizes, tmp / "engine.json")
     pure = engine_figures(ROOT, sizes, tmp / "engine-pure.json") if build.compiled else None
-    step.raw = {"measured": results, "pure": pure} if pure else results
-    if before is not None:
-        # The build the issue measured, its own engine.py in its own environment, in this
-        # run: how much faster this build is on this machine, today.
-        earlier = engine_figures(before, sizes, tmp / "engine-before.json",
-                                 python=str(before / ".venv" / "bin" / "python"))
-        step.raw = {"measured": results, "pure": pure, "before": earlier}
+    # The build the issue measured, its own engine.py in its own environment, in this run:
+    # how much faster this build is on this machine, today.
+    earlier = None if before is None else engine_figures(
+        before, sizes, tmp / "engine-before.json",
+        python=str(before / ".venv" / "bin" / "python"))
+    step.raw = results if pure is None and earlier is None else \
+        {"measured": results, "pure": pure, "before": earlier}
 
     def find(pattern: str) -> tuple[str, dict[str, float]]:
-        for name, figures in results.items():
-            if re.search(pattern, name.strip(), re.I):
-                return name.strip(), figures
-        raise StepFailed(f"benchmarks/engine.py reported no {pattern!r} row")
+        return _engine_row(results, pattern, "benchmarks/engine.py")
 
     default_name, _ = find(r"^default set")
     _, services = find(r"^services")
@@ -280,9 +277,9 @@ def measure_engine(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path,
     rows[ENGINE_HUNDRED].measured = f"{hundred['median_us']:.1f} µs"
     rows[ENGINE_HUNDRED].values = {"median_us": hundred["median_us"]}
     if pure is not None:
-        services_pure = next(f for n, f in pure.items() if n.strip().startswith("Services"))
-        ingresses_pure = next(f for n, f in pure.items() if n.strip().startswith("Ingresses"))
-        hundred_pure = next(f for n, f in pure.items() if n.startswith("100 policies"))
+        _, services_pure = _engine_row(pure, r"^services", "benchmarks/engine.py")
+        _, ingresses_pure = _engine_row(pure, r"^ingresses", "benchmarks/engine.py")
+        _, hundred_pure = _engine_row(pure, r"^100 policies", "benchmarks/engine.py")
         row.note = (f"{row.note + '; ' if row.note else ''}{build.description}; pure "
                     f"Python {services_pure['median_us']:.1f} / "
                     f"{ingresses_pure['median_us']:.1f} µs")
@@ -291,23 +288,27 @@ def measure_engine(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path,
         rows[ENGINE_HUNDRED].note = (f"{build.description}; pure Python "
                                      f"{hundred_pure['median_us']:.1f} µs")
         rows[ENGINE_HUNDRED].values["pure_median_us"] = hundred_pure["median_us"]
-    if before is not None:
+    if before is not None and earlier is not None:
         _note_before(rows, earlier, services["median_us"], ingresses["median_us"],
                      hundred["median_us"], before)
+
+
+def _engine_row(figures: dict[str, dict[str, float]], pattern: str,
+                source: str) -> tuple[str, dict[str, float]]:
+    """The row of engine.py's figures whose name matches ``pattern``, and its name."""
+    for name, row in figures.items():
+        if re.search(pattern, name.strip(), re.I):
+            return name.strip(), row
+    raise StepFailed(f"{source} reported no {pattern!r} row")
 
 
 def _note_before(rows: dict[str, Row], earlier: dict[str, dict[str, float]],
                  service: float, ingress: float, hundred: float, before: Path) -> None:
     """The before build's medians beside this build's, and what the ratio makes of the
     issue's own figures (measured on another day's machine)."""
-    def median(prefix: str) -> float:
-        for name, figures in earlier.items():
-            if name.strip().startswith(prefix):
-                return figures["median_us"]
-        raise StepFailed(f"{before}/benchmarks/engine.py reported no {prefix!r} row")
-
-    then = {"Services": median("Services"), "Ingresses": median("Ingresses"),
-            "100 policies": median("100 policies")}
+    source = f"{before}/benchmarks/engine.py"
+    then = {name: _engine_row(earlier, f"^{name}", source)[1]["median_us"]
+            for name in ("Services", "Ingresses", "100 policies")}
     issue = {"Services": 47.0, "Ingresses": 153.0, "100 policies": 249.0}
     now = {"Services": service, "Ingresses": ingress, "100 policies": hundred}
     scaled = {k: issue[k] * now[k] / then[k] for k in now}

@@ -30,12 +30,17 @@ ISSUE_ROWS = (
 )
 
 
-def test_quick_run_reports_every_figure_beside_its_target(tmp_path: Path) -> None:
-    require()  # the real kube-apiserver of step 4
+def _require_wrk() -> None:
+    """all.py's throughput step measures with wrk: skip without it, fail under CI."""
     if shutil.which("wrk") is None:
         if in_ci():
             pytest.fail("CI=true and wrk is missing (scripts/test installs it)", pytrace=False)
         pytest.skip("wrk is not installed (Debian package wrk)")
+
+
+def test_quick_run_reports_every_figure_beside_its_target(tmp_path: Path) -> None:
+    require()  # the real kube-apiserver of step 4
+    _require_wrk()
     out = tmp_path / "all.json"
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "all.py"), "--quick",
                           "--json", str(out)], cwd=ROOT, capture_output=True, text=True,
@@ -68,10 +73,7 @@ def test_quick_run_reports_every_figure_beside_its_target(tmp_path: Path) -> Non
 
 def test_before_runs_the_engine_step_on_another_checkout_and_notes_the_ratio(
         tmp_path: Path) -> None:
-    if shutil.which("wrk") is None:
-        if in_ci():
-            pytest.fail("CI=true and wrk is missing (scripts/test installs it)", pytrace=False)
-        pytest.skip("wrk is not installed (Debian package wrk)")
+    _require_wrk()
     # This checkout stands in for the issue's: same engine.py, its own environment.
     out = tmp_path / "all.json"
     run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "all.py"), "--quick",

@@ -19,9 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.compiled import compiled_engine, missing_compiler
+from tests.support.compiled import ROOT, compiled_engine, missing_compiler
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = "1000"  # the differential test's cases here (10,000 in the working tree's run)
 # The admission layer's compiled modules (review parsing, the handlers, the decision log,
 # reservations) through the server over TLS: any JSON shape and hostile bytes in a review,
