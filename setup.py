@@ -47,6 +47,7 @@ COMPILED = [
     "webhook/admission/wire.py",
     "webhook/admission/handlers.py",
     "webhook/admission/decisionlog.py",
+    "webhook/admission/tallies.py",
     "webhook/cluster/reservations.py",
 ]
 

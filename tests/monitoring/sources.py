@@ -112,10 +112,10 @@ def scrape_text() -> str:
         metrics.watch_cluster(cluster.state)
         metrics.watch_certificate(lambda: 1_900_000_000.0)
         for endpoint in ENDPOINTS:
-            metrics.observe_decision(endpoint, 0.001)
+            metrics.tallies.observe_decision(endpoint, 0.001)
             for result in RESULTS[endpoint]:
-                metrics.count_request(endpoint, result)
-        metrics.count_violation("deny-nodeport-in-production", "Enforce")
+                metrics.tallies.count_request(endpoint, result)
+        metrics.tallies.count_violation("deny-nodeport-in-production", "Enforce")
         metrics.count_exemption("deny-nodeport-in-production", "deny")
         metrics.count_background_restart("cluster-objects")
         metrics.count_limit_hit("concurrent_requests")

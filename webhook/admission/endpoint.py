@@ -67,7 +67,7 @@ class AdmissionEndpoint:
             if self.state.refusals is not None:
                 client = scope.get("client") or ("unknown peer", 0)
                 self.state.refusals.hit("client_certificate", f"{client[0]}:{client[1]}")
-            self.state.metrics.count_request(self.name, "unauthenticated")
+            self.state.metrics.tallies.count_request(self.name, "unauthenticated")
             await _send_status(send, 403, "Forbidden",
                                f"/{self.name} needs a client certificate signed by the "
                                "webhook's client CA (see docs/certs.md)")
@@ -119,14 +119,14 @@ class AdmissionEndpoint:
                 handlers.failure_response(self.state, review, self.name), "error"
             )
         body = encode_review(review, answer.response)
-        self.state.metrics.observe_decision(self.name, time.perf_counter() - started)
-        self.state.metrics.count_request(self.name, answer.result)
+        self.state.metrics.tallies.observe_decision(self.name, time.perf_counter() - started)
+        self.state.metrics.tallies.count_request(self.name, answer.result)
         await send({"type": "http.response.start", "status": 200, "headers": [
             *_JSON_HEADERS, (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
 
     async def _refuse(self, send: Send, code: int, reason: str, message: str) -> None:
-        self.state.metrics.count_request(self.name, "bad_request")
+        self.state.metrics.tallies.count_request(self.name, "bad_request")
         # The reasons quote little of the input (review.quote); this bounds what slips by.
         await _send_status(send, code, reason, message[:MAX_STATUS_MESSAGE])
 

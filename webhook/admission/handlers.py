@@ -12,7 +12,7 @@ import logging
 import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 from webhook.admission import wire
 from webhook.admission.claiming import ClaimPlan
@@ -34,12 +34,19 @@ from webhook.policy.model.request import AdmissionRequest
 log = logging.getLogger("edgewarden.server")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Answer:
-    """What an endpoint answers, and the result label its metrics count it under."""
+    """What an endpoint answers, and the result label its metrics count it under.
 
-    response: wire.AdmissionResponse
-    result: str
+    (A written ``__init__`` and Final fields, not a frozen dataclass: made once per admission,
+    see UserInfo in webhook/policy/model/request.py.)"""
+
+    response: Final[wire.AdmissionResponse]
+    result: Final[str]
+
+    def __init__(self, response: wire.AdmissionResponse, result: str) -> None:
+        self.response = response
+        self.result = result
 
 
 def validate(state: ServerState, review: Review) -> Answer | Awaitable[Answer]:
@@ -127,7 +134,7 @@ def _record(
     log_decision(endpoint, request, decision)
     entries: list[DecisionEntry] = []
     for violation in decision.violations:
-        state.metrics.count_violation(violation.policy, violation.mode.value)
+        state.metrics.tallies.count_violation(violation.policy, violation.mode.value)
         declared = loaded.declared_modes.get(violation.policy, violation.mode)
         if state.dry_run:
             action = WOULD_DENY if declared is Mode.ENFORCE else RECORDED

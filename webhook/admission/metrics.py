@@ -6,6 +6,7 @@ fixed, so a request pays a dict lookup and an increment, not a label resolution.
 
 from __future__ import annotations
 
+import os
 import platform
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
@@ -15,16 +16,25 @@ from prometheus_client import (
     Counter,
     Gauge,
     GCCollector,
-    Histogram,
     PlatformCollector,
     ProcessCollector,
     generate_latest,
 )
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+)
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from webhook import __version__
+from webhook.admission.tallies import LabelledCounts, RequestTallies
 from webhook.policy.model.exceptions import PolicyException
+
+# How prometheus-client writes a bucket's ``le`` (Go's float format; the library's helper has
+# no annotations, so it is typed here).
+_go_float: Callable[[float], str] = floatToGoString
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -151,6 +161,46 @@ class _ExistingViolations(Collector):
         yield family
 
 
+class _Tallies(Collector):
+    """The per-request tallies as prometheus-client's Counter and Histogram exported them:
+    ``edgewarden_requests_total``, ``edgewarden_decision_duration_seconds`` (buckets, count,
+    sum) and ``edgewarden_violations_total``, each series with its ``_created`` unless
+    PROMETHEUS_DISABLE_CREATED_SERIES says otherwise."""
+
+    def __init__(self, tallies: RequestTallies) -> None:
+        self._tallies = tallies
+        self._created = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").lower() \
+            not in ("true", "1", "t")  # read as prometheus-client reads it
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        tallies = self._tallies
+        requests = CounterMetricFamily(
+            "edgewarden_requests", "Admission requests answered, by endpoint and result.",
+            labels=["endpoint", "result"])
+        self._add_counts(requests, tallies.requests)
+        yield requests
+        durations = HistogramMetricFamily(
+            "edgewarden_decision_duration_seconds",
+            "Time to judge one admission (parse to rendered answer), by endpoint.",
+            labels=["endpoint"])
+        bounds = [_go_float(bound) for bound in tallies.decision_seconds.bounds]
+        for endpoint, cumulative, total, created in tallies.decision_seconds.snapshot():
+            durations.add_metric([endpoint], list(zip(bounds, cumulative, strict=True)), total)
+            if self._created:
+                durations.add_sample(f"{durations.name}_created", {"endpoint": endpoint},
+                                     created)
+        yield durations
+        violations = CounterMetricFamily(
+            "edgewarden_violations", "Policy violations found, by policy and mode.",
+            labels=["policy", "mode"])
+        self._add_counts(violations, tallies.violations)
+        yield violations
+
+    def _add_counts(self, family: CounterMetricFamily, counts: LabelledCounts) -> None:
+        for labels, value, created in counts.snapshot():
+            family.add_metric(list(labels), value, created=created if self._created else None)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -166,19 +216,10 @@ class Metrics:
         ProcessCollector(registry=self.registry)
         PlatformCollector(registry=self.registry)
         GCCollector(registry=self.registry)
-        self.requests = Counter(
-            "edgewarden_requests", "Admission requests answered, by endpoint and result.",
-            ["endpoint", "result"], registry=self.registry,
-        )
-        self.decision_seconds = Histogram(
-            "edgewarden_decision_duration_seconds",
-            "Time to judge one admission (parse to rendered answer), by endpoint.",
-            ["endpoint"], buckets=DECISION_BUCKETS, registry=self.registry,
-        )
-        self.violations = Counter(
-            "edgewarden_violations", "Policy violations found, by policy and mode.",
-            ["policy", "mode"], registry=self.registry,
-        )
+        # Requests, decision time and violations: updated on every request, so kept as plain
+        # numbers (tallies.py) and rendered here at each scrape.
+        self.tallies = RequestTallies(RESULTS, DECISION_BUCKETS)
+        self.registry.register(_Tallies(self.tallies))
         self.policy_load_errors = Counter(
             "edgewarden_policy_load_errors",
             "Policy reloads refused, for any reason (the previous set kept serving).",
@@ -252,31 +293,12 @@ class Metrics:
         self._shadow_children: dict[tuple[str, str], Any] = {}
         self._existing = _ExistingViolations()
         self.registry.register(self._existing)
-        self._request_children = {
-            (endpoint, result): self.requests.labels(endpoint, result)
-            for endpoint in ENDPOINTS for result in RESULTS[endpoint]
-        }
-        self._duration_children = {e: self.decision_seconds.labels(e) for e in ENDPOINTS}
-        self._violation_children: dict[tuple[str, str], Any] = {}
 
     def count_background_restart(self, task: str) -> None:
         self.background_restarts.labels(task).inc()
 
     def set_background_up(self, task: str, up: bool) -> None:
         self.background_up.labels(task).set(1 if up else 0)
-
-    def count_request(self, endpoint: str, result: str) -> None:
-        child = self._request_children.get((endpoint, result))
-        if child is None:
-            child = self.requests.labels(endpoint, result)
-        child.inc()
-
-    def count_violation(self, policy: str, mode: str) -> None:
-        child = self._violation_children.get((policy, mode))
-        if child is None:  # policies come and go with reloads; the first use binds them
-            child = self._violation_children[(policy, mode)] = self.violations.labels(
-                policy, mode)
-        child.inc()
 
     def count_shadow(self, policy: str, result: str) -> None:
         child = self._shadow_children.get((policy, result))
@@ -299,9 +321,6 @@ class Metrics:
                          clock: Callable[[], float]) -> None:
         """Export the expiry of every active PolicyException ``read`` gives, at each scrape."""
         self.registry.register(_ExceptionExpiry(read, clock))
-
-    def observe_decision(self, endpoint: str, seconds: float) -> None:
-        self._duration_children[endpoint].observe(seconds)
 
     def watch_cluster(self, read_state: Callable[[], Mapping[str, Mapping[str, Any]]]) -> None:
         """Expose the cluster cache's state (``ClusterView.state()``) at each scrape."""

@@ -11,12 +11,12 @@ import base64
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import orjson
 
 from webhook.admission import wire
-from webhook.policy.model.request import AdmissionRequest, BodyFacts, UserInfo
+from webhook.policy.model.request import NO_USER, AdmissionRequest, BodyFacts, UserInfo
 
 # An auditAnnotations key is prefixed by the API server with the webhook's name and a "/",
 # and the whole must be a qualified name; a key that is not a valid name part (<= 63
@@ -59,13 +59,21 @@ def _json_type(value: object) -> str:
     return "array" if isinstance(value, list) else type(value).__name__
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True, init=False)
 class Review:
-    """A parsed AdmissionReview: the envelope to echo back, and the typed request."""
+    """A parsed AdmissionReview: the envelope to echo back, and the typed request.
 
-    api_version: str
-    kind: str
-    request: AdmissionRequest
+    (A written ``__init__`` and Final fields, not a frozen dataclass: made once per admission,
+    see UserInfo in webhook/policy/model/request.py.)"""
+
+    api_version: Final[str]
+    kind: Final[str]
+    request: Final[AdmissionRequest]
+
+    def __init__(self, api_version: str, kind: str, request: AdmissionRequest) -> None:
+        self.api_version = api_version
+        self.kind = kind
+        self.request = request
 
 
 def parse_review(body: bytes, *, judged_at: float | None = None) -> Review:
@@ -112,7 +120,7 @@ def request_from_raw(raw: dict[str, Any], *, judged_at: float | None = None,
     obj = _optional_object(raw, "object")
     old_object = _optional_object(raw, "oldObject")
     user_raw = raw.get("userInfo")
-    user = UserInfo()
+    user = NO_USER
     if isinstance(user_raw, dict):
         groups = user_raw.get("groups")
         user = UserInfo(

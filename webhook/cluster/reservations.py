@@ -46,7 +46,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from webhook.policy.model.decision import KeyClaim, LimitClaim
 from webhook.policy.model.key_table import KeyTable
@@ -64,10 +64,14 @@ DEFAULT_GRACE_SECONDS = 10.0  # a 5 s webhook timeout plus a 5 s margin
 DEFAULT_MAX_AGE_SECONDS = 300.0
 
 
-@dataclass
 class _NamespaceLock:
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    users: int = 0  # holders and waiters; the entry is dropped when it reaches 0
+    # A class with a written __init__, not a dataclass: made per admission, and mypyc
+    # compiles only a written one.
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock: Final = threading.Lock()
+        self.users = 0  # holders and waiters; the entry is dropped when it reaches 0
 
 
 class _Locked:
