@@ -6,7 +6,7 @@ import dataclasses
 
 from tests.support import namespace, service
 from webhook.cluster.memory import MemoryCluster
-from webhook.policy.model.decision import Decision, Mode, ViolationSource
+from webhook.policy.model.decision import Decision, Mode, Violation, ViolationSource
 from webhook.policy.model.request import UserInfo
 
 from .conftest import engine_for, make_request
@@ -295,11 +295,22 @@ def test_a_failing_variable_that_is_read_is_the_error_reported() -> None:
     assert engine.evaluate(make_request("CREATE", _weighted("3")), MemoryCluster()).allowed
 
 
-def test_the_engines_empty_decision_is_the_dataclass_default() -> None:
-    """Decision.empty sets every field, as Decision() would (a field added to the
-    dataclass and not to empty() fails here: its slot would be unset)."""
-    fast, slow = Decision.empty(2.5), Decision(spent=2.5)
-    assert fast == slow
-    for name in (f.name for f in dataclasses.fields(Decision)):
-        assert getattr(fast, name) == getattr(slow, name)
-    assert fast.violations is not Decision.empty().violations  # fresh lists each time
+def test_a_decisions_written_init_sets_every_field() -> None:
+    """Decision's ``__init__`` is written out (webhook/policy/model/decision.py says why): it
+    takes every field by name and sets each (a field added to the dataclass and not to
+    ``__init__`` fails here), and its defaults are fresh (no list shared between two)."""
+    fields = [f.name for f in dataclasses.fields(Decision)]
+    given = {  # a value of each field's type (the compiled __init__ checks types), each new
+        "allowed": False, "violations": [Violation("p", Mode.ENFORCE, "m")],
+        "warnings": ["w"], "audit_annotations": {"k": "v"}, "patch": [{"op": "add"}],
+        "mutations": [], "mutated_object": {"kind": "Service"}, "limit_claims": [],
+        "key_claims": [], "matched_policies": ["p"], "errors": [], "exemptions": (),
+        "spent": 1.5}
+    assert sorted(given) == sorted(fields)  # a new field: add it here and to __init__
+    decision = Decision(**given)  # type: ignore[arg-type]
+    assert {name: getattr(decision, name) for name in given} == given
+    default = Decision(spent=2.5)
+    for name in fields:
+        getattr(default, name)
+    assert (default.allowed, default.spent, default.exemptions) == (True, 2.5, ())
+    assert default.violations is not Decision().violations

@@ -156,7 +156,7 @@ class Engine:
         ``spent`` and ``started`` continue an evaluation that already ran on this request (a
         shadow set after the enforced one): the budget left is what it did not spend, and the
         deadline counts from when it started."""
-        decision = Decision.empty(spent)
+        decision = Decision(spent=spent)
         at = (request.key, request.operation)
         mutating = self._mutating.get(at, ())
         validating = self._validating.get(at, ())

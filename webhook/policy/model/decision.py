@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
@@ -114,47 +114,58 @@ class Exemption:
                 f"would {self.would}: {self.message}")
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Decision:
-    """The engine's verdict. ``allowed`` already folds in the modes of all violations."""
+    """The engine's verdict. ``allowed`` already folds in the modes of all violations.
 
-    allowed: bool = True
-    violations: list[Violation] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    audit_annotations: dict[str, str] = field(default_factory=dict)
-    patch: list[dict[str, Any]] = field(default_factory=list)
-    mutations: list[AppliedMutation] = field(default_factory=list)
-    mutated_object: dict[str, Any] | None = None
-    limit_claims: list[LimitClaim] = field(default_factory=list)
-    key_claims: list[KeyClaim] = field(default_factory=list)
-    matched_policies: list[str] = field(default_factory=list)
-    errors: list[EvaluationFailure] = field(default_factory=list)  # ignored ones too
+    The engine makes one per request, so ``__init__`` is written out rather than generated:
+    the dataclasses module's would weigh its thirteen keyword arguments in interpreted code,
+    and mypyc compiles a written one (the image compiles this module: setup.py). The
+    decorator still writes ``__eq__`` and ``__repr__`` from the fields."""
+
+    allowed: bool
+    violations: list[Violation]
+    warnings: list[str]
+    audit_annotations: dict[str, str]
+    patch: list[dict[str, Any]]
+    mutations: list[AppliedMutation]
+    mutated_object: dict[str, Any] | None
+    limit_claims: list[LimitClaim]
+    key_claims: list[KeyClaim]
+    matched_policies: list[str]
+    errors: list[EvaluationFailure]  # ignored ones too
     # Policies a PolicyException kept from acting. A tuple, replaced on the rare exemption,
     # so a decision without any costs no allocation.
-    exemptions: tuple[Exemption, ...] = ()
+    exemptions: tuple[Exemption, ...]
     # Microseconds of the evaluation budget this decision used (webhook/policy/engine/budget.py):
     # what a shadow set judged after it may still spend (webhook/admission/shadow.py).
-    spent: float = 0.0
+    spent: float
 
-    @classmethod
-    def empty(cls, spent: float = 0.0) -> Decision:
-        """``Decision(spent=spent)``, made in half the time: the engine makes one per
-        request, and the dataclass's __init__ weighs its thirteen keyword arguments."""
-        decision = cls.__new__(cls)
-        decision.allowed = True
-        decision.violations = []
-        decision.warnings = []
-        decision.audit_annotations = {}
-        decision.patch = []
-        decision.mutations = []
-        decision.mutated_object = None
-        decision.limit_claims = []
-        decision.key_claims = []
-        decision.matched_policies = []
-        decision.errors = []
-        decision.exemptions = ()
-        decision.spent = spent
-        return decision
+    def __init__(
+        self, allowed: bool = True, violations: list[Violation] | None = None,
+        warnings: list[str] | None = None, audit_annotations: dict[str, str] | None = None,
+        patch: list[dict[str, Any]] | None = None,
+        mutations: list[AppliedMutation] | None = None,
+        mutated_object: dict[str, Any] | None = None,
+        limit_claims: list[LimitClaim] | None = None,
+        key_claims: list[KeyClaim] | None = None,
+        matched_policies: list[str] | None = None,
+        errors: list[EvaluationFailure] | None = None,
+        exemptions: tuple[Exemption, ...] = (), spent: float = 0.0,
+    ) -> None:
+        self.allowed = allowed
+        self.violations = [] if violations is None else violations
+        self.warnings = [] if warnings is None else warnings
+        self.audit_annotations = {} if audit_annotations is None else audit_annotations
+        self.patch = [] if patch is None else patch
+        self.mutations = [] if mutations is None else mutations
+        self.mutated_object = mutated_object
+        self.limit_claims = [] if limit_claims is None else limit_claims
+        self.key_claims = [] if key_claims is None else key_claims
+        self.matched_policies = [] if matched_policies is None else matched_policies
+        self.errors = [] if errors is None else errors
+        self.exemptions = exemptions
+        self.spent = spent
 
     @property
     def denials(self) -> list[Violation]:
