@@ -226,13 +226,8 @@ def build_measured(sizes: Sizes, tmp: Path) -> Build:
         pure.description += " (the compiled build could not be made)"
         return pure
     log(f"compiled in {seconds:.0f} s")
-    wrapper = tmp / "edgewarden-shipped"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        f"exec {PYTHON} -c \"import sys; sys.path.insert(0, '{folder}'); sys.argv[0] = "
-        "'edgewarden'; from webhook.cli import main; sys.exit(main())\" \"$@\"\n")
-    wrapper.chmod(0o755)
-    return Build(folder, str(wrapper), "the shipped build (setup.py's modules compiled by "
+    wrapper = compiled_engine.edgewarden_command(folder, tmp / "edgewarden-shipped")
+    return Build(folder, wrapper, "the shipped build (setup.py's modules compiled by "
                  "mypyc)", compiled=True)
 
 

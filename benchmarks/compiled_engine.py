@@ -84,6 +84,17 @@ def compiled_copy(folder: Path, modules: list[str],
     return elapsed
 
 
+def edgewarden_command(tree: Path, script: Path) -> str:
+    """Write ``script``, an executable that runs ``edgewarden`` from ``tree`` (its webhook
+    package first on the path) with this Python, and return its path."""
+    script.write_text(
+        "#!/bin/sh\n"
+        f"exec {sys.executable} -c \"import sys; sys.path.insert(0, {str(tree)!r}); "
+        "sys.argv[0] = 'edgewarden'; from webhook.cli import main; sys.exit(main())\" \"$@\"\n")
+    script.chmod(0o755)
+    return str(script)
+
+
 def engine_round(tree: Path, reviews: int, out: Path) -> dict[str, dict[str, float]]:
     subprocess.run([sys.executable, str(tree / "benchmarks" / "engine.py"), "--reviews",
                     str(reviews), "--json", str(out)], cwd=tree, check=True,

@@ -29,18 +29,8 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+import compiled_engine  # noqa: E402
 import server as harness  # noqa: E402
-
-
-def _wrapper(folder: Path, tree: Path) -> str:
-    """An executable that runs ``edgewarden`` from ``tree`` (its webhook package first)."""
-    script = folder / f"edgewarden-{len(list(folder.glob('edgewarden-*')))}"
-    script.write_text(
-        "#!/bin/sh\n"
-        f"exec {sys.executable} -c \"import sys; sys.path.insert(0, {str(tree)!r}); "
-        "from webhook.cli import main; sys.argv[0] = 'edgewarden'; sys.exit(main())\" \"$@\"\n")
-    script.chmod(0o755)
-    return str(script)
 
 
 def main() -> None:
@@ -61,9 +51,9 @@ def main() -> None:
         raw, validate, mutate = harness.targets(cert, key, folder, False, False)
         base = validate if args.endpoint == "validate" else mutate
         contestants: list[tuple[str, Any]] = [("raw-asgi (ceiling)", raw)] if args.ceiling else []
-        contestants += [(str(tree), replace(base, command=[_wrapper(folder, tree.resolve()),
-                                                           *base.command[1:]]))
-                        for tree in args.trees]
+        contestants += [(str(tree), replace(base, command=[
+            compiled_engine.edgewarden_command(tree.resolve(), folder / f"edgewarden-{index}"),
+            *base.command[1:]])) for index, tree in enumerate(args.trees)]
         figures: dict[str, list[tuple[float, float | None]]] = {}
         for round_number in range(1, args.rounds + 1):
             for label, target in contestants:

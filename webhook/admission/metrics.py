@@ -1,7 +1,7 @@
 """Prometheus metrics of one server, in its own registry (no process globals).
 
-Counters the hot path touches are pre-bound to their labels where the label set is
-fixed, so a request pays a dict lookup and an increment, not a label resolution.
+What every request updates (requests, decision time, violations) is kept as plain numbers
+(tallies.py) and rendered here at each scrape; the rest are prometheus-client's own objects.
 """
 
 from __future__ import annotations
@@ -169,6 +169,7 @@ class _Tallies(Collector):
 
     def __init__(self, tallies: RequestTallies) -> None:
         self._tallies = tallies
+        self._bucket_labels = [_go_float(bound) for bound in tallies.decision_seconds.bounds]
         self._created = os.environ.get("PROMETHEUS_DISABLE_CREATED_SERIES", "False").lower() \
             not in ("true", "1", "t")  # read as prometheus-client reads it
 
@@ -183,9 +184,9 @@ class _Tallies(Collector):
             "edgewarden_decision_duration_seconds",
             "Time to judge one admission (parse to rendered answer), by endpoint.",
             labels=["endpoint"])
-        bounds = [_go_float(bound) for bound in tallies.decision_seconds.bounds]
         for endpoint, cumulative, total, created in tallies.decision_seconds.snapshot():
-            durations.add_metric([endpoint], list(zip(bounds, cumulative, strict=True)), total)
+            durations.add_metric([endpoint], list(zip(self._bucket_labels, cumulative,
+                                                      strict=True)), total)
             if self._created:
                 durations.add_sample(f"{durations.name}_created", {"endpoint": endpoint},
                                      created)

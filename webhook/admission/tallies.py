@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
+from itertools import accumulate
 
 Clock = Callable[[], float]
 
@@ -67,16 +68,8 @@ class DurationHistogram:
 
     def snapshot(self) -> list[tuple[str, list[float], float, float]]:
         """(label, cumulative count per bound, sum, created) of every histogram."""
-        copied = [(label, list(counts), self.sums[label]) for label, counts in
-                  list(self.counts.items())]
-        rows = []
-        for label, counts, total in copied:
-            cumulative, running = [], 0.0
-            for count in counts:
-                running += count
-                cumulative.append(running)
-            rows.append((label, cumulative, total, self.created[label]))
-        return rows
+        return [(label, list(accumulate(counts)), self.sums[label], self.created[label])
+                for label, counts in list(self.counts.items())]
 
 
 class RequestTallies:
