@@ -24,7 +24,8 @@ The steps, in order (each its own measurement; a step that fails leaves its rows
    is measured before and after edgewarden and averaged, so load from elsewhere on the
    machine that drifts during the run weighs on both alike.
 4. Through a real kube-apiserver: benchmarks/apiserver.py without its part 3: Service
-   CREATE p50/p99 judged and not judged by the webhook (one create of each in turn), then 10,000
+   CREATE p50/p99 judged and not judged by the webhook, and judged by a webhook that does
+   nothing (the ceiling's app, registered the same way; one create of each in turn), then 10,000
    Namespaces and 100,000 Services created through the API server within a time budget,
    and ``edgewarden serve`` started against them: seconds to ready and RSS once synced.
    Populating is most of the run's time; if the budget runs out first, the row says how
@@ -417,6 +418,17 @@ def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step, build: Bui
     row.note = (f"{build.description}; {figures['creates']} creates per series, judged "
                 f"and not in turn; not judged p50 {plain['p50']:.1f} ms, "
                 f"p99 {plain['p99']:.1f} ms")
+    idle = figures.get("with_idle_webhook_ms")
+    if idle:
+        # The same rotation's third series: what any webhook call costs this API server.
+        idle_p50, idle_p99 = idle["p50"] - plain["p50"], idle["p99"] - plain["p99"]
+        own_p50, own_p99 = judged["p50"] - idle["p50"], judged["p99"] - idle["p99"]
+        row.values.update({"idle_added_p50_ms": idle_p50, "idle_added_p99_ms": idle_p99,
+                           "own_p50_ms": own_p50, "own_p99_ms": own_p99})
+        row.note += (f"; a webhook that does nothing (the raw ASGI ceiling under uvicorn, "
+                     f"TLS, the same configurations) adds {idle_p50:.2f} / {idle_p99:.2f} ms "
+                     f"in the same rotation, so edgewarden's own part is {own_p50:.2f} / "
+                     f"{own_p99:.2f} ms")
     if not figures.get("services"):
         raise StepFailed("no Service was created for the scale figure")
     scale = rows[SCALE]

@@ -5,7 +5,11 @@
    ``webhook-config --url``, failurePolicy Fail): what the webhook adds to a create. The
    configurations are registered once, with an objectSelector on a label, and the creates
    alternate one by one between Services with the label and without it, so load from
-   elsewhere on the machine hits both series alike, down to the second. (With
+   elsewhere on the machine hits both series alike, down to the second. A third series,
+   in the same rotation, is judged by a webhook that does nothing
+   (benchmarks/raw_asgi.py, the throughput ceiling, under plain uvicorn over TLS, registered
+   with the same configurations and a label of its own): what any webhook call costs this
+   API server on this machine, so that the webhook's own part is the difference. (With
    ``--baseline``, two builds take turns being registered, in alternating blocks.)
 2. The watch cache at scale: Namespaces and Services are created (up to 10,000 and
    100,000, within a time budget; the figures say how many were made), then
@@ -101,6 +105,8 @@ class Figures:
     creates: int
     without_webhook_ms: dict[str, float] = field(default_factory=dict)
     with_webhook_ms: dict[str, float] = field(default_factory=dict)
+    # A webhook that does nothing, in the same rotation (empty with --baseline).
+    with_idle_webhook_ms: dict[str, float] = field(default_factory=dict)
     # --baseline: another build's edgewarden, registered in its own blocks beside ours.
     baseline: str = ""
     with_baseline_ms: dict[str, float] = field(default_factory=dict)
@@ -206,27 +212,29 @@ def create_latencies(plane: ControlPlane, namespace: str, count: int, prefix: st
     return samples
 
 
-def interleaved_latencies(plane: ControlPlane, namespace: str,
-                          count: int) -> tuple[list[float], list[float]]:
-    """``count`` creates the webhook does not judge and ``count`` it judges (labelled
-    JUDGED), one of each in turn; which goes first alternates pair by pair."""
+def interleaved_latencies(plane: ControlPlane, namespace: str, count: int,
+                          series: dict[str, dict[str, str] | None]) -> dict[str, list[float]]:
+    """``count`` creates of each series (its name: the labels its Services carry, which
+    select who judges them), one of each in turn; the order rotates by one each turn, so
+    each series goes first, second and so on equally often."""
     api = Api(plane)
     path = f"/api/v1/namespaces/{namespace}/services"
-    for index in range(20):  # warm the connection, the API server's caches and the webhook's
-        api.post(path, service(f"warm-plain-{index}"))
-        api.post(path, service(f"warm-judged-{index}", labels=JUDGED))
-    plain: list[float] = []
-    judged: list[float] = []
+    names = list(series)
+    for index in range(20):  # warm the connection, the API server's caches and the webhooks'
+        for name in names:
+            api.post(path, service(f"warm-{name}-{index}", labels=series[name]))
+    samples: dict[str, list[float]] = {name: [] for name in names}
     for index in range(count):
-        pair = [(plain, f"plain-{index}", None), (judged, f"judged-{index}", JUDGED)]
-        for samples, name, labels in (pair if index % 2 == 0 else pair[::-1]):
-            body = service(name, labels=labels)
+        shift = index % len(names)
+        for name in names[shift:] + names[:shift]:
+            created = f"{name}-{index}"
+            body = service(created, labels=series[name])
             started = time.perf_counter()
             status = api.post(path, body)
-            samples.append(time.perf_counter() - started)
+            samples[name].append(time.perf_counter() - started)
             if status != 201:
-                raise RuntimeError(f"create {name}: HTTP {status}")
-    return plain, judged
+                raise RuntimeError(f"create {created}: HTTP {status}")
+    return samples
 
 
 class Server:
@@ -300,25 +308,91 @@ class Server:
                 synced[match.group(2)] = round((stamp - first).total_seconds(), 2)
         return synced
 
-    def register(self, selector: dict[str, str] | None = None) -> None:
-        """Register the configurations ``webhook-config`` renders; ``selector``: each of
-        their webhooks judges only objects with these labels."""
+    def configurations(self, selector: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """The configurations ``webhook-config`` renders; ``selector``: each of their
+        webhooks judges only objects with these labels."""
         rendered = subprocess.run(
             [self.executable, "webhook-config", "--policies", str(ROOT / "policies"),
              "--url", f"https://127.0.0.1:{self.port}", "--ca-bundle", str(self.tls / "ca.crt")],
             check=True, capture_output=True, text=True).stdout
+        documents = [d for d in yaml.safe_load_all(rendered) if d]
         if selector:
-            documents = [d for d in yaml.safe_load_all(rendered) if d]
             for document in documents:
                 for webhook in document.get("webhooks") or []:
                     chosen = webhook.setdefault("objectSelector", {})
                     chosen["matchLabels"] = {**chosen.get("matchLabels", {}), **selector}
-            rendered = yaml.safe_dump_all(documents)
-        self.plane.kubectl("apply", "-f", "-", input=rendered)
+        return documents
+
+    def register(self, selector: dict[str, str] | None = None) -> None:
+        self.plane.kubectl("apply", "-f", "-",
+                           input=yaml.safe_dump_all(self.configurations(selector)))
 
     def unregister(self) -> None:
         self.plane.kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration",
                            "-l", "app.kubernetes.io/name=edgewarden")
+
+
+# The label of the creates the webhook that does nothing judges.
+IDLE_JUDGED = {"bench.edgewarden.dev/judged-by": "idle-webhook"}
+
+
+class IdleWebhook:
+    """A webhook that does nothing: benchmarks/raw_asgi.py (it parses the review and allows
+    it) under plain uvicorn, over TLS with edgewarden's certificate, registered with
+    edgewarden's own configurations (the same rules and matchConditions, so the API server
+    calls it exactly when it calls edgewarden) under names and a selector of its own."""
+
+    NAME = "idle-webhook"
+    PREFIX = "idle."  # before each webhook's name: still a qualified name, and its own
+
+    def __init__(self, plane: ControlPlane, server: Server) -> None:
+        self.plane = plane
+        self.server = server
+        self.port = free_port()
+        self.process = ManagedProcess(self.NAME, [
+            sys.executable, "-m", "uvicorn", "benchmarks.raw_asgi:app", "--host", "127.0.0.1",
+            "--port", str(self.port), "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning",
+            "--ssl-certfile", str(server.tls / "tls.crt"),
+            "--ssl-keyfile", str(server.tls / "tls.key")],
+            server.workdir / "idle-webhook.log", cwd=ROOT)
+
+    def start(self) -> None:
+        self.process.start()
+        context = ssl.create_default_context(cafile=str(self.server.tls / "ca.crt"))
+
+        def answers() -> bool:
+            connection = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=5,
+                                                     context=context)
+            try:
+                connection.request("POST", "/validate", json.dumps(
+                    {"request": {"uid": "probe"}}), {"Content-Type": "application/json"})
+                return connection.getresponse().status == 200
+            except OSError:
+                return False
+            finally:
+                connection.close()
+
+        until(answers, "the idle webhook to answer", 60, interval=0.05,
+              check=self.process.check_alive)
+
+    def register(self, selector: dict[str, str]) -> None:
+        documents = self.server.configurations(selector)
+        ours = f"https://127.0.0.1:{self.server.port}"
+        for document in documents:
+            metadata = document["metadata"]
+            metadata["name"] = f"{self.NAME}-{metadata['name']}"
+            metadata["labels"] = {"app.kubernetes.io/name": self.NAME}
+            for webhook in document.get("webhooks") or []:
+                webhook["name"] = self.PREFIX + webhook["name"]
+                url = webhook["clientConfig"]["url"]
+                assert url.startswith(ours), url
+                webhook["clientConfig"]["url"] = f"https://127.0.0.1:{self.port}" + url[len(ours):]
+        self.plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
+
+    def unregister(self) -> None:
+        self.plane.kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration",
+                           "-l", f"app.kubernetes.io/name={self.NAME}")
 
 
 def wait_until_called(plane: ControlPlane, expected: bool,
@@ -336,6 +410,21 @@ def wait_until_called(plane: ControlPlane, expected: bool,
                    .returncode != 0) == expected,
           f"the API server {'to call' if expected else 'to stop calling'} edgewarden", 60,
           interval=0.2)
+
+
+def wait_until_idle_called(plane: ControlPlane, split: HopSplit) -> None:
+    """Until the API server calls the webhook that does nothing (it allows everything, so
+    only the API server's own count of calls tells)."""
+    before = split.calls(plane)
+    probe = service("idle-probe", labels=IDLE_JUDGED)
+    probe["metadata"]["namespace"] = "bench-probe"
+
+    def called() -> bool:
+        plane.kubectl("create", "-f", "-", "--dry-run=server", check=False,
+                      input=json.dumps(probe))
+        return split.calls(plane) > before
+
+    until(called, "the API server to call the idle webhook", 60, interval=0.2)
 
 
 def populate(plane: ControlPlane, namespaces: int, services: int, budget: float,
@@ -492,22 +581,22 @@ def server_metrics(server: Server) -> str:
 class HopSplit:
     """Where a series' added time goes, from both sides' own histograms: the API server's
     time per call to the webhook (``apiserver_admission_webhook_admission_duration_seconds``
-    for validate.edgewarden.dev: its request encoding, the HTTP round trip, the answer's
+    for its validating webhook: its request encoding, the HTTP round trip, the answer's
     decoding) and the webhook's own time per decision (``edgewarden_decision_duration_
     seconds``, parse to rendered answer); the call's time less the decision's is the HTTP,
-    TLS and scheduling between the two processes."""
+    TLS and scheduling between the two processes. The webhook that does nothing keeps no
+    histogram: its row has the call's time only."""
 
-    WEBHOOK = "validate.edgewarden.dev"
-
-    def __init__(self) -> None:
+    def __init__(self, webhook: str = "validate.edgewarden.dev") -> None:
+        self.webhook = webhook
         self.call = [0.0, 0.0]
         self.decision = [0.0, 0.0]
         self._before: tuple[tuple[float, float], tuple[float, float]] | None = None
 
-    def start(self, plane: ControlPlane, server: Server) -> None:
+    def start(self, plane: ControlPlane, server: Server | None) -> None:
         self._before = (self._call(plane), self._decision(server))
 
-    def stop(self, plane: ControlPlane, server: Server) -> None:
+    def stop(self, plane: ControlPlane, server: Server | None) -> None:
         assert self._before is not None
         (call_sum, call_count), (decision_sum, decision_count) = self._before
         now_call, now_decision = self._call(plane), self._decision(server)
@@ -516,19 +605,27 @@ class HopSplit:
         self.decision[0] += now_decision[0] - decision_sum
         self.decision[1] += now_decision[1] - decision_count
 
+    def calls(self, plane: ControlPlane) -> float:
+        """How many times the API server has called this webhook so far."""
+        return self._call(plane)[1]
+
     def _call(self, plane: ControlPlane) -> tuple[float, float]:
         return histogram_sums(apiserver_metrics(plane),
                               "apiserver_admission_webhook_admission_duration_seconds",
-                              name=self.WEBHOOK)
+                              name=self.webhook)
 
     @staticmethod
-    def _decision(server: Server) -> tuple[float, float]:
+    def _decision(server: Server | None) -> tuple[float, float]:
+        if server is None:
+            return 0.0, 0.0
         return histogram_sums(server_metrics(server), "edgewarden_decision_duration_seconds",
                               endpoint="validate")
 
     def figures(self) -> dict[str, float]:
         call = self.call[0] / self.call[1] * 1000 if self.call[1] else 0.0
-        decision = self.decision[0] / self.decision[1] * 1000 if self.decision[1] else 0.0
+        if not self.decision[1]:
+            return {"apiserver_call_mean_ms": round(call, 3)}
+        decision = self.decision[0] / self.decision[1] * 1000
         return {"apiserver_call_mean_ms": round(call, 3),
                 "webhook_decision_mean_ms": round(decision, 3),
                 "between_mean_ms": round(call - decision, 3)}
@@ -712,15 +809,27 @@ def main() -> None:
         judged_by_baseline: list[float] = []
         splits: dict[str, HopSplit] = {}
         if baseline is None:
-            print(f"{args.creates} creates the webhook does not judge and {args.creates} it "
-                  "judges, one of each in turn...", flush=True)
+            print(f"{args.creates} creates of each: not judged, judged by edgewarden, judged "
+                  "by a webhook that does nothing; one of each in turn...", flush=True)
+            idle = IdleWebhook(plane, server)
+            idle.start()
             server.register(selector=JUDGED)
+            idle.register(selector=IDLE_JUDGED)
             wait_until_called(plane, expected=True, labels=JUDGED)
             split = splits.setdefault("judged", HopSplit())
+            idle_split = splits.setdefault("idle", HopSplit(IdleWebhook.PREFIX + split.webhook))
+            wait_until_idle_called(plane, idle_split)
             split.start(plane, server)
-            plain, judged = interleaved_latencies(plane, "bench", args.creates)
+            idle_split.start(plane, None)
+            series = interleaved_latencies(plane, "bench", args.creates, {
+                "plain": None, "judged": JUDGED, "idle": IDLE_JUDGED})
             split.stop(plane, server)
+            idle_split.stop(plane, None)
+            plain, judged = series["plain"], series["judged"]
+            figures.with_idle_webhook_ms = percentiles(series["idle"])
             server.unregister()
+            idle.unregister()
+            idle.process.stop()
         else:
             # Two builds cannot both judge one create: they take turns being registered.
             per_block = max(1, args.creates // args.blocks)
@@ -787,7 +896,21 @@ def report(figures: Figures) -> None:
              f"{figures.with_webhook_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
             ("serve RSS, empty cluster", f"{figures.rss_mib_empty_cluster:.0f} MiB"),
         ]
+    if figures.with_idle_webhook_ms:
+        idle, judged = figures.with_idle_webhook_ms, figures.with_webhook_ms
+        rows += [
+            ("Service CREATE, judged by a webhook that does nothing", _latency(idle)),
+            ("added by a webhook that does nothing (p50 / p99)",
+             f"{idle['p50'] - figures.without_webhook_ms['p50']:.2f} / "
+             f"{idle['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
+            ("edgewarden's own part (judged less nothing, p50 / p99)",
+             f"{judged['p50'] - idle['p50']:.2f} / {judged['p99'] - idle['p99']:.2f} ms"),
+        ]
     for tag, split in figures.hop_split.items():
+        if "between_mean_ms" not in split:
+            rows.append(("the webhook that does nothing: per call, API server",
+                         f"{split['apiserver_call_mean_ms']:.2f} ms (mean)"))
+            continue
         who = "edgewarden" if tag == "judged" else "the baseline"
         rows.append((f"{who}: per call, API server / decision / between",
                      f"{split['apiserver_call_mean_ms']:.2f} / "
