@@ -33,8 +33,8 @@ The steps, in order (each its own measurement; a step that fails leaves its rows
 
 The engine's targets are microseconds on the machine the issue was filed on; a machine may
 run at half that speed another day. ``--before CHECKOUT`` runs step 2 on the build the issue
-measured too (its own engine.py, in this run), and notes the ratio and what it makes of the
-issue's figures::
+measured too (its own engine.py, in this run), and registers it in step 4 too (in blocks,
+beside this build), and notes the ratios and what they make of the issue's figures::
 
     git worktree add ../before 5417452     # the 14 policies and the code the issue measured
     python3.11 -m venv ../before/.venv && ../before/.venv/bin/pip install \
@@ -393,10 +393,15 @@ def measure_throughput(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path
 # --- 4. through a real kube-apiserver -------------------------------------------------
 
 
-def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step, build: Build) -> None:
+def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step, build: Build,
+                      before: Path | None = None) -> None:
+    # With the issue's build, the creates run in blocks, each build registered in turn
+    # (two builds cannot both judge one create), beside the same two series.
+    baseline = [] if before is None else [
+        "--baseline", str(before / ".venv" / "bin" / "edgewarden")]
     output = run_logged([
         PYTHON, str(HERE / "apiserver.py"), "--skip-parts", "--edgewarden", build.edgewarden,
-        "--creates", str(sizes.creates),
+        "--creates", str(sizes.creates), *baseline,
         "--namespaces", str(sizes.namespaces),
         "--services", str(sizes.services), "--budget", str(sizes.population_budget),
         "--workers", str(sizes.population_workers)],
@@ -415,9 +420,10 @@ def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step, build: Bui
     row.measured = f"{added_p50:.2f} / {added_p99:.2f} ms"
     row.values = {"added_p50_ms": added_p50, "added_p99_ms": added_p99,
                   "without_p50_ms": plain["p50"], "without_p99_ms": plain["p99"]}
-    row.note = (f"{build.description}; {figures['creates']} creates per series, judged "
-                f"and not in turn; not judged p50 {plain['p50']:.1f} ms, "
-                f"p99 {plain['p99']:.1f} ms")
+    turns = "in blocks, each build registered in turn" if before is not None else \
+        "one of each series in turn"
+    row.note = (f"{build.description}; {figures['creates']} creates per series, {turns}; "
+                f"not judged p50 {plain['p50']:.1f} ms, p99 {plain['p99']:.1f} ms")
     idle = figures.get("with_idle_webhook_ms")
     if idle:
         # The same rotation's third series: what any webhook call costs this API server.
@@ -429,6 +435,19 @@ def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step, build: Bui
                      f"TLS, the same configurations) adds {idle_p50:.2f} / {idle_p99:.2f} ms "
                      f"in the same rotation, so edgewarden's own part is {own_p50:.2f} / "
                      f"{own_p99:.2f} ms")
+    earlier = figures.get("with_baseline_ms")
+    if before is not None and earlier:
+        # What the issue's build adds on this API server today, and what the ratio makes
+        # of this build's figures on the issue's day (3.1 / 4.0 ms then).
+        then_p50, then_p99 = earlier["p50"] - plain["p50"], earlier["p99"] - plain["p99"]
+        row.note += (f"; the issue's build ({before.name}) in this run adds {then_p50:.2f} / "
+                     f"{then_p99:.2f} ms")
+        row.values.update({"before_added_p50_ms": then_p50, "before_added_p99_ms": then_p99})
+        if then_p50 > 0 and then_p99 > 0:
+            scaled_p50, scaled_p99 = 3.1 * added_p50 / then_p50, 4.0 * added_p99 / then_p99
+            row.note += f": on the issue's day {scaled_p50:.2f} / {scaled_p99:.2f} ms"
+            row.values.update({"scaled_added_p50_ms": scaled_p50,
+                               "scaled_added_p99_ms": scaled_p99})
     if not figures.get("services"):
         raise StepFailed("no Service was created for the scale figure")
     scale = rows[SCALE]
@@ -522,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
                  lambda s: measure_throughput(sizes, rows, s, tmp, build))
         if not args.skip_apiserver:
             run_step("apiserver", steps, (CREATE_ADDED, SCALE), rows,
-                     lambda s: measure_apiserver(sizes, rows, s, build))
+                     lambda s: measure_apiserver(sizes, rows, s, build, args.before))
     info["load_after"] = os.getloadavg()
     total = time.monotonic() - started
     print(f"\nissue 21's figures ({'--quick: smoke sizes, not figures' if args.quick else 'full'}"

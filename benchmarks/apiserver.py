@@ -197,15 +197,16 @@ def percentiles(samples: list[float]) -> dict[str, float]:
             "p99": round(pick(0.99) * 1000, 2), "mean": round(statistics.mean(ordered) * 1000, 2)}
 
 
-def create_latencies(plane: ControlPlane, namespace: str, count: int, prefix: str) -> list[float]:
+def create_latencies(plane: ControlPlane, namespace: str, count: int, prefix: str,
+                     labels: dict[str, str] | None = None) -> list[float]:
     api = Api(plane)
     path = f"/api/v1/namespaces/{namespace}/services"
     for index in range(20):  # warm the connection and the API server's caches
-        api.post(path, service(f"{prefix}-warm-{index}"))
+        api.post(path, service(f"{prefix}-warm-{index}", labels=labels))
     samples = []
     for index in range(count):
         started = time.perf_counter()
-        status = api.post(path, service(f"{prefix}-{index}"))
+        status = api.post(path, service(f"{prefix}-{index}", labels=labels))
         samples.append(time.perf_counter() - started)
         if status != 201:
             raise RuntimeError(f"create {prefix}-{index}: HTTP {status}")
@@ -395,15 +396,20 @@ class IdleWebhook:
                            "-l", f"app.kubernetes.io/name={self.NAME}")
 
 
+def probe_namespace(plane: ControlPlane) -> str:
+    """The production namespace the probes' dry-run creates go to, made on first use."""
+    if plane.kubectl("get", "namespace", "bench-probe", check=False).returncode != 0:
+        plane.kubectl("create", "namespace", "bench-probe")
+        plane.kubectl("label", "namespace", "bench-probe", "environment=production")
+    return "bench-probe"
+
+
 def wait_until_called(plane: ControlPlane, expected: bool,
                       labels: dict[str, str] | None = None) -> None:
     """Until the API server calls the webhook (a NodePort in production, with ``labels``, is
     refused), or no longer does (it is admitted)."""
-    if plane.kubectl("get", "namespace", "bench-probe", check=False).returncode != 0:
-        plane.kubectl("create", "namespace", "bench-probe")
-        plane.kubectl("label", "namespace", "bench-probe", "environment=production")
     probe = service("probe", labels=labels)
-    probe["metadata"]["namespace"] = "bench-probe"
+    probe["metadata"]["namespace"] = probe_namespace(plane)
     probe["spec"]["type"] = "NodePort"
     until(lambda: (plane.kubectl("create", "-f", "-", "--dry-run=server", check=False,
                                  input=json.dumps(probe))
@@ -417,7 +423,7 @@ def wait_until_idle_called(plane: ControlPlane, split: HopSplit) -> None:
     only the API server's own count of calls tells)."""
     before = split.calls(plane)
     probe = service("idle-probe", labels=IDLE_JUDGED)
-    probe["metadata"]["namespace"] = "bench-probe"
+    probe["metadata"]["namespace"] = probe_namespace(plane)
 
     def called() -> bool:
         plane.kubectl("create", "-f", "-", "--dry-run=server", check=False,
@@ -807,49 +813,60 @@ def main() -> None:
         plain: list[float] = []
         judged: list[float] = []
         judged_by_baseline: list[float] = []
+        judged_by_idle: list[float] = []
         splits: dict[str, HopSplit] = {}
+        split = splits.setdefault("judged", HopSplit())
+        idle_split = splits.setdefault("idle", HopSplit(IdleWebhook.PREFIX + split.webhook))
+        # The webhook that does nothing judges only its own label's creates: it stays
+        # registered throughout, beside whichever build is.
+        idle = IdleWebhook(plane, server)
+        idle.start()
+        idle.register(selector=IDLE_JUDGED)
+        wait_until_idle_called(plane, idle_split)
         if baseline is None:
             print(f"{args.creates} creates of each: not judged, judged by edgewarden, judged "
                   "by a webhook that does nothing; one of each in turn...", flush=True)
-            idle = IdleWebhook(plane, server)
-            idle.start()
             server.register(selector=JUDGED)
-            idle.register(selector=IDLE_JUDGED)
             wait_until_called(plane, expected=True, labels=JUDGED)
-            split = splits.setdefault("judged", HopSplit())
-            idle_split = splits.setdefault("idle", HopSplit(IdleWebhook.PREFIX + split.webhook))
-            wait_until_idle_called(plane, idle_split)
             split.start(plane, server)
             idle_split.start(plane, None)
             series = interleaved_latencies(plane, "bench", args.creates, {
                 "plain": None, "judged": JUDGED, "idle": IDLE_JUDGED})
             split.stop(plane, server)
             idle_split.stop(plane, None)
-            plain, judged = series["plain"], series["judged"]
-            figures.with_idle_webhook_ms = percentiles(series["idle"])
+            plain, judged, judged_by_idle = series["plain"], series["judged"], series["idle"]
             server.unregister()
-            idle.unregister()
-            idle.process.stop()
         else:
             # Two builds cannot both judge one create: they take turns being registered.
             per_block = max(1, args.creates // args.blocks)
             for block in range(args.blocks):
                 print(f"block {block + 1}/{args.blocks}: {per_block} creates without a "
                       f"webhook, {per_block} with edgewarden registered, the same with the "
-                      "baseline...", flush=True)
+                      "baseline and with the webhook that does nothing...", flush=True)
                 plain += create_latencies(plane, "bench", per_block, f"plain-{block}")
-                # Which build goes first alternates, so a trend in the load favours neither.
-                order = [(server, judged), (baseline, judged_by_baseline)]
-                for registered, samples in (order if block % 2 == 0 else order[::-1]):
+                # The order rotates block by block, so a trend in the load favours none.
+                order: list[tuple[Server | None, list[float]]] = [
+                    (server, judged), (baseline, judged_by_baseline), (None, judged_by_idle)]
+                shift = block % len(order)
+                for registered, samples in order[shift:] + order[:shift]:
+                    if registered is None:
+                        idle_split.start(plane, None)
+                        samples += create_latencies(plane, "bench", per_block, f"idle-{block}",
+                                                    labels=IDLE_JUDGED)
+                        idle_split.stop(plane, None)
+                        continue
                     registered.register()
                     wait_until_called(plane, expected=True)
                     tag = "judged" if registered is server else "baseline"
-                    split = splits.setdefault(tag, HopSplit())
-                    split.start(plane, registered)
+                    build_split = splits.setdefault(tag, HopSplit())
+                    build_split.start(plane, registered)
                     samples += create_latencies(plane, "bench", per_block, f"{tag}-{block}")
-                    split.stop(plane, registered)
+                    build_split.stop(plane, registered)
                     registered.unregister()
                     wait_until_called(plane, expected=False)
+        idle.unregister()
+        idle.process.stop()
+        figures.with_idle_webhook_ms = percentiles(judged_by_idle)
         figures.without_webhook_ms = percentiles(plain)
         figures.with_webhook_ms = percentiles(judged)
         figures.hop_split = {tag: split.figures() for tag, split in splits.items()}
