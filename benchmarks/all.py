@@ -33,8 +33,8 @@ The steps, in order (each its own measurement; a step that fails leaves its rows
 
 The engine's targets are microseconds on the machine the issue was filed on; a machine may
 run at half that speed another day. ``--before CHECKOUT`` runs step 2 on the build the issue
-measured too (its own engine.py, in this run), and registers it in step 4 too (in blocks,
-beside this build), and notes the ratios and what they make of the issue's figures::
+measured too (its own engine.py, in this run), and has it judge a series of step 4's creates
+too, and notes the ratios and what they make of the issue's figures::
 
     git worktree add ../before 5417452     # the 14 policies and the code the issue measured
     python3.11 -m venv ../before/.venv && ../before/.venv/bin/pip install \
@@ -395,8 +395,7 @@ def measure_throughput(sizes: Sizes, rows: dict[str, Row], step: Step, tmp: Path
 
 def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step, build: Build,
                       before: Path | None = None) -> None:
-    # With the issue's build, the creates run in blocks, each build registered in turn
-    # (two builds cannot both judge one create), beside the same two series.
+    # With the issue's build: it judges a series of its own in the same rotation.
     baseline = [] if before is None else [
         "--baseline", str(before / ".venv" / "bin" / "edgewarden")]
     output = run_logged([
@@ -420,9 +419,8 @@ def measure_apiserver(sizes: Sizes, rows: dict[str, Row], step: Step, build: Bui
     row.measured = f"{added_p50:.2f} / {added_p99:.2f} ms"
     row.values = {"added_p50_ms": added_p50, "added_p99_ms": added_p99,
                   "without_p50_ms": plain["p50"], "without_p99_ms": plain["p99"]}
-    turns = "in blocks, each build registered in turn" if before is not None else \
-        "one of each series in turn"
-    row.note = (f"{build.description}; {figures['creates']} creates per series, {turns}; "
+    row.note = (f"{build.description}; {figures['creates']} creates per series, one of each "
+                f"series in turn; "
                 f"not judged p50 {plain['p50']:.1f} ms, p99 {plain['p99']:.1f} ms")
     idle = figures.get("with_idle_webhook_ms")
     if idle:

@@ -9,8 +9,10 @@
    in the same rotation, is judged by a webhook that does nothing
    (benchmarks/raw_asgi.py, the throughput ceiling, under plain uvicorn over TLS, registered
    with the same configurations and a label of its own): what any webhook call costs this
-   API server on this machine, so that the webhook's own part is the difference. (With
-   ``--baseline``, two builds take turns being registered, in alternating blocks.)
+   API server on this machine, so that the webhook's own part is the difference. With
+   ``--baseline``, another build (the one an issue measured) judges a fourth series in the
+   same rotation. Each webhook besides edgewarden is registered with edgewarden's
+   configurations under names, URLs and a label selector of its own.
 2. The watch cache at scale: Namespaces and Services are created (up to 10,000 and
    100,000, within a time budget; the figures say how many were made), then
    ``edgewarden serve`` is started: seconds from its start to ready (every cache synced,
@@ -36,7 +38,7 @@ Run from the repository root after scripts/kube-binaries::
     .venv/bin/python benchmarks/apiserver.py                  # full run, ~20 minutes
     .venv/bin/python benchmarks/apiserver.py --creates 300 --namespaces 200 --services 2000
     .venv/bin/python benchmarks/apiserver.py --only-parts     # part 3 only (needs haproxy)
-    # part 1 only, this build against another one's edgewarden in alternating blocks:
+    # part 1 only, with another build's edgewarden judging a series of its own:
     .venv/bin/python benchmarks/apiserver.py --skip-population --skip-parts \
         --baseline ../other-build/.venv/bin/edgewarden
 
@@ -105,9 +107,9 @@ class Figures:
     creates: int
     without_webhook_ms: dict[str, float] = field(default_factory=dict)
     with_webhook_ms: dict[str, float] = field(default_factory=dict)
-    # A webhook that does nothing, in the same rotation (empty with --baseline).
+    # A webhook that does nothing, in the same rotation.
     with_idle_webhook_ms: dict[str, float] = field(default_factory=dict)
-    # --baseline: another build's edgewarden, registered in its own blocks beside ours.
+    # --baseline: another build's edgewarden, in the same rotation.
     baseline: str = ""
     with_baseline_ms: dict[str, float] = field(default_factory=dict)
     # HopSplit.figures() of each registered build: where its added time goes.
@@ -195,22 +197,6 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
     return {"p50": round(pick(0.50) * 1000, 2), "p90": round(pick(0.90) * 1000, 2),
             "p99": round(pick(0.99) * 1000, 2), "mean": round(statistics.mean(ordered) * 1000, 2)}
-
-
-def create_latencies(plane: ControlPlane, namespace: str, count: int, prefix: str,
-                     labels: dict[str, str] | None = None) -> list[float]:
-    api = Api(plane)
-    path = f"/api/v1/namespaces/{namespace}/services"
-    for index in range(20):  # warm the connection and the API server's caches
-        api.post(path, service(f"{prefix}-warm-{index}", labels=labels))
-    samples = []
-    for index in range(count):
-        started = time.perf_counter()
-        status = api.post(path, service(f"{prefix}-{index}", labels=labels))
-        samples.append(time.perf_counter() - started)
-        if status != 201:
-            raise RuntimeError(f"create {prefix}-{index}: HTTP {status}")
-    return samples
 
 
 def interleaved_latencies(plane: ControlPlane, namespace: str, count: int,
@@ -324,17 +310,43 @@ class Server:
                     chosen["matchLabels"] = {**chosen.get("matchLabels", {}), **selector}
         return documents
 
-    def register(self, selector: dict[str, str] | None = None) -> None:
-        self.plane.kubectl("apply", "-f", "-",
-                           input=yaml.safe_dump_all(self.configurations(selector)))
+    def register(self, selector: dict[str, str] | None = None,
+                 renamed: str | None = None) -> None:
+        """``renamed``: under configuration names, webhook names and a label of its own
+        (a second build registered beside this one; see ``renamed``)."""
+        documents = self.configurations(selector)
+        if renamed is not None:
+            documents = renamed_configurations(documents, renamed, self.port, self.port)
+        self.plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
 
-    def unregister(self) -> None:
+    def unregister(self, renamed: str | None = None) -> None:
         self.plane.kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration",
-                           "-l", "app.kubernetes.io/name=edgewarden")
+                           "-l", f"app.kubernetes.io/name={renamed or 'edgewarden'}")
 
 
-# The label of the creates the webhook that does nothing judges.
-IDLE_JUDGED = {"bench.edgewarden.dev/judged-by": "idle-webhook"}
+def renamed_configurations(documents: list[dict[str, Any]], name: str, port: int,
+                           new_port: int) -> list[dict[str, Any]]:
+    """edgewarden's configurations as another webhook's: configuration names prefixed
+    ``name-``, webhook names ``name.`` (still qualified, and its own for the API server's
+    metrics), the label ``app.kubernetes.io/name=name``, and the URLs' port ``new_port``."""
+    ours = f"https://127.0.0.1:{port}"
+    for document in documents:
+        metadata = document["metadata"]
+        metadata["name"] = f"{name}-{metadata['name']}"
+        metadata["labels"] = {"app.kubernetes.io/name": name}
+        for webhook in document.get("webhooks") or []:
+            webhook["name"] = f"{name}.{webhook['name']}"
+            url = webhook["clientConfig"]["url"]
+            assert url.startswith(ours), url
+            webhook["clientConfig"]["url"] = f"https://127.0.0.1:{new_port}{url[len(ours):]}"
+    return documents
+
+
+# The labels of the creates the webhook that does nothing, and the baseline, judge; and
+# the baseline's name (renamed_configurations).
+IDLE_JUDGED = {"bench.edgewarden.dev/judged-by": "idle"}
+BASELINE = "baseline"
+BASELINE_JUDGED = {"bench.edgewarden.dev/judged-by": BASELINE}
 
 
 class IdleWebhook:
@@ -343,8 +355,7 @@ class IdleWebhook:
     edgewarden's own configurations (the same rules and matchConditions, so the API server
     calls it exactly when it calls edgewarden) under names and a selector of its own."""
 
-    NAME = "idle-webhook"
-    PREFIX = "idle."  # before each webhook's name: still a qualified name, and its own
+    NAME = "idle"
 
     def __init__(self, plane: ControlPlane, server: Server) -> None:
         self.plane = plane
@@ -356,7 +367,7 @@ class IdleWebhook:
             "--no-access-log", "--log-level", "warning",
             "--ssl-certfile", str(server.tls / "tls.crt"),
             "--ssl-keyfile", str(server.tls / "tls.key")],
-            server.workdir / "idle-webhook.log", cwd=ROOT)
+            server.workdir / "idle.log", cwd=ROOT)
 
     def start(self) -> None:
         self.process.start()
@@ -378,17 +389,8 @@ class IdleWebhook:
               check=self.process.check_alive)
 
     def register(self, selector: dict[str, str]) -> None:
-        documents = self.server.configurations(selector)
-        ours = f"https://127.0.0.1:{self.server.port}"
-        for document in documents:
-            metadata = document["metadata"]
-            metadata["name"] = f"{self.NAME}-{metadata['name']}"
-            metadata["labels"] = {"app.kubernetes.io/name": self.NAME}
-            for webhook in document.get("webhooks") or []:
-                webhook["name"] = self.PREFIX + webhook["name"]
-                url = webhook["clientConfig"]["url"]
-                assert url.startswith(ours), url
-                webhook["clientConfig"]["url"] = f"https://127.0.0.1:{self.port}" + url[len(ours):]
+        documents = renamed_configurations(self.server.configurations(selector), self.NAME,
+                                           self.server.port, self.port)
         self.plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
 
     def unregister(self) -> None:
@@ -418,11 +420,11 @@ def wait_until_called(plane: ControlPlane, expected: bool,
           interval=0.2)
 
 
-def wait_until_idle_called(plane: ControlPlane, split: HopSplit) -> None:
-    """Until the API server calls the webhook that does nothing (it allows everything, so
-    only the API server's own count of calls tells)."""
+def wait_until_counted(plane: ControlPlane, split: HopSplit, labels: dict[str, str]) -> None:
+    """Until the API server calls ``split``'s webhook for an object with ``labels`` (by
+    its own count of calls: the webhook that does nothing allows everything)."""
     before = split.calls(plane)
-    probe = service("idle-probe", labels=IDLE_JUDGED)
+    probe = service(f"probe-{split.webhook.split('.')[0]}", labels=labels)
     probe["metadata"]["namespace"] = probe_namespace(plane)
 
     def called() -> bool:
@@ -430,7 +432,7 @@ def wait_until_idle_called(plane: ControlPlane, split: HopSplit) -> None:
                       input=json.dumps(probe))
         return split.calls(plane) > before
 
-    until(called, "the API server to call the idle webhook", 60, interval=0.2)
+    until(called, f"the API server to call {split.webhook}", 60, interval=0.2)
 
 
 def populate(plane: ControlPlane, namespaces: int, services: int, budget: float,
@@ -756,8 +758,6 @@ def measure_races(plane: ControlPlane, workdir: Path, certificates: WebhookCerti
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--creates", type=int, default=2000, help="per series")
-    parser.add_argument("--blocks", type=int, default=4,
-                        help="with --baseline: alternating blocks each series is measured in")
     parser.add_argument("--skip-population", action="store_true",
                         help="only the latency figures")
     parser.add_argument("--namespaces", type=int, default=10_000)
@@ -773,8 +773,8 @@ def main() -> None:
                              "working tree; benchmarks/all.py passes the build the image ships)")
     parser.add_argument("--baseline", metavar="EDGEWARDEN",
                         help="part 1: also register this edgewarden executable (another "
-                             "build's), in blocks alternating with ours, for a before/after "
-                             "measured side by side")
+                             "build's) for a series of its own in the same rotation: a "
+                             "before/after measured side by side")
     parser.add_argument("--replicas", type=int, default=3, help="part 3: serve replicas")
     parser.add_argument("--part-creates", type=int, default=150,
                         help="part 3: creates per kind, configuration and block")
@@ -810,68 +810,43 @@ def main() -> None:
             figures.baseline = args.baseline
 
         plane.kubectl("create", "namespace", "bench")
-        plain: list[float] = []
-        judged: list[float] = []
-        judged_by_baseline: list[float] = []
-        judged_by_idle: list[float] = []
-        splits: dict[str, HopSplit] = {}
-        split = splits.setdefault("judged", HopSplit())
-        idle_split = splits.setdefault("idle", HopSplit(IdleWebhook.PREFIX + split.webhook))
-        # The webhook that does nothing judges only its own label's creates: it stays
-        # registered throughout, beside whichever build is.
+        # Each series' label selects who judges its creates (None: no webhook).
+        series: dict[str, dict[str, str] | None] = {"plain": None, "judged": JUDGED,
+                                                    "idle": IDLE_JUDGED}
+        judged_split = HopSplit()
+        splits = {"judged": judged_split,
+                  "idle": HopSplit(f"{IdleWebhook.NAME}.{judged_split.webhook}")}
         idle = IdleWebhook(plane, server)
         idle.start()
+        server.register(selector=JUDGED)
         idle.register(selector=IDLE_JUDGED)
-        wait_until_idle_called(plane, idle_split)
-        if baseline is None:
-            print(f"{args.creates} creates of each: not judged, judged by edgewarden, judged "
-                  "by a webhook that does nothing; one of each in turn...", flush=True)
-            server.register(selector=JUDGED)
-            wait_until_called(plane, expected=True, labels=JUDGED)
-            split.start(plane, server)
-            idle_split.start(plane, None)
-            series = interleaved_latencies(plane, "bench", args.creates, {
-                "plain": None, "judged": JUDGED, "idle": IDLE_JUDGED})
-            split.stop(plane, server)
-            idle_split.stop(plane, None)
-            plain, judged, judged_by_idle = series["plain"], series["judged"], series["idle"]
-            server.unregister()
-        else:
-            # Two builds cannot both judge one create: they take turns being registered.
-            per_block = max(1, args.creates // args.blocks)
-            for block in range(args.blocks):
-                print(f"block {block + 1}/{args.blocks}: {per_block} creates without a "
-                      f"webhook, {per_block} with edgewarden registered, the same with the "
-                      "baseline and with the webhook that does nothing...", flush=True)
-                plain += create_latencies(plane, "bench", per_block, f"plain-{block}")
-                # The order rotates block by block, so a trend in the load favours none.
-                order: list[tuple[Server | None, list[float]]] = [
-                    (server, judged), (baseline, judged_by_baseline), (None, judged_by_idle)]
-                shift = block % len(order)
-                for registered, samples in order[shift:] + order[:shift]:
-                    if registered is None:
-                        idle_split.start(plane, None)
-                        samples += create_latencies(plane, "bench", per_block, f"idle-{block}",
-                                                    labels=IDLE_JUDGED)
-                        idle_split.stop(plane, None)
-                        continue
-                    registered.register()
-                    wait_until_called(plane, expected=True)
-                    tag = "judged" if registered is server else "baseline"
-                    build_split = splits.setdefault(tag, HopSplit())
-                    build_split.start(plane, registered)
-                    samples += create_latencies(plane, "bench", per_block, f"{tag}-{block}")
-                    build_split.stop(plane, registered)
-                    registered.unregister()
-                    wait_until_called(plane, expected=False)
+        wait_until_called(plane, expected=True, labels=JUDGED)
+        wait_until_counted(plane, splits["idle"], IDLE_JUDGED)
+        if baseline is not None:
+            series["baseline"] = BASELINE_JUDGED
+            splits["baseline"] = HopSplit(f"{BASELINE}.{judged_split.webhook}")
+            baseline.register(selector=BASELINE_JUDGED, renamed=BASELINE)
+            wait_until_counted(plane, splits["baseline"], BASELINE_JUDGED)
+        print(f"{args.creates} creates of each of {len(series)} series (not judged, judged by "
+              f"edgewarden, by a webhook that does nothing"
+              f"{', by the baseline' if baseline else ''}), one of each in turn...", flush=True)
+        builds = {"judged": server, "idle": None, "baseline": baseline}
+        for tag, split in splits.items():
+            split.start(plane, builds[tag])
+        samples = interleaved_latencies(plane, "bench", args.creates, series)
+        for tag, split in splits.items():
+            split.stop(plane, builds[tag])
+        plain, judged = samples["plain"], samples["judged"]
+        figures.with_idle_webhook_ms = percentiles(samples["idle"])
+        server.unregister()
         idle.unregister()
         idle.process.stop()
-        figures.with_idle_webhook_ms = percentiles(judged_by_idle)
         figures.without_webhook_ms = percentiles(plain)
         figures.with_webhook_ms = percentiles(judged)
         figures.hop_split = {tag: split.figures() for tag, split in splits.items()}
         if baseline is not None:
-            figures.with_baseline_ms = percentiles(judged_by_baseline)
+            figures.with_baseline_ms = percentiles(samples["baseline"])
+            baseline.unregister(renamed=BASELINE)
             baseline.process.stop()
         server.process.stop()
         if not args.skip_population:
@@ -935,7 +910,7 @@ def report(figures: Figures) -> None:
                      f"{split['between_mean_ms']:.2f} ms (means)"))
     if figures.with_baseline_ms:
         rows += [
-            ("Service CREATE, baseline registered", _latency(figures.with_baseline_ms)),
+            ("Service CREATE, judged by the baseline", _latency(figures.with_baseline_ms)),
             ("added by the baseline (p50 / p99)",
              f"{figures.with_baseline_ms['p50'] - figures.without_webhook_ms['p50']:.2f} / "
              f"{figures.with_baseline_ms['p99'] - figures.without_webhook_ms['p99']:.2f} ms"),
