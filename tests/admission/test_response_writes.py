@@ -1,6 +1,8 @@
 """How an answer reaches the socket (webhook/admission/http_protocol.py, docs/http.md):
-its head and body in one write, a streamed head without waiting for the body, and the idle
-keep-alive deadline the listener's sweep enforces in place of uvicorn's per-answer timer.
+its head and body in one write once the loop's step is over (the answers of requests that
+arrived together written after all of them were judged), a streamed head without waiting
+for the body, a held answer written before the connection closes, and the idle keep-alive
+deadline the listener's sweep enforces in place of uvicorn's per-answer timer.
 
 The protocol is driven in process through a transport that records its writes, so what is
 checked is the writes themselves (over a real socket they would be merged or split by TCP).
@@ -29,18 +31,26 @@ ANSWER = b'{"allowed":true}'
 
 
 class RecordingTransport(asyncio.Transport):
-    """The writes a protocol makes, each kept whole; closed when told to."""
+    """The writes a protocol makes, each kept whole; closed when told to. ``peer``: the
+    client's address; ``events``, if given, is told of each write as ("written", peer)."""
 
-    def __init__(self) -> None:
+    def __init__(self, events: list[tuple[str, str]] | None = None,
+                 peer: str = "10.0.0.1") -> None:
         super().__init__()
         self.writes: list[bytes] = []
         self.closed = False
+        self.events = events
+        self.peer = peer
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
+        if self.closed:
+            raise AssertionError("written after close")
         self.writes.append(bytes(data))
+        if self.events is not None:
+            self.events.append(("written", self.peer))
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return {"peername": ("10.0.0.1", 40000), "sockname": ("10.0.0.2", 8443)}.get(
+        return {"peername": (self.peer, 40000), "sockname": ("10.0.0.2", 8443)}.get(
             name, default)
 
     def is_closing(self) -> bool:
@@ -84,13 +94,14 @@ async def answer_at_once(scope: Message, receive: Any, send: Any) -> None:
 
 
 def connect(app: App, settings: ConnectionSettings | None = None,
+            transport: RecordingTransport | None = None,
             ) -> tuple[GuardedHttpProtocol, RecordingTransport]:
     config = uvicorn.Config(app, http="httptools", lifespan="off", log_config=None,
                             access_log=False, proxy_headers=False)
     config.load()
     protocol = GuardedHttpProtocol(config=config, server_state=ServerState(), app_state={},
                                    settings=settings or ConnectionSettings(), tracker=Tracker())
-    transport = RecordingTransport()
+    transport = transport or RecordingTransport()
     protocol.connection_made(transport)
     return protocol, transport
 
@@ -116,6 +127,83 @@ def test_an_answer_goes_out_in_one_write_head_and_body_together() -> None:
         head, _, body = write.partition(b"\r\n\r\n")
         assert b"content-length: %d" % len(ANSWER) in head
         assert body == ANSWER
+
+
+def test_requests_that_arrive_together_are_all_judged_before_any_answer_is_written() -> None:
+    """Under load, several requests arrive in one turn of the loop: each answer waits for the
+    end of the step, so the judgments run one after another, then the writes (their TLS
+    and socket work) one after another."""
+    events: list[tuple[str, str]] = []
+
+    async def judging(scope: Message, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        events.append(("judged", scope["client"][0]))
+        await answer_at_once(scope, _nothing_more, send)
+
+    async def scenario() -> list[bytes]:
+        connections = []
+        for peer in ("10.0.0.1", "10.0.0.3", "10.0.0.5"):
+            connections.append(connect(judging, transport=RecordingTransport(events, peer)))
+        for protocol, _ in connections:
+            protocol.data_received(REQUEST)
+        await settle()
+        for protocol, _ in connections:
+            protocol.connection_lost(None)
+        return [write for _, transport in connections for write in transport.writes]
+
+    writes = asyncio.run(scenario())
+    peers = ["10.0.0.1", "10.0.0.3", "10.0.0.5"]
+    assert events == [("judged", peer) for peer in peers] + [("written", peer) for peer in peers]
+    assert all(write.startswith(b"HTTP/1.1 200 OK\r\n") and write.endswith(ANSWER)
+               for write in writes), writes
+
+
+async def _nothing_more() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
+
+
+def test_an_answer_held_when_the_server_shuts_down_is_written_before_the_close() -> None:
+    """uvicorn's shutdown closes a connection whose answer is complete at once: an answer
+    still held to the end of the step goes out first."""
+    connection: list[GuardedHttpProtocol] = []
+
+    async def answer_then_shut_down(scope: Message, receive: Any, send: Any) -> None:
+        await answer_at_once(scope, receive, send)
+        connection[0].shutdown()  # in the same step: the answer is complete, still held
+
+    async def scenario() -> tuple[list[bytes], bool]:
+        protocol, transport = connect(answer_then_shut_down)
+        connection.append(protocol)
+        protocol.data_received(REQUEST)
+        await settle()
+        protocol.connection_lost(None)
+        return transport.writes, transport.closed
+
+    writes, closed = asyncio.run(scenario())
+    assert closed
+    assert len(writes) == 1 and writes[0].endswith(ANSWER), writes
+
+
+def test_what_is_written_with_the_head_in_one_step_goes_out_in_that_one_write() -> None:
+    async def two_chunks(scope: Message, receive: Any, send: Any) -> None:
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"one", "more_body": True})
+        await send({"type": "http.response.body", "body": b"two"})
+
+    async def scenario() -> list[bytes]:
+        protocol, transport = connect(two_chunks)
+        protocol.data_received(REQUEST)
+        await settle()
+        protocol.connection_lost(None)
+        return transport.writes
+
+    writes = asyncio.run(scenario())
+    assert len(writes) == 1, writes
+    assert writes[0].endswith(b"3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
 
 
 def test_a_head_sent_before_a_slow_body_is_not_held_back() -> None:

@@ -121,6 +121,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._deferred: _Refusal | None = None  # sent once the answer before it is out
         self._idle = False  # answered, no byte of the next request yet: deadline is idle's
         self._extensions: dict[str, Any] = {}
+        self._held = _HeldAnswer()  # the answer written at the end of this loop step, if any
 
     @property
     def peer(self) -> str:
@@ -190,8 +191,10 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None:
-            # The response's head goes out with its body, in one write (see _HeadWithBody).
-            cycle.transport = _HeadWithBody(self.transport, cycle, self.loop)  # type: ignore[assignment]
+            # The response's head and body go out in one write, once this step of the loop
+            # is over (see _HeadWithBody).
+            cycle.transport = _HeadWithBody(  # type: ignore[assignment]
+                self.transport, cycle, self.loop, self._held)
         if getattr(self.server_state, "draining", False) and self.cycle is not None:
             # Shutting down (webhook/serve/root.py): answer, then close, so the client opens
             # its next connection elsewhere instead of meeting a closed one mid-request.
@@ -285,6 +288,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         self.deadline = math.inf
         if self._idle:
+            self._held.release()
             self.transport.close()  # idle past the keep-alive timeout, as uvicorn closes it
         elif self._reading_body:
             self._body_timed_out()
@@ -345,6 +349,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _send_refusal(self, refusal: _Refusal) -> None:
         if self.transport.is_closing():
             return
+        self._held.release()  # the answer before it (pipelined) goes first
         body = orjson.dumps({"kind": "Status", "apiVersion": "v1", "status": "Failure",
                              "message": refusal.message, "reason": refusal.reason,
                              "code": refusal.code})
@@ -364,63 +369,92 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self.tracker.hit("invalid_request", self.peer)
         self.deadline = math.inf
         if not self.transport.is_closing():
+            self._held.release()  # the answer before it (pipelined) goes first
             self.send_400_response("Invalid HTTP request received.")
+
+    def shutdown(self) -> None:
+        # uvicorn closes an idle connection at once: an answer still held goes out first.
+        self._held.release()
+        super().shutdown()
+
+
+class _HeldAnswer:
+    """A connection's answer held by its cycle's transport (_HeadWithBody) until the end of
+    the loop's step: the protocol's own writes (a refusal, a 400, a close) release it
+    first, so the bytes go out in order."""
+
+    __slots__ = ("transport",)
+
+    def __init__(self) -> None:
+        self.transport: _HeadWithBody | None = None
+
+    def release(self) -> None:
+        if self.transport is not None:
+            self.transport.release()
 
 
 class _HeadWithBody:
-    """The transport as one response's cycle sees it: the head is held until the body's
-    first write, and the two go out as one.
+    """The transport as one response's cycle sees it: the answer (its head and what is
+    written with it in the same step of the event loop) is held, then written in one write
+    once that step is over.
 
     uvicorn writes a response's status line and headers, then its body, with a write each;
     over TLS each write is a TLS record and a send on the socket, and the peer wakes up
-    twice for one answer. On this machine the second send cost more than everything our
-    endpoint does in Python (benchmarks/protocol_overhead.py, docs/http.md). The bytes are
-    the same; only how they are cut into segments changes. Anything but the head (a
-    ``100 Continue``, a later chunk of a streamed body) is written at once, and a held head
-    waits at most for the rest of the current step of the event loop: an application that
-    sends its head and then waits for something (a streamed answer) has it sent meanwhile,
-    and a close writes it first.
+    twice for one answer. Held together, they are one record and one send (docs/http.md).
+    Held to the end of the step, the answers of the requests that arrived together are
+    judged one after another, then written one after another, instead of each judgment
+    being followed by the TLS and socket work of its write: under load that took a third
+    off the CPU each request costs (benchmarks/throughput_ab.py, docs/http.md). The bytes
+    are the same; only how and when they are cut into segments changes. A write after the
+    held answer is out (a later chunk of a streamed body) goes at once, and the
+    connection's own writes and closes release a held answer first (``_HeldAnswer``).
     """
 
-    __slots__ = ("_cycle", "_head", "_loop", "_transport", "_waiting")
+    __slots__ = ("_cycle", "_held", "_loop", "_pending", "_transport", "_waiting")
 
     def __init__(self, transport: asyncio.Transport, cycle: RequestResponseCycle,
-                 loop: asyncio.AbstractEventLoop) -> None:
+                 loop: asyncio.AbstractEventLoop, held: _HeldAnswer) -> None:
         self._transport = transport
         # Until the head is written: the cycle holds this transport, so holding the cycle
         # past that would make each request a reference cycle, freed only by the collector.
         self._cycle: RequestResponseCycle | None = cycle
         self._loop = loop
-        self._head: bytes | None = None
+        self._held = held
+        self._pending: bytes | None = None
         # For the head: the first write once the response has started. A HEAD request's
         # answer has no body write to wait for.
         self._waiting = cycle.scope["method"] != "HEAD"
 
     def write(self, data: bytes) -> None:
-        head = self._head
-        if head is not None:
-            self._head = None
-            self._transport.write(head + data)
+        pending = self._pending
+        if pending is not None:
+            self._pending = pending + data
         elif self._waiting and self._cycle is not None and self._cycle.response_started:
             self._waiting = False
             self._cycle = None
-            self._head = data
+            self._pending = data
+            self._held.transport = self
             self._loop.call_soon(self.release)
         else:
             self._transport.write(data)
 
     def release(self) -> None:
-        """Write a held head now (no body write followed it in the same step)."""
-        head, self._head = self._head, None
-        if head is not None and not self._transport.is_closing():
-            self._transport.write(head)
+        """Write what is held now (at the end of the step, or before the connection's own
+        write or close)."""
+        pending, self._pending = self._pending, None
+        if self._held.transport is self:
+            self._held.transport = None
+        if pending is not None and not self._transport.is_closing():
+            self._transport.write(pending)
 
     def close(self) -> None:
         self.release()
         self._transport.close()
 
     def abort(self) -> None:
-        self._head = None  # an abort sends nothing more
+        self._pending = None  # an abort sends nothing more
+        if self._held.transport is self:
+            self._held.transport = None
         self._transport.abort()
 
     def is_closing(self) -> bool:
