@@ -111,16 +111,21 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_an_answer_goes_out_in_one_write_head_and_body_together() -> None:
+def answered(app: App, request: bytes = REQUEST, times: int = 1) -> list[bytes]:
+    """The writes of one connection that sends ``request`` ``times``, each answered in turn."""
     async def scenario() -> list[bytes]:
-        protocol, transport = connect(answer_at_once)
-        for _ in range(3):  # and again on the same keep-alive connection
-            protocol.data_received(REQUEST)
+        protocol, transport = connect(app)
+        for _ in range(times):
+            protocol.data_received(request)
             await settle()
         protocol.connection_lost(None)
         return transport.writes
 
-    writes = asyncio.run(scenario())
+    return asyncio.run(scenario())
+
+
+def test_an_answer_goes_out_in_one_write_head_and_body_together() -> None:
+    writes = answered(answer_at_once, times=3)  # again and again on one keep-alive connection
     assert len(writes) == 3, writes
     for write in writes:
         assert write.startswith(b"HTTP/1.1 200 OK\r\n")
@@ -194,14 +199,7 @@ def test_what_is_written_with_the_head_in_one_step_goes_out_in_that_one_write() 
         await send({"type": "http.response.body", "body": b"one", "more_body": True})
         await send({"type": "http.response.body", "body": b"two"})
 
-    async def scenario() -> list[bytes]:
-        protocol, transport = connect(two_chunks)
-        protocol.data_received(REQUEST)
-        await settle()
-        protocol.connection_lost(None)
-        return transport.writes
-
-    writes = asyncio.run(scenario())
+    writes = answered(two_chunks)
     assert len(writes) == 1, writes
     assert writes[0].endswith(b"3\r\none\r\n3\r\ntwo\r\n0\r\n\r\n")
 
@@ -237,14 +235,7 @@ def test_a_head_sent_before_a_slow_body_is_not_held_back() -> None:
 
 
 def test_an_answer_to_head_is_written_without_a_body() -> None:
-    async def scenario() -> list[bytes]:
-        protocol, transport = connect(answer_at_once)
-        protocol.data_received(b"HEAD /healthz HTTP/1.1\r\nHost: e\r\n\r\n")
-        await settle()
-        protocol.connection_lost(None)
-        return transport.writes
-
-    writes = asyncio.run(scenario())
+    writes = answered(answer_at_once, b"HEAD /healthz HTTP/1.1\r\nHost: e\r\n\r\n")
     assert len(writes) == 1, writes
     assert writes[0].startswith(b"HTTP/1.1 200 OK\r\n") and writes[0].endswith(b"\r\n\r\n")
 
