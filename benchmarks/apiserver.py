@@ -310,13 +310,15 @@ class Server:
                     chosen["matchLabels"] = {**chosen.get("matchLabels", {}), **selector}
         return documents
 
-    def register(self, selector: dict[str, str] | None = None,
-                 renamed: str | None = None) -> None:
+    def register(self, selector: dict[str, str] | None = None, renamed: str | None = None,
+                 port: int | None = None) -> None:
         """``renamed``: under configuration names, webhook names and a label of its own
-        (a second build registered beside this one; see ``renamed``)."""
+        (another webhook registered beside this one; see ``renamed_configurations``), its
+        URLs on ``port`` if given (another server's)."""
         documents = self.configurations(selector)
         if renamed is not None:
-            documents = renamed_configurations(documents, renamed, self.port, self.port)
+            documents = renamed_configurations(documents, renamed, self.port,
+                                               port or self.port)
         self.plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
 
     def unregister(self, renamed: str | None = None) -> None:
@@ -357,8 +359,7 @@ class IdleWebhook:
 
     NAME = "idle"
 
-    def __init__(self, plane: ControlPlane, server: Server) -> None:
-        self.plane = plane
+    def __init__(self, server: Server) -> None:
         self.server = server
         self.port = free_port()
         self.process = ManagedProcess(self.NAME, [
@@ -389,13 +390,10 @@ class IdleWebhook:
               check=self.process.check_alive)
 
     def register(self, selector: dict[str, str]) -> None:
-        documents = renamed_configurations(self.server.configurations(selector), self.NAME,
-                                           self.server.port, self.port)
-        self.plane.kubectl("apply", "-f", "-", input=yaml.safe_dump_all(documents))
+        self.server.register(selector, renamed=self.NAME, port=self.port)
 
     def unregister(self) -> None:
-        self.plane.kubectl("delete", "validatingwebhookconfiguration,mutatingwebhookconfiguration",
-                           "-l", f"app.kubernetes.io/name={self.NAME}")
+        self.server.unregister(renamed=self.NAME)
 
 
 def probe_namespace(plane: ControlPlane) -> str:
@@ -816,7 +814,7 @@ def main() -> None:
         judged_split = HopSplit()
         splits = {"judged": judged_split,
                   "idle": HopSplit(f"{IdleWebhook.NAME}.{judged_split.webhook}")}
-        idle = IdleWebhook(plane, server)
+        idle = IdleWebhook(server)
         idle.start()
         server.register(selector=JUDGED)
         idle.register(selector=IDLE_JUDGED)

@@ -403,7 +403,7 @@ class _HeadWithBody:
     twice for one answer. Held together, they are one record and one send (docs/http.md).
     Held to the end of the step, the answers of the requests that arrived together are
     judged one after another, then written one after another, instead of each judgment
-    being followed by the TLS and socket work of its write: under load that took a third
+    being followed by the TLS and socket work of its write: under load that took 27-30 %
     off the CPU each request costs (benchmarks/throughput_ab.py, docs/http.md). The bytes
     are the same; only how and when they are cut into segments changes. A write after the
     held answer is out (a later chunk of a streamed body) goes at once, and the
